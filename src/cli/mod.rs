@@ -1,0 +1,42 @@
+//! Command-line interface: clap definitions and dispatch to the library.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// servesim: a discrete-event simulator of LLM serving.
+#[derive(Debug, Parser)]
+#[command(name = "servesim", version, about, long_about = None)]
+pub struct Cli {
+    /// Root folder holding `model_configs/` and `perf_model/` (default: $SERVESIM_DATA_DIR,
+    /// else the source tree servesim was built from, else the current directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the version and data folders.
+    Info,
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let cwd = std::env::current_dir()?;
+    let env_dir = std::env::var_os("SERVESIM_DATA_DIR").map(PathBuf::from);
+    let paths =
+        servesim::paths::DataPaths::resolve(cli.data_dir.as_deref(), env_dir.as_deref(), &cwd);
+    match cli.command {
+        Command::Info => {
+            println!("servesim {}", env!("CARGO_PKG_VERSION"));
+            println!("model configs: {}", paths.model_configs.display());
+            println!("perf model:    {}", paths.perf_model.display());
+            Ok(())
+        }
+    }
+}

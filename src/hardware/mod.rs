@@ -1,0 +1,1 @@
+//! Accelerator and cluster specifications loaded from `perf_model/hardware/`.

@@ -1,0 +1,31 @@
+//! # servesim
+//!
+//! A discrete-event simulator of LLM serving. It answers three questions:
+//!
+//! 1. **Simulate**: replay a request trace through a model of a serving engine
+//!    (continuous batching, chunked prefill, paged KV cache, preemption) running a model
+//!    on GPUs, and report per-request TTFT, TPOT and end-to-end latency.
+//! 2. **Validate**: compare the simulator with measurements from real GPU runs.
+//! 3. **Plan**: sweep hardware, parallelism and scheduler settings to find the cheapest
+//!    cluster that meets a latency SLO.
+//!
+//! Around that core it answers static questions: how much memory a model needs
+//! ([`memory`]), and the roofline latency of one batch ([`perf`]).
+//!
+//! The crate is one library with a thin CLI on top; every command is usable from Rust.
+//! Data (model configs, hardware specs, measured latencies) lives in files under
+//! `model_configs/` and `perf_model/`, located through [`paths::DataPaths`].
+
+#![warn(missing_docs)]
+
+pub mod dtype;
+pub mod engine;
+pub mod error;
+pub mod hardware;
+pub mod model;
+pub mod paths;
+pub mod perf;
+pub mod trace;
+pub mod units;
+
+pub use error::{Error, Result};

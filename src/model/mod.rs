@@ -1,0 +1,1 @@
+//! Model architectures parsed from HuggingFace `config.json` files.

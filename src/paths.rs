@@ -1,0 +1,52 @@
+//! Where the shipped data lives: `model_configs/` and `perf_model/`.
+//!
+//! The library never reads the environment; the binary resolves a [`DataPaths`] once
+//! (flag, then `SERVESIM_DATA_DIR`, then the source checkout the binary was built from,
+//! then the current directory) and passes it down.
+
+use std::path::{Path, PathBuf};
+
+/// Roots of the data directories.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataPaths {
+    /// Folder of HuggingFace `config.json` files, as `<org>/<name>.json`.
+    pub model_configs: PathBuf,
+    /// Folder of hardware specs and latency data.
+    pub perf_model: PathBuf,
+}
+
+impl DataPaths {
+    /// Data directories under `root` (`root/model_configs`, `root/perf_model`).
+    pub fn under(root: impl AsRef<Path>) -> Self {
+        let root = root.as_ref();
+        DataPaths {
+            model_configs: root.join("model_configs"),
+            perf_model: root.join("perf_model"),
+        }
+    }
+
+    /// The data shipped in this crate's source tree (`CARGO_MANIFEST_DIR` at build time).
+    /// Used by tests, examples and as the binary's fallback.
+    pub fn builtin() -> Self {
+        Self::under(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// Resolve the data root: `explicit` if given, else `env_value` (the binary passes
+    /// `SERVESIM_DATA_DIR`), else the source tree if it still exists, else `cwd`.
+    pub fn resolve(explicit: Option<&Path>, env_value: Option<&Path>, cwd: &Path) -> Self {
+        if let Some(p) = explicit.or(env_value) {
+            return Self::under(p);
+        }
+        let builtin = Self::builtin();
+        if builtin.perf_model.is_dir() && builtin.model_configs.is_dir() {
+            builtin
+        } else {
+            Self::under(cwd)
+        }
+    }
+
+    /// Folder of hardware spec files.
+    pub fn hardware_dir(&self) -> PathBuf {
+        self.perf_model.join("hardware")
+    }
+}

@@ -1,0 +1,109 @@
+//! Latency models: how long one engine iteration takes.
+//!
+//! The engine describes each iteration as a [`StepShape`] (prefill chunks with the
+//! context they attend to, plus decodes with their context lengths) and asks a
+//! [`LatencyModel`] for its duration. The analytical roofline model, the measured
+//! operator-table model and the fixed mock used by tests all implement the trait.
+
+use crate::units::SimDuration;
+
+pub mod fixed;
+
+/// One prefill chunk in an iteration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PrefillChunk {
+    /// New prompt tokens computed in this iteration.
+    pub tokens: u32,
+    /// Tokens of the same request already in the KV cache before this chunk (earlier
+    /// chunks and prefix-cache hits); the chunk attends to these and to itself.
+    pub context_tokens: u32,
+}
+
+/// The work of one iteration, as the latency model sees it.
+///
+/// Decodes are summarised (count, sum and max of context) because every latency model
+/// here is linear or near-linear in those; prefill chunks are listed because attention
+/// cost is quadratic in each chunk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepShape {
+    /// Prefill chunks (usually zero to a few per iteration).
+    pub prefills: Vec<PrefillChunk>,
+    /// Sequences generating one token each.
+    pub num_decodes: u32,
+    /// Sum over decodes of the context each attends to (tokens in its KV cache,
+    /// including the token being processed).
+    pub decode_context_sum: u64,
+    /// Largest decode context in the batch.
+    pub decode_context_max: u32,
+}
+
+impl StepShape {
+    /// A shape with no work.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Remove all work, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.prefills.clear();
+        self.num_decodes = 0;
+        self.decode_context_sum = 0;
+        self.decode_context_max = 0;
+    }
+
+    /// Add a prefill chunk.
+    pub fn push_prefill(&mut self, tokens: u32, context_tokens: u32) {
+        self.prefills.push(PrefillChunk {
+            tokens,
+            context_tokens,
+        });
+    }
+
+    /// Add one decode whose KV context (including the new token) is `context_tokens`.
+    pub fn push_decode(&mut self, context_tokens: u32) {
+        self.num_decodes += 1;
+        self.decode_context_sum += u64::from(context_tokens);
+        self.decode_context_max = self.decode_context_max.max(context_tokens);
+    }
+
+    /// New prompt tokens across all prefill chunks.
+    pub fn prefill_tokens(&self) -> u64 {
+        self.prefills.iter().map(|p| u64::from(p.tokens)).sum()
+    }
+
+    /// Tokens processed in this iteration (prefill tokens plus one per decode).
+    pub fn total_tokens(&self) -> u64 {
+        self.prefill_tokens() + u64::from(self.num_decodes)
+    }
+
+    /// Sequences in this iteration (prefill chunks plus decodes).
+    pub fn num_seqs(&self) -> u32 {
+        self.prefills.len() as u32 + self.num_decodes
+    }
+
+    /// True when the iteration does nothing.
+    pub fn is_empty(&self) -> bool {
+        self.prefills.is_empty() && self.num_decodes == 0
+    }
+}
+
+/// A model of iteration time.
+///
+/// Implementations must be deterministic (the same shape gives the same duration) and
+/// must return a positive duration for any non-empty shape.
+pub trait LatencyModel: Send + Sync {
+    /// Wall time of one engine iteration processing `shape` on one replica.
+    fn step_time(&self, shape: &StepShape) -> SimDuration;
+
+    /// A short human-readable description of where the predictions come from.
+    fn describe(&self) -> String;
+}
+
+impl<T: LatencyModel + ?Sized> LatencyModel for Box<T> {
+    fn step_time(&self, shape: &StepShape) -> SimDuration {
+        (**self).step_time(shape)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}

@@ -1,0 +1,1 @@
+//! Request traces: readers for the supported formats and synthetic generators.
