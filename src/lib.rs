@@ -22,9 +22,11 @@ pub mod dtype;
 pub mod engine;
 pub mod error;
 pub mod hardware;
+pub mod metrics;
 pub mod model;
 pub mod paths;
 pub mod perf;
+pub mod sim;
 pub mod trace;
 pub mod units;
 

@@ -1,3 +1,17 @@
 //! The serving engine of one replica: request state, scheduler and KV cache.
+//!
+//! ```text
+//!  arrivals ──► waiting (FCFS) ──schedule()──► running ──iteration──► tokens
+//!                  ▲                              │
+//!                  └──────── preemption ◄─────────┘   KV blocks: kv::KvCache
+//! ```
 
+pub mod config;
 pub mod kv;
+pub mod replica;
+pub mod request;
+pub mod scheduler;
+
+pub use config::{EngineConfig, PreemptionMode, SchedulerKind};
+pub use replica::{Replica, RequestSink};
+pub use request::{RequestRecord, RequestStatus};

@@ -1,0 +1,179 @@
+//! Engine settings, named as vLLM names them so users can paste real flags.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Which scheduling policy a replica runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchedulerKind {
+    /// vLLM V1: a token budget per step; running requests first (decodes and unfinished
+    /// prefill chunks), then prefill chunks of waiting requests, FCFS.
+    #[value(name = "vllm-v1")]
+    VllmV1,
+    /// vLLM V0: whole-prompt prefills first and alone unless chunked prefill is on (then
+    /// decodes first and prefill chunks in the leftover budget); multi-step decoding.
+    #[value(name = "vllm-v0")]
+    VllmV0,
+    /// Orca: iteration-level scheduling, whole prompts mixed with decodes.
+    Orca,
+    /// Static batching: a batch is formed when the replica is idle and runs until its
+    /// last request finishes; nothing joins a running batch.
+    Static,
+}
+
+/// What happens to a request evicted from the KV cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PreemptionMode {
+    /// Drop its KV cache; its prefill (prompt plus tokens generated so far) is redone.
+    Recompute,
+    /// Copy its KV cache to host memory over PCIe and back when it resumes.
+    Swap,
+}
+
+/// The settings of one replica's engine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    /// Scheduling policy.
+    pub scheduler: SchedulerKind,
+    /// Most sequences in one iteration (`--max-num-seqs`).
+    pub max_num_seqs: u32,
+    /// Most tokens in one iteration (`--max-num-batched-tokens`).
+    pub max_num_batched_tokens: u32,
+    /// Split long prompts into chunks that share iterations with decodes.
+    pub enable_chunked_prefill: bool,
+    /// Decode iterations run per scheduling decision (vLLM V0 multi-step); tokens are
+    /// streamed once per group.
+    pub num_scheduler_steps: u32,
+    /// Tokens per KV block (`--block-size`).
+    pub block_size: u32,
+    /// KV blocks available on the replica (from the memory plan).
+    pub num_gpu_blocks: u32,
+    /// Longest sequence (prompt + output) accepted (`--max-model-len`).
+    pub max_model_len: u32,
+    /// Reuse KV blocks of identical prompt prefixes (`--enable-prefix-caching`).
+    pub enable_prefix_caching: bool,
+    /// What preemption does (`--preemption-mode`).
+    pub preemption_mode: PreemptionMode,
+    /// KV bytes per token on one GPU of the replica (for swap transfer times).
+    pub kv_bytes_per_token: f64,
+    /// Host-device bandwidth for swapping, bytes per second per direction.
+    pub swap_bandwidth_bytes_per_s: f64,
+}
+
+impl EngineConfig {
+    /// vLLM's defaults for `scheduler`, with the capacity figures (`num_gpu_blocks`,
+    /// `max_model_len`) that come from the memory plan.
+    ///
+    /// * V1 (vLLM ≥ 0.8 online serving): 256 seqs, 2048 batched tokens, chunked prefill
+    ///   and prefix caching on, block 16.
+    /// * V0: 256 seqs; without chunked prefill the token budget is
+    ///   `max(max_model_len, 2048)` so any admissible prompt fits one iteration; prefix
+    ///   caching off; one scheduler step.
+    /// * Orca and static: as V0 without chunking.
+    pub fn defaults_for(scheduler: SchedulerKind, num_gpu_blocks: u32, max_model_len: u32) -> Self {
+        let (chunked, prefix) = match scheduler {
+            SchedulerKind::VllmV1 => (true, true),
+            _ => (false, false),
+        };
+        let mut c = EngineConfig {
+            scheduler,
+            max_num_seqs: 256,
+            max_num_batched_tokens: 2048,
+            enable_chunked_prefill: chunked,
+            num_scheduler_steps: 1,
+            block_size: 16,
+            num_gpu_blocks,
+            max_model_len,
+            enable_prefix_caching: prefix,
+            preemption_mode: PreemptionMode::Recompute,
+            kv_bytes_per_token: 0.0,
+            swap_bandwidth_bytes_per_s: 0.0,
+        };
+        c.max_num_batched_tokens = c.default_max_num_batched_tokens();
+        c
+    }
+
+    /// vLLM's default token budget given the other settings.
+    pub fn default_max_num_batched_tokens(&self) -> u32 {
+        if self.enable_chunked_prefill {
+            2048
+        } else {
+            self.max_model_len.max(2048)
+        }
+    }
+
+    /// Check that the settings can work together.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.max_num_seqs == 0 {
+            return bad("--max-num-seqs must be at least 1".into());
+        }
+        if self.max_num_batched_tokens == 0 {
+            return bad("--max-num-batched-tokens must be at least 1".into());
+        }
+        if self.block_size == 0 {
+            return bad("--block-size must be at least 1".into());
+        }
+        if self.num_scheduler_steps == 0 {
+            return bad("--num-scheduler-steps must be at least 1".into());
+        }
+        if self.max_model_len == 0 {
+            return bad("--max-model-len must be at least 1".into());
+        }
+        if self.num_gpu_blocks == 0 {
+            return bad("the KV cache has no blocks: the model leaves no memory for KV cache on this hardware (raise --gpu-memory-utilization, use more GPUs or a smaller dtype)".into());
+        }
+        if !self.enable_chunked_prefill
+            && self.scheduler != SchedulerKind::Static
+            && self.max_num_batched_tokens < self.max_model_len
+        {
+            return bad(format!(
+                "--max-num-batched-tokens ({}) is smaller than --max-model-len ({}) without chunked prefill: long prompts could never be scheduled; raise it or pass --enable-chunked-prefill",
+                self.max_num_batched_tokens, self.max_model_len
+            ));
+        }
+        if self.preemption_mode == PreemptionMode::Swap
+            && (self.kv_bytes_per_token <= 0.0 || self.swap_bandwidth_bytes_per_s <= 0.0)
+        {
+            return bad(
+                "swap preemption needs the KV bytes per token and a host link bandwidth".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Tokens the KV cache holds in all.
+    pub fn kv_capacity_tokens(&self) -> u64 {
+        u64::from(self.num_gpu_blocks) * u64::from(self.block_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v0_budget_covers_max_model_len_without_chunking() {
+        let c = EngineConfig::defaults_for(SchedulerKind::VllmV0, 1000, 8192);
+        assert_eq!(c.max_num_batched_tokens, 8192);
+        c.validate().unwrap();
+        let c = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 8192);
+        assert_eq!(c.max_num_batched_tokens, 2048);
+        assert!(c.enable_chunked_prefill && c.enable_prefix_caching);
+    }
+
+    #[test]
+    fn rejects_impossible_settings() {
+        let mut c = EngineConfig::defaults_for(SchedulerKind::VllmV0, 1000, 8192);
+        c.max_num_batched_tokens = 512;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--max-num-batched-tokens"));
+        let c = EngineConfig::defaults_for(SchedulerKind::VllmV1, 0, 8192);
+        assert!(c.validate().is_err());
+    }
+}

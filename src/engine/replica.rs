@@ -1,0 +1,329 @@
+//! One model instance (on its TP×PP GPUs) with its own scheduler and KV cache.
+//!
+//! The replica owns its state; the event loop calls [`Replica::try_start_step`] when it
+//! is idle and [`Replica::finish_step`] when the iteration's time has passed.
+
+use super::config::EngineConfig;
+use super::kv::BlockHash;
+use super::request::{LiveRequest, RequestRecord};
+use super::scheduler::{self, seq, ReplicaState, StepPlan};
+use crate::perf::{LatencyModel, StepShape};
+use crate::trace::Request;
+use crate::units::{SimDuration, SimTime};
+use std::sync::Arc;
+
+/// Receives what happens to requests as the simulation runs.
+pub trait RequestSink {
+    /// A request produced `count` output tokens at `now`; `gap` is the time since its
+    /// previous token (or since arrival for its first token).
+    fn on_tokens(&mut self, replica: u32, now: SimTime, gap: SimDuration, count: u32, first: bool);
+    /// A request ended (finished or rejected).
+    fn on_request_end(&mut self, record: RequestRecord);
+}
+
+/// Counters of a replica over a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ReplicaCounters {
+    /// Iterations run (a multi-step group counts each of its iterations).
+    pub iterations: u64,
+    /// Sum of sequences over iterations (for the mean batch size).
+    pub batch_seqs_sum: u64,
+    /// Largest batch in sequences.
+    pub batch_seqs_max: u32,
+    /// Sum of tokens over iterations.
+    pub batch_tokens_sum: u64,
+    /// Preemptions.
+    pub preemptions: u64,
+    /// Time spent in iterations (busy time).
+    pub busy: SimDuration,
+}
+
+/// A serving replica.
+pub struct Replica {
+    id: u32,
+    cfg: EngineConfig,
+    state: ReplicaState,
+    latency: Arc<dyn LatencyModel>,
+    plan: StepPlan,
+    shape: StepShape,
+    busy: bool,
+    tokens_in_step: u64,
+    counters: ReplicaCounters,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("id", &self.id)
+            .field("waiting", &self.state.waiting.len())
+            .field("running", &self.state.running.len())
+            .field("busy", &self.busy)
+            .finish()
+    }
+}
+
+impl Replica {
+    /// A replica with validated settings.
+    pub fn new(id: u32, cfg: EngineConfig, latency: Arc<dyn LatencyModel>) -> crate::Result<Self> {
+        cfg.validate()?;
+        Ok(Replica {
+            id,
+            state: ReplicaState::new(&cfg),
+            cfg,
+            latency,
+            plan: StepPlan::default(),
+            shape: StepShape::new(),
+            busy: false,
+            tokens_in_step: 0,
+            counters: ReplicaCounters::default(),
+        })
+    }
+
+    /// The replica's index.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Whether an iteration is in flight.
+    pub fn is_busy(&self) -> bool {
+        self.busy
+    }
+
+    /// Requests waiting for admission.
+    pub fn num_waiting(&self) -> usize {
+        self.state.waiting.len()
+    }
+
+    /// Requests admitted and holding KV.
+    pub fn num_running(&self) -> usize {
+        self.state.running.len()
+    }
+
+    /// Requests in the replica (waiting or running).
+    pub fn num_outstanding(&self) -> usize {
+        self.state.reqs.len()
+    }
+
+    /// KV blocks in use.
+    pub fn kv_used_blocks(&self) -> u32 {
+        self.state.kv.num_used_blocks()
+    }
+
+    /// Fraction of KV blocks in use.
+    pub fn kv_usage(&self) -> f64 {
+        self.state.kv.usage()
+    }
+
+    /// Tokens in the iteration in flight (0 when idle).
+    pub fn tokens_in_step(&self) -> u64 {
+        self.tokens_in_step
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> &ReplicaCounters {
+        &self.counters
+    }
+
+    /// Check the KV cache's invariants (tests and debug runs).
+    pub fn check_invariants(&self) {
+        self.state.kv.check_invariants();
+        assert_eq!(
+            self.state.running.len() + self.state.waiting.len(),
+            self.state.reqs.len(),
+            "every live request is either waiting or running"
+        );
+        for &slot in &self.state.running {
+            let r = &self.state.reqs[slot];
+            assert!(
+                self.state.kv.seq_num_tokens(seq(slot)) >= r.computed,
+                "a running request holds KV for every computed token"
+            );
+        }
+    }
+
+    /// Accept a request arriving at `now`, or reject it at once if it can never run.
+    pub fn add_request(&mut self, req: Request, now: SimTime, sink: &mut dyn RequestSink) {
+        let total = u64::from(req.input_tokens) + u64::from(req.output_tokens);
+        let max_kv = total.saturating_sub(1);
+        let blocks = max_kv.div_ceil(u64::from(self.cfg.block_size));
+        if total > u64::from(self.cfg.max_model_len) || blocks > u64::from(self.cfg.num_gpu_blocks)
+        {
+            sink.on_request_end(RequestRecord::rejected(
+                req.id,
+                self.id,
+                now,
+                req.input_tokens,
+                req.output_tokens,
+            ));
+            return;
+        }
+        let block_hashes = if self.cfg.enable_prefix_caching {
+            block_hashes(&req, self.cfg.block_size)
+        } else {
+            Vec::new()
+        };
+        let slot = self.state.reqs.insert(LiveRequest {
+            id: req.id,
+            arrival: now,
+            prompt_tokens: req.input_tokens,
+            output_tokens: req.output_tokens,
+            generated: 0,
+            computed: 0,
+            block_hashes,
+            scheduled_at: None,
+            first_token_at: None,
+            last_token_at: now,
+            preemptions: 0,
+            prefix_hit_tokens: 0,
+            swapped: false,
+        });
+        self.state.waiting.push_back(slot);
+    }
+
+    /// If idle and there is runnable work, schedule an iteration and return how long it
+    /// takes. None when busy or when nothing can run.
+    pub fn try_start_step(&mut self, now: SimTime) -> Option<SimDuration> {
+        if self.busy || self.state.reqs.is_empty() {
+            return None;
+        }
+        scheduler::schedule(&mut self.state, &self.cfg, now, &mut self.plan);
+        self.counters.preemptions += u64::from(self.plan.preempted);
+        if self.plan.entries.is_empty() {
+            return None;
+        }
+        let mut duration = SimDuration::ZERO;
+        for step in 0..self.plan.decode_steps {
+            self.shape.clear();
+            for e in &self.plan.entries {
+                let r = &self.state.reqs[e.slot];
+                if step == 0 {
+                    if r.is_decoding() {
+                        self.shape.push_decode(r.computed + 1);
+                    } else {
+                        self.shape.push_prefill(e.num_new, r.computed);
+                    }
+                } else if step < r.output_tokens - r.generated {
+                    self.shape.push_decode(r.computed + 1 + step);
+                }
+            }
+            if self.shape.is_empty() {
+                break;
+            }
+            if step == 0 {
+                self.tokens_in_step = self.shape.total_tokens();
+            }
+            let seqs = self.shape.num_seqs();
+            self.counters.iterations += 1;
+            self.counters.batch_seqs_sum += u64::from(seqs);
+            self.counters.batch_seqs_max = self.counters.batch_seqs_max.max(seqs);
+            self.counters.batch_tokens_sum += self.shape.total_tokens();
+            duration += self.latency.step_time(&self.shape);
+        }
+        if self.plan.swap_bytes > 0.0 {
+            duration += SimDuration::from_secs_f64(
+                self.plan.swap_bytes / self.cfg.swap_bandwidth_bytes_per_s,
+            );
+        }
+        // Time always advances: a zero-length iteration could loop forever.
+        let duration = duration.max(SimDuration::from_nanos(1));
+        self.counters.busy += duration;
+        self.busy = true;
+        Some(duration)
+    }
+
+    /// Apply the iteration in flight, which ends at `now`: advance tokens, emit them, and
+    /// retire finished requests.
+    pub fn finish_step(&mut self, now: SimTime, sink: &mut dyn RequestSink) {
+        debug_assert!(self.busy, "finish_step without a step in flight");
+        self.busy = false;
+        self.tokens_in_step = 0;
+        let steps = self.plan.decode_steps;
+        let mut any_done = false;
+        for e in &self.plan.entries {
+            let r = &mut self.state.reqs[e.slot];
+            let produced = if steps > 1 {
+                let n = steps.min(r.output_tokens - r.generated);
+                r.computed += n;
+                n
+            } else {
+                r.computed += e.num_new;
+                u32::from(r.computed == r.known_tokens())
+            };
+            if produced == 0 {
+                continue;
+            }
+            r.generated += produced;
+            let first = r.first_token_at.is_none();
+            if first {
+                r.first_token_at = Some(now);
+            }
+            let gap = now.saturating_duration_since(r.last_token_at);
+            r.last_token_at = now;
+            sink.on_tokens(self.id, now, gap, produced, first);
+            any_done |= r.is_done();
+        }
+        if any_done {
+            self.retire_finished(now, sink);
+        }
+    }
+
+    fn retire_finished(&mut self, now: SimTime, sink: &mut dyn RequestSink) {
+        let st = &mut self.state;
+        let (reqs, kv) = (&mut st.reqs, &mut st.kv);
+        st.running.retain(|&slot| {
+            if reqs[slot].is_done() {
+                kv.free(seq(slot));
+                let r = reqs.remove(slot);
+                sink.on_request_end(RequestRecord::finished(&r, self.id, now));
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+/// Chained hashes of a request's shareable full KV blocks of `block_size` tokens.
+///
+/// * With trace prefix hashes (`prefix_hash_ids`, each covering `hash_block_tokens`),
+///   engine block `k` is hashable when the trace block holding its last token is known;
+///   its hash chains every trace id up to that block, so two requests share engine
+///   blocks exactly as far as their trace ids agree.
+/// * With only a `session_id`, each turn's prompt is taken to start with the session's
+///   earlier conversation, so every full block of prompt and output is hashed by
+///   (session, block index).
+/// * Otherwise the request shares nothing and gets no hashes.
+pub fn block_hashes(req: &Request, block_size: u32) -> Vec<BlockHash> {
+    let bs = u64::from(block_size);
+    if !req.prefix_hash_ids.is_empty() && req.hash_block_tokens > 0 {
+        let hb = u64::from(req.hash_block_tokens);
+        let prompt_blocks = u64::from(req.input_tokens) / bs;
+        let mut chain = Vec::with_capacity(req.prefix_hash_ids.len());
+        let mut h = None;
+        for &id in &req.prefix_hash_ids {
+            let next = BlockHash::chain(h, id);
+            chain.push(next);
+            h = Some(next);
+        }
+        (0..prompt_blocks)
+            .map_while(|k| {
+                let last_token = (k + 1) * bs - 1;
+                let t = (last_token / hb) as usize;
+                chain.get(t).map(|&c| BlockHash::chain(Some(c), k))
+            })
+            .collect()
+    } else if let Some(session) = req.session_id {
+        let root = BlockHash::chain(None, session);
+        let blocks = (u64::from(req.input_tokens) + u64::from(req.output_tokens)) / bs;
+        (0..blocks)
+            .map(|k| BlockHash::chain(Some(root), k))
+            .collect()
+    } else {
+        Vec::new()
+    }
+}

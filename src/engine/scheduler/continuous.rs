@@ -1,0 +1,192 @@
+//! Continuous (iteration-level) batching: vLLM V1, vLLM V0 and Orca differ only in the
+//! knobs of [`Policy`], so one loop implements all three.
+
+use super::{ReplicaState, Scheduled, StepPlan};
+use crate::engine::config::EngineConfig;
+use crate::units::SimTime;
+
+/// How a continuous-batching scheduler orders and mixes work.
+#[derive(Debug)]
+pub(super) struct Policy {
+    /// Schedule all running decodes before any running prefill chunk (V0 chunked,
+    /// Orca); otherwise running requests are served in admission order (V1).
+    decodes_first: bool,
+    /// New prompts run alone: if any waiting request is admitted, the iteration holds
+    /// only prefills (V0 without chunked prefill).
+    prefill_alone: bool,
+    /// Decode groups run `num_scheduler_steps` iterations per decision (V0).
+    multi_step: bool,
+    /// Keep this fraction of blocks free when admitting new requests (V0 watermark).
+    admit_watermark: f64,
+}
+
+/// vLLM V1 (`vllm/v1/core/sched/scheduler.py` behaviour).
+pub(super) const V1: Policy = Policy {
+    decodes_first: false,
+    prefill_alone: false,
+    multi_step: false,
+    admit_watermark: 0.0,
+};
+/// vLLM V0 with chunked prefill: decodes, then running chunks, then new chunks.
+pub(super) const V0_CHUNKED: Policy = Policy {
+    decodes_first: true,
+    prefill_alone: false,
+    multi_step: true,
+    admit_watermark: 0.01,
+};
+/// vLLM V0 default: prefill-prioritised whole prompts, decodes when none are admitted.
+pub(super) const V0: Policy = Policy {
+    decodes_first: true,
+    prefill_alone: true,
+    multi_step: true,
+    admit_watermark: 0.01,
+};
+/// Orca: whole prompts mixed with decodes in one iteration.
+pub(super) const ORCA: Policy = Policy {
+    decodes_first: true,
+    prefill_alone: false,
+    multi_step: false,
+    admit_watermark: 0.0,
+};
+
+pub(super) fn schedule(
+    st: &mut ReplicaState,
+    cfg: &EngineConfig,
+    now: SimTime,
+    plan: &mut StepPlan,
+    policy: &Policy,
+) {
+    let chunked = cfg.enable_chunked_prefill;
+    let mut budget = cfg.max_num_batched_tokens;
+
+    if policy.prefill_alone && !st.waiting.is_empty() {
+        admit_waiting(st, cfg, now, plan, policy, &mut budget, false);
+        if !plan.entries.is_empty() {
+            return;
+        }
+    }
+
+    // Running requests: decodes (and, for V1, unfinished chunks in admission order).
+    let mut i = 0;
+    while i < st.running.len() && budget > 0 {
+        let slot = st.running[i];
+        let r = &st.reqs[slot];
+        if policy.decodes_first && !r.is_decoding() {
+            i += 1;
+            continue;
+        }
+        if !schedule_running(st, cfg, plan, slot, &mut budget, chunked) {
+            // `slot` itself was preempted: everything after it is gone too.
+            break;
+        }
+        i += 1;
+    }
+    if policy.decodes_first {
+        // Then unfinished prefill chunks of running requests.
+        let mut i = 0;
+        while i < st.running.len() && budget > 0 {
+            let slot = st.running[i];
+            if st.reqs[slot].is_decoding() || plan.entries.iter().any(|e| e.slot == slot) {
+                i += 1;
+                continue;
+            }
+            if !schedule_running(st, cfg, plan, slot, &mut budget, chunked) {
+                break;
+            }
+            i += 1;
+        }
+    }
+
+    // New requests, unless this iteration had to preempt (as vLLM does).
+    if plan.preempted == 0 && !policy.prefill_alone {
+        admit_waiting(st, cfg, now, plan, policy, &mut budget, chunked);
+    }
+
+    if policy.multi_step && cfg.num_scheduler_steps > 1 {
+        extend_to_multi_step(st, cfg, plan, &mut budget);
+    }
+}
+
+/// Schedule a running request's pending tokens. Returns false if it was preempted.
+fn schedule_running(
+    st: &mut ReplicaState,
+    cfg: &EngineConfig,
+    plan: &mut StepPlan,
+    slot: usize,
+    budget: &mut u32,
+    chunked: bool,
+) -> bool {
+    let r = &st.reqs[slot];
+    let pending = r.pending_tokens();
+    if !chunked && pending > *budget {
+        // A whole-prompt re-prefill that does not fit this iteration waits.
+        return true;
+    }
+    let num_new = pending.min(*budget);
+    let target = r.computed + num_new;
+    if !st.grow_or_preempt(slot, target, cfg, plan, budget) {
+        return false;
+    }
+    plan.entries.push(Scheduled { slot, num_new });
+    *budget -= num_new;
+    true
+}
+
+fn admit_waiting(
+    st: &mut ReplicaState,
+    cfg: &EngineConfig,
+    now: SimTime,
+    plan: &mut StepPlan,
+    policy: &Policy,
+    budget: &mut u32,
+    chunked: bool,
+) {
+    let watermark = (policy.admit_watermark * f64::from(st.kv.num_blocks())) as u32;
+    while *budget > 0 && (st.running.len() as u32) < cfg.max_num_seqs {
+        let Some(&slot) = st.waiting.front() else {
+            break;
+        };
+        if watermark > 0 {
+            let r = &st.reqs[slot];
+            let need = r.known_tokens().div_ceil(cfg.block_size);
+            if st.kv.num_free_blocks() < need + watermark {
+                break;
+            }
+        }
+        match st.try_admit(slot, *budget, chunked, cfg, plan, now) {
+            Some(n) => {
+                st.waiting.pop_front();
+                st.running.push(slot);
+                plan.entries.push(super::Scheduled { slot, num_new: n });
+                *budget -= n;
+            }
+            None => break,
+        }
+    }
+}
+
+/// Turn a decode-only plan into a group of `num_scheduler_steps` decode iterations,
+/// reserving KV for the look-ahead tokens (vLLM V0 multi-step scheduling).
+fn extend_to_multi_step(
+    st: &mut ReplicaState,
+    cfg: &EngineConfig,
+    plan: &mut StepPlan,
+    budget: &mut u32,
+) {
+    if plan.entries.is_empty() || !plan.entries.iter().all(|e| st.reqs[e.slot].is_decoding()) {
+        return;
+    }
+    let steps = cfg.num_scheduler_steps;
+    let mut k = 0;
+    while k < plan.entries.len() {
+        let slot = plan.entries[k].slot;
+        let r = &st.reqs[slot];
+        let remaining = r.output_tokens - r.generated;
+        let target = r.computed + steps.min(remaining);
+        // Preempted requests leave the plan; `k` then points at the next entry.
+        if st.grow_or_preempt(slot, target, cfg, plan, budget) {
+            k += 1;
+        }
+    }
+    plan.decode_steps = steps;
+}

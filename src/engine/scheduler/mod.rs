@@ -1,0 +1,233 @@
+//! Schedulers: each iteration, decide which requests run and how many tokens each
+//! computes. A scheduler is a pure decision over the replica's owned state; it returns a
+//! [`StepPlan`] that the replica executes and times.
+//!
+//! Preemption follows vLLM: when the KV cache cannot grow, the most recently admitted
+//! running request (the tail of `running`) is evicted; with recompute it goes back to
+//! the head of the waiting queue and its prefill (prompt plus generated tokens) is
+//! redone, with swap its KV is copied to host memory and back.
+
+use super::config::{EngineConfig, PreemptionMode, SchedulerKind};
+use super::kv::{KvCache, SeqId};
+use super::request::LiveRequest;
+use crate::units::SimTime;
+use slab::Slab;
+use std::collections::VecDeque;
+
+mod continuous;
+mod static_batch;
+
+/// One request's share of an iteration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scheduled {
+    /// The request's slot in the replica.
+    pub slot: usize,
+    /// Tokens it computes in this iteration (per decode step for multi-step groups).
+    pub num_new: u32,
+}
+
+/// What one iteration (or one multi-step group) does.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepPlan {
+    /// Requests in the batch with their token counts, in batch order.
+    pub entries: Vec<Scheduled>,
+    /// Decode iterations in this group (1 except for vLLM V0 multi-step decode groups).
+    pub decode_steps: u32,
+    /// KV bytes copied between host and device for swap preemption in this iteration.
+    pub swap_bytes: f64,
+    /// Requests preempted while forming this plan.
+    pub preempted: u32,
+}
+
+impl StepPlan {
+    /// Forget the previous plan, keeping allocations.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.decode_steps = 1;
+        self.swap_bytes = 0.0;
+        self.preempted = 0;
+    }
+
+    /// Tokens computed in the first iteration of the plan.
+    pub fn num_tokens(&self) -> u64 {
+        self.entries.iter().map(|e| u64::from(e.num_new)).sum()
+    }
+}
+
+/// The queues and cache a scheduler works on.
+pub struct ReplicaState {
+    /// Live requests by slot; slots are reused after a request ends.
+    pub reqs: Slab<LiveRequest>,
+    /// Requests waiting to be admitted (FCFS; preempted ones go to the front).
+    pub waiting: VecDeque<usize>,
+    /// Admitted requests holding KV, in admission order.
+    pub running: Vec<usize>,
+    /// The replica's paged KV cache.
+    pub kv: KvCache,
+}
+
+/// The KV sequence id of a slot.
+pub fn seq(slot: usize) -> SeqId {
+    SeqId(u32::try_from(slot).expect("more than u32::MAX live requests"))
+}
+
+impl std::fmt::Debug for ReplicaState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaState")
+            .field("live", &self.reqs.len())
+            .field("waiting", &self.waiting.len())
+            .field("running", &self.running.len())
+            .finish()
+    }
+}
+
+impl ReplicaState {
+    /// Empty queues over a cache of the configured size.
+    pub fn new(cfg: &EngineConfig) -> Self {
+        ReplicaState {
+            reqs: Slab::new(),
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            kv: KvCache::new(
+                cfg.num_gpu_blocks,
+                cfg.block_size,
+                cfg.enable_prefix_caching,
+            ),
+        }
+    }
+
+    /// Evict `slot` from the KV cache (see the module docs). If it was already in
+    /// `plan`, it leaves the plan and its tokens return to `budget`.
+    pub(crate) fn preempt(
+        &mut self,
+        slot: usize,
+        cfg: &EngineConfig,
+        plan: &mut StepPlan,
+        budget: &mut u32,
+    ) {
+        if let Some(pos) = plan.entries.iter().position(|e| e.slot == slot) {
+            *budget += plan.entries.remove(pos).num_new;
+        }
+        self.kv.free(seq(slot));
+        let r = &mut self.reqs[slot];
+        r.preemptions += 1;
+        match cfg.preemption_mode {
+            PreemptionMode::Recompute => r.computed = 0,
+            PreemptionMode::Swap => {
+                plan.swap_bytes += f64::from(r.computed) * cfg.kv_bytes_per_token;
+                r.swapped = true;
+            }
+        }
+        plan.preempted += 1;
+        self.waiting.push_front(slot);
+    }
+
+    /// Grow a running request's KV to hold `tokens`, preempting from the tail of
+    /// `running` until it fits. Returns false if `slot` itself had to be preempted.
+    pub(crate) fn grow_or_preempt(
+        &mut self,
+        slot: usize,
+        tokens: u32,
+        cfg: &EngineConfig,
+        plan: &mut StepPlan,
+        budget: &mut u32,
+    ) -> bool {
+        loop {
+            let r = &self.reqs[slot];
+            if self.kv.seq_num_tokens(seq(slot)) >= tokens
+                || self.kv.grow(seq(slot), tokens, &r.block_hashes)
+            {
+                return true;
+            }
+            let victim = self
+                .running
+                .pop()
+                .expect("a running request is being grown");
+            self.preempt(victim, cfg, plan, budget);
+            if victim == slot {
+                return false;
+            }
+        }
+    }
+
+    /// Try to admit the head-of-queue request `slot` with at most `budget` new tokens.
+    /// Returns the tokens it computes this iteration, or None if it cannot start now.
+    /// On success the request holds KV for its computed plus new tokens.
+    pub(crate) fn try_admit(
+        &mut self,
+        slot: usize,
+        budget: u32,
+        chunked: bool,
+        cfg: &EngineConfig,
+        plan: &mut StepPlan,
+        now: SimTime,
+    ) -> Option<u32> {
+        let block = cfg.block_size;
+        let r = &self.reqs[slot];
+        let known = r.known_tokens();
+        let use_hashes = !r.swapped && cfg.enable_prefix_caching && !r.block_hashes.is_empty();
+        let start = if r.swapped {
+            r.computed
+        } else if use_hashes {
+            // At least one token must be computed to sample from: cap the hit.
+            let cap = (known - 1) / block * block;
+            self.kv.num_cached_prefix_tokens(&r.block_hashes).min(cap)
+        } else {
+            0
+        };
+        let pending = known - start;
+        if !chunked && pending > budget {
+            return None;
+        }
+        let num_new = pending.min(budget);
+        if num_new == 0 {
+            return None;
+        }
+        let hashes: &[_] = if use_hashes {
+            &self.reqs[slot].block_hashes
+        } else {
+            &[]
+        };
+        let hit = self.kv.allocate(seq(slot), start + num_new, hashes)?;
+        let r = &mut self.reqs[slot];
+        if r.swapped {
+            plan.swap_bytes += f64::from(r.computed) * cfg.kv_bytes_per_token;
+            r.swapped = false;
+        } else {
+            debug_assert!(
+                !use_hashes || hit == start,
+                "prefix lookup and allocation disagree"
+            );
+            r.computed = if use_hashes { hit } else { 0 };
+            if r.scheduled_at.is_none() {
+                r.prefix_hit_tokens = r.computed;
+            }
+        }
+        // The cache may report fewer hit tokens than looked up; compute the rest now.
+        let num_new = known - r.computed;
+        let num_new = if chunked {
+            num_new.min(budget)
+        } else {
+            num_new
+        };
+        if r.scheduled_at.is_none() {
+            r.scheduled_at = Some(now);
+        }
+        Some(num_new)
+    }
+}
+
+/// Form the next iteration's plan for `cfg.scheduler`. An empty plan means nothing can
+/// run now.
+pub fn schedule(st: &mut ReplicaState, cfg: &EngineConfig, now: SimTime, plan: &mut StepPlan) {
+    plan.clear();
+    match cfg.scheduler {
+        SchedulerKind::VllmV1 => continuous::schedule(st, cfg, now, plan, &continuous::V1),
+        SchedulerKind::VllmV0 if cfg.enable_chunked_prefill => {
+            continuous::schedule(st, cfg, now, plan, &continuous::V0_CHUNKED)
+        }
+        SchedulerKind::VllmV0 => continuous::schedule(st, cfg, now, plan, &continuous::V0),
+        SchedulerKind::Orca => continuous::schedule(st, cfg, now, plan, &continuous::ORCA),
+        SchedulerKind::Static => static_batch::schedule(st, cfg, now, plan),
+    }
+}

@@ -1,0 +1,341 @@
+//! Latency metrics: per-request records in, distributions and a run summary out.
+//!
+//! Definitions follow vLLM's `benchmark_serving`: TTFT = first token − arrival;
+//! TPOT = (E2E − TTFT)/(output tokens − 1), over requests with more than one output
+//! token; ITL = every gap between consecutive tokens of a request; E2E = finish −
+//! arrival; queueing = first scheduling − arrival. Distributions are HDR histograms of
+//! nanoseconds (3 significant digits); means are exact.
+
+use crate::engine::{RequestRecord, RequestSink, RequestStatus};
+use crate::units::{SimDuration, SimTime};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+mod timeseries;
+pub use timeseries::{TimeSeries, TimeSeriesRow};
+
+/// Latency SLOs for goodput.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Slo {
+    /// Largest acceptable TTFT, s.
+    pub ttft_s: Option<f64>,
+    /// Largest acceptable TPOT, s.
+    pub tpot_s: Option<f64>,
+}
+
+impl Slo {
+    /// Whether a finished request meets every set SLO (a NaN TPOT, from a one-token
+    /// output, meets any TPOT SLO).
+    pub fn is_met(&self, r: &RequestRecord) -> bool {
+        r.status == RequestStatus::Finished
+            && self.ttft_s.is_none_or(|s| r.ttft_s <= s)
+            && self
+                .tpot_s
+                .is_none_or(|s| r.tpot_s.is_nan() || r.tpot_s <= s)
+    }
+}
+
+/// One latency distribution.
+#[derive(Clone, Debug)]
+pub struct Distribution {
+    hist: Histogram<u64>,
+    sum_ns: u128,
+}
+
+impl Default for Distribution {
+    fn default() -> Self {
+        Distribution {
+            hist: Histogram::new(3).expect("3 significant digits is valid"),
+            sum_ns: 0,
+        }
+    }
+}
+
+impl Distribution {
+    /// Record `count` samples of `ns` nanoseconds.
+    pub fn record_n(&mut self, ns: u64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.hist.saturating_record_n(ns, count);
+        self.sum_ns += u128::from(ns) * u128::from(count);
+    }
+
+    /// Record one sample in seconds (ignored if NaN).
+    pub fn record_secs(&mut self, s: f64) {
+        if let Some(ns) = crate::units::checked_secs_to_nanos(s) {
+            self.record_n(ns, 1);
+        }
+    }
+
+    /// Samples recorded.
+    pub fn count(&self) -> u64 {
+        self.hist.len()
+    }
+
+    /// Summary statistics in seconds (all zero when empty).
+    pub fn stats(&self) -> DistStats {
+        let n = self.hist.len();
+        if n == 0 {
+            return DistStats::default();
+        }
+        let q = |p: f64| self.hist.value_at_quantile(p) as f64 / 1e9;
+        DistStats {
+            count: n,
+            mean: (self.sum_ns as f64 / n as f64) / 1e9,
+            p50: q(0.50),
+            p90: q(0.90),
+            p95: q(0.95),
+            p99: q(0.99),
+            p99_9: q(0.999),
+            max: self.hist.max() as f64 / 1e9,
+        }
+    }
+}
+
+/// Statistics of one distribution, in seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct DistStats {
+    /// Samples.
+    pub count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    #[serde(rename = "p99.9")]
+    pub p99_9: f64,
+    /// Largest sample.
+    pub max: f64,
+}
+
+/// Collects records into distributions and counters; forwards each record to an
+/// optional per-request writer.
+pub struct Recorder<'w> {
+    slo: Slo,
+    ttft: Distribution,
+    tpot: Distribution,
+    itl: Distribution,
+    e2e: Distribution,
+    queue: Distribution,
+    completed: u64,
+    rejected: u64,
+    slo_met: u64,
+    ttft_met: u64,
+    tpot_met: u64,
+    input_tokens: u64,
+    output_tokens: u64,
+    preemptions: u64,
+    prefix_hit_tokens: u64,
+    first_arrival: Option<f64>,
+    last_finish: f64,
+    writer: Option<&'w mut dyn FnMut(&RequestRecord)>,
+}
+
+impl std::fmt::Debug for Recorder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("completed", &self.completed)
+            .field("rejected", &self.rejected)
+            .finish()
+    }
+}
+
+impl<'w> Recorder<'w> {
+    /// A recorder judging goodput by `slo`.
+    pub fn new(slo: Slo) -> Self {
+        Recorder {
+            slo,
+            ttft: Distribution::default(),
+            tpot: Distribution::default(),
+            itl: Distribution::default(),
+            e2e: Distribution::default(),
+            queue: Distribution::default(),
+            completed: 0,
+            rejected: 0,
+            slo_met: 0,
+            ttft_met: 0,
+            tpot_met: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            preemptions: 0,
+            prefix_hit_tokens: 0,
+            first_arrival: None,
+            last_finish: 0.0,
+            writer: None,
+        }
+    }
+
+    /// Also pass every record to `writer` (e.g. a CSV row writer).
+    pub fn with_writer(mut self, writer: &'w mut dyn FnMut(&RequestRecord)) -> Self {
+        self.writer = Some(writer);
+        self
+    }
+
+    /// The summary of everything recorded, with engine-level figures added by the caller.
+    pub fn summary(&self) -> Summary {
+        let duration = match self.first_arrival {
+            Some(a) => (self.last_finish - a).max(0.0),
+            None => 0.0,
+        };
+        let per_s = |x: f64| if duration > 0.0 { x / duration } else { 0.0 };
+        let frac = |x: u64| {
+            if self.completed > 0 {
+                x as f64 / self.completed as f64
+            } else {
+                0.0
+            }
+        };
+        Summary {
+            completed: self.completed,
+            rejected: self.rejected,
+            duration_s: duration,
+            request_throughput_per_s: per_s(self.completed as f64),
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            output_tokens_per_s: per_s(self.output_tokens as f64),
+            total_tokens_per_s: per_s((self.input_tokens + self.output_tokens) as f64),
+            ttft_s: self.ttft.stats(),
+            tpot_s: self.tpot.stats(),
+            itl_s: self.itl.stats(),
+            e2e_s: self.e2e.stats(),
+            queue_s: self.queue.stats(),
+            slo: self.slo,
+            slo_attainment: frac(self.slo_met),
+            ttft_slo_attainment: frac(self.ttft_met),
+            tpot_slo_attainment: frac(self.tpot_met),
+            goodput_requests_per_s: per_s(self.slo_met as f64),
+            preemptions: self.preemptions,
+            prefix_hit_tokens: self.prefix_hit_tokens,
+            engine: EngineSummary::default(),
+        }
+    }
+}
+
+impl RequestSink for Recorder<'_> {
+    fn on_tokens(
+        &mut self,
+        _replica: u32,
+        _now: SimTime,
+        gap: SimDuration,
+        count: u32,
+        first: bool,
+    ) {
+        // The first token's gap is TTFT, not an inter-token latency; tokens streamed
+        // together (multi-step groups) arrive with zero gap after the first.
+        let zero_gaps = u64::from(count.saturating_sub(1));
+        if !first {
+            self.itl.record_n(gap.as_nanos(), 1);
+        }
+        self.itl.record_n(0, zero_gaps);
+    }
+
+    fn on_request_end(&mut self, r: RequestRecord) {
+        if self.first_arrival.is_none_or(|a| r.arrival_time_s < a) {
+            self.first_arrival = Some(r.arrival_time_s);
+        }
+        self.last_finish = self.last_finish.max(r.finish_time_s);
+        match r.status {
+            RequestStatus::Rejected => self.rejected += 1,
+            RequestStatus::Finished => {
+                self.completed += 1;
+                self.input_tokens += u64::from(r.input_tokens);
+                self.output_tokens += u64::from(r.output_tokens);
+                self.preemptions += u64::from(r.preemptions);
+                self.prefix_hit_tokens += u64::from(r.prefix_hit_tokens);
+                self.ttft.record_secs(r.ttft_s);
+                self.tpot.record_secs(r.tpot_s);
+                self.e2e.record_secs(r.e2e_s);
+                self.queue.record_secs(r.queue_s);
+                if self.slo.is_met(&r) {
+                    self.slo_met += 1;
+                }
+                if self.slo.ttft_s.is_none_or(|s| r.ttft_s <= s) {
+                    self.ttft_met += 1;
+                }
+                if self
+                    .slo
+                    .tpot_s
+                    .is_none_or(|s| r.tpot_s.is_nan() || r.tpot_s <= s)
+                {
+                    self.tpot_met += 1;
+                }
+            }
+        }
+        if let Some(w) = self.writer.as_mut() {
+            w(&r);
+        }
+    }
+}
+
+/// Engine-level figures of a run (filled from replica counters and the time series).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct EngineSummary {
+    /// Iterations run.
+    pub iterations: u64,
+    /// Mean sequences per iteration.
+    pub batch_size_mean: f64,
+    /// Largest batch in sequences.
+    pub batch_size_max: u32,
+    /// Mean tokens per iteration.
+    pub batch_tokens_mean: f64,
+    /// Time-weighted mean fraction of KV blocks in use.
+    pub kv_usage_mean: f64,
+    /// Largest fraction of KV blocks in use.
+    pub kv_usage_max: f64,
+    /// Fraction of the run the replicas were busy.
+    pub busy_fraction: f64,
+}
+
+/// The run summary written to `summary.json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    /// Requests finished.
+    pub completed: u64,
+    /// Requests rejected (could never fit).
+    pub rejected: u64,
+    /// From the first arrival to the last finish, s.
+    pub duration_s: f64,
+    /// Finished requests per second.
+    pub request_throughput_per_s: f64,
+    /// Prompt tokens of finished requests.
+    pub input_tokens: u64,
+    /// Output tokens of finished requests.
+    pub output_tokens: u64,
+    /// Output tokens per second.
+    pub output_tokens_per_s: f64,
+    /// Prompt plus output tokens per second.
+    pub total_tokens_per_s: f64,
+    /// Time to first token.
+    pub ttft_s: DistStats,
+    /// Time per output token.
+    pub tpot_s: DistStats,
+    /// Inter-token latency.
+    pub itl_s: DistStats,
+    /// End-to-end latency.
+    pub e2e_s: DistStats,
+    /// Queueing delay.
+    pub queue_s: DistStats,
+    /// SLOs applied.
+    pub slo: Slo,
+    /// Fraction of finished requests meeting every SLO.
+    pub slo_attainment: f64,
+    /// Fraction meeting the TTFT SLO.
+    pub ttft_slo_attainment: f64,
+    /// Fraction meeting the TPOT SLO.
+    pub tpot_slo_attainment: f64,
+    /// Requests per second meeting every SLO.
+    pub goodput_requests_per_s: f64,
+    /// Preemptions over all requests.
+    pub preemptions: u64,
+    /// Prompt tokens served from the prefix cache.
+    pub prefix_hit_tokens: u64,
+    /// Engine-level figures.
+    pub engine: EngineSummary,
+}

@@ -1,0 +1,234 @@
+//! The discrete-event kernel: one clock, one event queue, replicas and a request source.
+//!
+//! Time is integer nanoseconds. Events are request arrivals (read lazily from a sorted
+//! stream, never stored in bulk) and iteration ends. At one instant the order is fixed:
+//! iteration ends first (in the order they were scheduled), then arrivals (in trace
+//! order), then idle replicas start their next iteration. Nothing steps per token or per
+//! tick: the clock jumps from event to event.
+
+use crate::engine::{Replica, RequestRecord, RequestSink};
+use crate::error::{Error, Result};
+use crate::trace::Request;
+use crate::units::{SimDuration, SimTime};
+
+pub mod queue;
+pub mod router;
+#[cfg(test)]
+mod tests;
+
+pub use queue::EventQueue;
+pub use router::{RoutePolicy, Router};
+
+/// How requests enter the simulation.
+pub enum RequestSource<'a> {
+    /// Requests arrive at their trace times (must be non-decreasing).
+    Open(Box<dyn Iterator<Item = Result<Request>> + 'a>),
+    /// A fixed number of clients: `concurrency` requests start at time zero, and each
+    /// time one ends the next request from the stream starts at once (its trace arrival
+    /// time is ignored).
+    ClosedLoop {
+        /// The requests, in issue order.
+        requests: Box<dyn Iterator<Item = Result<Request>> + 'a>,
+        /// Requests in flight at any time.
+        concurrency: u32,
+    },
+}
+
+/// Watches the simulation as time advances (time series, invariant checks in tests).
+pub trait Observer {
+    /// Called just before the clock moves from `from` to `to` (`to > from`); the
+    /// replicas are in the state they held throughout that interval.
+    fn on_advance(&mut self, _from: SimTime, _to: SimTime, _replicas: &[Replica]) {}
+    /// Called after an iteration starts on `replica` at `now` and lasts `duration`.
+    fn on_step_start(&mut self, _now: SimTime, _duration: SimDuration, _replica: &Replica) {}
+}
+
+/// An observer that watches nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+impl Observer for NoObserver {}
+
+/// What the kernel knows at the end of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RunStats {
+    /// Time of the last event.
+    pub end_time: SimTime,
+    /// Requests that entered the simulation.
+    pub requests_in: u64,
+    /// Requests that ended (finished or rejected).
+    pub requests_out: u64,
+    /// Events processed (arrivals and iteration ends).
+    pub events: u64,
+}
+
+/// Counts ends so a closed-loop source can issue replacements, then forwards.
+struct CountingSink<'s> {
+    inner: &'s mut dyn RequestSink,
+    ended: u64,
+}
+
+impl RequestSink for CountingSink<'_> {
+    fn on_tokens(&mut self, replica: u32, now: SimTime, gap: SimDuration, count: u32, first: bool) {
+        self.inner.on_tokens(replica, now, gap, count, first);
+    }
+    fn on_request_end(&mut self, record: RequestRecord) {
+        self.ended += 1;
+        self.inner.on_request_end(record);
+    }
+}
+
+/// A simulation of a set of replicas behind a router.
+pub struct Simulation {
+    replicas: Vec<Replica>,
+    router: Router,
+    queue: EventQueue<u32>,
+    now: SimTime,
+}
+
+impl std::fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulation")
+            .field("replicas", &self.replicas)
+            .field("now", &self.now)
+            .finish()
+    }
+}
+
+impl Simulation {
+    /// A simulation over `replicas` (at least one) routed by `router`.
+    pub fn new(replicas: Vec<Replica>, router: Router) -> Result<Self> {
+        if replicas.is_empty() {
+            return Err(Error::Config(
+                "a simulation needs at least one replica".into(),
+            ));
+        }
+        Ok(Simulation {
+            replicas,
+            router,
+            queue: EventQueue::new(),
+            now: SimTime::ZERO,
+        })
+    }
+
+    /// The replicas.
+    pub fn replicas(&self) -> &[Replica] {
+        &self.replicas
+    }
+
+    /// Run until every request has ended. Errors from the request stream (malformed
+    /// rows, unsorted arrivals) end the run.
+    pub fn run(
+        &mut self,
+        source: RequestSource<'_>,
+        sink: &mut dyn RequestSink,
+        observer: &mut dyn Observer,
+    ) -> Result<RunStats> {
+        let (mut requests, closed_loop) = match source {
+            RequestSource::Open(it) => (it, None),
+            RequestSource::ClosedLoop {
+                requests,
+                concurrency,
+            } => {
+                if concurrency == 0 {
+                    return Err(Error::Config(
+                        "closed-loop concurrency must be at least 1".into(),
+                    ));
+                }
+                (requests, Some(concurrency))
+            }
+        };
+        let mut sink = CountingSink {
+            inner: sink,
+            ended: 0,
+        };
+        let mut stats = RunStats::default();
+        // The next open-loop arrival, read one ahead.
+        let mut next: Option<Request> = None;
+        let mut last_arrival = SimTime::ZERO;
+        let mut to_issue: u64 = 0;
+        match closed_loop {
+            None => next = requests.next().transpose()?,
+            Some(c) => to_issue = u64::from(c),
+        }
+
+        loop {
+            let t_event = self.queue.peek_time();
+            let t_arrival = if closed_loop.is_some() {
+                (to_issue > 0).then_some(self.now)
+            } else {
+                next.as_ref().map(|r| r.arrival)
+            };
+            let t = match (t_event, t_arrival) {
+                (None, None) => break,
+                (Some(a), None) | (None, Some(a)) => a,
+                (Some(a), Some(b)) => a.min(b),
+            };
+            if t > self.now {
+                observer.on_advance(self.now, t, &self.replicas);
+                self.now = t;
+            }
+            // 1. Iteration ends at `t`.
+            while self.queue.peek_time() == Some(t) {
+                let (_, replica) = self.queue.pop().expect("peeked");
+                stats.events += 1;
+                self.replicas[replica as usize].finish_step(t, &mut sink);
+            }
+            if closed_loop.is_some() {
+                to_issue += std::mem::take(&mut sink.ended);
+            }
+            // 2. Arrivals at `t`.
+            if closed_loop.is_some() {
+                while to_issue > 0 {
+                    to_issue -= 1;
+                    let Some(mut req) = requests.next().transpose()? else {
+                        to_issue = 0;
+                        break;
+                    };
+                    req.arrival = t;
+                    stats.events += 1;
+                    stats.requests_in += 1;
+                    let r = self.router.route(&req, &self.replicas);
+                    self.replicas[r].add_request(req, t, &mut sink);
+                    to_issue += std::mem::take(&mut sink.ended);
+                }
+            } else {
+                while next.as_ref().is_some_and(|r| r.arrival == t) {
+                    let req = next.take().expect("checked");
+                    stats.events += 1;
+                    stats.requests_in += 1;
+                    let r = self.router.route(&req, &self.replicas);
+                    self.replicas[r].add_request(req, t, &mut sink);
+                    next = requests.next().transpose()?;
+                    if let Some(n) = &next {
+                        if n.arrival < t {
+                            return Err(Error::Config(format!(
+                                "request {} arrives at {} s, before the previous request ({} s): traces must be sorted by arrival time",
+                                n.id,
+                                n.arrival.as_secs_f64(),
+                                t.as_secs_f64()
+                            )));
+                        }
+                    }
+                }
+                last_arrival = last_arrival.max(t);
+            }
+            // 3. Idle replicas start their next iteration.
+            for replica in &mut self.replicas {
+                if let Some(d) = replica.try_start_step(t) {
+                    observer.on_step_start(t, d, replica);
+                    self.queue.push(t + d, replica.id());
+                }
+            }
+        }
+        stats.end_time = self.now;
+        let outstanding: usize = self.replicas.iter().map(Replica::num_outstanding).sum();
+        stats.requests_out = stats.requests_in - outstanding as u64;
+        if outstanding > 0 {
+            return Err(Error::Config(format!(
+                "the simulation stalled at {} with {outstanding} requests that can never be scheduled (check --max-num-batched-tokens against prompt lengths)",
+                self.now
+            )));
+        }
+        Ok(stats)
+    }
+}
