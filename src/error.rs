@@ -108,6 +108,26 @@ impl Error {
     }
 }
 
+/// An [`Error::Input`] from a TOML parse error, with the 1-based line of its span and
+/// the key it names where toml reports one.
+pub fn toml_error(path: &std::path::Path, text: &str, err: &toml::de::Error) -> Error {
+    let line = err
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() as u64 + 1);
+    let msg = err.message().to_owned();
+    let field = msg
+        .split('`')
+        .nth(1)
+        .filter(|_| msg.contains("field") || msg.contains("key"))
+        .map(str::to_owned);
+    Error::Input {
+        path: path.to_owned(),
+        line,
+        field,
+        msg,
+    }
+}
+
 /// The `n` known names closest to `name` (edit distance on lowercase strings, with a
 /// bonus for substring matches), best first. Used for "did you mean" suggestions.
 pub fn closest_names<'a>(

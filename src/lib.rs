@@ -18,15 +18,19 @@
 
 #![warn(missing_docs)]
 
+pub mod deployment;
 pub mod dtype;
 pub mod engine;
 pub mod error;
 pub mod hardware;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod paths;
 pub mod perf;
+pub mod report;
 pub mod sim;
+pub mod simulate;
 pub mod trace;
 pub mod units;
 

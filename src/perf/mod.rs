@@ -8,6 +8,7 @@
 use crate::units::SimDuration;
 
 pub mod fixed;
+pub mod roofline;
 
 /// One prefill chunk in an iteration.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

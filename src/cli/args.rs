@@ -1,0 +1,167 @@
+//! Argument groups shared by subcommands, named as vLLM names them so users can paste
+//! real settings. Each group also deserializes from a TOML config file with the same
+//! (kebab-case) keys; flags given on the command line override the file.
+
+use clap::Args;
+use serde::Deserialize;
+use servesim::engine::{PreemptionMode, SchedulerKind};
+
+/// Fill every `None` field of `self` from `file`.
+pub trait Merge {
+    /// Command-line values win; the file fills the gaps.
+    fn merge_from(&mut self, file: Self);
+}
+
+macro_rules! merge_fields {
+    ($t:ty { $($f:ident),* $(,)? }) => {
+        impl Merge for $t {
+            fn merge_from(&mut self, file: Self) {
+                $( if self.$f.is_none() { self.$f = file.$f; } )*
+            }
+        }
+    };
+}
+
+/// What is deployed where.
+#[derive(Args, Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DeploymentArgs {
+    /// Model: a HuggingFace id (`meta-llama/Llama-3.1-8B`), a unique short name
+    /// (`llama-3.1-8b`), or a path to a config.json. Default: meta-llama/Llama-3.1-8B.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub model: Option<String>,
+
+    /// Accelerator: a catalog name or alias (`h100`, `a100-80gb`, `rtx4090`, `mi300x`),
+    /// or a path to a hardware .toml file. Default: h100.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub hardware: Option<String>,
+
+    /// GPUs each layer is split across (`-tp` is accepted too). Default: 1.
+    #[arg(long = "tensor-parallel-size", value_name = "N")]
+    #[serde(rename = "tensor-parallel-size")]
+    pub tensor_parallel_size: Option<u32>,
+
+    /// Pipeline stages the layers are split into (`-pp` is accepted too). Default: 1.
+    #[arg(long = "pipeline-parallel-size", value_name = "N")]
+    #[serde(rename = "pipeline-parallel-size")]
+    pub pipeline_parallel_size: Option<u32>,
+
+    /// Weight and activation dtype: auto (the checkpoint's torch_dtype), bfloat16,
+    /// float16, float32.
+    #[arg(long, value_name = "DTYPE")]
+    pub dtype: Option<String>,
+
+    /// Weight quantization: fp8, int8, awq, gptq (int4), mxfp4. Default: what the
+    /// checkpoint's quantization_config declares, else none.
+    #[arg(long, value_name = "METHOD")]
+    pub quantization: Option<String>,
+
+    /// KV-cache dtype: auto (the model dtype), fp8, fp8_e4m3, fp8_e5m2, bfloat16, float16.
+    #[arg(long, value_name = "DTYPE")]
+    pub kv_cache_dtype: Option<String>,
+
+    /// Longest sequence (prompt + output) served. Default: the model's
+    /// max_position_embeddings.
+    #[arg(long, value_name = "TOKENS")]
+    pub max_model_len: Option<u32>,
+
+    /// Fraction of each GPU's memory the engine may use (vLLM semantics). Default: 0.9.
+    #[arg(long, value_name = "FRACTION")]
+    pub gpu_memory_utilization: Option<f64>,
+}
+
+merge_fields!(DeploymentArgs {
+    model,
+    hardware,
+    tensor_parallel_size,
+    pipeline_parallel_size,
+    dtype,
+    quantization,
+    kv_cache_dtype,
+    max_model_len,
+    gpu_memory_utilization
+});
+
+/// Scheduler settings (vLLM knob names; defaults are vLLM's for the chosen scheduler).
+#[derive(Args, Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct EngineArgs {
+    /// Scheduling policy. Default: vllm-v1.
+    #[arg(long, value_enum)]
+    pub scheduler: Option<SchedulerKind>,
+
+    /// Most sequences per iteration. Default: 256.
+    #[arg(long, value_name = "N")]
+    pub max_num_seqs: Option<u32>,
+
+    /// Most tokens per iteration. Default: 2048 with chunked prefill, else
+    /// max(max-model-len, 2048).
+    #[arg(long, value_name = "TOKENS")]
+    pub max_num_batched_tokens: Option<u32>,
+
+    /// Split long prompts into chunks mixed with decodes (`--enable-chunked-prefill`
+    /// alone means true). Default: true for vllm-v1, false otherwise.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub enable_chunked_prefill: Option<bool>,
+
+    /// Decode iterations per scheduling decision (vLLM V0 multi-step). Default: 1.
+    #[arg(long, value_name = "N")]
+    pub num_scheduler_steps: Option<u32>,
+
+    /// Tokens per KV-cache block. Default: 16.
+    #[arg(long, value_name = "TOKENS")]
+    pub block_size: Option<u32>,
+
+    /// Reuse KV blocks of shared prompt prefixes (`--enable-prefix-caching` alone means
+    /// true). Default: true for vllm-v1, false otherwise.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub enable_prefix_caching: Option<bool>,
+
+    /// What preemption does to an evicted request's KV. Default: recompute.
+    #[arg(long, value_enum)]
+    pub preemption_mode: Option<PreemptionMode>,
+
+    /// Override the number of KV-cache blocks per replica (vLLM's
+    /// --num-gpu-blocks-override). Default: from the memory plan.
+    #[arg(long, value_name = "N")]
+    pub num_gpu_blocks_override: Option<u32>,
+}
+
+merge_fields!(EngineArgs {
+    scheduler,
+    max_num_seqs,
+    max_num_batched_tokens,
+    enable_chunked_prefill,
+    num_scheduler_steps,
+    block_size,
+    enable_prefix_caching,
+    preemption_mode,
+    num_gpu_blocks_override
+});
+
+/// Output format of printed results.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// An aligned text table.
+    #[default]
+    Table,
+    /// JSON.
+    Json,
+    /// CSV.
+    Csv,
+}
+
+/// vLLM spells the parallel sizes `-tp` and `-pp`; clap's short flags are one letter,
+/// so rewrite them to the long forms before parsing.
+pub fn expand_vllm_short_flags(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.into_iter()
+        .map(|a| match a.to_str() {
+            Some("-tp") => "--tensor-parallel-size".into(),
+            Some("-pp") => "--pipeline-parallel-size".into(),
+            Some(s) if s.starts_with("-tp=") => format!("--tensor-parallel-size={}", &s[4..]).into(),
+            Some(s) if s.starts_with("-pp=") => format!("--pipeline-parallel-size={}", &s[4..]).into(),
+            _ => a,
+        })
+        .collect()
+}

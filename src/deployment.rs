@@ -1,0 +1,240 @@
+//! A deployment: one model on GPUs of one kind, with its parallelism and number formats.
+//! Every command that describes a deployment resolves the same [`DeploymentRequest`]
+//! (vLLM's flag names) into a validated [`Deployment`].
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::hardware::{ClusterSpec, GpuSpec, HardwareCatalog};
+use crate::model::{ModelCatalog, ModelSpec};
+use crate::paths::DataPaths;
+use serde::Serialize;
+
+/// The model used when none is named.
+pub const DEFAULT_MODEL: &str = "meta-llama/Llama-3.1-8B";
+/// The hardware used when none is named.
+pub const DEFAULT_HARDWARE: &str = "h100";
+
+/// What the user asked for, before resolution. `None` means "the default".
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeploymentRequest {
+    /// Model name or config.json path.
+    pub model: Option<String>,
+    /// Hardware name, alias or .toml path.
+    pub hardware: Option<String>,
+    /// Tensor-parallel size.
+    pub tensor_parallel_size: Option<u32>,
+    /// Pipeline-parallel size.
+    pub pipeline_parallel_size: Option<u32>,
+    /// `auto`, `bfloat16`, `float16`, `float32`.
+    pub dtype: Option<String>,
+    /// Weight quantization (`fp8`, `int8`, `awq`, `gptq`, `mxfp4`).
+    pub quantization: Option<String>,
+    /// KV-cache dtype (`auto`, `fp8`, ...).
+    pub kv_cache_dtype: Option<String>,
+    /// Longest sequence served.
+    pub max_model_len: Option<u32>,
+    /// Fraction of GPU memory the engine may use.
+    pub gpu_memory_utilization: Option<f64>,
+}
+
+/// A resolved, validated deployment.
+#[derive(Clone, Debug)]
+pub struct Deployment {
+    /// The model.
+    pub model: ModelSpec,
+    /// The GPUs and their links.
+    pub cluster: ClusterSpec,
+    /// Tensor-parallel size.
+    pub tp: u32,
+    /// Pipeline-parallel size.
+    pub pp: u32,
+    /// Activation (and unquantized weight) format.
+    pub act_dtype: DType,
+    /// Weight format of quantizable matrices; `None` = what the checkpoint declares.
+    pub weight_dtype: Option<DType>,
+    /// KV-cache format.
+    pub kv_dtype: DType,
+    /// Longest sequence served.
+    pub max_model_len: u32,
+    /// Fraction of GPU memory the engine may use.
+    pub gpu_memory_utilization: f64,
+}
+
+/// A short description of a deployment for reports.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct DeploymentSummary {
+    /// Model id.
+    pub model: String,
+    /// Hardware name.
+    pub hardware: String,
+    /// Tensor-parallel size.
+    pub tensor_parallel_size: u32,
+    /// Pipeline-parallel size.
+    pub pipeline_parallel_size: u32,
+    /// Activation dtype.
+    pub dtype: String,
+    /// Weight format of the quantizable matrices.
+    pub weight_dtype: String,
+    /// KV-cache dtype.
+    pub kv_cache_dtype: String,
+    /// Longest sequence served.
+    pub max_model_len: u32,
+    /// Fraction of GPU memory the engine may use.
+    pub gpu_memory_utilization: f64,
+}
+
+fn parse_dtype(flag: &str, value: &str) -> Result<DType> {
+    value
+        .parse::<DType>()
+        .map_err(|msg| Error::input("<command line>", Some(flag), msg))
+}
+
+impl Deployment {
+    /// Resolve `req` against the catalogs under `paths`.
+    pub fn resolve(req: &DeploymentRequest, paths: &DataPaths) -> Result<Self> {
+        let models = ModelCatalog::load(&paths.model_configs)?;
+        let hardware = HardwareCatalog::load(&paths.hardware_dir())?;
+        let model = models.resolve(req.model.as_deref().unwrap_or(DEFAULT_MODEL))?;
+        let gpu = hardware.resolve(req.hardware.as_deref().unwrap_or(DEFAULT_HARDWARE))?;
+        Self::from_parts(model, gpu, req)
+    }
+
+    /// Build from an already resolved model and GPU.
+    pub fn from_parts(model: ModelSpec, gpu: GpuSpec, req: &DeploymentRequest) -> Result<Self> {
+        let tp = req.tensor_parallel_size.unwrap_or(1);
+        let pp = req.pipeline_parallel_size.unwrap_or(1);
+        let act_dtype = match req.dtype.as_deref().map(str::trim) {
+            None | Some("auto") => model.unquantized_dtype(),
+            Some(d) => {
+                let d = parse_dtype("dtype", d)?;
+                if !matches!(d, DType::Bf16 | DType::Fp16 | DType::Fp32) {
+                    return Err(Error::input(
+                        "<command line>",
+                        Some("dtype"),
+                        format!("`{d}` is not an activation dtype; use auto, bfloat16, float16 or float32 (quantized weights go in --quantization)"),
+                    ));
+                }
+                d
+            }
+        };
+        let weight_dtype = match req.quantization.as_deref().map(str::trim) {
+            None | Some("none") | Some("auto") => {
+                if req.dtype.as_deref().is_some_and(|d| d != "auto") && model.weight_format.quantization.is_none() {
+                    Some(act_dtype)
+                } else {
+                    None
+                }
+            }
+            Some(q) => Some(parse_dtype("quantization", q)?),
+        };
+        let kv_dtype = match req.kv_cache_dtype.as_deref().map(str::trim) {
+            None | Some("auto") => act_dtype,
+            Some(d) => parse_dtype("kv-cache-dtype", d)?,
+        };
+        let max_model_len = match req.max_model_len {
+            Some(n) => n,
+            None => u32::try_from(model.max_position_embeddings).unwrap_or(u32::MAX),
+        };
+        let util = req.gpu_memory_utilization.unwrap_or(0.9);
+        let d = Deployment {
+            cluster: ClusterSpec::new(gpu),
+            model,
+            tp,
+            pp,
+            act_dtype,
+            weight_dtype,
+            kv_dtype,
+            max_model_len,
+            gpu_memory_utilization: util,
+        };
+        d.validate()?;
+        Ok(d)
+    }
+
+    /// Check parallelism and limits against the model.
+    pub fn validate(&self) -> Result<()> {
+        let cfg = |m: String| Err(Error::Config(m));
+        if self.tp == 0 || self.pp == 0 {
+            return cfg("--tensor-parallel-size and --pipeline-parallel-size must be at least 1".into());
+        }
+        let heads = self.model.layers.first().map_or(0, |l| l.attention.num_heads);
+        if heads % u64::from(self.tp) != 0 {
+            return cfg(format!(
+                "--tensor-parallel-size {} does not divide the {} attention heads of {}",
+                self.tp, heads, self.model.name
+            ));
+        }
+        if u64::from(self.pp) > self.model.num_layers {
+            return cfg(format!(
+                "--pipeline-parallel-size {} exceeds the {} layers of {}",
+                self.pp, self.model.num_layers, self.model.name
+            ));
+        }
+        if !(self.gpu_memory_utilization > 0.0 && self.gpu_memory_utilization <= 1.0) {
+            return cfg(format!(
+                "--gpu-memory-utilization must be in (0, 1], got {}",
+                self.gpu_memory_utilization
+            ));
+        }
+        if self.max_model_len == 0 {
+            return cfg("--max-model-len must be at least 1".into());
+        }
+        if u64::from(self.max_model_len) > self.model.max_position_embeddings {
+            return cfg(format!(
+                "--max-model-len {} exceeds the model's max_position_embeddings ({})",
+                self.max_model_len, self.model.max_position_embeddings
+            ));
+        }
+        for dtype in [self.act_dtype, self.kv_dtype].into_iter().chain(self.weight_dtype) {
+            if self.gpu().peak_flops(dtype.compute_dtype()).is_none()
+                && self.gpu().peak_flops(DType::Bf16).is_none()
+            {
+                return cfg(format!("{} has no published {dtype} math rate", self.gpu().name));
+            }
+        }
+        Ok(())
+    }
+
+    /// The accelerator.
+    pub fn gpu(&self) -> &GpuSpec {
+        &self.cluster.gpu
+    }
+
+    /// GPUs per replica.
+    pub fn num_gpus(&self) -> u32 {
+        self.tp * self.pp
+    }
+
+    /// The format a quantizable matrix of the model is stored in.
+    pub fn matrix_dtype(&self) -> DType {
+        self.weight_dtype
+            .or(self.model.weight_format.quantization.as_ref().map(|q| q.dtype))
+            .unwrap_or(self.act_dtype)
+    }
+
+    /// Peak FLOP/s for math in `dtype`, falling back to the 16-bit rate where the
+    /// device has no native rate (weight-only FP8/INT8 kernels on older GPUs).
+    pub fn peak_flops(&self, dtype: DType) -> f64 {
+        let g = self.gpu();
+        g.peak_flops(dtype.compute_dtype())
+            .or_else(|| g.peak_flops(self.act_dtype))
+            .or_else(|| g.peak_flops(DType::Bf16))
+            .or_else(|| g.peak_flops(DType::Fp16))
+            .unwrap_or(0.0)
+    }
+
+    /// A short description for reports.
+    pub fn summary(&self) -> DeploymentSummary {
+        DeploymentSummary {
+            model: self.model.name.clone(),
+            hardware: self.gpu().name.clone(),
+            tensor_parallel_size: self.tp,
+            pipeline_parallel_size: self.pp,
+            dtype: self.act_dtype.to_string(),
+            weight_dtype: self.matrix_dtype().to_string(),
+            kv_cache_dtype: self.kv_dtype.to_string(),
+            max_model_len: self.max_model_len,
+            gpu_memory_utilization: self.gpu_memory_utilization,
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Serving memory plan: what each GPU holds and how much KV cache is left.
+//!
+//! vLLM semantics: the engine may use `capacity × gpu_memory_utilization`, where
+//! capacity is what the driver leaves usable; it subtracts the weights on the GPU, the
+//! peak activations of a profiling forward pass of `max_num_batched_tokens` tokens (plus
+//! the sampler's fp32 logits for `max_num_seqs` sequences) and non-torch memory, and
+//! gives the rest to the KV cache in blocks of `block_size` tokens. The runtime
+//! constants live in `perf_model/memory.toml`.
+
+use crate::deployment::Deployment;
+use crate::error::{Error, Result};
+use crate::model::{FfnSpec, LayerSpec, LinearOp, TpSplit};
+use crate::units::BYTES_PER_GIB;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Runtime memory constants (`perf_model/memory.toml`).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryModel {
+    /// Fraction of device memory the driver keeps.
+    pub driver_reserved_fraction: f64,
+    /// Non-torch memory (CUDA context, workspaces, graph pools), GiB.
+    pub non_torch_overhead_gib: f64,
+    /// Profiling-pass activation bytes per token, in multiples of hidden_size × 2 B.
+    pub activation_hidden_factor: f64,
+    /// Profiling-pass activation bytes per token, in multiples of the per-GPU FFN width × 2 B.
+    pub activation_ffn_factor: f64,
+    /// Bytes per logit of the sampler.
+    pub logits_bytes_per_element: f64,
+}
+
+impl MemoryModel {
+    /// Load `memory.toml` from the perf-model folder.
+    pub fn load(perf_model_dir: &Path) -> Result<Self> {
+        let path = perf_model_dir.join("memory.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        toml::from_str(&text).map_err(|e| crate::error::toml_error(&path, &text, &e))
+    }
+}
+
+/// Engine settings that change the memory plan.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MemoryOptions {
+    /// Tokens per KV block.
+    pub block_size: u32,
+    /// Tokens in the profiling forward pass (`max_num_batched_tokens`).
+    pub max_num_batched_tokens: u32,
+    /// Sequences whose logits the sampler holds (`max_num_seqs`).
+    pub max_num_seqs: u32,
+    /// Sequence length for the "concurrent sequences" figure (default: max_model_len).
+    pub seq_len: Option<u32>,
+}
+
+impl Default for MemoryOptions {
+    fn default() -> Self {
+        MemoryOptions {
+            block_size: 16,
+            max_num_batched_tokens: 2048,
+            max_num_seqs: 256,
+            seq_len: None,
+        }
+    }
+}
+
+/// Memory per GPU of a deployment (the busiest pipeline stage).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MemoryPlan {
+    /// Model id.
+    pub model: String,
+    /// Hardware name.
+    pub hardware: String,
+    /// Tensor-parallel size.
+    pub tensor_parallel_size: u32,
+    /// Pipeline-parallel size.
+    pub pipeline_parallel_size: u32,
+    /// Total parameters.
+    pub params_total: u64,
+    /// Parameters used per token.
+    pub params_active: u64,
+    /// Format of the quantizable weight matrices.
+    pub weight_dtype: String,
+    /// KV-cache format.
+    pub kv_cache_dtype: String,
+    /// Bytes of all weights of the model.
+    pub weight_bytes_total: f64,
+    /// Device memory per GPU, bytes.
+    pub gpu_memory_bytes: f64,
+    /// Memory the engine may use per GPU (after the driver's share and
+    /// gpu_memory_utilization), bytes.
+    pub usable_bytes_per_gpu: f64,
+    /// Weights on the busiest GPU, bytes.
+    pub weight_bytes_per_gpu: f64,
+    /// Peak activations of the profiling pass, bytes.
+    pub activation_bytes_per_gpu: f64,
+    /// Non-torch runtime memory, bytes.
+    pub overhead_bytes_per_gpu: f64,
+    /// KV bytes per token for the whole model (all layers, all heads).
+    pub kv_bytes_per_token: f64,
+    /// KV bytes per token held by one GPU of the busiest stage.
+    pub kv_bytes_per_token_per_gpu: f64,
+    /// Memory left for the KV cache per GPU, bytes (negative if the rest does not fit).
+    pub kv_cache_bytes_per_gpu: f64,
+    /// KV blocks per replica.
+    pub num_gpu_blocks: u64,
+    /// Tokens per block.
+    pub block_size: u32,
+    /// Tokens the KV cache holds.
+    pub max_kv_tokens: u64,
+    /// Longest sequence served.
+    pub max_model_len: u32,
+    /// Length used for `max_concurrent_seqs`.
+    pub seq_len: u32,
+    /// Sequences of `seq_len` tokens whose KV fits at once.
+    pub max_concurrent_seqs: u64,
+    /// Whether the weights fit and the KV cache holds at least one `max_model_len` sequence.
+    pub fits: bool,
+    /// Extra memory per GPU needed to fit, bytes (0 when it fits).
+    pub shortfall_bytes_per_gpu: f64,
+}
+
+/// Layers per pipeline stage, vLLM style: an even split with the remainder on the last
+/// stages (the first stage also holds the embedding).
+pub fn stage_layers(num_layers: u64, pp: u32) -> Vec<std::ops::Range<usize>> {
+    let pp = u64::from(pp.max(1));
+    let base = num_layers / pp;
+    let extra = num_layers % pp;
+    let mut start = 0;
+    (0..pp)
+        .map(|i| {
+            let n = base + u64::from(i >= pp - extra);
+            let r = start as usize..(start + n) as usize;
+            start += n;
+            r
+        })
+        .collect()
+}
+
+/// Weight shards of `op` on one GPU of a TP group of `tp`.
+fn shard(op: &LinearOp, tp: u32) -> f64 {
+    match op.tp_split {
+        TpSplit::Column | TpSplit::Row => f64::from(tp),
+        TpSplit::Replicated => 1.0,
+    }
+}
+
+/// Weight bytes of one layer on one GPU.
+pub fn layer_weight_bytes_per_gpu(d: &Deployment, layer: &LayerSpec) -> f64 {
+    let half = d.model.unquantized_dtype().bytes_per_element();
+    let mut bytes = 0.0;
+    for op in &layer.ops {
+        let inst = op.experts.instances() as f64;
+        let w = (op.in_features * op.out_features) as f64 * inst;
+        let b = if op.bias { op.out_features as f64 * inst } else { 0.0 };
+        let wb = d.model.op_weight_dtype(op, d.weight_dtype).bytes_per_element();
+        bytes += (w * wb + b * half) / shard(op, d.tp);
+    }
+    bytes += layer.norms.iter().map(|n| n.params() as f64 * half).sum::<f64>();
+    if layer.attention.sinks {
+        bytes += layer.attention.num_heads as f64 * half / f64::from(d.tp);
+    }
+    bytes
+}
+
+/// KV bytes per token that one GPU holds for `layer` (K and V heads split over TP,
+/// replicated when TP exceeds the KV heads; MLA's latent is replicated on every rank).
+pub fn layer_kv_bytes_per_token_per_gpu(d: &Deployment, layer: &LayerSpec) -> f64 {
+    let a = &layer.attention;
+    let elem = d.kv_dtype.bytes_per_element();
+    match &a.mla {
+        Some(m) => (m.kv_lora_rank + m.qk_rope_head_dim) as f64 * elem,
+        None => {
+            let heads = a.num_kv_heads.div_ceil(u64::from(d.tp)).max(1);
+            (heads * (a.head_dim + a.v_head_dim)) as f64 * elem
+        }
+    }
+}
+
+/// Width of the FFN intermediate activations per token on one GPU.
+fn ffn_width_per_gpu(layer: &LayerSpec, tp: u32) -> f64 {
+    let w = match layer.ffn {
+        FfnSpec::Dense { intermediate_size, .. } => intermediate_size,
+        FfnSpec::Moe {
+            experts_per_token,
+            expert_intermediate_size,
+            shared_intermediate_size,
+            ..
+        } => experts_per_token * expert_intermediate_size + shared_intermediate_size,
+    };
+    w as f64 / f64::from(tp)
+}
+
+/// Plan the memory of `d` with engine settings `opts`.
+pub fn plan(d: &Deployment, mm: &MemoryModel, opts: &MemoryOptions) -> MemoryPlan {
+    let m = &d.model;
+    let half = m.unquantized_dtype().bytes_per_element();
+    let tp = f64::from(d.tp);
+    let stages = stage_layers(m.num_layers, d.pp);
+    let last = stages.len() - 1;
+    let mut weight_per_gpu: f64 = 0.0;
+    let mut kv_per_token_per_gpu: f64 = 0.0;
+    for (i, range) in stages.iter().enumerate() {
+        let layers = &m.layers[range.clone()];
+        let mut w: f64 = layers.iter().map(|l| layer_weight_bytes_per_gpu(d, l)).sum();
+        let kv: f64 = layers.iter().map(|l| layer_kv_bytes_per_token_per_gpu(d, l)).sum();
+        if i == 0 {
+            let e = &m.embedding;
+            w += (e.vocab_size * e.dim) as f64 * half / tp;
+            if let Some(p) = &e.learned_positions {
+                w += (p.rows * p.dim) as f64 * half;
+            }
+        }
+        if i == last {
+            if !m.tie_word_embeddings || d.pp > 1 {
+                let h = &m.lm_head;
+                let wb = m.op_weight_dtype(h, d.weight_dtype).bytes_per_element();
+                w += (h.in_features * h.out_features) as f64 * wb / tp;
+                if h.bias {
+                    w += h.out_features as f64 * half / tp;
+                }
+            }
+            w += m.final_norm.as_ref().map_or(0.0, |n| n.params() as f64 * half);
+            for op in &m.io_projections {
+                w += (op.in_features * op.out_features) as f64 * half;
+            }
+        }
+        weight_per_gpu = weight_per_gpu.max(w);
+        kv_per_token_per_gpu = kv_per_token_per_gpu.max(kv);
+    }
+
+    let act_bytes = d.act_dtype.bytes_per_element();
+    let t = f64::from(opts.max_num_batched_tokens);
+    let ffn = m.layers.iter().map(|l| ffn_width_per_gpu(l, d.tp)).fold(0.0, f64::max);
+    let activations = t * (mm.activation_hidden_factor * m.hidden_size as f64 + mm.activation_ffn_factor * ffn) * act_bytes
+        + f64::from(opts.max_num_seqs) * m.vocab_size as f64 * mm.logits_bytes_per_element;
+    let overhead = mm.non_torch_overhead_gib * BYTES_PER_GIB;
+    let capacity = d.gpu().memory_bytes();
+    let usable = capacity * (1.0 - mm.driver_reserved_fraction) * d.gpu_memory_utilization;
+    let kv_cache = usable - weight_per_gpu - activations - overhead;
+
+    let block_bytes = f64::from(opts.block_size) * kv_per_token_per_gpu;
+    let num_gpu_blocks = if kv_cache > 0.0 && block_bytes > 0.0 {
+        (kv_cache / block_bytes).floor() as u64
+    } else {
+        0
+    };
+    let max_kv_tokens = num_gpu_blocks * u64::from(opts.block_size);
+    let seq_len = opts.seq_len.unwrap_or(d.max_model_len).max(1);
+    let blocks_per_seq = u64::from(seq_len).div_ceil(u64::from(opts.block_size));
+    let max_concurrent_seqs = num_gpu_blocks / blocks_per_seq;
+    let need_for_one_seq = u64::from(d.max_model_len).div_ceil(u64::from(opts.block_size)) as f64 * block_bytes;
+    let shortfall = (need_for_one_seq - kv_cache).max(0.0);
+    let kv_whole_model: f64 = m
+        .layers
+        .iter()
+        .map(|l| {
+            let a = &l.attention;
+            let e = d.kv_dtype.bytes_per_element();
+            match &a.mla {
+                Some(x) => (x.kv_lora_rank + x.qk_rope_head_dim) as f64 * e,
+                None => (a.num_kv_heads * (a.head_dim + a.v_head_dim)) as f64 * e,
+            }
+        })
+        .sum();
+    let params = m.params();
+    MemoryPlan {
+        model: m.name.clone(),
+        hardware: d.gpu().name.clone(),
+        tensor_parallel_size: d.tp,
+        pipeline_parallel_size: d.pp,
+        params_total: params.total,
+        params_active: params.active,
+        weight_dtype: d.matrix_dtype().to_string(),
+        kv_cache_dtype: d.kv_dtype.to_string(),
+        weight_bytes_total: m.weight_bytes(d.weight_dtype),
+        gpu_memory_bytes: capacity,
+        usable_bytes_per_gpu: usable,
+        weight_bytes_per_gpu: weight_per_gpu,
+        activation_bytes_per_gpu: activations,
+        overhead_bytes_per_gpu: overhead,
+        kv_bytes_per_token: kv_whole_model,
+        kv_bytes_per_token_per_gpu: kv_per_token_per_gpu,
+        kv_cache_bytes_per_gpu: kv_cache,
+        num_gpu_blocks,
+        block_size: opts.block_size,
+        max_kv_tokens,
+        max_model_len: d.max_model_len,
+        seq_len,
+        max_concurrent_seqs,
+        fits: shortfall == 0.0 && num_gpu_blocks > 0,
+        shortfall_bytes_per_gpu: shortfall,
+    }
+}

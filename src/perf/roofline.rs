@@ -1,0 +1,399 @@
+//! The analytical (roofline) latency model.
+//!
+//! Every operator of an iteration costs `max(FLOPs / (peak × compute efficiency),
+//! bytes / (bandwidth × memory efficiency))` on one GPU of the replica; operators run
+//! one after another, so the iteration takes their sum, plus tensor-parallel
+//! all-reduces (α-β cost over the actual link), pipeline activation transfers, and a
+//! fixed CPU cost per iteration and per layer. The efficiencies and overheads come from
+//! `perf_model/roofline.toml` (refit by `servesim calibrate`).
+//!
+//! * Linear operators: `2 · tokens · k · in · out / shards` FLOPs; the weight shard is
+//!   read once per iteration (for routed experts, only the experts the batch touches:
+//!   `E · (1 − (1 − k/E)^tokens)` in expectation).
+//! * Attention: a prefill chunk of `n` tokens after `c` cached ones attends on average
+//!   to `c + (n+1)/2` tokens (causal), capped by a sliding window; QKᵀ and PV cost
+//!   `2·(d_qk + d_v)` FLOPs per (query, key, head). Decodes read their whole KV. MLA
+//!   decodes attend in the latent space (absorbed weights) and read the latent.
+//! * Norms, residual adds and activation functions are memory passes over the
+//!   activations.
+//!
+//! Identical layers are grouped and each operator pre-digested into per-token
+//! coefficients, so the per-iteration cost is a few dozen arithmetic operations.
+
+use super::{LatencyModel, StepShape};
+use crate::deployment::Deployment;
+use crate::error::{Error, Result};
+use crate::hardware::{AllReduceAlgorithm, LinkSpec};
+use crate::memory::layer_kv_bytes_per_token_per_gpu;
+use crate::model::{AttentionKind, ExpertCount, FfnSpec, LayerSpec, LinearOp, TpSplit};
+use crate::units::SimDuration;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Efficiencies and overheads of the roofline model (`perf_model/roofline.toml`).
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RooflineParams {
+    /// Fraction of dense tensor peak that GEMMs achieve.
+    pub gemm_compute_efficiency: f64,
+    /// Fraction of peak memory bandwidth that streaming achieves.
+    pub memory_efficiency: f64,
+    /// Fraction of dense tensor peak that attention kernels achieve.
+    pub attention_compute_efficiency: f64,
+    /// CPU cost per iteration, s.
+    pub step_overhead_s: f64,
+    /// Extra cost per decoder layer per iteration, s.
+    pub per_layer_overhead_s: f64,
+}
+
+impl RooflineParams {
+    /// Load `roofline.toml` from the perf-model folder.
+    pub fn load(perf_model_dir: &Path) -> Result<Self> {
+        let path = perf_model_dir.join("roofline.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let p: RooflineParams =
+            toml::from_str(&text).map_err(|e| crate::error::toml_error(&path, &text, &e))?;
+        for (k, v) in [
+            ("gemm_compute_efficiency", p.gemm_compute_efficiency),
+            ("memory_efficiency", p.memory_efficiency),
+            ("attention_compute_efficiency", p.attention_compute_efficiency),
+        ] {
+            if !(v > 0.0 && v <= 1.5) {
+                return Err(Error::input(&path, Some(k), format!("must be in (0, 1.5], got {v}")));
+            }
+        }
+        if p.step_overhead_s < 0.0 || p.per_layer_overhead_s < 0.0 {
+            return Err(Error::input(&path, None, "overheads must be non-negative"));
+        }
+        Ok(p)
+    }
+}
+
+/// What limits an operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Bound {
+    /// Math throughput.
+    Compute,
+    /// Memory bandwidth.
+    Memory,
+    /// Inter-GPU links.
+    Communication,
+    /// Fixed CPU and launch cost.
+    Overhead,
+}
+
+/// The cost of one operator over all layers of an iteration.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OpCost {
+    /// Operator name (`qkv_proj`, `attention`, `all_reduce`, ...).
+    pub name: String,
+    /// Layers it runs in.
+    pub count: u64,
+    /// FLOPs on one GPU.
+    pub flops: f64,
+    /// Bytes moved to or from memory (or over a link) by one GPU.
+    pub bytes: f64,
+    /// Time, s.
+    pub time_s: f64,
+    /// What limits it.
+    pub bound: Bound,
+}
+
+/// One linear operator of a layer group, on one GPU.
+#[derive(Clone, Debug)]
+struct PreparedLinear {
+    name: &'static str,
+    /// FLOPs per token (including the k active experts).
+    flops_per_token: f64,
+    /// Bytes of one weight instance shard (one expert for routed experts).
+    instance_bytes: f64,
+    /// (total experts, experts per token) for routed experts.
+    experts: Option<(f64, f64)>,
+    /// Activation bytes read and written per token.
+    act_bytes_per_token: f64,
+    /// Achieved FLOP/s.
+    rate: f64,
+}
+
+/// Attention of a layer group on one GPU.
+#[derive(Clone, Debug)]
+struct PreparedAttention {
+    heads: f64,
+    /// Per (query, key) pair per head: 2·(d_qk + d_v) FLOPs, for prefill and decode.
+    prefill_flops_per_pair: f64,
+    decode_flops_per_pair: f64,
+    kv_bytes_per_token: f64,
+    /// Query/output activation bytes per token.
+    act_bytes_per_token: f64,
+    window: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+struct LayerGroup {
+    count: u64,
+    linears: Vec<PreparedLinear>,
+    attention: PreparedAttention,
+    /// Bytes of elementwise passes per token (norms, residuals, activation function).
+    elementwise_bytes_per_token: f64,
+    all_reduces: u32,
+}
+
+/// The roofline latency model of one replica.
+#[derive(Clone, Debug)]
+pub struct Roofline {
+    params: RooflineParams,
+    groups: Vec<LayerGroup>,
+    lm_head: PreparedLinear,
+    hidden_act_bytes: f64,
+    bandwidth: f64,
+    attn_rate: f64,
+    tp: u32,
+    tp_link: LinkSpec,
+    pp: u32,
+    pp_link: LinkSpec,
+    num_layers: u64,
+    description: String,
+}
+
+fn shards(op: &LinearOp, tp: u32) -> f64 {
+    match op.tp_split {
+        TpSplit::Column | TpSplit::Row => f64::from(tp),
+        TpSplit::Replicated => 1.0,
+    }
+}
+
+impl Roofline {
+    /// The roofline model of deployment `d`.
+    pub fn new(d: &Deployment, params: RooflineParams) -> Self {
+        let m = &d.model;
+        let ab = d.act_dtype.bytes_per_element();
+        let tp = d.tp;
+        let prepare = |op: &LinearOp| -> PreparedLinear {
+            let s = shards(op, tp);
+            let k = op.experts.active_per_token() as f64;
+            let wdt = m.op_weight_dtype(op, d.weight_dtype);
+            // Column-split: full input, 1/tp of the output; row-split: the reverse.
+            let (i, o) = (op.in_features as f64, op.out_features as f64);
+            let io = match op.tp_split {
+                TpSplit::Column => i + o / s,
+                TpSplit::Row => i / s + o,
+                TpSplit::Replicated => i + o,
+            };
+            PreparedLinear {
+                name: op.name,
+                flops_per_token: 2.0 * k * (op.in_features * op.out_features) as f64 / s,
+                instance_bytes: (op.in_features * op.out_features) as f64 * wdt.bytes_per_element() / s,
+                experts: match op.experts {
+                    ExpertCount::Dense => None,
+                    ExpertCount::Routed { total, active_per_token } => {
+                        Some((total as f64, active_per_token as f64))
+                    }
+                },
+                act_bytes_per_token: k * io * ab,
+                rate: d.peak_flops(wdt) * params.gemm_compute_efficiency,
+            }
+        };
+        let mut groups: Vec<(LayerSpec, LayerGroup)> = Vec::new();
+        for layer in &m.layers {
+            if let Some((_, g)) = groups.iter_mut().find(|(l, _)| l == layer) {
+                g.count += 1;
+                continue;
+            }
+            let a = &layer.attention;
+            let heads = (a.num_heads as f64 / f64::from(tp)).max(1.0);
+            let (prefill_pair, decode_pair) = match &a.mla {
+                Some(x) => (
+                    2.0 * (a.head_dim + a.v_head_dim) as f64,
+                    2.0 * (2 * x.kv_lora_rank + x.qk_rope_head_dim) as f64,
+                ),
+                None => {
+                    let f = 2.0 * (a.head_dim + a.v_head_dim) as f64;
+                    (f, f)
+                }
+            };
+            let ffn_width = match layer.ffn {
+                FfnSpec::Dense { intermediate_size, .. } => intermediate_size as f64,
+                FfnSpec::Moe {
+                    experts_per_token,
+                    expert_intermediate_size,
+                    shared_intermediate_size,
+                    ..
+                } => (experts_per_token * expert_intermediate_size + shared_intermediate_size) as f64,
+            } / f64::from(tp);
+            let hidden = m.hidden_size as f64;
+            let group = LayerGroup {
+                count: 1,
+                linears: layer.ops.iter().map(prepare).collect(),
+                attention: PreparedAttention {
+                    heads,
+                    prefill_flops_per_pair: prefill_pair,
+                    decode_flops_per_pair: decode_pair,
+                    kv_bytes_per_token: layer_kv_bytes_per_token_per_gpu(d, layer),
+                    act_bytes_per_token: heads * (a.head_dim + a.v_head_dim) as f64 * ab,
+                    window: match a.kind {
+                        AttentionKind::Full => None,
+                        AttentionKind::Sliding { window_tokens } => Some(window_tokens as f64),
+                    },
+                },
+                // Each norm reads and writes the hidden state; two residual adds read two
+                // and write one; the activation function reads 2 and writes 1 FFN width.
+                elementwise_bytes_per_token: ab
+                    * (2.0 * hidden * layer.norms.len() as f64 + 6.0 * hidden + 3.0 * ffn_width),
+                all_reduces: if tp > 1 {
+                    if layer.parallel_attn_mlp { 1 } else { 2 }
+                } else {
+                    0
+                },
+            };
+            groups.push((layer.clone(), group));
+        }
+        let span_nodes = d.tp * d.pp > d.cluster.gpus_per_node;
+        let description = format!(
+            "roofline ({} on {} × TP{} PP{}; GEMM {:.0}% of peak, attention {:.0}%, memory {:.0}% of {:.0} GB/s; {:.1} ms per iteration + {:.0} µs per layer)",
+            m.name,
+            d.gpu().name,
+            d.tp,
+            d.pp,
+            params.gemm_compute_efficiency * 100.0,
+            params.attention_compute_efficiency * 100.0,
+            params.memory_efficiency * 100.0,
+            d.gpu().memory_bandwidth_bytes_per_s() / 1e9,
+            params.step_overhead_s * 1e3,
+            params.per_layer_overhead_s * 1e6,
+        );
+        Roofline {
+            params,
+            groups: groups.into_iter().map(|(_, g)| g).collect(),
+            lm_head: prepare(&m.lm_head),
+            hidden_act_bytes: m.hidden_size as f64 * ab,
+            bandwidth: d.gpu().memory_bandwidth_bytes_per_s() * params.memory_efficiency,
+            attn_rate: d.peak_flops(d.act_dtype) * params.attention_compute_efficiency,
+            tp: d.tp,
+            tp_link: d.cluster.link_for_group(d.tp).clone(),
+            pp: d.pp,
+            pp_link: d.cluster.link_between(span_nodes).clone(),
+            num_layers: m.num_layers,
+            description,
+        }
+    }
+
+    /// The iteration time of `shape`, s, with the cost of every operator appended to
+    /// `ops` when given.
+    pub fn evaluate(&self, shape: &StepShape, mut ops: Option<&mut Vec<OpCost>>) -> f64 {
+        let tokens = shape.total_tokens() as f64;
+        let seqs = f64::from(shape.num_seqs());
+        if tokens == 0.0 {
+            return 0.0;
+        }
+        let mut total = 0.0;
+        let mut add = |name: &str, count: u64, flops: f64, bytes: f64, time: f64, bound: Bound| {
+            total += time;
+            if let Some(v) = ops.as_deref_mut() {
+                match v.iter_mut().find(|o| o.name == name) {
+                    Some(o) => {
+                        o.count += count;
+                        o.flops += flops;
+                        o.bytes += bytes;
+                        o.time_s += time;
+                    }
+                    None => v.push(OpCost {
+                        name: name.to_owned(),
+                        count,
+                        flops,
+                        bytes,
+                        time_s: time,
+                        bound,
+                    }),
+                }
+            }
+        };
+        let roof = |flops: f64, rate: f64, bytes: f64, bw: f64| {
+            let c = if rate > 0.0 { flops / rate } else { 0.0 };
+            let m = bytes / bw;
+            if c >= m {
+                (c, Bound::Compute)
+            } else {
+                (m, Bound::Memory)
+            }
+        };
+        for g in &self.groups {
+            let n = g.count as f64;
+            for op in &g.linears {
+                let weights = match op.experts {
+                    None => op.instance_bytes,
+                    Some((e, k)) => {
+                        let touched = e * (1.0 - (1.0 - k / e).powf(tokens));
+                        touched * op.instance_bytes
+                    }
+                };
+                let flops = op.flops_per_token * tokens;
+                let bytes = weights + op.act_bytes_per_token * tokens;
+                let (t, b) = roof(flops, op.rate, bytes, self.bandwidth);
+                add(op.name, g.count, flops * n, bytes * n, t * n, b);
+            }
+            let (flops, bytes) = attention_work(&g.attention, shape);
+            let (t, b) = roof(flops, self.attn_rate, bytes, self.bandwidth);
+            add("attention", g.count, flops * n, bytes * n, t * n, b);
+            let eb = g.elementwise_bytes_per_token * tokens;
+            add("elementwise", g.count, 0.0, eb * n, eb / self.bandwidth * n, Bound::Memory);
+            if g.all_reduces > 0 {
+                let msg = tokens * self.hidden_act_bytes;
+                let t = self.tp_link.all_reduce_s(msg, self.tp, AllReduceAlgorithm::Fastest);
+                let k = f64::from(g.all_reduces) * n;
+                add("all_reduce", g.count * u64::from(g.all_reduces), 0.0, msg * k, t * k, Bound::Communication);
+            }
+        }
+        // Embedding gather, LM head over one token per sequence, and sampling.
+        let eb = tokens * self.hidden_act_bytes;
+        add("embedding", 1, 0.0, eb, eb / self.bandwidth, Bound::Memory);
+        let h = &self.lm_head;
+        let flops = h.flops_per_token * seqs;
+        let bytes = h.instance_bytes + h.act_bytes_per_token * seqs;
+        let (t, b) = roof(flops, h.rate, bytes, self.bandwidth);
+        add("lm_head", 1, flops, bytes, t, b);
+        if self.pp > 1 {
+            let msg = tokens * self.hidden_act_bytes;
+            let t = self.pp_link.send_s(msg) * f64::from(self.pp - 1);
+            add("pp_send", u64::from(self.pp - 1), 0.0, msg * f64::from(self.pp - 1), t, Bound::Communication);
+        }
+        let overhead = self.params.step_overhead_s + self.params.per_layer_overhead_s * self.num_layers as f64;
+        add("overhead", 1, 0.0, 0.0, overhead, Bound::Overhead);
+        total
+    }
+}
+
+/// FLOPs and bytes of one layer's attention for `shape`.
+fn attention_work(a: &PreparedAttention, shape: &StepShape) -> (f64, f64) {
+    let cap = |x: f64| a.window.map_or(x, |w| x.min(w));
+    let mut flops = 0.0;
+    let mut bytes = 0.0;
+    for p in &shape.prefills {
+        let n = f64::from(p.tokens);
+        let c = f64::from(p.context_tokens);
+        let attended = cap(c + (n + 1.0) / 2.0);
+        flops += a.prefill_flops_per_pair * a.heads * n * attended;
+        // Read the cached KV once, write the chunk's KV, read Q and write O.
+        bytes += cap(c + n) * a.kv_bytes_per_token + n * (a.kv_bytes_per_token + a.act_bytes_per_token);
+    }
+    if shape.num_decodes > 0 {
+        let d = f64::from(shape.num_decodes);
+        let ctx = match a.window {
+            Some(w) if f64::from(shape.decode_context_max) > w => (shape.decode_context_sum as f64).min(d * w),
+            _ => shape.decode_context_sum as f64,
+        };
+        flops += a.decode_flops_per_pair * a.heads * ctx;
+        bytes += ctx * a.kv_bytes_per_token + d * (a.kv_bytes_per_token + a.act_bytes_per_token);
+    }
+    (flops, bytes)
+}
+
+impl LatencyModel for Roofline {
+    fn step_time(&self, shape: &StepShape) -> SimDuration {
+        SimDuration::from_secs_f64(self.evaluate(shape, None))
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+}

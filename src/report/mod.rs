@@ -1,0 +1,131 @@
+//! Writers for run outputs: `requests.csv`, `timeseries.csv`, `summary.json` and tables.
+//!
+//! Floats in CSV files are written with fixed precision (microseconds for times) so the
+//! same run gives byte-identical files on every platform; a missing value (the TTFT of
+//! a rejected request, the TPOT of a one-token output) is an empty cell.
+
+use crate::engine::RequestRecord;
+use crate::error::{Error, Result};
+use crate::metrics::{DistStats, Summary, TimeSeriesRow};
+use std::io::Write;
+use std::path::Path;
+
+pub mod table;
+
+/// Header of `requests.csv`.
+pub const REQUESTS_HEADER: &str = "request_id,replica,arrival_time_s,input_tokens,output_tokens,scheduled_time_s,first_token_time_s,finish_time_s,ttft_s,tpot_s,e2e_s,queue_s,preemptions,prefix_hit_tokens,status";
+
+/// Header of `timeseries.csv`.
+pub const TIMESERIES_HEADER: &str = "time_s,running,waiting,kv_blocks_used,batch_tokens";
+
+/// A float with `decimals` digits, or an empty string for NaN.
+pub fn fixed(x: f64, decimals: usize) -> String {
+    if x.is_nan() {
+        String::new()
+    } else {
+        format!("{x:.decimals$}")
+    }
+}
+
+/// Write one `requests.csv` row (times in seconds with nanosecond precision).
+pub fn write_request_row(w: &mut dyn Write, r: &RequestRecord) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        r.request_id,
+        r.replica,
+        fixed(r.arrival_time_s, 9),
+        r.input_tokens,
+        r.output_tokens,
+        fixed(r.scheduled_time_s, 9),
+        fixed(r.first_token_time_s, 9),
+        fixed(r.finish_time_s, 9),
+        fixed(r.ttft_s, 9),
+        fixed(r.tpot_s, 9),
+        fixed(r.e2e_s, 9),
+        fixed(r.queue_s, 9),
+        r.preemptions,
+        r.prefix_hit_tokens,
+        r.status.as_str()
+    )
+}
+
+/// Write one `timeseries.csv` row.
+pub fn write_timeseries_row(w: &mut dyn Write, r: &TimeSeriesRow) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "{},{},{},{},{}",
+        r.time_s, r.running, r.waiting, r.kv_blocks_used, r.batch_tokens
+    )
+}
+
+/// Serialize `value` as pretty JSON into `path`.
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Config(format!("cannot serialize {}: {e}", path.display())))?;
+    std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))
+}
+
+/// Rows of the latency table for a summary: (metric, stats).
+pub fn latency_rows(s: &Summary) -> [(&'static str, &DistStats); 5] {
+    [
+        ("TTFT", &s.ttft_s),
+        ("TPOT", &s.tpot_s),
+        ("ITL", &s.itl_s),
+        ("E2E", &s.e2e_s),
+        ("queue", &s.queue_s),
+    ]
+}
+
+/// The stdout summary of a simulation as a text table.
+pub fn summary_table(s: &Summary) -> String {
+    let mut out = String::new();
+    let mut t = table::Table::new(&["metric", "mean", "p50", "p90", "p99", "max"]);
+    for (name, d) in latency_rows(s) {
+        let ms = |x: f64| format!("{:.2}", x * 1e3);
+        t.row(vec![
+            format!("{name} (ms)"),
+            ms(d.mean),
+            ms(d.p50),
+            ms(d.p90),
+            ms(d.p99),
+            ms(d.max),
+        ]);
+    }
+    out.push_str(&format!(
+        "requests: {} completed, {} rejected over {:.1} s | {:.2} req/s | {:.0} output tok/s | {:.0} total tok/s\n",
+        s.completed, s.rejected, s.duration_s, s.request_throughput_per_s, s.output_tokens_per_s, s.total_tokens_per_s
+    ));
+    out.push_str(&format!(
+        "engine: {} iterations, mean batch {:.1} seqs / {:.0} tokens, KV usage mean {:.1}% max {:.1}%, {} preemptions, {} prefix-hit tokens\n",
+        s.engine.iterations,
+        s.engine.batch_size_mean,
+        s.engine.batch_tokens_mean,
+        s.engine.kv_usage_mean * 100.0,
+        s.engine.kv_usage_max * 100.0,
+        s.preemptions,
+        s.prefix_hit_tokens
+    ));
+    if s.slo.ttft_s.is_some() || s.slo.tpot_s.is_some() {
+        out.push_str(&format!(
+            "SLO: {:.1}% of requests met all SLOs (TTFT {:.1}%, TPOT {:.1}%), goodput {:.2} req/s\n",
+            s.slo_attainment * 100.0,
+            s.ttft_slo_attainment * 100.0,
+            s.tpot_slo_attainment * 100.0,
+            s.goodput_requests_per_s
+        ));
+    }
+    out.push_str(&t.render());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_precision_and_nan() {
+        assert_eq!(fixed(0.1 + 0.2, 3), "0.300");
+        assert_eq!(fixed(f64::NAN, 3), "");
+    }
+}

@@ -1,0 +1,154 @@
+//! Run a simulation end to end: replicas and a request source in; summary and output
+//! files out.
+//!
+//! ```
+//! use servesim::engine::{EngineConfig, Replica, SchedulerKind};
+//! use servesim::perf::fixed::FixedLatency;
+//! use servesim::sim::{RequestSource, Router};
+//! use servesim::simulate::{run, RunOptions};
+//! use servesim::trace::Request;
+//! use servesim::units::SimTime;
+//! use std::sync::Arc;
+//!
+//! let cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1024, 4096);
+//! let latency = Arc::new(FixedLatency::from_micros(1000, 10, 100));
+//! let replica = Replica::new(0, cfg, latency).unwrap();
+//! let requests = (0..3).map(|i| Ok(Request {
+//!     id: i,
+//!     arrival: SimTime::from_secs_f64(i as f64 * 0.01),
+//!     input_tokens: 128,
+//!     output_tokens: 16,
+//!     session_id: None,
+//!     prefix_hash_ids: vec![],
+//!     hash_block_tokens: 16,
+//! }));
+//! let result = run(vec![replica], Router::default(), RequestSource::Open(Box::new(requests)), &RunOptions::default()).unwrap();
+//! assert_eq!(result.summary.completed, 3);
+//! assert!(result.summary.ttft_s.mean > 0.0);
+//! ```
+
+use crate::engine::{Replica, RequestRecord};
+use crate::error::{Error, Result};
+use crate::metrics::{EngineSummary, Recorder, Slo, Summary, TimeSeries, TimeSeriesRow};
+use crate::report;
+use crate::sim::{RequestSource, Router, RunStats, Simulation};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+/// Options of a run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// SLOs for goodput.
+    pub slo: Slo,
+    /// Folder for `requests.csv`, `timeseries.csv` and `summary.json` (None: no files).
+    pub output_dir: Option<PathBuf>,
+    /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
+    pub progress: bool,
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// The run summary (also written to `summary.json`).
+    pub summary: Summary,
+    /// Kernel statistics.
+    pub stats: RunStats,
+}
+
+fn create(dir: &std::path::Path, name: &str, header: &str) -> Result<BufWriter<File>> {
+    let path = dir.join(name);
+    let mut w = BufWriter::new(File::create(&path).map_err(|e| Error::io(&path, e))?);
+    writeln!(w, "{header}").map_err(|e| Error::io(&path, e))?;
+    Ok(w)
+}
+
+/// Simulate `source` on `replicas` behind `router`.
+pub fn run(
+    replicas: Vec<Replica>,
+    router: Router,
+    source: RequestSource<'_>,
+    opts: &RunOptions,
+) -> Result<RunResult> {
+    let mut files = match &opts.output_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            Some((
+                create(dir, "requests.csv", report::REQUESTS_HEADER)?,
+                create(dir, "timeseries.csv", report::TIMESERIES_HEADER)?,
+            ))
+        }
+        None => None,
+    };
+    let progress = if opts.progress {
+        let pb = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} requests done, {per_sec} [{elapsed_precise}]")
+                .expect("valid template"),
+        );
+        pb
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+
+    let mut io_error: Option<std::io::Error> = None;
+    let (mut req_file, mut ts_file) = match files.as_mut() {
+        Some((a, b)) => (Some(a), Some(b)),
+        None => (None, None),
+    };
+    let mut write_request = |r: &RequestRecord| {
+        progress.inc(1);
+        if let Some(w) = req_file.as_mut() {
+            if let Err(e) = report::write_request_row(*w, r) {
+                io_error.get_or_insert(e);
+            }
+        }
+    };
+    let mut ts_error: Option<std::io::Error> = None;
+    let mut write_ts = |row: &TimeSeriesRow| {
+        if let Some(w) = ts_file.as_mut() {
+            if let Err(e) = report::write_timeseries_row(*w, row) {
+                ts_error.get_or_insert(e);
+            }
+        }
+    };
+    let mut recorder = Recorder::new(opts.slo).with_writer(&mut write_request);
+    let mut timeseries = TimeSeries::new(Some(&mut write_ts));
+    let mut sim = Simulation::new(replicas, router)?;
+    let stats = sim.run(source, &mut recorder, &mut timeseries)?;
+    progress.finish_and_clear();
+
+    let mut summary = recorder.summary();
+    summary.engine = engine_summary(sim.replicas(), &timeseries);
+    drop(recorder);
+    drop(timeseries);
+    if let Some(e) = io_error.or(ts_error) {
+        return Err(Error::io(opts.output_dir.clone().unwrap_or_default(), e));
+    }
+    if let (Some(dir), Some((mut a, mut b))) = (&opts.output_dir, files) {
+        a.flush().map_err(|e| Error::io(dir.join("requests.csv"), e))?;
+        b.flush().map_err(|e| Error::io(dir.join("timeseries.csv"), e))?;
+        report::write_json(&dir.join("summary.json"), &summary)?;
+    }
+    Ok(RunResult { summary, stats })
+}
+
+fn engine_summary(replicas: &[Replica], ts: &TimeSeries<'_>) -> EngineSummary {
+    let mut e = EngineSummary::default();
+    let (mut seqs, mut tokens) = (0u64, 0u64);
+    for r in replicas {
+        let c = r.counters();
+        e.iterations += c.iterations;
+        seqs += c.batch_seqs_sum;
+        tokens += c.batch_tokens_sum;
+        e.batch_size_max = e.batch_size_max.max(c.batch_seqs_max);
+    }
+    if e.iterations > 0 {
+        e.batch_size_mean = seqs as f64 / e.iterations as f64;
+        e.batch_tokens_mean = tokens as f64 / e.iterations as f64;
+    }
+    e.kv_usage_mean = ts.kv_usage_mean();
+    e.kv_usage_max = ts.kv_usage_max();
+    e.busy_fraction = ts.busy_fraction();
+    e
+}
