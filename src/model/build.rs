@@ -323,3 +323,248 @@ fn quantization(q: &RawConfig) -> Result<Quantization> {
         modules_to_not_convert,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_util::shipped;
+    use serde_json::{json, Value};
+    use std::path::Path;
+
+    /// A small Llama-style config, edited by `f`.
+    fn config(f: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Value {
+        let mut v = json!({
+            "model_type": "llama",
+            "hidden_size": 256,
+            "intermediate_size": 512,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 2,
+            "vocab_size": 1000,
+            "max_position_embeddings": 2048,
+            "rms_norm_eps": 1e-5,
+            "torch_dtype": "bfloat16"
+        });
+        f(v.as_object_mut().unwrap());
+        v
+    }
+
+    fn parse(v: &Value) -> Result<ModelSpec> {
+        ModelSpec::from_json("t", Path::new("model_configs/t.json"), &v.to_string())
+    }
+
+    fn err(v: &Value) -> String {
+        parse(v).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn missing_field_and_wrong_type_name_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        let v = config(|m| {
+            m.remove("hidden_size");
+        });
+        std::fs::write(&path, v.to_string()).unwrap();
+        assert_eq!(
+            ModelSpec::from_file(&path).unwrap_err().to_string(),
+            format!(
+                "{}: field `hidden_size`: missing required field",
+                path.display()
+            )
+        );
+        let v = config(|m| {
+            m.insert("num_hidden_layers".into(), json!("32"));
+        });
+        std::fs::write(&path, v.to_string()).unwrap();
+        assert_eq!(
+            ModelSpec::from_file(&path).unwrap_err().to_string(),
+            format!(
+                "{}: field `num_hidden_layers`: expected a positive integer, found string \"32\"",
+                path.display()
+            )
+        );
+        assert_eq!(
+            err(&config(|m| {
+                m.insert("tie_word_embeddings".into(), json!("no"));
+            })),
+            "model_configs/t.json: field `tie_word_embeddings`: expected true or false, found string \"no\""
+        );
+        assert_eq!(
+            err(&config(|m| {
+                m.insert("torch_dtype".into(), json!("float64"));
+            })),
+            "model_configs/t.json: field `torch_dtype`: unknown dtype `float64`; expected one of fp32, bf16, fp16, fp8, int8, int4 (awq/gptq), mxfp4"
+        );
+    }
+
+    #[test]
+    fn inconsistent_fields_are_rejected() {
+        let e = err(&config(|m| {
+            m.insert("num_key_value_heads".into(), json!(3));
+        }));
+        assert!(
+            e.contains("field `num_key_value_heads`: 3 does not divide"),
+            "{e}"
+        );
+        let e = err(&config(|m| {
+            m.insert("hidden_size".into(), json!(250));
+        }));
+        assert!(e.contains("field `num_attention_heads`"), "{e}");
+        let e = err(&config(|m| {
+            m.insert("layer_types".into(), json!(["full_attention"]));
+        }));
+        assert!(
+            e.contains("field `layer_types`: has 1 entries but num_hidden_layers is 4"),
+            "{e}"
+        );
+        let e = err(&config(|m| {
+            m.insert(
+                "layer_types".into(),
+                json!(["full_attention", "x", "full_attention", "full_attention"]),
+            );
+        }));
+        assert!(e.contains("unknown layer type `x`"), "{e}");
+        let e = err(&config(|m| {
+            m.insert("layer_types".into(), json!(vec!["sliding_attention"; 4]));
+        }));
+        assert!(
+            e.contains("field `sliding_window`: missing required field"),
+            "{e}"
+        );
+        let e = err(&config(|m| {
+            m.insert(
+                "quantization_config".into(),
+                json!({"quant_method": "bitsandbytes"}),
+            );
+        }));
+        assert!(
+            e.contains("field `quantization_config.quant_method`: unsupported"),
+            "{e}"
+        );
+        let e = err(&config(|m| {
+            m.insert("num_local_experts".into(), json!(8));
+        }));
+        assert!(
+            e.contains("field `num_experts_per_tok`: missing required field"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn defaults_of_absent_fields() {
+        let s = parse(&config(|m| {
+            m.remove("num_key_value_heads");
+            m.remove("torch_dtype");
+        }))
+        .unwrap();
+        let a = &s.layers[0].attention;
+        assert_eq!(
+            (a.num_kv_heads, a.head_dim, a.kind),
+            (8, 32, AttentionKind::Full)
+        );
+        assert!(!s.tie_word_embeddings);
+        assert_eq!(s.weight_format.torch_dtype, DType::Bf16);
+        assert_eq!(s.activation, "silu");
+        // Explicit head_dim wins over hidden / heads (Qwen3-32B: 5120 / 64 = 80).
+        assert_eq!(shipped("Qwen/Qwen3-32B").layers[0].attention.head_dim, 128);
+        assert_eq!(
+            shipped("openai/gpt-oss-20b").layers[0].attention.head_dim,
+            64
+        );
+        // OPT has no num_key_value_heads: multi-head attention.
+        let opt = shipped("facebook/opt-6.7b").layers[0].attention.clone();
+        assert_eq!(opt.num_kv_heads, opt.num_heads);
+    }
+
+    #[test]
+    fn qwen2_sliding_from_max_window_layers_and_awq() {
+        let s = parse(&config(|m| {
+            m.insert("model_type".into(), json!("qwen2"));
+            m.insert("use_sliding_window".into(), json!(true));
+            m.insert("sliding_window".into(), json!(64));
+            m.insert("max_window_layers".into(), json!(2));
+            m.insert(
+                "quantization_config".into(),
+                json!({"quant_method": "awq", "bits": 4, "group_size": 128}),
+            );
+        }))
+        .unwrap();
+        let kinds: Vec<_> = s.layers.iter().map(|l| l.attention.kind).collect();
+        let w = AttentionKind::Sliding { window_tokens: 64 };
+        assert_eq!(kinds, [AttentionKind::Full, AttentionKind::Full, w, w]);
+        // qwen2: q/k/v bias without an attention_bias key.
+        assert!(s.layers[0].ops[0].bias && !s.layers[0].ops[1].bias);
+        assert_eq!(
+            s.weight_format.quantization.as_ref().unwrap().dtype,
+            DType::Int4
+        );
+        let mlp = s.layers[0]
+            .ops
+            .iter()
+            .find(|o| o.name == "down_proj")
+            .unwrap();
+        assert_eq!(s.op_weight_dtype(mlp, None), DType::Int4);
+        assert_eq!(s.op_weight_dtype(&s.lm_head, None), DType::Bf16);
+    }
+
+    #[test]
+    fn qwen2_moe_layout_with_shared_expert() {
+        let s = parse(&config(|m| {
+            m.insert("model_type".into(), json!("qwen2_moe"));
+            m.insert("num_experts".into(), json!(4));
+            m.insert("num_experts_per_tok".into(), json!(2));
+            m.insert("moe_intermediate_size".into(), json!(64));
+            m.insert("shared_expert_intermediate_size".into(), json!(128));
+            m.insert("decoder_sparse_step".into(), json!(2));
+            m.insert("mlp_only_layers".into(), json!([3]));
+        }))
+        .unwrap();
+        // Layers 1 and 3 are sparse by step; 3 is forced dense.
+        let moe: Vec<bool> = s
+            .layers
+            .iter()
+            .map(|l| matches!(l.ffn, FfnSpec::Moe { .. }))
+            .collect();
+        assert_eq!(moe, [false, true, false, false]);
+        let names: Vec<&str> = s.layers[1].ops.iter().map(|o| o.name).collect();
+        assert_eq!(
+            names,
+            [
+                "qkv_proj",
+                "o_proj",
+                "router",
+                "experts.gate_up_proj",
+                "experts.down_proj",
+                "shared_experts.gate_up_proj",
+                "shared_experts.down_proj",
+                "shared_expert_gate"
+            ]
+        );
+        // Per MoE layer: router 256×4 + 4 experts × 3 × 256×64 + shared 3 × 256×128 + gate 256.
+        let p = s.params();
+        assert_eq!(p.routed_experts, 4 * 3 * 256 * 64);
+        assert_eq!(p.active_routed_experts, 2 * 3 * 256 * 64);
+        assert_eq!(p.shared_experts, 3 * 256 * 128);
+        assert_eq!(p.routers, 256 * 4 + 256);
+        assert_eq!(p.mlp, 3 * 3 * 256 * 512);
+    }
+
+    #[test]
+    fn opt_with_narrow_embedding_has_projections() {
+        // facebook/opt-350m style: word_embed_proj_dim 512 < hidden 1024, post-norm.
+        let v = json!({
+            "model_type": "opt", "hidden_size": 1024, "ffn_dim": 4096,
+            "num_hidden_layers": 2, "num_attention_heads": 16, "vocab_size": 100,
+            "max_position_embeddings": 2048, "word_embed_proj_dim": 512,
+            "do_layer_norm_before": false
+        });
+        let s = parse(&v).unwrap();
+        let names: Vec<&str> = s.io_projections.iter().map(|o| o.name).collect();
+        assert_eq!(names, ["project_in", "project_out"]);
+        assert!(s.final_norm.is_none() && s.tie_word_embeddings);
+        assert_eq!(s.lm_head.in_features, 512);
+        let p = s.params();
+        assert_eq!(p.projections, 2 * 512 * 1024);
+        assert_eq!(p.embedding, 100 * 512 + 2050 * 1024);
+    }
+}

@@ -197,3 +197,137 @@ fn sorted_children(dir: &Path) -> Result<Vec<PathBuf>> {
     out.sort();
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_util::catalog;
+    use crate::paths::DataPaths;
+
+    #[test]
+    fn resolves_full_ids_short_names_and_prefixes() {
+        let cat = catalog();
+        assert_eq!(cat.entries().len(), 22);
+        let ids: Vec<&str> = cat.entries().iter().map(|e| e.id.as_str()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_by_key(|s| s.to_ascii_lowercase());
+        assert_eq!(ids, sorted);
+
+        // Full id, any case.
+        let s = cat.resolve("META-LLAMA/llama-3.1-8b").unwrap();
+        assert_eq!(s.name, "meta-llama/Llama-3.1-8B");
+        // Exact short name wins over being a prefix of `Llama-3.1-8B-Instruct`.
+        assert_eq!(
+            cat.resolve("llama-3.1-8b").unwrap().name,
+            "meta-llama/Llama-3.1-8B"
+        );
+        assert_eq!(cat.resolve("qwen2.5-72b").unwrap().name, "Qwen/Qwen2.5-72B");
+        // A unique prefix.
+        assert_eq!(
+            cat.resolve("gpt-oss-12").unwrap().name,
+            "openai/gpt-oss-120b"
+        );
+        assert_eq!(
+            cat.resolve("Mixtral").unwrap().name,
+            "mistralai/Mixtral-8x7B-v0.1"
+        );
+        assert_eq!(
+            cat.get("deepseek-ai/").unwrap().id,
+            "deepseek-ai/DeepSeek-V3"
+        );
+    }
+
+    #[test]
+    fn ambiguous_and_unknown_names() {
+        let cat = catalog();
+        match cat.resolve("llama-3.1-8") {
+            Err(Error::Ambiguous { candidates, .. }) => assert_eq!(
+                candidates,
+                [
+                    "meta-llama/Llama-3.1-8B",
+                    "meta-llama/Llama-3.1-8B-Instruct"
+                ]
+            ),
+            other => panic!("{other:?}"),
+        }
+        let e = cat.resolve("qwen3").unwrap_err().to_string();
+        assert!(e.starts_with("model name `qwen3` is ambiguous: it matches Qwen/Qwen3-235B-A22B, Qwen/Qwen3-32B, Qwen/Qwen3-8B"), "{e}");
+
+        match cat.resolve("lama-3.1-8b") {
+            Err(Error::Unknown {
+                kind, suggestions, ..
+            }) => {
+                assert_eq!(kind, "model");
+                assert_eq!(suggestions[0], "meta-llama/Llama-3.1-8B");
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = cat
+            .resolve("meta-lama/Llama-3.1-70B")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "unknown model `meta-lama/Llama-3.1-70B`; did you mean meta-llama/Llama-3.1-70B"
+            ),
+            "{e}"
+        );
+        assert!(matches!(cat.resolve(""), Err(Error::Unknown { .. })));
+    }
+
+    #[test]
+    fn resolves_paths_to_config_files() {
+        let cat = catalog();
+        let path = DataPaths::builtin()
+            .model_configs
+            .join("microsoft/phi-2.json");
+        let by_path = cat.resolve(path.to_str().unwrap()).unwrap();
+        assert_eq!(by_path.name, "phi-2");
+        assert_eq!(by_path.params(), cat.resolve("phi-2").unwrap().params());
+
+        let dir = tempfile::tempdir().unwrap();
+        let model_dir = dir.path().join("my-model");
+        std::fs::create_dir(&model_dir).unwrap();
+        let config = model_dir.join("config.json");
+        std::fs::copy(&path, &config).unwrap();
+        assert_eq!(
+            cat.resolve(config.to_str().unwrap()).unwrap().name,
+            "my-model"
+        );
+
+        let missing = dir.path().join("nope.json");
+        match cat.resolve(missing.to_str().unwrap()) {
+            Err(Error::Io { path, .. }) => assert_eq!(path, missing),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn same_short_name_in_two_orgs_is_ambiguous() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = DataPaths::builtin()
+            .model_configs
+            .join("microsoft/phi-2.json");
+        for org in ["a", "b"] {
+            std::fs::create_dir(dir.path().join(org)).unwrap();
+            std::fs::copy(&src, dir.path().join(org).join("m.json")).unwrap();
+        }
+        std::fs::write(dir.path().join("README.md"), "not a config").unwrap();
+        let cat = ModelCatalog::load(dir.path()).unwrap();
+        assert_eq!(cat.entries().len(), 2);
+        assert!(matches!(cat.get("m"), Err(Error::Ambiguous { .. })));
+        assert_eq!(cat.get("B/M").unwrap().id, "b/m");
+
+        // A broken config fails the load, naming its file and field.
+        let bad = dir.path().join("a").join("bad.json");
+        std::fs::write(&bad, r#"{"hidden_size": true}"#).unwrap();
+        let e = ModelCatalog::load(dir.path()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: field `hidden_size`: expected a positive integer, found boolean true",
+                bad.display()
+            )
+        );
+    }
+}

@@ -235,3 +235,99 @@ impl ModelSpec {
         linear + attention
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_util::shipped;
+
+    #[test]
+    fn attended_pairs_are_causal_and_windowed() {
+        let mut a = shipped("meta-llama/Llama-3.1-8B").layers[0]
+            .attention
+            .clone();
+        // 4 new tokens after 10: 11 + 12 + 13 + 14 = 4·10 + 4·5/2.
+        assert_eq!(a.attended_pairs(4, 10), 50);
+        assert_eq!(a.attended_pairs(1, 999), 1000);
+        assert_eq!(a.attended_pairs(0, 999), 0);
+        a.kind = AttentionKind::Sliding { window_tokens: 128 };
+        assert_eq!(a.attended_pairs(1, 1000), 128);
+        // 1 + 2 + … + 128, then 72 queries of 128 keys.
+        assert_eq!(a.attended_pairs(200, 0), 128 * 129 / 2 + 72 * 128);
+        assert_eq!(
+            a.attended_pairs(10, 100),
+            (101..=110).map(|p: u128| p.min(128)).sum()
+        );
+    }
+
+    #[test]
+    fn llama_decode_flops_and_bytes() {
+        let l = shipped("meta-llama/Llama-3.1-8B");
+        // One token at empty context: 2 × (6,979,321,856 layer weights + 525,336,576
+        // lm_head) linear FLOPs, plus attention over 1 key: 2 × 32 layers × 32 heads ×
+        // (128 + 128).
+        let linear = 2.0 * (6_979_321_856.0 + 525_336_576.0);
+        let attn = 2.0 * 32.0 * 32.0 * 256.0;
+        assert_eq!(l.forward_flops(1, 0), linear + attn);
+        let c = l.forward_cost(1, 0, None, DType::Bf16);
+        assert_eq!(c.flops(), linear + attn);
+        // Weights read: every bf16 weight except the embedding table, plus one row of it.
+        let emb = 128_256.0 * 4096.0 * 2.0;
+        assert_eq!(c.linear.weight_bytes, 16_060_522_496.0 - emb + 4096.0 * 2.0);
+        // Decode at 1000 cached tokens reads their KV and writes one token's.
+        let c = l.attention_cost(1, 1000, DType::Bf16);
+        assert_eq!(c.kv_read_bytes, l.kv_bytes_for_context(1000, DType::Bf16));
+        assert_eq!(c.kv_write_bytes, 131_072.0);
+        // Prefill grows quadratically in attention, linearly in weights.
+        let p = l.forward_flops(1000, 0);
+        let pairs = 1000.0 * 1001.0 / 2.0;
+        assert_eq!(
+            p,
+            2.0 * 1000.0 * 6_979_321_856.0
+                + 2.0 * 525_336_576.0
+                + 2.0 * pairs * 32.0 * 32.0 * 256.0
+        );
+    }
+
+    #[test]
+    fn moe_uses_top_k_flops_and_touched_expert_bytes() {
+        let mx = shipped("mistralai/Mixtral-8x7B-v0.1");
+        let experts = mx.layers[0]
+            .ops
+            .iter()
+            .find(|o| o.name == "experts.down_proj")
+            .unwrap();
+        assert_eq!(experts.flops(3), 2.0 * 3.0 * 2.0 * 14336.0 * 4096.0);
+        assert!((experts.expected_instances_touched(1) - 2.0).abs() < 1e-12);
+        // Two tokens: 8 · (1 − (6/8)²) = 3.5 experts expected.
+        assert!((experts.expected_instances_touched(2) - 3.5).abs() < 1e-12);
+        assert!((experts.expected_instances_touched(10_000) - 8.0).abs() < 1e-9);
+        // Per-token linear FLOPs = 2 × active matrix parameters.
+        let p = mx.params();
+        let active_matrices = p.active - p.embedding - p.norms;
+        assert_eq!(
+            mx.linear_cost(1, 1, None).flops,
+            2.0 * active_matrices as f64
+        );
+        // A batch larger than the vocabulary touches every expert and gathers every
+        // embedding row: it reads all weights but the LM head (no logits requested).
+        let big = mx.linear_cost(100_000, 0, None);
+        let lm_head = 32_000.0 * 4096.0 * 2.0;
+        let expected = mx.weight_bytes(None) - lm_head;
+        assert!((big.weight_bytes - expected).abs() / expected < 1e-9);
+    }
+
+    #[test]
+    fn mla_attention_uses_the_latent() {
+        let ds = shipped("deepseek-ai/DeepSeek-V3");
+        let a = &ds.layers[0].attention;
+        assert_eq!((a.score_dim(), a.value_dim()), (576, 512));
+        // One query, one key: 2 × 128 heads × (576 + 512) per layer.
+        let c = ds.attention_cost(1, 0, DType::Bf16);
+        assert_eq!(c.flops, 61.0 * 2.0 * 128.0 * 1088.0);
+        assert_eq!(c.kv_write_bytes, 70_272.0);
+        // Declared FP8 weights: a decode reads about 1 B per active linear weight.
+        let w = ds.linear_cost(1, 1, None).weight_bytes;
+        assert!(w > 30e9 && w < 45e9, "{w}");
+    }
+}
