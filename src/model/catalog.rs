@@ -1,0 +1,333 @@
+//! The shipped model configs and name resolution.
+//!
+//! A catalog is a folder of `<org>/<name>.json` HF configs. A model is named by its full
+//! id (`meta-llama/Llama-3.1-8B`), its short name (`llama-3.1-8b`), a unique prefix of
+//! either (all case-insensitive), or the path of any `config.json`.
+
+use super::spec::ModelSpec;
+use crate::error::{closest_names, Error, Result};
+use std::path::{Path, PathBuf};
+
+/// How many "did you mean" suggestions an unknown name gets.
+const SUGGESTIONS: usize = 3;
+
+/// One parsed config of a catalog.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CatalogEntry {
+    /// `org/name`, as the file is named.
+    pub id: String,
+    /// The parsed architecture.
+    pub spec: ModelSpec,
+}
+
+impl CatalogEntry {
+    /// The part of the id after the organization (`Llama-3.1-8B`).
+    pub fn short_name(&self) -> &str {
+        short_name(&self.id)
+    }
+}
+
+fn short_name(id: &str) -> &str {
+    id.rsplit_once('/').map_or(id, |(_, s)| s)
+}
+
+/// The model configs of one folder, parsed, sorted by id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelCatalog {
+    dir: PathBuf,
+    entries: Vec<CatalogEntry>,
+}
+
+impl ModelCatalog {
+    /// Parse every `<org>/<name>.json` under `dir` (other files are ignored).
+    ///
+    /// Fails on an unreadable folder or on the first malformed config, naming its file
+    /// and field.
+    pub fn load(dir: &Path) -> Result<ModelCatalog> {
+        let mut entries = Vec::new();
+        for org in sorted_children(dir)? {
+            if !org.is_dir() {
+                continue;
+            }
+            let Some(org_name) = file_name(&org) else {
+                continue;
+            };
+            for file in sorted_children(&org)? {
+                let Some(name) = file_name(&file).and_then(|n| n.strip_suffix(".json")) else {
+                    continue;
+                };
+                if !file.is_file() {
+                    continue;
+                }
+                let id = format!("{org_name}/{name}");
+                let spec = ModelSpec::from_file_named(&file, id.clone())?;
+                entries.push(CatalogEntry { id, spec });
+            }
+        }
+        entries.sort_by(|a, b| {
+            (a.id.to_ascii_lowercase(), &a.id).cmp(&(b.id.to_ascii_lowercase(), &b.id))
+        });
+        Ok(ModelCatalog {
+            dir: dir.to_owned(),
+            entries,
+        })
+    }
+
+    /// The folder the catalog was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// All entries, sorted by id (case-insensitively).
+    pub fn entries(&self) -> &[CatalogEntry] {
+        &self.entries
+    }
+
+    /// The catalog entry `name` denotes: an exact id, else an exact short name, else a
+    /// unique prefix of an id or short name (all case-insensitive).
+    ///
+    /// Several matches at the first level that matches give [`Error::Ambiguous`]; none
+    /// gives [`Error::Unknown`] with the closest names.
+    pub fn get(&self, name: &str) -> Result<&CatalogEntry> {
+        match self.lookup(name) {
+            Lookup::One(e) => Ok(e),
+            Lookup::Many(candidates) => Err(self.ambiguous(name, candidates)),
+            Lookup::None => Err(self.unknown(name)),
+        }
+    }
+
+    /// The spec `name` denotes: a catalog entry (see [`Self::get`]) or, when no entry
+    /// matches exactly, the path of a config file (an existing file, or any name ending
+    /// in `.json`).
+    pub fn resolve(&self, name: &str) -> Result<ModelSpec> {
+        let exact = |e: &CatalogEntry| {
+            e.id.eq_ignore_ascii_case(name.trim())
+                || e.short_name().eq_ignore_ascii_case(name.trim())
+        };
+        if !self.entries.iter().any(exact) {
+            let path = Path::new(name);
+            // A name ending in `.json` is a path even when missing: report the I/O error.
+            if path.is_file() || name.ends_with(".json") {
+                return ModelSpec::from_file(path);
+            }
+        }
+        self.get(name).map(|e| e.spec.clone())
+    }
+
+    fn lookup(&self, name: &str) -> Lookup<'_> {
+        let needle = name.trim().to_ascii_lowercase();
+        let levels: [&dyn Fn(&CatalogEntry) -> bool; 3] = [
+            &|e| e.id.to_ascii_lowercase() == needle,
+            &|e| e.short_name().to_ascii_lowercase() == needle,
+            &|e| {
+                !needle.is_empty()
+                    && (e.id.to_ascii_lowercase().starts_with(&needle)
+                        || e.short_name().to_ascii_lowercase().starts_with(&needle))
+            },
+        ];
+        for matches in levels {
+            let found: Vec<&CatalogEntry> = self.entries.iter().filter(|e| matches(e)).collect();
+            match found.as_slice() {
+                [] => continue,
+                [one] => return Lookup::One(one),
+                many => return Lookup::Many(many.iter().map(|e| e.id.clone()).collect()),
+            }
+        }
+        Lookup::None
+    }
+
+    fn ambiguous(&self, name: &str, candidates: Vec<String>) -> Error {
+        Error::Ambiguous {
+            kind: "model",
+            name: name.to_owned(),
+            candidates,
+        }
+    }
+
+    fn unknown(&self, name: &str) -> Error {
+        // Compare like with like: full ids when the name has an org, else short names.
+        let suggestions = if name.contains('/') {
+            closest_names(
+                name,
+                self.entries.iter().map(|e| e.id.as_str()),
+                SUGGESTIONS,
+            )
+        } else {
+            closest_names(
+                name,
+                self.entries.iter().map(|e| e.short_name()),
+                SUGGESTIONS,
+            )
+            .into_iter()
+            .flat_map(|s| {
+                self.entries
+                    .iter()
+                    .filter(move |e| e.short_name() == s)
+                    .map(|e| e.id.clone())
+            })
+            .take(SUGGESTIONS)
+            .collect()
+        };
+        Error::Unknown {
+            kind: "model",
+            name: name.to_owned(),
+            suggestions,
+        }
+    }
+}
+
+enum Lookup<'a> {
+    One(&'a CatalogEntry),
+    Many(Vec<String>),
+    None,
+}
+
+fn file_name(p: &Path) -> Option<&str> {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.starts_with('.'))
+}
+
+fn sorted_children(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut out = Vec::new();
+    for entry in rd {
+        out.push(entry.map_err(|e| Error::io(dir, e))?.path());
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_util::catalog;
+    use crate::paths::DataPaths;
+
+    #[test]
+    fn resolves_full_ids_short_names_and_prefixes() {
+        let cat = catalog();
+        assert_eq!(cat.entries().len(), 22);
+        let ids: Vec<&str> = cat.entries().iter().map(|e| e.id.as_str()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_by_key(|s| s.to_ascii_lowercase());
+        assert_eq!(ids, sorted);
+
+        // Full id, any case.
+        let s = cat.resolve("META-LLAMA/llama-3.1-8b").unwrap();
+        assert_eq!(s.name, "meta-llama/Llama-3.1-8B");
+        // Exact short name wins over being a prefix of `Llama-3.1-8B-Instruct`.
+        assert_eq!(
+            cat.resolve("llama-3.1-8b").unwrap().name,
+            "meta-llama/Llama-3.1-8B"
+        );
+        assert_eq!(cat.resolve("qwen2.5-72b").unwrap().name, "Qwen/Qwen2.5-72B");
+        // A unique prefix.
+        assert_eq!(
+            cat.resolve("gpt-oss-12").unwrap().name,
+            "openai/gpt-oss-120b"
+        );
+        assert_eq!(
+            cat.resolve("Mixtral").unwrap().name,
+            "mistralai/Mixtral-8x7B-v0.1"
+        );
+        assert_eq!(
+            cat.get("deepseek-ai/").unwrap().id,
+            "deepseek-ai/DeepSeek-V3"
+        );
+    }
+
+    #[test]
+    fn ambiguous_and_unknown_names() {
+        let cat = catalog();
+        match cat.resolve("llama-3.1-8") {
+            Err(Error::Ambiguous { candidates, .. }) => assert_eq!(
+                candidates,
+                [
+                    "meta-llama/Llama-3.1-8B",
+                    "meta-llama/Llama-3.1-8B-Instruct"
+                ]
+            ),
+            other => panic!("{other:?}"),
+        }
+        let e = cat.resolve("qwen3").unwrap_err().to_string();
+        assert!(e.starts_with("model name `qwen3` is ambiguous: it matches Qwen/Qwen3-235B-A22B, Qwen/Qwen3-32B, Qwen/Qwen3-8B"), "{e}");
+
+        match cat.resolve("lama-3.1-8b") {
+            Err(Error::Unknown {
+                kind, suggestions, ..
+            }) => {
+                assert_eq!(kind, "model");
+                assert_eq!(suggestions[0], "meta-llama/Llama-3.1-8B");
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = cat
+            .resolve("meta-lama/Llama-3.1-70B")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "unknown model `meta-lama/Llama-3.1-70B`; did you mean meta-llama/Llama-3.1-70B"
+            ),
+            "{e}"
+        );
+        assert!(matches!(cat.resolve(""), Err(Error::Unknown { .. })));
+    }
+
+    #[test]
+    fn resolves_paths_to_config_files() {
+        let cat = catalog();
+        let path = DataPaths::builtin()
+            .model_configs
+            .join("microsoft/phi-2.json");
+        let by_path = cat.resolve(path.to_str().unwrap()).unwrap();
+        assert_eq!(by_path.name, "phi-2");
+        assert_eq!(by_path.params(), cat.resolve("phi-2").unwrap().params());
+
+        let dir = tempfile::tempdir().unwrap();
+        let model_dir = dir.path().join("my-model");
+        std::fs::create_dir(&model_dir).unwrap();
+        let config = model_dir.join("config.json");
+        std::fs::copy(&path, &config).unwrap();
+        assert_eq!(
+            cat.resolve(config.to_str().unwrap()).unwrap().name,
+            "my-model"
+        );
+
+        let missing = dir.path().join("nope.json");
+        match cat.resolve(missing.to_str().unwrap()) {
+            Err(Error::Io { path, .. }) => assert_eq!(path, missing),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn same_short_name_in_two_orgs_is_ambiguous() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = DataPaths::builtin()
+            .model_configs
+            .join("microsoft/phi-2.json");
+        for org in ["a", "b"] {
+            std::fs::create_dir(dir.path().join(org)).unwrap();
+            std::fs::copy(&src, dir.path().join(org).join("m.json")).unwrap();
+        }
+        std::fs::write(dir.path().join("README.md"), "not a config").unwrap();
+        let cat = ModelCatalog::load(dir.path()).unwrap();
+        assert_eq!(cat.entries().len(), 2);
+        assert!(matches!(cat.get("m"), Err(Error::Ambiguous { .. })));
+        assert_eq!(cat.get("B/M").unwrap().id, "b/m");
+
+        // A broken config fails the load, naming its file and field.
+        let bad = dir.path().join("a").join("bad.json");
+        std::fs::write(&bad, r#"{"hidden_size": true}"#).unwrap();
+        let e = ModelCatalog::load(dir.path()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: field `hidden_size`: expected a positive integer, found boolean true",
+                bad.display()
+            )
+        );
+    }
+}
