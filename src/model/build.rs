@@ -5,13 +5,21 @@
 
 use super::config::RawConfig;
 use super::layers;
+use super::quant;
 use super::spec::*;
-use crate::dtype::DType;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Rows that OPT's learned position embedding has beyond `max_position_embeddings`
 /// (HF `OPTLearnedPositionalEmbedding` offsets positions by 2, a fairseq legacy).
 pub(crate) const OPT_POSITION_OFFSET: u64 = 2;
+
+/// The most decoder layers a config may declare (a sanity bound: real models have a
+/// few hundred at most, and each layer is allocated).
+const MAX_LAYERS: u64 = 1 << 16;
+
+/// The most parameters (or KV elements per token) a model may have: 2^53, the largest
+/// integer `f64` represents exactly (real models have about 2^40).
+const MAX_ELEMENTS: u128 = 1 << 53;
 
 /// The sizes every layout reads, validated.
 pub(crate) struct Common {
@@ -31,6 +39,12 @@ pub(crate) fn build(raw: &RawConfig, name: String) -> Result<ModelSpec> {
     let family = detect_family(raw, &model_type);
     let hidden = raw.req_positive("hidden_size")?;
     let num_layers = raw.req_positive("num_hidden_layers")?;
+    if num_layers > MAX_LAYERS {
+        return Err(raw.error(
+            "num_hidden_layers",
+            format!("{num_layers} is implausibly large (the limit is {MAX_LAYERS})"),
+        ));
+    }
     let heads = raw.req_positive("num_attention_heads")?;
     let vocab_size = raw.req_positive("vocab_size")?;
     let max_position_embeddings = raw.req_positive("max_position_embeddings")?;
@@ -154,7 +168,7 @@ pub(crate) fn build(raw: &RawConfig, name: String) -> Result<ModelSpec> {
         .to_owned(),
     };
 
-    Ok(ModelSpec {
+    let spec = ModelSpec {
         name,
         source_path: raw.path().to_owned(),
         model_type,
@@ -165,7 +179,7 @@ pub(crate) fn build(raw: &RawConfig, name: String) -> Result<ModelSpec> {
         max_position_embeddings,
         mtp_layers: raw.opt_u64("num_nextn_predict_layers")?.unwrap_or(0),
         activation,
-        weight_format: weight_format(raw)?,
+        weight_format: quant::weight_format(raw)?,
         embedding: EmbeddingSpec {
             vocab_size,
             dim: embed_dim,
@@ -176,7 +190,48 @@ pub(crate) fn build(raw: &RawConfig, name: String) -> Result<ModelSpec> {
         lm_head,
         tie_word_embeddings,
         layers,
-    })
+    };
+    check_magnitude(raw, &spec)?;
+    Ok(spec)
+}
+
+/// Reject sizes whose parameter or KV-element totals exceed [`MAX_ELEMENTS`], so that
+/// every count derived from the spec fits in `u64` and is exact in `f64`.
+fn check_magnitude(raw: &RawConfig, spec: &ModelSpec) -> Result<()> {
+    let mut params: Option<u128> = Some(0);
+    let mut add = |n: Option<u128>| params = params.zip(n).and_then(|(a, b)| a.checked_add(b));
+    let w = u128::from;
+    for op in spec.all_ops().chain(std::iter::once(&spec.lm_head)) {
+        add(
+            (w(op.in_features) * w(op.out_features) + w(op.out_features))
+                .checked_mul(w(op.experts.instances())),
+        );
+    }
+    add(Some(w(spec.embedding.vocab_size) * w(spec.embedding.dim)));
+    if let Some(p) = spec.embedding.learned_positions {
+        add(Some(w(p.rows) * w(p.dim)));
+    }
+    for n in spec.all_norms() {
+        add(Some(2 * w(n.dim)));
+    }
+    for l in &spec.layers {
+        add(Some(w(l.attention.sink_params())));
+    }
+    // Each term is below 2^63 (fields are at most 2^31), so only the sum needs u128.
+    let kv: u128 = spec
+        .layers
+        .iter()
+        .map(|l| w(l.attention.kv_elements_per_token()))
+        .sum();
+    if params.is_none_or(|p| p > MAX_ELEMENTS) || kv > MAX_ELEMENTS {
+        return Err(Error::input(
+            raw.path(),
+            None,
+            "the sizes describe more than 2^53 parameters or KV elements per token; check \
+             hidden_size, intermediate_size, num_hidden_layers and the expert counts",
+        ));
+    }
+    Ok(())
 }
 
 /// The layout family: by field presence where field names differ (`ffn_dim` is OPT's),
@@ -253,80 +308,10 @@ fn attention_kinds(raw: &RawConfig, num_layers: u64) -> Result<Vec<AttentionKind
     })
 }
 
-/// `torch_dtype` (or the newer `dtype`) and `quantization_config`.
-fn weight_format(raw: &RawConfig) -> Result<WeightFormat> {
-    let torch_dtype = match raw.first_present(&["torch_dtype", "dtype"]) {
-        Some(field) => {
-            let s = raw.opt_str(field)?.unwrap_or_default();
-            s.parse::<DType>().map_err(|msg| raw.error(field, msg))?
-        }
-        None => DType::Bf16,
-    };
-    let quantization = match raw.opt_object("quantization_config")? {
-        None => None,
-        Some(q) => Some(quantization(&q)?),
-    };
-    Ok(WeightFormat {
-        torch_dtype,
-        quantization,
-    })
-}
-
-fn quantization(q: &RawConfig) -> Result<Quantization> {
-    let method = q
-        .opt_str("quant_method")?
-        .ok_or_else(|| q.error("quant_method", "missing required field"))?
-        .to_owned();
-    let dtype = match method.to_ascii_lowercase().as_str() {
-        "awq" | "gptq" | "awq_marlin" | "gptq_marlin" => match q.opt_positive("bits")? {
-            None | Some(4) => DType::Int4,
-            Some(8) => DType::Int8,
-            Some(b) => {
-                return Err(q.error(
-                    "bits",
-                    format!("{b}-bit weights are not supported; expected 4 or 8"),
-                ))
-            }
-        },
-        other => other.parse::<DType>().map_err(|_| {
-            q.error(
-                "quant_method",
-                format!(
-                    "unsupported quantization `{method}`; supported: fp8, fbgemm_fp8, mxfp4, \
-                     awq, gptq, int8"
-                ),
-            )
-        })?,
-    };
-    let block_size = match q.opt_u64_list("weight_block_size")? {
-        None => None,
-        Some(v) => match v.as_slice() {
-            [r, c] => Some([*r, *c]),
-            _ => {
-                return Err(q.error(
-                    "weight_block_size",
-                    format!("expected [rows, columns], found {} numbers", v.len()),
-                ))
-            }
-        },
-    };
-    let modules_to_not_convert = q
-        .opt_str_list("modules_to_not_convert")?
-        .unwrap_or_default()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    Ok(Quantization {
-        method,
-        dtype,
-        block_size,
-        modules_to_not_convert,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dtype::DType;
     use crate::model::test_util::shipped;
     use serde_json::{json, Value};
     use std::path::Path;
@@ -446,6 +431,27 @@ mod tests {
         }));
         assert!(
             e.contains("field `num_experts_per_tok`: missing required field"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn absurd_sizes_are_errors_not_overflows() {
+        let e = err(&config(|m| {
+            m.insert("num_hidden_layers".into(), json!(1u64 << 20));
+        }));
+        assert!(
+            e.contains("field `num_hidden_layers`: 1048576 is implausibly large"),
+            "{e}"
+        );
+        let e = err(&config(|m| {
+            m.insert("hidden_size".into(), json!(1u64 << 30));
+            m.insert("intermediate_size".into(), json!(1u64 << 30));
+            m.insert("num_local_experts".into(), json!(1u64 << 30));
+            m.insert("num_experts_per_tok".into(), json!(1));
+        }));
+        assert!(
+            e.starts_with("model_configs/t.json: the sizes describe more than 2^53"),
             "{e}"
         );
     }

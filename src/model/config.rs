@@ -9,6 +9,11 @@ use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 use std::path::Path;
 
+/// The largest integer a config field may hold (2^31). No real model has a dimension,
+/// layer or expert count near it; the bound keeps products of two fields within `u64`
+/// (see also the size check in `build`).
+pub(crate) const MAX_CONFIG_INT: u64 = 1 << 31;
+
 /// A parsed `config.json` object (or a nested object such as `quantization_config`).
 pub(crate) struct RawConfig<'a> {
     path: &'a Path,
@@ -74,24 +79,36 @@ impl<'a> RawConfig<'a> {
         )
     }
 
+    /// `v` as an integer no larger than [`MAX_CONFIG_INT`].
+    fn bounded_u64(&self, field: &str, v: &Value, expected: &str) -> Result<u64> {
+        match v.as_u64() {
+            Some(n) if n <= MAX_CONFIG_INT => Ok(n),
+            Some(n) => Err(self.error(
+                field,
+                format!("{n} is implausibly large (the limit is {MAX_CONFIG_INT})"),
+            )),
+            None => Err(self.wrong_type(field, expected, v)),
+        }
+    }
+
     /// A non-negative integer, if present.
     pub(crate) fn opt_u64(&self, field: &str) -> Result<Option<u64>> {
         match self.get(field) {
             None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| self.wrong_type(field, "a non-negative integer", v)),
+            Some(v) => self
+                .bounded_u64(field, v, "a non-negative integer")
+                .map(Some),
         }
     }
 
     /// A positive integer, if present.
     pub(crate) fn opt_positive(&self, field: &str) -> Result<Option<u64>> {
+        let expected = "a positive integer";
         match self.get(field) {
             None => Ok(None),
-            Some(v) => match v.as_u64() {
-                Some(n) if n > 0 => Ok(Some(n)),
-                _ => Err(self.wrong_type(field, "a positive integer", v)),
+            Some(v) => match self.bounded_u64(field, v, expected)? {
+                0 => Err(self.wrong_type(field, expected, v)),
+                n => Ok(Some(n)),
             },
         }
     }
@@ -164,12 +181,16 @@ impl<'a> RawConfig<'a> {
             .ok_or_else(|| self.wrong_type(field, expected, v))?;
         items
             .iter()
-            .map(|item| {
-                item.as_u64()
-                    .ok_or_else(|| self.wrong_type(field, expected, item))
-            })
+            .map(|item| self.bounded_u64(field, item, expected))
             .collect::<Result<Vec<_>>>()
             .map(Some)
+    }
+
+    /// The object's keys, sorted.
+    pub(crate) fn keys(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.map.keys().cloned().collect();
+        k.sort();
+        k
     }
 
     /// A nested object, if present; its errors name `field.inner`.
@@ -219,6 +240,12 @@ mod tests {
             "model_configs/x.json: field `hidden_size`: expected a positive integer, found string \"4096\""
         );
         assert!(c.req_positive("n").is_err());
+        let big = raw(p, r#"{"hidden_size": 4294967296}"#);
+        assert!(big
+            .req_positive("hidden_size")
+            .unwrap_err()
+            .to_string()
+            .contains("implausibly large"));
         assert_eq!(c.opt_u64("n").unwrap(), Some(0));
         let q = c.opt_object("q").unwrap().unwrap();
         assert_eq!(

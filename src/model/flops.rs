@@ -124,7 +124,8 @@ impl AttentionSpec {
         if new_tokens == 0 {
             return 0;
         }
-        let sum = |a: u128, b: u128| (a + b) * (b + 1 - a) / 2;
+        // Saturating: only absurd inputs (near 2^64 tokens) could overflow u128.
+        let sum = |a: u128, b: u128| (a + b).saturating_mul(b + 1 - a) / 2;
         match self.kind {
             AttentionKind::Full => sum(lo, hi),
             AttentionKind::Sliding { window_tokens } => {
@@ -132,9 +133,9 @@ impl AttentionSpec {
                 if hi <= w {
                     sum(lo, hi)
                 } else if lo > w {
-                    (hi - lo + 1) * w
+                    (hi - lo + 1).saturating_mul(w)
                 } else {
-                    sum(lo, w) + (hi - w) * w
+                    sum(lo, w).saturating_add((hi - w).saturating_mul(w))
                 }
             }
         }

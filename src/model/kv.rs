@@ -55,14 +55,16 @@ impl ModelSpec {
     /// KV-cache bytes of one sequence of `context_tokens` tokens, with sliding-window
     /// layers capped at their window.
     pub fn kv_bytes_for_context(&self, context_tokens: u64, kv_dtype: DType) -> f64 {
-        let elements: u64 = self
+        // In f64: the caller's context length is unbounded.
+        let elements: f64 = self
             .layers
             .iter()
             .map(|l| {
-                l.attention.kv_elements_per_token() * l.attention.cached_tokens(context_tokens)
+                l.attention.kv_elements_per_token() as f64
+                    * l.attention.cached_tokens(context_tokens) as f64
             })
             .sum();
-        elements as f64 * kv_dtype.bytes_per_element()
+        elements * kv_dtype.bytes_per_element()
     }
 
     /// The distinct (attention kind, KV width) combinations with their layer counts,

@@ -187,7 +187,7 @@ pub(crate) fn decoder_layers(
                 attn_norms.push(NormSpec {
                     name,
                     dim: d,
-                    bias: false,
+                    bias: norm_bias,
                 });
             }
         }

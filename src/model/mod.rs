@@ -37,6 +37,7 @@ pub mod kv;
 mod layers;
 mod moe;
 pub mod params;
+mod quant;
 pub mod spec;
 
 pub use catalog::{CatalogEntry, ModelCatalog};

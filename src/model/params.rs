@@ -208,7 +208,9 @@ impl ModelSpec {
     /// checkpoint's declared format, e.g. MXFP4 experts only for gpt-oss, FP8 for
     /// DeepSeek-V3); embeddings, the LM head, norms, biases, routers and sinks use
     /// [`Self::unquantized_dtype`], as AWQ/GPTQ/FP8/MXFP4 checkpoints ship them.
-    /// Group-scale overhead is included through [`DType::bytes_per_element`].
+    /// Group-scale overhead is included through [`DType::bytes_per_element`]; FP8's
+    /// block scales (4 B per 128×128 block for DeepSeek-V3, 0.02 %) are neglected, as
+    /// [`DType::Fp8`] documents.
     pub fn weight_bytes(&self, weight_dtype: Option<DType>) -> f64 {
         let half = self.unquantized_dtype().bytes_per_element();
         let p = self.params();

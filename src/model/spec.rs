@@ -228,8 +228,10 @@ pub struct LinearOp {
     pub name: &'static str,
     /// What the operator belongs to (for per-component counts).
     pub group: OpGroup,
-    /// The HF module path inside a decoder layer (`"self_attn"`, `"mlp.experts"`,
-    /// `"mlp.router"`; top-level names like `"lm_head"` for non-layer operators), matched
+    /// The module path inside a decoder layer, in HF's usual naming: `"self_attn"`,
+    /// `"mlp"`, `"mlp.router"`, `"mlp.experts"`, `"mlp.shared_experts"` (families that
+    /// name these differently, such as Mixtral's `block_sparse_moe`, use the same
+    /// names here); top-level operators use their own name (`"lm_head"`). Matched
     /// against `modules_to_not_convert`.
     pub hf_module: &'static str,
     /// Input width.
