@@ -291,3 +291,40 @@ pub fn plan(d: &Deployment, mm: &MemoryModel, opts: &MemoryOptions) -> MemoryPla
         shortfall_bytes_per_gpu: shortfall,
     }
 }
+
+/// The smallest TP × PP of `d`'s GPU kind that fits `d`'s model (TP first, within a
+/// node and dividing the attention heads; then PP stages), with its plan. `None` if
+/// nothing up to `max_gpus` fits.
+pub fn min_gpus(
+    d: &Deployment,
+    mm: &MemoryModel,
+    opts: &MemoryOptions,
+    max_gpus: u32,
+) -> Option<(Deployment, MemoryPlan)> {
+    let heads = d.model.layers.first().map_or(1, |l| l.attention.num_heads);
+    let per_node = d.cluster.gpus_per_node.max(1);
+    let mut candidates: Vec<(u32, u32)> = Vec::new();
+    let mut tp = 1;
+    while tp <= per_node {
+        if heads % u64::from(tp) == 0 {
+            let mut pp = 1;
+            while tp * pp <= max_gpus && u64::from(pp) <= d.model.num_layers {
+                candidates.push((tp, pp));
+                pp += 1;
+            }
+        }
+        tp *= 2;
+    }
+    // Fewest GPUs first; among equals, more TP (lower latency) first.
+    candidates.sort_by_key(|&(tp, pp)| (tp * pp, pp));
+    candidates.into_iter().find_map(|(tp, pp)| {
+        let mut c = d.clone();
+        c.tp = tp;
+        c.pp = pp;
+        if c.validate().is_err() {
+            return None;
+        }
+        let p = plan(&c, mm, opts);
+        p.fits.then_some((c, p))
+    })
+}

@@ -165,3 +165,56 @@ pub fn expand_vllm_short_flags(args: impl IntoIterator<Item = std::ffi::OsString
         })
         .collect()
 }
+
+impl DeploymentArgs {
+    /// The library's request.
+    pub fn request(&self) -> servesim::deployment::DeploymentRequest {
+        servesim::deployment::DeploymentRequest {
+            model: self.model.clone(),
+            hardware: self.hardware.clone(),
+            tensor_parallel_size: self.tensor_parallel_size,
+            pipeline_parallel_size: self.pipeline_parallel_size,
+            dtype: self.dtype.clone(),
+            quantization: self.quantization.clone(),
+            kv_cache_dtype: self.kv_cache_dtype.clone(),
+            max_model_len: self.max_model_len,
+            gpu_memory_utilization: self.gpu_memory_utilization,
+        }
+    }
+}
+
+/// Print `rows` of (key, value) as a table, JSON object or two-line CSV.
+pub fn print_record(format: Format, value: &impl serde::Serialize, rows: &[(String, String)]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(value)?)?,
+        Format::Csv => {
+            let obj = serde_json::to_value(value)?;
+            let map = obj.as_object().ok_or_else(|| anyhow::anyhow!("not a record"))?;
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(map.keys())?;
+            w.write_record(map.values().map(|v| match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }))?;
+            w.flush()?;
+        }
+        Format::Table => {
+            let mut t = servesim::report::table::Table::new(&["", ""]);
+            for (k, v) in rows {
+                t.row(vec![k.clone(), v.clone()]);
+            }
+            // Skip the header and rule of a two-column key/value table.
+            for line in t.render().lines().skip(2) {
+                writeln!(out, "{line}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Bytes as GiB with two decimals.
+pub fn gib(bytes: f64) -> String {
+    format!("{:.2} GiB", bytes / servesim::units::BYTES_PER_GIB)
+}

@@ -4,6 +4,11 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+pub mod args;
+mod estimate;
+mod list;
+mod memory;
+
 /// servesim: a discrete-event simulator of LLM serving.
 #[derive(Debug, Parser)]
 #[command(name = "servesim", version, about, long_about = None)]
@@ -21,6 +26,12 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serving memory plan per GPU: weights, activations, KV cache, what fits.
+    Memory(memory::MemoryArgs),
+    /// Roofline latency of one static batch, with the operator breakdown.
+    Estimate(estimate::EstimateArgs),
+    /// List the model or hardware catalog.
+    List(list::ListArgs),
     /// Print the version and data folders.
     Info,
 }
@@ -29,9 +40,11 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<()> {
     let cwd = std::env::current_dir()?;
     let env_dir = std::env::var_os("SERVESIM_DATA_DIR").map(PathBuf::from);
-    let paths =
-        servesim::paths::DataPaths::resolve(cli.data_dir.as_deref(), env_dir.as_deref(), &cwd);
+    let paths = servesim::paths::DataPaths::resolve(cli.data_dir.as_deref(), env_dir.as_deref(), &cwd);
     match cli.command {
+        Command::Memory(a) => memory::run(a, &paths),
+        Command::Estimate(a) => estimate::run(a, &paths),
+        Command::List(a) => list::run(a, &paths),
         Command::Info => {
             println!("servesim {}", env!("CARGO_PKG_VERSION"));
             println!("model configs: {}", paths.model_configs.display());

@@ -7,6 +7,7 @@
 
 use crate::units::SimDuration;
 
+pub mod estimate;
 pub mod fixed;
 pub mod roofline;
 

@@ -1,0 +1,169 @@
+//! `servesim list models|hardware`: the catalogs with their key figures.
+
+use super::args::Format;
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use servesim::dtype::DType;
+use servesim::hardware::HardwareCatalog;
+use servesim::model::ModelCatalog;
+use servesim::paths::DataPaths;
+use servesim::report::table::Table;
+
+/// What to list.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum What {
+    /// Model configs under model_configs/.
+    Models,
+    /// Accelerators under perf_model/hardware/.
+    Hardware,
+}
+
+/// Arguments of `servesim list`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// The catalog to list.
+    #[arg(value_enum)]
+    what: What,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Serialize)]
+struct ModelRow {
+    id: String,
+    params_total: u64,
+    params_active: u64,
+    layers: u64,
+    hidden_size: u64,
+    attention: String,
+    kv_bytes_per_token_bf16: f64,
+    weight_gib: f64,
+    weight_dtype: String,
+    max_position_embeddings: u64,
+}
+
+#[derive(Serialize)]
+struct HardwareRow {
+    name: String,
+    aliases: String,
+    memory_gb: f64,
+    memory_bandwidth_gb_per_s: f64,
+    dense_bf16_tflops: Option<f64>,
+    dense_fp8_tflops: Option<f64>,
+    intra_node_link: String,
+    intra_node_gb_per_s_per_direction: f64,
+    gpus_per_node: u32,
+    price_usd_per_gpu_hour: Option<f64>,
+}
+
+fn emit<T: Serialize>(format: Format, rows: &[T], table: impl FnOnce() -> Table) -> Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(rows)?),
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+            for r in rows {
+                w.serialize(r)?;
+            }
+            w.flush()?;
+        }
+        Format::Table => print!("{}", table().render()),
+    }
+    Ok(())
+}
+
+/// Run `servesim list`.
+pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
+    match args.what {
+        What::Models => {
+            let cat = ModelCatalog::load(&paths.model_configs)?;
+            let rows: Vec<ModelRow> = cat
+                .entries()
+                .iter()
+                .map(|e| {
+                    let s = &e.spec;
+                    let p = s.params();
+                    let attention = s.layers.first().map_or_else(String::new, |l| {
+                        let a = &l.attention;
+                        match &a.mla {
+                            Some(m) => format!("MLA {}h latent {}", a.num_heads, m.kv_lora_rank),
+                            None if a.num_kv_heads == a.num_heads => format!("MHA {}h×{}", a.num_heads, a.head_dim),
+                            None if a.num_kv_heads == 1 => format!("MQA {}h×{}", a.num_heads, a.head_dim),
+                            None => format!("GQA {}q/{}kv×{}", a.num_heads, a.num_kv_heads, a.head_dim),
+                        }
+                    });
+                    let wdt = s.weight_format.quantization.as_ref().map_or(s.weight_format.torch_dtype, |q| q.dtype);
+                    ModelRow {
+                        id: e.id.clone(),
+                        params_total: p.total,
+                        params_active: p.active,
+                        layers: s.num_layers,
+                        hidden_size: s.hidden_size,
+                        attention,
+                        kv_bytes_per_token_bf16: s.kv_bytes_per_token(DType::Bf16),
+                        weight_gib: s.weight_bytes(None) / servesim::units::BYTES_PER_GIB,
+                        weight_dtype: wdt.to_string(),
+                        max_position_embeddings: s.max_position_embeddings,
+                    }
+                })
+                .collect();
+            emit(args.format, &rows, || {
+                let mut t = Table::new(&["model", "params", "active", "layers", "attention", "KV KiB/tok", "weights GiB", "dtype", "max len"]);
+                for r in &rows {
+                    t.row(vec![
+                        r.id.clone(),
+                        format!("{:.2}B", r.params_total as f64 / 1e9),
+                        format!("{:.2}B", r.params_active as f64 / 1e9),
+                        r.layers.to_string(),
+                        r.attention.clone(),
+                        format!("{:.1}", r.kv_bytes_per_token_bf16 / 1024.0),
+                        format!("{:.1}", r.weight_gib),
+                        r.weight_dtype.clone(),
+                        r.max_position_embeddings.to_string(),
+                    ]);
+                }
+                t
+            })
+        }
+        What::Hardware => {
+            let cat = HardwareCatalog::load(&paths.hardware_dir())?;
+            let rows: Vec<HardwareRow> = cat
+                .entries()
+                .iter()
+                .map(|g| HardwareRow {
+                    name: g.name.clone(),
+                    aliases: g.aliases.join(" "),
+                    memory_gb: g.memory_gb,
+                    memory_bandwidth_gb_per_s: g.memory_bandwidth_gb_per_s,
+                    dense_bf16_tflops: g.dense_bf16_tflops,
+                    dense_fp8_tflops: g.dense_fp8_tflops,
+                    intra_node_link: g.intra_node.name.clone(),
+                    intra_node_gb_per_s_per_direction: g.intra_node.bandwidth_bytes_per_s / 1e9,
+                    gpus_per_node: g.gpus_per_node,
+                    price_usd_per_gpu_hour: g.price_usd_per_gpu_hour,
+                })
+                .collect();
+            emit(args.format, &rows, || {
+                let mut t = Table::new(&["hardware", "aliases", "mem GB", "GB/s", "BF16 TF", "FP8 TF", "link", "link GB/s", "per node", "$/GPU-h"]);
+                let o = |x: Option<f64>| x.map_or_else(|| "-".into(), |v| format!("{v}"));
+                for r in &rows {
+                    t.row(vec![
+                        r.name.clone(),
+                        r.aliases.clone(),
+                        format!("{}", r.memory_gb),
+                        format!("{}", r.memory_bandwidth_gb_per_s),
+                        o(r.dense_bf16_tflops),
+                        o(r.dense_fp8_tflops),
+                        r.intra_node_link.clone(),
+                        format!("{}", r.intra_node_gb_per_s_per_direction),
+                        r.gpus_per_node.to_string(),
+                        o(r.price_usd_per_gpu_hour),
+                    ]);
+                }
+                t
+            })
+        }
+    }
+}

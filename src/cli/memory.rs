@@ -1,0 +1,172 @@
+//! `servesim memory`: the serving memory plan per GPU.
+
+use super::args::{gib, print_record, DeploymentArgs, Format};
+use anyhow::Result;
+use clap::Args;
+use servesim::deployment::Deployment;
+use servesim::hardware::HardwareCatalog;
+use servesim::memory::{self, MemoryModel, MemoryOptions, MemoryPlan};
+use servesim::model::ModelCatalog;
+use servesim::paths::DataPaths;
+
+/// Arguments of `servesim memory`.
+#[derive(Args, Debug)]
+pub struct MemoryArgs {
+    #[command(flatten)]
+    deployment: DeploymentArgs,
+
+    /// Tokens per KV-cache block.
+    #[arg(long, default_value_t = 16)]
+    block_size: u32,
+
+    /// Tokens in vLLM's profiling forward pass (its --max-num-batched-tokens).
+    #[arg(long, default_value_t = 2048)]
+    max_num_batched_tokens: u32,
+
+    /// Sequences whose logits the sampler holds (vLLM's --max-num-seqs).
+    #[arg(long, default_value_t = 256)]
+    max_num_seqs: u32,
+
+    /// Sequence length for "max concurrent sequences" (default: --max-model-len).
+    #[arg(long, value_name = "TOKENS")]
+    seq_len: Option<u32>,
+
+    /// Find the fewest GPUs of the given kind (TP within a node, then PP) that fit.
+    /// Implied when --hardware is omitted, for every device in the catalog.
+    #[arg(long)]
+    min_gpus: bool,
+
+    /// Largest number of GPUs --min-gpus tries.
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    max_gpus: u32,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+fn rows(p: &MemoryPlan) -> Vec<(String, String)> {
+    let mut r = vec![
+        ("model".into(), p.model.clone()),
+        ("hardware".into(), format!("{} ({})", p.hardware, gib(p.gpu_memory_bytes))),
+        ("parallelism".into(), format!("TP{} × PP{} = {} GPUs", p.tensor_parallel_size, p.pipeline_parallel_size, p.tensor_parallel_size * p.pipeline_parallel_size)),
+        ("parameters".into(), format!("{:.3} B total, {:.3} B active", p.params_total as f64 / 1e9, p.params_active as f64 / 1e9)),
+        ("weights (all GPUs)".into(), format!("{} ({})", gib(p.weight_bytes_total), p.weight_dtype)),
+        ("usable per GPU".into(), gib(p.usable_bytes_per_gpu)),
+        ("  weights".into(), gib(p.weight_bytes_per_gpu)),
+        ("  activation peak".into(), gib(p.activation_bytes_per_gpu)),
+        ("  runtime overhead".into(), gib(p.overhead_bytes_per_gpu)),
+        ("  KV cache".into(), gib(p.kv_cache_bytes_per_gpu)),
+        ("KV per token".into(), format!("{:.0} B model, {:.0} B per GPU ({})", p.kv_bytes_per_token, p.kv_bytes_per_token_per_gpu, p.kv_cache_dtype)),
+        ("KV blocks".into(), format!("{} × {} tokens = {} tokens", p.num_gpu_blocks, p.block_size, p.max_kv_tokens)),
+        ("max concurrent seqs".into(), format!("{} at {} tokens", p.max_concurrent_seqs, p.seq_len)),
+        ("fits".into(), if p.fits { "yes".into() } else { format!("no: {} more per GPU needed", gib(p.shortfall_bytes_per_gpu)) }),
+    ];
+    if p.max_model_len != p.seq_len {
+        r.push(("max model len".into(), p.max_model_len.to_string()));
+    }
+    r
+}
+
+/// Run `servesim memory`.
+pub fn run(args: MemoryArgs, paths: &DataPaths) -> Result<()> {
+    let mm = MemoryModel::load(&paths.perf_model)?;
+    let opts = MemoryOptions {
+        block_size: args.block_size,
+        max_num_batched_tokens: args.max_num_batched_tokens,
+        max_num_seqs: args.max_num_seqs,
+        seq_len: args.seq_len,
+    };
+    let req = args.deployment.request();
+    if req.hardware.is_none() {
+        return min_gpus_over_catalog(&args, &req, paths, &mm, &opts);
+    }
+    let d = Deployment::resolve(&req, paths)?;
+    if args.min_gpus {
+        let (d, plan) = memory::min_gpus(&d, &mm, &opts, args.max_gpus).ok_or_else(|| {
+            anyhow::anyhow!("{} does not fit on {} {} GPUs", d.model.name, args.max_gpus, d.gpu().name)
+        })?;
+        let mut r = rows(&plan);
+        r.insert(0, ("minimum GPUs".into(), d.num_gpus().to_string()));
+        return print_record(args.format, &plan, &r);
+    }
+    let plan = memory::plan(&d, &mm, &opts);
+    print_record(args.format, &plan, &rows(&plan))?;
+    if !plan.fits {
+        anyhow::bail!(
+            "{} does not fit on {} × {} at TP{} PP{}: {} more per GPU needed (try --min-gpus)",
+            plan.model,
+            d.num_gpus(),
+            plan.hardware,
+            d.tp,
+            d.pp,
+            gib(plan.shortfall_bytes_per_gpu)
+        );
+    }
+    Ok(())
+}
+
+/// One row per catalog device: the fewest GPUs that fit.
+fn min_gpus_over_catalog(
+    args: &MemoryArgs,
+    req: &servesim::deployment::DeploymentRequest,
+    paths: &DataPaths,
+    mm: &MemoryModel,
+    opts: &MemoryOptions,
+) -> Result<()> {
+    let models = ModelCatalog::load(&paths.model_configs)?;
+    let model = models.resolve(req.model.as_deref().unwrap_or(servesim::deployment::DEFAULT_MODEL))?;
+    let catalog = HardwareCatalog::load(&paths.hardware_dir())?;
+    #[derive(serde::Serialize)]
+    struct Row {
+        hardware: String,
+        min_gpus: Option<u32>,
+        tensor_parallel_size: Option<u32>,
+        pipeline_parallel_size: Option<u32>,
+        kv_cache_gib_per_gpu: Option<f64>,
+        max_kv_tokens: Option<u64>,
+    }
+    let mut out = Vec::new();
+    for gpu in catalog.entries() {
+        let d = match Deployment::from_parts(model.clone(), gpu.clone(), req) {
+            Ok(d) => d,
+            Err(_) => continue,
+        };
+        let found = memory::min_gpus(&d, mm, opts, args.max_gpus);
+        out.push(Row {
+            hardware: gpu.name.clone(),
+            min_gpus: found.as_ref().map(|(d, _)| d.num_gpus()),
+            tensor_parallel_size: found.as_ref().map(|(d, _)| d.tp),
+            pipeline_parallel_size: found.as_ref().map(|(d, _)| d.pp),
+            kv_cache_gib_per_gpu: found.as_ref().map(|(_, p)| p.kv_cache_bytes_per_gpu / servesim::units::BYTES_PER_GIB),
+            max_kv_tokens: found.as_ref().map(|(_, p)| p.max_kv_tokens),
+        });
+    }
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&out)?),
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+            for r in &out {
+                w.serialize(r)?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            println!("{}: fewest GPUs that fit (TP within a node, then PP)", model.name);
+            let mut t = servesim::report::table::Table::new(&["hardware", "GPUs", "TP", "PP", "KV GiB/GPU", "KV tokens"]);
+            let s = |x: Option<String>| x.unwrap_or_else(|| "-".into());
+            for r in &out {
+                t.row(vec![
+                    r.hardware.clone(),
+                    s(r.min_gpus.map(|x| x.to_string())),
+                    s(r.tensor_parallel_size.map(|x| x.to_string())),
+                    s(r.pipeline_parallel_size.map(|x| x.to_string())),
+                    s(r.kv_cache_gib_per_gpu.map(|x| format!("{x:.1}"))),
+                    s(r.max_kv_tokens.map(|x| x.to_string())),
+                ]);
+            }
+            print!("{}", t.render());
+        }
+    }
+    Ok(())
+}
