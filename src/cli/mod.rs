@@ -4,6 +4,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+pub mod trace;
+
 /// servesim: a discrete-event simulator of LLM serving.
 #[derive(Debug, Parser)]
 #[command(name = "servesim", version, about, long_about = None)]
@@ -23,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the version and data folders.
     Info,
+    /// Generate, summarise and convert request traces.
+    Trace(trace::TraceCommand),
 }
 
 /// Run a parsed command line.
@@ -38,5 +42,6 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("perf model:    {}", paths.perf_model.display());
             Ok(())
         }
+        Command::Trace(cmd) => trace::run(cmd),
     }
 }
