@@ -644,3 +644,30 @@ fn line_numbers_survive_blank_lines_crlf_and_no_final_newline() {
     let (_d, p) = file("t.csv", &format!("\u{feff}{h}\r\n0,1,1\r\n\r\n1,2,2"));
     assert_eq!(read_all(&p).unwrap().len(), 2);
 }
+
+#[test]
+fn shipped_samples_are_detected_and_read() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces");
+    let cases = [
+        ("azure_conv_5min.csv", TraceFormat::Native, 1445),
+        ("azure_conv_10min_every2nd.csv", TraceFormat::Native, 1434),
+        ("azure_code_first500.csv", TraceFormat::Azure2023, 500),
+        ("mooncake_conv_first1000.csv", TraceFormat::Mooncake, 1000),
+        (
+            "llmservingsim_rtx4090_llama31_8b_requests.jsonl",
+            TraceFormat::LlmServingSimJsonl,
+            300,
+        ),
+    ];
+    for (name, format, n) in cases {
+        let reader = open_trace(&dir.join(name), &TraceOptions::default()).unwrap();
+        assert_eq!(reader.format(), Some(format), "{name}");
+        let reqs: Vec<Request> = reader.collect::<Result<_>>().unwrap();
+        assert_eq!(reqs.len(), n, "{name}");
+        assert_eq!(reqs[0].arrival, SimTime::ZERO, "{name}");
+        if format == TraceFormat::Mooncake {
+            assert!(reqs.iter().all(|r| r.hash_block_tokens == 512
+                && r.prefix_hash_ids.len() == r.input_tokens.div_ceil(512) as usize));
+        }
+    }
+}
