@@ -3,8 +3,9 @@
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use servesim::trace::{
-    open_trace, ArrivalProcess, LengthDist, LengthModel, NativeWriter, Request, SynthConfig,
-    SynthLimit, SynthTrace, TraceFormat, TraceOptions, TraceStats, DEFAULT_HASH_BLOCK_TOKENS,
+    open_trace, open_trace_as, ArrivalProcess, LengthDist, LengthModel, NativeWriter, Request,
+    SynthConfig, SynthLimit, SynthTrace, TraceFormat, TraceOptions, TraceReader, TraceStats,
+    DEFAULT_HASH_BLOCK_TOKENS,
 };
 use servesim::units::{checked_secs_to_nanos, SimDuration};
 use std::fs::File;
@@ -159,9 +160,14 @@ pub struct ConvertArgs {
     pub opts: TraceOptsArgs,
 }
 
-/// Trace cutting and rescaling flags (applied in this order: window, scale, cap).
+/// Trace reading, cutting and rescaling flags (applied in this order: window, scale, cap).
 #[derive(Debug, Args)]
 pub struct TraceOptsArgs {
+    /// Read the file as this format instead of detecting it: native, azure-2023,
+    /// mooncake, mooncake-jsonl, llmservingsim-jsonl or vllm-bench-json.
+    #[arg(long, value_name = "FORMAT")]
+    pub trace_format: Option<TraceFormat>,
+
     /// Keep the arrivals in [START, END) seconds of the trace's own time and shift them
     /// to start at 0. END may be left out (`600:`).
     #[arg(long, value_name = "START:END", value_parser = parse_window)]
@@ -191,6 +197,15 @@ pub struct TraceOptsArgs {
 }
 
 impl TraceOptsArgs {
+    /// Open `file` with these flags.
+    fn open(&self, file: &Path) -> servesim::Result<TraceReader> {
+        let opts = self.to_options();
+        match self.trace_format {
+            Some(format) => open_trace_as(file, format, &opts),
+            None => open_trace(file, &opts),
+        }
+    }
+
     fn to_options(&self) -> TraceOptions {
         TraceOptions {
             time_scale: self.time_scale,
@@ -311,7 +326,7 @@ fn gen(a: GenArgs) -> Result<()> {
 }
 
 fn stats(a: StatsArgs) -> Result<()> {
-    let reader = open_trace(&a.file, &a.opts.to_options())?;
+    let reader = a.opts.open(&a.file)?;
     let format = reader.format().unwrap_or(TraceFormat::Native);
     let max_concurrency = reader.max_concurrency();
     let s = TraceStats::from_requests(reader)?;
@@ -373,7 +388,7 @@ fn write_table(
 }
 
 fn convert(a: ConvertArgs) -> Result<()> {
-    let mut reader = open_trace(&a.file, &a.opts.to_options())?.peekable();
+    let mut reader = a.opts.open(&a.file)?.peekable();
     let extended = a.extended
         || matches!(reader.peek(), Some(Ok(r)) if r.session_id.is_some() || !r.prefix_hash_ids.is_empty());
     write_native(a.output.as_deref(), extended, reader)
@@ -409,5 +424,156 @@ fn write_native(
             }
             result
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn run_args(args: &[&str]) -> Result<()> {
+        let cli = crate::cli::Cli::try_parse_from(
+            std::iter::once("servesim").chain(args.iter().copied()),
+        )?;
+        crate::cli::run(cli)
+    }
+
+    #[test]
+    fn gen_is_byte_identical_per_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = |name: &str, seed: &str| {
+            let p = dir.path().join(name);
+            run_args(&[
+                "trace",
+                "gen",
+                "--arrival",
+                "gamma",
+                "--rate-rps",
+                "7",
+                "--cv",
+                "3",
+                "--num-requests",
+                "2000",
+                "--input-len",
+                "lognormal:900:1.1:8192",
+                "--output-len",
+                "uniform:1:400",
+                "--seed",
+                seed,
+                "-o",
+                p.to_str().unwrap(),
+            ])
+            .unwrap();
+            std::fs::read(p).unwrap()
+        };
+        let a = out("a.csv", "5");
+        assert_eq!(a, out("b.csv", "5"));
+        assert_ne!(a, out("c.csv", "6"));
+        assert!(
+            a.starts_with(b"request_id,arrival_time_s,input_tokens,output_tokens\n0,0.000000000,")
+        );
+        assert_eq!(a.iter().filter(|&&b| b == b'\n').count(), 2001);
+    }
+
+    #[test]
+    fn gen_rejects_flags_that_do_not_apply() {
+        let base = [
+            "trace",
+            "gen",
+            "--num-requests",
+            "3",
+            "--input-len",
+            "5",
+            "--output-len",
+            "5",
+        ];
+        let with = |extra: &[&str]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            run_args(&v).unwrap_err().to_string()
+        };
+        assert_eq!(
+            with(&["--rate-rps", "1", "--cv", "2"]),
+            "--cv applies only to --arrival gamma"
+        );
+        assert_eq!(
+            with(&["--arrival", "closed-loop"]),
+            "--arrival closed-loop needs --concurrency"
+        );
+        assert_eq!(
+            with(&["--arrival", "burst", "--rate-rps", "2"]),
+            "--rate-rps does not apply to --arrival burst"
+        );
+        assert_eq!(
+            with(&["--arrival", "poisson"]),
+            "--arrival poisson needs --rate-rps"
+        );
+        assert!(with(&["--rate-rps=-1"]).contains("`rate_rps` must be positive and finite, got -1"));
+    }
+
+    #[test]
+    fn convert_cuts_and_keeps_hash_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("m.csv");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/mooncake_conv_first1000.csv");
+        run_args(&[
+            "trace",
+            "convert",
+            src.to_str().unwrap(),
+            "--time-window",
+            "60:120",
+            "--rate-scale",
+            "2",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.starts_with("request_id,arrival_time_s,input_tokens,output_tokens,session_id,prefix_hash_ids,hash_block_tokens\n"));
+        let reqs: Vec<Request> = open_trace(&out, &TraceOptions::default())
+            .unwrap()
+            .collect::<servesim::Result<_>>()
+            .unwrap();
+        assert!(!reqs.is_empty());
+        assert!(reqs
+            .iter()
+            .all(|r| r.hash_block_tokens == 512 && r.arrival.as_secs_f64() < 30.0));
+    }
+
+    #[test]
+    fn a_failed_convert_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("bad.csv");
+        std::fs::write(
+            &src,
+            "arrival_time_s,input_tokens,output_tokens\n0,1,1\n0,x,1\n",
+        )
+        .unwrap();
+        let out = dir.path().join("out.csv");
+        let e = run_args(&[
+            "trace",
+            "convert",
+            src.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .unwrap_err();
+        assert!(
+            format!("{e:#}")
+                .ends_with("bad.csv:3: field `input_tokens`: not a non-negative integer: `x`"),
+            "{e:#}"
+        );
+        assert!(!out.exists());
+    }
+
+    #[test]
+    fn windows() {
+        assert_eq!(parse_window("60:120"), Ok((60.0, 120.0)));
+        assert_eq!(parse_window("60:"), Ok((60.0, f64::INFINITY)));
+        assert!(parse_window("60").is_err());
+        assert!(parse_window("-1:5").is_err());
+        assert!(parse_window("5:5").is_err());
+        assert!(parse_window("a:5").is_err());
     }
 }

@@ -135,6 +135,7 @@ pub enum TraceFormat {
     /// `request_id`, `session_id`, `prefix_hash_ids`, `hash_block_tokens`.
     Native,
     /// Azure LLM inference trace 2023: `TIMESTAMP,ContextTokens,GeneratedTokens`.
+    #[serde(rename = "azure-2023")]
     Azure2023,
     /// Mooncake FAST'25 trace as CSV: `timestamp_ms,input_tokens,output_tokens,hash_ids`.
     Mooncake,
@@ -142,6 +143,7 @@ pub enum TraceFormat {
     /// `output_length`, `hash_ids`).
     MooncakeJsonl,
     /// LLMServingSim bench `requests.jsonl` (`input_toks`, `output_toks`, `queued_ts`).
+    #[serde(rename = "llmservingsim-jsonl")]
     LlmServingSimJsonl,
     /// vLLM `benchmark_serving` / `vllm bench serve` result JSON (`--save-result
     /// --save-detailed`).
@@ -188,6 +190,26 @@ impl TraceFormat {
 impl fmt::Display for TraceFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for TraceFormat {
+    type Err = Error;
+
+    /// A format by its [`name`](TraceFormat::name), ignoring case.
+    fn from_str(s: &str) -> Result<Self> {
+        TraceFormat::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| Error::Unknown {
+                kind: "trace format",
+                name: s.to_owned(),
+                suggestions: crate::error::closest_names(
+                    s,
+                    TraceFormat::ALL.iter().map(|f| f.name()),
+                    2,
+                ),
+            })
     }
 }
 

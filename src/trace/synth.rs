@@ -481,6 +481,7 @@ pub struct SynthTrace {
     lengths: Lengths,
     limit: SynthLimit,
     index: u64,
+    done: bool,
 }
 
 /// Length sampling state: one RNG stream for inputs (and resampling), one for outputs.
@@ -538,6 +539,7 @@ impl SynthTrace {
             lengths,
             limit: cfg.limit,
             index: 0,
+            done: false,
         })
     }
 
@@ -551,17 +553,18 @@ impl Iterator for SynthTrace {
     type Item = Request;
 
     fn next(&mut self) -> Option<Request> {
-        if let SynthLimit::Requests(n) = self.limit {
-            if self.index >= n {
-                return None;
-            }
+        if self.done {
+            return None;
         }
-        let t = self.arrivals.next_nanos()?;
-        if let SynthLimit::Duration(d) = self.limit {
-            if t >= d.as_nanos() {
-                return None;
-            }
-        }
+        let t = match (self.limit, self.arrivals.next_nanos()) {
+            (SynthLimit::Requests(n), _) if self.index >= n => None,
+            (SynthLimit::Duration(d), Some(t)) if t >= d.as_nanos() => None,
+            (_, t) => t,
+        };
+        let Some(t) = t else {
+            self.done = true;
+            return None;
+        };
         let l = &mut self.lengths;
         let (input_tokens, output_tokens) = match &l.kind {
             LengthKind::Independent { input, output } => (
@@ -581,6 +584,9 @@ impl Iterator for SynthTrace {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done {
+            return (0, Some(0));
+        }
         match self.limit {
             SynthLimit::Requests(n) => {
                 let left = usize::try_from(n - self.index).unwrap_or(usize::MAX);

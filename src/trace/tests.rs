@@ -671,3 +671,17 @@ fn shipped_samples_are_detected_and_read() {
         }
     }
 }
+
+#[test]
+fn format_names_round_trip() {
+    for f in TraceFormat::ALL {
+        assert_eq!(f.name().parse::<TraceFormat>().unwrap(), f);
+        let json = serde_json::to_string(&f).unwrap();
+        assert_eq!(json, format!("\"{}\"", f.name()));
+    }
+    let e = "azure".parse::<TraceFormat>().unwrap_err().to_string();
+    assert!(
+        e.starts_with("unknown trace format `azure`; did you mean azure-2023"),
+        "{e}"
+    );
+}
