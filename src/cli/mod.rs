@@ -8,6 +8,7 @@ pub mod args;
 mod estimate;
 mod list;
 mod memory;
+pub mod trace;
 
 /// servesim: a discrete-event simulator of LLM serving.
 #[derive(Debug, Parser)]
@@ -32,6 +33,9 @@ pub enum Command {
     Estimate(estimate::EstimateArgs),
     /// List the model or hardware catalog.
     List(list::ListArgs),
+    /// Generate, summarise and convert request traces.
+    #[command(subcommand)]
+    Trace(trace::TraceCommand),
     /// Print the version and data folders.
     Info,
 }
@@ -45,6 +49,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Memory(a) => memory::run(a, &paths),
         Command::Estimate(a) => estimate::run(a, &paths),
         Command::List(a) => list::run(a, &paths),
+        Command::Trace(cmd) => trace::run(cmd),
         Command::Info => {
             println!("servesim {}", env!("CARGO_PKG_VERSION"));
             println!("model configs: {}", paths.model_configs.display());
