@@ -34,7 +34,6 @@ pub enum Command {
     /// List the model or hardware catalog.
     List(list::ListArgs),
     /// Generate, summarise and convert request traces.
-    #[command(subcommand)]
     Trace(trace::TraceCommand),
     /// Print the version and data folders.
     Info,
