@@ -29,6 +29,7 @@ pub mod model;
 pub mod paths;
 pub mod perf;
 pub mod report;
+pub mod setup;
 pub mod sim;
 pub mod simulate;
 pub mod trace;

@@ -39,6 +39,19 @@ impl MemoryModel {
     }
 }
 
+/// Memory the driver leaves to the engine on one GPU, bytes.
+///
+/// Device memory is built in binary units (an "80 GB" H100 has 80 GiB; torch reports
+/// 79.2 GiB of it), so without a driver-reported exact size in the device file the
+/// capacity is `memory_gb × 2^30 × (1 − driver_reserved_fraction)`. An exact size is
+/// what torch reports and is used as is.
+pub fn usable_capacity_bytes(gpu: &crate::hardware::GpuSpec, mm: &MemoryModel) -> f64 {
+    match gpu.exact_memory_bytes {
+        Some(b) => b as f64,
+        None => gpu.memory_gb * BYTES_PER_GIB * (1.0 - mm.driver_reserved_fraction),
+    }
+}
+
 /// Engine settings that change the memory plan.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MemoryOptions {
@@ -84,7 +97,7 @@ pub struct MemoryPlan {
     pub kv_cache_dtype: String,
     /// Bytes of all weights of the model.
     pub weight_bytes_total: f64,
-    /// Device memory per GPU, bytes.
+    /// Device memory per GPU that torch sees, bytes.
     pub gpu_memory_bytes: f64,
     /// Memory the engine may use per GPU (after the driver's share and
     /// gpu_memory_utilization), bytes.
@@ -234,8 +247,8 @@ pub fn plan(d: &Deployment, mm: &MemoryModel, opts: &MemoryOptions) -> MemoryPla
     let activations = t * (mm.activation_hidden_factor * m.hidden_size as f64 + mm.activation_ffn_factor * ffn) * act_bytes
         + f64::from(opts.max_num_seqs) * m.vocab_size as f64 * mm.logits_bytes_per_element;
     let overhead = mm.non_torch_overhead_gib * BYTES_PER_GIB;
-    let capacity = d.gpu().memory_bytes();
-    let usable = capacity * (1.0 - mm.driver_reserved_fraction) * d.gpu_memory_utilization;
+    let capacity = usable_capacity_bytes(d.gpu(), mm);
+    let usable = capacity * d.gpu_memory_utilization;
     let kv_cache = usable - weight_per_gpu - activations - overhead;
 
     let block_bytes = f64::from(opts.block_size) * kv_per_token_per_gpu;

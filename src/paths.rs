@@ -1,4 +1,4 @@
-//! Where the shipped data lives: `model_configs/` and `perf_model/`.
+//! Where the shipped data lives: `model_configs/`, `perf_model/` and `traces/`.
 //!
 //! The library never reads the environment; the binary resolves a [`DataPaths`] once
 //! (flag, then `SERVESIM_DATA_DIR`, then the source checkout the binary was built from,
@@ -13,6 +13,8 @@ pub struct DataPaths {
     pub model_configs: PathBuf,
     /// Folder of hardware specs and latency data.
     pub perf_model: PathBuf,
+    /// Folder of sample traces.
+    pub traces: PathBuf,
 }
 
 impl DataPaths {
@@ -22,6 +24,7 @@ impl DataPaths {
         DataPaths {
             model_configs: root.join("model_configs"),
             perf_model: root.join("perf_model"),
+            traces: root.join("traces"),
         }
     }
 

@@ -177,3 +177,63 @@ mod tests {
         assert!(c.validate().is_err());
     }
 }
+
+/// Settings the user gave explicitly; everything else takes vLLM's defaults for the
+/// scheduler.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineOverrides {
+    /// Scheduling policy (default vLLM V1).
+    pub scheduler: Option<SchedulerKind>,
+    /// `--max-num-seqs`.
+    pub max_num_seqs: Option<u32>,
+    /// `--max-num-batched-tokens`.
+    pub max_num_batched_tokens: Option<u32>,
+    /// `--enable-chunked-prefill`.
+    pub enable_chunked_prefill: Option<bool>,
+    /// `--num-scheduler-steps`.
+    pub num_scheduler_steps: Option<u32>,
+    /// `--block-size`.
+    pub block_size: Option<u32>,
+    /// `--enable-prefix-caching`.
+    pub enable_prefix_caching: Option<bool>,
+    /// `--preemption-mode`.
+    pub preemption_mode: Option<PreemptionMode>,
+    /// `--num-gpu-blocks-override`.
+    pub num_gpu_blocks_override: Option<u32>,
+}
+
+impl EngineOverrides {
+    /// The scheduler these settings select.
+    pub fn scheduler_kind(&self) -> SchedulerKind {
+        self.scheduler.unwrap_or(SchedulerKind::VllmV1)
+    }
+
+    /// The engine settings before the KV cache is sized (`num_gpu_blocks` is 0): vLLM
+    /// defaults for the scheduler, then every given override. The token budget default
+    /// follows the final chunked-prefill setting.
+    pub fn resolve_unsized(&self, max_model_len: u32) -> EngineConfig {
+        let mut c = EngineConfig::defaults_for(self.scheduler_kind(), 0, max_model_len);
+        if let Some(x) = self.enable_chunked_prefill {
+            c.enable_chunked_prefill = x;
+        }
+        c.max_num_batched_tokens = self
+            .max_num_batched_tokens
+            .unwrap_or_else(|| c.default_max_num_batched_tokens());
+        if let Some(x) = self.max_num_seqs {
+            c.max_num_seqs = x;
+        }
+        if let Some(x) = self.num_scheduler_steps {
+            c.num_scheduler_steps = x;
+        }
+        if let Some(x) = self.block_size {
+            c.block_size = x;
+        }
+        if let Some(x) = self.enable_prefix_caching {
+            c.enable_prefix_caching = x;
+        }
+        if let Some(x) = self.preemption_mode {
+            c.preemption_mode = x;
+        }
+        c
+    }
+}

@@ -1,0 +1,102 @@
+//! From a deployment and engine settings to runnable replicas: size the KV cache with
+//! the memory plan, pick the latency model, and build the engine configuration.
+
+use crate::deployment::Deployment;
+use crate::engine::config::{EngineConfig, EngineOverrides};
+use crate::engine::Replica;
+use crate::error::{Error, Result};
+use crate::memory::{self, MemoryModel, MemoryOptions, MemoryPlan};
+use crate::paths::DataPaths;
+use crate::perf::roofline::{Roofline, RooflineParams};
+use crate::perf::LatencyModel;
+use std::sync::Arc;
+
+/// Everything needed to build identical replicas.
+#[derive(Clone)]
+pub struct ReplicaSetup {
+    /// The deployment of each replica.
+    pub deployment: Deployment,
+    /// Its engine settings, with the KV cache sized.
+    pub engine: EngineConfig,
+    /// Its memory plan.
+    pub memory: MemoryPlan,
+    /// Its latency model.
+    pub latency: Arc<dyn LatencyModel>,
+}
+
+impl std::fmt::Debug for ReplicaSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaSetup")
+            .field("deployment", &self.deployment.summary())
+            .field("engine", &self.engine)
+            .field("latency", &self.latency.describe())
+            .finish()
+    }
+}
+
+impl ReplicaSetup {
+    /// Size and configure a replica of `d` with `overrides`, using the data under `paths`.
+    pub fn new(d: Deployment, overrides: &EngineOverrides, paths: &DataPaths) -> Result<Self> {
+        let mm = MemoryModel::load(&paths.perf_model)?;
+        let params = RooflineParams::load(&paths.perf_model)?;
+        let latency: Arc<dyn LatencyModel> = Arc::new(Roofline::new(&d, params));
+        Self::with_latency(d, overrides, &mm, latency)
+    }
+
+    /// As [`ReplicaSetup::new`] with a given memory model and latency model.
+    pub fn with_latency(
+        d: Deployment,
+        overrides: &EngineOverrides,
+        mm: &MemoryModel,
+        latency: Arc<dyn LatencyModel>,
+    ) -> Result<Self> {
+        let mut engine = overrides.resolve_unsized(d.max_model_len);
+        let plan = memory::plan(
+            &d,
+            mm,
+            &MemoryOptions {
+                block_size: engine.block_size,
+                max_num_batched_tokens: engine.max_num_batched_tokens,
+                max_num_seqs: engine.max_num_seqs,
+                seq_len: None,
+            },
+        );
+        engine.num_gpu_blocks = match overrides.num_gpu_blocks_override {
+            Some(n) => n,
+            None => {
+                if !plan.fits {
+                    return Err(Error::Config(format!(
+                        "{} does not fit on {} × {} (TP{} PP{}) with --max-model-len {}: {:.2} GiB more per GPU needed; use more GPUs, a smaller --max-model-len or a lower-precision --quantization/--kv-cache-dtype (see `servesim memory --min-gpus`)",
+                        plan.model,
+                        d.num_gpus(),
+                        plan.hardware,
+                        d.tp,
+                        d.pp,
+                        d.max_model_len,
+                        plan.shortfall_bytes_per_gpu / crate::units::BYTES_PER_GIB
+                    )));
+                }
+                u32::try_from(plan.num_gpu_blocks).unwrap_or(u32::MAX)
+            }
+        };
+        engine.kv_bytes_per_token = plan.kv_bytes_per_token_per_gpu;
+        engine.swap_bandwidth_bytes_per_s = d
+            .gpu()
+            .host_link()
+            .map_or(0.0, |l| l.effective_pair_bandwidth_bytes_per_s());
+        engine.validate()?;
+        Ok(ReplicaSetup {
+            deployment: d,
+            engine,
+            memory: plan,
+            latency,
+        })
+    }
+
+    /// `n` identical replicas with ids `0..n`.
+    pub fn replicas(&self, n: u32) -> Result<Vec<Replica>> {
+        (0..n)
+            .map(|i| Replica::new(i, self.engine.clone(), self.latency.clone()))
+            .collect()
+    }
+}
