@@ -12,9 +12,11 @@ pub trait Merge {
     fn merge_from(&mut self, file: Self);
 }
 
+/// Implement [`Merge`] field by field for a struct of `Option`s.
+#[macro_export]
 macro_rules! merge_fields {
     ($t:ty { $($f:ident),* $(,)? }) => {
-        impl Merge for $t {
+        impl $crate::cli::args::Merge for $t {
             fn merge_from(&mut self, file: Self) {
                 $( if self.$f.is_none() { self.$f = file.$f; } )*
             }
@@ -138,6 +140,23 @@ merge_fields!(EngineArgs {
     preemption_mode,
     num_gpu_blocks_override
 });
+
+impl EngineArgs {
+    /// The library's overrides.
+    pub fn overrides(&self) -> servesim::engine::config::EngineOverrides {
+        servesim::engine::config::EngineOverrides {
+            scheduler: self.scheduler,
+            max_num_seqs: self.max_num_seqs,
+            max_num_batched_tokens: self.max_num_batched_tokens,
+            enable_chunked_prefill: self.enable_chunked_prefill,
+            num_scheduler_steps: self.num_scheduler_steps,
+            block_size: self.block_size,
+            enable_prefix_caching: self.enable_prefix_caching,
+            preemption_mode: self.preemption_mode,
+            num_gpu_blocks_override: self.num_gpu_blocks_override,
+        }
+    }
+}
 
 /// Output format of printed results.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]

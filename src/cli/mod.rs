@@ -8,6 +8,7 @@ pub mod args;
 mod estimate;
 mod list;
 mod memory;
+mod simulate;
 pub mod trace;
 
 /// servesim: a discrete-event simulator of LLM serving.
@@ -27,6 +28,9 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Replay a request trace through simulated serving replicas (no arguments: a
+    /// built-in default run of a shipped trace on Llama-3.1-8B on one H100).
+    Simulate(Box<simulate::SimulateArgs>),
     /// Serving memory plan per GPU: weights, activations, KV cache, what fits.
     Memory(memory::MemoryArgs),
     /// Roofline latency of one static batch, with the operator breakdown.
@@ -45,6 +49,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let env_dir = std::env::var_os("SERVESIM_DATA_DIR").map(PathBuf::from);
     let paths = servesim::paths::DataPaths::resolve(cli.data_dir.as_deref(), env_dir.as_deref(), &cwd);
     match cli.command {
+        Command::Simulate(a) => simulate::run(*a, &paths),
         Command::Memory(a) => memory::run(a, &paths),
         Command::Estimate(a) => estimate::run(a, &paths),
         Command::List(a) => list::run(a, &paths),
