@@ -1,6 +1,9 @@
-//! Tests of [`KvCache`]: hand-checked scenarios on a tiny pool.
+//! Tests of [`KvCache`]: hand-checked scenarios on a tiny pool, then a state-machine
+//! property test against a naive reference model.
 
 use super::*;
+use proptest::prelude::*;
+use std::collections::{BTreeMap, VecDeque};
 
 const BS: u32 = 4;
 
@@ -276,4 +279,303 @@ fn allocating_a_live_seq_twice_is_a_bug() {
     let mut kv = KvCache::new(8, BS, false);
     kv.allocate(SeqId(1), 1, &[]);
     kv.allocate(SeqId(1), 1, &[]);
+}
+
+// ---------------------------------------------------------------------------------
+// State-machine property test.
+
+/// A naive model of the cache at the level of hashes: no block ids, no links, just
+/// counts, a `VecDeque` for the LRU and `BTreeMap`s. Registered blocks are named by
+/// their hash (the map is one-to-one); unregistered ones are anonymous.
+#[derive(Debug)]
+struct Reference {
+    bs: u32,
+    caching: bool,
+    num_blocks: u32,
+    /// Anonymous free blocks.
+    free: u32,
+    /// Evictable registered hashes, next victim first.
+    lru: VecDeque<BlockHash>,
+    /// Registered hash → live holders (0 = evictable).
+    refs: BTreeMap<BlockHash, u32>,
+    live: BTreeMap<u32, RefSeq>,
+}
+
+#[derive(Debug)]
+struct RefSeq {
+    tokens: u32,
+    hashes: Vec<BlockHash>,
+    /// Per block: the hash it is registered under, if any.
+    blocks: Vec<Option<BlockHash>>,
+}
+
+impl Reference {
+    fn new(num_blocks: u32, bs: u32, caching: bool) -> Self {
+        Reference {
+            bs,
+            caching,
+            num_blocks,
+            free: num_blocks,
+            lru: VecDeque::new(),
+            refs: BTreeMap::new(),
+            live: BTreeMap::new(),
+        }
+    }
+
+    fn available(&self) -> u32 {
+        self.free + self.lru.len() as u32
+    }
+
+    fn take_block(&mut self) {
+        if self.free > 0 {
+            self.free -= 1;
+        } else {
+            let h = self.lru.pop_front().expect("capacity was checked");
+            self.refs.remove(&h);
+        }
+    }
+
+    fn register(&mut self, seq: u32, from: u32) {
+        if !self.caching {
+            return;
+        }
+        let s = self.live.get_mut(&seq).unwrap();
+        let full = ((s.tokens / self.bs) as usize).min(s.hashes.len());
+        for i in from as usize..full {
+            let h = s.hashes[i];
+            if s.blocks[i].is_none() && !self.refs.contains_key(&h) {
+                self.refs.insert(h, 1);
+                s.blocks[i] = Some(h);
+            }
+        }
+    }
+
+    fn allocate(&mut self, seq: u32, tokens: u32, hashes: &[BlockHash]) -> Option<u32> {
+        let total = tokens.div_ceil(self.bs);
+        let mut hits = Vec::new();
+        if self.caching && tokens > 0 {
+            for &h in hashes.iter().take(((tokens - 1) / self.bs) as usize) {
+                if self.refs.contains_key(&h) {
+                    hits.push(h);
+                } else {
+                    break;
+                }
+            }
+        }
+        let evictable_hits = hits.iter().filter(|h| self.refs[h] == 0).count() as u32;
+        let fresh = total - hits.len() as u32;
+        if fresh > self.available() - evictable_hits {
+            return None;
+        }
+        for &h in &hits {
+            let r = self.refs.get_mut(&h).unwrap();
+            if *r == 0 {
+                let pos = self.lru.iter().position(|&x| x == h).unwrap();
+                self.lru.remove(pos);
+            }
+            *r += 1;
+        }
+        for _ in 0..fresh {
+            self.take_block();
+        }
+        let mut blocks: Vec<Option<BlockHash>> = hits.iter().map(|&h| Some(h)).collect();
+        blocks.resize(total as usize, None);
+        self.live.insert(
+            seq,
+            RefSeq {
+                tokens,
+                hashes: hashes.to_vec(),
+                blocks,
+            },
+        );
+        self.register(seq, hits.len() as u32);
+        Some(hits.len() as u32 * self.bs)
+    }
+
+    fn grow(&mut self, seq: u32, to: u32) -> bool {
+        let s = &self.live[&seq];
+        let old = s.tokens;
+        let need = to.div_ceil(self.bs) - s.blocks.len() as u32;
+        if need > self.available() {
+            return false;
+        }
+        for _ in 0..need {
+            self.take_block();
+        }
+        let s = self.live.get_mut(&seq).unwrap();
+        s.blocks.resize(to.div_ceil(self.bs) as usize, None);
+        s.tokens = to;
+        self.register(seq, old / self.bs);
+        true
+    }
+
+    fn free(&mut self, seq: u32) {
+        let s = self.live.remove(&seq).unwrap();
+        for b in s.blocks.into_iter().rev() {
+            match b {
+                Some(h) => {
+                    let r = self.refs.get_mut(&h).unwrap();
+                    *r -= 1;
+                    if *r == 0 {
+                        self.lru.push_back(h);
+                    }
+                }
+                None => self.free += 1,
+            }
+        }
+    }
+
+    fn cached_prefix_tokens(&self, hashes: &[BlockHash]) -> u32 {
+        if !self.caching {
+            return 0;
+        }
+        hashes
+            .iter()
+            .take_while(|h| self.refs.contains_key(h))
+            .count() as u32
+            * self.bs
+    }
+}
+
+/// Block ids of the three prefix families: 0 and 1 share their first 3 blocks; 2 shares
+/// nothing.
+fn family_hashes(family: usize) -> Vec<BlockHash> {
+    const LEN: u64 = 12;
+    let shared = [LEN, 3, 0][family];
+    chain_hashes((0..LEN).map(|i| {
+        if i < shared {
+            i
+        } else {
+            1000 * (family as u64 + 1) + i
+        }
+    }))
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Allocate {
+        seq: u32,
+        tokens: u32,
+        family: usize,
+        prefix_len: usize,
+    },
+    Grow {
+        seq: u32,
+        by: u32,
+    },
+    Free {
+        seq: u32,
+    },
+}
+
+fn op_strategy(bs: u32) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u32..6, 0u32..=6 * bs, 0usize..3, 0usize..=8).prop_map(
+            |(seq, tokens, family, prefix_len)| Op::Allocate { seq, tokens, family, prefix_len }
+        ),
+        3 => (0u32..6, 0u32..=3 * bs).prop_map(|(seq, by)| Op::Grow { seq, by }),
+        3 => (0u32..6).prop_map(|seq| Op::Free { seq }),
+    ]
+}
+
+fn case_strategy() -> impl Strategy<Value = (u32, u32, bool, Vec<Op>)> {
+    (
+        prop_oneof![Just(1u32), Just(2), Just(4)],
+        0u32..=24,
+        any::<bool>(),
+    )
+        .prop_flat_map(|(bs, blocks, caching)| {
+            (
+                Just(bs),
+                Just(blocks),
+                Just(caching),
+                prop::collection::vec(op_strategy(bs), 1..80),
+            )
+        })
+}
+
+/// Compares every observable of the cache with the reference, then checks invariants.
+fn assert_agrees(kv: &KvCache, r: &Reference) {
+    kv.check_invariants();
+    assert_eq!(kv.num_free_blocks(), r.available(), "free + evictable");
+    assert_eq!(kv.num_evictable_blocks(), r.lru.len() as u32);
+    assert_eq!(kv.num_used_blocks(), r.num_blocks - r.available());
+    assert_eq!(kv.num_cached_blocks(), r.refs.len() as u32);
+    assert_eq!(kv.evictable_hashes(), Vec::from(r.lru.clone()), "LRU order");
+    assert_eq!(kv.num_seqs(), r.live.len());
+    for (&seq, s) in &r.live {
+        assert_eq!(kv.seq_num_tokens(SeqId(seq)), Some(s.tokens));
+    }
+    for f in 0..3 {
+        let h = family_hashes(f);
+        assert_eq!(kv.num_cached_prefix_tokens(&h), r.cached_prefix_tokens(&h));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cache_matches_reference_model((bs, num_blocks, caching, ops) in case_strategy()) {
+        let mut kv = KvCache::new(num_blocks, bs, caching);
+        let mut r = Reference::new(num_blocks, bs, caching);
+        for op in ops {
+            let available = kv.num_free_blocks();
+            match op {
+                Op::Allocate { seq, tokens, family, prefix_len } => {
+                    if r.live.contains_key(&seq) {
+                        continue;
+                    }
+                    let hashes = &family_hashes(family)[..prefix_len];
+                    let can = kv.can_allocate(tokens, hashes);
+                    let hit_before = kv.prefix_hit_tokens(tokens, hashes);
+                    let got = kv.allocate(SeqId(seq), tokens, hashes);
+                    prop_assert_eq!(got, r.allocate(seq, tokens, hashes), "{:?}", op);
+                    prop_assert_eq!(can, got.is_some());
+                    // Conservative check: prefix reuse never makes a fit fail.
+                    let needed = tokens.div_ceil(bs);
+                    if needed <= available {
+                        prop_assert!(got.is_some(), "fits without reuse but was refused");
+                    }
+                    if let Some(hit) = got {
+                        prop_assert_eq!(hit, hit_before, "prefix_hit_tokens predicts allocate");
+                        prop_assert_eq!(hit % bs, 0);
+                        prop_assert!(hit == 0 || hit < tokens, "hit {} of {} tokens", hit, tokens);
+                        prop_assert!(needed - hit / bs <= available);
+                    }
+                }
+                Op::Grow { seq, by } => {
+                    let Some(s) = r.live.get(&seq) else { continue };
+                    let to = s.tokens + by;
+                    let hashes = s.hashes.clone();
+                    let need = kv.blocks_needed_to_grow(SeqId(seq), to);
+                    prop_assert_eq!(need, to.div_ceil(bs) - s.blocks.len() as u32);
+                    let ok = kv.grow(SeqId(seq), to, &hashes);
+                    prop_assert_eq!(ok, need <= available, "grow {:?}", op);
+                    prop_assert_eq!(ok, r.grow(seq, to));
+                    if ok {
+                        prop_assert_eq!(kv.num_free_blocks(), available - need);
+                    }
+                }
+                Op::Free { seq } => {
+                    if !r.live.contains_key(&seq) {
+                        continue;
+                    }
+                    kv.free(SeqId(seq));
+                    r.free(seq);
+                }
+            }
+            assert_agrees(&kv, &r);
+        }
+        // Freeing everything leaks nothing.
+        let live: Vec<u32> = r.live.keys().copied().collect();
+        for seq in live {
+            kv.free(SeqId(seq));
+            r.free(seq);
+            assert_agrees(&kv, &r);
+        }
+        prop_assert_eq!(kv.num_free_blocks(), kv.num_blocks());
+        prop_assert_eq!(kv.num_used_blocks(), 0);
+        prop_assert_eq!(kv.num_evictable_blocks(), kv.num_cached_blocks());
+    }
 }
