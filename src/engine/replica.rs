@@ -140,7 +140,7 @@ impl Replica {
         for &slot in &self.state.running {
             let r = &self.state.reqs[slot];
             assert!(
-                self.state.kv.seq_num_tokens(seq(slot)) >= r.computed,
+                self.state.kv.seq_num_tokens(seq(slot)).unwrap_or(0) >= r.computed,
                 "a running request holds KV for every computed token"
             );
         }
@@ -306,7 +306,7 @@ pub fn block_hashes(req: &Request, block_size: u32) -> Vec<BlockHash> {
         let mut chain = Vec::with_capacity(req.prefix_hash_ids.len());
         let mut h = None;
         for &id in &req.prefix_hash_ids {
-            let next = BlockHash::chain(h, id);
+            let next = BlockHash::chained(h, id);
             chain.push(next);
             h = Some(next);
         }
@@ -314,14 +314,14 @@ pub fn block_hashes(req: &Request, block_size: u32) -> Vec<BlockHash> {
             .map_while(|k| {
                 let last_token = (k + 1) * bs - 1;
                 let t = (last_token / hb) as usize;
-                chain.get(t).map(|&c| BlockHash::chain(Some(c), k))
+                chain.get(t).map(|&c| BlockHash::chained(Some(c), k))
             })
             .collect()
     } else if let Some(session) = req.session_id {
-        let root = BlockHash::chain(None, session);
+        let root = BlockHash::chained(None, session);
         let blocks = (u64::from(req.input_tokens) + u64::from(req.output_tokens)) / bs;
         (0..blocks)
-            .map(|k| BlockHash::chain(Some(root), k))
+            .map(|k| BlockHash::chained(Some(root), k))
             .collect()
     } else {
         Vec::new()

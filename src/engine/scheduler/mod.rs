@@ -134,7 +134,7 @@ impl ReplicaState {
     ) -> bool {
         loop {
             let r = &self.reqs[slot];
-            if self.kv.seq_num_tokens(seq(slot)) >= tokens
+            if self.kv.seq_num_tokens(seq(slot)).unwrap_or(0) >= tokens
                 || self.kv.grow(seq(slot), tokens, &r.block_hashes)
             {
                 return true;
@@ -162,16 +162,14 @@ impl ReplicaState {
         plan: &mut StepPlan,
         now: SimTime,
     ) -> Option<u32> {
-        let block = cfg.block_size;
         let r = &self.reqs[slot];
         let known = r.known_tokens();
         let use_hashes = !r.swapped && cfg.enable_prefix_caching && !r.block_hashes.is_empty();
         let start = if r.swapped {
             r.computed
         } else if use_hashes {
-            // At least one token must be computed to sample from: cap the hit.
-            let cap = (known - 1) / block * block;
-            self.kv.num_cached_prefix_tokens(&r.block_hashes).min(cap)
+            // Capped so at least one token is computed to sample from.
+            self.kv.prefix_hit_tokens(known, &r.block_hashes)
         } else {
             0
         };

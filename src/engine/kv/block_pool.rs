@@ -1,0 +1,315 @@
+//! The flat block pool: per-block metadata, the free list, and the LRU of evictable
+//! cached blocks.
+//!
+//! Every block is in exactly one of three states, derived from its metadata:
+//!
+//! | state     | `ref_cnt` | `hash`  | lives in                                  |
+//! |-----------|-----------|---------|-------------------------------------------|
+//! | free      | 0         | `None`  | `free` (a stack)                          |
+//! | evictable | 0         | `Some`  | the intrusive LRU list (head = evict next)|
+//! | used      | ≥ 1       | any     | the block tables of live sequences        |
+//!
+//! The LRU is a doubly-linked list threaded through `BlockMeta::{prev, next}`, so a
+//! cached block that gets hit again is unlinked from the middle in O(1) (vLLM's
+//! `FreeKVCacheBlockQueue` does the same). All work is per block; nothing is per token.
+//!
+//! The pool knows nothing about sequences or the prefix map: when it evicts a block it
+//! hands the old hash back to the caller, which unregisters it.
+
+use super::prefix::BlockHash;
+
+/// Index of a physical KV block in the pool (`0..num_blocks`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BlockId(u32);
+
+impl BlockId {
+    pub(crate) const fn new(index: u32) -> Self {
+        BlockId(index)
+    }
+    /// The block's index in the pool.
+    pub const fn index(self) -> u32 {
+        self.0
+    }
+}
+
+/// "No block" in the intrusive list links.
+const NIL: u32 = u32::MAX;
+
+/// Per-block metadata.
+#[derive(Clone, Copy, Debug)]
+struct BlockMeta {
+    /// Number of live sequences holding the block (counting repeats).
+    ref_cnt: u32,
+    /// Registered content hash: `Some` iff the block is in the prefix map.
+    hash: Option<BlockHash>,
+    /// LRU neighbours while evictable; `NIL` otherwise.
+    prev: u32,
+    next: u32,
+}
+
+/// Fixed-size pool of KV blocks with reference counts.
+#[derive(Clone, Debug)]
+pub(crate) struct BlockPool {
+    blocks: Vec<BlockMeta>,
+    /// Blocks with no references and no hash. Popped from the back; initially ordered so
+    /// that block 0 is handed out first (deterministic and easy to read in tests).
+    free: Vec<BlockId>,
+    /// Least recently freed evictable block (evicted first).
+    lru_head: u32,
+    /// Most recently freed evictable block.
+    lru_tail: u32,
+    lru_len: u32,
+}
+
+impl BlockPool {
+    /// A pool of `num_blocks` free blocks.
+    pub(crate) fn new(num_blocks: u32) -> Self {
+        assert!(
+            num_blocks < NIL,
+            "KV pool of {num_blocks} blocks is too large (max {})",
+            NIL - 1
+        );
+        let meta = BlockMeta {
+            ref_cnt: 0,
+            hash: None,
+            prev: NIL,
+            next: NIL,
+        };
+        BlockPool {
+            blocks: vec![meta; num_blocks as usize],
+            free: (0..num_blocks).rev().map(BlockId).collect(),
+            lru_head: NIL,
+            lru_tail: NIL,
+            lru_len: 0,
+        }
+    }
+
+    /// Total number of blocks.
+    #[inline]
+    pub(crate) fn num_blocks(&self) -> u32 {
+        self.blocks.len() as u32
+    }
+
+    /// Blocks that can be handed out now: free plus evictable.
+    #[inline]
+    pub(crate) fn num_available(&self) -> u32 {
+        self.free.len() as u32 + self.lru_len
+    }
+
+    /// Evictable blocks (no references, cached content).
+    #[inline]
+    pub(crate) fn num_evictable(&self) -> u32 {
+        self.lru_len
+    }
+
+    /// Live references to `block`.
+    #[inline]
+    pub(crate) fn ref_cnt(&self, block: BlockId) -> u32 {
+        self.blocks[block.0 as usize].ref_cnt
+    }
+
+    /// The hash registered for `block`, if any.
+    #[inline]
+    pub(crate) fn hash(&self, block: BlockId) -> Option<BlockHash> {
+        self.blocks[block.0 as usize].hash
+    }
+
+    /// Hands out a block with one reference: a free one if there is any, otherwise the
+    /// least recently freed evictable one. Returns the block and, when it was evicted,
+    /// the hash the caller must unregister. `None` if nothing is available.
+    #[inline]
+    pub(crate) fn alloc(&mut self) -> Option<(BlockId, Option<BlockHash>)> {
+        let (block, evicted) = if let Some(b) = self.free.pop() {
+            (b, None)
+        } else if self.lru_head != NIL {
+            let b = BlockId(self.lru_head);
+            self.lru_unlink(b);
+            (b, self.blocks[b.0 as usize].hash.take())
+        } else {
+            return None;
+        };
+        let m = &mut self.blocks[block.0 as usize];
+        debug_assert_eq!(m.ref_cnt, 0, "allocated {block:?} while referenced");
+        m.ref_cnt = 1;
+        Some((block, evicted))
+    }
+
+    /// Adds a reference to a cached block (a prefix hit), taking it off the LRU if it
+    /// was evictable.
+    #[inline]
+    pub(crate) fn touch(&mut self, block: BlockId) {
+        let m = self.blocks[block.0 as usize];
+        if m.ref_cnt == 0 {
+            debug_assert!(m.hash.is_some(), "touched {block:?} which is free");
+            self.lru_unlink(block);
+        }
+        self.blocks[block.0 as usize].ref_cnt += 1;
+    }
+
+    /// Records the hash under which a referenced block was registered.
+    #[inline]
+    pub(crate) fn set_hash(&mut self, block: BlockId, hash: BlockHash) {
+        let m = &mut self.blocks[block.0 as usize];
+        debug_assert!(m.ref_cnt > 0 && m.hash.is_none(), "set_hash on {block:?}");
+        m.hash = Some(hash);
+    }
+
+    /// Drops one reference. At zero the block becomes evictable (appended at the MRU
+    /// end) if it has a hash, and free otherwise.
+    #[inline]
+    pub(crate) fn release(&mut self, block: BlockId) {
+        let m = &mut self.blocks[block.0 as usize];
+        debug_assert!(m.ref_cnt > 0, "double free of {block:?}");
+        m.ref_cnt -= 1;
+        if m.ref_cnt == 0 {
+            if m.hash.is_some() {
+                self.lru_push_back(block);
+            } else {
+                self.free.push(block);
+            }
+        }
+    }
+
+    fn lru_push_back(&mut self, block: BlockId) {
+        let i = block.0;
+        let tail = self.lru_tail;
+        {
+            let m = &mut self.blocks[i as usize];
+            m.prev = tail;
+            m.next = NIL;
+        }
+        if tail == NIL {
+            self.lru_head = i;
+        } else {
+            self.blocks[tail as usize].next = i;
+        }
+        self.lru_tail = i;
+        self.lru_len += 1;
+    }
+
+    fn lru_unlink(&mut self, block: BlockId) {
+        let BlockMeta { prev, next, .. } = self.blocks[block.0 as usize];
+        if prev == NIL {
+            self.lru_head = next;
+        } else {
+            self.blocks[prev as usize].next = next;
+        }
+        if next == NIL {
+            self.lru_tail = prev;
+        } else {
+            self.blocks[next as usize].prev = prev;
+        }
+        let m = &mut self.blocks[block.0 as usize];
+        m.prev = NIL;
+        m.next = NIL;
+        self.lru_len -= 1;
+    }
+
+    /// Evictable blocks from the next to be evicted to the last.
+    pub(crate) fn lru_order(&self) -> impl Iterator<Item = BlockId> + '_ {
+        let mut cur = self.lru_head;
+        std::iter::from_fn(move || {
+            (cur != NIL).then(|| {
+                let b = BlockId(cur);
+                cur = self.blocks[cur as usize].next;
+                b
+            })
+        })
+    }
+
+    /// Panics unless the free list and LRU hold exactly the unreferenced blocks, each
+    /// once, in the list their hash says, with consistent links and counts.
+    pub(crate) fn check_lists(&self) {
+        let n = self.blocks.len();
+        let mut seen = vec![false; n];
+        for &b in &self.free {
+            let m = &self.blocks[b.0 as usize];
+            assert!(!seen[b.0 as usize], "{b:?} is on the free list twice");
+            seen[b.0 as usize] = true;
+            assert_eq!(m.ref_cnt, 0, "{b:?} is both free and referenced");
+            assert!(m.hash.is_none(), "{b:?} is on the free list with a hash");
+        }
+        let mut prev = NIL;
+        let mut len = 0u32;
+        for b in self.lru_order() {
+            let m = &self.blocks[b.0 as usize];
+            assert!(
+                !seen[b.0 as usize],
+                "{b:?} is on the LRU twice or on both lists"
+            );
+            seen[b.0 as usize] = true;
+            assert_eq!(m.ref_cnt, 0, "{b:?} is both evictable and referenced");
+            assert!(m.hash.is_some(), "{b:?} is evictable without a hash");
+            assert_eq!(m.prev, prev, "LRU back-link of {b:?} is broken");
+            prev = b.0;
+            len += 1;
+            assert!(len as usize <= n, "LRU has a cycle");
+        }
+        assert_eq!(prev, self.lru_tail, "LRU tail is not the last block");
+        assert_eq!(len, self.lru_len, "LRU length counter is wrong");
+        let referenced = self.blocks.iter().filter(|m| m.ref_cnt > 0).count();
+        for (i, m) in self.blocks.iter().enumerate() {
+            if m.ref_cnt == 0 {
+                assert!(seen[i], "block {i} is unreferenced but on no list (leaked)");
+            }
+        }
+        assert_eq!(
+            self.free.len() + len as usize + referenced,
+            n,
+            "free + evictable + referenced != num_blocks"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool_with_three_evictable() -> BlockPool {
+        let mut p = BlockPool::new(4);
+        let ids: Vec<BlockId> = (0..3).map(|_| p.alloc().unwrap().0).collect();
+        for (i, &b) in ids.iter().enumerate() {
+            p.set_hash(b, BlockHash(100 + i as u64));
+        }
+        for &b in &ids {
+            p.release(b);
+        }
+        p
+    }
+
+    #[test]
+    fn hands_out_free_blocks_in_index_order_first() {
+        let mut p = BlockPool::new(3);
+        let got: Vec<u32> = (0..3).map(|_| p.alloc().unwrap().0.index()).collect();
+        assert_eq!(got, [0, 1, 2]);
+        assert!(p.alloc().is_none());
+        p.check_lists();
+    }
+
+    #[test]
+    fn unlink_from_middle_head_and_tail() {
+        let mut p = pool_with_three_evictable();
+        let order = |p: &BlockPool| p.lru_order().map(BlockId::index).collect::<Vec<_>>();
+        assert_eq!(order(&p), [0, 1, 2]);
+        p.touch(BlockId(1));
+        assert_eq!(order(&p), [0, 2]);
+        p.touch(BlockId(0));
+        p.touch(BlockId(2));
+        assert_eq!(order(&p), Vec::<u32>::new());
+        p.check_lists();
+        p.release(BlockId(2));
+        p.release(BlockId(0));
+        assert_eq!(order(&p), [2, 0]);
+        p.check_lists();
+    }
+
+    #[test]
+    fn evicts_only_when_the_free_list_is_empty() {
+        let mut p = pool_with_three_evictable();
+        assert_eq!(p.alloc(), Some((BlockId(3), None)));
+        assert_eq!(p.alloc(), Some((BlockId(0), Some(BlockHash(100)))));
+        assert_eq!(p.hash(BlockId(0)), None);
+        assert_eq!(p.num_available(), 2);
+        p.check_lists();
+    }
+}
