@@ -119,7 +119,9 @@ impl Deployment {
         };
         let weight_dtype = match req.quantization.as_deref().map(str::trim) {
             None | Some("none") | Some("auto") => {
-                if req.dtype.as_deref().is_some_and(|d| d != "auto") && model.weight_format.quantization.is_none() {
+                if req.dtype.as_deref().is_some_and(|d| d != "auto")
+                    && model.weight_format.quantization.is_none()
+                {
                     Some(act_dtype)
                 } else {
                     None
@@ -155,9 +157,15 @@ impl Deployment {
     pub fn validate(&self) -> Result<()> {
         let cfg = |m: String| Err(Error::Config(m));
         if self.tp == 0 || self.pp == 0 {
-            return cfg("--tensor-parallel-size and --pipeline-parallel-size must be at least 1".into());
+            return cfg(
+                "--tensor-parallel-size and --pipeline-parallel-size must be at least 1".into(),
+            );
         }
-        let heads = self.model.layers.first().map_or(0, |l| l.attention.num_heads);
+        let heads = self
+            .model
+            .layers
+            .first()
+            .map_or(0, |l| l.attention.num_heads);
         if heads % u64::from(self.tp) != 0 {
             return cfg(format!(
                 "--tensor-parallel-size {} does not divide the {} attention heads of {}",
@@ -185,11 +193,17 @@ impl Deployment {
                 self.max_model_len, self.model.max_position_embeddings
             ));
         }
-        for dtype in [self.act_dtype, self.kv_dtype].into_iter().chain(self.weight_dtype) {
+        for dtype in [self.act_dtype, self.kv_dtype]
+            .into_iter()
+            .chain(self.weight_dtype)
+        {
             if self.gpu().peak_flops(dtype.compute_dtype()).is_none()
                 && self.gpu().peak_flops(DType::Bf16).is_none()
             {
-                return cfg(format!("{} has no published {dtype} math rate", self.gpu().name));
+                return cfg(format!(
+                    "{} has no published {dtype} math rate",
+                    self.gpu().name
+                ));
             }
         }
         Ok(())
@@ -208,7 +222,12 @@ impl Deployment {
     /// The format a quantizable matrix of the model is stored in.
     pub fn matrix_dtype(&self) -> DType {
         self.weight_dtype
-            .or(self.model.weight_format.quantization.as_ref().map(|q| q.dtype))
+            .or(self
+                .model
+                .weight_format
+                .quantization
+                .as_ref()
+                .map(|q| q.dtype))
             .unwrap_or(self.act_dtype)
     }
 

@@ -164,11 +164,22 @@ pub fn layer_weight_bytes_per_gpu(d: &Deployment, layer: &LayerSpec) -> f64 {
     for op in &layer.ops {
         let inst = op.experts.instances() as f64;
         let w = (op.in_features * op.out_features) as f64 * inst;
-        let b = if op.bias { op.out_features as f64 * inst } else { 0.0 };
-        let wb = d.model.op_weight_dtype(op, d.weight_dtype).bytes_per_element();
+        let b = if op.bias {
+            op.out_features as f64 * inst
+        } else {
+            0.0
+        };
+        let wb = d
+            .model
+            .op_weight_dtype(op, d.weight_dtype)
+            .bytes_per_element();
         bytes += (w * wb + b * half) / shard(op, d.tp);
     }
-    bytes += layer.norms.iter().map(|n| n.params() as f64 * half).sum::<f64>();
+    bytes += layer
+        .norms
+        .iter()
+        .map(|n| n.params() as f64 * half)
+        .sum::<f64>();
     if layer.attention.sinks {
         bytes += layer.attention.num_heads as f64 * half / f64::from(d.tp);
     }
@@ -192,7 +203,9 @@ pub fn layer_kv_bytes_per_token_per_gpu(d: &Deployment, layer: &LayerSpec) -> f6
 /// Width of the FFN intermediate activations per token on one GPU.
 fn ffn_width_per_gpu(layer: &LayerSpec, tp: u32) -> f64 {
     let w = match layer.ffn {
-        FfnSpec::Dense { intermediate_size, .. } => intermediate_size,
+        FfnSpec::Dense {
+            intermediate_size, ..
+        } => intermediate_size,
         FfnSpec::Moe {
             experts_per_token,
             expert_intermediate_size,
@@ -214,8 +227,14 @@ pub fn plan(d: &Deployment, mm: &MemoryModel, opts: &MemoryOptions) -> MemoryPla
     let mut kv_per_token_per_gpu: f64 = 0.0;
     for (i, range) in stages.iter().enumerate() {
         let layers = &m.layers[range.clone()];
-        let mut w: f64 = layers.iter().map(|l| layer_weight_bytes_per_gpu(d, l)).sum();
-        let kv: f64 = layers.iter().map(|l| layer_kv_bytes_per_token_per_gpu(d, l)).sum();
+        let mut w: f64 = layers
+            .iter()
+            .map(|l| layer_weight_bytes_per_gpu(d, l))
+            .sum();
+        let kv: f64 = layers
+            .iter()
+            .map(|l| layer_kv_bytes_per_token_per_gpu(d, l))
+            .sum();
         if i == 0 {
             let e = &m.embedding;
             w += (e.vocab_size * e.dim) as f64 * half / tp;
@@ -232,7 +251,10 @@ pub fn plan(d: &Deployment, mm: &MemoryModel, opts: &MemoryOptions) -> MemoryPla
                     w += h.out_features as f64 * half / tp;
                 }
             }
-            w += m.final_norm.as_ref().map_or(0.0, |n| n.params() as f64 * half);
+            w += m
+                .final_norm
+                .as_ref()
+                .map_or(0.0, |n| n.params() as f64 * half);
             for op in &m.io_projections {
                 w += (op.in_features * op.out_features) as f64 * half;
             }
@@ -243,8 +265,14 @@ pub fn plan(d: &Deployment, mm: &MemoryModel, opts: &MemoryOptions) -> MemoryPla
 
     let act_bytes = d.act_dtype.bytes_per_element();
     let t = f64::from(opts.max_num_batched_tokens);
-    let ffn = m.layers.iter().map(|l| ffn_width_per_gpu(l, d.tp)).fold(0.0, f64::max);
-    let activations = t * (mm.activation_hidden_factor * m.hidden_size as f64 + mm.activation_ffn_factor * ffn) * act_bytes
+    let ffn = m
+        .layers
+        .iter()
+        .map(|l| ffn_width_per_gpu(l, d.tp))
+        .fold(0.0, f64::max);
+    let activations = t
+        * (mm.activation_hidden_factor * m.hidden_size as f64 + mm.activation_ffn_factor * ffn)
+        * act_bytes
         + f64::from(opts.max_num_seqs) * m.vocab_size as f64 * mm.logits_bytes_per_element;
     let overhead = mm.non_torch_overhead_gib * BYTES_PER_GIB;
     let capacity = usable_capacity_bytes(d.gpu(), mm);
@@ -261,7 +289,8 @@ pub fn plan(d: &Deployment, mm: &MemoryModel, opts: &MemoryOptions) -> MemoryPla
     let seq_len = opts.seq_len.unwrap_or(d.max_model_len).max(1);
     let blocks_per_seq = u64::from(seq_len).div_ceil(u64::from(opts.block_size));
     let max_concurrent_seqs = num_gpu_blocks / blocks_per_seq;
-    let need_for_one_seq = u64::from(d.max_model_len).div_ceil(u64::from(opts.block_size)) as f64 * block_bytes;
+    let need_for_one_seq =
+        u64::from(d.max_model_len).div_ceil(u64::from(opts.block_size)) as f64 * block_bytes;
     let shortfall = (need_for_one_seq - kv_cache).max(0.0);
     let kv_whole_model: f64 = m
         .layers

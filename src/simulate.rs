@@ -81,10 +81,13 @@ pub fn run(
         None => None,
     };
     let progress = if opts.progress {
-        let pb = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        let pb =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
         pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {pos} requests done, {per_sec} [{elapsed_precise}]")
-                .expect("valid template"),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {pos} requests done, {per_sec} [{elapsed_precise}]",
+            )
+            .expect("valid template"),
         );
         pb
     } else {
@@ -120,14 +123,14 @@ pub fn run(
 
     let mut summary = recorder.summary();
     summary.engine = engine_summary(sim.replicas(), &timeseries);
-    drop(recorder);
-    drop(timeseries);
     if let Some(e) = io_error.or(ts_error) {
         return Err(Error::io(opts.output_dir.clone().unwrap_or_default(), e));
     }
     if let (Some(dir), Some((mut a, mut b))) = (&opts.output_dir, files) {
-        a.flush().map_err(|e| Error::io(dir.join("requests.csv"), e))?;
-        b.flush().map_err(|e| Error::io(dir.join("timeseries.csv"), e))?;
+        a.flush()
+            .map_err(|e| Error::io(dir.join("requests.csv"), e))?;
+        b.flush()
+            .map_err(|e| Error::io(dir.join("timeseries.csv"), e))?;
         report::write_json(&dir.join("summary.json"), &summary)?;
     }
     Ok(RunResult { summary, stats })

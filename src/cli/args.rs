@@ -173,13 +173,19 @@ pub enum Format {
 
 /// vLLM spells the parallel sizes `-tp` and `-pp`; clap's short flags are one letter,
 /// so rewrite them to the long forms before parsing.
-pub fn expand_vllm_short_flags(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+pub fn expand_vllm_short_flags(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
     args.into_iter()
         .map(|a| match a.to_str() {
             Some("-tp") => "--tensor-parallel-size".into(),
             Some("-pp") => "--pipeline-parallel-size".into(),
-            Some(s) if s.starts_with("-tp=") => format!("--tensor-parallel-size={}", &s[4..]).into(),
-            Some(s) if s.starts_with("-pp=") => format!("--pipeline-parallel-size={}", &s[4..]).into(),
+            Some(s) if s.starts_with("-tp=") => {
+                format!("--tensor-parallel-size={}", &s[4..]).into()
+            }
+            Some(s) if s.starts_with("-pp=") => {
+                format!("--pipeline-parallel-size={}", &s[4..]).into()
+            }
             _ => a,
         })
         .collect()
@@ -203,14 +209,20 @@ impl DeploymentArgs {
 }
 
 /// Print `rows` of (key, value) as a table, JSON object or two-line CSV.
-pub fn print_record(format: Format, value: &impl serde::Serialize, rows: &[(String, String)]) -> anyhow::Result<()> {
+pub fn print_record(
+    format: Format,
+    value: &impl serde::Serialize,
+    rows: &[(String, String)],
+) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(value)?)?,
         Format::Csv => {
             let obj = serde_json::to_value(value)?;
-            let map = obj.as_object().ok_or_else(|| anyhow::anyhow!("not a record"))?;
+            let map = obj
+                .as_object()
+                .ok_or_else(|| anyhow::anyhow!("not a record"))?;
             let mut w = csv::Writer::from_writer(out);
             w.write_record(map.keys())?;
             w.write_record(map.values().map(|v| match v {

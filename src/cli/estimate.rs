@@ -45,7 +45,14 @@ fn ops_table(title: &str, ops: &[OpCost], total: f64, n: usize) -> String {
             format!("{:.2}", o.flops / 1e9),
             format!("{:.2}", o.bytes / 1e6),
             format!("{:.3}", o.time_s * 1e3),
-            format!("{:.1}%", if total > 0.0 { o.time_s / total * 100.0 } else { 0.0 }),
+            format!(
+                "{:.1}%",
+                if total > 0.0 {
+                    o.time_s / total * 100.0
+                } else {
+                    0.0
+                }
+            ),
             format!("{:?}", o.bound).to_lowercase(),
         ]);
     }
@@ -137,11 +144,22 @@ pub fn run(args: EstimateArgs, paths: &DataPaths) -> Result<()> {
                 shares.join(", ")
             );
             println!();
-            print!("{}", ops_table("prefill op", &e.prefill_ops, e.ttft_s, args.top_ops));
+            print!(
+                "{}",
+                ops_table("prefill op", &e.prefill_ops, e.ttft_s, args.top_ops)
+            );
             if !e.decode_ops.is_empty() {
                 println!();
                 let step: f64 = e.decode_ops.iter().map(|o| o.time_s).sum();
-                print!("{}", ops_table("decode op (mid-output step)", &e.decode_ops, step, args.top_ops));
+                print!(
+                    "{}",
+                    ops_table(
+                        "decode op (mid-output step)",
+                        &e.decode_ops,
+                        step,
+                        args.top_ops
+                    )
+                );
             }
         }
     }

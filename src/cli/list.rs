@@ -89,12 +89,22 @@ pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
                         let a = &l.attention;
                         match &a.mla {
                             Some(m) => format!("MLA {}h latent {}", a.num_heads, m.kv_lora_rank),
-                            None if a.num_kv_heads == a.num_heads => format!("MHA {}h×{}", a.num_heads, a.head_dim),
-                            None if a.num_kv_heads == 1 => format!("MQA {}h×{}", a.num_heads, a.head_dim),
-                            None => format!("GQA {}q/{}kv×{}", a.num_heads, a.num_kv_heads, a.head_dim),
+                            None if a.num_kv_heads == a.num_heads => {
+                                format!("MHA {}h×{}", a.num_heads, a.head_dim)
+                            }
+                            None if a.num_kv_heads == 1 => {
+                                format!("MQA {}h×{}", a.num_heads, a.head_dim)
+                            }
+                            None => {
+                                format!("GQA {}q/{}kv×{}", a.num_heads, a.num_kv_heads, a.head_dim)
+                            }
                         }
                     });
-                    let wdt = s.weight_format.quantization.as_ref().map_or(s.weight_format.torch_dtype, |q| q.dtype);
+                    let wdt = s
+                        .weight_format
+                        .quantization
+                        .as_ref()
+                        .map_or(s.weight_format.torch_dtype, |q| q.dtype);
                     ModelRow {
                         id: e.id.clone(),
                         params_total: p.total,
@@ -110,7 +120,17 @@ pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
                 })
                 .collect();
             emit(args.format, &rows, || {
-                let mut t = Table::new(&["model", "params", "active", "layers", "attention", "KV KiB/tok", "weights GiB", "dtype", "max len"]);
+                let mut t = Table::new(&[
+                    "model",
+                    "params",
+                    "active",
+                    "layers",
+                    "attention",
+                    "KV KiB/tok",
+                    "weights GiB",
+                    "dtype",
+                    "max len",
+                ]);
                 for r in &rows {
                     t.row(vec![
                         r.id.clone(),
@@ -146,7 +166,18 @@ pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
                 })
                 .collect();
             emit(args.format, &rows, || {
-                let mut t = Table::new(&["hardware", "aliases", "mem GB", "GB/s", "BF16 TF", "FP8 TF", "link", "link GB/s", "per node", "$/GPU-h"]);
+                let mut t = Table::new(&[
+                    "hardware",
+                    "aliases",
+                    "mem GB",
+                    "GB/s",
+                    "BF16 TF",
+                    "FP8 TF",
+                    "link",
+                    "link GB/s",
+                    "per node",
+                    "$/GPU-h",
+                ]);
                 let o = |x: Option<f64>| x.map_or_else(|| "-".into(), |v| format!("{v}"));
                 for r in &rows {
                     t.row(vec![

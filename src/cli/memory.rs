@@ -48,19 +48,62 @@ pub struct MemoryArgs {
 fn rows(p: &MemoryPlan) -> Vec<(String, String)> {
     let mut r = vec![
         ("model".into(), p.model.clone()),
-        ("hardware".into(), format!("{} ({})", p.hardware, gib(p.gpu_memory_bytes))),
-        ("parallelism".into(), format!("TP{} × PP{} = {} GPUs", p.tensor_parallel_size, p.pipeline_parallel_size, p.tensor_parallel_size * p.pipeline_parallel_size)),
-        ("parameters".into(), format!("{:.3} B total, {:.3} B active", p.params_total as f64 / 1e9, p.params_active as f64 / 1e9)),
-        ("weights (all GPUs)".into(), format!("{} ({})", gib(p.weight_bytes_total), p.weight_dtype)),
+        (
+            "hardware".into(),
+            format!("{} ({})", p.hardware, gib(p.gpu_memory_bytes)),
+        ),
+        (
+            "parallelism".into(),
+            format!(
+                "TP{} × PP{} = {} GPUs",
+                p.tensor_parallel_size,
+                p.pipeline_parallel_size,
+                p.tensor_parallel_size * p.pipeline_parallel_size
+            ),
+        ),
+        (
+            "parameters".into(),
+            format!(
+                "{:.3} B total, {:.3} B active",
+                p.params_total as f64 / 1e9,
+                p.params_active as f64 / 1e9
+            ),
+        ),
+        (
+            "weights (all GPUs)".into(),
+            format!("{} ({})", gib(p.weight_bytes_total), p.weight_dtype),
+        ),
         ("usable per GPU".into(), gib(p.usable_bytes_per_gpu)),
         ("  weights".into(), gib(p.weight_bytes_per_gpu)),
         ("  activation peak".into(), gib(p.activation_bytes_per_gpu)),
         ("  runtime overhead".into(), gib(p.overhead_bytes_per_gpu)),
         ("  KV cache".into(), gib(p.kv_cache_bytes_per_gpu)),
-        ("KV per token".into(), format!("{:.0} B model, {:.0} B per GPU ({})", p.kv_bytes_per_token, p.kv_bytes_per_token_per_gpu, p.kv_cache_dtype)),
-        ("KV blocks".into(), format!("{} × {} tokens = {} tokens", p.num_gpu_blocks, p.block_size, p.max_kv_tokens)),
-        ("max concurrent seqs".into(), format!("{} at {} tokens", p.max_concurrent_seqs, p.seq_len)),
-        ("fits".into(), if p.fits { "yes".into() } else { format!("no: {} more per GPU needed", gib(p.shortfall_bytes_per_gpu)) }),
+        (
+            "KV per token".into(),
+            format!(
+                "{:.0} B model, {:.0} B per GPU ({})",
+                p.kv_bytes_per_token, p.kv_bytes_per_token_per_gpu, p.kv_cache_dtype
+            ),
+        ),
+        (
+            "KV blocks".into(),
+            format!(
+                "{} × {} tokens = {} tokens",
+                p.num_gpu_blocks, p.block_size, p.max_kv_tokens
+            ),
+        ),
+        (
+            "max concurrent seqs".into(),
+            format!("{} at {} tokens", p.max_concurrent_seqs, p.seq_len),
+        ),
+        (
+            "fits".into(),
+            if p.fits {
+                "yes".into()
+            } else {
+                format!("no: {} more per GPU needed", gib(p.shortfall_bytes_per_gpu))
+            },
+        ),
     ];
     if p.max_model_len != p.seq_len {
         r.push(("max model len".into(), p.max_model_len.to_string()));
@@ -84,7 +127,12 @@ pub fn run(args: MemoryArgs, paths: &DataPaths) -> Result<()> {
     let d = Deployment::resolve(&req, paths)?;
     if args.min_gpus {
         let (d, plan) = memory::min_gpus(&d, &mm, &opts, args.max_gpus).ok_or_else(|| {
-            anyhow::anyhow!("{} does not fit on {} {} GPUs", d.model.name, args.max_gpus, d.gpu().name)
+            anyhow::anyhow!(
+                "{} does not fit on {} {} GPUs",
+                d.model.name,
+                args.max_gpus,
+                d.gpu().name
+            )
         })?;
         let mut r = rows(&plan);
         r.insert(0, ("minimum GPUs".into(), d.num_gpus().to_string()));
@@ -115,7 +163,11 @@ fn min_gpus_over_catalog(
     opts: &MemoryOptions,
 ) -> Result<()> {
     let models = ModelCatalog::load(&paths.model_configs)?;
-    let model = models.resolve(req.model.as_deref().unwrap_or(servesim::deployment::DEFAULT_MODEL))?;
+    let model = models.resolve(
+        req.model
+            .as_deref()
+            .unwrap_or(servesim::deployment::DEFAULT_MODEL),
+    )?;
     let catalog = HardwareCatalog::load(&paths.hardware_dir())?;
     #[derive(serde::Serialize)]
     struct Row {
@@ -138,7 +190,9 @@ fn min_gpus_over_catalog(
             min_gpus: found.as_ref().map(|(d, _)| d.num_gpus()),
             tensor_parallel_size: found.as_ref().map(|(d, _)| d.tp),
             pipeline_parallel_size: found.as_ref().map(|(d, _)| d.pp),
-            kv_cache_gib_per_gpu: found.as_ref().map(|(_, p)| p.kv_cache_bytes_per_gpu / servesim::units::BYTES_PER_GIB),
+            kv_cache_gib_per_gpu: found
+                .as_ref()
+                .map(|(_, p)| p.kv_cache_bytes_per_gpu / servesim::units::BYTES_PER_GIB),
             max_kv_tokens: found.as_ref().map(|(_, p)| p.max_kv_tokens),
         });
     }
@@ -152,8 +206,18 @@ fn min_gpus_over_catalog(
             w.flush()?;
         }
         Format::Table => {
-            println!("{}: fewest GPUs that fit (TP within a node, then PP)", model.name);
-            let mut t = servesim::report::table::Table::new(&["hardware", "GPUs", "TP", "PP", "KV GiB/GPU", "KV tokens"]);
+            println!(
+                "{}: fewest GPUs that fit (TP within a node, then PP)",
+                model.name
+            );
+            let mut t = servesim::report::table::Table::new(&[
+                "hardware",
+                "GPUs",
+                "TP",
+                "PP",
+                "KV GiB/GPU",
+                "KV tokens",
+            ]);
             let s = |x: Option<String>| x.unwrap_or_else(|| "-".into());
             for r in &out {
                 t.row(vec![

@@ -47,7 +47,8 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<()> {
     let cwd = std::env::current_dir()?;
     let env_dir = std::env::var_os("SERVESIM_DATA_DIR").map(PathBuf::from);
-    let paths = servesim::paths::DataPaths::resolve(cli.data_dir.as_deref(), env_dir.as_deref(), &cwd);
+    let paths =
+        servesim::paths::DataPaths::resolve(cli.data_dir.as_deref(), env_dir.as_deref(), &cwd);
     match cli.command {
         Command::Simulate(a) => simulate::run(*a, &paths),
         Command::Memory(a) => memory::run(a, &paths),

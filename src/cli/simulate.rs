@@ -134,11 +134,16 @@ pub struct SimulateArgs {
 /// Parse `START:END` (END optional) seconds.
 fn parse_window(s: &str) -> Result<(f64, f64)> {
     let (a, b) = s.split_once(':').unwrap_or((s, ""));
-    let start: f64 = a.trim().parse().with_context(|| format!("--time-window: bad start `{a}` (expected START:END seconds)"))?;
+    let start: f64 = a
+        .trim()
+        .parse()
+        .with_context(|| format!("--time-window: bad start `{a}` (expected START:END seconds)"))?;
     let end: f64 = if b.trim().is_empty() {
         f64::INFINITY
     } else {
-        b.trim().parse().with_context(|| format!("--time-window: bad end `{b}` (expected START:END seconds)"))?
+        b.trim()
+            .parse()
+            .with_context(|| format!("--time-window: bad end `{b}` (expected START:END seconds)"))?
     };
     if !(start >= 0.0 && end > start) {
         anyhow::bail!("--time-window: need 0 <= START < END, got {start}:{end}");
@@ -153,8 +158,10 @@ fn short(name: &str) -> String {
 /// Run `servesim simulate`.
 pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
     if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
-        let file: ConfigFile = toml::from_str(&text).map_err(|e| servesim::error::toml_error(path, &text, &e))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let file: ConfigFile =
+            toml::from_str(&text).map_err(|e| servesim::error::toml_error(path, &text, &e))?;
         args.run.merge_from(file.run);
         args.deployment.merge_from(file.deployment);
         args.engine.merge_from(file.engine);
@@ -164,7 +171,10 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
     let overrides = args.engine.overrides();
     let setup = ReplicaSetup::new(deployment, &overrides, paths)?;
 
-    let trace_path = run.trace.clone().unwrap_or_else(|| paths.traces.join(DEFAULT_TRACE));
+    let trace_path = run
+        .trace
+        .clone()
+        .unwrap_or_else(|| paths.traces.join(DEFAULT_TRACE));
     let opts = TraceOptions {
         time_scale: run.time_scale.unwrap_or(1.0),
         rate_scale: run.rate_scale.unwrap_or(1.0),
@@ -177,10 +187,21 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
     let replicas = setup.replicas(run.num_replicas.unwrap_or(1))?;
     let router = Router::new(run.route.unwrap_or_default());
     let run_name = run.run_name.clone().unwrap_or_else(|| {
-        let stem = trace_path.file_stem().map_or("trace".into(), |s| s.to_string_lossy().to_ascii_lowercase());
-        format!("{}_{}_{}", short(&setup.deployment.model.name), short(&setup.deployment.gpu().name), stem)
+        let stem = trace_path
+            .file_stem()
+            .map_or("trace".into(), |s| s.to_string_lossy().to_ascii_lowercase());
+        format!(
+            "{}_{}_{}",
+            short(&setup.deployment.model.name),
+            short(&setup.deployment.gpu().name),
+            stem
+        )
     });
-    let output_dir = (!args.no_output).then(|| run.output_dir.clone().unwrap_or_else(|| Path::new("output").join(&run_name)));
+    let output_dir = (!args.no_output).then(|| {
+        run.output_dir
+            .clone()
+            .unwrap_or_else(|| Path::new("output").join(&run_name))
+    });
     let opts = RunOptions {
         slo: Slo {
             ttft_s: run.slo_ttft_s,
@@ -189,7 +210,12 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         output_dir: output_dir.clone(),
         progress: std::io::stderr().is_terminal(),
     };
-    let result = run_sim(replicas, router, RequestSource::Open(Box::new(reader)), &opts)?;
+    let result = run_sim(
+        replicas,
+        router,
+        RequestSource::Open(Box::new(reader)),
+        &opts,
+    )?;
 
     #[derive(serde::Serialize)]
     struct Resolved<'a> {
@@ -221,11 +247,9 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
             let mut w = csv::Writer::from_writer(std::io::stdout().lock());
             w.write_record(["metric", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"])?;
             for (name, d) in servesim::report::latency_rows(&result.summary) {
-                w.write_record(
-                    [name.to_owned()]
-                        .into_iter()
-                        .chain([d.mean, d.p50, d.p90, d.p95, d.p99, d.p99_9, d.max].map(|x| format!("{x:.6}"))),
-                )?;
+                w.write_record([name.to_owned()].into_iter().chain(
+                    [d.mean, d.p50, d.p90, d.p95, d.p99, d.p99_9, d.max].map(|x| format!("{x:.6}")),
+                ))?;
             }
             w.flush()?;
         }
@@ -247,7 +271,10 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
             println!("latency model: {}", resolved.latency_model);
             print!("{}", servesim::report::summary_table(&result.summary));
             if let Some(dir) = &output_dir {
-                println!("wrote {}/{{requests.csv,timeseries.csv,summary.json,config.json}}", dir.display());
+                println!(
+                    "wrote {}/{{requests.csv,timeseries.csv,summary.json,config.json}}",
+                    dir.display()
+                );
             }
         }
     }

@@ -57,7 +57,11 @@ impl Distribution {
         if count == 0 {
             return;
         }
-        self.hist.saturating_record_n(ns, count);
+        // `record_n` grows the auto-resizing histogram; the saturating variant would clamp
+        // to its current (initially tiny) range.
+        if self.hist.record_n(ns, count).is_err() {
+            self.hist.saturating_record_n(ns, count);
+        }
         self.sum_ns += u128::from(ns) * u128::from(count);
     }
 
@@ -338,4 +342,23 @@ pub struct Summary {
     pub prefix_hit_tokens: u64,
     /// Engine-level figures.
     pub engine: EngineSummary,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_of_a_known_distribution() {
+        let mut d = Distribution::default();
+        for ms in 1..=1000u64 {
+            d.record_n(ms * 1_000_000, 1);
+        }
+        let s = d.stats();
+        assert_eq!(s.count, 1000);
+        assert!((s.mean - 0.5005).abs() < 1e-9);
+        assert!((s.p50 - 0.500).abs() < 0.001, "p50 {}", s.p50);
+        assert!((s.p99 - 0.990).abs() < 0.001, "p99 {}", s.p99);
+        assert!((s.max - 1.0).abs() < 0.001);
+    }
 }

@@ -53,14 +53,23 @@ pub struct Bottleneck {
 }
 
 fn sorted(mut ops: Vec<OpCost>) -> Vec<OpCost> {
-    ops.sort_by(|a, b| b.time_s.total_cmp(&a.time_s).then_with(|| a.name.cmp(&b.name)));
+    ops.sort_by(|a, b| {
+        b.time_s
+            .total_cmp(&a.time_s)
+            .then_with(|| a.name.cmp(&b.name))
+    });
     ops
 }
 
 fn shares(ops: &[OpCost]) -> Vec<(Bound, f64)> {
     let total: f64 = ops.iter().map(|o| o.time_s).sum();
     let mut out = Vec::new();
-    for b in [Bound::Compute, Bound::Memory, Bound::Communication, Bound::Overhead] {
+    for b in [
+        Bound::Compute,
+        Bound::Memory,
+        Bound::Communication,
+        Bound::Overhead,
+    ] {
         let t: f64 = ops.iter().filter(|o| o.bound == b).map(|o| o.time_s).sum();
         out.push((b, if total > 0.0 { t / total } else { 0.0 }));
     }
@@ -95,7 +104,11 @@ pub fn estimate(model: &Roofline, batch: BatchSpec) -> Estimate {
         }
         model.evaluate(&shape, Some(&mut decode_ops));
     }
-    let tpot = if steps > 0 { decode_total / f64::from(steps) } else { 0.0 };
+    let tpot = if steps > 0 {
+        decode_total / f64::from(steps)
+    } else {
+        0.0
+    };
     let e2e = ttft + decode_total;
     let out_tokens = f64::from(b) * f64::from(batch.output_len);
     let in_tokens = f64::from(b) * f64::from(batch.input_len);
@@ -119,7 +132,11 @@ pub fn estimate(model: &Roofline, batch: BatchSpec) -> Estimate {
         tpot_s: tpot,
         e2e_s: e2e,
         output_tokens_per_s: if e2e > 0.0 { out_tokens / e2e } else { 0.0 },
-        total_tokens_per_s: if e2e > 0.0 { (out_tokens + in_tokens) / e2e } else { 0.0 },
+        total_tokens_per_s: if e2e > 0.0 {
+            (out_tokens + in_tokens) / e2e
+        } else {
+            0.0
+        },
         prefill_ops,
         decode_ops,
         bottleneck,

@@ -56,10 +56,17 @@ impl RooflineParams {
         for (k, v) in [
             ("gemm_compute_efficiency", p.gemm_compute_efficiency),
             ("memory_efficiency", p.memory_efficiency),
-            ("attention_compute_efficiency", p.attention_compute_efficiency),
+            (
+                "attention_compute_efficiency",
+                p.attention_compute_efficiency,
+            ),
         ] {
             if !(v > 0.0 && v <= 1.5) {
-                return Err(Error::input(&path, Some(k), format!("must be in (0, 1.5], got {v}")));
+                return Err(Error::input(
+                    &path,
+                    Some(k),
+                    format!("must be in (0, 1.5], got {v}"),
+                ));
             }
         }
         if p.step_overhead_s < 0.0 || p.per_layer_overhead_s < 0.0 {
@@ -183,12 +190,14 @@ impl Roofline {
             PreparedLinear {
                 name: op.name,
                 flops_per_token: 2.0 * k * (op.in_features * op.out_features) as f64 / s,
-                instance_bytes: (op.in_features * op.out_features) as f64 * wdt.bytes_per_element() / s,
+                instance_bytes: (op.in_features * op.out_features) as f64 * wdt.bytes_per_element()
+                    / s,
                 experts: match op.experts {
                     ExpertCount::Dense => None,
-                    ExpertCount::Routed { total, active_per_token } => {
-                        Some((total as f64, active_per_token as f64))
-                    }
+                    ExpertCount::Routed {
+                        total,
+                        active_per_token,
+                    } => Some((total as f64, active_per_token as f64)),
                 },
                 act_bytes_per_token: k * io * ab,
                 rate: d.peak_flops(wdt) * params.gemm_compute_efficiency,
@@ -213,13 +222,17 @@ impl Roofline {
                 }
             };
             let ffn_width = match layer.ffn {
-                FfnSpec::Dense { intermediate_size, .. } => intermediate_size as f64,
+                FfnSpec::Dense {
+                    intermediate_size, ..
+                } => intermediate_size as f64,
                 FfnSpec::Moe {
                     experts_per_token,
                     expert_intermediate_size,
                     shared_intermediate_size,
                     ..
-                } => (experts_per_token * expert_intermediate_size + shared_intermediate_size) as f64,
+                } => {
+                    (experts_per_token * expert_intermediate_size + shared_intermediate_size) as f64
+                }
             } / f64::from(tp);
             let hidden = m.hidden_size as f64;
             let group = LayerGroup {
@@ -241,7 +254,11 @@ impl Roofline {
                 elementwise_bytes_per_token: ab
                     * (2.0 * hidden * layer.norms.len() as f64 + 6.0 * hidden + 3.0 * ffn_width),
                 all_reduces: if tp > 1 {
-                    if layer.parallel_attn_mlp { 1 } else { 2 }
+                    if layer.parallel_attn_mlp {
+                        1
+                    } else {
+                        2
+                    }
                 } else {
                     0
                 },
@@ -336,12 +353,28 @@ impl Roofline {
             let (t, b) = roof(flops, self.attn_rate, bytes, self.bandwidth);
             add("attention", g.count, flops * n, bytes * n, t * n, b);
             let eb = g.elementwise_bytes_per_token * tokens;
-            add("elementwise", g.count, 0.0, eb * n, eb / self.bandwidth * n, Bound::Memory);
+            add(
+                "elementwise",
+                g.count,
+                0.0,
+                eb * n,
+                eb / self.bandwidth * n,
+                Bound::Memory,
+            );
             if g.all_reduces > 0 {
                 let msg = tokens * self.hidden_act_bytes;
-                let t = self.tp_link.all_reduce_s(msg, self.tp, AllReduceAlgorithm::Fastest);
+                let t = self
+                    .tp_link
+                    .all_reduce_s(msg, self.tp, AllReduceAlgorithm::Fastest);
                 let k = f64::from(g.all_reduces) * n;
-                add("all_reduce", g.count * u64::from(g.all_reduces), 0.0, msg * k, t * k, Bound::Communication);
+                add(
+                    "all_reduce",
+                    g.count * u64::from(g.all_reduces),
+                    0.0,
+                    msg * k,
+                    t * k,
+                    Bound::Communication,
+                );
             }
         }
         // Embedding gather, LM head over one token per sequence, and sampling.
@@ -355,9 +388,17 @@ impl Roofline {
         if self.pp > 1 {
             let msg = tokens * self.hidden_act_bytes;
             let t = self.pp_link.send_s(msg) * f64::from(self.pp - 1);
-            add("pp_send", u64::from(self.pp - 1), 0.0, msg * f64::from(self.pp - 1), t, Bound::Communication);
+            add(
+                "pp_send",
+                u64::from(self.pp - 1),
+                0.0,
+                msg * f64::from(self.pp - 1),
+                t,
+                Bound::Communication,
+            );
         }
-        let overhead = self.params.step_overhead_s + self.params.per_layer_overhead_s * self.num_layers as f64;
+        let overhead =
+            self.params.step_overhead_s + self.params.per_layer_overhead_s * self.num_layers as f64;
         add("overhead", 1, 0.0, 0.0, overhead, Bound::Overhead);
         total
     }
@@ -374,12 +415,15 @@ fn attention_work(a: &PreparedAttention, shape: &StepShape) -> (f64, f64) {
         let attended = cap(c + (n + 1.0) / 2.0);
         flops += a.prefill_flops_per_pair * a.heads * n * attended;
         // Read the cached KV once, write the chunk's KV, read Q and write O.
-        bytes += cap(c + n) * a.kv_bytes_per_token + n * (a.kv_bytes_per_token + a.act_bytes_per_token);
+        bytes +=
+            cap(c + n) * a.kv_bytes_per_token + n * (a.kv_bytes_per_token + a.act_bytes_per_token);
     }
     if shape.num_decodes > 0 {
         let d = f64::from(shape.num_decodes);
         let ctx = match a.window {
-            Some(w) if f64::from(shape.decode_context_max) > w => (shape.decode_context_sum as f64).min(d * w),
+            Some(w) if f64::from(shape.decode_context_max) > w => {
+                (shape.decode_context_sum as f64).min(d * w)
+            }
             _ => shape.decode_context_sum as f64,
         };
         flops += a.decode_flops_per_pair * a.heads * ctx;

@@ -66,6 +66,9 @@ mod tests {
         let mut t = Table::new(&["name", "value"]);
         t.row(vec!["a".into(), "1.5".into()]);
         t.row(vec!["longer".into(), "10".into()]);
-        assert_eq!(t.render(), "name    value\n------  -----\na         1.5\nlonger     10\n");
+        assert_eq!(
+            t.render(),
+            "name    value\n------  -----\na         1.5\nlonger     10\n"
+        );
     }
 }
