@@ -139,6 +139,9 @@ pub struct Recorder<'w> {
     prefix_hit_tokens: u64,
     first_arrival: Option<f64>,
     last_finish: f64,
+    /// ITL samples of one value not yet in the histogram: the decodes of one iteration
+    /// mostly share their gap, so they are recorded with one call.
+    pending_itl: (u64, u64),
     writer: Option<&'w mut dyn FnMut(&RequestRecord)>,
 }
 
@@ -172,6 +175,7 @@ impl<'w> Recorder<'w> {
             prefix_hit_tokens: 0,
             first_arrival: None,
             last_finish: 0.0,
+            pending_itl: (0, 0),
             writer: None,
         }
     }
@@ -182,8 +186,20 @@ impl<'w> Recorder<'w> {
         self
     }
 
+    fn record_itl(&mut self, ns: u64, count: u64) {
+        let (value, n) = &mut self.pending_itl;
+        if *value == ns {
+            *n += count;
+        } else {
+            self.itl.record_n(*value, *n);
+            self.pending_itl = (ns, count);
+        }
+    }
+
     /// The summary of everything recorded, with engine-level figures added by the caller.
     pub fn summary(&self) -> Summary {
+        let mut itl = self.itl.clone();
+        itl.record_n(self.pending_itl.0, self.pending_itl.1);
         let duration = match self.first_arrival {
             Some(a) => (self.last_finish - a).max(0.0),
             None => 0.0,
@@ -207,7 +223,7 @@ impl<'w> Recorder<'w> {
             total_tokens_per_s: per_s((self.input_tokens + self.output_tokens) as f64),
             ttft_s: self.ttft.stats(),
             tpot_s: self.tpot.stats(),
-            itl_s: self.itl.stats(),
+            itl_s: itl.stats(),
             e2e_s: self.e2e.stats(),
             queue_s: self.queue.stats(),
             slo: self.slo,
@@ -235,9 +251,11 @@ impl RequestSink for Recorder<'_> {
         // together (multi-step groups) arrive with zero gap after the first.
         let zero_gaps = u64::from(count.saturating_sub(1));
         if !first {
-            self.itl.record_n(gap.as_nanos(), 1);
+            self.record_itl(gap.as_nanos(), 1);
         }
-        self.itl.record_n(0, zero_gaps);
+        if zero_gaps > 0 {
+            self.record_itl(0, zero_gaps);
+        }
     }
 
     fn on_request_end(&mut self, r: RequestRecord) {

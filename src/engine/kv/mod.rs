@@ -34,12 +34,12 @@
 //! [`BlockId`]; the evictable LRU is intrusive (O(1) removal from the middle).
 //!
 //! Per-sequence state lives in a slab of slots recycled through a free list, found
-//! through a `HashMap<SeqId, slot>` with a fixed-key integer hasher. Memory is
-//! proportional to the number of *live* sequences (and the block tables they once
-//! needed, since a recycled slot keeps its `Vec`'s capacity), never to the total number
-//! of requests served, while `SeqId`s can be any `u32` (e.g. dense request indices of a
-//! million-request trace). A `Vec` indexed directly by `SeqId` would save the lookup
-//! but grow with every request ever admitted.
+//! through a `Vec` indexed by [`SeqId`]: the lookup on every `grow` (once per decode per
+//! iteration, the simulator's hottest path) is one array read. `SeqId`s must therefore be
+//! dense, reused indices — the engine passes its request slots, which are bounded by the
+//! number of requests alive at once — so memory is proportional to the number of *live*
+//! sequences (and the block tables they once needed, since a recycled slot keeps its
+//! `Vec`'s capacity), never to the total number of requests served.
 //!
 //! # Determinism
 //!
@@ -68,8 +68,7 @@ pub use block_pool::BlockId;
 pub use prefix::{chain_hashes, BlockHash};
 
 use crate::units::blocks_for_tokens;
-use prefix::{BuildIntHasher, PrefixMap};
-use std::collections::HashMap;
+use prefix::PrefixMap;
 
 /// Identifies a sequence (a request) holding KV blocks. Any `u32`; the engine uses its
 /// dense request index.
@@ -108,6 +107,9 @@ struct SeqSlot {
     blocks: Vec<BlockId>,
 }
 
+/// Marks a `SeqId` with no live sequence.
+const NO_SLOT: u32 = u32::MAX;
+
 /// The paged KV cache of one replica. See the [module docs](self) for the model.
 #[derive(Clone, Debug)]
 pub struct KvCache {
@@ -115,8 +117,10 @@ pub struct KvCache {
     enable_prefix_caching: bool,
     pool: block_pool::BlockPool,
     prefix: PrefixMap,
-    /// Live sequence → index into `slots`.
-    seq_slots: HashMap<SeqId, u32, BuildIntHasher>,
+    /// `SeqId` → index into `slots` ([`NO_SLOT`] when not live).
+    seq_slots: Vec<u32>,
+    /// Live sequences.
+    num_live: usize,
     slots: Vec<SeqSlot>,
     /// Unused slots, reused before `slots` grows.
     free_slots: Vec<u32>,
@@ -147,7 +151,8 @@ impl KvCache {
             enable_prefix_caching,
             pool: block_pool::BlockPool::new(num_blocks),
             prefix: PrefixMap::default(),
-            seq_slots: HashMap::default(),
+            seq_slots: Vec::new(),
+            num_live: 0,
             slots: Vec::new(),
             free_slots: Vec::new(),
             scratch: Vec::new(),
@@ -245,7 +250,7 @@ impl KvCache {
     /// If `seq` is already live (a scheduler bug that would leak its blocks).
     pub fn allocate(&mut self, seq: SeqId, num_tokens: u32, hashes: &[BlockHash]) -> Option<u32> {
         assert!(
-            !self.seq_slots.contains_key(&seq),
+            self.lookup(seq).is_none(),
             "KvCache::allocate: {seq:?} is already live"
         );
         let total = self.blocks_for(num_tokens);
@@ -269,7 +274,12 @@ impl KvCache {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.seq_slots.insert(seq, slot);
+        let i = seq.0 as usize;
+        if i >= self.seq_slots.len() {
+            self.seq_slots.resize(i + 1, NO_SLOT);
+        }
+        self.seq_slots[i] = slot;
+        self.num_live += 1;
         let s = &mut self.slots[slot as usize];
         debug_assert!(s.blocks.is_empty());
         s.num_tokens = num_tokens;
@@ -305,7 +315,7 @@ impl KvCache {
     /// Registers the slot's full blocks from index `from` on whose hash is known and not
     /// already registered to another block.
     fn register_full_blocks(&mut self, slot: u32, from: u32, hashes: &[BlockHash]) {
-        if !self.enable_prefix_caching {
+        if !self.enable_prefix_caching || hashes.is_empty() {
             return;
         }
         let s = &self.slots[slot as usize];
@@ -335,8 +345,8 @@ impl KvCache {
     /// step that fills it. All or nothing: returns `false`, changing nothing, if the
     /// blocks are not available.
     ///
-    /// Shrinking is not supported: `new_num_tokens` below the current count is a bug
-    /// (`debug_assert`), and a no-op returning `true` in release builds.
+    /// A `new_num_tokens` at or below the current count is a no-op returning `true` (a
+    /// static batch reserves its whole length up front); KV never shrinks.
     ///
     /// # Panics
     /// If `seq` is not live.
@@ -344,10 +354,7 @@ impl KvCache {
         let slot = self.slot_of(seq, "grow");
         let s = &self.slots[slot as usize];
         let old_tokens = s.num_tokens;
-        debug_assert!(
-            new_num_tokens >= old_tokens,
-            "KvCache::grow: {seq:?} would shrink from {old_tokens} to {new_num_tokens} tokens"
-        );
+        // Already large enough (a static batch reserves its whole length up front).
         if new_num_tokens <= old_tokens {
             return true;
         }
@@ -359,7 +366,10 @@ impl KvCache {
         }
         self.push_fresh_blocks(slot, need);
         self.slots[slot as usize].num_tokens = new_num_tokens;
-        self.register_full_blocks(slot, old_tokens / self.block_size, hashes);
+        // Only a step that fills a block can register one.
+        if new_num_tokens / self.block_size > old_tokens / self.block_size {
+            self.register_full_blocks(slot, old_tokens / self.block_size, hashes);
+        }
         true
     }
 
@@ -367,10 +377,12 @@ impl KvCache {
     /// evictable if registered, free otherwise. Freeing a sequence that is not live is
     /// a bug (`debug_assert`; ignored in release builds).
     pub fn free(&mut self, seq: SeqId) {
-        let Some(slot) = self.seq_slots.remove(&seq) else {
+        let Some(slot) = self.lookup(seq) else {
             debug_assert!(false, "KvCache::free: {seq:?} is not live");
             return;
         };
+        self.seq_slots[seq.0 as usize] = NO_SLOT;
+        self.num_live -= 1;
         let s = &mut self.slots[slot as usize];
         for &b in s.blocks.iter().rev() {
             self.pool.release(b);
@@ -381,10 +393,18 @@ impl KvCache {
     }
 
     fn slot_of(&self, seq: SeqId, op: &str) -> u32 {
-        match self.seq_slots.get(&seq) {
-            Some(&s) => s,
+        match self.lookup(seq) {
+            Some(s) => s,
             None => panic!("KvCache::{op}: {seq:?} is not live"),
         }
+    }
+
+    /// The slot of a live `seq`.
+    fn lookup(&self, seq: SeqId) -> Option<u32> {
+        self.seq_slots
+            .get(seq.0 as usize)
+            .copied()
+            .filter(|&s| s != NO_SLOT)
     }
 
     /// Total blocks in the pool.
@@ -423,18 +443,18 @@ impl KvCache {
 
     /// Number of live sequences.
     pub fn num_seqs(&self) -> usize {
-        self.seq_slots.len()
+        self.num_live
     }
 
     /// Tokens `seq` holds KV for, or `None` if it is not live.
     pub fn seq_num_tokens(&self, seq: SeqId) -> Option<u32> {
-        let &slot = self.seq_slots.get(&seq)?;
+        let slot = self.lookup(seq)?;
         Some(self.slots[slot as usize].num_tokens)
     }
 
     /// `seq`'s block table in token order, or `None` if it is not live.
     pub fn seq_blocks(&self, seq: SeqId) -> Option<&[BlockId]> {
-        let &slot = self.seq_slots.get(&seq)?;
+        let slot = self.lookup(seq)?;
         Some(&self.slots[slot as usize].blocks)
     }
 
@@ -461,7 +481,18 @@ impl KvCache {
         let mut holders = vec![0u32; n];
         let mut slot_live = vec![false; self.slots.len()];
         // Iteration order does not matter: every path either passes or panics.
-        for (&seq, &slot) in &self.seq_slots {
+        let live = self
+            .seq_slots
+            .iter()
+            .enumerate()
+            .filter(|&(_, &slot)| slot != NO_SLOT);
+        assert_eq!(
+            live.clone().count(),
+            self.num_live,
+            "live-sequence count is off"
+        );
+        for (seq, &slot) in live {
+            let seq = SeqId(seq as u32);
             let s = self
                 .slots
                 .get(slot as usize)

@@ -133,9 +133,9 @@ impl ReplicaState {
         budget: &mut u32,
     ) -> bool {
         loop {
-            let r = &self.reqs[slot];
-            if self.kv.seq_num_tokens(seq(slot)).unwrap_or(0) >= tokens
-                || self.kv.grow(seq(slot), tokens, &r.block_hashes)
+            if self
+                .kv
+                .grow(seq(slot), tokens, &self.reqs[slot].block_hashes)
             {
                 return true;
             }
