@@ -12,11 +12,29 @@ use crate::trace::Request;
 use crate::units::{SimDuration, SimTime};
 use std::sync::Arc;
 
+/// Output tokens produced by one request at the end of an iteration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenEvent {
+    /// The replica.
+    pub replica: u32,
+    /// The trace's request id.
+    pub request_id: u64,
+    /// When the tokens are released.
+    pub time: SimTime,
+    /// Time since the request's previous token (since arrival for its first token).
+    pub gap: SimDuration,
+    /// Tokens released together (more than one for multi-step groups).
+    pub count: u32,
+    /// Whether the first of them is the request's first output token.
+    pub first: bool,
+    /// Output tokens generated so far, including these.
+    pub generated: u32,
+}
+
 /// Receives what happens to requests as the simulation runs.
 pub trait RequestSink {
-    /// A request produced `count` output tokens at `now`; `gap` is the time since its
-    /// previous token (or since arrival for its first token).
-    fn on_tokens(&mut self, replica: u32, now: SimTime, gap: SimDuration, count: u32, first: bool);
+    /// A request produced output tokens.
+    fn on_tokens(&mut self, event: &TokenEvent);
     /// A request ended (finished or rejected).
     fn on_request_end(&mut self, record: RequestRecord);
 }
@@ -264,7 +282,15 @@ impl Replica {
             }
             let gap = now.saturating_duration_since(r.last_token_at);
             r.last_token_at = now;
-            sink.on_tokens(self.id, now, gap, produced, first);
+            sink.on_tokens(&TokenEvent {
+                replica: self.id,
+                request_id: r.id,
+                time: now,
+                gap,
+                count: produced,
+                first,
+                generated: r.generated,
+            });
             any_done |= r.is_done();
         }
         if any_done {

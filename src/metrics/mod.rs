@@ -6,8 +6,7 @@
 //! arrival; queueing = first scheduling − arrival. Distributions are HDR histograms of
 //! nanoseconds (3 significant digits); means are exact.
 
-use crate::engine::{RequestRecord, RequestSink, RequestStatus};
-use crate::units::{SimDuration, SimTime};
+use crate::engine::{RequestRecord, RequestSink, RequestStatus, TokenEvent};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -239,19 +238,12 @@ impl<'w> Recorder<'w> {
 }
 
 impl RequestSink for Recorder<'_> {
-    fn on_tokens(
-        &mut self,
-        _replica: u32,
-        _now: SimTime,
-        gap: SimDuration,
-        count: u32,
-        first: bool,
-    ) {
+    fn on_tokens(&mut self, e: &TokenEvent) {
         // The first token's gap is TTFT, not an inter-token latency; tokens streamed
         // together (multi-step groups) arrive with zero gap after the first.
-        let zero_gaps = u64::from(count.saturating_sub(1));
-        if !first {
-            self.record_itl(gap.as_nanos(), 1);
+        let zero_gaps = u64::from(e.count.saturating_sub(1));
+        if !e.first {
+            self.record_itl(e.gap.as_nanos(), 1);
         }
         if zero_gaps > 0 {
             self.record_itl(0, zero_gaps);

@@ -6,7 +6,7 @@
 //! order), then idle replicas start their next iteration. Nothing steps per token or per
 //! tick: the clock jumps from event to event.
 
-use crate::engine::{Replica, RequestRecord, RequestSink};
+use crate::engine::{Replica, RequestRecord, RequestSink, TokenEvent};
 use crate::error::{Error, Result};
 use crate::trace::Request;
 use crate::units::{SimDuration, SimTime};
@@ -68,8 +68,8 @@ struct CountingSink<'s> {
 }
 
 impl RequestSink for CountingSink<'_> {
-    fn on_tokens(&mut self, replica: u32, now: SimTime, gap: SimDuration, count: u32, first: bool) {
-        self.inner.on_tokens(replica, now, gap, count, first);
+    fn on_tokens(&mut self, event: &TokenEvent) {
+        self.inner.on_tokens(event);
     }
     fn on_request_end(&mut self, record: RequestRecord) {
         self.ended += 1;
@@ -115,6 +115,75 @@ impl Simulation {
         &self.replicas
     }
 
+    /// The simulated clock.
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    /// When the next iteration ends, if any is in flight.
+    pub fn next_event_time(&self) -> Option<SimTime> {
+        self.queue.peek_time()
+    }
+
+    /// Requests in the replicas (waiting or running).
+    pub fn num_outstanding(&self) -> usize {
+        self.replicas.iter().map(Replica::num_outstanding).sum()
+    }
+
+    /// End every iteration due before `t` (starting idle replicas after each instant, as
+    /// a run does), then those due exactly at `t`, and set the clock to `t`. Replicas
+    /// idle at `t` are not started: add the arrivals at `t` first, then call
+    /// [`Simulation::start_idle`]. `t` before the clock is a caller bug.
+    pub fn process_until(
+        &mut self,
+        t: SimTime,
+        sink: &mut dyn RequestSink,
+        observer: &mut dyn Observer,
+    ) -> u64 {
+        assert!(t >= self.now, "time went backwards: {t} < {}", self.now);
+        let mut events = 0;
+        while let Some(te) = self.queue.peek_time().filter(|&te| te <= t) {
+            if te > self.now {
+                observer.on_advance(self.now, te, &self.replicas);
+                self.now = te;
+            }
+            while self.queue.peek_time() == Some(te) {
+                let (_, replica) = self.queue.pop().expect("peeked");
+                events += 1;
+                self.replicas[replica as usize].finish_step(te, sink);
+            }
+            if te < t {
+                self.start_idle(observer);
+            }
+        }
+        if t > self.now {
+            observer.on_advance(self.now, t, &self.replicas);
+            self.now = t;
+        }
+        events
+    }
+
+    /// Route `req` to a replica at the current time (its trace arrival is replaced by
+    /// the clock) and return the replica's index. It may be rejected at once, through
+    /// `sink`.
+    pub fn add_request(&mut self, mut req: Request, sink: &mut dyn RequestSink) -> usize {
+        req.arrival = self.now;
+        let r = self.router.route(&req, &self.replicas);
+        self.replicas[r].add_request(req, self.now, sink);
+        r
+    }
+
+    /// Start the next iteration on every idle replica that has runnable work.
+    pub fn start_idle(&mut self, observer: &mut dyn Observer) {
+        let now = self.now;
+        for replica in &mut self.replicas {
+            if let Some(d) = replica.try_start_step(now) {
+                observer.on_step_start(now, d, replica);
+                self.queue.push(now + d, replica.id());
+            }
+        }
+    }
+
     /// Run until every request has ended. Errors from the request stream (malformed
     /// rows, unsorted arrivals) end the run.
     pub fn run(
@@ -142,53 +211,38 @@ impl Simulation {
             ended: 0,
         };
         let mut stats = RunStats::default();
-        // The next open-loop arrival, read one ahead.
+        // The next open-loop arrival, read one ahead; closed-loop requests to issue now.
         let mut next: Option<Request> = None;
-        let mut last_arrival = SimTime::ZERO;
         let mut to_issue: u64 = 0;
         match closed_loop {
             None => next = requests.next().transpose()?,
             Some(c) => to_issue = u64::from(c),
         }
-
         loop {
-            let t_event = self.queue.peek_time();
             let t_arrival = if closed_loop.is_some() {
                 (to_issue > 0).then_some(self.now)
             } else {
                 next.as_ref().map(|r| r.arrival)
             };
-            let t = match (t_event, t_arrival) {
+            let t = match (self.queue.peek_time(), t_arrival) {
                 (None, None) => break,
                 (Some(a), None) | (None, Some(a)) => a,
                 (Some(a), Some(b)) => a.min(b),
             };
-            if t > self.now {
-                observer.on_advance(self.now, t, &self.replicas);
-                self.now = t;
-            }
             // 1. Iteration ends at `t`.
-            while self.queue.peek_time() == Some(t) {
-                let (_, replica) = self.queue.pop().expect("peeked");
-                stats.events += 1;
-                self.replicas[replica as usize].finish_step(t, &mut sink);
-            }
-            if closed_loop.is_some() {
-                to_issue += std::mem::take(&mut sink.ended);
-            }
+            stats.events += self.process_until(t, &mut sink, observer);
             // 2. Arrivals at `t`.
             if closed_loop.is_some() {
+                to_issue += std::mem::take(&mut sink.ended);
                 while to_issue > 0 {
                     to_issue -= 1;
-                    let Some(mut req) = requests.next().transpose()? else {
+                    let Some(req) = requests.next().transpose()? else {
                         to_issue = 0;
                         break;
                     };
-                    req.arrival = t;
                     stats.events += 1;
                     stats.requests_in += 1;
-                    let r = self.router.route(&req, &self.replicas);
-                    self.replicas[r].add_request(req, t, &mut sink);
+                    self.add_request(req, &mut sink);
                     to_issue += std::mem::take(&mut sink.ended);
                 }
             } else {
@@ -196,8 +250,7 @@ impl Simulation {
                     let req = next.take().expect("checked");
                     stats.events += 1;
                     stats.requests_in += 1;
-                    let r = self.router.route(&req, &self.replicas);
-                    self.replicas[r].add_request(req, t, &mut sink);
+                    self.add_request(req, &mut sink);
                     next = requests.next().transpose()?;
                     if let Some(n) = &next {
                         if n.arrival < t {
@@ -210,15 +263,9 @@ impl Simulation {
                         }
                     }
                 }
-                last_arrival = last_arrival.max(t);
             }
             // 3. Idle replicas start their next iteration.
-            for replica in &mut self.replicas {
-                if let Some(d) = replica.try_start_step(t) {
-                    observer.on_step_start(t, d, replica);
-                    self.queue.push(t + d, replica.id());
-                }
-            }
+            self.start_idle(observer);
         }
         stats.end_time = self.now;
         let outstanding: usize = self.replicas.iter().map(Replica::num_outstanding).sum();

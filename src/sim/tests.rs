@@ -21,7 +21,7 @@ fn req(id: u64, arrival_us: u64, input: u32, output: u32) -> Request {
 
 struct Collect(Vec<RequestRecord>);
 impl RequestSink for Collect {
-    fn on_tokens(&mut self, _: u32, _: SimTime, _: SimDuration, _: u32, _: bool) {}
+    fn on_tokens(&mut self, _: &crate::engine::TokenEvent) {}
     fn on_request_end(&mut self, r: RequestRecord) {
         self.0.push(r);
     }
