@@ -48,6 +48,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
+    /// Closed loop: keep N requests in flight, issuing the trace's next request as soon
+    /// as one ends (its arrival time is ignored), like a benchmark client with
+    /// --max-concurrency and an infinite request rate.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u32>,
+
     /// Identical replicas behind the router.
     #[arg(long, value_name = "N")]
     pub num_replicas: Option<u32>,
@@ -81,6 +87,7 @@ merge_fields!(RunArgs {
     max_requests,
     time_window,
     seed,
+    concurrency,
     num_replicas,
     route,
     slo_ttft_s,
@@ -210,12 +217,14 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         output_dir: output_dir.clone(),
         progress: std::io::stderr().is_terminal(),
     };
-    let result = run_sim(
-        replicas,
-        router,
-        RequestSource::Open(Box::new(reader)),
-        &opts,
-    )?;
+    let source = match run.concurrency {
+        Some(concurrency) => RequestSource::ClosedLoop {
+            requests: Box::new(reader),
+            concurrency,
+        },
+        None => RequestSource::Open(Box::new(reader)),
+    };
+    let result = run_sim(replicas, router, source, &opts)?;
 
     #[derive(serde::Serialize)]
     struct Resolved<'a> {
@@ -256,7 +265,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         Format::Table => {
             let d = &setup.deployment;
             println!(
-                "{}: {} on {} × {} (TP{} PP{}) × {} replica(s), {:?}, {} KV blocks of {} tokens",
+                "{}: {} on {} × {} (TP{} PP{}) × {} replica(s), {} scheduler, {} KV blocks of {} tokens",
                 run_name,
                 d.model.name,
                 d.num_gpus(),

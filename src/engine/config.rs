@@ -22,6 +22,17 @@ pub enum SchedulerKind {
     Static,
 }
 
+impl std::fmt::Display for SchedulerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SchedulerKind::VllmV1 => "vllm-v1",
+            SchedulerKind::VllmV0 => "vllm-v0",
+            SchedulerKind::Orca => "orca",
+            SchedulerKind::Static => "static",
+        })
+    }
+}
+
 /// What happens to a request evicted from the KV cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]

@@ -257,3 +257,35 @@ proptest! {
         prop_assert_eq!(format!("{recs:?}"), format!("{again:?}"));
     }
 }
+
+/// Records the most requests ever outstanding at a step start.
+struct MaxOutstanding(usize);
+impl Observer for MaxOutstanding {
+    fn on_step_start(&mut self, _: SimTime, _: SimDuration, r: &Replica) {
+        self.0 = self.0.max(r.num_outstanding());
+    }
+}
+
+#[test]
+fn closed_loop_keeps_exactly_concurrency_requests_in_flight() {
+    let lat = FixedLatency::from_micros(1000, 10, 100);
+    let cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
+    let replica = Replica::new(0, cfg, Arc::new(lat)).unwrap();
+    let mut sim = Simulation::new(vec![replica], Router::default()).unwrap();
+    let mut sink = Collect(Vec::new());
+    let mut obs = MaxOutstanding(0);
+    let reqs: Vec<Request> = (0..50)
+        .map(|i| req(i, 0, 20 + i as u32, 5 + (i % 7) as u32))
+        .collect();
+    let src = RequestSource::ClosedLoop {
+        requests: Box::new(reqs.into_iter().map(Ok)),
+        concurrency: 3,
+    };
+    let stats = sim.run(src, &mut sink, &mut obs).unwrap();
+    assert_eq!(sink.0.len(), 50);
+    assert_eq!(stats.requests_in, 50);
+    assert_eq!(
+        obs.0, 3,
+        "closed loop must hold exactly 3 requests in flight"
+    );
+}

@@ -1,0 +1,178 @@
+//! Every subcommand runs on shipped data and prints what it promises.
+
+use crate::util::*;
+
+#[test]
+fn default_simulation_runs_and_writes_its_files() {
+    let (o, dir) = servesim(&["simulate", "--max-requests", "200"]);
+    ok(&o);
+    let out = stdout(&o);
+    assert!(
+        out.contains("Llama-3.1-8B") && out.contains("H100"),
+        "{out}"
+    );
+    assert!(out.contains("TTFT (ms)"), "{out}");
+    let run = dir
+        .path()
+        .join("output/llama-3.1-8b_h100-sxm5-80gb_azure_conv_5min");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["completed"], 200);
+    assert_eq!(summary["rejected"], 0);
+    for k in ["ttft_s", "tpot_s", "e2e_s", "itl_s", "queue_s"] {
+        for q in ["mean", "p50", "p90", "p99"] {
+            let v = summary[k][q].as_f64().unwrap();
+            assert!(v > 0.0, "{k}.{q} = {v}");
+        }
+    }
+    assert!(summary["output_tokens_per_s"].as_f64().unwrap() > 0.0);
+    let csv = std::fs::read_to_string(run.join("requests.csv")).unwrap();
+    assert!(csv.starts_with("request_id,replica,arrival_time_s,input_tokens,output_tokens,scheduled_time_s,first_token_time_s,finish_time_s,ttft_s,tpot_s,e2e_s,queue_s,preemptions,prefix_hit_tokens,status"));
+    assert_eq!(csv.lines().count(), 201);
+}
+
+#[test]
+fn every_example_config_runs() {
+    let root = root();
+    let mut n = 0;
+    for e in std::fs::read_dir(root.join("examples")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let o = servesim_in(
+                &root,
+                &[
+                    "simulate",
+                    "--config",
+                    p.to_str().unwrap(),
+                    "--no-output",
+                    "--max-requests",
+                    "60",
+                ],
+            );
+            assert!(o.status.success(), "{}: {}", p.display(), stderr(&o));
+            n += 1;
+        }
+    }
+    assert!(n >= 3);
+}
+
+#[test]
+fn memory_json_has_the_promised_keys() {
+    let (o, _d) = servesim(&[
+        "memory",
+        "--model",
+        "llama-3.1-70b",
+        "--hardware",
+        "h100",
+        "-tp",
+        "4",
+        "--format",
+        "json",
+    ]);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    for k in [
+        "params_total",
+        "params_active",
+        "weight_bytes_per_gpu",
+        "kv_bytes_per_token",
+        "kv_cache_bytes_per_gpu",
+        "max_kv_tokens",
+        "fits",
+    ] {
+        assert!(!v[k].is_null(), "missing {k}");
+    }
+    assert_eq!(v["fits"], true);
+    assert_eq!(v["params_total"], 70_553_706_496u64);
+}
+
+#[test]
+fn memory_min_gpus_finds_the_smallest_fit() {
+    let (o, _d) = servesim(&[
+        "memory",
+        "--model",
+        "llama-3.1-70b",
+        "--hardware",
+        "h100",
+        "--min-gpus",
+        "--max-model-len",
+        "8192",
+        "--format",
+        "json",
+    ]);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // 141 GB of bf16 weights need two 80 GB GPUs.
+    assert_eq!(
+        v["tensor_parallel_size"].as_u64().unwrap() * v["pipeline_parallel_size"].as_u64().unwrap(),
+        2
+    );
+    // Without --hardware: one row per catalog device.
+    let (o, _d) = servesim(&[
+        "memory",
+        "--model",
+        "llama-3.1-8b",
+        "--format",
+        "csv",
+        "--max-model-len",
+        "8192",
+    ]);
+    ok(&o);
+    assert!(stdout(&o).lines().count() > 20);
+}
+
+#[test]
+fn estimate_reports_latency_and_bottleneck() {
+    let (o, _d) = servesim(&[
+        "estimate",
+        "--model",
+        "llama-3.1-8b",
+        "--hardware",
+        "h100",
+        "--batch-size",
+        "4",
+        "--input-len",
+        "512",
+        "--output-len",
+        "64",
+        "--format",
+        "json",
+    ]);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let ttft = v["ttft_s"].as_f64().unwrap();
+    let tpot = v["tpot_s"].as_f64().unwrap();
+    assert!(ttft > 0.0 && tpot > 0.0 && v["e2e_s"].as_f64().unwrap() > ttft);
+    assert_eq!(v["bottleneck"]["phase"], "decode");
+    assert!(!v["prefill_ops"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn list_shows_every_shipped_model_and_device() {
+    let (o, _d) = servesim(&["list", "models", "--format", "csv"]);
+    ok(&o);
+    assert_eq!(stdout(&o).lines().count(), 23, "22 models and a header");
+    let (o, _d) = servesim(&["list", "hardware"]);
+    ok(&o);
+    for name in ["H100-SXM5-80GB", "RTX4090", "MI300X"] {
+        assert!(stdout(&o).contains(name), "{name} missing");
+    }
+}
+
+#[test]
+fn closed_loop_concurrency_bounds_the_batch() {
+    let (o, _d) = servesim(&[
+        "simulate",
+        "--concurrency",
+        "4",
+        "--max-requests",
+        "80",
+        "--no-output",
+        "--format",
+        "json",
+    ]);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["completed"], 80);
+    assert!(v["engine"]["batch_size_max"].as_u64().unwrap() <= 4);
+}

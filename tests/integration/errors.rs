@@ -1,0 +1,120 @@
+//! Bad input gets a clear error naming the file, line and field, exit code 2, no panic.
+
+use crate::util::*;
+
+#[test]
+fn malformed_trace_row_names_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("bad.csv");
+    std::fs::write(
+        &trace,
+        "arrival_time_s,input_tokens,output_tokens\n0.0,100,10\n0.5,abc,10\n",
+    )
+    .unwrap();
+    let o = servesim_in(
+        dir.path(),
+        &[
+            "simulate",
+            "--trace",
+            trace.to_str().unwrap(),
+            "--no-output",
+        ],
+    );
+    fails_with(&o, &["bad.csv:3", "input_tokens"]);
+}
+
+#[test]
+fn unsorted_trace_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("unsorted.csv");
+    std::fs::write(
+        &trace,
+        "arrival_time_s,input_tokens,output_tokens\n1.0,100,10\n0.5,100,10\n",
+    )
+    .unwrap();
+    let o = servesim_in(
+        dir.path(),
+        &[
+            "simulate",
+            "--trace",
+            trace.to_str().unwrap(),
+            "--no-output",
+        ],
+    );
+    fails_with(&o, &["unsorted.csv:3"]);
+}
+
+#[test]
+fn unknown_model_suggests_close_names() {
+    let (o, _d) = servesim(&["memory", "--model", "lama-3.1-8b", "--hardware", "h100"]);
+    fails_with(&o, &["unknown model `lama-3.1-8b`", "Llama-3.1-8B"]);
+}
+
+#[test]
+fn unknown_hardware_suggests_close_names() {
+    let (o, _d) = servesim(&["memory", "--hardware", "h1000"]);
+    fails_with(&o, &["unknown hardware `h1000`", "did you mean"]);
+}
+
+#[test]
+fn model_that_does_not_fit_says_by_how_much() {
+    let (o, _d) = servesim(&[
+        "simulate",
+        "--model",
+        "llama-3.1-405b",
+        "--hardware",
+        "rtx4090",
+        "--no-output",
+    ]);
+    fails_with(&o, &["does not fit", "GiB more per GPU"]);
+    let (o, _d) = servesim(&[
+        "memory",
+        "--model",
+        "llama-3.1-405b",
+        "--hardware",
+        "rtx4090",
+    ]);
+    fails_with(&o, &["does not fit"]);
+}
+
+#[test]
+fn config_missing_a_field_names_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.json");
+    std::fs::write(&cfg, r#"{"num_hidden_layers": 2, "num_attention_heads": 4, "vocab_size": 100, "intermediate_size": 64}"#).unwrap();
+    let o = servesim_in(
+        dir.path(),
+        &[
+            "memory",
+            "--model",
+            cfg.to_str().unwrap(),
+            "--hardware",
+            "h100",
+        ],
+    );
+    fails_with(&o, &["config.json", "hidden_size"]);
+}
+
+#[test]
+fn bad_run_config_key_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("run.toml");
+    std::fs::write(&cfg, "trace = \"x.csv\"\n\n[engine]\nmax-num-seqz = 3\n").unwrap();
+    let o = servesim_in(dir.path(), &["simulate", "--config", cfg.to_str().unwrap()]);
+    fails_with(&o, &["run.toml:4", "max-num-seqz"]);
+}
+
+#[test]
+fn impossible_parallelism_is_explained() {
+    let (o, _d) = servesim(&["estimate", "--model", "llama-3.1-8b", "-tp", "3"]);
+    fails_with(
+        &o,
+        &["--tensor-parallel-size 3 does not divide the 32 attention heads"],
+    );
+}
+
+#[test]
+fn missing_trace_file_names_it() {
+    let (o, _d) = servesim(&["simulate", "--trace", "no/such/trace.csv", "--no-output"]);
+    fails_with(&o, &["no/such/trace.csv"]);
+}
