@@ -232,13 +232,9 @@ pub fn print_record(
             w.flush()?;
         }
         Format::Table => {
-            let mut t = servesim::report::table::Table::new(&["", ""]);
+            let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
             for (k, v) in rows {
-                t.row(vec![k.clone(), v.clone()]);
-            }
-            // Skip the header and rule of a two-column key/value table.
-            for line in t.render().lines().skip(2) {
-                writeln!(out, "{line}")?;
+                writeln!(out, "{k:<width$}  {v}")?;
             }
         }
     }

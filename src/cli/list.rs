@@ -168,7 +168,7 @@ pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
             emit(args.format, &rows, || {
                 let mut t = Table::new(&[
                     "hardware",
-                    "aliases",
+                    "alias",
                     "mem GB",
                     "GB/s",
                     "BF16 TF",
@@ -182,7 +182,7 @@ pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
                 for r in &rows {
                     t.row(vec![
                         r.name.clone(),
-                        r.aliases.clone(),
+                        r.aliases.split(' ').next().unwrap_or_default().to_owned(),
                         format!("{}", r.memory_gb),
                         format!("{}", r.memory_bandwidth_gb_per_s),
                         o(r.dense_bf16_tflops),
