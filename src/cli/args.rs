@@ -232,7 +232,11 @@ pub fn print_record(
             w.flush()?;
         }
         Format::Table => {
-            let width = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+            let width = rows
+                .iter()
+                .map(|(k, _)| k.chars().count())
+                .max()
+                .unwrap_or(0);
             for (k, v) in rows {
                 writeln!(out, "{k:<width$}  {v}")?;
             }

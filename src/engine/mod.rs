@@ -13,5 +13,5 @@ pub mod request;
 pub mod scheduler;
 
 pub use config::{EngineConfig, PreemptionMode, SchedulerKind};
-pub use replica::{Replica, RequestSink, TokenEvent};
-pub use request::{RequestRecord, RequestStatus};
+pub use replica::{Replica, ReplicaRole, RequestSink, TokenEvent};
+pub use request::{LiveRequest, RequestRecord, RequestStatus};

@@ -56,9 +56,27 @@ pub struct ReplicaCounters {
     pub busy: SimDuration,
 }
 
+/// What a replica does in the cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplicaRole {
+    /// Prefill and decode (the usual, colocated serving).
+    #[default]
+    Unified,
+    /// Disaggregated serving: prefill only; after its first token a request's KV is
+    /// sent to a decode replica.
+    Prefill,
+    /// Disaggregated serving: decode only, for requests whose KV arrives from a
+    /// prefill replica.
+    Decode,
+}
+
 /// A serving replica.
 pub struct Replica {
     id: u32,
+    role: ReplicaRole,
+    /// Requests that finished prefill on a prefill replica, to be sent on.
+    handoffs: Vec<LiveRequest>,
     cfg: EngineConfig,
     state: ReplicaState,
     latency: Arc<dyn LatencyModel>,
@@ -86,6 +104,8 @@ impl Replica {
         cfg.validate()?;
         Ok(Replica {
             id,
+            role: ReplicaRole::Unified,
+            handoffs: Vec::new(),
             state: ReplicaState::new(&cfg),
             cfg,
             latency,
@@ -100,6 +120,42 @@ impl Replica {
     /// The replica's index.
     pub fn id(&self) -> u32 {
         self.id
+    }
+
+    /// The same replica with a role in a disaggregated cluster.
+    pub fn with_role(mut self, role: ReplicaRole) -> Self {
+        self.role = role;
+        self
+    }
+
+    /// Its role.
+    pub fn role(&self) -> ReplicaRole {
+        self.role
+    }
+
+    /// Requests whose prefill finished here and whose KV must move to a decode replica
+    /// (prefill replicas only); drained by the event loop.
+    pub fn take_handoffs(&mut self) -> Vec<LiveRequest> {
+        std::mem::take(&mut self.handoffs)
+    }
+
+    /// Admit a request whose prompt KV (and first token) was computed on a prefill
+    /// replica and has just arrived at `now`. It waits like any request until its KV
+    /// fits, then decodes. A request that can never fit here is rejected.
+    pub fn accept_handoff(&mut self, mut r: LiveRequest, now: SimTime, sink: &mut dyn RequestSink) {
+        let blocks = u64::from(r.max_kv_tokens()).div_ceil(u64::from(self.cfg.block_size));
+        if blocks > u64::from(self.cfg.num_gpu_blocks) {
+            let mut rec = RequestRecord::finished(&r, self.id, now);
+            rec.status = crate::engine::RequestStatus::Rejected;
+            sink.on_request_end(rec);
+            return;
+        }
+        r.kv_transferred = true;
+        if !self.cfg.enable_prefix_caching {
+            r.block_hashes.clear();
+        }
+        let slot = self.state.reqs.insert(r);
+        self.state.waiting.push_back(slot);
     }
 
     /// Its settings.
@@ -199,6 +255,7 @@ impl Replica {
             preemptions: 0,
             prefix_hit_tokens: 0,
             swapped: false,
+            kv_transferred: false,
         });
         self.state.waiting.push_back(slot);
     }
@@ -262,6 +319,7 @@ impl Replica {
         self.tokens_in_step = 0;
         let steps = self.plan.decode_steps;
         let mut any_done = false;
+        let mut handoff = false;
         for e in &self.plan.entries {
             let r = &mut self.state.reqs[e.slot];
             let produced = if steps > 1 {
@@ -292,20 +350,31 @@ impl Replica {
                 generated: r.generated,
             });
             any_done |= r.is_done();
+            handoff |= self.role == ReplicaRole::Prefill && first && !r.is_done();
         }
-        if any_done {
+        if any_done || handoff {
             self.retire_finished(now, sink);
         }
     }
 
+    /// Remove finished requests (and, on a prefill replica, requests that just produced
+    /// their first token, which move to `handoffs`), freeing their KV.
     fn retire_finished(&mut self, now: SimTime, sink: &mut dyn RequestSink) {
         let st = &mut self.state;
-        let (reqs, kv) = (&mut st.reqs, &mut st.kv);
+        let (reqs, kv, handoffs) = (&mut st.reqs, &mut st.kv, &mut self.handoffs);
+        let prefill_role = self.role == ReplicaRole::Prefill;
         st.running.retain(|&slot| {
-            if reqs[slot].is_done() {
+            let r = &reqs[slot];
+            let hand_off =
+                prefill_role && !r.is_done() && r.generated == 1 && r.pending_tokens() == 1;
+            if r.is_done() || hand_off {
                 kv.free(seq(slot));
                 let r = reqs.remove(slot);
-                sink.on_request_end(RequestRecord::finished(&r, self.id, now));
+                if hand_off {
+                    handoffs.push(r);
+                } else {
+                    sink.on_request_end(RequestRecord::finished(&r, self.id, now));
+                }
                 false
             } else {
                 true

@@ -58,6 +58,9 @@ pub struct LiveRequest {
     pub prefix_hit_tokens: u32,
     /// Whether its KV currently lives in host memory (swap preemption).
     pub swapped: bool,
+    /// Whether its computed KV arrived from a prefill replica (disaggregated serving)
+    /// and still has to be placed in this replica's cache.
+    pub kv_transferred: bool,
 }
 
 impl LiveRequest {

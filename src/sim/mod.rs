@@ -6,8 +6,9 @@
 //! order), then idle replicas start their next iteration. Nothing steps per token or per
 //! tick: the clock jumps from event to event.
 
-use crate::engine::{Replica, RequestRecord, RequestSink, TokenEvent};
+use crate::engine::{LiveRequest, Replica, ReplicaRole, RequestRecord, RequestSink, TokenEvent};
 use crate::error::{Error, Result};
+use crate::hardware::LinkSpec;
 use crate::trace::Request;
 use crate::units::{SimDuration, SimTime};
 
@@ -77,12 +78,28 @@ impl RequestSink for CountingSink<'_> {
     }
 }
 
+/// A scheduled event.
+enum Event {
+    /// The iteration in flight on a replica ends.
+    StepDone(u32),
+    /// A request's KV, sent by a prefill replica, lands on a decode replica.
+    Handoff(u32, Box<LiveRequest>),
+}
+
 /// A simulation of a set of replicas behind a router.
 pub struct Simulation {
     replicas: Vec<Replica>,
     router: Router,
-    queue: EventQueue<u32>,
+    queue: EventQueue<Event>,
     now: SimTime,
+    /// Replicas that take new requests (all but decode-only ones).
+    entry: Vec<usize>,
+    /// Decode-only replicas (disaggregated serving).
+    decode: Vec<usize>,
+    /// The link KV travels over from prefill to decode replicas.
+    kv_link: Option<LinkSpec>,
+    /// Handoffs on their way to each replica.
+    in_transit: Vec<usize>,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -102,12 +119,47 @@ impl Simulation {
                 "a simulation needs at least one replica".into(),
             ));
         }
+        let n = replicas.len();
+        let entry: Vec<usize> = (0..replicas.len())
+            .filter(|&i| replicas[i].role() != ReplicaRole::Decode)
+            .collect();
+        let decode: Vec<usize> = (0..replicas.len())
+            .filter(|&i| replicas[i].role() == ReplicaRole::Decode)
+            .collect();
+        let prefill = replicas.iter().any(|r| r.role() == ReplicaRole::Prefill);
+        if entry.is_empty() {
+            return Err(Error::Config(
+                "a cluster needs at least one replica that takes new requests (unified or prefill)"
+                    .into(),
+            ));
+        }
+        if prefill && decode.is_empty() {
+            return Err(Error::Config(
+                "prefill replicas need at least one decode replica to hand requests to".into(),
+            ));
+        }
+        if !prefill && !decode.is_empty() {
+            return Err(Error::Config(
+                "decode replicas need at least one prefill replica".into(),
+            ));
+        }
         Ok(Simulation {
             replicas,
             router,
             queue: EventQueue::new(),
             now: SimTime::ZERO,
+            entry,
+            decode,
+            kv_link: None,
+            in_transit: vec![0; n],
         })
+    }
+
+    /// Prefill replicas send KV to decode replicas over `link` (its point-to-point cost
+    /// `send_s`); without one, the transfer is instantaneous.
+    pub fn with_kv_transfer_link(mut self, link: LinkSpec) -> Self {
+        self.kv_link = Some(link);
+        self
     }
 
     /// The replicas.
@@ -148,9 +200,21 @@ impl Simulation {
                 self.now = te;
             }
             while self.queue.peek_time() == Some(te) {
-                let (_, replica) = self.queue.pop().expect("peeked");
+                let (_, event) = self.queue.pop().expect("peeked");
                 events += 1;
-                self.replicas[replica as usize].finish_step(te, sink);
+                match event {
+                    Event::StepDone(replica) => {
+                        let r = &mut self.replicas[replica as usize];
+                        r.finish_step(te, sink);
+                        if r.role() == ReplicaRole::Prefill {
+                            self.send_handoffs(replica as usize, te);
+                        }
+                    }
+                    Event::Handoff(to, req) => {
+                        self.in_transit[to as usize] -= 1;
+                        self.replicas[to as usize].accept_handoff(*req, te, sink);
+                    }
+                }
             }
             if te < t {
                 self.start_idle(observer);
@@ -163,12 +227,35 @@ impl Simulation {
         events
     }
 
+    /// Send the requests that finished prefill on `from` to decode replicas: each lands
+    /// after its KV (prompt and first token, at the prefill replica's bytes per token
+    /// per GPU, every TP rank sending its shard in parallel) crosses the KV link. The
+    /// target is the decode replica with the fewest outstanding requests.
+    fn send_handoffs(&mut self, from: usize, now: SimTime) {
+        let handoffs = self.replicas[from].take_handoffs();
+        let kv_bytes_per_token = self.replicas[from].config().kv_bytes_per_token;
+        for req in handoffs {
+            let to = *self
+                .decode
+                .iter()
+                .min_by_key(|&&i| (self.replicas[i].num_outstanding() + self.in_transit[i], i))
+                .expect("checked at construction");
+            self.in_transit[to] += 1;
+            let bytes = f64::from(req.computed) * kv_bytes_per_token;
+            let delay = self.kv_link.as_ref().map_or(SimDuration::ZERO, |l| {
+                SimDuration::from_secs_f64(l.send_s(bytes))
+            });
+            self.queue
+                .push(now + delay, Event::Handoff(to as u32, Box::new(req)));
+        }
+    }
+
     /// Route `req` to a replica at the current time (its trace arrival is replaced by
     /// the clock) and return the replica's index. It may be rejected at once, through
     /// `sink`.
     pub fn add_request(&mut self, mut req: Request, sink: &mut dyn RequestSink) -> usize {
         req.arrival = self.now;
-        let r = self.router.route(&req, &self.replicas);
+        let r = self.router.route_among(&req, &self.replicas, &self.entry);
         self.replicas[r].add_request(req, self.now, sink);
         r
     }
@@ -179,7 +266,7 @@ impl Simulation {
         for replica in &mut self.replicas {
             if let Some(d) = replica.try_start_step(now) {
                 observer.on_step_start(now, d, replica);
-                self.queue.push(now + d, replica.id());
+                self.queue.push(now + d, Event::StepDone(replica.id()));
             }
         }
     }

@@ -289,3 +289,96 @@ fn closed_loop_keeps_exactly_concurrency_requests_in_flight() {
         "closed loop must hold exactly 3 requests in flight"
     );
 }
+
+fn disaggregated(prefill: u32, decode: u32, cfg: &EngineConfig, lat: FixedLatency) -> Simulation {
+    use crate::engine::ReplicaRole;
+    let mut replicas = Vec::new();
+    for i in 0..prefill + decode {
+        let role = if i < prefill {
+            ReplicaRole::Prefill
+        } else {
+            ReplicaRole::Decode
+        };
+        replicas.push(
+            Replica::new(i, cfg.clone(), Arc::new(lat))
+                .unwrap()
+                .with_role(role),
+        );
+    }
+    Simulation::new(replicas, Router::default()).unwrap()
+}
+
+fn run_sim(sim: &mut Simulation, reqs: Vec<Request>) -> Vec<RequestRecord> {
+    let mut sink = Collect(Vec::new());
+    let mut checker = Checker {
+        last: SimTime::ZERO,
+        max_tokens: u64::MAX,
+        max_seqs: usize::MAX,
+        check_budget: false,
+        steps: 0,
+    };
+    let src = RequestSource::Open(Box::new(reqs.into_iter().map(Ok)));
+    sim.run(src, &mut sink, &mut checker).unwrap();
+    sink.0
+}
+
+#[test]
+fn disaggregated_prefill_hands_off_to_decode_by_hand() {
+    let lat = FixedLatency::from_micros(1000, 10, 100);
+    let cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
+    // Prefill replica: prompt 100 → 2.0 ms, first token at 2.0 ms. The KV lands on the
+    // decode replica at once (no link): decodes of 1.1 ms → tokens at 3.1 and 4.2 ms.
+    let mut sim = disaggregated(1, 1, &cfg, lat);
+    let recs = run_sim(&mut sim, vec![req(1, 0, 100, 3)]);
+    assert_eq!(recs.len(), 1);
+    assert_eq!((ms(recs[0].ttft_s), ms(recs[0].e2e_s)), (2.0, 4.2));
+    assert_eq!(recs[0].replica, 1, "the decode replica reports the request");
+    // A one-token output finishes on the prefill replica.
+    let mut sim = disaggregated(1, 1, &cfg, lat);
+    let recs = run_sim(&mut sim, vec![req(2, 0, 100, 1)]);
+    assert_eq!((recs[0].replica, ms(recs[0].e2e_s)), (0, 2.0));
+}
+
+#[test]
+fn kv_transfer_delays_decoding_not_the_first_token() {
+    let lat = FixedLatency::from_micros(1000, 10, 100);
+    let mut cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
+    cfg.kv_bytes_per_token = 1e6; // 100 tokens = 100 MB
+    let link = crate::hardware::LinkSpec {
+        key: "test".into(),
+        name: "test".into(),
+        bandwidth_bytes_per_s: 100e9,
+        pair_bandwidth_bytes_per_s: 100e9,
+        latency_s: 0.0,
+        allreduce_bus_efficiency: 1.0,
+        max_gpus: None,
+    };
+    // 100 MB at 100 GB/s = 1 ms in flight: decodes end at 4.1 and 5.2 ms.
+    let mut sim = disaggregated(1, 1, &cfg, lat).with_kv_transfer_link(link);
+    let recs = run_sim(&mut sim, vec![req(1, 0, 100, 3)]);
+    assert_eq!((ms(recs[0].ttft_s), ms(recs[0].e2e_s)), (2.0, 5.2));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn disaggregated_clusters_end_every_request_once(
+        trace in arb_trace(),
+        prefill in 1u32..3,
+        decode in 1u32..3,
+        blocks in 6u32..40,
+    ) {
+        let mut cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, blocks, 200);
+        cfg.block_size = 4;
+        let lat = FixedLatency::from_micros(50, 1, 5);
+        let n = trace.len();
+        let mut sim = disaggregated(prefill, decode, &cfg, lat);
+        let recs = run_sim(&mut sim, trace);
+        let mut ids: Vec<u64> = recs.iter().map(|r| r.request_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        prop_assert_eq!(ids.len(), n);
+        prop_assert_eq!(recs.len(), n);
+    }
+}

@@ -164,8 +164,10 @@ impl ReplicaState {
     ) -> Option<u32> {
         let r = &self.reqs[slot];
         let known = r.known_tokens();
-        let use_hashes = !r.swapped && cfg.enable_prefix_caching && !r.block_hashes.is_empty();
-        let start = if r.swapped {
+        // Swapped-out or transferred KV comes back whole, without prefix lookups.
+        let kv_elsewhere = r.swapped || r.kv_transferred;
+        let use_hashes = !kv_elsewhere && cfg.enable_prefix_caching && !r.block_hashes.is_empty();
+        let start = if kv_elsewhere {
             r.computed
         } else if use_hashes {
             // Capped so at least one token is computed to sample from.
@@ -191,6 +193,8 @@ impl ReplicaState {
         if r.swapped {
             plan.swap_bytes += f64::from(r.computed) * cfg.kv_bytes_per_token;
             r.swapped = false;
+        } else if r.kv_transferred {
+            r.kv_transferred = false;
         } else {
             debug_assert!(
                 !use_hashes || hit == start,
