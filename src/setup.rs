@@ -80,6 +80,7 @@ impl ReplicaSetup {
             }
         };
         engine.kv_bytes_per_token = plan.kv_bytes_per_token_per_gpu;
+        engine.pipeline_stages = d.pp;
         engine.swap_bandwidth_bytes_per_s = d
             .gpu()
             .host_link()

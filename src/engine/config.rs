@@ -71,6 +71,14 @@ pub struct EngineConfig {
     pub kv_bytes_per_token: f64,
     /// Host-device bandwidth for swapping, bytes per second per direction.
     pub swap_bandwidth_bytes_per_s: f64,
+    /// Pipeline stages of the replica: up to this many batches are in flight at once,
+    /// one per stage, as vLLM's batch queue does with pipeline parallelism.
+    #[serde(default = "one")]
+    pub pipeline_stages: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl EngineConfig {
@@ -101,6 +109,7 @@ impl EngineConfig {
             preemption_mode: PreemptionMode::Recompute,
             kv_bytes_per_token: 0.0,
             swap_bandwidth_bytes_per_s: 0.0,
+            pipeline_stages: 1,
         };
         c.max_num_batched_tokens = c.default_max_num_batched_tokens();
         c
@@ -132,6 +141,9 @@ impl EngineConfig {
         }
         if self.max_model_len == 0 {
             return bad("--max-model-len must be at least 1".into());
+        }
+        if self.pipeline_stages == 0 {
+            return bad("a replica needs at least one pipeline stage".into());
         }
         if self.num_gpu_blocks == 0 {
             return bad("the KV cache has no blocks: the model leaves no memory for KV cache on this hardware (raise --gpu-memory-utilization, use more GPUs or a smaller dtype)".into());

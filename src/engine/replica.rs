@@ -10,6 +10,7 @@ use super::scheduler::{self, seq, ReplicaState, StepPlan};
 use crate::perf::{LatencyModel, StepShape};
 use crate::trace::Request;
 use crate::units::{SimDuration, SimTime};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Output tokens produced by one request at the end of an iteration.
@@ -80,11 +81,25 @@ pub struct Replica {
     cfg: EngineConfig,
     state: ReplicaState,
     latency: Arc<dyn LatencyModel>,
-    plan: StepPlan,
+    /// Batches in flight, oldest first (at most one per pipeline stage), with the
+    /// tokens of their first iteration.
+    in_flight: VecDeque<(StepPlan, u64)>,
+    /// Plans of finished batches, kept to reuse their allocations.
+    spare: Vec<StepPlan>,
+    /// When each pipeline stage is next free.
+    stage_free: Vec<SimTime>,
     shape: StepShape,
-    busy: bool,
-    tokens_in_step: u64,
     counters: ReplicaCounters,
+}
+
+/// Timing of a batch that has just started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepStart {
+    /// When the batch leaves the first pipeline stage, which can then take the next
+    /// batch (equal to `done` without pipeline parallelism).
+    pub first_stage_free: SimTime,
+    /// When the batch leaves the last stage and its tokens are out.
+    pub done: SimTime,
 }
 
 impl std::fmt::Debug for Replica {
@@ -93,7 +108,7 @@ impl std::fmt::Debug for Replica {
             .field("id", &self.id)
             .field("waiting", &self.state.waiting.len())
             .field("running", &self.state.running.len())
-            .field("busy", &self.busy)
+            .field("in_flight", &self.in_flight.len())
             .finish()
     }
 }
@@ -102,6 +117,7 @@ impl Replica {
     /// A replica with validated settings.
     pub fn new(id: u32, cfg: EngineConfig, latency: Arc<dyn LatencyModel>) -> crate::Result<Self> {
         cfg.validate()?;
+        let stages = cfg.pipeline_stages as usize;
         Ok(Replica {
             id,
             role: ReplicaRole::Unified,
@@ -109,10 +125,10 @@ impl Replica {
             state: ReplicaState::new(&cfg),
             cfg,
             latency,
-            plan: StepPlan::default(),
+            in_flight: VecDeque::new(),
+            spare: Vec::new(),
+            stage_free: vec![SimTime::ZERO; stages],
             shape: StepShape::new(),
-            busy: false,
-            tokens_in_step: 0,
             counters: ReplicaCounters::default(),
         })
     }
@@ -165,7 +181,7 @@ impl Replica {
 
     /// Whether an iteration is in flight.
     pub fn is_busy(&self) -> bool {
-        self.busy
+        !self.in_flight.is_empty()
     }
 
     /// Requests waiting for admission.
@@ -193,9 +209,15 @@ impl Replica {
         self.state.kv.usage()
     }
 
-    /// Tokens in the iteration in flight (0 when idle).
+    /// Tokens of the batches in flight (0 when idle).
     pub fn tokens_in_step(&self) -> u64 {
-        self.tokens_in_step
+        self.in_flight.iter().map(|(_, t)| t).sum()
+    }
+
+    /// Tokens in the first iteration of the most recently started batch (the quantity
+    /// `max_num_batched_tokens` bounds).
+    pub fn tokens_in_newest_batch(&self) -> u64 {
+        self.in_flight.back().map_or(0, |(_, t)| *t)
     }
 
     /// Counters so far.
@@ -256,25 +278,32 @@ impl Replica {
             prefix_hit_tokens: 0,
             swapped: false,
             kv_transferred: false,
+            in_flight: false,
         });
         self.state.waiting.push_back(slot);
     }
 
     /// If idle and there is runnable work, schedule an iteration and return how long it
     /// takes. None when busy or when nothing can run.
-    pub fn try_start_step(&mut self, now: SimTime) -> Option<SimDuration> {
-        if self.busy || self.state.reqs.is_empty() {
+    pub fn try_start_step(&mut self, now: SimTime) -> Option<StepStart> {
+        if self.in_flight.len() >= self.stage_free.len()
+            || now < self.stage_free[0]
+            || self.state.reqs.is_empty()
+        {
             return None;
         }
-        scheduler::schedule(&mut self.state, &self.cfg, now, &mut self.plan);
-        self.counters.preemptions += u64::from(self.plan.preempted);
-        if self.plan.entries.is_empty() {
+        let mut plan = self.spare.pop().unwrap_or_default();
+        scheduler::schedule(&mut self.state, &self.cfg, now, &mut plan);
+        self.counters.preemptions += u64::from(plan.preempted);
+        if plan.entries.is_empty() {
+            self.spare.push(plan);
             return None;
         }
         let mut duration = SimDuration::ZERO;
-        for step in 0..self.plan.decode_steps {
+        let mut tokens = 0;
+        for step in 0..plan.decode_steps {
             self.shape.clear();
-            for e in &self.plan.entries {
+            for e in &plan.entries {
                 let r = &self.state.reqs[e.slot];
                 if step == 0 {
                     if r.is_decoding() {
@@ -290,7 +319,7 @@ impl Replica {
                 break;
             }
             if step == 0 {
-                self.tokens_in_step = self.shape.total_tokens();
+                tokens = self.shape.total_tokens();
             }
             let seqs = self.shape.num_seqs();
             self.counters.iterations += 1;
@@ -299,29 +328,56 @@ impl Replica {
             self.counters.batch_tokens_sum += self.shape.total_tokens();
             duration += self.latency.step_time(&self.shape);
         }
-        if self.plan.swap_bytes > 0.0 {
-            duration += SimDuration::from_secs_f64(
-                self.plan.swap_bytes / self.cfg.swap_bandwidth_bytes_per_s,
-            );
+        if plan.swap_bytes > 0.0 {
+            duration +=
+                SimDuration::from_secs_f64(plan.swap_bytes / self.cfg.swap_bandwidth_bytes_per_s);
         }
         // Time always advances: a zero-length iteration could loop forever.
         let duration = duration.max(SimDuration::from_nanos(1));
         self.counters.busy += duration;
-        self.busy = true;
-        Some(duration)
+        for e in &plan.entries {
+            self.state.reqs[e.slot].in_flight = true;
+        }
+        let start = self.pipeline(now, duration);
+        self.in_flight.push_back((plan, tokens));
+        Some(start)
+    }
+
+    /// Push a batch whose whole-model time is `duration` through the pipeline: each of
+    /// the `p` stages (equal layer shares) takes `duration / p`, and a stage starts the
+    /// batch when the batch has left the previous stage and the stage has finished the
+    /// previous batch. Uneven batches leave bubbles; with one stage this is `now +
+    /// duration`.
+    fn pipeline(&mut self, now: SimTime, duration: SimDuration) -> StepStart {
+        let p = self.stage_free.len() as u64;
+        let per_stage = SimDuration::from_nanos(duration.as_nanos() / p);
+        // The remainder of the division goes to the last stage so the stages sum up.
+        let last = duration - per_stage.saturating_mul(p - 1);
+        let mut t = now;
+        for (j, free) in self.stage_free.iter_mut().enumerate() {
+            let d = if j as u64 + 1 == p { last } else { per_stage };
+            t = t.max(*free) + d;
+            *free = t;
+        }
+        StepStart {
+            first_stage_free: self.stage_free[0],
+            done: t,
+        }
     }
 
     /// Apply the iteration in flight, which ends at `now`: advance tokens, emit them, and
     /// retire finished requests.
     pub fn finish_step(&mut self, now: SimTime, sink: &mut dyn RequestSink) {
-        debug_assert!(self.busy, "finish_step without a step in flight");
-        self.busy = false;
-        self.tokens_in_step = 0;
-        let steps = self.plan.decode_steps;
+        let (plan, _) = self
+            .in_flight
+            .pop_front()
+            .expect("finish_step without a batch in flight");
+        let steps = plan.decode_steps;
         let mut any_done = false;
         let mut handoff = false;
-        for e in &self.plan.entries {
+        for e in &plan.entries {
             let r = &mut self.state.reqs[e.slot];
+            r.in_flight = false;
             let produced = if steps > 1 {
                 let n = steps.min(r.output_tokens - r.generated);
                 r.computed += n;
@@ -352,6 +408,7 @@ impl Replica {
             any_done |= r.is_done();
             handoff |= self.role == ReplicaRole::Prefill && first && !r.is_done();
         }
+        self.spare.push(plan);
         if any_done || handoff {
             self.retire_finished(now, sink);
         }

@@ -61,6 +61,9 @@ pub struct LiveRequest {
     /// Whether its computed KV arrived from a prefill replica (disaggregated serving)
     /// and still has to be placed in this replica's cache.
     pub kv_transferred: bool,
+    /// Whether it is part of a batch still in the pipeline (it cannot be scheduled
+    /// again, or preempted, until that batch completes).
+    pub in_flight: bool,
 }
 
 impl LiveRequest {

@@ -84,6 +84,8 @@ enum Event {
     StepDone(u32),
     /// A request's KV, sent by a prefill replica, lands on a decode replica.
     Handoff(u32, Box<LiveRequest>),
+    /// A pipeline stage frees up: idle replicas try to start a batch.
+    Wake,
 }
 
 /// A simulation of a set of replicas behind a router.
@@ -214,6 +216,7 @@ impl Simulation {
                         self.in_transit[to as usize] -= 1;
                         self.replicas[to as usize].accept_handoff(*req, te, sink);
                     }
+                    Event::Wake => {}
                 }
             }
             if te < t {
@@ -264,9 +267,13 @@ impl Simulation {
     pub fn start_idle(&mut self, observer: &mut dyn Observer) {
         let now = self.now;
         for replica in &mut self.replicas {
-            if let Some(d) = replica.try_start_step(now) {
-                observer.on_step_start(now, d, replica);
-                self.queue.push(now + d, Event::StepDone(replica.id()));
+            if let Some(s) = replica.try_start_step(now) {
+                observer.on_step_start(now, s.done.saturating_duration_since(now), replica);
+                self.queue.push(s.done, Event::StepDone(replica.id()));
+                if s.first_stage_free < s.done {
+                    // The first stage can take another batch before this one is out.
+                    self.queue.push(s.first_stage_free, Event::Wake);
+                }
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Continuous (iteration-level) batching: vLLM V1, vLLM V0 and Orca differ only in the
 //! knobs of [`Policy`], so one loop implements all three.
 
-use super::{ReplicaState, Scheduled, StepPlan};
+use super::{Grow, ReplicaState, Scheduled, StepPlan};
 use crate::engine::config::EngineConfig;
 use crate::units::SimTime;
 
@@ -71,29 +71,29 @@ pub(super) fn schedule(
     while i < st.running.len() && budget > 0 {
         let slot = st.running[i];
         let r = &st.reqs[slot];
-        if policy.decodes_first && !r.is_decoding() {
+        if r.in_flight || (policy.decodes_first && !r.is_decoding()) {
             i += 1;
             continue;
         }
-        if !schedule_running(st, cfg, plan, slot, &mut budget, chunked) {
-            // `slot` itself was preempted: everything after it is gone too.
-            break;
+        // If `slot` itself was preempted, the next request has moved into place `i`
+        // (and every later one not in flight was preempted before it).
+        if schedule_running(st, cfg, plan, slot, &mut budget, chunked) != Grow::SelfPreempted {
+            i += 1;
         }
-        i += 1;
     }
     if policy.decodes_first {
         // Then unfinished prefill chunks of running requests.
         let mut i = 0;
         while i < st.running.len() && budget > 0 {
             let slot = st.running[i];
-            if st.reqs[slot].is_decoding() || plan.entries.iter().any(|e| e.slot == slot) {
+            let r = &st.reqs[slot];
+            if r.in_flight || r.is_decoding() || plan.entries.iter().any(|e| e.slot == slot) {
                 i += 1;
                 continue;
             }
-            if !schedule_running(st, cfg, plan, slot, &mut budget, chunked) {
-                break;
+            if schedule_running(st, cfg, plan, slot, &mut budget, chunked) != Grow::SelfPreempted {
+                i += 1;
             }
-            i += 1;
         }
     }
 
@@ -107,7 +107,7 @@ pub(super) fn schedule(
     }
 }
 
-/// Schedule a running request's pending tokens. Returns false if it was preempted.
+/// Schedule a running request's pending tokens (it may wait, or be preempted).
 fn schedule_running(
     st: &mut ReplicaState,
     cfg: &EngineConfig,
@@ -115,21 +115,21 @@ fn schedule_running(
     slot: usize,
     budget: &mut u32,
     chunked: bool,
-) -> bool {
+) -> Grow {
     let r = &st.reqs[slot];
     let pending = r.pending_tokens();
     if !chunked && pending > *budget {
         // A whole-prompt re-prefill that does not fit this iteration waits.
-        return true;
+        return Grow::NoRoom;
     }
     let num_new = pending.min(*budget);
     let target = r.computed + num_new;
-    if !st.grow_or_preempt(slot, target, cfg, plan, budget) {
-        return false;
+    let outcome = st.grow_or_preempt(slot, target, cfg, plan, budget);
+    if outcome == Grow::Grown {
+        plan.entries.push(Scheduled { slot, num_new });
+        *budget -= num_new;
     }
-    plan.entries.push(Scheduled { slot, num_new });
-    *budget -= num_new;
-    true
+    outcome
 }
 
 fn admit_waiting(
@@ -184,7 +184,7 @@ fn extend_to_multi_step(
         let remaining = r.output_tokens - r.generated;
         let target = r.computed + steps.min(remaining);
         // Preempted requests leave the plan; `k` then points at the next entry.
-        if st.grow_or_preempt(slot, target, cfg, plan, budget) {
+        if st.grow_or_preempt(slot, target, cfg, plan, budget) != Grow::SelfPreempted {
             k += 1;
         }
     }

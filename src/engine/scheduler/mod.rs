@@ -17,6 +17,17 @@ use std::collections::VecDeque;
 mod continuous;
 mod static_batch;
 
+/// Outcome of growing a running request's KV.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Grow {
+    /// It holds the KV it needs.
+    Grown,
+    /// It had to be preempted itself (it was the most recent candidate).
+    SelfPreempted,
+    /// Nothing could be preempted (every other candidate is in flight); it waits.
+    NoRoom,
+}
+
 /// One request's share of an iteration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Scheduled {
@@ -131,21 +142,22 @@ impl ReplicaState {
         cfg: &EngineConfig,
         plan: &mut StepPlan,
         budget: &mut u32,
-    ) -> bool {
+    ) -> Grow {
         loop {
             if self
                 .kv
                 .grow(seq(slot), tokens, &self.reqs[slot].block_hashes)
             {
-                return true;
+                return Grow::Grown;
             }
-            let victim = self
-                .running
-                .pop()
-                .expect("a running request is being grown");
+            // The most recently admitted request that is not in a batch in flight.
+            let Some(j) = self.running.iter().rposition(|&s| !self.reqs[s].in_flight) else {
+                return Grow::NoRoom;
+            };
+            let victim = self.running.remove(j);
             self.preempt(victim, cfg, plan, budget);
             if victim == slot {
-                return false;
+                return Grow::SelfPreempted;
             }
         }
     }

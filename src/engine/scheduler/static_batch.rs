@@ -39,7 +39,7 @@ pub(super) fn schedule(
     }
     for &slot in &st.running {
         let r = &st.reqs[slot];
-        if !r.is_done() {
+        if !r.is_done() && !r.in_flight {
             plan.entries.push(Scheduled {
                 slot,
                 num_new: r.pending_tokens(),
