@@ -9,8 +9,9 @@
 //! 3. **Plan**: sweep hardware, parallelism and scheduler settings to find the cheapest
 //!    cluster that meets a latency SLO.
 //!
-//! Around that core it answers static questions: how much memory a model needs
-//! ([`memory`]), and the roofline latency of one batch ([`perf`]).
+//! Around that core it answers static questions: how much memory a model needs to serve
+//! ([`memory`]) or to fine-tune ([`finetune`]), and the roofline latency of one batch
+//! ([`perf`]).
 //!
 //! The crate is one library with a thin CLI on top; every command is usable from Rust.
 //! Data (model configs, hardware specs, measured latencies) lives in files under
@@ -22,6 +23,7 @@ pub mod deployment;
 pub mod dtype;
 pub mod engine;
 pub mod error;
+pub mod finetune;
 pub mod hardware;
 pub mod memory;
 pub mod metrics;

@@ -1,4 +1,5 @@
-//! `servesim memory`: the serving memory plan per GPU.
+//! `servesim memory`: the serving memory plan per GPU, or with `--train` the
+//! fine-tuning plan ([`finetune_args`]).
 
 use super::args::{gib, print_record, DeploymentArgs, Format};
 use anyhow::Result;
@@ -9,11 +10,23 @@ use servesim::memory::{self, MemoryModel, MemoryOptions, MemoryPlan};
 use servesim::model::ModelCatalog;
 use servesim::paths::DataPaths;
 
+// A child of this command rather than of `cli`, so `cli/mod.rs` stays untouched.
+#[path = "finetune_args.rs"]
+mod finetune_args;
+
 /// Arguments of `servesim memory`.
 #[derive(Args, Debug)]
 pub struct MemoryArgs {
     #[command(flatten)]
     deployment: DeploymentArgs,
+
+    /// Plan fine-tuning instead of serving: full, lora or qlora (see the LoRA, optimizer,
+    /// ZeRO/FSDP and batch flags, which require it).
+    #[arg(long, value_enum, value_name = "MODE")]
+    train: Option<servesim::finetune::TrainMode>,
+
+    #[command(flatten)]
+    finetune: finetune_args::FinetuneArgs,
 
     /// Tokens per KV-cache block.
     #[arg(long, default_value_t = 16)]
@@ -27,7 +40,8 @@ pub struct MemoryArgs {
     #[arg(long, default_value_t = 256)]
     max_num_seqs: u32,
 
-    /// Sequence length for "max concurrent sequences" (default: --max-model-len).
+    /// Sequence length for "max concurrent sequences" (default: --max-model-len). With
+    /// --train: tokens per training sequence (default: 2048).
     #[arg(long, value_name = "TOKENS")]
     seq_len: Option<u32>,
 
@@ -36,7 +50,7 @@ pub struct MemoryArgs {
     #[arg(long)]
     min_gpus: bool,
 
-    /// Largest number of GPUs --min-gpus tries.
+    /// Largest number of GPUs --min-gpus (and --train's minimum-GPU search) tries.
     #[arg(long, default_value_t = 128, value_name = "N")]
     max_gpus: u32,
 
@@ -113,6 +127,17 @@ fn rows(p: &MemoryPlan) -> Vec<(String, String)> {
 
 /// Run `servesim memory`.
 pub fn run(args: MemoryArgs, paths: &DataPaths) -> Result<()> {
+    if let Some(mode) = args.train {
+        return finetune_args::run(
+            mode,
+            &args.finetune,
+            &args.deployment,
+            args.seq_len,
+            args.max_gpus,
+            args.format,
+            paths,
+        );
+    }
     let mm = MemoryModel::load(&paths.perf_model)?;
     let opts = MemoryOptions {
         block_size: args.block_size,
