@@ -35,6 +35,12 @@ pub struct DeploymentRequest {
     pub max_model_len: Option<u32>,
     /// Fraction of GPU memory the engine may use.
     pub gpu_memory_utilization: Option<f64>,
+    /// Attention data-parallel ranks (each its own engine) sharing the experts.
+    pub data_parallel_size: Option<u32>,
+    /// Spread routed experts over the TP × DP GPUs instead of splitting each.
+    pub enable_expert_parallel: bool,
+    /// Tokens on the busiest expert-parallel GPU over the mean (1 = perfectly balanced).
+    pub expert_load_imbalance: Option<f64>,
 }
 
 /// A resolved, validated deployment.
@@ -58,6 +64,13 @@ pub struct Deployment {
     pub max_model_len: u32,
     /// Fraction of GPU memory the engine may use.
     pub gpu_memory_utilization: f64,
+    /// Attention data-parallel ranks; each is one simulated replica of `tp × pp` GPUs.
+    pub dp: u32,
+    /// Expert-parallel size: routed experts are spread over `ep` GPUs, whole (1 = each
+    /// expert split over the TP group instead).
+    pub ep: u32,
+    /// Tokens on the busiest expert-parallel GPU over the mean.
+    pub expert_load_imbalance: f64,
 }
 
 /// A short description of a deployment for reports.
@@ -138,6 +151,22 @@ impl Deployment {
             None => u32::try_from(model.max_position_embeddings).unwrap_or(u32::MAX),
         };
         let util = req.gpu_memory_utilization.unwrap_or(0.9);
+        let dp = req.data_parallel_size.unwrap_or(1);
+        let moe = model
+            .layers
+            .iter()
+            .any(|l| matches!(l.ffn, crate::model::FfnSpec::Moe { .. }));
+        if req.enable_expert_parallel && !moe {
+            return Err(Error::Config(format!(
+                "--enable-expert-parallel needs a mixture-of-experts model; {} is dense",
+                model.name
+            )));
+        }
+        let ep = if req.enable_expert_parallel {
+            tp * dp
+        } else {
+            1
+        };
         let d = Deployment {
             cluster: ClusterSpec::new(gpu),
             model,
@@ -148,6 +177,9 @@ impl Deployment {
             kv_dtype,
             max_model_len,
             gpu_memory_utilization: util,
+            dp,
+            ep,
+            expert_load_imbalance: req.expert_load_imbalance.unwrap_or(1.0),
         };
         d.validate()?;
         Ok(d)
@@ -177,6 +209,31 @@ impl Deployment {
                 "--pipeline-parallel-size {} exceeds the {} layers of {}",
                 self.pp, self.model.num_layers, self.model.name
             ));
+        }
+        if self.dp == 0 {
+            return cfg("--data-parallel-size must be at least 1".into());
+        }
+        if !(self.expert_load_imbalance >= 1.0 && self.expert_load_imbalance.is_finite()) {
+            return cfg(format!(
+                "--expert-load-imbalance is the busiest GPU's share over the mean and must be at least 1, got {}",
+                self.expert_load_imbalance
+            ));
+        }
+        if self.ep > 1 {
+            let experts = self.model.layers.iter().find_map(|l| match l.ffn {
+                crate::model::FfnSpec::Moe { num_experts, .. } => Some(num_experts),
+                _ => None,
+            });
+            match experts {
+                None => return cfg(format!("--enable-expert-parallel needs a mixture-of-experts model; {} is dense", self.model.name)),
+                Some(e) if e % u64::from(self.ep) != 0 => {
+                    return cfg(format!(
+                        "expert parallelism over {} GPUs (TP {} × DP {}) does not divide the {e} experts of {}",
+                        self.ep, self.tp, self.dp, self.model.name
+                    ))
+                }
+                _ => {}
+            }
         }
         if !(self.gpu_memory_utilization > 0.0 && self.gpu_memory_utilization <= 1.0) {
             return cfg(format!(
@@ -214,9 +271,18 @@ impl Deployment {
         &self.cluster.gpu
     }
 
-    /// GPUs per replica.
+    /// GPUs per simulated replica (one data-parallel rank).
     pub fn num_gpus(&self) -> u32 {
         self.tp * self.pp
+    }
+
+    /// Routed-expert instances held by one GPU of a layer with `total` experts.
+    pub fn experts_per_gpu(&self, total: u64) -> u64 {
+        if self.ep > 1 {
+            total / u64::from(self.ep)
+        } else {
+            total
+        }
     }
 
     /// The format a quantizable matrix of the model is stored in.

@@ -9,7 +9,7 @@
 
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
-use crate::model::{FfnSpec, LayerSpec, LinearOp, TpSplit};
+use crate::model::{ExpertCount, FfnSpec, LayerSpec, LinearOp, TpSplit};
 use crate::units::BYTES_PER_GIB;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -162,7 +162,11 @@ pub fn layer_weight_bytes_per_gpu(d: &Deployment, layer: &LayerSpec) -> f64 {
     let half = d.model.unquantized_dtype().bytes_per_element();
     let mut bytes = 0.0;
     for op in &layer.ops {
-        let inst = op.experts.instances() as f64;
+        // With expert parallelism each GPU holds whole experts, `total / ep` of them.
+        let (inst, split) = match op.experts {
+            ExpertCount::Routed { total, .. } if d.ep > 1 => (d.experts_per_gpu(total) as f64, 1.0),
+            e => (e.instances() as f64, shard(op, d.tp)),
+        };
         let w = (op.in_features * op.out_features) as f64 * inst;
         let b = if op.bias {
             op.out_features as f64 * inst
@@ -173,7 +177,7 @@ pub fn layer_weight_bytes_per_gpu(d: &Deployment, layer: &LayerSpec) -> f64 {
             .model
             .op_weight_dtype(op, d.weight_dtype)
             .bytes_per_element();
-        bytes += (w * wb + b * half) / shard(op, d.tp);
+        bytes += (w * wb + b * half) / split;
     }
     bytes += layer
         .norms

@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub output_dir: Option<PathBuf>,
     /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
+    /// The link KV crosses from prefill to decode replicas (disaggregated serving).
+    pub kv_transfer_link: Option<crate::hardware::LinkSpec>,
 }
 
 /// The outcome of a run.
@@ -118,6 +120,9 @@ pub fn run(
     let mut recorder = Recorder::new(opts.slo).with_writer(&mut write_request);
     let mut timeseries = TimeSeries::new(Some(&mut write_ts));
     let mut sim = Simulation::new(replicas, router)?;
+    if let Some(link) = &opts.kv_transfer_link {
+        sim = sim.with_kv_transfer_link(link.clone());
+    }
     let stats = sim.run(source, &mut recorder, &mut timeseries)?;
     progress.finish_and_clear();
 

@@ -70,6 +70,22 @@ pub struct DeploymentArgs {
     /// Fraction of each GPU's memory the engine may use (vLLM semantics). Default: 0.9.
     #[arg(long, value_name = "FRACTION")]
     pub gpu_memory_utilization: Option<f64>,
+
+    /// Attention data-parallel ranks, each its own engine (scheduler and KV cache) of
+    /// TP × PP GPUs; with --enable-expert-parallel they share the experts. Default: 1.
+    #[arg(long = "data-parallel-size", value_name = "N")]
+    #[serde(rename = "data-parallel-size")]
+    pub data_parallel_size: Option<u32>,
+
+    /// Spread each MoE layer's routed experts, whole, over the TP × DP GPUs (all-to-all
+    /// dispatch and combine) instead of splitting every expert over the TP group.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub enable_expert_parallel: Option<bool>,
+
+    /// With expert parallelism: tokens on the busiest GPU over the mean (1 = perfectly
+    /// balanced routing). Default: 1.
+    #[arg(long, value_name = "RATIO")]
+    pub expert_load_imbalance: Option<f64>,
 }
 
 merge_fields!(DeploymentArgs {
@@ -81,7 +97,10 @@ merge_fields!(DeploymentArgs {
     quantization,
     kv_cache_dtype,
     max_model_len,
-    gpu_memory_utilization
+    gpu_memory_utilization,
+    data_parallel_size,
+    enable_expert_parallel,
+    expert_load_imbalance
 });
 
 /// Scheduler settings (vLLM knob names; defaults are vLLM's for the chosen scheduler).
@@ -204,6 +223,9 @@ impl DeploymentArgs {
             kv_cache_dtype: self.kv_cache_dtype.clone(),
             max_model_len: self.max_model_len,
             gpu_memory_utilization: self.gpu_memory_utilization,
+            data_parallel_size: self.data_parallel_size,
+            enable_expert_parallel: self.enable_expert_parallel.unwrap_or(false),
+            expert_load_imbalance: self.expert_load_imbalance,
         }
     }
 }

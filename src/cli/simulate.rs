@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
 use servesim::deployment::Deployment;
+use servesim::engine::ReplicaRole;
 use servesim::metrics::Slo;
 use servesim::paths::DataPaths;
 use servesim::setup::ReplicaSetup;
@@ -54,7 +55,21 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub concurrency: Option<u32>,
 
-    /// Identical replicas behind the router.
+    /// Disaggregated serving: replicas that only prefill (use with
+    /// --num-decode-replicas; each replica is the deployment given by the other flags).
+    #[arg(long, value_name = "N")]
+    pub num_prefill_replicas: Option<u32>,
+
+    /// Disaggregated serving: replicas that only decode, fed by the prefill replicas.
+    #[arg(long, value_name = "N")]
+    pub num_decode_replicas: Option<u32>,
+
+    /// Where KV travels from prefill to decode replicas: over the GPUs' scale-out
+    /// network (separate nodes) or their intra-node link (same node).
+    #[arg(long, value_enum)]
+    pub kv_transfer_link: Option<KvLink>,
+
+    /// Identical replicas behind the router (each data-parallel rank counts as one).
     #[arg(long, value_name = "N")]
     pub num_replicas: Option<u32>,
 
@@ -88,6 +103,9 @@ merge_fields!(RunArgs {
     time_window,
     seed,
     concurrency,
+    num_prefill_replicas,
+    num_decode_replicas,
+    kv_transfer_link,
     num_replicas,
     route,
     slo_ttft_s,
@@ -100,7 +118,8 @@ merge_fields!(RunArgs {
 type RunArgsFile = RunArgs;
 
 /// A `--config` file: run options at the top level, `[deployment]` and `[engine]` tables
-/// with the flag names as keys.
+/// with the flag names as keys, and optionally `[[replica-group]]` entries for
+/// heterogeneous or disaggregated clusters.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct ConfigFile {
@@ -110,6 +129,32 @@ struct ConfigFile {
     deployment: DeploymentArgs,
     #[serde(default)]
     engine: EngineArgs,
+    #[serde(default, rename = "replica-group")]
+    replica_groups: Vec<ReplicaGroup>,
+}
+
+/// A group of identical replicas: `count` of them with `role`, their `[deployment]` and
+/// `[engine]` keys overriding the file's top-level tables.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct ReplicaGroup {
+    count: Option<u32>,
+    role: Option<ReplicaRole>,
+    #[serde(default)]
+    deployment: DeploymentArgs,
+    #[serde(default)]
+    engine: EngineArgs,
+}
+
+/// The link KV crosses between prefill and decode replicas.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KvLink {
+    /// The scale-out network between nodes (InfiniBand/RoCE per GPU).
+    #[default]
+    InterNode,
+    /// The GPUs' intra-node link (NVLink, PCIe).
+    IntraNode,
 }
 
 /// Arguments of `servesim simulate`.
@@ -164,6 +209,7 @@ fn short(name: &str) -> String {
 
 /// Run `servesim simulate`.
 pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
+    let mut groups = Vec::new();
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
@@ -172,11 +218,57 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         args.run.merge_from(file.run);
         args.deployment.merge_from(file.deployment);
         args.engine.merge_from(file.engine);
+        groups = file.replica_groups;
     }
     let run = &args.run;
-    let deployment = Deployment::resolve(&args.deployment.request(), paths)?;
-    let overrides = args.engine.overrides();
-    let setup = ReplicaSetup::new(deployment, &overrides, paths)?;
+    if groups.is_empty() {
+        groups = match (run.num_prefill_replicas, run.num_decode_replicas) {
+            (None, None) => vec![ReplicaGroup {
+                count: run.num_replicas,
+                ..ReplicaGroup::default()
+            }],
+            (Some(p), Some(d)) => vec![
+                ReplicaGroup {
+                    count: Some(p),
+                    role: Some(ReplicaRole::Prefill),
+                    ..ReplicaGroup::default()
+                },
+                ReplicaGroup {
+                    count: Some(d),
+                    role: Some(ReplicaRole::Decode),
+                    ..ReplicaGroup::default()
+                },
+            ],
+            _ => anyhow::bail!(
+                "disaggregated serving needs both --num-prefill-replicas and --num-decode-replicas"
+            ),
+        };
+    }
+    // Each group: its own keys first, then the run's (flags over file).
+    let mut setups = Vec::new();
+    let mut replicas = Vec::new();
+    for g in &groups {
+        let mut dep = g.deployment.clone();
+        dep.merge_from(args.deployment.clone());
+        let mut eng = g.engine.clone();
+        eng.merge_from(args.engine.clone());
+        let deployment = Deployment::resolve(&dep.request(), paths)?;
+        let setup = ReplicaSetup::new(deployment, &eng.overrides(), paths)?;
+        let role = g.role.unwrap_or_default();
+        let n = g.count.unwrap_or(1) * setup.deployment.dp;
+        if n == 0 {
+            anyhow::bail!("a replica group needs a count of at least 1");
+        }
+        for r in setup.replicas(n)? {
+            let id = replicas.len() as u32;
+            replicas.push(
+                servesim::engine::Replica::new(id, r.config().clone(), setup.latency.clone())?
+                    .with_role(role),
+            );
+        }
+        setups.push((g.count.unwrap_or(1), role, setup));
+    }
+    let setup = setups[0].2.clone();
 
     let trace_path = run
         .trace
@@ -191,8 +283,14 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         ..TraceOptions::default()
     };
     let reader = open_trace(&trace_path, &opts)?;
-    let replicas = setup.replicas(run.num_replicas.unwrap_or(1))?;
     let router = Router::new(run.route.unwrap_or_default());
+    let kv_link = setups
+        .iter()
+        .find(|(_, role, _)| *role == ReplicaRole::Prefill)
+        .map(|(_, _, s)| match run.kv_transfer_link.unwrap_or_default() {
+            KvLink::InterNode => s.deployment.gpu().inter_node_link().clone(),
+            KvLink::IntraNode => s.deployment.gpu().intra_node_link().clone(),
+        });
     let run_name = run.run_name.clone().unwrap_or_else(|| {
         let stem = trace_path
             .file_stem()
@@ -216,6 +314,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         },
         output_dir: output_dir.clone(),
         progress: std::io::stderr().is_terminal(),
+        kv_transfer_link: kv_link,
     };
     let source = match run.concurrency {
         Some(concurrency) => RequestSource::ClosedLoop {
@@ -227,25 +326,36 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
     let result = run_sim(replicas, router, source, &opts)?;
 
     #[derive(serde::Serialize)]
+    struct Group<'a> {
+        count: u32,
+        role: ReplicaRole,
+        deployment: servesim::deployment::DeploymentSummary,
+        engine: &'a servesim::engine::EngineConfig,
+        latency_model: String,
+        memory: &'a servesim::memory::MemoryPlan,
+    }
+    #[derive(serde::Serialize)]
     struct Resolved<'a> {
         run_name: &'a str,
         trace: String,
-        deployment: servesim::deployment::DeploymentSummary,
-        engine: &'a servesim::engine::EngineConfig,
-        num_replicas: u32,
         route: RoutePolicy,
-        latency_model: String,
-        memory: &'a servesim::memory::MemoryPlan,
+        replica_groups: Vec<Group<'a>>,
     }
     let resolved = Resolved {
         run_name: &run_name,
         trace: trace_path.display().to_string(),
-        deployment: setup.deployment.summary(),
-        engine: &setup.engine,
-        num_replicas: run.num_replicas.unwrap_or(1),
         route: run.route.unwrap_or_default(),
-        latency_model: setup.latency.describe(),
-        memory: &setup.memory,
+        replica_groups: setups
+            .iter()
+            .map(|(count, role, s)| Group {
+                count: *count,
+                role: *role,
+                deployment: s.deployment.summary(),
+                engine: &s.engine,
+                latency_model: s.latency.describe(),
+                memory: &s.memory,
+            })
+            .collect(),
     };
     if let Some(dir) = &output_dir {
         servesim::report::write_json(&dir.join("config.json"), &resolved)?;
@@ -263,21 +373,36 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
             w.flush()?;
         }
         Format::Table => {
-            let d = &setup.deployment;
-            println!(
-                "{}: {} on {} × {} (TP{} PP{}) × {} replica(s), {} scheduler, {} KV blocks of {} tokens",
-                run_name,
-                d.model.name,
-                d.num_gpus(),
-                d.gpu().name,
-                d.tp,
-                d.pp,
-                resolved.num_replicas,
-                setup.engine.scheduler,
-                setup.engine.num_gpu_blocks,
-                setup.engine.block_size
-            );
-            println!("latency model: {}", resolved.latency_model);
+            println!("{run_name}:");
+            for (count, role, s) in &setups {
+                let d = &s.deployment;
+                let role = match role {
+                    ReplicaRole::Unified => String::new(),
+                    r => format!(" {r:?}").to_lowercase(),
+                };
+                let dp = if d.dp > 1 {
+                    format!(" DP{}", d.dp)
+                } else {
+                    String::new()
+                };
+                let ep = if d.ep > 1 {
+                    format!(" EP{}", d.ep)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "  {count} ×{role} {} on {} × {} (TP{} PP{}{dp}{ep}), {} scheduler, {} KV blocks of {} tokens",
+                    d.model.name,
+                    d.num_gpus(),
+                    d.gpu().name,
+                    d.tp,
+                    d.pp,
+                    s.engine.scheduler,
+                    s.engine.num_gpu_blocks,
+                    s.engine.block_size
+                );
+                println!("  latency model: {}", s.latency.describe());
+            }
             print!("{}", servesim::report::summary_table(&result.summary));
             if let Some(dir) = &output_dir {
                 println!(

@@ -184,6 +184,17 @@ impl Replica {
         !self.in_flight.is_empty()
     }
 
+    /// Prompt tokens of `req` whose KV this replica's prefix cache holds now (0 with
+    /// prefix caching off).
+    pub fn cached_prefix_tokens(&self, req: &Request) -> u32 {
+        if !self.cfg.enable_prefix_caching {
+            return 0;
+        }
+        self.state
+            .kv
+            .num_cached_prefix_tokens(&block_hashes(req, self.cfg.block_size))
+    }
+
     /// Requests waiting for admission.
     pub fn num_waiting(&self) -> usize {
         self.state.waiting.len()

@@ -141,7 +141,38 @@ pub struct Recorder<'w> {
     /// ITL samples of one value not yet in the histogram: the decodes of one iteration
     /// mostly share their gap, so they are recorded with one call.
     pending_itl: (u64, u64),
+    per_replica: Vec<ReplicaTally>,
     writer: Option<&'w mut dyn FnMut(&RequestRecord)>,
+}
+
+/// What one replica served.
+#[derive(Clone, Debug, Default)]
+struct ReplicaTally {
+    completed: u64,
+    rejected: u64,
+    output_tokens: u64,
+    ttft: Distribution,
+    tpot: Distribution,
+    e2e: Distribution,
+}
+
+/// Per-replica figures in the summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReplicaSummary {
+    /// Replica index.
+    pub replica: u32,
+    /// Requests it finished.
+    pub completed: u64,
+    /// Requests it rejected.
+    pub rejected: u64,
+    /// Output tokens per second of the run.
+    pub output_tokens_per_s: f64,
+    /// Its TTFT distribution.
+    pub ttft_s: DistStats,
+    /// Its TPOT distribution.
+    pub tpot_s: DistStats,
+    /// Its E2E distribution.
+    pub e2e_s: DistStats,
 }
 
 impl std::fmt::Debug for Recorder<'_> {
@@ -175,6 +206,7 @@ impl<'w> Recorder<'w> {
             first_arrival: None,
             last_finish: 0.0,
             pending_itl: (0, 0),
+            per_replica: Vec::new(),
             writer: None,
         }
     }
@@ -233,6 +265,20 @@ impl<'w> Recorder<'w> {
             preemptions: self.preemptions,
             prefix_hit_tokens: self.prefix_hit_tokens,
             engine: EngineSummary::default(),
+            replicas: self
+                .per_replica
+                .iter()
+                .enumerate()
+                .map(|(i, t)| ReplicaSummary {
+                    replica: i as u32,
+                    completed: t.completed,
+                    rejected: t.rejected,
+                    output_tokens_per_s: per_s(t.output_tokens as f64),
+                    ttft_s: t.ttft.stats(),
+                    tpot_s: t.tpot.stats(),
+                    e2e_s: t.e2e.stats(),
+                })
+                .collect(),
         }
     }
 }
@@ -251,6 +297,20 @@ impl RequestSink for Recorder<'_> {
     }
 
     fn on_request_end(&mut self, r: RequestRecord) {
+        let i = r.replica as usize;
+        if i >= self.per_replica.len() {
+            self.per_replica.resize(i + 1, ReplicaTally::default());
+        }
+        let t = &mut self.per_replica[i];
+        if r.status == RequestStatus::Finished {
+            t.completed += 1;
+            t.output_tokens += u64::from(r.output_tokens);
+            t.ttft.record_secs(r.ttft_s);
+            t.tpot.record_secs(r.tpot_s);
+            t.e2e.record_secs(r.e2e_s);
+        } else {
+            t.rejected += 1;
+        }
         if self.first_arrival.is_none_or(|a| r.arrival_time_s < a) {
             self.first_arrival = Some(r.arrival_time_s);
         }
@@ -352,6 +412,8 @@ pub struct Summary {
     pub prefix_hit_tokens: u64,
     /// Engine-level figures.
     pub engine: EngineSummary,
+    /// The same per replica (by the replica that finished each request).
+    pub replicas: Vec<ReplicaSummary>,
 }
 
 #[cfg(test)]

@@ -115,12 +115,25 @@ struct PreparedLinear {
     flops_per_token: f64,
     /// Bytes of one weight instance shard (one expert for routed experts).
     instance_bytes: f64,
-    /// (total experts, experts per token) for routed experts.
-    experts: Option<(f64, f64)>,
+    /// Routed experts: how many weight instances the batch can touch on this GPU.
+    experts: Option<ExpertShare>,
     /// Activation bytes read and written per token.
     act_bytes_per_token: f64,
     /// Achieved FLOP/s.
     rate: f64,
+}
+
+/// The routed experts of one operator as one GPU sees them.
+#[derive(Clone, Copy, Debug)]
+struct ExpertShare {
+    /// Experts in the layer.
+    total: f64,
+    /// Experts each token uses.
+    per_token: f64,
+    /// Experts held by this GPU (all of them, TP-split, without expert parallelism).
+    local: f64,
+    /// Tokens routed from all data-parallel ranks per token of this replica.
+    token_scale: f64,
 }
 
 /// Attention of a layer group on one GPU.
@@ -144,6 +157,9 @@ struct LayerGroup {
     /// Bytes of elementwise passes per token (norms, residuals, activation function).
     elementwise_bytes_per_token: f64,
     all_reduces: u32,
+    /// Bytes one GPU sends per token of the batch in each expert-parallel all-to-all
+    /// (dispatch, and again for combine); 0 without expert parallelism.
+    all_to_all_bytes_per_token: f64,
 }
 
 /// The roofline latency model of one replica.
@@ -157,6 +173,8 @@ pub struct Roofline {
     attn_rate: f64,
     tp: u32,
     tp_link: LinkSpec,
+    ep: u32,
+    ep_link: LinkSpec,
     pp: u32,
     pp_link: LinkSpec,
     num_layers: u64,
@@ -176,9 +194,16 @@ impl Roofline {
         let m = &d.model;
         let ab = d.act_dtype.bytes_per_element();
         let tp = d.tp;
+        // With expert parallelism, a GPU holds `total / ep` whole experts and computes
+        // the tokens all `dp` ranks route to them: `dp / ep` of the expert-token pairs,
+        // times the imbalance of the busiest GPU.
+        let ep = f64::from(d.ep);
+        let ep_load = f64::from(d.dp) * d.expert_load_imbalance / ep;
         let prepare = |op: &LinearOp| -> PreparedLinear {
-            let s = shards(op, tp);
-            let k = op.experts.active_per_token() as f64;
+            let routed_ep = d.ep > 1 && matches!(op.experts, ExpertCount::Routed { .. });
+            let s = if routed_ep { 1.0 } else { shards(op, tp) };
+            let load = if routed_ep { ep_load } else { 1.0 };
+            let k = op.experts.active_per_token() as f64 * load;
             let wdt = m.op_weight_dtype(op, d.weight_dtype);
             // Column-split: full input, 1/tp of the output; row-split: the reverse.
             let (i, o) = (op.in_features as f64, op.out_features as f64);
@@ -197,7 +222,12 @@ impl Roofline {
                     ExpertCount::Routed {
                         total,
                         active_per_token,
-                    } => Some((total as f64, active_per_token as f64)),
+                    } => Some(ExpertShare {
+                        total: total as f64,
+                        per_token: active_per_token as f64,
+                        local: d.experts_per_gpu(total) as f64,
+                        token_scale: if routed_ep { f64::from(d.dp) } else { 1.0 },
+                    }),
                 },
                 act_bytes_per_token: k * io * ab,
                 rate: d.peak_flops(wdt) * params.gemm_compute_efficiency,
@@ -253,6 +283,14 @@ impl Roofline {
                 // and write one; the activation function reads 2 and writes 1 FFN width.
                 elementwise_bytes_per_token: ab
                     * (2.0 * hidden * layer.norms.len() as f64 + 6.0 * hidden + 3.0 * ffn_width),
+                // Each TP rank dispatches its share of the batch's tokens, `k` copies of
+                // the hidden state each, and gets the expert outputs back (combine).
+                all_to_all_bytes_per_token: match layer.ffn {
+                    FfnSpec::Moe {
+                        experts_per_token, ..
+                    } if d.ep > 1 => experts_per_token as f64 * hidden * ab / f64::from(tp),
+                    _ => 0.0,
+                },
                 all_reduces: if tp > 1 {
                     if layer.parallel_attn_mlp {
                         1
@@ -288,6 +326,8 @@ impl Roofline {
             attn_rate: d.peak_flops(d.act_dtype) * params.attention_compute_efficiency,
             tp: d.tp,
             tp_link: d.cluster.link_for_group(d.tp).clone(),
+            ep: d.ep,
+            ep_link: d.cluster.link_for_group(d.ep).clone(),
             pp: d.pp,
             pp_link: d.cluster.link_between(span_nodes).clone(),
             num_layers: m.num_layers,
@@ -339,9 +379,10 @@ impl Roofline {
             for op in &g.linears {
                 let weights = match op.experts {
                     None => op.instance_bytes,
-                    Some((e, k)) => {
-                        let touched = e * (1.0 - (1.0 - k / e).powf(tokens));
-                        touched * op.instance_bytes
+                    Some(x) => {
+                        // Each of the routed tokens picks `per_token` of `total` experts.
+                        let miss = (1.0 - x.per_token / x.total).powf(tokens * x.token_scale);
+                        x.local * (1.0 - miss) * op.instance_bytes
                     }
                 };
                 let flops = op.flops_per_token * tokens;
@@ -361,6 +402,18 @@ impl Roofline {
                 eb / self.bandwidth * n,
                 Bound::Memory,
             );
+            if g.all_to_all_bytes_per_token > 0.0 {
+                let msg = tokens * g.all_to_all_bytes_per_token;
+                let t = 2.0 * self.ep_link.all_to_all_s(msg, self.ep);
+                add(
+                    "all_to_all",
+                    2 * g.count,
+                    0.0,
+                    2.0 * msg * n,
+                    t * n,
+                    Bound::Communication,
+                );
+            }
             if g.all_reduces > 0 {
                 let msg = tokens * self.hidden_act_bytes;
                 let t = self

@@ -116,6 +116,27 @@ pub fn summary_table(s: &Summary) -> String {
         ));
     }
     out.push_str(&t.render());
+    if s.replicas.len() > 1 {
+        let mut t = table::Table::new(&[
+            "replica",
+            "completed",
+            "out tok/s",
+            "TTFT p50 ms",
+            "TPOT p50 ms",
+            "E2E p99 ms",
+        ]);
+        for r in &s.replicas {
+            t.row(vec![
+                r.replica.to_string(),
+                r.completed.to_string(),
+                format!("{:.0}", r.output_tokens_per_s),
+                format!("{:.2}", r.ttft_s.p50 * 1e3),
+                format!("{:.2}", r.tpot_s.p50 * 1e3),
+                format!("{:.2}", r.e2e_s.p99 * 1e3),
+            ]);
+        }
+        out.push_str(&t.render());
+    }
     out
 }
 

@@ -16,9 +16,10 @@ pub enum RoutePolicy {
     LeastOutstanding,
     /// The replica with the lowest KV-cache usage (then fewest outstanding).
     LeastKvLoad,
-    /// Requests of one session (or, without a session, with the same first prefix
-    /// block) go to the same replica, so their shared prefix stays in its cache;
-    /// requests with neither go to the least-outstanding replica.
+    /// Cache-aware: a request goes to the replica whose prefix cache already holds the
+    /// longest part of its prompt, unless that replica has more than
+    /// [`Router::AFFINITY_SLACK`] requests more than the least-loaded one; requests with
+    /// nothing cached anywhere go to the least-outstanding replica.
     PrefixAffinity,
 }
 
@@ -29,15 +30,12 @@ pub struct Router {
     next: usize,
 }
 
-/// A stable 64-bit mix (SplitMix64 finaliser), so affinity does not depend on the
-/// process's hash seed.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 impl Router {
+    /// How many more outstanding requests than the least-loaded replica a replica may
+    /// have and still win a request by its prefix cache (a load-balance guard, as in
+    /// cache-aware routers; a policy knob, not a physical quantity).
+    pub const AFFINITY_SLACK: usize = 8;
+
     /// A router with `policy`.
     pub fn new(policy: RoutePolicy) -> Self {
         Router { policy, next: 0 }
@@ -84,13 +82,20 @@ impl Router {
                 })
                 .expect("at least one candidate replica"),
             RoutePolicy::PrefixAffinity => {
-                let key = req
-                    .session_id
-                    .map(|s| mix(s ^ 0x5E55_1011))
-                    .or_else(|| req.prefix_hash_ids.first().map(|&h| mix(h)));
-                match key {
-                    Some(k) => candidates[(k % candidates.len() as u64) as usize],
-                    None => least_outstanding(),
+                let least = least_outstanding();
+                if req.prefix_hash_ids.is_empty() && req.session_id.is_none() {
+                    return least;
+                }
+                let (best, cached) = candidates
+                    .iter()
+                    .map(|&i| (i, replicas[i].cached_prefix_tokens(req)))
+                    .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+                    .expect("at least one candidate replica");
+                let load = |i: usize| replicas[i].num_outstanding();
+                if cached > 0 && load(best) <= load(least) + Self::AFFINITY_SLACK {
+                    best
+                } else {
+                    least
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! CLI integration tests: one binary, run against the shipped data.
 
+mod cluster;
 mod commands;
 mod determinism;
 mod errors;

@@ -1,0 +1,141 @@
+//! Parallelism and cluster features move latencies in the physically right direction.
+
+use crate::util::*;
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let root = root();
+    let o = servesim_in(&root, args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
+#[test]
+fn tp8_lowers_70b_decode_latency_by_less_than_2x() {
+    let tpot = |tp: &str| {
+        let v = json(&[
+            "estimate",
+            "--model",
+            "llama-3.1-70b",
+            "--hardware",
+            "h100",
+            "-tp",
+            tp,
+            "--batch-size",
+            "16",
+            "--input-len",
+            "1024",
+            "--output-len",
+            "128",
+            "--format",
+            "json",
+        ]);
+        v["tpot_s"].as_f64().unwrap()
+    };
+    let (t4, t8) = (tpot("4"), tpot("8"));
+    assert!(t8 < t4, "TP8 {t8} should beat TP4 {t4}");
+    assert!(
+        t4 / t8 < 2.0,
+        "TP4/TP8 = {} must stay below 2 (communication and fixed costs)",
+        t4 / t8
+    );
+}
+
+#[test]
+fn prefix_affinity_routing_hits_the_prefix_cache_more() {
+    let hits = |route: &str| {
+        let v = json(&[
+            "simulate",
+            "--config",
+            "examples/cluster_llama8b_4replicas.toml",
+            "--route",
+            route,
+            "--max-requests",
+            "200",
+            "--no-output",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(v["replicas"].as_array().unwrap().len(), 4);
+        v["prefix_hit_tokens"].as_u64().unwrap()
+    };
+    let rr = hits("round-robin");
+    let aff = hits("prefix-affinity");
+    assert!(aff > rr, "affinity {aff} should beat round-robin {rr}");
+    // Every policy runs.
+    hits("least-outstanding");
+    hits("least-kv-load");
+}
+
+#[test]
+fn disaggregation_steadies_decoding() {
+    let unified = json(&[
+        "simulate",
+        "--num-replicas",
+        "4",
+        "--rate-scale",
+        "4",
+        "--max-model-len",
+        "16384",
+        "--max-requests",
+        "600",
+        "--no-output",
+        "--format",
+        "json",
+    ]);
+    let disagg = json(&[
+        "simulate",
+        "--config",
+        "examples/cluster_disaggregated_1p3d.toml",
+        "--max-requests",
+        "600",
+        "--no-output",
+        "--format",
+        "json",
+    ]);
+    let p99 = |v: &serde_json::Value, k: &str| v[k]["p99"].as_f64().unwrap();
+    assert!(
+        p99(&disagg, "tpot_s") < p99(&unified, "tpot_s"),
+        "decode-only replicas avoid prefill interference"
+    );
+
+    assert_eq!(disagg["completed"], 600);
+}
+
+#[test]
+fn expert_parallelism_adds_all_to_all_and_needs_moe() {
+    let v = json(&[
+        "estimate",
+        "--model",
+        "qwen3-235b-a22b",
+        "--hardware",
+        "h100",
+        "-tp",
+        "8",
+        "--enable-expert-parallel",
+        "--batch-size",
+        "8",
+        "--input-len",
+        "512",
+        "--output-len",
+        "16",
+        "--format",
+        "json",
+    ]);
+    let ops: Vec<String> = v["decode_ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(ops.contains(&"all_to_all".to_owned()), "{ops:?}");
+    let o = servesim_in(
+        &root(),
+        &[
+            "estimate",
+            "--model",
+            "llama-3.1-8b",
+            "--enable-expert-parallel",
+        ],
+    );
+    fails_with(&o, &["mixture-of-experts"]);
+}
