@@ -41,6 +41,13 @@ pub struct DeploymentRequest {
     pub enable_expert_parallel: bool,
     /// Tokens on the busiest expert-parallel GPU over the mean (1 = perfectly balanced).
     pub expert_load_imbalance: Option<f64>,
+    /// GPUs per node (default: the device file's).
+    pub gpus_per_node: Option<u32>,
+    /// Key of the link between nodes in `perf_model/interconnects.toml` (default: the
+    /// device file's scale-out NIC).
+    pub inter_node_link: Option<String>,
+    /// Key of the link between GPUs of a node (default: the device file's).
+    pub intra_node_link: Option<String>,
 }
 
 /// A resolved, validated deployment.
@@ -109,7 +116,36 @@ impl Deployment {
         let hardware = HardwareCatalog::load(&paths.hardware_dir())?;
         let model = models.resolve(req.model.as_deref().unwrap_or(DEFAULT_MODEL))?;
         let gpu = hardware.resolve(req.hardware.as_deref().unwrap_or(DEFAULT_HARDWARE))?;
-        Self::from_parts(model, gpu, req)
+        let mut d = Self::from_parts(model, gpu, req)?;
+        let link = |flag: &str, key: &str| {
+            hardware.interconnects().link_spec(key).ok_or_else(|| {
+                let known: Vec<&str> = hardware
+                    .interconnects()
+                    .links
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                Error::Unknown {
+                    kind: if flag == "inter" {
+                        "inter-node link"
+                    } else {
+                        "intra-node link"
+                    },
+                    name: key.to_owned(),
+                    suggestions: crate::error::closest_names(key, known, 3),
+                }
+            })
+        };
+        if let Some(key) = &req.inter_node_link {
+            d.cluster = d.cluster.with_inter_node(link("inter", key)?);
+        }
+        if let Some(key) = &req.intra_node_link {
+            d.cluster = d.cluster.with_intra_node(link("intra", key)?);
+        }
+        if let Some(n) = req.gpus_per_node {
+            d.cluster = d.cluster.with_gpus_per_node(n)?;
+        }
+        Ok(d)
     }
 
     /// Build from an already resolved model and GPU.

@@ -86,6 +86,21 @@ pub struct DeploymentArgs {
     /// balanced routing). Default: 1.
     #[arg(long, value_name = "RATIO")]
     pub expert_load_imbalance: Option<f64>,
+
+    /// GPUs per node: groups larger than this cross the inter-node link. Default: the
+    /// device file's (8 for SXM/OAM boards).
+    #[arg(long, value_name = "N")]
+    pub gpus_per_node: Option<u32>,
+
+    /// Link between nodes, a key of perf_model/interconnects.toml (`ib-ndr`, `ib-hdr`,
+    /// `roce-100g`, ...). Default: the device file's scale-out network.
+    #[arg(long, value_name = "KEY")]
+    pub inter_node_link: Option<String>,
+
+    /// Link between GPUs of one node, a key of perf_model/interconnects.toml
+    /// (`nvlink4-nvswitch`, `pcie4`, ...). Default: the device file's.
+    #[arg(long, value_name = "KEY")]
+    pub intra_node_link: Option<String>,
 }
 
 merge_fields!(DeploymentArgs {
@@ -100,7 +115,10 @@ merge_fields!(DeploymentArgs {
     gpu_memory_utilization,
     data_parallel_size,
     enable_expert_parallel,
-    expert_load_imbalance
+    expert_load_imbalance,
+    gpus_per_node,
+    inter_node_link,
+    intra_node_link
 });
 
 /// Scheduler settings (vLLM knob names; defaults are vLLM's for the chosen scheduler).
@@ -226,6 +244,9 @@ impl DeploymentArgs {
             data_parallel_size: self.data_parallel_size,
             enable_expert_parallel: self.enable_expert_parallel.unwrap_or(false),
             expert_load_imbalance: self.expert_load_imbalance,
+            gpus_per_node: self.gpus_per_node,
+            inter_node_link: self.inter_node_link.clone(),
+            intra_node_link: self.intra_node_link.clone(),
         }
     }
 }

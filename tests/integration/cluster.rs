@@ -139,3 +139,37 @@ fn expert_parallelism_adds_all_to_all_and_needs_moe() {
     );
     fails_with(&o, &["mixture-of-experts"]);
 }
+
+#[test]
+fn tensor_parallel_groups_spanning_nodes_pay_for_the_network() {
+    let ttft = |extra: &[&str]| {
+        let mut args = vec![
+            "estimate",
+            "--model",
+            "llama-3.1-70b",
+            "--hardware",
+            "h100",
+            "-tp",
+            "8",
+            "--batch-size",
+            "8",
+            "--input-len",
+            "1024",
+            "--output-len",
+            "8",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        json(&args)["ttft_s"].as_f64().unwrap()
+    };
+    let one_node = ttft(&[]);
+    let two_nodes = ttft(&["--gpus-per-node", "4"]);
+    let slow_net = ttft(&["--gpus-per-node", "4", "--inter-node-link", "roce-100g"]);
+    assert!(
+        one_node < two_nodes && two_nodes < slow_net,
+        "{one_node} < {two_nodes} < {slow_net}"
+    );
+    let o = servesim_in(&root(), &["estimate", "--inter-node-link", "ib-nrd"]);
+    fails_with(&o, &["unknown inter-node link `ib-nrd`", "ib-ndr"]);
+}
