@@ -314,9 +314,11 @@ impl Replica {
         let mut tokens = 0;
         for step in 0..plan.decode_steps {
             self.shape.clear();
-            for e in &plan.entries {
-                let r = &self.state.reqs[e.slot];
+                        for e in &plan.entries {
+                let r = &mut self.state.reqs[e.slot];
                 if step == 0 {
+                    // In the pipeline until this batch completes.
+                    r.in_flight = true;
                     if r.is_decoding() {
                         self.shape.push_decode(r.computed + 1);
                     } else {
@@ -345,10 +347,7 @@ impl Replica {
         }
         // Time always advances: a zero-length iteration could loop forever.
         let duration = duration.max(SimDuration::from_nanos(1));
-        self.counters.busy += duration;
-        for e in &plan.entries {
-            self.state.reqs[e.slot].in_flight = true;
-        }
+                self.counters.busy += duration;
         let start = self.pipeline(now, duration);
         self.in_flight.push_back((plan, tokens));
         Some(start)
