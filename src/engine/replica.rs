@@ -298,6 +298,32 @@ impl Replica {
         }
     }
 
+    /// Cancel request `request_id` (a client went away): drop it from the waiting or
+    /// running queue, free its KV blocks and forget it without a record. If it is in
+    /// the iteration in flight, it leaves that iteration's plan (the iteration keeps
+    /// its already-computed duration, as a real engine finishes the step it started).
+    /// Returns false if no such request is live here.
+    pub fn abort(&mut self, request_id: u64) -> bool {
+        let st = &mut self.state;
+        let Some(slot) = st
+            .reqs
+            .iter()
+            .find_map(|(slot, r)| (r.id == request_id).then_some(slot))
+        else {
+            return false;
+        };
+        if let Some(pos) = st.running.iter().position(|&s| s == slot) {
+            st.running.remove(pos);
+            st.kv.free(seq(slot));
+        } else {
+            // Waiting requests (new, recompute- or swap-preempted) hold no blocks.
+            st.waiting.retain(|&s| s != slot);
+        }
+        self.plan.entries.retain(|e| e.slot != slot);
+        st.reqs.remove(slot);
+        true
+    }
+
     fn retire_finished(&mut self, now: SimTime, sink: &mut dyn RequestSink) {
         let st = &mut self.state;
         let (reqs, kv) = (&mut st.reqs, &mut st.kv);
