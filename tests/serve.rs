@@ -626,7 +626,8 @@ async fn metrics_use_vllm_names_and_prometheus_format() {
         let (series, value) = line.rsplit_once(' ').unwrap();
         assert!(value.parse::<f64>().is_ok(), "{line}");
         assert!(
-            series.starts_with("vllm:") && series.ends_with('}'),
+            (series.starts_with("vllm:") || series.starts_with("servesim:"))
+                && series.ends_with('}'),
             "{line}"
         );
         assert!(series.contains("model_name=\"test-model\""), "{line}");

@@ -143,6 +143,9 @@ struct Dispatch<'a> {
     metrics: &'a mut ServerMetrics,
     /// Requests whose client is gone (their channel is closed).
     gone: &'a mut Vec<u64>,
+    /// The simulated present and the speedup, to measure release lag.
+    now: SimTime,
+    speedup: f64,
 }
 
 impl RequestSink for Dispatch<'_> {
@@ -151,6 +154,8 @@ impl RequestSink for Dispatch<'_> {
             return;
         };
         self.metrics.on_tokens(e, c.prompt_tokens);
+        let lag = self.now.saturating_duration_since(e.time).as_secs_f64() / self.speedup;
+        self.metrics.on_release_lag(lag);
         if c.events
             .send(StreamEvent::Tokens { count: e.count })
             .is_err()
@@ -231,6 +236,8 @@ impl EngineTask {
             clients: &mut self.clients,
             metrics: &mut self.metrics,
             gone: &mut gone,
+            now,
+            speedup: self.settings.clock.speedup,
         };
         self.sim.process_until(now, &mut dispatch, &mut NoObserver);
         for id in gone.drain(..) {
@@ -289,6 +296,8 @@ impl EngineTask {
             clients: &mut self.clients,
             metrics: &mut self.metrics,
             gone: &mut gone,
+            now: self.sim.now(),
+            speedup: self.settings.clock.speedup,
         };
         self.sim.add_request(req, &mut dispatch);
         // A request the engine can never run was rejected (and told) already.

@@ -155,6 +155,8 @@ pub async fn serve(
             model_name: first_name,
         },
     );
+    // A task on the shared runtime: a dedicated engine thread measured no better
+    // (same token release lag with 1,000 streams on 2 cores).
     let engine = tokio::spawn(engine.run(rx));
     let state = std::sync::Arc::new(AppState {
         commands: commands.clone(),
