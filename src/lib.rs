@@ -31,6 +31,8 @@ pub mod model;
 pub mod paths;
 pub mod perf;
 pub mod report;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod setup;
 pub mod sim;
 pub mod simulate;

@@ -8,6 +8,8 @@ pub mod args;
 mod estimate;
 mod list;
 mod memory;
+#[cfg(feature = "serve")]
+mod serve;
 mod simulate;
 pub mod trace;
 
@@ -39,6 +41,9 @@ pub enum Command {
     List(list::ListArgs),
     /// Generate, summarise and convert request traces.
     Trace(trace::TraceCommand),
+    /// Serve the OpenAI API (completions, chat, models, metrics) with simulated timing.
+    #[cfg(feature = "serve")]
+    Serve(Box<serve::ServeArgs>),
     /// Print the version and data folders.
     Info,
 }
@@ -55,6 +60,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Estimate(a) => estimate::run(a, &paths),
         Command::List(a) => list::run(a, &paths),
         Command::Trace(cmd) => trace::run(cmd),
+        #[cfg(feature = "serve")]
+        Command::Serve(a) => serve::run(*a, &paths),
         Command::Info => {
             println!("servesim {}", env!("CARGO_PKG_VERSION"));
             println!("model configs: {}", paths.model_configs.display());

@@ -314,7 +314,7 @@ impl Replica {
         let mut tokens = 0;
         for step in 0..plan.decode_steps {
             self.shape.clear();
-                        for e in &plan.entries {
+            for e in &plan.entries {
                 let r = &mut self.state.reqs[e.slot];
                 if step == 0 {
                     // In the pipeline until this batch completes.
@@ -347,7 +347,7 @@ impl Replica {
         }
         // Time always advances: a zero-length iteration could loop forever.
         let duration = duration.max(SimDuration::from_nanos(1));
-                self.counters.busy += duration;
+        self.counters.busy += duration;
         let start = self.pipeline(now, duration);
         self.in_flight.push_back((plan, tokens));
         Some(start)
@@ -422,6 +422,34 @@ impl Replica {
         if any_done || handoff {
             self.retire_finished(now, sink);
         }
+    }
+
+    /// Cancel request `request_id` (a client went away): drop it from the waiting or
+    /// running queue, free its KV blocks and forget it without a record. If it is in
+    /// the iteration in flight, it leaves that iteration's plan (the iteration keeps
+    /// its already-computed duration, as a real engine finishes the step it started).
+    /// Returns false if no such request is live here.
+    pub fn abort(&mut self, request_id: u64) -> bool {
+        let st = &mut self.state;
+        let Some(slot) = st
+            .reqs
+            .iter()
+            .find_map(|(slot, r)| (r.id == request_id).then_some(slot))
+        else {
+            return false;
+        };
+        if let Some(pos) = st.running.iter().position(|&s| s == slot) {
+            st.running.remove(pos);
+            st.kv.free(seq(slot));
+        } else {
+            // Waiting requests (new, recompute- or swap-preempted) hold no blocks.
+            st.waiting.retain(|&s| s != slot);
+        }
+        for (plan, _) in &mut self.in_flight {
+            plan.entries.retain(|e| e.slot != slot);
+        }
+        st.reqs.remove(slot);
+        true
     }
 
     /// Remove finished requests (and, on a prefill replica, requests that just produced

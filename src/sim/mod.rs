@@ -263,6 +263,12 @@ impl Simulation {
         r
     }
 
+    /// Cancel a live request wherever it is (see [`Replica::abort`]); it ends without a
+    /// record. Returns false if no replica holds it.
+    pub fn abort(&mut self, request_id: u64) -> bool {
+        self.replicas.iter_mut().any(|r| r.abort(request_id))
+    }
+
     /// Start the next iteration on every idle replica that has runnable work.
     pub fn start_idle(&mut self, observer: &mut dyn Observer) {
         let now = self.now;

@@ -1,0 +1,146 @@
+//! `servesim serve`: an OpenAI-compatible endpoint backed by a simulated deployment.
+
+use super::args::{DeploymentArgs, EngineArgs};
+use anyhow::{Context, Result};
+use clap::Args;
+use servesim::deployment::Deployment;
+use servesim::paths::DataPaths;
+use servesim::serve::{serve, ServeOptions};
+use servesim::setup::ReplicaSetup;
+use servesim::sim::{RoutePolicy, Router, Simulation};
+use std::time::Duration;
+
+/// Arguments of `servesim serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+
+    /// Port to listen on (0 picks a free one; the address is printed on stderr).
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+
+    /// Simulated seconds per wall-clock second (10 = tokens arrive 10× sooner than on
+    /// the simulated hardware).
+    #[arg(long, value_name = "N", default_value_t = 1.0)]
+    speedup: f64,
+
+    /// Answer 429 to a request that arrives while N requests wait for admission.
+    /// Default: no limit.
+    #[arg(long, value_name = "N")]
+    max_queue: Option<usize>,
+
+    /// Model names clients may use (the first is reported). Default: the --model id.
+    #[arg(long, value_name = "NAME", num_args = 1..)]
+    served_model_name: Vec<String>,
+
+    /// max_tokens of requests that give none. Default: 16 for completions, the rest of
+    /// the context window for chat (as vLLM).
+    #[arg(long, value_name = "TOKENS")]
+    default_max_tokens: Option<u32>,
+
+    /// Seconds in-flight requests get to finish on SIGINT/SIGTERM before they are
+    /// cancelled.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    shutdown_timeout_s: f64,
+
+    /// Identical replicas behind the router.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    num_replicas: u32,
+
+    /// How the router picks a replica.
+    #[arg(long, value_enum, default_value_t = RoutePolicy::default())]
+    route: RoutePolicy,
+
+    #[command(flatten)]
+    deployment: DeploymentArgs,
+
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+/// Run `servesim serve` until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
+    if !(args.shutdown_timeout_s.is_finite() && args.shutdown_timeout_s >= 0.0) {
+        anyhow::bail!(
+            "--shutdown-timeout-s must be a non-negative number of seconds, got {}",
+            args.shutdown_timeout_s
+        );
+    }
+    if args.num_replicas == 0 {
+        anyhow::bail!("--num-replicas must be at least 1");
+    }
+    let deployment = Deployment::resolve(&args.deployment.request(), paths)?;
+    let setup = ReplicaSetup::new(deployment, &args.engine.overrides(), paths)?;
+    let sim = Simulation::new(setup.replicas(args.num_replicas)?, Router::new(args.route))?;
+    let model = setup.deployment.model.name.clone();
+    let mut opts = ServeOptions::new(model.clone());
+    if !args.served_model_name.is_empty() {
+        opts.served_model_names = args.served_model_name.clone();
+    }
+    opts.speedup = args.speedup;
+    opts.max_queue = args.max_queue;
+    opts.default_max_tokens = args.default_max_tokens;
+    opts.shutdown_timeout = Duration::from_secs_f64(args.shutdown_timeout_s);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+            .await
+            .with_context(|| format!("listening on {}:{}", args.host, args.port))?;
+        let addr = listener.local_addr()?;
+        let d = &setup.deployment;
+        eprintln!(
+            "servesim serve: {} on {} × {} (TP{} PP{}) × {} replica(s), {:?}, {} KV blocks of {} tokens, max-model-len {}, speedup {}",
+            model,
+            d.num_gpus(),
+            d.gpu().name,
+            d.tp,
+            d.pp,
+            args.num_replicas,
+            setup.engine.scheduler,
+            setup.engine.num_gpu_blocks,
+            setup.engine.block_size,
+            setup.engine.max_model_len,
+            args.speedup
+        );
+        eprintln!("latency model: {}", setup.latency.describe());
+        eprintln!(
+            "serving `{}` on http://{addr} (Ctrl-C to stop)",
+            opts.served_model_names.join("`, `")
+        );
+        serve(listener, sim, opts, shutdown_signal()).await?;
+        eprintln!("servesim serve: stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    eprintln!("servesim serve: shutting down (finishing in-flight requests)");
+}

@@ -1,0 +1,205 @@
+//! `servesim serve`: an OpenAI-compatible HTTP endpoint whose timing is simulated.
+//!
+//! A stand-in for a real model server, for testing clients, gateways, routers and load
+//! generators against realistic latencies without GPUs. The discrete-event core stays
+//! synchronous: one engine task owns the [`Simulation`] and advances it with the wall
+//! clock (`simulated time = wall time since start × speedup`); HTTP handlers only send
+//! it commands and stream back the tokens it releases. Concurrent clients therefore
+//! share batches, KV capacity and queueing exactly as requests of a trace do in
+//! `servesim simulate`.
+//!
+//! ```text
+//!  clients ──HTTP──► routes (axum) ──Command──► engine task ──► Simulation
+//!     ▲                                              │   (process_until, add_request,
+//!     └──── JSON / SSE chunks ◄── StreamEvent ◄──────┘    abort, start_idle)
+//! ```
+//!
+//! Endpoints: `POST /v1/completions`, `POST /v1/chat/completions` (whole or streamed
+//! as server-sent events ending with `data: [DONE]`), `GET /v1/models`, `GET /health`,
+//! `GET /metrics` (Prometheus text with vLLM's names, see [`metrics`]) and
+//! `GET /version`. How prompts are counted and what is generated is in [`openai`];
+//! errors are OpenAI-style JSON ([`errors`]).
+//!
+//! A client that disconnects aborts its request, which frees its KV blocks. On shutdown
+//! the server stops accepting, lets in-flight requests finish for
+//! [`ServeOptions::shutdown_timeout`], then cancels what is left (streams end with an
+//! error chunk and `data: [DONE]`).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use servesim::engine::{EngineConfig, Replica, SchedulerKind};
+//! use servesim::perf::fixed::FixedLatency;
+//! use servesim::serve::{serve, ServeOptions};
+//! use servesim::sim::{Router, Simulation};
+//! use std::sync::Arc;
+//!
+//! let cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
+//! let lat = Arc::new(FixedLatency::from_micros(5000, 20, 100));
+//! let sim = Simulation::new(vec![Replica::new(0, cfg, lat)?], Router::default())?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! serve(listener, sim, ServeOptions::new("my-model"), async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use crate::error::{Error, Result};
+use crate::sim::Simulation;
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+mod engine_task;
+pub mod errors;
+pub mod metrics;
+pub mod openai;
+mod routes;
+
+use engine_task::{Command, EngineSettings, EngineTask, WallClock};
+
+/// How the server behaves.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Names clients may put in `model` (the first is used when a request names none,
+    /// and in `/metrics`). Must not be empty.
+    pub served_model_names: Vec<String>,
+    /// What `/v1/models` reports as `root` (the deployed checkpoint).
+    pub root_model: String,
+    /// Simulated seconds per wall-clock second (finite, > 0).
+    pub speedup: f64,
+    /// Refuse a request with 429 when this many requests already wait for admission.
+    pub max_queue: Option<usize>,
+    /// `max_tokens` when a request gives none (default: 16 for completions, the rest
+    /// of the context window for chat).
+    pub default_max_tokens: Option<u32>,
+    /// Wall time in-flight requests get to finish after shutdown begins.
+    pub shutdown_timeout: Duration,
+    /// Interval of SSE keep-alive comments (they also reveal disconnected clients of
+    /// queued streams).
+    pub sse_keep_alive: Duration,
+}
+
+impl ServeOptions {
+    /// Defaults for serving `model`: real time, no queue limit, 5 s shutdown grace.
+    pub fn new(model: impl Into<String>) -> Self {
+        let model = model.into();
+        ServeOptions {
+            served_model_names: vec![model.clone()],
+            root_model: model,
+            speedup: 1.0,
+            max_queue: None,
+            default_max_tokens: None,
+            shutdown_timeout: Duration::from_secs(5),
+            sse_keep_alive: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
+    pub(crate) model_names: Vec<String>,
+    pub(crate) root_model: String,
+    pub(crate) max_model_len: u32,
+    pub(crate) default_max_tokens: Option<u32>,
+    pub(crate) keep_alive: Duration,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) created: u64,
+}
+
+/// Serve the OpenAI API on `listener` with `sim` as the engine until `shutdown`
+/// resolves, then drain (see the module docs) and return.
+///
+/// `sim` must be fresh (clock at zero, no requests). Errors: invalid options, or an
+/// I/O error of the listener.
+pub async fn serve(
+    listener: TcpListener,
+    sim: Simulation,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    if !(opts.speedup.is_finite() && opts.speedup > 0.0) {
+        return Err(Error::Config(format!(
+            "--speedup must be a positive number, got {}",
+            opts.speedup
+        )));
+    }
+    let Some(first_name) = opts.served_model_names.first().cloned() else {
+        return Err(Error::Config(
+            "--served-model-name needs at least one name".into(),
+        ));
+    };
+    if sim.now() != crate::units::SimTime::ZERO || sim.num_outstanding() > 0 {
+        return Err(Error::Config(
+            "serve needs a fresh simulation (clock at zero, no requests)".into(),
+        ));
+    }
+    let max_model_len = sim
+        .replicas()
+        .iter()
+        .map(|r| r.config().max_model_len)
+        .min()
+        .unwrap_or(0);
+
+    let (commands, rx) = mpsc::unbounded_channel();
+    let engine = EngineTask::new(
+        sim,
+        EngineSettings {
+            clock: WallClock::start(opts.speedup),
+            max_queue: opts.max_queue,
+            model_name: first_name,
+        },
+    );
+    // A task on the shared runtime: a dedicated engine thread measured no better
+    // (same token release lag with 1,000 streams on 2 cores).
+    let engine = tokio::spawn(engine.run(rx));
+    let state = std::sync::Arc::new(AppState {
+        commands: commands.clone(),
+        model_names: opts.served_model_names,
+        root_model: opts.root_model,
+        max_model_len,
+        default_max_tokens: opts.default_max_tokens,
+        keep_alive: opts.sse_keep_alive,
+        next_id: AtomicU64::new(1),
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    });
+    let app = routes::router(state);
+
+    let grace = opts.shutdown_timeout;
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = commands.send(Command::Drain { grace });
+        let _ = stopping_tx.send(());
+    });
+    // Connections that outlive the grace period (cancelled streams close themselves;
+    // this catches idle or stuck ones) are dropped a little after it.
+    let force = async move {
+        if stopping_rx.await.is_ok() {
+            tokio::time::sleep(grace + Duration::from_secs(2)).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = tokio::select! {
+        r = server => r.map_err(|e| Error::io("<http listener>", e)),
+        () = force => Ok(()),
+    };
+    // Every handler is gone once the server returns, so the engine sees its channel
+    // close; don't wait on it forever if something still holds a sender.
+    let abort = engine.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(1), engine)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
+    result
+}
