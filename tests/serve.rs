@@ -819,3 +819,27 @@ async fn cli_serves_and_stops_on_sigterm() {
     let lines: Vec<String> = rx.try_iter().collect();
     assert!(lines.iter().any(|l| l.contains("stopped")), "{lines:?}");
 }
+
+#[tokio::test]
+async fn invalid_options_are_errors_not_panics() {
+    let sim = || {
+        let replica = Replica::new(0, engine(1000, 4096), latency()).unwrap();
+        Simulation::new(vec![replica], Router::default()).unwrap()
+    };
+    for speedup in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let err = serve(listener, sim(), options(speedup), async {})
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("--speedup"), "{err}");
+    }
+    let mut opts = options(1.0);
+    opts.served_model_names.clear();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    assert!(serve(listener, sim(), opts, async {}).await.is_err());
+    // An unrepresentably long grace period and a tiny speedup are fine.
+    let mut opts = options(1e-300);
+    opts.shutdown_timeout = Duration::MAX;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    serve(listener, sim(), opts, async {}).await.unwrap();
+}

@@ -62,12 +62,12 @@ pub struct ServeArgs {
 
 /// Run `servesim serve` until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
-    if !(args.shutdown_timeout_s.is_finite() && args.shutdown_timeout_s >= 0.0) {
+    let Ok(shutdown_timeout) = Duration::try_from_secs_f64(args.shutdown_timeout_s) else {
         anyhow::bail!(
             "--shutdown-timeout-s must be a non-negative number of seconds, got {}",
             args.shutdown_timeout_s
         );
-    }
+    };
     if args.num_replicas == 0 {
         anyhow::bail!("--num-replicas must be at least 1");
     }
@@ -82,7 +82,7 @@ pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
     opts.speedup = args.speedup;
     opts.max_queue = args.max_queue;
     opts.default_max_tokens = args.default_max_tokens;
-    opts.shutdown_timeout = Duration::from_secs_f64(args.shutdown_timeout_s);
+    opts.shutdown_timeout = shutdown_timeout;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -71,6 +71,9 @@ pub(crate) enum StreamEvent {
     Failed(ApiError),
 }
 
+/// A wall-clock span that stands for "never" (a century).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// Maps the simulated clock to the wall clock.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WallClock {
@@ -98,7 +101,7 @@ impl WallClock {
     /// The wall time at which simulated time `t` is reached.
     fn wall_time(&self, t: SimTime) -> Instant {
         let ns = (t.as_nanos() as f64 / self.speedup).ceil();
-        let far = Duration::from_secs(100 * 365 * 86_400);
+        let far = FOREVER;
         let d = if ns < far.as_nanos() as f64 {
             Duration::from_nanos(ns as u64)
         } else {
@@ -252,7 +255,9 @@ impl EngineTask {
                 Command::Drain { grace } => {
                     self.draining = true;
                     if !self.clients.is_empty() {
-                        let at = Instant::now() + grace;
+                        let now = Instant::now();
+                        // A grace too long to represent means "never cancel".
+                        let at = now.checked_add(grace).unwrap_or(now + FOREVER);
                         self.drain_deadline = Some(self.drain_deadline.map_or(at, |d| d.min(at)));
                     }
                 }
@@ -315,7 +320,8 @@ impl EngineTask {
     /// Cancel every live request (shutdown).
     fn cancel_all(&mut self) {
         self.drain_deadline = None;
-        let ids: Vec<u64> = self.clients.keys().copied().collect();
+        let mut ids: Vec<u64> = self.clients.keys().copied().collect();
+        ids.sort_unstable();
         for id in ids {
             if let Some(c) = self.clients.remove(&id) {
                 let _ = c.events.send(StreamEvent::Failed(ApiError::unavailable(

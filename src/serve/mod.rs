@@ -174,6 +174,11 @@ pub async fn serve(
 
     let grace = opts.shutdown_timeout;
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    // Token chunks are small writes: without TCP_NODELAY, Nagle's algorithm holds each
+    // one until the previous is acknowledged (tens of ms behind a delayed ACK).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = commands.send(Command::Drain { grace });
@@ -183,7 +188,7 @@ pub async fn serve(
     // this catches idle or stuck ones) are dropped a little after it.
     let force = async move {
         if stopping_rx.await.is_ok() {
-            tokio::time::sleep(grace + Duration::from_secs(2)).await;
+            tokio::time::sleep(grace.saturating_add(Duration::from_secs(2))).await;
         } else {
             std::future::pending::<()>().await;
         }
