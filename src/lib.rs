@@ -34,5 +34,6 @@ pub mod sim;
 pub mod simulate;
 pub mod trace;
 pub mod units;
+pub mod validate;
 
 pub use error::{Error, Result};

@@ -10,6 +10,7 @@ mod list;
 mod memory;
 mod simulate;
 pub mod trace;
+mod validate;
 
 /// servesim: a discrete-event simulator of LLM serving.
 #[derive(Debug, Parser)]
@@ -39,6 +40,9 @@ pub enum Command {
     List(list::ListArgs),
     /// Generate, summarise and convert request traces.
     Trace(trace::TraceCommand),
+    /// Replay a measured benchmark (vLLM result JSON, LLMServingSim run, per-request
+    /// CSV, Argonne or Splitwise table) and report the error per metric.
+    Validate(Box<validate::ValidateArgs>),
     /// Print the version and data folders.
     Info,
 }
@@ -55,6 +59,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Estimate(a) => estimate::run(a, &paths),
         Command::List(a) => list::run(a, &paths),
         Command::Trace(cmd) => trace::run(cmd),
+        Command::Validate(a) => validate::run(*a, &paths),
         Command::Info => {
             println!("servesim {}", env!("CARGO_PKG_VERSION"));
             println!("model configs: {}", paths.model_configs.display());
