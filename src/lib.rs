@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod calibrate;
 pub mod deployment;
 pub mod dtype;
 pub mod engine;

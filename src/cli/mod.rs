@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 pub mod args;
+mod calibrate;
 mod estimate;
 mod list;
 mod memory;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Replay a measured benchmark (vLLM result JSON, LLMServingSim run, per-request
     /// CSV, Argonne or Splitwise table) and report the error per metric.
     Validate(Box<validate::ValidateArgs>),
+    /// Fit the roofline's efficiencies and overheads for a GPU to measured tables and
+    /// runs; writes perf_model/calibrated/<hardware>.toml.
+    Calibrate(Box<calibrate::CalibrateArgs>),
     /// Print the version and data folders.
     Info,
 }
@@ -60,6 +64,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::List(a) => list::run(a, &paths),
         Command::Trace(cmd) => trace::run(cmd),
         Command::Validate(a) => validate::run(*a, &paths),
+        Command::Calibrate(a) => calibrate::run(*a, &paths),
         Command::Info => {
             println!("servesim {}", env!("CARGO_PKG_VERSION"));
             println!("model configs: {}", paths.model_configs.display());
