@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod calibrate;
 pub mod deployment;
 pub mod dtype;
 pub mod engine;
@@ -38,5 +39,6 @@ pub mod sim;
 pub mod simulate;
 pub mod trace;
 pub mod units;
+pub mod validate;
 
 pub use error::{Error, Result};

@@ -38,7 +38,7 @@ impl ReplicaSetup {
     /// Size and configure a replica of `d` with `overrides`, using the data under `paths`.
     pub fn new(d: Deployment, overrides: &EngineOverrides, paths: &DataPaths) -> Result<Self> {
         let mm = MemoryModel::load(&paths.perf_model)?;
-        let params = RooflineParams::load(&paths.perf_model)?;
+        let params = RooflineParams::load_for(&paths.perf_model, d.gpu())?;
         let latency: Arc<dyn LatencyModel> = Arc::new(Roofline::new(&d, params));
         Self::with_latency(d, overrides, &mm, latency)
     }

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 pub mod args;
+mod calibrate;
 mod estimate;
 mod list;
 mod memory;
@@ -12,6 +13,7 @@ mod memory;
 mod serve;
 mod simulate;
 pub mod trace;
+mod validate;
 
 /// servesim: a discrete-event simulator of LLM serving.
 #[derive(Debug, Parser)]
@@ -44,6 +46,12 @@ pub enum Command {
     /// Serve the OpenAI API (completions, chat, models, metrics) with simulated timing.
     #[cfg(feature = "serve")]
     Serve(Box<serve::ServeArgs>),
+    /// Replay a measured benchmark (vLLM result JSON, LLMServingSim run, per-request
+    /// CSV, Argonne or Splitwise table) and report the error per metric.
+    Validate(Box<validate::ValidateArgs>),
+    /// Fit the roofline's efficiencies and overheads for a GPU to measured tables and
+    /// runs; writes perf_model/calibrated/<hardware>.toml.
+    Calibrate(Box<calibrate::CalibrateArgs>),
     /// Print the version and data folders.
     Info,
 }
@@ -62,6 +70,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Trace(cmd) => trace::run(cmd),
         #[cfg(feature = "serve")]
         Command::Serve(a) => serve::run(*a, &paths),
+        Command::Validate(a) => validate::run(*a, &paths),
+        Command::Calibrate(a) => calibrate::run(*a, &paths),
         Command::Info => {
             println!("servesim {}", env!("CARGO_PKG_VERSION"));
             println!("model configs: {}", paths.model_configs.display());

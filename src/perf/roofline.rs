@@ -23,12 +23,12 @@
 use super::{LatencyModel, StepShape};
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
-use crate::hardware::{AllReduceAlgorithm, LinkSpec};
+use crate::hardware::{AllReduceAlgorithm, GpuSpec, LinkSpec};
 use crate::memory::layer_kv_bytes_per_token_per_gpu;
 use crate::model::{AttentionKind, ExpertCount, FfnSpec, LayerSpec, LinearOp, TpSplit};
 use crate::units::SimDuration;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Efficiencies and overheads of the roofline model (`perf_model/roofline.toml`).
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
@@ -49,10 +49,47 @@ pub struct RooflineParams {
 impl RooflineParams {
     /// Load `roofline.toml` from the perf-model folder.
     pub fn load(perf_model_dir: &Path) -> Result<Self> {
-        let path = perf_model_dir.join("roofline.toml");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        Self::from_file(&perf_model_dir.join("roofline.toml"))
+    }
+
+    /// The parameters for `gpu`: `calibrated/<slug>.toml` of the perf-model folder when
+    /// it exists (written by `servesim calibrate`), else `roofline.toml`.
+    pub fn load_for(perf_model_dir: &Path, gpu: &GpuSpec) -> Result<Self> {
+        let path = Self::calibrated_path(perf_model_dir, gpu);
+        if path.is_file() {
+            Self::from_file(&path)
+        } else {
+            Self::load(perf_model_dir)
+        }
+    }
+
+    /// Where calibrated parameters for `gpu` live: `calibrated/<slug>.toml`, the slug
+    /// being the stem of the GPU's hardware file (`a100-sxm4-80gb`), else its name in
+    /// lowercase with every other character than letters and digits as `-`.
+    pub fn calibrated_path(perf_model_dir: &Path, gpu: &GpuSpec) -> PathBuf {
+        let slug = gpu
+            .path
+            .as_deref()
+            .and_then(Path::file_stem)
+            .and_then(|s| s.to_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                gpu.name
+                    .to_ascii_lowercase()
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .collect()
+            });
+        perf_model_dir
+            .join("calibrated")
+            .join(format!("{slug}.toml"))
+    }
+
+    /// Load and check a parameter file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let p: RooflineParams =
-            toml::from_str(&text).map_err(|e| crate::error::toml_error(&path, &text, &e))?;
+            toml::from_str(&text).map_err(|e| crate::error::toml_error(path, &text, &e))?;
         for (k, v) in [
             ("gemm_compute_efficiency", p.gemm_compute_efficiency),
             ("memory_efficiency", p.memory_efficiency),
@@ -63,14 +100,14 @@ impl RooflineParams {
         ] {
             if !(v > 0.0 && v <= 1.5) {
                 return Err(Error::input(
-                    &path,
+                    path,
                     Some(k),
                     format!("must be in (0, 1.5], got {v}"),
                 ));
             }
         }
         if p.step_overhead_s < 0.0 || p.per_layer_overhead_s < 0.0 {
-            return Err(Error::input(&path, None, "overheads must be non-negative"));
+            return Err(Error::input(path, None, "overheads must be non-negative"));
         }
         Ok(p)
     }

@@ -1,0 +1,176 @@
+//! Calibration recovers parameters from data the roofline itself generated.
+
+use super::*;
+use crate::deployment::DeploymentRequest;
+use crate::paths::DataPaths;
+
+fn deployment(model: &str, hw: &str, tp: u32) -> Deployment {
+    Deployment::resolve(
+        &DeploymentRequest {
+            model: Some(model.into()),
+            hardware: Some(hw.into()),
+            tensor_parallel_size: Some(tp),
+            dtype: Some("float16".into()),
+            ..DeploymentRequest::default()
+        },
+        &DataPaths::builtin(),
+    )
+    .unwrap()
+}
+
+/// Splitwise-like observations of `truth` on two models (32 and 80 layers, so the two
+/// overheads separate): prefills of growing size, decodes of growing batch.
+fn synthetic(truth: &RooflineParams, stack: Option<&str>) -> Calibration {
+    let mut c = Calibration::new(&[]);
+    let set = c.add_set("synthetic", "A100-SXM4-80GB", stack);
+    for d in [
+        deployment("meta-llama/Llama-2-7b-hf", "a100-80gb", 1),
+        deployment("meta-llama/Llama-2-70b-hf", "a100-80gb", 4),
+    ] {
+        let model = Roofline::new(&d, *truth);
+        for (batch, len) in [
+            (1, 128),
+            (1, 1024),
+            (1, 8192),
+            (4, 8192),
+            (8, 512),
+            (32, 512),
+        ] {
+            let mut s = StepShape::new();
+            for _ in 0..batch {
+                s.push_prefill(len, 0);
+            }
+            let t = model.evaluate(&s, None);
+            c.add_steps(set, &d, Metric::Ttft, vec![(s, 1.0)], 1.0, t);
+        }
+        // Chunks late in long prompts: attention-bound.
+        for (chunk, ctx) in [(512, 16384), (2048, 30000), (1024, 60000)] {
+            let mut s = StepShape::new();
+            s.push_prefill(chunk, ctx);
+            let t = model.evaluate(&s, None);
+            c.add_steps(set, &d, Metric::Ttft, vec![(s, 1.0)], 1.0, t);
+        }
+        for (batch, ctx) in [
+            (1, 512),
+            (4, 512),
+            (16, 512),
+            (64, 512),
+            (256, 512),
+            (64, 8192),
+        ] {
+            let dec = shapes::compress(&shapes::static_decodes(batch, ctx, 129));
+            let t: f64 = dec
+                .iter()
+                .map(|(s, w)| w * model.evaluate(s, None))
+                .sum::<f64>()
+                / 128.0;
+            c.add_steps(set, &d, Metric::Tpot, dec, 128.0, t);
+        }
+    }
+    c
+}
+
+fn start() -> RooflineParams {
+    RooflineParams::load(&DataPaths::builtin().perf_model).unwrap()
+}
+
+#[test]
+fn recovers_known_parameters() {
+    let truth = RooflineParams {
+        gemm_compute_efficiency: 0.55,
+        memory_efficiency: 0.68,
+        attention_compute_efficiency: 0.35,
+        step_overhead_s: 0.0025,
+        per_layer_overhead_s: 0.00004,
+    };
+    let c = synthetic(&truth, None);
+    let fit = c.fit(&start(), &optimize::NelderMead::default()).unwrap();
+    let p = fit.params_for("A100-SXM4-80GB").unwrap();
+    let rel = |a: f64, b: f64| (a - b).abs() / b;
+    assert!(rel(p.gemm_compute_efficiency, 0.55) < 0.02, "{p:?}");
+    assert!(rel(p.memory_efficiency, 0.68) < 0.02, "{p:?}");
+    assert!(rel(p.attention_compute_efficiency, 0.35) < 0.05, "{p:?}");
+    assert!((p.step_overhead_s - 0.0025).abs() < 2e-4, "{p:?}");
+    assert!((p.per_layer_overhead_s - 0.00004).abs() < 5e-6, "{p:?}");
+    let after = &fit.sets[0].metrics;
+    assert!(
+        after.iter().all(|m| m.after.median_abs_pct < 1.0),
+        "{after:?}"
+    );
+    assert!(
+        after.iter().all(|m| m.before.median_abs_pct > 5.0),
+        "{after:?}"
+    );
+    assert!(fit.loss_after < fit.loss_before);
+}
+
+#[test]
+fn own_overheads_are_not_written() {
+    let truth = RooflineParams {
+        step_overhead_s: 0.02,
+        per_layer_overhead_s: 0.0,
+        ..start()
+    };
+    let c = synthetic(&truth, Some("other"));
+    let fit = c.fit(&start(), &optimize::NelderMead::default()).unwrap();
+    // No set on the simulated stack: its parameters keep their start; the set's own
+    // stack absorbs the 20 ms.
+    assert!(!fit.stack_fitted);
+    let p = fit.params_for("A100-SXM4-80GB").unwrap();
+    assert_eq!(p.step_overhead_s, start().step_overhead_s);
+    let (name, own) = fit.sets[0].own_stack.clone().unwrap();
+    assert_eq!(name, "other");
+    assert!((own.step_overhead_s - 0.02).abs() < 1e-3, "{own:?}");
+    assert!(fit.sets[0].metrics[0].as_written.is_some());
+}
+
+#[test]
+fn calibrated_file_round_trips_and_is_picked_up() {
+    let c = synthetic(&start(), None);
+    let fit = c
+        .fit(
+            &start(),
+            &optimize::NelderMead {
+                max_evals: 50,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let text = calibrated_toml(
+        &fit,
+        &fit.groups[0],
+        "servesim calibrate --hardware a100-80gb x.csv",
+        "2025-01-01",
+        &["x.csv".into()],
+    );
+    assert!(text.starts_with("# Calibrated roofline parameters for A100-SXM4-80GB"));
+    let dir = tempfile::tempdir().unwrap();
+    let pm = dir.path();
+    std::fs::copy(
+        DataPaths::builtin().perf_model.join("roofline.toml"),
+        pm.join("roofline.toml"),
+    )
+    .unwrap();
+    let gpu = deployment("meta-llama/Llama-2-7b-hf", "a100-80gb", 1)
+        .gpu()
+        .clone();
+    // Without a calibrated file: roofline.toml.
+    assert_eq!(RooflineParams::load_for(pm, &gpu).unwrap(), start());
+    let path = RooflineParams::calibrated_path(pm, &gpu);
+    assert!(path.ends_with("calibrated/a100-sxm4-80gb.toml"), "{path:?}");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &text).unwrap();
+    let loaded = RooflineParams::load_for(pm, &gpu).unwrap();
+    let p = fit.params_for("A100-SXM4-80GB").unwrap();
+    assert!((loaded.memory_efficiency - p.memory_efficiency).abs() < 1e-4);
+    std::fs::write(&path, "memory_efficiency = -1\n").unwrap();
+    let e = RooflineParams::load_for(pm, &gpu).unwrap_err().to_string();
+    assert!(e.contains("a100-sxm4-80gb.toml"), "{e}");
+}
+
+#[test]
+fn civil_date_is_well_formed() {
+    let d = utc_date();
+    assert_eq!(d.len(), 10);
+    assert!(d.starts_with("20"), "{d}");
+}

@@ -1,0 +1,320 @@
+//! `servesim calibrate`: fit the roofline's efficiencies and overheads to measured
+//! tables and runs, and write `perf_model/calibrated/<hardware>.toml` for the named GPUs.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use servesim::calibrate::{calibrated_toml, optimize::NelderMead, utc_date, Calibration, Fit};
+use servesim::deployment::{Deployment, DeploymentRequest};
+use servesim::engine::config::EngineOverrides;
+use servesim::engine::SchedulerKind;
+use servesim::hardware::HardwareCatalog;
+use servesim::paths::DataPaths;
+use servesim::perf::roofline::RooflineParams;
+use servesim::report::table::Table;
+use servesim::setup::ReplicaSetup;
+use servesim::validate::{self, InputFormat, Measurement, OpenOptions, TableKind};
+use std::path::PathBuf;
+
+/// Kinds of input, for `--simulated-stack`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// Splitwise step-time tables.
+    Splitwise,
+    /// Argonne static-batch tables.
+    Argonne,
+    /// Serving runs (vLLM result JSON, LLMServingSim runs, per-request CSVs).
+    Runs,
+}
+
+/// Arguments of `servesim calibrate`.
+#[derive(Args, Debug)]
+pub struct CalibrateArgs {
+    /// Measurements: Splitwise or Argonne tables, vLLM result JSON, LLMServingSim runs,
+    /// per-request CSVs. Measurements on GPUs not named by --hardware inform only the
+    /// serving stack's parameters.
+    #[arg(value_name = "MEASUREMENT", required = true)]
+    inputs: Vec<PathBuf>,
+
+    /// GPUs to calibrate and write (catalog names or aliases). Comma-separated names
+    /// are one chip fitted together (`a100-80gb,a100-40gb`); repeat for more.
+    #[arg(long, value_name = "NAME[,NAME…]", required = true)]
+    hardware: Vec<String>,
+
+    /// Inputs measured on the simulated serving stack (current vLLM), whose attention
+    /// efficiency and overheads are written; the others get their own. Splitwise's
+    /// engine is unnamed and Argonne ran vLLM ≤ 0.6 (Python per-sequence output
+    /// processing), so by default only serving runs count.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "runs")]
+    simulated_stack: Vec<InputKind>,
+
+    /// Format of every input. Default: detected per input.
+    #[arg(long, value_enum)]
+    format: Option<InputFormat>,
+
+    /// Argonne tables: the framework whose rows are used. Default: vLLM.
+    #[arg(long, value_name = "NAME")]
+    framework: Option<String>,
+
+    /// Seed of regenerated arrivals (vLLM result files without send times).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
+
+    /// Most objective evaluations.
+    #[arg(long, value_name = "N", default_value_t = 4000)]
+    max_evals: usize,
+
+    /// Folder for the calibrated files. Default: <data dir>/perf_model/calibrated.
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+
+    /// Fit and report, but write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn pct(x: f64) -> String {
+    if x.is_nan() {
+        "-".into()
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+fn print_fit(fit: &Fit) {
+    let mut t = Table::new(&[
+        "set",
+        "metric",
+        "n",
+        "before med|err| %",
+        "before MAPE %",
+        "after med|err| %",
+        "after MAPE %",
+        "as written med|err| %",
+    ]);
+    for s in &fit.sets {
+        for m in &s.metrics {
+            t.row(vec![
+                s.name.clone(),
+                m.metric.label().into(),
+                m.after.count.to_string(),
+                pct(m.before.median_abs_pct),
+                pct(m.before.mape_pct),
+                pct(m.after.median_abs_pct),
+                pct(m.after.mape_pct),
+                m.as_written
+                    .map_or("same".into(), |w| pct(w.median_abs_pct)),
+            ]);
+        }
+    }
+    print!("{}", t.render());
+    for s in &fit.sets {
+        if s.left_out > 0 {
+            println!(
+                "  {}: {} batches left out (the simulated engine preempts them)",
+                s.name, s.left_out
+            );
+        }
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, o) in fit.sets.iter().filter_map(|s| s.own_stack.as_ref()) {
+        if !seen.contains(&name.as_str()) {
+            seen.push(name);
+            println!(
+                "  stack `{name}` (not written): attention {:.3}, {:.2} ms per iteration + {:.1} µs per layer",
+                o.attention_compute_efficiency,
+                o.step_overhead_s * 1e3,
+                o.per_layer_overhead_s * 1e6
+            );
+        }
+    }
+    for g in &fit.groups {
+        let p = &g.params;
+        println!(
+            "{}: GEMM {:.3}, memory {:.3}, attention {:.3}, {:.2} ms per iteration + {:.1} µs per layer",
+            g.members.join(" + "),
+            p.gemm_compute_efficiency,
+            p.memory_efficiency,
+            p.attention_compute_efficiency,
+            p.step_overhead_s * 1e3,
+            p.per_layer_overhead_s * 1e6,
+        );
+    }
+    println!(
+        "{} evaluations, loss {:.5} → {:.5}{}",
+        fit.evals,
+        fit.loss_before,
+        fit.loss_after,
+        if fit.stack_fitted {
+            ""
+        } else {
+            "; no run on the simulated stack: attention and overheads kept"
+        }
+    );
+}
+
+/// The stack name of an input kind, `None` when it is the simulated stack.
+fn stack_of(kind: InputKind, simulated: &[InputKind]) -> Option<&'static str> {
+    if simulated.contains(&kind) {
+        return None;
+    }
+    Some(match kind {
+        InputKind::Splitwise => "splitwise",
+        InputKind::Argonne => "vllm<=0.6",
+        InputKind::Runs => "runs",
+    })
+}
+
+/// Run `servesim calibrate`.
+pub fn run(args: CalibrateArgs, paths: &DataPaths) -> Result<()> {
+    let catalog = HardwareCatalog::load(&paths.hardware_dir())?;
+    let mut groups: Vec<Vec<servesim::hardware::GpuSpec>> = Vec::new();
+    for list in &args.hardware {
+        let g = list
+            .split(',')
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| catalog.resolve(n))
+            .collect::<servesim::Result<Vec<_>>>()?;
+        groups.push(g);
+    }
+    let names: Vec<Vec<String>> = groups
+        .iter()
+        .map(|g| g.iter().map(|x| x.name.clone()).collect())
+        .collect();
+    let named = |gpu: &str| names.iter().flatten().any(|n| n == gpu);
+    // A measurement counts when it is on a named GPU, or on the simulated stack (it
+    // then informs the written stack parameters).
+    let counts = |gpu: &str, stack: Option<&str>| named(gpu) || stack.is_none();
+    let open = OpenOptions {
+        seed: args.seed,
+        framework: args.framework.clone(),
+    };
+    let v0 = EngineOverrides {
+        scheduler: Some(SchedulerKind::VllmV0),
+        ..EngineOverrides::default()
+    };
+    let mut cal = Calibration::new(&names);
+    let mut data = Vec::new();
+    for input in &args.inputs {
+        let stem = validate::default_name(input);
+        match validate::open(input, args.format, &open)? {
+            Measurement::Table(table) => {
+                let kind = match table.kind {
+                    TableKind::Splitwise => InputKind::Splitwise,
+                    TableKind::Argonne => InputKind::Argonne,
+                };
+                let stack = stack_of(kind, &args.simulated_stack);
+                let mut used = Vec::new();
+                for g in &table.groups {
+                    let Ok(gpu) = catalog.resolve(&g.hardware.hardware) else {
+                        continue;
+                    };
+                    if !counts(&gpu.name, stack) {
+                        continue;
+                    }
+                    let req = validate::group_request(g, &DeploymentRequest::default());
+                    let setup = Deployment::resolve(&req, paths)
+                        .and_then(|d| ReplicaSetup::new(d, &v0, paths));
+                    let setup = match setup {
+                        Ok(s) => s,
+                        Err(e) => {
+                            eprintln!("skipping {}: {e}", g.key.slug());
+                            continue;
+                        }
+                    };
+                    let name = format!("{stem}:{}", g.key.slug());
+                    cal.add_table_group(&name, table.kind, g, &setup, stack)?;
+                    used.push(g.key.slug());
+                }
+                if !used.is_empty() {
+                    data.push(format!(
+                        "{} ({:?}, stack {}): {}",
+                        input.display(),
+                        table.kind,
+                        stack.unwrap_or("simulated"),
+                        used.join(", ")
+                    ));
+                }
+            }
+            Measurement::Run(run) => {
+                let stack = stack_of(InputKind::Runs, &args.simulated_stack);
+                let mut req = DeploymentRequest::default();
+                let mut ov = EngineOverrides::default();
+                run.hints.apply(&mut req, &mut ov);
+                let d = Deployment::resolve(&req, paths)
+                    .with_context(|| format!("deployment of {}", input.display()))?;
+                if !counts(&d.gpu().name, stack) {
+                    eprintln!("skipping {}: measured on {}", input.display(), d.gpu().name);
+                    continue;
+                }
+                let setup = ReplicaSetup::new(d, &ov, paths)?;
+                let replicas = run.hints.data_parallel_size.unwrap_or(1).max(1);
+                cal.add_run(&stem, &run, &setup, replicas, stack);
+                data.push(format!(
+                    "{} (serving run on {}, {} requests, stack {})",
+                    input.display(),
+                    setup.deployment.gpu().name,
+                    run.requests.len(),
+                    stack.unwrap_or("simulated")
+                ));
+            }
+        }
+    }
+    if cal.num_sets() == 0 {
+        anyhow::bail!(
+            "no measurement in the inputs was taken on the named GPUs or on the simulated stack"
+        );
+    }
+    eprintln!(
+        "fitting {} sets, {} measurements…",
+        cal.num_sets(),
+        cal.num_items()
+    );
+    let start = RooflineParams::load(&paths.perf_model)?;
+    let fit = cal.fit(
+        &start,
+        &NelderMead {
+            max_evals: args.max_evals,
+            ..NelderMead::default()
+        },
+    )?;
+    print_fit(&fit);
+    if args.dry_run {
+        return Ok(());
+    }
+    let command = std::iter::once("servesim".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let date = utc_date();
+    for gpus in &groups {
+        let Some(fitted) = fit
+            .groups
+            .iter()
+            .find(|f| gpus.iter().any(|g| f.members.contains(&g.name)))
+        else {
+            eprintln!(
+                "nothing written for {}: no measurement on it",
+                gpus.iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            continue;
+        };
+        let text = calibrated_toml(&fit, fitted, &command, &date, &data);
+        for g in gpus {
+            let default_path = RooflineParams::calibrated_path(&paths.perf_model, g);
+            let path = match &args.output_dir {
+                Some(dir) => dir.join(default_path.file_name().unwrap_or_default()),
+                None => default_path,
+            };
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}

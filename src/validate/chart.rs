@@ -1,0 +1,131 @@
+//! `validation.svg`: for each paired metric, simulated against measured per row (with
+//! the y = x line) and the two empirical CDFs.
+
+use super::report::Validation;
+use crate::error::{Error, Result};
+use plotters::prelude::*;
+use std::path::Path;
+
+const PANEL_W: u32 = 520;
+const PANEL_H: u32 = 340;
+const SIM: RGBColor = RGBColor(214, 96, 77);
+const MEAS: RGBColor = RGBColor(33, 102, 172);
+const LIGHT: RGBColor = RGBColor(245, 245, 245);
+
+/// The sorted finite values of `v`.
+fn sorted(v: &[f64]) -> Vec<f64> {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    s.sort_by(f64::total_cmp);
+    s
+}
+
+/// A padded axis range over `values` (never empty).
+fn range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return 0.0..1.0;
+    }
+    let lo = lo.min(0.0);
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    lo..hi + pad
+}
+
+/// Draw `v`'s chart into `path`.
+pub fn write_svg(path: &Path, v: &Validation) -> Result<()> {
+    let panels: Vec<_> = v
+        .rows
+        .metrics
+        .iter()
+        .filter(|(_, s, m)| s.iter().zip(m).any(|(a, b)| a.is_finite() && b.is_finite()))
+        .collect();
+    let n = panels.len().max(1) as u32;
+    let fail = |e: String| Error::io(path, std::io::Error::other(e));
+    let root = SVGBackend::new(path, (2 * PANEL_W, n * PANEL_H)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
+    let areas = root.split_evenly((n as usize, 2));
+    for (i, (metric, sim, meas)) in panels.iter().enumerate() {
+        let label = metric.label();
+        // Scatter: measured on x, simulated on y.
+        let pairs: Vec<(f64, f64)> = meas
+            .iter()
+            .zip(sim.iter())
+            .map(|(&m, &s)| (m, s))
+            .filter(|(m, s)| m.is_finite() && s.is_finite())
+            .collect();
+        let r = range(pairs.iter().flat_map(|&(m, s)| [m, s]));
+        let mut chart = ChartBuilder::on(&areas[2 * i])
+            .caption(
+                format!("{label}: simulated vs measured (s)"),
+                ("sans-serif", 16),
+            )
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(55)
+            .build_cartesian_2d(r.clone(), r.clone())
+            .map_err(|e| fail(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .light_line_style(LIGHT)
+            .x_desc("measured")
+            .y_desc("simulated")
+            .draw()
+            .map_err(|e| fail(e.to_string()))?;
+        chart
+            .draw_series(LineSeries::new(
+                [(r.start, r.start), (r.end, r.end)],
+                &BLACK,
+            ))
+            .map_err(|e| fail(e.to_string()))?;
+        chart
+            .draw_series(
+                pairs
+                    .iter()
+                    .map(|&(m, s)| Circle::new((m, s), 2, SIM.mix(0.6).filled())),
+            )
+            .map_err(|e| fail(e.to_string()))?;
+
+        // CDFs.
+        let (ss, ms) = (sorted(sim), sorted(meas));
+        let xr = range(ss.iter().chain(ms.iter()).copied());
+        let mut chart = ChartBuilder::on(&areas[2 * i + 1])
+            .caption(format!("{label}: CDF (s)"), ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .build_cartesian_2d(xr, 0.0..1.0)
+            .map_err(|e| fail(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .light_line_style(LIGHT)
+            .x_desc(label)
+            .y_desc("fraction")
+            .draw()
+            .map_err(|e| fail(e.to_string()))?;
+        for (vals, color, name) in [(&ms, MEAS, "measured"), (&ss, SIM, "simulated")] {
+            let k = vals.len() as f64;
+            chart
+                .draw_series(LineSeries::new(
+                    vals.iter()
+                        .enumerate()
+                        .map(|(j, &x)| (x, (j + 1) as f64 / k)),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| fail(e.to_string()))?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    root.present().map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! A small CSV reader for measurement tables: whole file in memory, exact 1-based line
+//! numbers in errors, columns looked up by any of several names (case-insensitive).
+//! Quoted fields may hold commas but not line breaks; blank lines are skipped.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// A parsed CSV file.
+#[derive(Clone, Debug)]
+pub(crate) struct CsvTable {
+    pub(crate) path: PathBuf,
+    /// Header fields, trimmed.
+    pub(crate) header: Vec<String>,
+    /// (1-based line, fields) of each non-blank data row.
+    pub(crate) rows: Vec<(u64, Vec<String>)>,
+}
+
+fn split(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur).trim().to_owned()),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur.trim().to_owned());
+    out
+}
+
+impl CsvTable {
+    /// Read `path`.
+    pub(crate) fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut lines = text
+            .trim_start_matches('\u{feff}')
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i as u64 + 1, l.trim_end_matches('\r')))
+            .filter(|(_, l)| !l.trim().is_empty());
+        let Some((_, head)) = lines.next() else {
+            return Err(Error::input(
+                path,
+                None,
+                "empty file: expected a CSV header",
+            ));
+        };
+        let header = split(head);
+        let rows = lines.map(|(n, l)| (n, split(l))).collect();
+        Ok(CsvTable {
+            path: path.to_owned(),
+            header,
+            rows,
+        })
+    }
+
+    /// The index of the first column named any of `names`.
+    pub(crate) fn col(&self, names: &[&str]) -> Option<usize> {
+        names
+            .iter()
+            .find_map(|n| self.header.iter().position(|h| h.eq_ignore_ascii_case(n)))
+    }
+
+    /// Like [`col`](Self::col), but a missing column is an error listing the names.
+    pub(crate) fn required(&self, names: &[&str]) -> Result<usize> {
+        self.col(names).ok_or_else(|| {
+            Error::input_at(
+                &self.path,
+                1,
+                Some(names[0]),
+                format!(
+                    "missing column: expected one of {} in the header",
+                    names
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })
+    }
+
+    /// The raw text of column `col` in `row` (missing cells are an error).
+    pub(crate) fn text<'a>(&self, row: &'a (u64, Vec<String>), col: usize) -> Result<&'a str> {
+        row.1.get(col).map(String::as_str).ok_or_else(|| {
+            Error::input_at(
+                &self.path,
+                row.0,
+                Some(self.header[col].as_str()),
+                format!(
+                    "missing value: the row has {} fields, the header {}",
+                    row.1.len(),
+                    self.header.len()
+                ),
+            )
+        })
+    }
+
+    /// Column `col` of `row` as a finite number.
+    pub(crate) fn num(&self, row: &(u64, Vec<String>), col: usize) -> Result<f64> {
+        let s = self.text(row, col)?;
+        match s.parse::<f64>() {
+            Ok(x) if x.is_finite() => Ok(x),
+            _ => Err(self.bad(row, col, format!("not a finite number: `{s}`"))),
+        }
+    }
+
+    /// Column `col` of `row` as a positive whole number that fits in `u32`.
+    pub(crate) fn count(&self, row: &(u64, Vec<String>), col: usize) -> Result<u32> {
+        let x = self.num(row, col)?;
+        if x >= 1.0 && x.fract() == 0.0 && x <= f64::from(u32::MAX) {
+            Ok(x as u32)
+        } else {
+            Err(self.bad(row, col, format!("must be a whole number ≥ 1, got {x}")))
+        }
+    }
+
+    /// An error at `row`, field `col`.
+    pub(crate) fn bad(&self, row: &(u64, Vec<String>), col: usize, msg: String) -> Error {
+        Error::input_at(&self.path, row.0, Some(self.header[col].as_str()), msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_quotes_and_reports_lines() {
+        assert_eq!(split(r#"a, "b,c" ,"d""e""#), vec!["a", "b,c", r#"d"e"#]);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(&p, "x,y\n\n1,2\n3,oops\n").unwrap();
+        let t = CsvTable::read(&p).unwrap();
+        assert_eq!(t.rows.len(), 2);
+        let y = t.required(&["Y"]).unwrap();
+        assert_eq!(t.num(&t.rows[0], y).unwrap(), 2.0);
+        let e = t.num(&t.rows[1], y).unwrap_err().to_string();
+        assert!(
+            e.ends_with("t.csv:4: field `y`: not a finite number: `oops`"),
+            "{e}"
+        );
+        let e = t.required(&["z", "zz"]).unwrap_err().to_string();
+        assert!(e.contains(":1: field `z`: missing column"), "{e}");
+    }
+}

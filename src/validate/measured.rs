@@ -1,0 +1,179 @@
+//! Measured serving runs: per-request timings, how the run was driven, and the engine
+//! settings the files record.
+
+use crate::deployment::DeploymentRequest;
+use crate::engine::config::EngineOverrides;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// One measured request. Times are seconds; `arrival_s` counts from the run's first
+/// arrival.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MeasuredRequest {
+    /// 0-based position of the request in the file (the id the trace readers give it).
+    pub id: u64,
+    /// Arrival time, s.
+    pub arrival_s: f64,
+    /// Prompt tokens.
+    pub input_tokens: u32,
+    /// Output tokens (the first included).
+    pub output_tokens: u32,
+    /// Time to first token, s.
+    pub ttft_s: f64,
+    /// End-to-end latency, s.
+    pub e2e_s: f64,
+}
+
+impl MeasuredRequest {
+    /// Time per output token after the first, s (NaN for one-token outputs), as vLLM's
+    /// benchmark defines it.
+    pub fn tpot_s(&self) -> f64 {
+        if self.output_tokens > 1 {
+            (self.e2e_s - self.ttft_s) / f64::from(self.output_tokens - 1)
+        } else {
+            f64::NAN
+        }
+    }
+}
+
+/// The file formats of measured serving runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunFormat {
+    /// vLLM `benchmark_serving` / `vllm bench serve` result JSON.
+    VllmBench,
+    /// LLMServingSim bench `requests.jsonl` (with `meta.json` beside it).
+    LlmServingSim,
+    /// A CSV with arrival, first-token and finish times per request.
+    Csv,
+}
+
+/// How the measured run's requests arrived.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum ArrivalMode {
+    /// Each request's arrival time is in the file.
+    Recorded,
+    /// The file has a rate but no times; arrivals were regenerated with this seed.
+    Regenerated {
+        /// The seed of the regenerated arrivals.
+        seed: u64,
+    },
+    /// Every request was sent at time zero.
+    AllAtOnce,
+}
+
+/// Engine settings a measurement file records. Each fills the matching setting only
+/// where neither a flag nor a config file gave one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EngineHints {
+    /// Model id as the file names it.
+    pub model: Option<String>,
+    /// Device as the file (or the run folder's name) names it.
+    pub hardware: Option<String>,
+    /// Tensor-parallel size.
+    pub tensor_parallel_size: Option<u32>,
+    /// Data-parallel engines (simulated as replicas).
+    pub data_parallel_size: Option<u32>,
+    /// Whether MoE experts were split across the data-parallel engines.
+    pub enable_expert_parallel: Option<bool>,
+    /// `max_num_seqs`.
+    pub max_num_seqs: Option<u32>,
+    /// `max_num_batched_tokens`.
+    pub max_num_batched_tokens: Option<u32>,
+    /// `max_model_len`.
+    pub max_model_len: Option<u32>,
+    /// `gpu_memory_utilization`.
+    pub gpu_memory_utilization: Option<f64>,
+    /// KV block size.
+    pub block_size: Option<u32>,
+    /// KV blocks the engine allocated (→ `--num-gpu-blocks-override`).
+    pub num_gpu_blocks: Option<u32>,
+    /// Prefix caching on or off.
+    pub enable_prefix_caching: Option<bool>,
+    /// Activation dtype (`bfloat16`, `float16`).
+    pub dtype: Option<String>,
+    /// KV-cache dtype.
+    pub kv_cache_dtype: Option<String>,
+    /// The engine's version, where recorded.
+    pub engine_version: Option<String>,
+}
+
+impl EngineHints {
+    /// Fill the unset fields of `req` and `ov` from these hints.
+    pub fn apply(&self, req: &mut DeploymentRequest, ov: &mut EngineOverrides) {
+        fn fill<T: Clone>(slot: &mut Option<T>, hint: &Option<T>) {
+            if slot.is_none() {
+                slot.clone_from(hint);
+            }
+        }
+        fill(&mut req.model, &self.model);
+        fill(&mut req.hardware, &self.hardware);
+        fill(&mut req.tensor_parallel_size, &self.tensor_parallel_size);
+        fill(&mut req.max_model_len, &self.max_model_len);
+        fill(
+            &mut req.gpu_memory_utilization,
+            &self.gpu_memory_utilization,
+        );
+        fill(&mut req.dtype, &self.dtype);
+        fill(&mut req.kv_cache_dtype, &self.kv_cache_dtype);
+        fill(&mut ov.max_num_seqs, &self.max_num_seqs);
+        fill(&mut ov.max_num_batched_tokens, &self.max_num_batched_tokens);
+        fill(&mut ov.block_size, &self.block_size);
+        fill(&mut ov.num_gpu_blocks_override, &self.num_gpu_blocks);
+        fill(&mut ov.enable_prefix_caching, &self.enable_prefix_caching);
+    }
+}
+
+/// A measured serving run, ready to replay.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MeasuredRun {
+    /// The file read.
+    pub source: PathBuf,
+    /// Its format.
+    pub format: RunFormat,
+    /// Successful requests, by arrival (ties in file order).
+    pub requests: Vec<MeasuredRequest>,
+    /// Every measured inter-token gap, s, where the file has them.
+    #[serde(skip)]
+    pub itls_s: Option<Vec<f64>>,
+    /// How requests arrived.
+    pub arrivals: ArrivalMode,
+    /// The client's cap on requests in flight, where the file says.
+    pub max_concurrency: Option<u32>,
+    /// Engine settings recorded in the files.
+    pub hints: EngineHints,
+    /// Remarks on the data (skipped rows, assumptions).
+    pub notes: Vec<String>,
+}
+
+impl MeasuredRun {
+    /// Output tokens per second: output tokens of all requests over the time from the
+    /// first arrival to the last finish.
+    pub fn output_tokens_per_s(&self) -> f64 {
+        output_rate(
+            self.requests
+                .iter()
+                .map(|r| (r.arrival_s, r.arrival_s + r.e2e_s, r.output_tokens)),
+        )
+    }
+}
+
+/// Output tokens per second of `(arrival, finish, output_tokens)` triples, from the first
+/// arrival to the last finish (NaN when the span is empty).
+pub fn output_rate(rows: impl Iterator<Item = (f64, f64, u32)>) -> f64 {
+    let (mut first, mut last, mut tokens) = (f64::INFINITY, f64::NEG_INFINITY, 0u64);
+    for (a, f, n) in rows {
+        if a.is_nan() || f.is_nan() {
+            continue;
+        }
+        first = first.min(a);
+        last = last.max(f);
+        tokens += u64::from(n);
+    }
+    if last > first {
+        tokens as f64 / (last - first)
+    } else {
+        f64::NAN
+    }
+}

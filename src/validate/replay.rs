@@ -1,0 +1,193 @@
+//! Replay a measured serving run through simulated replicas and pair every request's
+//! simulated timings with its measured ones.
+
+use super::measured::{output_rate, ArrivalMode, MeasuredRun};
+use super::report::{
+    ComparisonRows, Metric, MetricReport, ThroughputReport, Validation, ValidationKind,
+};
+use super::stats::Quantiles;
+use crate::engine::{RequestRecord, RequestSink, RequestStatus, TokenEvent};
+use crate::error::Result;
+use crate::setup::ReplicaSetup;
+use crate::sim::{NoObserver, RequestSource, RoutePolicy, Router, Simulation};
+use crate::trace::Request;
+use crate::units::SimTime;
+
+/// Keeps every record and every inter-token gap of a run.
+#[derive(Debug, Default)]
+pub(crate) struct Collector {
+    /// Ended requests, in end order.
+    pub(crate) records: Vec<RequestRecord>,
+    /// Gaps between consecutive tokens of a request, s (tokens streamed together count
+    /// as zero gaps, as in the metrics recorder).
+    pub(crate) itls_s: Vec<f64>,
+    /// Whether to keep the gaps.
+    pub(crate) keep_itls: bool,
+}
+
+impl RequestSink for Collector {
+    fn on_tokens(&mut self, e: &TokenEvent) {
+        if !self.keep_itls {
+            return;
+        }
+        if !e.first {
+            self.itls_s.push(e.gap.as_secs_f64());
+        }
+        self.itls_s
+            .extend(std::iter::repeat_n(0.0, e.count.saturating_sub(1) as usize));
+    }
+    fn on_request_end(&mut self, record: RequestRecord) {
+        self.records.push(record);
+    }
+}
+
+/// Run `requests` on `n` replicas of `setup`; `closed_loop` caps requests in flight
+/// (arrival times are then ignored).
+pub(crate) fn simulate(
+    setup: &ReplicaSetup,
+    n: u32,
+    requests: Vec<Request>,
+    closed_loop: Option<u32>,
+    keep_itls: bool,
+) -> Result<Collector> {
+    let policy = if n > 1 {
+        RoutePolicy::LeastOutstanding
+    } else {
+        RoutePolicy::RoundRobin
+    };
+    let mut sim = Simulation::new(setup.replicas(n)?, Router::new(policy))?;
+    let it = Box::new(requests.into_iter().map(Ok));
+    let source = match closed_loop {
+        Some(c) => RequestSource::ClosedLoop {
+            requests: it,
+            concurrency: c,
+        },
+        None => RequestSource::Open(it),
+    };
+    let mut sink = Collector {
+        keep_itls,
+        ..Collector::default()
+    };
+    sim.run(source, &mut sink, &mut NoObserver)?;
+    Ok(sink)
+}
+
+/// The requests of `run`, as the simulator replays them.
+pub fn requests_of(run: &MeasuredRun) -> Vec<Request> {
+    run.requests
+        .iter()
+        .map(|r| {
+            Request::new(
+                r.id,
+                SimTime::from_secs_f64(r.arrival_s),
+                r.input_tokens,
+                r.output_tokens,
+            )
+        })
+        .collect()
+}
+
+/// Replay `run` on `num_replicas` replicas of `setup` and compare.
+pub fn replay(
+    name: &str,
+    run: &MeasuredRun,
+    setup: &ReplicaSetup,
+    num_replicas: u32,
+) -> Result<Validation> {
+    let mut notes = run.notes.clone();
+    let closed_loop = match (run.max_concurrency, &run.arrivals) {
+        (Some(c), ArrivalMode::AllAtOnce) => Some(c),
+        (Some(c), _) => {
+            notes.push(format!(
+                "max_concurrency {c} with timed arrivals is not modelled: requests arrive open-loop"
+            ));
+            None
+        }
+        _ => None,
+    };
+    let out = simulate(
+        setup,
+        num_replicas,
+        requests_of(run),
+        closed_loop,
+        run.itls_s.is_some(),
+    )?;
+    let mut by_id: std::collections::HashMap<u64, &RequestRecord> =
+        std::collections::HashMap::with_capacity(out.records.len());
+    for r in &out.records {
+        by_id.insert(r.request_id, r);
+    }
+    let mut rows = ComparisonRows {
+        key_columns: vec!["request_id", "arrival_s", "input_tokens", "output_tokens"],
+        ..ComparisonRows::default()
+    };
+    let mut cols: [(Vec<f64>, Vec<f64>); 3] = Default::default();
+    let mut rejected = 0usize;
+    for m in &run.requests {
+        rows.keys.push(vec![
+            m.id.to_string(),
+            format!("{:.6}", m.arrival_s),
+            m.input_tokens.to_string(),
+            m.output_tokens.to_string(),
+        ]);
+        let s = by_id
+            .get(&m.id)
+            .copied()
+            .filter(|r| r.status == RequestStatus::Finished);
+        if s.is_none() {
+            rejected += 1;
+        }
+        let sim = |f: fn(&RequestRecord) -> f64| s.map_or(f64::NAN, f);
+        let vals = [
+            (sim(|r| r.ttft_s), m.ttft_s),
+            (sim(|r| r.tpot_s), m.tpot_s()),
+            (sim(|r| r.e2e_s), m.e2e_s),
+        ];
+        for (c, (sv, mv)) in cols.iter_mut().zip(vals) {
+            c.0.push(sv);
+            c.1.push(mv);
+        }
+    }
+    if rejected > 0 {
+        notes.push(format!(
+            "{rejected} requests were rejected by the simulated engine (longer than max_model_len or the whole KV cache) and are left out of the errors"
+        ));
+    }
+    for (m, (s, me)) in [Metric::Ttft, Metric::Tpot, Metric::E2e]
+        .into_iter()
+        .zip(cols)
+    {
+        rows.metrics.push((m, s, me));
+    }
+    let mut metrics = rows.reports();
+    if let Some(meas) = &run.itls_s {
+        metrics.insert(
+            2,
+            MetricReport {
+                metric: Metric::Itl,
+                simulated: Quantiles::of(&out.itls_s),
+                measured: Quantiles::of(meas),
+                errors: None,
+            },
+        );
+    }
+    let sim_rate = output_rate(
+        out.records
+            .iter()
+            .filter(|r| r.status == RequestStatus::Finished)
+            .map(|r| (r.arrival_time_s, r.finish_time_s, r.output_tokens)),
+    );
+    Ok(Validation {
+        name: name.to_owned(),
+        kind: ValidationKind::ServingRun,
+        source: run.source.clone(),
+        deployment: setup.deployment.summary(),
+        engine: Some(setup.engine.clone()),
+        num_replicas,
+        latency_model: setup.latency.describe(),
+        metrics,
+        throughput: Some(ThroughputReport::new(sim_rate, run.output_tokens_per_s())),
+        notes,
+        rows,
+    })
+}

@@ -1,0 +1,208 @@
+//! The result of one validation and its files: `validation.json`, `comparison.csv` and
+//! `validation.svg`.
+
+use super::stats::{ErrorStats, Quantiles};
+use crate::deployment::DeploymentSummary;
+use crate::engine::EngineConfig;
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A latency metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Time to first token (for step tables: the batch's prefill).
+    Ttft,
+    /// Time per output token after the first (for step tables: the mean decode step).
+    Tpot,
+    /// Inter-token latency (distribution only: the files pair no gaps).
+    Itl,
+    /// End-to-end latency (for static batches: the whole batch's).
+    E2e,
+}
+
+impl Metric {
+    /// Short name (`ttft`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Ttft => "ttft",
+            Metric::Tpot => "tpot",
+            Metric::Itl => "itl",
+            Metric::E2e => "e2e",
+        }
+    }
+
+    /// Upper-case label (`TTFT`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::Ttft => "TTFT",
+            Metric::Tpot => "TPOT",
+            Metric::Itl => "ITL",
+            Metric::E2e => "E2E",
+        }
+    }
+}
+
+/// One metric, simulated against measured. Times in seconds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MetricReport {
+    /// Which metric.
+    pub metric: Metric,
+    /// Distribution of the simulated values.
+    pub simulated: Quantiles,
+    /// Distribution of the measured values.
+    pub measured: Quantiles,
+    /// Pair-by-pair errors (absent where values are not paired, as for ITL).
+    pub errors: Option<ErrorStats>,
+}
+
+/// Output throughput, simulated against measured.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ThroughputReport {
+    /// Simulated output tokens per second.
+    pub simulated_output_tokens_per_s: f64,
+    /// Measured output tokens per second.
+    pub measured_output_tokens_per_s: f64,
+    /// (simulated − measured) / measured, %.
+    pub error_pct: f64,
+}
+
+impl ThroughputReport {
+    /// Compare two rates.
+    pub fn new(simulated: f64, measured: f64) -> Self {
+        ThroughputReport {
+            simulated_output_tokens_per_s: simulated,
+            measured_output_tokens_per_s: measured,
+            error_pct: 100.0 * (simulated - measured) / measured,
+        }
+    }
+}
+
+/// What kind of measurement was validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ValidationKind {
+    /// A serving run replayed request by request.
+    ServingRun,
+    /// Static batches replayed through the simulated engine.
+    StaticBatch,
+    /// Per-step times compared with the latency model on the same shapes.
+    StepTimes,
+}
+
+/// Row-by-row values behind a validation: key columns plus, per metric, the simulated
+/// and measured value of every row (NaN where missing).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ComparisonRows {
+    /// Names of the key columns.
+    pub key_columns: Vec<&'static str>,
+    /// Key values, one vector per row.
+    pub keys: Vec<Vec<String>>,
+    /// Per metric: (metric, simulated, measured), each as long as `keys`.
+    pub metrics: Vec<(Metric, Vec<f64>, Vec<f64>)>,
+}
+
+impl ComparisonRows {
+    /// The pairs of `m`, if present.
+    pub fn pairs(&self, m: Metric) -> Option<(&[f64], &[f64])> {
+        self.metrics
+            .iter()
+            .find(|x| x.0 == m)
+            .map(|(_, s, me)| (s.as_slice(), me.as_slice()))
+    }
+
+    /// One [`MetricReport`] per paired metric.
+    pub fn reports(&self) -> Vec<MetricReport> {
+        self.metrics
+            .iter()
+            .map(|(m, s, me)| MetricReport {
+                metric: *m,
+                simulated: Quantiles::of(s),
+                measured: Quantiles::of(me),
+                errors: Some(ErrorStats::of(s, me)),
+            })
+            .collect()
+    }
+}
+
+/// The outcome of validating one measured set.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Validation {
+    /// Name of the set (also the output folder's name).
+    pub name: String,
+    /// What was compared.
+    pub kind: ValidationKind,
+    /// The measurement file.
+    pub source: PathBuf,
+    /// The simulated deployment.
+    pub deployment: DeploymentSummary,
+    /// The simulated engine (absent for step-time comparisons).
+    pub engine: Option<EngineConfig>,
+    /// Replicas simulated.
+    pub num_replicas: u32,
+    /// Where the iteration times came from.
+    pub latency_model: String,
+    /// Per metric.
+    pub metrics: Vec<MetricReport>,
+    /// Output throughput (serving runs).
+    pub throughput: Option<ThroughputReport>,
+    /// Assumptions, skipped data, features the engine lacks.
+    pub notes: Vec<String>,
+    /// The per-row values.
+    #[serde(skip)]
+    pub rows: ComparisonRows,
+}
+
+impl Validation {
+    /// The median absolute % error of `m` (NaN when not compared).
+    pub fn median_abs_pct(&self, m: Metric) -> f64 {
+        self.metrics
+            .iter()
+            .find(|r| r.metric == m)
+            .and_then(|r| r.errors)
+            .map_or(f64::NAN, |e| e.median_abs_pct)
+    }
+
+    /// Write `validation.json`, `comparison.csv` and `validation.svg` into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        crate::report::write_json(&dir.join("validation.json"), self)?;
+        let csv = dir.join("comparison.csv");
+        write_rows(&csv, &self.rows).map_err(|e| Error::io(&csv, e))?;
+        super::chart::write_svg(&dir.join("validation.svg"), self)
+    }
+}
+
+fn write_rows(path: &Path, rows: &ComparisonRows) -> std::io::Result<()> {
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut head: Vec<String> = rows.key_columns.iter().map(|c| c.to_string()).collect();
+    for (m, _, _) in &rows.metrics {
+        let n = m.name();
+        head.extend([
+            format!("measured_{n}_s"),
+            format!("simulated_{n}_s"),
+            format!("error_{n}_pct"),
+        ]);
+    }
+    writeln!(w, "{}", head.join(","))?;
+    for (i, key) in rows.keys.iter().enumerate() {
+        let mut cells = key.clone();
+        for (_, sim, meas) in &rows.metrics {
+            let (s, m) = (sim[i], meas[i]);
+            let err = if m > 0.0 {
+                100.0 * (s - m) / m
+            } else {
+                f64::NAN
+            };
+            cells.extend([
+                crate::report::fixed(m, 6),
+                crate::report::fixed(s, 6),
+                crate::report::fixed(err, 2),
+            ]);
+        }
+        writeln!(w, "{}", cells.join(","))?;
+    }
+    w.flush()
+}

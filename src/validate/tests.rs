@@ -1,0 +1,130 @@
+//! Smoke tests: a simulated run, replayed as a measurement, validates against itself.
+
+use super::*;
+use crate::sim::{RequestSource, Router};
+use crate::simulate::{run, RunOptions};
+use crate::trace::Request;
+use crate::units::SimTime;
+
+fn request() -> DeploymentRequest {
+    DeploymentRequest {
+        model: Some("meta-llama/Llama-3.1-8B".into()),
+        hardware: Some("h100".into()),
+        max_model_len: Some(4096),
+        ..DeploymentRequest::default()
+    }
+}
+
+#[test]
+fn a_simulated_run_validates_against_itself() {
+    let paths = DataPaths::builtin();
+    let d = Deployment::resolve(&request(), &paths).unwrap();
+    let setup = ReplicaSetup::new(d, &EngineOverrides::default(), &paths).unwrap();
+    let reqs: Vec<Request> = (0..20u32)
+        .map(|i| {
+            Request::new(
+                u64::from(i),
+                SimTime::from_secs_f64(0.05 * f64::from(i)),
+                100 + 37 * i,
+                10 + 3 * i,
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sim");
+    run(
+        setup.replicas(1).unwrap(),
+        Router::default(),
+        RequestSource::Open(Box::new(reqs.into_iter().map(Ok))),
+        &RunOptions {
+            output_dir: Some(out.clone()),
+            ..RunOptions::default()
+        },
+    )
+    .unwrap();
+
+    let csv = out.join("requests.csv");
+    assert_eq!(detect(&csv).unwrap(), InputFormat::Csv);
+    let Measurement::Run(measured) = open(&csv, None, &OpenOptions::default()).unwrap() else {
+        panic!("a run");
+    };
+    assert_eq!(measured.requests.len(), 20);
+    let v = validate_run(
+        "self",
+        &measured,
+        request(),
+        EngineOverrides::default(),
+        None,
+        &paths,
+    )
+    .unwrap();
+    for m in [Metric::Ttft, Metric::Tpot, Metric::E2e] {
+        let e = v
+            .metrics
+            .iter()
+            .find(|r| r.metric == m)
+            .unwrap()
+            .errors
+            .unwrap();
+        assert_eq!(e.count, 20, "{m:?}");
+        // requests.csv keeps nanoseconds: the replay is exact up to rounding.
+        assert!(e.median_abs_pct < 1e-3, "{m:?}: {e:?}");
+        assert!(e.pearson_r > 0.999_999, "{m:?}: {e:?}");
+    }
+    let t = v.throughput.unwrap();
+    assert!(t.error_pct.abs() < 1e-3, "{t:?}");
+
+    let files = dir.path().join("validation");
+    v.write(&files).unwrap();
+    let csv = std::fs::read_to_string(files.join("comparison.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 21);
+    assert!(csv.starts_with("request_id,arrival_s,input_tokens,output_tokens,measured_ttft_s,"));
+    let svg = std::fs::read_to_string(files.join("validation.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("TPOT: CDF"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(files.join("validation.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["kind"], "serving-run");
+    assert_eq!(json["metrics"][0]["metric"], "ttft");
+}
+
+#[test]
+fn a_tiny_splitwise_table_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("perf_model.csv");
+    std::fs::write(
+        &p,
+        "model,hardware,prompt_size,batch_size,token_size,peak_power,average_power,prompt_time,token_time,e2e_time,tensor_parallel\n\
+         llama2-70b,a100-80gb,512,1,128,1,1,200,50,6500,4\n\
+         llama2-70b,a100-80gb,1024,4,128,1,1,900,55,7900,4\n\
+         bloom-176b,a100-80gb,512,1,128,1,1,300,70,9000,8\n",
+    )
+    .unwrap();
+    let Measurement::Table(t) = open(&p, None, &OpenOptions::default()).unwrap() else {
+        panic!("a table");
+    };
+    assert_eq!(t.skipped.len(), 1);
+    let out = validate_table(
+        &t,
+        &DeploymentRequest::default(),
+        &EngineOverrides::default(),
+        &DataPaths::builtin(),
+        |_| true,
+    );
+    assert_eq!(out.len(), 1);
+    let v = out[0].1.as_ref().unwrap();
+    assert_eq!(v.kind, ValidationKind::StepTimes);
+    assert_eq!(v.deployment.tensor_parallel_size, 4);
+    assert!(v.median_abs_pct(Metric::Ttft).is_finite());
+    assert!(v.median_abs_pct(Metric::Tpot).is_finite());
+    assert_eq!(v.rows.keys.len(), 2);
+}
+
+#[test]
+fn unknown_inputs_are_refused_with_the_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x.csv");
+    std::fs::write(&p, "a,b\n1,2\n").unwrap();
+    let e = detect(&p).unwrap_err().to_string();
+    assert!(e.contains("x.csv:1") && e.contains("--format"), "{e}");
+}

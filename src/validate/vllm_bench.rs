@@ -1,0 +1,210 @@
+//! vLLM `benchmark_serving` / `vllm bench serve` result JSON, saved with
+//! `--save-result --save-detailed`: per-request `ttfts`, `itls`, `input_lens` and
+//! `output_lens` (seconds and tokens).
+//!
+//! The file does not record when each request was sent. Arrivals come from the trace
+//! reader ([`open_trace_as`]): a per-request time list if the file has one, else
+//! regenerated from `request_rate` (and `burstiness`) with the given seed, else (rate
+//! `inf`) all at time zero. Per request, E2E = `ttft + Σ itls` (or `e2els` where the
+//! file has it). Failed requests (a non-empty `errors` entry) are skipped, as the
+//! trace reader skips them.
+
+use super::measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat};
+use crate::error::{Error, Result};
+use crate::trace::{open_trace_as, TraceFormat, TraceOptions};
+use serde_json::{Map, Value};
+use std::path::Path;
+
+fn list<'a>(path: &Path, obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a [Value]>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => Ok(Some(a)),
+        Some(v) => Err(Error::input(
+            path,
+            Some(key),
+            format!("expected a list, got {v}"),
+        )),
+    }
+}
+
+fn secs(path: &Path, v: &Value, field: &str) -> Result<f64> {
+    match v.as_f64() {
+        Some(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(Error::input(
+            path,
+            Some(field),
+            format!("expected a non-negative number of seconds, got {v}"),
+        )),
+    }
+}
+
+/// Read a result file; `seed` regenerates arrivals when the file has none.
+pub fn read(path: &Path, seed: u64) -> Result<MeasuredRun> {
+    let opts = TraceOptions {
+        seed,
+        ..TraceOptions::default()
+    };
+    let reader = open_trace_as(path, TraceFormat::VllmBenchJson, &opts)?;
+    let max_concurrency = reader.max_concurrency();
+    let requests: Vec<crate::trace::Request> = reader.collect::<Result<_>>()?;
+
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let doc: Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
+        .map_err(|e| Error::input_at(path, e.line() as u64, None, format!("invalid JSON: {e}")))?;
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| Error::input(path, None, "expected a JSON object"))?;
+    let n = list(path, obj, "input_lens")?.map_or(0, <[Value]>::len);
+    let need = |key: &str| -> Result<&[Value]> {
+        let a = list(path, obj, key)?.ok_or_else(|| {
+            Error::input(
+                path,
+                Some(key),
+                "missing: save the result with `--save-result --save-detailed`",
+            )
+        })?;
+        if a.len() != n {
+            return Err(Error::input(
+                path,
+                Some(key),
+                format!("has {} entries but `input_lens` has {n}", a.len()),
+            ));
+        }
+        Ok(a)
+    };
+    let ttfts = need("ttfts")?;
+    let itls = need("itls")?;
+    let e2els = if obj.contains_key("e2els") {
+        Some(need("e2els")?)
+    } else {
+        None
+    };
+
+    let mut out = Vec::with_capacity(requests.len());
+    let mut all_itls = Vec::new();
+    for r in &requests {
+        let i = r.id as usize;
+        let ttft = secs(path, &ttfts[i], &format!("ttfts[{i}]"))?;
+        let gaps = match &itls[i] {
+            Value::Array(g) => g
+                .iter()
+                .enumerate()
+                .map(|(j, v)| secs(path, v, &format!("itls[{i}][{j}]")))
+                .collect::<Result<Vec<f64>>>()?,
+            v => {
+                return Err(Error::input(
+                    path,
+                    Some(&format!("itls[{i}]")),
+                    format!("expected a list, got {v}"),
+                ))
+            }
+        };
+        let e2e = match e2els {
+            Some(e) => secs(path, &e[i], &format!("e2els[{i}]"))?,
+            None => ttft + gaps.iter().sum::<f64>(),
+        };
+        all_itls.extend_from_slice(&gaps);
+        out.push(MeasuredRequest {
+            id: r.id,
+            arrival_s: r.arrival.as_secs_f64(),
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            ttft_s: ttft,
+            e2e_s: e2e,
+        });
+    }
+    let rate_inf = match obj.get("request_rate") {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("inf"),
+        Some(v) => v.as_f64().is_some_and(f64::is_infinite),
+    };
+    let has_times = ["start_times", "arrival_times", "timestamps"]
+        .iter()
+        .any(|k| obj.contains_key(*k));
+    let arrivals = if has_times {
+        ArrivalMode::Recorded
+    } else if rate_inf {
+        ArrivalMode::AllAtOnce
+    } else {
+        ArrivalMode::Regenerated { seed }
+    };
+    let mut notes = Vec::new();
+    if requests.len() < n {
+        notes.push(format!(
+            "{} of {n} requests failed in the measurement and are left out",
+            n - requests.len()
+        ));
+    }
+    if matches!(arrivals, ArrivalMode::Regenerated { .. }) {
+        notes.push(format!(
+            "the file has no send times: arrivals regenerated from request_rate with seed {seed}, not the times vLLM used; per-request TTFT/E2E errors include that difference"
+        ));
+    }
+    let hints = EngineHints {
+        model: obj
+            .get("model_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        ..EngineHints::default()
+    };
+    Ok(MeasuredRun {
+        source: path.to_owned(),
+        format: RunFormat::VllmBench,
+        requests: out,
+        itls_s: Some(all_itls),
+        arrivals,
+        max_concurrency,
+        hints,
+        notes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_burst_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        std::fs::write(
+            &p,
+            r#"{"request_rate": "inf", "max_concurrency": 2, "model_id": "meta-llama/Llama-3.1-8B",
+                "input_lens": [10, 20, 30], "output_lens": [3, 1, 2],
+                "ttfts": [0.1, 0.2, 0.0], "itls": [[0.01, 0.03], [], []],
+                "errors": ["", "", "boom"]}"#,
+        )
+        .unwrap();
+        let r = read(&p, 0).unwrap();
+        assert_eq!(r.requests.len(), 2);
+        assert_eq!(r.arrivals, ArrivalMode::AllAtOnce);
+        assert_eq!(r.max_concurrency, Some(2));
+        let a = &r.requests[0];
+        assert!((a.e2e_s - 0.14).abs() < 1e-12);
+        assert!((a.tpot_s() - 0.02).abs() < 1e-12);
+        assert_eq!(r.itls_s.as_deref(), Some(&[0.01, 0.03][..]));
+        assert_eq!(r.hints.model.as_deref(), Some("meta-llama/Llama-3.1-8B"));
+        assert!(r.notes[0].contains("1 of 3 requests failed"));
+    }
+
+    #[test]
+    fn malformed_itls_name_the_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        std::fs::write(
+            &p,
+            r#"{"request_rate": 2.0, "input_lens": [10], "output_lens": [3],
+                "ttfts": [0.1], "itls": [[0.01, "x"]]}"#,
+        )
+        .unwrap();
+        let e = read(&p, 0).unwrap_err().to_string();
+        assert!(e.contains("field `itls[0][1]`"), "{e}");
+        std::fs::write(
+            &p,
+            r#"{"request_rate": 2.0, "input_lens": [10], "output_lens": [3], "itls": [[]]}"#,
+        )
+        .unwrap();
+        let e = read(&p, 0).unwrap_err().to_string();
+        assert!(e.contains("field `ttfts`: missing"), "{e}");
+    }
+}
