@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod model;
 pub mod paths;
 pub mod perf;
+pub mod plan;
 pub mod report;
 pub mod setup;
 pub mod sim;

@@ -8,7 +8,10 @@ pub mod args;
 mod estimate;
 mod list;
 mod memory;
+mod merge;
+mod plan;
 mod simulate;
+mod sweep;
 pub mod trace;
 
 /// servesim: a discrete-event simulator of LLM serving.
@@ -39,6 +42,14 @@ pub enum Command {
     List(list::ListArgs),
     /// Generate, summarise and convert request traces.
     Trace(trace::TraceCommand),
+    /// Simulate every point of a grid (hardware × TP × PP × replicas × scheduler knobs ×
+    /// load) in parallel; CSV, JSON and SVG out.
+    Sweep(sweep::SweepArgs),
+    /// Maximum sustainable rate per configuration under an SLO, fewest replicas for a
+    /// target rate, cost ranking and the cost/latency frontier.
+    Plan(Box<plan::PlanArgs>),
+    /// Join the folders of a sharded sweep into files identical to an unsharded run's.
+    Merge(merge::MergeArgs),
     /// Print the version and data folders.
     Info,
 }
@@ -55,6 +66,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Estimate(a) => estimate::run(a, &paths),
         Command::List(a) => list::run(a, &paths),
         Command::Trace(cmd) => trace::run(cmd),
+        Command::Sweep(a) => sweep::run(a, &paths),
+        Command::Plan(a) => plan::run(*a, &paths),
+        Command::Merge(a) => merge::run(a),
         Command::Info => {
             println!("servesim {}", env!("CARGO_PKG_VERSION"));
             println!("model configs: {}", paths.model_configs.display());

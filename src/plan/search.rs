@@ -1,0 +1,1 @@
+//! Maximum sustainable rate, fewest replicas, ranking and the Pareto frontier.
