@@ -14,6 +14,7 @@
 pub mod chart;
 pub mod exec;
 pub mod grid;
+pub mod planner;
 pub mod search;
 pub mod table;
 
