@@ -1,10 +1,11 @@
 //! Maximum sustainable rate (bisection), fewest replicas for a target rate, ranking and
 //! the Pareto frontier.
 //!
-//! A load is *sustainable* when the run meets the SLO ([`PlanSlo::met`]) and keeps up
-//! with it: finished requests per second at least 90 % of the offered rate (a finite
-//! trace at overload shows a growing queue first in TTFT; the throughput check also
-//! catches overload when only a TPOT SLO is given).
+//! A load is *sustainable* when the run meets the SLO ([`PlanSlo::met`]). Overload
+//! shows as a growing queue, that is as TTFT growing over the run, so give a TTFT
+//! limit: with only a TPOT limit, a load whose queue grows but whose decode steps stay
+//! fast passes. (Finished requests per second is no test on a finite trace: the drain
+//! after the last arrival lowers it at every load.)
 
 use super::exec::{Outcome, PointMetrics};
 use crate::error::{Error, Result};
@@ -29,9 +30,6 @@ pub struct PlanSlo {
     /// How they are judged.
     pub target: SloTarget,
 }
-
-/// Finished requests per second must reach this fraction of the offered rate.
-pub const MIN_THROUGHPUT_FRACTION: f64 = 0.9;
 
 impl PlanSlo {
     /// Check the values (`field` names in errors are the CLI flags).
@@ -59,9 +57,9 @@ impl PlanSlo {
         }
     }
 
-    /// Whether a run meets the SLO and keeps up with its load.
+    /// Whether a run meets the SLO (and finished at least one request).
     pub fn met(&self, m: &PointMetrics) -> bool {
-        if m.completed == 0 || m.throughput_rps < MIN_THROUGHPUT_FRACTION * m.offered_rps {
+        if m.completed == 0 {
             return false;
         }
         match self.target {
