@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod model;
 pub mod paths;
 pub mod perf;
+pub mod plan;
 pub mod report;
 #[cfg(feature = "serve")]
 pub mod serve;

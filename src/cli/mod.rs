@@ -9,9 +9,12 @@ mod calibrate;
 mod estimate;
 mod list;
 mod memory;
+mod merge;
+mod plan;
 #[cfg(feature = "serve")]
 mod serve;
 mod simulate;
+mod sweep;
 pub mod trace;
 mod validate;
 
@@ -52,6 +55,14 @@ pub enum Command {
     /// Fit the roofline's efficiencies and overheads for a GPU to measured tables and
     /// runs; writes perf_model/calibrated/<hardware>.toml.
     Calibrate(Box<calibrate::CalibrateArgs>),
+    /// Simulate every point of a grid (hardware × TP × PP × replicas × scheduler knobs ×
+    /// load) in parallel; CSV, JSON and SVG out.
+    Sweep(sweep::SweepArgs),
+    /// Maximum sustainable rate per configuration under an SLO, fewest replicas for a
+    /// target rate, cost ranking and the cost/latency frontier.
+    Plan(Box<plan::PlanArgs>),
+    /// Join the folders of a sharded sweep into files identical to an unsharded run's.
+    Merge(merge::MergeArgs),
     /// Print the version and data folders.
     Info,
 }
@@ -72,6 +83,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(a) => serve::run(*a, &paths),
         Command::Validate(a) => validate::run(*a, &paths),
         Command::Calibrate(a) => calibrate::run(*a, &paths),
+        Command::Sweep(a) => sweep::run(a, &paths),
+        Command::Plan(a) => plan::run(*a, &paths),
+        Command::Merge(a) => merge::run(a),
         Command::Info => {
             println!("servesim {}", env!("CARGO_PKG_VERSION"));
             println!("model configs: {}", paths.model_configs.display());

@@ -255,10 +255,11 @@ mod tests {
         let mut sorted = names.clone();
         sorted.sort();
         assert_eq!(names, sorted);
+        // Shipped prices always carry a dated source.
         assert!(cat
             .entries()
             .iter()
-            .all(|g| g.price_usd_per_gpu_hour.is_none()));
+            .all(|g| g.price_usd_per_gpu_hour.is_none() || g.price_source.is_some()));
     }
 
     #[test]

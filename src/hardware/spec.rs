@@ -44,6 +44,7 @@ struct GpuFile {
     inter_node_link: String,
     inter_node_nics_per_gpu: Option<f64>,
     price_usd_per_gpu_hour: Option<f64>,
+    price_source: Option<String>,
     source: String,
     notes: Option<String>,
     uncertain: Option<String>,
@@ -94,8 +95,11 @@ pub struct GpuSpec {
     pub inter_node: LinkSpec,
     /// Host PCIe link (also the GPU-GPU path beyond an NVLink bridge's pair).
     pub host: Option<LinkSpec>,
-    /// Rental price, USD per GPU-hour; absent = unknown (none is shipped).
+    /// Rental price, USD per GPU-hour; absent = unknown. Shipped only with a cited,
+    /// dated source (see `price_source`).
     pub price_usd_per_gpu_hour: Option<f64>,
+    /// Where the default price comes from, with the date it was read.
+    pub price_source: Option<String>,
     /// Where the figures come from.
     pub source: String,
     /// Explanations (accumulate modes, derivations, defaults).
@@ -152,6 +156,12 @@ impl GpuSpec {
         positive("inter_node_nics_per_gpu", f.inter_node_nics_per_gpu)?;
         if f.memory_bytes == Some(0) {
             return Err(bad("memory_bytes", "must be positive".into()));
+        }
+        if f.price_usd_per_gpu_hour.is_some() && f.price_source.is_none() {
+            return Err(bad(
+                "price_source",
+                "a price needs its source and date (`price_source`)".into(),
+            ));
         }
         if let Some(p) = f.price_usd_per_gpu_hour {
             if !(p.is_finite() && p >= 0.0) {
@@ -228,6 +238,7 @@ impl GpuSpec {
             inter_node: inter,
             host,
             price_usd_per_gpu_hour: f.price_usd_per_gpu_hour,
+            price_source: f.price_source,
             source: f.source,
             notes: f.notes,
             uncertain: f.uncertain,

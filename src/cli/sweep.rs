@@ -1,0 +1,102 @@
+//! `servesim sweep`: simulate every point of a grid, in parallel, into CSV/JSON/SVG.
+
+use anyhow::Result;
+use clap::Args;
+use servesim::paths::DataPaths;
+use servesim::plan::{self, exec, table, Shard, SweepConfig, SweepContext};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `servesim sweep`.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// TOML grid: hardware × TP × PP × replicas × scheduler knobs × load (see
+    /// examples/sweep_*.toml and docs/planning.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// Threads (points run in parallel; the output does not depend on this). Default:
+    /// the available cores.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Output folder. Default: output/sweep-<name>/.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
+    /// Run only the points with index % N == I (0-based); join folders with `servesim merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+
+    /// Price of a device, USD per GPU-hour, overriding the catalog (repeatable or
+    /// comma-separated: h100=2.5,a100=1.8).
+    #[arg(long, value_name = "NAME=USD", value_delimiter = ',')]
+    pub price_per_gpu_hour: Vec<String>,
+
+    /// Do not draw SVG charts.
+    #[arg(long)]
+    pub no_charts: bool,
+}
+
+/// A progress bar with ETA on stderr, hidden when stderr is not a terminal.
+pub fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::new(len as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{{bar:40}} {{pos}}/{{len}} {what} [{{elapsed_precise}} < {{eta_precise}}]"
+    )) {
+        pb.set_style(style);
+    }
+    pb
+}
+
+/// Load the config and build the context.
+pub fn context(config: &Path, prices: &[String], paths: &DataPaths) -> Result<SweepContext> {
+    let cfg = SweepConfig::load(config)?;
+    let prices = exec::parse_price_overrides(prices)?;
+    Ok(SweepContext::new(cfg, config, paths, &prices)?)
+}
+
+/// Run `servesim sweep`.
+pub fn run(args: SweepArgs, paths: &DataPaths) -> Result<()> {
+    let ctx = context(&args.config, &args.price_per_gpu_hour, paths)?;
+    let meta = plan::meta(&ctx);
+    let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose()?;
+    let indices = match shard {
+        Some(s) => s.indices(meta.total_points),
+        None => (0..meta.total_points).collect(),
+    };
+    let dir = args
+        .output_dir
+        .unwrap_or_else(|| Path::new("output").join(format!("sweep-{}", meta.name)));
+    let jobs = args.jobs.unwrap_or_else(exec::default_jobs);
+    let pb = progress_bar(indices.len(), "points");
+    let tick = || pb.inc(1);
+    let rows = plan::run_points(&ctx, &indices, jobs, &tick)?;
+    pb.finish_and_clear();
+    table::write_points(&dir, &meta, shard, &rows)?;
+    if !args.no_charts && shard.is_none() {
+        plan::chart::sweep_charts(&dir, &rows)?;
+    }
+    let ok = rows.iter().filter(|r| r.get("status") == "ok").count();
+    println!(
+        "{}: {} of {} points{} ({} ok, {} infeasible) on {} threads",
+        meta.name,
+        rows.len(),
+        meta.total_points,
+        shard.map_or(String::new(), |s| format!(
+            " (shard {}/{})",
+            s.index, s.count
+        )),
+        ok,
+        rows.len() - ok,
+        jobs
+    );
+    println!(
+        "wrote {}/{{points.csv,points.json,sweep.json}}",
+        dir.display()
+    );
+    Ok(())
+}
