@@ -192,24 +192,28 @@ impl Ctx<'_> {
     }
 
     /// A measured table for an operator of `kind` with per-GPU shape `(k, n)`: this
-    /// model's profile first, then any profile on the GPU.
+    /// model's profile first, then any profile on the GPU. Tables that sum separately
+    /// launched kernels (v0's q, k, v) are not used as such: vLLM runs one fused GEMM,
+    /// which the fitted law (that saw those tables with their kernel count) predicts.
     fn table_for(&self, kind: OpKind, k: f64, n: f64) -> Option<(&MeasuredOp, String)> {
-        let matches = |o: &&MeasuredOp| o.kind == kind && o.in_features == k && o.out_features == n;
+        let matches = |o: &&MeasuredOp| {
+            o.kind == kind && o.in_features == k && o.out_features == n && o.kernels == 1.0
+        };
         if let Some((m, t)) = self.exact {
             if let Some(o) = t.ops.iter().find(matches) {
                 return Some((o, format!("measured ({} TP{})", m.label(), t.tp)));
             }
         }
-        let mut best: Option<(&MeasuredOp, String)> = None;
-        for (m, t, o) in self.inp.gpu.all_ops() {
-            if matches(&o) && best.as_ref().is_none_or(|b| o.kernels < b.0.kernels) {
-                best = Some((
+        self.inp
+            .gpu
+            .all_ops()
+            .find(|(_, _, o)| matches(o))
+            .map(|(m, t, o)| {
+                (
                     o,
                     format!("measured, same shape ({} TP{})", m.label(), t.tp),
-                ));
-            }
-        }
-        best
+                )
+            })
     }
 
     fn linear_curve(&mut self, component: &'static str, op: &LinearOp) -> Curve {
