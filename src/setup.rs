@@ -7,8 +7,7 @@ use crate::engine::Replica;
 use crate::error::{Error, Result};
 use crate::memory::{self, MemoryModel, MemoryOptions, MemoryPlan};
 use crate::paths::DataPaths;
-use crate::perf::roofline::{Roofline, RooflineParams};
-use crate::perf::LatencyModel;
+use crate::perf::{select_latency_model, LatencyChoice, LatencyModel};
 use std::sync::Arc;
 
 /// Everything needed to build identical replicas.
@@ -35,11 +34,21 @@ impl std::fmt::Debug for ReplicaSetup {
 }
 
 impl ReplicaSetup {
-    /// Size and configure a replica of `d` with `overrides`, using the data under `paths`.
+    /// Size and configure a replica of `d` with `overrides`, using the data under `paths`
+    /// and the best latency model they support ([`LatencyChoice::Auto`]).
     pub fn new(d: Deployment, overrides: &EngineOverrides, paths: &DataPaths) -> Result<Self> {
+        Self::with_choice(d, overrides, paths, LatencyChoice::Auto)
+    }
+
+    /// As [`ReplicaSetup::new`] with the latency model chosen by `choice`.
+    pub fn with_choice(
+        d: Deployment,
+        overrides: &EngineOverrides,
+        paths: &DataPaths,
+        choice: LatencyChoice,
+    ) -> Result<Self> {
         let mm = MemoryModel::load(&paths.perf_model)?;
-        let params = RooflineParams::load_for(&paths.perf_model, d.gpu())?;
-        let latency: Arc<dyn LatencyModel> = Arc::new(Roofline::new(&d, params));
+        let latency = select_latency_model(&d, paths, choice)?;
         Self::with_latency(d, overrides, &mm, latency)
     }
 

@@ -5,10 +5,15 @@
 //! [`LatencyModel`] for its duration. The analytical roofline model, the measured
 //! operator-table model and the fixed mock used by tests all implement the trait.
 
+use crate::deployment::Deployment;
+use crate::error::{Error, Result};
+use crate::paths::DataPaths;
 use crate::units::SimDuration;
+use std::sync::Arc;
 
 pub mod estimate;
 pub mod fixed;
+pub mod measured;
 pub mod roofline;
 
 /// One prefill chunk in an iteration.
@@ -107,5 +112,46 @@ impl<T: LatencyModel + ?Sized> LatencyModel for Box<T> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+}
+
+/// Which latency model [`select_latency_model`] builds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LatencyChoice {
+    /// The best the data supports: the deployment's own measured profile, else a
+    /// shape-based prediction from other models measured on the same accelerator, else
+    /// the roofline.
+    #[default]
+    Auto,
+    /// The measured model (exact or shape-based); an error when the accelerator has no
+    /// profiles.
+    Measured,
+    /// The analytical roofline model.
+    Roofline,
+}
+
+/// The latency model of deployment `d` (see [`LatencyChoice`]).
+pub fn select_latency_model(
+    d: &Deployment,
+    paths: &DataPaths,
+    choice: LatencyChoice,
+) -> Result<Arc<dyn LatencyModel>> {
+    let roofline = || -> Result<Arc<dyn LatencyModel>> {
+        let params = roofline::RooflineParams::load_for(&paths.perf_model, d.gpu())?;
+        Ok(Arc::new(roofline::Roofline::new(d, params)))
+    };
+    if choice == LatencyChoice::Roofline {
+        return roofline();
+    }
+    match measured::MeasuredModel::new(d, paths, &measured::MeasuredOptions::default())? {
+        Some(m) => Ok(Arc::new(m)),
+        None if choice == LatencyChoice::Auto => roofline(),
+        None => Err(Error::Config(format!(
+            "no measured latency profiles for {} (looked in {}/{}); profiled hardware: {}; use the roofline model instead",
+            d.gpu().name,
+            measured::MeasuredModel::profiles_dir(paths).display(),
+            measured::MeasuredModel::hardware_slug(d).unwrap_or_else(|| "<no hardware file>".into()),
+            measured::MeasuredModel::profiled_hardware(paths).join(", "),
+        ))),
     }
 }

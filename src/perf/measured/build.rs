@@ -1,0 +1,792 @@
+//! Building a [`Composition`] for a deployment: match every operator to the best
+//! prediction the accelerator's data supports, and record where each came from.
+//!
+//! Order of preference per operator: the deployment's own profile (same layer shape
+//! and TP size) → a measured table of another model with the same per-GPU shape → the
+//! law fitted on all measurements of this accelerator → the roofline.
+
+use super::attention::{AttentionLaw, AttnGeometry};
+use super::comm::Collective;
+use super::fit::median;
+use super::gemm::{GemmModel, GemmOperand, StreamModel};
+use super::ops::{AttentionPart, Component, Composition, Curve, Group, Head, MoeBlock, Overhead};
+use super::profile::{GpuProfiles, MeasuredOp, ModelProfile, OpKind, ProfileShape, TpProfile};
+use crate::deployment::Deployment;
+use crate::dtype::DType;
+use crate::hardware::HardwareCatalog;
+use crate::memory::layer_kv_bytes_per_token_per_gpu;
+use crate::model::{AttentionKind, ExpertCount, FfnSpec, LayerSpec, LinearOp, TpSplit};
+use crate::paths::DataPaths;
+use crate::perf::roofline::RooflineParams;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Bytes per element of the formats the profiles were measured in.
+const MEASURED_ELEMENT_BYTES: f64 = 2.0;
+
+/// What the builder needs besides the deployment.
+pub(crate) struct Inputs<'a> {
+    pub gpu: &'a GpuProfiles,
+    /// Where the other accelerators' profiles are (for a transferred attention law).
+    pub paths: &'a DataPaths,
+    pub exclude_models: &'a [String],
+    pub roofline: RooflineParams,
+    pub overhead: Overhead,
+    /// Ignore an exact profile even if one matches (shape-based prediction only).
+    pub shape_based_only: bool,
+}
+
+/// The built composition and the sources of its components.
+pub(crate) struct Built {
+    pub composition: Composition,
+    pub exact: Option<String>,
+    pub sources: BTreeMap<&'static str, Vec<String>>,
+}
+
+/// The layer shape of a deployment's model, in the profiles' terms; `None` when its
+/// layers differ from each other or use features no profile has (MLA, sliding
+/// windows, shared experts).
+fn deployment_shape(d: &Deployment) -> Option<ProfileShape> {
+    let m = &d.model;
+    let l0 = m.layers.first()?;
+    if m.layers.iter().any(|l| l != l0) {
+        return None;
+    }
+    let a = &l0.attention;
+    if a.mla.is_some() || a.head_dim != a.v_head_dim || a.kind != AttentionKind::Full {
+        return None;
+    }
+    let qk_norm = l0.norms.iter().any(|n| n.name == "q_norm");
+    let (intermediate, gated, experts, k, e) = match l0.ffn {
+        FfnSpec::Dense {
+            intermediate_size,
+            gated,
+        } => (intermediate_size, gated, 0, 0, 0),
+        FfnSpec::Moe {
+            num_experts,
+            experts_per_token,
+            expert_intermediate_size,
+            shared_intermediate_size,
+        } => {
+            if shared_intermediate_size > 0 {
+                return None;
+            }
+            (
+                0,
+                true,
+                num_experts,
+                experts_per_token,
+                expert_intermediate_size,
+            )
+        }
+    };
+    Some(ProfileShape {
+        hidden_size: m.hidden_size,
+        num_attention_heads: a.num_heads,
+        num_key_value_heads: a.num_kv_heads,
+        head_dim: a.head_dim,
+        intermediate_size: intermediate,
+        gated_mlp: gated,
+        vocab_size: m.vocab_size,
+        num_experts: experts,
+        experts_per_token: k,
+        expert_intermediate_size: e,
+        qk_norm,
+    })
+}
+
+fn same_layers(a: &ProfileShape, b: &ProfileShape) -> bool {
+    ProfileShape {
+        vocab_size: 0,
+        ..a.clone()
+    } == ProfileShape {
+        vocab_size: 0,
+        ..b.clone()
+    }
+}
+
+/// Per-GPU `(in, out)` of a linear operator.
+fn per_gpu(op: &LinearOp, tp: u32) -> (f64, f64) {
+    let t = f64::from(tp);
+    let (i, o) = (op.in_features as f64, op.out_features as f64);
+    match op.tp_split {
+        TpSplit::Column => (i, (o / t).ceil()),
+        TpSplit::Row => ((i / t).ceil(), o),
+        TpSplit::Replicated => (i, o),
+    }
+}
+
+pub(crate) fn profile_geometry(p: &ProfileShape, tp: u32) -> AttnGeometry {
+    let t = tp as u64;
+    let kv = p.num_key_value_heads.div_ceil(t).max(1) as f64;
+    let d = p.head_dim as f64;
+    AttnGeometry {
+        q_heads: (p.num_attention_heads.div_ceil(t)).max(1) as f64,
+        kv_heads: kv,
+        pair_flops: 4.0 * d,
+        kv_bytes_per_token: 2.0 * kv * d * MEASURED_ELEMENT_BYTES,
+        window: None,
+    }
+}
+
+fn pure_alpha<'a>(tps: impl Iterator<Item = &'a TpProfile>) -> f64 {
+    let v: Vec<f64> = tps
+        .flat_map(|t| t.skew.iter())
+        .filter(|(mixed, _, _)| !mixed)
+        .map(|(_, _, a)| *a)
+        .collect();
+    median(&v).unwrap_or(0.0).max(0.0)
+}
+
+/// Fit the attention law of one profile at one TP size.
+pub(crate) fn fit_profile_attention(m: &ModelProfile, t: &TpProfile) -> Option<AttentionLaw> {
+    let g = profile_geometry(&m.meta.shape, t.tp);
+    let rows: Vec<_> = t.attention.iter().map(|r| (g, *r)).collect();
+    AttentionLaw::fit(
+        &rows,
+        m.meta.attention_kernel == "unified",
+        pure_alpha(std::iter::once(t)),
+    )
+}
+
+/// Fit one attention law on every grid of the accelerator (only the unified-kernel
+/// grids where there are any: kernels of different engines are not mixed).
+pub(crate) fn fit_gpu_attention(gpu: &GpuProfiles) -> Option<AttentionLaw> {
+    let has_rows = |m: &ModelProfile| m.tps.iter().any(|t| !t.attention.is_empty());
+    let unified = gpu
+        .models
+        .iter()
+        .any(|m| m.meta.attention_kernel == "unified" && has_rows(m));
+    let mut rows = Vec::new();
+    let mut tps = Vec::new();
+    for m in &gpu.models {
+        if (m.meta.attention_kernel == "unified") != unified {
+            continue;
+        }
+        for t in &m.tps {
+            let g = profile_geometry(&m.meta.shape, t.tp);
+            rows.extend(t.attention.iter().map(|r| (g, *r)));
+            tps.push(t);
+        }
+    }
+    AttentionLaw::fit(&rows, unified, pure_alpha(tps.into_iter()))
+}
+
+struct Ctx<'a> {
+    d: &'a Deployment,
+    inp: &'a Inputs<'a>,
+    exact: Option<(&'a ModelProfile, &'a TpProfile)>,
+    gemm: Arc<GemmModel>,
+    gemm_label: String,
+    stream: StreamModel,
+    stream_label: String,
+    sources: BTreeMap<&'static str, Vec<String>>,
+}
+
+impl Ctx<'_> {
+    fn note(&mut self, component: &'static str, source: String) {
+        let v = self.sources.entry(component).or_default();
+        if !v.contains(&source) {
+            v.push(source);
+        }
+    }
+
+    /// A measured table for an operator of `kind` with per-GPU shape `(k, n)`: this
+    /// model's profile first, then any profile on the GPU. Tables that sum separately
+    /// launched kernels (v0's q, k, v) are not used as such: vLLM runs one fused GEMM,
+    /// which the fitted law (that saw those tables with their kernel count) predicts.
+    fn table_for(&self, kind: OpKind, k: f64, n: f64) -> Option<(&MeasuredOp, String)> {
+        let matches = |o: &&MeasuredOp| {
+            o.kind == kind && o.in_features == k && o.out_features == n && o.kernels == 1.0
+        };
+        if let Some((m, t)) = self.exact {
+            if let Some(o) = t.ops.iter().find(matches) {
+                return Some((o, format!("measured ({} TP{})", m.label(), t.tp)));
+            }
+        }
+        self.inp
+            .gpu
+            .all_ops()
+            .find(|(_, _, o)| matches(o))
+            .map(|(m, t, o)| {
+                (
+                    o,
+                    format!("measured, same shape ({} TP{})", m.label(), t.tp),
+                )
+            })
+    }
+
+    fn linear_curve(&mut self, component: &'static str, op: &LinearOp) -> Curve {
+        let d = self.d;
+        let (k, n) = per_gpu(op, d.tp);
+        let wdt = d.model.op_weight_dtype(op, d.weight_dtype);
+        let w = wdt.bytes_per_element();
+        let a = d.act_dtype.bytes_per_element();
+        let sixteen = w == MEASURED_ELEMENT_BYTES && a == MEASURED_ELEMENT_BYTES;
+        let kind = if op.name == "lm_head" {
+            OpKind::LmHead
+        } else {
+            OpKind::Linear
+        };
+        if sixteen {
+            if let Some((o, label)) = self.table_for(kind, k, n) {
+                let curve = Curve::Table {
+                    table: o.table.clone(),
+                    x_scale: 1.0,
+                };
+                self.note(component, label);
+                return curve;
+            }
+        }
+        self.law_curve(component, op)
+    }
+
+    fn law_curve(&mut self, component: &'static str, op: &LinearOp) -> Curve {
+        let d = self.d;
+        let (k, n) = per_gpu(op, d.tp);
+        let wdt = d.model.op_weight_dtype(op, d.weight_dtype);
+        let w = wdt.bytes_per_element();
+        let a = d.act_dtype.bytes_per_element();
+        let compute_scale = if matches!(wdt, DType::Fp8 | DType::Int8) {
+            (d.peak_flops(wdt) / d.peak_flops(d.act_dtype)).max(1.0)
+        } else {
+            1.0
+        };
+        let label = self.gemm_label.clone();
+        self.note(component, label);
+        Curve::Gemm {
+            law: self.gemm.clone(),
+            op: GemmOperand {
+                k,
+                n,
+                weight_bytes: w,
+                act_bytes: a,
+                compute_scale,
+            },
+        }
+    }
+
+    fn stream(&mut self, component: &'static str, bytes_per_unit: f64) -> Curve {
+        let label = self.stream_label.clone();
+        self.note(component, label);
+        Curve::Stream {
+            law: self.stream.clone(),
+            bytes_per_unit,
+        }
+    }
+
+    /// Measured elementwise tables of the exact profile, if it used fused kernels.
+    fn exact_elementwise(&self) -> Option<(&ModelProfile, &TpProfile)> {
+        self.exact.filter(|(m, _)| m.meta.fused_elementwise)
+    }
+
+    fn group(
+        &mut self,
+        layer: &LayerSpec,
+        count: f64,
+        laws: &[(Arc<AttentionLaw>, String)],
+    ) -> Group {
+        let d = self.d;
+        let tp = d.tp;
+        let ab = d.act_dtype.bytes_per_element();
+        let moe_table = self.exact.and_then(|(m, t)| {
+            t.moe.clone().map(|tab| {
+                (
+                    tab,
+                    format!("measured MoE block ({} TP{})", m.label(), t.tp),
+                )
+            })
+        });
+        let mut linears = Vec::new();
+        let mut routed: Vec<&LinearOp> = Vec::new();
+        for op in &layer.ops {
+            if let ExpertCount::Routed { .. } = op.experts {
+                routed.push(op);
+                continue;
+            }
+            if moe_table.is_some() && matches!(op.name, "router" | "shared_expert_gate") {
+                continue;
+            }
+            let curve = self.linear_curve("linear", op);
+            linears.push(Component {
+                name: op.name.to_owned(),
+                curve,
+                calls: 1.0,
+            });
+        }
+        let (experts, per_token, e_inter) = match layer.ffn {
+            FfnSpec::Moe {
+                num_experts,
+                experts_per_token,
+                expert_intermediate_size,
+                ..
+            } => (
+                num_experts as f64,
+                experts_per_token as f64,
+                expert_intermediate_size as f64,
+            ),
+            FfnSpec::Dense { .. } => (0.0, 0.0, 0.0),
+        };
+        let moe = if routed.is_empty() {
+            None
+        } else if let Some((table, label)) = moe_table {
+            self.note("moe", label.clone());
+            Some(MoeBlock::Table(table))
+        } else {
+            let gate_up = routed
+                .iter()
+                .find(|o| o.name.ends_with("gate_up_proj"))
+                .copied();
+            let down = routed
+                .iter()
+                .find(|o| o.name.ends_with("down_proj"))
+                .copied();
+            match (gate_up, down) {
+                (Some(gu), Some(dn)) => {
+                    // vLLM's fused MoE kernel runs every touched expert in one launch;
+                    // per-expert tables (one launch each) would charge the fixed cost
+                    // per expert, so the fitted law is used, batched.
+                    let gate_up = self.law_curve("moe", gu);
+                    let down = self.law_curve("moe", dn);
+                    let act = self.stream("moe", 3.0 * e_inter / f64::from(tp) * ab);
+                    Some(MoeBlock::Experts {
+                        experts,
+                        per_token,
+                        gate_up,
+                        down,
+                        act: Some(act),
+                    })
+                }
+                _ => {
+                    // Unusual expert layouts: every routed op as a dense op on k/E of the tokens.
+                    for op in routed {
+                        let curve = self.linear_curve("linear", op);
+                        linears.push(Component {
+                            name: op.name.to_owned(),
+                            curve,
+                            calls: 1.0,
+                        });
+                    }
+                    None
+                }
+            }
+        };
+        // Elementwise passes.
+        let mut elementwise = Vec::new();
+        if let Some((m, t)) = self.exact_elementwise() {
+            let label = format!("measured ({} TP{})", m.label(), t.tp);
+            for o in t
+                .ops
+                .iter()
+                .filter(|o| o.kind == OpKind::Elementwise && o.calls_per_layer > 0.0)
+            {
+                elementwise.push(Component {
+                    name: o.name.clone(),
+                    curve: Curve::Table {
+                        table: o.table.clone(),
+                        x_scale: 1.0,
+                    },
+                    calls: o.calls_per_layer,
+                });
+            }
+            self.note("elementwise", label);
+        } else {
+            let a = &layer.attention;
+            let t = f64::from(tp);
+            let hq = (a.num_heads as f64 / t).ceil().max(1.0);
+            let hk = (a.num_kv_heads as f64 / t).ceil().max(1.0);
+            for n in &layer.norms {
+                let elems = match n.name {
+                    "q_norm" => hq * n.dim as f64,
+                    "k_norm" => hk * n.dim as f64,
+                    _ => n.dim as f64,
+                };
+                let curve = self.stream("elementwise", 2.0 * elems * ab);
+                elementwise.push(Component {
+                    name: n.name.to_owned(),
+                    curve,
+                    calls: 1.0,
+                });
+            }
+            if a.rotary_dim > 0 {
+                let curve = self.stream("elementwise", 2.0 * (hq + hk) * a.head_dim as f64 * ab);
+                elementwise.push(Component {
+                    name: "rotary_emb".into(),
+                    curve,
+                    calls: 1.0,
+                });
+            }
+            if let FfnSpec::Dense {
+                intermediate_size,
+                gated,
+            } = layer.ffn
+            {
+                let i = intermediate_size as f64 / t;
+                let curve = self.stream("elementwise", if gated { 3.0 } else { 2.0 } * i * ab);
+                elementwise.push(Component {
+                    name: "act_fn".into(),
+                    curve,
+                    calls: 1.0,
+                });
+            }
+        }
+        // Attention.
+        let a = &layer.attention;
+        let t = f64::from(tp);
+        let (pair_flops, kv_heads) = match &a.mla {
+            Some(_) => (2.0 * (a.head_dim + a.v_head_dim) as f64, 1.0),
+            None => (
+                2.0 * (a.head_dim + a.v_head_dim) as f64,
+                (a.num_kv_heads as f64 / t).ceil().max(1.0),
+            ),
+        };
+        let geometry = AttnGeometry {
+            q_heads: (a.num_heads as f64 / t).ceil().max(1.0),
+            kv_heads,
+            pair_flops,
+            kv_bytes_per_token: layer_kv_bytes_per_token_per_gpu(d, layer),
+            window: match a.kind {
+                AttentionKind::Full => None,
+                AttentionKind::Sliding { window_tokens } => Some(window_tokens as f64),
+            },
+        };
+        let rp = &self.inp.roofline;
+        let attention = AttentionPart {
+            geometry,
+            laws: laws.to_vec(),
+            roof_flops_per_us: d.peak_flops(d.act_dtype) * rp.attention_compute_efficiency / 1e6,
+            roof_bytes_per_us: d.gpu().memory_bandwidth_bytes_per_s() * rp.memory_efficiency / 1e6,
+        };
+        Group {
+            count,
+            linears,
+            moe,
+            moe_experts: (experts, per_token),
+            elementwise,
+            attention,
+            all_reduces: if tp > 1 {
+                if layer.parallel_attn_mlp {
+                    1.0
+                } else {
+                    2.0
+                }
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+/// For an accelerator whose grids lack prefill or decode measurements: the law of the
+/// accelerator with the most unified-kernel (vLLM V1) profiles, transferred by the
+/// ratio of memory bandwidths and peak FLOP rates.
+fn reference_attention(d: &Deployment, inp: &Inputs<'_>) -> Option<(AttentionLaw, String)> {
+    let dir = inp.paths.perf_model.join("profiles");
+    let mut best: Option<(usize, String)> = None;
+    for slug in super::MeasuredModel::profiled_hardware(inp.paths) {
+        if slug == inp.gpu.slug {
+            continue;
+        }
+        let n = count_unified_profiles(&dir.join(&slug));
+        if n > 0 && best.as_ref().is_none_or(|b| n > b.0) {
+            best = Some((n, slug));
+        }
+    }
+    let (_, slug) = best?;
+    let reference = GpuProfiles::load(&dir, &slug, inp.exclude_models).ok()?;
+    let law = fit_gpu_attention(&reference)?;
+    let catalog = HardwareCatalog::load(&inp.paths.hardware_dir()).ok()?;
+    let ref_gpu = catalog.entries().iter().find(|g| {
+        g.path
+            .as_ref()
+            .and_then(|p| p.file_stem())
+            .is_some_and(|s| s == slug.as_str())
+    })?;
+    let bw_ratio = ref_gpu.memory_bandwidth_bytes_per_s() / d.gpu().memory_bandwidth_bytes_per_s();
+    let ref_flops = ref_gpu
+        .peak_flops(DType::Bf16)
+        .or(ref_gpu.peak_flops(DType::Fp16))?;
+    let flops_ratio = ref_flops / d.peak_flops(d.act_dtype);
+    if !(bw_ratio.is_finite() && flops_ratio.is_finite() && bw_ratio > 0.0 && flops_ratio > 0.0) {
+        return None;
+    }
+    let label = format!(
+        "law fitted on all {slug} grids ({} rows, median error {:.1}%), transferred by bandwidth ratio {:.2} and FLOP ratio {:.2}",
+        law.rows,
+        law.median_rel_err * 100.0,
+        bw_ratio,
+        flops_ratio
+    );
+    Some((law.transferred(bw_ratio, flops_ratio), label))
+}
+
+/// Profiles under `dir` (one accelerator) that declare unified attention kernels.
+fn count_unified_profiles(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for org in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        for m in std::fs::read_dir(org.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let text = std::fs::read_to_string(m.path().join("profile.toml")).unwrap_or_default();
+            if text.contains("attention_kernel = \"unified\"") {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Build the composition of `d` from the accelerator's data.
+pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
+    let gpu = inp.gpu;
+    let shape = deployment_shape(d);
+    let exact = if inp.shape_based_only {
+        None
+    } else {
+        shape.as_ref().and_then(|s| {
+            gpu.models
+                .iter()
+                .filter(|m| same_layers(&m.meta.shape, s))
+                .find_map(|m| m.at_tp(d.tp).map(|t| (m, t)))
+        })
+    };
+    let bw = d.gpu().memory_bandwidth_bytes_per_s();
+    let rp = &inp.roofline;
+    let (gemm, gemm_label) = match GemmModel::fit(
+        &GemmModel::samples(gpu),
+        d.peak_flops(d.act_dtype) / 1e6,
+        bw / 1e6,
+    ) {
+        Some(g) => {
+            let label = format!(
+                "GEMM law fitted on {} measured points of {} (t0 {:.1} µs, {:.0} TFLOP/s, m½ {:.0}, {:.0} GB/s; median error {:.1}%)",
+                g.samples,
+                gpu.slug,
+                g.t0_us,
+                g.flops_per_us / 1e6,
+                g.m_half,
+                g.bytes_per_us / 1e3,
+                g.median_rel_err * 100.0
+            );
+            (g, label)
+        }
+        None => (
+            GemmModel {
+                t0_us: 0.0,
+                flops_per_us: d.peak_flops(d.act_dtype) * rp.gemm_compute_efficiency / 1e6,
+                m_half: 0.0,
+                bytes_per_us: bw * rp.memory_efficiency / 1e6,
+                samples: 0,
+                median_rel_err: 0.0,
+            },
+            "roofline (peak × efficiency from roofline.toml)".to_owned(),
+        ),
+    };
+    let (stream, stream_label) = match StreamModel::fit(gpu) {
+        Some(s) => {
+            let label = format!(
+                "bandwidth law fitted on {} fused elementwise kernels (t0 {:.1} µs, {:.0} GB/s; median error {:.1}%)",
+                gpu.slug,
+                s.t0_us,
+                s.bytes_per_us / 1e3,
+                s.median_rel_err * 100.0
+            );
+            (s, label)
+        }
+        None => (
+            StreamModel {
+                t0_us: 0.0,
+                bytes_per_us: bw * rp.memory_efficiency / 1e6,
+                median_rel_err: 0.0,
+            },
+            "roofline bandwidth (no fused-kernel measurements on this GPU)".to_owned(),
+        ),
+    };
+    let mut ctx = Ctx {
+        d,
+        inp,
+        exact,
+        gemm: Arc::new(gemm),
+        gemm_label,
+        stream,
+        stream_label,
+        sources: BTreeMap::new(),
+    };
+
+    // Attention laws: this model's grid, then all grids of the GPU when needed.
+    let mut laws: Vec<(Arc<AttentionLaw>, String)> = Vec::new();
+    if let Some((m, t)) = exact {
+        if let Some(l) = fit_profile_attention(m, t) {
+            let label = format!(
+                "law fitted on the {} TP{} grid ({} rows, median error {:.1}%)",
+                m.label(),
+                t.tp,
+                l.rows,
+                l.median_rel_err * 100.0
+            );
+            laws.push((Arc::new(l), label));
+        }
+    }
+    let own_complete = laws
+        .first()
+        .is_some_and(|(l, _)| l.prefill.is_some() && l.decode.is_some());
+    if !own_complete {
+        if let Some(l) = fit_gpu_attention(gpu) {
+            let label = format!(
+                "law fitted on all {} grids ({} rows, median error {:.1}%)",
+                gpu.slug,
+                l.rows,
+                l.median_rel_err * 100.0
+            );
+            laws.push((Arc::new(l), label));
+        }
+    }
+    let covers = |laws: &[(Arc<AttentionLaw>, String)]| {
+        laws.iter().any(|(l, _)| l.prefill.is_some())
+            && laws.iter().any(|(l, _)| l.decode.is_some())
+    };
+    if !covers(&laws) {
+        if let Some((l, label)) = reference_attention(d, inp) {
+            laws.push((Arc::new(l), label));
+        }
+    }
+    let complete = covers(&laws);
+    for (l, label) in &laws {
+        let parts = match (l.prefill.is_some(), l.decode.is_some()) {
+            (true, true) => "prefill+decode",
+            (true, false) => "prefill",
+            (false, true) => "decode",
+            (false, false) => "none",
+        };
+        ctx.note("attention", format!("{label} [{parts}]"));
+    }
+    if !complete {
+        ctx.note(
+            "attention",
+            "roofline for what no grid covers (roofline.toml efficiencies)".to_owned(),
+        );
+    }
+
+    // Layer groups.
+    let mut groups: Vec<(LayerSpec, Group)> = Vec::new();
+    for layer in &d.model.layers {
+        if let Some((_, g)) = groups.iter_mut().find(|(l, _)| l == layer) {
+            g.count += 1.0;
+            continue;
+        }
+        let g = ctx.group(layer, 1.0, &laws);
+        groups.push((layer.clone(), g));
+    }
+
+    // Head: embedding, final norm, LM head, sampler.
+    let ab = d.act_dtype.bytes_per_element();
+    let h = d.model.hidden_size as f64;
+    let mut per_token = Vec::new();
+    if let Some((_, t)) = ctx.exact_elementwise() {
+        for o in t
+            .ops
+            .iter()
+            .filter(|o| matches!(o.kind, OpKind::Embedding | OpKind::Final))
+        {
+            per_token.push(Component {
+                name: o.name.clone(),
+                curve: Curve::Table {
+                    table: o.table.clone(),
+                    x_scale: 1.0,
+                },
+                calls: 1.0,
+            });
+        }
+    }
+    if per_token.is_empty() {
+        for name in ["embedding", "final_layernorm"] {
+            let curve = ctx.stream("elementwise", 2.0 * h * ab);
+            per_token.push(Component {
+                name: name.into(),
+                curve,
+                calls: 1.0,
+            });
+        }
+    }
+    let lm_head_op = d.model.lm_head;
+    let lm_curve = ctx.linear_curve("lm_head", &lm_head_op);
+    let lm_head = Component {
+        name: "lm_head".into(),
+        curve: lm_curve,
+        calls: 1.0,
+    };
+    let vocab = d.model.vocab_size as f64;
+    let sampler_tables: Vec<(&ModelProfile, &TpProfile, &MeasuredOp)> = gpu
+        .all_ops()
+        .filter(|(_, _, o)| o.kind == OpKind::Sampler)
+        .collect();
+    let own = |m: &ModelProfile| exact.is_some_and(|(e, _)| std::ptr::eq(e, m));
+    let sampler_curve = match sampler_tables
+        .iter()
+        .find(|(m, t, _)| own(m) && t.tp == d.tp)
+        .or(sampler_tables
+            .iter()
+            .find(|(_, _, o)| o.in_features == vocab))
+        .or(sampler_tables.first())
+    {
+        Some((m, t, o)) => {
+            let scale = vocab / o.in_features.max(1.0);
+            let label = if scale == 1.0 {
+                format!("measured ({} TP{})", m.label(), t.tp)
+            } else {
+                format!(
+                    "measured ({} TP{}), sequences scaled by vocabulary ratio {:.2}",
+                    m.label(),
+                    t.tp,
+                    scale
+                )
+            };
+            ctx.note("sampler", label);
+            Curve::Table {
+                table: o.table.clone(),
+                x_scale: scale,
+            }
+        }
+        // fp32 logits read twice (softmax, then sampling).
+        None => ctx.stream("sampler", 2.0 * 4.0 * vocab),
+    };
+    let sampler = Component {
+        name: "sampler".into(),
+        curve: sampler_curve,
+        calls: 1.0,
+    };
+
+    let all_reduce = Collective::all_reduce(gpu, &d.cluster, d.tp);
+    let pp_send = Collective::pipeline_send(gpu, &d.cluster, d.tp, d.pp);
+    let logits_gather = Collective::all_gather(gpu, &d.cluster, d.tp);
+    if d.tp > 1 {
+        ctx.note("all_reduce", all_reduce.describe());
+        ctx.note("logits_gather", logits_gather.describe());
+    }
+    if d.pp > 1 {
+        ctx.note("pp_send", pp_send.describe());
+    }
+    ctx.note("overhead", inp.overhead.source.clone());
+    let composition = Composition {
+        groups: groups.into_iter().map(|(_, g)| g).collect(),
+        head: Head {
+            per_token,
+            lm_head,
+            sampler,
+            logits_gather,
+            logits_bytes_per_sequence: vocab * ab,
+        },
+        all_reduce,
+        pp_send,
+        pp: d.pp,
+        hidden_bytes: h * ab,
+        overhead: inp.overhead.clone(),
+    };
+    Built {
+        composition,
+        exact: exact.map(|(m, t)| format!("{} TP{}", m.label(), t.tp)),
+        sources: ctx.sources,
+    }
+}

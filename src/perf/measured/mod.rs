@@ -1,0 +1,233 @@
+//! The measured-data latency model: iteration time composed from operator timings
+//! measured on real accelerators (`perf_model/profiles/`, converted from Vidur and
+//! LLMServingSim by `scripts/convert_profiles.py`).
+//!
+//! For a deployment on an accelerator with profiles, every operator of an iteration is
+//! predicted from the best data available, and [`LatencyModel::describe`] says which:
+//!
+//! | component | exact profile (same layer shape and TP size) | other models on the same GPU |
+//! |---|---|---|
+//! | linear layers | measured table over tokens | measured table of the same GEMM shape, else the GEMM law fitted on all linear tables of the GPU (`gemm.rs`) |
+//! | attention | law fitted on the model's grid (`attention.rs`) | law fitted on all grids of the GPU; roofline where no grid covers |
+//! | MoE block | measured tokens × activated experts table | expert GEMMs over the expected touched experts |
+//! | norms, rotary, activation | measured tables (fused-kernel sources only) | bandwidth law fitted on the GPU's fused kernels |
+//! | LM head, sampler | measured tables by sequences | GEMM law; sampler table scaled by vocabulary |
+//! | TP all-reduce, PP send | measured NCCL table where the GPU has one, else α-β on the cluster link | same |
+//! | CPU overhead | `engine_overhead.toml` (fitted constant, documented there) | same |
+//!
+//! Tables never fall off their edge: they are made monotone, floored at the smallest
+//! measured size and extended linearly beyond the largest (`table.rs`). Accelerators
+//! without profiles use the roofline model (see [`crate::perf::select_latency_model`]).
+//!
+//! **CUDA graphs.** The vLLM 0.19 profiles were taken in eager mode, one kernel at a
+//! time; vLLM serves with CUDA graphs (full graphs for decode-only batches, piecewise
+//! graphs around attention otherwise), which remove the CPU launch gaps between
+//! kernels. Kernel times are therefore summed with no per-kernel launch cost; the
+//! remaining per-iteration host time is the overhead term.
+
+mod attention;
+mod build;
+mod comm;
+mod fit;
+mod gemm;
+mod ops;
+mod profile;
+mod table;
+#[cfg(test)]
+mod tests;
+
+use super::{LatencyModel, StepShape};
+use crate::deployment::Deployment;
+use crate::error::{Error, Result};
+use crate::paths::DataPaths;
+use crate::perf::roofline::RooflineParams;
+use crate::units::SimDuration;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Options for building a [`MeasuredModel`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MeasuredOptions {
+    /// Models whose profiles are ignored (as `org/name`, case-insensitive), to test the
+    /// shape-based prediction on a model that was measured.
+    pub exclude_models: Vec<String>,
+    /// Never use the deployment's own profile, even when one matches.
+    pub shape_based_only: bool,
+}
+
+/// How much of the prediction comes from the deployment's own measurements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeasuredTier {
+    /// The model (same layer shape) was profiled at this TP size on this accelerator.
+    ExactProfile,
+    /// Other models were profiled on this accelerator; operators are predicted from
+    /// their shapes.
+    ShapeBased,
+}
+
+/// Iteration time from measured operator timings (see the module docs).
+#[derive(Clone, Debug)]
+pub struct MeasuredModel {
+    composition: ops::Composition,
+    tier: MeasuredTier,
+    description: String,
+}
+
+/// `engine_overhead.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverheadFile {
+    step_us: f64,
+    per_sequence_us: f64,
+    source: String,
+}
+
+impl MeasuredModel {
+    /// The folder of measured profiles under `paths`.
+    pub fn profiles_dir(paths: &DataPaths) -> PathBuf {
+        paths.perf_model.join("profiles")
+    }
+
+    /// The profile folder name of the deployment's accelerator: the stem of its
+    /// hardware file (`h100-sxm5-80gb`).
+    pub fn hardware_slug(d: &Deployment) -> Option<String> {
+        d.gpu()
+            .path
+            .as_ref()
+            .and_then(|p| p.file_stem())
+            .map(|s| s.to_string_lossy().into_owned())
+    }
+
+    /// Accelerators with at least one model profile under `paths`, sorted.
+    pub fn profiled_hardware(paths: &DataPaths) -> Vec<String> {
+        let dir = Self::profiles_dir(paths);
+        let mut v: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .filter(|e| has_profile_toml(&e.path()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The measured model of `d`, or `None` when its accelerator has no profiles.
+    pub fn new(d: &Deployment, paths: &DataPaths, opts: &MeasuredOptions) -> Result<Option<Self>> {
+        let Some(slug) = Self::hardware_slug(d) else {
+            return Ok(None);
+        };
+        let dir = Self::profiles_dir(paths);
+        let gpu = profile::GpuProfiles::load(&dir, &slug, &opts.exclude_models)?;
+        if !gpu.has_models() {
+            return Ok(None);
+        }
+        let overhead = load_overhead(&dir.join("engine_overhead.toml"))?;
+        let inputs = build::Inputs {
+            gpu: &gpu,
+            paths,
+            exclude_models: &opts.exclude_models,
+            roofline: RooflineParams::load_for(&paths.perf_model, d.gpu())?,
+            overhead,
+            shape_based_only: opts.shape_based_only,
+        };
+        let built = build::build(d, &inputs);
+        let tier = if built.exact.is_some() {
+            MeasuredTier::ExactProfile
+        } else {
+            MeasuredTier::ShapeBased
+        };
+        let mut parts = vec![format!(
+            "measured ({}) {} on {} × TP{} PP{}",
+            match &built.exact {
+                Some(p) => format!("exact profile: {p}"),
+                None => format!("shape-based on {slug}"),
+            },
+            d.model.name,
+            d.gpu().name,
+            d.tp,
+            d.pp
+        )];
+        for (component, sources) in &built.sources {
+            parts.push(format!("{component}: {}", sources.join(" + ")));
+        }
+        Ok(Some(MeasuredModel {
+            composition: built.composition,
+            tier,
+            description: parts.join("; "),
+        }))
+    }
+
+    /// Which tier of data the model rests on.
+    pub fn tier(&self) -> MeasuredTier {
+        self.tier
+    }
+
+    /// The iteration time of `shape` split by component, seconds: `linear`, `moe`,
+    /// `attention`, `elementwise`, `all_reduce`, `head` (embedding, final norm, LM
+    /// head, sampler), `pp_send`, `overhead`.
+    pub fn breakdown(&self, shape: &StepShape) -> Vec<(&'static str, f64)> {
+        let b = self.composition.evaluate(shape);
+        vec![
+            ("linear", b.linear * 1e-6),
+            ("moe", b.moe * 1e-6),
+            ("attention", b.attention * 1e-6),
+            ("elementwise", b.elementwise * 1e-6),
+            ("all_reduce", b.all_reduce * 1e-6),
+            ("head", b.head * 1e-6),
+            ("pp_send", b.pp_send * 1e-6),
+            ("overhead", b.overhead * 1e-6),
+        ]
+    }
+
+    /// The iteration time of `shape`, seconds.
+    pub fn step_time_s(&self, shape: &StepShape) -> f64 {
+        self.composition.evaluate(shape).total() * 1e-6
+    }
+}
+
+fn has_profile_toml(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .any(|org| {
+            std::fs::read_dir(org.path())
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok())
+                .any(|m| m.path().join("profile.toml").is_file())
+        })
+}
+
+fn load_overhead(path: &Path) -> Result<ops::Overhead> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let f: OverheadFile =
+        toml::from_str(&text).map_err(|e| crate::error::toml_error(path, &text, &e))?;
+    for (k, v) in [
+        ("step_us", f.step_us),
+        ("per_sequence_us", f.per_sequence_us),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(Error::input(path, Some(k), format!("must be ≥ 0, got {v}")));
+        }
+    }
+    Ok(ops::Overhead {
+        step_us: f.step_us,
+        per_sequence_us: f.per_sequence_us,
+        source: f.source,
+    })
+}
+
+impl LatencyModel for MeasuredModel {
+    fn step_time(&self, shape: &StepShape) -> SimDuration {
+        let t = self.step_time_s(shape);
+        SimDuration::from_secs_f64(if t.is_finite() && t > 0.0 { t } else { 0.0 })
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+}

@@ -1,0 +1,294 @@
+//! Composing an iteration from per-operator predictions.
+//!
+//! An iteration of `T` tokens from `S` sequences costs, on the slowest GPU path
+//! (pipeline stages run one after another for one batch):
+//!
+//! ```text
+//!   Σ_layers [ Σ_linear op(T) + MoE(T) + Σ_elementwise op(T) + attention(batch)
+//!              + all_reduces × all_reduce(T · hidden · bytes) ]
+//! + embedding(T) + final_norm(T) + lm_head(S) + sampler(S)
+//! + (pp − 1) × send(T · hidden · bytes) + overhead(S)
+//! ```
+//!
+//! Kernel times are summed with no launch gap between them: vLLM 0.19 runs decode
+//! batches as full CUDA graphs and the rest as piecewise graphs, so CPU launch latency
+//! is hidden; what remains per iteration is in the overhead term.
+
+use super::attention::{AttentionLaw, AttnGeometry};
+use super::comm::Collective;
+use super::gemm::{GemmModel, GemmOperand, StreamModel};
+use super::table::{MonotoneTable, Table2};
+use crate::perf::StepShape;
+use std::sync::Arc;
+
+/// A time as a function of one size (tokens or sequences), µs.
+#[derive(Clone, Debug)]
+pub(crate) enum Curve {
+    /// A measured table (x scaled by `x_scale` before lookup).
+    Table { table: MonotoneTable, x_scale: f64 },
+    /// The fitted GEMM law for an `k × n` weight.
+    Gemm {
+        law: Arc<GemmModel>,
+        op: GemmOperand,
+    },
+    /// A memory pass of `bytes_per_unit` per token (or sequence).
+    Stream {
+        law: StreamModel,
+        bytes_per_unit: f64,
+    },
+}
+
+impl Curve {
+    /// Time for `x` units in one launch, µs.
+    pub(crate) fn eval(&self, x: f64) -> f64 {
+        self.eval_batched(x, 1.0)
+    }
+
+    /// Time for `count` instances of `x` units each (MoE experts), µs. A fitted GEMM
+    /// does them in one launch (fused MoE kernels); a measured per-instance table is
+    /// paid `count` times.
+    pub(crate) fn eval_batched(&self, x: f64, count: f64) -> f64 {
+        match self {
+            Curve::Table { table, x_scale } => count * table.eval(x * x_scale),
+            Curve::Gemm { law, op } => law.time_us(x, count, op),
+            Curve::Stream {
+                law,
+                bytes_per_unit,
+            } => law.time_us(x * bytes_per_unit * count),
+        }
+    }
+}
+
+/// One operator: `calls × curve(x)`.
+#[derive(Clone, Debug)]
+pub(crate) struct Component {
+    /// Operator name (read by tests and in debug output).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub name: String,
+    pub curve: Curve,
+    pub calls: f64,
+}
+
+impl Component {
+    pub(crate) fn time_us(&self, x: f64) -> f64 {
+        self.calls * self.curve.eval(x)
+    }
+}
+
+/// A mixture-of-experts block.
+#[derive(Clone, Debug)]
+pub(crate) enum MoeBlock {
+    /// The whole block measured over tokens × activated experts.
+    Table(Table2),
+    /// Expert GEMMs (+ activation) over the experts the batch touches.
+    Experts {
+        experts: f64,
+        per_token: f64,
+        gate_up: Curve,
+        down: Curve,
+        /// Activation over the routed tokens (per routed token).
+        act: Option<Curve>,
+    },
+}
+
+impl MoeBlock {
+    /// Expected distinct experts `E·(1 − (1 − k/E)^T)` touched by `tokens` tokens.
+    fn touched(experts: f64, per_token: f64, tokens: f64) -> f64 {
+        if experts <= 0.0 {
+            return 0.0;
+        }
+        let p = (per_token / experts).clamp(0.0, 1.0);
+        (experts * (1.0 - (1.0 - p).powf(tokens))).max(per_token.min(experts))
+    }
+
+    pub(crate) fn time_us(&self, tokens: f64, experts_per_token: f64, experts: f64) -> f64 {
+        match self {
+            MoeBlock::Table(table) => {
+                let a = Self::touched(experts, experts_per_token, tokens);
+                table.eval(tokens, a)
+            }
+            MoeBlock::Experts {
+                experts,
+                per_token,
+                gate_up,
+                down,
+                act,
+            } => {
+                let a = Self::touched(*experts, *per_token, tokens);
+                let m = tokens * per_token / a.max(1.0);
+                gate_up.eval_batched(m, a)
+                    + down.eval_batched(m, a)
+                    + act.as_ref().map_or(0.0, |c| c.eval(tokens * per_token))
+            }
+        }
+    }
+}
+
+/// How attention is predicted for one layer group.
+#[derive(Clone, Debug)]
+pub(crate) struct AttentionPart {
+    pub geometry: AttnGeometry,
+    /// Laws to try in order (this model's grid, then all grids of the GPU).
+    pub laws: Vec<(Arc<AttentionLaw>, String)>,
+    /// Roofline fallback: FLOP/µs and bytes/µs.
+    pub roof_flops_per_us: f64,
+    pub roof_bytes_per_us: f64,
+}
+
+impl AttentionPart {
+    pub(crate) fn time_us(&self, shape: &StepShape) -> f64 {
+        for (law, _) in &self.laws {
+            if let Some(t) = law.time_us(&self.geometry, shape) {
+                return t;
+            }
+        }
+        self.roofline_us(shape)
+    }
+
+    /// `max(FLOPs / rate, KV bytes / bandwidth)` per layer.
+    fn roofline_us(&self, shape: &StepShape) -> f64 {
+        let g = &self.geometry;
+        let cap = |x: f64| g.window.map_or(x, |w| x.min(w));
+        let mut flops = 0.0;
+        let mut bytes = 0.0;
+        for p in &shape.prefills {
+            let n = f64::from(p.tokens);
+            let c = f64::from(p.context_tokens);
+            flops += g.pair_flops * g.q_heads * n * cap(c + (n + 1.0) / 2.0);
+            bytes += cap(c + n) * g.kv_bytes_per_token;
+        }
+        let d = f64::from(shape.num_decodes);
+        let sum = match g.window {
+            Some(w) => (shape.decode_context_sum as f64).min(d * w),
+            None => shape.decode_context_sum as f64,
+        };
+        flops += g.pair_flops * g.q_heads * sum;
+        bytes += sum * g.kv_bytes_per_token;
+        (flops / self.roof_flops_per_us).max(bytes / self.roof_bytes_per_us)
+    }
+}
+
+/// Identical decoder layers, predicted once.
+#[derive(Clone, Debug)]
+pub(crate) struct Group {
+    pub count: f64,
+    pub linears: Vec<Component>,
+    pub moe: Option<MoeBlock>,
+    pub moe_experts: (f64, f64),
+    pub elementwise: Vec<Component>,
+    pub attention: AttentionPart,
+    pub all_reduces: f64,
+}
+
+/// The per-iteration pieces outside the decoder layers.
+#[derive(Clone, Debug)]
+pub(crate) struct Head {
+    /// Embedding and final norm (per token).
+    pub per_token: Vec<Component>,
+    pub lm_head: Component,
+    pub sampler: Component,
+    /// Gathering the vocabulary-parallel logits onto one GPU (TP > 1).
+    pub logits_gather: Collective,
+    pub logits_bytes_per_sequence: f64,
+}
+
+/// Per-iteration time not in any kernel, µs: `step + per_sequence × S`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Overhead {
+    pub step_us: f64,
+    pub per_sequence_us: f64,
+    pub source: String,
+}
+
+/// A composed iteration-time model.
+#[derive(Clone, Debug)]
+pub(crate) struct Composition {
+    pub groups: Vec<Group>,
+    pub head: Head,
+    pub all_reduce: Collective,
+    pub pp_send: Collective,
+    pub pp: u32,
+    /// Bytes of one token's hidden state (all-reduce and send message per token).
+    pub hidden_bytes: f64,
+    pub overhead: Overhead,
+}
+
+/// Time by component, µs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Breakdown {
+    pub linear: f64,
+    pub moe: f64,
+    pub attention: f64,
+    pub elementwise: f64,
+    pub all_reduce: f64,
+    pub head: f64,
+    pub pp_send: f64,
+    pub overhead: f64,
+}
+
+impl Breakdown {
+    pub(crate) fn total(&self) -> f64 {
+        self.linear
+            + self.moe
+            + self.attention
+            + self.elementwise
+            + self.all_reduce
+            + self.head
+            + self.pp_send
+            + self.overhead
+    }
+}
+
+impl Composition {
+    /// The iteration time of `shape` by component, µs.
+    pub(crate) fn evaluate(&self, shape: &StepShape) -> Breakdown {
+        let mut b = Breakdown::default();
+        if shape.is_empty() {
+            return b;
+        }
+        let t = shape.total_tokens() as f64;
+        let s = f64::from(shape.num_seqs());
+        let ar = self.all_reduce.time_us(t * self.hidden_bytes);
+        for g in &self.groups {
+            let n = g.count;
+            b.linear += n * g.linears.iter().map(|c| c.time_us(t)).sum::<f64>();
+            if let Some(m) = &g.moe {
+                b.moe += n * m.time_us(t, g.moe_experts.1, g.moe_experts.0);
+            }
+            b.elementwise += n * g.elementwise.iter().map(|c| c.time_us(t)).sum::<f64>();
+            b.attention += n * g.attention.time_us(shape);
+            b.all_reduce += n * g.all_reduces * ar;
+        }
+        b.head = self
+            .head
+            .per_token
+            .iter()
+            .map(|c| c.time_us(t))
+            .sum::<f64>()
+            + self.head.lm_head.time_us(s)
+            + self.head.sampler.time_us(s)
+            + self
+                .head
+                .logits_gather
+                .time_us(s * self.head.logits_bytes_per_sequence);
+        if self.pp > 1 {
+            b.pp_send = f64::from(self.pp - 1) * self.pp_send.time_us(t * self.hidden_bytes);
+        }
+        b.overhead = self.overhead.step_us + self.overhead.per_sequence_us * s;
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touched_experts() {
+        assert_eq!(MoeBlock::touched(8.0, 2.0, 1.0), 2.0);
+        let a = MoeBlock::touched(128.0, 8.0, 16.0);
+        assert!((a - 128.0 * (1.0 - (120.0f64 / 128.0).powi(16))).abs() < 1e-9);
+        assert!((MoeBlock::touched(8.0, 2.0, 1e6) - 8.0).abs() < 1e-9);
+        assert_eq!(MoeBlock::touched(0.0, 2.0, 10.0), 0.0);
+    }
+}
