@@ -220,3 +220,20 @@ fn bad_grids_name_the_file_and_field() {
     assert!("3/2".parse::<Shard>().is_err());
     assert_eq!("1/4".parse::<Shard>().unwrap().indices(10), vec![1, 5, 9]);
 }
+
+#[test]
+fn example_grids_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for e in std::fs::read_dir(root.join("examples")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if (name.starts_with("sweep_") || name.starts_with("plan_")) && name.ends_with(".toml") {
+            let cfg = SweepConfig::load(&p).unwrap();
+            let ctx = SweepContext::new(cfg, &p, &DataPaths::builtin(), &BTreeMap::new()).unwrap();
+            assert!(ctx.grid.num_points() > 0, "{}", p.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 2);
+}
