@@ -10,8 +10,8 @@ use crate::memory::MemoryModel;
 use crate::metrics::{DistStats, Slo};
 use crate::model::{ModelCatalog, ModelSpec};
 use crate::paths::DataPaths;
-use crate::perf::roofline::{Roofline, RooflineParams};
 use crate::perf::LatencyModel;
+use crate::perf::{select_latency_model, LatencyChoice};
 use crate::setup::ReplicaSetup;
 use crate::sim::{RequestSource, Router};
 use crate::simulate::{run, RunOptions};
@@ -84,9 +84,12 @@ pub struct SweepContext {
     model: ModelSpec,
     gpus: BTreeMap<String, GpuSpec>,
     memory: MemoryModel,
-    roofline: RooflineParams,
+    paths: DataPaths,
+    /// Latency models by (GPU, TP, PP), built once and shared by every point that
+    /// differs only in engine knobs or load (profiles are loaded from disk).
+    latency_cache: std::sync::Mutex<BTreeMap<(String, u32, u32), Arc<dyn LatencyModel>>>,
     trace: Option<(Arc<[Request]>, f64)>,
-    /// Replaces the roofline latency model (tests use a fixed-latency model).
+    /// Replaces the selected latency model (tests use a fixed-latency model).
     pub latency_override: Option<Arc<dyn LatencyModel>>,
 }
 
@@ -191,7 +194,8 @@ impl SweepContext {
         };
         Ok(SweepContext {
             memory: MemoryModel::load(&paths.perf_model)?,
-            roofline: RooflineParams::load(&paths.perf_model)?,
+            paths: paths.clone(),
+            latency_cache: std::sync::Mutex::new(BTreeMap::new()),
             config,
             grid,
             model,
@@ -304,7 +308,27 @@ impl SweepContext {
         let setup = Deployment::from_parts(self.model.clone(), gpu.clone(), &req).and_then(|d| {
             let latency: Arc<dyn LatencyModel> = match &self.latency_override {
                 Some(l) => l.clone(),
-                None => Arc::new(Roofline::new(&d, self.roofline)),
+                None => {
+                    // The same model `simulate` picks (measured, shape-based or roofline).
+                    let key = (d.gpu().name.clone(), d.tp, d.pp);
+                    let cached = self
+                        .latency_cache
+                        .lock()
+                        .expect("cache lock")
+                        .get(&key)
+                        .cloned();
+                    match cached {
+                        Some(l) => l,
+                        None => {
+                            let l = select_latency_model(&d, &self.paths, LatencyChoice::Auto)?;
+                            self.latency_cache
+                                .lock()
+                                .expect("cache lock")
+                                .insert(key, l.clone());
+                            l
+                        }
+                    }
+                }
             };
             ReplicaSetup::with_latency(d, &overrides, &self.memory, latency)
         });
