@@ -87,11 +87,14 @@ pub struct SweepContext {
     paths: DataPaths,
     /// Latency models by (GPU, TP, PP), built once and shared by every point that
     /// differs only in engine knobs or load (profiles are loaded from disk).
-    latency_cache: std::sync::Mutex<BTreeMap<(String, u32, u32), Arc<dyn LatencyModel>>>,
+        latency_cache: LatencyCache,
     trace: Option<(Arc<[Request]>, f64)>,
     /// Replaces the selected latency model (tests use a fixed-latency model).
     pub latency_override: Option<Arc<dyn LatencyModel>>,
 }
+
+/// Latency models by (GPU name, TP, PP).
+type LatencyCache = std::sync::Mutex<BTreeMap<(String, u32, u32), Arc<dyn LatencyModel>>>;
 
 impl std::fmt::Debug for SweepContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
