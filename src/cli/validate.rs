@@ -263,13 +263,14 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
             v.write(&out_dir)?;
             let d = &v.deployment;
             println!(
-                "{}: {} requests of {} on {} × {} (TP{}) × {} replica(s)",
+                "{}: {} requests of {} on {} × {} (TP{} PP{}) × {} replica(s)",
                 v.name,
                 run.requests.len(),
                 d.model,
-                d.tensor_parallel_size,
+                d.tensor_parallel_size * d.pipeline_parallel_size,
                 d.hardware,
                 d.tensor_parallel_size,
+                d.pipeline_parallel_size,
                 v.num_replicas
             );
             println!("latency model: {}", v.latency_model);
