@@ -15,14 +15,13 @@
 //!   ([`Calibration::new`]).
 //! * **the serving stack**: the attention efficiency (FlashAttention or not, paged
 //!   kernels) and the overheads (CUDA graphs, scheduler and output-processing CPU
-//!   time). The stack `None` is the simulated one, current vLLM, and is what is written;
-//!   sets measured on other stacks (Splitwise's unnamed engine, vLLM ≤ 0.6 with its
-//!   per-sequence Python output processing) get these three of their own, fitted
-//!   alongside but never written. With no set on the simulated stack they keep their
-//!   starting values.
+//!   time). The stack `None` is the simulated one, vLLM, and is what is written; sets
+//!   measured on other stacks (Splitwise's unnamed engine) get these three of their
+//!   own, fitted alongside but never written. With no set on the simulated stack they
+//!   keep their starting values.
 //!
 //! A GPU group's written file is its own GEMM and memory efficiencies plus the simulated
-//! stack's three, so measurements of current vLLM on one GPU inform the stack
+//! stack's three, so measurements of vLLM on one GPU inform the stack
 //! parameters written for another.
 //!
 //! # How

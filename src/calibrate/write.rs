@@ -59,7 +59,7 @@ pub fn calibrated_toml(
     );
     let _ = writeln!(
         s,
-        "# GEMM and memory efficiencies are this GPU's; attention efficiency and overheads are the simulated (current vLLM) stack's{}.",
+        "# GEMM and memory efficiencies are this GPU's; attention efficiency and overheads are the simulated (vLLM) stack's{}.",
         if fit.stack_fitted {
             ", fitted to every vLLM measurement in the data"
         } else {

@@ -30,21 +30,26 @@ pub enum InputKind {
 #[derive(Args, Debug)]
 pub struct CalibrateArgs {
     /// Measurements: Splitwise or Argonne tables, vLLM result JSON, LLMServingSim runs,
-    /// per-request CSVs. Measurements on GPUs not named by --hardware inform only the
-    /// serving stack's parameters.
+    /// per-request CSVs. Only the measurements taken on --hardware GPUs are used.
     #[arg(value_name = "MEASUREMENT", required = true)]
     inputs: Vec<PathBuf>,
 
     /// GPUs to calibrate and write (catalog names or aliases). Comma-separated names
-    /// are one chip fitted together (`a100-80gb,a100-40gb`); repeat for more.
+    /// are one chip fitted together (`a100-80gb,a100-40gb`); repeat for more. All
+    /// share the serving stack's attention efficiency and overheads.
     #[arg(long, value_name = "NAME[,NAME…]", required = true)]
     hardware: Vec<String>,
 
-    /// Inputs measured on the simulated serving stack (current vLLM), whose attention
-    /// efficiency and overheads are written; the others get their own. Splitwise's
-    /// engine is unnamed and Argonne ran vLLM ≤ 0.6 (Python per-sequence output
-    /// processing), so by default only serving runs count.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "runs")]
+    /// Inputs measured on vLLM, the simulated serving stack: their attention efficiency
+    /// and overheads are written. The others get their own, fitted alongside.
+    /// Splitwise's engine is not named, so by default only Argonne (vLLM 0.5–0.6) and
+    /// serving runs count.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "argonne,runs"
+    )]
     simulated_stack: Vec<InputKind>,
 
     /// Format of every input. Default: detected per input.
@@ -159,7 +164,7 @@ fn stack_of(kind: InputKind, simulated: &[InputKind]) -> Option<&'static str> {
     }
     Some(match kind {
         InputKind::Splitwise => "splitwise",
-        InputKind::Argonne => "vllm<=0.6",
+        InputKind::Argonne => "argonne",
         InputKind::Runs => "runs",
     })
 }
@@ -181,9 +186,6 @@ pub fn run(args: CalibrateArgs, paths: &DataPaths) -> Result<()> {
         .map(|g| g.iter().map(|x| x.name.clone()).collect())
         .collect();
     let named = |gpu: &str| names.iter().flatten().any(|n| n == gpu);
-    // A measurement counts when it is on a named GPU, or on the simulated stack (it
-    // then informs the written stack parameters).
-    let counts = |gpu: &str, stack: Option<&str>| named(gpu) || stack.is_none();
     let open = OpenOptions {
         seed: args.seed,
         framework: args.framework.clone(),
@@ -208,7 +210,7 @@ pub fn run(args: CalibrateArgs, paths: &DataPaths) -> Result<()> {
                     let Ok(gpu) = catalog.resolve(&g.hardware.hardware) else {
                         continue;
                     };
-                    if !counts(&gpu.name, stack) {
+                    if !named(&gpu.name) {
                         continue;
                     }
                     let req = validate::group_request(g, &DeploymentRequest::default());
@@ -242,7 +244,7 @@ pub fn run(args: CalibrateArgs, paths: &DataPaths) -> Result<()> {
                 run.hints.apply(&mut req, &mut ov);
                 let d = Deployment::resolve(&req, paths)
                     .with_context(|| format!("deployment of {}", input.display()))?;
-                if !counts(&d.gpu().name, stack) {
+                if !named(&d.gpu().name) {
                     eprintln!("skipping {}: measured on {}", input.display(), d.gpu().name);
                     continue;
                 }

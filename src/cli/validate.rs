@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
 use servesim::paths::DataPaths;
+use servesim::perf::roofline::RooflineParams;
 use servesim::report::table::Table;
 use servesim::validate::{self, InputFormat, Measurement, Metric, OpenOptions, Validation};
 use std::path::{Path, PathBuf};
@@ -39,6 +40,12 @@ pub struct ValidateOptions {
     /// Name of the validation. Default: from the input's file or folder name.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+
+    /// Roofline parameter file to use instead of the per-GPU selection
+    /// (perf_model/calibrated/<gpu>.toml, else perf_model/roofline.toml); for example
+    /// perf_model/roofline.toml to see the uncalibrated model.
+    #[arg(long, value_name = "FILE")]
+    pub roofline_params: Option<PathBuf>,
 }
 
 impl Merge for ValidateOptions {
@@ -53,6 +60,7 @@ impl Merge for ValidateOptions {
         fill(&mut self.framework, file.framework);
         fill(&mut self.output_dir, file.output_dir);
         fill(&mut self.name, file.name);
+        fill(&mut self.roofline_params, file.roofline_params);
         if self.select.is_empty() {
             self.select = file.select;
         }
@@ -239,21 +247,30 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
         seed: o.seed.unwrap_or(0),
         framework: o.framework.clone(),
     };
-    let req = args.deployment.request();
-    let ov = args.engine.overrides();
+    let settings = validate::Settings {
+        deployment: args.deployment.request(),
+        engine: args.engine.overrides(),
+        num_replicas: o.num_replicas,
+        roofline: o
+            .roofline_params
+            .as_deref()
+            .map(RooflineParams::from_file)
+            .transpose()?,
+    };
     match validate::open(&args.input, args.format, &open)? {
         Measurement::Run(run) => {
-            let v = validate::validate_run(&name, &run, req, ov, o.num_replicas, paths)?;
+            let v = validate::validate_run(&name, &run, &settings, paths)?;
             v.write(&out_dir)?;
             let d = &v.deployment;
             println!(
-                "{}: {} requests of {} on {} × {} (TP{}) × {} replica(s)",
+                "{}: {} requests of {} on {} × {} (TP{} PP{}) × {} replica(s)",
                 v.name,
                 run.requests.len(),
                 d.model,
-                d.tensor_parallel_size,
+                d.tensor_parallel_size * d.pipeline_parallel_size,
                 d.hardware,
                 d.tensor_parallel_size,
+                d.pipeline_parallel_size,
                 v.num_replicas
             );
             println!("latency model: {}", v.latency_model);
@@ -272,7 +289,7 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
         }
         Measurement::Table(table) => {
             let keep = selector(&o.select)?;
-            let results = validate::validate_table(&table, &req, &ov, paths, keep);
+            let results = validate::validate_table(&table, &settings, paths, keep);
             if results.is_empty() {
                 anyhow::bail!(
                     "no group of {} matches --select (groups: {})",

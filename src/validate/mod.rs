@@ -34,6 +34,7 @@ use crate::engine::config::EngineOverrides;
 use crate::engine::SchedulerKind;
 use crate::error::{Error, Result};
 use crate::paths::DataPaths;
+use crate::perf::roofline::{Roofline, RooflineParams};
 use crate::setup::ReplicaSetup;
 use std::path::Path;
 
@@ -168,19 +169,65 @@ pub fn open(path: &Path, format: Option<InputFormat>, opts: &OpenOptions) -> Res
     })
 }
 
-/// Validate a measured run: settings from `req`/`ov`, gaps filled from the run's
-/// hints; `num_replicas` defaults to the run's data-parallel size.
+/// What the user sets for a validation (flags, config file); the measurement's own
+/// records fill the rest.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Settings {
+    /// Deployment settings.
+    pub deployment: DeploymentRequest,
+    /// Engine settings.
+    pub engine: EngineOverrides,
+    /// Replicas (default: the run's data-parallel size, else 1).
+    pub num_replicas: Option<u32>,
+    /// Roofline parameters to use instead of the per-GPU selection
+    /// ([`RooflineParams::load_for`]).
+    pub roofline: Option<RooflineParams>,
+}
+
+/// The replicas' setup for `d`: the usual selection, or a roofline with `roofline`.
+fn setup_for(
+    d: Deployment,
+    ov: &EngineOverrides,
+    paths: &DataPaths,
+    roofline: Option<&RooflineParams>,
+) -> Result<ReplicaSetup> {
+    match roofline {
+        None => ReplicaSetup::new(d, ov, paths),
+        Some(p) => {
+            let mm = crate::memory::MemoryModel::load(&paths.perf_model)?;
+            let latency = std::sync::Arc::new(Roofline::new(&d, *p));
+            ReplicaSetup::with_latency(d, ov, &mm, latency)
+        }
+    }
+}
+
+/// Where the roofline parameters of `setup` come from, for the notes.
+fn params_note(setup: &ReplicaSetup, paths: &DataPaths, given: bool) -> Option<String> {
+    if !setup.latency.describe().starts_with("roofline") {
+        return None;
+    }
+    let calibrated = RooflineParams::calibrated_path(&paths.perf_model, setup.deployment.gpu());
+    Some(if given {
+        "roofline parameters given with --roofline-params".into()
+    } else if calibrated.is_file() {
+        format!("roofline parameters from {}", calibrated.display())
+    } else {
+        "roofline parameters from roofline.toml (no calibrated file for this GPU)".into()
+    })
+}
+
+/// Validate a measured run: `settings` first, the run's recorded engine settings fill
+/// the gaps; replicas default to the run's data-parallel size.
 pub fn validate_run(
     name: &str,
     run: &MeasuredRun,
-    mut req: DeploymentRequest,
-    mut ov: EngineOverrides,
-    num_replicas: Option<u32>,
+    settings: &Settings,
     paths: &DataPaths,
 ) -> Result<Validation> {
+    let (mut req, mut ov) = (settings.deployment.clone(), settings.engine);
     run.hints.apply(&mut req, &mut ov);
     let d = Deployment::resolve(&req, paths)?;
-    let setup = ReplicaSetup::new(d, &ov, paths)?;
+    let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
     let dp = run.hints.data_parallel_size.unwrap_or(1).max(1);
     let mut run = run.clone();
     if dp > 1 && run.hints.enable_expert_parallel == Some(true) {
@@ -194,7 +241,9 @@ pub fn validate_run(
             setup.engine.scheduler
         ));
     }
-    replay::replay(name, &run, &setup, num_replicas.unwrap_or(dp))
+    run.notes
+        .extend(params_note(&setup, paths, settings.roofline.is_some()));
+    replay::replay(name, &run, &setup, settings.num_replicas.unwrap_or(dp))
 }
 
 /// The deployment request of a table group: `base` (flags) wins; the group's mapped
@@ -213,24 +262,27 @@ pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> Deployment
     r
 }
 
-/// Validate each group of `table` that `keep` accepts, each with its own deployment,
-/// returning `(group slug, outcome)` in group order: a group that cannot be simulated
-/// (the model does not fit, say) is an `Err` there, not the end of the run. vLLM V0 is
-/// the default scheduler: the tables were measured with vLLM ≤ 0.6.
+/// Validate each group of `table` that `keep` accepts, each with its own deployment
+/// (`settings` first, the group's mapping fills the gaps), returning `(group slug,
+/// outcome)` in group order: a group that cannot be simulated (the model does not fit,
+/// say) is an `Err` there, not the end of the run. vLLM V0 is the default scheduler:
+/// the tables were measured with vLLM ≤ 0.6.
 pub fn validate_table(
     table: &StaticTable,
-    base: &DeploymentRequest,
-    ov: &EngineOverrides,
+    settings: &Settings,
     paths: &DataPaths,
     mut keep: impl FnMut(&TableGroup) -> bool,
 ) -> Vec<(String, Result<Validation>)> {
-    let mut ov = *ov;
+    let mut ov = settings.engine;
     ov.scheduler.get_or_insert(SchedulerKind::VllmV0);
     let one = |g: &TableGroup| -> Result<Validation> {
-        let req = group_request(g, base);
+        let req = group_request(g, &settings.deployment);
         let d = Deployment::resolve(&req, paths)?;
-        let setup = ReplicaSetup::new(d, &ov, paths)?;
-        batch::validate_group(&g.key.slug(), &table.source, table.kind, g, &setup)
+        let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
+        let mut v = batch::validate_group(&g.key.slug(), &table.source, table.kind, g, &setup)?;
+        v.notes
+            .extend(params_note(&setup, paths, settings.roofline.is_some()));
+        Ok(v)
     };
     table
         .groups

@@ -49,15 +49,11 @@ fn a_simulated_run_validates_against_itself() {
         panic!("a run");
     };
     assert_eq!(measured.requests.len(), 20);
-    let v = validate_run(
-        "self",
-        &measured,
-        request(),
-        EngineOverrides::default(),
-        None,
-        &paths,
-    )
-    .unwrap();
+    let settings = Settings {
+        deployment: request(),
+        ..Settings::default()
+    };
+    let v = validate_run("self", &measured, &settings, &paths).unwrap();
     for m in [Metric::Ttft, Metric::Tpot, Metric::E2e] {
         let e = v
             .metrics
@@ -104,13 +100,7 @@ fn a_tiny_splitwise_table_validates() {
         panic!("a table");
     };
     assert_eq!(t.skipped.len(), 1);
-    let out = validate_table(
-        &t,
-        &DeploymentRequest::default(),
-        &EngineOverrides::default(),
-        &DataPaths::builtin(),
-        |_| true,
-    );
+    let out = validate_table(&t, &Settings::default(), &DataPaths::builtin(), |_| true);
     assert_eq!(out.len(), 1);
     let v = out[0].1.as_ref().unwrap();
     assert_eq!(v.kind, ValidationKind::StepTimes);
@@ -118,6 +108,26 @@ fn a_tiny_splitwise_table_validates() {
     assert!(v.median_abs_pct(Metric::Ttft).is_finite());
     assert!(v.median_abs_pct(Metric::Tpot).is_finite());
     assert_eq!(v.rows.keys.len(), 2);
+    // Given parameters replace the selection.
+    let slow = Settings {
+        roofline: Some(crate::perf::roofline::RooflineParams {
+            memory_efficiency: 0.1,
+            ..crate::perf::roofline::RooflineParams::load(&DataPaths::builtin().perf_model).unwrap()
+        }),
+        ..Settings::default()
+    };
+    let out = validate_table(&t, &slow, &DataPaths::builtin(), |_| true);
+    let w = out[0].1.as_ref().unwrap();
+    assert!(w.notes.iter().any(|n| n.contains("--roofline-params")));
+    let tpot = |v: &Validation| {
+        v.metrics
+            .iter()
+            .find(|m| m.metric == Metric::Tpot)
+            .unwrap()
+            .simulated
+            .mean
+    };
+    assert!(tpot(w) > 2.0 * tpot(v));
 }
 
 #[test]

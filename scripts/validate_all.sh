@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Reproduce docs/validation.md: validate every set of the shared validation data, once
+# with the per-GPU roofline parameters (perf_model/calibrated/<gpu>.toml where it
+# exists) and once with the uncalibrated perf_model/roofline.toml.
+#
+#   scripts/validate_all.sh [VALIDATION_DIR]   default VALIDATION_DIR: ../shared/validation
+#   CALIBRATE=1 scripts/validate_all.sh        first refit perf_model/calibrated/ (A100, H100)
+#
+# Outputs go to $OUT (default output/validation/{calibrated,uncalibrated}/<set>/); each
+# set's folder has validation.json, comparison.csv and validation.svg (tables: one
+# folder per group plus summary.json). A set that cannot be simulated is reported and
+# the script goes on.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+V=${1:-../shared/validation}
+OUT=${OUT:-output/validation}
+cargo build --release --quiet || exit 1
+servesim() { cargo run --release --quiet -- "$@"; }
+
+if [ "${CALIBRATE:-0}" = 1 ]; then
+    servesim calibrate --hardware a100-80gb,a100-40gb --hardware h100 \
+        "$V/splitwise-perf-model/perf_model.csv" \
+        "$V/argonne-llm-inference-bench/All_results.csv" || exit 1
+fi
+
+for mode in calibrated uncalibrated; do
+    extra=()
+    if [ "$mode" = uncalibrated ]; then
+        extra=(--roofline-params perf_model/roofline.toml)
+    fi
+    for run in "$V"/llmservingsim-vllm-bench/*/; do
+        name=$(basename "$run")
+        echo "== $mode: $name"
+        servesim validate "$run" "${extra[@]}" --output-dir "$OUT/$mode/$name" \
+            || echo "FAILED: $name"
+    done
+    echo "== $mode: splitwise"
+    servesim validate "$V/splitwise-perf-model/perf_model.csv" "${extra[@]}" \
+        --output-dir "$OUT/$mode/splitwise" || echo "FAILED: splitwise"
+    echo "== $mode: argonne"
+    servesim validate "$V/argonne-llm-inference-bench/All_results.csv" "${extra[@]}" \
+        --output-dir "$OUT/$mode/argonne" || echo "FAILED: argonne"
+done
