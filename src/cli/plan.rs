@@ -147,16 +147,18 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
     let report = planner::plan(&ctx, &opts, &tick)?;
     pb.finish_and_clear();
 
+    let limit = |x: Option<f64>| x.map_or_else(|| "any".to_owned(), |v| format!("{v}"));
     let slo_text = match slo.target {
         SloTarget::Percentile(p) => format!(
-            "p{p} TTFT <= {:?} s, p{p} TPOT <= {:?} s",
-            slo.ttft_s, slo.tpot_s
+            "p{p} TTFT <= {} s, p{p} TPOT <= {} s",
+            limit(slo.ttft_s),
+            limit(slo.tpot_s)
         ),
         SloTarget::Attainment(a) => format!(
-            ">= {:.1}% of requests within TTFT {:?} s and TPOT {:?} s",
+            ">= {:.1}% of requests within TTFT {} s and TPOT {} s",
             a * 100.0,
-            slo.ttft_s,
-            slo.tpot_s
+            limit(slo.ttft_s),
+            limit(slo.tpot_s)
         ),
     };
     println!(

@@ -87,7 +87,7 @@ pub struct SweepContext {
     paths: DataPaths,
     /// Latency models by (GPU, TP, PP), built once and shared by every point that
     /// differs only in engine knobs or load (profiles are loaded from disk).
-        latency_cache: LatencyCache,
+    latency_cache: LatencyCache,
     trace: Option<(Arc<[Request]>, f64)>,
     /// Replaces the selected latency model (tests use a fixed-latency model).
     pub latency_override: Option<Arc<dyn LatencyModel>>,
