@@ -214,17 +214,20 @@ pub(crate) struct CompletionChoice<'a> {
     pub(crate) finish_reason: Option<&'a str>,
 }
 
-/// A text completion (`object: "text_completion"`), whole or one streamed chunk.
+/// A completion response or streamed chunk, text or chat (`C` is the choice type).
 #[derive(Serialize)]
-pub(crate) struct Completion<'a> {
+pub(crate) struct CompletionResponse<'a, C> {
     pub(crate) id: &'a str,
     pub(crate) object: &'static str,
     pub(crate) created: u64,
     pub(crate) model: &'a str,
-    pub(crate) choices: Vec<CompletionChoice<'a>>,
+    pub(crate) choices: Vec<C>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) usage: Option<Usage>,
 }
+
+/// A text completion (`object: "text_completion"`), whole or one streamed chunk.
+pub(crate) type Completion<'a> = CompletionResponse<'a, CompletionChoice<'a>>;
 
 /// An assistant message or streamed delta.
 #[derive(Serialize)]
@@ -248,16 +251,7 @@ pub(crate) struct ChatChoice<'a> {
 }
 
 /// A chat completion (`chat.completion`) or chunk (`chat.completion.chunk`).
-#[derive(Serialize)]
-pub(crate) struct ChatCompletion<'a> {
-    pub(crate) id: &'a str,
-    pub(crate) object: &'static str,
-    pub(crate) created: u64,
-    pub(crate) model: &'a str,
-    pub(crate) choices: Vec<ChatChoice<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) usage: Option<Usage>,
-}
+pub(crate) type ChatCompletion<'a> = CompletionResponse<'a, ChatChoice<'a>>;
 
 /// `GET /v1/models` entry.
 #[derive(Serialize)]
