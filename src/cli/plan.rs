@@ -210,24 +210,16 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
                 status.chars().take(90).collect()
             }
         );
+        let [seqs, mbt, chunked] = knob_cells(&c.config);
         rows.push(vec![
             c.config.index.to_string(),
             c.config.hardware.clone(),
             c.config.tp.to_string(),
             c.config.pp.to_string(),
             c.config.replicas.to_string(),
-            c.config
-                .max_num_seqs
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
-            c.config
-                .max_num_batched_tokens
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
-            c.config
-                .enable_chunked_prefill
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
+            seqs,
+            mbt,
+            chunked,
             fmt_f(c.max.load),
             fmt_f(c.max_rps),
             c.max.capped.to_string(),
@@ -319,6 +311,7 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
                     ""
                 }
             );
+            let [seqs, mbt, chunked] = knob_cells(&t.config);
             rows.push(vec![
                 (rank + 1).to_string(),
                 t.config.hardware.clone(),
@@ -328,18 +321,9 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
                     .as_ref()
                     .map(|a| a.0.to_string())
                     .unwrap_or_default(),
-                t.config
-                    .max_num_seqs
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-                t.config
-                    .max_num_batched_tokens
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-                t.config
-                    .enable_chunked_prefill
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
+                seqs,
+                mbt,
+                chunked,
                 m.map(|m| m.gpus.to_string()).unwrap_or_default(),
                 m.map(|m| fmt_f(m.ttft.p99)).unwrap_or_default(),
                 m.map(|m| fmt_f(m.tpot.p99)).unwrap_or_default(),
@@ -402,4 +386,14 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
         println!("\nwrote {}/{{max_rate.csv,frontier.svg}}", dir.display());
     }
     Ok(())
+}
+
+/// The optional engine knobs of a configuration as table cells (empty when unset).
+fn knob_cells(c: &servesim::plan::grid::ConfigPoint) -> [String; 3] {
+    let cell = |v: Option<String>| v.unwrap_or_default();
+    [
+        cell(c.max_num_seqs.map(|v| v.to_string())),
+        cell(c.max_num_batched_tokens.map(|v| v.to_string())),
+        cell(c.enable_chunked_prefill.map(|v| v.to_string())),
+    ]
 }
