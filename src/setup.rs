@@ -103,10 +103,22 @@ impl ReplicaSetup {
         })
     }
 
-    /// `n` identical replicas with ids `0..n`.
+    /// `n` identical replicas with ids `0..n`. With attention data parallelism and
+    /// expert parallelism, each run of `dp` consecutive replicas is one DP group,
+    /// stepping in lock-step (see [`Replica::with_lockstep`]).
     pub fn replicas(&self, n: u32) -> Result<Vec<Replica>> {
         (0..n)
-            .map(|i| Replica::new(i, self.engine.clone(), self.latency.clone()))
+            .map(|i| {
+                Ok(Replica::new(i, self.engine.clone(), self.latency.clone())?
+                    .with_lockstep(self.lockstep_group(i)))
+            })
             .collect()
+    }
+
+    /// The lock-step group of the `i`-th replica of [`ReplicaSetup::replicas`]: its
+    /// DP group's first index, when the ranks share experts.
+    pub fn lockstep_group(&self, i: u32) -> Option<u32> {
+        let d = &self.deployment;
+        (d.dp > 1 && d.ep > 1).then(|| i - i % d.dp)
     }
 }

@@ -259,11 +259,13 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         if n == 0 {
             anyhow::bail!("a replica group needs a count of at least 1");
         }
+        let base = replicas.len() as u32;
         for r in setup.replicas(n)? {
             let id = replicas.len() as u32;
             replicas.push(
                 servesim::engine::Replica::new(id, r.config().clone(), setup.latency.clone())?
-                    .with_role(role),
+                    .with_role(role)
+                    .with_lockstep(r.lockstep().map(|g| g + base)),
             );
         }
         setups.push((g.count.unwrap_or(1), role, setup));

@@ -90,6 +90,9 @@ pub struct Replica {
     stage_free: Vec<SimTime>,
     shape: StepShape,
     counters: ReplicaCounters,
+    /// The lock-step group (data-parallel ranks whose MoE layers share experts) this
+    /// replica belongs to, named by its first member's index; None = steps alone.
+    lockstep: Option<u32>,
 }
 
 /// Timing of a batch that has just started.
@@ -130,7 +133,22 @@ impl Replica {
             stage_free: vec![SimTime::ZERO; stages],
             shape: StepShape::new(),
             counters: ReplicaCounters::default(),
+            lockstep: None,
         })
+    }
+
+    /// Make this replica a rank of lock-step group `group`: the
+    /// [`Simulation`](crate::sim::Simulation) starts the group's ranks together and
+    /// ends them together, when the slowest is done (vLLM's data-parallel ranks with
+    /// expert parallelism synchronise in every MoE layer).
+    pub fn with_lockstep(mut self, group: Option<u32>) -> Self {
+        self.lockstep = group;
+        self
+    }
+
+    /// The lock-step group, if any (see [`Replica::with_lockstep`]).
+    pub fn lockstep(&self) -> Option<u32> {
+        self.lockstep
     }
 
     /// The replica's index.
@@ -297,6 +315,14 @@ impl Replica {
     /// If idle and there is runnable work, schedule an iteration and return how long it
     /// takes. None when busy or when nothing can run.
     pub fn try_start_step(&mut self, now: SimTime) -> Option<StepStart> {
+        let duration = self.plan_step(now)?;
+        Some(self.launch_step(now, duration))
+    }
+
+    /// The first half of [`Replica::try_start_step`]: if idle and there is runnable
+    /// work, schedule an iteration and return how long this replica alone would take.
+    /// [`Replica::launch_step`] must follow before anything else touches the replica.
+    pub fn plan_step(&mut self, now: SimTime) -> Option<SimDuration> {
         if self.in_flight.len() >= self.stage_free.len()
             || now < self.stage_free[0]
             || self.state.reqs.is_empty()
@@ -346,11 +372,15 @@ impl Replica {
                 SimDuration::from_secs_f64(plan.swap_bytes / self.cfg.swap_bandwidth_bytes_per_s);
         }
         // Time always advances: a zero-length iteration could loop forever.
-        let duration = duration.max(SimDuration::from_nanos(1));
-        self.counters.busy += duration;
-        let start = self.pipeline(now, duration);
         self.in_flight.push_back((plan, tokens));
-        Some(start)
+        Some(duration.max(SimDuration::from_nanos(1)))
+    }
+
+    /// Start the iteration [`Replica::plan_step`] scheduled, taking `duration` (its own
+    /// time, or longer when a lock-step group waits for its slowest rank).
+    pub fn launch_step(&mut self, now: SimTime, duration: SimDuration) -> StepStart {
+        self.counters.busy += duration;
+        self.pipeline(now, duration)
     }
 
     /// Push a batch whose whole-model time is `duration` through the pipeline: each of

@@ -102,6 +102,8 @@ pub struct Simulation {
     kv_link: Option<LinkSpec>,
     /// Handoffs on their way to each replica.
     in_transit: Vec<usize>,
+    /// Lock-step groups (members' indices, ascending) and when each is next free.
+    lockstep: Vec<(Vec<usize>, SimTime)>,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -145,6 +147,7 @@ impl Simulation {
                 "decode replicas need at least one prefill replica".into(),
             ));
         }
+        let lockstep = lockstep_groups(&replicas);
         Ok(Simulation {
             replicas,
             router,
@@ -154,6 +157,7 @@ impl Simulation {
             decode,
             kv_link: None,
             in_transit: vec![0; n],
+            lockstep,
         })
     }
 
@@ -269,10 +273,35 @@ impl Simulation {
         self.replicas.iter_mut().any(|r| r.abort(request_id))
     }
 
-    /// Start the next iteration on every idle replica that has runnable work.
+    /// Start the next iteration on every idle replica that has runnable work. The ranks
+    /// of a lock-step group start together once the group's last iteration is over,
+    /// and all end when the slowest of those with work is done.
     pub fn start_idle(&mut self, observer: &mut dyn Observer) {
         let now = self.now;
+        for (members, free) in &mut self.lockstep {
+            if *free > now {
+                continue;
+            }
+            let mut slowest = SimDuration::ZERO;
+            let mut started = Vec::new();
+            for &i in members.iter() {
+                if let Some(d) = self.replicas[i].plan_step(now) {
+                    slowest = slowest.max(d);
+                    started.push(i);
+                }
+            }
+            for i in started {
+                let replica = &mut self.replicas[i];
+                let s = replica.launch_step(now, slowest);
+                observer.on_step_start(now, slowest, replica);
+                self.queue.push(s.done, Event::StepDone(replica.id()));
+                *free = (*free).max(s.done);
+            }
+        }
         for replica in &mut self.replicas {
+            if replica.lockstep().is_some() {
+                continue;
+            }
             if let Some(s) = replica.try_start_step(now) {
                 observer.on_step_start(now, s.done.saturating_duration_since(now), replica);
                 self.queue.push(s.done, Event::StepDone(replica.id()));
@@ -378,4 +407,17 @@ impl Simulation {
         }
         Ok(stats)
     }
+}
+
+/// The lock-step groups of `replicas`, in order of first member.
+fn lockstep_groups(replicas: &[Replica]) -> Vec<(Vec<usize>, SimTime)> {
+    let mut groups: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+    for (i, r) in replicas.iter().enumerate() {
+        if let Some(k) = r.lockstep() {
+            groups.entry(k).or_default().push(i);
+        }
+    }
+    let mut v: Vec<_> = groups.into_values().map(|m| (m, SimTime::ZERO)).collect();
+    v.sort_by_key(|(m, _)| m[0]);
+    v
 }

@@ -568,3 +568,53 @@ fn abort_a_preempted_request_and_slot_reuse_stay_consistent() {
     assert_eq!(sim.num_outstanding(), 0);
     assert_eq!(sim.replicas()[0].kv_used_blocks(), 0);
 }
+
+/// Two data-parallel ranks in lock-step: a short decode on one rank waits for the
+/// other rank's long prefill in every shared iteration, and neither starts a new
+/// iteration before the group's is over. The same ranks stepping alone do not wait.
+#[test]
+fn lockstep_ranks_end_each_iteration_together() {
+    let cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
+    // 1 ms per iteration + 10 µs per prefill token + 0 per decode.
+    let lat = Arc::new(FixedLatency::from_micros(1000, 10, 0));
+    let run_pair = |lockstep: bool| {
+        let group = lockstep.then_some(0);
+        let replicas = (0..2)
+            .map(|i| {
+                Replica::new(i, cfg.clone(), lat.clone())
+                    .unwrap()
+                    .with_lockstep(group)
+            })
+            .collect();
+        let mut sim = Simulation::new(replicas, Router::new(RoutePolicy::RoundRobin)).unwrap();
+        let mut sink = Collect(Vec::new());
+        let mut checker = Checker {
+            last: SimTime::ZERO,
+            max_tokens: u64::from(cfg.max_num_batched_tokens),
+            max_seqs: cfg.max_num_seqs as usize,
+            check_budget: true,
+            steps: 0,
+        };
+        // Request 0 (replica 0): 1 prompt token, 3 outputs. Request 1 (replica 1):
+        // a 1000-token prompt, 1 output.
+        let reqs = vec![req(0, 0, 1, 3), req(1, 0, 1000, 1)];
+        let src = RequestSource::Open(Box::new(reqs.into_iter().map(Ok)));
+        sim.run(src, &mut sink, &mut checker).unwrap();
+        let mut recs = sink.0;
+        recs.sort_by_key(|r| r.request_id);
+        assert_eq!(recs.len(), 2);
+        (recs[0].clone(), recs[1].clone())
+    };
+    let (a, b) = run_pair(false);
+    assert_eq!((a.replica, b.replica), (0, 1));
+    // Alone: 1.01 ms for the short prefill, then two 1 ms decodes; 11 ms prefill.
+    assert_eq!(ms(a.first_token_time_s), 1.01);
+    assert_eq!(ms(a.finish_time_s), 3.01);
+    assert_eq!(ms(b.finish_time_s), 11.0);
+    let (a, b) = run_pair(true);
+    // Lock-step: the first iteration lasts the long prefill's 11 ms on both ranks;
+    // rank 1 is then done, and rank 0 decodes alone.
+    assert_eq!(ms(a.first_token_time_s), 11.0);
+    assert_eq!(ms(b.finish_time_s), 11.0);
+    assert_eq!(ms(a.finish_time_s), 13.0);
+}
