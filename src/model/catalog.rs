@@ -207,7 +207,7 @@ mod tests {
     #[test]
     fn resolves_full_ids_short_names_and_prefixes() {
         let cat = catalog();
-        assert_eq!(cat.entries().len(), 22);
+        assert_eq!(cat.entries().len(), 23);
         let ids: Vec<&str> = cat.entries().iter().map(|e| e.id.as_str()).collect();
         let mut sorted = ids.clone();
         sorted.sort_by_key(|s| s.to_ascii_lowercase());
@@ -251,7 +251,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let e = cat.resolve("qwen3").unwrap_err().to_string();
-        assert!(e.starts_with("model name `qwen3` is ambiguous: it matches Qwen/Qwen3-235B-A22B, Qwen/Qwen3-32B, Qwen/Qwen3-8B"), "{e}");
+        assert!(e.starts_with("model name `qwen3` is ambiguous: it matches Qwen/Qwen3-235B-A22B, Qwen/Qwen3-30B-A3B-Instruct-2507, Qwen/Qwen3-32B, Qwen/Qwen3-8B"), "{e}");
 
         match cat.resolve("lama-3.1-8b") {
             Err(Error::Unknown {

@@ -275,6 +275,13 @@ mod tests {
         ("Qwen/Qwen3-32B", 32_762_123_264, 32.8e9, 0.1e9),
         // Qwen3-235B-A22B model card: 235B total.
         ("Qwen/Qwen3-235B-A22B", 235_093_634_560, 235e9, 1e9),
+        // Qwen3-30B-A3B model card: 30.5B total.
+        (
+            "Qwen/Qwen3-30B-A3B-Instruct-2507",
+            30_532_122_624,
+            30.5e9,
+            0.1e9,
+        ),
         // Qwen2.5-72B model card: 72.7B.
         ("Qwen/Qwen2.5-72B", 72_706_203_648, 72.7e9, 0.1e9),
         ("Qwen/Qwen2.5-72B-Instruct", 72_706_203_648, 72.7e9, 0.1e9),
@@ -350,6 +357,15 @@ mod tests {
         let cases: &[(&str, u64, f64, f64)] = &[
             // Qwen3-235B-A22B model card: 22B activated.
             ("Qwen/Qwen3-235B-A22B", 22_190_763_520, 22e9, 1e9),
+            // Qwen3-30B-A3B model card: 3.3B activated. We count 3.353B with the input
+            // embedding (1.6 % over, as if truncated rather than rounded) and 3.042B
+            // without it, so the card counts the embedding; the check allows ±0.1B.
+            (
+                "Qwen/Qwen3-30B-A3B-Instruct-2507",
+                3_353_032_704,
+                3.3e9,
+                0.2e9,
+            ),
             // Mistral blog: 12.9B active per token.
             ("mistralai/Mixtral-8x7B-v0.1", 12_879_925_248, 12.9e9, 0.1e9),
         ];

@@ -73,7 +73,8 @@ pub struct EngineHints {
     pub hardware: Option<String>,
     /// Tensor-parallel size.
     pub tensor_parallel_size: Option<u32>,
-    /// Data-parallel engines (simulated as replicas).
+    /// Data-parallel engines (simulated as replicas; with expert parallelism, as the
+    /// ranks of one lock-step DP group sharing the experts).
     pub data_parallel_size: Option<u32>,
     /// Whether MoE experts were split across the data-parallel engines.
     pub enable_expert_parallel: Option<bool>,
@@ -117,6 +118,12 @@ impl EngineHints {
         );
         fill(&mut req.dtype, &self.dtype);
         fill(&mut req.kv_cache_dtype, &self.kv_cache_dtype);
+        if req.data_parallel_size.is_none() && self.enable_expert_parallel == Some(true) {
+            // Attention data parallelism matters to the deployment only through the
+            // experts it shares; plain DP is replayed as independent replicas.
+            req.data_parallel_size = self.data_parallel_size;
+            req.enable_expert_parallel = true;
+        }
         fill(&mut ov.max_num_seqs, &self.max_num_seqs);
         fill(&mut ov.max_num_batched_tokens, &self.max_num_batched_tokens);
         fill(&mut ov.block_size, &self.block_size);

@@ -232,7 +232,8 @@ pub fn validate_run(
     let mut run = run.clone();
     if dp > 1 && run.hints.enable_expert_parallel == Some(true) {
         run.notes.push(format!(
-            "measured with DP{dp} + expert parallelism, which the engine does not model: simulated as {dp} independent replicas each holding every expert"
+                        "measured with DP{dp} + expert parallelism: simulated as {dp} replicas (one per DP rank, each with its own scheduler and KV cache) whose MoE layers share the experts (EP{}) and which step in lock-step, each iteration as long as the slowest rank's (an idle rank's dummy step is not timed)",
+            setup.deployment.ep
         ));
     }
     if let Some(v) = &run.hints.engine_version {

@@ -138,3 +138,35 @@ fn unknown_inputs_are_refused_with_the_formats() {
     let e = detect(&p).unwrap_err().to_string();
     assert!(e.contains("x.csv:1") && e.contains("--format"), "{e}");
 }
+
+/// A run recorded with DP2 + expert parallelism becomes a DP2/EP2 deployment; flags
+/// still win, and plain DP leaves the deployment alone (independent replicas).
+#[test]
+fn data_and_expert_parallel_hints_fill_the_deployment() {
+    use crate::validate::EngineHints;
+    let hints = EngineHints {
+        data_parallel_size: Some(2),
+        enable_expert_parallel: Some(true),
+        ..Default::default()
+    };
+    let (mut req, mut ov) = (DeploymentRequest::default(), EngineOverrides::default());
+    hints.apply(&mut req, &mut ov);
+    assert_eq!(req.data_parallel_size, Some(2));
+    assert!(req.enable_expert_parallel);
+
+    let mut flagged = DeploymentRequest {
+        data_parallel_size: Some(4),
+        ..Default::default()
+    };
+    hints.apply(&mut flagged, &mut ov);
+    assert_eq!(flagged.data_parallel_size, Some(4));
+    assert!(!flagged.enable_expert_parallel);
+
+    let plain = EngineHints {
+        data_parallel_size: Some(2),
+        ..Default::default()
+    };
+    let mut req = DeploymentRequest::default();
+    plain.apply(&mut req, &mut ov);
+    assert_eq!(req.data_parallel_size, None);
+}

@@ -9,7 +9,9 @@ use super::attention::{AttentionLaw, AttnGeometry};
 use super::comm::Collective;
 use super::fit::median;
 use super::gemm::{GemmModel, GemmOperand, StreamModel};
-use super::ops::{AttentionPart, Component, Composition, Curve, Group, Head, MoeBlock, Overhead};
+use super::ops::{
+    AttentionPart, Component, Composition, Curve, ExpertParallel, Group, Head, MoeBlock, Overhead,
+};
 use super::profile::{GpuProfiles, MeasuredOp, ModelProfile, OpKind, ProfileShape, TpProfile};
 use crate::deployment::Deployment;
 use crate::dtype::DType;
@@ -462,6 +464,15 @@ impl Ctx<'_> {
             linears,
             moe,
             moe_experts: (experts, per_token),
+            expert_parallel: if d.ep > 1 {
+                ExpertParallel {
+                    ep: f64::from(d.ep),
+                    dp: f64::from(d.dp),
+                    imbalance: d.expert_load_imbalance,
+                }
+            } else {
+                ExpertParallel::NONE
+            },
             elementwise,
             attention,
             all_reduces: if tp > 1 {
@@ -761,6 +772,16 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
     let all_reduce = Collective::all_reduce(gpu, &d.cluster, d.tp);
     let pp_send = Collective::pipeline_send(gpu, &d.cluster, d.tp, d.pp);
     let logits_gather = Collective::all_gather(gpu, &d.cluster, d.tp);
+    let expert_exchange = Collective::expert_exchange(gpu, &d.cluster, d.ep);
+    if d.ep > 1 {
+        ctx.note(
+            "expert_exchange",
+            format!(
+                "2 × all-gather of every rank's hidden states per MoE layer: {}",
+                expert_exchange.describe()
+            ),
+        );
+    }
     if d.tp > 1 {
         ctx.note("all_reduce", all_reduce.describe());
         ctx.note("logits_gather", logits_gather.describe());
@@ -780,6 +801,7 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
         },
         all_reduce,
         pp_send,
+        expert_exchange,
         pp: d.pp,
         hidden_bytes: h * ab,
         overhead: inp.overhead.clone(),

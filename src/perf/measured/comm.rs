@@ -69,6 +69,12 @@ impl Collective {
         }
     }
 
+    /// One all-gather-sized exchange among the `ep` GPUs of an expert-parallel group
+    /// (vLLM's all-gather / reduce-scatter dispatch; α-β on the group's link).
+    pub(crate) fn expert_exchange(gpu: &GpuProfiles, cluster: &ClusterSpec, ep: u32) -> Self {
+        Self::all_gather(gpu, cluster, ep)
+    }
+
     /// The activation send between consecutive pipeline stages.
     pub(crate) fn pipeline_send(
         gpu: &GpuProfiles,

@@ -165,7 +165,7 @@ impl MeasuredModel {
     }
 
     /// The iteration time of `shape` split by component, seconds: `linear`, `moe`,
-    /// `attention`, `elementwise`, `all_reduce`, `head` (embedding, final norm, LM
+    /// `attention`, `elementwise`, `all_reduce`, `expert_exchange`, `head` (embedding, final norm, LM
     /// head, sampler), `pp_send`, `overhead`.
     pub fn breakdown(&self, shape: &StepShape) -> Vec<(&'static str, f64)> {
         let b = self.composition.evaluate(shape);
@@ -175,6 +175,7 @@ impl MeasuredModel {
             ("attention", b.attention * 1e-6),
             ("elementwise", b.elementwise * 1e-6),
             ("all_reduce", b.all_reduce * 1e-6),
+            ("expert_exchange", b.expert_exchange * 1e-6),
             ("head", b.head * 1e-6),
             ("pp_send", b.pp_send * 1e-6),
             ("overhead", b.overhead * 1e-6),

@@ -75,6 +75,26 @@ impl Component {
     }
 }
 
+/// How the routed experts of an MoE block are spread (1, 1, 1 without expert
+/// parallelism).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ExpertParallel {
+    /// GPUs the experts are spread over.
+    pub ep: f64,
+    /// Attention data-parallel ranks whose tokens meet at the experts.
+    pub dp: f64,
+    /// Load of the busiest GPU over the mean (≥ 1).
+    pub imbalance: f64,
+}
+
+impl ExpertParallel {
+    pub(crate) const NONE: ExpertParallel = ExpertParallel {
+        ep: 1.0,
+        dp: 1.0,
+        imbalance: 1.0,
+    };
+}
+
 /// A mixture-of-experts block.
 #[derive(Clone, Debug)]
 pub(crate) enum MoeBlock {
@@ -101,11 +121,27 @@ impl MoeBlock {
         (experts * (1.0 - (1.0 - p).powf(tokens))).max(per_token.min(experts))
     }
 
-    pub(crate) fn time_us(&self, tokens: f64, experts_per_token: f64, experts: f64) -> f64 {
+    /// Time of the block on one GPU for `tokens` tokens of this GPU's batch, µs. With
+    /// expert parallelism the GPU holds `1/ep` of the experts and computes what all
+    /// `dp` ranks route to them: `dp · tokens` tokens arrive, `1/ep` of their
+    /// token-expert pairs (times the busiest GPU's imbalance) land here, on the local
+    /// experts they touch.
+    pub(crate) fn time_us(
+        &self,
+        tokens: f64,
+        experts_per_token: f64,
+        experts: f64,
+        ep: &ExpertParallel,
+    ) -> f64 {
+        let arriving = tokens * ep.dp;
+
+        let share = ep.imbalance / ep.ep;
         match self {
             MoeBlock::Table(table) => {
-                let a = Self::touched(experts, experts_per_token, tokens);
-                table.eval(tokens, a)
+                // The table is indexed by tokens (each with `k` pairs) and distinct
+                // experts: the local pairs as whole tokens, and the local experts hit.
+                let a = Self::touched(experts, experts_per_token, arriving) / ep.ep;
+                table.eval(arriving * share, a.max(1.0))
             }
             MoeBlock::Experts {
                 experts,
@@ -114,11 +150,12 @@ impl MoeBlock {
                 down,
                 act,
             } => {
-                let a = Self::touched(*experts, *per_token, tokens);
-                let m = tokens * per_token / a.max(1.0);
+                let a = (Self::touched(*experts, *per_token, arriving) / ep.ep).max(1.0);
+                let pairs = arriving * per_token * share;
+                let m = pairs / a;
                 gate_up.eval_batched(m, a)
                     + down.eval_batched(m, a)
-                    + act.as_ref().map_or(0.0, |c| c.eval(tokens * per_token))
+                    + act.as_ref().map_or(0.0, |c| c.eval(pairs))
             }
         }
     }
@@ -175,6 +212,7 @@ pub(crate) struct Group {
     pub linears: Vec<Component>,
     pub moe: Option<MoeBlock>,
     pub moe_experts: (f64, f64),
+    pub expert_parallel: ExpertParallel,
     pub elementwise: Vec<Component>,
     pub attention: AttentionPart,
     pub all_reduces: f64,
@@ -207,6 +245,10 @@ pub(crate) struct Composition {
     pub head: Head,
     pub all_reduce: Collective,
     pub pp_send: Collective,
+    /// Expert-parallel token exchange: the hidden states of every rank's tokens are
+    /// gathered onto each expert GPU before the experts and the outputs reduced back
+    /// after them (two all-gather-sized transfers per MoE layer).
+    pub expert_exchange: Collective,
     pub pp: u32,
     /// Bytes of one token's hidden state (all-reduce and send message per token).
     pub hidden_bytes: f64,
@@ -221,6 +263,7 @@ pub(crate) struct Breakdown {
     pub attention: f64,
     pub elementwise: f64,
     pub all_reduce: f64,
+    pub expert_exchange: f64,
     pub head: f64,
     pub pp_send: f64,
     pub overhead: f64,
@@ -233,6 +276,7 @@ impl Breakdown {
             + self.attention
             + self.elementwise
             + self.all_reduce
+            + self.expert_exchange
             + self.head
             + self.pp_send
             + self.overhead
@@ -253,7 +297,12 @@ impl Composition {
             let n = g.count;
             b.linear += n * g.linears.iter().map(|c| c.time_us(t)).sum::<f64>();
             if let Some(m) = &g.moe {
-                b.moe += n * m.time_us(t, g.moe_experts.1, g.moe_experts.0);
+                let ep = &g.expert_parallel;
+                b.moe += n * m.time_us(t, g.moe_experts.1, g.moe_experts.0, ep);
+                if ep.ep > 1.0 {
+                    let gathered = t * ep.dp * self.hidden_bytes;
+                    b.expert_exchange += n * 2.0 * self.expert_exchange.time_us(gathered);
+                }
             }
             b.elementwise += n * g.elementwise.iter().map(|c| c.time_us(t)).sum::<f64>();
             b.attention += n * g.attention.time_us(shape);
