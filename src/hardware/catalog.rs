@@ -206,7 +206,8 @@ mod tests {
         HardwareCatalog::load(&DataPaths::builtin().hardware_dir()).unwrap()
     }
 
-    /// The 28 rows of shared/reference/accelerators.csv plus the two added devices.
+    /// The 28 rows of shared/reference/accelerators.csv; the other shipped files are
+    /// checked by name in `every_file_loads_and_every_csv_row_is_present`.
     const CSV_NAMES: [&str; 28] = [
         "V100-SXM2-32GB",
         "T4",
@@ -241,12 +242,20 @@ mod tests {
     #[test]
     fn every_file_loads_and_every_csv_row_is_present() {
         let cat = shipped();
-        assert_eq!(cat.entries().len(), 30);
-        for n in CSV_NAMES {
+        // The CSV rows, two devices the measured profiles need, four the Argonne
+        // validation rows need.
+        let added = [
+            "RTX PRO 6000 Blackwell Server Edition",
+            "A40",
+            "GH200-96GB",
+            "MI250 (per GCD)",
+            "Max 1550",
+            "Max 1550 (Aurora, 112 Xe cores)",
+        ];
+        assert_eq!(cat.entries().len(), CSV_NAMES.len() + added.len());
+        for n in CSV_NAMES.into_iter().chain(added) {
             assert_eq!(cat.get(n).unwrap().name, n);
         }
-        assert!(cat.get("RTX PRO 6000 Blackwell Server Edition").is_ok());
-        assert!(cat.get("A40").is_ok());
         let names: Vec<_> = cat
             .entries()
             .iter()
@@ -334,6 +343,13 @@ mod tests {
             ("a40", "A40"),
             ("mi300x", "MI300X"),
             ("mi325x", "MI325X"),
+            ("mi250x", "MI250X"),
+            ("mi250", "MI250 (per GCD)"),
+            ("gh200", "GH200-96GB"),
+            ("max1550", "Max 1550"),
+            ("pvc", "Max 1550"),
+            ("MAX_1550", "Max 1550"),
+            ("max1550-aurora", "Max 1550 (Aurora, 112 Xe cores)"),
             ("h200", "H200-SXM-141GB"),
             ("b200", "B200"),
             ("gb200", "GB200 (per GPU)"),
@@ -421,6 +437,90 @@ mod tests {
             if let (Some(a), Some(b)) = (g.dense_bf16_tflops, g.dense_fp16_tflops) {
                 assert_eq!(a, b, "{}", g.name);
             }
+        }
+    }
+
+    /// The devices added for the Argonne rows, against the published figures and
+    /// derivations their files cite: a figure typed wrong, or a part swapped for its
+    /// sibling (MI250X for MI250, a whole MI250 OAM for a GCD), fails here.
+    #[test]
+    fn argonne_devices_follow_their_sources() {
+        let cat = shipped();
+        let tflops = |g: &GpuSpec, d: DType| g.peak_flops(d).map(|f| f / 1e12);
+        let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol;
+
+        // MI250 GCD: half of AMD's per-OAM table (362.1 matrix, 45.3 vector FP32,
+        // 128 GB); an MI250X package has 220 CUs where an MI250 OAM has 208.
+        let gcd = cat.get("mi250").unwrap();
+        let oam_gcds = 2.0;
+        assert!(close(
+            tflops(gcd, DType::Fp16).unwrap() * oam_gcds,
+            362.1,
+            1e-9
+        ));
+        assert!(close(
+            tflops(gcd, DType::Int8).unwrap() * oam_gcds,
+            362.1,
+            1e-9
+        ));
+        assert_eq!(gcd.fp32_tflops.unwrap() * oam_gcds, 45.3);
+        assert_eq!(gcd.memory_gb * oam_gcds, 128.0);
+        assert_eq!(gcd.peak_flops(DType::Fp8), None);
+        let x = cat.get("mi250x").unwrap();
+        assert_eq!(
+            gcd.memory_bandwidth_gb_per_s * oam_gcds,
+            x.memory_bandwidth_gb_per_s
+        );
+        let cu_ratio = 208.0 / 220.0;
+        let rate_ratio =
+            tflops(gcd, DType::Bf16).unwrap() * oam_gcds / x.dense_bf16_tflops.unwrap();
+        assert!(close(rate_ratio, cu_ratio, 1e-3), "{rate_ratio}");
+        // 4 Infinity Fabric links of 50 GB/s to the sibling GCD; one link per pair.
+        assert_eq!(gcd.intra_node_link().bandwidth_bytes_per_s, 200e9);
+        assert_eq!(gcd.intra_node_link().pair_bandwidth_bytes_per_s, 50e9);
+        assert_eq!(gcd.gpus_per_node, 8);
+
+        // GH200: the H100 SXM5's tensor rates with 96 GB of HBM3 at 4 TB/s.
+        let gh = cat.get("gh200").unwrap();
+        let h100 = cat.get("h100").unwrap();
+        for d in [
+            DType::Bf16,
+            DType::Fp16,
+            DType::Fp8,
+            DType::Int8,
+            DType::Fp32,
+        ] {
+            assert_eq!(gh.peak_flops(d), h100.peak_flops(d), "{d:?}");
+        }
+        assert_eq!(gh.memory_bytes(), 96e9);
+        assert_eq!(gh.memory_bandwidth_bytes_per_s(), 4000e9);
+        assert_eq!(gh.gpus_per_node, 1);
+
+        // Max 1550: Xe cores × per-core ops per clock × 1.6 GHz, whole card.
+        let (ops_bf16, ops_int8, ops_fp32, clock_ghz) = (4096.0, 8192.0, 256.0, 1.6);
+        let full = cat.get("max1550").unwrap();
+        let aurora = cat.get("max1550-aurora").unwrap();
+        for (g, cores) in [(full, 128.0), (aurora, 112.0)] {
+            let peak = |ops: f64| cores * ops * clock_ghz / 1e3;
+            assert!(
+                close(tflops(g, DType::Bf16).unwrap(), peak(ops_bf16), 0.05),
+                "{}",
+                g.name
+            );
+            assert!(
+                close(tflops(g, DType::Int8).unwrap(), peak(ops_int8), 0.05),
+                "{}",
+                g.name
+            );
+            assert!(
+                close(g.fp32_tflops.unwrap(), peak(ops_fp32), 0.05),
+                "{}",
+                g.name
+            );
+            assert_eq!(g.peak_flops(DType::Fp8), None);
+            assert_eq!(g.memory_gb, 128.0);
+            assert_eq!(g.memory_bandwidth_gb_per_s, 3276.8);
+            assert_eq!(g.gpus_per_node, 6);
         }
     }
 
