@@ -224,7 +224,8 @@ impl Calibration {
     /// a new set. Argonne batches are run once through the engine to record their
     /// iterations; batches it preempts or rejects are left out (their time depends on
     /// the KV capacity and preemption policy, not only on the fitted step times).
-    /// Splitwise rows give the prefill (TTFT) and the mean decode iteration (TPOT).
+    /// Argonne TTFT figures (one output token) fit TTFT the same way. Splitwise rows give
+    /// the prefill (TTFT) and the mean decode iteration (TPOT).
     pub fn add_table_group(
         &mut self,
         name: &str,
@@ -258,8 +259,20 @@ impl Calibration {
                         );
                     }
                 }
-                TableKind::Argonne => {
-                    let Some(m) = r.e2e_s else { continue };
+                TableKind::Argonne | TableKind::ArgonneTtft => {
+                    // With one output token the batch's E2E is its TTFT, so the sum of
+                    // its recorded iterations fits either; longer TTFT rows would need
+                    // the decodes split off, and are left out.
+                    let (metric, measured) = if kind == TableKind::Argonne {
+                        (Metric::E2e, r.e2e_s)
+                    } else {
+                        (Metric::Ttft, r.ttft_s)
+                    };
+                    let Some(m) = measured else { continue };
+                    if metric == Metric::Ttft && r.output_len != 1 {
+                        self.sets[set].left_out += 1;
+                        continue;
+                    }
                     let rec = Arc::new(shapes::Recording::new(setup.latency.clone()));
                     let mut s = setup.clone();
                     s.latency = rec.clone();
@@ -284,7 +297,7 @@ impl Calibration {
                         self.sets[set].left_out += 1;
                         continue;
                     }
-                    self.add_steps(set, d, Metric::E2e, shapes::compress(&rec.take()), 1.0, m);
+                    self.add_steps(set, d, metric, shapes::compress(&rec.take()), 1.0, m);
                 }
             }
         }

@@ -202,7 +202,7 @@ pub fn run(args: CalibrateArgs, paths: &DataPaths) -> Result<()> {
             Measurement::Table(table) => {
                 let kind = match table.kind {
                     TableKind::Splitwise => InputKind::Splitwise,
-                    TableKind::Argonne => InputKind::Argonne,
+                    TableKind::Argonne | TableKind::ArgonneTtft => InputKind::Argonne,
                 };
                 let stack = stack_of(kind, &args.simulated_stack);
                 let mut used = Vec::new();
@@ -219,13 +219,13 @@ pub fn run(args: CalibrateArgs, paths: &DataPaths) -> Result<()> {
                     let setup = match setup {
                         Ok(s) => s,
                         Err(e) => {
-                            eprintln!("skipping {}: {e}", g.key.slug());
+                            eprintln!("skipping {}: {e}", g.slug());
                             continue;
                         }
                     };
-                    let name = format!("{stem}:{}", g.key.slug());
+                    let name = format!("{stem}:{}", g.slug());
                     cal.add_table_group(&name, table.kind, g, &setup, stack)?;
-                    used.push(g.key.slug());
+                    used.push(g.slug());
                 }
                 if !used.is_empty() {
                     data.push(format!(

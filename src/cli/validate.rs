@@ -28,7 +28,8 @@ pub struct ValidateOptions {
     pub framework: Option<String>,
 
     /// Tables: validate only groups whose table names contain these (case-insensitive)
-    /// substrings, as `model=…`, `hardware=…` or `tp=N`; repeatable.
+    /// substrings, as `model=…` or `hardware=…`, or whose simulated tensor-parallel size
+    /// is `tp=N`; repeatable.
     #[arg(long = "select", value_name = "KEY=VALUE")]
     #[serde(default)]
     pub select: Vec<String>,
@@ -218,7 +219,7 @@ fn selector(select: &[String]) -> Result<impl Fn(&validate::TableGroup) -> bool>
         filters.iter().all(|(k, v)| match k.as_str() {
             "model" => g.key.model.to_ascii_lowercase().contains(v.as_str()),
             "hardware" => g.key.hardware.to_ascii_lowercase().contains(v.as_str()),
-            _ => g.key.tp.to_string() == *v,
+            _ => g.tensor_parallel_size().to_string() == *v,
         })
     })
 }
@@ -297,7 +298,7 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
                     table
                         .groups
                         .iter()
-                        .map(|g| g.key.slug())
+                        .map(|g| g.slug())
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
@@ -372,6 +373,9 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
                 },
             )?;
             print!("{}", t.render());
+            for n in &table.notes {
+                println!("  note: {n}");
+            }
             for s in &table.skipped {
                 println!("  skipped: {s}");
             }

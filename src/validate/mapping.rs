@@ -23,6 +23,10 @@ pub struct ModelMapping {
 pub struct HardwareMapping {
     /// The catalog name.
     pub hardware: String,
+    /// Catalog devices (the GPUs the engine sees, one tensor-parallel rank each) in one
+    /// device as the table counts it: 2 for an AMD MI250 OAM, whose two GCDs vLLM sees
+    /// as two GPUs; 1 elsewhere.
+    pub devices_per_table_device: u32,
     /// What is uncertain.
     pub note: Option<String>,
 }
@@ -60,29 +64,51 @@ pub fn model(name: &str) -> Result<ModelMapping, String> {
     }
 }
 
+/// Why `Num of Hardware` 1 is one MI250 OAM (two GCDs), not one GCD.
+const MI250_NOTE: &str = "the table counts MI250 OAMs (`Num of Hardware`), each two GCDs that ROCm and vLLM see as two 64 GB GPUs: simulated at TP = 2 × Num on MI250 (per GCD). Evidence: Llama-2-70B in float16 (~138 GB of weights) runs at Num 2, which two 64 GB GCDs cannot hold; Mixtral-8x7B (~93 GB) runs at Num 1, more than one GCD holds; the repo's vLLM/MI250 script passes --tensor-parallel-size 4 and 8 where the table has Num 2 and 4. vLLM v0.6.1 (ROCm build) per that folder's README";
+
+/// Why both Intel names are the same part, seen whole.
+const MAX1550_NOTE: &str = "\"Intel Max 1550\" and \"Intel PVC GPU\" are the same part: the repo's hardware matrix heads the column \"Intel Max1550\" and links it to vLLM/PVC (later renamed vLLM/Max1550), whose README, titled \"... on Intel PVC\", shows sysmon listing \"Intel(R) Data Center GPU Max 1550\". One device = one whole card (both stacks): that README runs --tensor-parallel-size 1 \"on single GPU (both tiles)\", with 896 EUs (112 Xe cores) per GPU on Aurora, hence the Aurora entry. vLLM v0.5.2 (XPU build); Xe Link's rate is not in the references, so TP > 1 collectives are costed over PCIe Gen5 (pessimistic)";
+
+/// Why the "Intel PVC GPU" rows disagree with the "Intel Max 1550" rows.
+const PVC_ROWS_NOTE: &str = "The \"Intel PVC GPU\" rows take 3.0–9.8× as long as the \"Intel Max 1550\" rows of the same 24 configurations (Llama-2-7B, Llama-3-8B, Mistral-7B, TP1, 128 and 256 tokens, batch 1–64): a different software setup that the repo does not describe";
+
 /// Map a device name of the Argonne or Splitwise tables.
 pub fn hardware(name: &str) -> Result<HardwareMapping, String> {
-    let map = |hw: &str, note: Option<&str>| {
+    let map = |hw: &str, devices_per_table_device: u32, note: Option<&str>| {
         Ok(HardwareMapping {
             hardware: hw.to_owned(),
+            devices_per_table_device,
             note: note.map(str::to_owned),
         })
     };
     match name.trim().to_ascii_lowercase().as_str() {
         "nvidia a100 gpu" => map(
             "A100-SXM4-40GB",
+            1,
             Some("the table says only \"Nvidia A100 GPU\"; most likely the ALCF Polaris A100-SXM4-40GB"),
         ),
         "nvidia h100 gpu" => map(
             "H100-SXM5-80GB",
+            1,
             Some("the table does not say SXM or PCIe, 80 or 94 GB; taken as H100-SXM5-80GB"),
         ),
-        "amd mi300x gpu" => map("MI300X", Some("vLLM ROCm build (v0.6.1 per the repo's README)")),
-        "a100-80gb" => map("A100-SXM4-80GB", Some("DGX-A100")),
-        "h100-80gb" => map("H100-SXM5-80GB", Some("DGX-H100")),
+        "nvidia gh200 gpu" => map(
+            "GH200-96GB",
+            1,
+            Some("the JLSE GH200, 96 GB HBM3 per the dataset's README; the vLLM version is unknown (built in NGC's pytorch:24.06 container); datasheet clocks assumed"),
+        ),
+        "amd mi300x gpu" => map("MI300X", 1, Some("vLLM ROCm build (v0.6.1 per the repo's README)")),
+        "amd mi250 gpu" => map("MI250 (per GCD)", 2, Some(MI250_NOTE)),
+        "intel max 1550" => map("Max 1550 (Aurora, 112 Xe cores)", 1, Some(MAX1550_NOTE)),
+        "intel pvc gpu" => Ok(HardwareMapping {
+            hardware: "Max 1550 (Aurora, 112 Xe cores)".into(),
+            devices_per_table_device: 1,
+            note: Some(format!("{MAX1550_NOTE}. {PVC_ROWS_NOTE}")),
+        }),
+        "a100-80gb" => map("A100-SXM4-80GB", 1, Some("DGX-A100")),
+        "h100-80gb" => map("H100-SXM5-80GB", 1, Some("DGX-H100")),
         "h100-80gb-pcap" => Err("power-capped H100 (h100-80gb-pcap): no catalog entry models the capped clocks".into()),
-        "nvidia gh200 gpu" => Err("GH200 has no hardware file".into()),
-        "amd mi250 gpu" => Err("MI250 has no hardware file (MI250X is a different part, and whether one device means one GCD is not stated)".into()),
         _ => Err(format!("device `{name}` has no hardware file")),
     }
 }
@@ -102,11 +128,36 @@ mod tests {
             "meta-llama/Llama-2-70b-hf"
         );
         assert!(model("bloom-176b").is_err());
-        assert_eq!(
-            hardware("Nvidia A100 GPU").unwrap().hardware,
-            "A100-SXM4-40GB"
-        );
+        let a100 = hardware("Nvidia A100 GPU").unwrap();
+        assert_eq!(a100.hardware, "A100-SXM4-40GB");
+        assert_eq!(a100.devices_per_table_device, 1);
         assert!(hardware("h100-80gb-pcap").is_err());
+        assert!(hardware("Habana Gaudi2").is_err());
+    }
+
+    #[test]
+    fn argonne_gh200_mi250_and_intel_names() {
+        let gh200 = hardware("Nvidia GH200 GPU").unwrap();
+        assert_eq!(gh200.hardware, "GH200-96GB");
+        assert_eq!(gh200.devices_per_table_device, 1);
+        assert!(gh200.note.unwrap().contains("96 GB"));
+
+        // One MI250 in the table is one OAM: two GCDs, two vLLM GPUs.
+        let mi250 = hardware("  AMD MI250 GPU ").unwrap();
+        assert_eq!(mi250.hardware, "MI250 (per GCD)");
+        assert_eq!(mi250.devices_per_table_device, 2);
+        assert!(mi250.note.unwrap().contains("TP = 2 × Num"));
+
+        // Max 1550 and PVC are the same part, a whole card per device.
+        let max = hardware("Intel Max 1550").unwrap();
+        let pvc = hardware("intel pvc gpu").unwrap();
+        assert_eq!(max.hardware, pvc.hardware);
+        assert_eq!(max.hardware, "Max 1550 (Aurora, 112 Xe cores)");
+        assert_eq!(max.devices_per_table_device, 1);
+        assert_eq!(pvc.devices_per_table_device, 1);
+        assert!(max.note.unwrap().contains("both tiles"));
+        let pvc_note = pvc.note.unwrap();
+        assert!(pvc_note.contains("both tiles") && pvc_note.contains("3.0–9.8×"));
     }
 
     #[test]
@@ -129,11 +180,46 @@ mod tests {
         for n in [
             "Nvidia A100 GPU",
             "Nvidia H100 GPU",
+            "Nvidia GH200 GPU",
             "AMD MI300X GPU",
+            "AMD MI250 GPU",
+            "Intel Max 1550",
+            "Intel PVC GPU",
             "a100-80gb",
             "h100-80gb",
         ] {
-            hw.get(&hardware(n).unwrap().hardware).unwrap();
+            let m = hardware(n).unwrap();
+            let g = hw.get(&m.hardware).unwrap();
+            // The catalog entry is the device one engine rank sees: a table device
+            // holds `devices_per_table_device` of them.
+            assert!(m.devices_per_table_device >= 1, "{n}");
+            assert_eq!(g.name, m.hardware, "{n}");
+        }
+    }
+
+    /// The MI250 reading of `Num of Hardware` is the only one under which the table's
+    /// largest models fit: checked against the shipped model configs and device memory.
+    #[test]
+    fn mi250_device_count_is_the_reading_under_which_the_models_fit() {
+        let paths = crate::paths::DataPaths::builtin();
+        let models = crate::model::ModelCatalog::load(&paths.model_configs).unwrap();
+        let hw = crate::hardware::HardwareCatalog::load(&paths.hardware_dir()).unwrap();
+        let m = hardware("AMD MI250 GPU").unwrap();
+        let gcd_bytes = hw.get(&m.hardware).unwrap().memory_bytes();
+        let fp16_bytes_per_param = 2.0;
+        // (model, the smallest `Num of Hardware` the table runs it at)
+        for (name, num) in [
+            ("meta-llama/Llama-2-70b-hf", 2.0),
+            ("mistralai/Mixtral-8x7B-v0.1", 1.0),
+        ] {
+            let cfg = models.resolve(&model(name).unwrap().model).unwrap();
+            let weights = cfg.params().total as f64 * fp16_bytes_per_param;
+            assert!(weights > num * gcd_bytes, "{name} would fit on {num} GCDs");
+            let per = f64::from(m.devices_per_table_device);
+            assert!(
+                weights < num * per * gcd_bytes,
+                "{name} must fit on {num} OAMs"
+            );
         }
     }
 }

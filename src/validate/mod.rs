@@ -13,6 +13,7 @@
 //! | [LLMServingSim run](llmservingsim) | `requests.jsonl` + `meta.json` | recorded arrivals; engine settings from `meta.json` |
 //! | [per-request CSV](csv_run) | arrival / first-token / finish columns | recorded arrivals |
 //! | [Argonne table](tables) | static batches, batch E2E | each batch at once through the engine |
+//! | [Argonne TTFT figure](tables) | static batches, one output token, batch TTFT | each batch at once through the engine |
 //! | [Splitwise table](tables) | static batches, prefill and decode step times | latency model on the exact shapes |
 //!
 //! # Metrics ([`stats`])
@@ -81,7 +82,7 @@ pub enum InputFormat {
     Llmservingsim,
     /// Per-request CSV with arrival, first-token and finish times.
     Csv,
-    /// Argonne LLM-Inference-Bench static-batch table.
+    /// Argonne LLM-Inference-Bench static-batch table (All_results.csv or a TTFT figure).
     Argonne,
     /// Splitwise profiling table.
     Splitwise,
@@ -122,7 +123,7 @@ pub fn detect(path: &Path) -> Result<InputFormat> {
         _ => {
             let t = csv_table::CsvTable::read(path)?;
             match tables::detect(&t) {
-                Some(TableKind::Argonne) => Ok(InputFormat::Argonne),
+                Some(TableKind::Argonne | TableKind::ArgonneTtft) => Ok(InputFormat::Argonne),
                 Some(TableKind::Splitwise) => Ok(InputFormat::Splitwise),
                 None if csv_run::looks_like_run(&t) => Ok(InputFormat::Csv),
                 None => Err(Error::input_at(
@@ -148,12 +149,13 @@ pub fn open(path: &Path, format: Option<InputFormat>, opts: &OpenOptions) -> Res
         InputFormat::Csv => Measurement::Run(Box::new(csv_run::read(path)?)),
         InputFormat::Argonne | InputFormat::Splitwise => {
             let t = tables::read(path, opts.framework.as_deref())?;
-            let want = if format == InputFormat::Argonne {
-                TableKind::Argonne
-            } else {
-                TableKind::Splitwise
+            let fits = match format {
+                InputFormat::Argonne => {
+                    matches!(t.kind, TableKind::Argonne | TableKind::ArgonneTtft)
+                }
+                _ => t.kind == TableKind::Splitwise,
             };
-            if t.kind != want {
+            if !fits {
                 return Err(Error::input_at(
                     path,
                     1,
@@ -248,14 +250,16 @@ pub fn validate_run(
 }
 
 /// The deployment request of a table group: `base` (flags) wins; the group's mapped
-/// model, device, TP and `max_model_len` fill the gaps, with `float16` as the measured
-/// dtype.
+/// model, device, TP ([`TableGroup::tensor_parallel_size`]: the table's device count
+/// times the catalog devices in each) and `max_model_len` fill the gaps, with `float16`
+/// as the measured dtype.
 pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> DeploymentRequest {
     let mut r = base.clone();
     r.model.get_or_insert_with(|| group.model.model.clone());
     r.hardware
         .get_or_insert_with(|| group.hardware.hardware.clone());
-    r.tensor_parallel_size.get_or_insert(group.key.tp);
+    r.tensor_parallel_size
+        .get_or_insert(group.tensor_parallel_size());
     if r.max_model_len.is_none() {
         r.max_model_len = group.model.max_model_len;
     }
@@ -280,7 +284,8 @@ pub fn validate_table(
         let req = group_request(g, &settings.deployment);
         let d = Deployment::resolve(&req, paths)?;
         let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
-        let mut v = batch::validate_group(&g.key.slug(), &table.source, table.kind, g, &setup)?;
+        let mut v = batch::validate_group(&g.slug(), &table.source, table.kind, g, &setup)?;
+        v.notes.extend(table.notes.iter().cloned());
         v.notes
             .extend(params_note(&setup, paths, settings.roofline.is_some()));
         Ok(v)
@@ -289,7 +294,7 @@ pub fn validate_table(
         .groups
         .iter()
         .filter(|g| keep(g))
-        .map(|g| (g.key.slug(), one(g)))
+        .map(|g| (g.slug(), one(g)))
         .collect()
 }
 

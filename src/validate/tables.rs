@@ -6,7 +6,16 @@
 //!   Latency`): input = output length, `Latency` = the whole batch's wall time (the E2E
 //!   of its last request), `Num of Hardware` = TP. Only rows of one framework are kept
 //!   (vLLM by default). Tables that vary another setting (KV block size or dtype,
-//!   speculative decoding, pipeline parallelism) are refused.
+//!   speculative decoding, pipeline parallelism) are refused. `Num of Hardware` counts
+//!   devices as the table names them; the engine's TP is that times the mapping's
+//!   [`devices_per_table_device`](HardwareMapping::devices_per_table_device) (2 for an
+//!   MI250, whose OAM vLLM sees as two GPUs).
+//! * **Argonne TTFT figures** (`Fig_21__all_results_TTFT.csv`,
+//!   `Fig_22__all_results_TTFT_ITL.csv`: `Input Length, Output Length, Batch Size` and
+//!   `Latency` or `TTFT Latency`): one `llm.generate()` of the batch with one output token,
+//!   so the latency is the batch's TTFT (the last request's first token), the compared
+//!   metric. A bare `Latency` column is read as TTFT only where `Output Length` is 1.
+//!   Fig 22's `end_latency` is not read: the dataset's README does not document it.
 //! * **Splitwise** (`perf_model.csv`: `model, hardware, prompt_size, batch_size,
 //!   token_size, prompt_time, token_time, e2e_time, tensor_parallel`, times in ms):
 //!   `prompt_time` = prefill of the batch, `token_time` = mean decode iteration. Its
@@ -28,6 +37,8 @@ use std::path::{Path, PathBuf};
 pub enum TableKind {
     /// Argonne LLM-Inference-Bench: batch E2E.
     Argonne,
+    /// Argonne LLM-Inference-Bench TTFT figures: batch TTFT (one output token).
+    ArgonneTtft,
     /// Splitwise profiling: per-step prefill and decode times.
     Splitwise,
 }
@@ -39,13 +50,19 @@ pub struct GroupKey {
     pub model: String,
     /// Device as the table names it.
     pub hardware: String,
-    /// Tensor-parallel size.
+    /// Devices as the table counts them (Argonne `Num of Hardware`, Splitwise
+    /// `tensor_parallel`); see [`TableGroup::tensor_parallel_size`].
     pub tp: u32,
 }
 
 impl GroupKey {
-    /// A file-name-safe label (`llama-2-7b-hf_nvidia-a100-gpu_tp1`).
+    /// A file-name-safe label (`llama-2-7b-hf_nvidia-a100-gpu_tp1`) with the table's
+    /// device count; [`TableGroup::slug`] gives the simulated TP instead.
     pub fn slug(&self) -> String {
+        self.slug_with_tp(self.tp)
+    }
+
+    fn slug_with_tp(&self, tp: u32) -> String {
         let clean = |s: &str| {
             let s = s.rsplit('/').next().unwrap_or(s).to_ascii_lowercase();
             s.chars()
@@ -58,12 +75,7 @@ impl GroupKey {
                 })
                 .collect::<String>()
         };
-        format!(
-            "{}_{}_tp{}",
-            clean(&self.model),
-            clean(&self.hardware),
-            self.tp
-        )
+        format!("{}_{}_tp{}", clean(&self.model), clean(&self.hardware), tp)
     }
 }
 
@@ -78,6 +90,8 @@ pub struct BatchRow {
     pub output_len: u32,
     /// Batch end-to-end time (Argonne `Latency`; Splitwise `e2e_time` where reliable).
     pub e2e_s: Option<f64>,
+    /// Batch time to first token: the last request's (Argonne TTFT figures).
+    pub ttft_s: Option<f64>,
     /// Prefill time of the whole batch (Splitwise `prompt_time`).
     pub prefill_s: Option<f64>,
     /// Mean decode iteration (Splitwise `token_time`).
@@ -101,6 +115,22 @@ pub struct TableGroup {
     pub rows: Vec<BatchRow>,
 }
 
+impl TableGroup {
+    /// The simulated tensor-parallel size: the table's device count times the catalog
+    /// devices in one of them (saturating: an absurd count then fails to resolve).
+    pub fn tensor_parallel_size(&self) -> u32 {
+        self.key
+            .tp
+            .saturating_mul(self.hardware.devices_per_table_device)
+    }
+
+    /// A file-name-safe label with the simulated TP
+    /// (`llama-2-7b-hf_amd-mi250-gpu_tp2` for one MI250 OAM).
+    pub fn slug(&self) -> String {
+        self.key.slug_with_tp(self.tensor_parallel_size())
+    }
+}
+
 /// A static-batch table, grouped.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StaticTable {
@@ -112,6 +142,8 @@ pub struct StaticTable {
     pub groups: Vec<TableGroup>,
     /// Groups left out, with the reason.
     pub skipped: Vec<String>,
+    /// What was read and how, for every group (columns left unread, say).
+    pub notes: Vec<String>,
 }
 
 /// The table format of a CSV header, if it is one.
@@ -120,22 +152,33 @@ pub(crate) fn detect(t: &CsvTable) -> Option<TableKind> {
         Some(TableKind::Splitwise)
     } else if t.col(&["Input Output Length"]).is_some() && t.col(&["Batch Size"]).is_some() {
         Some(TableKind::Argonne)
+    } else if t.col(&["Input Length"]).is_some()
+        && t.col(&["Output Length"]).is_some()
+        && t.col(&["Batch Size"]).is_some()
+        && t.col(TTFT_COLUMNS).is_some()
+    {
+        Some(TableKind::ArgonneTtft)
     } else {
         None
     }
 }
 
+/// The latency columns of the Argonne TTFT figures, preferred first.
+const TTFT_COLUMNS: &[&str] = &["TTFT Latency", "Latency"];
+
 /// Read a static-batch table; `framework` picks Argonne rows (default `vLLM`).
 pub fn read(path: &Path, framework: Option<&str>) -> Result<StaticTable> {
     let t = CsvTable::read(path)?;
     match detect(&t) {
-        Some(TableKind::Argonne) => argonne(&t, framework.unwrap_or("vLLM")),
+        Some(kind @ (TableKind::Argonne | TableKind::ArgonneTtft)) => {
+            argonne(&t, kind, framework.unwrap_or("vLLM"))
+        }
         Some(TableKind::Splitwise) => splitwise(&t),
         None => Err(Error::input_at(
             path,
             1,
             None,
-            "not a static-batch table: expected Argonne columns (`Input Output Length`, `Batch Size`, `Latency`) or Splitwise columns (`prompt_time`, `token_time`)",
+            "not a static-batch table: expected Argonne columns (`Input Output Length`, `Batch Size`, `Latency`), Argonne TTFT columns (`Input Length`, `Output Length`, `Batch Size`, `TTFT Latency` or `Latency`) or Splitwise columns (`prompt_time`, `token_time`)",
         )),
     }
 }
@@ -169,18 +212,31 @@ impl Acc {
 
 type Groups = BTreeMap<GroupKey, BTreeMap<(u32, u32, u32), Acc>>;
 
-fn finish(path: &Path, kind: TableKind, groups: Groups, mut skipped: Vec<String>) -> StaticTable {
+fn finish(
+    path: &Path,
+    kind: TableKind,
+    groups: Groups,
+    mut skipped: Vec<String>,
+    notes: Vec<String>,
+) -> StaticTable {
     let mut out = Vec::new();
     for (key, rows) in groups {
         let (m, h) = (mapping::model(&key.model), mapping::hardware(&key.hardware));
         let (model, hardware) = match (m, h) {
             (Ok(m), Ok(h)) => (m, h),
-            (Err(e), _) | (_, Err(e)) => {
+            (m, h) => {
+                // The simulated TP where the device maps, as the groups' slugs show it.
+                let per = h.as_ref().map_or(1, |h| h.devices_per_table_device);
+                let e = m.err().or(h.err()).unwrap_or_default();
+                let tp = if per == 1 {
+                    format!("TP{}", key.tp)
+                } else {
+                    format!("× {} (TP{})", key.tp, key.tp.saturating_mul(per))
+                };
                 skipped.push(format!(
-                    "{} on {} TP{} ({} configurations): {e}",
+                    "{} on {} {tp} ({} configurations): {e}",
                     key.model,
                     key.hardware,
-                    key.tp,
                     rows.len()
                 ));
                 continue;
@@ -195,10 +251,12 @@ fn finish(path: &Path, kind: TableKind, groups: Groups, mut skipped: Vec<String>
                 } else {
                     0.0
                 };
-                let (e2e, prefill, decode) = match kind {
-                    TableKind::Argonne => (Some(acc.mean(0)), None, None),
+                let (e2e, ttft, prefill, decode) = match kind {
+                    TableKind::Argonne => (Some(acc.mean(0)), None, None, None),
+                    TableKind::ArgonneTtft => (None, Some(acc.mean(0)), None, None),
                     TableKind::Splitwise => (
                         (o <= 256).then(|| acc.mean(2)),
+                        None,
                         Some(acc.mean(0)),
                         Some(acc.mean(1)),
                     ),
@@ -208,6 +266,7 @@ fn finish(path: &Path, kind: TableKind, groups: Groups, mut skipped: Vec<String>
                     input_len: i,
                     output_len: o,
                     e2e_s: e2e,
+                    ttft_s: ttft,
                     prefill_s: prefill,
                     decode_step_s: decode,
                     repeats: acc.n,
@@ -227,10 +286,12 @@ fn finish(path: &Path, kind: TableKind, groups: Groups, mut skipped: Vec<String>
         kind,
         groups: out,
         skipped,
+        notes,
     }
 }
 
-fn argonne(t: &CsvTable, framework: &str) -> Result<StaticTable> {
+/// Rows of an Argonne table (`kind` Argonne or ArgonneTtft) of one framework.
+fn argonne(t: &CsvTable, kind: TableKind, framework: &str) -> Result<StaticTable> {
     for varied in [
         "KV Cache Block_size",
         "KV Cache",
@@ -251,9 +312,21 @@ fn argonne(t: &CsvTable, framework: &str) -> Result<StaticTable> {
     let c_n = t.required(&["Num of Hardware"])?;
     let c_fw = t.required(&["Framework"])?;
     let c_model = t.required(&["Model"])?;
-    let c_len = t.required(&["Input Output Length"])?;
     let c_b = t.required(&["Batch Size"])?;
-    let c_lat = t.required(&["Latency"])?;
+    // (input, output) length columns; the same column twice for All_results.csv.
+    let (c_in, c_out, c_lat) = if kind == TableKind::ArgonneTtft {
+        (
+            t.required(&["Input Length"])?,
+            t.required(&["Output Length"])?,
+            t.required(TTFT_COLUMNS)?,
+        )
+    } else {
+        let c_len = t.required(&["Input Output Length"])?;
+        (c_len, c_len, t.required(&["Latency"])?)
+    };
+    // A bare `Latency` is the batch's TTFT only when one token is generated.
+    let lat_is_ttft_only_at_one_token =
+        kind == TableKind::ArgonneTtft && t.header[c_lat].eq_ignore_ascii_case("Latency");
     let mut groups = Groups::new();
     let mut frameworks = BTreeMap::<String, usize>::new();
     for row in &t.rows {
@@ -267,7 +340,18 @@ fn argonne(t: &CsvTable, framework: &str) -> Result<StaticTable> {
             hardware: t.text(row, c_hw)?.to_owned(),
             tp: t.count(row, c_n)?,
         };
-        let (len, b) = (t.count(row, c_len)?, t.count(row, c_b)?);
+        let (input, output, b) = (
+            t.count(row, c_in)?,
+            t.count(row, c_out)?,
+            t.count(row, c_b)?,
+        );
+        if lat_is_ttft_only_at_one_token && output != 1 {
+            return Err(t.bad(
+                row,
+                c_out,
+                format!("`Latency` is the batch's TTFT only with one output token, got {output}; name the column `TTFT Latency` if it is TTFT"),
+            ));
+        }
         let lat = t.num(row, c_lat)?;
         if lat <= 0.0 {
             return Err(t.bad(row, c_lat, format!("must be positive, got {lat}")));
@@ -275,7 +359,7 @@ fn argonne(t: &CsvTable, framework: &str) -> Result<StaticTable> {
         groups
             .entry(key)
             .or_default()
-            .entry((b, len, len))
+            .entry((b, input, output))
             .or_default()
             .add([lat, 0.0, 0.0], lat);
     }
@@ -289,7 +373,20 @@ fn argonne(t: &CsvTable, framework: &str) -> Result<StaticTable> {
             ),
         ));
     }
-    Ok(finish(&t.path, TableKind::Argonne, groups, Vec::new()))
+    let mut notes = Vec::new();
+    if kind == TableKind::ArgonneTtft {
+        notes.push(format!(
+            "TTFT = column `{}`: one llm.generate() of the batch with its output length, i.e. the time to the last request's first token",
+            t.header[c_lat]
+        ));
+        if let Some(c) = t.col(&["end_latency"]) {
+            notes.push(format!(
+                "column `{}` is not read: the dataset's README does not document it (where All_results.csv has the same model, device and batch at 1024/1024 tokens, it equals that row's `Latency`, which is validated there)",
+                t.header[c]
+            ));
+        }
+    }
+    Ok(finish(&t.path, kind, groups, Vec::new(), notes))
 }
 
 fn splitwise(t: &CsvTable) -> Result<StaticTable> {
@@ -325,7 +422,13 @@ fn splitwise(t: &CsvTable) -> Result<StaticTable> {
             .or_default()
             .add(ms, ms[0]);
     }
-    Ok(finish(&t.path, TableKind::Splitwise, groups, Vec::new()))
+    Ok(finish(
+        &t.path,
+        TableKind::Splitwise,
+        groups,
+        Vec::new(),
+        Vec::new(),
+    ))
 }
 
 #[cfg(test)]
@@ -342,7 +445,7 @@ mod tests {
              Nvidia A100 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,128,1,1.0,1\n\
              Nvidia A100 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,128,1,3.0,1\n\
              Nvidia A100 GPU,1,TensorRT-LLM,meta-llama/Llama-2-7b-hf,128,1,9.0,1\n\
-             Nvidia GH200 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,128,1,1.0,1\n",
+             SambaNova SN40L,8,vLLM,meta-llama/Llama-2-7b-hf,128,1,1.0,1\n",
         )
         .unwrap();
         let t = read(&p, None).unwrap();
@@ -354,8 +457,157 @@ mod tests {
         assert_eq!(r.repeats, 2);
         assert_eq!(r.spread, 1.0);
         assert_eq!(t.groups[0].hardware.hardware, "A100-SXM4-40GB");
-        assert!(t.skipped[0].contains("GH200"));
+        assert!(t.skipped[0].contains("SN40L"));
         assert_eq!(t.groups[0].key.slug(), "llama-2-7b-hf_nvidia-a100-gpu_tp1");
+        assert_eq!(t.groups[0].slug(), "llama-2-7b-hf_nvidia-a100-gpu_tp1");
+        assert_eq!(r.ttft_s, None);
+        assert!(t.notes.is_empty());
+    }
+
+    #[test]
+    fn argonne_mi250_counts_oams_so_tp_doubles() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        std::fs::write(
+            &p,
+            "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,Latency,Throughput\n\
+             AMD MI250 GPU,2,vLLM,meta-llama/Llama-2-70b-hf,128,1,4.0,1\n",
+        )
+        .unwrap();
+        let t = read(&p, None).unwrap();
+        let g = &t.groups[0];
+        assert_eq!(g.key.tp, 2, "the table's count is kept");
+        assert_eq!(g.tensor_parallel_size(), 4);
+        assert_eq!(g.slug(), "llama-2-70b-hf_amd-mi250-gpu_tp4");
+        assert_eq!(g.hardware.hardware, "MI250 (per GCD)");
+    }
+
+    const FIG21_HEAD: &str =
+        "Hardware,Num of Hardware,Framework,Model,Input Length,Output Length,Batch Size,Latency\n";
+
+    #[test]
+    fn argonne_ttft_figure_21_reads_latency_as_batch_ttft() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("fig21.csv");
+        std::fs::write(
+            &p,
+            format!(
+                "{FIG21_HEAD}\n\
+                 AMD MI250 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,1024,1,16,2.0\n\
+                 Nvidia GH200 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,1024,1,16,0.3\n\
+                 Nvidia GH200 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,1024,1,16,0.5\n\
+                 Nvidia GH200 GPU,1,TensorRT-LLM,meta-llama/Llama-2-7b-hf,1024,1,16,9.0\n\
+                 SambaNova SN40L,8,sambaflow,meta-llama/Llama-2-7b-hf,1024,1,16,2.85\n"
+            ),
+        )
+        .unwrap();
+        let t = read(&p, None).unwrap();
+        assert_eq!(t.kind, TableKind::ArgonneTtft);
+        assert_eq!(t.groups.len(), 2);
+        let gh = t
+            .groups
+            .iter()
+            .find(|g| g.hardware.hardware == "GH200-96GB")
+            .unwrap();
+        let r = &gh.rows[0];
+        assert_eq!((r.batch_size, r.input_len, r.output_len), (16, 1024, 1));
+        assert_eq!(
+            r.ttft_s,
+            Some(0.4),
+            "repeats averaged, other frameworks left out"
+        );
+        assert_eq!(r.e2e_s, None);
+        assert_eq!(r.repeats, 2);
+        let mi = t
+            .groups
+            .iter()
+            .find(|g| g.key.hardware.contains("MI250"))
+            .unwrap();
+        assert_eq!(mi.tensor_parallel_size(), 2);
+        assert!(t.notes[0].contains("`Latency`"), "{:?}", t.notes);
+
+        // A bare `Latency` is TTFT only with one output token.
+        std::fs::write(
+            &p,
+            format!("{FIG21_HEAD}Nvidia GH200 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,1024,2,16,0.3\n"),
+        )
+        .unwrap();
+        let e = read(&p, None).unwrap_err().to_string();
+        assert!(
+            e.contains("fig21.csv:2: field `Output Length`") && e.contains("one output token"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn argonne_ttft_figure_22_reads_ttft_and_leaves_end_latency() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("fig22.csv");
+        std::fs::write(
+            &p,
+            "Hardware,Num of Hardware,Framework,Model,Input Length,Output Length,Batch Size,TTFT Latency,end_latency \n\
+             Nvidia GH200 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,1024,1,16,0.35,12.2\n\
+             Nvidia GH200 GPU,1,TensorRT-LLM,meta-llama/Llama-2-7b-hf,1024,1,16,0.33\n",
+        )
+        .unwrap();
+        let t = read(&p, None).unwrap();
+        assert_eq!(t.kind, TableKind::ArgonneTtft);
+        assert_eq!(t.groups[0].rows[0].ttft_s, Some(0.35));
+        assert!(t
+            .notes
+            .iter()
+            .any(|n| n.contains("`end_latency` is not read")));
+        // A missing TTFT value is an error with its line.
+        std::fs::write(
+            &p,
+            "Hardware,Num of Hardware,Framework,Model,Input Length,Output Length,Batch Size,TTFT Latency\n\
+             Nvidia GH200 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,1024,1,16,fast\n",
+        )
+        .unwrap();
+        let e = read(&p, None).unwrap_err().to_string();
+        assert!(
+            e.ends_with("fig22.csv:2: field `TTFT Latency`: not a finite number: `fast`"),
+            "{e}"
+        );
+    }
+
+    /// The shipped Argonne TTFT figures parse, with the vLLM devices they hold mapped.
+    /// Skipped when `../shared` is absent.
+    #[test]
+    fn shipped_argonne_ttft_figures_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/validation/argonne-llm-inference-bench");
+        for (file, end_latency) in [
+            ("Fig_21__all_results_TTFT.csv", false),
+            ("Fig_22__all_results_TTFT_ITL.csv", true),
+        ] {
+            let p = dir.join(file);
+            if !p.is_file() {
+                println!("skipped: {} not found", p.display());
+                continue;
+            }
+            let t = read(&p, None).unwrap();
+            assert_eq!(t.kind, TableKind::ArgonneTtft, "{file}");
+            let mut slugs: Vec<String> = t.groups.iter().map(TableGroup::slug).collect();
+            slugs.sort();
+            assert!(
+                slugs.contains(&"llama-2-7b-hf_amd-mi250-gpu_tp2".to_owned())
+                    && slugs.contains(&"meta-llama-3-8b_nvidia-gh200-gpu_tp1".to_owned())
+                    && slugs.contains(&"mistral-7b-v0.1_amd-mi300x-gpu_tp1".to_owned()),
+                "{file}: {slugs:?}"
+            );
+            for g in &t.groups {
+                for r in &g.rows {
+                    assert_eq!((r.batch_size, r.input_len, r.output_len), (16, 1024, 1));
+                    assert!(r.ttft_s.is_some_and(|x| x > 0.0) && r.e2e_s.is_none());
+                }
+            }
+            assert_eq!(
+                t.notes.iter().any(|n| n.contains("end_latency")),
+                end_latency,
+                "{file}"
+            );
+        }
     }
 
     #[test]

@@ -170,3 +170,45 @@ fn data_and_expert_parallel_hints_fill_the_deployment() {
     plain.apply(&mut req, &mut ov);
     assert_eq!(req.data_parallel_size, None);
 }
+
+#[test]
+fn a_tiny_argonne_ttft_table_validates_on_ttft() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("fig21.csv");
+    std::fs::write(
+        &p,
+        "Hardware,Num of Hardware,Framework,Model,Input Length,Output Length,Batch Size,Latency\n\
+         Nvidia GH200 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,1024,1,16,0.36\n\
+         AMD MI250 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,1024,1,16,2.16\n",
+    )
+    .unwrap();
+    assert_eq!(detect(&p).unwrap(), InputFormat::Argonne);
+    let Measurement::Table(t) =
+        open(&p, Some(InputFormat::Argonne), &OpenOptions::default()).unwrap()
+    else {
+        panic!("a table");
+    };
+    let out = validate_table(&t, &Settings::default(), &DataPaths::builtin(), |_| true);
+    assert_eq!(out.len(), 2);
+    for (slug, v) in &out {
+        let v = v.as_ref().unwrap();
+        assert_eq!(v.kind, ValidationKind::StaticBatch, "{slug}");
+        let ttft = v.metrics.iter().find(|m| m.metric == Metric::Ttft).unwrap();
+        assert_eq!(ttft.errors.unwrap().count, 1, "{slug}");
+        assert!(ttft.simulated.mean > 0.0, "{slug}");
+        assert!(v.metrics.iter().all(|m| m.metric == Metric::Ttft), "{slug}");
+        assert!(
+            v.notes.iter().any(|n| n.contains("last first token")),
+            "{slug}"
+        );
+    }
+    // One MI250 in the table is one OAM: TP2 over its two GCDs.
+    let (slug, mi) = out.iter().find(|(s, _)| s.contains("mi250")).unwrap();
+    assert_eq!(slug, "llama-2-7b-hf_amd-mi250-gpu_tp2");
+    let mi = mi.as_ref().unwrap();
+    assert_eq!(mi.deployment.hardware, "MI250 (per GCD)");
+    assert_eq!(mi.deployment.tensor_parallel_size, 2);
+    // The Splitwise format is not an Argonne table.
+    let e = open(&p, Some(InputFormat::Splitwise), &OpenOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("--format"), "{e}");
+}
