@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Reproduce docs/validation.md: validate every set of the shared validation data, once
-# with the per-GPU roofline parameters (perf_model/calibrated/<gpu>.toml where it
-# exists) and once with the uncalibrated perf_model/roofline.toml.
+# with the latency model the simulator picks by default (measured operator profiles
+# where the GPU has them, else the roofline with perf_model/calibrated/<gpu>.toml where
+# it exists) and once with the pure, uncalibrated roofline (perf_model/roofline.toml).
 #
 #   scripts/validate_all.sh [VALIDATION_DIR]   default VALIDATION_DIR: ../shared/validation
 #   CALIBRATE=1 scripts/validate_all.sh        first refit perf_model/calibrated/ (A100, H100)
 #
-# Outputs go to $OUT (default output/validation/{calibrated,uncalibrated}/<set>/); each
+# Outputs go to $OUT (default output/validation/{default,roofline}/<set>/); each
 # set's folder has validation.json, comparison.csv and validation.svg (tables: one
 # folder per group plus summary.json). A set that cannot be simulated is reported and
 # the script goes on.
@@ -23,9 +24,9 @@ if [ "${CALIBRATE:-0}" = 1 ]; then
         "$V/argonne-llm-inference-bench/All_results.csv" || exit 1
 fi
 
-for mode in calibrated uncalibrated; do
+for mode in default roofline; do
     extra=()
-    if [ "$mode" = uncalibrated ]; then
+    if [ "$mode" = roofline ]; then
         extra=(--roofline-params perf_model/roofline.toml)
     fi
     for run in "$V"/llmservingsim-vllm-bench/*/; do

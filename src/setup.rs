@@ -48,7 +48,7 @@ impl ReplicaSetup {
         choice: LatencyChoice,
     ) -> Result<Self> {
         let mm = MemoryModel::load(&paths.perf_model)?;
-        let latency = select_latency_model(&d, paths, choice)?;
+        let latency = select_latency_model(&d, paths, choice, overrides.scheduler_kind())?;
         Self::with_latency(d, overrides, &mm, latency)
     }
 

@@ -4,11 +4,12 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// Which scheduling policy a replica runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum SchedulerKind {
     /// vLLM V1: a token budget per step; running requests first (decodes and unfinished
     /// prefill chunks), then prefill chunks of waiting requests, FCFS.
+    #[default]
     #[value(name = "vllm-v1")]
     VllmV1,
     /// vLLM V0: whole-prompt prefills first and alone unless chunked prefill is on (then

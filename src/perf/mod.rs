@@ -6,6 +6,7 @@
 //! operator-table model and the fixed mock used by tests all implement the trait.
 
 use crate::deployment::Deployment;
+use crate::engine::SchedulerKind;
 use crate::error::{Error, Result};
 use crate::paths::DataPaths;
 use crate::units::SimDuration;
@@ -135,15 +136,21 @@ pub fn select_latency_model(
     d: &Deployment,
     paths: &DataPaths,
     choice: LatencyChoice,
+    scheduler: SchedulerKind,
 ) -> Result<Arc<dyn LatencyModel>> {
     let roofline = || -> Result<Arc<dyn LatencyModel>> {
-        let params = roofline::RooflineParams::load_for(&paths.perf_model, d.gpu())?;
+        let params = roofline::RooflineParams::load_for(&paths.perf_model, d.gpu())?
+            .for_stack(paths, scheduler)?;
         Ok(Arc::new(roofline::Roofline::new(d, params)))
     };
     if choice == LatencyChoice::Roofline {
         return roofline();
     }
-    match measured::MeasuredModel::new(d, paths, &measured::MeasuredOptions::default())? {
+    let opts = measured::MeasuredOptions {
+        scheduler,
+        ..Default::default()
+    };
+    match measured::MeasuredModel::new(d, paths, &opts)? {
         Some(m) => Ok(Arc::new(m)),
         None if choice == LatencyChoice::Auto => roofline(),
         None => Err(Error::Config(format!(

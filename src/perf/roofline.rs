@@ -22,6 +22,7 @@
 
 use super::{LatencyModel, StepShape};
 use crate::deployment::Deployment;
+use crate::engine::SchedulerKind;
 use crate::error::{Error, Result};
 use crate::hardware::{AllReduceAlgorithm, GpuSpec, LinkSpec};
 use crate::memory::layer_kv_bytes_per_token_per_gpu;
@@ -61,6 +62,23 @@ impl RooflineParams {
         } else {
             Self::load(perf_model_dir)
         }
+    }
+
+    /// These parameters for a serving stack: the overheads of the parameter files were
+    /// fitted on vLLM ≤ 0.6 (V0) runs and stand for V0, orca and static batching; for
+    /// the V1 stack (async scheduling, CUDA graphs) its measured host overhead from
+    /// `engine_overhead.toml` replaces them (no per-layer gaps: graphs hide them).
+    pub fn for_stack(
+        mut self,
+        paths: &crate::paths::DataPaths,
+        scheduler: SchedulerKind,
+    ) -> Result<Self> {
+        if scheduler == SchedulerKind::VllmV1 {
+            let host = crate::perf::measured::load_overhead(paths, scheduler)?;
+            self.step_overhead_s = host.step_us * 1e-6;
+            self.per_layer_overhead_s = 0.0;
+        }
+        Ok(self)
     }
 
     /// Where calibrated parameters for `gpu` live: `calibrated/<slug>.toml`, the slug

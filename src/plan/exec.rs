@@ -323,7 +323,13 @@ impl SweepContext {
                     match cached {
                         Some(l) => l,
                         None => {
-                            let l = select_latency_model(&d, &self.paths, LatencyChoice::Auto)?;
+                            // One scheduler per sweep, so it need not be in the key.
+                            let l = select_latency_model(
+                                &d,
+                                &self.paths,
+                                LatencyChoice::Auto,
+                                overrides.scheduler_kind(),
+                            )?;
                             self.latency_cache
                                 .lock()
                                 .expect("cache lock")

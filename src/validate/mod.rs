@@ -197,7 +197,8 @@ fn setup_for(
         None => ReplicaSetup::new(d, ov, paths),
         Some(p) => {
             let mm = crate::memory::MemoryModel::load(&paths.perf_model)?;
-            let latency = std::sync::Arc::new(Roofline::new(&d, *p));
+            let p = p.for_stack(paths, ov.scheduler_kind())?;
+            let latency = std::sync::Arc::new(Roofline::new(&d, p));
             ReplicaSetup::with_latency(d, ov, &mm, latency)
         }
     }

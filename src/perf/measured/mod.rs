@@ -38,6 +38,7 @@ mod tests;
 
 use super::{LatencyModel, StepShape};
 use crate::deployment::Deployment;
+use crate::engine::SchedulerKind;
 use crate::error::{Error, Result};
 use crate::paths::DataPaths;
 use crate::perf::roofline::RooflineParams;
@@ -48,6 +49,9 @@ use std::path::{Path, PathBuf};
 /// Options for building a [`MeasuredModel`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MeasuredOptions {
+    /// The serving stack whose host overhead is added to every iteration
+    /// (`engine_overhead.toml`).
+    pub scheduler: SchedulerKind,
     /// Models whose profiles are ignored (as `org/name`, case-insensitive), to test the
     /// shape-based prediction on a model that was measured.
     pub exclude_models: Vec<String>,
@@ -73,13 +77,23 @@ pub struct MeasuredModel {
     description: String,
 }
 
-/// `engine_overhead.toml`.
+/// One serving stack's entry of `engine_overhead.toml`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OverheadFile {
+struct OverheadEntry {
     step_us: f64,
     per_sequence_us: f64,
     source: String,
+}
+
+/// `engine_overhead.toml`: one entry per serving stack.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverheadFile {
+    #[serde(rename = "vllm-v1")]
+    vllm_v1: OverheadEntry,
+    #[serde(rename = "vllm-v0")]
+    vllm_v0: OverheadEntry,
 }
 
 impl MeasuredModel {
@@ -123,7 +137,7 @@ impl MeasuredModel {
         if !gpu.has_models() {
             return Ok(None);
         }
-        let overhead = load_overhead(&dir.join("engine_overhead.toml"))?;
+        let overhead = load_overhead(paths, opts.scheduler)?;
         let inputs = build::Inputs {
             gpu: &gpu,
             paths,
@@ -203,10 +217,18 @@ fn has_profile_toml(dir: &Path) -> bool {
         })
 }
 
-fn load_overhead(path: &Path) -> Result<ops::Overhead> {
+/// The host overhead per iteration of the stack that runs `scheduler`, from
+/// `engine_overhead.toml` (orca and static batching use the V0 entry: a synchronous
+/// host loop like it).
+pub(crate) fn load_overhead(paths: &DataPaths, scheduler: SchedulerKind) -> Result<ops::Overhead> {
+    let path = &MeasuredModel::profiles_dir(paths).join("engine_overhead.toml");
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let f: OverheadFile =
+    let file: OverheadFile =
         toml::from_str(&text).map_err(|e| crate::error::toml_error(path, &text, &e))?;
+    let f = match scheduler {
+        SchedulerKind::VllmV1 => file.vllm_v1,
+        SchedulerKind::VllmV0 | SchedulerKind::Orca | SchedulerKind::Static => file.vllm_v0,
+    };
     for (k, v) in [
         ("step_us", f.step_us),
         ("per_sequence_us", f.per_sequence_us),

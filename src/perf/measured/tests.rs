@@ -10,6 +10,7 @@ use super::profile::{GpuProfiles, OpKind};
 use super::table::MonotoneTable;
 use super::*;
 use crate::deployment::{Deployment, DeploymentRequest};
+use crate::engine::SchedulerKind;
 use crate::perf::{select_latency_model, LatencyChoice};
 
 fn deploy(model: &str, hw: &str, tp: u32) -> Deployment {
@@ -106,6 +107,7 @@ fn shape_based_linear_reproduces_an_unseen_model() {
         let opts = MeasuredOptions {
             exclude_models: vec![excluded.to_owned()],
             shape_based_only: true,
+            ..Default::default()
         };
         let mm = model(m, hw, 1, &opts);
         assert_eq!(mm.tier(), MeasuredTier::ShapeBased);
@@ -337,18 +339,21 @@ fn describe_names_every_source() {
 fn selection_prefers_measurements_and_falls_back_to_the_roofline() {
     let paths = DataPaths::builtin();
     let d = deploy("meta-llama/Llama-3.1-8B", "h100", 1);
-    let auto = select_latency_model(&d, &paths, LatencyChoice::Auto).unwrap();
+    let auto =
+        select_latency_model(&d, &paths, LatencyChoice::Auto, SchedulerKind::VllmV1).unwrap();
     assert!(
         auto.describe().starts_with("measured (exact profile"),
         "{}",
         auto.describe()
     );
-    let roof = select_latency_model(&d, &paths, LatencyChoice::Roofline).unwrap();
+    let roof =
+        select_latency_model(&d, &paths, LatencyChoice::Roofline, SchedulerKind::VllmV1).unwrap();
     assert!(roof.describe().starts_with("roofline"));
     let l4 = deploy("meta-llama/Llama-3.1-8B", "l4", 1);
-    let auto = select_latency_model(&l4, &paths, LatencyChoice::Auto).unwrap();
+    let auto =
+        select_latency_model(&l4, &paths, LatencyChoice::Auto, SchedulerKind::VllmV1).unwrap();
     assert!(auto.describe().starts_with("roofline"));
-    let e = select_latency_model(&l4, &paths, LatencyChoice::Measured)
+    let e = select_latency_model(&l4, &paths, LatencyChoice::Measured, SchedulerKind::VllmV1)
         .err()
         .unwrap()
         .to_string();
@@ -527,4 +532,32 @@ fn expert_parallel_moe_block() {
     let small = decodes(1, 1000);
     let (s1, s2) = (part(&m1, &small, "moe"), part(&m2, &small, "moe"));
     assert!(s2 > 0.5 * s1 && s2 <= 1.05 * s1, "1 token: {s2} vs {s1}");
+}
+
+/// The host overhead follows the serving stack: the measured model adds the V1 or the
+/// V0 entry of `engine_overhead.toml` to every iteration, and the roofline takes the V1
+/// entry in place of its files' V0-fitted overheads, leaving them for V0.
+#[test]
+fn host_overhead_follows_the_stack() {
+    let paths = DataPaths::builtin();
+    let d = deploy("meta-llama/Llama-3.1-8B", "rtx4090", 1);
+    let step = |scheduler| {
+        let opts = MeasuredOptions {
+            scheduler,
+            ..Default::default()
+        };
+        MeasuredModel::new(&d, &paths, &opts)
+            .unwrap()
+            .unwrap()
+            .step_time_s(&decodes(4, 500))
+    };
+    let (v1, v0) = (step(SchedulerKind::VllmV1), step(SchedulerKind::VllmV0));
+    assert!(((v0 - v1) - (3637e-6 - 350e-6)).abs() < 1e-9, "{v0} − {v1}");
+    assert_eq!(step(SchedulerKind::Static), v0);
+
+    let file = RooflineParams::load(&paths.perf_model).unwrap();
+    let v1 = file.for_stack(&paths, SchedulerKind::VllmV1).unwrap();
+    assert_eq!((v1.step_overhead_s, v1.per_layer_overhead_s), (350e-6, 0.0));
+    assert_eq!(v1.memory_efficiency, file.memory_efficiency);
+    assert_eq!(file.for_stack(&paths, SchedulerKind::VllmV0).unwrap(), file);
 }
