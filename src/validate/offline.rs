@@ -73,7 +73,7 @@ pub fn group_request(
         .get_or_insert_with(|| k.precision.weight_dtype().name().to_owned());
     r.kv_cache_dtype.get_or_insert_with(|| "fp8".into());
     if r.max_model_len.is_none() {
-        r.max_model_len = group.rows.iter().map(|x| x.isl + x.osl).max();
+        r.max_model_len = group.rows.iter().map(|x| x.isl.saturating_add(x.osl)).max();
     }
     r
 }
@@ -110,7 +110,7 @@ pub fn utilization_for_free_fraction(plan: &MemoryPlan, fraction: f64) -> f64 {
 /// cache of `setup` at once (at least one), and at most `setup`'s `max_num_seqs`.
 pub fn no_evict_max_num_seqs(setup: &ReplicaSetup, isl: u32, osl: u32) -> u32 {
     let e = &setup.engine;
-    let blocks_per_request = (isl + osl).div_ceil(e.block_size.max(1)).max(1);
+    let blocks_per_request = isl.saturating_add(osl).div_ceil(e.block_size.max(1)).max(1);
     (e.num_gpu_blocks / blocks_per_request).clamp(1, e.max_num_seqs)
 }
 
