@@ -27,7 +27,7 @@ pub struct DeploymentRequest {
     pub pipeline_parallel_size: Option<u32>,
     /// `auto`, `bfloat16`, `float16`, `float32`.
     pub dtype: Option<String>,
-    /// Weight quantization (`fp8`, `int8`, `awq`, `gptq`, `mxfp4`).
+    /// Weight quantization (`fp8`, `int8`, `awq`, `gptq`, `mxfp4`, `nvfp4`).
     pub quantization: Option<String>,
     /// KV-cache dtype (`auto`, `fp8`, ...).
     pub kv_cache_dtype: Option<String>,

@@ -3,6 +3,11 @@
 //! A [`DType`] knows its storage size and which tensor-core rate of a device applies to
 //! math in it. Group-quantized formats (AWQ/GPTQ int4, MXFP4, block-scaled FP8) carry
 //! per-group scales, whose overhead is part of [`DType::bits_per_element`].
+//!
+//! Two 4-bit floating-point formats differ in what they compute in: MXFP4 weights are
+//! dequantized to 16 bits (weight-only, as vLLM runs gpt-oss), while NVFP4 checkpoints
+//! (NVIDIA ModelOpt) quantize weights *and* activations, so their matrix math runs on
+//! the FP4 tensor cores of Blackwell GPUs (`dense_fp4_tflops` in the device files).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -27,11 +32,15 @@ pub enum DType {
     Int4,
     /// OCP MX FP4 (e2m1) with one 8-bit shared exponent per 32 elements: 4.25 bits.
     Mxfp4,
+    /// NVIDIA NVFP4 (e2m1) with one FP8 (e4m3) scale per 16 elements (plus one fp32
+    /// scale per tensor, negligible): 4.5 bits. Weights and activations (W4A4): math
+    /// runs at the device's FP4 tensor rate where it has one.
+    Nvfp4,
 }
 
 impl DType {
     /// All formats, in a fixed order (for listings and tests).
-    pub const ALL: [DType; 7] = [
+    pub const ALL: [DType; 8] = [
         DType::Fp32,
         DType::Bf16,
         DType::Fp16,
@@ -39,6 +48,7 @@ impl DType {
         DType::Int8,
         DType::Int4,
         DType::Mxfp4,
+        DType::Nvfp4,
     ];
 
     /// Storage bits per element, including group-scale overhead.
@@ -51,6 +61,8 @@ impl DType {
             DType::Int4 => 4.0 + (16.0 + 4.0) / 128.0,
             // 32-element blocks with an 8-bit (E8M0) shared scale.
             DType::Mxfp4 => 4.0 + 8.0 / 32.0,
+            // 16-element blocks with an 8-bit (E4M3) scale.
+            DType::Nvfp4 => 4.0 + 8.0 / 16.0,
         }
     }
 
@@ -61,7 +73,7 @@ impl DType {
 
     /// The format that matrix math runs in when weights are stored as `self` and
     /// activations are 16-bit: weight-only int4/mxfp4 dequantize to 16-bit and run at the
-    /// 16-bit rate; fp8 and int8 (W8A8) run at their own rate.
+    /// 16-bit rate; fp8, int8 (W8A8) and nvfp4 (W4A4) run at their own rate.
     pub fn compute_dtype(self) -> DType {
         match self {
             DType::Int4 | DType::Mxfp4 => DType::Bf16,
@@ -79,6 +91,7 @@ impl DType {
             DType::Int8 => "int8",
             DType::Int4 => "int4",
             DType::Mxfp4 => "mxfp4",
+            DType::Nvfp4 => "nvfp4",
         }
     }
 }
@@ -93,7 +106,7 @@ impl FromStr for DType {
     type Err = String;
     /// Accepts the names vLLM, HuggingFace and PyTorch use: `float32`, `bfloat16`,
     /// `half`, `float16`, `fp8`, `fp8_e4m3`, `fp8_e5m2`, `int8`, `awq`, `gptq`, `int4`,
-    /// `mxfp4`, and the short forms.
+    /// `mxfp4`, `nvfp4` (vLLM's `modelopt_fp4`), and the short forms.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "fp32" | "float32" | "float" | "f32" => Ok(DType::Fp32),
@@ -103,8 +116,9 @@ impl FromStr for DType {
             "int8" | "w8a8" | "smoothquant" | "bitsandbytes8" => Ok(DType::Int8),
             "int4" | "awq" | "gptq" | "awq_marlin" | "gptq_marlin" | "w4a16" => Ok(DType::Int4),
             "mxfp4" | "fp4" => Ok(DType::Mxfp4),
+            "nvfp4" | "modelopt_fp4" => Ok(DType::Nvfp4),
             other => Err(format!(
-                "unknown dtype `{other}`; expected one of fp32, bf16, fp16, fp8, int8, int4 (awq/gptq), mxfp4"
+                "unknown dtype `{other}`; expected one of fp32, bf16, fp16, fp8, int8, int4 (awq/gptq), mxfp4, nvfp4"
             )),
         }
     }
@@ -119,6 +133,9 @@ mod tests {
         assert_eq!(DType::Bf16.bytes_per_element(), 2.0);
         assert_eq!(DType::Fp8.bytes_per_element(), 1.0);
         assert!((DType::Mxfp4.bits_per_element() - 4.25).abs() < 1e-12);
+        assert_eq!(DType::Nvfp4.bytes_per_element(), 0.5625);
+        assert_eq!(DType::Nvfp4.compute_dtype(), DType::Nvfp4);
+        assert_eq!(DType::Mxfp4.compute_dtype(), DType::Bf16);
         assert!(DType::Int4.bits_per_element() > 4.0 && DType::Int4.bits_per_element() < 4.25);
     }
 
@@ -128,6 +145,7 @@ mod tests {
         assert_eq!("half".parse::<DType>().unwrap(), DType::Fp16);
         assert_eq!("AWQ".parse::<DType>().unwrap(), DType::Int4);
         assert_eq!("fp8_e5m2".parse::<DType>().unwrap(), DType::Fp8);
+        assert_eq!("modelopt_fp4".parse::<DType>().unwrap(), DType::Nvfp4);
         assert!("int3".parse::<DType>().is_err());
         for d in DType::ALL {
             assert_eq!(d.name().parse::<DType>().unwrap(), d);

@@ -53,7 +53,7 @@ pub struct DeploymentArgs {
     #[arg(long, value_name = "DTYPE")]
     pub dtype: Option<String>,
 
-    /// Weight quantization: fp8, int8, awq, gptq (int4), mxfp4. Default: what the
+    /// Weight quantization: fp8, int8, awq, gptq (int4), mxfp4, nvfp4. Default: what the
     /// checkpoint's quantization_config declares, else none.
     #[arg(long, value_name = "METHOD")]
     pub quantization: Option<String>,

@@ -259,6 +259,14 @@ pub fn run(args: CalibrateArgs, paths: &DataPaths) -> Result<()> {
                     stack.unwrap_or("simulated")
                 ));
             }
+            Measurement::Throughput(_) => {
+                // Whole-run throughputs of another engine (TRT-LLM) with FP8/FP4 kernels:
+                // no step times to fit the roofline's efficiencies to.
+                eprintln!(
+                    "skipping {}: offline throughput tables are validated, not fitted (use `servesim validate`)",
+                    input.display()
+                );
+            }
         }
     }
     if cal.num_sets() == 0 {

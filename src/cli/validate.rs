@@ -8,6 +8,7 @@ use serde::Deserialize;
 use servesim::paths::DataPaths;
 use servesim::perf::roofline::RooflineParams;
 use servesim::report::table::Table;
+use servesim::validate::stats::ErrorStats;
 use servesim::validate::{self, InputFormat, Measurement, Metric, OpenOptions, Validation};
 use std::path::{Path, PathBuf};
 
@@ -85,7 +86,8 @@ struct ConfigFile {
 pub struct ValidateArgs {
     /// The measurement: a vLLM benchmark result .json, an LLMServingSim requests.jsonl
     /// (or its run folder, with meta.json), a per-request CSV with arrival/first-token/
-    /// finish columns, or an Argonne or Splitwise static-batch table.
+    /// finish columns, an Argonne or Splitwise static-batch table, or a TensorRT-LLM
+    /// offline throughput table (throughput_offline.csv).
     #[arg(value_name = "MEASUREMENT")]
     input: PathBuf,
 
@@ -113,6 +115,14 @@ fn pct(x: f64) -> String {
         "-".into()
     } else {
         format!("{x:.1}")
+    }
+}
+
+fn signed_pct(x: f64) -> String {
+    if x.is_nan() {
+        "-".into()
+    } else {
+        format!("{x:+.1}")
     }
 }
 
@@ -202,8 +212,22 @@ fn print_notes(v: &Validation) {
     }
 }
 
-/// Keep a table group when every `key=value` filter matches its table names.
-fn selector(select: &[String]) -> Result<impl Fn(&validate::TableGroup) -> bool> {
+/// The `--select` filters: `(key, lowercase value)` pairs that must all match.
+struct Selector(Vec<(String, String)>);
+
+impl Selector {
+    /// Whether a group with these table names passes every filter.
+    fn matches(&self, model: &str, hardware: &str, tp: u32) -> bool {
+        self.0.iter().all(|(k, v)| match k.as_str() {
+            "model" => model.to_ascii_lowercase().contains(v.as_str()),
+            "hardware" => hardware.to_ascii_lowercase().contains(v.as_str()),
+            _ => tp.to_string() == *v,
+        })
+    }
+}
+
+/// Parse `--select KEY=VALUE` filters (model, hardware, tp).
+fn selector(select: &[String]) -> Result<Selector> {
     let mut filters = Vec::new();
     for s in select {
         let (k, v) = s
@@ -215,13 +239,186 @@ fn selector(select: &[String]) -> Result<impl Fn(&validate::TableGroup) -> bool>
         }
         filters.push((k, v.trim().to_ascii_lowercase()));
     }
-    Ok(move |g: &validate::TableGroup| {
-        filters.iter().all(|(k, v)| match k.as_str() {
-            "model" => g.key.model.to_ascii_lowercase().contains(v.as_str()),
-            "hardware" => g.key.hardware.to_ascii_lowercase().contains(v.as_str()),
-            _ => g.tensor_parallel_size().to_string() == *v,
-        })
-    })
+    Ok(Selector(filters))
+}
+
+/// One line per offline-throughput set.
+#[derive(serde::Serialize)]
+struct ThroughputSetSummary {
+    name: String,
+    table_model: String,
+    table_gpu: String,
+    precision: String,
+    model: String,
+    hardware: String,
+    tensor_parallel_size: u32,
+    pipeline_parallel_size: u32,
+    num_replicas: u32,
+    rows: usize,
+    output_throughput_errors: Option<ErrorStats>,
+    error: Option<String>,
+}
+
+/// Validate an offline throughput table: one folder per group, `summary.json`, and a
+/// table with per-group and overall errors.
+fn run_throughput(
+    input: &Path,
+    table: &validate::ThroughputTable,
+    settings: &validate::Settings,
+    select: &Selector,
+    out_dir: &Path,
+    paths: &DataPaths,
+) -> Result<()> {
+    let results = validate::validate_throughput(table, settings, paths, |g| {
+        select.matches(&g.key.model, &g.key.gpu, g.key.tp)
+    });
+    if results.is_empty() {
+        anyhow::bail!(
+            "no group of {} matches --select (groups: {})",
+            input.display(),
+            table
+                .groups
+                .iter()
+                .map(|g| g.key.slug())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut t = Table::new(&[
+        "set",
+        "model",
+        "hardware",
+        "prec",
+        "TP",
+        "PP",
+        "DP",
+        "rows",
+        "med|err| %",
+        "MAPE %",
+        "bias %",
+    ]);
+    let mut summaries = Vec::new();
+    let (mut all_sim, mut all_meas) = (Vec::new(), Vec::new());
+    let mut notes: Option<Vec<String>> = None;
+    for (g, res) in results {
+        let k = &g.key;
+        let slug = k.slug();
+        let mut s = ThroughputSetSummary {
+            name: slug.clone(),
+            table_model: k.model.clone(),
+            table_gpu: k.gpu.clone(),
+            precision: k.precision.label().into(),
+            model: String::new(),
+            hardware: String::new(),
+            tensor_parallel_size: 0,
+            pipeline_parallel_size: 0,
+            num_replicas: 0,
+            rows: g.rows.len(),
+            output_throughput_errors: None,
+            error: None,
+        };
+        match res {
+            Ok(v) => {
+                v.write(&out_dir.join(&slug))?;
+                let d = &v.deployment;
+                s.model = d.model.clone();
+                s.hardware = d.hardware.clone();
+                s.tensor_parallel_size = d.tensor_parallel_size;
+                s.pipeline_parallel_size = d.pipeline_parallel_size;
+                s.num_replicas = v.num_replicas;
+                s.output_throughput_errors = v.metrics.first().and_then(|m| m.errors);
+                if let Some((sim, meas)) = v.rows.pairs(Metric::OutputThroughput) {
+                    all_sim.extend_from_slice(sim);
+                    all_meas.extend_from_slice(meas);
+                }
+                // The notes every set shares are printed once below.
+                notes = Some(match notes {
+                    None => v.notes.clone(),
+                    Some(n) => n.into_iter().filter(|x| v.notes.contains(x)).collect(),
+                });
+                let e = s.output_throughput_errors;
+                t.row(vec![
+                    slug,
+                    s.model.clone(),
+                    s.hardware.clone(),
+                    s.precision.clone(),
+                    s.tensor_parallel_size.to_string(),
+                    s.pipeline_parallel_size.to_string(),
+                    s.num_replicas.to_string(),
+                    s.rows.to_string(),
+                    e.map_or("-".into(), |e| pct(e.median_abs_pct)),
+                    e.map_or("-".into(), |e| pct(e.mape_pct)),
+                    e.map_or("-".into(), |e| signed_pct(e.bias_pct)),
+                ]);
+            }
+            Err(e) => {
+                t.row(vec![
+                    slug,
+                    format!("failed: {e}"),
+                    String::new(),
+                    s.precision.clone(),
+                    k.tp.to_string(),
+                    k.pp.to_string(),
+                    String::new(),
+                    s.rows.to_string(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ]);
+                s.error = Some(e.to_string());
+            }
+        }
+        summaries.push(s);
+    }
+    let overall = ErrorStats::of(&all_sim, &all_meas);
+    t.row(vec![
+        "all".into(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        overall.count.to_string(),
+        pct(overall.median_abs_pct),
+        pct(overall.mape_pct),
+        signed_pct(overall.bias_pct),
+    ]);
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    #[derive(serde::Serialize)]
+    struct Summary<'a> {
+        source: &'a Path,
+        metric: &'static str,
+        sets: &'a [ThroughputSetSummary],
+        overall: ErrorStats,
+        skipped: &'a [String],
+    }
+    servesim::report::write_json(
+        &out_dir.join("summary.json"),
+        &Summary {
+            source: &table.source,
+            metric: "total output throughput, tok/s (bias > 0: the simulator is faster)",
+            sets: &summaries,
+            overall,
+            skipped: &table.skipped,
+        },
+    )?;
+    println!(
+        "{}: total output throughput, simulated vs measured per row (bias > 0: the simulator is faster)",
+        input.display()
+    );
+    print!("{}", t.render());
+    for n in notes.unwrap_or_default() {
+        println!("  note: {n}");
+    }
+    for s in &table.skipped {
+        println!("  skipped: {s}");
+    }
+    println!(
+        "wrote {}/summary.json and one folder per set",
+        out_dir.display()
+    );
+    Ok(())
 }
 
 /// Run `servesim validate`.
@@ -288,8 +485,15 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
                 out_dir.display()
             );
         }
+        Measurement::Throughput(table) => {
+            let select = selector(&o.select)?;
+            run_throughput(&args.input, &table, &settings, &select, &out_dir, paths)?;
+        }
         Measurement::Table(table) => {
-            let keep = selector(&o.select)?;
+            let select = selector(&o.select)?;
+            let keep = |g: &validate::TableGroup| {
+                select.matches(&g.key.model, &g.key.hardware, g.tensor_parallel_size())
+            };
             let results = validate::validate_table(&table, &settings, paths, keep);
             if results.is_empty() {
                 anyhow::bail!(

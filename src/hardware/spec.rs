@@ -33,6 +33,7 @@ struct GpuFile {
     dense_bf16_tflops: Option<f64>,
     dense_fp16_tflops: Option<f64>,
     dense_fp8_tflops: Option<f64>,
+    dense_fp4_tflops: Option<f64>,
     dense_int8_tops: Option<f64>,
     fp32_tflops: Option<f64>,
     intra_node_link: String,
@@ -79,6 +80,8 @@ pub struct GpuSpec {
     pub dense_fp16_tflops: Option<f64>,
     /// Dense FP8 tensor rate, TFLOPS.
     pub dense_fp8_tflops: Option<f64>,
+    /// Dense FP4 (NVFP4) tensor rate, TFLOPS.
+    pub dense_fp4_tflops: Option<f64>,
     /// Dense INT8 tensor rate, TOPS.
     pub dense_int8_tops: Option<f64>,
     /// FP32 non-tensor (vector/CUDA-core) rate, TFLOPS.
@@ -143,6 +146,7 @@ impl GpuSpec {
         positive("dense_bf16_tflops", f.dense_bf16_tflops)?;
         positive("dense_fp16_tflops", f.dense_fp16_tflops)?;
         positive("dense_fp8_tflops", f.dense_fp8_tflops)?;
+        positive("dense_fp4_tflops", f.dense_fp4_tflops)?;
         positive("dense_int8_tops", f.dense_int8_tops)?;
         positive("fp32_tflops", f.fp32_tflops)?;
         positive(
@@ -229,6 +233,7 @@ impl GpuSpec {
             dense_bf16_tflops: f.dense_bf16_tflops,
             dense_fp16_tflops: f.dense_fp16_tflops,
             dense_fp8_tflops: f.dense_fp8_tflops,
+            dense_fp4_tflops: f.dense_fp4_tflops,
             dense_int8_tops: f.dense_int8_tops,
             fp32_tflops: f.fp32_tflops,
             pcie_gen: f.pcie_gen,
@@ -267,14 +272,15 @@ impl GpuSpec {
     ///
     /// Weight-only formats (int4, mxfp4) run at the 16-bit rate
     /// ([`DType::compute_dtype`]). BF16 falls back to the FP16 rate where BF16 is absent
-    /// (V100, T4) and FP16 to BF16 (TPUs). FP32 is the non-tensor rate. FP8 and INT8 do
-    /// not fall back: an engine running FP8 weights on a device without FP8 (weight-only
-    /// kernels on Ampere) should ask for the 16-bit rate itself.
+    /// (V100, T4) and FP16 to BF16 (TPUs). FP32 is the non-tensor rate. FP8, NVFP4 and
+    /// INT8 do not fall back: an engine running FP8 weights on a device without FP8
+    /// (weight-only kernels on Ampere) should ask for the 16-bit rate itself.
     pub fn peak_flops(&self, dtype: DType) -> Option<f64> {
         let tflops = match dtype.compute_dtype() {
             DType::Bf16 => self.dense_bf16_tflops.or(self.dense_fp16_tflops),
             DType::Fp16 => self.dense_fp16_tflops.or(self.dense_bf16_tflops),
             DType::Fp8 => self.dense_fp8_tflops,
+            DType::Nvfp4 => self.dense_fp4_tflops,
             DType::Int8 => self.dense_int8_tops,
             DType::Fp32 => self.fp32_tflops,
             DType::Int4 | DType::Mxfp4 => unreachable!("compute_dtype maps these to bf16"),
@@ -378,6 +384,11 @@ source = "test"
         assert_eq!(g.peak_flops(DType::Mxfp4), Some(50e12));
         assert_eq!(g.peak_flops(DType::Fp8), Some(100e12));
         assert_eq!(g.peak_flops(DType::Int8), None);
+        // NVFP4 is W4A4: its own rate, absent here, with no fallback.
+        assert_eq!(g.peak_flops(DType::Nvfp4), None);
+        let fp4 = MINIMAL.replace("fp32_tflops = 5", "fp32_tflops = 5\ndense_fp4_tflops = 200");
+        let g = GpuSpec::from_toml_str(&fp4, Path::new("toy.toml"), &links()).unwrap();
+        assert_eq!(g.peak_flops(DType::Nvfp4), Some(200e12));
     }
 
     #[test]

@@ -378,7 +378,7 @@ mod tests {
             err(&config(|m| {
                 m.insert("torch_dtype".into(), json!("float64"));
             })),
-            "model_configs/t.json: field `torch_dtype`: unknown dtype `float64`; expected one of fp32, bf16, fp16, fp8, int8, int4 (awq/gptq), mxfp4"
+            "model_configs/t.json: field `torch_dtype`: unknown dtype `float64`; expected one of fp32, bf16, fp16, fp8, int8, int4 (awq/gptq), mxfp4, nvfp4"
         );
     }
 

@@ -48,7 +48,7 @@ pub fn write_svg(path: &Path, v: &Validation) -> Result<()> {
     root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
     let areas = root.split_evenly((n as usize, 2));
     for (i, (metric, sim, meas)) in panels.iter().enumerate() {
-        let label = metric.label();
+        let (label, unit) = (metric.label(), metric.unit());
         // Scatter: measured on x, simulated on y.
         let pairs: Vec<(f64, f64)> = meas
             .iter()
@@ -59,7 +59,7 @@ pub fn write_svg(path: &Path, v: &Validation) -> Result<()> {
         let r = range(pairs.iter().flat_map(|&(m, s)| [m, s]));
         let mut chart = ChartBuilder::on(&areas[2 * i])
             .caption(
-                format!("{label}: simulated vs measured (s)"),
+                format!("{label}: simulated vs measured ({unit})"),
                 ("sans-serif", 16),
             )
             .margin(10)
@@ -92,7 +92,7 @@ pub fn write_svg(path: &Path, v: &Validation) -> Result<()> {
         let (ss, ms) = (sorted(sim), sorted(meas));
         let xr = range(ss.iter().chain(ms.iter()).copied());
         let mut chart = ChartBuilder::on(&areas[2 * i + 1])
-            .caption(format!("{label}: CDF (s)"), ("sans-serif", 16))
+            .caption(format!("{label}: CDF ({unit})"), ("sans-serif", 16))
             .margin(10)
             .x_label_area_size(35)
             .y_label_area_size(45)

@@ -113,6 +113,104 @@ pub fn hardware(name: &str) -> Result<HardwareMapping, String> {
     }
 }
 
+/// Map a model name of the TensorRT-LLM performance overview (`nvidia/<model>-FP8`,
+/// `…-FP8|FP4` where one name stands for both checkpoints) to the model catalog. The
+/// precision suffix is not part of the shapes; [`trtllm_precision_matches`] checks it.
+pub fn trtllm_model(name: &str) -> Result<ModelMapping, String> {
+    let base = trtllm_base_name(name);
+    let map = |id: &str, note: Option<String>| {
+        Ok(ModelMapping {
+            model: id.to_owned(),
+            max_model_len: None,
+            note,
+        })
+    };
+    match base.as_str() {
+        "llama-3.1-8b-instruct" => map("meta-llama/Llama-3.1-8B-Instruct", None),
+        "llama-3.3-70b-instruct" => map(
+            "meta-llama/Llama-3.1-70B",
+            Some(format!(
+                "{name}: Llama-3.3-70B-Instruct is not shipped; meta-llama/Llama-3.1-70B has the same layer shapes (80 layers, hidden 8192, 64 heads / 8 KV heads, FFN 28672, vocab 128256)"
+            )),
+        ),
+        "llama-3.1-405b-instruct" => map(
+            "meta-llama/Llama-3.1-405B",
+            Some(format!(
+                "{name}: the shipped meta-llama/Llama-3.1-405B config has the Instruct model's shapes"
+            )),
+        ),
+        "qwen3-235b-a22b" => map("Qwen/Qwen3-235B-A22B", None),
+        "qwen3-30b-a3b" => map(
+            "Qwen/Qwen3-30B-A3B-Instruct-2507",
+            Some(format!(
+                "{name}: Qwen/Qwen3-30B-A3B-Instruct-2507 has the same layer shapes as Qwen3-30B-A3B (it differs in maximum length)"
+            )),
+        ),
+        b if b.starts_with("llama-4") => Err(format!(
+            "model `{name}` (Llama 4, multimodal MoE) has no shipped config"
+        )),
+        _ => Err(format!(
+            "model `{name}` has no shipped config with the same shapes"
+        )),
+    }
+}
+
+/// The lowercase model name without the `nvidia/` owner, the precision suffix
+/// (`-fp8`, `-fp4`, `-fp8|fp4`) and a parenthesised remark.
+fn trtllm_base_name(name: &str) -> String {
+    let n = name.trim().to_ascii_lowercase();
+    let n = n.split('(').next().unwrap_or(&n).trim();
+    let n = n.rsplit('/').next().unwrap_or(n);
+    let mut n = n.to_owned();
+    for suffix in ["-fp8|fp4", "-fp8", "-fp4"] {
+        if let Some(stripped) = n.strip_suffix(suffix) {
+            n = stripped.to_owned();
+            break;
+        }
+    }
+    n
+}
+
+/// Whether a TensorRT-LLM model name is compatible with `precision` (`FP8`/`FP4`): a
+/// name that names only the other checkpoint is not.
+pub fn trtllm_precision_matches(name: &str, precision: &str) -> bool {
+    let n = name.trim().to_ascii_lowercase();
+    let p = precision.trim().to_ascii_lowercase();
+    let names_fp8 = n.ends_with("-fp8") || n.contains("fp8|fp4") || n.contains("fp8/fp4");
+    let names_fp4 = n.ends_with("-fp4") || n.contains("fp8|fp4") || n.contains("fp8/fp4");
+    match p.as_str() {
+        "fp8" => names_fp8 || !names_fp4,
+        "fp4" => names_fp4 || !names_fp8,
+        _ => false,
+    }
+}
+
+/// Map a GPU name of the TensorRT-LLM performance overview (the systems its README
+/// lists) to the hardware catalog.
+pub fn trtllm_hardware(name: &str) -> Result<HardwareMapping, String> {
+    let map = |hw: &str, note: &str| {
+        Ok(HardwareMapping {
+            hardware: hw.to_owned(),
+            devices_per_table_device: 1,
+            note: Some(note.to_owned()),
+        })
+    };
+    match name.trim().to_ascii_lowercase().as_str() {
+        "h100" => map("H100-SXM5-80GB", "H100: H100 SXM 80GB in a DGX H100, per the README"),
+        "h200" => map("H200-SXM-141GB", "H200: H200 SXM 141GB in a DGX H200, per the README"),
+        "b200" => map("B200", "B200: B200 180GB in a DGX B200, per the README"),
+        "gb200" => map(
+            "GB200 (per GPU)",
+            "GB200: one GPU of a GB200 NVL72; the README says 192GB, the device file has the current datasheet's 186 GB",
+        ),
+        "rtx6000problackwellserver" => map(
+            "RTX PRO 6000 Blackwell Server Edition",
+            "RTX6000ProBlackwellServer: RTX PRO 6000 Blackwell Server Edition, GPUs linked by PCIe 5 only",
+        ),
+        _ => Err(format!("GPU `{name}` has no hardware file")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,5 +319,55 @@ mod tests {
                 "{name} must fit on {num} OAMs"
             );
         }
+        for n in [
+            "nvidia/Llama-3.1-8B-Instruct-FP8",
+            "nvidia/Llama-3.3-70B-Instruct-FP8|FP4",
+            "nvidia/Llama-3.1-405B-Instruct-FP4",
+            "nvidia/Qwen3-235B-A22B-FP8|FP4",
+            "nvidia/Qwen3-30B-A3B-FP4",
+        ] {
+            models.resolve(&trtllm_model(n).unwrap().model).unwrap();
+        }
+        for n in ["H100", "H200", "B200", "GB200", "RTX6000ProBlackwellServer"] {
+            hw.get(&trtllm_hardware(n).unwrap().hardware).unwrap();
+        }
+    }
+
+    #[test]
+    fn trtllm_names_map_skip_and_check_precision() {
+        let m = trtllm_model("nvidia/Llama-3.3-70B-Instruct-FP8|FP4").unwrap();
+        assert_eq!(m.model, "meta-llama/Llama-3.1-70B");
+        assert!(m.note.unwrap().contains("same layer shapes"));
+        assert_eq!(
+            trtllm_model("nvidia/Llama-3.1-8B-Instruct-FP8")
+                .unwrap()
+                .model,
+            "meta-llama/Llama-3.1-8B-Instruct"
+        );
+        assert_eq!(
+            trtllm_model("nvidia/Qwen3-30B-A3B-FP4").unwrap().model,
+            "Qwen/Qwen3-30B-A3B-Instruct-2507"
+        );
+        let e = trtllm_model("Llama-4-Scout-17B-16E (nvidia FP8/FP4 ckpt)").unwrap_err();
+        assert!(e.contains("Llama 4"), "{e}");
+        assert!(trtllm_model("nvidia/Llama-4-Maverick-17B-128E-Instruct-FP8|FP4").is_err());
+        assert!(trtllm_model("nvidia/Mystery-1B-FP8").is_err());
+        assert!(trtllm_precision_matches("nvidia/Qwen3-30B-A3B-FP4", "FP4"));
+        assert!(!trtllm_precision_matches("nvidia/Qwen3-30B-A3B-FP4", "FP8"));
+        assert!(trtllm_precision_matches(
+            "nvidia/Qwen3-235B-A22B-FP8|FP4",
+            "fp8"
+        ));
+        assert!(!trtllm_precision_matches(
+            "nvidia/Qwen3-235B-A22B-FP8|FP4",
+            "int4"
+        ));
+        assert_eq!(
+            trtllm_hardware("RTX6000ProBlackwellServer")
+                .unwrap()
+                .hardware,
+            "RTX PRO 6000 Blackwell Server Edition"
+        );
+        assert!(trtllm_hardware("MI300X").is_err());
     }
 }

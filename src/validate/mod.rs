@@ -15,6 +15,35 @@
 //! | [Argonne table](tables) | static batches, batch E2E | each batch at once through the engine |
 //! | [Argonne TTFT figure](tables) | static batches, one output token, batch TTFT | each batch at once through the engine |
 //! | [Splitwise table](tables) | static batches, prefill and decode step times | latency model on the exact shapes |
+//! | [TensorRT-LLM offline throughput table](throughput_table) | total output tok/s per (model, GPU, TP, PP, precision, ISL, OSL) | all requests at t=0 through the engine ([`offline`]) |
+//!
+//! ## TensorRT-LLM offline throughput
+//!
+//! `throughput_offline.csv` (the trtllm-perf-overview set) gives, per row, the total
+//! output throughput of `trtllm-bench throughput`: `num_requests` requests of exactly
+//! ISL/OSL tokens queued at once, CUDA graphs on, large batches. [`validate_throughput`]
+//! replays every row through the simulated engine and compares output tokens per
+//! second ([`Metric::OutputThroughput`]), per group of (model, GPU, TP, PP, precision)
+//! and over all rows. What each row becomes:
+//!
+//! * **model**: the ModelOpt checkpoint's base model from `model_configs/`
+//!   (Llama-3.3-70B as Llama-3.1-70B, which has the same shapes; Qwen3-30B-A3B as
+//!   Qwen3-30B-A3B-Instruct-2507); Llama 4 has no config and is skipped with the reason;
+//! * **precision**: FP8 → fp8 weights and activations, FP4 → [`nvfp4`](crate::dtype::DType::Nvfp4)
+//!   at the device's FP4 tensor rate; the KV cache is fp8, as the checkpoints declare;
+//! * **parallelism**: dense models at the listed TP × PP; MoE models ran with `--ep` and
+//!   attention data parallelism, so the listed TP becomes that many attention-DP
+//!   replicas of TP1 with the experts spread over them (`data_parallel_size`,
+//!   `enable_expert_parallel`);
+//! * **engine**: vLLM V1 scheduling with chunked prefill, 8192 tokens and up to 8192
+//!   sequences per iteration (the largest CUDA-graph batch), each row capped at the
+//!   requests whose whole ISL + OSL fits the KV cache (TRT-LLM admits without
+//!   eviction); `kv_cache_free_gpu_mem_fraction` 0.95 of the memory left after the
+//!   weights, converted to `gpu_memory_utilization`. Flags override every choice.
+//!
+//! Every assumption is repeated in the notes of each group's `validation.json`; the CLI
+//! writes `summary.json` (per group and overall median absolute % error, MAPE and
+//! signed bias, positive when the simulator is too fast) and one folder per group.
 //!
 //! # Metrics ([`stats`])
 //!
@@ -46,15 +75,18 @@ pub(crate) mod csv_table;
 pub mod llmservingsim;
 pub mod mapping;
 pub mod measured;
+pub mod offline;
 pub mod replay;
 pub mod report;
 pub mod stats;
 pub mod tables;
+pub mod throughput_table;
 pub mod vllm_bench;
 
 pub use measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat};
 pub use report::{Metric, MetricReport, ThroughputReport, Validation, ValidationKind};
 pub use tables::{BatchRow, StaticTable, TableGroup, TableKind};
+pub use throughput_table::{ThroughputGroup, ThroughputTable};
 
 /// A short name for the measurement at `path`: its file stem, or for a run folder (or
 /// the `requests.jsonl` in one) the folder's name, in lowercase.
@@ -86,6 +118,8 @@ pub enum InputFormat {
     Argonne,
     /// Splitwise profiling table.
     Splitwise,
+    /// TensorRT-LLM offline throughput table (`throughput_offline.csv`).
+    TrtllmThroughput,
 }
 
 /// A measurement, read.
@@ -95,6 +129,8 @@ pub enum Measurement {
     Run(Box<MeasuredRun>),
     /// A static-batch table.
     Table(StaticTable),
+    /// An offline throughput table.
+    Throughput(ThroughputTable),
 }
 
 /// Options of [`open`].
@@ -125,12 +161,15 @@ pub fn detect(path: &Path) -> Result<InputFormat> {
             match tables::detect(&t) {
                 Some(TableKind::Argonne | TableKind::ArgonneTtft) => Ok(InputFormat::Argonne),
                 Some(TableKind::Splitwise) => Ok(InputFormat::Splitwise),
+                None if throughput_table::looks_like_throughput(&t) => {
+                    Ok(InputFormat::TrtllmThroughput)
+                }
                 None if csv_run::looks_like_run(&t) => Ok(InputFormat::Csv),
                 None => Err(Error::input_at(
                     path,
                     1,
                     None,
-                    "unrecognised measurement: expected a vLLM result .json, an LLMServingSim requests.jsonl or run folder, a per-request CSV (arrival/first-token/finish columns), or an Argonne or Splitwise table; or pass --format",
+                    "unrecognised measurement: expected a vLLM result .json, an LLMServingSim requests.jsonl or run folder, a per-request CSV (arrival/first-token/finish columns), an Argonne or Splitwise table, or a TensorRT-LLM offline throughput table; or pass --format",
                 )),
             }
         }
@@ -147,6 +186,7 @@ pub fn open(path: &Path, format: Option<InputFormat>, opts: &OpenOptions) -> Res
         InputFormat::VllmBench => Measurement::Run(Box::new(vllm_bench::read(path, opts.seed)?)),
         InputFormat::Llmservingsim => Measurement::Run(Box::new(llmservingsim::read(path)?)),
         InputFormat::Csv => Measurement::Run(Box::new(csv_run::read(path)?)),
+        InputFormat::TrtllmThroughput => Measurement::Throughput(throughput_table::read(path)?),
         InputFormat::Argonne | InputFormat::Splitwise => {
             let t = tables::read(path, opts.framework.as_deref())?;
             let fits = match format {
@@ -297,6 +337,91 @@ pub fn validate_table(
         .filter(|g| keep(g))
         .map(|g| (g.slug(), one(g)))
         .collect()
+}
+
+/// Whether the model `name` (as the catalog resolves it) has mixture-of-experts layers.
+fn is_moe(name: &str, paths: &DataPaths) -> Result<bool> {
+    let model = crate::model::ModelCatalog::load(&paths.model_configs)?.resolve(name)?;
+    Ok(model
+        .layers
+        .iter()
+        .any(|l| matches!(l.ffn, crate::model::FfnSpec::Moe { .. })))
+}
+
+/// Validate each group of an offline throughput `table` that `keep` accepts (see the
+/// module docs for how a row is replayed), returning `(group, outcome)` in group order
+/// (the validation is named by the group's slug); a group that cannot be simulated is
+/// an `Err` there. `settings` win over every mapped choice; a given `--max-num-seqs`
+/// also turns off the per-row KV cap. Groups run on all available cores; the results do
+/// not depend on how many.
+pub fn validate_throughput<'a>(
+    table: &'a ThroughputTable,
+    settings: &Settings,
+    paths: &DataPaths,
+    mut keep: impl FnMut(&ThroughputGroup) -> bool,
+) -> Vec<(&'a ThroughputGroup, Result<Validation>)> {
+    let ov = offline::engine_overrides(&settings.engine);
+    let one = |g: &ThroughputGroup| -> Result<Validation> {
+        let model = settings
+            .deployment
+            .model
+            .clone()
+            .unwrap_or_else(|| g.model.model.clone());
+        let moe = is_moe(&model, paths)?;
+        let mut req = offline::group_request(g, &settings.deployment, moe);
+        let mut notes = Vec::new();
+        if moe && g.key.tp > 1 {
+            notes.push(format!(
+                "MoE run with --ep and attention DP (the EP size is not listed): the listed TP{} is read as {} attention data-parallel ranks of TP1 (simulated replicas) with the routed experts spread over all their GPUs",
+                g.key.tp, g.key.tp
+            ));
+        }
+        if req.gpu_memory_utilization.is_none() {
+            let f = offline::KV_CACHE_FREE_GPU_MEM_FRACTION;
+            req.gpu_memory_utilization = Some(f);
+            let d = Deployment::resolve(&req, paths)?;
+            let e = ov.resolve_unsized(d.max_model_len);
+            let plan = crate::memory::plan(
+                &d,
+                &crate::memory::MemoryModel::load(&paths.perf_model)?,
+                &crate::memory::MemoryOptions {
+                    block_size: e.block_size,
+                    max_num_batched_tokens: e.max_num_batched_tokens,
+                    max_num_seqs: e.max_num_seqs,
+                    seq_len: None,
+                },
+            );
+            let u = offline::utilization_for_free_fraction(&plan, f);
+            req.gpu_memory_utilization = Some(u);
+            notes.push(format!(
+                "kv_cache_free_gpu_mem_fraction {f} (the README's usual value) of the memory left after weights, activations and runtime = gpu_memory_utilization {u:.4} of the whole GPU"
+            ));
+        }
+        let d = Deployment::resolve(&req, paths)?;
+        let replicas = settings.num_replicas.unwrap_or(d.dp);
+        let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
+        notes.extend(params_note(&setup, paths, settings.roofline.is_some()));
+        offline::validate_group(
+            offline::GroupRun {
+                name: &g.key.slug(),
+                source: &table.source,
+                setup: &setup,
+                replicas,
+                cap_to_kv: settings.engine.max_num_seqs.is_none(),
+                notes,
+            },
+            g,
+        )
+    };
+    let groups: Vec<&ThroughputGroup> = table.groups.iter().filter(|g| keep(g)).collect();
+    let items: Vec<usize> = (0..groups.len()).collect();
+    let results = crate::plan::exec::par_map(
+        &items,
+        crate::plan::exec::default_jobs(),
+        |i| one(groups[i]),
+        &|| {},
+    );
+    groups.into_iter().zip(results).collect()
 }
 
 #[cfg(test)]

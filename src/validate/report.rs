@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// A latency metric.
+/// A compared metric: a latency (seconds) or a throughput (tokens per second).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
@@ -21,6 +21,8 @@ pub enum Metric {
     Itl,
     /// End-to-end latency (for static batches: the whole batch's).
     E2e,
+    /// Output tokens per second of a whole run (offline throughput tables).
+    OutputThroughput,
 }
 
 impl Metric {
@@ -31,6 +33,7 @@ impl Metric {
             Metric::Tpot => "tpot",
             Metric::Itl => "itl",
             Metric::E2e => "e2e",
+            Metric::OutputThroughput => "output_throughput",
         }
     }
 
@@ -41,11 +44,36 @@ impl Metric {
             Metric::Tpot => "TPOT",
             Metric::Itl => "ITL",
             Metric::E2e => "E2E",
+            Metric::OutputThroughput => "output throughput",
+        }
+    }
+
+    /// The unit of the metric's values (`s`, `tok/s`).
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::OutputThroughput => "tok/s",
+            _ => "s",
+        }
+    }
+
+    /// The unit as a column-name suffix (`s`, `tok_per_s`).
+    fn column_unit(self) -> &'static str {
+        match self {
+            Metric::OutputThroughput => "tok_per_s",
+            _ => "s",
+        }
+    }
+
+    /// Decimals written to `comparison.csv` (ns for times, 0.01 for rates).
+    fn csv_decimals(self) -> usize {
+        match self {
+            Metric::OutputThroughput => 2,
+            _ => 6,
         }
     }
 }
 
-/// One metric, simulated against measured. Times in seconds.
+/// One metric, simulated against measured, in the metric's [unit](Metric::unit).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MetricReport {
     /// Which metric.
@@ -90,6 +118,8 @@ pub enum ValidationKind {
     StaticBatch,
     /// Per-step times compared with the latency model on the same shapes.
     StepTimes,
+    /// Offline throughput: every request queued at once, output tokens per second.
+    OfflineThroughput,
 }
 
 /// Row-by-row values behind a validation: key columns plus, per metric, the simulated
@@ -146,7 +176,8 @@ pub struct Validation {
     pub latency_model: String,
     /// Per metric.
     pub metrics: Vec<MetricReport>,
-    /// Output throughput (serving runs).
+    /// Output throughput (serving runs; offline throughput tables compare it per row
+    /// under [`Metric::OutputThroughput`] instead).
     pub throughput: Option<ThroughputReport>,
     /// Assumptions, skipped data, features the engine lacks.
     pub notes: Vec<String>,
@@ -179,26 +210,27 @@ fn write_rows(path: &Path, rows: &ComparisonRows) -> std::io::Result<()> {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
     let mut head: Vec<String> = rows.key_columns.iter().map(|c| c.to_string()).collect();
     for (m, _, _) in &rows.metrics {
-        let n = m.name();
+        let (n, u) = (m.name(), m.column_unit());
         head.extend([
-            format!("measured_{n}_s"),
-            format!("simulated_{n}_s"),
+            format!("measured_{n}_{u}"),
+            format!("simulated_{n}_{u}"),
             format!("error_{n}_pct"),
         ]);
     }
     writeln!(w, "{}", head.join(","))?;
     for (i, key) in rows.keys.iter().enumerate() {
         let mut cells = key.clone();
-        for (_, sim, meas) in &rows.metrics {
+        for (metric, sim, meas) in &rows.metrics {
             let (s, m) = (sim[i], meas[i]);
+            let digits = metric.csv_decimals();
             let err = if m > 0.0 {
                 100.0 * (s - m) / m
             } else {
                 f64::NAN
             };
             cells.extend([
-                crate::report::fixed(m, 6),
-                crate::report::fixed(s, 6),
+                crate::report::fixed(m, digits),
+                crate::report::fixed(s, digits),
                 crate::report::fixed(err, 2),
             ]);
         }

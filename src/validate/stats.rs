@@ -5,7 +5,8 @@
 //!
 //! * median absolute % error = `100 · median |e_i|`
 //! * MAPE = `100 · mean |e_i|`
-//! * signed bias = `100 · mean e_i` (positive: the simulator is slow)
+//! * signed bias = `100 · mean e_i` (positive: the simulator predicts too much: too
+//!   long for latencies, too fast for throughputs)
 //! * Pearson r of the (sim, meas) pairs (NaN with fewer than two pairs or no spread)
 //!
 //! Quantiles interpolate linearly between order statistics, as numpy's default
@@ -85,7 +86,8 @@ pub struct ErrorStats {
     pub median_abs_pct: f64,
     /// Mean of |sim − meas| / meas, %.
     pub mape_pct: f64,
-    /// Mean of (sim − meas) / meas, % (positive: the simulator predicts too long).
+    /// Mean of (sim − meas) / meas, % (positive: the simulator predicts too long a
+    /// latency, or too high a throughput).
     pub bias_pct: f64,
     /// Pearson correlation of simulated and measured values.
     pub pearson_r: f64,

@@ -212,3 +212,36 @@ fn a_tiny_argonne_ttft_table_validates_on_ttft() {
     let e = open(&p, Some(InputFormat::Splitwise), &OpenOptions::default()).unwrap_err();
     assert!(e.to_string().contains("--format"), "{e}");
 }
+
+#[test]
+fn a_throughput_table_is_detected_and_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("throughput_offline.csv");
+    std::fs::write(
+        &p,
+        "model,gpu,num_gpus,tp,pp,precision,isl,osl,num_requests,total_output_throughput_tok_s\n\
+         nvidia/Llama-3.1-8B-Instruct-FP8,H100,1,1,1,FP8,128,128,8,28312\n",
+    )
+    .unwrap();
+    assert_eq!(detect(&p).unwrap(), InputFormat::TrtllmThroughput);
+    let Measurement::Throughput(t) = open(&p, None, &OpenOptions::default()).unwrap() else {
+        panic!("a throughput table");
+    };
+    let out = validate_throughput(&t, &Settings::default(), &DataPaths::builtin(), |_| true);
+    assert_eq!(out.len(), 1);
+    let v = out[0].1.as_ref().unwrap();
+    assert_eq!(v.name, "llama-3.1-8b-instruct_h100_tp1_pp1_fp8");
+    assert!(v.median_abs_pct(Metric::OutputThroughput).is_finite());
+    // A flag wins over the mapping and turns the per-row KV cap off.
+    let given = Settings {
+        engine: EngineOverrides {
+            max_num_seqs: Some(2),
+            ..EngineOverrides::default()
+        },
+        ..Settings::default()
+    };
+    let out = validate_throughput(&t, &given, &DataPaths::builtin(), |_| true);
+    let w = out[0].1.as_ref().unwrap();
+    assert_eq!(w.rows.keys[0][4], "2");
+    assert!(v.rows.keys[0][4].parse::<u32>().unwrap() > 8);
+}

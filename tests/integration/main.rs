@@ -5,3 +5,4 @@ mod commands;
 mod determinism;
 mod errors;
 mod util;
+mod validate;

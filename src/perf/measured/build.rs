@@ -249,7 +249,9 @@ impl Ctx<'_> {
         let wdt = d.model.op_weight_dtype(op, d.weight_dtype);
         let w = wdt.bytes_per_element();
         let a = d.act_dtype.bytes_per_element();
-        let compute_scale = if matches!(wdt, DType::Fp8 | DType::Int8) {
+        // Formats that run at their own tensor rate (W8A8, W4A4) scale the compute term;
+        // weight-only formats compute at the 16-bit rate.
+        let compute_scale = if matches!(wdt, DType::Fp8 | DType::Int8 | DType::Nvfp4) {
             (d.peak_flops(wdt) / d.peak_flops(d.act_dtype)).max(1.0)
         } else {
             1.0

@@ -1,0 +1,384 @@
+//! The TensorRT-LLM offline throughput table (`throughput_offline.csv` of the
+//! trtllm-perf-overview set, transcribed from TRT-LLM's performance overview):
+//!
+//! `model, gpu, num_gpus, tp, pp, precision, isl, osl, num_requests,
+//! total_output_throughput_tok_s`
+//!
+//! One row is one `trtllm-bench throughput` run: `num_requests` requests of exactly
+//! `isl` prompt and `osl` output tokens, all queued at once, and the output tokens per
+//! second of the whole system (all `num_gpus` GPUs). `precision` is `FP8` (Hopper) or
+//! `FP4` (Blackwell) and names the NVIDIA ModelOpt checkpoint; one model name may stand
+//! for both (`nvidia/Qwen3-235B-A22B-FP8|FP4`).
+//!
+//! Rows are grouped by (model, GPU, num_gpus, TP, PP, precision). Groups whose model or
+//! GPU has no catalog entry are skipped with the reason; malformed rows are errors
+//! naming the file, line and field.
+
+use super::csv_table::CsvTable;
+use super::mapping::{self, HardwareMapping, ModelMapping};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The column that identifies the table.
+const THROUGHPUT: &str = "total_output_throughput_tok_s";
+
+/// Whether the table's header is a TensorRT-LLM offline throughput table's.
+pub(crate) fn looks_like_throughput(t: &CsvTable) -> bool {
+    [THROUGHPUT, "isl", "osl", "num_requests"]
+        .iter()
+        .all(|c| t.col(&[c]).is_some())
+}
+
+/// The checkpoint precision of a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// FP8 weights and activations (ModelOpt FP8 checkpoints, Hopper).
+    Fp8,
+    /// NVFP4 weights and activations (ModelOpt FP4 checkpoints, Blackwell).
+    Fp4,
+}
+
+impl Precision {
+    /// The table's spelling (`FP8`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Precision::Fp8 => "FP8",
+            Precision::Fp4 => "FP4",
+        }
+    }
+
+    /// The weight (and activation) format of the quantized matrices.
+    pub fn weight_dtype(self) -> DType {
+        match self {
+            Precision::Fp8 => DType::Fp8,
+            Precision::Fp4 => DType::Nvfp4,
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "FP8" => Ok(Precision::Fp8),
+            "FP4" | "NVFP4" => Ok(Precision::Fp4),
+            _ => Err(format!("unknown precision `{s}`; expected FP8 or FP4")),
+        }
+    }
+}
+
+/// What the table names a group by.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ThroughputKey {
+    /// Model as the table names it.
+    pub model: String,
+    /// GPU as the table names it.
+    pub gpu: String,
+    /// GPUs of the whole system.
+    pub num_gpus: u32,
+    /// Tensor-parallel size.
+    pub tp: u32,
+    /// Pipeline-parallel size.
+    pub pp: u32,
+    /// Checkpoint precision.
+    pub precision: Precision,
+}
+
+/// Lowercase, with runs of characters other than letters, digits and `.` as one `-`.
+fn clean(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.to_ascii_lowercase().chars() {
+        if c.is_ascii_alphanumeric() || c == '.' {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_owned()
+}
+
+impl ThroughputKey {
+    /// A file-name-safe label (`llama-3.1-8b-instruct_h100_tp1_pp1_fp8`): the model
+    /// without its owner, precision suffix or remark, the GPU, TP, PP and precision.
+    pub fn slug(&self) -> String {
+        let m = self.model.split('(').next().unwrap_or(&self.model);
+        let m = m.rsplit('/').next().unwrap_or(m).to_ascii_lowercase();
+        let m = ["-fp8|fp4", "-fp8", "-fp4"]
+            .iter()
+            .find_map(|s| m.strip_suffix(s))
+            .unwrap_or(&m);
+        format!(
+            "{}_{}_tp{}_pp{}_{}",
+            clean(m),
+            clean(&self.gpu),
+            self.tp,
+            self.pp,
+            self.precision.label().to_ascii_lowercase()
+        )
+    }
+}
+
+/// One measured configuration.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ThroughputRow {
+    /// 1-based line of the row in the file.
+    pub line: u64,
+    /// Prompt tokens per request.
+    pub isl: u32,
+    /// Output tokens per request.
+    pub osl: u32,
+    /// Requests of the run.
+    pub num_requests: u32,
+    /// Measured output tokens per second of the whole system.
+    pub output_tokens_per_s: f64,
+}
+
+/// The rows of one (model, GPU, GPUs, TP, PP, precision), with the catalog mapping.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ThroughputGroup {
+    /// The table's names.
+    pub key: ThroughputKey,
+    /// The catalog model.
+    pub model: ModelMapping,
+    /// The catalog device.
+    pub hardware: HardwareMapping,
+    /// Configurations, sorted by (ISL, OSL, requests).
+    pub rows: Vec<ThroughputRow>,
+}
+
+/// An offline throughput table, grouped.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ThroughputTable {
+    /// The file.
+    pub source: PathBuf,
+    /// Groups that map to the catalogs, sorted by key.
+    pub groups: Vec<ThroughputGroup>,
+    /// Groups left out, with the reason.
+    pub skipped: Vec<String>,
+}
+
+/// Read an offline throughput table.
+pub fn read(path: &Path) -> Result<ThroughputTable> {
+    let t = CsvTable::read(path)?;
+    if !looks_like_throughput(&t) {
+        return Err(Error::input_at(
+            path,
+            1,
+            None,
+            format!("not a TensorRT-LLM offline throughput table: expected the columns model, gpu, num_gpus, tp, pp, precision, isl, osl, num_requests, {THROUGHPUT}"),
+        ));
+    }
+    read_table(&t)
+}
+
+pub(crate) fn read_table(t: &CsvTable) -> Result<ThroughputTable> {
+    let c_model = t.required(&["model"])?;
+    let c_gpu = t.required(&["gpu"])?;
+    let c_n = t.required(&["num_gpus"])?;
+    let c_tp = t.required(&["tp"])?;
+    let c_pp = t.required(&["pp"])?;
+    let c_prec = t.required(&["precision"])?;
+    let c_isl = t.required(&["isl"])?;
+    let c_osl = t.required(&["osl"])?;
+    let c_req = t.required(&["num_requests"])?;
+    let c_tput = t.required(&[THROUGHPUT])?;
+    let mut groups: BTreeMap<ThroughputKey, BTreeMap<(u32, u32, u32), ThroughputRow>> =
+        BTreeMap::new();
+    for row in &t.rows {
+        let model = t.text(row, c_model)?;
+        if model.is_empty() {
+            return Err(t.bad(row, c_model, "empty model name".into()));
+        }
+        let gpu = t.text(row, c_gpu)?;
+        if gpu.is_empty() {
+            return Err(t.bad(row, c_gpu, "empty GPU name".into()));
+        }
+        let (n, tp, pp) = (t.count(row, c_n)?, t.count(row, c_tp)?, t.count(row, c_pp)?);
+        if u64::from(tp) * u64::from(pp) != u64::from(n) {
+            return Err(t.bad(row, c_n, format!("{n} GPUs is not tp × pp = {tp} × {pp}")));
+        }
+        let precision: Precision = t
+            .text(row, c_prec)?
+            .parse()
+            .map_err(|m| t.bad(row, c_prec, m))?;
+        let (isl, osl, reqs) = (
+            t.count(row, c_isl)?,
+            t.count(row, c_osl)?,
+            t.count(row, c_req)?,
+        );
+        let tput = t.num(row, c_tput)?;
+        if tput <= 0.0 {
+            return Err(t.bad(row, c_tput, format!("must be positive, got {tput}")));
+        }
+        let key = ThroughputKey {
+            model: model.to_owned(),
+            gpu: gpu.to_owned(),
+            num_gpus: n,
+            tp,
+            pp,
+            precision,
+        };
+        let rows = groups.entry(key).or_default();
+        if let Some(first) = rows.get(&(isl, osl, reqs)) {
+            return Err(t.bad(
+                row,
+                c_isl,
+                format!(
+                    "the same configuration (ISL {isl}, OSL {osl}, {reqs} requests) as line {}",
+                    first.line
+                ),
+            ));
+        }
+        rows.insert(
+            (isl, osl, reqs),
+            ThroughputRow {
+                line: row.0,
+                isl,
+                osl,
+                num_requests: reqs,
+                output_tokens_per_s: tput,
+            },
+        );
+    }
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    for (key, rows) in groups {
+        let mapped = mapping::trtllm_model(&key.model).and_then(|m| {
+            if mapping::trtllm_precision_matches(&key.model, key.precision.label()) {
+                Ok(m)
+            } else {
+                Err(format!(
+                    "model `{}` names another checkpoint than precision {}",
+                    key.model,
+                    key.precision.label()
+                ))
+            }
+        });
+        match (mapped, mapping::trtllm_hardware(&key.gpu)) {
+            (Ok(model), Ok(hardware)) => out.push(ThroughputGroup {
+                key,
+                model,
+                hardware,
+                rows: rows.into_values().collect(),
+            }),
+            (Err(e), _) | (_, Err(e)) => skipped.push(format!(
+                "{} on {} × {} TP{} PP{} {} ({} rows): {e}",
+                key.model,
+                key.num_gpus,
+                key.gpu,
+                key.tp,
+                key.pp,
+                key.precision.label(),
+                rows.len()
+            )),
+        }
+    }
+    Ok(ThroughputTable {
+        source: t.path.clone(),
+        groups: out,
+        skipped,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str =
+        "model,gpu,num_gpus,tp,pp,precision,isl,osl,num_requests,total_output_throughput_tok_s\n";
+
+    fn write(body: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("throughput_offline.csv");
+        std::fs::write(&p, format!("{HEAD}{body}")).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn rows_group_sort_and_skip() {
+        let (_d, p) = write(
+            "nvidia/Llama-3.1-8B-Instruct-FP8,H100,1,1,1,FP8,1000,1000,3000,15220\n\
+             nvidia/Llama-3.1-8B-Instruct-FP8,H100,1,1,1,FP8,128,128,30000,28312\n\
+             nvidia/Qwen3-235B-A22B-FP8|FP4,B200,8,8,1,FP4,128,128,30000,80000.5\n\
+             Llama-4-Scout-17B-16E (nvidia FP8/FP4 ckpt),B200,1,1,1,FP4,128,128,30000,25342\n\
+             nvidia/Qwen3-30B-A3B-FP4,H100,1,1,1,FP8,128,128,30000,1000\n\
+             nvidia/Llama-3.1-8B-Instruct-FP8,MI300X,1,1,1,FP8,128,128,30000,1000\n",
+        );
+        let t = read(&p).unwrap();
+        assert_eq!(t.groups.len(), 2);
+        let g = &t.groups[0];
+        assert_eq!(g.key.slug(), "llama-3.1-8b-instruct_h100_tp1_pp1_fp8");
+        assert_eq!(g.model.model, "meta-llama/Llama-3.1-8B-Instruct");
+        assert_eq!(g.hardware.hardware, "H100-SXM5-80GB");
+        assert_eq!(
+            g.rows
+                .iter()
+                .map(|r| (r.line, r.isl, r.num_requests))
+                .collect::<Vec<_>>(),
+            vec![(3, 128, 30000), (2, 1000, 3000)]
+        );
+        let q = &t.groups[1];
+        assert_eq!(q.key.slug(), "qwen3-235b-a22b_b200_tp8_pp1_fp4");
+        assert_eq!(q.key.precision.weight_dtype(), DType::Nvfp4);
+        assert_eq!(q.rows[0].output_tokens_per_s, 80000.5);
+        assert_eq!(t.skipped.len(), 3, "{:?}", t.skipped);
+        assert!(t.skipped.iter().any(|s| s.contains("Llama 4")));
+        assert!(t.skipped.iter().any(|s| s.contains("another checkpoint")));
+        assert!(t.skipped.iter().any(|s| s.contains("MI300X")));
+    }
+
+    #[test]
+    fn malformed_rows_name_line_and_field() {
+        let cases = [
+            (
+                "nvidia/Llama-3.1-8B-Instruct-FP8,H100,1,1,1,FP8,128,128,30000,28312\n\
+                 nvidia/Llama-3.1-8B-Instruct-FP8,H100,1,1,1,FP8,128,abc,30000,28312\n",
+                ":3: field `osl`: not a finite number: `abc`",
+            ),
+            (
+                "nvidia/Llama-3.1-8B-Instruct-FP8,H100,1,1,1,INT4,128,128,30000,28312\n",
+                ":2: field `precision`: unknown precision `INT4`",
+            ),
+            (
+                "nvidia/Llama-3.1-8B-Instruct-FP8,H100,4,2,1,FP8,128,128,30000,28312\n",
+                ":2: field `num_gpus`: 4 GPUs is not tp × pp = 2 × 1",
+            ),
+            (
+                "nvidia/Llama-3.1-8B-Instruct-FP8,H100,1,1,1,FP8,128,128,30000,-5\n",
+                ":2: field `total_output_throughput_tok_s`: must be positive, got -5",
+            ),
+            (
+                "nvidia/Llama-3.1-8B-Instruct-FP8,H100,1,1,1,FP8,128,128,0,28312\n",
+                ":2: field `num_requests`: must be a whole number ≥ 1, got 0",
+            ),
+            (
+                "nvidia/Llama-3.1-8B-Instruct-FP8,H100,1,1,1,FP8,128,128\n",
+                ":2: field `num_requests`: missing value",
+            ),
+            (
+                "nvidia/Llama-3.1-8B-Instruct-FP8,H100,1,1,1,FP8,128,128,30000,1\n\
+                 nvidia/Llama-3.1-8B-Instruct-FP8,H100,1,1,1,FP8,128,128,30000,2\n",
+                ":3: field `isl`: the same configuration (ISL 128, OSL 128, 30000 requests) as line 2",
+            ),
+        ];
+        for (body, want) in cases {
+            let (_d, p) = write(body);
+            let e = read(&p).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("throughput_offline.csv{want}")),
+                "{e}\nwanted {want}"
+            );
+        }
+        let (_d, p) = write("");
+        std::fs::write(&p, "model,gpu\nx,y\n").unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains(":1: not a TensorRT-LLM offline throughput table"),
+            "{e}"
+        );
+    }
+}
