@@ -41,6 +41,9 @@ for mode in default roofline; do
     echo "== $mode: argonne"
     servesim validate "$V/argonne-llm-inference-bench/All_results.csv" "${extra[@]}" \
         --output-dir "$OUT/$mode/argonne" || echo "FAILED: argonne"
+        echo "== $mode: trtllm-throughput"
+    servesim validate "$V/trtllm-perf-overview/throughput_offline.csv" "${extra[@]}" \
+        --output-dir "$OUT/$mode/trtllm-throughput" || echo "FAILED: trtllm-throughput"
     echo "== $mode: argonne-ttft"
     servesim validate "$V/argonne-llm-inference-bench/Fig_21__all_results_TTFT.csv" "${extra[@]}" \
         --output-dir "$OUT/$mode/argonne-ttft" || echo "FAILED: argonne-ttft"
