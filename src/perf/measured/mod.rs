@@ -26,6 +26,7 @@
 //! remaining per-iteration host time is the overhead term.
 
 mod attention;
+mod attention_fit;
 mod build;
 mod comm;
 mod fit;

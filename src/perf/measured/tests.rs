@@ -4,7 +4,7 @@
 //! The tolerances are stated next to each check; the figures they were set from are
 //! printed (`cargo test measured -- --nocapture`).
 
-use super::build::{fit_gpu_attention, fit_profile_attention};
+use super::attention_fit::{fit_gpu_attention, fit_profile_attention};
 use super::fit::median;
 use super::profile::{GpuProfiles, OpKind};
 use super::table::MonotoneTable;
@@ -155,7 +155,7 @@ fn attention_law_predicts_a_held_out_models_grid() {
         .unwrap();
     for t in &m.tps {
         let own = fit_profile_attention(m, t).unwrap();
-        let g = super::build::profile_geometry(&m.meta.shape, t.tp);
+        let g = super::attention_fit::profile_geometry(&m.meta.shape, t.tp);
         let errs = |l: &attention::AttentionLaw| -> Vec<f64> {
             t.attention
                 .iter()
@@ -191,7 +191,7 @@ fn unequal_decode_contexts_follow_the_skew_measurements() {
         .unwrap();
     let t = m.at_tp(1).unwrap();
     let law = fit_profile_attention(m, t).unwrap();
-    let g = super::build::profile_geometry(&m.meta.shape, 1);
+    let g = super::attention_fit::profile_geometry(&m.meta.shape, 1);
     let (mut errs, mut flat) = (Vec::new(), Vec::new());
     for s in &t.skew_samples {
         let n = s.n_decode as u32;
