@@ -7,6 +7,7 @@ out) and writes the CSV files of these measurement folders:
 
     tp-collectives/allreduce.csv, tp-collectives/nccl_other.csv
     gemm/<gpu>__<dtype>.csv, gemm/manifest.csv
+    moe/<gpu>__bfloat16.csv, moe/manifest.csv
     attention/<gpu>__{context,generation}.csv, attention/manifest.csv
     serving-aiconfigurator-silicon/serving_summary.csv
 
@@ -156,6 +157,29 @@ def gemm(git_dir, commit, out):
     print("gemm", len(manifest))
 
 
+def moe(git_dir, commit, out):
+    manifest = []
+    for system, version in KERNEL_VERSION.items():
+        path = f"{DATA}/{system}/moe/vllm/{version}/moe_perf.parquet"
+        rows = [r for r in read_parquet(git_dir, commit, path) if r["moe_dtype"] == "bfloat16"]
+        seen = collections.defaultdict(list)
+        for r in rows:
+            key = (r["hidden_size"], r["inter_size"], r["num_experts"], r["topk"], r["moe_tp_size"],
+                   r["moe_ep_size"], r["distribution"], r["num_tokens"])
+            seen[key].append(r["latency"] * 1000.0)
+        body = [[*key, fmt(statistics.median(v)), len(v)] for key, v in sorted(seen.items())]
+        name = f"{SLUG[system]}__bfloat16.csv"
+        write_csv(f"{out}/moe/{name}", ["hidden_size", "inter_size", "num_experts", "topk", "moe_tp", "moe_ep",
+                                        "distribution", "num_tokens", "time_us", "samples"], body)
+        manifest.append([name, SLUG[system], rows[0]["device"], "|".join(sorted(set(r["version"] for r in rows))),
+                         "|".join(sorted(set(r["kernel_source"] for r in rows))), len(body), path,
+                         last_change(git_dir, commit, path)])
+    write_csv(f"{out}/moe/manifest.csv",
+              ["file", "gpu", "device_name", "engine_version", "kernel_source", "rows", "source_path",
+               "source_last_change"], manifest)
+    print("moe", len(manifest))
+
+
 def attention(git_dir, commit, out):
     manifest = []
     for system, version in ATTENTION_VERSION.items():
@@ -232,6 +256,7 @@ def main():
     files = git(git_dir, "ls-tree", "-r", "--name-only", commit, DATA).split()
     comm(git_dir, commit, files, out)
     gemm(git_dir, commit, out)
+    moe(git_dir, commit, out)
     attention(git_dir, commit, out)
     serving(git_dir, commit, out)
 
