@@ -7,7 +7,7 @@ requests / generated tokens per second) and the context length of every request
 decoding at the middle of the window (from `requests.jsonl`: input tokens plus the
 fraction of its output produced by then). The output feeds the ignored test
 `perf::measured::tests::decode_windows_residuals`, which fits the constants in
-`perf_model/profiles/engine_overhead.toml` and
+`host.step_us` of `perf_model/stacks/vllm-v1.toml` and
 `perf_model/profiles/rtx-pro-6000-blackwell-server/network/link_calibration.toml`.
 
     python3 scripts/bench_decode_windows.py [--shared ../shared] > windows.csv

@@ -649,7 +649,7 @@ def main() -> int:
         return 2
     out = args.out
     # Regenerate every generated file (CSV tables, profile.toml); hand-written files
-    # (README.md, engine_overhead.toml, network/link_calibration.toml) are kept.
+    # (README.md, network/link_calibration.toml) are kept.
     if out.exists():
         for p in sorted(out.rglob("*"), reverse=True):
             if p.is_file() and (p.suffix == ".csv" or p.name == "profile.toml"):

@@ -7,7 +7,9 @@ use crate::error::{Error, Result};
 use crate::hardware::{ClusterSpec, GpuSpec, HardwareCatalog};
 use crate::model::{ModelCatalog, ModelSpec};
 use crate::paths::DataPaths;
+use crate::stack::ServingStack;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// The model used when none is named.
 pub const DEFAULT_MODEL: &str = "meta-llama/Llama-3.1-8B";
@@ -48,6 +50,9 @@ pub struct DeploymentRequest {
     pub inter_node_link: Option<String>,
     /// Key of the link between GPUs of a node (default: the device file's).
     pub intra_node_link: Option<String>,
+    /// Serving stack: a name under `perf_model/stacks/` or a stack file (default:
+    /// [`crate::stack::DEFAULT_STACK`]).
+    pub serving_stack: Option<String>,
 }
 
 /// A resolved, validated deployment.
@@ -78,6 +83,8 @@ pub struct Deployment {
     pub ep: u32,
     /// Tokens on the busiest expert-parallel GPU over the mean.
     pub expert_load_imbalance: f64,
+    /// The serving stack that runs it.
+    pub stack: Arc<ServingStack>,
 }
 
 /// A short description of a deployment for reports.
@@ -101,6 +108,8 @@ pub struct DeploymentSummary {
     pub max_model_len: u32,
     /// Fraction of GPU memory the engine may use.
     pub gpu_memory_utilization: f64,
+    /// Serving stack.
+    pub serving_stack: String,
 }
 
 fn parse_dtype(flag: &str, value: &str) -> Result<DType> {
@@ -116,7 +125,8 @@ impl Deployment {
         let hardware = HardwareCatalog::load(&paths.hardware_dir())?;
         let model = models.resolve(req.model.as_deref().unwrap_or(DEFAULT_MODEL))?;
         let gpu = hardware.resolve(req.hardware.as_deref().unwrap_or(DEFAULT_HARDWARE))?;
-        let mut d = Self::from_parts(model, gpu, req)?;
+        let stack = Arc::new(ServingStack::load(paths, req.serving_stack.as_deref())?);
+        let mut d = Self::from_parts(model, gpu, stack, req)?;
         let link = |flag: &str, key: &str| {
             hardware.interconnects().link_spec(key).ok_or_else(|| {
                 let known: Vec<&str> = hardware
@@ -148,8 +158,14 @@ impl Deployment {
         Ok(d)
     }
 
-    /// Build from an already resolved model and GPU.
-    pub fn from_parts(model: ModelSpec, gpu: GpuSpec, req: &DeploymentRequest) -> Result<Self> {
+    /// Build from an already resolved model, GPU and serving stack (`req`'s names for
+    /// them are not read).
+    pub fn from_parts(
+        model: ModelSpec,
+        gpu: GpuSpec,
+        stack: Arc<ServingStack>,
+        req: &DeploymentRequest,
+    ) -> Result<Self> {
         let tp = req.tensor_parallel_size.unwrap_or(1);
         let pp = req.pipeline_parallel_size.unwrap_or(1);
         let act_dtype = match req.dtype.as_deref().map(str::trim) {
@@ -216,6 +232,7 @@ impl Deployment {
             dp,
             ep,
             expert_load_imbalance: req.expert_load_imbalance.unwrap_or(1.0),
+            stack,
         };
         d.validate()?;
         Ok(d)
@@ -356,6 +373,7 @@ impl Deployment {
             kv_cache_dtype: self.kv_dtype.to_string(),
             max_model_len: self.max_model_len,
             gpu_memory_utilization: self.gpu_memory_utilization,
+            serving_stack: self.stack.name.clone(),
         }
     }
 }

@@ -38,6 +38,7 @@ pub mod serve;
 pub mod setup;
 pub mod sim;
 pub mod simulate;
+pub mod stack;
 pub mod trace;
 pub mod units;
 pub mod validate;

@@ -48,7 +48,7 @@ impl ReplicaSetup {
         choice: LatencyChoice,
     ) -> Result<Self> {
         let mm = MemoryModel::load(&paths.perf_model)?;
-        let latency = select_latency_model(&d, paths, choice, overrides.scheduler_kind())?;
+        let latency = select_latency_model(&d, paths, choice)?;
         Self::with_latency(d, overrides, &mm, latency)
     }
 
@@ -59,7 +59,7 @@ impl ReplicaSetup {
         mm: &MemoryModel,
         latency: Arc<dyn LatencyModel>,
     ) -> Result<Self> {
-        let mut engine = overrides.resolve_unsized(d.max_model_len);
+        let mut engine = overrides.resolve_unsized(&d.stack.scheduler, d.max_model_len);
         let plan = memory::plan(
             &d,
             mm,

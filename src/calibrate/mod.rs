@@ -329,8 +329,9 @@ impl Calibration {
         let mut out = Vec::new();
         let mut models: Vec<Option<Roofline>> = vec![None; self.deployments.len()];
         for it in &s.steps {
-            let m = models[it.deployment]
-                .get_or_insert_with(|| Roofline::new(&self.deployments[it.deployment], *p));
+            let m = models[it.deployment].get_or_insert_with(|| {
+                roofline_with_overheads(&self.deployments[it.deployment], p)
+            });
             let t: f64 = it
                 .shapes
                 .iter()
@@ -340,7 +341,8 @@ impl Calibration {
         }
         for r in &s.runs {
             let mut setup = r.setup.clone();
-            let latency: Arc<dyn LatencyModel> = Arc::new(Roofline::new(&setup.deployment, *p));
+            let latency: Arc<dyn LatencyModel> =
+                Arc::new(roofline_with_overheads(&setup.deployment, p));
             setup.latency = latency;
             let sim = crate::validate::replay::simulate(
                 &setup,
@@ -361,6 +363,26 @@ impl Calibration {
         }
         Ok(out)
     }
+}
+
+/// The roofline of `d` with `p`, its host time being `p`'s fitted overheads
+/// (`step_overhead_s + per_layer_overhead_s × layers` per iteration, serial, no launch
+/// cost) in place of the serving stack's: the form calibration fits.
+pub fn roofline_with_overheads(d: &Deployment, p: &RooflineParams) -> Roofline {
+    let mut d = d.clone();
+    let stack = Arc::make_mut(&mut d.stack);
+    let e = &mut stack.execution;
+    e.host = crate::stack::HostCost {
+        step_us: (p.step_overhead_s + p.per_layer_overhead_s * d.model.num_layers as f64) * 1e6,
+        per_sequence_us: 0.0,
+        per_prefill_us: 0.0,
+        overlap: crate::stack::HostOverlap::Serial,
+        source: "calibration".into(),
+        fitted_on: Vec::new(),
+    };
+    e.kernel_launch_us = 0.0;
+    e.graph_launch_us = 0.0;
+    Roofline::new(&d, *p)
 }
 
 #[cfg(test)]

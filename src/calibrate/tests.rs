@@ -27,7 +27,7 @@ fn synthetic(truth: &RooflineParams, stack: Option<&str>) -> Calibration {
         deployment("meta-llama/Llama-2-7b-hf", "a100-80gb", 1),
         deployment("meta-llama/Llama-2-70b-hf", "a100-80gb", 4),
     ] {
-        let model = Roofline::new(&d, *truth);
+        let model = roofline_with_overheads(&d, truth);
         for (batch, len) in [
             (1, 128),
             (1, 1024),

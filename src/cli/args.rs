@@ -101,6 +101,13 @@ pub struct DeploymentArgs {
     /// (`nvlink4-nvswitch`, `pcie4`, ...). Default: the device file's.
     #[arg(long, value_name = "KEY")]
     pub intra_node_link: Option<String>,
+
+    /// Serving stack that runs the model: its scheduler defaults, CUDA graphs, host
+    /// work, API server and collectives (a name under perf_model/stacks/: vllm-v1,
+    /// vllm-0.6, vllm-0.5, sglang, trtllm; or a stack .toml file). Default: vllm-v1, or
+    /// the stack of --scheduler's engine (vllm-v0 → vllm-0.6, orca/static → vllm-0.5).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub serving_stack: Option<String>,
 }
 
 merge_fields!(DeploymentArgs {
@@ -118,41 +125,43 @@ merge_fields!(DeploymentArgs {
     expert_load_imbalance,
     gpus_per_node,
     inter_node_link,
-    intra_node_link
+    intra_node_link,
+    serving_stack
 });
 
 /// Scheduler settings (vLLM knob names; defaults are vLLM's for the chosen scheduler).
 #[derive(Args, Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct EngineArgs {
-    /// Scheduling policy. Default: vllm-v1.
+    /// Scheduling policy. Default: the serving stack's (vllm-v1 for vLLM V1).
     #[arg(long, value_enum)]
     pub scheduler: Option<SchedulerKind>,
 
-    /// Most sequences per iteration. Default: 256.
+    /// Most sequences per iteration. Default: the serving stack's (256 for vLLM).
     #[arg(long, value_name = "N")]
     pub max_num_seqs: Option<u32>,
 
-    /// Most tokens per iteration. Default: 2048 with chunked prefill, else
-    /// max(max-model-len, 2048).
+    /// Most tokens per iteration. Default: the serving stack's with chunked prefill
+    /// (2048 for vLLM), else max(max-model-len, that).
     #[arg(long, value_name = "TOKENS")]
     pub max_num_batched_tokens: Option<u32>,
 
     /// Split long prompts into chunks mixed with decodes (`--enable-chunked-prefill`
-    /// alone means true). Default: true for vllm-v1, false otherwise.
+    /// alone means true). Default: the serving stack's (on for vLLM V1, off for V0).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub enable_chunked_prefill: Option<bool>,
 
-    /// Decode iterations per scheduling decision (vLLM V0 multi-step). Default: 1.
+    /// Decode iterations per scheduling decision (vLLM V0 multi-step). Default: the
+    /// serving stack's (1).
     #[arg(long, value_name = "N")]
     pub num_scheduler_steps: Option<u32>,
 
-    /// Tokens per KV-cache block. Default: 16.
+    /// Tokens per KV-cache block. Default: the serving stack's (16 for vLLM).
     #[arg(long, value_name = "TOKENS")]
     pub block_size: Option<u32>,
 
     /// Reuse KV blocks of shared prompt prefixes (`--enable-prefix-caching` alone means
-    /// true). Default: true for vllm-v1, false otherwise.
+    /// true). Default: the serving stack's (on for vLLM V1, off for V0).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub enable_prefix_caching: Option<bool>,
 
@@ -164,6 +173,12 @@ pub struct EngineArgs {
     /// --num-gpu-blocks-override). Default: from the memory plan.
     #[arg(long, value_name = "N")]
     pub num_gpu_blocks_override: Option<u32>,
+
+    /// Schedule iteration k+1 while iteration k runs (vLLM's --async-scheduling;
+    /// `--async-scheduling` alone means true). Default: the serving stack's (on for
+    /// vLLM ≥ 0.14).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub async_scheduling: Option<bool>,
 }
 
 merge_fields!(EngineArgs {
@@ -175,7 +190,8 @@ merge_fields!(EngineArgs {
     block_size,
     enable_prefix_caching,
     preemption_mode,
-    num_gpu_blocks_override
+    num_gpu_blocks_override,
+    async_scheduling
 });
 
 impl EngineArgs {
@@ -191,6 +207,7 @@ impl EngineArgs {
             enable_prefix_caching: self.enable_prefix_caching,
             preemption_mode: self.preemption_mode,
             num_gpu_blocks_override: self.num_gpu_blocks_override,
+            async_scheduling: self.async_scheduling,
         }
     }
 }
@@ -247,7 +264,22 @@ impl DeploymentArgs {
             gpus_per_node: self.gpus_per_node,
             inter_node_link: self.inter_node_link.clone(),
             intra_node_link: self.intra_node_link.clone(),
+            serving_stack: self.serving_stack.clone(),
         }
+    }
+
+    /// The library's request for an engine run with `engine`'s settings: without
+    /// `--serving-stack`, a `--scheduler` other than vllm-v1 picks its engine's stack
+    /// ([`servesim::stack::ServingStack::default_name_for`]).
+    pub fn request_for(&self, engine: &EngineArgs) -> servesim::deployment::DeploymentRequest {
+        let mut r = self.request();
+        if r.serving_stack.is_none() {
+            if let Some(k) = engine.scheduler {
+                r.serving_stack =
+                    Some(servesim::stack::ServingStack::default_name_for(k).to_owned());
+            }
+        }
+        r
     }
 }
 

@@ -194,6 +194,10 @@ fn min_gpus_over_catalog(
             .unwrap_or(servesim::deployment::DEFAULT_MODEL),
     )?;
     let catalog = HardwareCatalog::load(&paths.hardware_dir())?;
+    let stack = std::sync::Arc::new(servesim::stack::ServingStack::load(
+        paths,
+        req.serving_stack.as_deref(),
+    )?);
     #[derive(serde::Serialize)]
     struct Row {
         hardware: String,
@@ -205,7 +209,7 @@ fn min_gpus_over_catalog(
     }
     let mut out = Vec::new();
     for gpu in catalog.entries() {
-        let d = match Deployment::from_parts(model.clone(), gpu.clone(), req) {
+        let d = match Deployment::from_parts(model.clone(), gpu.clone(), stack.clone(), req) {
             Ok(d) => d,
             Err(_) => continue,
         };

@@ -71,7 +71,7 @@ pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
     if args.num_replicas == 0 {
         anyhow::bail!("--num-replicas must be at least 1");
     }
-    let deployment = Deployment::resolve(&args.deployment.request(), paths)?;
+    let deployment = Deployment::resolve(&args.deployment.request_for(&args.engine), paths)?;
     let setup = ReplicaSetup::new(deployment, &args.engine.overrides(), paths)?;
     let sim = Simulation::new(setup.replicas(args.num_replicas)?, Router::new(args.route))?;
     let model = setup.deployment.model.name.clone();

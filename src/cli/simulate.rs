@@ -252,7 +252,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         dep.merge_from(args.deployment.clone());
         let mut eng = g.engine.clone();
         eng.merge_from(args.engine.clone());
-        let deployment = Deployment::resolve(&dep.request(), paths)?;
+        let deployment = Deployment::resolve(&dep.request_for(&eng), paths)?;
         let setup = ReplicaSetup::new(deployment, &eng.overrides(), paths)?;
         let role = g.role.unwrap_or_default();
         let n = g.count.unwrap_or(1) * setup.deployment.dp;

@@ -446,7 +446,7 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
         framework: o.framework.clone(),
     };
     let settings = validate::Settings {
-        deployment: args.deployment.request(),
+        deployment: args.deployment.request_for(&args.engine),
         engine: args.engine.overrides(),
         num_replicas: o.num_replicas,
         roofline: o

@@ -76,6 +76,11 @@ pub struct EngineConfig {
     /// one per stage, as vLLM's batch queue does with pipeline parallelism.
     #[serde(default = "one")]
     pub pipeline_stages: u32,
+    /// Asynchronous scheduling (`--async-scheduling`, vLLM ≥ 0.14 default): iteration
+    /// k+1 is scheduled when iteration k starts, so a request that arrives while an
+    /// iteration runs waits for the next one to finish before it is first scheduled.
+    #[serde(default)]
+    pub async_scheduling: bool,
 }
 
 fn one() -> u32 {
@@ -111,17 +116,37 @@ impl EngineConfig {
             kv_bytes_per_token: 0.0,
             swap_bandwidth_bytes_per_s: 0.0,
             pipeline_stages: 1,
+            async_scheduling: false,
         };
-        c.max_num_batched_tokens = c.default_max_num_batched_tokens();
+        c.max_num_batched_tokens = c.default_max_num_batched_tokens(2048);
         c
     }
 
-    /// vLLM's default token budget given the other settings.
-    pub fn default_max_num_batched_tokens(&self) -> u32 {
+    /// The defaults of a serving stack, with the capacity figures of the memory plan.
+    pub fn from_stack(
+        stack: &crate::stack::SchedulerDefaults,
+        num_gpu_blocks: u32,
+        max_model_len: u32,
+    ) -> Self {
+        let mut c = Self::defaults_for(stack.kind, num_gpu_blocks, max_model_len);
+        c.max_num_seqs = stack.max_num_seqs;
+        c.enable_chunked_prefill = stack.enable_chunked_prefill;
+        c.enable_prefix_caching = stack.enable_prefix_caching;
+        c.num_scheduler_steps = stack.num_scheduler_steps;
+        c.block_size = stack.block_size;
+        c.async_scheduling = stack.async_scheduling;
+        c.max_num_batched_tokens = c.default_max_num_batched_tokens(stack.max_num_batched_tokens);
+        c
+    }
+
+    /// vLLM's default token budget given the other settings: `chunked_budget` with
+    /// chunked prefill, else `max(max_model_len, chunked_budget)` so that any admissible
+    /// prompt fits one iteration.
+    pub fn default_max_num_batched_tokens(&self, chunked_budget: u32) -> u32 {
         if self.enable_chunked_prefill {
-            2048
+            chunked_budget
         } else {
-            self.max_model_len.max(2048)
+            self.max_model_len.max(chunked_budget)
         }
     }
 
@@ -224,25 +249,38 @@ pub struct EngineOverrides {
     pub preemption_mode: Option<PreemptionMode>,
     /// `--num-gpu-blocks-override`.
     pub num_gpu_blocks_override: Option<u32>,
+    /// `--async-scheduling`.
+    pub async_scheduling: Option<bool>,
 }
 
 impl EngineOverrides {
-    /// The scheduler these settings select.
-    pub fn scheduler_kind(&self) -> SchedulerKind {
-        self.scheduler.unwrap_or(SchedulerKind::VllmV1)
+    /// The scheduler these settings select on `stack`: the given one, else the stack's.
+    pub fn scheduler_kind(&self, stack: &crate::stack::SchedulerDefaults) -> SchedulerKind {
+        self.scheduler.unwrap_or(stack.kind)
     }
 
-    /// The engine settings before the KV cache is sized (`num_gpu_blocks` is 0): vLLM
-    /// defaults for the scheduler, then every given override. The token budget default
-    /// follows the final chunked-prefill setting.
-    pub fn resolve_unsized(&self, max_model_len: u32) -> EngineConfig {
-        let mut c = EngineConfig::defaults_for(self.scheduler_kind(), 0, max_model_len);
+    /// The engine settings before the KV cache is sized (`num_gpu_blocks` is 0): the
+    /// serving stack's defaults (vLLM's generic defaults for a scheduler other than the
+    /// stack's), then every given override. The token budget default follows the final
+    /// chunked-prefill setting.
+    pub fn resolve_unsized(
+        &self,
+        stack: &crate::stack::SchedulerDefaults,
+        max_model_len: u32,
+    ) -> EngineConfig {
+        let (mut c, budget) = match self.scheduler {
+            Some(k) if k != stack.kind => (EngineConfig::defaults_for(k, 0, max_model_len), 2048),
+            _ => (
+                EngineConfig::from_stack(stack, 0, max_model_len),
+                stack.max_num_batched_tokens,
+            ),
+        };
         if let Some(x) = self.enable_chunked_prefill {
             c.enable_chunked_prefill = x;
         }
         c.max_num_batched_tokens = self
             .max_num_batched_tokens
-            .unwrap_or_else(|| c.default_max_num_batched_tokens());
+            .unwrap_or_else(|| c.default_max_num_batched_tokens(budget));
         if let Some(x) = self.max_num_seqs {
             c.max_num_seqs = x;
         }
@@ -257,6 +295,9 @@ impl EngineOverrides {
         }
         if let Some(x) = self.preemption_mode {
             c.preemption_mode = x;
+        }
+        if let Some(x) = self.async_scheduling {
+            c.async_scheduling = x;
         }
         c
     }

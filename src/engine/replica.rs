@@ -93,6 +93,9 @@ pub struct Replica {
     /// The lock-step group (data-parallel ranks whose MoE layers share experts) this
     /// replica belongs to, named by its first member's index; None = steps alone.
     lockstep: Option<u32>,
+    /// Start and end of the last iteration launched (asynchronous scheduling decides
+    /// the next batch when an iteration starts).
+    last_step: Option<(SimTime, SimTime)>,
 }
 
 /// Timing of a batch that has just started.
@@ -134,6 +137,7 @@ impl Replica {
             shape: StepShape::new(),
             counters: ReplicaCounters::default(),
             lockstep: None,
+            last_step: None,
         })
     }
 
@@ -330,6 +334,12 @@ impl Replica {
             return None;
         }
         let mut plan = self.spare.pop().unwrap_or_default();
+        // With asynchronous scheduling an iteration that follows another back to back
+        // was decided when that one started: later arrivals wait a step.
+        self.state.admit_until = match self.last_step {
+            Some((start, end)) if self.cfg.async_scheduling && end == now => start,
+            _ => now,
+        };
         scheduler::schedule(&mut self.state, &self.cfg, now, &mut plan);
         self.counters.preemptions += u64::from(plan.preempted);
         if plan.entries.is_empty() {
@@ -380,7 +390,9 @@ impl Replica {
     /// time, or longer when a lock-step group waits for its slowest rank).
     pub fn launch_step(&mut self, now: SimTime, duration: SimDuration) -> StepStart {
         self.counters.busy += duration;
-        self.pipeline(now, duration)
+        let start = self.pipeline(now, duration);
+        self.last_step = Some((now, start.done));
+        start
     }
 
     /// Push a batch whose whole-model time is `duration` through the pipeline: each of

@@ -101,6 +101,7 @@ mod tests {
         // Per token at 2 bytes per element: layers × 2 (K, V) × kv_heads × head_dim × 2 B,
         // or layers × (kv_lora_rank + qk_rope_head_dim) × 2 B for MLA.
         let expected: &[(&str, f64)] = &[
+            ("codellama/CodeLlama-34b-Instruct-hf", 196_608.0),
             ("codellama/CodeLlama-34b-hf", 196_608.0), // 48 × 2 × 8 × 128 × 2
             ("deepseek-ai/DeepSeek-V3", 70_272.0),     // 61 × (512 + 64) × 2
             ("facebook/opt-13b", 819_200.0),           // 40 × 2 × 40 × 128 × 2

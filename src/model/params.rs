@@ -297,6 +297,12 @@ mod tests {
         ("facebook/opt-66b", 65_719_701_504, 66e9, 1e9),
         // Code Llama paper: 34B; HF 33.7B.
         ("codellama/CodeLlama-34b-hf", 33_743_970_304, 33.7e9, 0.1e9),
+        (
+            "codellama/CodeLlama-34b-Instruct-hf",
+            33_743_970_304,
+            33.7e9,
+            0.1e9,
+        ),
         // phi-2 model card: "2.7 billion parameters"; HF 2.78B.
         ("microsoft/phi-2", 2_779_683_840, 2.78e9, 0.01e9),
         // gpt-oss model card table: 20.91B and 116.83B.

@@ -6,7 +6,6 @@
 //! operator-table model and the fixed mock used by tests all implement the trait.
 
 use crate::deployment::Deployment;
-use crate::engine::SchedulerKind;
 use crate::error::{Error, Result};
 use crate::paths::DataPaths;
 use crate::units::SimDuration;
@@ -136,20 +135,15 @@ pub fn select_latency_model(
     d: &Deployment,
     paths: &DataPaths,
     choice: LatencyChoice,
-    scheduler: SchedulerKind,
 ) -> Result<Arc<dyn LatencyModel>> {
     let roofline = || -> Result<Arc<dyn LatencyModel>> {
-        let params = roofline::RooflineParams::load_for(&paths.perf_model, d.gpu())?
-            .for_stack(paths, scheduler)?;
+        let params = roofline::RooflineParams::load_for(&paths.perf_model, d.gpu())?;
         Ok(Arc::new(roofline::Roofline::new(d, params)))
     };
     if choice == LatencyChoice::Roofline {
         return roofline();
     }
-    let opts = measured::MeasuredOptions {
-        scheduler,
-        ..Default::default()
-    };
+    let opts = measured::MeasuredOptions::default();
     match measured::MeasuredModel::new(d, paths, &opts)? {
         Some(m) => Ok(Arc::new(m)),
         None if choice == LatencyChoice::Auto => roofline(),

@@ -3,9 +3,12 @@
 //! Every operator of an iteration costs `max(FLOPs / (peak × compute efficiency),
 //! bytes / (bandwidth × memory efficiency))` on one GPU of the replica; operators run
 //! one after another, so the iteration takes their sum, plus tensor-parallel
-//! all-reduces (α-β cost over the actual link), pipeline activation transfers, and a
-//! fixed CPU cost per iteration and per layer. The efficiencies and overheads come from
-//! `perf_model/roofline.toml` (refit by `servesim calibrate`).
+//! all-reduces (the serving stack's custom all-reduce where it applies, else α-β over
+//! the actual link) and pipeline activation transfers. The efficiencies come from
+//! `perf_model/roofline.toml` or `perf_model/calibrated/<gpu>.toml` (refit by
+//! `servesim calibrate`). How the iteration runs — CUDA graphs (the batch padded to a
+//! captured size) or eager launches, and the host work around it — is the serving
+//! stack's ([`crate::stack::Execution`]).
 //!
 //! * Linear operators: `2 · tokens · k · in · out / shards` FLOPs; the weight shard is
 //!   read once per iteration (for routed experts, only the experts the batch touches:
@@ -22,11 +25,11 @@
 
 use super::{LatencyModel, StepShape};
 use crate::deployment::Deployment;
-use crate::engine::SchedulerKind;
 use crate::error::{Error, Result};
 use crate::hardware::{AllReduceAlgorithm, GpuSpec, LinkSpec};
 use crate::memory::layer_kv_bytes_per_token_per_gpu;
 use crate::model::{AttentionKind, ExpertCount, FfnSpec, LayerSpec, LinearOp, TpSplit};
+use crate::stack::{CustomAllReduce, Execution, StepCost};
 use crate::units::SimDuration;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -41,9 +44,12 @@ pub struct RooflineParams {
     pub memory_efficiency: f64,
     /// Fraction of dense tensor peak that attention kernels achieve.
     pub attention_compute_efficiency: f64,
-    /// CPU cost per iteration, s.
+    /// CPU cost per iteration, s. A serving-stack parameter that `servesim calibrate`
+    /// fits alongside the efficiencies; the model itself takes host costs from the
+    /// deployment's stack file (`host.step_us`).
     pub step_overhead_s: f64,
-    /// Extra cost per decoder layer per iteration, s.
+    /// Extra cost per decoder layer per iteration, s. Fitted by `servesim calibrate`
+    /// (launch gaps); the model takes launch costs from the stack file.
     pub per_layer_overhead_s: f64,
 }
 
@@ -62,23 +68,6 @@ impl RooflineParams {
         } else {
             Self::load(perf_model_dir)
         }
-    }
-
-    /// These parameters for a serving stack: the overheads of the parameter files were
-    /// fitted on vLLM ≤ 0.6 (V0) runs and stand for V0, orca and static batching; for
-    /// the V1 stack (async scheduling, CUDA graphs) its measured host overhead from
-    /// `engine_overhead.toml` replaces them (no per-layer gaps: graphs hide them).
-    pub fn for_stack(
-        mut self,
-        paths: &crate::paths::DataPaths,
-        scheduler: SchedulerKind,
-    ) -> Result<Self> {
-        if scheduler == SchedulerKind::VllmV1 {
-            let host = crate::perf::measured::load_overhead(paths, scheduler)?;
-            self.step_overhead_s = host.step_us * 1e-6;
-            self.per_layer_overhead_s = 0.0;
-        }
-        Ok(self)
     }
 
     /// Where calibrated parameters for `gpu` live: `calibrated/<slug>.toml`, the slug
@@ -220,7 +209,6 @@ struct LayerGroup {
 /// The roofline latency model of one replica.
 #[derive(Clone, Debug)]
 pub struct Roofline {
-    params: RooflineParams,
     groups: Vec<LayerGroup>,
     lm_head: PreparedLinear,
     hidden_act_bytes: f64,
@@ -228,11 +216,17 @@ pub struct Roofline {
     attn_rate: f64,
     tp: u32,
     tp_link: LinkSpec,
+    /// The stack's custom all-reduce, where it serves this TP group.
+    custom_all_reduce: Option<CustomAllReduce>,
     ep: u32,
     ep_link: LinkSpec,
     pp: u32,
     pp_link: LinkSpec,
     num_layers: u64,
+    /// How the serving stack runs an iteration.
+    execution: Execution,
+    /// Kernels launched per iteration when it runs eagerly.
+    kernels: f64,
     description: String,
 }
 
@@ -359,8 +353,28 @@ impl Roofline {
             groups.push((layer.clone(), group));
         }
         let span_nodes = d.tp * d.pp > d.cluster.gpus_per_node;
+        let tp_link = d.cluster.link_for_group(d.tp).clone();
+        let custom_all_reduce = d
+            .stack
+            .custom_all_reduce
+            .clone()
+            .filter(|c| c.applies(&tp_link, d.tp, d.cluster.group_spans_nodes(d.tp)));
+        let host = &d.stack.execution.host;
+        // Per layer: the linear operators, norms, activation, rotary, the KV write and
+        // attention, the all-reduces; plus embedding, final norm, LM head and sampler.
+        let kernels: f64 = groups
+            .iter()
+            .map(|(l, g)| {
+                g.count as f64
+                    * (g.linears.len() as f64
+                        + l.norms.len() as f64
+                        + 4.0
+                        + f64::from(g.all_reduces))
+            })
+            .sum::<f64>()
+            + 4.0;
         let description = format!(
-            "roofline ({} on {} × TP{} PP{}; GEMM {:.0}% of peak, attention {:.0}%, memory {:.0}% of {:.0} GB/s; {:.1} ms per iteration + {:.0} µs per layer)",
+            "roofline ({} on {} × TP{} PP{}; GEMM {:.0}% of peak, attention {:.0}%, memory {:.0}% of {:.0} GB/s; serving stack {}: {:?} CUDA graphs, host {:.0} µs per iteration{})",
             m.name,
             d.gpu().name,
             d.tp,
@@ -369,56 +383,47 @@ impl Roofline {
             params.attention_compute_efficiency * 100.0,
             params.memory_efficiency * 100.0,
             d.gpu().memory_bandwidth_bytes_per_s() / 1e9,
-            params.step_overhead_s * 1e3,
-            params.per_layer_overhead_s * 1e6,
+            d.stack.name,
+            d.stack.execution.graph_mode,
+            host.step_us,
+            match &custom_all_reduce {
+                Some(c) => format!("; {}", c.describe()),
+                None => String::new(),
+            },
         );
         Roofline {
-            params,
             groups: groups.into_iter().map(|(_, g)| g).collect(),
             lm_head: prepare(&m.lm_head),
             hidden_act_bytes: m.hidden_size as f64 * ab,
             bandwidth: d.gpu().memory_bandwidth_bytes_per_s() * params.memory_efficiency,
             attn_rate: d.peak_flops(d.act_dtype) * params.attention_compute_efficiency,
             tp: d.tp,
-            tp_link: d.cluster.link_for_group(d.tp).clone(),
+            tp_link,
+            custom_all_reduce,
             ep: d.ep,
             ep_link: d.cluster.link_for_group(d.ep).clone(),
             pp: d.pp,
             pp_link: d.cluster.link_between(span_nodes).clone(),
             num_layers: m.num_layers,
+            execution: d.stack.execution.clone(),
+            kernels,
             description,
         }
     }
 
     /// The iteration time of `shape`, s, with the cost of every operator appended to
     /// `ops` when given.
-    pub fn evaluate(&self, shape: &StepShape, mut ops: Option<&mut Vec<OpCost>>) -> f64 {
-        let tokens = shape.total_tokens() as f64;
-        let seqs = f64::from(shape.num_seqs());
-        if tokens == 0.0 {
+    pub fn evaluate(&self, shape: &StepShape, ops: Option<&mut Vec<OpCost>>) -> f64 {
+        if shape.is_empty() {
             return 0.0;
         }
-        let mut total = 0.0;
+        // The layers run on the batch padded to its captured size.
+        let plan = self.execution.plan(shape);
+        let tokens = plan.tokens;
+        let seqs = f64::from(shape.num_seqs());
+        let mut acc = Accumulator { total_s: 0.0, ops };
         let mut add = |name: &str, count: u64, flops: f64, bytes: f64, time: f64, bound: Bound| {
-            total += time;
-            if let Some(v) = ops.as_deref_mut() {
-                match v.iter_mut().find(|o| o.name == name) {
-                    Some(o) => {
-                        o.count += count;
-                        o.flops += flops;
-                        o.bytes += bytes;
-                        o.time_s += time;
-                    }
-                    None => v.push(OpCost {
-                        name: name.to_owned(),
-                        count,
-                        flops,
-                        bytes,
-                        time_s: time,
-                        bound,
-                    }),
-                }
-            }
+            acc.add(name, count, flops, bytes, time, bound)
         };
         let roof = |flops: f64, rate: f64, bytes: f64, bw: f64| {
             let c = if rate > 0.0 { flops / rate } else { 0.0 };
@@ -471,9 +476,16 @@ impl Roofline {
             }
             if g.all_reduces > 0 {
                 let msg = tokens * self.hidden_act_bytes;
-                let t = self
-                    .tp_link
-                    .all_reduce_s(msg, self.tp, AllReduceAlgorithm::Fastest);
+                let nccl = || {
+                    self.tp_link
+                        .all_reduce_s(msg, self.tp, AllReduceAlgorithm::Fastest)
+                };
+                let t = match &self.custom_all_reduce {
+                    Some(c) => c
+                        .time_us(&self.tp_link, self.tp, msg)
+                        .map_or_else(nccl, |us| us * 1e-6),
+                    None => nccl(),
+                };
                 let k = f64::from(g.all_reduces) * n;
                 add(
                     "all_reduce",
@@ -505,10 +517,45 @@ impl Roofline {
                 Bound::Communication,
             );
         }
-        let overhead =
-            self.params.step_overhead_s + self.params.per_layer_overhead_s * self.num_layers as f64;
-        add("overhead", 1, 0.0, 0.0, overhead, Bound::Overhead);
-        total
+        let cost = StepCost {
+            gpu_us: acc.total_s * 1e6,
+            kernels: self.kernels,
+            layers: self.num_layers as f64 / f64::from(self.pp),
+        };
+        let overhead = self.execution.overhead_us(&plan, &cost, shape) * 1e-6;
+        acc.add("overhead", 1, 0.0, 0.0, overhead, Bound::Overhead);
+        acc.total_s
+    }
+}
+
+/// Sums operator times and, when asked, keeps each operator's cost.
+struct Accumulator<'a> {
+    total_s: f64,
+    ops: Option<&'a mut Vec<OpCost>>,
+}
+
+impl Accumulator<'_> {
+    fn add(&mut self, name: &str, count: u64, flops: f64, bytes: f64, time: f64, bound: Bound) {
+        self.total_s += time;
+        let Some(v) = self.ops.as_deref_mut() else {
+            return;
+        };
+        match v.iter_mut().find(|o| o.name == name) {
+            Some(o) => {
+                o.count += count;
+                o.flops += flops;
+                o.bytes += bytes;
+                o.time_s += time;
+            }
+            None => v.push(OpCost {
+                name: name.to_owned(),
+                count,
+                flops,
+                bytes,
+                time_s: time,
+                bound,
+            }),
+        }
     }
 }
 

@@ -83,6 +83,7 @@ pub struct SweepContext {
     pub grid: Grid,
     model: ModelSpec,
     gpus: BTreeMap<String, GpuSpec>,
+    stack: Arc<crate::stack::ServingStack>,
     memory: MemoryModel,
     paths: DataPaths,
     /// Latency models by (GPU, TP, PP), built once and shared by every point that
@@ -195,7 +196,16 @@ impl SweepContext {
             }
             WorkloadSpec::Synthetic { .. } => None,
         };
+        let stack_name = config.serving_stack.clone().or_else(|| {
+            config
+                .scheduler
+                .map(|k| crate::stack::ServingStack::default_name_for(k).to_owned())
+        });
         Ok(SweepContext {
+            stack: Arc::new(crate::stack::ServingStack::load(
+                paths,
+                stack_name.as_deref(),
+            )?),
             memory: MemoryModel::load(&paths.perf_model)?,
             paths: paths.clone(),
             latency_cache: std::sync::Mutex::new(BTreeMap::new()),
@@ -308,39 +318,37 @@ impl SweepContext {
             enable_chunked_prefill: c.enable_chunked_prefill,
             ..EngineOverrides::default()
         };
-        let setup = Deployment::from_parts(self.model.clone(), gpu.clone(), &req).and_then(|d| {
-            let latency: Arc<dyn LatencyModel> = match &self.latency_override {
-                Some(l) => l.clone(),
-                None => {
-                    // The same model `simulate` picks (measured, shape-based or roofline).
-                    let key = (d.gpu().name.clone(), d.tp, d.pp);
-                    let cached = self
-                        .latency_cache
-                        .lock()
-                        .expect("cache lock")
-                        .get(&key)
-                        .cloned();
-                    match cached {
-                        Some(l) => l,
+        let setup =
+            Deployment::from_parts(self.model.clone(), gpu.clone(), self.stack.clone(), &req)
+                .and_then(|d| {
+                    let latency: Arc<dyn LatencyModel> = match &self.latency_override {
+                        Some(l) => l.clone(),
                         None => {
-                            // One scheduler per sweep, so it need not be in the key.
-                            let l = select_latency_model(
-                                &d,
-                                &self.paths,
-                                LatencyChoice::Auto,
-                                overrides.scheduler_kind(),
-                            )?;
-                            self.latency_cache
+                            // The same model `simulate` picks (measured, shape-based or roofline).
+                            let key = (d.gpu().name.clone(), d.tp, d.pp);
+                            let cached = self
+                                .latency_cache
                                 .lock()
                                 .expect("cache lock")
-                                .insert(key, l.clone());
-                            l
+                                .get(&key)
+                                .cloned();
+                            match cached {
+                                Some(l) => l,
+                                None => {
+                                    // One serving stack per sweep, so it need not be in the key.
+                                    let l =
+                                        select_latency_model(&d, &self.paths, LatencyChoice::Auto)?;
+                                    self.latency_cache
+                                        .lock()
+                                        .expect("cache lock")
+                                        .insert(key, l.clone());
+                                    l
+                                }
+                            }
                         }
-                    }
-                }
-            };
-            ReplicaSetup::with_latency(d, &overrides, &self.memory, latency)
-        });
+                    };
+                    ReplicaSetup::with_latency(d, &overrides, &self.memory, latency)
+                });
         let setup = match setup {
             Ok(s) => s,
             Err(e) => return Ok(Outcome::Infeasible(e.to_string())),

@@ -35,8 +35,11 @@ pub struct SweepConfig {
     pub kv_cache_dtype: Option<String>,
     /// Fraction of GPU memory the engine may use.
     pub gpu_memory_utilization: Option<f64>,
-    /// Scheduler for every point. Default: vllm-v1.
+    /// Scheduler for every point. Default: the serving stack's.
     pub scheduler: Option<crate::engine::SchedulerKind>,
+    /// Serving stack for every point (a name under `perf_model/stacks/` or a file).
+    /// Default: vllm-v1, or the stack of `scheduler`'s engine.
+    pub serving_stack: Option<String>,
     /// Router policy for every point. Default: round-robin.
     pub route: Option<crate::sim::RoutePolicy>,
     /// Seed of the workload generator (and of vLLM-JSON arrivals). Default: 0.

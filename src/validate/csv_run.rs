@@ -95,6 +95,7 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<MeasuredRun> {
                 output_tokens: t.count(row, co)?,
                 ttft_s: f - a,
                 e2e_s: l - a,
+                prefix_hash_ids: Vec::new(),
             },
         ));
     }

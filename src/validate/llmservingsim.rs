@@ -90,6 +90,7 @@ pub fn read(path: &Path) -> Result<MeasuredRun> {
                 output_tokens: tokens("output_toks")?,
                 ttft_s: first - queued,
                 e2e_s: last - queued,
+                prefix_hash_ids: Vec::new(),
             },
         ));
     }

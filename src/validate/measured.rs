@@ -22,6 +22,12 @@ pub struct MeasuredRequest {
     pub ttft_s: f64,
     /// End-to-end latency, s.
     pub e2e_s: f64,
+    /// Ids of the prompt's leading blocks of
+    /// [`DEFAULT_HASH_BLOCK_TOKENS`](crate::trace::DEFAULT_HASH_BLOCK_TOKENS) tokens, as
+    /// [`Request::prefix_hash_ids`](crate::trace::Request::prefix_hash_ids): requests
+    /// whose lists start alike share that prefix. Empty when the run does not say.
+    #[serde(skip)]
+    pub prefix_hash_ids: Vec<u64>,
 }
 
 impl MeasuredRequest {
@@ -46,6 +52,8 @@ pub enum RunFormat {
     LlmServingSim,
     /// A CSV with arrival, first-token and finish times per request.
     Csv,
+    /// A BLIS replay run with its ground truth.
+    Blis,
 }
 
 /// How the measured run's requests arrived.

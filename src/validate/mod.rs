@@ -12,6 +12,7 @@
 //! | [vLLM benchmark JSON](vllm_bench) | per-request `ttfts`, `itls`, lengths | arrivals regenerated from `request_rate` + seed (or all at once for `inf`, closed-loop under `max_concurrency`) |
 //! | [LLMServingSim run](llmservingsim) | `requests.jsonl` + `meta.json` | recorded arrivals; engine settings from `meta.json` |
 //! | [per-request CSV](csv_run) | arrival / first-token / finish columns | recorded arrivals |
+//! | [BLIS run](blis) | `<run>.json` + `<run>_ground_truth.json` | recorded arrivals; engine settings from the run's `config` |
 //! | [Argonne table](tables) | static batches, batch E2E | each batch at once through the engine |
 //! | [Argonne TTFT figure](tables) | static batches, one output token, batch TTFT | each batch at once through the engine |
 //! | [Splitwise table](tables) | static batches, prefill and decode step times | latency model on the exact shapes |
@@ -61,7 +62,6 @@
 
 use crate::deployment::{Deployment, DeploymentRequest};
 use crate::engine::config::EngineOverrides;
-use crate::engine::SchedulerKind;
 use crate::error::{Error, Result};
 use crate::paths::DataPaths;
 use crate::perf::roofline::{Roofline, RooflineParams};
@@ -69,6 +69,7 @@ use crate::setup::ReplicaSetup;
 use std::path::Path;
 
 pub mod batch;
+pub mod blis;
 mod chart;
 pub mod csv_run;
 pub(crate) mod csv_table;
@@ -120,6 +121,8 @@ pub enum InputFormat {
     Splitwise,
     /// TensorRT-LLM offline throughput table (`throughput_offline.csv`).
     TrtllmThroughput,
+    /// BLIS replay run: `<run>.json` with `<run>_ground_truth.json` beside it.
+    Blis,
 }
 
 /// A measurement, read.
@@ -154,6 +157,7 @@ pub fn detect(path: &Path) -> Result<InputFormat> {
         .unwrap_or("")
         .to_ascii_lowercase();
     match ext.as_str() {
+        "json" if blis::looks_like_run(path) => Ok(InputFormat::Blis),
         "json" => Ok(InputFormat::VllmBench),
         "jsonl" => Ok(InputFormat::Llmservingsim),
         _ => {
@@ -186,6 +190,7 @@ pub fn open(path: &Path, format: Option<InputFormat>, opts: &OpenOptions) -> Res
         InputFormat::VllmBench => Measurement::Run(Box::new(vllm_bench::read(path, opts.seed)?)),
         InputFormat::Llmservingsim => Measurement::Run(Box::new(llmservingsim::read(path)?)),
         InputFormat::Csv => Measurement::Run(Box::new(csv_run::read(path)?)),
+        InputFormat::Blis => Measurement::Run(Box::new(blis::read(path)?)),
         InputFormat::TrtllmThroughput => Measurement::Throughput(throughput_table::read(path)?),
         InputFormat::Argonne | InputFormat::Splitwise => {
             let t = tables::read(path, opts.framework.as_deref())?;
@@ -237,8 +242,7 @@ fn setup_for(
         None => ReplicaSetup::new(d, ov, paths),
         Some(p) => {
             let mm = crate::memory::MemoryModel::load(&paths.perf_model)?;
-            let p = p.for_stack(paths, ov.scheduler_kind())?;
-            let latency = std::sync::Arc::new(Roofline::new(&d, p));
+            let latency = std::sync::Arc::new(Roofline::new(&d, *p));
             ReplicaSetup::with_latency(d, ov, &mm, latency)
         }
     }
@@ -293,7 +297,7 @@ pub fn validate_run(
 /// The deployment request of a table group: `base` (flags) wins; the group's mapped
 /// model, device, TP ([`TableGroup::tensor_parallel_size`]: the table's device count
 /// times the catalog devices in each) and `max_model_len` fill the gaps, with `float16`
-/// as the measured dtype.
+/// as the measured dtype and [`TABLE_STACK`] as the serving stack.
 pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> DeploymentRequest {
     let mut r = base.clone();
     r.model.get_or_insert_with(|| group.model.model.clone());
@@ -305,22 +309,28 @@ pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> Deployment
         r.max_model_len = group.model.max_model_len;
     }
     r.dtype.get_or_insert_with(|| "float16".into());
+    if r.serving_stack.is_none() {
+        r.serving_stack = Some(TABLE_STACK.into());
+    }
     r
 }
+
+/// The serving stack static-batch tables are replayed on unless one is given: the
+/// Argonne tables ran vLLM 0.5.x–0.6.1 (V0).
+pub const TABLE_STACK: &str = "vllm-0.6";
 
 /// Validate each group of `table` that `keep` accepts, each with its own deployment
 /// (`settings` first, the group's mapping fills the gaps), returning `(group slug,
 /// outcome)` in group order: a group that cannot be simulated (the model does not fit,
-/// say) is an `Err` there, not the end of the run. vLLM V0 is the default scheduler:
-/// the tables were measured with vLLM ≤ 0.6.
+/// say) is an `Err` there, not the end of the run. The default serving stack is
+/// [`TABLE_STACK`]: the tables were measured with vLLM ≤ 0.6.
 pub fn validate_table(
     table: &StaticTable,
     settings: &Settings,
     paths: &DataPaths,
     mut keep: impl FnMut(&TableGroup) -> bool,
 ) -> Vec<(String, Result<Validation>)> {
-    let mut ov = settings.engine;
-    ov.scheduler.get_or_insert(SchedulerKind::VllmV0);
+    let ov = settings.engine;
     let one = |g: &TableGroup| -> Result<Validation> {
         let req = group_request(g, &settings.deployment);
         let d = Deployment::resolve(&req, paths)?;
@@ -380,7 +390,7 @@ pub fn validate_throughput<'a>(
             let f = offline::KV_CACHE_FREE_GPU_MEM_FRACTION;
             req.gpu_memory_utilization = Some(f);
             let d = Deployment::resolve(&req, paths)?;
-            let e = ov.resolve_unsized(d.max_model_len);
+            let e = ov.resolve_unsized(&d.stack.scheduler, d.max_model_len);
             let plan = crate::memory::plan(
                 &d,
                 &crate::memory::MemoryModel::load(&paths.perf_model)?,

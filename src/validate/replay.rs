@@ -77,12 +77,14 @@ pub fn requests_of(run: &MeasuredRun) -> Vec<Request> {
     run.requests
         .iter()
         .map(|r| {
-            Request::new(
+            let mut q = Request::new(
                 r.id,
                 SimTime::from_secs_f64(r.arrival_s),
                 r.input_tokens,
                 r.output_tokens,
-            )
+            );
+            q.prefix_hash_ids.clone_from(&r.prefix_hash_ids);
+            q
         })
         .collect()
 }

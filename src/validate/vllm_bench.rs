@@ -111,6 +111,7 @@ pub fn read(path: &Path, seed: u64) -> Result<MeasuredRun> {
             output_tokens: r.output_tokens,
             ttft_s: ttft,
             e2e_s: e2e,
+            prefix_hash_ids: Vec::new(),
         });
     }
     let rate_inf = match obj.get("request_rate") {

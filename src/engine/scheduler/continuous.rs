@@ -146,6 +146,9 @@ fn admit_waiting(
         let Some(&slot) = st.waiting.front() else {
             break;
         };
+        if st.reqs[slot].arrival > st.admit_until {
+            break;
+        }
         if watermark > 0 {
             let r = &st.reqs[slot];
             let need = r.known_tokens().div_ceil(cfg.block_size);

@@ -75,6 +75,10 @@ pub struct ReplicaState {
     pub running: Vec<usize>,
     /// The replica's paged KV cache.
     pub kv: KvCache,
+    /// Waiting requests that reached the engine after this time are not seen by the
+    /// next scheduling decision: with asynchronous scheduling the batch of iteration
+    /// k+1 is decided when iteration k starts.
+    pub admit_until: SimTime,
 }
 
 /// The KV sequence id of a slot.
@@ -104,6 +108,7 @@ impl ReplicaState {
                 cfg.block_size,
                 cfg.enable_prefix_caching,
             ),
+            admit_until: SimTime::ZERO,
         }
     }
 

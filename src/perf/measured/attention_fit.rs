@@ -66,6 +66,39 @@ pub(crate) fn fit_gpu_attention(gpu: &GpuProfiles) -> Option<AttentionLaw> {
     AttentionLaw::fit(&rows, unified, pure_alpha(tps.into_iter()))
 }
 
+/// Fit an attention law on the GPU's attention measured through vLLM's backend
+/// ([`super::measurements::load_attention`]), for prefill and for decode on the rows
+/// of the deployment's head size whose per-GPU KV-head count is nearest its own (on a
+/// log scale; several counts at equal distance are all kept): how well the kernel fills
+/// the GPU depends on the heads it has to spread, so rows of a distant head count would
+/// bias the law. The rows are pure prefill or pure decode batches, so a mixed batch is
+/// costed as its prefill part plus its decode part (the law is fitted as for separate
+/// kernels: nothing in the rows shows how one kernel shares the GPU between the two).
+pub(crate) fn fit_engine_attention(
+    rows: &[(AttnGeometry, super::profile::AttentionRow)],
+    g: &AttnGeometry,
+) -> Option<AttentionLaw> {
+    let mut picked = Vec::new();
+    for prefill in [true, false] {
+        let of_kind: Vec<_> = rows
+            .iter()
+            .filter(|(x, r)| (r.prefill_chunk > 0.0) == prefill && x.pair_flops == g.pair_flops)
+            .collect();
+        let distance = |x: &AttnGeometry| (x.kv_heads / g.kv_heads).ln().abs();
+        let nearest = of_kind
+            .iter()
+            .map(|(x, _)| distance(x))
+            .fold(f64::INFINITY, f64::min);
+        picked.extend(
+            of_kind
+                .into_iter()
+                .filter(|(x, _)| distance(x) <= nearest + 1e-9)
+                .copied(),
+        );
+    }
+    AttentionLaw::fit(&picked, false, 0.0)
+}
+
 /// For an accelerator whose grids lack prefill or decode measurements: the law of the
 /// accelerator with the most unified-kernel (vLLM V1) profiles, transferred by the
 /// ratio of memory bandwidths and peak FLOP rates.

@@ -6,11 +6,13 @@
 //! law fitted on all measurements of this accelerator → the roofline.
 
 use super::attention::{AttentionLaw, AttnGeometry};
-use super::attention_fit::{fit_gpu_attention, fit_profile_attention, reference_attention};
+use super::attention_fit::{
+    fit_engine_attention, fit_gpu_attention, fit_profile_attention, reference_attention,
+};
 use super::comm::Collective;
 use super::gemm::{GemmModel, GemmOperand, StreamModel};
 use super::ops::{
-    AttentionPart, Component, Composition, Curve, ExpertParallel, Group, Head, MoeBlock, Overhead,
+    AttentionPart, Component, Composition, Curve, ExpertParallel, Group, Head, MoeBlock,
 };
 use super::profile::{GpuProfiles, MeasuredOp, ModelProfile, OpKind, ProfileShape, TpProfile};
 use crate::deployment::Deployment;
@@ -28,11 +30,14 @@ pub(crate) const MEASURED_ELEMENT_BYTES: f64 = 2.0;
 /// What the builder needs besides the deployment.
 pub(crate) struct Inputs<'a> {
     pub gpu: &'a GpuProfiles,
+    /// The serving stack's all-reduce measured in CUDA graphs on this GPU, by GPU count.
+    pub engine_all_reduce: &'a [super::profile::CollectiveTable],
+    /// Attention measured through vLLM's backend on this GPU.
+    pub engine_attention: &'a [(AttnGeometry, super::profile::AttentionRow)],
     /// Where the other accelerators' profiles are (for a transferred attention law).
     pub paths: &'a DataPaths,
     pub exclude_models: &'a [String],
     pub roofline: RooflineParams,
-    pub overhead: Overhead,
     /// Ignore an exact profile even if one matches (shape-based prediction only).
     pub shape_based_only: bool,
 }
@@ -377,26 +382,7 @@ impl Ctx<'_> {
                 });
             }
         }
-        // Attention.
-        let a = &layer.attention;
-        let t = f64::from(tp);
-        let (pair_flops, kv_heads) = match &a.mla {
-            Some(_) => (2.0 * (a.head_dim + a.v_head_dim) as f64, 1.0),
-            None => (
-                2.0 * (a.head_dim + a.v_head_dim) as f64,
-                (a.num_kv_heads as f64 / t).ceil().max(1.0),
-            ),
-        };
-        let geometry = AttnGeometry {
-            q_heads: (a.num_heads as f64 / t).ceil().max(1.0),
-            kv_heads,
-            pair_flops,
-            kv_bytes_per_token: layer_kv_bytes_per_token_per_gpu(d, layer),
-            window: match a.kind {
-                AttentionKind::Full => None,
-                AttentionKind::Sliding { window_tokens } => Some(window_tokens as f64),
-            },
-        };
+        let geometry = attention_geometry(d, layer);
         let rp = &self.inp.roofline;
         let attention = AttentionPart {
             geometry,
@@ -430,6 +416,29 @@ impl Ctx<'_> {
                 0.0
             },
         }
+    }
+}
+
+/// The attention geometry of `layer` on one GPU of `d`.
+fn attention_geometry(d: &Deployment, layer: &LayerSpec) -> AttnGeometry {
+    let a = &layer.attention;
+    let t = f64::from(d.tp);
+    let (pair_flops, kv_heads) = match &a.mla {
+        Some(_) => (2.0 * (a.head_dim + a.v_head_dim) as f64, 1.0),
+        None => (
+            2.0 * (a.head_dim + a.v_head_dim) as f64,
+            (a.num_kv_heads as f64 / t).ceil().max(1.0),
+        ),
+    };
+    AttnGeometry {
+        q_heads: (a.num_heads as f64 / t).ceil().max(1.0),
+        kv_heads,
+        pair_flops,
+        kv_bytes_per_token: layer_kv_bytes_per_token_per_gpu(d, layer),
+        window: match a.kind {
+            AttentionKind::Full => None,
+            AttentionKind::Sliding { window_tokens } => Some(window_tokens as f64),
+        },
     }
 }
 
@@ -527,6 +536,21 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
     let own_complete = laws
         .first()
         .is_some_and(|(l, _)| l.prefill.is_some() && l.decode.is_some());
+    if !own_complete {
+        let geometry = d.model.layers.first().map(|l| attention_geometry(d, l));
+        if let Some(l) = geometry.and_then(|g| fit_engine_attention(inp.engine_attention, &g)) {
+            let label = format!(
+                "law fitted on attention measured through vLLM's backend on {} ({} rows, median error {:.1}%; perf_model/measurements/attention)",
+                gpu.slug,
+                l.rows,
+                l.median_rel_err * 100.0
+            );
+            laws.push((Arc::new(l), label));
+        }
+    }
+    let own_complete = laws
+        .iter()
+        .any(|(l, _)| l.prefill.is_some() && l.decode.is_some());
     if !own_complete {
         if let Some(l) = fit_gpu_attention(gpu) {
             let label = format!(
@@ -653,7 +677,7 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
         calls: 1.0,
     };
 
-    let all_reduce = Collective::all_reduce(gpu, &d.cluster, d.tp);
+    let all_reduce = Collective::all_reduce(gpu, d, inp.engine_all_reduce);
     let pp_send = Collective::pipeline_send(gpu, &d.cluster, d.tp, d.pp);
     let logits_gather = Collective::all_gather(gpu, &d.cluster, d.tp);
     let expert_exchange = Collective::expert_exchange(gpu, &d.cluster, d.ep);
@@ -673,7 +697,19 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
     if d.pp > 1 {
         ctx.note("pp_send", pp_send.describe());
     }
-    ctx.note("overhead", inp.overhead.source.clone());
+    let exec = &d.stack.execution;
+    ctx.note(
+        "overhead",
+        format!(
+            "serving stack {}: {:?} CUDA graphs, host {:.0} µs per iteration + {:.1} µs per sequence ({:?}; {})",
+            d.stack.name,
+            exec.graph_mode,
+            exec.host.step_us,
+            exec.host.per_sequence_us,
+            exec.host.overlap,
+            exec.host.source
+        ),
+    );
     let composition = Composition {
         groups: groups.into_iter().map(|(_, g)| g).collect(),
         head: Head {
@@ -688,7 +724,7 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
         expert_exchange,
         pp: d.pp,
         hidden_bytes: h * ab,
-        overhead: inp.overhead.clone(),
+        execution: d.stack.execution.clone(),
     };
     Built {
         composition,

@@ -1,10 +1,16 @@
 //! Tensor- and pipeline-parallel communication: measured NCCL tables where the
 //! accelerator has them (`network/all_reduce.csv`, `network/send_recv.csv`,
 //! interpolated over message bytes), else the α-β cost of the cluster's link.
+//!
+//! The tensor-parallel all-reduce is the serving stack's: its own all-reduce measured
+//! inside CUDA graphs on this GPU where that exists, else its custom all-reduce kernel
+//! ([`CustomAllReduce`]) where it applies (NCCL above its size limit), else NCCL.
 
 use super::profile::{CollectiveTable, GpuProfiles};
 use super::table::MonotoneTable;
+use crate::deployment::Deployment;
 use crate::hardware::{AllReduceAlgorithm, ClusterSpec, LinkSpec};
+use crate::stack::CustomAllReduce;
 
 /// How one collective is costed.
 #[derive(Clone, Debug)]
@@ -19,6 +25,14 @@ pub(crate) enum Collective {
     AllGatherLink { link: LinkSpec, n: u32 },
     /// Point-to-point send on `link`.
     SendLink { link: LinkSpec },
+    /// The stack's custom all-reduce over `n` GPUs on `link`, `fallback` above its size
+    /// limit.
+    Custom {
+        custom: CustomAllReduce,
+        link: LinkSpec,
+        n: u32,
+        fallback: Box<Collective>,
+    },
 }
 
 /// The link a `tp`-GPU group inside a node uses: the accelerator's calibrated link
@@ -37,11 +51,45 @@ fn find(tables: &[CollectiveTable], workers: u32, per_node: u32) -> Option<&Coll
 }
 
 impl Collective {
-    /// The all-reduce of a `tp`-GPU tensor-parallel group.
-    pub(crate) fn all_reduce(gpu: &GpuProfiles, cluster: &ClusterSpec, tp: u32) -> Self {
+    /// The tensor-parallel all-reduce of `d` as its serving stack runs it (see the
+    /// module docs); `engine` holds the stack's all-reduce measured on this GPU.
+    pub(crate) fn all_reduce(
+        gpu: &GpuProfiles,
+        d: &Deployment,
+        engine: &[CollectiveTable],
+    ) -> Self {
+        let (cluster, tp) = (&d.cluster, d.tp);
         if tp <= 1 {
             return Collective::None;
         }
+        let nccl = Self::nccl_all_reduce(gpu, cluster, tp);
+        let Some(custom) = &d.stack.custom_all_reduce else {
+            return nccl;
+        };
+        let link = group_link(gpu, cluster, tp);
+        if !custom.applies(&link, tp, cluster.group_spans_nodes(tp)) {
+            return nccl;
+        }
+        if let Some(t) = find(engine, tp, tp) {
+            return Collective::Table {
+                table: t.table.clone(),
+                label: format!(
+                    "measured {} in CUDA graphs ({tp} GPUs; perf_model/measurements/tp-collectives, {})",
+                    custom.measured_implementation.as_deref().unwrap_or("all-reduce"),
+                    gpu.slug
+                ),
+            };
+        }
+        Collective::Custom {
+            custom: custom.clone(),
+            link,
+            n: tp,
+            fallback: Box::new(nccl),
+        }
+    }
+
+    /// NCCL's all-reduce over a `tp`-GPU group: the measured table, else α-β.
+    fn nccl_all_reduce(gpu: &GpuProfiles, cluster: &ClusterSpec, tp: u32) -> Self {
         let per_node = tp.min(cluster.gpus_per_node);
         match find(&gpu.all_reduce, tp, per_node) {
             Some(t) => Collective::Table {
@@ -108,6 +156,14 @@ impl Collective {
             }
             Collective::AllGatherLink { link, n } => link.all_gather_s(bytes, *n) * 1e6,
             Collective::SendLink { link } => link.send_s(bytes) * 1e6,
+            Collective::Custom {
+                custom,
+                link,
+                n,
+                fallback,
+            } => custom
+                .time_us(link, *n, bytes)
+                .unwrap_or_else(|| fallback.time_us(bytes)),
         }
     }
 
@@ -123,6 +179,16 @@ impl Collective {
                 format!("α-β all-gather over {n} GPUs on {link}")
             }
             Collective::SendLink { link } => format!("α-β send on {link}"),
+            Collective::Custom {
+                custom,
+                link,
+                n,
+                fallback,
+            } => format!(
+                "{} over {n} GPUs on {link}, else {}",
+                custom.describe(),
+                fallback.describe()
+            ),
         }
     }
 }

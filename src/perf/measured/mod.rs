@@ -13,17 +13,17 @@
 //! | norms, rotary, activation | measured tables (fused-kernel sources only) | bandwidth law fitted on the GPU's fused kernels |
 //! | LM head, sampler | measured tables by sequences | GEMM law; sampler table scaled by vocabulary |
 //! | TP all-reduce, PP send | measured NCCL table where the GPU has one, else α-β on the cluster link | same |
-//! | CPU overhead | `engine_overhead.toml` (fitted constant, documented there) | same |
+//! | host work, launches, CUDA-graph padding | the serving stack (`perf_model/stacks/`, [`crate::stack`]) | same |
 //!
 //! Tables never fall off their edge: they are made monotone, floored at the smallest
 //! measured size and extended linearly beyond the largest (`table.rs`). Accelerators
 //! without profiles use the roofline model (see [`crate::perf::select_latency_model`]).
 //!
-//! **CUDA graphs.** The vLLM 0.19 profiles were taken in eager mode, one kernel at a
-//! time; vLLM serves with CUDA graphs (full graphs for decode-only batches, piecewise
-//! graphs around attention otherwise), which remove the CPU launch gaps between
-//! kernels. Kernel times are therefore summed with no per-kernel launch cost; the
-//! remaining per-iteration host time is the overhead term.
+//! **Kernel times.** Every source times kernels on the GPU (the vLLM 0.19 profiles
+//! one kernel at a time in eager mode, Vidur per kernel), without the CPU's launch gaps.
+//! They are summed back to back, which is how a CUDA graph runs them; the serving
+//! stack's execution model adds launch-bound time for eager iterations and host work
+//! (see [`ops`] and [`crate::stack`]).
 
 mod attention;
 mod attention_fit;
@@ -31,6 +31,7 @@ mod build;
 mod comm;
 mod fit;
 mod gemm;
+mod measurements;
 mod ops;
 mod profile;
 mod table;
@@ -39,20 +40,15 @@ mod tests;
 
 use super::{LatencyModel, StepShape};
 use crate::deployment::Deployment;
-use crate::engine::SchedulerKind;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::paths::DataPaths;
 use crate::perf::roofline::RooflineParams;
 use crate::units::SimDuration;
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Options for building a [`MeasuredModel`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MeasuredOptions {
-    /// The serving stack whose host overhead is added to every iteration
-    /// (`engine_overhead.toml`).
-    pub scheduler: SchedulerKind,
     /// Models whose profiles are ignored (as `org/name`, case-insensitive), to test the
     /// shape-based prediction on a model that was measured.
     pub exclude_models: Vec<String>,
@@ -76,25 +72,6 @@ pub struct MeasuredModel {
     composition: ops::Composition,
     tier: MeasuredTier,
     description: String,
-}
-
-/// One serving stack's entry of `engine_overhead.toml`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OverheadEntry {
-    step_us: f64,
-    per_sequence_us: f64,
-    source: String,
-}
-
-/// `engine_overhead.toml`: one entry per serving stack.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OverheadFile {
-    #[serde(rename = "vllm-v1")]
-    vllm_v1: OverheadEntry,
-    #[serde(rename = "vllm-v0")]
-    vllm_v0: OverheadEntry,
 }
 
 impl MeasuredModel {
@@ -138,13 +115,23 @@ impl MeasuredModel {
         if !gpu.has_models() {
             return Ok(None);
         }
-        let overhead = load_overhead(paths, opts.scheduler)?;
+        let engine_all_reduce = match d
+            .stack
+            .custom_all_reduce
+            .as_ref()
+            .and_then(|c| c.measured_implementation.as_deref())
+        {
+            Some(imp) => measurements::load_all_reduce(&paths.perf_model, &slug, imp)?,
+            None => Vec::new(),
+        };
+        let engine_attention = measurements::load_attention(&paths.perf_model, &slug)?;
         let inputs = build::Inputs {
+            engine_all_reduce: &engine_all_reduce,
+            engine_attention: &engine_attention,
             gpu: &gpu,
             paths,
             exclude_models: &opts.exclude_models,
             roofline: RooflineParams::load_for(&paths.perf_model, d.gpu())?,
-            overhead,
             shape_based_only: opts.shape_based_only,
         };
         let built = build::build(d, &inputs);
@@ -216,33 +203,6 @@ fn has_profile_toml(dir: &Path) -> bool {
                 .filter_map(|e| e.ok())
                 .any(|m| m.path().join("profile.toml").is_file())
         })
-}
-
-/// The host overhead per iteration of the stack that runs `scheduler`, from
-/// `engine_overhead.toml` (orca and static batching use the V0 entry: a synchronous
-/// host loop like it).
-pub(crate) fn load_overhead(paths: &DataPaths, scheduler: SchedulerKind) -> Result<ops::Overhead> {
-    let path = &MeasuredModel::profiles_dir(paths).join("engine_overhead.toml");
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let file: OverheadFile =
-        toml::from_str(&text).map_err(|e| crate::error::toml_error(path, &text, &e))?;
-    let f = match scheduler {
-        SchedulerKind::VllmV1 => file.vllm_v1,
-        SchedulerKind::VllmV0 | SchedulerKind::Orca | SchedulerKind::Static => file.vllm_v0,
-    };
-    for (k, v) in [
-        ("step_us", f.step_us),
-        ("per_sequence_us", f.per_sequence_us),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(Error::input(path, Some(k), format!("must be ≥ 0, got {v}")));
-        }
-    }
-    Ok(ops::Overhead {
-        step_us: f.step_us,
-        per_sequence_us: f.per_sequence_us,
-        source: f.source,
-    })
 }
 
 impl LatencyModel for MeasuredModel {

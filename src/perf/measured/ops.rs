@@ -7,18 +7,22 @@
 //!   Σ_layers [ Σ_linear op(T) + MoE(T) + Σ_elementwise op(T) + attention(batch)
 //!              + all_reduces × all_reduce(T · hidden · bytes) ]
 //! + embedding(T) + final_norm(T) + lm_head(S) + sampler(S)
-//! + (pp − 1) × send(T · hidden · bytes) + overhead(S)
+//! + (pp − 1) × send(T · hidden · bytes)
 //! ```
 //!
-//! Kernel times are summed with no launch gap between them: vLLM 0.19 runs decode
-//! batches as full CUDA graphs and the rest as piecewise graphs, so CPU launch latency
-//! is hidden; what remains per iteration is in the overhead term.
+//! Kernel times are summed back to back (the profiles are kernel times). The serving
+//! stack's [`Execution`] then says how the iteration runs: as a CUDA graph, `T` is the
+//! batch padded up to the captured size; eagerly, the CPU launches every kernel and
+//! the iteration lasts at least as long as those launches; and its host work is added
+//! or overlapped (see [`crate::stack`]). That excess over the kernels is the overhead
+//! term.
 
 use super::attention::{AttentionLaw, AttnGeometry};
 use super::comm::Collective;
 use super::gemm::{GemmModel, GemmOperand, StreamModel};
 use super::table::{MonotoneTable, Table2};
 use crate::perf::StepShape;
+use crate::stack::{ExecPlan, Execution, StepCost};
 use std::sync::Arc;
 
 /// A time as a function of one size (tokens or sequences), µs.
@@ -218,6 +222,20 @@ pub(crate) struct Group {
     pub all_reduces: f64,
 }
 
+impl Group {
+    /// Kernels one layer of the group launches.
+    fn kernels(&self) -> f64 {
+        let calls = |c: &[Component]| c.iter().map(|x| x.calls).sum::<f64>();
+        // Attention: the KV-cache write and the attention kernel; an MoE block: router,
+        // top-k, gate-up, activation, down and the combine.
+        calls(&self.linears)
+            + calls(&self.elementwise)
+            + 2.0
+            + self.all_reduces
+            + if self.moe.is_some() { 6.0 } else { 0.0 }
+    }
+}
+
 /// The per-iteration pieces outside the decoder layers.
 #[derive(Clone, Debug)]
 pub(crate) struct Head {
@@ -228,14 +246,6 @@ pub(crate) struct Head {
     /// Gathering the vocabulary-parallel logits onto one GPU (TP > 1).
     pub logits_gather: Collective,
     pub logits_bytes_per_sequence: f64,
-}
-
-/// Per-iteration time not in any kernel, µs: `step + per_sequence × S`.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Overhead {
-    pub step_us: f64,
-    pub per_sequence_us: f64,
-    pub source: String,
 }
 
 /// A composed iteration-time model.
@@ -252,7 +262,8 @@ pub(crate) struct Composition {
     pub pp: u32,
     /// Bytes of one token's hidden state (all-reduce and send message per token).
     pub hidden_bytes: f64,
-    pub overhead: Overhead,
+    /// How the serving stack runs an iteration.
+    pub execution: Execution,
 }
 
 /// Time by component, µs.
@@ -284,13 +295,25 @@ impl Breakdown {
 }
 
 impl Composition {
+    /// Kernels launched per iteration when it runs eagerly, and the decoder layers.
+    fn launches(&self) -> (f64, f64) {
+        let layers: f64 = self.groups.iter().map(|g| g.count).sum();
+        let kernels: f64 = self.groups.iter().map(|g| g.count * g.kernels()).sum::<f64>()
+            // Embedding, final norm, LM head, logits gather, sampler.
+            + 5.0;
+        (kernels, layers)
+    }
+
     /// The iteration time of `shape` by component, µs.
     pub(crate) fn evaluate(&self, shape: &StepShape) -> Breakdown {
         let mut b = Breakdown::default();
         if shape.is_empty() {
             return b;
         }
-        let t = shape.total_tokens() as f64;
+        let plan: ExecPlan = self.execution.plan(shape);
+        // The layers run on the batch padded to its captured size; the LM head and the
+        // sampler (outside the graph) on the sequences that sample.
+        let t = plan.tokens;
         let s = f64::from(shape.num_seqs());
         let ar = self.all_reduce.time_us(t * self.hidden_bytes);
         for g in &self.groups {
@@ -323,7 +346,13 @@ impl Composition {
         if self.pp > 1 {
             b.pp_send = f64::from(self.pp - 1) * self.pp_send.time_us(t * self.hidden_bytes);
         }
-        b.overhead = self.overhead.step_us + self.overhead.per_sequence_us * s;
+        let (kernels, layers) = self.launches();
+        let cost = StepCost {
+            gpu_us: b.total(),
+            kernels,
+            layers,
+        };
+        b.overhead = self.execution.overhead_us(&plan, &cost, shape);
         b
     }
 }

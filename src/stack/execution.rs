@@ -1,0 +1,197 @@
+//! How a stack executes one iteration: CUDA graphs or eager kernel launches, and the
+//! host work around it.
+//!
+//! A latency model computes the GPU time of an iteration with its kernels back to back
+//! (the measured operator profiles are kernel times) at the token count [`Execution::plan`]
+//! gives, then [`Execution::step_us`] turns it into wall time:
+//!
+//! ```text
+//! device = max(gpu, cpu launch time)
+//!   cpu launch time = graph_launch                          (a full CUDA graph)
+//!                   = layers × (graph_launch + kernel_launch) (piecewise: attention eager between pieces)
+//!                   = kernels × kernel_launch                 (eager)
+//! cpu    = per_sequence × sequences + per_prefill × prefill chunks
+//! step   = device + cpu + exposed          (serial host loop)
+//!        = max(device, cpu) + exposed      (host work overlapped with the GPU: asynchronous scheduling)
+//! ```
+//!
+//! `exposed` (`host.step_us`) is the time per iteration the GPU waits whatever the
+//! overlap: the hand-off of sampled tokens and the launch of the next iteration.
+//!
+//! A batch runs as a CUDA graph when the stack captures one of its size: it is then padded
+//! up to the next captured size, and the CPU does not launch its kernels one by one. The
+//! CPU may run ahead of the GPU, so launches cost time only when they are slower than
+//! the kernels they launch (small batches, many short kernels).
+
+use crate::perf::StepShape;
+use serde::Serialize;
+
+/// Which batches a stack runs as CUDA graphs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GraphMode {
+    /// Every batch eager (`--enforce-eager`, engines without graphs).
+    None,
+    /// Decode-only batches up to the largest captured size (vLLM V0).
+    DecodeOnly,
+    /// Every batch up to the largest captured token count, as graphs broken around
+    /// attention, which is launched eagerly between the pieces (vLLM V1 ≤ 0.10).
+    Piecewise,
+    /// Decode-only batches as one full graph, other batches piecewise (vLLM ≥ 0.11).
+    FullAndPiecewise,
+}
+
+/// Whether the host work of an iteration overlaps the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostOverlap {
+    /// Scheduling, input preparation and output processing run between iterations.
+    Serial,
+    /// They run while the GPU computes (asynchronous scheduling); only host work longer
+    /// than the GPU's shows.
+    Async,
+}
+
+/// Host (CPU) work per iteration, outside the kernels.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HostCost {
+    /// Time per iteration the GPU waits for the host whatever the overlap, µs.
+    pub step_us: f64,
+    /// CPU work per scheduled sequence (scheduling, input preparation, output
+    /// processing), µs; hidden behind the GPU when the host overlaps it.
+    pub per_sequence_us: f64,
+    /// CPU work per prefill chunk, µs; hidden likewise.
+    pub per_prefill_us: f64,
+    /// Whether it overlaps the GPU.
+    pub overlap: HostOverlap,
+    /// Where the figures come from.
+    pub source: String,
+    /// Validation sets the figures were fitted on (empty when not fitted).
+    pub fitted_on: Vec<String>,
+}
+
+impl HostCost {
+    /// CPU work that may overlap the GPU for an iteration with `sequences` sequences and
+    /// `prefills` prefill chunks, µs.
+    pub fn cpu_us(&self, sequences: f64, prefills: f64) -> f64 {
+        self.per_sequence_us * sequences + self.per_prefill_us * prefills
+    }
+}
+
+/// How a stack executes iterations.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Execution {
+    /// Which batches run as CUDA graphs.
+    pub graph_mode: GraphMode,
+    /// Captured batch sizes in tokens, ascending (empty with [`GraphMode::None`]).
+    pub capture_sizes: Vec<u32>,
+    /// Decode-only graphs: the longest context they were captured for (vLLM V0's
+    /// `max_seq_len_to_capture`); longer decodes run eagerly.
+    pub max_capture_context: Option<u32>,
+    /// CPU time to launch one kernel eagerly, µs.
+    pub kernel_launch_us: f64,
+    /// CPU time to launch one CUDA graph (or one piece of a piecewise graph), µs.
+    pub graph_launch_us: f64,
+    /// Host work per iteration.
+    pub host: HostCost,
+    /// Where the launch figures come from.
+    pub source: String,
+}
+
+/// How one iteration runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GraphKind {
+    /// One CUDA graph.
+    Full,
+    /// CUDA-graph pieces with attention launched eagerly between them.
+    Piecewise,
+    /// Every kernel launched by the CPU.
+    Eager,
+}
+
+/// The plan of one iteration: how it runs and how many tokens its token-parallel
+/// kernels process (the batch padded up to the captured size).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ExecPlan {
+    /// How the iteration runs.
+    pub kind: GraphKind,
+    /// Tokens the linear and elementwise kernels process, padding included.
+    pub tokens: f64,
+}
+
+/// What a latency model knows of an iteration's kernels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct StepCost {
+    /// GPU time with kernels back to back (communication included), µs.
+    pub gpu_us: f64,
+    /// Kernels launched per iteration when it runs eagerly.
+    pub kernels: f64,
+    /// Decoder layers on the GPU (pieces of a piecewise graph).
+    pub layers: f64,
+}
+
+impl Execution {
+    /// The smallest captured size that holds `n` tokens, if any.
+    fn captured(&self, n: u64) -> Option<u32> {
+        let i = self.capture_sizes.partition_point(|&c| u64::from(c) < n);
+        self.capture_sizes.get(i).copied()
+    }
+
+    /// How `shape` runs on this stack.
+    pub fn plan(&self, shape: &StepShape) -> ExecPlan {
+        let tokens = shape.total_tokens();
+        let decode_only = shape.prefills.is_empty();
+        let context_ok = self
+            .max_capture_context
+            .is_none_or(|m| shape.decode_context_max <= m);
+        let eager = ExecPlan {
+            kind: GraphKind::Eager,
+            tokens: tokens as f64,
+        };
+        let graph = |kind| match self.captured(tokens) {
+            Some(c) => ExecPlan {
+                kind,
+                tokens: f64::from(c),
+            },
+            None => eager,
+        };
+        match self.graph_mode {
+            GraphMode::None => eager,
+            GraphMode::DecodeOnly if decode_only && context_ok => graph(GraphKind::Full),
+            GraphMode::DecodeOnly => eager,
+            GraphMode::Piecewise => graph(GraphKind::Piecewise),
+            GraphMode::FullAndPiecewise if decode_only => graph(GraphKind::Full),
+            GraphMode::FullAndPiecewise => graph(GraphKind::Piecewise),
+        }
+    }
+
+    /// CPU time to launch the iteration's work, µs.
+    pub fn launch_us(&self, plan: &ExecPlan, cost: &StepCost) -> f64 {
+        match plan.kind {
+            GraphKind::Full => self.graph_launch_us,
+            GraphKind::Piecewise => cost.layers * (self.graph_launch_us + self.kernel_launch_us),
+            GraphKind::Eager => cost.kernels * self.kernel_launch_us,
+        }
+    }
+
+    /// Wall time of the iteration `shape` planned as `plan` whose kernels cost `cost`,
+    /// µs (see the module docs).
+    pub fn step_us(&self, plan: &ExecPlan, cost: &StepCost, shape: &StepShape) -> f64 {
+        let device = cost.gpu_us.max(self.launch_us(plan, cost));
+        let cpu = self
+            .host
+            .cpu_us(f64::from(shape.num_seqs()), shape.prefills.len() as f64);
+        self.host.step_us
+            + match self.host.overlap {
+                HostOverlap::Serial => device + cpu,
+                HostOverlap::Async => device.max(cpu),
+            }
+    }
+
+    /// The host part of [`Execution::step_us`] and the launch-bound excess, µs: what
+    /// the iteration costs beyond its kernels.
+    pub fn overhead_us(&self, plan: &ExecPlan, cost: &StepCost, shape: &StepShape) -> f64 {
+        self.step_us(plan, cost, shape) - cost.gpu_us
+    }
+}

@@ -1,0 +1,223 @@
+//! The stack file format (`perf_model/stacks/<name>.toml`; see `perf_model/stacks/README.md`)
+//! and its checks.
+
+use super::{
+    ApiServer, CustomAllReduce, Execution, GraphMode, HostCost, HostOverlap, SchedulerDefaults,
+    ServingStack,
+};
+use crate::engine::SchedulerKind;
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StackFile {
+    description: String,
+    scheduler: SchedulerSection,
+    cuda_graphs: GraphSection,
+    host: HostSection,
+    api_server: ApiSection,
+    custom_all_reduce: Option<AllReduceSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchedulerSection {
+    kind: SchedulerKind,
+    max_num_seqs: u32,
+    max_num_batched_tokens: u32,
+    enable_chunked_prefill: bool,
+    enable_prefix_caching: bool,
+    num_scheduler_steps: u32,
+    block_size: u32,
+    async_scheduling: bool,
+    #[allow(dead_code)]
+    source: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GraphSection {
+    mode: GraphMode,
+    #[serde(default)]
+    capture_sizes: Vec<u32>,
+    /// `[from, to, step]`, `to` included.
+    #[serde(default)]
+    capture_ranges: Vec<[u32; 3]>,
+    max_capture_context: Option<u32>,
+    kernel_launch_us: f64,
+    graph_launch_us: f64,
+    source: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostSection {
+    step_us: f64,
+    per_sequence_us: f64,
+    per_prefill_us: f64,
+    overlap: HostOverlap,
+    source: String,
+    #[serde(default)]
+    fitted_on: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiSection {
+    request_us: f64,
+    per_prompt_token_us: f64,
+    per_token_out_us: f64,
+    source: String,
+    #[serde(default)]
+    fitted_on: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllReduceSection {
+    max_bytes: f64,
+    world_sizes: Vec<u32>,
+    one_shot_max_bytes: Vec<(u32, f64)>,
+    links: Vec<String>,
+    latency_us: f64,
+    bandwidth_efficiency: f64,
+    source: String,
+    #[serde(default)]
+    fitted_on: Vec<String>,
+    measured_implementation: Option<String>,
+}
+
+/// Read and check the stack file at `path`.
+pub(super) fn read(path: &Path) -> Result<ServingStack> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let f: StackFile =
+        toml::from_str(&text).map_err(|e| crate::error::toml_error(path, &text, &e))?;
+    let bad = |key: &str, msg: String| Error::input(path, Some(key), msg);
+    let non_negative = |key: &str, v: f64| -> Result<f64> {
+        if v.is_finite() && v >= 0.0 {
+            Ok(v)
+        } else {
+            Err(bad(key, format!("must be a finite number ≥ 0, got {v}")))
+        }
+    };
+    let s = &f.scheduler;
+    for (key, v) in [
+        ("scheduler.max_num_seqs", s.max_num_seqs),
+        ("scheduler.max_num_batched_tokens", s.max_num_batched_tokens),
+        ("scheduler.num_scheduler_steps", s.num_scheduler_steps),
+        ("scheduler.block_size", s.block_size),
+    ] {
+        if v == 0 {
+            return Err(bad(key, "must be at least 1".into()));
+        }
+    }
+    let g = &f.cuda_graphs;
+    let mut sizes = g.capture_sizes.clone();
+    for [from, to, step] in &g.capture_ranges {
+        if *step == 0 || from > to {
+            return Err(bad(
+                "cuda_graphs.capture_ranges",
+                format!(
+                    "[{from}, {to}, {step}] is not [from, to, step] with from ≤ to and step ≥ 1"
+                ),
+            ));
+        }
+        sizes.extend((*from..=*to).step_by(*step as usize));
+    }
+    sizes.sort_unstable();
+    sizes.dedup();
+    if sizes.first() == Some(&0) {
+        return Err(bad("cuda_graphs.capture_sizes", "sizes must be ≥ 1".into()));
+    }
+    if g.mode != GraphMode::None && sizes.is_empty() {
+        return Err(bad(
+            "cuda_graphs.capture_sizes",
+            format!("mode {:?} needs at least one captured size", g.mode),
+        ));
+    }
+    let h = &f.host;
+    let a = &f.api_server;
+    let execution = Execution {
+        graph_mode: g.mode,
+        capture_sizes: if g.mode == GraphMode::None {
+            Vec::new()
+        } else {
+            sizes
+        },
+        max_capture_context: g.max_capture_context,
+        kernel_launch_us: non_negative("cuda_graphs.kernel_launch_us", g.kernel_launch_us)?,
+        graph_launch_us: non_negative("cuda_graphs.graph_launch_us", g.graph_launch_us)?,
+        host: HostCost {
+            step_us: non_negative("host.step_us", h.step_us)?,
+            per_sequence_us: non_negative("host.per_sequence_us", h.per_sequence_us)?,
+            per_prefill_us: non_negative("host.per_prefill_us", h.per_prefill_us)?,
+            overlap: h.overlap,
+            source: h.source.clone(),
+            fitted_on: h.fitted_on.clone(),
+        },
+        source: g.source.clone(),
+    };
+    let api_server = ApiServer {
+        request_us: non_negative("api_server.request_us", a.request_us)?,
+        per_prompt_token_us: non_negative("api_server.per_prompt_token_us", a.per_prompt_token_us)?,
+        per_token_out_us: non_negative("api_server.per_token_out_us", a.per_token_out_us)?,
+        source: a.source.clone(),
+        fitted_on: a.fitted_on.clone(),
+    };
+    let custom_all_reduce = match &f.custom_all_reduce {
+        None => None,
+        Some(c) => {
+            let eff = c.bandwidth_efficiency;
+            if !(eff > 0.0 && eff <= 1.0) {
+                return Err(bad(
+                    "custom_all_reduce.bandwidth_efficiency",
+                    format!("must be in (0, 1], got {eff}"),
+                ));
+            }
+            if c.world_sizes.iter().any(|&n| n < 2) {
+                return Err(bad(
+                    "custom_all_reduce.world_sizes",
+                    "sizes must be ≥ 2".into(),
+                ));
+            }
+            let mut one_shot = c.one_shot_max_bytes.clone();
+            for (_, b) in &one_shot {
+                non_negative("custom_all_reduce.one_shot_max_bytes", *b)?;
+            }
+            one_shot.sort_by_key(|(g, _)| *g);
+            Some(CustomAllReduce {
+                max_bytes: non_negative("custom_all_reduce.max_bytes", c.max_bytes)?,
+                world_sizes: c.world_sizes.clone(),
+                one_shot_max_bytes: one_shot,
+                links: c.links.clone(),
+                latency_us: non_negative("custom_all_reduce.latency_us", c.latency_us)?,
+                bandwidth_efficiency: eff,
+                source: c.source.clone(),
+                fitted_on: c.fitted_on.clone(),
+                measured_implementation: c.measured_implementation.clone(),
+            })
+        }
+    };
+    Ok(ServingStack {
+        name: path
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+        description: f.description,
+        path: path.to_owned(),
+        scheduler: SchedulerDefaults {
+            kind: s.kind,
+            max_num_seqs: s.max_num_seqs,
+            max_num_batched_tokens: s.max_num_batched_tokens,
+            enable_chunked_prefill: s.enable_chunked_prefill,
+            enable_prefix_caching: s.enable_prefix_caching,
+            num_scheduler_steps: s.num_scheduler_steps,
+            block_size: s.block_size,
+            async_scheduling: s.async_scheduling,
+        },
+        execution,
+        api_server,
+        custom_all_reduce,
+    })
+}

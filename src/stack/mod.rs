@@ -1,0 +1,180 @@
+//! Serving stacks: how an engine (vLLM V1, vLLM 0.5/0.6, SGLang, TensorRT-LLM) executes
+//! the iterations the scheduler plans, as data (`perf_model/stacks/<name>.toml`).
+//!
+//! A stack holds
+//!
+//! * its **scheduler defaults** ([`SchedulerDefaults`]): the engine's own defaults for
+//!   `--max-num-seqs`, the token budget, chunked prefill, prefix caching, multi-step;
+//!   every engine flag still overrides them;
+//! * its **execution traits** ([`Execution`]): which batches run as CUDA graphs (padded
+//!   up to a captured size, no per-kernel launch gaps) and which run eagerly (the CPU
+//!   launches every kernel), and the host work per iteration (fixed, per sequence, per
+//!   prefill) and whether it overlaps the GPU;
+//! * the **API server** on the request path ([`ApiServer`]): request handling and
+//!   tokenization before the engine sees a request, and the streaming of each token;
+//! * its **collectives** ([`CustomAllReduce`]): a custom all-reduce kernel that replaces
+//!   NCCL for small tensor-parallel messages on NVLink.
+//!
+//! Every quantity is physical (microseconds, bytes) and says where it comes from: a
+//! public measurement, the engine's source, or a fit on named validation sets
+//! (`fitted_on`). [`ServingStack::load`] checks every field and names the file, line
+//! and key of a bad one.
+
+mod collective;
+mod execution;
+mod file;
+
+pub use collective::CustomAllReduce;
+pub use execution::{ExecPlan, Execution, GraphKind, GraphMode, HostCost, HostOverlap, StepCost};
+
+use crate::engine::SchedulerKind;
+use crate::error::{Error, Result};
+use crate::paths::DataPaths;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// The stack used when none is named: current vLLM (V1 engine).
+pub const DEFAULT_STACK: &str = "vllm-v1";
+
+/// The engine's own scheduler defaults.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SchedulerDefaults {
+    /// Scheduling policy.
+    pub kind: SchedulerKind,
+    /// `--max-num-seqs`.
+    pub max_num_seqs: u32,
+    /// Token budget per iteration with chunked prefill (without it the budget is
+    /// `max(max_model_len, this)`, as vLLM V0 sizes it).
+    pub max_num_batched_tokens: u32,
+    /// Chunked prefill on by default.
+    pub enable_chunked_prefill: bool,
+    /// Prefix caching on by default.
+    pub enable_prefix_caching: bool,
+    /// Decode iterations per scheduling decision (V0 multi-step).
+    pub num_scheduler_steps: u32,
+    /// KV block size, tokens.
+    pub block_size: u32,
+    /// Asynchronous scheduling: iteration k+1 is scheduled when iteration k starts.
+    pub async_scheduling: bool,
+}
+
+/// Work outside the engine on a request's path: the API server.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ApiServer {
+    /// Request handling before the engine sees a request (HTTP, validation, handing it
+    /// to the engine process), µs.
+    pub request_us: f64,
+    /// Tokenization, per prompt token, µs.
+    pub per_prompt_token_us: f64,
+    /// From a token leaving the engine to the client receiving it (detokenization,
+    /// streaming), µs.
+    pub per_token_out_us: f64,
+    /// Where the figures come from.
+    pub source: String,
+    /// Validation sets the figures were fitted on (empty when not fitted).
+    pub fitted_on: Vec<String>,
+}
+
+impl ApiServer {
+    /// Time from the client sending a request to the engine seeing it, µs.
+    pub fn ingress_us(&self, prompt_tokens: u32) -> f64 {
+        self.request_us + self.per_prompt_token_us * f64::from(prompt_tokens)
+    }
+
+    /// Whether the server adds nothing to a request's path.
+    pub fn is_zero(&self) -> bool {
+        self.request_us == 0.0 && self.per_prompt_token_us == 0.0 && self.per_token_out_us == 0.0
+    }
+}
+
+/// One serving stack (see the module docs).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ServingStack {
+    /// Short name (`vllm-v1`), the file stem.
+    pub name: String,
+    /// The engine and versions it stands for.
+    pub description: String,
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Scheduler defaults.
+    pub scheduler: SchedulerDefaults,
+    /// How iterations execute.
+    pub execution: Execution,
+    /// The API server on the request path.
+    pub api_server: ApiServer,
+    /// The tensor-parallel all-reduce kernel used instead of NCCL where it applies.
+    pub custom_all_reduce: Option<CustomAllReduce>,
+}
+
+impl ServingStack {
+    /// The folder of stack files under `paths`.
+    pub fn dir(paths: &DataPaths) -> PathBuf {
+        paths.perf_model.join("stacks")
+    }
+
+    /// The stacks shipped under `paths`, by name.
+    pub fn names(paths: &DataPaths) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(Self::dir(paths))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The stack `name_or_path`: a name under `perf_model/stacks/` (case-insensitive) or
+    /// a path to a stack file; [`DEFAULT_STACK`] when `None`.
+    pub fn load(paths: &DataPaths, name_or_path: Option<&str>) -> Result<Self> {
+        let name = name_or_path.unwrap_or(DEFAULT_STACK);
+        let as_path = Path::new(name);
+        let path = if as_path.extension().is_some_and(|x| x == "toml") || as_path.is_file() {
+            as_path.to_owned()
+        } else {
+            let lower = name.to_ascii_lowercase();
+            let p = Self::dir(paths).join(format!("{lower}.toml"));
+            if !p.is_file() {
+                let known = Self::names(paths);
+                let mut suggestions =
+                    crate::error::closest_names(&lower, known.iter().map(String::as_str), 3);
+                if suggestions.is_empty() {
+                    suggestions = known;
+                }
+                return Err(Error::Unknown {
+                    kind: "serving stack",
+                    name: name.to_owned(),
+                    suggestions,
+                });
+            }
+            p
+        };
+        Self::from_file(&path)
+    }
+
+    /// Read and check a stack file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        file::read(path)
+    }
+
+    /// The stack that stands for `kind` when only a scheduler is named: V1 → the
+    /// default stack, V0 → vLLM 0.6, orca and static → vLLM 0.5 (a synchronous engine
+    /// loop like theirs).
+    pub fn default_name_for(kind: SchedulerKind) -> &'static str {
+        match kind {
+            SchedulerKind::VllmV1 => DEFAULT_STACK,
+            SchedulerKind::VllmV0 => "vllm-0.6",
+            SchedulerKind::Orca | SchedulerKind::Static => "vllm-0.5",
+        }
+    }
+
+    /// One line for reports.
+    pub fn summary(&self) -> String {
+        format!("{} ({})", self.name, self.description)
+    }
+}
+
+#[cfg(test)]
+mod tests;
