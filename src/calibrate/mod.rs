@@ -286,7 +286,7 @@ impl Calibration {
                             )
                         })
                         .collect();
-                    let out = crate::validate::replay::simulate(&s, 1, reqs, None, false)?;
+                    let out = crate::simulate::simulate_requests(&s, 1, reqs, None, false, None)?;
                     // A batch the engine rejects or preempts measures the KV capacity and
                     // the preemption policy more than the step times being fitted.
                     if out
@@ -342,12 +342,13 @@ impl Calibration {
             let mut setup = r.setup.clone();
             let latency: Arc<dyn LatencyModel> = Arc::new(Roofline::new(&setup.deployment, *p));
             setup.latency = latency;
-            let sim = crate::validate::replay::simulate(
+            let sim = crate::simulate::simulate_requests(
                 &setup,
                 r.replicas,
                 requests_of(&r.run),
                 None,
                 false,
+                None,
             )?;
             let by_id: std::collections::HashMap<u64, _> =
                 sim.records.iter().map(|x| (x.request_id, x)).collect();

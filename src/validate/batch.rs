@@ -10,13 +10,13 @@
 //!   with its context growing from `prompt + 1` to `prompt + output − 1`, averaged
 //!   (TPOT). Where the table's E2E is reliable, simulated E2E = prefill + Σ decodes.
 
-use super::replay::simulate;
 use super::report::{ComparisonRows, Metric, Validation, ValidationKind};
 use super::tables::{TableGroup, TableKind};
 use crate::engine::{RequestRecord, RequestStatus};
 use crate::error::Result;
 use crate::perf::{LatencyModel, StepShape};
 use crate::setup::ReplicaSetup;
+use crate::simulate::simulate_requests;
 use crate::trace::Request;
 use crate::units::SimTime;
 use std::path::Path;
@@ -95,7 +95,7 @@ pub fn validate_group(
                 let reqs = (0..r.batch_size)
                     .map(|i| Request::new(u64::from(i), SimTime::ZERO, r.input_len, r.output_len))
                     .collect();
-                let out = simulate(setup, 1, reqs, None, false)?;
+                let out = simulate_requests(setup, 1, reqs, None, false, None)?;
                 let done = out
                     .records
                     .iter()

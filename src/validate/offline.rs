@@ -21,7 +21,6 @@
 //!   the same cache ([`utilization_for_free_fraction`]).
 
 use super::measured::output_rate;
-use super::replay::simulate;
 use super::report::{ComparisonRows, Metric, Validation, ValidationKind};
 use super::throughput_table::{Precision, ThroughputGroup};
 use crate::deployment::DeploymentRequest;
@@ -30,6 +29,7 @@ use crate::engine::{RequestStatus, SchedulerKind};
 use crate::error::Result;
 use crate::memory::MemoryPlan;
 use crate::setup::ReplicaSetup;
+use crate::simulate::simulate_requests;
 use crate::trace::Request;
 use crate::units::SimTime;
 use std::path::Path;
@@ -181,7 +181,7 @@ pub fn validate_group(run: GroupRun<'_>, group: &ThroughputGroup) -> Result<Vali
         let reqs = (0..r.num_requests)
             .map(|i| Request::new(u64::from(i), SimTime::ZERO, r.isl, r.osl))
             .collect();
-        let out = simulate(&row_setup, run.replicas, reqs, None, false)?;
+        let out = simulate_requests(&row_setup, run.replicas, reqs, None, false, None)?;
         let all_done = out.records.len() == r.num_requests as usize
             && out
                 .records
