@@ -41,9 +41,9 @@ fn ops_table(title: &str, ops: &[OpCost], total: f64, n: usize) -> String {
     for o in ops.iter().take(n) {
         t.row(vec![
             o.name.clone(),
-            o.count.to_string(),
-            format!("{:.2}", o.flops / 1e9),
-            format!("{:.2}", o.bytes / 1e6),
+            o.count.unwrap_or_default().to_string(),
+            format!("{:.2}", o.flops.unwrap_or_default() / 1e9),
+            format!("{:.2}", o.bytes.unwrap_or_default() / 1e6),
             format!("{:.3}", o.time_s * 1e3),
             format!(
                 "{:.1}%",
@@ -53,7 +53,7 @@ fn ops_table(title: &str, ops: &[OpCost], total: f64, n: usize) -> String {
                     0.0
                 }
             ),
-            format!("{:?}", o.bound).to_lowercase(),
+            servesim::perf::Bound::label(o.bound).to_owned(),
         ]);
     }
     t.render()
@@ -96,11 +96,11 @@ pub fn run(args: EstimateArgs, paths: &DataPaths) -> Result<()> {
                     w.write_record([
                         phase.to_owned(),
                         o.name.clone(),
-                        o.count.to_string(),
-                        format!("{:.6e}", o.flops),
-                        format!("{:.6e}", o.bytes),
+                        o.count.unwrap_or_default().to_string(),
+                        format!("{:.6e}", o.flops.unwrap_or_default()),
+                        format!("{:.6e}", o.bytes.unwrap_or_default()),
                         format!("{:.9}", o.time_s),
-                        format!("{:?}", o.bound).to_lowercase(),
+                        servesim::perf::Bound::label(o.bound).to_owned(),
                     ])?;
                 }
             }

@@ -70,7 +70,11 @@ fn shares(ops: &[OpCost]) -> Vec<(Bound, f64)> {
         Bound::Communication,
         Bound::Overhead,
     ] {
-        let t: f64 = ops.iter().filter(|o| o.bound == b).map(|o| o.time_s).sum();
+        let t: f64 = ops
+            .iter()
+            .filter(|o| o.bound == Some(b))
+            .map(|o| o.time_s)
+            .sum();
         out.push((b, if total > 0.0 { t / total } else { 0.0 }));
     }
     out
@@ -123,7 +127,7 @@ pub fn estimate(model: &Roofline, batch: BatchSpec) -> Estimate {
     let bottleneck = Bottleneck {
         phase: phase.to_owned(),
         op: top.name.clone(),
-        bound: top.bound,
+        bound: top.bound.unwrap_or(Bound::Overhead),
         time_share_by_bound: shares(ops),
     };
     Estimate {
