@@ -14,7 +14,6 @@ use crate::units::SimDuration;
 use serde::Serialize;
 use std::sync::Arc;
 
-pub mod estimate;
 pub mod fixed;
 pub mod measured;
 pub mod roofline;

@@ -27,11 +27,10 @@ use crate::deployment::DeploymentRequest;
 use crate::engine::config::EngineOverrides;
 use crate::engine::{RequestStatus, SchedulerKind};
 use crate::error::Result;
+use crate::estimate::BatchSpec;
 use crate::memory::MemoryPlan;
 use crate::setup::ReplicaSetup;
 use crate::simulate::simulate_requests;
-use crate::trace::Request;
-use crate::units::SimTime;
 use std::path::Path;
 
 /// The largest CUDA-graph batch size of the runs (`cuda_graph_config` batch sizes up
@@ -178,9 +177,12 @@ pub fn validate_group(run: GroupRun<'_>, group: &ThroughputGroup) -> Result<Vali
         if run.cap_to_kv {
             row_setup.engine.max_num_seqs = no_evict_max_num_seqs(setup, r.isl, r.osl);
         }
-        let reqs = (0..r.num_requests)
-            .map(|i| Request::new(u64::from(i), SimTime::ZERO, r.isl, r.osl))
-            .collect();
+        let reqs = BatchSpec {
+            batch_size: r.num_requests,
+            input_len: r.isl,
+            output_len: r.osl,
+        }
+        .requests();
         let out = simulate_requests(&row_setup, run.replicas, reqs, None, false, None)?;
         let all_done = out.records.len() == r.num_requests as usize
             && out
