@@ -63,6 +63,19 @@ pub enum Error {
     /// or a tensor-parallel size that does not divide the attention heads).
     #[error("invalid configuration: {0}")]
     Config(String),
+
+    /// A run given an iteration limit
+    /// ([`Simulation::with_max_iterations`](crate::sim::Simulation::with_max_iterations))
+    /// reached it before every request ended.
+    #[error("the simulation stopped at its limit of engine iterations: {iterations} iterations, {simulated_s:.3} s simulated, {outstanding} requests unfinished")]
+    IterationLimit {
+        /// Iterations started.
+        iterations: u64,
+        /// Simulated time reached, s.
+        simulated_s: f64,
+        /// Requests still waiting or running.
+        outstanding: u64,
+    },
 }
 
 fn suggestion_text(s: &[String]) -> String {

@@ -10,8 +10,8 @@
 //!    cluster that meets a latency SLO.
 //!
 //! Around that core it answers static questions: how much memory a model needs to serve
-//! ([`memory`]) or to fine-tune ([`finetune`]), and the roofline latency of one batch
-//! ([`perf`]).
+//! ([`memory`]) or to fine-tune ([`finetune`]), and the latency of one static batch
+//! through the simulated engine with its operator breakdown ([`estimate`]).
 //!
 //! The crate is one library with a thin CLI on top; every command is usable from Rust.
 //! Data (model configs, hardware specs, measured latencies) lives in files under
@@ -24,6 +24,7 @@ pub mod deployment;
 pub mod dtype;
 pub mod engine;
 pub mod error;
+pub mod estimate;
 pub mod finetune;
 pub mod hardware;
 pub mod memory;

@@ -27,11 +27,13 @@
 //! assert!(result.summary.ttft_s.mean > 0.0);
 //! ```
 
-use crate::engine::{Replica, RequestRecord};
+use crate::engine::{Replica, RequestRecord, RequestSink, TokenEvent};
 use crate::error::{Error, Result};
 use crate::metrics::{EngineSummary, Recorder, Slo, Summary, TimeSeries, TimeSeriesRow};
 use crate::report;
-use crate::sim::{RequestSource, Router, RunStats, Simulation};
+use crate::setup::ReplicaSetup;
+use crate::sim::{NoObserver, RequestSource, RoutePolicy, Router, RunStats, Simulation};
+use crate::trace::Request;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -159,4 +161,68 @@ fn engine_summary(replicas: &[Replica], ts: &TimeSeries<'_>) -> EngineSummary {
     e.kv_usage_max = ts.kv_usage_max();
     e.busy_fraction = ts.busy_fraction();
     e
+}
+
+/// Keeps every record and every inter-token gap of a run.
+#[derive(Debug, Default)]
+pub(crate) struct Collector {
+    /// Ended requests, in end order.
+    pub(crate) records: Vec<RequestRecord>,
+    /// Gaps between consecutive tokens of a request, s (tokens streamed together count
+    /// as zero gaps, as in the metrics recorder).
+    pub(crate) itls_s: Vec<f64>,
+    /// Whether to keep the gaps.
+    pub(crate) keep_itls: bool,
+}
+
+impl RequestSink for Collector {
+    fn on_tokens(&mut self, e: &TokenEvent) {
+        if !self.keep_itls {
+            return;
+        }
+        if !e.first {
+            self.itls_s.push(e.gap.as_secs_f64());
+        }
+        self.itls_s
+            .extend(std::iter::repeat_n(0.0, e.count.saturating_sub(1) as usize));
+    }
+    fn on_request_end(&mut self, record: RequestRecord) {
+        self.records.push(record);
+    }
+}
+
+/// Run `requests` on `n` replicas of `setup`; `closed_loop` caps requests in flight
+/// (arrival times are then ignored); `max_iterations` bounds the run (see
+/// [`Simulation::with_max_iterations`]).
+pub(crate) fn simulate_requests(
+    setup: &ReplicaSetup,
+    n: u32,
+    requests: Vec<Request>,
+    closed_loop: Option<u32>,
+    keep_itls: bool,
+    max_iterations: Option<u64>,
+) -> Result<Collector> {
+    let policy = if n > 1 {
+        RoutePolicy::LeastOutstanding
+    } else {
+        RoutePolicy::RoundRobin
+    };
+    let mut sim = Simulation::new(setup.replicas(n)?, Router::new(policy))?;
+    if let Some(max) = max_iterations {
+        sim = sim.with_max_iterations(max);
+    }
+    let it = Box::new(requests.into_iter().map(Ok));
+    let source = match closed_loop {
+        Some(c) => RequestSource::ClosedLoop {
+            requests: it,
+            concurrency: c,
+        },
+        None => RequestSource::Open(it),
+    };
+    let mut sink = Collector {
+        keep_itls,
+        ..Collector::default()
+    };
+    sim.run(source, &mut sink, &mut NoObserver)?;
+    Ok(sink)
 }

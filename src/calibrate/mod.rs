@@ -276,21 +276,18 @@ impl Calibration {
                     let rec = Arc::new(shapes::Recording::new(setup.latency.clone()));
                     let mut s = setup.clone();
                     s.latency = rec.clone();
-                    let reqs = (0..r.batch_size)
-                        .map(|i| {
-                            crate::trace::Request::new(
-                                u64::from(i),
-                                crate::units::SimTime::ZERO,
-                                r.input_len,
-                                r.output_len,
-                            )
-                        })
-                        .collect();
-                    let out = crate::validate::replay::simulate(&s, 1, reqs, None, false)?;
+                    let records = crate::estimate::run_static_batch(
+                        &s,
+                        crate::estimate::BatchSpec {
+                            batch_size: r.batch_size,
+                            input_len: r.input_len,
+                            output_len: r.output_len,
+                        },
+                        None,
+                    )?;
                     // A batch the engine rejects or preempts measures the KV capacity and
                     // the preemption policy more than the step times being fitted.
-                    if out
-                        .records
+                    if records
                         .iter()
                         .any(|x| x.status != RequestStatus::Finished || x.preemptions > 0)
                     {
@@ -344,12 +341,13 @@ impl Calibration {
             let latency: Arc<dyn LatencyModel> =
                 Arc::new(roofline_with_overheads(&setup.deployment, p));
             setup.latency = latency;
-            let sim = crate::validate::replay::simulate(
+            let sim = crate::simulate::simulate_requests(
                 &setup,
                 r.replicas,
                 requests_of(&r.run),
                 None,
                 false,
+                None,
             )?;
             let by_id: std::collections::HashMap<u64, _> =
                 sim.records.iter().map(|x| (x.request_id, x)).collect();

@@ -54,6 +54,9 @@ impl LatencyModel for Recording {
     fn describe(&self) -> String {
         self.inner.describe()
     }
+    fn op_breakdown(&self, shape: &StepShape) -> Vec<crate::perf::OpCost> {
+        self.inner.op_breakdown(shape)
+    }
 }
 
 fn is_decode_only(s: &StepShape) -> bool {

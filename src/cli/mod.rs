@@ -40,8 +40,9 @@ pub enum Command {
     Simulate(Box<simulate::SimulateArgs>),
     /// Serving memory plan per GPU: weights, activations, KV cache, what fits.
     Memory(memory::MemoryArgs),
-    /// Roofline latency of one static batch, with the operator breakdown.
-    Estimate(estimate::EstimateArgs),
+    /// Latency of one static batch run through the simulated engine (the replica and
+    /// latency model `simulate` uses), with the operator breakdown and the bottleneck.
+    Estimate(Box<estimate::EstimateArgs>),
     /// List the model or hardware catalog.
     List(list::ListArgs),
     /// Generate, summarise and convert request traces.
@@ -76,7 +77,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Simulate(a) => simulate::run(*a, &paths),
         Command::Memory(a) => memory::run(a, &paths),
-        Command::Estimate(a) => estimate::run(a, &paths),
+        Command::Estimate(a) => estimate::run(*a, &paths),
         Command::List(a) => list::run(a, &paths),
         Command::Trace(cmd) => trace::run(cmd),
         #[cfg(feature = "serve")]

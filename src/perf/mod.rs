@@ -3,15 +3,16 @@
 //! The engine describes each iteration as a [`StepShape`] (prefill chunks with the
 //! context they attend to, plus decodes with their context lengths) and asks a
 //! [`LatencyModel`] for its duration. The analytical roofline model, the measured
-//! operator-table model and the fixed mock used by tests all implement the trait.
+//! operator-table model and the fixed mock used by tests all implement the trait; each
+//! can also split an iteration's time into operators ([`LatencyModel::op_breakdown`]).
 
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
 use crate::paths::DataPaths;
 use crate::units::SimDuration;
+use serde::Serialize;
 use std::sync::Arc;
 
-pub mod estimate;
 pub mod fixed;
 pub mod measured;
 pub mod roofline;
@@ -94,6 +95,53 @@ impl StepShape {
     }
 }
 
+/// What limits an operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Bound {
+    /// Math throughput.
+    Compute,
+    /// Memory bandwidth.
+    Memory,
+    /// Inter-GPU links.
+    Communication,
+    /// Fixed CPU and launch cost.
+    Overhead,
+}
+
+impl Bound {
+    /// The lowercase name (`compute`, `memory`, ...), or `measured` for `None`: a
+    /// measured time whose limit is not known.
+    pub fn label(bound: Option<Bound>) -> &'static str {
+        match bound {
+            Some(Bound::Compute) => "compute",
+            Some(Bound::Memory) => "memory",
+            Some(Bound::Communication) => "communication",
+            Some(Bound::Overhead) => "overhead",
+            None => "measured",
+        }
+    }
+}
+
+/// The cost of one operator (or, for measured models, one component) over all layers
+/// of an iteration: a row of [`LatencyModel::op_breakdown`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OpCost {
+    /// Operator name (`qkv_proj`, `attention`, `all_reduce`, ...) or component name
+    /// (`linear`, `head`, ...).
+    pub name: String,
+    /// Instances per iteration (layers it runs in, times calls per layer), where known.
+    pub count: Option<u64>,
+    /// FLOPs on one GPU, where known.
+    pub flops: Option<f64>,
+    /// Bytes moved to or from memory (or over a link) by one GPU, where known.
+    pub bytes: Option<f64>,
+    /// Time, s.
+    pub time_s: f64,
+    /// What limits it; `None` for a measured time whose limit is not known.
+    pub bound: Option<Bound>,
+}
+
 /// A model of iteration time.
 ///
 /// Implementations must be deterministic (the same shape gives the same duration) and
@@ -104,6 +152,21 @@ pub trait LatencyModel: Send + Sync {
 
     /// A short human-readable description of where the predictions come from.
     fn describe(&self) -> String;
+
+    /// The time of one iteration processing `shape`, split into operators or
+    /// components, in the model's own order; the rows sum to [`LatencyModel::step_time`]
+    /// up to its rounding to nanoseconds. The default is one row, `step`, with the whole
+    /// time and nothing else known.
+    fn op_breakdown(&self, shape: &StepShape) -> Vec<OpCost> {
+        vec![OpCost {
+            name: "step".to_owned(),
+            count: Some(1),
+            flops: None,
+            bytes: None,
+            time_s: self.step_time(shape).as_secs_f64(),
+            bound: None,
+        }]
+    }
 }
 
 impl<T: LatencyModel + ?Sized> LatencyModel for Box<T> {
@@ -112,6 +175,9 @@ impl<T: LatencyModel + ?Sized> LatencyModel for Box<T> {
     }
     fn describe(&self) -> String {
         (**self).describe()
+    }
+    fn op_breakdown(&self, shape: &StepShape) -> Vec<OpCost> {
+        (**self).op_breakdown(shape)
     }
 }
 

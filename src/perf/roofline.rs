@@ -23,6 +23,7 @@
 //! Identical layers are grouped and each operator pre-digested into per-token
 //! coefficients, so the per-iteration cost is a few dozen arithmetic operations.
 
+pub use super::{Bound, OpCost};
 use super::{LatencyModel, StepShape};
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
@@ -118,37 +119,6 @@ impl RooflineParams {
         }
         Ok(p)
     }
-}
-
-/// What limits an operator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Bound {
-    /// Math throughput.
-    Compute,
-    /// Memory bandwidth.
-    Memory,
-    /// Inter-GPU links.
-    Communication,
-    /// Fixed CPU and launch cost.
-    Overhead,
-}
-
-/// The cost of one operator over all layers of an iteration.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct OpCost {
-    /// Operator name (`qkv_proj`, `attention`, `all_reduce`, ...).
-    pub name: String,
-    /// Layers it runs in.
-    pub count: u64,
-    /// FLOPs on one GPU.
-    pub flops: f64,
-    /// Bytes moved to or from memory (or over a link) by one GPU.
-    pub bytes: f64,
-    /// Time, s.
-    pub time_s: f64,
-    /// What limits it.
-    pub bound: Bound,
 }
 
 /// One linear operator of a layer group, on one GPU.
@@ -542,18 +512,18 @@ impl Accumulator<'_> {
         };
         match v.iter_mut().find(|o| o.name == name) {
             Some(o) => {
-                o.count += count;
-                o.flops += flops;
-                o.bytes += bytes;
+                o.count = Some(o.count.unwrap_or(0) + count);
+                o.flops = Some(o.flops.unwrap_or(0.0) + flops);
+                o.bytes = Some(o.bytes.unwrap_or(0.0) + bytes);
                 o.time_s += time;
             }
             None => v.push(OpCost {
                 name: name.to_owned(),
-                count,
-                flops,
-                bytes,
+                count: Some(count),
+                flops: Some(flops),
+                bytes: Some(bytes),
                 time_s: time,
-                bound,
+                bound: Some(bound),
             }),
         }
     }
@@ -594,5 +564,12 @@ impl LatencyModel for Roofline {
 
     fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    /// Every operator with its FLOPs, bytes and bound (see [`Roofline::evaluate`]).
+    fn op_breakdown(&self, shape: &StepShape) -> Vec<OpCost> {
+        let mut ops = Vec::new();
+        self.evaluate(shape, Some(&mut ops));
+        ops
     }
 }

@@ -104,6 +104,8 @@ pub struct Simulation {
     in_transit: Vec<usize>,
     /// Lock-step groups (members' indices, ascending) and when each is next free.
     lockstep: Vec<(Vec<usize>, SimTime)>,
+    /// [`Simulation::run`] fails once the replicas have run more iterations than this.
+    max_iterations: Option<u64>,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -158,7 +160,17 @@ impl Simulation {
             kv_link: None,
             in_transit: vec![0; n],
             lockstep,
+            max_iterations: None,
         })
+    }
+
+    /// Make [`Simulation::run`] end with [`Error::IterationLimit`] as soon as the
+    /// replicas together have started more than `max` iterations: a bound on the work
+    /// of a run whose length is not known in advance (say, a batch preempted over and
+    /// over). Without it (the default) a run goes on until every request has ended.
+    pub fn with_max_iterations(mut self, max: u64) -> Self {
+        self.max_iterations = Some(max);
+        self
     }
 
     /// Prefill replicas send KV to decode replicas over `link` (its point-to-point cost
@@ -395,6 +407,16 @@ impl Simulation {
             }
             // 3. Idle replicas start their next iteration.
             self.start_idle(observer);
+            if let Some(max) = self.max_iterations {
+                let iterations: u64 = self.replicas.iter().map(|r| r.counters().iterations).sum();
+                if iterations > max {
+                    return Err(Error::IterationLimit {
+                        iterations,
+                        simulated_s: self.now.as_secs_f64(),
+                        outstanding: self.num_outstanding() as u64,
+                    });
+                }
+            }
         }
         stats.end_time = self.now;
         let outstanding: usize = self.replicas.iter().map(Replica::num_outstanding).sum();

@@ -618,3 +618,29 @@ fn lockstep_ranks_end_each_iteration_together() {
     assert_eq!(ms(b.finish_time_s), 11.0);
     assert_eq!(ms(a.finish_time_s), 13.0);
 }
+
+#[test]
+fn an_iteration_limit_ends_the_run_with_an_error() {
+    // One request of 10 output tokens: a prefill and 9 decodes, 10 iterations.
+    let cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1024, 4096);
+    let lat = FixedLatency::from_micros(1000, 10, 100);
+    let sim = |max: Option<u64>| {
+        let replica = Replica::new(0, cfg.clone(), Arc::new(lat)).unwrap();
+        let mut sim = Simulation::new(vec![replica], Router::default()).unwrap();
+        if let Some(m) = max {
+            sim = sim.with_max_iterations(m);
+        }
+        let src = RequestSource::Open(Box::new(std::iter::once(Ok(req(0, 0, 100, 10)))));
+        sim.run(src, &mut Collect(Vec::new()), &mut NoObserver)
+    };
+    assert!(sim(None).is_ok());
+    assert!(sim(Some(10)).is_ok());
+    match sim(Some(4)) {
+        Err(Error::IterationLimit {
+            iterations,
+            outstanding,
+            ..
+        }) => assert_eq!((iterations, outstanding), (5, 1)),
+        other => panic!("{other:?}"),
+    }
+}

@@ -2,7 +2,8 @@
 //!
 //! * Batch E2E (Argonne): each configuration's `batch_size` identical requests arrive
 //!   together at time zero and run through the simulated engine (its scheduler, token
-//!   budget, KV cache and preemption); the simulated batch E2E is the last request's.
+//!   budget, KV cache and preemption), as `servesim estimate` runs its batch
+//!   ([`run_static_batch`]); the simulated batch E2E is the last request's.
 //! * Batch TTFT (Argonne TTFT figures): the same replay; the simulated batch TTFT is the
 //!   latest first token of the batch (the measured one-token `llm.generate()`).
 //! * Step times (Splitwise): the latency model is asked for the exact shapes: the
@@ -10,15 +11,13 @@
 //!   with its context growing from `prompt + 1` to `prompt + output − 1`, averaged
 //!   (TPOT). Where the table's E2E is reliable, simulated E2E = prefill + Σ decodes.
 
-use super::replay::simulate;
 use super::report::{ComparisonRows, Metric, Validation, ValidationKind};
 use super::tables::{TableGroup, TableKind};
 use crate::engine::{RequestRecord, RequestStatus};
 use crate::error::Result;
+use crate::estimate::{run_static_batch, BatchSpec};
 use crate::perf::{LatencyModel, StepShape};
 use crate::setup::ReplicaSetup;
-use crate::trace::Request;
-use crate::units::SimTime;
 use std::path::Path;
 
 /// The prefill time, the mean decode iteration and their total for a static batch on
@@ -92,18 +91,19 @@ pub fn validate_group(
                 e2e.1.push(r.e2e_s.unwrap_or(f64::NAN));
             }
             TableKind::Argonne | TableKind::ArgonneTtft => {
-                let reqs = (0..r.batch_size)
-                    .map(|i| Request::new(u64::from(i), SimTime::ZERO, r.input_len, r.output_len))
-                    .collect();
-                let out = simulate(setup, 1, reqs, None, false)?;
-                let done = out
-                    .records
+                let records = run_static_batch(
+                    setup,
+                    BatchSpec {
+                        batch_size: r.batch_size,
+                        input_len: r.input_len,
+                        output_len: r.output_len,
+                    },
+                    None,
+                )?;
+                let done = records
                     .iter()
                     .filter(|x| x.status == RequestStatus::Finished);
-                let all_finished = out
-                    .records
-                    .iter()
-                    .all(|x| x.status == RequestStatus::Finished);
+                let all_finished = records.iter().all(|x| x.status == RequestStatus::Finished);
                 if !all_finished {
                     rejected += 1;
                 }

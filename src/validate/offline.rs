@@ -21,17 +21,16 @@
 //!   the same cache ([`utilization_for_free_fraction`]).
 
 use super::measured::output_rate;
-use super::replay::simulate;
 use super::report::{ComparisonRows, Metric, Validation, ValidationKind};
 use super::throughput_table::{Precision, ThroughputGroup};
 use crate::deployment::DeploymentRequest;
 use crate::engine::config::EngineOverrides;
 use crate::engine::{RequestStatus, SchedulerKind};
 use crate::error::Result;
+use crate::estimate::BatchSpec;
 use crate::memory::MemoryPlan;
 use crate::setup::ReplicaSetup;
-use crate::trace::Request;
-use crate::units::SimTime;
+use crate::simulate::simulate_requests;
 use std::path::Path;
 
 /// The largest CUDA-graph batch size of the runs (`cuda_graph_config` batch sizes up
@@ -178,10 +177,13 @@ pub fn validate_group(run: GroupRun<'_>, group: &ThroughputGroup) -> Result<Vali
         if run.cap_to_kv {
             row_setup.engine.max_num_seqs = no_evict_max_num_seqs(setup, r.isl, r.osl);
         }
-        let reqs = (0..r.num_requests)
-            .map(|i| Request::new(u64::from(i), SimTime::ZERO, r.isl, r.osl))
-            .collect();
-        let out = simulate(&row_setup, run.replicas, reqs, None, false)?;
+        let reqs = BatchSpec {
+            batch_size: r.num_requests,
+            input_len: r.isl,
+            output_len: r.osl,
+        }
+        .requests();
+        let out = simulate_requests(&row_setup, run.replicas, reqs, None, false, None)?;
         let all_done = out.records.len() == r.num_requests as usize
             && out
                 .records

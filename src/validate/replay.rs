@@ -6,71 +6,12 @@ use super::report::{
     ComparisonRows, Metric, MetricReport, ThroughputReport, Validation, ValidationKind,
 };
 use super::stats::Quantiles;
-use crate::engine::{RequestRecord, RequestSink, RequestStatus, TokenEvent};
+use crate::engine::{RequestRecord, RequestStatus};
 use crate::error::Result;
 use crate::setup::ReplicaSetup;
-use crate::sim::{NoObserver, RequestSource, RoutePolicy, Router, Simulation};
+use crate::simulate::simulate_requests;
 use crate::trace::Request;
 use crate::units::SimTime;
-
-/// Keeps every record and every inter-token gap of a run.
-#[derive(Debug, Default)]
-pub(crate) struct Collector {
-    /// Ended requests, in end order.
-    pub(crate) records: Vec<RequestRecord>,
-    /// Gaps between consecutive tokens of a request, s (tokens streamed together count
-    /// as zero gaps, as in the metrics recorder).
-    pub(crate) itls_s: Vec<f64>,
-    /// Whether to keep the gaps.
-    pub(crate) keep_itls: bool,
-}
-
-impl RequestSink for Collector {
-    fn on_tokens(&mut self, e: &TokenEvent) {
-        if !self.keep_itls {
-            return;
-        }
-        if !e.first {
-            self.itls_s.push(e.gap.as_secs_f64());
-        }
-        self.itls_s
-            .extend(std::iter::repeat_n(0.0, e.count.saturating_sub(1) as usize));
-    }
-    fn on_request_end(&mut self, record: RequestRecord) {
-        self.records.push(record);
-    }
-}
-
-/// Run `requests` on `n` replicas of `setup`; `closed_loop` caps requests in flight
-/// (arrival times are then ignored).
-pub(crate) fn simulate(
-    setup: &ReplicaSetup,
-    n: u32,
-    requests: Vec<Request>,
-    closed_loop: Option<u32>,
-    keep_itls: bool,
-) -> Result<Collector> {
-    let policy = if n > 1 {
-        RoutePolicy::LeastOutstanding
-    } else {
-        RoutePolicy::RoundRobin
-    };
-    let mut sim = Simulation::new(setup.replicas(n)?, Router::new(policy))?;
-    let it = Box::new(requests.into_iter().map(Ok));
-    let source = match closed_loop {
-        Some(c) => RequestSource::ClosedLoop {
-            requests: it,
-            concurrency: c,
-        },
-        None => RequestSource::Open(it),
-    };
-    let mut sink = Collector {
-        keep_itls,
-        ..Collector::default()
-    };
-    sim.run(source, &mut sink, &mut NoObserver)?;
-    Ok(sink)
-}
 
 /// The requests of `run`, as the simulator replays them.
 pub fn requests_of(run: &MeasuredRun) -> Vec<Request> {
@@ -107,12 +48,13 @@ pub fn replay(
         }
         _ => None,
     };
-    let out = simulate(
+    let out = simulate_requests(
         setup,
         num_replicas,
         requests_of(run),
         closed_loop,
         run.itls_s.is_some(),
+        None,
     )?;
     let mut by_id: std::collections::HashMap<u64, &RequestRecord> =
         std::collections::HashMap::with_capacity(out.records.len());

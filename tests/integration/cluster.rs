@@ -103,31 +103,40 @@ fn disaggregation_steadies_decoding() {
 
 #[test]
 fn expert_parallelism_adds_all_to_all_and_needs_moe() {
-    let v = json(&[
-        "estimate",
-        "--model",
-        "qwen3-235b-a22b",
-        "--hardware",
-        "h100",
-        "-tp",
-        "8",
-        "--enable-expert-parallel",
-        "--batch-size",
-        "8",
-        "--input-len",
-        "512",
-        "--output-len",
-        "16",
-        "--format",
-        "json",
-    ]);
-    let ops: Vec<String> = v["decode_ops"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["name"].as_str().unwrap().to_owned())
-        .collect();
-    assert!(ops.contains(&"all_to_all".to_owned()), "{ops:?}");
+    let decode_ops = |hardware: &str, extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "estimate",
+            "--model",
+            "qwen3-235b-a22b",
+            "--hardware",
+            hardware,
+            "-tp",
+            "8",
+            "--batch-size",
+            "8",
+            "--input-len",
+            "512",
+            "--output-len",
+            "16",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        json(&args)["decode_ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // The measured model (H100) names the all-to-all component `expert_exchange`, the
+    // roofline (MI300X, no profiles) `all_to_all`; neither appears without EP.
+    for (hardware, op) in [("h100", "expert_exchange"), ("mi300x", "all_to_all")] {
+        let ep = decode_ops(hardware, &["--enable-expert-parallel"]);
+        assert!(ep.contains(&op.to_owned()), "{hardware}: {ep:?}");
+        let tp = decode_ops(hardware, &[]);
+        assert!(!tp.contains(&op.to_owned()), "{hardware}: {tp:?}");
+    }
     let o = servesim_in(
         &root(),
         &[

@@ -114,6 +114,41 @@ fn impossible_parallelism_is_explained() {
 }
 
 #[test]
+fn estimate_refuses_batches_it_cannot_run_naming_the_flag() {
+    let cases: [(&[&str], &[&str]); 6] = [
+        (&["--batch-size", "0"], &["--batch-size", "at least 1"]),
+        (&["--output-len", "0"], &["--output-len", "at least 1"]),
+        (
+            &["--input-len", "5000", "--max-model-len", "4096"],
+            &["--max-model-len", "5128 tokens exceed --max-model-len 4096"],
+        ),
+        (
+            &["--input-len", "4096", "--num-gpu-blocks-override", "100"],
+            &["--input-len", "264 KV blocks", "holds 100"],
+        ),
+        (
+            &["--batch-size", "4000000000"],
+            &["--batch-size", "engine iterations"],
+        ),
+        (
+            &[
+                "--batch-size",
+                "100000",
+                "--output-len",
+                "1",
+                "--input-len",
+                "2000",
+            ],
+            &["--batch-size", "tokens is more than"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let (o, _d) = servesim(&[&["estimate"], args].concat());
+        fails_with(&o, needles);
+    }
+}
+
+#[test]
 fn missing_trace_file_names_it() {
     let (o, _d) = servesim(&["simulate", "--trace", "no/such/trace.csv", "--no-output"]);
     fails_with(&o, &["no/such/trace.csv"]);

@@ -4,5 +4,6 @@ mod cluster;
 mod commands;
 mod determinism;
 mod errors;
+mod estimate;
 mod util;
 mod validate;

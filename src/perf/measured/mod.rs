@@ -38,7 +38,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-use super::{LatencyModel, StepShape};
+use super::{Bound, LatencyModel, OpCost, StepShape};
 use crate::deployment::Deployment;
 use crate::error::Result;
 use crate::paths::DataPaths;
@@ -213,5 +213,28 @@ impl LatencyModel for MeasuredModel {
 
     fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    /// The components of [`MeasuredModel::breakdown`] that take any time. FLOPs and
+    /// bytes are not known; the bound is known only where the component is one by
+    /// nature (links for `all_reduce`, `expert_exchange`, `pp_send`; host time for
+    /// `overhead`); kernels' measured times have none.
+    fn op_breakdown(&self, shape: &StepShape) -> Vec<OpCost> {
+        self.breakdown(shape)
+            .into_iter()
+            .filter(|(_, t)| *t > 0.0)
+            .map(|(name, time_s)| OpCost {
+                name: name.to_owned(),
+                count: None,
+                flops: None,
+                bytes: None,
+                time_s,
+                bound: match name {
+                    "all_reduce" | "expert_exchange" | "pp_send" => Some(Bound::Communication),
+                    "overhead" => Some(Bound::Overhead),
+                    _ => None,
+                },
+            })
+            .collect()
     }
 }

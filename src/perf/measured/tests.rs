@@ -415,6 +415,57 @@ fn splitwise_per_step_table() {
     assert!(mp < 0.6 && mt < 0.6, "{mp} {mt}");
 }
 
+/// Every latency model splits an iteration into rows that add up to its step time:
+/// the measured model by component (zero ones left out, bounds only where the
+/// component is a link or host time), the roofline by operator with FLOPs, bytes and
+/// bound, and any other model as one `step` row.
+#[test]
+fn op_breakdowns_add_up_to_the_step_time() {
+    let paths = DataPaths::builtin();
+    let d = deploy("meta-llama/Llama-3.1-8B", "h100", 2);
+    let mut s = StepShape::new();
+    s.push_prefill(700, 300);
+    for c in [100, 2000, 9000] {
+        s.push_decode(c);
+    }
+    let sum = |rows: &[crate::perf::OpCost]| rows.iter().map(|r| r.time_s).sum::<f64>();
+    for choice in [LatencyChoice::Measured, LatencyChoice::Roofline] {
+        let m = select_latency_model(&d, &paths, choice).unwrap();
+        let rows = m.op_breakdown(&s);
+        let t = m.step_time(&s).as_secs_f64();
+        assert!(
+            (sum(&rows) - t).abs() < 2e-9,
+            "{choice:?}: {} vs {t}",
+            sum(&rows)
+        );
+        assert!(rows.iter().all(|r| r.time_s > 0.0), "{choice:?}: {rows:?}");
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        let ar = rows.iter().find(|r| r.name == "all_reduce").unwrap();
+        assert_eq!(ar.bound, Some(crate::perf::Bound::Communication));
+        if choice == LatencyChoice::Measured {
+            assert!(
+                !names.contains(&"moe") && !names.contains(&"pp_send"),
+                "{names:?}"
+            );
+            let linear = rows.iter().find(|r| r.name == "linear").unwrap();
+            assert_eq!(
+                (linear.bound, linear.flops, linear.count),
+                (None, None, None)
+            );
+        } else {
+            assert!(names.contains(&"gate_up_proj") && names.contains(&"attention"));
+            assert!(rows
+                .iter()
+                .all(|r| r.bound.is_some() && r.flops.is_some() && r.count.is_some()));
+        }
+    }
+    let fixed = crate::perf::fixed::FixedLatency::from_micros(1000, 10, 100);
+    let rows = fixed.op_breakdown(&s);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].name, "step");
+    assert_eq!(rows[0].time_s, fixed.step_time(&s).as_secs_f64());
+}
+
 /// Refits the exposed host time of `perf_model/stacks/vllm-v1.toml` and the RTX PRO 6000
 /// `link_calibration.toml` from the decode-only windows written by
 /// `scripts/bench_decode_windows.py` (path in `SERVESIM_BENCH_WINDOWS`), and prints
