@@ -35,6 +35,12 @@ for mode in default roofline; do
         servesim validate "$run" "${extra[@]}" --output-dir "$OUT/$mode/$name" \
             || echo "FAILED: $name"
     done
+    for run in "$V"/blis-vllm015-h100/*-general.json "$V"/blis-vllm015-h100/*-codegen.json "$V"/blis-vllm015-h100/*-roleplay.json "$V"/blis-vllm015-h100/*-reasoning.json; do
+        name=$(basename "$run" .json)
+        echo "== $mode: blis $name"
+        servesim validate "$run" --hardware h100 "${extra[@]}" --output-dir "$OUT/$mode/blis/$name" \
+            || echo "FAILED: blis $name"
+    done
     echo "== $mode: splitwise"
     servesim validate "$V/splitwise-perf-model/perf_model.csv" "${extra[@]}" \
         --output-dir "$OUT/$mode/splitwise" || echo "FAILED: splitwise"

@@ -156,7 +156,11 @@ pub fn run_static_batch(
     batch: BatchSpec,
     max_iterations: Option<u64>,
 ) -> Result<Vec<RequestRecord>> {
-    Ok(simulate_requests(setup, 1, batch.requests(), None, false, max_iterations)?.records)
+    let opts = crate::simulate::ReplayOptions {
+        max_iterations,
+        ..Default::default()
+    };
+    Ok(simulate_requests(setup, 1, batch.requests(), opts)?.records)
 }
 
 /// The result of [`estimate`].

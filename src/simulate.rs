@@ -49,6 +49,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// The link KV crosses from prefill to decode replicas (disaggregated serving).
     pub kv_transfer_link: Option<crate::hardware::LinkSpec>,
+    /// The API server in front of the replicas (latencies as clients see them); none:
+    /// clients talk to the engine directly.
+    pub api_server: Option<crate::stack::ApiServer>,
 }
 
 /// The outcome of a run.
@@ -125,6 +128,9 @@ pub fn run(
     if let Some(link) = &opts.kv_transfer_link {
         sim = sim.with_kv_transfer_link(link.clone());
     }
+    if let Some(api) = &opts.api_server {
+        sim = sim.with_api_server(api);
+    }
     let stats = sim.run(source, &mut recorder, &mut timeseries)?;
     progress.finish_and_clear();
 
@@ -191,17 +197,32 @@ impl RequestSink for Collector {
     }
 }
 
-/// Run `requests` on `n` replicas of `setup`; `closed_loop` caps requests in flight
-/// (arrival times are then ignored); `max_iterations` bounds the run (see
-/// [`Simulation::with_max_iterations`]).
+/// How [`simulate_requests`] runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ReplayOptions {
+    /// Cap on requests in flight (arrival times are then ignored).
+    pub closed_loop: Option<u32>,
+    /// Keep every inter-token gap.
+    pub keep_itls: bool,
+    /// Bound on the run (see [`Simulation::with_max_iterations`]).
+    pub max_iterations: Option<u64>,
+    /// Put the serving stack's API server in front (latencies as clients see them).
+    pub api_server: bool,
+}
+
+/// Run `requests` on `n` replicas of `setup` as `opts` says.
 pub(crate) fn simulate_requests(
     setup: &ReplicaSetup,
     n: u32,
     requests: Vec<Request>,
-    closed_loop: Option<u32>,
-    keep_itls: bool,
-    max_iterations: Option<u64>,
+    opts: ReplayOptions,
 ) -> Result<Collector> {
+    let ReplayOptions {
+        closed_loop,
+        keep_itls,
+        max_iterations,
+        api_server,
+    } = opts;
     let policy = if n > 1 {
         RoutePolicy::LeastOutstanding
     } else {
@@ -210,6 +231,9 @@ pub(crate) fn simulate_requests(
     let mut sim = Simulation::new(setup.replicas(n)?, Router::new(policy))?;
     if let Some(max) = max_iterations {
         sim = sim.with_max_iterations(max);
+    }
+    if api_server {
+        sim = sim.with_api_server(&setup.deployment.stack.api_server);
     }
     let it = Box::new(requests.into_iter().map(Ok));
     let source = match closed_loop {

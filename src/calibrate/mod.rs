@@ -345,9 +345,7 @@ impl Calibration {
                 &setup,
                 r.replicas,
                 requests_of(&r.run),
-                None,
-                false,
-                None,
+                crate::simulate::ReplayOptions::default(),
             )?;
             let by_id: std::collections::HashMap<u64, _> =
                 sim.records.iter().map(|x| (x.request_id, x)).collect();

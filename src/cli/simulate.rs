@@ -317,6 +317,9 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         output_dir: output_dir.clone(),
         progress: std::io::stderr().is_terminal(),
         kv_transfer_link: kv_link,
+        api_server: setups
+            .first()
+            .map(|s| s.2.deployment.stack.api_server.clone()),
     };
     let source = match run.concurrency {
         Some(concurrency) => RequestSource::ClosedLoop {

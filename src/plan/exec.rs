@@ -361,6 +361,7 @@ impl SweepContext {
         let reader = self.requests(load)?;
         let opts = RunOptions {
             slo: self.slo(),
+            api_server: Some(self.stack.api_server.clone()),
             ..RunOptions::default()
         };
         let router = Router::new(self.config.route.unwrap_or_default());

@@ -12,6 +12,7 @@ use crate::hardware::LinkSpec;
 use crate::trace::Request;
 use crate::units::{SimDuration, SimTime};
 
+pub mod api;
 pub mod queue;
 pub mod router;
 #[cfg(test)]
@@ -104,6 +105,8 @@ pub struct Simulation {
     in_transit: Vec<usize>,
     /// Lock-step groups (members' indices, ascending) and when each is next free.
     lockstep: Vec<(Vec<usize>, SimTime)>,
+    /// The API server in front of the replicas (none: clients talk to the engine).
+    api: Option<api::ApiDelays>,
     /// [`Simulation::run`] fails once the replicas have run more iterations than this.
     max_iterations: Option<u64>,
 }
@@ -161,7 +164,16 @@ impl Simulation {
             in_transit: vec![0; n],
             lockstep,
             max_iterations: None,
+            api: None,
         })
+    }
+
+    /// Put an API server in front of the replicas: [`Simulation::run`] delays every
+    /// request and reports every latency as its client sees them (see [`api`]).
+    pub fn with_api_server(mut self, server: &crate::stack::ApiServer) -> Self {
+        let d = api::ApiDelays::of(server);
+        self.api = (!d.is_zero()).then_some(d);
+        self
     }
 
     /// Make [`Simulation::run`] end with [`Error::IterationLimit`] as soon as the
@@ -333,8 +345,15 @@ impl Simulation {
         sink: &mut dyn RequestSink,
         observer: &mut dyn Observer,
     ) -> Result<RunStats> {
+        let api = self.api;
         let (mut requests, closed_loop) = match source {
-            RequestSource::Open(it) => (it, None),
+            RequestSource::Open(it) => match api {
+                Some(d) => (
+                    Box::new(api::Ingress::new(it, d)) as Box<dyn Iterator<Item = _>>,
+                    None,
+                ),
+                None => (it, None),
+            },
             RequestSource::ClosedLoop {
                 requests,
                 concurrency,
@@ -346,6 +365,17 @@ impl Simulation {
                 }
                 (requests, Some(concurrency))
             }
+        };
+        let mut client;
+        let sink: &mut dyn RequestSink = match api {
+            Some(delays) => {
+                client = api::ClientView {
+                    inner: sink,
+                    delays,
+                };
+                &mut client
+            }
+            None => sink,
         };
         let mut sink = CountingSink {
             inner: sink,

@@ -644,3 +644,61 @@ fn an_iteration_limit_ends_the_run_with_an_error() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn async_scheduling_defers_a_request_that_arrives_mid_step_by_one_step() {
+    // As `v1_two_requests_by_hand`, but iteration k+1 is decided when k starts: B
+    // (arrived at 1 ms, during A's prefill) misses the step decided at 0 and the one
+    // decided at 2.0 ms; it first runs in the iteration decided at 3.1 ms.
+    // [0, 2.0]   A prefill 100                     → A token 1 at 2.0
+    // [2.0, 3.1] A decode (decided at 0: B unseen)  → A token 2 at 3.1
+    // [3.1, 4.7] A decode + B prefill 50 (decided at 2.0, B seen) → A done, B token 1
+    // [4.7, 5.8] B decode                          → B token 2 at 5.8
+    let lat = FixedLatency::from_micros(1000, 10, 100);
+    let mut cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
+    cfg.async_scheduling = true;
+    let recs = run(cfg, lat, vec![req(1, 0, 100, 3), req(2, 1000, 50, 2)]);
+    let a = recs.iter().find(|r| r.request_id == 1).unwrap();
+    let b = recs.iter().find(|r| r.request_id == 2).unwrap();
+    assert_eq!((ms(a.ttft_s), ms(a.e2e_s)), (2.0, 4.7));
+    assert_eq!((ms(b.ttft_s), ms(b.e2e_s)), (3.7, 4.8));
+}
+
+#[test]
+fn api_server_shifts_ttft_and_e2e_but_not_tpot() {
+    let lat = FixedLatency::from_micros(1000, 10, 100);
+    let cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
+    let reqs = vec![req(1, 0, 100, 3), req(2, 1000, 50, 2)];
+    let plain = run(cfg.clone(), lat.clone(), reqs.clone());
+    let api = crate::stack::ApiServer {
+        request_us: 200.0,
+        per_prompt_token_us: 2.0,
+        per_token_out_us: 300.0,
+        source: String::new(),
+        fitted_on: Vec::new(),
+    };
+    let replica = Replica::new(0, cfg, Arc::new(lat)).unwrap();
+    let mut sim = Simulation::new(vec![replica], Router::default())
+        .unwrap()
+        .with_api_server(&api);
+    let mut sink = Collect(Vec::new());
+    let src = RequestSource::Open(Box::new(reqs.into_iter().map(Ok)));
+    sim.run(src, &mut sink, &mut NoObserver).unwrap();
+    for p in &plain {
+        let c = sink
+            .0
+            .iter()
+            .find(|r| r.request_id == p.request_id)
+            .unwrap();
+        // A: in 200 + 200 µs; B: in 200 + 100 µs (it then waits less: A's prefill
+        // now ends at 2.4 ms, B arrives at 1.3 ms). Out: 300 µs.
+        let ingress = (200.0 + 2.0 * f64::from(p.input_tokens)) * 1e-6;
+        assert!((c.arrival_time_s - p.arrival_time_s).abs() < 1e-12);
+        assert!(c.ttft_s >= ingress + 300e-6, "{c:?}");
+        assert!((c.tpot_s - p.tpot_s).abs() < 1e-12 || p.request_id == 2);
+    }
+    // A alone in front: exactly shifted by its ingress and egress.
+    let a = sink.0.iter().find(|r| r.request_id == 1).unwrap();
+    let pa = plain.iter().find(|r| r.request_id == 1).unwrap();
+    assert!((a.ttft_s - pa.ttft_s - (400e-6 + 300e-6)).abs() < 1e-9);
+}

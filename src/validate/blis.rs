@@ -16,7 +16,7 @@
 //! its `max_model_len` is read. The file records neither the GPU nor the engine
 //! version: pass `--hardware` (the set's README says H100 SXM, vLLM 0.15.1).
 
-use super::measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat};
+use super::measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat, Timing};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -335,6 +335,7 @@ pub fn read(path: &Path) -> Result<MeasuredRun> {
         format: RunFormat::Blis,
         requests,
         itls_s: None,
+        timing: Timing::Client,
         arrivals: ArrivalMode::Recorded,
         max_concurrency: None,
         hints: EngineHints {

@@ -15,7 +15,7 @@
 //! any order; they are sorted by arrival (ties in file order).
 
 use super::csv_table::CsvTable;
-use super::measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat};
+use super::measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat, Timing};
 use crate::error::{Error, Result};
 use std::path::Path;
 
@@ -125,6 +125,7 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<MeasuredRun> {
             })
             .collect(),
         itls_s: None,
+        timing: Timing::Client,
         arrivals: ArrivalMode::Recorded,
         max_concurrency: None,
         hints: EngineHints::default(),

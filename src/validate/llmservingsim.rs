@@ -10,7 +10,7 @@
 //! name; where it names no device, the run folder's name up to its first `_`
 //! (`RTXPRO6000_Llama-3.1-8B` → `RTXPRO6000`) is used.
 
-use super::measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat};
+use super::measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat, Timing};
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -131,6 +131,7 @@ pub fn read(path: &Path) -> Result<MeasuredRun> {
         format: RunFormat::LlmServingSim,
         requests,
         itls_s: None,
+        timing: Timing::Engine,
         arrivals: ArrivalMode::Recorded,
         max_concurrency: None,
         hints,

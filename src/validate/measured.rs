@@ -71,6 +71,16 @@ pub enum ArrivalMode {
     AllAtOnce,
 }
 
+/// Whose clock a run's latencies were taken on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Timing {
+    /// The client's: the API server's request handling and streaming are included.
+    Client,
+    /// The engine's (timestamps inside the engine, no API server).
+    Engine,
+}
+
 /// Engine settings a measurement file records. Each fills the matching setting only
 /// where neither a flag nor a config file gave one.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -154,6 +164,8 @@ pub struct MeasuredRun {
     pub itls_s: Option<Vec<f64>>,
     /// How requests arrived.
     pub arrivals: ArrivalMode,
+    /// Whose clock the latencies were taken on.
+    pub timing: Timing,
     /// The client's cap on requests in flight, where the file says.
     pub max_concurrency: Option<u32>,
     /// Engine settings recorded in the files.

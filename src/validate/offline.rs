@@ -183,7 +183,7 @@ pub fn validate_group(run: GroupRun<'_>, group: &ThroughputGroup) -> Result<Vali
             output_len: r.osl,
         }
         .requests();
-        let out = simulate_requests(&row_setup, run.replicas, reqs, None, false, None)?;
+        let out = simulate_requests(&row_setup, run.replicas, reqs, Default::default())?;
         let all_done = out.records.len() == r.num_requests as usize
             && out
                 .records

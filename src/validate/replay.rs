@@ -1,7 +1,7 @@
 //! Replay a measured serving run through simulated replicas and pair every request's
 //! simulated timings with its measured ones.
 
-use super::measured::{output_rate, ArrivalMode, MeasuredRun};
+use super::measured::{output_rate, ArrivalMode, MeasuredRun, Timing};
 use super::report::{
     ComparisonRows, Metric, MetricReport, ThroughputReport, Validation, ValidationKind,
 };
@@ -48,13 +48,25 @@ pub fn replay(
         }
         _ => None,
     };
+    let client_side = run.timing == Timing::Client;
+    if client_side && !setup.deployment.stack.api_server.is_zero() {
+        notes.push(format!(
+            "times measured by the client: the serving stack's API server ({} µs per request + {} µs per prompt token in, {} µs per token out) is on every request's path",
+            setup.deployment.stack.api_server.request_us,
+            setup.deployment.stack.api_server.per_prompt_token_us,
+            setup.deployment.stack.api_server.per_token_out_us
+        ));
+    }
     let out = simulate_requests(
         setup,
         num_replicas,
         requests_of(run),
-        closed_loop,
-        run.itls_s.is_some(),
-        None,
+        crate::simulate::ReplayOptions {
+            closed_loop,
+            keep_itls: run.itls_s.is_some(),
+            max_iterations: None,
+            api_server: client_side,
+        },
     )?;
     let mut by_id: std::collections::HashMap<u64, &RequestRecord> =
         std::collections::HashMap::with_capacity(out.records.len());

@@ -9,7 +9,7 @@
 //! file has it). Failed requests (a non-empty `errors` entry) are skipped, as the
 //! trace reader skips them.
 
-use super::measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat};
+use super::measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat, Timing};
 use crate::error::{Error, Result};
 use crate::trace::{open_trace_as, TraceFormat, TraceOptions};
 use serde_json::{Map, Value};
@@ -154,6 +154,7 @@ pub fn read(path: &Path, seed: u64) -> Result<MeasuredRun> {
         requests: out,
         itls_s: Some(all_itls),
         arrivals,
+        timing: Timing::Client,
         max_concurrency,
         hints,
         notes,
