@@ -669,7 +669,7 @@ fn api_server_shifts_ttft_and_e2e_but_not_tpot() {
     let lat = FixedLatency::from_micros(1000, 10, 100);
     let cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
     let reqs = vec![req(1, 0, 100, 3), req(2, 1000, 50, 2)];
-    let plain = run(cfg.clone(), lat.clone(), reqs.clone());
+    let plain = run(cfg.clone(), lat, reqs.clone());
     let api = crate::stack::ApiServer {
         request_us: 200.0,
         per_prompt_token_us: 2.0,
