@@ -1,56 +1,113 @@
 #!/usr/bin/env bash
-# Reproduce docs/validation.md: validate every set of the shared validation data, once
-# with the latency model the simulator picks by default (measured operator profiles
-# where the GPU has them, else the roofline with perf_model/calibrated/<gpu>.toml where
-# it exists) and once with the pure, uncalibrated roofline (perf_model/roofline.toml).
+# Reproduce docs/validation.md: validate every set of the shared validation data.
 #
-#   scripts/validate_all.sh [VALIDATION_DIR]   default VALIDATION_DIR: ../shared/validation
-#   CALIBRATE=1 scripts/validate_all.sh        first refit perf_model/calibrated/ (A100, H100)
+#   scripts/validate_all.sh [--cross-validate] [--no-roofline] [VALIDATION_DIR]
 #
-# Outputs go to $OUT (default output/validation/{default,roofline}/<set>/); each
-# set's folder has validation.json, comparison.csv and validation.svg (tables: one
-# folder per group plus summary.json). A set that cannot be simulated is reported and
-# the script goes on.
+# Modes (outputs under $OUT, default output/validation/<mode>/<set>/):
+#   default     the shipped data: the serving stacks' fitted constants were fitted on some
+#               of these sets (each stack file's `fitted_on`), so those sets are IN-SAMPLE.
+#   roofline    the pure, uncalibrated roofline (--roofline-params perf_model/roofline.toml).
+#   cv          (--cross-validate) every fitted stack constant is refitted with the scored
+#               set left out (`servesim fit-stack`), then that set is scored: OUT-OF-SAMPLE.
+#               GPU efficiencies are never fitted on validation sets (kernel measurements,
+#               perf_model/kernel_efficiency/), so nothing else needs leaving out.
+# Each mode ends with a per-set summary (scripts/validation_summary.py): median over runs
+# (or table groups) of the error of the mean E2E, TPOT and TTFT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+CV=0
+ROOFLINE=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --cross-validate) CV=1; shift ;;
+        --no-roofline) ROOFLINE=0; shift ;;
+        *) break ;;
+    esac
+done
 V=${1:-../shared/validation}
 OUT=${OUT:-output/validation}
 cargo build --release --quiet || exit 1
-servesim() { cargo run --release --quiet -- "$@"; }
+servesim() { target/release/servesim "$@"; }
 
-if [ "${CALIBRATE:-0}" = 1 ]; then
-    servesim calibrate --hardware a100-80gb,a100-40gb --hardware h100 \
-        "$V/splitwise-perf-model/perf_model.csv" \
-        "$V/argonne-llm-inference-bench/All_results.csv" || exit 1
+LS_RUNS=$(ls -d "$V"/llmservingsim-vllm-bench/*/ | tr '\n' ',')
+BLIS_RUNS=$(ls "$V"/blis-vllm015-h100/*.json | grep -v _ground_truth | tr '\n' ',')
+ARGONNE="$V/argonne-llm-inference-bench/All_results.csv"
+
+# validate_set SET DIR [ARGS...]: score one set into DIR/SET.
+validate_set() {
+    local set=$1 dir=$2
+    shift 2
+    local out="$dir/$set"
+    echo "== $set -> $out"
+    case "$set" in
+        llmservingsim-vllm-bench)
+            for run in "$V"/llmservingsim-vllm-bench/*/; do
+                servesim validate "$run" "$@" --output-dir "$out/$(basename "$run")" \
+                    || echo "FAILED: $run"
+            done ;;
+        blis-vllm015-h100)
+            for run in "$V"/blis-vllm015-h100/*.json; do
+                case "$run" in *_ground_truth.json) continue ;; esac
+                servesim validate "$run" --hardware h100 "$@" \
+                    --output-dir "$out/$(basename "$run" .json)" || echo "FAILED: $run"
+            done ;;
+        splitwise-perf-model)
+            servesim validate "$V/splitwise-perf-model/perf_model.csv" "$@" \
+                --output-dir "$out" || echo "FAILED: splitwise" ;;
+        argonne-llm-inference-bench)
+            servesim validate "$ARGONNE" "$@" --output-dir "$out/all_results" \
+                || echo "FAILED: argonne"
+            servesim validate "$V/argonne-llm-inference-bench/Fig_21__all_results_TTFT.csv" "$@" \
+                --output-dir "$out/fig21_ttft" || echo "FAILED: argonne fig 21" ;;
+        trtllm-perf-overview)
+            servesim validate "$V/trtllm-perf-overview/throughput_offline.csv" "$@" \
+                --output-dir "$out" || echo "FAILED: trtllm" ;;
+    esac
+}
+
+SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench splitwise-perf-model trtllm-perf-overview"
+# The stack each set is replayed on by default.
+stack_of() {
+    case "$1" in
+        argonne-llm-inference-bench|splitwise-perf-model) echo vllm-0.5 ;;
+        *) echo vllm-v1 ;;
+    esac
+}
+
+summary() {
+    echo
+    echo "## $1: median over runs / table groups of |error| %"
+    python3 scripts/validation_summary.py "$2" --label "($1)" --json "$2/summary.json"
+}
+
+# 1. The shipped data (in-sample for the sets a stack constant was fitted on).
+for s in $SETS; do validate_set "$s" "$OUT/default"; done
+summary default "$OUT/default"
+
+# 2. The pure roofline, for comparison.
+if [ "$ROOFLINE" = 1 ]; then
+    for s in $SETS; do
+        validate_set "$s" "$OUT/roofline" --roofline-params perf_model/roofline.toml
+    done
+    summary roofline "$OUT/roofline"
 fi
 
-for mode in default roofline; do
-    extra=()
-    if [ "$mode" = roofline ]; then
-        extra=(--roofline-params perf_model/roofline.toml)
-    fi
-    for run in "$V"/llmservingsim-vllm-bench/*/; do
-        name=$(basename "$run")
-        echo "== $mode: $name"
-        servesim validate "$run" "${extra[@]}" --output-dir "$OUT/$mode/$name" \
-            || echo "FAILED: $name"
+# 3. Cross-validation: refit every fitted stack constant without the scored set.
+if [ "$CV" = 1 ]; then
+    for s in $SETS; do
+        stacks="$OUT/cv-stacks/without-$s"
+        v1=()
+        [ "$s" != blis-vllm015-h100 ] && v1+=(--set "blis-vllm015-h100=$BLIS_RUNS")
+        [ "$s" != llmservingsim-vllm-bench ] && v1+=(--set "llmservingsim-vllm-bench=$LS_RUNS")
+        v0=()
+        [ "$s" != argonne-llm-inference-bench ] && v0+=(--set "argonne-llm-inference-bench=$ARGONNE")
+        case "$(stack_of "$s")" in
+            vllm-v1) servesim fit-stack --serving-stack vllm-v1 "${v1[@]}" --api-server \
+                         --output "$stacks/vllm-v1.toml" || exit 1 ;;
+            vllm-0.5) servesim fit-stack --serving-stack vllm-0.5 "${v0[@]}" \
+                          --output "$stacks/vllm-0.5.toml" || exit 1 ;;
+        esac
+        validate_set "$s" "$OUT/cv" --serving-stack "$stacks/$(stack_of "$s").toml"
     done
-    for run in "$V"/blis-vllm015-h100/*-general.json "$V"/blis-vllm015-h100/*-codegen.json "$V"/blis-vllm015-h100/*-roleplay.json "$V"/blis-vllm015-h100/*-reasoning.json; do
-        name=$(basename "$run" .json)
-        echo "== $mode: blis $name"
-        servesim validate "$run" --hardware h100 "${extra[@]}" --output-dir "$OUT/$mode/blis/$name" \
-            || echo "FAILED: blis $name"
-    done
-    echo "== $mode: splitwise"
-    servesim validate "$V/splitwise-perf-model/perf_model.csv" "${extra[@]}" \
-        --output-dir "$OUT/$mode/splitwise" || echo "FAILED: splitwise"
-    echo "== $mode: argonne"
-    servesim validate "$V/argonne-llm-inference-bench/All_results.csv" "${extra[@]}" \
-        --output-dir "$OUT/$mode/argonne" || echo "FAILED: argonne"
-        echo "== $mode: trtllm-throughput"
-    servesim validate "$V/trtllm-perf-overview/throughput_offline.csv" "${extra[@]}" \
-        --output-dir "$OUT/$mode/trtllm-throughput" || echo "FAILED: trtllm-throughput"
-    echo "== $mode: argonne-ttft"
-    servesim validate "$V/argonne-llm-inference-bench/Fig_21__all_results_TTFT.csv" "${extra[@]}" \
-        --output-dir "$OUT/$mode/argonne-ttft" || echo "FAILED: argonne-ttft"
-done
+    summary "cross-validated (out-of-sample)" "$OUT/cv"
+fi

@@ -61,6 +61,7 @@ use std::sync::Arc;
 mod fit;
 pub mod optimize;
 pub mod shapes;
+pub mod stack_fit;
 mod write;
 
 pub use fit::{Fit, GroupFit, MetricFit, SetFit, StackParams};
@@ -375,6 +376,8 @@ pub fn roofline_with_overheads(d: &Deployment, p: &RooflineParams) -> Roofline {
         overlap: crate::stack::HostOverlap::Serial,
         source: "calibration".into(),
         fitted_on: Vec::new(),
+        prior_step_us: 0.0,
+        prior_source: String::new(),
     };
     e.kernel_launch_us = 0.0;
     e.graph_launch_us = 0.0;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 pub mod args;
 mod calibrate;
 mod estimate;
+mod fit_stack;
 mod list;
 mod memory;
 mod merge;
@@ -56,6 +57,9 @@ pub enum Command {
     /// Fit the roofline's efficiencies and overheads for a GPU to measured tables and
     /// runs; writes perf_model/calibrated/<hardware>.toml.
     Calibrate(Box<calibrate::CalibrateArgs>),
+    /// Fit a serving stack's host time per iteration (and API server time per request)
+    /// to measured sets; writes a stack file with what it was fitted on.
+    FitStack(Box<fit_stack::FitStackArgs>),
     /// Simulate every point of a grid (hardware × TP × PP × replicas × scheduler knobs ×
     /// load) in parallel; CSV, JSON and SVG out.
     Sweep(sweep::SweepArgs),
@@ -84,6 +88,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(a) => serve::run(*a, &paths),
         Command::Validate(a) => validate::run(*a, &paths),
         Command::Calibrate(a) => calibrate::run(*a, &paths),
+        Command::FitStack(a) => fit_stack::run(*a, &paths),
         Command::Sweep(a) => sweep::run(a, &paths),
         Command::Plan(a) => plan::run(*a, &paths),
         Command::Merge(a) => merge::run(a),

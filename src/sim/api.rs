@@ -203,6 +203,7 @@ mod tests {
             per_token_out_us: 50.0,
             source: String::new(),
             fitted_on: Vec::new(),
+            prior_request_us: 0.0,
         })
     }
 

@@ -676,6 +676,7 @@ fn api_server_shifts_ttft_and_e2e_but_not_tpot() {
         per_token_out_us: 300.0,
         source: String::new(),
         fitted_on: Vec::new(),
+        prior_request_us: 0.0,
     };
     let replica = Replica::new(0, cfg, Arc::new(lat)).unwrap();
     let mut sim = Simulation::new(vec![replica], Router::default())

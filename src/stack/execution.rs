@@ -68,6 +68,11 @@ pub struct HostCost {
     pub source: String,
     /// Validation sets the figures were fitted on (empty when not fitted).
     pub fitted_on: Vec<String>,
+    /// `step_us` without any validation set: what public measurements say (used when a
+    /// fit has no data, as when cross-validation leaves its sets out).
+    pub prior_step_us: f64,
+    /// Where the prior comes from.
+    pub prior_source: String,
 }
 
 impl HostCost {

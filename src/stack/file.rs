@@ -58,6 +58,8 @@ struct HostSection {
     per_sequence_us: f64,
     per_prefill_us: f64,
     overlap: HostOverlap,
+    prior_step_us: f64,
+    prior_source: String,
     source: String,
     #[serde(default)]
     fitted_on: Vec<String>,
@@ -69,6 +71,7 @@ struct ApiSection {
     request_us: f64,
     per_prompt_token_us: f64,
     per_token_out_us: f64,
+    prior_request_us: f64,
     source: String,
     #[serde(default)]
     fitted_on: Vec<String>,
@@ -156,6 +159,8 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             overlap: h.overlap,
             source: h.source.clone(),
             fitted_on: h.fitted_on.clone(),
+            prior_step_us: non_negative("host.prior_step_us", h.prior_step_us)?,
+            prior_source: h.prior_source.clone(),
         },
         source: g.source.clone(),
     };
@@ -165,6 +170,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
         per_token_out_us: non_negative("api_server.per_token_out_us", a.per_token_out_us)?,
         source: a.source.clone(),
         fitted_on: a.fitted_on.clone(),
+        prior_request_us: non_negative("api_server.prior_request_us", a.prior_request_us)?,
     };
     let custom_all_reduce = match &f.custom_all_reduce {
         None => None,

@@ -73,6 +73,8 @@ pub struct ApiServer {
     pub source: String,
     /// Validation sets the figures were fitted on (empty when not fitted).
     pub fitted_on: Vec<String>,
+    /// `request_us` without any validation set (used when a fit has no data).
+    pub prior_request_us: f64,
 }
 
 impl ApiServer {

@@ -56,7 +56,18 @@ fn unknown_stacks_and_bad_fields_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(ServingStack::dir(&paths()).join("vllm-v1.toml")).unwrap();
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, text.replace("step_us = 350.0", "step_us = -1.0")).unwrap();
+    let negative: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("step_us =") {
+                "step_us = -1.0"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&bad, negative).unwrap();
     let e = ServingStack::load(&paths(), bad.to_str())
         .unwrap_err()
         .to_string();
@@ -111,6 +122,7 @@ fn step_time_adds_or_overlaps_host_work_and_launches_bound_eager_steps() {
         .execution;
     e.host.step_us = 100.0;
     e.host.per_sequence_us = 10.0;
+    e.host.overlap = HostOverlap::Serial;
     e.kernel_launch_us = 8.0;
     let shape = decodes(4, 100);
     let graph = e.plan(&shape);

@@ -1,0 +1,490 @@
+//! Fitting a serving stack's host constants to measured runs: the time per iteration
+//! the GPU waits for the host (`host.step_us`) and the API server's time per request
+//! (`api_server.request_us`).
+//!
+//! Everything else in a stack file is the engine's own (defaults, capture sizes) or a
+//! kernel measurement; these two are what is left of the engine between the measured
+//! kernels and the measured latencies, so they are fitted, and each fit says on which
+//! validation sets (`fitted_on`) so that cross-validation can leave those out.
+//!
+//! * `host.step_us` is added to every iteration: it is found by golden-section search
+//!   on `[0, 20 ms]` minimising, averaged per set and then over sets, `|ln(simulated /
+//!   measured)|` of each serving run's mean time per output token and the median of
+//!   it over each static-batch group's batch times.
+//! * `api_server.request_us` shifts every request's arrival at the engine by a constant,
+//!   which moves its TTFT and E2E by exactly that much and changes nothing else; it is
+//!   the median over the client-timed runs of the median per-request TTFT shortfall at
+//!   the fitted `step_us` (zero when none is client-timed).
+//!
+//! Static-batch groups count only where the GPU's kernels are measured (operator
+//! profiles, or roofline efficiencies from `perf_model/kernel_efficiency/`): elsewhere
+//! the GPU's own error would be absorbed into the stack.
+
+use crate::deployment::{Deployment, DeploymentRequest};
+use crate::engine::config::EngineOverrides;
+use crate::error::Result;
+use crate::paths::DataPaths;
+use crate::perf::{LatencyModel, StepShape};
+use crate::setup::ReplicaSetup;
+use crate::stack::ServingStack;
+use crate::units::SimDuration;
+use crate::validate::measured::{MeasuredRun, Timing};
+use crate::validate::{batch, group_request, replay, Measurement, Metric, StaticTable, TableGroup};
+use std::sync::Arc;
+
+/// One measured set to fit on: its name (a validation set's folder) and measurements.
+#[derive(Clone, Debug)]
+pub struct FitSet {
+    /// Name written to `fitted_on`.
+    pub name: String,
+    /// Its measurements, read by [`crate::validate::open`].
+    pub measurements: Vec<Measurement>,
+}
+
+/// What a fit found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StackFit {
+    /// Fitted `host.step_us`.
+    pub step_us: f64,
+    /// Fitted `api_server.request_us` when asked for (its prior when no run is timed by
+    /// the client).
+    pub request_us: Option<f64>,
+    /// Loss with the stack's own `step_us`, then with the fitted one.
+    pub loss_before: f64,
+    /// Loss after.
+    pub loss_after: f64,
+    /// Sets that had at least one usable unit.
+    pub sets: Vec<String>,
+    /// Sets whose client-timed runs gave the API server's time.
+    pub request_sets: Vec<String>,
+    /// Units used per set.
+    pub units: Vec<(String, usize)>,
+}
+
+/// An iteration-time model plus a constant.
+struct PlusConstant {
+    inner: Arc<dyn LatencyModel>,
+    extra: SimDuration,
+}
+
+impl LatencyModel for PlusConstant {
+    fn step_time(&self, shape: &StepShape) -> SimDuration {
+        self.inner.step_time(shape) + self.extra
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+enum Unit {
+    Run {
+        set: usize,
+        run: Box<MeasuredRun>,
+        setup: ReplicaSetup,
+        replicas: u32,
+    },
+    Group {
+        set: usize,
+        group: Box<TableGroup>,
+        table: Box<StaticTable>,
+        setup: ReplicaSetup,
+    },
+}
+
+fn with_stack(mut d: Deployment, stack: &Arc<ServingStack>) -> Deployment {
+    d.stack = stack.clone();
+    d
+}
+
+/// Whether `setup`'s GPU kernels rest on measurements.
+fn grounded(setup: &ReplicaSetup, paths: &DataPaths) -> bool {
+    let slug = crate::perf::measured::MeasuredModel::hardware_slug(&setup.deployment);
+    setup.latency.describe().starts_with("measured")
+        || slug.is_some_and(|s| {
+            paths
+                .perf_model
+                .join("kernel_efficiency")
+                .join(format!("{s}.toml"))
+                .is_file()
+        })
+}
+
+fn build_units(base: &Arc<ServingStack>, sets: &[FitSet], paths: &DataPaths) -> Result<Vec<Unit>> {
+    let mut units = Vec::new();
+    for (i, s) in sets.iter().enumerate() {
+        for m in &s.measurements {
+            match m {
+                Measurement::Run(run) => {
+                    let (mut req, mut ov) =
+                        (DeploymentRequest::default(), EngineOverrides::default());
+                    run.hints.apply(&mut req, &mut ov);
+                    let d = with_stack(Deployment::resolve(&req, paths)?, base);
+                    let setup = ReplicaSetup::new(d, &ov, paths)?;
+                    units.push(Unit::Run {
+                        set: i,
+                        replicas: run.hints.data_parallel_size.unwrap_or(1).max(1),
+                        run: run.clone(),
+                        setup,
+                    });
+                }
+                Measurement::Table(t) => {
+                    for g in &t.groups {
+                        let req = group_request(g, &DeploymentRequest::default());
+                        let Ok(d) = Deployment::resolve(&req, paths) else {
+                            continue;
+                        };
+                        let Ok(setup) = ReplicaSetup::new(
+                            with_stack(d, base),
+                            &EngineOverrides::default(),
+                            paths,
+                        ) else {
+                            continue;
+                        };
+                        if grounded(&setup, paths) {
+                            units.push(Unit::Group {
+                                set: i,
+                                group: Box::new(g.clone()),
+                                table: Box::new(t.clone()),
+                                setup,
+                            });
+                        }
+                    }
+                }
+                Measurement::Throughput(_) => {}
+            }
+        }
+    }
+    Ok(units)
+}
+
+fn plus(setup: &ReplicaSetup, extra_us: f64) -> ReplicaSetup {
+    let mut s = setup.clone();
+    s.latency = Arc::new(PlusConstant {
+        inner: setup.latency.clone(),
+        extra: SimDuration::from_secs_f64(extra_us * 1e-6),
+    });
+    s
+}
+
+fn abs_log(sim: f64, meas: f64) -> Option<f64> {
+    (sim > 0.0 && meas > 0.0 && sim.is_finite() && meas.is_finite())
+        .then(|| (sim / meas).ln().abs())
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    })
+}
+
+/// The loss of one unit at `extra_us` of host time per iteration.
+fn unit_loss(u: &Unit, extra_us: f64) -> Result<Option<f64>> {
+    Ok(match u {
+        Unit::Run {
+            run,
+            setup,
+            replicas,
+            ..
+        } => {
+            let v = replay::replay("fit", run, &plus(setup, extra_us), *replicas)?;
+            v.metrics
+                .iter()
+                .find(|m| m.metric == Metric::Tpot)
+                .and_then(|m| abs_log(m.simulated.mean, m.measured.mean))
+        }
+        Unit::Group {
+            group,
+            table,
+            setup,
+            ..
+        } => {
+            let v = batch::validate_group(
+                "fit",
+                &table.source,
+                table.kind,
+                group,
+                &plus(setup, extra_us),
+            )?;
+            v.rows.pairs(Metric::E2e).and_then(|(s, m)| {
+                median(
+                    s.iter()
+                        .zip(m)
+                        .filter_map(|(&s, &m)| abs_log(s, m))
+                        .collect(),
+                )
+            })
+        }
+    })
+}
+
+fn unit_set(u: &Unit) -> usize {
+    match u {
+        Unit::Run { set, .. } | Unit::Group { set, .. } => *set,
+    }
+}
+
+/// Mean over sets of the mean unit loss.
+fn loss(units: &[Unit], n_sets: usize, extra_us: f64) -> Result<f64> {
+    let mut per_set = vec![(0.0, 0usize); n_sets];
+    for u in units {
+        if let Some(l) = unit_loss(u, extra_us)? {
+            let e = &mut per_set[unit_set(u)];
+            e.0 += l;
+            e.1 += 1;
+        }
+    }
+    let used: Vec<f64> = per_set
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| s / *n as f64)
+        .collect();
+    Ok(if used.is_empty() {
+        f64::NAN
+    } else {
+        used.iter().sum::<f64>() / used.len() as f64
+    })
+}
+
+/// Golden-section search for the minimum of `f` on `[lo, hi]`.
+fn golden(
+    mut lo: f64,
+    mut hi: f64,
+    iters: usize,
+    mut f: impl FnMut(f64) -> Result<f64>,
+) -> Result<f64> {
+    let r = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut a, mut b) = (hi - r * (hi - lo), lo + r * (hi - lo));
+    let (mut fa, mut fb) = (f(a)?, f(b)?);
+    for _ in 0..iters {
+        if fa <= fb {
+            hi = b;
+            b = a;
+            fb = fa;
+            a = hi - r * (hi - lo);
+            fa = f(a)?;
+        } else {
+            lo = a;
+            a = b;
+            fa = fb;
+            b = lo + r * (hi - lo);
+            fb = f(b)?;
+        }
+    }
+    Ok(0.5 * (lo + hi))
+}
+
+/// Fit `stack`'s `host.step_us` (and, with `fit_request`, `api_server.request_us`) on
+/// `sets` (see the module docs).
+pub fn fit(
+    stack: &ServingStack,
+    sets: &[FitSet],
+    paths: &DataPaths,
+    fit_request: bool,
+) -> Result<StackFit> {
+    let mut zero = stack.clone();
+    zero.execution.host.step_us = 0.0;
+    zero.api_server.request_us = 0.0;
+    let base = Arc::new(zero);
+    let units = build_units(&base, sets, paths)?;
+    let n = sets.len();
+    let loss_before = loss(&units, n, stack.execution.host.step_us)?;
+    // Without data the prior stands (public measurements, no validation set).
+    let step_us = if units.is_empty() {
+        stack.execution.host.prior_step_us
+    } else {
+        golden(0.0, 20_000.0, 18, |x| loss(&units, n, x))?
+    };
+    let loss_after = loss(&units, n, step_us)?;
+    let mut request = Vec::new();
+    let mut request_sets: Vec<String> = Vec::new();
+    if fit_request {
+        for u in &units {
+            if let Unit::Run {
+                set,
+                run,
+                setup,
+                replicas,
+            } = u
+            {
+                if run.timing != Timing::Client {
+                    continue;
+                }
+                let v = replay::replay("fit", run, &plus(setup, step_us), *replicas)?;
+                if let Some((s, m)) = v.rows.pairs(Metric::Ttft) {
+                    request.extend(median(s.iter().zip(m).map(|(s, m)| m - s).collect()));
+                    if !request_sets.contains(&sets[*set].name) {
+                        request_sets.push(sets[*set].name.clone());
+                    }
+                }
+            }
+        }
+    }
+    let mut count = vec![0usize; n];
+    for u in &units {
+        count[unit_set(u)] += 1;
+    }
+    Ok(StackFit {
+        step_us: (step_us * 10.0).round() / 10.0,
+        request_us: fit_request.then(|| {
+            median(request).map_or(stack.api_server.prior_request_us, |s| {
+                (s * 1e6).max(0.0).round()
+            })
+        }),
+        loss_before,
+        loss_after,
+        sets: sets
+            .iter()
+            .zip(&count)
+            .filter(|(_, c)| **c > 0)
+            .map(|(s, _)| s.name.clone())
+            .collect(),
+        units: sets.iter().map(|s| s.name.clone()).zip(count).collect(),
+        request_sets,
+    })
+}
+
+/// The stack file at `path` with `fit`'s values, `fitted_on` and sources written in
+/// (comments and every other key kept).
+pub fn rewrite(path: &std::path::Path, fit: &StackFit, command: &str) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::error::Error::io(path, e))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| crate::error::Error::input(path, None, e.to_string()))?;
+    let sets: toml_edit::Array = fit.sets.iter().map(String::as_str).collect();
+    let date = crate::calibrate::utc_date();
+    doc["host"]["step_us"] = toml_edit::value(fit.step_us);
+    doc["host"]["fitted_on"] = toml_edit::value(sets.clone());
+    doc["host"]["source"] = toml_edit::value(if fit.sets.is_empty() {
+        format!("the prior (no measured set to fit on; `{command}` on {date})")
+    } else {
+        format!(
+        "[fit] exposed host time per iteration, fitted by `{command}` on {date} (mean |ln(simulated/measured)| of run TPOT and static-batch E2E {:.3} -> {:.3}; units per set: {})",
+        fit.loss_before,
+        fit.loss_after,
+        fit.units
+            .iter()
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+        )
+    });
+    if let Some(r) = fit.request_us {
+        let on: toml_edit::Array = fit.request_sets.iter().map(String::as_str).collect();
+        doc["api_server"]["request_us"] = toml_edit::value(r);
+        doc["api_server"]["fitted_on"] = toml_edit::value(on);
+        doc["api_server"]["source"] = toml_edit::value(if fit.request_sets.is_empty() {
+            format!("the prior (no client-timed run to fit on; `{command}` on {date})")
+        } else {
+            format!(
+                "[fit] median TTFT shortfall per request of the client-timed runs at the fitted host time, by `{command}` on {date}"
+            )
+        });
+    }
+    Ok(doc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::measured::{ArrivalMode, EngineHints, MeasuredRequest, RunFormat};
+
+    /// A serving run generated by the simulator itself on `stack`.
+    fn synthetic_run(stack: &ServingStack, paths: &DataPaths) -> MeasuredRun {
+        let hints = EngineHints {
+            model: Some("meta-llama/Llama-3.1-8B".into()),
+            hardware: Some("h100".into()),
+            max_model_len: Some(4096),
+            ..EngineHints::default()
+        };
+        let (mut req, mut ov) = (DeploymentRequest::default(), EngineOverrides::default());
+        hints.apply(&mut req, &mut ov);
+        let d = with_stack(
+            Deployment::resolve(&req, paths).unwrap(),
+            &Arc::new(stack.clone()),
+        );
+        let setup = ReplicaSetup::new(d, &ov, paths).unwrap();
+        let reqs: Vec<crate::trace::Request> = (0..40)
+            .map(|i| {
+                crate::trace::Request::new(
+                    i,
+                    crate::units::SimTime::from_secs_f64(i as f64 * 0.05),
+                    300 + (i as u32 % 7) * 50,
+                    60,
+                )
+            })
+            .collect();
+        let out = crate::simulate::simulate_requests(&setup, 1, reqs.clone(), Default::default())
+            .unwrap();
+        let requests = reqs
+            .iter()
+            .map(|q| {
+                let r = out.records.iter().find(|r| r.request_id == q.id).unwrap();
+                MeasuredRequest {
+                    id: q.id,
+                    arrival_s: q.arrival.as_secs_f64(),
+                    input_tokens: q.input_tokens,
+                    output_tokens: q.output_tokens,
+                    ttft_s: r.ttft_s,
+                    e2e_s: r.e2e_s,
+                    prefix_hash_ids: Vec::new(),
+                }
+            })
+            .collect();
+        MeasuredRun {
+            source: "synthetic".into(),
+            format: RunFormat::Csv,
+            requests,
+            itls_s: None,
+            arrivals: ArrivalMode::Recorded,
+            timing: Timing::Engine,
+            max_concurrency: None,
+            hints,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn recovers_the_host_time_that_generated_a_run_and_rewrites_the_file() {
+        let paths = DataPaths::builtin();
+        let mut truth = ServingStack::load(&paths, Some("vllm-v1")).unwrap();
+        truth.execution.host.step_us = 800.0;
+        let run = synthetic_run(&truth, &paths);
+        let sets = vec![FitSet {
+            name: "synthetic".into(),
+            measurements: vec![Measurement::Run(Box::new(run))],
+        }];
+        let start = ServingStack::load(&paths, Some("vllm-v1")).unwrap();
+        let f = fit(&start, &sets, &paths, true).unwrap();
+        assert!((f.step_us - 800.0).abs() < 25.0, "{f:?}");
+        assert!(
+            f.loss_after <= f.loss_before && f.loss_after < 0.01,
+            "{f:?}"
+        );
+        assert_eq!(f.sets, vec!["synthetic".to_owned()]);
+        // Engine-timed runs say nothing of the API server: its prior stands.
+        assert_eq!(f.request_us, Some(start.api_server.prior_request_us));
+        assert!(f.request_sets.is_empty());
+
+        let text = rewrite(&start.path, &f, "test").unwrap();
+        let back: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(back["host"]["step_us"].as_float(), Some(f.step_us));
+        assert_eq!(back["host"]["fitted_on"][0].as_str(), Some("synthetic"));
+        assert!(
+            text.contains("# vLLM's custom all-reduce"),
+            "comments are kept"
+        );
+
+        // No set: the priors.
+        let f = fit(&start, &[], &paths, true).unwrap();
+        assert_eq!(f.step_us, start.execution.host.prior_step_us);
+        assert!(f.sets.is_empty());
+    }
+}

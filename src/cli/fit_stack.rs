@@ -1,0 +1,86 @@
+//! `servesim fit-stack`: fit a serving stack's host time per iteration (and its API
+//! server's time per request) to measured runs and tables, and write the stack file.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use servesim::calibrate::stack_fit::{fit, rewrite, FitSet};
+use servesim::paths::DataPaths;
+use servesim::stack::ServingStack;
+use servesim::validate::{self, OpenOptions};
+use std::path::PathBuf;
+
+/// Arguments of `servesim fit-stack`.
+#[derive(Args, Debug)]
+pub struct FitStackArgs {
+    /// The stack to fit: a name under perf_model/stacks/ or a stack file.
+    #[arg(long, value_name = "NAME|PATH")]
+    serving_stack: String,
+
+    /// A measured set: its name (written to `fitted_on`) and its measurements (run
+    /// files or folders, static-batch tables), comma-separated; repeatable. Without any,
+    /// the stack takes its priors (public measurements, no validation set).
+    #[arg(long = "set", value_name = "NAME=PATH[,PATH…]")]
+    sets: Vec<String>,
+
+    /// Also fit the API server's time per request (from the client-timed runs).
+    #[arg(long)]
+    api_server: bool,
+
+    /// Where to write the fitted stack file. Default: print the fit only.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// Run `servesim fit-stack`.
+pub fn run(args: FitStackArgs, paths: &DataPaths) -> Result<()> {
+    let stack = ServingStack::load(paths, Some(&args.serving_stack))?;
+    let mut sets = Vec::new();
+    for s in &args.sets {
+        let (name, list) = s
+            .split_once('=')
+            .with_context(|| format!("--set {s}: expected NAME=PATH[,PATH…]"))?;
+        let mut measurements = Vec::new();
+        for p in list.split(',').filter(|p| !p.is_empty()) {
+            let m = validate::open(std::path::Path::new(p), None, &OpenOptions::default())
+                .with_context(|| format!("--set {name}"))?;
+            measurements.push(m);
+        }
+        sets.push(FitSet {
+            name: name.to_owned(),
+            measurements,
+        });
+    }
+    let f = fit(&stack, &sets, paths, args.api_server)?;
+    println!(
+        "{}: host.step_us {:.1} µs (was {:.1}); loss {:.4} -> {:.4}",
+        stack.name, f.step_us, stack.execution.host.step_us, f.loss_before, f.loss_after
+    );
+    if let Some(r) = f.request_us {
+        println!(
+            "{}: api_server.request_us {r:.0} µs (was {:.0})",
+            stack.name, stack.api_server.request_us
+        );
+    }
+    for (s, n) in &f.units {
+        println!("  set {s}: {n} units");
+    }
+    if let Some(out) = &args.output {
+        let command = format!(
+            "servesim fit-stack --serving-stack {} {}{}",
+            stack.name,
+            args.sets
+                .iter()
+                .map(|s| format!("--set {}", s.split_once('=').map_or(s.as_str(), |x| x.0)))
+                .collect::<Vec<_>>()
+                .join(" "),
+            if args.api_server { " --api-server" } else { "" }
+        );
+        let text = rewrite(&stack.path, &f, &command)?;
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+        }
+        std::fs::write(out, text).with_context(|| out.display().to_string())?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
