@@ -92,6 +92,21 @@ if [ "$ROOFLINE" = 1 ]; then
     summary roofline "$OUT/roofline"
 fi
 
+# leave_out_data SET: a data folder whose fitted parameter files (calibrated roofline
+# files, calibrated links) do not rest on SET: copies that name SET as their data are
+# left out, so the GPU falls back to its unfitted parameters.
+leave_out_data() {
+    local dir="$OUT/cv-data/without-$1"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    ln -s "$PWD/model_configs" "$dir/model_configs"
+    ln -s "$PWD/traces" "$dir/traces"
+    cp -r perf_model "$dir/perf_model"
+    grep -l -- "$1" "$dir"/perf_model/calibrated/*.toml \
+        "$dir"/perf_model/profiles/*/network/link_calibration.toml 2>/dev/null | xargs -r rm -f
+    echo "$dir"
+}
+
 # 3. Cross-validation: refit every fitted stack constant without the scored set.
 if [ "$CV" = 1 ]; then
     for s in $SETS; do
@@ -107,7 +122,8 @@ if [ "$CV" = 1 ]; then
             vllm-0.5) servesim fit-stack --serving-stack vllm-0.5 "${v0[@]}" \
                           --output "$stacks/vllm-0.5.toml" || exit 1 ;;
         esac
-        validate_set "$s" "$OUT/cv" --serving-stack "$stacks/$(stack_of "$s").toml"
+        data=$(leave_out_data "$s")
+        validate_set "$s" "$OUT/cv" --data-dir "$data" --serving-stack "$stacks/$(stack_of "$s").toml"
     done
     summary "cross-validated (out-of-sample)" "$OUT/cv"
 fi

@@ -206,6 +206,20 @@ fn summary_of(v: &Validation) -> SetSummary {
     }
 }
 
+/// Whether the validations are in-sample, one line per distinct answer.
+fn print_samples<'a>(vs: impl Iterator<Item = &'a Validation>) {
+    let mut seen: Vec<String> = Vec::new();
+    for v in vs {
+        if let Some(s) = &v.sample {
+            let d = s.describe();
+            if !seen.contains(&d) {
+                println!("  sample: {d}");
+                seen.push(d);
+            }
+        }
+    }
+}
+
 fn print_notes(v: &Validation) {
     for n in &v.notes {
         println!("  note: {n}");
@@ -299,6 +313,7 @@ fn run_throughput(
     ]);
     let mut summaries = Vec::new();
     let (mut all_sim, mut all_meas) = (Vec::new(), Vec::new());
+    let mut samples: Vec<String> = Vec::new();
     let mut notes: Option<Vec<String>> = None;
     for (g, res) in results {
         let k = &g.key;
@@ -327,6 +342,12 @@ fn run_throughput(
                 s.pipeline_parallel_size = d.pipeline_parallel_size;
                 s.num_replicas = v.num_replicas;
                 s.output_throughput_errors = v.metrics.first().and_then(|m| m.errors);
+                if let Some(st) = &v.sample {
+                    let d = st.describe();
+                    if !samples.contains(&d) {
+                        samples.push(d);
+                    }
+                }
                 if let Some((sim, meas)) = v.rows.pairs(Metric::OutputThroughput) {
                     all_sim.extend_from_slice(sim);
                     all_meas.extend_from_slice(meas);
@@ -408,6 +429,9 @@ fn run_throughput(
         input.display()
     );
     print!("{}", t.render());
+    for d in &samples {
+        println!("  sample: {d}");
+    }
     for n in notes.unwrap_or_default() {
         println!("  note: {n}");
     }
@@ -454,6 +478,7 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
             .as_deref()
             .map(RooflineParams::from_file)
             .transpose()?,
+        roofline_file: o.roofline_params.clone(),
     };
     match validate::open(&args.input, args.format, &open)? {
         Measurement::Run(run) => {
@@ -472,6 +497,7 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
                 v.num_replicas
             );
             println!("latency model: {}", v.latency_model);
+            print_samples(std::iter::once(&v));
             print!("{}", metric_table(&v));
             if let Some(t) = v.throughput {
                 println!(
@@ -508,6 +534,7 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
                 );
             }
             let mut summaries = Vec::new();
+            let mut done = Vec::new();
             let mut t = Table::new(&[
                 "set",
                 "model",
@@ -534,6 +561,7 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
                             pct(s.ttft_median_abs_pct),
                         ]);
                         summaries.push(s);
+                        done.push(v);
                     }
                     Err(e) => {
                         t.row(vec![
@@ -577,6 +605,7 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
                 },
             )?;
             print!("{}", t.render());
+            print_samples(done.iter());
             for n in &table.notes {
                 println!("  note: {n}");
             }

@@ -171,6 +171,7 @@ pub fn validate_group(
         metrics: rows.reports(),
         throughput: None,
         notes,
+        sample: None,
         rows,
     })
 }

@@ -79,6 +79,7 @@ pub mod measured;
 pub mod offline;
 pub mod replay;
 pub mod report;
+pub mod sample;
 pub mod stats;
 pub mod tables;
 pub mod throughput_table;
@@ -229,6 +230,38 @@ pub struct Settings {
     /// Roofline parameters to use instead of the per-GPU selection
     /// ([`RooflineParams::load_for`]).
     pub roofline: Option<RooflineParams>,
+    /// The file `roofline` was read from (to tell whether it was fitted on the set).
+    pub roofline_file: Option<std::path::PathBuf>,
+}
+
+/// Whether `setup`, used on the measurement at `source`, rests on a parameter fitted on
+/// that measurement's set (see [`sample`]).
+fn sample_status(
+    setup: &ReplicaSetup,
+    settings: &Settings,
+    paths: &DataPaths,
+    source: &Path,
+) -> sample::SampleStatus {
+    let described = setup.latency.describe();
+    let mut files = Vec::new();
+    if described.starts_with("roofline") {
+        if let Some(f) = &settings.roofline_file {
+            files.push(f.clone());
+        } else {
+            let c = RooflineParams::calibrated_path(&paths.perf_model, setup.deployment.gpu());
+            files.extend(c.is_file().then_some(c));
+        }
+    }
+    if described.contains("calibrated on") {
+        if let Some(slug) = crate::perf::measured::MeasuredModel::hardware_slug(&setup.deployment) {
+            let link = crate::perf::measured::MeasuredModel::profiles_dir(paths)
+                .join(slug)
+                .join("network")
+                .join("link_calibration.toml");
+            files.extend(link.is_file().then_some(link));
+        }
+    }
+    sample::status(&setup.deployment.stack, &files, source)
 }
 
 /// The replicas' setup for `d`: the usual selection, or a roofline with `roofline`.
@@ -291,7 +324,9 @@ pub fn validate_run(
     }
     run.notes
         .extend(params_note(&setup, paths, settings.roofline.is_some()));
-    replay::replay(name, &run, &setup, settings.num_replicas.unwrap_or(dp))
+    let mut v = replay::replay(name, &run, &setup, settings.num_replicas.unwrap_or(dp))?;
+    v.sample = Some(sample_status(&setup, settings, paths, &run.source));
+    Ok(v)
 }
 
 /// The deployment request of a table group: `base` (flags) wins; the group's mapped
@@ -336,6 +371,7 @@ pub fn validate_table(
         let d = Deployment::resolve(&req, paths)?;
         let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
         let mut v = batch::validate_group(&g.slug(), &table.source, table.kind, g, &setup)?;
+        v.sample = Some(sample_status(&setup, settings, paths, &table.source));
         v.notes.extend(table.notes.iter().cloned());
         v.notes
             .extend(params_note(&setup, paths, settings.roofline.is_some()));
@@ -411,7 +447,7 @@ pub fn validate_throughput<'a>(
         let replicas = settings.num_replicas.unwrap_or(d.dp);
         let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
         notes.extend(params_note(&setup, paths, settings.roofline.is_some()));
-        offline::validate_group(
+        let mut v = offline::validate_group(
             offline::GroupRun {
                 name: &g.key.slug(),
                 source: &table.source,
@@ -421,7 +457,9 @@ pub fn validate_throughput<'a>(
                 notes,
             },
             g,
-        )
+        )?;
+        v.sample = Some(sample_status(&setup, settings, paths, &table.source));
+        Ok(v)
     };
     let groups: Vec<&ThroughputGroup> = table.groups.iter().filter(|g| keep(g)).collect();
     let items: Vec<usize> = (0..groups.len()).collect();

@@ -228,6 +228,7 @@ pub fn validate_group(run: GroupRun<'_>, group: &ThroughputGroup) -> Result<Vali
         metrics: rows.reports(),
         throughput: None,
         notes,
+        sample: None,
         rows,
     })
 }

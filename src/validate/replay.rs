@@ -144,6 +144,7 @@ pub fn replay(
         metrics,
         throughput: Some(ThroughputReport::new(sim_rate, run.output_tokens_per_s())),
         notes,
+        sample: None,
         rows,
     })
 }

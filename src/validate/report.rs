@@ -181,6 +181,8 @@ pub struct Validation {
     pub throughput: Option<ThroughputReport>,
     /// Assumptions, skipped data, features the engine lacks.
     pub notes: Vec<String>,
+    /// Whether a parameter used was fitted on this measurement (in-sample).
+    pub sample: Option<super::sample::SampleStatus>,
     /// The per-row values.
     #[serde(skip)]
     pub rows: ComparisonRows,
