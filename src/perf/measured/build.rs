@@ -15,6 +15,7 @@ use super::ops::{
     AttentionPart, Component, Composition, Curve, ExpertParallel, Group, Head, MoeBlock,
 };
 use super::profile::{GpuProfiles, MeasuredOp, ModelProfile, OpKind, ProfileShape, TpProfile};
+use super::table::MonotoneTable;
 use crate::deployment::Deployment;
 use crate::dtype::DType;
 use crate::memory::layer_kv_bytes_per_token_per_gpu;
@@ -218,6 +219,42 @@ impl Ctx<'_> {
         }
     }
 
+    /// vLLM's fused-MoE block measured on this GPU for `layer`'s expert shape and this
+    /// deployment's TP/EP split (`perf_model/measurements/moe`), if there is one.
+    fn engine_moe(&mut self, layer: &LayerSpec) -> Option<MonotoneTable> {
+        let FfnSpec::Moe {
+            num_experts,
+            experts_per_token,
+            expert_intermediate_size,
+            ..
+        } = layer.ffn
+        else {
+            return None;
+        };
+        let d = self.d;
+        let (tp, ep) = if d.ep > 1 { (1, d.ep) } else { (d.tp, 1) };
+        let shape = super::measurements::MoeShape {
+            hidden: d.model.hidden_size,
+            inter: expert_intermediate_size,
+            experts: num_experts,
+            topk: experts_per_token,
+            tp,
+            ep,
+        };
+        let table =
+            super::measurements::load_moe(&self.inp.paths.perf_model, &self.inp.gpu.slug, &shape)
+                .ok()
+                .flatten()?;
+        self.note(
+            "moe",
+            format!(
+                "fused MoE block measured through vLLM on {} (TP{tp} EP{ep}, balanced routing; perf_model/measurements/moe)",
+                self.inp.gpu.slug
+            ),
+        );
+        Some(table)
+    }
+
     fn stream(&mut self, component: &'static str, bytes_per_unit: f64) -> Curve {
         let label = self.stream_label.clone();
         self.note(component, label);
@@ -279,11 +316,18 @@ impl Ctx<'_> {
             ),
             FfnSpec::Dense { .. } => (0.0, 0.0, 0.0),
         };
+        let engine_moe = if moe_table.is_none() && !routed.is_empty() {
+            self.engine_moe(layer)
+        } else {
+            None
+        };
         let moe = if routed.is_empty() {
             None
         } else if let Some((table, label)) = moe_table {
             self.note("moe", label.clone());
             Some(MoeBlock::Table(table))
+        } else if let Some(table) = engine_moe {
+            Some(MoeBlock::Tokens(table))
         } else {
             let gate_up = routed
                 .iter()

@@ -7,7 +7,9 @@
 //!   size;
 //! * `attention/<gpu>__{context,generation}.csv`: one attention layer through vLLM's
 //!   backend (FlashAttention, FlashInfer), prefill and decode, by batch, length and
-//!   heads per GPU.
+//!   heads per GPU;
+//! * `moe/<gpu>__bfloat16.csv`: vLLM's fused-MoE block by expert shape, TP/EP split
+//!   and tokens.
 
 use super::attention::AttnGeometry;
 use super::build::MEASURED_ELEMENT_BYTES;
@@ -139,6 +141,65 @@ pub(crate) fn load_attention(
     Ok(out)
 }
 
+#[derive(Deserialize)]
+struct MoeRecord {
+    hidden_size: u64,
+    inter_size: u64,
+    num_experts: u64,
+    topk: u64,
+    moe_tp: u32,
+    moe_ep: u32,
+    distribution: String,
+    num_tokens: f64,
+    time_us: f64,
+}
+
+/// The shape of one MoE layer on one GPU, as `moe/<gpu>__bfloat16.csv` keys it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MoeShape {
+    pub hidden: u64,
+    /// The full (unsplit) expert width.
+    pub inter: u64,
+    pub experts: u64,
+    pub topk: u64,
+    pub tp: u32,
+    pub ep: u32,
+}
+
+/// The fused-MoE block (routing, grouped expert GEMMs, combine; no router GEMM)
+/// measured through vLLM on the GPU `slug` for `shape` under balanced routing, by the
+/// tokens entering the block; `None` when not measured.
+pub(crate) fn load_moe(
+    perf_model: &Path,
+    slug: &str,
+    shape: &MoeShape,
+) -> Result<Option<MonotoneTable>> {
+    let file = perf_model
+        .join("measurements")
+        .join("moe")
+        .join(format!("{slug}__bfloat16.csv"));
+    if !file.is_file() {
+        return Ok(None);
+    }
+    let mut rdr = csv::Reader::from_path(&file).map_err(|e| csv_error(&file, e))?;
+    let mut pts = Vec::new();
+    for rec in rdr.deserialize::<MoeRecord>() {
+        let r = rec.map_err(|e| csv_error(&file, e))?;
+        let here = MoeShape {
+            hidden: r.hidden_size,
+            inter: r.inter_size,
+            experts: r.num_experts,
+            topk: r.topk,
+            tp: r.moe_tp,
+            ep: r.moe_ep,
+        };
+        if here == *shape && r.distribution == "balanced" {
+            pts.push((r.num_tokens, r.time_us));
+        }
+    }
+    Ok(MonotoneTable::from_points(pts))
+}
+
 fn csv_error(path: &Path, e: csv::Error) -> Error {
     let line = e.position().map_or(0, |p| p.line());
     Error::input_at(path, line, None, e.to_string())
@@ -169,6 +230,28 @@ mod tests {
         )
         .unwrap()
         .is_empty());
+    }
+
+    #[test]
+    fn h100_mixtral_moe_block_grows_with_tokens() {
+        let shape = MoeShape {
+            hidden: 4096,
+            inter: 14336,
+            experts: 8,
+            topk: 2,
+            tp: 2,
+            ep: 1,
+        };
+        let t = load_moe(&DataPaths::builtin().perf_model, "h100-sxm5-80gb", &shape)
+            .unwrap()
+            .expect("Mixtral TP2 rows");
+        assert!(t.eval(1.0) > 10.0 && t.eval(4096.0) > 4.0 * t.eval(1.0));
+        let other = MoeShape { hidden: 1, ..shape };
+        assert!(
+            load_moe(&DataPaths::builtin().perf_model, "h100-sxm5-80gb", &other)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

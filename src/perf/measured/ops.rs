@@ -104,6 +104,9 @@ impl ExpertParallel {
 pub(crate) enum MoeBlock {
     /// The whole block measured over tokens × activated experts.
     Table(Table2),
+    /// The fused expert computation (routing, expert GEMMs, combine) measured over the
+    /// tokens entering this GPU's block under balanced routing.
+    Tokens(MonotoneTable),
     /// Expert GEMMs (+ activation) over the experts the batch touches.
     Experts {
         experts: f64,
@@ -147,6 +150,7 @@ impl MoeBlock {
                 let a = Self::touched(experts, experts_per_token, arriving) / ep.ep;
                 table.eval(arriving * share, a.max(1.0))
             }
+            MoeBlock::Tokens(table) => table.eval(arriving),
             MoeBlock::Experts {
                 experts,
                 per_token,
