@@ -8,17 +8,31 @@ use serde::Deserialize;
 use servesim::paths::DataPaths;
 use servesim::perf::roofline::RooflineParams;
 use servesim::report::table::Table;
-use servesim::validate::stats::ErrorStats;
-use servesim::validate::{self, InputFormat, Measurement, Metric, OpenOptions, Validation};
+use servesim::validate::{self, InputFormat, MeasuredRun, Measurement, OpenOptions, Validation};
 use std::path::{Path, PathBuf};
+
+mod sets;
+mod tables;
 
 /// Options of a validation (also the top-level keys of a `--config` file).
 #[derive(Args, Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ValidateOptions {
-    /// Seed of regenerated arrivals (vLLM result files without send times).
+    /// Seed of regenerated arrivals (vLLM result files without send times, GenZ tables
+    /// replayed at a request rate).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+
+    /// GenZ tables (no timestamps): replay as a closed loop with N requests in flight,
+    /// over the file's `concurrency` column. Default: the file's columns, else a burst.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u32>,
+
+    /// GenZ tables (no timestamps): replay as an open loop, Poisson arrivals at this
+    /// many requests per second regenerated from --seed, over the file's
+    /// `request_rate` column.
+    #[arg(long, value_name = "REQ_PER_S")]
+    pub request_rate: Option<f64>,
 
     /// Replicas to simulate. Default: the run's data-parallel size, else 1.
     #[arg(long, value_name = "N")]
@@ -29,7 +43,8 @@ pub struct ValidateOptions {
     pub framework: Option<String>,
 
     /// Tables: validate only groups whose table names contain these (case-insensitive)
-    /// substrings, as `model=…` or `hardware=…`, or whose simulated tensor-parallel size
+    /// substrings, as `model=…`, `hardware=…` or (serving summaries) `engine=…` (matched
+    /// against `engine-version`, e.g. `engine=vllm-0.12`), or whose tensor-parallel size
     /// is `tp=N`; repeatable.
     #[arg(long = "select", value_name = "KEY=VALUE")]
     #[serde(default)]
@@ -58,6 +73,8 @@ impl Merge for ValidateOptions {
             }
         }
         fill(&mut self.seed, file.seed);
+        fill(&mut self.concurrency, file.concurrency);
+        fill(&mut self.request_rate, file.request_rate);
         fill(&mut self.num_replicas, file.num_replicas);
         fill(&mut self.framework, file.framework);
         fill(&mut self.output_dir, file.output_dir);
@@ -86,8 +103,11 @@ struct ConfigFile {
 pub struct ValidateArgs {
     /// The measurement: a vLLM benchmark result .json, an LLMServingSim requests.jsonl
     /// (or its run folder, with meta.json), a per-request CSV with arrival/first-token/
-    /// finish columns, an Argonne or Splitwise static-batch table, or a TensorRT-LLM
-    /// offline throughput table (throughput_offline.csv).
+    /// finish columns, a GenZ-style per-request table without timestamps (CSV or JSON
+    /// lines: input/output tokens, TTFT, TPOT and/or E2E; a `_ms` suffix means
+    /// milliseconds, otherwise seconds), an Argonne or Splitwise static-batch table, a
+    /// TensorRT-LLM offline throughput table (throughput_offline.csv), or the
+    /// AIConfigurator serving summary (serving_summary.csv).
     #[arg(value_name = "MEASUREMENT")]
     input: PathBuf,
 
@@ -178,34 +198,6 @@ fn metric_table(v: &Validation) -> String {
     t.render()
 }
 
-/// One line per set: the figures the docs table shows.
-#[derive(serde::Serialize)]
-struct SetSummary {
-    name: String,
-    model: String,
-    hardware: String,
-    tensor_parallel_size: u32,
-    rows: usize,
-    e2e_median_abs_pct: f64,
-    tpot_median_abs_pct: f64,
-    ttft_median_abs_pct: f64,
-    error: Option<String>,
-}
-
-fn summary_of(v: &Validation) -> SetSummary {
-    SetSummary {
-        name: v.name.clone(),
-        model: v.deployment.model.clone(),
-        hardware: v.deployment.hardware.clone(),
-        tensor_parallel_size: v.deployment.tensor_parallel_size,
-        rows: v.rows.keys.len(),
-        e2e_median_abs_pct: v.median_abs_pct(Metric::E2e),
-        tpot_median_abs_pct: v.median_abs_pct(Metric::Tpot),
-        ttft_median_abs_pct: v.median_abs_pct(Metric::Ttft),
-        error: None,
-    }
-}
-
 fn print_notes(v: &Validation) {
     for n in &v.notes {
         println!("  note: {n}");
@@ -216,17 +208,19 @@ fn print_notes(v: &Validation) {
 struct Selector(Vec<(String, String)>);
 
 impl Selector {
-    /// Whether a group with these table names passes every filter.
-    fn matches(&self, model: &str, hardware: &str, tp: u32) -> bool {
+    /// Whether a group with these table names passes every filter (an `engine=`
+    /// filter fails where the table names no engine).
+    fn matches(&self, model: &str, hardware: &str, tp: u32, engine: Option<&str>) -> bool {
         self.0.iter().all(|(k, v)| match k.as_str() {
             "model" => model.to_ascii_lowercase().contains(v.as_str()),
             "hardware" => hardware.to_ascii_lowercase().contains(v.as_str()),
+            "engine" => engine.is_some_and(|e| e.to_ascii_lowercase().contains(v.as_str())),
             _ => tp.to_string() == *v,
         })
     }
 }
 
-/// Parse `--select KEY=VALUE` filters (model, hardware, tp).
+/// Parse `--select KEY=VALUE` filters (model, hardware, engine, tp).
 fn selector(select: &[String]) -> Result<Selector> {
     let mut filters = Vec::new();
     for s in select {
@@ -234,188 +228,40 @@ fn selector(select: &[String]) -> Result<Selector> {
             .split_once('=')
             .with_context(|| format!("--select `{s}`: expected KEY=VALUE"))?;
         let k = k.trim().to_ascii_lowercase();
-        if !matches!(k.as_str(), "model" | "hardware" | "tp") {
-            anyhow::bail!("--select `{s}`: KEY must be model, hardware or tp");
+        if !matches!(k.as_str(), "model" | "hardware" | "engine" | "tp") {
+            anyhow::bail!("--select `{s}`: KEY must be model, hardware, engine or tp");
         }
         filters.push((k, v.trim().to_ascii_lowercase()));
     }
     Ok(Selector(filters))
 }
 
-/// One line per offline-throughput set.
-#[derive(serde::Serialize)]
-struct ThroughputSetSummary {
-    name: String,
-    table_model: String,
-    table_gpu: String,
-    precision: String,
-    model: String,
-    hardware: String,
-    tensor_parallel_size: u32,
-    pipeline_parallel_size: u32,
-    num_replicas: u32,
-    rows: usize,
-    output_throughput_errors: Option<ErrorStats>,
-    error: Option<String>,
-}
-
-/// Validate an offline throughput table: one folder per group, `summary.json`, and a
-/// table with per-group and overall errors.
-fn run_throughput(
-    input: &Path,
-    table: &validate::ThroughputTable,
-    settings: &validate::Settings,
-    select: &Selector,
-    out_dir: &Path,
-    paths: &DataPaths,
-) -> Result<()> {
-    let results = validate::validate_throughput(table, settings, paths, |g| {
-        select.matches(&g.key.model, &g.key.gpu, g.key.tp)
-    });
-    if results.is_empty() {
-        anyhow::bail!(
-            "no group of {} matches --select (groups: {})",
-            input.display(),
-            table
-                .groups
-                .iter()
-                .map(|g| g.key.slug())
-                .collect::<Vec<_>>()
-                .join(", ")
+/// Write a validated run into `out_dir` and print its table.
+fn print_run(v: &Validation, run: &MeasuredRun, out_dir: &Path) -> Result<()> {
+    v.write(out_dir)?;
+    let d = &v.deployment;
+    println!(
+        "{}: {} requests of {} on {} × {} (TP{} PP{}) × {} replica(s)",
+        v.name,
+        run.requests.len(),
+        d.model,
+        d.tensor_parallel_size * d.pipeline_parallel_size,
+        d.hardware,
+        d.tensor_parallel_size,
+        d.pipeline_parallel_size,
+        v.num_replicas
+    );
+    println!("latency model: {}", v.latency_model);
+    print!("{}", metric_table(v));
+    if let Some(t) = v.throughput {
+        println!(
+            "output throughput: measured {:.0} tok/s, simulated {:.0} tok/s ({:+.1} %)",
+            t.measured_output_tokens_per_s, t.simulated_output_tokens_per_s, t.error_pct
         );
     }
-    let mut t = Table::new(&[
-        "set",
-        "model",
-        "hardware",
-        "prec",
-        "TP",
-        "PP",
-        "DP",
-        "rows",
-        "med|err| %",
-        "MAPE %",
-        "bias %",
-    ]);
-    let mut summaries = Vec::new();
-    let (mut all_sim, mut all_meas) = (Vec::new(), Vec::new());
-    let mut notes: Option<Vec<String>> = None;
-    for (g, res) in results {
-        let k = &g.key;
-        let slug = k.slug();
-        let mut s = ThroughputSetSummary {
-            name: slug.clone(),
-            table_model: k.model.clone(),
-            table_gpu: k.gpu.clone(),
-            precision: k.precision.label().into(),
-            model: String::new(),
-            hardware: String::new(),
-            tensor_parallel_size: 0,
-            pipeline_parallel_size: 0,
-            num_replicas: 0,
-            rows: g.rows.len(),
-            output_throughput_errors: None,
-            error: None,
-        };
-        match res {
-            Ok(v) => {
-                v.write(&out_dir.join(&slug))?;
-                let d = &v.deployment;
-                s.model = d.model.clone();
-                s.hardware = d.hardware.clone();
-                s.tensor_parallel_size = d.tensor_parallel_size;
-                s.pipeline_parallel_size = d.pipeline_parallel_size;
-                s.num_replicas = v.num_replicas;
-                s.output_throughput_errors = v.metrics.first().and_then(|m| m.errors);
-                if let Some((sim, meas)) = v.rows.pairs(Metric::OutputThroughput) {
-                    all_sim.extend_from_slice(sim);
-                    all_meas.extend_from_slice(meas);
-                }
-                // The notes every set shares are printed once below.
-                notes = Some(match notes {
-                    None => v.notes.clone(),
-                    Some(n) => n.into_iter().filter(|x| v.notes.contains(x)).collect(),
-                });
-                let e = s.output_throughput_errors;
-                t.row(vec![
-                    slug,
-                    s.model.clone(),
-                    s.hardware.clone(),
-                    s.precision.clone(),
-                    s.tensor_parallel_size.to_string(),
-                    s.pipeline_parallel_size.to_string(),
-                    s.num_replicas.to_string(),
-                    s.rows.to_string(),
-                    e.map_or("-".into(), |e| pct(e.median_abs_pct)),
-                    e.map_or("-".into(), |e| pct(e.mape_pct)),
-                    e.map_or("-".into(), |e| signed_pct(e.bias_pct)),
-                ]);
-            }
-            Err(e) => {
-                t.row(vec![
-                    slug,
-                    format!("failed: {e}"),
-                    String::new(),
-                    s.precision.clone(),
-                    k.tp.to_string(),
-                    k.pp.to_string(),
-                    String::new(),
-                    s.rows.to_string(),
-                    "-".into(),
-                    "-".into(),
-                    "-".into(),
-                ]);
-                s.error = Some(e.to_string());
-            }
-        }
-        summaries.push(s);
-    }
-    let overall = ErrorStats::of(&all_sim, &all_meas);
-    t.row(vec![
-        "all".into(),
-        String::new(),
-        String::new(),
-        String::new(),
-        String::new(),
-        String::new(),
-        String::new(),
-        overall.count.to_string(),
-        pct(overall.median_abs_pct),
-        pct(overall.mape_pct),
-        signed_pct(overall.bias_pct),
-    ]);
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    #[derive(serde::Serialize)]
-    struct Summary<'a> {
-        source: &'a Path,
-        metric: &'static str,
-        sets: &'a [ThroughputSetSummary],
-        overall: ErrorStats,
-        skipped: &'a [String],
-    }
-    servesim::report::write_json(
-        &out_dir.join("summary.json"),
-        &Summary {
-            source: &table.source,
-            metric: "total output throughput, tok/s (bias > 0: the simulator is faster)",
-            sets: &summaries,
-            overall,
-            skipped: &table.skipped,
-        },
-    )?;
+    print_notes(v);
     println!(
-        "{}: total output throughput, simulated vs measured per row (bias > 0: the simulator is faster)",
-        input.display()
-    );
-    print!("{}", t.render());
-    for n in notes.unwrap_or_default() {
-        println!("  note: {n}");
-    }
-    for s in &table.skipped {
-        println!("  skipped: {s}");
-    }
-    println!(
-        "wrote {}/summary.json and one folder per set",
+        "wrote {}/{{validation.json,comparison.csv,validation.svg}}",
         out_dir.display()
     );
     Ok(())
@@ -444,7 +290,15 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
     let open = OpenOptions {
         seed: o.seed.unwrap_or(0),
         framework: o.framework.clone(),
+        concurrency: o.concurrency,
+        request_rate: o.request_rate,
     };
+    if o.concurrency == Some(0) {
+        anyhow::bail!("--concurrency must be at least 1");
+    }
+    if o.request_rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        anyhow::bail!("--request-rate must be a positive number of requests per second");
+    }
     let settings = validate::Settings {
         deployment: args.deployment.request_for(&args.engine),
         engine: args.engine.overrides(),
@@ -455,138 +309,34 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
             .map(RooflineParams::from_file)
             .transpose()?,
     };
-    match validate::open(&args.input, args.format, &open)? {
+    let measurement = validate::open(&args.input, args.format, &open)?;
+    if (o.concurrency.is_some() || o.request_rate.is_some())
+        && !matches!(measurement, Measurement::Genz(_))
+    {
+        anyhow::bail!(
+            "--concurrency and --request-rate apply to GenZ-style tables (no timestamps); {} records how its requests were sent",
+            args.input.display()
+        );
+    }
+    match measurement {
         Measurement::Run(run) => {
             let v = validate::validate_run(&name, &run, &settings, paths)?;
-            v.write(&out_dir)?;
-            let d = &v.deployment;
-            println!(
-                "{}: {} requests of {} on {} × {} (TP{} PP{}) × {} replica(s)",
-                v.name,
-                run.requests.len(),
-                d.model,
-                d.tensor_parallel_size * d.pipeline_parallel_size,
-                d.hardware,
-                d.tensor_parallel_size,
-                d.pipeline_parallel_size,
-                v.num_replicas
-            );
-            println!("latency model: {}", v.latency_model);
-            print!("{}", metric_table(&v));
-            if let Some(t) = v.throughput {
-                println!(
-                    "output throughput: measured {:.0} tok/s, simulated {:.0} tok/s ({:+.1} %)",
-                    t.measured_output_tokens_per_s, t.simulated_output_tokens_per_s, t.error_pct
-                );
-            }
-            print_notes(&v);
-            println!(
-                "wrote {}/{{validation.json,comparison.csv,validation.svg}}",
-                out_dir.display()
-            );
+            print_run(&v, &run, &out_dir)?;
         }
         Measurement::Throughput(table) => {
             let select = selector(&o.select)?;
-            run_throughput(&args.input, &table, &settings, &select, &out_dir, paths)?;
+            tables::run_throughput(&args.input, &table, &settings, &select, &out_dir, paths)?;
         }
         Measurement::Table(table) => {
             let select = selector(&o.select)?;
-            let keep = |g: &validate::TableGroup| {
-                select.matches(&g.key.model, &g.key.hardware, g.tensor_parallel_size())
-            };
-            let results = validate::validate_table(&table, &settings, paths, keep);
-            if results.is_empty() {
-                anyhow::bail!(
-                    "no group of {} matches --select (groups: {})",
-                    args.input.display(),
-                    table
-                        .groups
-                        .iter()
-                        .map(|g| g.slug())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            let mut summaries = Vec::new();
-            let mut t = Table::new(&[
-                "set",
-                "model",
-                "hardware",
-                "TP",
-                "rows",
-                "E2E med|err| %",
-                "TPOT med|err| %",
-                "TTFT med|err| %",
-            ]);
-            for (slug, res) in results {
-                match res {
-                    Ok(v) => {
-                        v.write(&out_dir.join(&slug))?;
-                        let s = summary_of(&v);
-                        t.row(vec![
-                            slug,
-                            s.model.clone(),
-                            s.hardware.clone(),
-                            s.tensor_parallel_size.to_string(),
-                            s.rows.to_string(),
-                            pct(s.e2e_median_abs_pct),
-                            pct(s.tpot_median_abs_pct),
-                            pct(s.ttft_median_abs_pct),
-                        ]);
-                        summaries.push(s);
-                    }
-                    Err(e) => {
-                        t.row(vec![
-                            slug.clone(),
-                            format!("failed: {e}"),
-                            String::new(),
-                            String::new(),
-                            String::new(),
-                            "-".into(),
-                            "-".into(),
-                            "-".into(),
-                        ]);
-                        summaries.push(SetSummary {
-                            name: slug,
-                            model: String::new(),
-                            hardware: String::new(),
-                            tensor_parallel_size: 0,
-                            rows: 0,
-                            e2e_median_abs_pct: f64::NAN,
-                            tpot_median_abs_pct: f64::NAN,
-                            ttft_median_abs_pct: f64::NAN,
-                            error: Some(e.to_string()),
-                        });
-                    }
-                }
-            }
-            std::fs::create_dir_all(&out_dir)
-                .with_context(|| format!("creating {}", out_dir.display()))?;
-            #[derive(serde::Serialize)]
-            struct Summary<'a> {
-                source: &'a Path,
-                sets: &'a [SetSummary],
-                skipped: &'a [String],
-            }
-            servesim::report::write_json(
-                &out_dir.join("summary.json"),
-                &Summary {
-                    source: &table.source,
-                    sets: &summaries,
-                    skipped: &table.skipped,
-                },
-            )?;
-            print!("{}", t.render());
-            for n in &table.notes {
-                println!("  note: {n}");
-            }
-            for s in &table.skipped {
-                println!("  skipped: {s}");
-            }
-            println!(
-                "wrote {}/summary.json and one folder per set",
-                out_dir.display()
-            );
+            tables::run_static(&args.input, &table, &settings, &select, &out_dir, paths)?;
+        }
+        Measurement::Genz(table) => {
+            sets::run_genz(&name, &table, &settings, &out_dir, paths)?;
+        }
+        Measurement::Summary(table) => {
+            let select = selector(&o.select)?;
+            sets::run_summary(&args.input, &table, &settings, &select, &out_dir, paths)?;
         }
     }
     Ok(())
