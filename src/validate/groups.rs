@@ -238,7 +238,7 @@ pub fn validate_summary<'a>(
             .collect();
         closed_loop::validate_group(
             GroupRun {
-                name: &g.key.slug(),
+                name: &g.slug,
                 source: &table.source,
                 setup: &setup,
                 replicas,

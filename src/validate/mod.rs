@@ -55,7 +55,8 @@
 //! closed-loop runs. [`validate_summary`] replays every row of every group (engine,
 //! version, model, GPU, precision, TP, PP, attention DP, MoE TP/EP) as a closed loop at
 //! its concurrency, `max(4 × concurrency, 64)` requests of fixed ISL/OSL, and compares
-//! the means. The mappings ([`aic_mapping`]):
+//! the means over the steady state (the first `concurrency` requests are warm-up; see
+//! [`closed_loop`]). The mappings ([`aic_mapping`]):
 //!
 //! * **engine → serving stack** (`--serving-stack` overrides): vLLM ≥ 0.14 and
 //!   development builds → `vllm-v1`; vLLM 0.8–0.13 → `vllm-v1-sync`; vLLM without a
@@ -68,7 +69,8 @@
 //!   have no config and are skipped with the reason, as is B300 (no hardware file);
 //! * **precision → `--quantization`**: bf16 → bf16, fp8 → fp8 (W8A8), fp4 → nvfp4
 //!   (W4A4) except gpt-oss → its MXFP4 checkpoint (weight-only), int4 → int4; the KV
-//!   cache is bf16 except for NVIDIA ModelOpt checkpoints (`nvidia/…`, fp8 KV);
+//!   cache (not recorded) is bf16 for bf16 rows and fp8 for quantized ones, the only
+//!   reading under which the smooth measured points fit the cache;
 //!   `--kv-cache-dtype` overrides;
 //! * **parallelism**: dense models at TP × PP; MoE models with `moe_ep = 1` split every
 //!   expert over the TP group, with `moe_tp = 1` spread whole experts over all TP × DP

@@ -22,7 +22,7 @@
 //! is 1; blank or 0 `moe_tp`/`moe_ep` mean "not recorded". Malformed rows are errors
 //! naming the file, line and column.
 
-use super::aic_mapping::{self, AicModel, Layout};
+use super::aic_mapping::{self, AicModel, Formats, Layout};
 use super::csv_table::CsvTable;
 use super::mapping::HardwareMapping;
 use crate::error::{Error, Result};
@@ -130,6 +130,10 @@ pub struct SummaryRow {
 pub struct SummaryGroup {
     /// The table's names.
     pub key: SummaryKey,
+    /// The group's name: [`SummaryKey::slug`], with `_2`, `_3`, ... on the later of
+    /// groups whose keys differ only in what the slug leaves out (the precision's
+    /// remark, a MoE TP of 1 against a blank one).
+    pub slug: String,
     /// The catalog model.
     #[serde(skip)]
     pub model: AicModel,
@@ -137,8 +141,9 @@ pub struct SummaryGroup {
     pub hardware: HardwareMapping,
     /// The serving stack (a name under `perf_model/stacks/`).
     pub stack: String,
-    /// The weight format (`--quantization`).
-    pub quantization: String,
+    /// The weight and KV-cache formats.
+    #[serde(skip)]
+    pub formats: Formats,
     /// TP / DP / EP as servesim lays them out.
     #[serde(skip)]
     pub layout: Layout,
@@ -283,17 +288,26 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<SummaryTable> {
     for (key, (mut rows, latest)) in groups {
         rows.sort_by_key(|r| (r.isl, r.osl, r.concurrency, r.line));
         match map_group(&key, latest.as_deref()) {
-            Ok((model, hardware, stack, quantization, layout, notes)) => out.push(SummaryGroup {
+            Ok((model, hardware, stack, formats, layout, notes)) => out.push(SummaryGroup {
+                slug: key.slug(),
                 key,
                 model,
                 hardware,
                 stack,
-                quantization,
+                formats,
                 layout,
                 notes,
                 rows,
             }),
             Err(e) => skipped.push(format!("{} ({} rows): {e}", key.slug(), rows.len())),
+        }
+    }
+    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+    for g in &mut out {
+        let n = seen.entry(g.slug.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            g.slug = format!("{}_{n}", g.slug);
         }
     }
     Ok(SummaryTable {
@@ -307,7 +321,7 @@ type Mapped = (
     AicModel,
     HardwareMapping,
     String,
-    String,
+    Formats,
     Layout,
     Vec<String>,
 );
@@ -317,7 +331,7 @@ fn map_group(key: &SummaryKey, latest_date: Option<&str>) -> std::result::Result
     let model = aic_mapping::model(&key.model)?;
     let hardware = aic_mapping::hardware(&key.gpu)?;
     let (stack, stack_note) = aic_mapping::stack(&key.engine, &key.version, latest_date)?;
-    let (quant, quant_note) = aic_mapping::quantization(&key.precision, &key.model)?;
+    let formats = aic_mapping::formats(&key.precision, &key.model)?;
     let layout = aic_mapping::layout(
         key.tp,
         key.pp,
@@ -331,8 +345,8 @@ fn map_group(key: &SummaryKey, latest_date: Option<&str>) -> std::result::Result
         .flatten()
         .cloned()
         .collect();
-    notes.extend([stack_note, quant_note, layout.note.clone()]);
-    Ok((model, hardware, stack, quant, layout, notes))
+    notes.extend([stack_note, formats.note.clone(), layout.note.clone()]);
+    Ok((model, hardware, stack, formats, layout, notes))
 }
 
 #[cfg(test)]
@@ -366,7 +380,8 @@ mod tests {
             "vllm-0.12.0_qwen3-32b_h100-sxm5-80gb_tp2_bf16"
         );
         assert_eq!(q.stack, "vllm-v1-sync");
-        assert_eq!(q.quantization, "bf16");
+        assert_eq!(q.formats.quantization, "bf16");
+        assert_eq!(q.formats.kv_cache_dtype, None);
         assert_eq!(
             q.rows
                 .iter()
@@ -385,9 +400,31 @@ mod tests {
         assert_eq!(d.model.mapping.model, "deepseek-ai/DeepSeek-V3");
         assert!(d.layout.expert_parallel);
         assert_eq!(d.stack, "trtllm");
+        assert_eq!(d.slug, d.key.slug());
         assert_eq!(t.skipped.len(), 2, "{:?}", t.skipped);
         assert!(t.skipped.iter().any(|s| s.contains("MiniMax")));
         assert!(t.skipped.iter().any(|s| s.contains("hybrid")));
+    }
+
+    #[test]
+    fn slugs_stay_unique() {
+        let row = "vllm,0.12.0,h100-sxm5-80gb,Qwen/Qwen3-32B,PREC,,,2,1,,1,1,1024,128,8,8,154.0,18.0,,,,a,1\n";
+        let (_d, p) = write(
+            &[
+                row.replace("PREC", "bf16"),
+                row.replace("PREC", "bf16 (blank in source)"),
+            ]
+            .concat(),
+        );
+        let t = read(&p).unwrap();
+        let slugs: Vec<&str> = t.groups.iter().map(|g| g.slug.as_str()).collect();
+        assert_eq!(
+            slugs,
+            [
+                "vllm-0.12.0_qwen3-32b_h100-sxm5-80gb_tp2_bf16",
+                "vllm-0.12.0_qwen3-32b_h100-sxm5-80gb_tp2_bf16_2"
+            ]
+        );
     }
 
     #[test]

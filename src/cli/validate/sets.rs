@@ -76,10 +76,14 @@ pub(super) fn run_genz(
         "TPOT med|err| %",
         "E2E med|err| %",
     ]);
-    let mut sets = Vec::new();
+    let mut sets: Vec<GenzSetSummary> = Vec::new();
+    let mut failed = Vec::new();
     for (i, g) in table.groups.iter().enumerate() {
+        // Distinct keys can clean to one slug (`a/b` and `a-b`): the later one gets its
+        // position.
         let slug = match g.key.slug() {
             s if s.is_empty() => format!("group{i}"),
+            s if sets.iter().any(|x| x.name == s) => format!("{s}_{i}"),
             s => s,
         };
         let mut s = GenzSetSummary {
@@ -119,11 +123,12 @@ pub(super) fn run_genz(
                 print_notes(&v);
             }
             Err(e) => {
-                let mut row = vec![slug.clone(), format!("failed: {e}")];
+                let mut row = vec![slug.clone(), "failed".into()];
                 row.extend(["", "", ""].map(String::from));
                 row.push(s.requests.to_string());
                 row.extend(["-", "-", "-"].map(String::from));
                 t.row(row);
+                failed.push(format!("{slug}: {e}"));
                 s.error = Some(e.to_string());
             }
         }
@@ -143,6 +148,9 @@ pub(super) fn run_genz(
         },
     )?;
     print!("{}", t.render());
+    for f in &failed {
+        println!("  failed: {f}");
+    }
     println!(
         "wrote {}/summary.json and one folder per set",
         out_dir.display()
@@ -189,7 +197,7 @@ pub(super) fn run_summary(
     let done = |g: &validate::SummaryGroup, d: std::time::Duration| {
         eprintln!(
             "  {}: {} rows in {:.1} s",
-            g.key.slug(),
+            g.slug,
             g.rows.len(),
             d.as_secs_f64()
         );
@@ -217,9 +225,10 @@ pub(super) fn run_summary(
     let mut sets = Vec::new();
     let mut all: [(Vec<f64>, Vec<f64>); 2] = Default::default();
     let mut shared: Option<Vec<String>> = None;
+    let mut failed = Vec::new();
     for (g, res) in results {
         let k = &g.key;
-        let slug = k.slug();
+        let slug = g.slug.clone();
         let mut s = SummarySet {
             name: slug.clone(),
             engine: k.engine.clone(),
@@ -280,11 +289,12 @@ pub(super) fn run_summary(
                 ]);
             }
             Err(e) => {
-                let mut row = vec![slug, format!("failed: {e}")];
+                let mut row = vec![slug.clone(), "failed".into()];
                 row.extend(["", "", ""].map(String::from));
                 row.push(s.rows.to_string());
                 row.extend(["-", "-", "-", "-"].map(String::from));
                 t.row(row);
+                failed.push(format!("{slug}: {e}"));
                 s.error = Some(e.to_string());
             }
         }
@@ -335,6 +345,9 @@ pub(super) fn run_summary(
     print!("{}", t.render());
     for n in shared.unwrap_or_default() {
         println!("  note: {n}");
+    }
+    for f in &failed {
+        println!("  failed: {f}");
     }
     for s in &table.skipped {
         println!("  skipped: {s}");
