@@ -150,7 +150,9 @@ fn build_units(base: &Arc<ServingStack>, sets: &[FitSet], paths: &DataPaths) -> 
                         }
                     }
                 }
-                Measurement::Throughput(_) => {}
+                // Offline throughput tables, GenZ tables and serving summaries are not
+                // fitted on: they stay out-of-sample.
+                Measurement::Throughput(_) | Measurement::Genz(_) | Measurement::Summary(_) => {}
             }
         }
     }

@@ -189,6 +189,7 @@ pub fn run(args: CalibrateArgs, paths: &DataPaths) -> Result<()> {
     let open = OpenOptions {
         seed: args.seed,
         framework: args.framework.clone(),
+        ..OpenOptions::default()
     };
     let v0 = EngineOverrides {
         scheduler: Some(SchedulerKind::VllmV0),
@@ -264,6 +265,14 @@ pub fn run(args: CalibrateArgs, paths: &DataPaths) -> Result<()> {
                 // no step times to fit the roofline's efficiencies to.
                 eprintln!(
                     "skipping {}: offline throughput tables are validated, not fitted (use `servesim validate`)",
+                    input.display()
+                );
+            }
+            Measurement::Genz(_) | Measurement::Summary(_) => {
+                // Latencies without send times (GenZ) or means only (serving summaries):
+                // kept out of the fit so they stay out-of-sample checks.
+                eprintln!(
+                    "skipping {}: tables without timestamps and serving summaries are validated, not fitted (use `servesim validate`)",
                     input.display()
                 );
             }

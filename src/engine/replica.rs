@@ -341,6 +341,13 @@ impl Replica {
             _ => now,
         };
         scheduler::schedule(&mut self.state, &self.cfg, now, &mut plan);
+        if plan.entries.is_empty() && self.state.admit_until < now {
+            // Nothing was left to run back to back: the engine goes idle and sees the
+            // new arrivals at once (a closed loop's next request arrives exactly when
+            // the last one in flight ends).
+            self.state.admit_until = now;
+            scheduler::schedule(&mut self.state, &self.cfg, now, &mut plan);
+        }
         self.counters.preemptions += u64::from(plan.preempted);
         if plan.entries.is_empty() {
             self.spare.push(plan);

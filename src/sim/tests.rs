@@ -290,6 +290,38 @@ fn closed_loop_keeps_exactly_concurrency_requests_in_flight() {
     );
 }
 
+/// With asynchronous scheduling a step that follows another back to back admits only
+/// the arrivals before the previous step started. When the previous step ended the
+/// last request in flight, nothing follows back to back: a closed loop's next request
+/// (arriving at that very instant) must start at once, not stall the run.
+#[test]
+fn async_closed_loop_admits_the_next_request_when_the_engine_empties() {
+    let lat = FixedLatency::from_micros(1000, 10, 100);
+    let mut cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
+    cfg.async_scheduling = true;
+    for concurrency in [1, 2] {
+        let replica = Replica::new(0, cfg.clone(), Arc::new(lat)).unwrap();
+        let mut sim = Simulation::new(vec![replica], Router::default()).unwrap();
+        let mut sink = Collect(Vec::new());
+        let reqs: Vec<Request> = (0..6).map(|i| req(i, 0, 100, 20)).collect();
+        let src = RequestSource::ClosedLoop {
+            requests: Box::new(reqs.into_iter().map(Ok)),
+            concurrency,
+        };
+        sim.run(src, &mut sink, &mut NoObserver).unwrap();
+        assert_eq!(sink.0.len(), 6);
+        // Identical waves: every TTFT is one prefill step, 1 ms + c × 100 × 10 µs.
+        let want = 0.001 + f64::from(concurrency) * 0.001;
+        for r in &sink.0 {
+            assert!(
+                (r.ttft_s - want).abs() < 1e-9,
+                "c={concurrency}: {}",
+                r.ttft_s
+            );
+        }
+    }
+}
+
 fn disaggregated(prefill: u32, decode: u32, cfg: &EngineConfig, lat: FixedLatency) -> Simulation {
     use crate::engine::ReplicaRole;
     let mut replicas = Vec::new();

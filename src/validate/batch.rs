@@ -168,6 +168,7 @@ pub fn validate_group(
         engine: (kind != TableKind::Splitwise).then(|| setup.engine.clone()),
         num_replicas: 1,
         latency_model: setup.latency.describe(),
+        replay: None,
         metrics: rows.reports(),
         throughput: None,
         notes,

@@ -1,6 +1,10 @@
 //! A small CSV reader for measurement tables: whole file in memory, exact 1-based line
 //! numbers in errors, columns looked up by any of several names (case-insensitive).
 //! Quoted fields may hold commas but not line breaks; blank lines are skipped.
+//!
+//! JSON lines with the same columns read into the same table ([`CsvTable::read_json_lines`]):
+//! one object per line, the header is every key in order of first appearance (the keys
+//! of one object sorted), and a key a line lacks (or `null`) is an empty field.
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -61,6 +65,53 @@ impl CsvTable {
         })
     }
 
+    /// Read `path` as JSON lines: one flat object per non-blank line.
+    pub(crate) fn read_json_lines(path: &Path) -> Result<Self> {
+        use serde_json::Value;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut header: Vec<String> = Vec::new();
+        let mut objects = Vec::new();
+        for (i, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {
+            let n = i as u64 + 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let obj = match serde_json::from_str::<Value>(line.trim()) {
+                Ok(Value::Object(o)) => o,
+                Ok(_) => return Err(Error::input_at(path, n, None, "expected a JSON object")),
+                Err(e) => return Err(Error::input_at(path, n, None, format!("invalid JSON: {e}"))),
+            };
+            for k in obj.keys() {
+                if !header.iter().any(|h| h == k) {
+                    header.push(k.clone());
+                }
+            }
+            objects.push((n, obj));
+        }
+        if objects.is_empty() {
+            return Err(Error::input(path, None, "empty file: expected JSON lines"));
+        }
+        let rows = objects
+            .into_iter()
+            .map(|(n, obj)| {
+                let cells = header
+                    .iter()
+                    .map(|h| match obj.get(h) {
+                        None | Some(Value::Null) => String::new(),
+                        Some(Value::String(s)) => s.trim().to_owned(),
+                        Some(v) => v.to_string(),
+                    })
+                    .collect();
+                (n, cells)
+            })
+            .collect();
+        Ok(CsvTable {
+            path: path.to_owned(),
+            header,
+            rows,
+        })
+    }
+
     /// The index of the first column named any of `names`.
     pub(crate) fn col(&self, names: &[&str]) -> Option<usize> {
         names
@@ -106,6 +157,9 @@ impl CsvTable {
     /// Column `col` of `row` as a finite number.
     pub(crate) fn num(&self, row: &(u64, Vec<String>), col: usize) -> Result<f64> {
         let s = self.text(row, col)?;
+        if s.is_empty() {
+            return Err(self.bad(row, col, "empty field: expected a number".into()));
+        }
         match s.parse::<f64>() {
             Ok(x) if x.is_finite() => Ok(x),
             _ => Err(self.bad(row, col, format!("not a finite number: `{s}`"))),
@@ -149,5 +203,29 @@ mod tests {
         );
         let e = t.required(&["z", "zz"]).unwrap_err().to_string();
         assert!(e.contains(":1: field `z`: missing column"), "{e}");
+    }
+
+    #[test]
+    fn json_lines_read_as_a_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.jsonl");
+        std::fs::write(
+            &p,
+            "{\"x\": 1, \"name\": \"a\"}\n\n{\"x\": 2.5, \"y\": null}\n{\"y\": true}\n",
+        )
+        .unwrap();
+        let t = CsvTable::read_json_lines(&p).unwrap();
+        assert_eq!(t.header, ["name", "x", "y"]);
+        assert_eq!(t.rows[0], (1, vec!["a".into(), "1".into(), String::new()]));
+        assert_eq!(t.rows[1].0, 3);
+        assert_eq!(t.num(&t.rows[1], 1).unwrap(), 2.5);
+        let e = t.num(&t.rows[2], 1).unwrap_err().to_string();
+        assert!(
+            e.ends_with("t.jsonl:4: field `x`: empty field: expected a number"),
+            "{e}"
+        );
+        std::fs::write(&p, "{\"x\": 1}\n[1]\n").unwrap();
+        let e = CsvTable::read_json_lines(&p).unwrap_err().to_string();
+        assert!(e.ends_with("t.jsonl:2: expected a JSON object"), "{e}");
     }
 }

@@ -54,6 +54,8 @@ pub enum RunFormat {
     Csv,
     /// A BLIS replay run with its ground truth.
     Blis,
+    /// A GenZ-style per-request table (lengths and latencies, no timestamps).
+    Genz,
 }
 
 /// How the measured run's requests arrived.
@@ -66,6 +68,8 @@ pub enum ArrivalMode {
     Regenerated {
         /// The seed of the regenerated arrivals.
         seed: u64,
+        /// The rate they were drawn at, requests per second, where the reader keeps it.
+        request_rate_rps: Option<f64>,
     },
     /// Every request was sent at time zero.
     AllAtOnce,

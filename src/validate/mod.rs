@@ -17,6 +17,8 @@
 //! | [Argonne TTFT figure](tables) | static batches, one output token, batch TTFT | each batch at once through the engine |
 //! | [Splitwise table](tables) | static batches, prefill and decode step times | latency model on the exact shapes |
 //! | [TensorRT-LLM offline throughput table](throughput_table) | total output tok/s per (model, GPU, TP, PP, precision, ISL, OSL) | all requests at t=0 through the engine ([`offline`]) |
+//! | [GenZ-style per-request table](genz) | per-request lengths, TTFT, TPOT/E2E; no timestamps | burst, closed loop at a concurrency or open loop at a rate (stated in the notes and `replay`); one run per configuration |
+//! | [AIConfigurator serving summary](serving_summary) | mean TTFT/TPOT per (engine, version, model, GPU, parallelism, precision, ISL, OSL, concurrency) | each row a closed loop at its concurrency ([`closed_loop`]) |
 //!
 //! ## TensorRT-LLM offline throughput
 //!
@@ -46,6 +48,36 @@
 //! writes `summary.json` (per group and overall median absolute % error, MAPE and
 //! signed bias, positive when the simulator is too fast) and one folder per group.
 //!
+//! ## AIConfigurator serving summary
+//!
+//! `serving_summary.csv` (AIConfigurator's "silicon" ground truth: vLLM 0.11–0.19,
+//! SGLang and TensorRT-LLM on H100, H200, B200, GB200) gives mean TTFT and TPOT of
+//! closed-loop runs. [`validate_summary`] replays every row of every group (engine,
+//! version, model, GPU, precision, TP, PP, attention DP, MoE TP/EP) as a closed loop at
+//! its concurrency, `max(4 × concurrency, 64)` requests of fixed ISL/OSL, and compares
+//! the means over the steady state (the first `concurrency` requests are warm-up; see
+//! [`closed_loop`]). The mappings ([`aic_mapping`]):
+//!
+//! * **engine → serving stack** (`--serving-stack` overrides): vLLM ≥ 0.14 and
+//!   development builds → `vllm-v1`; vLLM 0.8–0.13 → `vllm-v1-sync`; vLLM without a
+//!   version → `vllm-v1-sync` when measured before 2026 (the releases then were
+//!   0.11–0.13), else `vllm-v1`; SGLang → `sglang`; TensorRT-LLM → `trtllm`;
+//! * **model → shipped config**: Llama-3.1-8B-Instruct (and NVIDIA's FP8 checkpoint),
+//!   Llama-3.1-70B, Qwen3-32B (and its NVFP4 checkpoint), Qwen3-235B-A22B-FP8 →
+//!   Qwen3-235B-A22B, DeepSeek-V3, DeepSeek-R1 / R1-NVFP4 / V3.1-NVFP4 → DeepSeek-V3
+//!   (same shapes), gpt-oss-120b; MiniMax-M2.5, Qwen3.5-397B-A17B, Kimi-K2.5 and GLM-5
+//!   have no config and are skipped with the reason, as is B300 (no hardware file);
+//! * **precision → `--quantization`**: bf16 → bf16, fp8 → fp8 (W8A8), fp4 → nvfp4
+//!   (W4A4) except gpt-oss → its MXFP4 checkpoint (weight-only), int4 → int4; the KV
+//!   cache (not recorded) is bf16 for bf16 rows and fp8 for quantized ones, the only
+//!   reading under which the smooth measured points fit the cache;
+//!   `--kv-cache-dtype` overrides;
+//! * **parallelism**: dense models at TP × PP; MoE models with `moe_ep = 1` split every
+//!   expert over the TP group, with `moe_tp = 1` spread whole experts over all TP × DP
+//!   GPUs (`--enable-expert-parallel`, one simulated replica per attention-DP rank);
+//!   MoE TP × EP hybrids, attention DP on dense models and inconsistent rows are
+//!   skipped with the reason.
+//!
 //! # Metrics ([`stats`])
 //!
 //! Per metric (TTFT, TPOT, E2E; ITL as a distribution; output throughput):
@@ -68,11 +100,15 @@ use crate::perf::roofline::{Roofline, RooflineParams};
 use crate::setup::ReplicaSetup;
 use std::path::Path;
 
+pub mod aic_mapping;
 pub mod batch;
 pub mod blis;
 mod chart;
+pub mod closed_loop;
 pub mod csv_run;
 pub(crate) mod csv_table;
+pub mod genz;
+pub mod groups;
 pub mod llmservingsim;
 pub mod mapping;
 pub mod measured;
@@ -80,13 +116,19 @@ pub mod offline;
 pub mod replay;
 pub mod report;
 pub mod sample;
+pub mod serving_summary;
 pub mod stats;
 pub mod tables;
 pub mod throughput_table;
 pub mod vllm_bench;
 
+pub use genz::{GenzGroup, GenzTable};
+pub use groups::{
+    group_request, validate_summary, validate_table, validate_throughput, GroupRun, TABLE_STACK,
+};
 pub use measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat};
-pub use report::{Metric, MetricReport, ThroughputReport, Validation, ValidationKind};
+pub use report::{Metric, MetricReport, ReplayMode, ThroughputReport, Validation, ValidationKind};
+pub use serving_summary::{SummaryGroup, SummaryTable};
 pub use tables::{BatchRow, StaticTable, TableGroup, TableKind};
 pub use throughput_table::{ThroughputGroup, ThroughputTable};
 
@@ -124,6 +166,12 @@ pub enum InputFormat {
     TrtllmThroughput,
     /// BLIS replay run: `<run>.json` with `<run>_ground_truth.json` beside it.
     Blis,
+    /// GenZ-style per-request table: lengths, TTFT, TPOT/E2E, no timestamps (CSV or
+    /// JSON lines).
+    Genz,
+    /// AIConfigurator serving summary (`serving_summary.csv`): mean TTFT/TPOT per
+    /// closed-loop point.
+    AicSummary,
 }
 
 /// A measurement, read.
@@ -135,6 +183,10 @@ pub enum Measurement {
     Table(StaticTable),
     /// An offline throughput table.
     Throughput(ThroughputTable),
+    /// Per-request tables without timestamps, one run per configuration.
+    Genz(GenzTable),
+    /// Closed-loop serving summaries (mean TTFT/TPOT per point).
+    Summary(SummaryTable),
 }
 
 /// Options of [`open`].
@@ -144,10 +196,17 @@ pub struct OpenOptions {
     pub seed: u64,
     /// Framework whose Argonne rows are kept (default `vLLM`).
     pub framework: Option<String>,
+    /// GenZ tables: replay as a closed loop at this concurrency (over the file's).
+    pub concurrency: Option<u32>,
+    /// GenZ tables: replay as an open loop at this rate, req/s (over the file's).
+    pub request_rate: Option<f64>,
 }
 
-/// The format of `path`: a folder is an LLMServingSim run, `.json` a vLLM result,
-/// `.jsonl` an LLMServingSim file; a CSV by its header.
+/// The format of `path`: a folder is an LLMServingSim run, `.json` a vLLM result (or a
+/// BLIS run), `.jsonl` an LLMServingSim file unless its first object has GenZ columns
+/// and no `queued_ts`; a CSV by its header, tables first, then the per-request CSV with
+/// arrival/first-token/finish columns, then GenZ columns (so a servesim `requests.csv`,
+/// which has both, stays a per-request CSV).
 pub fn detect(path: &Path) -> Result<InputFormat> {
     if path.is_dir() {
         return Ok(InputFormat::Llmservingsim);
@@ -160,6 +219,7 @@ pub fn detect(path: &Path) -> Result<InputFormat> {
     match ext.as_str() {
         "json" if blis::looks_like_run(path) => Ok(InputFormat::Blis),
         "json" => Ok(InputFormat::VllmBench),
+        "jsonl" | "ndjson" if genz::looks_like_genz_json_lines(path) => Ok(InputFormat::Genz),
         "jsonl" => Ok(InputFormat::Llmservingsim),
         _ => {
             let t = csv_table::CsvTable::read(path)?;
@@ -169,12 +229,14 @@ pub fn detect(path: &Path) -> Result<InputFormat> {
                 None if throughput_table::looks_like_throughput(&t) => {
                     Ok(InputFormat::TrtllmThroughput)
                 }
+                None if serving_summary::looks_like_summary(&t) => Ok(InputFormat::AicSummary),
                 None if csv_run::looks_like_run(&t) => Ok(InputFormat::Csv),
+                None if genz::looks_like_genz(&t) => Ok(InputFormat::Genz),
                 None => Err(Error::input_at(
                     path,
                     1,
                     None,
-                    "unrecognised measurement: expected a vLLM result .json, an LLMServingSim requests.jsonl or run folder, a per-request CSV (arrival/first-token/finish columns), an Argonne or Splitwise table, or a TensorRT-LLM offline throughput table; or pass --format",
+                    "unrecognised measurement: expected a vLLM result .json, an LLMServingSim requests.jsonl or run folder, a per-request CSV (arrival/first-token/finish columns), a GenZ-style per-request table (input/output tokens, TTFT, TPOT or E2E), an Argonne or Splitwise table, a TensorRT-LLM offline throughput table or an AIConfigurator serving summary; or pass --format",
                 )),
             }
         }
@@ -193,6 +255,15 @@ pub fn open(path: &Path, format: Option<InputFormat>, opts: &OpenOptions) -> Res
         InputFormat::Csv => Measurement::Run(Box::new(csv_run::read(path)?)),
         InputFormat::Blis => Measurement::Run(Box::new(blis::read(path)?)),
         InputFormat::TrtllmThroughput => Measurement::Throughput(throughput_table::read(path)?),
+        InputFormat::AicSummary => Measurement::Summary(serving_summary::read(path)?),
+        InputFormat::Genz => {
+            let replay = genz::ReplayOptions {
+                seed: opts.seed,
+                concurrency: opts.concurrency,
+                request_rate: opts.request_rate,
+            };
+            Measurement::Genz(genz::read(path, &replay)?)
+        }
         InputFormat::Argonne | InputFormat::Splitwise => {
             let t = tables::read(path, opts.framework.as_deref())?;
             let fits = match format {
@@ -236,7 +307,7 @@ pub struct Settings {
 
 /// Whether `setup`, used on the measurement at `source`, rests on a parameter fitted on
 /// that measurement's set (see [`sample`]).
-fn sample_status(
+pub(crate) fn sample_status(
     setup: &ReplicaSetup,
     settings: &Settings,
     paths: &DataPaths,
@@ -329,148 +400,7 @@ pub fn validate_run(
     Ok(v)
 }
 
-/// The deployment request of a table group: `base` (flags) wins; the group's mapped
-/// model, device, TP ([`TableGroup::tensor_parallel_size`]: the table's device count
-/// times the catalog devices in each) and `max_model_len` fill the gaps, with `float16`
-/// as the measured dtype and [`TABLE_STACK`] as the serving stack.
-pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> DeploymentRequest {
-    let mut r = base.clone();
-    r.model.get_or_insert_with(|| group.model.model.clone());
-    r.hardware
-        .get_or_insert_with(|| group.hardware.hardware.clone());
-    r.tensor_parallel_size
-        .get_or_insert(group.tensor_parallel_size());
-    if r.max_model_len.is_none() {
-        r.max_model_len = group.model.max_model_len;
-    }
-    r.dtype.get_or_insert_with(|| "float16".into());
-    if r.serving_stack.is_none() {
-        r.serving_stack = Some(TABLE_STACK.into());
-    }
-    r
-}
-
-/// The serving stack static-batch tables are replayed on unless one is given: the
-/// Argonne tables ran vLLM 0.5.x–0.6.1 (V0).
-pub const TABLE_STACK: &str = "vllm-0.6";
-
-/// Validate each group of `table` that `keep` accepts, each with its own deployment
-/// (`settings` first, the group's mapping fills the gaps), returning `(group slug,
-/// outcome)` in group order: a group that cannot be simulated (the model does not fit,
-/// say) is an `Err` there, not the end of the run. The default serving stack is
-/// [`TABLE_STACK`]: the tables were measured with vLLM ≤ 0.6.
-pub fn validate_table(
-    table: &StaticTable,
-    settings: &Settings,
-    paths: &DataPaths,
-    mut keep: impl FnMut(&TableGroup) -> bool,
-) -> Vec<(String, Result<Validation>)> {
-    let ov = settings.engine;
-    let one = |g: &TableGroup| -> Result<Validation> {
-        let req = group_request(g, &settings.deployment);
-        let d = Deployment::resolve(&req, paths)?;
-        let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
-        let mut v = batch::validate_group(&g.slug(), &table.source, table.kind, g, &setup)?;
-        v.sample = Some(sample_status(&setup, settings, paths, &table.source));
-        v.notes.extend(table.notes.iter().cloned());
-        v.notes
-            .extend(params_note(&setup, paths, settings.roofline.is_some()));
-        Ok(v)
-    };
-    table
-        .groups
-        .iter()
-        .filter(|g| keep(g))
-        .map(|g| (g.slug(), one(g)))
-        .collect()
-}
-
-/// Whether the model `name` (as the catalog resolves it) has mixture-of-experts layers.
-fn is_moe(name: &str, paths: &DataPaths) -> Result<bool> {
-    let model = crate::model::ModelCatalog::load(&paths.model_configs)?.resolve(name)?;
-    Ok(model
-        .layers
-        .iter()
-        .any(|l| matches!(l.ffn, crate::model::FfnSpec::Moe { .. })))
-}
-
-/// Validate each group of an offline throughput `table` that `keep` accepts (see the
-/// module docs for how a row is replayed), returning `(group, outcome)` in group order
-/// (the validation is named by the group's slug); a group that cannot be simulated is
-/// an `Err` there. `settings` win over every mapped choice; a given `--max-num-seqs`
-/// also turns off the per-row KV cap. Groups run on all available cores; the results do
-/// not depend on how many.
-pub fn validate_throughput<'a>(
-    table: &'a ThroughputTable,
-    settings: &Settings,
-    paths: &DataPaths,
-    mut keep: impl FnMut(&ThroughputGroup) -> bool,
-) -> Vec<(&'a ThroughputGroup, Result<Validation>)> {
-    let ov = offline::engine_overrides(&settings.engine);
-    let one = |g: &ThroughputGroup| -> Result<Validation> {
-        let model = settings
-            .deployment
-            .model
-            .clone()
-            .unwrap_or_else(|| g.model.model.clone());
-        let moe = is_moe(&model, paths)?;
-        let mut req = offline::group_request(g, &settings.deployment, moe);
-        let mut notes = Vec::new();
-        if moe && g.key.tp > 1 {
-            notes.push(format!(
-                "MoE run with --ep and attention DP (the EP size is not listed): the listed TP{} is read as {} attention data-parallel ranks of TP1 (simulated replicas) with the routed experts spread over all their GPUs",
-                g.key.tp, g.key.tp
-            ));
-        }
-        if req.gpu_memory_utilization.is_none() {
-            let f = offline::KV_CACHE_FREE_GPU_MEM_FRACTION;
-            req.gpu_memory_utilization = Some(f);
-            let d = Deployment::resolve(&req, paths)?;
-            let e = ov.resolve_unsized(&d.stack.scheduler, d.max_model_len);
-            let plan = crate::memory::plan(
-                &d,
-                &crate::memory::MemoryModel::load(&paths.perf_model)?,
-                &crate::memory::MemoryOptions {
-                    block_size: e.block_size,
-                    max_num_batched_tokens: e.max_num_batched_tokens,
-                    max_num_seqs: e.max_num_seqs,
-                    seq_len: None,
-                },
-            );
-            let u = offline::utilization_for_free_fraction(&plan, f);
-            req.gpu_memory_utilization = Some(u);
-            notes.push(format!(
-                "kv_cache_free_gpu_mem_fraction {f} (the README's usual value) of the memory left after weights, activations and runtime = gpu_memory_utilization {u:.4} of the whole GPU"
-            ));
-        }
-        let d = Deployment::resolve(&req, paths)?;
-        let replicas = settings.num_replicas.unwrap_or(d.dp);
-        let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
-        notes.extend(params_note(&setup, paths, settings.roofline.is_some()));
-        let mut v = offline::validate_group(
-            offline::GroupRun {
-                name: &g.key.slug(),
-                source: &table.source,
-                setup: &setup,
-                replicas,
-                cap_to_kv: settings.engine.max_num_seqs.is_none(),
-                notes,
-            },
-            g,
-        )?;
-        v.sample = Some(sample_status(&setup, settings, paths, &table.source));
-        Ok(v)
-    };
-    let groups: Vec<&ThroughputGroup> = table.groups.iter().filter(|g| keep(g)).collect();
-    let items: Vec<usize> = (0..groups.len()).collect();
-    let results = crate::plan::exec::par_map(
-        &items,
-        crate::plan::exec::default_jobs(),
-        |i| one(groups[i]),
-        &|| {},
-    );
-    groups.into_iter().zip(results).collect()
-}
-
+#[cfg(test)]
+mod format_tests;
 #[cfg(test)]
 mod tests;

@@ -20,8 +20,9 @@
 //!   and runtime for the KV cache, converted to the `gpu_memory_utilization` that gives
 //!   the same cache ([`utilization_for_free_fraction`]).
 
+use super::groups::GroupRun;
 use super::measured::output_rate;
-use super::report::{ComparisonRows, Metric, Validation, ValidationKind};
+use super::report::{ComparisonRows, Metric, ReplayMode, Validation, ValidationKind};
 use super::throughput_table::{Precision, ThroughputGroup};
 use crate::deployment::DeploymentRequest;
 use crate::engine::config::EngineOverrides;
@@ -31,7 +32,6 @@ use crate::estimate::BatchSpec;
 use crate::memory::MemoryPlan;
 use crate::setup::ReplicaSetup;
 use crate::simulate::simulate_requests;
-use std::path::Path;
 
 /// The largest CUDA-graph batch size of the runs (`cuda_graph_config` batch sizes up
 /// to 8192, per the dataset's README): the simulated sequences and tokens per
@@ -113,28 +113,16 @@ pub fn no_evict_max_num_seqs(setup: &ReplicaSetup, isl: u32, osl: u32) -> u32 {
     (e.num_gpu_blocks / blocks_per_request).clamp(1, e.max_num_seqs)
 }
 
-/// What [`validate_group`] needs besides the rows.
-#[derive(Clone, Debug)]
-pub struct GroupRun<'a> {
-    /// Name of the validation (the group's slug).
-    pub name: &'a str,
-    /// The table file.
-    pub source: &'a Path,
-    /// The replicas' setup (the group's deployment).
-    pub setup: &'a ReplicaSetup,
-    /// Replicas simulated (attention-DP ranks).
-    pub replicas: u32,
-    /// Cap each row's running requests at what its full length lets the KV cache hold
-    /// ([`no_evict_max_num_seqs`]); off when `--max-num-seqs` was given.
-    pub cap_to_kv: bool,
-    /// Notes from resolving the deployment.
-    pub notes: Vec<String>,
-}
-
-/// Replay every row of `group` and compare the output throughput.
-pub fn validate_group(run: GroupRun<'_>, group: &ThroughputGroup) -> Result<Validation> {
+/// Replay every row of `group` and compare the output throughput. With `cap_to_kv`,
+/// each row's running requests are capped at what its full length lets the KV cache
+/// hold ([`no_evict_max_num_seqs`]; off when `--max-num-seqs` was given).
+pub fn validate_group(
+    run: GroupRun<'_>,
+    cap_to_kv: bool,
+    group: &ThroughputGroup,
+) -> Result<Validation> {
     let setup = run.setup;
-    let mut notes = run.notes;
+    let mut notes = run.notes.clone();
     notes.extend(
         [&group.model.note, &group.hardware.note]
             .into_iter()
@@ -150,7 +138,7 @@ pub fn validate_group(run: GroupRun<'_>, group: &ThroughputGroup) -> Result<Vali
         setup.engine.scheduler,
         setup.engine.max_num_batched_tokens,
         setup.engine.max_num_seqs,
-        if run.cap_to_kv {
+        if cap_to_kv {
             "per row, running requests are capped at those whose whole ISL+OSL fits the KV cache (TRT-LLM's GUARANTEED_NO_EVICT admission; the column max_num_seqs)"
         } else {
             "max_num_seqs as given"
@@ -174,7 +162,7 @@ pub fn validate_group(run: GroupRun<'_>, group: &ThroughputGroup) -> Result<Vali
     let mut rejected = 0usize;
     for r in &group.rows {
         let mut row_setup = setup.clone();
-        if run.cap_to_kv {
+        if cap_to_kv {
             row_setup.engine.max_num_seqs = no_evict_max_num_seqs(setup, r.isl, r.osl);
         }
         let reqs = BatchSpec {
@@ -217,20 +205,12 @@ pub fn validate_group(run: GroupRun<'_>, group: &ThroughputGroup) -> Result<Vali
         ));
     }
     rows.metrics.push((Metric::OutputThroughput, sim, meas));
-    Ok(Validation {
-        name: run.name.to_owned(),
-        kind: ValidationKind::OfflineThroughput,
-        source: run.source.to_owned(),
-        deployment: setup.deployment.summary(),
-        engine: Some(setup.engine.clone()),
-        num_replicas: run.replicas,
-        latency_model: setup.latency.describe(),
-        metrics: rows.reports(),
-        throughput: None,
+    Ok(run.finish(
+        ValidationKind::OfflineThroughput,
+        Some(ReplayMode::Burst),
         notes,
-        sample: None,
         rows,
-    })
+    ))
 }
 
 #[cfg(test)]
@@ -389,15 +369,14 @@ mod tests {
             1,
             Precision::Fp8,
         );
-        let run = |cap| GroupRun {
+        let run = || GroupRun {
             name: "g",
-            source: Path::new("t.csv"),
+            source: std::path::Path::new("t.csv"),
             setup: &s,
             replicas: 1,
-            cap_to_kv: cap,
             notes: vec!["from setup".into()],
         };
-        let v = validate_group(run(true), &g).unwrap();
+        let v = validate_group(run(), true, &g).unwrap();
         assert_eq!(v.kind, ValidationKind::OfflineThroughput);
         assert_eq!(v.notes[0], "from setup");
         assert_eq!(v.rows.keys[0], vec!["2", "100", "20", "40", "12", "0"]);
@@ -412,7 +391,7 @@ mod tests {
         let e = v.metrics[0].errors.unwrap();
         assert_eq!(e.count, 2);
         // Without the cap the engine admits more than fit and preempts.
-        let u = validate_group(run(false), &g).unwrap();
+        let u = validate_group(run(), false, &g).unwrap();
         assert_ne!(u.rows.keys[0][5], "0");
     }
 }

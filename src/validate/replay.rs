@@ -3,7 +3,7 @@
 
 use super::measured::{output_rate, ArrivalMode, MeasuredRun, Timing};
 use super::report::{
-    ComparisonRows, Metric, MetricReport, ThroughputReport, Validation, ValidationKind,
+    ComparisonRows, Metric, MetricReport, ReplayMode, ThroughputReport, Validation, ValidationKind,
 };
 use super::stats::Quantiles;
 use crate::engine::{RequestRecord, RequestStatus};
@@ -28,6 +28,28 @@ pub fn requests_of(run: &MeasuredRun) -> Vec<Request> {
             q
         })
         .collect()
+}
+
+/// How [`replay`] sends the requests of `run` (`closed_loop`: the concurrency it
+/// replays at, if any).
+pub fn replay_mode(run: &MeasuredRun, closed_loop: Option<u32>) -> ReplayMode {
+    match (&run.arrivals, closed_loop) {
+        (ArrivalMode::AllAtOnce, Some(c)) => ReplayMode::ClosedLoop {
+            concurrency: Some(c),
+        },
+        (ArrivalMode::AllAtOnce, None) => ReplayMode::Burst,
+        (ArrivalMode::Recorded, _) => ReplayMode::Recorded,
+        (
+            ArrivalMode::Regenerated {
+                seed,
+                request_rate_rps,
+            },
+            _,
+        ) => ReplayMode::Regenerated {
+            seed: *seed,
+            request_rate_rps: *request_rate_rps,
+        },
+    }
 }
 
 /// Replay `run` on `num_replicas` replicas of `setup` and compare.
@@ -57,6 +79,7 @@ pub fn replay(
             setup.deployment.stack.api_server.per_token_out_us
         ));
     }
+    let replay = replay_mode(run, closed_loop);
     let out = simulate_requests(
         setup,
         num_replicas,
@@ -141,6 +164,7 @@ pub fn replay(
         engine: Some(setup.engine.clone()),
         num_replicas,
         latency_model: setup.latency.describe(),
+        replay: Some(replay),
         metrics,
         throughput: Some(ThroughputReport::new(sim_rate, run.output_tokens_per_s())),
         notes,

@@ -13,9 +13,11 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
-    /// Time to first token (for step tables: the batch's prefill).
+    /// Time to first token (for step tables: the batch's prefill; for serving
+    /// summaries: the run's mean).
     Ttft,
-    /// Time per output token after the first (for step tables: the mean decode step).
+    /// Time per output token after the first (for step tables: the mean decode step;
+    /// for serving summaries: the run's mean).
     Tpot,
     /// Inter-token latency (distribution only: the files pair no gaps).
     Itl,
@@ -120,6 +122,34 @@ pub enum ValidationKind {
     StepTimes,
     /// Offline throughput: every request queued at once, output tokens per second.
     OfflineThroughput,
+    /// Serving summaries: each row a closed-loop run at its concurrency, compared on
+    /// the run's mean TTFT and TPOT.
+    ServingSummary,
+}
+
+/// How a replay sent its requests, as `validation.json` states it (`"replay": {"mode":
+/// "closed-loop", "concurrency": 8}`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "mode")]
+pub enum ReplayMode {
+    /// Every request at its recorded arrival time.
+    Recorded,
+    /// Every request at time zero, nothing capping the requests in flight.
+    Burst,
+    /// A closed loop: `concurrency` requests in flight, the next one sent when one
+    /// finishes (`None`: each row of a table at its own concurrency).
+    ClosedLoop {
+        /// Requests in flight.
+        concurrency: Option<u32>,
+    },
+    /// Open loop: arrivals regenerated from a request rate (Poisson unless the file
+    /// says otherwise) with `seed`.
+    Regenerated {
+        /// Seed of the arrivals.
+        seed: u64,
+        /// The rate, requests per second, where the reader knows it.
+        request_rate_rps: Option<f64>,
+    },
 }
 
 /// Row-by-row values behind a validation: key columns plus, per metric, the simulated
@@ -174,6 +204,9 @@ pub struct Validation {
     pub num_replicas: u32,
     /// Where the iteration times came from.
     pub latency_model: String,
+    /// How the requests were sent (absent for static batches and step times).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayMode>,
     /// Per metric.
     pub metrics: Vec<MetricReport>,
     /// Output throughput (serving runs; offline throughput tables compare it per row

@@ -127,7 +127,10 @@ pub fn read(path: &Path, seed: u64) -> Result<MeasuredRun> {
     } else if rate_inf {
         ArrivalMode::AllAtOnce
     } else {
-        ArrivalMode::Regenerated { seed }
+        ArrivalMode::Regenerated {
+            seed,
+            request_rate_rps: obj.get("request_rate").and_then(Value::as_f64),
+        }
     };
     let mut notes = Vec::new();
     if requests.len() < n {

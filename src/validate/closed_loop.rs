@@ -1,0 +1,298 @@
+//! Closed-loop validation of serving summaries: replay the rows of the AIConfigurator
+//! serving summary ([`serving_summary`](super::serving_summary)) through the simulated
+//! engine, as [`offline`](super::offline) replays the TensorRT-LLM throughput table.
+//!
+//! Each row becomes a closed loop on the group's deployment: `concurrency` requests in
+//! flight (over all attention-DP replicas), the next sent as soon as one finishes,
+//! [`requests_for`] requests in all (`max(4 × concurrency, 64)`), each exactly ISL
+//! tokens in and OSL out. The first `concurrency` requests, sent together at t = 0, are
+//! the warm-up and left out: the simulated mean TTFT and mean TPOT over the rest (the
+//! steady state) are compared with the row's ([`Metric::Ttft`], [`Metric::Tpot`]).
+//! Why: the source does not describe its client, but its TTFTs at high concurrency and
+//! long prompts (115 ms for Llama-3.1-8B FP8 on H200 at 128 clients × 4000 tokens) are
+//! far below what the first burst alone would add to a mean over every request
+//! (its 512k prompt tokens take seconds to prefill).
+//!
+//! Engine settings are the serving stack's defaults ([`aic_mapping::stack`](super::aic_mapping::stack):
+//! `vllm-v1`, `vllm-v1-sync`, `sglang`, `trtllm`) with prefix caching off (the prompts
+//! are random); formats from [`aic_mapping::formats`](super::aic_mapping::formats)
+//! (16-bit rows a 16-bit KV cache, quantized rows an FP8 one). `max_model_len` is the
+//! group's longest ISL + OSL. Flags override every choice.
+
+use super::groups::GroupRun;
+use super::report::{ComparisonRows, Metric, ReplayMode, Validation, ValidationKind};
+use super::serving_summary::SummaryGroup;
+use crate::deployment::DeploymentRequest;
+use crate::engine::config::EngineOverrides;
+use crate::engine::RequestStatus;
+use crate::error::Result;
+use crate::estimate::BatchSpec;
+use crate::simulate::simulate_requests;
+use std::collections::BTreeMap;
+
+/// Requests per client of a replayed row.
+pub const REQUESTS_PER_CLIENT: u32 = 4;
+
+/// The fewest requests a row is replayed with.
+pub const MIN_REQUESTS: u32 = 64;
+
+/// Requests replayed for a row at `concurrency`: `max(4 × concurrency, 64)`.
+pub fn requests_for(concurrency: u32) -> u32 {
+    concurrency
+        .saturating_mul(REQUESTS_PER_CLIENT)
+        .max(MIN_REQUESTS)
+}
+
+/// The deployment request of `group`: `base` (flags) wins; the mapping fills the
+/// model, GPU, serving stack, parallelism, formats and `max_model_len`.
+pub fn group_request(group: &SummaryGroup, base: &DeploymentRequest) -> DeploymentRequest {
+    let l = &group.layout;
+    let mut r = base.clone();
+    r.model
+        .get_or_insert_with(|| group.model.mapping.model.clone());
+    r.hardware
+        .get_or_insert_with(|| group.hardware.hardware.clone());
+    r.serving_stack.get_or_insert_with(|| group.stack.clone());
+    r.tensor_parallel_size.get_or_insert(l.tp);
+    r.pipeline_parallel_size.get_or_insert(l.pp);
+    if l.expert_parallel && r.data_parallel_size.is_none() && !r.enable_expert_parallel {
+        r.data_parallel_size = Some(l.dp);
+        r.enable_expert_parallel = true;
+    }
+    r.quantization
+        .get_or_insert_with(|| group.formats.quantization.clone());
+    if r.kv_cache_dtype.is_none() {
+        r.kv_cache_dtype.clone_from(&group.formats.kv_cache_dtype);
+    }
+    if r.max_model_len.is_none() {
+        r.max_model_len = group.rows.iter().map(|x| x.isl.saturating_add(x.osl)).max();
+    }
+    r
+}
+
+/// The engine settings of a replay: `base` (flags) wins; prefix caching is off.
+pub fn engine_overrides(base: &EngineOverrides) -> EngineOverrides {
+    let mut ov = *base;
+    ov.enable_prefix_caching.get_or_insert(false);
+    ov
+}
+
+/// What the replay of one row gives.
+#[derive(Clone, Copy, Debug)]
+struct RowSim {
+    /// Mean TTFT, s (NaN when a request was rejected).
+    ttft_s: f64,
+    /// Mean TPOT, s (NaN when a request was rejected).
+    tpot_s: f64,
+    /// Preemptions over the replay.
+    preemptions: u32,
+    /// Whether the engine rejected a request.
+    rejected: bool,
+}
+
+/// Replay one row: a closed loop of `c` clients.
+fn replay_row(run: &GroupRun<'_>, isl: u32, osl: u32, c: u32) -> Result<RowSim> {
+    let reqs = BatchSpec {
+        batch_size: requests_for(c),
+        input_len: isl,
+        output_len: osl,
+    }
+    .requests();
+    let n = reqs.len();
+    // Latencies measured by the benchmark client: the API server is on the path.
+    let opts = crate::simulate::ReplayOptions {
+        closed_loop: Some(c),
+        api_server: true,
+        ..Default::default()
+    };
+    let out = simulate_requests(run.setup, run.replicas, reqs, opts)?;
+    let finished = |x: &&crate::engine::RequestRecord| x.status == RequestStatus::Finished;
+    let rejected = out.records.iter().filter(finished).count() < n;
+    // Ids are the issue order: the first `c` are the warm-up burst.
+    let done: Vec<_> = out
+        .records
+        .iter()
+        .filter(finished)
+        .filter(|x| x.request_id >= u64::from(c))
+        .collect();
+    let preemptions = out.records.iter().map(|x| x.preemptions).sum();
+    let mean = |f: fn(&&crate::engine::RequestRecord) -> f64| {
+        if rejected {
+            f64::NAN
+        } else {
+            done.iter().map(f).sum::<f64>() / done.len() as f64
+        }
+    };
+    Ok(RowSim {
+        ttft_s: mean(|x| x.ttft_s),
+        tpot_s: mean(|x| x.tpot_s),
+        preemptions,
+        rejected,
+    })
+}
+
+/// Replay every row of `group` as a closed loop and compare mean TTFT and TPOT.
+/// Identical points (ISL, OSL, concurrency) are simulated once: the replay is
+/// deterministic.
+pub fn validate_group(run: GroupRun<'_>, group: &SummaryGroup) -> Result<Validation> {
+    let setup = run.setup;
+    let mut notes = run.notes.clone();
+    notes.extend(group.notes.iter().cloned());
+    notes.push(format!(
+        "replay mode: closed loop per row at its concurrency (over {} replica(s)), max(4 × concurrency, 64) requests of exactly ISL in / OSL out; simulated mean TTFT and TPOT over the steady state: the first `concurrency` requests (the burst at t = 0) are warm-up and left out (the source does not describe its client; its TTFTs at high concurrency and long prompts are far below what that burst would add)",
+        run.replicas
+    ));
+    notes.push(format!(
+        "engine: the {} stack's defaults ({} scheduler, {} tokens and {} sequences per iteration, chunked prefill {}), prefix caching off; the launch settings of the measured runs are not recorded",
+        setup.deployment.stack.name,
+        setup.engine.scheduler,
+        setup.engine.max_num_batched_tokens,
+        setup.engine.max_num_seqs,
+        if setup.engine.enable_chunked_prefill { "on" } else { "off" }
+    ));
+    let mut rows = ComparisonRows {
+        key_columns: vec![
+            "line",
+            "isl",
+            "osl",
+            "concurrency",
+            "num_requests",
+            "wip",
+            "simulated_preemptions",
+        ],
+        ..ComparisonRows::default()
+    };
+    let (mut ttft, mut tpot) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+    let mut memo: BTreeMap<(u32, u32, u32), RowSim> = BTreeMap::new();
+    let (mut rejected, mut from_batch) = (0usize, 0usize);
+    for r in &group.rows {
+        let k = (r.isl, r.osl, r.concurrency);
+        let sim = match memo.get(&k) {
+            Some(s) => *s,
+            None => {
+                let s = replay_row(&run, r.isl, r.osl, r.concurrency)?;
+                memo.insert(k, s);
+                s
+            }
+        };
+        rejected += usize::from(sim.rejected);
+        from_batch += usize::from(r.concurrency_from_batch);
+        ttft.0.push(sim.ttft_s);
+        ttft.1.push(r.ttft_s);
+        tpot.0.push(sim.tpot_s);
+        tpot.1.push(r.tpot_s);
+        rows.keys.push(vec![
+            r.line.to_string(),
+            r.isl.to_string(),
+            r.osl.to_string(),
+            r.concurrency.to_string(),
+            requests_for(r.concurrency).to_string(),
+            r.wip.to_string(),
+            sim.preemptions.to_string(),
+        ]);
+    }
+    if from_batch > 0 {
+        notes.push(format!(
+            "{from_batch} rows have no concurrency: read as batch_size × attention_dp"
+        ));
+    }
+    if rejected > 0 {
+        notes.push(format!(
+            "{rejected} rows had requests the simulated engine rejects (longer than max_model_len or the whole KV cache) and are left out of the errors"
+        ));
+    }
+    rows.metrics.push((Metric::Ttft, ttft.0, ttft.1));
+    rows.metrics.push((Metric::Tpot, tpot.0, tpot.1));
+    Ok(run.finish(
+        ValidationKind::ServingSummary,
+        Some(ReplayMode::ClosedLoop { concurrency: None }),
+        notes,
+        rows,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deployment::Deployment;
+    use crate::paths::DataPaths;
+    use crate::perf::fixed::FixedLatency;
+    use crate::setup::ReplicaSetup;
+    use crate::validate::serving_summary::{read, SummaryRow};
+    use std::sync::Arc;
+
+    fn group() -> SummaryGroup {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.csv");
+        std::fs::write(
+            &p,
+            "engine,engine_version,gpu,model,precision,tp,pp,attention_dp,moe_tp,moe_ep,isl,osl,concurrency,ttft_ms,tpot_ms\n\
+             vllm,0.19.0,h200-sxm-141gb,openai/gpt-oss-120b,fp4,2,1,1,1,2,100,20,1,4,2\n",
+        )
+        .unwrap();
+        read(&p).unwrap().groups.remove(0)
+    }
+
+    #[test]
+    fn requests_and_deployment_follow_the_mapping() {
+        assert_eq!(requests_for(1), 64);
+        assert_eq!(requests_for(100), 400);
+        let g = group();
+        let r = group_request(&g, &DeploymentRequest::default());
+        assert_eq!(r.model.as_deref(), Some("openai/gpt-oss-120b"));
+        assert_eq!(r.serving_stack.as_deref(), Some("vllm-v1"));
+        assert_eq!(
+            (r.tensor_parallel_size, r.data_parallel_size),
+            (Some(2), Some(1))
+        );
+        assert!(r.enable_expert_parallel);
+        assert_eq!(r.quantization.as_deref(), Some("mxfp4"));
+        assert_eq!(r.kv_cache_dtype.as_deref(), Some("fp8"));
+        assert_eq!(r.max_model_len, Some(120));
+        let d = Deployment::resolve(&r, &DataPaths::builtin()).unwrap();
+        assert_eq!((d.tp, d.dp, d.ep), (2, 1, 2));
+    }
+
+    /// One client: requests run one after another, so every TTFT is one prefill
+    /// iteration (1 ms + 100 × 10 µs = 2 ms) and every TPOT one decode iteration
+    /// (1 ms + 100 µs); the warm-up (request 0) changes nothing here.
+    #[test]
+    fn one_client_gives_hand_computed_means() {
+        let paths = DataPaths::builtin();
+        let d = Deployment::resolve(
+            &DeploymentRequest {
+                max_model_len: Some(4096),
+                ..DeploymentRequest::default()
+            },
+            &paths,
+        )
+        .unwrap();
+        let mm = crate::memory::MemoryModel::load(&paths.perf_model).unwrap();
+        let ov = engine_overrides(&EngineOverrides::default());
+        let lat = Arc::new(FixedLatency::from_micros(1000, 10, 100));
+        let setup = ReplicaSetup::with_latency(d, &ov, &mm, lat).unwrap();
+        let mut g = group();
+        g.rows.push(SummaryRow {
+            line: 3,
+            ..g.rows[0].clone()
+        });
+        let run = GroupRun {
+            name: "g",
+            source: std::path::Path::new("s.csv"),
+            setup: &setup,
+            replicas: 1,
+            notes: vec!["from setup".into()],
+        };
+        let v = validate_group(run, &g).unwrap();
+        assert_eq!(v.notes[0], "from setup");
+        let (ttft, meas) = v.rows.pairs(Metric::Ttft).unwrap();
+        assert_eq!(meas, [0.004, 0.004]);
+        assert!((ttft[0] - 0.002).abs() < 1e-9, "{ttft:?}");
+        let (tpot, _) = v.rows.pairs(Metric::Tpot).unwrap();
+        assert!((tpot[1] - 0.0011).abs() < 1e-9, "{tpot:?}");
+        assert_eq!(v.rows.keys[1], ["3", "100", "20", "1", "64", "false", "0"]);
+        let e = v.metrics[0].errors.unwrap();
+        assert_eq!(e.count, 2);
+        assert!((e.bias_pct + 50.0).abs() < 1e-6, "{e:?}");
+    }
+}

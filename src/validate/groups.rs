@@ -1,0 +1,262 @@
+//! Validation of grouped tables: each group of a table gets its own deployment (the
+//! group's mapping fills what the flags leave open) and its own [`Validation`]; a group
+//! that cannot be simulated is an `Err` in its slot, not the end of the run. Groups of
+//! the row-replayed tables (offline throughput, serving summaries) run on all available
+//! cores; the results do not depend on how many.
+//!
+//! [`GroupRun`] is what a row-by-row replay of one group needs besides its rows, and
+//! builds the group's [`Validation`] from the compared rows ([`GroupRun::finish`]).
+
+use super::report::{ComparisonRows, ReplayMode, Validation, ValidationKind};
+use super::serving_summary::{SummaryGroup, SummaryTable};
+use super::throughput_table::{ThroughputGroup, ThroughputTable};
+use super::{
+    batch, closed_loop, offline, params_note, sample_status, setup_for, Settings, StaticTable,
+    TableGroup,
+};
+use crate::deployment::{Deployment, DeploymentRequest};
+use crate::error::Result;
+use crate::paths::DataPaths;
+use crate::setup::ReplicaSetup;
+use std::path::Path;
+
+/// What a row-by-row replay of one group needs besides the rows.
+#[derive(Clone, Debug)]
+pub struct GroupRun<'a> {
+    /// Name of the validation (the group's slug).
+    pub name: &'a str,
+    /// The table file.
+    pub source: &'a Path,
+    /// The replicas' setup (the group's deployment).
+    pub setup: &'a ReplicaSetup,
+    /// Replicas simulated (attention-DP ranks).
+    pub replicas: u32,
+    /// Notes from resolving the deployment.
+    pub notes: Vec<String>,
+}
+
+impl GroupRun<'_> {
+    /// The group's validation from its compared `rows`.
+    pub fn finish(
+        &self,
+        kind: ValidationKind,
+        replay: Option<ReplayMode>,
+        notes: Vec<String>,
+        rows: ComparisonRows,
+    ) -> Validation {
+        Validation {
+            name: self.name.to_owned(),
+            kind,
+            source: self.source.to_owned(),
+            deployment: self.setup.deployment.summary(),
+            engine: Some(self.setup.engine.clone()),
+            num_replicas: self.replicas,
+            latency_model: self.setup.latency.describe(),
+            replay,
+            metrics: rows.reports(),
+            throughput: None,
+            notes,
+            sample: None,
+            rows,
+        }
+    }
+}
+
+/// `one` over every group on all cores, in group order; `done` is called with each
+/// group and its wall time as it finishes (progress; never part of the results).
+fn par_groups<'g, G: Sync, T: Send>(
+    groups: Vec<&'g G>,
+    one: impl Fn(&G) -> T + Sync,
+    done: &(dyn Fn(&G, std::time::Duration) + Sync),
+) -> Vec<(&'g G, T)> {
+    let items: Vec<usize> = (0..groups.len()).collect();
+    let results = crate::plan::exec::par_map(
+        &items,
+        crate::plan::exec::default_jobs(),
+        |i| {
+            let start = std::time::Instant::now();
+            let out = one(groups[i]);
+            done(groups[i], start.elapsed());
+            out
+        },
+        &|| {},
+    );
+    groups.into_iter().zip(results).collect()
+}
+
+/// The deployment request of a table group: `base` (flags) wins; the group's mapped
+/// model, device, TP ([`TableGroup::tensor_parallel_size`]: the table's device count
+/// times the catalog devices in each) and `max_model_len` fill the gaps, with `float16`
+/// as the measured dtype and [`TABLE_STACK`] as the serving stack.
+pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> DeploymentRequest {
+    let mut r = base.clone();
+    r.model.get_or_insert_with(|| group.model.model.clone());
+    r.hardware
+        .get_or_insert_with(|| group.hardware.hardware.clone());
+    r.tensor_parallel_size
+        .get_or_insert(group.tensor_parallel_size());
+    if r.max_model_len.is_none() {
+        r.max_model_len = group.model.max_model_len;
+    }
+    r.dtype.get_or_insert_with(|| "float16".into());
+    if r.serving_stack.is_none() {
+        r.serving_stack = Some(TABLE_STACK.into());
+    }
+    r
+}
+
+/// The serving stack static-batch tables are replayed on unless one is given. The
+/// Argonne tables ran vLLM V0 between 0.5.x and 0.6.1 (the A100 requirements pin
+/// torch 2.4: 0.5.4–0.6.1); vLLM 0.5's synchronous output processing is taken, as the
+/// measured batch times grow with the batch size by the per-sequence host cost that
+/// 0.6's asynchronous output processing would hide.
+pub const TABLE_STACK: &str = "vllm-0.5";
+
+/// Validate each group of `table` that `keep` accepts, each with its own deployment
+/// (`settings` first, the group's mapping fills the gaps), returning `(group slug,
+/// outcome)` in group order: a group that cannot be simulated (the model does not fit,
+/// say) is an `Err` there, not the end of the run. The default serving stack is
+/// [`TABLE_STACK`]: the tables were measured with vLLM ≤ 0.6 (see its docs).
+pub fn validate_table(
+    table: &StaticTable,
+    settings: &Settings,
+    paths: &DataPaths,
+    mut keep: impl FnMut(&TableGroup) -> bool,
+) -> Vec<(String, Result<Validation>)> {
+    let ov = settings.engine;
+    let one = |g: &TableGroup| -> Result<Validation> {
+        let req = group_request(g, &settings.deployment);
+        let d = Deployment::resolve(&req, paths)?;
+        let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
+        let mut v = batch::validate_group(&g.slug(), &table.source, table.kind, g, &setup)?;
+        v.sample = Some(sample_status(&setup, settings, paths, &table.source));
+        v.notes.extend(table.notes.iter().cloned());
+        v.notes
+            .extend(params_note(&setup, paths, settings.roofline.is_some()));
+        Ok(v)
+    };
+    table
+        .groups
+        .iter()
+        .filter(|g| keep(g))
+        .map(|g| (g.slug(), one(g)))
+        .collect()
+}
+
+/// Whether the model `name` (as the catalog resolves it) has mixture-of-experts layers.
+fn is_moe(name: &str, paths: &DataPaths) -> Result<bool> {
+    let model = crate::model::ModelCatalog::load(&paths.model_configs)?.resolve(name)?;
+    Ok(model
+        .layers
+        .iter()
+        .any(|l| matches!(l.ffn, crate::model::FfnSpec::Moe { .. })))
+}
+
+/// Validate each group of an offline throughput `table` that `keep` accepts (see the
+/// module docs for how a row is replayed), returning `(group, outcome)` in group order
+/// (the validation is named by the group's slug); a group that cannot be simulated is
+/// an `Err` there. `settings` win over every mapped choice; a given `--max-num-seqs`
+/// also turns off the per-row KV cap. Groups run on all available cores; the results do
+/// not depend on how many.
+pub fn validate_throughput<'a>(
+    table: &'a ThroughputTable,
+    settings: &Settings,
+    paths: &DataPaths,
+    mut keep: impl FnMut(&ThroughputGroup) -> bool,
+) -> Vec<(&'a ThroughputGroup, Result<Validation>)> {
+    let ov = offline::engine_overrides(&settings.engine);
+    let one = |g: &ThroughputGroup| -> Result<Validation> {
+        let model = settings
+            .deployment
+            .model
+            .clone()
+            .unwrap_or_else(|| g.model.model.clone());
+        let moe = is_moe(&model, paths)?;
+        let mut req = offline::group_request(g, &settings.deployment, moe);
+        let mut notes = Vec::new();
+        if moe && g.key.tp > 1 {
+            notes.push(format!(
+                "MoE run with --ep and attention DP (the EP size is not listed): the listed TP{} is read as {} attention data-parallel ranks of TP1 (simulated replicas) with the routed experts spread over all their GPUs",
+                g.key.tp, g.key.tp
+            ));
+        }
+        if req.gpu_memory_utilization.is_none() {
+            let f = offline::KV_CACHE_FREE_GPU_MEM_FRACTION;
+            req.gpu_memory_utilization = Some(f);
+            let d = Deployment::resolve(&req, paths)?;
+            let e = ov.resolve_unsized(&d.stack.scheduler, d.max_model_len);
+            let plan = crate::memory::plan(
+                &d,
+                &crate::memory::MemoryModel::load(&paths.perf_model)?,
+                &crate::memory::MemoryOptions {
+                    block_size: e.block_size,
+                    max_num_batched_tokens: e.max_num_batched_tokens,
+                    max_num_seqs: e.max_num_seqs,
+                    seq_len: None,
+                },
+            );
+            let u = offline::utilization_for_free_fraction(&plan, f);
+            req.gpu_memory_utilization = Some(u);
+            notes.push(format!(
+                "kv_cache_free_gpu_mem_fraction {f} (the README's usual value) of the memory left after weights, activations and runtime = gpu_memory_utilization {u:.4} of the whole GPU"
+            ));
+        }
+        let d = Deployment::resolve(&req, paths)?;
+        let replicas = settings.num_replicas.unwrap_or(d.dp);
+        let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
+        notes.extend(params_note(&setup, paths, settings.roofline.is_some()));
+        let mut v = offline::validate_group(
+            GroupRun {
+                name: &g.key.slug(),
+                source: &table.source,
+                setup: &setup,
+                replicas,
+                notes,
+            },
+            settings.engine.max_num_seqs.is_none(),
+            g,
+        )?;
+        v.sample = Some(sample_status(&setup, settings, paths, &table.source));
+        Ok(v)
+    };
+    let groups: Vec<&ThroughputGroup> = table.groups.iter().filter(|g| keep(g)).collect();
+    par_groups(groups, one, &|_, _| {})
+}
+
+/// Validate each group of a serving summary `table` that `keep` accepts, each row a
+/// closed loop ([`closed_loop`]), returning `(group, outcome)` in group order; a group
+/// that cannot be simulated is an `Err` there. `settings` win over every mapped choice
+/// (`--serving-stack` over the engine's stack). `done` hears of each group as it
+/// finishes, with its wall time.
+pub fn validate_summary<'a>(
+    table: &'a SummaryTable,
+    settings: &Settings,
+    paths: &DataPaths,
+    mut keep: impl FnMut(&SummaryGroup) -> bool,
+    done: &(dyn Fn(&SummaryGroup, std::time::Duration) + Sync),
+) -> Vec<(&'a SummaryGroup, Result<Validation>)> {
+    let ov = closed_loop::engine_overrides(&settings.engine);
+    let one = |g: &SummaryGroup| -> Result<Validation> {
+        let req = closed_loop::group_request(g, &settings.deployment);
+        let d = Deployment::resolve(&req, paths)?;
+        let replicas = settings.num_replicas.unwrap_or(d.dp);
+        let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
+        let notes = params_note(&setup, paths, settings.roofline.is_some())
+            .into_iter()
+            .collect();
+        let mut v = closed_loop::validate_group(
+            GroupRun {
+                name: &g.slug,
+                source: &table.source,
+                setup: &setup,
+                replicas,
+                notes,
+            },
+            g,
+        )?;
+        v.sample = Some(sample_status(&setup, settings, paths, &table.source));
+        Ok(v)
+    };
+    let groups: Vec<&SummaryGroup> = table.groups.iter().filter(|g| keep(g)).collect();
+    par_groups(groups, one, done)
+}
