@@ -23,7 +23,7 @@
 //! one kernel at a time in eager mode, Vidur per kernel), without the CPU's launch gaps.
 //! They are summed back to back, which is how a CUDA graph runs them; the serving
 //! stack's execution model adds launch-bound time for eager iterations and host work
-//! (see [`ops`] and [`crate::stack`]).
+//! (see [`crate::stack`]).
 
 mod attention;
 mod attention_fit;
