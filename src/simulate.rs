@@ -208,6 +208,8 @@ pub(crate) struct ReplayOptions {
     pub max_iterations: Option<u64>,
     /// Put the serving stack's API server in front (latencies as clients see them).
     pub api_server: bool,
+    /// Clients give up after this long (see [`Simulation::with_client_timeout`]).
+    pub client_timeout: Option<crate::units::SimDuration>,
 }
 
 /// Run `requests` on `n` replicas of `setup` as `opts` says.
@@ -222,6 +224,7 @@ pub(crate) fn simulate_requests(
         keep_itls,
         max_iterations,
         api_server,
+        client_timeout,
     } = opts;
     let policy = if n > 1 {
         RoutePolicy::LeastOutstanding
@@ -234,6 +237,9 @@ pub(crate) fn simulate_requests(
     }
     if api_server {
         sim = sim.with_api_server(&setup.deployment.stack.api_server);
+    }
+    if let Some(t) = client_timeout {
+        sim = sim.with_client_timeout(t);
     }
     let it = Box::new(requests.into_iter().map(Ok));
     let source = match closed_loop {

@@ -447,6 +447,8 @@ mod tests {
             itls_s: None,
             arrivals: ArrivalMode::Recorded,
             timing: Timing::Engine,
+            load_only: Vec::new(),
+            client_timeout_s: None,
             max_concurrency: None,
             hints,
             notes: Vec::new(),

@@ -61,6 +61,9 @@ pub struct RunStats {
     pub requests_out: u64,
     /// Events processed (arrivals and iteration ends).
     pub events: u64,
+    /// Requests whose client gave up before they finished (see
+    /// [`Simulation::with_client_timeout`]); they end without a record.
+    pub timed_out: u64,
 }
 
 /// Counts ends so a closed-loop source can issue replacements, then forwards.
@@ -87,6 +90,8 @@ enum Event {
     Handoff(u32, Box<LiveRequest>),
     /// A pipeline stage frees up: idle replicas try to start a batch.
     Wake,
+    /// A request's client gives up: the request is aborted if it has not finished.
+    Deadline(u64),
 }
 
 /// A simulation of a set of replicas behind a router.
@@ -107,6 +112,10 @@ pub struct Simulation {
     lockstep: Vec<(Vec<usize>, SimTime)>,
     /// The API server in front of the replicas (none: clients talk to the engine).
     api: Option<api::ApiDelays>,
+    /// How long a client waits for its request to finish before giving up.
+    client_timeout: Option<SimDuration>,
+    /// Requests aborted by their client's timeout.
+    timed_out: u64,
     /// [`Simulation::run`] fails once the replicas have run more iterations than this.
     max_iterations: Option<u64>,
 }
@@ -165,7 +174,18 @@ impl Simulation {
             lockstep,
             max_iterations: None,
             api: None,
+            client_timeout: None,
+            timed_out: 0,
         })
+    }
+
+    /// Clients give up on a request `timeout` after sending it (an HTTP client's
+    /// timeout): a request not finished by then is aborted ([`Simulation::abort`]),
+    /// frees its KV blocks and ends without a record; [`RunStats::timed_out`] counts
+    /// them.
+    pub fn with_client_timeout(mut self, timeout: SimDuration) -> Self {
+        self.client_timeout = Some(timeout);
+        self
     }
 
     /// Put an API server in front of the replicas: [`Simulation::run`] delays every
@@ -245,6 +265,11 @@ impl Simulation {
                         self.replicas[to as usize].accept_handoff(*req, te, sink);
                     }
                     Event::Wake => {}
+                    Event::Deadline(id) => {
+                        if self.abort(id) {
+                            self.timed_out += 1;
+                        }
+                    }
                 }
             }
             if te < t {
@@ -285,6 +310,14 @@ impl Simulation {
     /// the clock) and return the replica's index. It may be rejected at once, through
     /// `sink`.
     pub fn add_request(&mut self, mut req: Request, sink: &mut dyn RequestSink) -> usize {
+        if let Some(timeout) = self.client_timeout {
+            // The client's clock started before the API server handed the request over.
+            let ingress = self
+                .api
+                .map_or(SimDuration::ZERO, |d| d.ingress(req.input_tokens));
+            let sent = SimTime::from_nanos(self.now.as_nanos().saturating_sub(ingress.as_nanos()));
+            self.queue.push(sent + timeout, Event::Deadline(req.id));
+        }
         req.arrival = self.now;
         let r = self.router.route_among(&req, &self.replicas, &self.entry);
         self.replicas[r].add_request(req, self.now, sink);
@@ -395,6 +428,14 @@ impl Simulation {
             } else {
                 next.as_ref().map(|r| r.arrival)
             };
+            // Once every request has ended, pending client deadlines have nothing to do.
+            if t_arrival.is_none()
+                && self.client_timeout.is_some()
+                && self.num_outstanding() == 0
+                && self.in_transit.iter().all(|&n| n == 0)
+            {
+                break;
+            }
             let t = match (self.queue.peek_time(), t_arrival) {
                 (None, None) => break,
                 (Some(a), None) | (None, Some(a)) => a,
@@ -449,6 +490,7 @@ impl Simulation {
             }
         }
         stats.end_time = self.now;
+        stats.timed_out = self.timed_out;
         let outstanding: usize = self.replicas.iter().map(Replica::num_outstanding).sum();
         stats.requests_out = stats.requests_in - outstanding as u64;
         if outstanding > 0 {

@@ -735,3 +735,34 @@ fn api_server_shifts_ttft_and_e2e_but_not_tpot() {
     let pa = plain.iter().find(|r| r.request_id == 1).unwrap();
     assert!((a.ttft_s - pa.ttft_s - (400e-6 + 300e-6)).abs() < 1e-9);
 }
+
+/// One request per ms into a replica that serves one at a time (each takes
+/// about 1 ms prefill + 40 ms decode): clients waiting 100 ms give up on all but
+/// the first few, which end exactly once, without a record, and free their KV.
+#[test]
+fn client_timeouts_abort_the_requests_that_wait_too_long() {
+    let lat = FixedLatency::from_micros(1000, 10, 100);
+    let mut cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
+    cfg.max_num_seqs = 1;
+    let replica = Replica::new(0, cfg, Arc::new(lat)).unwrap();
+    let mut sim = Simulation::new(vec![replica], Router::default())
+        .unwrap()
+        .with_client_timeout(SimDuration::from_millis(100));
+    let mut sink = Collect(Vec::new());
+    let reqs: Vec<Request> = (0..20).map(|i| req(i, i * 1000, 20, 40)).collect();
+    let src = RequestSource::Open(Box::new(reqs.into_iter().map(Ok)));
+    let stats = sim.run(src, &mut sink, &mut NoObserver).unwrap();
+    let done = sink.0.len() as u64;
+    assert!((2..20).contains(&done), "{done} finished");
+    assert_eq!(
+        done + stats.timed_out,
+        20,
+        "every request ends exactly once"
+    );
+    for r in &sink.0 {
+        let e2e_s = r.finish_time_s - r.arrival_time_s;
+        assert!(e2e_s <= 0.1 + 1e-9, "a finished request beat its deadline");
+    }
+    assert_eq!(sim.num_outstanding(), 0);
+    assert_eq!(sim.replicas()[0].kv_used_blocks(), 0);
+}

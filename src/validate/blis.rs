@@ -16,7 +16,9 @@
 //! its `max_model_len` is read. The file records neither the GPU nor the engine
 //! version: pass `--hardware` (the set's README says H100 SXM, vLLM 0.15.1).
 
-use super::measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat, Timing};
+use super::measured::{
+    ArrivalMode, EngineHints, LoadRequest, MeasuredRequest, MeasuredRun, RunFormat, Timing,
+};
 use crate::error::{Error, Result};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -241,6 +243,7 @@ pub fn read(path: &Path) -> Result<MeasuredRun> {
     let mut recounted = 0usize;
     let mut requests = Vec::with_capacity(run.requests.len());
     let (mut failed, mut uncounted) = (0usize, 0usize);
+    let mut timed_out: Vec<(u64, f64, Option<f64>)> = Vec::new();
     for (pos, r) in run.requests.iter().enumerate() {
         let t = by_index.get(&r.index).ok_or_else(|| {
             Error::input(
@@ -251,6 +254,7 @@ pub fn read(path: &Path) -> Result<MeasuredRun> {
         })?;
         if r.has_error || t.has_error {
             failed += 1;
+            timed_out.push((r.index, r.arrival_time_us * 1e-6, t.e2e_s));
             continue;
         }
         let field = |f: &str| format!("requests[{pos}].{f}");
@@ -301,6 +305,35 @@ pub fn read(path: &Path) -> Result<MeasuredRun> {
     for r in &mut requests {
         r.arrival_s -= t0;
     }
+    // Requests whose client gave up: with the workload's lengths known (every prompt
+    // about the successful ones' mean, `output_len` generated), they are replayed for
+    // the load they put on the server, and the clients' timeout (the shortest time a
+    // failed request waited) applies to every request.
+    let (load_only, client_timeout_s) = match &workload {
+        Some(p) if !timed_out.is_empty() => {
+            let mean_in = requests
+                .iter()
+                .map(|r| f64::from(r.input_tokens))
+                .sum::<f64>()
+                / requests.len() as f64;
+            let load = timed_out
+                .iter()
+                .map(|&(id, at, _)| LoadRequest {
+                    id,
+                    arrival_s: (at - t0).max(0.0),
+                    input_tokens: mean_in.round() as u32,
+                    output_tokens: p.output_len,
+                })
+                .collect::<Vec<_>>();
+            let timeout = timed_out
+                .iter()
+                .filter_map(|t| t.2)
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .fold(f64::INFINITY, f64::min);
+            (load, timeout.is_finite().then_some(timeout))
+        }
+        _ => (Vec::new(), None),
+    };
     let mut notes = vec![
         "the file records neither the GPU nor the engine version (the set's README: H100 SXM 80GB, vLLM 0.15.1 V1); the simulated deployment is as given by the flags".to_owned(),
     ];
@@ -318,9 +351,14 @@ pub fn read(path: &Path) -> Result<MeasuredRun> {
             p.output_len, p.output_len
         ));
     }
-    if failed > 0 {
+    if failed > 0 && load_only.is_empty() {
         notes.push(format!(
             "{failed} of {} requests failed on the client (timeouts, no token counts recorded): they loaded the real server until the client gave up but are left out of the replay and of the errors",
+            run.requests.len()
+        ));
+    } else if failed > 0 {
+        notes.push(format!(
+            "{failed} of {} requests failed on the client (timeouts, no token counts recorded): replayed for their load with the workload's lengths, left out of the errors",
             run.requests.len()
         ));
     }
@@ -336,6 +374,8 @@ pub fn read(path: &Path) -> Result<MeasuredRun> {
         requests,
         itls_s: None,
         timing: Timing::Client,
+        load_only,
+        client_timeout_s,
         arrivals: ArrivalMode::Recorded,
         max_concurrency: None,
         hints: EngineHints {

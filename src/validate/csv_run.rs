@@ -126,6 +126,8 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<MeasuredRun> {
             .collect(),
         itls_s: None,
         timing: Timing::Client,
+        load_only: Vec::new(),
+        client_timeout_s: None,
         arrivals: ArrivalMode::Recorded,
         max_concurrency: None,
         hints: EngineHints::default(),

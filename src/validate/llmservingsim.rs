@@ -132,6 +132,8 @@ pub fn read(path: &Path) -> Result<MeasuredRun> {
         requests,
         itls_s: None,
         timing: Timing::Engine,
+        load_only: Vec::new(),
+        client_timeout_s: None,
         arrivals: ArrivalMode::Recorded,
         max_concurrency: None,
         hints,

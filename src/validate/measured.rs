@@ -75,6 +75,21 @@ pub enum ArrivalMode {
     AllAtOnce,
 }
 
+/// A request that loaded the measured server but has no usable timing (its client gave
+/// up): replayed for its load, not compared. Times are seconds from the run's first
+/// arrival.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoadRequest {
+    /// Its id (distinct from every measured request's).
+    pub id: u64,
+    /// Arrival time, s.
+    pub arrival_s: f64,
+    /// Prompt tokens.
+    pub input_tokens: u32,
+    /// Output tokens it would have generated.
+    pub output_tokens: u32,
+}
+
 /// Whose clock a run's latencies were taken on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -170,6 +185,10 @@ pub struct MeasuredRun {
     pub arrivals: ArrivalMode,
     /// Whose clock the latencies were taken on.
     pub timing: Timing,
+    /// Requests replayed for their load only (their clients gave up).
+    pub load_only: Vec<LoadRequest>,
+    /// How long a client waited before giving up, s, where the run shows it.
+    pub client_timeout_s: Option<f64>,
     /// The client's cap on requests in flight, where the file says.
     pub max_concurrency: Option<u32>,
     /// Engine settings recorded in the files.

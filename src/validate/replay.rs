@@ -13,9 +13,11 @@ use crate::simulate::simulate_requests;
 use crate::trace::Request;
 use crate::units::SimTime;
 
-/// The requests of `run`, as the simulator replays them.
+/// The requests of `run`, as the simulator replays them: the measured ones and those
+/// replayed for their load only, by arrival (ties: measured first, in file order).
 pub fn requests_of(run: &MeasuredRun) -> Vec<Request> {
-    run.requests
+    let mut out: Vec<Request> = run
+        .requests
         .iter()
         .map(|r| {
             let mut q = Request::new(
@@ -27,7 +29,19 @@ pub fn requests_of(run: &MeasuredRun) -> Vec<Request> {
             q.prefix_hash_ids.clone_from(&r.prefix_hash_ids);
             q
         })
-        .collect()
+        .collect();
+    if !run.load_only.is_empty() {
+        out.extend(run.load_only.iter().map(|r| {
+            Request::new(
+                r.id,
+                SimTime::from_secs_f64(r.arrival_s),
+                r.input_tokens,
+                r.output_tokens,
+            )
+        }));
+        out.sort_by_key(|q| q.arrival);
+    }
+    out
 }
 
 /// How [`replay`] sends the requests of `run` (`closed_loop`: the concurrency it
@@ -89,6 +103,9 @@ pub fn replay(
             keep_itls: run.itls_s.is_some(),
             max_iterations: None,
             api_server: client_side,
+            client_timeout: run
+                .client_timeout_s
+                .map(crate::units::SimDuration::from_secs_f64),
         },
     )?;
     let mut by_id: std::collections::HashMap<u64, &RequestRecord> =
@@ -129,7 +146,18 @@ pub fn replay(
     }
     if rejected > 0 {
         notes.push(format!(
-            "{rejected} requests were rejected by the simulated engine (longer than max_model_len or the whole KV cache) and are left out of the errors"
+            "{rejected} requests did not finish in the simulation (rejected as longer than max_model_len or the whole KV cache{}) and are left out of the errors",
+            if run.client_timeout_s.is_some() {
+                ", or given up by their client"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(t) = run.client_timeout_s {
+        notes.push(format!(
+            "clients give up after {t:.1} s (the run's timed-out requests): a simulated request not finished by then is aborted; {} requests that timed out in the measurement are replayed for their load",
+            run.load_only.len()
         ));
     }
     for (m, (s, me)) in [Metric::Ttft, Metric::Tpot, Metric::E2e]

@@ -158,6 +158,8 @@ pub fn read(path: &Path, seed: u64) -> Result<MeasuredRun> {
         itls_s: Some(all_itls),
         arrivals,
         timing: Timing::Client,
+        load_only: Vec::new(),
+        client_timeout_s: None,
         max_concurrency,
         hints,
         notes,

@@ -489,6 +489,8 @@ fn group_run(
             itls_s: None,
             arrivals,
             timing: Timing::Client,
+            load_only: Vec::new(),
+            client_timeout_s: None,
             max_concurrency,
             hints,
             notes,
