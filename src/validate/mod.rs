@@ -64,7 +64,7 @@ use crate::deployment::{Deployment, DeploymentRequest};
 use crate::engine::config::EngineOverrides;
 use crate::error::{Error, Result};
 use crate::paths::DataPaths;
-use crate::perf::roofline::{Roofline, RooflineParams};
+use crate::perf::roofline::{ParamsSource, Roofline, RooflineParams};
 use crate::setup::ReplicaSetup;
 use std::path::Path;
 
@@ -253,13 +253,21 @@ fn params_note(setup: &ReplicaSetup, paths: &DataPaths, given: bool) -> Option<S
     if !setup.latency.describe().starts_with("roofline") {
         return None;
     }
-    let calibrated = RooflineParams::calibrated_path(&paths.perf_model, setup.deployment.gpu());
-    Some(if given {
-        "roofline parameters given with --roofline-params".into()
-    } else if calibrated.is_file() {
-        format!("roofline parameters from {}", calibrated.display())
-    } else {
-        "roofline parameters from roofline.toml (no calibrated file for this GPU)".into()
+    if given {
+        return Some("roofline parameters given with --roofline-params".into());
+    }
+    let source = RooflineParams::source_for(&paths.perf_model, setup.deployment.gpu());
+    let file = source.path();
+    let file = file.strip_prefix(&paths.perf_model).unwrap_or(file);
+    Some(match source {
+        ParamsSource::KernelEfficiency(_) => format!(
+            "roofline parameters from perf_model/{} (derived from public kernel measurements of this GPU or the same silicon; not fitted on any validation set)",
+            file.display()
+        ),
+        ParamsSource::Generic(_) => format!(
+            "roofline parameters from perf_model/{} (generic defaults: no kernel measurements of this GPU)",
+            file.display()
+        ),
     })
 }
 
