@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Reproduce docs/validation.md: validate every set of the shared validation data, once
 # with the latency model the simulator picks by default (measured operator profiles
-# where the GPU has them, else the roofline with perf_model/calibrated/<gpu>.toml where
-# it exists) and once with the pure, uncalibrated roofline (perf_model/roofline.toml).
+# where the GPU has them, else the roofline with perf_model/kernel_efficiency/<gpu>.toml,
+# derived from kernel measurements, where it exists) and once with the generic roofline
+# (perf_model/roofline.toml).
 #
 #   scripts/validate_all.sh [VALIDATION_DIR]   default VALIDATION_DIR: ../shared/validation
-#   CALIBRATE=1 scripts/validate_all.sh        first refit perf_model/calibrated/ (A100, H100)
+#   KERNELS=1 scripts/validate_all.sh          first re-derive perf_model/kernel_efficiency/
+#   CALIBRATE=1 scripts/validate_all.sh        first refit perf_model/calibrated/ (A100, H100;
+#                                              in-sample fits, used only with --roofline-params)
 #
 # Outputs go to $OUT (default output/validation/{default,roofline}/<set>/); each
 # set's folder has validation.json, comparison.csv and validation.svg (tables: one
@@ -17,6 +20,10 @@ V=${1:-../shared/validation}
 OUT=${OUT:-output/validation}
 cargo build --release --quiet || exit 1
 servesim() { cargo run --release --quiet -- "$@"; }
+
+if [ "${KERNELS:-0}" = 1 ]; then
+    servesim calibrate --kernels || exit 1
+fi
 
 if [ "${CALIBRATE:-0}" = 1 ]; then
     servesim calibrate --hardware a100-80gb,a100-40gb --hardware h100 \

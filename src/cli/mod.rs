@@ -54,7 +54,9 @@ pub enum Command {
     /// CSV, Argonne or Splitwise table) and report the error per metric.
     Validate(Box<validate::ValidateArgs>),
     /// Fit the roofline's efficiencies and overheads for a GPU to measured tables and
-    /// runs; writes perf_model/calibrated/<hardware>.toml.
+    /// runs (writes perf_model/calibrated/<hardware>.toml, used only when given with
+    /// --roofline-params), or with --kernels derive them from kernel measurements
+    /// (writes perf_model/kernel_efficiency/<hardware>.toml, the default).
     Calibrate(Box<calibrate::CalibrateArgs>),
     /// Simulate every point of a grid (hardware × TP × PP × replicas × scheduler knobs ×
     /// load) in parallel; CSV, JSON and SVG out.
