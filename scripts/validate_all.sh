@@ -11,6 +11,9 @@
 #               set left out (`servesim fit-stack`), then that set is scored: OUT-OF-SAMPLE.
 #               GPU efficiencies are never fitted on validation sets (kernel measurements,
 #               perf_model/kernel_efficiency/), so nothing else needs leaving out.
+#
+#   KERNELS=1 scripts/validate_all.sh   first re-derive perf_model/kernel_efficiency/ from the
+#                                       kernel measurements (`servesim calibrate --kernels`)
 # Each mode ends with a per-set summary (scripts/validation_summary.py): median over runs
 # (or table groups) of the error of the mean E2E, TPOT and TTFT.
 set -uo pipefail
@@ -28,6 +31,9 @@ V=${1:-../shared/validation}
 OUT=${OUT:-output/validation}
 cargo build --release --quiet || exit 1
 servesim() { target/release/servesim "$@"; }
+if [ "${KERNELS:-0}" = 1 ]; then
+    servesim calibrate --kernels || exit 1
+fi
 
 LS_RUNS=$(ls -d "$V"/llmservingsim-vllm-bench/*/ | tr '\n' ',')
 BLIS_RUNS=$(ls "$V"/blis-vllm015-h100/*.json | grep -v _ground_truth | tr '\n' ',')

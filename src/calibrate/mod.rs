@@ -59,6 +59,7 @@ use crate::validate::{Metric, TableGroup, TableKind};
 use std::sync::Arc;
 
 mod fit;
+pub mod kernels;
 pub mod optimize;
 pub mod shapes;
 pub mod stack_fit;

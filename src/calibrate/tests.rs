@@ -125,7 +125,7 @@ fn own_overheads_are_not_written() {
 }
 
 #[test]
-fn calibrated_file_round_trips_and_is_picked_up() {
+fn calibrated_file_round_trips_and_is_only_read_when_given() {
     let c = synthetic(&start(), None);
     let fit = c
         .fit(
@@ -160,11 +160,13 @@ fn calibrated_file_round_trips_and_is_picked_up() {
     assert!(path.ends_with("calibrated/a100-sxm4-80gb.toml"), "{path:?}");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, &text).unwrap();
-    let loaded = RooflineParams::load_for(pm, &gpu).unwrap();
+    // A calibrated file is an in-sample fit: never the default, read when given.
+    assert_eq!(RooflineParams::load_for(pm, &gpu).unwrap(), start());
+    let loaded = RooflineParams::from_file(&path).unwrap();
     let p = fit.params_for("A100-SXM4-80GB").unwrap();
     assert!((loaded.memory_efficiency - p.memory_efficiency).abs() < 1e-4);
     std::fs::write(&path, "memory_efficiency = -1\n").unwrap();
-    let e = RooflineParams::load_for(pm, &gpu).unwrap_err().to_string();
+    let e = RooflineParams::from_file(&path).unwrap_err().to_string();
     assert!(e.contains("a100-sxm4-80gb.toml"), "{e}");
 }
 

@@ -1,5 +1,6 @@
 //! The calibrated parameter file: the five keys of `roofline.toml` under a comment
-//! header that says which data, which command and when.
+//! header that says which data, which command and when, and that the fit is in-sample
+//! for that data (such files are read only when given explicitly).
 
 use super::{Fit, GroupFit, PARAM_NAMES};
 use std::fmt::Write;
@@ -45,6 +46,18 @@ pub fn calibrated_toml(
         s,
         "# Calibrated roofline parameters for {}.",
         group.members.join(" and ")
+    );
+    let _ = writeln!(
+        s,
+        "# IN-SAMPLE: fitted on the measurements below, so scoring a model on them with this"
+    );
+    let _ = writeln!(
+        s,
+        "# file measures the fit, not the model. Never picked by default (the default is"
+    );
+    let _ = writeln!(
+        s,
+        "# kernel_efficiency/<gpu>.toml, else roofline.toml); pass it with --roofline-params."
     );
     let _ = writeln!(s, "# Written by `servesim calibrate` on {date}:");
     let _ = writeln!(s, "#   {command}");

@@ -1,9 +1,14 @@
 //! `servesim calibrate`: fit the roofline's efficiencies and overheads to measured
-//! tables and runs, and write `perf_model/calibrated/<hardware>.toml` for the named GPUs.
+//! tables and runs, and write `perf_model/calibrated/<hardware>.toml` for the named GPUs
+//! (in-sample fits, read only when given with `--roofline-params`); or, with
+//! `--kernels`, derive the efficiencies from kernel measurements and write
+//! `perf_model/kernel_efficiency/<hardware>.toml` (the default parameters).
 
 use anyhow::{Context, Result};
 use clap::Args;
-use servesim::calibrate::{calibrated_toml, optimize::NelderMead, utc_date, Calibration, Fit};
+use servesim::calibrate::{
+    calibrated_toml, kernels, optimize::NelderMead, utc_date, Calibration, Fit,
+};
 use servesim::deployment::{Deployment, DeploymentRequest};
 use servesim::engine::config::EngineOverrides;
 use servesim::engine::SchedulerKind;
@@ -31,14 +36,32 @@ pub enum InputKind {
 pub struct CalibrateArgs {
     /// Measurements: Splitwise or Argonne tables, vLLM result JSON, LLMServingSim runs,
     /// per-request CSVs. Only the measurements taken on --hardware GPUs are used.
-    #[arg(value_name = "MEASUREMENT", required = true)]
+    #[arg(
+        value_name = "MEASUREMENT",
+        required_unless_present = "kernels",
+        conflicts_with = "kernels"
+    )]
     inputs: Vec<PathBuf>,
 
     /// GPUs to calibrate and write (catalog names or aliases). Comma-separated names
     /// are one chip fitted together (`a100-80gb,a100-40gb`); repeat for more. All
-    /// share the serving stack's attention efficiency and overheads.
-    #[arg(long, value_name = "NAME[,NAME…]", required = true)]
+    /// share the serving stack's attention efficiency and overheads. With --kernels:
+    /// the GPUs to derive (default: every GPU in kernel_efficiency/sources.toml).
+    #[arg(long, value_name = "NAME[,NAME…]", required_unless_present = "kernels")]
     hardware: Vec<String>,
+
+    /// Derive the roofline efficiencies from the kernel measurements under
+    /// perf_model/measurements/ that perf_model/kernel_efficiency/sources.toml lists
+    /// (GEMM and attention tables, vendor micro-benchmarks), not from serving
+    /// measurements, and write perf_model/kernel_efficiency/<hardware>.toml, the
+    /// default parameters of those GPUs. Deterministic: no date, no randomness.
+    #[arg(long)]
+    kernels: bool,
+
+    /// With --kernels: compare the derived files with those on disk, write nothing, and
+    /// fail if any differs.
+    #[arg(long, requires = "kernels")]
+    check: bool,
 
     /// Inputs measured on vLLM, the simulated serving stack: their attention efficiency
     /// and overheads are written. The others get their own, fitted alongside.
@@ -68,7 +91,8 @@ pub struct CalibrateArgs {
     #[arg(long, value_name = "N", default_value_t = 4000)]
     max_evals: usize,
 
-    /// Folder for the calibrated files. Default: <data dir>/perf_model/calibrated.
+    /// Folder for the written files. Default: <data dir>/perf_model/calibrated
+    /// (with --kernels: <data dir>/perf_model/kernel_efficiency).
     #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
 
@@ -169,8 +193,114 @@ fn stack_of(kind: InputKind, simulated: &[InputKind]) -> Option<&'static str> {
     })
 }
 
+/// `servesim calibrate --kernels`.
+fn run_kernels(args: &CalibrateArgs, paths: &DataPaths) -> Result<()> {
+    let catalog = HardwareCatalog::load(&paths.hardware_dir())?;
+    let sources = kernels::load_sources(&paths.perf_model)?;
+    let defaults = RooflineParams::load(&paths.perf_model)?;
+    let mut slugs = Vec::new();
+    for name in args.hardware.iter().flat_map(|l| l.split(',')) {
+        if name.trim().is_empty() {
+            continue;
+        }
+        let slug = RooflineParams::slug(&catalog.resolve(name)?);
+        if !sources.gpu.iter().any(|g| g.hardware == slug) {
+            anyhow::bail!(
+                "{name} ({slug}) has no entry in kernel_efficiency/sources.toml: no kernel measurements of it"
+            );
+        }
+        slugs.push(slug);
+    }
+    if slugs.is_empty() {
+        slugs = sources.gpu.iter().map(|g| g.hardware.clone()).collect();
+    }
+    let dir = args
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| kernels::folder(&paths.perf_model));
+    let mut t = Table::new(&[
+        "hardware",
+        "GEMM",
+        "memory",
+        "attention",
+        "from",
+        "kernel sets (median / p90 |err| %)",
+    ]);
+    let mut differs = Vec::new();
+    for slug in &slugs {
+        let k = kernels::derive(&paths.perf_model, &catalog, &sources, &defaults, slug)?;
+        let d = &k.derivation;
+        let mark = |name: &str, v: f64| {
+            if d.derived.iter().any(|x| x == name) {
+                format!("{v:.4}")
+            } else {
+                format!("{v:.4}*")
+            }
+        };
+        let sets = match &d.transfer_from {
+            Some(f) => format!("as {f}"),
+            None => d
+                .sets
+                .iter()
+                .map(|s| {
+                    let err = match (s.median_abs_err_pct, s.p90_abs_err_pct) {
+                        (Some(m), Some(p)) => format!("{m:.1} / {p:.1}"),
+                        _ => "ratio".into(),
+                    };
+                    format!(
+                        "{} {}{}: {err}",
+                        s.kind.name(),
+                        s.dtype,
+                        if s.used { "" } else { " (not used)" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        t.row(vec![
+            slug.clone(),
+            mark("gemm_compute_efficiency", k.params.gemm_compute_efficiency),
+            mark("memory_efficiency", k.params.memory_efficiency),
+            mark(
+                "attention_compute_efficiency",
+                k.params.attention_compute_efficiency,
+            ),
+            if d.transfer_from.is_some() {
+                "transfer".into()
+            } else {
+                "kernels".into()
+            },
+            sets,
+        ]);
+        let text = kernels::to_toml(&k);
+        let path = dir.join(format!("{slug}.toml"));
+        if args.check {
+            let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+            if on_disk != text {
+                differs.push(path.display().to_string());
+            }
+        } else if !args.dry_run {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    print!("{}", t.render());
+    println!("* kept at roofline.toml's value: no kernel data binds it");
+    if !differs.is_empty() {
+        anyhow::bail!(
+            "derived files differ from those on disk (rerun `servesim calibrate --kernels`): {}",
+            differs.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Run `servesim calibrate`.
 pub fn run(args: CalibrateArgs, paths: &DataPaths) -> Result<()> {
+    if args.kernels {
+        return run_kernels(&args, paths);
+    }
     let catalog = HardwareCatalog::load(&paths.hardware_dir())?;
     let mut groups: Vec<Vec<servesim::hardware::GpuSpec>> = Vec::new();
     for list in &args.hardware {

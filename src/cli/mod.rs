@@ -55,7 +55,9 @@ pub enum Command {
     /// CSV, Argonne or Splitwise table) and report the error per metric.
     Validate(Box<validate::ValidateArgs>),
     /// Fit the roofline's efficiencies and overheads for a GPU to measured tables and
-    /// runs; writes perf_model/calibrated/<hardware>.toml.
+    /// runs (writes perf_model/calibrated/<hardware>.toml, used only when given with
+    /// --roofline-params), or with --kernels derive them from kernel measurements
+    /// (writes perf_model/kernel_efficiency/<hardware>.toml, the default).
     Calibrate(Box<calibrate::CalibrateArgs>),
     /// Fit a serving stack's host time per iteration (and API server time per request)
     /// to measured sets; writes a stack file with what it was fitted on.

@@ -4,11 +4,13 @@
 //! bytes / (bandwidth × memory efficiency))` on one GPU of the replica; operators run
 //! one after another, so the iteration takes their sum, plus tensor-parallel
 //! all-reduces (the serving stack's custom all-reduce where it applies, else α-β over
-//! the actual link) and pipeline activation transfers. The efficiencies come from
-//! `perf_model/roofline.toml` or `perf_model/calibrated/<gpu>.toml` (refit by
-//! `servesim calibrate`). How the iteration runs — CUDA graphs (the batch padded to a
-//! captured size) or eager launches, and the host work around it — is the serving
-//! stack's ([`crate::stack::Execution`]).
+//! the actual link) and pipeline activation transfers. The efficiencies of a GPU come
+//! from `perf_model/kernel_efficiency/<gpu>.toml` where that exists (derived from public
+//! kernel measurements of the GPU by `servesim calibrate --kernels`, never from serving
+//! benchmarks), else from the generic `perf_model/roofline.toml`
+//! ([`RooflineParams::load_for`]). How the iteration runs — CUDA graphs (the batch
+//! padded to a captured size) or eager launches, and the host work around it — is the
+//! serving stack's ([`crate::stack::Execution`]).
 //!
 //! * Linear operators: `2 · tokens · k · in · out / shards` FLOPs; the weight shard is
 //!   read once per iteration (for routed experts, only the experts the batch touches:
@@ -35,7 +37,8 @@ use crate::units::SimDuration;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Efficiencies and overheads of the roofline model (`perf_model/roofline.toml`).
+/// Efficiencies and overheads of the roofline model (`perf_model/roofline.toml`,
+/// `perf_model/kernel_efficiency/<gpu>.toml`, or any file given explicitly).
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RooflineParams {
@@ -45,13 +48,61 @@ pub struct RooflineParams {
     pub memory_efficiency: f64,
     /// Fraction of dense tensor peak that attention kernels achieve.
     pub attention_compute_efficiency: f64,
-    /// CPU cost per iteration, s. A serving-stack parameter that `servesim calibrate`
-    /// fits alongside the efficiencies; the model itself takes host costs from the
-    /// deployment's stack file (`host.step_us`).
+    /// CPU cost per iteration, s. Not used by the model, which takes host costs from
+    /// the deployment's serving stack (`perf_model/stacks/`); `servesim calibrate`
+    /// fits it alongside the efficiencies, and every parameter file carries it.
     pub step_overhead_s: f64,
-    /// Extra cost per decoder layer per iteration, s. Fitted by `servesim calibrate`
-    /// (launch gaps); the model takes launch costs from the stack file.
+    /// Extra cost per decoder layer per iteration, s. Not used by the model (launch
+    /// costs come from the stack file); fitted by `servesim calibrate`.
     pub per_layer_overhead_s: f64,
+}
+
+/// A parameter file: the five parameters, and for files derived from kernel
+/// measurements the `[derivation]` record of how (read by
+/// [`crate::calibrate::kernels`]; the model needs only the parameters).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParamsFile {
+    gemm_compute_efficiency: f64,
+    memory_efficiency: f64,
+    attention_compute_efficiency: f64,
+    step_overhead_s: f64,
+    per_layer_overhead_s: f64,
+    #[serde(rename = "derivation")]
+    _derivation: Option<toml::Table>,
+}
+
+/// Where a GPU's default roofline parameters come from ([`RooflineParams::source_for`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParamsSource {
+    /// `kernel_efficiency/<slug>.toml`: derived from kernel measurements of this GPU
+    /// (or of the same silicon).
+    KernelEfficiency(PathBuf),
+    /// `roofline.toml`: the generic defaults (no kernel measurements of this GPU).
+    Generic(PathBuf),
+}
+
+impl ParamsSource {
+    /// The file.
+    pub fn path(&self) -> &Path {
+        match self {
+            ParamsSource::KernelEfficiency(p) | ParamsSource::Generic(p) => p,
+        }
+    }
+
+    /// A short phrase for descriptions and notes.
+    pub fn describe(&self) -> String {
+        match self {
+            ParamsSource::KernelEfficiency(p) => format!(
+                "efficiencies derived from kernel measurements ({})",
+                p.display()
+            ),
+            ParamsSource::Generic(p) => format!(
+                "generic efficiencies ({}; no kernel measurements of this GPU)",
+                p.display()
+            ),
+        }
+    }
 }
 
 impl RooflineParams {
@@ -60,23 +111,33 @@ impl RooflineParams {
         Self::from_file(&perf_model_dir.join("roofline.toml"))
     }
 
-    /// The parameters for `gpu`: `calibrated/<slug>.toml` of the perf-model folder when
-    /// it exists (written by `servesim calibrate`), else `roofline.toml`.
+    /// The default parameters for `gpu`: those of [`RooflineParams::source_for`].
+    ///
+    /// The in-sample fits under `calibrated/` (fitted on the validation sets they are
+    /// scored on) are never picked here; pass one explicitly (`--roofline-params`) to
+    /// compare.
     pub fn load_for(perf_model_dir: &Path, gpu: &GpuSpec) -> Result<Self> {
-        let path = Self::calibrated_path(perf_model_dir, gpu);
+        Self::from_file(Self::source_for(perf_model_dir, gpu).path())
+    }
+
+    /// Which file [`RooflineParams::load_for`] reads for `gpu`:
+    /// `kernel_efficiency/<slug>.toml` of the perf-model folder when it exists (written
+    /// by `servesim calibrate --kernels` from kernel measurements), else
+    /// `roofline.toml`.
+    pub fn source_for(perf_model_dir: &Path, gpu: &GpuSpec) -> ParamsSource {
+        let path = Self::kernel_efficiency_path(perf_model_dir, gpu);
         if path.is_file() {
-            Self::from_file(&path)
+            ParamsSource::KernelEfficiency(path)
         } else {
-            Self::load(perf_model_dir)
+            ParamsSource::Generic(perf_model_dir.join("roofline.toml"))
         }
     }
 
-    /// Where calibrated parameters for `gpu` live: `calibrated/<slug>.toml`, the slug
-    /// being the stem of the GPU's hardware file (`a100-sxm4-80gb`), else its name in
-    /// lowercase with every other character than letters and digits as `-`.
-    pub fn calibrated_path(perf_model_dir: &Path, gpu: &GpuSpec) -> PathBuf {
-        let slug = gpu
-            .path
+    /// The slug of `gpu`'s parameter files: the stem of its hardware file
+    /// (`a100-sxm4-80gb`), else its name in lowercase with every other character than
+    /// letters and digits as `-`.
+    pub fn slug(gpu: &GpuSpec) -> String {
+        gpu.path
             .as_deref()
             .and_then(Path::file_stem)
             .and_then(|s| s.to_str())
@@ -87,17 +148,38 @@ impl RooflineParams {
                     .chars()
                     .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
                     .collect()
-            });
-        perf_model_dir
-            .join("calibrated")
-            .join(format!("{slug}.toml"))
+            })
     }
 
-    /// Load and check a parameter file.
+    /// Where kernel-derived parameters for `gpu` live: `kernel_efficiency/<slug>.toml`.
+    pub fn kernel_efficiency_path(perf_model_dir: &Path, gpu: &GpuSpec) -> PathBuf {
+        perf_model_dir
+            .join("kernel_efficiency")
+            .join(format!("{}.toml", Self::slug(gpu)))
+    }
+
+    /// Where `servesim calibrate` (the fit on serving measurements) writes parameters
+    /// for `gpu`: `calibrated/<slug>.toml`. Such files are in-sample fits on validation
+    /// data and are read only when given explicitly.
+    pub fn calibrated_path(perf_model_dir: &Path, gpu: &GpuSpec) -> PathBuf {
+        perf_model_dir
+            .join("calibrated")
+            .join(format!("{}.toml", Self::slug(gpu)))
+    }
+
+    /// Load and check a parameter file (`roofline.toml`, a `kernel_efficiency/` or
+    /// `calibrated/` file, or any file with the same keys).
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let p: RooflineParams =
+        let f: ParamsFile =
             toml::from_str(&text).map_err(|e| crate::error::toml_error(path, &text, &e))?;
+        let p = RooflineParams {
+            gemm_compute_efficiency: f.gemm_compute_efficiency,
+            memory_efficiency: f.memory_efficiency,
+            attention_compute_efficiency: f.attention_compute_efficiency,
+            step_overhead_s: f.step_overhead_s,
+            per_layer_overhead_s: f.per_layer_overhead_s,
+        };
         for (k, v) in [
             ("gemm_compute_efficiency", p.gemm_compute_efficiency),
             ("memory_efficiency", p.memory_efficiency),
@@ -119,6 +201,49 @@ impl RooflineParams {
         }
         Ok(p)
     }
+}
+
+/// FLOPs and bytes the roofline charges one dense linear operator (one weight instance,
+/// unsharded) over `tokens` tokens: `2·tokens·in·out` FLOPs; the weight read once plus
+/// the activations read and written, `in·out·weight_bytes + tokens·(in + out)·act_bytes`
+/// bytes (byte sizes per element). [`Roofline`] costs every linear operator this way
+/// (with its shard of the weight); kernel measurements are fitted against the same
+/// formula (`servesim calibrate --kernels`).
+pub fn linear_work(
+    tokens: f64,
+    in_features: f64,
+    out_features: f64,
+    weight_bytes: f64,
+    act_bytes: f64,
+) -> (f64, f64) {
+    (
+        2.0 * tokens * in_features * out_features,
+        in_features * out_features * weight_bytes
+            + tokens * (in_features + out_features) * act_bytes,
+    )
+}
+
+/// FLOPs and bytes the roofline charges one layer's attention (standard, full
+/// attention; `heads` query and `kv_heads` key/value heads of `head_dim` on this GPU;
+/// activation and KV bytes per element) for `shape`, as [`Roofline`] costs it.
+pub fn attention_layer_work(
+    heads: f64,
+    kv_heads: f64,
+    head_dim: f64,
+    act_bytes: f64,
+    kv_bytes: f64,
+    shape: &StepShape,
+) -> (f64, f64) {
+    let per_pair = 2.0 * (head_dim + head_dim);
+    let a = PreparedAttention {
+        heads,
+        prefill_flops_per_pair: per_pair,
+        decode_flops_per_pair: per_pair,
+        kv_bytes_per_token: 2.0 * kv_heads * head_dim * kv_bytes,
+        act_bytes_per_token: heads * (head_dim + head_dim) * act_bytes,
+        window: None,
+    };
+    attention_work(&a, shape)
 }
 
 /// One linear operator of a layer group, on one GPU.

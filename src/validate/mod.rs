@@ -96,7 +96,7 @@ use crate::deployment::{Deployment, DeploymentRequest};
 use crate::engine::config::EngineOverrides;
 use crate::error::{Error, Result};
 use crate::paths::DataPaths;
-use crate::perf::roofline::{Roofline, RooflineParams};
+use crate::perf::roofline::{ParamsSource, Roofline, RooflineParams};
 use crate::setup::ReplicaSetup;
 use std::path::Path;
 
@@ -319,8 +319,10 @@ pub(crate) fn sample_status(
         if let Some(f) = &settings.roofline_file {
             files.push(f.clone());
         } else {
-            let c = RooflineParams::calibrated_path(&paths.perf_model, setup.deployment.gpu());
-            files.extend(c.is_file().then_some(c));
+            // The file the per-GPU selection reads (kernel measurements: never fitted
+            // on a validation set, but its header says so if it ever were).
+            let src = RooflineParams::source_for(&paths.perf_model, setup.deployment.gpu());
+            files.push(src.path().to_path_buf());
         }
     }
     if described.contains("calibrated on") {
@@ -357,13 +359,21 @@ fn params_note(setup: &ReplicaSetup, paths: &DataPaths, given: bool) -> Option<S
     if !setup.latency.describe().starts_with("roofline") {
         return None;
     }
-    let calibrated = RooflineParams::calibrated_path(&paths.perf_model, setup.deployment.gpu());
-    Some(if given {
-        "roofline parameters given with --roofline-params".into()
-    } else if calibrated.is_file() {
-        format!("roofline parameters from {}", calibrated.display())
-    } else {
-        "roofline parameters from roofline.toml (no calibrated file for this GPU)".into()
+    if given {
+        return Some("roofline parameters given with --roofline-params".into());
+    }
+    let source = RooflineParams::source_for(&paths.perf_model, setup.deployment.gpu());
+    let file = source.path();
+    let file = file.strip_prefix(&paths.perf_model).unwrap_or(file);
+    Some(match source {
+        ParamsSource::KernelEfficiency(_) => format!(
+            "roofline parameters from perf_model/{} (derived from public kernel measurements of this GPU or the same silicon; not fitted on any validation set)",
+            file.display()
+        ),
+        ParamsSource::Generic(_) => format!(
+            "roofline parameters from perf_model/{} (generic defaults: no kernel measurements of this GPU)",
+            file.display()
+        ),
     })
 }
 

@@ -59,8 +59,10 @@ pub struct ValidateOptions {
     pub name: Option<String>,
 
     /// Roofline parameter file to use instead of the per-GPU selection
-    /// (perf_model/calibrated/<gpu>.toml, else perf_model/roofline.toml); for example
-    /// perf_model/roofline.toml to see the uncalibrated model.
+    /// (perf_model/kernel_efficiency/<gpu>.toml, derived from kernel measurements, else
+    /// perf_model/roofline.toml); for example perf_model/roofline.toml for the generic
+    /// efficiencies, or perf_model/calibrated/<gpu>.toml for the in-sample fit on
+    /// validation data.
     #[arg(long, value_name = "FILE")]
     pub roofline_params: Option<PathBuf>,
 }

@@ -39,6 +39,8 @@ pub(crate) struct Inputs<'a> {
     pub paths: &'a DataPaths,
     pub exclude_models: &'a [String],
     pub roofline: RooflineParams,
+    /// Where `roofline` comes from, for the descriptions (a file under perf_model/).
+    pub roofline_file: String,
     /// Ignore an exact profile even if one matches (shape-based prediction only).
     pub shape_based_only: bool,
 }
@@ -529,7 +531,7 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
                 samples: 0,
                 median_rel_err: 0.0,
             },
-            "roofline (peak × efficiency from roofline.toml)".to_owned(),
+            format!("roofline (peak × efficiency from {})", inp.roofline_file),
         ),
     };
     let (stream, stream_label) = match StreamModel::fit(gpu) {
@@ -628,7 +630,10 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
     if !complete {
         ctx.note(
             "attention",
-            "roofline for what no grid covers (roofline.toml efficiencies)".to_owned(),
+            format!(
+                "roofline for what no grid covers ({} efficiencies)",
+                inp.roofline_file
+            ),
         );
     }
 

@@ -132,6 +132,14 @@ impl MeasuredModel {
             paths,
             exclude_models: &opts.exclude_models,
             roofline: RooflineParams::load_for(&paths.perf_model, d.gpu())?,
+            roofline_file: {
+                let src = RooflineParams::source_for(&paths.perf_model, d.gpu());
+                let p = src.path();
+                p.strip_prefix(&paths.perf_model)
+                    .unwrap_or(p)
+                    .display()
+                    .to_string()
+            },
             shape_based_only: opts.shape_based_only,
         };
         let built = build::build(d, &inputs);

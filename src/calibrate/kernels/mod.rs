@@ -1,0 +1,897 @@
+//! Roofline efficiencies from public kernel measurements (`servesim calibrate
+//! --kernels`), for GPUs that have no measured operator profiles.
+//!
+//! This module reads kernel timings from `perf_model/measurements/` (GEMM and
+//! attention tables, vendor micro-benchmarks) as `perf_model/kernel_efficiency/sources.toml`
+//! lists them, and writes `perf_model/kernel_efficiency/<hardware>.toml`, which
+//! [`RooflineParams::load_for`] picks by default. It never reads a serving benchmark or
+//! a validation set: the efficiencies it derives are out-of-sample for every validation.
+//!
+//! # What the numbers mean
+//!
+//! The roofline costs an operator `max(FLOPs / (peak · e_c), bytes / (bandwidth · e_m))`
+//! with the GPU's datasheet peak and bandwidth. The fit asks which efficiencies make that
+//! same cost — [`linear_work`] for a GEMM, [`attention_layer_work`] for an attention
+//! layer, exactly as [`Roofline`](crate::perf::roofline::Roofline) computes them —
+//! reproduce the measured kernel times, so the derived numbers mean what the model
+//! uses them for:
+//!
+//! * `gemm_compute_efficiency` (`e_c` of linear operators) from GEMM tables;
+//! * `attention_compute_efficiency` (`e_c` of attention) from attention tables
+//!   (prefill is where it binds);
+//! * `memory_efficiency` (`e_m` of every operator) jointly from the memory-bound rows
+//!   of all of them (weight streaming at few tokens, KV reads of decode attention).
+//!
+//! # Procedure
+//!
+//! 1. **Rows.** GEMM rows with both feature counts `n, k` in
+//!    [[`MIN_FEATURES`], [`MAX_FEATURES`]] (the per-GPU widths of LLM layers; toy
+//!    shapes and vocabulary-sized ones are left out); every attention row. Each row
+//!    becomes `(FLOPs / peak, bytes / bandwidth, measured time)`.
+//! 2. **Fixed latency.** The roofline has no per-kernel fixed latency (launch, grid
+//!    synchronisation, tile prologue), so rows whose time that latency dominates cannot
+//!    inform an efficiency. A set's *floor* is its fastest measured row; rows are
+//!    fitted when their ideal time at datasheet peak is at least [`FLOOR_MULTIPLE`] ×
+//!    the floor.
+//! 3. **Sides.** Prefill attention rows are fitted where they are compute-bound at
+//!    datasheet peaks (they inform the attention efficiency only); decode attention
+//!    rows where they are memory-bound and read at least [`MIN_DECODE_BYTES`] (they
+//!    inform the memory efficiency only).
+//! 4. **Fit.** Minimise `Σ_sets mean_rows ln(predicted / measured)²` (every set weighs
+//!    the same) over the efficiencies in [[`MIN_EFFICIENCY`], 1] on a grid of step 0.01,
+//!    then of step 0.0005 around the best point. Given `e_m`, the GEMM and attention
+//!    compute efficiencies separate, so the coarse search is exhaustive, not a local
+//!    search: the result does not depend on a start point.
+//!    An efficiency is fitted only if at least [`MIN_BOUND_ROWS`] fitted rows lie on its
+//!    side of the ridge point at datasheet peaks (a criterion independent of the fit);
+//!    otherwise it keeps `roofline.toml`'s value, and the file says so.
+//! 5. **Other sources.** Vendor micro-benchmarks (one large GEMM, STREAM triad) give a
+//!    ratio to the datasheet figure directly (median over the rows of one metric, per
+//!    GPU from the full-node figure). A GPU may take another's result when it is the
+//!    same silicon (`transfer_from`, with the reason in `sources.toml`).
+//!
+//! Sets with `fit = false` (other dtypes, for comparison) are fitted alone and reported
+//! but do not enter the written efficiencies. Every set is also fitted alone, so the
+//! file shows how far the kernel classes agree on the shared memory efficiency.
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::hardware::{GpuSpec, HardwareCatalog};
+use crate::perf::roofline::{attention_layer_work, linear_work, RooflineParams};
+use crate::perf::StepShape;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+mod file;
+#[cfg(test)]
+mod tests;
+
+pub use file::{read, to_toml};
+
+/// Smallest GEMM feature count fitted (both `n` and `k`).
+pub const MIN_FEATURES: f64 = 1024.0;
+/// Largest GEMM feature count fitted.
+pub const MAX_FEATURES: f64 = 32768.0;
+/// Rows are fitted when their ideal time is at least this many times the set's floor.
+pub const FLOOR_MULTIPLE: f64 = 10.0;
+/// Decode-attention rows are fitted when they read at least this many bytes: twice
+/// the largest on-chip cache of the GPUs here (MI300X's 256 MB Infinity Cache; NVIDIA
+/// L2 is 40–128 MB). The attention harness repeats one call on the same KV cache, so
+/// a smaller cache is read from on-chip memory, faster than the datasheet bandwidth,
+/// which a serving step (every layer's KV distinct) does not see. The GEMM harness
+/// replays six weight copies, so its rows need no such cut.
+pub const MIN_DECODE_BYTES: f64 = 512e6;
+/// Fitted rows that must lie on an efficiency's side of the ridge point (at datasheet
+/// peaks) for it to be derived rather than kept at its default.
+pub const MIN_BOUND_ROWS: usize = 20;
+/// Lower bound of every efficiency.
+pub const MIN_EFFICIENCY: f64 = 0.05;
+/// Activation (and KV) bytes per element: the tables measure 16-bit activations, and
+/// the roofline charges activations at the deployment's 16-bit activation dtype.
+const ACT_BYTES: f64 = 2.0;
+/// The command that writes the files (recorded in them).
+pub const COMMAND: &str = "servesim calibrate --kernels";
+
+/// `perf_model/kernel_efficiency/sources.toml`: what each GPU's efficiencies come from.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sources {
+    /// One entry per GPU, in the order the files are written.
+    pub gpu: Vec<GpuSource>,
+}
+
+/// The kernel data of one GPU, or the GPU whose result it takes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuSource {
+    /// The hardware file's stem (`h100-sxm5-80gb`).
+    pub hardware: String,
+    /// Kernel measurement sets of this GPU.
+    #[serde(default)]
+    pub set: Vec<SetSource>,
+    /// Take the efficiencies of this GPU (hardware stem) instead: the same silicon.
+    pub transfer_from: Option<String>,
+    /// Why (required with `transfer_from`), or what else to know.
+    pub note: Option<String>,
+}
+
+/// What a set of kernel measurements is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KernelKind {
+    /// `m,n,k,time_us`: one GEMM `[m × k]·[k × n]`.
+    Gemm,
+    /// `batch_size,prompt_tokens,num_heads,num_kv_heads,head_dim,time_us`: one
+    /// attention layer over a batch of uncached prompts.
+    AttentionPrefill,
+    /// `batch_size,context_tokens,num_heads,num_kv_heads,head_dim,time_us`: one
+    /// attention layer for a batch of decodes.
+    AttentionDecode,
+    /// `metric,one_tile,full_node,unit`: vendor micro-benchmarks (one large GEMM rate,
+    /// STREAM triad bandwidth).
+    Microbenchmarks,
+}
+
+impl KernelKind {
+    /// The name used in the files.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelKind::Gemm => "gemm",
+            KernelKind::AttentionPrefill => "attention-prefill",
+            KernelKind::AttentionDecode => "attention-decode",
+            KernelKind::Microbenchmarks => "microbenchmarks",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [
+            KernelKind::Gemm,
+            KernelKind::AttentionPrefill,
+            KernelKind::AttentionDecode,
+            KernelKind::Microbenchmarks,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One file of kernel measurements.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetSource {
+    /// What the rows are.
+    pub kind: KernelKind,
+    /// Path under `perf_model/measurements/`.
+    pub file: String,
+    /// GEMM weight dtype (its peak and weight bytes); default bf16. Attention is bf16.
+    pub dtype: Option<DType>,
+    /// Whether the set enters the written efficiencies (`false`: reported only).
+    #[serde(default = "yes")]
+    pub fit: bool,
+    /// Micro-benchmarks: the metric that gives the GEMM rate (TFLOP/s).
+    pub gemm_metric: Option<String>,
+    /// Micro-benchmarks: the metric that gives the memory bandwidth (TB/s).
+    pub memory_metric: Option<String>,
+    /// What to know about the set (caveats).
+    pub note: Option<String>,
+}
+
+/// The result for one GPU: the parameters and how they were obtained.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelEfficiency {
+    /// The parameters as written (overheads are `roofline.toml`'s: unused by the model).
+    pub params: RooflineParams,
+    /// How.
+    pub derivation: Derivation,
+}
+
+/// Where a GPU's efficiencies come from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Derivation {
+    /// Hardware file stem.
+    pub hardware: String,
+    /// Catalog name.
+    pub name: String,
+    /// The command that wrote the file.
+    pub command: String,
+    /// Dense bf16 peak of the hardware file, TFLOP/s.
+    pub peak_bf16_tflops: f64,
+    /// Datasheet memory bandwidth, GB/s.
+    pub bandwidth_gb_per_s: f64,
+    /// Efficiencies derived from kernel measurements.
+    pub derived: Vec<String>,
+    /// Efficiencies kept at `roofline.toml`'s values (no data binds them).
+    pub kept_default: Vec<String>,
+    /// The GPU whose result this is, for a transfer.
+    pub transfer_from: Option<String>,
+    /// Why the transfer holds, or other notes.
+    pub note: Option<String>,
+    /// Every kernel set read.
+    pub sets: Vec<SetFit>,
+}
+
+/// What one kernel set contributed, and how well the roofline reproduces it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetFit {
+    /// What the rows are.
+    pub kind: KernelKind,
+    /// Path under `perf_model/measurements/`.
+    pub file: String,
+    /// Dtype of the peak used.
+    pub dtype: DType,
+    /// Whether the set entered the written efficiencies.
+    pub used: bool,
+    /// Rows in the file.
+    pub rows: usize,
+    /// Rows in the shape range (GEMM: `n, k` in range; others: all).
+    pub rows_in_range: usize,
+    /// Fastest measured row, µs (table sets).
+    pub floor_us: Option<f64>,
+    /// Rows fitted (ideal time ≥ `FLOOR_MULTIPLE` × floor; micro-benchmarks: the rows
+    /// of the two metrics).
+    pub rows_fitted: usize,
+    /// Fitted rows bound by compute at the written efficiencies.
+    pub compute_bound_rows: Option<usize>,
+    /// Fitted rows bound by memory at the written efficiencies.
+    pub memory_bound_rows: Option<usize>,
+    /// The set fitted alone: its compute efficiency (`None`: not bound by enough rows
+    /// to say).
+    pub alone_compute_efficiency: Option<f64>,
+    /// The set fitted alone: its memory efficiency.
+    pub alone_memory_efficiency: Option<f64>,
+    /// Median |predicted / measured − 1| over the fitted rows with the written
+    /// efficiencies (sets not used: with their own), %.
+    pub median_abs_err_pct: Option<f64>,
+    /// 90th percentile of the same, %.
+    pub p90_abs_err_pct: Option<f64>,
+    /// Median |error| over all rows in range, fixed-latency rows included, %.
+    pub median_abs_err_in_range_pct: Option<f64>,
+    /// Micro-benchmarks: the arithmetic, in words.
+    pub detail: Option<String>,
+    /// Caveats from `sources.toml`.
+    pub note: Option<String>,
+}
+
+/// Where the sources and the written files live.
+pub fn folder(perf_model: &Path) -> PathBuf {
+    perf_model.join("kernel_efficiency")
+}
+
+/// Read `kernel_efficiency/sources.toml`.
+pub fn load_sources(perf_model: &Path) -> Result<Sources> {
+    let path = folder(perf_model).join("sources.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let s: Sources =
+        toml::from_str(&text).map_err(|e| crate::error::toml_error(&path, &text, &e))?;
+    for g in &s.gpu {
+        if g.transfer_from.is_some() && (!g.set.is_empty() || g.note.is_none()) {
+            return Err(Error::input(
+                &path,
+                Some("transfer_from"),
+                format!(
+                    "{}: a transfer has no sets of its own and says why in `note`",
+                    g.hardware
+                ),
+            ));
+        }
+    }
+    Ok(s)
+}
+
+/// The catalog device whose hardware file stem is `slug`.
+pub fn gpu_by_slug<'a>(catalog: &'a HardwareCatalog, slug: &str) -> Result<&'a GpuSpec> {
+    catalog
+        .entries()
+        .iter()
+        .find(|g| RooflineParams::slug(g) == slug)
+        .ok_or_else(|| Error::Config(format!("no hardware file `{slug}.toml` in the catalog")))
+}
+
+/// Derive the efficiencies of every GPU in `sources`, in order (transfers after their
+/// source is derived). `defaults` (`roofline.toml`) fills what the data cannot bind.
+pub fn derive_all(
+    perf_model: &Path,
+    catalog: &HardwareCatalog,
+    sources: &Sources,
+    defaults: &RooflineParams,
+) -> Result<Vec<KernelEfficiency>> {
+    sources
+        .gpu
+        .iter()
+        .map(|g| derive(perf_model, catalog, sources, defaults, &g.hardware))
+        .collect()
+}
+
+/// Derive the efficiencies of the GPU `slug` of `sources`.
+pub fn derive(
+    perf_model: &Path,
+    catalog: &HardwareCatalog,
+    sources: &Sources,
+    defaults: &RooflineParams,
+    slug: &str,
+) -> Result<KernelEfficiency> {
+    let entry = sources
+        .gpu
+        .iter()
+        .find(|g| g.hardware == slug)
+        .ok_or_else(|| {
+            Error::Config(format!("`{slug}` is not in kernel_efficiency/sources.toml"))
+        })?;
+    let gpu = gpu_by_slug(catalog, slug)?;
+    let mut derivation = Derivation {
+        hardware: slug.to_owned(),
+        name: gpu.name.clone(),
+        command: COMMAND.to_owned(),
+        peak_bf16_tflops: gpu
+            .dense_bf16_tflops
+            .or(gpu.dense_fp16_tflops)
+            .unwrap_or(0.0),
+        bandwidth_gb_per_s: gpu.memory_bandwidth_gb_per_s,
+        derived: Vec::new(),
+        kept_default: Vec::new(),
+        transfer_from: None,
+        note: entry.note.clone(),
+        sets: Vec::new(),
+    };
+    if let Some(from) = &entry.transfer_from {
+        if from == slug {
+            return Err(Error::Config(format!("{slug} transfers from itself")));
+        }
+        let src = derive(perf_model, catalog, sources, defaults, from)?;
+        derivation.derived = src.derivation.derived;
+        derivation.kept_default = src.derivation.kept_default;
+        derivation.transfer_from = Some(from.clone());
+        return Ok(KernelEfficiency {
+            params: src.params,
+            derivation,
+        });
+    }
+    let measurements = perf_model.join("measurements");
+    let mut prepared = Vec::new();
+    let mut micro: Option<(Option<f64>, Option<f64>)> = None;
+    for s in &entry.set {
+        match s.kind {
+            KernelKind::Microbenchmarks => {
+                let (fit, ec, em) = microbenchmarks(&measurements, s, gpu)?;
+                if s.fit {
+                    micro = Some((ec, em));
+                }
+                derivation.sets.push(fit);
+            }
+            _ => prepared.push(prepare(&measurements, s, gpu)?),
+        }
+    }
+    // The joint fit of the table sets.
+    let used: Vec<&Prepared> = prepared.iter().filter(|p| p.source.fit).collect();
+    let start = Effs {
+        gemm: defaults.gemm_compute_efficiency,
+        memory: defaults.memory_efficiency,
+        attention: defaults.attention_compute_efficiency,
+    };
+    let fit = fit_identified(&used, start);
+    let mut params = *defaults;
+    let mut derived = [false; 3];
+    if !used.is_empty() {
+        params.gemm_compute_efficiency = fit.effs.gemm;
+        params.memory_efficiency = fit.effs.memory;
+        params.attention_compute_efficiency = fit.effs.attention;
+        derived = fit.free;
+    }
+    if let Some((ec, em)) = micro {
+        if let Some(v) = ec {
+            params.gemm_compute_efficiency = v;
+            derived[0] = true;
+        }
+        if let Some(v) = em {
+            params.memory_efficiency = v;
+            derived[1] = true;
+        }
+    }
+    for (i, name) in [
+        "gemm_compute_efficiency",
+        "memory_efficiency",
+        "attention_compute_efficiency",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if derived[i] {
+            derivation.derived.push(name.to_owned());
+        } else {
+            derivation.kept_default.push(name.to_owned());
+        }
+    }
+    let written = Effs {
+        gemm: params.gemm_compute_efficiency,
+        memory: params.memory_efficiency,
+        attention: params.attention_compute_efficiency,
+    };
+    for p in &prepared {
+        let alone = fit_identified(&[p], start);
+        let (ec_alone, em_alone) = (
+            alone.free[p.compute_index()].then(|| alone.effs.get(p.compute_index())),
+            alone.free[1].then_some(alone.effs.memory),
+        );
+        let at = if p.source.fit { written } else { alone.effs };
+        let (ec, em) = (at.get(p.compute_index()), at.memory);
+        let errs: Vec<f64> = p.fitted.iter().map(|x| x.abs_err(ec, em)).collect();
+        let in_range: Vec<f64> = p.in_range.iter().map(|x| x.abs_err(ec, em)).collect();
+        let compute_bound = p.fitted.iter().filter(|x| x.compute_bound(ec, em)).count();
+        derivation.sets.push(SetFit {
+            kind: p.source.kind,
+            file: p.source.file.clone(),
+            dtype: p.dtype,
+            used: p.source.fit,
+            rows: p.rows,
+            rows_in_range: p.in_range.len(),
+            floor_us: Some(p.floor_us),
+            rows_fitted: p.fitted.len(),
+            compute_bound_rows: Some(compute_bound),
+            memory_bound_rows: Some(p.fitted.len() - compute_bound),
+            alone_compute_efficiency: ec_alone,
+            alone_memory_efficiency: em_alone,
+            median_abs_err_pct: quantile(&errs, 0.5).map(|e| round_to(e * 100.0, 0.1)),
+            p90_abs_err_pct: quantile(&errs, 0.9).map(|e| round_to(e * 100.0, 0.1)),
+            median_abs_err_in_range_pct: quantile(&in_range, 0.5).map(|e| round_to(e * 100.0, 0.1)),
+            detail: None,
+            note: p.source.note.clone(),
+        });
+    }
+    // Sets in the order of sources.toml.
+    let order = |f: &SetFit| {
+        entry
+            .set
+            .iter()
+            .position(|s| s.file == f.file && s.kind == f.kind)
+    };
+    derivation.sets.sort_by_key(order);
+    Ok(KernelEfficiency { params, derivation })
+}
+
+/// Round `x` to a multiple of `step`.
+fn round_to(x: f64, step: f64) -> f64 {
+    let r = (x / step).round() * step;
+    // The decimal places of `step`, so the result prints as that decimal.
+    let places = (-step.log10() - 1e-9).ceil().max(0.0) as i32;
+    let f = 10f64.powi(places);
+    (r * f).round() / f
+}
+
+/// The `q` quantile (nearest rank below) of `v`.
+fn quantile(v: &[f64], q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let i = ((s.len() - 1) as f64 * q).round() as usize;
+    Some(s[i])
+}
+
+/// One kernel timing as the roofline sees it: ln of the ideal compute and memory times
+/// at datasheet peak and of the measured time (seconds).
+#[derive(Clone, Copy, Debug)]
+struct Point {
+    ln_compute: f64,
+    ln_memory: f64,
+    ln_time: f64,
+    /// Small enough to stay in on-chip cache between the harness's repeats.
+    cache_resident: bool,
+}
+
+impl Point {
+    fn new(flops: f64, peak: f64, bytes: f64, bandwidth: f64, time_us: f64) -> Self {
+        Point {
+            ln_compute: (flops / peak).ln(),
+            ln_memory: (bytes / bandwidth).ln(),
+            ln_time: (time_us * 1e-6).ln(),
+            cache_resident: false,
+        }
+    }
+
+    fn ideal_s(&self) -> f64 {
+        self.ln_compute.max(self.ln_memory).exp()
+    }
+
+    /// Bound by compute at datasheet peaks (both efficiencies 1): the row's arithmetic
+    /// intensity is at least the GPU's ridge point. This does not depend on a fit.
+    fn ideal_compute_bound(&self) -> bool {
+        self.ln_compute >= self.ln_memory
+    }
+
+    /// ln(predicted / measured) with efficiencies whose logs are `lc`, `lm`.
+    fn residual(&self, lc: f64, lm: f64) -> f64 {
+        (self.ln_compute - lc).max(self.ln_memory - lm) - self.ln_time
+    }
+
+    fn abs_err(&self, ec: f64, em: f64) -> f64 {
+        (self.residual(ec.ln(), em.ln()).exp() - 1.0).abs()
+    }
+
+    fn compute_bound(&self, ec: f64, em: f64) -> bool {
+        self.ln_compute - ec.ln() >= self.ln_memory - em.ln()
+    }
+}
+
+/// A table set read and reduced to points.
+struct Prepared {
+    source: SetSource,
+    dtype: DType,
+    rows: usize,
+    floor_us: f64,
+    in_range: Vec<Point>,
+    fitted: Vec<Point>,
+}
+
+impl Prepared {
+    /// 0: GEMM compute efficiency; 2: attention compute efficiency.
+    fn compute_index(&self) -> usize {
+        if self.source.kind == KernelKind::Gemm {
+            0
+        } else {
+            2
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct GemmRow {
+    m: f64,
+    n: f64,
+    k: f64,
+    time_us: f64,
+}
+
+#[derive(Deserialize)]
+struct AttentionRow {
+    batch_size: u32,
+    #[serde(alias = "context_tokens")]
+    prompt_tokens: u32,
+    num_heads: f64,
+    num_kv_heads: f64,
+    head_dim: f64,
+    time_us: f64,
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    match e.position() {
+        Some(p) => Error::input_at(path, p.line(), None, e.to_string()),
+        None => Error::input(path, None, e.to_string()),
+    }
+}
+
+fn read_rows<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+    let mut rdr = csv::Reader::from_path(path).map_err(|e| csv_error(path, e))?;
+    rdr.deserialize()
+        .map(|r| r.map_err(|e| csv_error(path, e)))
+        .collect()
+}
+
+fn peak_of(gpu: &GpuSpec, dtype: DType, path: &Path) -> Result<f64> {
+    gpu.peak_flops(dtype).ok_or_else(|| {
+        Error::input(
+            path,
+            Some("dtype"),
+            format!("{} has no dense {dtype} rate", gpu.name),
+        )
+    })
+}
+
+fn prepare(measurements: &Path, s: &SetSource, gpu: &GpuSpec) -> Result<Prepared> {
+    let path = measurements.join(&s.file);
+    let bw = gpu.memory_bandwidth_bytes_per_s();
+    let mut in_range = Vec::new();
+    let mut floor = f64::INFINITY;
+    let (dtype, rows) = match s.kind {
+        KernelKind::Gemm => {
+            let dtype = s.dtype.unwrap_or(DType::Bf16);
+            let peak = peak_of(gpu, dtype, &path)?;
+            let rows: Vec<GemmRow> = read_rows(&path)?;
+            for r in &rows {
+                floor = floor.min(r.time_us);
+                let range = MIN_FEATURES..=MAX_FEATURES;
+                if !(range.contains(&r.n) && range.contains(&r.k)) {
+                    continue;
+                }
+                let (flops, bytes) =
+                    linear_work(r.m, r.k, r.n, dtype.bytes_per_element(), ACT_BYTES);
+                in_range.push(Point::new(flops, peak, bytes, bw, r.time_us));
+            }
+            (dtype, rows.len())
+        }
+        KernelKind::AttentionPrefill | KernelKind::AttentionDecode => {
+            let dtype = DType::Bf16;
+            let peak = peak_of(gpu, dtype, &path)?;
+            let rows: Vec<AttentionRow> = read_rows(&path)?;
+            let mut shape = StepShape::new();
+            for r in &rows {
+                floor = floor.min(r.time_us);
+                shape.clear();
+                for _ in 0..r.batch_size {
+                    if s.kind == KernelKind::AttentionPrefill {
+                        shape.push_prefill(r.prompt_tokens, 0);
+                    } else {
+                        shape.push_decode(r.prompt_tokens);
+                    }
+                }
+                let (flops, bytes) = attention_layer_work(
+                    r.num_heads,
+                    r.num_kv_heads,
+                    r.head_dim,
+                    ACT_BYTES,
+                    ACT_BYTES,
+                    &shape,
+                );
+                let mut point = Point::new(flops, peak, bytes, bw, r.time_us);
+                point.cache_resident =
+                    s.kind == KernelKind::AttentionDecode && bytes < MIN_DECODE_BYTES;
+                in_range.push(point);
+            }
+            (dtype, rows.len())
+        }
+        KernelKind::Microbenchmarks => unreachable!("handled by `microbenchmarks`"),
+    };
+    if !(floor.is_finite() && floor > 0.0) {
+        return Err(Error::input(&path, None, "no rows with a positive time"));
+    }
+    let min_ideal = FLOOR_MULTIPLE * floor * 1e-6;
+    // Prefill attention informs the attention compute efficiency only (its rows with
+    // little arithmetic are bound by per-tile work, not by bandwidth); decode attention
+    // informs the memory efficiency only.
+    let side_ok = |p: &Point| match s.kind {
+        KernelKind::AttentionPrefill => p.ideal_compute_bound(),
+        KernelKind::AttentionDecode => !p.ideal_compute_bound(),
+        _ => true,
+    };
+    let fitted = in_range
+        .iter()
+        .copied()
+        .filter(|p| p.ideal_s() >= min_ideal && side_ok(p) && !p.cache_resident)
+        .collect();
+    Ok(Prepared {
+        source: s.clone(),
+        dtype,
+        rows,
+        floor_us: floor,
+        in_range,
+        fitted,
+    })
+}
+
+#[derive(Deserialize)]
+struct MicroRow {
+    metric: String,
+    full_node: f64,
+    unit: String,
+}
+
+/// Efficiencies from vendor micro-benchmarks: the median full-node figure of each
+/// metric, per GPU, over the datasheet figure.
+fn microbenchmarks(
+    measurements: &Path,
+    s: &SetSource,
+    gpu: &GpuSpec,
+) -> Result<(SetFit, Option<f64>, Option<f64>)> {
+    let path = measurements.join(&s.file);
+    let rows: Vec<MicroRow> = read_rows(&path)?;
+    let dtype = s.dtype.unwrap_or(DType::Bf16);
+    let per_gpu = |metric: &Option<String>, unit: &str| -> Result<Vec<f64>> {
+        let Some(m) = metric else {
+            return Ok(Vec::new());
+        };
+        let v: Vec<f64> = rows
+            .iter()
+            .filter(|r| &r.metric == m)
+            .map(|r| {
+                if r.unit == unit {
+                    Ok(r.full_node / f64::from(gpu.gpus_per_node))
+                } else {
+                    Err(Error::input(
+                        &path,
+                        Some("unit"),
+                        format!("{m}: expected {unit}, got {}", r.unit),
+                    ))
+                }
+            })
+            .collect::<Result<_>>()?;
+        if v.is_empty() {
+            return Err(Error::input(
+                &path,
+                Some("metric"),
+                format!("no `{m}` rows"),
+            ));
+        }
+        Ok(v)
+    };
+    let gemm = per_gpu(&s.gemm_metric, "TFLOP/s")?;
+    let mem = per_gpu(&s.memory_metric, "TB/s")?;
+    let peak = peak_of(gpu, dtype, &path)? / 1e12;
+    let bw = gpu.memory_bandwidth_bytes_per_s() / 1e12;
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let median = |v: &[f64]| -> Option<f64> {
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        match s.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(s[n / 2]),
+            n => Some(0.5 * (s[n / 2 - 1] + s[n / 2])),
+        }
+    };
+    let ec = median(&gemm).map(|g| round_to(g / peak, 0.0001));
+    let em = median(&mem).map(|m| round_to(m / bw, 0.0001));
+    let mut detail = Vec::new();
+    if let (Some(m), Some(e)) = (&s.gemm_metric, ec) {
+        detail.push(format!(
+            "{m}: full node / {} GPUs = {} TFLOP/s per GPU; median {:.1} / dense {dtype} peak {peak:.1} = {e:.4}",
+            gpu.gpus_per_node,
+            list(&gemm),
+            median(&gemm).unwrap_or(0.0),
+        ));
+    }
+    if let (Some(m), Some(e)) = (&s.memory_metric, em) {
+        detail.push(format!(
+            "{m}: full node / {} GPUs = {} TB/s per GPU; median {:.3} / datasheet {bw:.4} TB/s = {e:.4}",
+            gpu.gpus_per_node,
+            list(&mem),
+            median(&mem).unwrap_or(0.0),
+        ));
+    }
+    let fit = SetFit {
+        kind: s.kind,
+        file: s.file.clone(),
+        dtype,
+        used: s.fit,
+        rows: rows.len(),
+        rows_in_range: rows.len(),
+        floor_us: None,
+        rows_fitted: gemm.len() + mem.len(),
+        compute_bound_rows: None,
+        memory_bound_rows: None,
+        alone_compute_efficiency: ec,
+        alone_memory_efficiency: em,
+        median_abs_err_pct: None,
+        p90_abs_err_pct: None,
+        median_abs_err_in_range_pct: None,
+        detail: Some(detail.join("; ")),
+        note: s.note.clone(),
+    };
+    Ok((fit, ec, em))
+}
+
+/// GEMM compute, memory and attention compute efficiencies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Effs {
+    gemm: f64,
+    memory: f64,
+    attention: f64,
+}
+
+impl Effs {
+    fn get(&self, i: usize) -> f64 {
+        [self.gemm, self.memory, self.attention][i]
+    }
+}
+
+/// The result of [`fit_identified`].
+struct FitResult {
+    effs: Effs,
+    /// Which of (gemm, memory, attention) were fitted (the others kept their start).
+    free: [bool; 3],
+}
+
+/// Fit the efficiencies the sets bind: an efficiency is free when at least
+/// [`MIN_BOUND_ROWS`] fitted rows lie on its side of the ridge point; the others keep
+/// their start.
+fn fit_identified(sets: &[&Prepared], start: Effs) -> FitResult {
+    let has = |c: usize| {
+        sets.iter()
+            .any(|s| s.compute_index() == c && !s.fitted.is_empty())
+    };
+    let mut free = [has(0), true, has(2)];
+    // Rows on each side of the ridge point at datasheet peaks: an efficiency the rows
+    // do not reach cannot be fitted (counting the rows bound *at the fit* instead would
+    // let the fit create its own evidence by lowering an efficiency).
+    let mut sides = [0usize; 3];
+    for s in sets {
+        for p in &s.fitted {
+            if p.ideal_compute_bound() {
+                sides[s.compute_index()] += 1;
+            } else {
+                sides[1] += 1;
+            }
+        }
+    }
+    for (f, n) in free.iter_mut().zip(sides) {
+        *f = *f && n >= MIN_BOUND_ROWS;
+    }
+    FitResult {
+        effs: grid_fit(sets, start, free),
+        free,
+    }
+}
+
+/// Mean squared residual of `s` at log efficiencies `lc`, `lm`.
+fn set_loss(s: &Prepared, lc: f64, lm: f64) -> f64 {
+    if s.fitted.is_empty() {
+        return 0.0;
+    }
+    s.fitted
+        .iter()
+        .map(|p| p.residual(lc, lm).powi(2))
+        .sum::<f64>()
+        / s.fitted.len() as f64
+}
+
+/// Candidate values of one efficiency: the grid in `[lo, hi]` of step `step` when
+/// free, else its fixed value.
+fn candidates(free: bool, fixed: f64, lo: f64, hi: f64, step: f64) -> Vec<f64> {
+    if !free {
+        return vec![fixed];
+    }
+    let lo = lo.max(MIN_EFFICIENCY);
+    let hi = hi.min(1.0);
+    let n = ((hi - lo) / step + 1e-9).floor() as usize;
+    (0..=n)
+        .map(|i| round_to(lo + i as f64 * step, step))
+        .collect()
+}
+
+/// Exhaustive grid minimisation of the summed set losses: for every memory efficiency,
+/// the best GEMM and attention efficiencies (they separate); coarse (0.01), then fine
+/// (0.0005) within ±0.01 of the coarse optimum. Ties go to the first (smallest) value.
+fn grid_fit(sets: &[&Prepared], start: Effs, free: [bool; 3]) -> Effs {
+    let best_for = |c: usize, lm: f64, cands: &[f64]| -> (f64, f64) {
+        let group: Vec<&&Prepared> = sets.iter().filter(|s| s.compute_index() == c).collect();
+        let mut best = (f64::INFINITY, cands[0]);
+        for &e in cands {
+            let lc = e.ln();
+            let l: f64 = group.iter().map(|s| set_loss(s, lc, lm)).sum();
+            if l < best.0 {
+                best = (l, e);
+            }
+        }
+        best
+    };
+    let search = |centre: Effs, half: f64, step: f64| -> Effs {
+        let range = |i: usize, c: f64| {
+            if half.is_infinite() {
+                candidates(free[i], c, MIN_EFFICIENCY, 1.0, step)
+            } else {
+                candidates(free[i], c, c - half, c + half, step)
+            }
+        };
+        let (gs, ms, as_) = (
+            range(0, centre.gemm),
+            range(1, centre.memory),
+            range(2, centre.attention),
+        );
+        let mut best = (f64::INFINITY, centre);
+        for &m in &ms {
+            let lm = m.ln();
+            let (lg, g) = best_for(0, lm, &gs);
+            let (la, a) = best_for(2, lm, &as_);
+            if lg + la < best.0 {
+                best = (
+                    lg + la,
+                    Effs {
+                        gemm: g,
+                        memory: m,
+                        attention: a,
+                    },
+                );
+            }
+        }
+        best.1
+    };
+    let coarse = search(start, f64::INFINITY, 0.01);
+    search(coarse, 0.01, 0.0005)
+}
