@@ -12,6 +12,10 @@
 //!   `output_len` is 1), as `simulate` reports it;
 //! * E2E: the last request's finish; throughput is the batch's tokens over E2E.
 //!
+//! TTFT and E2E are as clients see them, as `simulate` reports them: they include the
+//! serving stack's API server (request handling before the engine sees the batch, and
+//! the time a token takes to reach the client; [`crate::sim::api`]).
+//!
 //! The operator breakdown comes from the same latency model
 //! ([`LatencyModel::op_breakdown`]) applied to
 //! the iterations the engine ran: the iterations with prefill work (prompt chunks,
@@ -430,13 +434,15 @@ fn estimate_bounded(
         time_share_by_bound: sum.shares(),
     };
 
-    let e2e = records.iter().map(|r| r.finish_time_s).fold(0.0, f64::max);
+    let api = crate::sim::api::ApiDelays::of(&setup.deployment.stack.api_server);
+    let client_s = api.ingress(batch.input_len).as_secs_f64() + api.egress().as_secs_f64();
+    let e2e = client_s + records.iter().map(|r| r.finish_time_s).fold(0.0, f64::max);
     let out_tokens = f64::from(batch.batch_size) * f64::from(batch.output_len);
     let per_s = |tokens: f64| if e2e > 0.0 { tokens / e2e } else { 0.0 };
     Ok(Estimate {
         batch,
         latency_model: setup.latency.describe(),
-        ttft_s: mean(records.iter().map(|r| r.ttft_s)),
+        ttft_s: client_s + mean(records.iter().map(|r| r.ttft_s)),
         tpot_s: mean(records.iter().map(|r| r.tpot_s)),
         e2e_s: e2e,
         output_tokens_per_s: per_s(out_tokens),
@@ -462,8 +468,19 @@ mod tests {
     use crate::perf::fixed::FixedLatency;
 
     /// Llama-3.1-8B on an H100 with the fixed model: 1 ms per iteration + 10 µs per
-    /// prefill token + 100 µs per decode.
+    /// prefill token + 100 µs per decode, and no API server.
     fn setup(overrides: EngineOverrides) -> ReplicaSetup {
+        let mut s = setup_with_api(overrides);
+        let mut stack = (*s.deployment.stack).clone();
+        stack.api_server.request_us = 0.0;
+        stack.api_server.per_prompt_token_us = 0.0;
+        stack.api_server.per_token_out_us = 0.0;
+        s.deployment.stack = Arc::new(stack);
+        s
+    }
+
+    /// As [`setup`], with the default stack's API server.
+    fn setup_with_api(overrides: EngineOverrides) -> ReplicaSetup {
         let paths = DataPaths::builtin();
         let d = Deployment::resolve(&DeploymentRequest::default(), &paths).unwrap();
         let mm = MemoryModel::load(&paths.perf_model).unwrap();
@@ -503,6 +520,24 @@ mod tests {
         assert_eq!(e.prefill_ops.len(), 1);
         assert_eq!(e.prefill_ops[0].name, "step");
         assert!(near(e.decode_ops[0].time_s, 0.0012));
+        // Clients see the API server's time on top of TTFT and E2E, not on TPOT.
+        let c = estimate(
+            &setup_with_api(EngineOverrides::default()),
+            batch(2, 100, 3),
+        )
+        .unwrap();
+        let api = &c.latency_model;
+        let s = setup_with_api(EngineOverrides::default());
+        let a = &s.deployment.stack.api_server;
+        let shift = (a.ingress_us(100) + a.per_token_out_us) * 1e-6;
+        assert!(shift > 0.0, "the default stack has an API server");
+        assert!(
+            (c.ttft_s - 0.003 - shift).abs() < 1e-8,
+            "{api}: {}",
+            c.ttft_s
+        );
+        assert!((c.e2e_s - 0.0054 - shift).abs() < 1e-8);
+        assert!(near(c.tpot_s, 0.0012));
         assert_eq!(e.bottleneck.phase, "prefill");
         assert_eq!(e.bottleneck.op, "step");
         assert_eq!(e.bottleneck.bound, None);

@@ -16,6 +16,15 @@
 //!   the median over the client-timed runs of the median per-request TTFT shortfall at
 //!   the fitted `step_us` (zero when none is client-timed).
 //!
+//! * `paged_attention.decode_bandwidth_efficiency`, for a stack that ships its own
+//!   decode attention kernel: found with `host.step_us` by alternating golden-section
+//!   searches (on `ln` of the efficiency over `[0.01, 1]`), two rounds. The two are
+//!   told apart by the data: host time per iteration does not grow with the batch's
+//!   context, attention time does.
+//!
+//! Only measurements on the stack's `platforms` count (a CUDA build's constants are
+//! not fitted on AMD rows).
+//!
 //! Static-batch groups count only where the GPU's kernels are measured (operator
 //! profiles, or roofline efficiencies from `perf_model/kernel_efficiency/`): elsewhere
 //! the GPU's own error would be absorbed into the stack.
@@ -46,6 +55,10 @@ pub struct FitSet {
 pub struct StackFit {
     /// Fitted `host.step_us`.
     pub step_us: f64,
+    /// Fitted `paged_attention.decode_bandwidth_efficiency` (stacks with that section;
+    /// none without data or prior: the key is dropped and the GPU's own memory
+    /// efficiency stands).
+    pub decode_bandwidth_efficiency: Option<f64>,
     /// Fitted `api_server.request_us` when asked for (its prior when no run is timed by
     /// the client).
     pub request_us: Option<f64>,
@@ -119,6 +132,9 @@ fn build_units(base: &Arc<ServingStack>, sets: &[FitSet], paths: &DataPaths) -> 
                         (DeploymentRequest::default(), EngineOverrides::default());
                     run.hints.apply(&mut req, &mut ov);
                     let d = with_stack(Deployment::resolve(&req, paths)?, base);
+                    if !base.runs_on(&d.gpu().vendor) {
+                        continue;
+                    }
                     let setup = ReplicaSetup::new(d, &ov, paths)?;
                     units.push(Unit::Run {
                         set: i,
@@ -133,6 +149,9 @@ fn build_units(base: &Arc<ServingStack>, sets: &[FitSet], paths: &DataPaths) -> 
                         let Ok(d) = Deployment::resolve(&req, paths) else {
                             continue;
                         };
+                        if !base.runs_on(&d.gpu().vendor) {
+                            continue;
+                        }
                         let Ok(setup) = ReplicaSetup::new(
                             with_stack(d, base),
                             &EngineOverrides::default(),
@@ -294,15 +313,45 @@ pub fn fit(
     let mut zero = stack.clone();
     zero.execution.host.step_us = 0.0;
     zero.api_server.request_us = 0.0;
-    let base = Arc::new(zero);
-    let units = build_units(&base, sets, paths)?;
+    let with_eff = |eff: Option<f64>| {
+        let mut s = zero.clone();
+        if let (Some(p), Some(e)) = (s.paged_attention.as_mut(), eff) {
+            p.decode_bandwidth_efficiency = Some(e);
+        }
+        Arc::new(s)
+    };
+    // Stacks with their own decode kernel fit its efficiency, starting from the file's
+    // (else 10 %, a start only).
+    let eff0 = stack
+        .paged_attention
+        .as_ref()
+        .map(|p| p.decode_bandwidth_efficiency.unwrap_or(0.1));
+    let mut units = build_units(&with_eff(eff0), sets, paths)?;
     let n = sets.len();
     let loss_before = loss(&units, n, stack.execution.host.step_us)?;
-    // Without data the prior stands (public measurements, no validation set).
-    let step_us = if units.is_empty() {
-        stack.execution.host.prior_step_us
+    // Without data the priors stand (public measurements, no validation set).
+    let (step_us, eff) = if units.is_empty() {
+        let prior = stack
+            .paged_attention
+            .as_ref()
+            .and_then(|p| p.prior_decode_bandwidth_efficiency);
+        (stack.execution.host.prior_step_us, prior)
+    } else if let Some(mut e) = eff0 {
+        for _ in 0..2 {
+            let step_us = golden(0.0, 20_000.0, 18, |x| loss(&units, n, x))?;
+            let ln_e = golden(0.01f64.ln(), 0.0, 16, |l| {
+                loss(
+                    &build_units(&with_eff(Some(l.exp())), sets, paths)?,
+                    n,
+                    step_us,
+                )
+            })?;
+            e = (ln_e.exp() * 1e4).round() / 1e4;
+            units = build_units(&with_eff(Some(e)), sets, paths)?;
+        }
+        (golden(0.0, 20_000.0, 18, |x| loss(&units, n, x))?, Some(e))
     } else {
-        golden(0.0, 20_000.0, 18, |x| loss(&units, n, x))?
+        (golden(0.0, 20_000.0, 18, |x| loss(&units, n, x))?, None)
     };
     let loss_after = loss(&units, n, step_us)?;
     let mut request = Vec::new();
@@ -335,6 +384,7 @@ pub fn fit(
     }
     Ok(StackFit {
         step_us: (step_us * 10.0).round() / 10.0,
+        decode_bandwidth_efficiency: eff,
         request_us: fit_request.then(|| {
             median(request).map_or(stack.api_server.prior_request_us, |s| {
                 (s * 1e6).max(0.0).round()
@@ -378,6 +428,31 @@ pub fn rewrite(path: &std::path::Path, fit: &StackFit, command: &str) -> Result<
             .join(", ")
         )
     });
+    if let Some(t) = doc
+        .get_mut("paged_attention")
+        .and_then(toml_edit::Item::as_table_like_mut)
+    {
+        if fit.decode_bandwidth_efficiency.is_none() {
+            // No data and no prior: nothing says how fast the stack's own kernel is.
+            t.remove("decode_bandwidth_efficiency");
+            t.insert("fitted_on", toml_edit::value(toml_edit::Array::new()));
+            t.insert(
+                "source",
+                toml_edit::value(format!(
+                    "no data to fit on (`{command}` on {date}): the GPU's memory efficiency"
+                )),
+            );
+        }
+    }
+    if let Some(e) = fit.decode_bandwidth_efficiency {
+        doc["paged_attention"]["decode_bandwidth_efficiency"] = toml_edit::value(e);
+        doc["paged_attention"]["fitted_on"] = toml_edit::value(sets.clone());
+        doc["paged_attention"]["source"] = toml_edit::value(if fit.sets.is_empty() {
+            format!("the prior (no measured set to fit on; `{command}` on {date})")
+        } else {
+            format!("[fit] with host.step_us, by `{command}` on {date}")
+        });
+    }
     if let Some(r) = fit.request_us {
         let on: toml_edit::Array = fit.request_sets.iter().map(String::as_str).collect();
         doc["api_server"]["request_us"] = toml_edit::value(r);

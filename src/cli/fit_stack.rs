@@ -55,6 +55,14 @@ pub fn run(args: FitStackArgs, paths: &DataPaths) -> Result<()> {
         "{}: host.step_us {:.1} µs (was {:.1}); loss {:.4} -> {:.4}",
         stack.name, f.step_us, stack.execution.host.step_us, f.loss_before, f.loss_after
     );
+    if let (Some(e), Some(p)) = (f.decode_bandwidth_efficiency, &stack.paged_attention) {
+        println!(
+            "{}: paged_attention.decode_bandwidth_efficiency {e:.4} (was {})",
+            stack.name,
+            p.decode_bandwidth_efficiency
+                .map_or_else(|| "unset".to_owned(), |v| format!("{v:.4}"))
+        );
+    }
     if let Some(r) = f.request_us {
         println!(
             "{}: api_server.request_us {r:.0} µs (was {:.0})",

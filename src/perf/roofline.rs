@@ -240,6 +240,7 @@ pub fn attention_layer_work(
         prefill_flops_per_pair: per_pair,
         decode_flops_per_pair: per_pair,
         kv_bytes_per_token: 2.0 * kv_heads * head_dim * kv_bytes,
+        group_size: (heads / kv_heads).max(1.0),
         act_bytes_per_token: heads * (head_dim + head_dim) * act_bytes,
         window: None,
     };
@@ -283,6 +284,8 @@ struct PreparedAttention {
     prefill_flops_per_pair: f64,
     decode_flops_per_pair: f64,
     kv_bytes_per_token: f64,
+    /// Query heads per key/value head (grouped-query attention; 1 with MLA).
+    group_size: f64,
     /// Query/output activation bytes per token.
     act_bytes_per_token: f64,
     window: Option<f64>,
@@ -308,6 +311,11 @@ pub struct Roofline {
     lm_head: PreparedLinear,
     hidden_act_bytes: f64,
     bandwidth: f64,
+    /// Bandwidth of the serving stack's own decode attention kernel, B/s (none: the
+    /// GPU's `bandwidth`).
+    decode_attention_bandwidth: Option<f64>,
+    /// The stack's decode kernel reads a key/value head once per query head.
+    decode_reads_kv_per_query_head: bool,
     attn_rate: f64,
     tp: u32,
     tp_link: LinkSpec,
@@ -417,6 +425,10 @@ impl Roofline {
                     prefill_flops_per_pair: prefill_pair,
                     decode_flops_per_pair: decode_pair,
                     kv_bytes_per_token: layer_kv_bytes_per_token_per_gpu(d, layer),
+                    group_size: match &a.mla {
+                        Some(_) => 1.0,
+                        None => (a.num_heads as f64 / a.num_kv_heads.max(1) as f64).max(1.0),
+                    },
                     act_bytes_per_token: heads * (a.head_dim + a.v_head_dim) as f64 * ab,
                     window: match a.kind {
                         AttentionKind::Full => None,
@@ -469,7 +481,7 @@ impl Roofline {
             .sum::<f64>()
             + 4.0;
         let description = format!(
-            "roofline ({} on {} × TP{} PP{}; GEMM {:.0}% of peak, attention {:.0}%, memory {:.0}% of {:.0} GB/s; serving stack {}: {:?} CUDA graphs, host {:.0} µs per iteration{})",
+            "roofline ({} on {} × TP{} PP{}; GEMM {:.0}% of peak, attention {:.0}%, memory {:.0}% of {:.0} GB/s; serving stack {}: {:?} CUDA graphs, host {:.0} µs per iteration{}{})",
             m.name,
             d.gpu().name,
             d.tp,
@@ -485,12 +497,36 @@ impl Roofline {
                 Some(c) => format!("; {}", c.describe()),
                 None => String::new(),
             },
+            match &d.stack.paged_attention {
+                Some(p) => format!(
+                    "; its decode attention kernel at {:.0}% of memory bandwidth{}",
+                    p.decode_bandwidth_efficiency
+                        .unwrap_or(params.memory_efficiency)
+                        * 100.0,
+                    if p.reads_kv_per_query_head {
+                        ", reading KV once per query head"
+                    } else {
+                        ""
+                    }
+                ),
+                None => String::new(),
+            },
         );
         Roofline {
             groups: groups.into_iter().map(|(_, g)| g).collect(),
             lm_head: prepare(&m.lm_head),
             hidden_act_bytes: m.hidden_size as f64 * ab,
             bandwidth: d.gpu().memory_bandwidth_bytes_per_s() * params.memory_efficiency,
+            decode_attention_bandwidth: d.stack.paged_attention.as_ref().map(|p| {
+                d.gpu().memory_bandwidth_bytes_per_s()
+                    * p.decode_bandwidth_efficiency
+                        .unwrap_or(params.memory_efficiency)
+            }),
+            decode_reads_kv_per_query_head: d
+                .stack
+                .paged_attention
+                .as_ref()
+                .is_some_and(|p| p.reads_kv_per_query_head),
             attn_rate: d.peak_flops(d.act_dtype) * params.attention_compute_efficiency,
             tp: d.tp,
             tp_link,
@@ -545,8 +581,25 @@ impl Roofline {
                 let (t, b) = roof(flops, op.rate, bytes, self.bandwidth);
                 add(op.name, g.count, flops * n, bytes * n, t * n, b);
             }
-            let (flops, bytes) = attention_work(&g.attention, shape);
-            let (t, b) = roof(flops, self.attn_rate, bytes, self.bandwidth);
+            let (flops, bytes, t, b) = match self.decode_attention_bandwidth {
+                // The stack's own decode kernel: prefill and decode attention are
+                // separate kernels, each at its own roof.
+                Some(bw) => {
+                    let (pf, pb) = prefill_attention_work(&g.attention, shape);
+                    let (df, mut db) = decode_attention_work(&g.attention, shape);
+                    if self.decode_reads_kv_per_query_head {
+                        db *= g.attention.group_size;
+                    }
+                    let (tp, bp) = roof(pf, self.attn_rate, pb, self.bandwidth);
+                    let (td, bd) = roof(df, self.attn_rate, db, bw);
+                    (pf + df, pb + db, tp + td, if td >= tp { bd } else { bp })
+                }
+                None => {
+                    let (flops, bytes) = attention_work(&g.attention, shape);
+                    let (t, b) = roof(flops, self.attn_rate, bytes, self.bandwidth);
+                    (flops, bytes, t, b)
+                }
+            };
             add("attention", g.count, flops * n, bytes * n, t * n, b);
             let eb = g.elementwise_bytes_per_token * tokens;
             add(
@@ -656,6 +709,13 @@ impl Accumulator<'_> {
 
 /// FLOPs and bytes of one layer's attention for `shape`.
 fn attention_work(a: &PreparedAttention, shape: &StepShape) -> (f64, f64) {
+    let (pf, pb) = prefill_attention_work(a, shape);
+    let (df, db) = decode_attention_work(a, shape);
+    (pf + df, pb + db)
+}
+
+/// FLOPs and bytes of one layer's attention for the prefill chunks of `shape`.
+fn prefill_attention_work(a: &PreparedAttention, shape: &StepShape) -> (f64, f64) {
     let cap = |x: f64| a.window.map_or(x, |w| x.min(w));
     let mut flops = 0.0;
     let mut bytes = 0.0;
@@ -668,18 +728,25 @@ fn attention_work(a: &PreparedAttention, shape: &StepShape) -> (f64, f64) {
         bytes +=
             cap(c + n) * a.kv_bytes_per_token + n * (a.kv_bytes_per_token + a.act_bytes_per_token);
     }
-    if shape.num_decodes > 0 {
-        let d = f64::from(shape.num_decodes);
-        let ctx = match a.window {
-            Some(w) if f64::from(shape.decode_context_max) > w => {
-                (shape.decode_context_sum as f64).min(d * w)
-            }
-            _ => shape.decode_context_sum as f64,
-        };
-        flops += a.decode_flops_per_pair * a.heads * ctx;
-        bytes += ctx * a.kv_bytes_per_token + d * (a.kv_bytes_per_token + a.act_bytes_per_token);
-    }
     (flops, bytes)
+}
+
+/// FLOPs and bytes of one layer's attention for the decodes of `shape`.
+fn decode_attention_work(a: &PreparedAttention, shape: &StepShape) -> (f64, f64) {
+    if shape.num_decodes == 0 {
+        return (0.0, 0.0);
+    }
+    let d = f64::from(shape.num_decodes);
+    let ctx = match a.window {
+        Some(w) if f64::from(shape.decode_context_max) > w => {
+            (shape.decode_context_sum as f64).min(d * w)
+        }
+        _ => shape.decode_context_sum as f64,
+    };
+    (
+        a.decode_flops_per_pair * a.heads * ctx,
+        ctx * a.kv_bytes_per_token + d * (a.kv_bytes_per_token + a.act_bytes_per_token),
+    )
 }
 
 impl LatencyModel for Roofline {

@@ -2,8 +2,8 @@
 //! and its checks.
 
 use super::{
-    ApiServer, CustomAllReduce, Execution, GraphMode, HostCost, HostOverlap, SchedulerDefaults,
-    ServingStack,
+    ApiServer, CustomAllReduce, Execution, GraphMode, HostCost, HostOverlap, PagedAttention,
+    SchedulerDefaults, ServingStack,
 };
 use crate::engine::SchedulerKind;
 use crate::error::{Error, Result};
@@ -19,6 +19,21 @@ struct StackFile {
     host: HostSection,
     api_server: ApiSection,
     custom_all_reduce: Option<AllReduceSection>,
+    #[serde(default)]
+    platforms: Vec<String>,
+    paged_attention: Option<PagedAttentionSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PagedAttentionSection {
+    decode_bandwidth_efficiency: Option<f64>,
+    #[serde(default)]
+    reads_kv_per_query_head: bool,
+    prior_decode_bandwidth_efficiency: Option<f64>,
+    source: String,
+    #[serde(default)]
+    fitted_on: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -206,6 +221,29 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             })
         }
     };
+    let fraction = |key: &str, v: f64| -> Result<f64> {
+        if v > 0.0 && v <= 1.0 {
+            Ok(v)
+        } else {
+            Err(bad(key, format!("must be in (0, 1], got {v}")))
+        }
+    };
+    let paged_attention = match &f.paged_attention {
+        None => None,
+        Some(p) => Some(PagedAttention {
+            decode_bandwidth_efficiency: p
+                .decode_bandwidth_efficiency
+                .map(|v| fraction("paged_attention.decode_bandwidth_efficiency", v))
+                .transpose()?,
+            reads_kv_per_query_head: p.reads_kv_per_query_head,
+            prior_decode_bandwidth_efficiency: p
+                .prior_decode_bandwidth_efficiency
+                .map(|v| fraction("paged_attention.prior_decode_bandwidth_efficiency", v))
+                .transpose()?,
+            source: p.source.clone(),
+            fitted_on: p.fitted_on.clone(),
+        }),
+    };
     Ok(ServingStack {
         name: path
             .file_stem()
@@ -225,5 +263,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
         execution,
         api_server,
         custom_all_reduce,
+        platforms: f.platforms,
+        paged_attention,
     })
 }

@@ -89,6 +89,29 @@ impl ApiServer {
     }
 }
 
+/// The stack's own decode attention kernel, where it is not the GPU's measured one:
+/// the paged-attention kernel a stack ships for a platform (vLLM's ROCm build of
+/// 2024, say) may reach far less of the memory bandwidth than the kernels the GPU's
+/// efficiencies were derived from. Roofline models only (measured operator profiles
+/// already time the engine's own kernels).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PagedAttention {
+    /// Fraction of the GPU's peak memory bandwidth the decode kernel attains reading
+    /// the KV cache (none: the GPU's own memory efficiency).
+    pub decode_bandwidth_efficiency: Option<f64>,
+    /// The kernel reads each key/value head once per query head that uses it (one
+    /// thread block per query head, as vLLM's original paged-attention kernel), so
+    /// grouped-query attention saves no KV traffic.
+    pub reads_kv_per_query_head: bool,
+    /// Where the figure comes from.
+    pub source: String,
+    /// Validation sets it was fitted on (empty when not fitted).
+    pub fitted_on: Vec<String>,
+    /// The figure without any validation set (used when a fit has no data); none: the
+    /// GPU's own efficiency.
+    pub prior_decode_bandwidth_efficiency: Option<f64>,
+}
+
 /// One serving stack (see the module docs).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ServingStack {
@@ -106,9 +129,24 @@ pub struct ServingStack {
     pub api_server: ApiServer,
     /// The tensor-parallel all-reduce kernel used instead of NCCL where it applies.
     pub custom_all_reduce: Option<CustomAllReduce>,
+    /// Vendors whose accelerators this build of the engine runs on (`NVIDIA`, `AMD`;
+    /// as in the hardware files' `vendor`); empty: any. `fit-stack` fits only on
+    /// measurements from these.
+    pub platforms: Vec<String>,
+    /// The stack's own decode attention kernel, where it differs from the GPU's.
+    pub paged_attention: Option<PagedAttention>,
 }
 
 impl ServingStack {
+    /// Whether this build runs on accelerators of `vendor` (any, without `platforms`).
+    pub fn runs_on(&self, vendor: &str) -> bool {
+        self.platforms.is_empty()
+            || self
+                .platforms
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(vendor))
+    }
+
     /// The folder of stack files under `paths`.
     pub fn dir(paths: &DataPaths) -> PathBuf {
         paths.perf_model.join("stacks")

@@ -22,6 +22,7 @@ fn every_shipped_stack_loads_and_the_default_is_vllm_v1() {
         "vllm-v1-sync",
         "vllm-0.6",
         "vllm-0.5",
+        "vllm-0.6-rocm",
         "sglang",
         "trtllm",
     ] {
@@ -195,4 +196,43 @@ fn api_server_ingress_grows_with_the_prompt() {
     a.per_prompt_token_us = 0.5;
     assert_eq!(a.ingress_us(2000), 2000.0);
     assert!(!a.is_zero());
+}
+
+/// A stack built for one vendor says so, and its own decode attention kernel slows
+/// decode attention (and only that) in the roofline model.
+#[test]
+fn a_rocm_build_runs_on_amd_only_and_its_decode_kernel_is_its_own() {
+    let rocm = ServingStack::load(&paths(), Some("vllm-0.6-rocm")).unwrap();
+    assert!(rocm.runs_on("AMD") && !rocm.runs_on("NVIDIA"));
+    let v1 = ServingStack::load(&paths(), Some("vllm-v1")).unwrap();
+    assert!(v1.runs_on("NVIDIA") && !v1.runs_on("AMD"));
+    let p = rocm
+        .paged_attention
+        .clone()
+        .expect("the ROCm build ships its own kernel");
+    let e = p.decode_bandwidth_efficiency.expect("fitted");
+    assert!(e > 0.0 && e <= 1.0 && p.reads_kv_per_query_head);
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(&rocm.path).unwrap();
+    let bad = dir.path().join("bad.toml");
+    let over: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("decode_bandwidth_efficiency") {
+                "decode_bandwidth_efficiency = 1.5".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&bad, over).unwrap();
+    let e = ServingStack::load(&paths(), Some(bad.to_str().unwrap()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("paged_attention.decode_bandwidth_efficiency"),
+        "{e}"
+    );
 }

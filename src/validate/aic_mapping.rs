@@ -81,6 +81,7 @@ pub fn hardware(slug: &str) -> Result<HardwareMapping, String> {
             hardware: hw.to_owned(),
             devices_per_table_device: 1,
             note: note.map(str::to_owned),
+            serving_stack: None,
         })
     };
     match slug.trim().to_ascii_lowercase().as_str() {

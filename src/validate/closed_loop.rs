@@ -253,9 +253,10 @@ mod tests {
         assert_eq!((d.tp, d.dp, d.ep), (2, 1, 2));
     }
 
-    /// One client: requests run one after another, so every TTFT is one prefill
-    /// iteration (1 ms + 100 × 10 µs = 2 ms) and every TPOT one decode iteration
-    /// (1 ms + 100 µs); the warm-up (request 0) changes nothing here.
+    /// One client: requests run one after another, so every TTFT is the API server's
+    /// time per request plus one prefill iteration (1 ms + 100 × 10 µs = 2 ms) and
+    /// every TPOT one decode iteration (1 ms + 100 µs); the warm-up (request 0)
+    /// changes nothing here.
     #[test]
     fn one_client_gives_hand_computed_means() {
         let paths = DataPaths::builtin();
@@ -267,6 +268,7 @@ mod tests {
             &paths,
         )
         .unwrap();
+        let api_s = d.stack.api_server.ingress_us(100) * 1e-6;
         let mm = crate::memory::MemoryModel::load(&paths.perf_model).unwrap();
         let ov = engine_overrides(&EngineOverrides::default());
         let lat = Arc::new(FixedLatency::from_micros(1000, 10, 100));
@@ -287,12 +289,13 @@ mod tests {
         assert_eq!(v.notes[0], "from setup");
         let (ttft, meas) = v.rows.pairs(Metric::Ttft).unwrap();
         assert_eq!(meas, [0.004, 0.004]);
-        assert!((ttft[0] - 0.002).abs() < 1e-9, "{ttft:?}");
+        assert!((ttft[0] - 0.002 - api_s).abs() < 1e-9, "{ttft:?}");
         let (tpot, _) = v.rows.pairs(Metric::Tpot).unwrap();
         assert!((tpot[1] - 0.0011).abs() < 1e-9, "{tpot:?}");
         assert_eq!(v.rows.keys[1], ["3", "100", "20", "1", "64", "false", "0"]);
         let e = v.metrics[0].errors.unwrap();
         assert_eq!(e.count, 2);
-        assert!((e.bias_pct + 50.0).abs() < 1e-6, "{e:?}");
+        let bias = ((0.002 + api_s) / 0.004 - 1.0) * 100.0;
+        assert!((e.bias_pct - bias).abs() < 1e-6, "{e:?}");
     }
 }

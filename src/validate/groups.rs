@@ -87,7 +87,8 @@ fn par_groups<'g, G: Sync, T: Send>(
 /// The deployment request of a table group: `base` (flags) wins; the group's mapped
 /// model, device, TP ([`TableGroup::tensor_parallel_size`]: the table's device count
 /// times the catalog devices in each) and `max_model_len` fill the gaps, with `float16`
-/// as the measured dtype and [`TABLE_STACK`] as the serving stack.
+/// as the measured dtype and the device's serving stack in the table
+/// ([`super::mapping::HardwareMapping::serving_stack`], else [`TABLE_STACK`]).
 pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> DeploymentRequest {
     let mut r = base.clone();
     r.model.get_or_insert_with(|| group.model.model.clone());
@@ -100,7 +101,12 @@ pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> Deployment
     }
     r.dtype.get_or_insert_with(|| "float16".into());
     if r.serving_stack.is_none() {
-        r.serving_stack = Some(TABLE_STACK.into());
+        let stack = group
+            .hardware
+            .serving_stack
+            .as_deref()
+            .unwrap_or(TABLE_STACK);
+        r.serving_stack = Some(stack.into());
     }
     r
 }

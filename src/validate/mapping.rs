@@ -29,7 +29,13 @@ pub struct HardwareMapping {
     pub devices_per_table_device: u32,
     /// What is uncertain.
     pub note: Option<String>,
+    /// The serving stack the table ran on this device, where it is not the table's
+    /// default (vLLM's ROCm build on AMD).
+    pub serving_stack: Option<String>,
 }
+
+/// The serving stack of the tables' runs on AMD GPUs: vLLM 0.6's ROCm build.
+pub const ROCM_TABLE_STACK: &str = "vllm-0.6-rocm";
 
 /// Map a model name of the Argonne or Splitwise tables.
 pub fn model(name: &str) -> Result<ModelMapping, String> {
@@ -80,6 +86,14 @@ pub fn hardware(name: &str) -> Result<HardwareMapping, String> {
             hardware: hw.to_owned(),
             devices_per_table_device,
             note: note.map(str::to_owned),
+            serving_stack: None,
+        })
+    };
+    // The Argonne AMD runs used vLLM's ROCm build (v0.6.1 per the dataset's README).
+    let rocm = |m: Result<HardwareMapping, String>| {
+        m.map(|mut h| {
+            h.serving_stack = Some(ROCM_TABLE_STACK.into());
+            h
         })
     };
     match name.trim().to_ascii_lowercase().as_str() {
@@ -98,13 +112,14 @@ pub fn hardware(name: &str) -> Result<HardwareMapping, String> {
             1,
             Some("the JLSE GH200, 96 GB HBM3 per the dataset's README; the vLLM version is unknown (built in NGC's pytorch:24.06 container); datasheet clocks assumed"),
         ),
-        "amd mi300x gpu" => map("MI300X", 1, Some("vLLM ROCm build (v0.6.1 per the repo's README)")),
-        "amd mi250 gpu" => map("MI250 (per GCD)", 2, Some(MI250_NOTE)),
+        "amd mi300x gpu" => rocm(map("MI300X", 1, Some("vLLM ROCm build (v0.6.1 per the repo's README)"))),
+        "amd mi250 gpu" => rocm(map("MI250 (per GCD)", 2, Some(MI250_NOTE))),
         "intel max 1550" => map("Max 1550 (Aurora, 112 Xe cores)", 1, Some(MAX1550_NOTE)),
         "intel pvc gpu" => Ok(HardwareMapping {
             hardware: "Max 1550 (Aurora, 112 Xe cores)".into(),
             devices_per_table_device: 1,
             note: Some(format!("{MAX1550_NOTE}. {PVC_ROWS_NOTE}")),
+            serving_stack: None,
         }),
         "a100-80gb" => map("A100-SXM4-80GB", 1, Some("DGX-A100")),
         "h100-80gb" => map("H100-SXM5-80GB", 1, Some("DGX-H100")),
@@ -193,6 +208,7 @@ pub fn trtllm_hardware(name: &str) -> Result<HardwareMapping, String> {
             hardware: hw.to_owned(),
             devices_per_table_device: 1,
             note: Some(note.to_owned()),
+            serving_stack: None,
         })
     };
     match name.trim().to_ascii_lowercase().as_str() {

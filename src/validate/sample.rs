@@ -101,6 +101,12 @@ pub fn status(stack: &ServingStack, files: &[std::path::PathBuf], source: &Path)
             c.fitted_on.clone(),
         ));
     }
+    if let Some(p) = &stack.paged_attention {
+        params.push((
+            format!("{} paged_attention", stack.name),
+            p.fitted_on.clone(),
+        ));
+    }
     for f in files {
         params.push((f.display().to_string(), file_sets(f, &names)));
     }

@@ -19,6 +19,9 @@ fn request() -> DeploymentRequest {
 fn a_simulated_run_validates_against_itself() {
     let paths = DataPaths::builtin();
     let d = Deployment::resolve(&request(), &paths).unwrap();
+    // Latencies as clients see them, through the stack's API server, as `simulate`
+    // writes them.
+    let api = d.stack.api_server.clone();
     let setup = ReplicaSetup::new(d, &EngineOverrides::default(), &paths).unwrap();
     let reqs: Vec<Request> = (0..20u32)
         .map(|i| {
@@ -38,6 +41,7 @@ fn a_simulated_run_validates_against_itself() {
         RequestSource::Open(Box::new(reqs.into_iter().map(Ok))),
         &RunOptions {
             output_dir: Some(out.clone()),
+            api_server: Some(api),
             ..RunOptions::default()
         },
     )

@@ -238,3 +238,61 @@ fn fitted_costs_are_the_rooflines_costs() {
     assert!(close(a.flops.unwrap(), layers * f), "{a:?}");
     assert!(close(a.bytes.unwrap(), layers * b), "{a:?}");
 }
+
+/// A stack with its own decode attention kernel (vLLM's ROCm build) changes the
+/// decode attention's time to KV bytes over that kernel's bandwidth, and nothing else.
+#[test]
+fn a_stacks_own_decode_kernel_times_decode_attention_only() {
+    let paths = DataPaths::builtin();
+    let resolve = |stack: &str| {
+        Deployment::resolve(
+            &DeploymentRequest {
+                model: Some("meta-llama/Llama-3.1-8B".into()),
+                hardware: Some("mi300x".into()),
+                tensor_parallel_size: Some(1),
+                serving_stack: Some(stack.into()),
+                ..DeploymentRequest::default()
+            },
+            &paths,
+        )
+        .unwrap()
+    };
+    let rocm = resolve("vllm-0.6-rocm");
+    let mut plain = resolve("vllm-0.6-rocm");
+    let mut no_kernel = (*plain.stack).clone();
+    no_kernel.paged_attention = None;
+    plain.stack = std::sync::Arc::new(no_kernel);
+    let (r, p) = (
+        Roofline::new(&rocm, defaults()),
+        Roofline::new(&plain, defaults()),
+    );
+    let op = |m: &Roofline, shape: &StepShape, name: &str| {
+        m.op_breakdown(shape)
+            .into_iter()
+            .find(|o| o.name == name)
+            .unwrap()
+    };
+    let mut decode = StepShape::new();
+    for _ in 0..64 {
+        decode.push_decode(2048);
+    }
+    let pa = rocm.stack.paged_attention.as_ref().unwrap();
+    let eff = pa.decode_bandwidth_efficiency.unwrap();
+    assert!(pa.reads_kv_per_query_head);
+    let a = op(&r, &decode, "attention");
+    let p_a = op(&p, &decode, "attention");
+    // Llama-3.1-8B: 4 query heads per KV head, each re-reading it.
+    let ratio = a.bytes.unwrap() / p_a.bytes.unwrap();
+    assert!((ratio - 4.0).abs() < 1e-12, "{ratio}");
+    let want = a.bytes.unwrap() / (rocm.gpu().memory_bandwidth_bytes_per_s() * eff);
+    assert!((a.time_s - want).abs() <= 1e-9 * want, "{a:?} vs {want}");
+    assert!(a.time_s > p_a.time_s);
+    assert_eq!(op(&r, &decode, "o_proj"), op(&p, &decode, "o_proj"));
+    let mut prefill = StepShape::new();
+    prefill.push_prefill(512, 0);
+    assert_eq!(
+        op(&r, &prefill, "attention"),
+        op(&p, &prefill, "attention"),
+        "prefill attention is not the decode kernel's"
+    );
+}

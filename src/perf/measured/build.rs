@@ -750,13 +750,17 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
     ctx.note(
         "overhead",
         format!(
-            "serving stack {}: {:?} CUDA graphs, host {:.0} µs per iteration + {:.1} µs per sequence ({:?}; {})",
+            "serving stack {}: {:?} CUDA graphs, host {:.1} µs per iteration + {:.1} µs per sequence ({:?}; {})",
             d.stack.name,
             exec.graph_mode,
             exec.host.step_us,
             exec.host.per_sequence_us,
             exec.host.overlap,
-            exec.host.source
+            if exec.host.fitted_on.is_empty() {
+                "not fitted".to_owned()
+            } else {
+                format!("fitted on {}", exec.host.fitted_on.join(", "))
+            }
         ),
     );
     let composition = Composition {
