@@ -68,23 +68,22 @@ validate_set() {
         trtllm-perf-overview)
             servesim validate "$V/trtllm-perf-overview/throughput_offline.csv" "$@" \
                 --output-dir "$out" || echo "FAILED: trtllm" ;;
+        serving-aiconfigurator-silicon)
+            # Public serving measurements shipped with the project (never fitted on).
+            servesim validate perf_model/measurements/serving-aiconfigurator-silicon/serving_summary.csv \
+                "$@" --output-dir "$out" || echo "FAILED: aiconfigurator summary" ;;
     esac
 }
 
-SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench splitwise-perf-model trtllm-perf-overview"
-# The stack each set is replayed on by default.
-stack_of() {
-    case "$1" in
-        argonne-llm-inference-bench|splitwise-perf-model) echo vllm-0.5 ;;
-        *) echo vllm-v1 ;;
-    esac
-}
-
+SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench splitwise-perf-model trtllm-perf-overview serving-aiconfigurator-silicon"
 summary() {
     echo
     echo "## $1: median over runs / table groups of |error| %"
     python3 scripts/validation_summary.py "$2" --label "($1)" --json "$2/summary.json"
 }
+
+# Each mode starts from an empty folder, so its summary covers this run only.
+rm -rf "$OUT/default" "$OUT/roofline" "$OUT/cv" "$OUT/cv-data"
 
 # 1. The shipped data (in-sample for the sets a stack constant was fitted on).
 for s in $SETS; do validate_set "$s" "$OUT/default"; done
@@ -113,23 +112,52 @@ leave_out_data() {
     echo "$dir"
 }
 
-# 3. Cross-validation: refit every fitted stack constant without the scored set.
+# set_paths SET: the measurements fit-stack reads for SET.
+set_paths() {
+    case "$1" in
+        blis-vllm015-h100) echo "$BLIS_RUNS" ;;
+        llmservingsim-vllm-bench) echo "$LS_RUNS" ;;
+        argonne-llm-inference-bench) echo "$ARGONNE" ;;
+    esac
+}
+
+# stack_sets FILE: the sets any section of a stack file was fitted on, and whether its
+# API server was fitted ("api" on the last line).
+stack_sets() {
+    python3 - "$1" <<'PY'
+import sys, tomllib
+s = tomllib.load(open(sys.argv[1], "rb"))
+sets = []
+for sec in ("host", "api_server", "paged_attention", "custom_all_reduce"):
+    for n in s.get(sec, {}).get("fitted_on", []):
+        if n not in sets:
+            sets.append(n)
+print("\n".join(sets))
+if s.get("api_server", {}).get("fitted_on"):
+    print("api")
+PY
+}
+
+# 3. Cross-validation: every stack fitted on the scored set is refitted without it, in
+#    a copy of the data folder (stacks not fitted on it stay as shipped: they do not
+#    rest on it); then the set is scored on that copy, each table row on its own stack.
 if [ "$CV" = 1 ]; then
     for s in $SETS; do
-        stacks="$OUT/cv-stacks/without-$s"
-        v1=()
-        [ "$s" != blis-vllm015-h100 ] && v1+=(--set "blis-vllm015-h100=$BLIS_RUNS")
-        [ "$s" != llmservingsim-vllm-bench ] && v1+=(--set "llmservingsim-vllm-bench=$LS_RUNS")
-        v0=()
-        [ "$s" != argonne-llm-inference-bench ] && v0+=(--set "argonne-llm-inference-bench=$ARGONNE")
-        case "$(stack_of "$s")" in
-            vllm-v1) servesim fit-stack --serving-stack vllm-v1 "${v1[@]}" --api-server \
-                         --output "$stacks/vllm-v1.toml" || exit 1 ;;
-            vllm-0.5) servesim fit-stack --serving-stack vllm-0.5 "${v0[@]}" \
-                          --output "$stacks/vllm-0.5.toml" || exit 1 ;;
-        esac
         data=$(leave_out_data "$s")
-        validate_set "$s" "$OUT/cv" --data-dir "$data" --serving-stack "$stacks/$(stack_of "$s").toml"
+        for f in perf_model/stacks/*.toml; do
+            name=$(basename "$f" .toml)
+            info=$(stack_sets "$f")
+            echo "$info" | grep -qx -- "$s" || continue
+            args=()
+            for other in $(echo "$info" | grep -v -x -e api -e "$s"); do
+                args+=(--set "$other=$(set_paths "$other")")
+            done
+            echo "$info" | grep -qx api && args+=(--api-server)
+            echo "== refit $name without $s"
+            servesim fit-stack --serving-stack "$f" "${args[@]}" \
+                --output "$data/perf_model/stacks/$name.toml" || exit 1
+        done
+        validate_set "$s" "$OUT/cv" --data-dir "$data"
     done
     summary "cross-validated (out-of-sample)" "$OUT/cv"
 fi
