@@ -160,4 +160,7 @@ if [ "$CV" = 1 ]; then
         validate_set "$s" "$OUT/cv" --data-dir "$data"
     done
     summary "cross-validated (out-of-sample)" "$OUT/cv"
+    echo
+    echo "## Argonne per platform, and leave-model-group-out"
+    python3 scripts/argonne_folds.py --validation-dir "$V" --out "$OUT"
 fi

@@ -521,21 +521,12 @@ mod tests {
         assert_eq!(e.prefill_ops[0].name, "step");
         assert!(near(e.decode_ops[0].time_s, 0.0012));
         // Clients see the API server's time on top of TTFT and E2E, not on TPOT.
-        let c = estimate(
-            &setup_with_api(EngineOverrides::default()),
-            batch(2, 100, 3),
-        )
-        .unwrap();
-        let api = &c.latency_model;
-        let s = setup_with_api(EngineOverrides::default());
-        let a = &s.deployment.stack.api_server;
+        let with_api = setup_with_api(EngineOverrides::default());
+        let c = estimate(&with_api, batch(2, 100, 3)).unwrap();
+        let a = &with_api.deployment.stack.api_server;
         let shift = (a.ingress_us(100) + a.per_token_out_us) * 1e-6;
         assert!(shift > 0.0, "the default stack has an API server");
-        assert!(
-            (c.ttft_s - 0.003 - shift).abs() < 1e-8,
-            "{api}: {}",
-            c.ttft_s
-        );
+        assert!((c.ttft_s - 0.003 - shift).abs() < 1e-8, "{}", c.ttft_s);
         assert!((c.e2e_s - 0.0054 - shift).abs() < 1e-8);
         assert!(near(c.tpot_s, 0.0012));
         assert_eq!(e.bottleneck.phase, "prefill");

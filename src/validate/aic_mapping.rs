@@ -76,14 +76,8 @@ pub fn model(name: &str) -> Result<AicModel, String> {
 
 /// Map a GPU of the table (servesim slugs already).
 pub fn hardware(slug: &str) -> Result<HardwareMapping, String> {
-    let map = |hw: &str, note: Option<&str>| {
-        Ok(HardwareMapping {
-            hardware: hw.to_owned(),
-            devices_per_table_device: 1,
-            note: note.map(str::to_owned),
-            serving_stack: None,
-        })
-    };
+    let map =
+        |hw: &str, note: Option<&str>| Ok(HardwareMapping::new(hw, 1, note.map(str::to_owned)));
     match slug.trim().to_ascii_lowercase().as_str() {
         "h100-sxm5-80gb" => map("H100-SXM5-80GB", None),
         "h200-sxm-141gb" => map("H200-SXM-141GB", None),

@@ -34,6 +34,19 @@ pub struct HardwareMapping {
     pub serving_stack: Option<String>,
 }
 
+impl HardwareMapping {
+    /// `devices_per_table_device` catalog devices `hardware` per table device, on the
+    /// table's default stack.
+    pub fn new(hardware: &str, devices_per_table_device: u32, note: Option<String>) -> Self {
+        HardwareMapping {
+            hardware: hardware.to_owned(),
+            devices_per_table_device,
+            note,
+            serving_stack: None,
+        }
+    }
+}
+
 /// The serving stack of the tables' runs on AMD GPUs: vLLM 0.6's ROCm build.
 pub const ROCM_TABLE_STACK: &str = "vllm-0.6-rocm";
 
@@ -82,12 +95,11 @@ const PVC_ROWS_NOTE: &str = "The \"Intel PVC GPU\" rows take 3.0–9.8× as long
 /// Map a device name of the Argonne or Splitwise tables.
 pub fn hardware(name: &str) -> Result<HardwareMapping, String> {
     let map = |hw: &str, devices_per_table_device: u32, note: Option<&str>| {
-        Ok(HardwareMapping {
-            hardware: hw.to_owned(),
+        Ok(HardwareMapping::new(
+            hw,
             devices_per_table_device,
-            note: note.map(str::to_owned),
-            serving_stack: None,
-        })
+            note.map(str::to_owned),
+        ))
     };
     // The Argonne AMD runs used vLLM's ROCm build (v0.6.1 per the dataset's README).
     let rocm = |m: Result<HardwareMapping, String>| {
@@ -115,12 +127,11 @@ pub fn hardware(name: &str) -> Result<HardwareMapping, String> {
         "amd mi300x gpu" => rocm(map("MI300X", 1, Some("vLLM ROCm build (v0.6.1 per the repo's README)"))),
         "amd mi250 gpu" => rocm(map("MI250 (per GCD)", 2, Some(MI250_NOTE))),
         "intel max 1550" => map("Max 1550 (Aurora, 112 Xe cores)", 1, Some(MAX1550_NOTE)),
-        "intel pvc gpu" => Ok(HardwareMapping {
-            hardware: "Max 1550 (Aurora, 112 Xe cores)".into(),
-            devices_per_table_device: 1,
-            note: Some(format!("{MAX1550_NOTE}. {PVC_ROWS_NOTE}")),
-            serving_stack: None,
-        }),
+        "intel pvc gpu" => Ok(HardwareMapping::new(
+            "Max 1550 (Aurora, 112 Xe cores)",
+            1,
+            Some(format!("{MAX1550_NOTE}. {PVC_ROWS_NOTE}")),
+        )),
         "a100-80gb" => map("A100-SXM4-80GB", 1, Some("DGX-A100")),
         "h100-80gb" => map("H100-SXM5-80GB", 1, Some("DGX-H100")),
         "h100-80gb-pcap" => Err("power-capped H100 (h100-80gb-pcap): no catalog entry models the capped clocks".into()),
@@ -203,14 +214,7 @@ pub fn trtllm_precision_matches(name: &str, precision: &str) -> bool {
 /// Map a GPU name of the TensorRT-LLM performance overview (the systems its README
 /// lists) to the hardware catalog.
 pub fn trtllm_hardware(name: &str) -> Result<HardwareMapping, String> {
-    let map = |hw: &str, note: &str| {
-        Ok(HardwareMapping {
-            hardware: hw.to_owned(),
-            devices_per_table_device: 1,
-            note: Some(note.to_owned()),
-            serving_stack: None,
-        })
-    };
+    let map = |hw: &str, note: &str| Ok(HardwareMapping::new(hw, 1, Some(note.to_owned())));
     match name.trim().to_ascii_lowercase().as_str() {
         "h100" => map("H100-SXM5-80GB", "H100: H100 SXM 80GB in a DGX H100, per the README"),
         "h200" => map("H200-SXM-141GB", "H200: H200 SXM 141GB in a DGX H200, per the README"),
