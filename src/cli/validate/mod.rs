@@ -217,6 +217,31 @@ pub(crate) fn print_samples(seen: &[String]) {
     }
 }
 
+/// The lines that end a multi-set table's report: the sets' sample status, then its
+/// notes, failed and skipped sets, and where the files went.
+pub(crate) fn print_table_footer(
+    samples: &[String],
+    notes: &[String],
+    failed: &[String],
+    skipped: &[String],
+    out_dir: &std::path::Path,
+) {
+    print_samples(samples);
+    for n in notes {
+        println!("  note: {n}");
+    }
+    for f in failed {
+        println!("  failed: {f}");
+    }
+    for s in skipped {
+        println!("  skipped: {s}");
+    }
+    println!(
+        "wrote {}/summary.json and one folder per set",
+        out_dir.display()
+    );
+}
+
 fn print_notes(v: &Validation) {
     for n in &v.notes {
         println!("  note: {n}");

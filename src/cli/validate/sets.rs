@@ -150,14 +150,7 @@ pub(super) fn run_genz(
         },
     )?;
     print!("{}", t.render());
-    super::print_samples(&samples);
-    for f in &failed {
-        println!("  failed: {f}");
-    }
-    println!(
-        "wrote {}/summary.json and one folder per set",
-        out_dir.display()
-    );
+    super::print_table_footer(&samples, &[], &failed, &[], out_dir);
     Ok(())
 }
 
@@ -348,19 +341,7 @@ pub(super) fn run_summary(
         input.display()
     );
     print!("{}", t.render());
-    super::print_samples(&samples);
-    for n in shared.unwrap_or_default() {
-        println!("  note: {n}");
-    }
-    for f in &failed {
-        println!("  failed: {f}");
-    }
-    for s in &table.skipped {
-        println!("  skipped: {s}");
-    }
-    println!(
-        "wrote {}/summary.json and one folder per set",
-        out_dir.display()
-    );
+    let notes = shared.unwrap_or_default();
+    super::print_table_footer(&samples, &notes, &failed, &table.skipped, out_dir);
     Ok(())
 }

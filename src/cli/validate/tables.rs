@@ -205,17 +205,8 @@ pub(super) fn run_throughput(
         input.display()
     );
     print!("{}", t.render());
-    super::print_samples(&samples);
-    for n in notes.unwrap_or_default() {
-        println!("  note: {n}");
-    }
-    for s in &table.skipped {
-        println!("  skipped: {s}");
-    }
-    println!(
-        "wrote {}/summary.json and one folder per set",
-        out_dir.display()
-    );
+    let notes = notes.unwrap_or_default();
+    super::print_table_footer(&samples, &notes, &[], &table.skipped, out_dir);
     Ok(())
 }
 
@@ -321,16 +312,6 @@ pub(super) fn run_static(
         },
     )?;
     print!("{}", t.render());
-    super::print_samples(&samples);
-    for n in &table.notes {
-        println!("  note: {n}");
-    }
-    for s in &table.skipped {
-        println!("  skipped: {s}");
-    }
-    println!(
-        "wrote {}/summary.json and one folder per set",
-        out_dir.display()
-    );
+    super::print_table_footer(&samples, &table.notes, &[], &table.skipped, out_dir);
     Ok(())
 }
