@@ -63,19 +63,12 @@ impl GroupKey {
     }
 
     fn slug_with_tp(&self, tp: u32) -> String {
-        let clean = |s: &str| {
-            let s = s.rsplit('/').next().unwrap_or(s).to_ascii_lowercase();
-            s.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '.' {
-                        c
-                    } else {
-                        '-'
-                    }
-                })
-                .collect::<String>()
-        };
-        format!("{}_{}_tp{}", clean(&self.model), clean(&self.hardware), tp)
+        format!(
+            "{}_{}_tp{}",
+            slug_part(&self.model),
+            slug_part(&self.hardware),
+            tp
+        )
     }
 }
 
@@ -429,6 +422,22 @@ fn splitwise(t: &CsvTable) -> Result<StaticTable> {
         Vec::new(),
         Vec::new(),
     ))
+}
+
+/// `s` as part of a file name: its last `/` component in lowercase, every character
+/// other than ASCII letters, digits and `.` as `-` (`meta-llama/Llama-3.1-8B` →
+/// `llama-3.1-8b`).
+pub(crate) fn slug_part(s: &str) -> String {
+    let s = s.rsplit('/').next().unwrap_or(s).to_ascii_lowercase();
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -174,18 +174,7 @@ impl GenzKey {
     /// A file-name-safe label of the columns present (`llama-3.1-8b_h100_tp1_c8`);
     /// empty when the file has none.
     pub fn slug(&self) -> String {
-        let clean = |s: &str| {
-            let s = s.rsplit('/').next().unwrap_or(s).to_ascii_lowercase();
-            s.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '.' {
-                        c
-                    } else {
-                        '-'
-                    }
-                })
-                .collect::<String>()
-        };
+        let clean = crate::validate::tables::slug_part;
         let mut parts = Vec::new();
         parts.extend(self.model.as_deref().map(clean));
         parts.extend(self.hardware.as_deref().map(clean));
