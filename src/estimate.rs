@@ -377,7 +377,14 @@ fn estimate_bounded(
     });
     let mut tallied = setup.clone();
     tallied.latency = tallying.clone();
-    let records = match run_static_batch(&tallied, batch, Some(max_iterations)) {
+    // Through the stack's API server, as clients (and `simulate`) see it.
+    let opts = crate::simulate::ReplayOptions {
+        max_iterations: Some(max_iterations),
+        api_server: true,
+        ..Default::default()
+    };
+    let replayed = simulate_requests(&tallied, 1, batch.requests(), opts).map(|r| r.records);
+    let records = match replayed {
         Err(Error::IterationLimit { outstanding, .. }) => {
             let e = &setup.engine;
             let blocks = (u64::from(batch.input_len) + u64::from(batch.output_len) - 1)
@@ -434,15 +441,13 @@ fn estimate_bounded(
         time_share_by_bound: sum.shares(),
     };
 
-    let api = crate::sim::api::ApiDelays::of(&setup.deployment.stack.api_server);
-    let client_s = api.ingress(batch.input_len).as_secs_f64() + api.egress().as_secs_f64();
-    let e2e = client_s + records.iter().map(|r| r.finish_time_s).fold(0.0, f64::max);
+    let e2e = records.iter().map(|r| r.finish_time_s).fold(0.0, f64::max);
     let out_tokens = f64::from(batch.batch_size) * f64::from(batch.output_len);
     let per_s = |tokens: f64| if e2e > 0.0 { tokens / e2e } else { 0.0 };
     Ok(Estimate {
         batch,
         latency_model: setup.latency.describe(),
-        ttft_s: client_s + mean(records.iter().map(|r| r.ttft_s)),
+        ttft_s: mean(records.iter().map(|r| r.ttft_s)),
         tpot_s: mean(records.iter().map(|r| r.tpot_s)),
         e2e_s: e2e,
         output_tokens_per_s: per_s(out_tokens),
