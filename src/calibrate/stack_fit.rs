@@ -14,7 +14,9 @@
 //! * `api_server.request_us` shifts every request's arrival at the engine by a constant,
 //!   which moves its TTFT and E2E by exactly that much and changes nothing else; it is
 //!   the median over the client-timed runs of the median per-request TTFT shortfall at
-//!   the fitted `step_us` (zero when none is client-timed).
+//!   the fitted `step_us`. Runs whose median measured TTFT exceeds
+//!   [`QUEUE_FREE_TTFT_S`] are left out: their requests queued, and a shortfall there
+//!   is a queueing error, not request handling. Without any run left, the prior.
 //!
 //! * `paged_attention.decode_bandwidth_efficiency`, for a stack that ships its own
 //!   decode attention kernel: found with `host.step_us` by alternating golden-section
@@ -40,6 +42,11 @@ use crate::units::SimDuration;
 use crate::validate::measured::{MeasuredRun, Timing};
 use crate::validate::{batch, group_request, replay, Measurement, Metric, StaticTable, TableGroup};
 use std::sync::Arc;
+
+/// The longest median TTFT of a run that can tell the API server's time: request
+/// handling takes milliseconds, so a run whose typical request waited a second or more
+/// was queueing.
+pub const QUEUE_FREE_TTFT_S: f64 = 1.0;
 
 /// One measured set to fit on: its name (a validation set's folder) and measurements.
 #[derive(Clone, Debug)]
@@ -370,6 +377,12 @@ pub fn fit(
                 }
                 let v = replay::replay("fit", run, &plus(setup, step_us), *replicas)?;
                 if let Some((s, m)) = v.rows.pairs(Metric::Ttft) {
+                    // Request handling takes milliseconds; a run whose typical request
+                    // waited longer than this queued, and its TTFT says nothing about
+                    // the server.
+                    if median(m.to_vec()).is_none_or(|t| t > QUEUE_FREE_TTFT_S) {
+                        continue;
+                    }
                     request.extend(median(s.iter().zip(m).map(|(s, m)| m - s).collect()));
                     if !request_sets.contains(&sets[*set].name) {
                         request_sets.push(sets[*set].name.clone());

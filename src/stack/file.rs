@@ -2,8 +2,8 @@
 //! and its checks.
 
 use super::{
-    ApiServer, CustomAllReduce, Execution, GraphMode, HostCost, HostOverlap, PagedAttention,
-    SchedulerDefaults, ServingStack,
+    ApiServer, CustomAllReduce, Execution, GraphMode, HostCost, HostOverlap, KernelGeneration,
+    PagedAttention, SchedulerDefaults, ServingStack,
 };
 use crate::engine::SchedulerKind;
 use crate::error::{Error, Result};
@@ -22,6 +22,7 @@ struct StackFile {
     #[serde(default)]
     platforms: Vec<String>,
     paged_attention: Option<PagedAttentionSection>,
+    kernel_generation: Option<KernelGeneration>,
 }
 
 #[derive(Deserialize)]
@@ -265,5 +266,6 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
         custom_all_reduce,
         platforms: f.platforms,
         paged_attention,
+        kernel_generation: f.kernel_generation,
     })
 }

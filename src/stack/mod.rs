@@ -112,6 +112,21 @@ pub struct PagedAttention {
     pub prior_decode_bandwidth_efficiency: Option<f64>,
 }
 
+/// The generation of the kernels a stack runs, by the PyTorch and cuBLAS it ships:
+/// which measured operator tables describe it. The same GEMM on the same GPU can take
+/// 40 µs under one cuBLAS and 65 µs under an older one (H100, 80 × 4096 × 12288:
+/// AIConfigurator's vLLM 0.19 table against Vidur's profile).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelGeneration {
+    /// Engines and profilers of 2023–24: vLLM up to 0.6, Sarathi-Serve (Vidur's
+    /// profiles), LLMServingSim's v0 profiler.
+    V0,
+    /// The vLLM V1 era: vLLM 0.8 and later (PyTorch 2.6 or newer), SGLang 0.4–0.5,
+    /// TensorRT-LLM's PyTorch backend, AIConfigurator's vLLM kernel tables.
+    V1,
+}
+
 /// One serving stack (see the module docs).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ServingStack {
@@ -135,6 +150,9 @@ pub struct ServingStack {
     pub platforms: Vec<String>,
     /// The stack's own decode attention kernel, where it differs from the GPU's.
     pub paged_attention: Option<PagedAttention>,
+    /// The generation of its kernels: measured operators of this generation are
+    /// preferred (none: the operator profiles, whatever their generation).
+    pub kernel_generation: Option<KernelGeneration>,
 }
 
 impl ServingStack {

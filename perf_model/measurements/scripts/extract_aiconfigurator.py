@@ -61,6 +61,13 @@ ATTENTION_VERSION = dict(KERNEL_VERSION, h200_sxm="0.18.0")
 GEMM_DTYPES = ("bfloat16", "fp8")
 
 
+def kernel_generation(vllm_version):
+    """`v1` for vLLM's V1-engine releases (0.8 and later: PyTorch 2.6 or newer and its
+    cuBLAS), `v0` before; servesim matches it against a serving stack's generation."""
+    major, minor = (int(x) for x in vllm_version.split(".")[:2])
+    return "v1" if (major, minor) >= (0, 8) else "v0"
+
+
 def git(git_dir, *args, binary=False):
     out = subprocess.run(["git", "--git-dir", git_dir, *args], check=True, capture_output=True).stdout
     return out if binary else out.decode()
@@ -150,10 +157,11 @@ def gemm(git_dir, commit, out):
             write_csv(f"{out}/gemm/{name}", ["m", "n", "k", "time_us", "tflops"], body)
             kinds = sorted(set(r["kernel_source"] for r in sel))
             manifest.append([name, SLUG[system], sel[0]["device"], dtype, "vllm", sel[0]["version"],
-                             "|".join(kinds), len(body), path, last_change(git_dir, commit, path)])
+                             "|".join(kinds), len(body), path, last_change(git_dir, commit, path),
+                             kernel_generation(sel[0]["version"])])
     write_csv(f"{out}/gemm/manifest.csv",
               ["file", "gpu", "device_name", "dtype", "engine", "engine_version", "kernel_source", "rows",
-               "source_path", "source_last_change"], manifest)
+               "source_path", "source_last_change", "kernel_generation"], manifest)
     print("gemm", len(manifest))
 
 

@@ -35,6 +35,8 @@ pub(crate) struct Inputs<'a> {
     pub engine_all_reduce: &'a [super::profile::CollectiveTable],
     /// Attention measured through vLLM's backend on this GPU.
     pub engine_attention: &'a [(AttnGeometry, super::profile::AttentionRow)],
+    /// Dense GEMMs measured through the engine's linear layer on this GPU.
+    pub engine_gemm: Option<&'a super::measurements::GemmGrid>,
     /// Where the other accelerators' profiles are (for a transferred attention law).
     pub paths: &'a DataPaths,
     pub exclude_models: &'a [String],
@@ -148,11 +150,19 @@ impl Ctx<'_> {
     /// model's profile first, then any profile on the GPU. Tables that sum separately
     /// launched kernels (v0's q, k, v) are not used as such: vLLM runs one fused GEMM,
     /// which the fitted law (that saw those tables with their kernel count) predicts.
-    fn table_for(&self, kind: OpKind, k: f64, n: f64) -> Option<(&MeasuredOp, String)> {
+    /// `only` keeps the profiles it accepts.
+    fn table_for(
+        &self,
+        kind: OpKind,
+        k: f64,
+        n: f64,
+        only: Option<&dyn Fn(&ModelProfile) -> bool>,
+    ) -> Option<(&MeasuredOp, String)> {
         let matches = |o: &&MeasuredOp| {
             o.kind == kind && o.in_features == k && o.out_features == n && o.kernels == 1.0
         };
-        if let Some((m, t)) = self.exact {
+        let accepted = |m: &ModelProfile| only.is_none_or(|f| f(m));
+        if let Some((m, t)) = self.exact.filter(|(m, _)| accepted(m)) {
             if let Some(o) = t.ops.iter().find(matches) {
                 return Some((o, format!("measured ({} TP{})", m.label(), t.tp)));
             }
@@ -160,13 +170,58 @@ impl Ctx<'_> {
         self.inp
             .gpu
             .all_ops()
-            .find(|(_, _, o)| matches(o))
+            .find(|(m, _, o)| accepted(m) && matches(o))
             .map(|(m, t, o)| {
                 (
                     o,
                     format!("measured, same shape ({} TP{})", m.label(), t.tp),
                 )
             })
+    }
+
+    /// With a stack that names its kernel generation: the operator profile of that
+    /// generation (this model's, or another of the same shape), else — when the GPU's
+    /// profiles are of another generation — the GEMM grid measured through an engine of
+    /// the stack's generation, interpolated to `(k, n)`. `None`: the usual order.
+    fn same_generation_linear(
+        &mut self,
+        component: &'static str,
+        kind: OpKind,
+        k: f64,
+        n: f64,
+    ) -> Option<Curve> {
+        let generation = self.d.stack.kernel_generation?;
+        let same = |m: &ModelProfile| m.meta.kernel_generation == generation;
+        if let Some((o, label)) = self.table_for(kind, k, n, Some(&same)) {
+            let table = o.table.clone();
+            self.note(component, label);
+            return Some(Curve::Table {
+                table,
+                x_scale: 1.0,
+            });
+        }
+        // Where every profile of the GPU is of the stack's generation, the GEMM law
+        // fitted on them describes this box and generation; the grid (another box)
+        // serves GPUs whose profiles are of another generation.
+        if self.inp.gpu.models.iter().all(same) {
+            return None;
+        }
+        let grid = self
+            .inp
+            .engine_gemm
+            .filter(|g| g.generation == generation)?;
+        let table = grid.table(k, n)?;
+        self.note(
+            component,
+            format!(
+                "GEMM measured through the engine's linear layer, interpolated to this shape ({})",
+                grid.source
+            ),
+        );
+        Some(Curve::Table {
+            table,
+            x_scale: 1.0,
+        })
     }
 
     fn linear_curve(&mut self, component: &'static str, op: &LinearOp) -> Curve {
@@ -182,7 +237,10 @@ impl Ctx<'_> {
             OpKind::Linear
         };
         if sixteen {
-            if let Some((o, label)) = self.table_for(kind, k, n) {
+            if let Some(curve) = self.same_generation_linear(component, kind, k, n) {
+                return curve;
+            }
+            if let Some((o, label)) = self.table_for(kind, k, n, None) {
                 let curve = Curve::Table {
                     table: o.table.clone(),
                     x_scale: 1.0,

@@ -16,6 +16,7 @@ use super::build::MEASURED_ELEMENT_BYTES;
 use super::profile::{AttentionRow, CollectiveTable};
 use super::table::MonotoneTable;
 use crate::error::{Error, Result};
+use crate::stack::KernelGeneration;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -200,6 +201,131 @@ pub(crate) fn load_moe(
     Ok(MonotoneTable::from_points(pts))
 }
 
+#[derive(Deserialize)]
+struct GemmRecord {
+    m: f64,
+    n: f64,
+    k: f64,
+    time_us: f64,
+}
+
+/// Dense 16-bit GEMMs measured through the engine's linear layer on one GPU
+/// (`gemm/<gpu>__bfloat16.csv`): time by tokens `m` on a grid of weight shapes `k × n`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct GemmGrid {
+    ks: Vec<f64>,
+    ns: Vec<f64>,
+    /// `(k, n)` → `(m, µs)` points, keyed by grid indices.
+    points: std::collections::BTreeMap<(usize, usize), Vec<(f64, f64)>>,
+    /// The file it came from, relative to the perf-model folder.
+    pub source: String,
+    /// The kernel generation of the engine it was measured through (`manifest.csv`).
+    pub generation: KernelGeneration,
+}
+
+impl GemmGrid {
+    /// The time of a `k × n` weight by tokens, interpolated bilinearly in `(k, n)`
+    /// between the four grid shapes around it at every measured `m` (exact for
+    /// `t = a + b·k·n`, which both the compute- and the bandwidth-bound GEMM follow);
+    /// `None` when `(k, n)` lies outside the grid or a corner was not measured.
+    pub(crate) fn table(&self, k: f64, n: f64) -> Option<MonotoneTable> {
+        let (k0, k1, wk) = bracket(&self.ks, k)?;
+        let (n0, n1, wn) = bracket(&self.ns, n)?;
+        let corner = |i: usize, j: usize| self.points.get(&(i, j));
+        let (a, b, c, d) = (
+            corner(k0, n0)?,
+            corner(k0, n1)?,
+            corner(k1, n0)?,
+            corner(k1, n1)?,
+        );
+        let at = |v: &[(f64, f64)], m: f64| v.iter().find(|p| p.0 == m).map(|p| p.1);
+        let pts = a.iter().filter_map(|&(m, t00)| {
+            let (t01, t10, t11) = (at(b, m)?, at(c, m)?, at(d, m)?);
+            let lo = t00 + (t01 - t00) * wn;
+            let hi = t10 + (t11 - t10) * wn;
+            Some((m, lo + (hi - lo) * wk))
+        });
+        MonotoneTable::from_points(pts.collect::<Vec<_>>())
+    }
+}
+
+/// Indices of the grid values around `x` and the weight of the upper one; `None`
+/// outside the grid.
+fn bracket(grid: &[f64], x: f64) -> Option<(usize, usize, f64)> {
+    let first = *grid.first()?;
+    let last = *grid.last()?;
+    if !(first..=last).contains(&x) {
+        return None;
+    }
+    let hi = grid.partition_point(|&v| v < x);
+    if grid[hi] == x {
+        return Some((hi, hi, 0.0));
+    }
+    let lo = hi - 1;
+    Some((lo, hi, (x - grid[lo]) / (grid[hi] - grid[lo])))
+}
+
+#[derive(Deserialize)]
+struct GemmManifestRow {
+    file: String,
+    kernel_generation: KernelGeneration,
+}
+
+/// The 16-bit GEMM grid measured through the engine on the GPU `slug`; `None` when
+/// there is no file for it or `gemm/manifest.csv` does not give its kernel generation.
+pub(crate) fn load_gemm(perf_model: &Path, slug: &str) -> Result<Option<GemmGrid>> {
+    let name = format!("{slug}__bfloat16.csv");
+    let rel = format!("measurements/gemm/{name}");
+    let file = perf_model.join(&rel);
+    let manifest = perf_model.join("measurements/gemm/manifest.csv");
+    if !file.is_file() || !manifest.is_file() {
+        return Ok(None);
+    }
+    let mut generation = None;
+    let mut rdr = csv::Reader::from_path(&manifest).map_err(|e| csv_error(&manifest, e))?;
+    for rec in rdr.deserialize::<GemmManifestRow>() {
+        let r = rec.map_err(|e| csv_error(&manifest, e))?;
+        if r.file == name {
+            generation = Some(r.kernel_generation);
+        }
+    }
+    let Some(generation) = generation else {
+        return Ok(None);
+    };
+    let mut rdr = csv::Reader::from_path(&file).map_err(|e| csv_error(&file, e))?;
+    let mut rows = Vec::new();
+    for rec in rdr.deserialize::<GemmRecord>() {
+        let r = rec.map_err(|e| csv_error(&file, e))?;
+        if [r.m, r.n, r.k, r.time_us]
+            .iter()
+            .all(|v| v.is_finite() && *v > 0.0)
+        {
+            rows.push(r);
+        }
+    }
+    let sorted_unique = |f: fn(&GemmRecord) -> f64| {
+        let mut v: Vec<f64> = rows.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        v
+    };
+    let (ks, ns) = (sorted_unique(|r| r.k), sorted_unique(|r| r.n));
+    let mut points: std::collections::BTreeMap<(usize, usize), Vec<(f64, f64)>> =
+        std::collections::BTreeMap::new();
+    for r in &rows {
+        let i = ks.partition_point(|&v| v < r.k);
+        let j = ns.partition_point(|&v| v < r.n);
+        points.entry((i, j)).or_default().push((r.m, r.time_us));
+    }
+    Ok(Some(GemmGrid {
+        ks,
+        ns,
+        points,
+        source: rel,
+        generation,
+    }))
+}
+
 fn csv_error(path: &Path, e: csv::Error) -> Error {
     let line = e.position().map_or(0, |p| p.line());
     Error::input_at(path, line, None, e.to_string())
@@ -252,6 +378,31 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[test]
+    fn gemm_grid_is_exact_on_its_points_and_interpolates_between_them() {
+        let g = load_gemm(&DataPaths::builtin().perf_model, "h100-sxm5-80gb")
+            .unwrap()
+            .expect("H100 bf16 grid");
+        assert_eq!(g.generation, KernelGeneration::V1);
+        // A grid shape: the measured 80 × 4096 × 12288 point (41.7 µs) survives the
+        // monotone smoothing within a few %.
+        let qkv = g.table(4096.0, 12288.0).unwrap().eval(80.0);
+        assert!((qkv / 41.7 - 1.0).abs() < 0.05, "{qkv}");
+        // Between shapes: n = 22016 lies between the 16384 and 51200 columns.
+        let (lo, mid, hi) = (
+            g.table(4096.0, 16384.0).unwrap().eval(256.0),
+            g.table(4096.0, 22016.0).unwrap().eval(256.0),
+            g.table(4096.0, 51200.0).unwrap().eval(256.0),
+        );
+        assert!(lo < mid && mid < hi, "{lo} {mid} {hi}");
+        // Off the grid: no table (the caller falls back to the profiles or the law).
+        assert!(g.table(100_000.0, 4096.0).is_none());
+        assert!(g.table(4096.0, 8.0).is_none());
+        assert!(load_gemm(&DataPaths::builtin().perf_model, "no-such-gpu")
+            .unwrap()
+            .is_none());
     }
 
     #[test]

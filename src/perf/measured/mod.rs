@@ -125,7 +125,9 @@ impl MeasuredModel {
             None => Vec::new(),
         };
         let engine_attention = measurements::load_attention(&paths.perf_model, &slug)?;
+        let engine_gemm = measurements::load_gemm(&paths.perf_model, &slug)?;
         let inputs = build::Inputs {
+            engine_gemm: engine_gemm.as_ref(),
             engine_all_reduce: &engine_all_reduce,
             engine_attention: &engine_attention,
             gpu: &gpu,

@@ -44,6 +44,8 @@ pub(crate) struct ProfileMeta {
     pub fused_elementwise: bool,
     /// `unified` (one kernel for prefill chunks and decodes, vLLM V1) or `separate`.
     pub attention_kernel: String,
+    /// The PyTorch/cuBLAS generation the operators were timed under.
+    pub kernel_generation: crate::stack::KernelGeneration,
     pub tensor_parallel_sizes: Vec<u32>,
     pub shape: ProfileShape,
 }
