@@ -324,9 +324,15 @@ impl Ctx<'_> {
         }
     }
 
-    /// Measured elementwise tables of the exact profile, if it used fused kernels.
+    /// Measured elementwise tables of the exact profile, if it used fused kernels of the
+    /// stack's kernel generation (a V1 engine compiles residual adds into its norms and
+    /// replays the small kernels in CUDA graphs; Sarathi-Serve's separately timed eager
+    /// kernels of 2024 do not describe that, the fused-kernel bandwidth law does).
     fn exact_elementwise(&self) -> Option<(&ModelProfile, &TpProfile)> {
-        self.exact.filter(|(m, _)| m.meta.fused_elementwise)
+        let generation = self.d.stack.kernel_generation;
+        self.exact.filter(|(m, _)| {
+            m.meta.fused_elementwise && generation.is_none_or(|g| g == m.meta.kernel_generation)
+        })
     }
 
     fn group(
