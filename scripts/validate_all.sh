@@ -128,7 +128,7 @@ stack_sets() {
 import sys, tomllib
 s = tomllib.load(open(sys.argv[1], "rb"))
 sets = []
-for sec in ("host", "api_server", "paged_attention", "custom_all_reduce"):
+for sec in ("host", "api_server", "paged_attention", "gemm", "custom_all_reduce"):
     for n in s.get(sec, {}).get("fitted_on", []):
         if n not in sets:
             sets.append(n)

@@ -379,6 +379,8 @@ pub fn roofline_with_overheads(d: &Deployment, p: &RooflineParams) -> Roofline {
         fitted_on: Vec::new(),
         prior_step_us: 0.0,
         prior_source: String::new(),
+        per_kernel_us: 0.0,
+        prior_per_kernel_us: None,
     };
     e.kernel_launch_us = 0.0;
     e.graph_launch_us = 0.0;

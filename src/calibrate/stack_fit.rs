@@ -18,6 +18,11 @@
 //!   [`QUEUE_FREE_TTFT_S`] are left out: their requests queued, and a shortfall there
 //!   is a queueing error, not request handling. Without any run left, the prior.
 //!
+//! * `host.per_kernel_us`, for a stack that gives `host.prior_per_kernel_us`: the GPU's
+//!   idle time per kernel waiting for its dispatch, found in the same alternation on
+//!   `[0, 50 µs]`. It is told apart from `step_us` by models with different layer
+//!   counts and TP sizes (more kernels per iteration).
+//!
 //! * `paged_attention.decode_bandwidth_efficiency`, for a stack that ships its own
 //!   decode attention kernel: found with `host.step_us` by alternating golden-section
 //!   searches (on `ln` of the efficiency over `[0.01, 1]`), two rounds. The two are
@@ -48,6 +53,10 @@ use std::sync::Arc;
 /// was queueing.
 pub const QUEUE_FREE_TTFT_S: f64 = 1.0;
 
+/// The upper end of the search for `host.per_kernel_us`: a dispatch gap longer than
+/// this would be slower than launching every kernel from the CPU.
+const MAX_PER_KERNEL_US: f64 = 50.0;
+
 /// One measured set to fit on: its name (a validation set's folder) and measurements.
 #[derive(Clone, Debug)]
 pub struct FitSet {
@@ -66,6 +75,12 @@ pub struct StackFit {
     /// none without data or prior: the key is dropped and the GPU's own memory
     /// efficiency stands).
     pub decode_bandwidth_efficiency: Option<f64>,
+    /// Fitted `host.per_kernel_us` (stacks with `host.prior_per_kernel_us`; its prior
+    /// without data).
+    pub per_kernel_us: Option<f64>,
+    /// Fitted `gemm.bandwidth_efficiency` (stacks with that section; none without data
+    /// or prior: the key is dropped and the GPU's own memory efficiency stands).
+    pub gemm_bandwidth_efficiency: Option<f64>,
     /// Fitted `api_server.request_us` when asked for (its prior when no run is timed by
     /// the client).
     pub request_us: Option<f64>,
@@ -79,6 +94,35 @@ pub struct StackFit {
     pub request_sets: Vec<String>,
     /// Units used per set.
     pub units: Vec<(String, usize)>,
+}
+
+/// The stack figures fitted with `host.step_us` (none: the stack has no such figure).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Extras {
+    attention: Option<f64>,
+    gemm: Option<f64>,
+    per_kernel: Option<f64>,
+}
+
+impl Extras {
+    fn is_empty(&self) -> bool {
+        self.attention.is_none() && self.gemm.is_none() && self.per_kernel.is_none()
+    }
+
+    /// `stack` with these figures.
+    fn apply(&self, stack: &ServingStack) -> ServingStack {
+        let mut s = stack.clone();
+        if let (Some(p), Some(e)) = (s.paged_attention.as_mut(), self.attention) {
+            p.decode_bandwidth_efficiency = Some(e);
+        }
+        if let (Some(g), Some(e)) = (s.gemm.as_mut(), self.gemm) {
+            g.bandwidth_efficiency = Some(e);
+        }
+        if let Some(k) = self.per_kernel {
+            s.execution.host.per_kernel_us = k;
+        }
+        s
+    }
 }
 
 /// An iteration-time model plus a constant.
@@ -320,45 +364,78 @@ pub fn fit(
     let mut zero = stack.clone();
     zero.execution.host.step_us = 0.0;
     zero.api_server.request_us = 0.0;
-    let with_eff = |eff: Option<f64>| {
-        let mut s = zero.clone();
-        if let (Some(p), Some(e)) = (s.paged_attention.as_mut(), eff) {
-            p.decode_bandwidth_efficiency = Some(e);
-        }
-        Arc::new(s)
-    };
-    // Stacks with their own decode kernel fit its efficiency, starting from the file's
-    // (else 10 %, a start only).
-    let eff0 = stack
-        .paged_attention
-        .as_ref()
-        .map(|p| p.decode_bandwidth_efficiency.unwrap_or(0.1));
-    let mut units = build_units(&with_eff(eff0), sets, paths)?;
-    let n = sets.len();
-    let loss_before = loss(&units, n, stack.execution.host.step_us)?;
-    // Without data the priors stand (public measurements, no validation set).
-    let (step_us, eff) = if units.is_empty() {
-        let prior = stack
+    // The stack's own kernels whose figures are fitted with `step_us`: its decode
+    // attention kernel's and GEMM library's bandwidth efficiencies (started from the
+    // file's, else 10 % and 50 %, starts only), and its per-kernel dispatch time.
+    let host = &stack.execution.host;
+    let start = Extras {
+        attention: stack
             .paged_attention
             .as_ref()
-            .and_then(|p| p.prior_decode_bandwidth_efficiency);
-        (stack.execution.host.prior_step_us, prior)
-    } else if let Some(mut e) = eff0 {
-        for _ in 0..2 {
-            let step_us = golden(0.0, 20_000.0, 18, |x| loss(&units, n, x))?;
-            let ln_e = golden(0.01f64.ln(), 0.0, 16, |l| {
-                loss(
-                    &build_units(&with_eff(Some(l.exp())), sets, paths)?,
-                    n,
-                    step_us,
-                )
-            })?;
-            e = (ln_e.exp() * 1e4).round() / 1e4;
-            units = build_units(&with_eff(Some(e)), sets, paths)?;
-        }
-        (golden(0.0, 20_000.0, 18, |x| loss(&units, n, x))?, Some(e))
+            .map(|p| p.decode_bandwidth_efficiency.unwrap_or(0.1)),
+        gemm: stack
+            .gemm
+            .as_ref()
+            .map(|g| g.bandwidth_efficiency.unwrap_or(0.5)),
+        per_kernel: host.prior_per_kernel_us.map(|_| host.per_kernel_us),
+    };
+    let variant = |x: &Extras| Arc::new(x.apply(&zero));
+    let mut units = build_units(&variant(&start), sets, paths)?;
+    let n = sets.len();
+    let loss_before = loss(&units, n, host.step_us)?;
+    // Without data the priors stand (public measurements, no validation set).
+    let (step_us, extras) = if units.is_empty() {
+        let prior = Extras {
+            attention: stack
+                .paged_attention
+                .as_ref()
+                .and_then(|p| p.prior_decode_bandwidth_efficiency),
+            gemm: stack
+                .gemm
+                .as_ref()
+                .and_then(|g| g.prior_bandwidth_efficiency),
+            per_kernel: host.prior_per_kernel_us,
+        };
+        (host.prior_step_us, prior)
     } else {
-        (golden(0.0, 20_000.0, 18, |x| loss(&units, n, x))?, None)
+        let mut x = start;
+        if !x.is_empty() {
+            for _ in 0..2 {
+                let step_us = golden(0.0, 20_000.0, 18, |v| loss(&units, n, v))?;
+                let try_loss = |y: Extras| -> Result<f64> {
+                    loss(&build_units(&variant(&y), sets, paths)?, n, step_us)
+                };
+                if x.attention.is_some() {
+                    let l = golden(0.01f64.ln(), 0.0, 16, |l| {
+                        try_loss(Extras {
+                            attention: Some(l.exp()),
+                            ..x
+                        })
+                    })?;
+                    x.attention = Some((l.exp() * 1e4).round() / 1e4);
+                }
+                if x.gemm.is_some() {
+                    let l = golden(0.05f64.ln(), 0.0, 16, |l| {
+                        try_loss(Extras {
+                            gemm: Some(l.exp()),
+                            ..x
+                        })
+                    })?;
+                    x.gemm = Some((l.exp() * 1e4).round() / 1e4);
+                }
+                if x.per_kernel.is_some() {
+                    let k = golden(0.0, MAX_PER_KERNEL_US, 14, |k| {
+                        try_loss(Extras {
+                            per_kernel: Some(k),
+                            ..x
+                        })
+                    })?;
+                    x.per_kernel = Some((k * 100.0).round() / 100.0);
+                }
+                units = build_units(&variant(&x), sets, paths)?;
+            }
+        }
+        (golden(0.0, 20_000.0, 18, |v| loss(&units, n, v))?, x)
     };
     let loss_after = loss(&units, n, step_us)?;
     let mut request = Vec::new();
@@ -397,7 +474,9 @@ pub fn fit(
     }
     Ok(StackFit {
         step_us: (step_us * 10.0).round() / 10.0,
-        decode_bandwidth_efficiency: eff,
+        decode_bandwidth_efficiency: extras.attention,
+        gemm_bandwidth_efficiency: extras.gemm,
+        per_kernel_us: extras.per_kernel,
         request_us: fit_request.then(|| {
             median(request).map_or(stack.api_server.prior_request_us, |s| {
                 (s * 1e6).max(0.0).round()
@@ -441,6 +520,39 @@ pub fn rewrite(path: &std::path::Path, fit: &StackFit, command: &str) -> Result<
             .join(", ")
         )
     });
+    if let Some(k) = fit.per_kernel_us {
+        doc["host"]["per_kernel_us"] = toml_edit::value(k);
+    }
+    if let Some(t) = doc
+        .get_mut("gemm")
+        .and_then(toml_edit::Item::as_table_like_mut)
+    {
+        match fit.gemm_bandwidth_efficiency {
+            Some(e) => {
+                t.insert("bandwidth_efficiency", toml_edit::value(e));
+                t.insert("fitted_on", toml_edit::value(sets.clone()));
+                t.insert(
+                    "source",
+                    toml_edit::value(if fit.sets.is_empty() {
+                        format!("the prior (no measured set to fit on; `{command}` on {date})")
+                    } else {
+                        format!("[fit] with host.step_us, by `{command}` on {date}")
+                    }),
+                );
+            }
+            None => {
+                // No data and no prior: nothing says how fast the stack's GEMMs are.
+                t.remove("bandwidth_efficiency");
+                t.insert("fitted_on", toml_edit::value(toml_edit::Array::new()));
+                t.insert(
+                    "source",
+                    toml_edit::value(format!(
+                        "no data to fit on (`{command}` on {date}): the GPU's memory efficiency"
+                    )),
+                );
+            }
+        }
+    }
     if let Some(t) = doc
         .get_mut("paged_attention")
         .and_then(toml_edit::Item::as_table_like_mut)
@@ -578,5 +690,42 @@ mod tests {
         let f = fit(&start, &[], &paths, true).unwrap();
         assert_eq!(f.step_us, start.execution.host.prior_step_us);
         assert!(f.sets.is_empty());
+        // vllm-v1 has no figures of its own kernels to fit.
+        assert_eq!(
+            (
+                f.per_kernel_us,
+                f.gemm_bandwidth_efficiency,
+                f.decode_bandwidth_efficiency
+            ),
+            (None, None, None)
+        );
+    }
+
+    /// Without data, the ROCm build's own figures fall back to their priors: the
+    /// per-kernel gap to its prior, the GEMM and attention efficiencies (no prior) are
+    /// dropped from the rewritten file so that the GPU's own efficiency stands.
+    #[test]
+    fn a_stacks_own_kernel_figures_take_their_priors_without_data() {
+        let paths = DataPaths::builtin();
+        let rocm = ServingStack::load(&paths, Some("vllm-0.6-rocm")).unwrap();
+        let f = fit(&rocm, &[], &paths, false).unwrap();
+        assert_eq!(f.per_kernel_us, rocm.execution.host.prior_per_kernel_us);
+        assert_eq!(f.gemm_bandwidth_efficiency, None);
+        assert_eq!(f.decode_bandwidth_efficiency, None);
+        let text = rewrite(&rocm.path, &f, "test").unwrap();
+        let back: toml::Value = toml::from_str(&text).unwrap();
+        assert!(back["gemm"].get("bandwidth_efficiency").is_none(), "{text}");
+        assert!(back["paged_attention"]
+            .get("decode_bandwidth_efficiency")
+            .is_none());
+        assert_eq!(
+            back["host"]["per_kernel_us"].as_float(),
+            rocm.execution.host.prior_per_kernel_us
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rocm.toml");
+        std::fs::write(&file, &text).unwrap();
+        let reloaded = ServingStack::load(&paths, file.to_str()).unwrap();
+        assert_eq!(reloaded.gemm.unwrap().bandwidth_efficiency, None);
     }
 }

@@ -63,6 +63,20 @@ pub fn run(args: FitStackArgs, paths: &DataPaths) -> Result<()> {
                 .map_or_else(|| "unset".to_owned(), |v| format!("{v:.4}"))
         );
     }
+    if let (Some(e), Some(g)) = (f.gemm_bandwidth_efficiency, &stack.gemm) {
+        println!(
+            "{}: gemm.bandwidth_efficiency {e:.4} (was {})",
+            stack.name,
+            g.bandwidth_efficiency
+                .map_or_else(|| "unset".to_owned(), |v| format!("{v:.4}"))
+        );
+    }
+    if let Some(k) = f.per_kernel_us {
+        println!(
+            "{}: host.per_kernel_us {k:.2} µs (was {:.2})",
+            stack.name, stack.execution.host.per_kernel_us
+        );
+    }
     if let Some(r) = f.request_us {
         println!(
             "{}: api_server.request_us {r:.0} µs (was {:.0})",

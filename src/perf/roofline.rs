@@ -311,6 +311,9 @@ pub struct Roofline {
     lm_head: PreparedLinear,
     hidden_act_bytes: f64,
     bandwidth: f64,
+    /// Bandwidth the GEMMs stream weights at, B/s: the GPU's `bandwidth`, or the
+    /// serving stack's own GEMM library's.
+    gemm_bandwidth: f64,
     /// Bandwidth of the serving stack's own decode attention kernel, B/s (none: the
     /// GPU's `bandwidth`).
     decode_attention_bandwidth: Option<f64>,
@@ -481,7 +484,7 @@ impl Roofline {
             .sum::<f64>()
             + 4.0;
         let description = format!(
-            "roofline ({} on {} × TP{} PP{}; GEMM {:.0}% of peak, attention {:.0}%, memory {:.0}% of {:.0} GB/s; serving stack {}: {:?} CUDA graphs, host {:.0} µs per iteration{}{})",
+            "roofline ({} on {} × TP{} PP{}; GEMM {:.0}% of peak, attention {:.0}%, memory {:.0}% of {:.0} GB/s; serving stack {}: {:?} CUDA graphs, host {:.0} µs per iteration{}{}{}{})",
             m.name,
             d.gpu().name,
             d.tp,
@@ -493,8 +496,20 @@ impl Roofline {
             d.stack.name,
             d.stack.execution.graph_mode,
             host.step_us,
+            if host.per_kernel_us > 0.0 {
+                format!(" + {:.1} µs per kernel", host.per_kernel_us)
+            } else {
+                String::new()
+            },
             match &custom_all_reduce {
                 Some(c) => format!("; {}", c.describe()),
+                None => String::new(),
+            },
+            match d.stack.gemm.as_ref().and_then(|g| g.bandwidth_efficiency) {
+                Some(e) => format!(
+                    "; its GEMMs at {:.0}% of memory bandwidth",
+                    e * 100.0
+                ),
                 None => String::new(),
             },
             match &d.stack.paged_attention {
@@ -517,6 +532,12 @@ impl Roofline {
             lm_head: prepare(&m.lm_head),
             hidden_act_bytes: m.hidden_size as f64 * ab,
             bandwidth: d.gpu().memory_bandwidth_bytes_per_s() * params.memory_efficiency,
+            gemm_bandwidth: d.gpu().memory_bandwidth_bytes_per_s()
+                * d.stack
+                    .gemm
+                    .as_ref()
+                    .and_then(|g| g.bandwidth_efficiency)
+                    .unwrap_or(params.memory_efficiency),
             decode_attention_bandwidth: d.stack.paged_attention.as_ref().map(|p| {
                 d.gpu().memory_bandwidth_bytes_per_s()
                     * p.decode_bandwidth_efficiency
@@ -578,7 +599,7 @@ impl Roofline {
                 };
                 let flops = op.flops_per_token * tokens;
                 let bytes = weights + op.act_bytes_per_token * tokens;
-                let (t, b) = roof(flops, op.rate, bytes, self.bandwidth);
+                let (t, b) = roof(flops, op.rate, bytes, self.gemm_bandwidth);
                 add(op.name, g.count, flops * n, bytes * n, t * n, b);
             }
             let (flops, bytes, t, b) = match self.decode_attention_bandwidth {
@@ -651,7 +672,7 @@ impl Roofline {
         let h = &self.lm_head;
         let flops = h.flops_per_token * seqs;
         let bytes = h.instance_bytes + h.act_bytes_per_token * seqs;
-        let (t, b) = roof(flops, h.rate, bytes, self.bandwidth);
+        let (t, b) = roof(flops, h.rate, bytes, self.gemm_bandwidth);
         add("lm_head", 1, flops, bytes, t, b);
         if self.pp > 1 {
             let msg = tokens * self.hidden_act_bytes;

@@ -15,8 +15,10 @@
 //!        = max(device, cpu) + exposed      (host work overlapped with the GPU: asynchronous scheduling)
 //! ```
 //!
-//! `exposed` (`host.step_us`) is the time per iteration the GPU waits whatever the
-//! overlap: the hand-off of sampled tokens and the launch of the next iteration.
+//! `exposed` (`host.step_us + host.per_kernel_us × kernels`) is the time per iteration
+//! the GPU waits whatever the overlap: the hand-off of sampled tokens and the launch of
+//! the next iteration, and, where a platform's dispatch leaves the GPU idle between
+//! consecutive kernels even inside a replayed graph, that gap for every kernel.
 //!
 //! A batch runs as a CUDA graph when the stack captures one of its size: it is then padded
 //! up to the next captured size, and the CPU does not launch its kernels one by one. The
@@ -73,6 +75,12 @@ pub struct HostCost {
     pub prior_step_us: f64,
     /// Where the prior comes from.
     pub prior_source: String,
+    /// GPU idle time per kernel of the iteration waiting for its dispatch, whatever the
+    /// graph mode, µs (0 where the kernels follow each other back to back).
+    pub per_kernel_us: f64,
+    /// `per_kernel_us` without any validation set; `Some` marks it as fitted by
+    /// `fit-stack` (with `step_us`), `None` as a fixed figure.
+    pub prior_per_kernel_us: Option<f64>,
 }
 
 impl HostCost {
@@ -188,6 +196,7 @@ impl Execution {
             .host
             .cpu_us(f64::from(shape.num_seqs()), shape.prefills.len() as f64);
         self.host.step_us
+            + self.host.per_kernel_us * cost.kernels
             + match self.host.overlap {
                 HostOverlap::Serial => device + cpu,
                 HostOverlap::Async => device.max(cpu),

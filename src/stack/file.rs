@@ -3,7 +3,7 @@
 
 use super::{
     ApiServer, CustomAllReduce, Execution, GraphMode, HostCost, HostOverlap, KernelGeneration,
-    PagedAttention, SchedulerDefaults, ServingStack,
+    PagedAttention, SchedulerDefaults, ServingStack, StackGemm,
 };
 use crate::engine::SchedulerKind;
 use crate::error::{Error, Result};
@@ -23,6 +23,17 @@ struct StackFile {
     platforms: Vec<String>,
     paged_attention: Option<PagedAttentionSection>,
     kernel_generation: Option<KernelGeneration>,
+    gemm: Option<GemmSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GemmSection {
+    bandwidth_efficiency: Option<f64>,
+    prior_bandwidth_efficiency: Option<f64>,
+    source: String,
+    #[serde(default)]
+    fitted_on: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +90,9 @@ struct HostSection {
     source: String,
     #[serde(default)]
     fitted_on: Vec<String>,
+    #[serde(default)]
+    per_kernel_us: f64,
+    prior_per_kernel_us: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +191,11 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             fitted_on: h.fitted_on.clone(),
             prior_step_us: non_negative("host.prior_step_us", h.prior_step_us)?,
             prior_source: h.prior_source.clone(),
+            per_kernel_us: non_negative("host.per_kernel_us", h.per_kernel_us)?,
+            prior_per_kernel_us: h
+                .prior_per_kernel_us
+                .map(|v| non_negative("host.prior_per_kernel_us", v))
+                .transpose()?,
         },
         source: g.source.clone(),
     };
@@ -245,6 +264,21 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             fitted_on: p.fitted_on.clone(),
         }),
     };
+    let gemm = match &f.gemm {
+        None => None,
+        Some(g) => Some(StackGemm {
+            bandwidth_efficiency: g
+                .bandwidth_efficiency
+                .map(|v| fraction("gemm.bandwidth_efficiency", v))
+                .transpose()?,
+            prior_bandwidth_efficiency: g
+                .prior_bandwidth_efficiency
+                .map(|v| fraction("gemm.prior_bandwidth_efficiency", v))
+                .transpose()?,
+            source: g.source.clone(),
+            fitted_on: g.fitted_on.clone(),
+        }),
+    };
     Ok(ServingStack {
         name: path
             .file_stem()
@@ -267,5 +301,6 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
         platforms: f.platforms,
         paged_attention,
         kernel_generation: f.kernel_generation,
+        gemm,
     })
 }

@@ -127,6 +127,25 @@ pub enum KernelGeneration {
     V1,
 }
 
+/// The stack's own GEMM library, where it is not the one the GPU's efficiencies were
+/// derived from: the dense and expert GEMMs of a 2024 ROCm build (hipBLASLt of ROCm
+/// 6.1 under vLLM 0.6) stream weights at a smaller fraction of the bandwidth than the
+/// newer kernels behind `perf_model/kernel_efficiency/`. Roofline models only (measured
+/// operator profiles already time the engine's own GEMMs).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StackGemm {
+    /// Fraction of the GPU's peak memory bandwidth the GEMMs reach streaming weights
+    /// (none: the GPU's own memory efficiency).
+    pub bandwidth_efficiency: Option<f64>,
+    /// Where the figure comes from.
+    pub source: String,
+    /// Validation sets it was fitted on (empty when not fitted).
+    pub fitted_on: Vec<String>,
+    /// The figure without any validation set (used when a fit has no data); none: the
+    /// GPU's own efficiency.
+    pub prior_bandwidth_efficiency: Option<f64>,
+}
+
 /// One serving stack (see the module docs).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ServingStack {
@@ -153,6 +172,8 @@ pub struct ServingStack {
     /// The generation of its kernels: measured operators of this generation are
     /// preferred (none: the operator profiles, whatever their generation).
     pub kernel_generation: Option<KernelGeneration>,
+    /// The stack's own GEMM library, where it differs from the GPU's.
+    pub gemm: Option<StackGemm>,
 }
 
 impl ServingStack {

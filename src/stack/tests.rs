@@ -145,6 +145,9 @@ fn step_time_adds_or_overlaps_host_work_and_launches_bound_eager_steps() {
     assert_eq!(e.step_us(&graph, &cost, &shape), 1000.0 + 100.0);
     e.host.per_sequence_us = 400.0;
     assert_eq!(e.step_us(&graph, &cost, &shape), 1600.0 + 100.0);
+    // A dispatch gap per kernel adds to the GPU's time whatever the overlap.
+    e.host.per_kernel_us = 2.0;
+    assert_eq!(e.step_us(&graph, &cost, &shape), 1600.0 + 100.0 + 1000.0);
 }
 
 fn nvlink() -> LinkSpec {
@@ -235,4 +238,71 @@ fn a_rocm_build_runs_on_amd_only_and_its_decode_kernel_is_its_own() {
         e.contains("paged_attention.decode_bandwidth_efficiency"),
         "{e}"
     );
+}
+
+/// The ROCm build's own GEMM library and dispatch gap: its dense GEMMs stream weights at
+/// the stack's efficiency instead of the GPU's (roofline), each kernel adds the fitted
+/// gap, and a bad efficiency is named by its key.
+#[test]
+fn a_rocm_builds_gemms_and_dispatch_gaps_are_its_own() {
+    use crate::deployment::{Deployment, DeploymentRequest};
+    use crate::perf::{select_latency_model, LatencyChoice};
+    let rocm = ServingStack::load(&paths(), Some("vllm-0.6-rocm")).unwrap();
+    let g = rocm.gemm.clone().expect("the ROCm build has its own GEMMs");
+    let eff = g.bandwidth_efficiency.expect("fitted");
+    assert!(eff > 0.0 && eff < 1.0 && !g.fitted_on.is_empty());
+    assert!(rocm.execution.host.per_kernel_us > 0.0);
+    assert!(rocm.execution.host.prior_per_kernel_us.is_some());
+
+    let req = DeploymentRequest {
+        model: Some("meta-llama/Llama-2-70b-hf".into()),
+        hardware: Some("mi300x".into()),
+        serving_stack: Some("vllm-0.6-rocm".into()),
+        ..Default::default()
+    };
+    let d = Deployment::resolve(&req, &paths()).unwrap();
+    let mut own_gpu = d.clone();
+    std::sync::Arc::make_mut(&mut own_gpu.stack).gemm = None;
+    let shape = decodes(1, 512);
+    let op = |d: &Deployment, name: &str| {
+        select_latency_model(d, &paths(), LatencyChoice::Roofline)
+            .unwrap()
+            .op_breakdown(&shape)
+            .into_iter()
+            .find(|o| o.name == name)
+            .unwrap()
+            .time_s
+    };
+    // One decode token: the weight stream bounds the GEMM, so its time scales with
+    // the inverse of the bandwidth efficiency.
+    let (stack_t, gpu_t) = (op(&d, "gate_up_proj"), op(&own_gpu, "gate_up_proj"));
+    let gpu_eff = crate::perf::roofline::RooflineParams::load_for(&paths().perf_model, d.gpu())
+        .unwrap()
+        .memory_efficiency;
+    assert!(
+        (stack_t / gpu_t - gpu_eff / eff).abs() < 0.02 * gpu_eff / eff,
+        "{stack_t} vs {gpu_t} ({eff} vs {gpu_eff})"
+    );
+    // Attention is not a GEMM.
+    assert_eq!(op(&d, "attention"), op(&own_gpu, "attention"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(&rocm.path).unwrap();
+    let bad = dir.path().join("bad.toml");
+    let over: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("bandwidth_efficiency") {
+                "bandwidth_efficiency = 1.5".to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&bad, over).unwrap();
+    let e = ServingStack::load(&paths(), Some(bad.to_str().unwrap()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("gemm.bandwidth_efficiency"), "{e}");
 }

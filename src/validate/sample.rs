@@ -107,6 +107,9 @@ pub fn status(stack: &ServingStack, files: &[std::path::PathBuf], source: &Path)
             p.fitted_on.clone(),
         ));
     }
+    if let Some(g) = &stack.gemm {
+        params.push((format!("{} gemm", stack.name), g.fitted_on.clone()));
+    }
     for f in files {
         params.push((f.display().to_string(), file_sets(f, &names)));
     }
