@@ -380,6 +380,39 @@ mod tests {
         );
     }
 
+    /// Bilinear interpolation in `(k, n)` reproduces a time `a + b·k·n + c·m` exactly
+    /// between grid shapes (the form both bandwidth- and compute-bound GEMMs follow).
+    #[test]
+    fn gemm_grid_interpolation_is_exact_for_a_time_linear_in_the_weight_size() {
+        let time = |m: f64, k: f64, n: f64| 3.0 + 1e-6 * k * n + 0.01 * m;
+        let (ks, ns, ms) = (
+            vec![1024.0, 4096.0, 16384.0],
+            vec![2048.0, 8192.0, 65536.0],
+            [1.0, 64.0, 512.0],
+        );
+        let mut points = std::collections::BTreeMap::new();
+        for (i, &k) in ks.iter().enumerate() {
+            for (j, &n) in ns.iter().enumerate() {
+                points.insert((i, j), ms.iter().map(|&m| (m, time(m, k, n))).collect());
+            }
+        }
+        let g = GemmGrid {
+            ks,
+            ns,
+            points,
+            source: "synthetic".into(),
+            generation: KernelGeneration::V1,
+        };
+        for (k, n) in [(3000.0, 5000.0), (4096.0, 22016.0), (11008.0, 4096.0)] {
+            let t = g.table(k, n).unwrap();
+            for m in ms {
+                let want = time(m, k, n);
+                assert!((t.eval(m) / want - 1.0).abs() < 1e-12, "{k} {n} {m}");
+            }
+        }
+        assert!(g.table(500.0, 4096.0).is_none() && g.table(4096.0, 70000.0).is_none());
+    }
+
     #[test]
     fn gemm_grid_is_exact_on_its_points_and_interpolates_between_them() {
         let g = load_gemm(&DataPaths::builtin().perf_model, "h100-sxm5-80gb")
