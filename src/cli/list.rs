@@ -1,4 +1,4 @@
-//! `servesim list models|hardware`: the catalogs with their key figures.
+//! `servesim list models|hardware|stacks`: the catalogs with their key figures.
 
 use super::args::Format;
 use anyhow::Result;
@@ -9,6 +9,7 @@ use servesim::hardware::HardwareCatalog;
 use servesim::model::ModelCatalog;
 use servesim::paths::DataPaths;
 use servesim::report::table::Table;
+use servesim::stack::ServingStack;
 
 /// What to list.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -17,6 +18,8 @@ pub enum What {
     Models,
     /// Accelerators under perf_model/hardware/.
     Hardware,
+    /// Serving stacks under perf_model/stacks/ (`--serving-stack NAME`).
+    Stacks,
 }
 
 /// Arguments of `servesim list`.
@@ -59,6 +62,109 @@ struct HardwareRow {
     price_usd_per_gpu_hour: Option<f64>,
 }
 
+#[derive(Serialize)]
+struct StackRow {
+    name: String,
+    description: String,
+    platforms: String,
+    kernel_generation: String,
+    scheduler: String,
+    cuda_graphs: String,
+    host_step_us: f64,
+    host_per_kernel_us: f64,
+    host_overlap: String,
+    api_server_request_us: f64,
+    /// Validation sets any of the stack's constants was fitted on.
+    fitted_on: String,
+}
+
+fn stack_rows(paths: &DataPaths) -> Result<Vec<StackRow>> {
+    let mut rows = Vec::new();
+    for name in ServingStack::names(paths) {
+        let s = ServingStack::load(paths, Some(&name))?;
+        let h = &s.execution.host;
+        let mut sets: Vec<String> = Vec::new();
+        let sections = [
+            Some(&h.fitted_on),
+            Some(&s.api_server.fitted_on),
+            s.paged_attention.as_ref().map(|p| &p.fitted_on),
+            s.gemm.as_ref().map(|g| &g.fitted_on),
+            s.custom_all_reduce.as_ref().map(|c| &c.fitted_on),
+        ];
+        for set in sections.into_iter().flatten().flatten() {
+            if !sets.contains(set) {
+                sets.push(set.clone());
+            }
+        }
+        rows.push(StackRow {
+            name: s.name.clone(),
+            description: s.description.clone(),
+            platforms: if s.platforms.is_empty() {
+                "any".into()
+            } else {
+                s.platforms.join(" ")
+            },
+            kernel_generation: s
+                .kernel_generation
+                .map_or_else(|| "-".into(), |g| format!("{g:?}").to_lowercase()),
+            scheduler: serde_json::to_value(s.scheduler.kind)?
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            cuda_graphs: serde_json::to_value(s.execution.graph_mode)?
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            host_step_us: h.step_us,
+            host_per_kernel_us: h.per_kernel_us,
+            host_overlap: serde_json::to_value(h.overlap)?
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            api_server_request_us: s.api_server.request_us,
+            fitted_on: sets.join(" "),
+        });
+    }
+    Ok(rows)
+}
+
+fn list_stacks(format: Format, paths: &DataPaths) -> Result<()> {
+    let rows = stack_rows(paths)?;
+    emit(format, &rows, || {
+        let mut t = Table::new(&[
+            "stack",
+            "platforms",
+            "kernels",
+            "scheduler",
+            "CUDA graphs",
+            "host µs/iter",
+            "µs/kernel",
+            "overlap",
+            "API µs",
+            "fitted on",
+        ]);
+        for r in &rows {
+            t.row(vec![
+                r.name.clone(),
+                r.platforms.clone(),
+                r.kernel_generation.clone(),
+                r.scheduler.clone(),
+                r.cuda_graphs.clone(),
+                format!("{:.1}", r.host_step_us),
+                format!("{:.2}", r.host_per_kernel_us),
+                r.host_overlap.clone(),
+                format!("{:.0}", r.api_server_request_us),
+                if r.fitted_on.is_empty() {
+                    "-".into()
+                } else {
+                    r.fitted_on.clone()
+                },
+            ]);
+        }
+        t
+    })
+}
+
 fn emit<T: Serialize>(format: Format, rows: &[T], table: impl FnOnce() -> Table) -> Result<()> {
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(rows)?),
@@ -77,6 +183,7 @@ fn emit<T: Serialize>(format: Format, rows: &[T], table: impl FnOnce() -> Table)
 /// Run `servesim list`.
 pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
     match args.what {
+        What::Stacks => list_stacks(args.format, paths),
         What::Models => {
             let cat = ModelCatalog::load(&paths.model_configs)?;
             let rows: Vec<ModelRow> = cat

@@ -162,6 +162,54 @@ fn list_shows_every_shipped_model_and_device() {
     }
 }
 
+/// `list stacks` shows every stack file with what its constants were fitted on, and the
+/// JSON carries the same rows.
+#[test]
+fn list_stacks_shows_every_stack_and_its_fitted_sets() {
+    let (o, _d) = servesim(&["list", "stacks", "--format", "json"]);
+    ok(&o);
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let rows = rows.as_array().unwrap();
+    let files = std::fs::read_dir(root().join("perf_model/stacks"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "toml")
+        })
+        .count();
+    assert_eq!(rows.len(), files);
+    let v1 = rows.iter().find(|r| r["name"] == "vllm-v1").unwrap();
+    assert_eq!(v1["kernel_generation"], "v1");
+    assert!(v1["fitted_on"]
+        .as_str()
+        .unwrap()
+        .contains("blis-vllm015-h100"));
+    let rocm = rows.iter().find(|r| r["name"] == "vllm-0.6-rocm").unwrap();
+    assert_eq!(rocm["platforms"], "AMD");
+    assert!(rocm["host_per_kernel_us"].as_f64().unwrap() > 0.0);
+    let (o, _d) = servesim(&["list", "stacks"]);
+    ok(&o);
+    assert!(stdout(&o).contains("vllm-0.6-rocm") && stdout(&o).contains("fitted on"));
+}
+
+/// The README's `servesim list stacks` block is the command's real output (refitting a
+/// stack changes both; `scripts/readme_examples.py --only list` refreshes it).
+#[test]
+fn readme_list_stacks_is_real_output() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find("$ servesim list stacks\n")
+        .expect("README shows `servesim list stacks`")
+        + "$ servesim list stacks\n".len();
+    let expected = &readme[start..start + readme[start..].find("```").unwrap()];
+    let (o, _d) = servesim(&["list", "stacks"]);
+    ok(&o);
+    assert_eq!(stdout(&o), expected);
+}
+
 #[test]
 fn closed_loop_concurrency_bounds_the_batch() {
     let (o, _d) = servesim(&[
