@@ -3,23 +3,25 @@
 //!
 //! Order of preference per operator: the deployment's own profile (same layer shape
 //! and TP size) → a measured table of another model with the same per-GPU shape → the
-//! law fitted on all measurements of this accelerator → the roofline.
+//! law fitted on all measurements of this accelerator → the roofline. Linear operators
+//! (GEMMs) are chosen in [`linear`], by the serving stack's kernel generation first.
+
+mod linear;
 
 use super::attention::{AttentionLaw, AttnGeometry};
 use super::attention_fit::{
     fit_engine_attention, fit_gpu_attention, fit_profile_attention, reference_attention,
 };
 use super::comm::Collective;
-use super::gemm::{GemmModel, GemmOperand, StreamModel};
+use super::gemm::{GemmModel, StreamModel};
 use super::ops::{
     AttentionPart, Component, Composition, Curve, ExpertParallel, Group, Head, MoeBlock,
 };
 use super::profile::{GpuProfiles, MeasuredOp, ModelProfile, OpKind, ProfileShape, TpProfile};
 use super::table::MonotoneTable;
 use crate::deployment::Deployment;
-use crate::dtype::DType;
 use crate::memory::layer_kv_bytes_per_token_per_gpu;
-use crate::model::{AttentionKind, ExpertCount, FfnSpec, LayerSpec, LinearOp, TpSplit};
+use crate::model::{AttentionKind, ExpertCount, FfnSpec, LayerSpec, LinearOp};
 use crate::paths::DataPaths;
 use crate::perf::roofline::RooflineParams;
 use std::collections::BTreeMap;
@@ -116,17 +118,6 @@ fn same_layers(a: &ProfileShape, b: &ProfileShape) -> bool {
     }
 }
 
-/// Per-GPU `(in, out)` of a linear operator.
-fn per_gpu(op: &LinearOp, tp: u32) -> (f64, f64) {
-    let t = f64::from(tp);
-    let (i, o) = (op.in_features as f64, op.out_features as f64);
-    match op.tp_split {
-        TpSplit::Column => (i, (o / t).ceil()),
-        TpSplit::Row => ((i / t).ceil(), o),
-        TpSplit::Replicated => (i, o),
-    }
-}
-
 struct Ctx<'a> {
     d: &'a Deployment,
     inp: &'a Inputs<'a>,
@@ -143,139 +134,6 @@ impl Ctx<'_> {
         let v = self.sources.entry(component).or_default();
         if !v.contains(&source) {
             v.push(source);
-        }
-    }
-
-    /// A measured table for an operator of `kind` with per-GPU shape `(k, n)`: this
-    /// model's profile first, then any profile on the GPU. Tables that sum separately
-    /// launched kernels (v0's q, k, v) are not used as such: vLLM runs one fused GEMM,
-    /// which the fitted law (that saw those tables with their kernel count) predicts.
-    /// `only` keeps the profiles it accepts.
-    fn table_for(
-        &self,
-        kind: OpKind,
-        k: f64,
-        n: f64,
-        only: Option<&dyn Fn(&ModelProfile) -> bool>,
-    ) -> Option<(&MeasuredOp, String)> {
-        let matches = |o: &&MeasuredOp| {
-            o.kind == kind && o.in_features == k && o.out_features == n && o.kernels == 1.0
-        };
-        let accepted = |m: &ModelProfile| only.is_none_or(|f| f(m));
-        if let Some((m, t)) = self.exact.filter(|(m, _)| accepted(m)) {
-            if let Some(o) = t.ops.iter().find(matches) {
-                return Some((o, format!("measured ({} TP{})", m.label(), t.tp)));
-            }
-        }
-        self.inp
-            .gpu
-            .all_ops()
-            .find(|(m, _, o)| accepted(m) && matches(o))
-            .map(|(m, t, o)| {
-                (
-                    o,
-                    format!("measured, same shape ({} TP{})", m.label(), t.tp),
-                )
-            })
-    }
-
-    /// With a stack that names its kernel generation: the operator profile of that
-    /// generation (this model's, or another of the same shape), else — when the GPU's
-    /// profiles are of another generation — the GEMM grid measured through an engine of
-    /// the stack's generation, interpolated to `(k, n)`. `None`: the usual order.
-    fn same_generation_linear(
-        &mut self,
-        component: &'static str,
-        kind: OpKind,
-        k: f64,
-        n: f64,
-    ) -> Option<Curve> {
-        let generation = self.d.stack.kernel_generation?;
-        let same = |m: &ModelProfile| m.meta.kernel_generation == generation;
-        if let Some((o, label)) = self.table_for(kind, k, n, Some(&same)) {
-            let table = o.table.clone();
-            self.note(component, label);
-            return Some(Curve::Table {
-                table,
-                x_scale: 1.0,
-            });
-        }
-        // Where every profile of the GPU is of the stack's generation, the GEMM law
-        // fitted on them describes this box and generation; the grid (another box)
-        // serves GPUs whose profiles are of another generation.
-        if self.inp.gpu.models.iter().all(same) {
-            return None;
-        }
-        let grid = self
-            .inp
-            .engine_gemm
-            .filter(|g| g.generation == generation)?;
-        let table = grid.table(k, n)?;
-        self.note(
-            component,
-            format!(
-                "GEMM measured through the engine's linear layer, interpolated to this shape ({})",
-                grid.source
-            ),
-        );
-        Some(Curve::Table {
-            table,
-            x_scale: 1.0,
-        })
-    }
-
-    fn linear_curve(&mut self, component: &'static str, op: &LinearOp) -> Curve {
-        let d = self.d;
-        let (k, n) = per_gpu(op, d.tp);
-        let wdt = d.model.op_weight_dtype(op, d.weight_dtype);
-        let w = wdt.bytes_per_element();
-        let a = d.act_dtype.bytes_per_element();
-        let sixteen = w == MEASURED_ELEMENT_BYTES && a == MEASURED_ELEMENT_BYTES;
-        let kind = if op.name == "lm_head" {
-            OpKind::LmHead
-        } else {
-            OpKind::Linear
-        };
-        if sixteen {
-            if let Some(curve) = self.same_generation_linear(component, kind, k, n) {
-                return curve;
-            }
-            if let Some((o, label)) = self.table_for(kind, k, n, None) {
-                let curve = Curve::Table {
-                    table: o.table.clone(),
-                    x_scale: 1.0,
-                };
-                self.note(component, label);
-                return curve;
-            }
-        }
-        self.law_curve(component, op)
-    }
-
-    fn law_curve(&mut self, component: &'static str, op: &LinearOp) -> Curve {
-        let d = self.d;
-        let (k, n) = per_gpu(op, d.tp);
-        let wdt = d.model.op_weight_dtype(op, d.weight_dtype);
-        let w = wdt.bytes_per_element();
-        let a = d.act_dtype.bytes_per_element();
-        // Formats that run at their own tensor rate (W8A8, W4A4) scale the compute term;
-        // weight-only formats compute at the 16-bit rate.
-        let compute_scale = if matches!(wdt, DType::Fp8 | DType::Int8 | DType::Nvfp4) {
-            (d.peak_flops(wdt) / d.peak_flops(d.act_dtype)).max(1.0)
-        } else {
-            1.0
-        };
-        let label = self.gemm_label.clone();
-        self.note(component, label);
-        Curve::Gemm {
-            law: self.gemm.clone(),
-            op: GemmOperand {
-                k,
-                n,
-                weight_bytes: w,
-                act_bytes: a,
-                compute_scale,
-            },
         }
     }
 
