@@ -78,22 +78,23 @@ struct StackRow {
     fitted_on: String,
 }
 
+/// The name a unit enum has in the data files (`"full-and-piecewise"`).
+fn serde_name(v: impl Serialize) -> Result<String> {
+    Ok(serde_json::to_value(v)?
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
 fn stack_rows(paths: &DataPaths) -> Result<Vec<StackRow>> {
     let mut rows = Vec::new();
     for name in ServingStack::names(paths) {
         let s = ServingStack::load(paths, Some(&name))?;
         let h = &s.execution.host;
-        let mut sets: Vec<String> = Vec::new();
-        let sections = [
-            Some(&h.fitted_on),
-            Some(&s.api_server.fitted_on),
-            s.paged_attention.as_ref().map(|p| &p.fitted_on),
-            s.gemm.as_ref().map(|g| &g.fitted_on),
-            s.custom_all_reduce.as_ref().map(|c| &c.fitted_on),
-        ];
-        for set in sections.into_iter().flatten().flatten() {
-            if !sets.contains(set) {
-                sets.push(set.clone());
+        let mut sets: Vec<&str> = Vec::new();
+        for set in s.fitted_sections().into_iter().flat_map(|(_, v)| v) {
+            if !sets.contains(&set.as_str()) {
+                sets.push(set);
             }
         }
         rows.push(StackRow {
@@ -104,23 +105,15 @@ fn stack_rows(paths: &DataPaths) -> Result<Vec<StackRow>> {
             } else {
                 s.platforms.join(" ")
             },
-            kernel_generation: s
-                .kernel_generation
-                .map_or_else(|| "-".into(), |g| format!("{g:?}").to_lowercase()),
-            scheduler: serde_json::to_value(s.scheduler.kind)?
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            cuda_graphs: serde_json::to_value(s.execution.graph_mode)?
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            kernel_generation: match s.kernel_generation {
+                Some(g) => serde_name(g)?,
+                None => "-".into(),
+            },
+            scheduler: serde_name(s.scheduler.kind)?,
+            cuda_graphs: serde_name(s.execution.graph_mode)?,
             host_step_us: h.step_us,
             host_per_kernel_us: h.per_kernel_us,
-            host_overlap: serde_json::to_value(h.overlap)?
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
+            host_overlap: serde_name(h.overlap)?,
             api_server_request_us: s.api_server.request_us,
             fitted_on: sets.join(" "),
         });

@@ -177,6 +177,25 @@ pub struct ServingStack {
 }
 
 impl ServingStack {
+    /// The stack's fitted figures by section, each with the validation sets it was
+    /// fitted on (empty: not fitted): what makes a validation on those sets in-sample.
+    pub fn fitted_sections(&self) -> Vec<(&'static str, &[String])> {
+        let mut v: Vec<(&'static str, &[String])> = vec![
+            ("host.step_us", &self.execution.host.fitted_on),
+            ("api_server.request_us", &self.api_server.fitted_on),
+        ];
+        if let Some(c) = &self.custom_all_reduce {
+            v.push(("custom_all_reduce", &c.fitted_on));
+        }
+        if let Some(p) = &self.paged_attention {
+            v.push(("paged_attention", &p.fitted_on));
+        }
+        if let Some(g) = &self.gemm {
+            v.push(("gemm", &g.fitted_on));
+        }
+        v
+    }
+
     /// Whether this build runs on accelerators of `vendor` (any, without `platforms`).
     pub fn runs_on(&self, vendor: &str) -> bool {
         self.platforms.is_empty()

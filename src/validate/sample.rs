@@ -2,7 +2,7 @@
 //! the measurements it is scored on.
 //!
 //! Fitted parameters say what they were fitted on: a serving stack's constants list
-//! their sets in `fitted_on` (host time, API server, custom all-reduce), and a roofline
+//! their sets in `fitted_on` (`ServingStack::fitted_sections`), and a roofline
 //! parameter file written by `servesim calibrate` names its data files in its header, a
 //! calibrated link (`profiles/<gpu>/network/link_calibration.toml`) in its source.
 //! A validation set is known by the folders its measurement lies in (the set's folder
@@ -84,32 +84,11 @@ fn file_sets(path: &Path, candidates: &[String]) -> Vec<String> {
 /// files `files` (a calibrated roofline file, a calibrated link).
 pub fn status(stack: &ServingStack, files: &[std::path::PathBuf], source: &Path) -> SampleStatus {
     let names = set_names(source);
-    let e = &stack.execution;
-    let mut params = vec![
-        (
-            format!("{} host.step_us", stack.name),
-            e.host.fitted_on.clone(),
-        ),
-        (
-            format!("{} api_server.request_us", stack.name),
-            stack.api_server.fitted_on.clone(),
-        ),
-    ];
-    if let Some(c) = &stack.custom_all_reduce {
-        params.push((
-            format!("{} custom_all_reduce", stack.name),
-            c.fitted_on.clone(),
-        ));
-    }
-    if let Some(p) = &stack.paged_attention {
-        params.push((
-            format!("{} paged_attention", stack.name),
-            p.fitted_on.clone(),
-        ));
-    }
-    if let Some(g) = &stack.gemm {
-        params.push((format!("{} gemm", stack.name), g.fitted_on.clone()));
-    }
+    let mut params: Vec<(String, Vec<String>)> = stack
+        .fitted_sections()
+        .into_iter()
+        .map(|(section, sets)| (format!("{} {section}", stack.name), sets.to_vec()))
+        .collect();
     for f in files {
         params.push((f.display().to_string(), file_sets(f, &names)));
     }
