@@ -325,6 +325,13 @@ fn loss(units: &[Unit], n_sets: usize, extra_us: f64) -> Result<f64> {
     })
 }
 
+/// The efficiency in `[lo, 1]` minimising `f`: golden-section search on its logarithm,
+/// rounded to 4 decimals.
+fn fraction_search(lo: f64, mut f: impl FnMut(f64) -> Result<f64>) -> Result<f64> {
+    let l = golden(lo.ln(), 0.0, 16, |l| f(l.exp()))?;
+    Ok((l.exp() * 1e4).round() / 1e4)
+}
+
 /// Golden-section search for the minimum of `f` on `[lo, hi]`.
 fn golden(
     mut lo: f64,
@@ -406,22 +413,17 @@ pub fn fit(
                     loss(&build_units(&variant(&y), sets, paths)?, n, step_us)
                 };
                 if x.attention.is_some() {
-                    let l = golden(0.01f64.ln(), 0.0, 16, |l| {
+                    x.attention = Some(fraction_search(0.01, |e| {
                         try_loss(Extras {
-                            attention: Some(l.exp()),
+                            attention: Some(e),
                             ..x
                         })
-                    })?;
-                    x.attention = Some((l.exp() * 1e4).round() / 1e4);
+                    })?);
                 }
                 if x.gemm.is_some() {
-                    let l = golden(0.05f64.ln(), 0.0, 16, |l| {
-                        try_loss(Extras {
-                            gemm: Some(l.exp()),
-                            ..x
-                        })
-                    })?;
-                    x.gemm = Some((l.exp() * 1e4).round() / 1e4);
+                    x.gemm = Some(fraction_search(0.05, |e| {
+                        try_loss(Extras { gemm: Some(e), ..x })
+                    })?);
                 }
                 if x.per_kernel.is_some() {
                     let k = golden(0.0, MAX_PER_KERNEL_US, 14, |k| {
@@ -523,60 +525,51 @@ pub fn rewrite(path: &std::path::Path, fit: &StackFit, command: &str) -> Result<
     if let Some(k) = fit.per_kernel_us {
         doc["host"]["per_kernel_us"] = toml_edit::value(k);
     }
-    if let Some(t) = doc
-        .get_mut("gemm")
-        .and_then(toml_edit::Item::as_table_like_mut)
-    {
-        match fit.gemm_bandwidth_efficiency {
+    let fitted = if fit.sets.is_empty() {
+        format!("the prior (no measured set to fit on; `{command}` on {date})")
+    } else {
+        format!("[fit] with host.step_us, by `{command}` on {date}")
+    };
+    let unfitted =
+        format!("no data to fit on (`{command}` on {date}): the GPU's memory efficiency");
+    for (section, key, value) in [
+        (
+            "gemm",
+            "bandwidth_efficiency",
+            fit.gemm_bandwidth_efficiency,
+        ),
+        (
+            "paged_attention",
+            "decode_bandwidth_efficiency",
+            fit.decode_bandwidth_efficiency,
+        ),
+    ] {
+        let Some(t) = doc
+            .get_mut(section)
+            .and_then(toml_edit::Item::as_table_like_mut)
+        else {
+            continue;
+        };
+        // Replacing an item in place keeps the comments above its key.
+        let mut set = |k: &str, item: toml_edit::Item| match t.get_mut(k) {
+            Some(old) => *old = item,
+            None => {
+                t.insert(k, item);
+            }
+        };
+        match value {
             Some(e) => {
-                t.insert("bandwidth_efficiency", toml_edit::value(e));
-                t.insert("fitted_on", toml_edit::value(sets.clone()));
-                t.insert(
-                    "source",
-                    toml_edit::value(if fit.sets.is_empty() {
-                        format!("the prior (no measured set to fit on; `{command}` on {date})")
-                    } else {
-                        format!("[fit] with host.step_us, by `{command}` on {date}")
-                    }),
-                );
+                set(key, toml_edit::value(e));
+                set("fitted_on", toml_edit::value(sets.clone()));
+                set("source", toml_edit::value(fitted.as_str()));
             }
             None => {
-                // No data and no prior: nothing says how fast the stack's GEMMs are.
-                t.remove("bandwidth_efficiency");
-                t.insert("fitted_on", toml_edit::value(toml_edit::Array::new()));
-                t.insert(
-                    "source",
-                    toml_edit::value(format!(
-                        "no data to fit on (`{command}` on {date}): the GPU's memory efficiency"
-                    )),
-                );
+                // No data and no prior: nothing says how fast the stack's own kernel is.
+                set("fitted_on", toml_edit::value(toml_edit::Array::new()));
+                set("source", toml_edit::value(unfitted.as_str()));
+                t.remove(key);
             }
         }
-    }
-    if let Some(t) = doc
-        .get_mut("paged_attention")
-        .and_then(toml_edit::Item::as_table_like_mut)
-    {
-        if fit.decode_bandwidth_efficiency.is_none() {
-            // No data and no prior: nothing says how fast the stack's own kernel is.
-            t.remove("decode_bandwidth_efficiency");
-            t.insert("fitted_on", toml_edit::value(toml_edit::Array::new()));
-            t.insert(
-                "source",
-                toml_edit::value(format!(
-                    "no data to fit on (`{command}` on {date}): the GPU's memory efficiency"
-                )),
-            );
-        }
-    }
-    if let Some(e) = fit.decode_bandwidth_efficiency {
-        doc["paged_attention"]["decode_bandwidth_efficiency"] = toml_edit::value(e);
-        doc["paged_attention"]["fitted_on"] = toml_edit::value(sets.clone());
-        doc["paged_attention"]["source"] = toml_edit::value(if fit.sets.is_empty() {
-            format!("the prior (no measured set to fit on; `{command}` on {date})")
-        } else {
-            format!("[fit] with host.step_us, by `{command}` on {date}")
-        });
     }
     if let Some(r) = fit.request_us {
         let on: toml_edit::Array = fit.request_sets.iter().map(String::as_str).collect();
@@ -727,5 +720,28 @@ mod tests {
         std::fs::write(&file, &text).unwrap();
         let reloaded = ServingStack::load(&paths, file.to_str()).unwrap();
         assert_eq!(reloaded.gemm.unwrap().bandwidth_efficiency, None);
+
+        // Fitted values replace the old ones in place, keeping the comments above them.
+        let fitted = StackFit {
+            decode_bandwidth_efficiency: Some(0.3),
+            gemm_bandwidth_efficiency: Some(0.6),
+            sets: vec!["synthetic".into()],
+            ..f
+        };
+        let text = rewrite(&rocm.path, &fitted, "test").unwrap();
+        assert!(
+            text.contains("# The ROCm build's paged-attention decode kernel"),
+            "{text}"
+        );
+        std::fs::write(&file, &text).unwrap();
+        let reloaded = ServingStack::load(&paths, file.to_str()).unwrap();
+        assert_eq!(reloaded.gemm.unwrap().bandwidth_efficiency, Some(0.6));
+        assert_eq!(
+            reloaded
+                .paged_attention
+                .unwrap()
+                .decode_bandwidth_efficiency,
+            Some(0.3)
+        );
     }
 }
