@@ -55,22 +55,25 @@ pub fn run(args: FitStackArgs, paths: &DataPaths) -> Result<()> {
         "{}: host.step_us {:.1} µs (was {:.1}); loss {:.4} -> {:.4}",
         stack.name, f.step_us, stack.execution.host.step_us, f.loss_before, f.loss_after
     );
-    if let (Some(e), Some(p)) = (f.decode_bandwidth_efficiency, &stack.paged_attention) {
-        println!(
-            "{}: paged_attention.decode_bandwidth_efficiency {e:.4} (was {})",
-            stack.name,
-            p.decode_bandwidth_efficiency
-                .map_or_else(|| "unset".to_owned(), |v| format!("{v:.4}"))
-        );
-    }
-    if let (Some(e), Some(g)) = (f.gemm_bandwidth_efficiency, &stack.gemm) {
-        println!(
-            "{}: gemm.bandwidth_efficiency {e:.4} (was {})",
-            stack.name,
-            g.bandwidth_efficiency
-                .map_or_else(|| "unset".to_owned(), |v| format!("{v:.4}"))
-        );
-    }
+    let fraction = |key: &str, new: Option<f64>, was: Option<Option<f64>>| {
+        if let (Some(e), Some(was)) = (new, was) {
+            let was = was.map_or_else(|| "unset".to_owned(), |v| format!("{v:.4}"));
+            println!("{}: {key} {e:.4} (was {was})", stack.name);
+        }
+    };
+    fraction(
+        "paged_attention.decode_bandwidth_efficiency",
+        f.decode_bandwidth_efficiency,
+        stack
+            .paged_attention
+            .as_ref()
+            .map(|p| p.decode_bandwidth_efficiency),
+    );
+    fraction(
+        "gemm.bandwidth_efficiency",
+        f.gemm_bandwidth_efficiency,
+        stack.gemm.as_ref().map(|g| g.bandwidth_efficiency),
+    );
     if let Some(k) = f.per_kernel_us {
         println!(
             "{}: host.per_kernel_us {k:.2} µs (was {:.2})",

@@ -248,18 +248,19 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             Err(bad(key, format!("must be in (0, 1], got {v}")))
         }
     };
+    let opt_fraction = |key: &str, v: Option<f64>| v.map(|v| fraction(key, v)).transpose();
     let paged_attention = match &f.paged_attention {
         None => None,
         Some(p) => Some(PagedAttention {
-            decode_bandwidth_efficiency: p
-                .decode_bandwidth_efficiency
-                .map(|v| fraction("paged_attention.decode_bandwidth_efficiency", v))
-                .transpose()?,
+            decode_bandwidth_efficiency: opt_fraction(
+                "paged_attention.decode_bandwidth_efficiency",
+                p.decode_bandwidth_efficiency,
+            )?,
             reads_kv_per_query_head: p.reads_kv_per_query_head,
-            prior_decode_bandwidth_efficiency: p
-                .prior_decode_bandwidth_efficiency
-                .map(|v| fraction("paged_attention.prior_decode_bandwidth_efficiency", v))
-                .transpose()?,
+            prior_decode_bandwidth_efficiency: opt_fraction(
+                "paged_attention.prior_decode_bandwidth_efficiency",
+                p.prior_decode_bandwidth_efficiency,
+            )?,
             source: p.source.clone(),
             fitted_on: p.fitted_on.clone(),
         }),
@@ -267,14 +268,14 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
     let gemm = match &f.gemm {
         None => None,
         Some(g) => Some(StackGemm {
-            bandwidth_efficiency: g
-                .bandwidth_efficiency
-                .map(|v| fraction("gemm.bandwidth_efficiency", v))
-                .transpose()?,
-            prior_bandwidth_efficiency: g
-                .prior_bandwidth_efficiency
-                .map(|v| fraction("gemm.prior_bandwidth_efficiency", v))
-                .transpose()?,
+            bandwidth_efficiency: opt_fraction(
+                "gemm.bandwidth_efficiency",
+                g.bandwidth_efficiency,
+            )?,
+            prior_bandwidth_efficiency: opt_fraction(
+                "gemm.prior_bandwidth_efficiency",
+                g.prior_bandwidth_efficiency,
+            )?,
             source: g.source.clone(),
             fitted_on: g.fitted_on.clone(),
         }),
