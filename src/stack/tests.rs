@@ -6,6 +6,28 @@ fn paths() -> DataPaths {
     DataPaths::builtin()
 }
 
+/// The error loading `stack`'s file with every line starting with `key` set to `value`.
+fn load_error_with_line(stack: &ServingStack, key: &str, value: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(&stack.path).unwrap();
+    let bad = dir.path().join("bad.toml");
+    let edited: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with(key) {
+                format!("{key} = {value}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&bad, edited).unwrap();
+    ServingStack::load(&paths(), Some(bad.to_str().unwrap()))
+        .unwrap_err()
+        .to_string()
+}
+
 fn decodes(n: u32, ctx: u32) -> StepShape {
     let mut s = StepShape::new();
     for _ in 0..n {
@@ -216,24 +238,7 @@ fn a_rocm_build_runs_on_amd_only_and_its_decode_kernel_is_its_own() {
     let e = p.decode_bandwidth_efficiency.expect("fitted");
     assert!(e > 0.0 && e <= 1.0 && p.reads_kv_per_query_head);
 
-    let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(&rocm.path).unwrap();
-    let bad = dir.path().join("bad.toml");
-    let over: String = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("decode_bandwidth_efficiency") {
-                "decode_bandwidth_efficiency = 1.5".to_owned()
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&bad, over).unwrap();
-    let e = ServingStack::load(&paths(), Some(bad.to_str().unwrap()))
-        .unwrap_err()
-        .to_string();
+    let e = load_error_with_line(&rocm, "decode_bandwidth_efficiency", "1.5");
     assert!(
         e.contains("paged_attention.decode_bandwidth_efficiency"),
         "{e}"
@@ -286,23 +291,6 @@ fn a_rocm_builds_gemms_and_dispatch_gaps_are_its_own() {
     // Attention is not a GEMM.
     assert_eq!(op(&d, "attention"), op(&own_gpu, "attention"));
 
-    let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(&rocm.path).unwrap();
-    let bad = dir.path().join("bad.toml");
-    let over: String = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("bandwidth_efficiency") {
-                "bandwidth_efficiency = 1.5".to_owned()
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&bad, over).unwrap();
-    let e = ServingStack::load(&paths(), Some(bad.to_str().unwrap()))
-        .unwrap_err()
-        .to_string();
+    let e = load_error_with_line(&rocm, "bandwidth_efficiency", "1.5");
     assert!(e.contains("gemm.bandwidth_efficiency"), "{e}");
 }
