@@ -125,7 +125,16 @@ impl MeasuredModel {
             None => Vec::new(),
         };
         let engine_attention = measurements::load_attention(&paths.perf_model, &slug)?;
-        let engine_gemm = measurements::load_gemm(&paths.perf_model, &slug)?;
+        // The engine-measured GEMM grid serves a stack whose kernel generation some of the
+        // GPU's profiles lack; where every profile is of the stack's generation, the GEMM
+        // law fitted on them describes this box and generation (and the grid, another
+        // box, is not read).
+        let engine_gemm = match d.stack.kernel_generation {
+            Some(g) if gpu.models.iter().any(|m| m.meta.kernel_generation != g) => {
+                measurements::load_gemm(&paths.perf_model, &slug)?
+            }
+            _ => None,
+        };
         let inputs = build::Inputs {
             engine_gemm: engine_gemm.as_ref(),
             engine_all_reduce: &engine_all_reduce,

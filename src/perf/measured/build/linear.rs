@@ -76,12 +76,6 @@ impl Ctx<'_> {
                 x_scale: 1.0,
             });
         }
-        // Where every profile of the GPU is of the stack's generation, the GEMM law
-        // fitted on them describes this box and generation; the grid (another box)
-        // serves GPUs whose profiles are of another generation.
-        if self.inp.gpu.models.iter().all(same) {
-            return None;
-        }
         let grid = self
             .inp
             .engine_gemm

@@ -37,7 +37,8 @@ pub(crate) struct Inputs<'a> {
     pub engine_all_reduce: &'a [super::profile::CollectiveTable],
     /// Attention measured through vLLM's backend on this GPU.
     pub engine_attention: &'a [(AttnGeometry, super::profile::AttentionRow)],
-    /// Dense GEMMs measured through the engine's linear layer on this GPU.
+    /// Dense GEMMs measured through the engine's linear layer on this GPU; present only
+    /// where some of the GPU's profiles are of another kernel generation than the stack.
     pub engine_gemm: Option<&'a super::measurements::GemmGrid>,
     /// Where the other accelerators' profiles are (for a transferred attention law).
     pub paths: &'a DataPaths,
