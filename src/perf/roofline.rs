@@ -527,22 +527,24 @@ impl Roofline {
                 None => String::new(),
             },
         );
+        // Bandwidth at the stack's own kernels' efficiency where it gives one, else the
+        // GPU's.
+        let own_bandwidth = |own: Option<f64>| {
+            d.gpu().memory_bandwidth_bytes_per_s() * own.unwrap_or(params.memory_efficiency)
+        };
         Roofline {
             groups: groups.into_iter().map(|(_, g)| g).collect(),
             lm_head: prepare(&m.lm_head),
             hidden_act_bytes: m.hidden_size as f64 * ab,
-            bandwidth: d.gpu().memory_bandwidth_bytes_per_s() * params.memory_efficiency,
-            gemm_bandwidth: d.gpu().memory_bandwidth_bytes_per_s()
-                * d.stack
-                    .gemm
-                    .as_ref()
-                    .and_then(|g| g.bandwidth_efficiency)
-                    .unwrap_or(params.memory_efficiency),
-            decode_attention_bandwidth: d.stack.paged_attention.as_ref().map(|p| {
-                d.gpu().memory_bandwidth_bytes_per_s()
-                    * p.decode_bandwidth_efficiency
-                        .unwrap_or(params.memory_efficiency)
-            }),
+            bandwidth: own_bandwidth(None),
+            gemm_bandwidth: own_bandwidth(
+                d.stack.gemm.as_ref().and_then(|g| g.bandwidth_efficiency),
+            ),
+            decode_attention_bandwidth: d
+                .stack
+                .paged_attention
+                .as_ref()
+                .map(|p| own_bandwidth(p.decode_bandwidth_efficiency)),
             decode_reads_kv_per_query_head: d
                 .stack
                 .paged_attention
