@@ -195,6 +195,18 @@ impl RequestSink for Collector {
     fn on_request_end(&mut self, record: RequestRecord) {
         self.records.push(record);
     }
+    // The gaps are kept in the order requests produce them (their mean is a float sum).
+    fn per_request_tokens(&self) -> bool {
+        self.keep_itls
+    }
+    fn on_decode_tokens(
+        &mut self,
+        _replica: u32,
+        _time: crate::units::SimTime,
+        _gap: crate::units::SimDuration,
+        _requests: u32,
+    ) {
+    }
 }
 
 /// How [`simulate_requests`] runs.

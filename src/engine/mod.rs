@@ -6,6 +6,7 @@
 //!                  └──────── preemption ◄─────────┘   KV blocks: kv::KvCache
 //! ```
 
+mod cohort;
 pub mod config;
 pub mod kv;
 pub mod replica;

@@ -3,10 +3,11 @@
 //! The replica owns its state; the event loop calls [`Replica::try_start_step`] when it
 //! is idle and [`Replica::finish_step`] when the iteration's time has passed.
 
+use super::cohort::Leaver;
 use super::config::EngineConfig;
 use super::kv::BlockHash;
 use super::request::{LiveRequest, RequestRecord};
-use super::scheduler::{self, seq, ReplicaState, StepPlan};
+use super::scheduler::{self, seq, ReplicaState, Scheduled, StepPlan};
 use crate::perf::{LatencyModel, StepShape};
 use crate::trace::Request;
 use crate::units::{SimDuration, SimTime};
@@ -38,6 +39,21 @@ pub trait RequestSink {
     fn on_tokens(&mut self, event: &TokenEvent);
     /// A request ended (finished or rejected).
     fn on_request_end(&mut self, record: RequestRecord);
+    /// Whether every token must come through [`RequestSink::on_tokens`], naming its
+    /// request (the default). A sink that answers false also takes
+    /// [`RequestSink::on_decode_tokens`], which lets replicas advance their steady
+    /// decoders as one aggregate: the per-request records are the same either way.
+    fn per_request_tokens(&self) -> bool {
+        true
+    }
+    /// `requests` requests of `replica` each produced one token at `time`, `gap` after
+    /// its previous one (never a first token; one call stands for as many
+    /// [`RequestSink::on_tokens`] events with `count` 1). Called only when
+    /// [`RequestSink::per_request_tokens`] is false.
+    fn on_decode_tokens(&mut self, replica: u32, time: SimTime, gap: SimDuration, requests: u32) {
+        let _ = (replica, time, gap, requests);
+        debug_assert!(false, "on_decode_tokens on a sink that wants every token");
+    }
 }
 
 /// Counters of a replica over a run.
@@ -96,6 +112,10 @@ pub struct Replica {
     /// Start and end of the last iteration launched (asynchronous scheduling decides
     /// the next batch when an iteration starts).
     last_step: Option<(SimTime, SimTime)>,
+    /// Cohort members that finished with the iteration being applied (reused buffer).
+    leavers: Vec<Leaver>,
+    /// Running requests being retired, with whether each is handed off (reused buffer).
+    retiring: Vec<(usize, bool)>,
 }
 
 /// Timing of a batch that has just started.
@@ -138,7 +158,20 @@ impl Replica {
             counters: ReplicaCounters::default(),
             lockstep: None,
             last_step: None,
+            leavers: Vec::new(),
+            retiring: Vec::new(),
         })
+    }
+
+    /// Run every request through the reference engine: each decoder is scheduled and
+    /// advanced on its own every iteration (O(batch) per iteration), never as part of
+    /// the aggregate decode cohort. Results are identical; this is the oracle the
+    /// engine's equivalence tests compare against.
+    pub fn with_reference_engine(mut self, reference: bool) -> Self {
+        if reference {
+            self.state.cohort_enabled = false;
+        }
+        self
     }
 
     /// Make this replica a rank of lock-step group `group`: the
@@ -163,6 +196,11 @@ impl Replica {
     /// The same replica with a role in a disaggregated cluster.
     pub fn with_role(mut self, role: ReplicaRole) -> Self {
         self.role = role;
+        // A prefill replica hands requests on after their first token; they never
+        // decode there.
+        if role == ReplicaRole::Prefill {
+            self.state.cohort_enabled = false;
+        }
         self
     }
 
@@ -224,7 +262,13 @@ impl Replica {
 
     /// Requests admitted and holding KV.
     pub fn num_running(&self) -> usize {
-        self.state.running.len()
+        self.state.num_running()
+    }
+
+    /// Running requests that decode as one aggregate (the decode cohort; see
+    /// [`Replica::with_reference_engine`]).
+    pub fn cohort_size(&self) -> usize {
+        self.state.cohort.len() as usize
     }
 
     /// Requests in the replica (waiting or running).
@@ -260,19 +304,44 @@ impl Replica {
 
     /// Check the KV cache's invariants (tests and debug runs).
     pub fn check_invariants(&self) {
-        self.state.kv.check_invariants();
+        let st = &self.state;
+        st.kv.check_invariants();
         assert_eq!(
-            self.state.running.len() + self.state.waiting.len(),
-            self.state.reqs.len(),
+            st.num_running() + st.waiting.len(),
+            st.reqs.len(),
             "every live request is either waiting or running"
         );
-        for &slot in &self.state.running {
-            let r = &self.state.reqs[slot];
+        for &slot in &st.running {
+            let r = &st.reqs[slot];
             assert!(
-                self.state.kv.seq_num_tokens(seq(slot)).unwrap_or(0) >= r.computed,
+                r.cohort_join.is_none(),
+                "a running request is in the cohort"
+            );
+            assert!(
+                st.kv.seq_num_tokens(seq(slot)).unwrap_or(0) >= r.computed,
                 "a running request holds KV for every computed token"
             );
         }
+        // The cohort's members hold their tables as of joining plus, between them,
+        // every bulk-held block.
+        let pending = self.in_flight.iter().any(|(p, _)| p.cohort_decodes > 0);
+        let mut bulk = 0;
+        for slot in st.cohort.slots() {
+            let r = &st.reqs[slot];
+            assert!(r.cohort_join.is_some(), "a cohort member without its clock");
+            assert!(!r.is_done(), "a finished request is still in the cohort");
+            assert_eq!(
+                st.kv.seq_num_tokens(seq(slot)),
+                Some(r.computed),
+                "a cohort member's table holds its tokens as of joining"
+            );
+            bulk += st.cohort.peek_member(r, pending).bulk_blocks;
+        }
+        assert_eq!(
+            bulk,
+            st.kv.num_bulk_blocks(),
+            "bulk-held KV blocks differ from what the cohort's members gained"
+        );
     }
 
     /// Accept a request arriving at `now`, or reject it at once if it can never run.
@@ -312,6 +381,8 @@ impl Replica {
             swapped: false,
             kv_transferred: false,
             in_flight: false,
+            admit_seq: 0,
+            cohort_join: None,
         });
         self.state.waiting.push_back(slot);
     }
@@ -341,7 +412,7 @@ impl Replica {
             _ => now,
         };
         scheduler::schedule(&mut self.state, &self.cfg, now, &mut plan);
-        if plan.entries.is_empty() && self.state.admit_until < now {
+        if plan.is_empty() && self.state.admit_until < now {
             // Nothing was left to run back to back: the engine goes idle and sees the
             // new arrivals at once (a closed loop's next request arrives exactly when
             // the last one in flight ends).
@@ -349,7 +420,7 @@ impl Replica {
             scheduler::schedule(&mut self.state, &self.cfg, now, &mut plan);
         }
         self.counters.preemptions += u64::from(plan.preempted);
-        if plan.entries.is_empty() {
+        if plan.is_empty() {
             self.spare.push(plan);
             return None;
         }
@@ -357,6 +428,10 @@ impl Replica {
         let mut tokens = 0;
         for step in 0..plan.decode_steps {
             self.shape.clear();
+            if step == 0 && plan.cohort_decodes > 0 {
+                let (n, sum, max) = self.state.cohort.decode_shape();
+                self.shape.push_decodes(n, sum, max);
+            }
             for e in &plan.entries {
                 let r = &mut self.state.reqs[e.slot];
                 if step == 0 {
@@ -431,8 +506,16 @@ impl Replica {
             .in_flight
             .pop_front()
             .expect("finish_step without a batch in flight");
+        if plan.cohort_decodes > 0 {
+            let id = self.id;
+            let st = &mut self.state;
+            st.cohort.advance(now, &st.reqs, |gap, n| {
+                sink.on_decode_tokens(id, now, gap, n)
+            });
+            st.cohort.pop_finished(&mut st.reqs, &mut self.leavers);
+        }
         let steps = plan.decode_steps;
-        let mut any_done = false;
+        let mut any_done = !self.leavers.is_empty();
         let mut handoff = false;
         for e in &plan.entries {
             let r = &mut self.state.reqs[e.slot];
@@ -467,18 +550,50 @@ impl Replica {
             any_done |= r.is_done();
             handoff |= self.role == ReplicaRole::Prefill && first && !r.is_done();
         }
-        self.spare.push(plan);
         if any_done || handoff {
             self.retire_finished(now, sink);
         }
+        if self.state.cohort_enabled && !sink.per_request_tokens() {
+            self.join_cohort(&plan);
+        }
+        self.spare.push(plan);
     }
 
+    /// Move the steady decoders among `plan`'s requests into the decode cohort: those
+    /// that decode next, are not done, and have no block hash left to register (their
+    /// KV blocks never need to be told apart).
+    fn join_cohort(&mut self, plan: &StepPlan) {
+        let st = &mut self.state;
+        let bs = u64::from(self.cfg.block_size);
+        let mut joined = false;
+        for e in &plan.entries {
+            let Some(r) = st.reqs.get_mut(e.slot) else {
+                continue;
+            };
+            let hashes_done = r.block_hashes.len() as u64 <= u64::from(r.computed) / bs;
+            if r.cohort_join.is_none()
+                && r.is_decoding()
+                && !r.is_done()
+                && !r.in_flight
+                && !r.swapped
+                && hashes_done
+            {
+                st.cohort.join(e.slot, r);
+                joined = true;
+            }
+        }
+        if joined {
+            let reqs = &st.reqs;
+            st.running.retain(|&s| reqs[s].cohort_join.is_none());
+        }
+    }
     /// Cancel request `request_id` (a client went away): drop it from the waiting or
     /// running queue, free its KV blocks and forget it without a record. If it is in
     /// the iteration in flight, it leaves that iteration's plan (the iteration keeps
     /// its already-computed duration, as a real engine finishes the step it started).
     /// Returns false if no such request is live here.
     pub fn abort(&mut self, request_id: u64) -> bool {
+        self.materialize_cohort();
         let st = &mut self.state;
         let Some(slot) = st
             .reqs
@@ -501,30 +616,78 @@ impl Replica {
         true
     }
 
+    /// Return the cohort's members to the running queue (see
+    /// [`ReplicaState::materialize_cohort`]); an iteration in flight that includes them
+    /// then lists them one by one.
+    fn materialize_cohort(&mut self) {
+        let pending = self
+            .in_flight
+            .iter_mut()
+            .find(|(p, _)| p.cohort_decodes > 0);
+        let slots = self.state.materialize_cohort(pending.is_some());
+        if let Some((plan, _)) = pending {
+            for slot in slots {
+                self.state.reqs[slot].in_flight = true;
+                plan.entries.push(Scheduled { slot, num_new: 1 });
+            }
+            plan.cohort_decodes = 0;
+        }
+    }
+
     /// Remove finished requests (and, on a prefill replica, requests that just produced
-    /// their first token, which move to `handoffs`), freeing their KV.
+    /// their first token, which move to `handoffs`), freeing their KV: those of the
+    /// running queue and the cohort's finished members (`leavers`), merged in admission
+    /// order, the order in which the reference engine frees and reports them.
     fn retire_finished(&mut self, now: SimTime, sink: &mut dyn RequestSink) {
         let st = &mut self.state;
-        let (reqs, kv, handoffs) = (&mut st.reqs, &mut st.kv, &mut self.handoffs);
+        let reqs = &st.reqs;
         let prefill_role = self.role == ReplicaRole::Prefill;
+        let retiring = &mut self.retiring;
+        retiring.clear();
         st.running.retain(|&slot| {
             let r = &reqs[slot];
             let hand_off =
                 prefill_role && !r.is_done() && r.generated == 1 && r.pending_tokens() == 1;
             if r.is_done() || hand_off {
-                kv.free(seq(slot));
-                let r = reqs.remove(slot);
-                if hand_off {
-                    handoffs.push(r);
-                } else {
-                    sink.on_request_end(RequestRecord::finished(&r, self.id, now));
-                }
+                retiring.push((slot, hand_off));
                 false
             } else {
                 true
             }
         });
+        let leavers = std::mem::take(&mut self.leavers);
+        let (mut a, mut b) = (0, 0);
+        while a < retiring.len() || b < leavers.len() {
+            let from_queue = match (retiring.get(a), leavers.get(b)) {
+                (Some(&(qs, _)), Some(l)) => reqs_seq(&st.reqs, qs) < reqs_seq(&st.reqs, l.slot),
+                (Some(_), None) => true,
+                _ => false,
+            };
+            let (slot, hand_off) = if from_queue {
+                a += 1;
+                let (slot, hand_off) = retiring[a - 1];
+                st.kv.free(seq(slot));
+                (slot, hand_off)
+            } else {
+                b += 1;
+                let l = leavers[b - 1];
+                st.kv.free_with_bulk(seq(l.slot), l.bulk_blocks);
+                (l.slot, false)
+            };
+            let r = st.reqs.remove(slot);
+            if hand_off {
+                self.handoffs.push(r);
+            } else {
+                sink.on_request_end(RequestRecord::finished(&r, self.id, now));
+            }
+        }
+        self.leavers = leavers;
+        self.leavers.clear();
     }
+}
+
+fn reqs_seq(reqs: &slab::Slab<LiveRequest>, slot: usize) -> u64 {
+    reqs[slot].admit_seq
 }
 
 /// Chained hashes of a request's shareable full KV blocks of `block_size` tokens.

@@ -64,6 +64,13 @@ pub struct LiveRequest {
     /// Whether it is part of a batch still in the pipeline (it cannot be scheduled
     /// again, or preempted, until that batch completes).
     pub in_flight: bool,
+    /// Order of its latest admission to the running set (running requests are kept in
+    /// this order; a preempted request gets a new one when it is admitted again).
+    pub admit_seq: u64,
+    /// The cohort clock at which it joined the replica's decode cohort, while it is a
+    /// member. Members' `computed`, `generated` and `last_token_at` are then as of
+    /// joining; [`Cohort`](super::cohort::Cohort) knows how far they have advanced.
+    pub cohort_join: Option<u64>,
 }
 
 impl LiveRequest {

@@ -296,6 +296,20 @@ impl RequestSink for Recorder<'_> {
         }
     }
 
+    fn per_request_tokens(&self) -> bool {
+        false
+    }
+
+    fn on_decode_tokens(
+        &mut self,
+        _replica: u32,
+        _time: crate::units::SimTime,
+        gap: crate::units::SimDuration,
+        requests: u32,
+    ) {
+        self.record_itl(gap.as_nanos(), u64::from(requests));
+    }
+
     fn on_request_end(&mut self, r: RequestRecord) {
         let i = r.replica as usize;
         if i >= self.per_replica.len() {

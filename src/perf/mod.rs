@@ -74,6 +74,17 @@ impl StepShape {
         self.decode_context_max = self.decode_context_max.max(context_tokens);
     }
 
+    /// Add `count` decodes whose contexts sum to `context_sum` with the largest
+    /// `context_max` (the same shape as `count` calls of [`StepShape::push_decode`]).
+    pub fn push_decodes(&mut self, count: u32, context_sum: u64, context_max: u32) {
+        if count == 0 {
+            return;
+        }
+        self.num_decodes += count;
+        self.decode_context_sum += context_sum;
+        self.decode_context_max = self.decode_context_max.max(context_max);
+    }
+
     /// New prompt tokens across all prefill chunks.
     pub fn prefill_tokens(&self) -> u64 {
         self.prefills.iter().map(|p| u64::from(p.tokens)).sum()

@@ -170,6 +170,15 @@ impl RequestSink for ClientView<'_> {
         self.inner.on_tokens(&e);
     }
 
+    fn per_request_tokens(&self) -> bool {
+        self.inner.per_request_tokens()
+    }
+
+    fn on_decode_tokens(&mut self, replica: u32, time: SimTime, gap: SimDuration, requests: u32) {
+        self.inner
+            .on_decode_tokens(replica, time + self.delays.egress, gap, requests);
+    }
+
     fn on_request_end(&mut self, mut r: RequestRecord) {
         let ingress = self.delays.ingress(r.input_tokens).as_secs_f64();
         let egress = self.delays.egress.as_secs_f64();

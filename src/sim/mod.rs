@@ -13,6 +13,8 @@ use crate::trace::Request;
 use crate::units::{SimDuration, SimTime};
 
 pub mod api;
+#[cfg(test)]
+mod equivalence;
 pub mod queue;
 pub mod router;
 #[cfg(test)]
@@ -79,6 +81,12 @@ impl RequestSink for CountingSink<'_> {
     fn on_request_end(&mut self, record: RequestRecord) {
         self.ended += 1;
         self.inner.on_request_end(record);
+    }
+    fn per_request_tokens(&self) -> bool {
+        self.inner.per_request_tokens()
+    }
+    fn on_decode_tokens(&mut self, replica: u32, time: SimTime, gap: SimDuration, requests: u32) {
+        self.inner.on_decode_tokens(replica, time, gap, requests);
     }
 }
 

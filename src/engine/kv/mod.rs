@@ -126,6 +126,10 @@ pub struct KvCache {
     free_slots: Vec<u32>,
     /// Reused buffer for the prefix hits of one allocation.
     scratch: Vec<BlockId>,
+    /// Blocks held in bulk, outside any block table: the blocks that sequences the
+    /// engine advances as one aggregate (`engine::cohort`) gained since they joined it.
+    /// Each is unhashed with one reference, so any of them can stand for any other.
+    bulk: Vec<BlockId>,
     stats: PrefixCacheStats,
 }
 
@@ -156,6 +160,7 @@ impl KvCache {
             slots: Vec::new(),
             free_slots: Vec::new(),
             scratch: Vec::new(),
+            bulk: Vec::new(),
             stats: PrefixCacheStats::default(),
         }
     }
@@ -392,6 +397,71 @@ impl KvCache {
         self.free_slots.push(slot);
     }
 
+    /// Takes `n` blocks into the bulk holding (free ones first, then by evicting the
+    /// least recently freed cached blocks, as [`grow`](Self::grow) would). All or
+    /// nothing: returns `false`, changing nothing, if they are not available.
+    ///
+    /// The engine's decode cohort grows its members this way: the blocks of sequences
+    /// that register no hashes are interchangeable, so which sequence holds which is
+    /// settled only when one leaves ([`adopt_bulk`](Self::adopt_bulk),
+    /// [`free_with_bulk`](Self::free_with_bulk)).
+    pub fn alloc_bulk(&mut self, n: u32) -> bool {
+        if n > self.pool.num_available() {
+            return false;
+        }
+        for _ in 0..n {
+            let (b, evicted) = self
+                .pool
+                .alloc()
+                .expect("KV pool has enough blocks after the capacity check");
+            if let Some(h) = evicted {
+                self.prefix.remove(h, b);
+            }
+            self.bulk.push(b);
+        }
+        true
+    }
+
+    /// Moves blocks from the bulk holding into `seq`'s table so that it holds
+    /// `num_tokens` tokens (at least what it holds now).
+    ///
+    /// # Panics
+    /// If `seq` is not live or the bulk holding has too few blocks (an engine bug).
+    pub fn adopt_bulk(&mut self, seq: SeqId, num_tokens: u32) {
+        let slot = self.slot_of(seq, "adopt_bulk") as usize;
+        let need = self.blocks_for(num_tokens) as usize - self.slots[slot].blocks.len();
+        let from = self
+            .bulk
+            .len()
+            .checked_sub(need)
+            .expect("KvCache::adopt_bulk: the bulk holding is short of blocks");
+        let s = &mut self.slots[slot];
+        s.blocks.extend(self.bulk.drain(from..));
+        s.num_tokens = num_tokens;
+    }
+
+    /// Releases `extra` blocks of the bulk holding (the sequence's newest blocks), then
+    /// `seq`'s own table as [`free`](Self::free) does: the same order in which `seq`
+    /// would have released them had they been in its table.
+    ///
+    /// # Panics
+    /// If the bulk holding has fewer than `extra` blocks (an engine bug).
+    pub fn free_with_bulk(&mut self, seq: SeqId, extra: u32) {
+        for _ in 0..extra {
+            let b = self
+                .bulk
+                .pop()
+                .expect("KvCache::free_with_bulk: the bulk holding is short of blocks");
+            self.pool.release(b);
+        }
+        self.free(seq);
+    }
+
+    /// Blocks in the bulk holding.
+    pub fn num_bulk_blocks(&self) -> u32 {
+        self.bulk.len() as u32
+    }
+
     fn slot_of(&self, seq: SeqId, op: &str) -> u32 {
         match self.lookup(seq) {
             Some(s) => s,
@@ -469,7 +539,8 @@ impl KvCache {
     /// * each unreferenced block is on exactly one of the free list (no hash) and the
     ///   LRU (hash); no referenced block is on either; free + evictable + referenced
     ///   = `num_blocks`; the LRU links are consistent;
-    /// * each block's reference count equals the number of times live sequences hold it;
+    /// * each block's reference count equals the number of times live sequences (and the
+    ///   bulk holding) hold it; bulk-held blocks carry no hash;
     /// * each live sequence holds exactly `blocks_for_tokens(tokens)` blocks;
     /// * the sequence index and the slab agree;
     /// * the prefix map and the blocks' recorded hashes are the same one-to-one relation
@@ -523,6 +594,13 @@ impl KvCache {
             slot_live.iter().all(|&x| x),
             "a slot is neither live nor free"
         );
+        for &b in &self.bulk {
+            assert!(
+                self.pool.hash(b).is_none(),
+                "bulk-held {b:?} carries a hash"
+            );
+            holders[b.index() as usize] += 1;
+        }
         for (i, &h) in holders.iter().enumerate() {
             let b = BlockId::new(i as u32);
             assert_eq!(

@@ -1,7 +1,7 @@
 //! Continuous (iteration-level) batching: vLLM V1, vLLM V0 and Orca differ only in the
 //! knobs of [`Policy`], so one loop implements all three.
 
-use super::{Grow, ReplicaState, Scheduled, StepPlan};
+use super::{seq, Grow, ReplicaState, Scheduled, StepPlan};
 use crate::engine::config::EngineConfig;
 use crate::units::SimTime;
 
@@ -66,6 +66,8 @@ pub(super) fn schedule(
         }
     }
 
+    schedule_cohort(st, plan, policy, &mut budget, chunked);
+
     // Running requests: decodes (and, for V1, unfinished chunks in admission order).
     let mut i = 0;
     while i < st.running.len() && budget > 0 {
@@ -105,6 +107,74 @@ pub(super) fn schedule(
     if policy.multi_step && cfg.num_scheduler_steps > 1 {
         extend_to_multi_step(st, cfg, plan, &mut budget);
     }
+    debug_assert!(
+        plan.cohort_decodes == 0 || plan.preempted == 0,
+        "a cohort iteration preempted"
+    );
+}
+
+/// Let the decode cohort decode first, one token per member, when the reference
+/// engine would give every member its token and serve the rest of the running queue
+/// the same way (see [`cohort_goes_first`]); otherwise return the members to the
+/// running queue, and the reference loops schedule them one by one.
+fn schedule_cohort(
+    st: &mut ReplicaState,
+    plan: &mut StepPlan,
+    policy: &Policy,
+    budget: &mut u32,
+    chunked: bool,
+) {
+    if st.cohort.is_empty() {
+        return;
+    }
+    if cohort_goes_first(st, policy, *budget, chunked)
+        && st.kv.alloc_bulk(st.cohort.blocks_needed())
+    {
+        plan.cohort_decodes = st.cohort.len();
+        *budget -= plan.cohort_decodes;
+    } else {
+        st.materialize_cohort(false);
+    }
+}
+
+/// Whether scheduling the cohort before the running queue gives what the reference
+/// order gives: the budget covers every member; no request of the running queue comes
+/// before a member in the reference order (V1 serves running requests in admission
+/// order; V0 and Orca serve decodes first); and the blocks the running queue takes, in
+/// that order, fit beside the cohort's, so nobody is preempted.
+fn cohort_goes_first(st: &ReplicaState, policy: &Policy, budget: u32, chunked: bool) -> bool {
+    let n = st.cohort.len();
+    if n > budget {
+        return false;
+    }
+    let first = if policy.decodes_first {
+        !st.running.iter().any(|&s| {
+            let r = &st.reqs[s];
+            !r.in_flight && r.is_decoding()
+        })
+    } else {
+        let after = st.cohort.max_admit_seq();
+        st.running.iter().all(|&s| st.reqs[s].admit_seq > after)
+    };
+    if !first {
+        return false;
+    }
+    let mut left = budget - n;
+    let mut need = u64::from(st.cohort.blocks_needed());
+    for &s in &st.running {
+        if left == 0 {
+            break;
+        }
+        let r = &st.reqs[s];
+        let pending = r.pending_tokens();
+        if r.in_flight || (!chunked && pending > left) {
+            continue;
+        }
+        let num_new = pending.min(left);
+        need += u64::from(st.kv.blocks_needed_to_grow(seq(s), r.computed + num_new));
+        left -= num_new;
+    }
+    need <= u64::from(st.kv.num_free_blocks())
 }
 
 /// Schedule a running request's pending tokens (it may wait, or be preempted).
@@ -142,7 +212,7 @@ fn admit_waiting(
     chunked: bool,
 ) {
     let watermark = (policy.admit_watermark * f64::from(st.kv.num_blocks())) as u32;
-    while *budget > 0 && (st.running.len() as u32) < cfg.max_num_seqs {
+    while *budget > 0 && (st.num_running() as u32) < cfg.max_num_seqs {
         let Some(&slot) = st.waiting.front() else {
             break;
         };
@@ -159,7 +229,7 @@ fn admit_waiting(
         match st.try_admit(slot, *budget, chunked, cfg, plan, now) {
             Some(n) => {
                 st.waiting.pop_front();
-                st.running.push(slot);
+                st.push_running(slot);
                 plan.entries.push(super::Scheduled { slot, num_new: n });
                 *budget -= n;
             }

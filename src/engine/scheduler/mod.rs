@@ -7,6 +7,7 @@
 //! the head of the waiting queue and its prefill (prompt plus generated tokens) is
 //! redone, with swap its KV is copied to host memory and back.
 
+use super::cohort::Cohort;
 use super::config::{EngineConfig, PreemptionMode, SchedulerKind};
 use super::kv::{KvCache, SeqId};
 use super::request::LiveRequest;
@@ -48,6 +49,9 @@ pub struct StepPlan {
     pub swap_bytes: f64,
     /// Requests preempted while forming this plan.
     pub preempted: u32,
+    /// Decodes of the replica's decode cohort in this iteration (one token each),
+    /// besides `entries`: all its members, or none.
+    pub cohort_decodes: u32,
 }
 
 impl StepPlan {
@@ -57,11 +61,21 @@ impl StepPlan {
         self.decode_steps = 1;
         self.swap_bytes = 0.0;
         self.preempted = 0;
+        self.cohort_decodes = 0;
     }
 
     /// Tokens computed in the first iteration of the plan.
     pub fn num_tokens(&self) -> u64 {
-        self.entries.iter().map(|e| u64::from(e.num_new)).sum()
+        self.entries
+            .iter()
+            .map(|e| u64::from(e.num_new))
+            .sum::<u64>()
+            + u64::from(self.cohort_decodes)
+    }
+
+    /// Whether the plan runs nothing.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.cohort_decodes == 0
     }
 }
 
@@ -71,8 +85,15 @@ pub struct ReplicaState {
     pub reqs: Slab<LiveRequest>,
     /// Requests waiting to be admitted (FCFS; preempted ones go to the front).
     pub waiting: VecDeque<usize>,
-    /// Admitted requests holding KV, in admission order.
+    /// Admitted requests holding KV, in admission order, except the members of
+    /// `cohort`.
     pub running: Vec<usize>,
+    /// Steady decoders advanced as one aggregate (see [`Cohort`]).
+    pub(crate) cohort: Cohort,
+    /// Whether decoders may join `cohort` (see [`ReplicaState::new`]).
+    pub(crate) cohort_enabled: bool,
+    /// The admission order the next admitted request gets.
+    next_admit_seq: u64,
     /// The replica's paged KV cache.
     pub kv: KvCache,
     /// Waiting requests that reached the engine after this time are not seen by the
@@ -92,17 +113,28 @@ impl std::fmt::Debug for ReplicaState {
             .field("live", &self.reqs.len())
             .field("waiting", &self.waiting.len())
             .field("running", &self.running.len())
+            .field("cohort", &self.cohort.len())
             .finish()
     }
 }
 
 impl ReplicaState {
-    /// Empty queues over a cache of the configured size.
+    /// Empty queues over a cache of the configured size. Decoders may join a cohort
+    /// under the continuous-batching schedulers when each decision is one iteration
+    /// and the replica is one pipeline stage (the replica turns it off for other roles
+    /// and for its reference mode).
     pub fn new(cfg: &EngineConfig) -> Self {
+        let one_step = cfg.num_scheduler_steps <= 1
+            || matches!(cfg.scheduler, SchedulerKind::VllmV1 | SchedulerKind::Orca);
         ReplicaState {
             reqs: Slab::new(),
             waiting: VecDeque::new(),
             running: Vec::new(),
+            cohort: Cohort::new(cfg.block_size),
+            cohort_enabled: one_step
+                && cfg.pipeline_stages == 1
+                && cfg.scheduler != SchedulerKind::Static,
+            next_admit_seq: 0,
             kv: KvCache::new(
                 cfg.num_gpu_blocks,
                 cfg.block_size,
@@ -110,6 +142,37 @@ impl ReplicaState {
             ),
             admit_until: SimTime::ZERO,
         }
+    }
+
+    /// Requests admitted and holding KV (the running queue and the cohort).
+    pub fn num_running(&self) -> usize {
+        self.running.len() + self.cohort.len() as usize
+    }
+
+    /// Append `slot` to the running queue as the latest admission.
+    pub(crate) fn push_running(&mut self, slot: usize) {
+        self.reqs[slot].admit_seq = self.next_admit_seq;
+        self.next_admit_seq += 1;
+        self.running.push(slot);
+    }
+
+    /// Return every cohort member to the running queue (in admission order), with its
+    /// state and its KV blocks written back. `pending`: an iteration in flight includes
+    /// every member; the caller must then add them to its plan.
+    pub(crate) fn materialize_cohort(&mut self, pending: bool) -> Vec<usize> {
+        if self.cohort.is_empty() {
+            return Vec::new();
+        }
+        let leavers = self.cohort.drain(&mut self.reqs, pending);
+        let mut slots = Vec::with_capacity(leavers.len());
+        for l in &leavers {
+            self.kv.adopt_bulk(seq(l.slot), l.kv_tokens);
+            slots.push(l.slot);
+        }
+        self.running.extend_from_slice(&slots);
+        let reqs = &self.reqs;
+        self.running.sort_by_key(|&s| reqs[s].admit_seq);
+        slots
     }
 
     /// Evict `slot` from the KV cache (see the module docs). If it was already in

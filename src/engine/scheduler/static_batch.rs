@@ -34,7 +34,7 @@ pub(super) fn schedule(
             r.prefix_hit_tokens = r.computed;
             r.scheduled_at = Some(now);
             st.waiting.pop_front();
-            st.running.push(slot);
+            st.push_running(slot);
         }
     }
     for &slot in &st.running {
