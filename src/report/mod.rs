@@ -10,7 +10,10 @@ use crate::metrics::{DistStats, Summary, TimeSeriesRow};
 use std::io::Write;
 use std::path::Path;
 
+mod fixed;
 pub mod table;
+
+pub use fixed::push_fixed;
 
 /// Header of `requests.csv`.
 pub const REQUESTS_HEADER: &str = "request_id,replica,arrival_time_s,input_tokens,output_tokens,scheduled_time_s,first_token_time_s,finish_time_s,ttft_s,tpot_s,e2e_s,queue_s,preemptions,prefix_hit_tokens,status";
@@ -20,34 +23,50 @@ pub const TIMESERIES_HEADER: &str = "time_s,running,waiting,kv_blocks_used,batch
 
 /// A float with `decimals` digits, or an empty string for NaN.
 pub fn fixed(x: f64, decimals: usize) -> String {
-    if x.is_nan() {
-        String::new()
-    } else {
-        format!("{x:.decimals$}")
+    let mut s = String::new();
+    push_cell(&mut s, x, decimals as u32);
+    s
+}
+
+/// Append a float cell: `decimals` digits, or nothing for NaN.
+fn push_cell(out: &mut String, x: f64, decimals: u32) {
+    if !x.is_nan() {
+        push_fixed(out, x, decimals);
     }
+}
+
+/// Append an integer and a comma.
+fn push_int(out: &mut String, x: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(x));
+    out.push(',');
 }
 
 /// Write one `requests.csv` row (times in seconds with nanosecond precision).
 pub fn write_request_row(w: &mut dyn Write, r: &RequestRecord) -> std::io::Result<()> {
-    writeln!(
-        w,
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-        r.request_id,
-        r.replica,
-        fixed(r.arrival_time_s, 9),
-        r.input_tokens,
-        r.output_tokens,
-        fixed(r.scheduled_time_s, 9),
-        fixed(r.first_token_time_s, 9),
-        fixed(r.finish_time_s, 9),
-        fixed(r.ttft_s, 9),
-        fixed(r.tpot_s, 9),
-        fixed(r.e2e_s, 9),
-        fixed(r.queue_s, 9),
-        r.preemptions,
-        r.prefix_hit_tokens,
-        r.status.as_str()
-    )
+    let mut line = String::with_capacity(192);
+    push_int(&mut line, r.request_id);
+    push_int(&mut line, r.replica);
+    push_cell(&mut line, r.arrival_time_s, 9);
+    line.push(',');
+    push_int(&mut line, r.input_tokens);
+    push_int(&mut line, r.output_tokens);
+    for x in [
+        r.scheduled_time_s,
+        r.first_token_time_s,
+        r.finish_time_s,
+        r.ttft_s,
+        r.tpot_s,
+        r.e2e_s,
+        r.queue_s,
+    ] {
+        push_cell(&mut line, x, 9);
+        line.push(',');
+    }
+    push_int(&mut line, r.preemptions);
+    push_int(&mut line, r.prefix_hit_tokens);
+    line.push_str(r.status.as_str());
+    line.push('\n');
+    w.write_all(line.as_bytes())
 }
 
 /// Write one `timeseries.csv` row.

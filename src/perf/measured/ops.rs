@@ -24,6 +24,7 @@ use super::table::{MonotoneTable, Table2};
 use crate::perf::StepShape;
 use crate::stack::{ExecPlan, Execution, StepCost};
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 /// A time as a function of one size (tokens or sequences), µs.
 #[derive(Clone, Debug)]
@@ -268,6 +269,64 @@ pub(crate) struct Composition {
     pub hidden_bytes: f64,
     /// How the serving stack runs an iteration.
     pub execution: Execution,
+    /// The components that depend only on the padded token count, by token count.
+    pub token_costs: CostCache<TokenCosts>,
+    /// The components that depend only on the sequences that sample, by count.
+    pub sequence_costs: CostCache<SequenceCosts>,
+}
+
+/// The parts of an iteration's time that depend only on its padded token count, µs
+/// (each summed over the layer groups in order, exactly as the direct computation).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct TokenCosts {
+    linear: f64,
+    moe: f64,
+    expert_exchange: f64,
+    elementwise: f64,
+    all_reduce: f64,
+    head_per_token: f64,
+    pp_send: f64,
+}
+
+/// The parts of an iteration's time that depend only on the sequences that sample, µs.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct SequenceCosts {
+    lm_head: f64,
+    sampler: f64,
+    logits_gather: f64,
+}
+
+/// Values of a pure function of a small whole number, computed once each: a run asks
+/// for the same token and sequence counts millions of times. Filled lazily (allocated
+/// on first use, so models that are built and never run cost nothing) and safe to
+/// share between threads; a clone starts empty.
+#[derive(Debug, Default)]
+pub(crate) struct CostCache<T> {
+    slots: OnceLock<Box<[OnceLock<T>]>>,
+}
+
+/// Largest count kept in a [`CostCache`]; larger ones are computed every time.
+const COST_CACHE_MAX: usize = 16_384;
+
+impl<T> Clone for CostCache<T> {
+    fn clone(&self) -> Self {
+        CostCache {
+            slots: OnceLock::new(),
+        }
+    }
+}
+
+impl<T: Copy> CostCache<T> {
+    /// `f(n)`, from the cache when `n` is a whole number within its range.
+    fn get(&self, n: f64, f: impl FnOnce() -> T) -> T {
+        if !(n >= 0.0 && n <= COST_CACHE_MAX as f64 && n.fract() == 0.0) {
+            return f();
+        }
+        let slots = self
+            .slots
+            .get_or_init(|| (0..=COST_CACHE_MAX).map(|_| OnceLock::new()).collect());
+        *slots[n as usize].get_or_init(f)
+    }
 }
 
 /// Time by component, µs.
@@ -319,37 +378,18 @@ impl Composition {
         // sampler (outside the graph) on the sequences that sample.
         let t = plan.tokens;
         let s = f64::from(shape.num_seqs());
-        let ar = self.all_reduce.time_us(t * self.hidden_bytes);
+        let tc = self.token_costs.get(t, || self.token_costs_of(t));
+        let sc = self.sequence_costs.get(s, || self.sequence_costs_of(s));
+        b.linear = tc.linear;
+        b.moe = tc.moe;
+        b.expert_exchange = tc.expert_exchange;
+        b.elementwise = tc.elementwise;
+        b.all_reduce = tc.all_reduce;
         for g in &self.groups {
-            let n = g.count;
-            b.linear += n * g.linears.iter().map(|c| c.time_us(t)).sum::<f64>();
-            if let Some(m) = &g.moe {
-                let ep = &g.expert_parallel;
-                b.moe += n * m.time_us(t, g.moe_experts.1, g.moe_experts.0, ep);
-                if ep.ep > 1.0 {
-                    let gathered = t * ep.dp * self.hidden_bytes;
-                    b.expert_exchange += n * 2.0 * self.expert_exchange.time_us(gathered);
-                }
-            }
-            b.elementwise += n * g.elementwise.iter().map(|c| c.time_us(t)).sum::<f64>();
-            b.attention += n * g.attention.time_us(shape);
-            b.all_reduce += n * g.all_reduces * ar;
+            b.attention += g.count * g.attention.time_us(shape);
         }
-        b.head = self
-            .head
-            .per_token
-            .iter()
-            .map(|c| c.time_us(t))
-            .sum::<f64>()
-            + self.head.lm_head.time_us(s)
-            + self.head.sampler.time_us(s)
-            + self
-                .head
-                .logits_gather
-                .time_us(s * self.head.logits_bytes_per_sequence);
-        if self.pp > 1 {
-            b.pp_send = f64::from(self.pp - 1) * self.pp_send.time_us(t * self.hidden_bytes);
-        }
+        b.head = tc.head_per_token + sc.lm_head + sc.sampler + sc.logits_gather;
+        b.pp_send = tc.pp_send;
         let (kernels, layers) = self.launches();
         let cost = StepCost {
             gpu_us: b.total(),
@@ -358,6 +398,48 @@ impl Composition {
         };
         b.overhead = self.execution.overhead_us(&plan, &cost, shape);
         b
+    }
+
+    /// The components that depend only on the padded token count `t`.
+    fn token_costs_of(&self, t: f64) -> TokenCosts {
+        let mut c = TokenCosts::default();
+        let ar = self.all_reduce.time_us(t * self.hidden_bytes);
+        for g in &self.groups {
+            let n = g.count;
+            c.linear += n * g.linears.iter().map(|c| c.time_us(t)).sum::<f64>();
+            if let Some(m) = &g.moe {
+                let ep = &g.expert_parallel;
+                c.moe += n * m.time_us(t, g.moe_experts.1, g.moe_experts.0, ep);
+                if ep.ep > 1.0 {
+                    let gathered = t * ep.dp * self.hidden_bytes;
+                    c.expert_exchange += n * 2.0 * self.expert_exchange.time_us(gathered);
+                }
+            }
+            c.elementwise += n * g.elementwise.iter().map(|c| c.time_us(t)).sum::<f64>();
+            c.all_reduce += n * g.all_reduces * ar;
+        }
+        c.head_per_token = self
+            .head
+            .per_token
+            .iter()
+            .map(|c| c.time_us(t))
+            .sum::<f64>();
+        if self.pp > 1 {
+            c.pp_send = f64::from(self.pp - 1) * self.pp_send.time_us(t * self.hidden_bytes);
+        }
+        c
+    }
+
+    /// The components that depend only on the `s` sequences that sample.
+    fn sequence_costs_of(&self, s: f64) -> SequenceCosts {
+        SequenceCosts {
+            lm_head: self.head.lm_head.time_us(s),
+            sampler: self.head.sampler.time_us(s),
+            logits_gather: self
+                .head
+                .logits_gather
+                .time_us(s * self.head.logits_bytes_per_sequence),
+        }
     }
 }
 

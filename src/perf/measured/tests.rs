@@ -682,3 +682,34 @@ fn linear_operators_follow_the_kernel_generation() {
     );
     assert!(v1 < 0.9 * v0, "V1 {v1} s vs V0 {v0} s");
 }
+
+/// The per-count cost caches change nothing: a warm model (every count seen before)
+/// gives bit for bit what a cold clone computes, for prefills, decodes and mixes, token
+/// counts inside and beyond the cache.
+#[test]
+fn cached_costs_equal_direct_evaluation() {
+    let mut shapes = Vec::new();
+    for (n, ctx) in [(1, 10), (7, 300), (64, 1000), (255, 4000), (300, 20_000)] {
+        shapes.push(decodes(n, ctx));
+    }
+    for (tokens, ctx) in [(1, 0), (17, 40), (2048, 0), (16_384, 100), (40_000, 0)] {
+        let mut s = decodes(3, 500);
+        s.push_prefill(tokens, ctx);
+        shapes.push(s);
+    }
+    for (_, mm) in deployments() {
+        let warm = mm.clone();
+        for s in &shapes {
+            warm.step_time_s(s);
+        }
+        for s in &shapes {
+            let cold = mm.clone();
+            assert_eq!(
+                warm.step_time_s(s).to_bits(),
+                cold.step_time_s(s).to_bits(),
+                "{s:?}"
+            );
+            assert_eq!(warm.breakdown(s), cold.breakdown(s));
+        }
+    }
+}

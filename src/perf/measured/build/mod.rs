@@ -701,6 +701,8 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
         pp: d.pp,
         hidden_bytes: h * ab,
         execution: d.stack.execution.clone(),
+        token_costs: Default::default(),
+        sequence_costs: Default::default(),
     };
     Built {
         composition,

@@ -1,0 +1,160 @@
+//! Fixed-precision decimal text of floats without `core::fmt`, for the per-request and
+//! per-second rows of large runs.
+//!
+//! [`push_fixed`] writes exactly what `format!("{x:.decimals$}")` writes (the exact
+//! binary value rounded half to even at the last digit), so files are byte-identical to
+//! the formatter's; the tests hold it to `format!` on random and edge-case values.
+//! A finite `x = m · 2^e` (53-bit `m`) is scaled by `10^decimals` in 128-bit integer
+//! arithmetic, then shifted with rounding: no floating-point step, so nothing to round
+//! twice. Values out of that range (and infinities) go through `format!`.
+
+use std::fmt::Write;
+
+/// Largest `decimals` handled without `format!` (`m · 10^18 < 2^113`).
+const MAX_DECIMALS: u32 = 18;
+
+/// Append `x` with `decimals` digits after the point, as `format!("{x:.decimals$}")`
+/// would (NaN included, as "NaN").
+pub fn push_fixed(out: &mut String, x: f64, decimals: u32) {
+    let Some(scaled) = scaled(x, decimals) else {
+        let d = decimals as usize;
+        write!(out, "{x:.d$}").expect("writing to a String cannot fail");
+        return;
+    };
+    if x.is_sign_negative() {
+        out.push('-');
+    }
+    // 64-bit arithmetic where it fits (times of runs shorter than 584 years at 9 digits).
+    match u64::try_from(scaled) {
+        Ok(v) => {
+            let unit = 10u64.pow(decimals);
+            push_parts(out, v / unit, v % unit, decimals);
+        }
+        Err(_) => {
+            let unit = 10u128.pow(decimals);
+            push_parts(out, scaled / unit, scaled % unit, decimals);
+        }
+    }
+}
+
+/// `int.frac`, the fraction zero-padded to `decimals` digits (no point when 0).
+fn push_parts<T: itoa::Integer>(out: &mut String, int: T, frac: T, decimals: u32) {
+    let mut buf = itoa::Buffer::new();
+    out.push_str(buf.format(int));
+    if decimals > 0 {
+        out.push('.');
+        let frac = buf.format(frac);
+        for _ in frac.len()..decimals as usize {
+            out.push('0');
+        }
+        out.push_str(frac);
+    }
+}
+
+/// `|x| · 10^decimals` rounded half to even, or None where `format!` must do it.
+fn scaled(x: f64, decimals: u32) -> Option<u128> {
+    if !x.is_finite() || decimals > MAX_DECIMALS {
+        return None;
+    }
+    let bits = x.abs().to_bits();
+    let exp_bits = (bits >> 52) as i32;
+    let frac = bits & ((1u64 << 52) - 1);
+    // x = m · 2^e exactly.
+    let (m, e) = if exp_bits == 0 {
+        (frac, -1074)
+    } else {
+        (frac | (1 << 52), exp_bits - 1075)
+    };
+    let p = u128::from(m) * 10u128.pow(decimals);
+    if e >= 0 {
+        // Integers this large are rare in outputs; keep the product in range.
+        return if e <= 14 { Some(p << e) } else { None };
+    }
+    let s = (-e) as u32;
+    if s >= 120 {
+        // p < 2^113 ≤ half of 2^s: rounds to zero.
+        return Some(0);
+    }
+    let q = p >> s;
+    let r = p & ((1u128 << s) - 1);
+    let half = 1u128 << (s - 1);
+    Some(if r > half || (r == half && q & 1 == 1) {
+        q + 1
+    } else {
+        q
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn check(x: f64, d: u32) {
+        let mut s = String::new();
+        push_fixed(&mut s, x, d);
+        let du = d as usize;
+        assert_eq!(
+            s,
+            format!("{x:.du$}"),
+            "x = {x:e} ({:#x}), {d} decimals",
+            x.to_bits()
+        );
+    }
+
+    #[test]
+    fn edge_cases_match_the_formatter() {
+        let values = [
+            0.0,
+            -0.0,
+            0.5,
+            1.5,
+            2.5,
+            0.125,
+            0.0000000005,
+            0.0000000015,
+            0.0000000025,
+            1e-300,
+            f64::MIN_POSITIVE,
+            5e-324,
+            -1e-12,
+            0.999999999_5,
+            9.9999999995,
+            33340.412345678,
+            4.5e15,
+            9.007199254740993e15,
+            1e20,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        for x in values {
+            for d in [0, 1, 2, 3, 6, 9, 12, 18, 19] {
+                check(x, d);
+                check(-x, d);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn any_float_matches_the_formatter(bits in any::<u64>(), d in 0u32..20) {
+            check(f64::from_bits(bits), d);
+        }
+
+        #[test]
+        fn times_in_seconds_match_the_formatter(ns in 0u64..10_000_000_000_000_000, d in 0u32..12) {
+            check(ns as f64 / 1e9, d);
+        }
+
+        #[test]
+        fn exact_halves_match_the_formatter(k in 0u64..1_000_000_000, d in 0u32..6) {
+            // k + 0.5 units of the last digit, exactly representable for small d.
+            let x = (k as f64 * 2.0 + 1.0) / (2.0 * 10f64.powi(d as i32));
+            check(x, d);
+        }
+    }
+}
