@@ -147,6 +147,38 @@ impl GemmModel {
         Some(g)
     }
 
+    /// [`GemmModel::fit`] through the fit cache (the same bits, fitted once per data).
+    pub(crate) fn fit_cached(
+        samples: &[GemmSample],
+        peak_flops_per_us: f64,
+        peak_bytes_per_us: f64,
+    ) -> Option<Self> {
+        let mut inputs = vec![peak_flops_per_us, peak_bytes_per_us];
+        for s in samples {
+            inputs.extend([s.m, s.k, s.n, s.kernels, s.time_us]);
+        }
+        let [t0_us, flops_per_us, m_half, bytes_per_us, median_rel_err] =
+            super::fit_cache::cached("gemm-law", &inputs, || {
+                Self::fit(samples, peak_flops_per_us, peak_bytes_per_us).map(|g| {
+                    [
+                        g.t0_us,
+                        g.flops_per_us,
+                        g.m_half,
+                        g.bytes_per_us,
+                        g.median_rel_err,
+                    ]
+                })
+            })?;
+        Some(GemmModel {
+            t0_us,
+            flops_per_us,
+            m_half,
+            bytes_per_us,
+            samples: samples.len(),
+            median_rel_err,
+        })
+    }
+
     /// The GEMM points of `gpu` (linear operators and the LM head), thinned to at most
     /// about 25 sizes per table (every size ≤ 16, then log-spaced).
     pub(crate) fn samples(gpu: &GpuProfiles) -> Vec<GemmSample> {
@@ -244,6 +276,42 @@ impl StreamModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cached fit is the fresh fit, bit for bit, whether the entry was there or not.
+    #[test]
+    fn cached_fit_equals_the_fresh_fit() {
+        let truth = GemmModel {
+            t0_us: 3.0,
+            flops_per_us: 2e8,
+            m_half: 64.0,
+            bytes_per_us: 1.5e6,
+            samples: 0,
+            median_rel_err: 0.0,
+        };
+        let samples: Vec<GemmSample> = [1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 8192.0]
+            .iter()
+            .flat_map(|&m| {
+                [(4096.0, 4096.0), (4096.0, 14336.0)].map(|(k, n)| {
+                    let mut s = GemmSample {
+                        m,
+                        k,
+                        n,
+                        kernels: 1.0,
+                        time_us: 0.0,
+                    };
+                    s.time_us = truth.predict(&s) * (1.0 + 0.01 * (m.ln() - 3.0));
+                    s
+                })
+            })
+            .collect();
+        let fresh = GemmModel::fit(&samples, 3e8, 2e6).unwrap();
+        for _ in 0..2 {
+            let cached = GemmModel::fit_cached(&samples, 3e8, 2e6).unwrap();
+            assert_eq!(format!("{cached:?}"), format!("{fresh:?}"));
+            assert_eq!(cached.t0_us.to_bits(), fresh.t0_us.to_bits());
+            assert_eq!(cached.m_half.to_bits(), fresh.m_half.to_bits());
+        }
+    }
 
     #[test]
     fn fit_recovers_a_synthetic_law() {

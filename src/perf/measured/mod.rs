@@ -30,6 +30,7 @@ mod attention_fit;
 mod build;
 mod comm;
 mod fit;
+mod fit_cache;
 mod gemm;
 mod measurements;
 mod ops;

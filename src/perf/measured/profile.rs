@@ -294,11 +294,17 @@ fn sorted_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-/// A CSV file read into string records with their line numbers, after checking the
-/// header is exactly `header`.
+/// A CSV file read into one text buffer (every field trimmed, back to back) with each
+/// row's line number, after checking the header is exactly `header`. One buffer instead
+/// of a record per row: start-up reads tens of thousands of rows.
 struct Csv {
     path: PathBuf,
-    rows: Vec<(u64, csv::StringRecord)>,
+    /// The fields' text, concatenated.
+    text: String,
+    /// End of each field in `text`, `header.len()` per row.
+    ends: Vec<u32>,
+    /// Line number of each row.
+    lines: Vec<u64>,
     header: Vec<&'static str>,
 }
 
@@ -329,40 +335,56 @@ impl Csv {
                 ),
             ));
         }
-        let mut rows = Vec::new();
-        for rec in rdr.records() {
-            let rec = rec.map_err(|e| csv_error(path, e))?;
-            let line = rec.position().map_or(0, |p| p.line());
-            rows.push((line, rec));
-        }
-        Ok(Some(Csv {
+        let mut csv = Csv {
             path: path.to_owned(),
-            rows,
+            text: String::new(),
+            ends: Vec::new(),
+            lines: Vec::new(),
             header: header.to_vec(),
-        }))
+        };
+        let mut rec = csv::StringRecord::new();
+        while rdr.read_record(&mut rec).map_err(|e| csv_error(path, e))? {
+            csv.lines.push(rec.position().map_or(0, |p| p.line()));
+            // The reader checks that every row has the header's field count.
+            for f in rec.iter() {
+                csv.text.push_str(f.trim());
+                let end = u32::try_from(csv.text.len()).map_err(|_| {
+                    Error::input(path, None, "file too large (over 4 GiB of fields)")
+                })?;
+                csv.ends.push(end);
+            }
+        }
+        Ok(Some(csv))
+    }
+
+    /// Rows read.
+    fn len(&self) -> usize {
+        self.lines.len()
     }
 
     /// Field `col` of row `i` as a finite, non-negative number.
     fn num(&self, i: usize, col: usize) -> Result<f64> {
-        let (line, rec) = &self.rows[i];
-        let s = rec.get(col).unwrap_or("").trim();
+        let s = self.text(i, col);
         match s.parse::<f64>() {
             Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
             _ => Err(Error::input_at(
                 &self.path,
-                *line,
+                self.lines[i],
                 Some(self.header[col]),
                 format!("expected a non-negative number, found `{s}`"),
             )),
         }
     }
 
+    /// Field `col` of row `i`, trimmed.
     fn text(&self, i: usize, col: usize) -> &str {
-        self.rows[i].1.get(col).unwrap_or("").trim()
+        let k = i * self.header.len() + col;
+        let start = if k == 0 { 0 } else { self.ends[k - 1] as usize };
+        &self.text[start..self.ends[k] as usize]
     }
 
     fn line(&self, i: usize) -> u64 {
-        self.rows[i].0
+        self.lines[i]
     }
 }
 
@@ -390,7 +412,7 @@ fn load_tp(dir: &Path, tp: u32) -> Result<TpProfile> {
     )?
     .ok_or_else(|| Error::input(&shapes_path, None, "missing (every tp folder needs one)"))?;
     let mut ops: Vec<MeasuredOp> = Vec::new();
-    for i in 0..shapes.rows.len() {
+    for i in 0..shapes.len() {
         let kind_s = shapes.text(i, 1);
         let kind = OpKind::parse(kind_s).ok_or_else(|| {
             Error::input_at(
@@ -416,7 +438,7 @@ fn load_tp(dir: &Path, tp: u32) -> Result<TpProfile> {
         let Some(csv) = Csv::read(&path, &["op", size_col, "time_us"])? else {
             continue;
         };
-        for i in 0..csv.rows.len() {
+        for i in 0..csv.len() {
             let name = csv.text(i, 0);
             let op = ops.iter_mut().find(|o| o.name == name).ok_or_else(|| {
                 Error::input_at(
@@ -463,7 +485,7 @@ fn load_tp(dir: &Path, tp: u32) -> Result<TpProfile> {
             "time_us",
         ],
     )? {
-        for i in 0..csv.rows.len() {
+        for i in 0..csv.len() {
             let row = AttentionRow {
                 prefill_chunk: csv.num(i, 0)?,
                 kv_prefill: csv.num(i, 1)?,
@@ -488,8 +510,8 @@ fn load_tp(dir: &Path, tp: u32) -> Result<TpProfile> {
     let moe = match Csv::read(&moe_path, &["tokens", "activated_experts", "time_us"])? {
         None => None,
         Some(csv) => {
-            let mut pts = Vec::with_capacity(csv.rows.len());
-            for i in 0..csv.rows.len() {
+            let mut pts = Vec::with_capacity(csv.len());
+            for i in 0..csv.len() {
                 pts.push((csv.num(i, 0)?, csv.num(i, 1)?, csv.num(i, 2)?));
             }
             Some(
@@ -504,7 +526,7 @@ fn load_tp(dir: &Path, tp: u32) -> Result<TpProfile> {
         &skew_path,
         &["regime", "n_decode", "samples", "alpha_median"],
     )? {
-        for i in 0..csv.rows.len() {
+        for i in 0..csv.len() {
             let mixed = regime(&csv, i)?;
             let alpha: f64 = csv.text(i, 3).parse().map_err(|_| {
                 Error::input_at(
@@ -533,7 +555,7 @@ fn load_tp(dir: &Path, tp: u32) -> Result<TpProfile> {
             "t_skew_us",
         ],
     )? {
-        for i in 0..csv.rows.len() {
+        for i in 0..csv.len() {
             skew_samples.push(SkewSample {
                 mixed: regime(&csv, i)?,
                 n_decode: csv.num(i, 1)?,
@@ -581,7 +603,7 @@ fn load_collective(path: &Path) -> Result<Vec<CollectiveTable>> {
     // (workers, devices per node) -> points
     type Points = Vec<(f64, f64)>;
     let mut groups: Vec<(u32, u32, Points)> = Vec::new();
-    for i in 0..csv.rows.len() {
+    for i in 0..csv.len() {
         let w = csv.num(i, 0)? as u32;
         let d = csv.num(i, 1)? as u32;
         let p = (csv.num(i, 2)?, csv.num(i, 3)?);

@@ -135,10 +135,10 @@ impl Ctx<'_> {
         } else {
             1.0
         };
-        let label = self.gemm_label.clone();
+        let (law, label) = self.gemm_law();
         self.note(component, label);
         Curve::Gemm {
-            law: self.gemm.clone(),
+            law,
             op: GemmOperand {
                 k,
                 n,

@@ -123,14 +123,26 @@ struct Ctx<'a> {
     d: &'a Deployment,
     inp: &'a Inputs<'a>,
     exact: Option<(&'a ModelProfile, &'a TpProfile)>,
-    gemm: Arc<GemmModel>,
-    gemm_label: String,
+    /// The GPU's GEMM law and its description, fitted when a linear layer first needs
+    /// it (most deployments with an exact profile never do).
+    gemm: Option<(Arc<GemmModel>, String)>,
     stream: StreamModel,
     stream_label: String,
     sources: BTreeMap<&'static str, Vec<String>>,
 }
 
 impl Ctx<'_> {
+    /// The GEMM law and its description (fitted on first use).
+    fn gemm_law(&mut self) -> (Arc<GemmModel>, String) {
+        let (d, inp) = (self.d, self.inp);
+        self.gemm
+            .get_or_insert_with(|| {
+                let (g, label) = fit_gemm(d, inp);
+                (Arc::new(g), label)
+            })
+            .clone()
+    }
+
     fn note(&mut self, component: &'static str, source: String) {
         let v = self.sources.entry(component).or_default();
         if !v.contains(&source) {
@@ -411,23 +423,13 @@ fn attention_geometry(d: &Deployment, layer: &LayerSpec) -> AttnGeometry {
     }
 }
 
-/// Build the composition of `d` from the accelerator's data.
-pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
+/// The GPU's GEMM law fitted on its measured linear operators, or the roofline where
+/// there are too few, with its description.
+fn fit_gemm(d: &Deployment, inp: &Inputs<'_>) -> (GemmModel, String) {
     let gpu = inp.gpu;
-    let shape = deployment_shape(d);
-    let exact = if inp.shape_based_only {
-        None
-    } else {
-        shape.as_ref().and_then(|s| {
-            gpu.models
-                .iter()
-                .filter(|m| same_layers(&m.meta.shape, s))
-                .find_map(|m| m.at_tp(d.tp).map(|t| (m, t)))
-        })
-    };
     let bw = d.gpu().memory_bandwidth_bytes_per_s();
     let rp = &inp.roofline;
-    let (gemm, gemm_label) = match GemmModel::fit(
+    match GemmModel::fit_cached(
         &GemmModel::samples(gpu),
         d.peak_flops(d.act_dtype) / 1e6,
         bw / 1e6,
@@ -456,7 +458,25 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
             },
             format!("roofline (peak × efficiency from {})", inp.roofline_file),
         ),
+    }
+}
+
+/// Build the composition of `d` from the accelerator's data.
+pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
+    let gpu = inp.gpu;
+    let shape = deployment_shape(d);
+    let exact = if inp.shape_based_only {
+        None
+    } else {
+        shape.as_ref().and_then(|s| {
+            gpu.models
+                .iter()
+                .filter(|m| same_layers(&m.meta.shape, s))
+                .find_map(|m| m.at_tp(d.tp).map(|t| (m, t)))
+        })
     };
+    let bw = d.gpu().memory_bandwidth_bytes_per_s();
+    let rp = &inp.roofline;
     let (stream, stream_label) = match StreamModel::fit(gpu) {
         Some(s) => {
             let label = format!(
@@ -481,8 +501,7 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
         d,
         inp,
         exact,
-        gemm: Arc::new(gemm),
-        gemm_label,
+        gemm: None,
         stream,
         stream_label,
         sources: BTreeMap::new(),
