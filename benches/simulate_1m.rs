@@ -1,23 +1,23 @@
-//! Benchmark: simulate 1,000,000 requests (Poisson at 30 requests/s, ShareGPT-like
-//! lognormal lengths) on one replica of Llama-3.1-8B on an H100 with the default
-//! latency model, and report wall time, simulated time and peak memory.
+//! Benchmark: the CLI path end to end on a million requests. A 1,000,000-row trace CSV
+//! (Poisson at 30 requests/s, ShareGPT-like lognormal lengths: mean 256 in, 200 out) is
+//! generated first (not timed); then `servesim simulate` reads it and writes every
+//! output file (requests.csv, timeseries.csv, summary.json, config.json) for one replica
+//! of Llama-3.1-8B on an H100 with the default (measured) latency model. Prints the wall
+//! time and the peak resident memory of the simulate process.
 //!
 //! `cargo bench --bench simulate_1m` (set `SERVESIM_BENCH_REQUESTS` to change the count).
-//! This is a single long run, not a statistical micro-benchmark, so it uses no harness.
+//! One long run, not a statistical micro-benchmark, so it uses no harness. The engine is
+//! single-threaded; only the start-up reads its profile files on every core.
 
-use servesim::deployment::{Deployment, DeploymentRequest};
-use servesim::engine::config::EngineOverrides;
-use servesim::paths::DataPaths;
-use servesim::setup::ReplicaSetup;
-use servesim::sim::{RequestSource, Router};
-use servesim::simulate::{run, RunOptions};
-use servesim::trace::synth::{
-    ArrivalProcess, LengthDist, LengthModel, SynthConfig, SynthLimit, SynthTrace,
-};
-use std::time::Instant;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+const BIN: &str = env!("CARGO_BIN_EXE_servesim");
+
+/// Peak resident memory of process `pid` so far, MiB.
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
@@ -28,67 +28,67 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    let paths = DataPaths::builtin();
-    let d = Deployment::resolve(
-        &DeploymentRequest {
-            model: Some("meta-llama/Llama-3.1-8B".into()),
-            hardware: Some("h100".into()),
-            max_model_len: Some(8192),
-            ..Default::default()
-        },
-        &paths,
-    )
-    .expect("deployment");
-    let setup = ReplicaSetup::new(d, &EngineOverrides::default(), &paths).expect("setup");
-    // ShareGPT-like: long-tailed prompts (mean 256) and outputs (mean 200).
-    let trace = SynthTrace::new(SynthConfig {
-        arrival: ArrivalProcess::Poisson { rate_rps: 30.0 },
-        lengths: LengthModel::Independent {
-            input: LengthDist::LogNormal {
-                mean: 256.0,
-                cv: 1.5,
-                max: Some(6144),
-            },
-            output: LengthDist::LogNormal {
-                mean: 200.0,
-                cv: 1.2,
-                max: Some(2048),
-            },
-        },
-        limit: SynthLimit::Requests(n),
-        seed: 0,
-    })
-    .expect("trace");
+    let dir = std::env::temp_dir().join(format!("servesim-bench-1m-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary folder");
+    let trace = dir.join("trace.csv");
+    let status = Command::new(BIN)
+        .args(["trace", "gen", "--arrival", "poisson", "--rate-rps", "30"])
+        .args(["--num-requests", &n.to_string()])
+        .args(["--input-len", "lognormal:256:1.5:6144"])
+        .args(["--output-len", "lognormal:200:1.2:2048"])
+        .args(["--seed", "0", "-o"])
+        .arg(&trace)
+        .status()
+        .expect("servesim trace gen");
+    assert!(status.success(), "trace generation failed");
+
+    let out = dir.join("out");
     let start = Instant::now();
-    let result = run(
-        setup.replicas(1).expect("replicas"),
-        Router::default(),
-        RequestSource::Open(Box::new(trace.map(Ok))),
-        &RunOptions::default(),
-    )
-    .expect("run");
+    let mut child = Command::new(BIN)
+        .args(["simulate", "--trace"])
+        .arg(&trace)
+        .args(["--model", "meta-llama/Llama-3.1-8B", "--hardware", "h100"])
+        .args(["--max-model-len", "8192", "--output-dir"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("servesim simulate");
+    // VmHWM only grows; the last reading before the process exits is its peak (up to
+    // the final few milliseconds of writing files).
+    let mut peak = 0.0_f64;
+    let status = loop {
+        if let Some(mib) = peak_rss_mib(child.id()) {
+            peak = peak.max(mib);
+        }
+        if let Some(s) = child.try_wait().expect("waiting for simulate") {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
     let wall = start.elapsed().as_secs_f64();
-    let sim = result.stats.end_time.as_secs_f64();
-    let s = &result.summary;
-    println!(
-        "requests:        {} completed, {} rejected",
-        s.completed, s.rejected
-    );
-    println!("iterations:      {}", s.engine.iterations);
-    println!("simulated time:  {sim:.0} s");
-    println!("wall time:       {wall:.2} s");
-    println!(
-        "speed:           {:.0}× real time, {:.0} requests/s",
-        sim / wall,
-        n as f64 / wall
-    );
-    if let Some(mib) = peak_rss_mib() {
-        println!("peak memory:     {mib:.0} MiB");
+    let stdout = std::io::read_to_string(child.stdout.take().expect("piped")).unwrap_or_default();
+    assert!(status.success(), "simulate failed:\n{stdout}");
+    for line in stdout
+        .lines()
+        .filter(|l| l.starts_with("requests:") || l.starts_with("engine:") || l.starts_with("TTFT"))
+    {
+        println!("{line}");
     }
+    let files = [
+        "requests.csv",
+        "timeseries.csv",
+        "summary.json",
+        "config.json",
+    ];
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(out.join(f)).map_or(0, |m| m.len()))
+        .sum();
     println!(
-        "TTFT p50 {:.1} ms, TPOT p50 {:.2} ms, mean batch {:.1}",
-        s.ttft_s.p50 * 1e3,
-        s.tpot_s.p50 * 1e3,
-        s.engine.batch_size_mean
+        "requests:        {n} (CSV in, {:.0} MB of outputs written)",
+        bytes as f64 / 1e6
     );
+    println!("wall time:       {wall:.2} s (trace read, simulation, all outputs)");
+    println!("peak memory:     {peak:.0} MiB");
+    let _ = std::fs::remove_dir_all(Path::new(&dir));
 }

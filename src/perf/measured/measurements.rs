@@ -52,9 +52,21 @@ pub(crate) fn load_all_reduce(
         return Ok(Vec::new());
     }
     let mut rdr = csv::Reader::from_path(&file).map_err(|e| csv_error(&file, e))?;
+    let headers = rdr.byte_headers().map_err(|e| csv_error(&file, e))?.clone();
+    let gpu_col = headers.iter().position(|h| h == b"gpu");
     let mut groups: Vec<(u32, Vec<(f64, f64)>)> = Vec::new();
-    for rec in rdr.deserialize::<Row>() {
-        let r = rec.map_err(|e| csv_error(&file, e))?;
+    let mut rec = csv::ByteRecord::new();
+    while rdr
+        .read_byte_record(&mut rec)
+        .map_err(|e| csv_error(&file, e))?
+    {
+        // Rows of other GPUs (most of the file) are skipped unparsed.
+        if gpu_col.is_some_and(|c| rec.get(c) != Some(slug.as_bytes())) {
+            continue;
+        }
+        let r: Row = rec
+            .deserialize(Some(&headers))
+            .map_err(|e| csv_error(&file, e))?;
         if r.gpu != slug
             || r.implementation != implementation
             || r.mode != "graph"

@@ -116,14 +116,15 @@ impl MeasuredModel {
         if !gpu.has_models() {
             return Ok(None);
         }
+        // Only tensor-parallel groups all-reduce (a single GPU never reads the table).
         let engine_all_reduce = match d
             .stack
             .custom_all_reduce
             .as_ref()
             .and_then(|c| c.measured_implementation.as_deref())
         {
-            Some(imp) => measurements::load_all_reduce(&paths.perf_model, &slug, imp)?,
-            None => Vec::new(),
+            Some(imp) if d.tp > 1 => measurements::load_all_reduce(&paths.perf_model, &slug, imp)?,
+            _ => Vec::new(),
         };
         let engine_attention = measurements::load_attention(&paths.perf_model, &slug)?;
         // The engine-measured GEMM grid serves a stack whose kernel generation some of the

@@ -236,6 +236,7 @@ impl GpuProfiles {
         if !dir.is_dir() {
             return Ok(out);
         }
+        let mut pending: Vec<(ProfileMeta, Vec<(PathBuf, u32)>)> = Vec::new();
         for org in sorted_dirs(&dir)? {
             if org.file_name().is_some_and(|n| n == "network") {
                 continue;
@@ -252,16 +253,16 @@ impl GpuProfiles {
                 if exclude.iter().any(|x| x.eq_ignore_ascii_case(&meta.model)) {
                     continue;
                 }
-                let mut tps = Vec::new();
-                for &tp in &meta.tensor_parallel_sizes {
-                    let tp_dir = model_dir.join(format!("tp{tp}"));
-                    if tp_dir.is_dir() {
-                        tps.push(load_tp(&tp_dir, tp)?);
-                    }
-                }
-                out.models.push(ModelProfile { meta, tps });
+                let tps = meta
+                    .tensor_parallel_sizes
+                    .iter()
+                    .map(|&tp| (model_dir.join(format!("tp{tp}")), tp))
+                    .filter(|(d, _)| d.is_dir())
+                    .collect();
+                pending.push((meta, tps));
             }
         }
+        out.models = load_models(pending)?;
         let net = dir.join("network");
         out.all_reduce = load_collective(&net.join("all_reduce.csv"))?;
         out.send_recv = load_collective(&net.join("send_recv.csv"))?;
@@ -282,6 +283,51 @@ impl GpuProfiles {
                 .flat_map(move |t| t.ops.iter().map(move |o| (m, t, o)))
         })
     }
+}
+
+/// Read the TP folders of every model, spread over the available cores (start-up reads
+/// a few dozen files per GPU). The result and the first error, if any, are those of
+/// reading them in order on one thread.
+fn load_models(pending: Vec<(ProfileMeta, Vec<(PathBuf, u32)>)>) -> Result<Vec<ModelProfile>> {
+    let jobs: Vec<(usize, &Path, u32)> = pending
+        .iter()
+        .enumerate()
+        .flat_map(|(m, (_, tps))| tps.iter().map(move |(d, tp)| (m, d.as_path(), *tp)))
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len().max(1));
+    let per_thread = jobs.len().div_ceil(threads).max(1);
+    let loaded: Vec<Result<TpProfile>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|&(_, dir, tp)| load_tp(dir, tp))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a profile-loading thread panicked"))
+            .collect()
+    });
+    let owners: Vec<usize> = jobs.iter().map(|&(m, _, _)| m).collect();
+    drop(jobs);
+    let mut models: Vec<ModelProfile> = pending
+        .into_iter()
+        .map(|(meta, _)| ModelProfile {
+            meta,
+            tps: Vec::new(),
+        })
+        .collect();
+    for (m, tp) in owners.into_iter().zip(loaded) {
+        models[m].tps.push(tp?);
+    }
+    Ok(models)
 }
 
 fn sorted_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
