@@ -106,10 +106,13 @@ pub fn run(
         Some((a, b)) => (Some(a), Some(b)),
         None => (None, None),
     };
+    let mut row = String::with_capacity(256);
     let mut write_request = |r: &RequestRecord| {
         progress.inc(1);
         if let Some(w) = req_file.as_mut() {
-            if let Err(e) = report::write_request_row(*w, r) {
+            row.clear();
+            report::push_request_row(&mut row, r);
+            if let Err(e) = w.write_all(row.as_bytes()) {
                 io_error.get_or_insert(e);
             }
         }

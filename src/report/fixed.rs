@@ -13,6 +13,17 @@ use std::fmt::Write;
 /// Largest `decimals` handled without `format!` (`m · 10^18 < 2^113`).
 const MAX_DECIMALS: u32 = 18;
 
+/// `10^i` for `i ≤ MAX_DECIMALS`.
+const POW10: [u64; MAX_DECIMALS as usize + 1] = {
+    let mut t = [1u64; MAX_DECIMALS as usize + 1];
+    let mut i = 1;
+    while i < t.len() {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
 /// Append `x` with `decimals` digits after the point, as `format!("{x:.decimals$}")`
 /// would (NaN included, as "NaN").
 pub fn push_fixed(out: &mut String, x: f64, decimals: u32) {
@@ -24,11 +35,45 @@ pub fn push_fixed(out: &mut String, x: f64, decimals: u32) {
     if x.is_sign_negative() {
         out.push('-');
     }
-    // 64-bit arithmetic where it fits (times of runs shorter than 584 years at 9 digits).
+    // Digit by digit from the right in 64 bits where it fits (times of runs shorter
+    // than 584 years at 9 digits), then one copy.
     match u64::try_from(scaled) {
         Ok(v) => {
-            let unit = 10u64.pow(decimals);
-            push_parts(out, v / unit, v % unit, decimals);
+            let mut buf = [0u8; 24];
+            let mut i = buf.len();
+            // The fraction as one zero-padded group, then the integer part.
+            // A constant divisor for the usual 9 digits (a multiplication, not a
+            // division).
+            let (mut int, mut frac) = match decimals {
+                9 => (v / 1_000_000_000, v % 1_000_000_000),
+                d => (v / POW10[d as usize], v % POW10[d as usize]),
+            };
+            for _ in 0..decimals / 2 {
+                i -= 2;
+                buf[i..i + 2].copy_from_slice(pair(frac % 100));
+                frac /= 100;
+            }
+            if decimals % 2 == 1 {
+                i -= 1;
+                buf[i] = b'0' + frac as u8;
+            }
+            if decimals > 0 {
+                i -= 1;
+                buf[i] = b'.';
+            }
+            while int >= 100 {
+                i -= 2;
+                buf[i..i + 2].copy_from_slice(pair(int % 100));
+                int /= 100;
+            }
+            if int >= 10 {
+                i -= 2;
+                buf[i..i + 2].copy_from_slice(pair(int));
+            } else {
+                i -= 1;
+                buf[i] = b'0' + int as u8;
+            }
+            out.push_str(std::str::from_utf8(&buf[i..]).expect("ASCII digits"));
         }
         Err(_) => {
             let unit = 10u128.pow(decimals);
@@ -37,8 +82,20 @@ pub fn push_fixed(out: &mut String, x: f64, decimals: u32) {
     }
 }
 
+/// The two decimal digits of `n` (< 100).
+fn pair(n: u64) -> &'static [u8] {
+    const DIGITS: &[u8; 200] = b"\
+        0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let i = n as usize * 2;
+    &DIGITS[i..i + 2]
+}
+
 /// `int.frac`, the fraction zero-padded to `decimals` digits (no point when 0).
-fn push_parts<T: itoa::Integer>(out: &mut String, int: T, frac: T, decimals: u32) {
+fn push_parts(out: &mut String, int: u128, frac: u128, decimals: u32) {
     let mut buf = itoa::Buffer::new();
     out.push_str(buf.format(int));
     if decimals > 0 {
@@ -65,7 +122,7 @@ fn scaled(x: f64, decimals: u32) -> Option<u128> {
     } else {
         (frac | (1 << 52), exp_bits - 1075)
     };
-    let p = u128::from(m) * 10u128.pow(decimals);
+    let p = u128::from(m) * u128::from(POW10[decimals as usize]);
     if e >= 0 {
         // Integers this large are rare in outputs; keep the product in range.
         return if e <= 14 { Some(p << e) } else { None };

@@ -44,12 +44,19 @@ fn push_int(out: &mut String, x: impl itoa::Integer) {
 /// Write one `requests.csv` row (times in seconds with nanosecond precision).
 pub fn write_request_row(w: &mut dyn Write, r: &RequestRecord) -> std::io::Result<()> {
     let mut line = String::with_capacity(192);
-    push_int(&mut line, r.request_id);
-    push_int(&mut line, r.replica);
-    push_cell(&mut line, r.arrival_time_s, 9);
+    push_request_row(&mut line, r);
+    w.write_all(line.as_bytes())
+}
+
+/// Append one `requests.csv` row, newline included, to `line`.
+pub fn push_request_row(line: &mut String, r: &RequestRecord) {
+    let line = &mut *line;
+    push_int(line, r.request_id);
+    push_int(line, r.replica);
+    push_cell(line, r.arrival_time_s, 9);
     line.push(',');
-    push_int(&mut line, r.input_tokens);
-    push_int(&mut line, r.output_tokens);
+    push_int(line, r.input_tokens);
+    push_int(line, r.output_tokens);
     for x in [
         r.scheduled_time_s,
         r.first_token_time_s,
@@ -59,14 +66,13 @@ pub fn write_request_row(w: &mut dyn Write, r: &RequestRecord) -> std::io::Resul
         r.e2e_s,
         r.queue_s,
     ] {
-        push_cell(&mut line, x, 9);
+        push_cell(line, x, 9);
         line.push(',');
     }
-    push_int(&mut line, r.preemptions);
-    push_int(&mut line, r.prefix_hit_tokens);
+    push_int(line, r.preemptions);
+    push_int(line, r.prefix_hit_tokens);
     line.push_str(r.status.as_str());
     line.push('\n');
-    w.write_all(line.as_bytes())
 }
 
 /// Write one `timeseries.csv` row.

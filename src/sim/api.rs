@@ -117,6 +117,18 @@ impl Iterator for Ingress<'_> {
     type Item = Result<Request>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.delays.per_prompt_token_ns == 0.0 {
+            // Every request is delayed alike: the order stays, no re-sorting needed.
+            return self.inner.next().map(|r| {
+                let mut r = r?;
+                if r.arrival < self.last_arrival {
+                    return Err(unsorted(&r, self.last_arrival));
+                }
+                self.last_arrival = r.arrival;
+                r.arrival += self.delays.ingress(r.input_tokens);
+                Ok(r)
+            });
+        }
         loop {
             if self.pending.is_none() && !self.done {
                 match self.inner.next() {
@@ -124,12 +136,7 @@ impl Iterator for Ingress<'_> {
                     Some(Err(e)) => return Some(Err(e)),
                     Some(Ok(r)) => {
                         if r.arrival < self.last_arrival {
-                            return Some(Err(Error::Config(format!(
-                                "request {} arrives at {} s, before the previous request ({} s): traces must be sorted by arrival time",
-                                r.id,
-                                r.arrival.as_secs_f64(),
-                                self.last_arrival.as_secs_f64()
-                            ))));
+                            return Some(Err(unsorted(&r, self.last_arrival)));
                         }
                         self.last_arrival = r.arrival;
                         self.pending = Some(r);
@@ -152,6 +159,16 @@ impl Iterator for Ingress<'_> {
             self.seq += 1;
         }
     }
+}
+
+/// The error for a request that arrives before the one read before it.
+fn unsorted(r: &Request, previous: SimTime) -> Error {
+    Error::Config(format!(
+        "request {} arrives at {} s, before the previous request ({} s): traces must be sorted by arrival time",
+        r.id,
+        r.arrival.as_secs_f64(),
+        previous.as_secs_f64()
+    ))
 }
 
 /// Passes events and records on as the client sees them (see the module docs).
@@ -205,15 +222,19 @@ mod tests {
         ))
     }
 
-    fn delays() -> ApiDelays {
-        ApiDelays::of(&ApiServer {
+    fn server() -> ApiServer {
+        ApiServer {
             request_us: 100.0,
             per_prompt_token_us: 1.0,
             per_token_out_us: 50.0,
             source: String::new(),
             fitted_on: Vec::new(),
             prior_request_us: 0.0,
-        })
+        }
+    }
+
+    fn delays() -> ApiDelays {
+        ApiDelays::of(&server())
     }
 
     #[test]
@@ -227,6 +248,28 @@ mod tests {
             })
             .collect();
         assert_eq!(out, vec![(1, 160), (0, 1100), (2, 2110)]);
+    }
+
+    #[test]
+    fn a_constant_ingress_shifts_every_request_alike() {
+        let constant = ApiDelays::of(&ApiServer {
+            per_prompt_token_us: 0.0,
+            ..server()
+        });
+        let src = vec![req(0, 0, 1000), req(1, 50, 10), req(2, 50, 7)];
+        let out: Vec<(u64, u64)> = Ingress::new(Box::new(src.into_iter()), constant)
+            .map(|r| {
+                let r = r.unwrap();
+                (r.id, r.arrival.as_nanos() / 1000)
+            })
+            .collect();
+        assert_eq!(out, vec![(0, 100), (1, 150), (2, 150)]);
+        let unsorted = vec![req(0, 10, 1), req(1, 5, 1)];
+        let out: Vec<Result<Request>> =
+            Ingress::new(Box::new(unsorted.into_iter()), constant).collect();
+        assert!(out[1]
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("sorted by arrival")));
     }
 
     #[test]
