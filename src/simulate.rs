@@ -106,13 +106,13 @@ pub fn run(
         Some((a, b)) => (Some(a), Some(b)),
         None => (None, None),
     };
-    let mut row = String::with_capacity(256);
+    let mut row = Vec::with_capacity(256);
     let mut write_request = |r: &RequestRecord| {
         progress.inc(1);
         if let Some(w) = req_file.as_mut() {
             row.clear();
             report::push_request_row(&mut row, r);
-            if let Err(e) = w.write_all(row.as_bytes()) {
+            if let Err(e) = w.write_all(&row) {
                 io_error.get_or_insert(e);
             }
         }

@@ -142,6 +142,10 @@ pub struct Recorder<'w> {
     /// mostly share their gap, so they are recorded with one call.
     pending_itl: (u64, u64),
     per_replica: Vec<ReplicaTally>,
+    /// While every record has come from replica 0, its distributions are the run's
+    /// (`ttft`, `tpot`, `e2e` record the same finished requests) and are not kept
+    /// twice; they are copied out when another replica first reports.
+    only_replica_zero: bool,
     writer: Option<&'w mut dyn FnMut(&RequestRecord)>,
 }
 
@@ -207,6 +211,7 @@ impl<'w> Recorder<'w> {
             last_finish: 0.0,
             pending_itl: (0, 0),
             per_replica: Vec::new(),
+            only_replica_zero: true,
             writer: None,
         }
     }
@@ -269,14 +274,22 @@ impl<'w> Recorder<'w> {
                 .per_replica
                 .iter()
                 .enumerate()
-                .map(|(i, t)| ReplicaSummary {
-                    replica: i as u32,
-                    completed: t.completed,
-                    rejected: t.rejected,
-                    output_tokens_per_s: per_s(t.output_tokens as f64),
-                    ttft_s: t.ttft.stats(),
-                    tpot_s: t.tpot.stats(),
-                    e2e_s: t.e2e.stats(),
+                .map(|(i, t)| {
+                    // Replica 0 alone: its distributions are the run's.
+                    let (ttft, tpot, e2e) = if self.only_replica_zero {
+                        (&self.ttft, &self.tpot, &self.e2e)
+                    } else {
+                        (&t.ttft, &t.tpot, &t.e2e)
+                    };
+                    ReplicaSummary {
+                        replica: i as u32,
+                        completed: t.completed,
+                        rejected: t.rejected,
+                        output_tokens_per_s: per_s(t.output_tokens as f64),
+                        ttft_s: ttft.stats(),
+                        tpot_s: tpot.stats(),
+                        e2e_s: e2e.stats(),
+                    }
                 })
                 .collect(),
         }
@@ -315,13 +328,22 @@ impl RequestSink for Recorder<'_> {
         if i >= self.per_replica.len() {
             self.per_replica.resize(i + 1, ReplicaTally::default());
         }
+        if i != 0 && self.only_replica_zero {
+            self.only_replica_zero = false;
+            let zero = &mut self.per_replica[0];
+            zero.ttft = self.ttft.clone();
+            zero.tpot = self.tpot.clone();
+            zero.e2e = self.e2e.clone();
+        }
         let t = &mut self.per_replica[i];
         if r.status == RequestStatus::Finished {
             t.completed += 1;
             t.output_tokens += u64::from(r.output_tokens);
-            t.ttft.record_secs(r.ttft_s);
-            t.tpot.record_secs(r.tpot_s);
-            t.e2e.record_secs(r.e2e_s);
+            if !self.only_replica_zero {
+                t.ttft.record_secs(r.ttft_s);
+                t.tpot.record_secs(r.tpot_s);
+                t.e2e.record_secs(r.e2e_s);
+            }
         } else {
             t.rejected += 1;
         }
@@ -446,5 +468,50 @@ mod tests {
         assert!((s.p50 - 0.500).abs() < 0.001, "p50 {}", s.p50);
         assert!((s.p99 - 0.990).abs() < 0.001, "p99 {}", s.p99);
         assert!((s.max - 1.0).abs() < 0.001);
+    }
+
+    /// Per-replica distributions are those of each replica's own requests, whether
+    /// replica 0 reported alone for a while (its distributions then shared with the
+    /// run's) or not.
+    #[test]
+    fn per_replica_distributions_are_each_replicas_own() {
+        let rec = |id: u64, replica: u32, ttft_ms: u64| {
+            let mut r = RequestRecord::rejected(id, replica, crate::units::SimTime::ZERO, 10, 3);
+            r.status = RequestStatus::Finished;
+            r.ttft_s = ttft_ms as f64 / 1e3;
+            r.tpot_s = ttft_ms as f64 / 1e4;
+            r.e2e_s = 2.0 * r.ttft_s;
+            r.queue_s = 0.0;
+            r.finish_time_s = r.e2e_s;
+            r
+        };
+        for first_other in [0usize, 5, 40, 100] {
+            let mut recorder = Recorder::new(Slo::default());
+            let mut direct: Vec<[Distribution; 3]> = vec![Default::default(), Default::default()];
+            for i in 0..100u64 {
+                let replica = if (i as usize) < first_other {
+                    0
+                } else {
+                    (i % 2) as u32
+                };
+                let r = rec(i, replica, 5 + (i * 37) % 91);
+                let d = &mut direct[replica as usize];
+                d[0].record_secs(r.ttft_s);
+                d[1].record_secs(r.tpot_s);
+                d[2].record_secs(r.e2e_s);
+                recorder.on_request_end(r);
+            }
+            let s = recorder.summary();
+            for (i, rs) in s.replicas.iter().enumerate() {
+                let d = &direct[i];
+                assert_eq!(
+                    rs.ttft_s,
+                    d[0].stats(),
+                    "replica {i}, first other {first_other}"
+                );
+                assert_eq!(rs.tpot_s, d[1].stats());
+                assert_eq!(rs.e2e_s, d[2].stats());
+            }
+        }
     }
 }

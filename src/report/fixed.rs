@@ -8,7 +8,7 @@
 //! arithmetic, then shifted with rounding: no floating-point step, so nothing to round
 //! twice. Values out of that range (and infinities) go through `format!`.
 
-use std::fmt::Write;
+use std::io::Write;
 
 /// Largest `decimals` handled without `format!` (`m · 10^18 < 2^113`).
 const MAX_DECIMALS: u32 = 18;
@@ -27,13 +27,20 @@ const POW10: [u64; MAX_DECIMALS as usize + 1] = {
 /// Append `x` with `decimals` digits after the point, as `format!("{x:.decimals$}")`
 /// would (NaN included, as "NaN").
 pub fn push_fixed(out: &mut String, x: f64, decimals: u32) {
+    let mut bytes = Vec::with_capacity(32);
+    push_fixed_bytes(&mut bytes, x, decimals);
+    out.push_str(std::str::from_utf8(&bytes).expect("ASCII digits"));
+}
+
+/// [`push_fixed`] into a byte buffer (the row writers' form: no UTF-8 check per cell).
+pub fn push_fixed_bytes(out: &mut Vec<u8>, x: f64, decimals: u32) {
     let Some(scaled) = scaled(x, decimals) else {
         let d = decimals as usize;
-        write!(out, "{x:.d$}").expect("writing to a String cannot fail");
+        write!(out, "{x:.d$}").expect("writing to a Vec cannot fail");
         return;
     };
     if x.is_sign_negative() {
-        out.push('-');
+        out.push(b'-');
     }
     // Digit by digit from the right in 64 bits where it fits (times of runs shorter
     // than 584 years at 9 digits), then one copy.
@@ -73,7 +80,7 @@ pub fn push_fixed(out: &mut String, x: f64, decimals: u32) {
                 i -= 1;
                 buf[i] = b'0' + int as u8;
             }
-            out.push_str(std::str::from_utf8(&buf[i..]).expect("ASCII digits"));
+            out.extend_from_slice(&buf[i..]);
         }
         Err(_) => {
             let unit = 10u128.pow(decimals);
@@ -95,16 +102,14 @@ fn pair(n: u64) -> &'static [u8] {
 }
 
 /// `int.frac`, the fraction zero-padded to `decimals` digits (no point when 0).
-fn push_parts(out: &mut String, int: u128, frac: u128, decimals: u32) {
+fn push_parts(out: &mut Vec<u8>, int: u128, frac: u128, decimals: u32) {
     let mut buf = itoa::Buffer::new();
-    out.push_str(buf.format(int));
+    out.extend_from_slice(buf.format(int).as_bytes());
     if decimals > 0 {
-        out.push('.');
+        out.push(b'.');
         let frac = buf.format(frac);
-        for _ in frac.len()..decimals as usize {
-            out.push('0');
-        }
-        out.push_str(frac);
+        out.resize(out.len() + decimals as usize - frac.len(), b'0');
+        out.extend_from_slice(frac.as_bytes());
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::Path;
 mod fixed;
 pub mod table;
 
-pub use fixed::push_fixed;
+pub use fixed::{push_fixed, push_fixed_bytes};
 
 /// Header of `requests.csv`.
 pub const REQUESTS_HEADER: &str = "request_id,replica,arrival_time_s,input_tokens,output_tokens,scheduled_time_s,first_token_time_s,finish_time_s,ttft_s,tpot_s,e2e_s,queue_s,preemptions,prefix_hit_tokens,status";
@@ -24,37 +24,38 @@ pub const TIMESERIES_HEADER: &str = "time_s,running,waiting,kv_blocks_used,batch
 /// A float with `decimals` digits, or an empty string for NaN.
 pub fn fixed(x: f64, decimals: usize) -> String {
     let mut s = String::new();
-    push_cell(&mut s, x, decimals as u32);
+    if !x.is_nan() {
+        push_fixed(&mut s, x, decimals as u32);
+    }
     s
 }
 
 /// Append a float cell: `decimals` digits, or nothing for NaN.
-fn push_cell(out: &mut String, x: f64, decimals: u32) {
+fn push_cell(out: &mut Vec<u8>, x: f64, decimals: u32) {
     if !x.is_nan() {
-        push_fixed(out, x, decimals);
+        push_fixed_bytes(out, x, decimals);
     }
 }
 
 /// Append an integer and a comma.
-fn push_int(out: &mut String, x: impl itoa::Integer) {
-    out.push_str(itoa::Buffer::new().format(x));
-    out.push(',');
+fn push_int(out: &mut Vec<u8>, x: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(x).as_bytes());
+    out.push(b',');
 }
 
 /// Write one `requests.csv` row (times in seconds with nanosecond precision).
 pub fn write_request_row(w: &mut dyn Write, r: &RequestRecord) -> std::io::Result<()> {
-    let mut line = String::with_capacity(192);
+    let mut line = Vec::with_capacity(192);
     push_request_row(&mut line, r);
-    w.write_all(line.as_bytes())
+    w.write_all(&line)
 }
 
 /// Append one `requests.csv` row, newline included, to `line`.
-pub fn push_request_row(line: &mut String, r: &RequestRecord) {
-    let line = &mut *line;
+pub fn push_request_row(line: &mut Vec<u8>, r: &RequestRecord) {
     push_int(line, r.request_id);
     push_int(line, r.replica);
     push_cell(line, r.arrival_time_s, 9);
-    line.push(',');
+    line.push(b',');
     push_int(line, r.input_tokens);
     push_int(line, r.output_tokens);
     for x in [
@@ -67,12 +68,12 @@ pub fn push_request_row(line: &mut String, r: &RequestRecord) {
         r.queue_s,
     ] {
         push_cell(line, x, 9);
-        line.push(',');
+        line.push(b',');
     }
     push_int(line, r.preemptions);
     push_int(line, r.prefix_hit_tokens);
-    line.push_str(r.status.as_str());
-    line.push('\n');
+    line.extend_from_slice(r.status.as_str().as_bytes());
+    line.push(b'\n');
 }
 
 /// Write one `timeseries.csv` row.
