@@ -21,6 +21,12 @@ pub struct TimeSeriesRow {
 }
 
 /// Samples engine state at every whole second and integrates KV usage over time.
+///
+/// The integrals need the replicas' mean KV usage and busy count at every advance of
+/// the clock; they are kept per replica and updated only for the replicas that changed
+/// ([`Observer::on_advance_changed`]), so an advance costs O(changes · log replicas),
+/// not O(replicas). The mean usage is summed pairwise over a fixed tree of the
+/// replicas, which gives the same bits whatever the order of updates.
 pub struct TimeSeries<'w> {
     next_second: u64,
     sink: Option<&'w mut dyn FnMut(&TimeSeriesRow)>,
@@ -28,6 +34,39 @@ pub struct TimeSeries<'w> {
     kv_usage_max: f64,
     busy_replicas_integral: f64,
     elapsed_ns: u64,
+    usage: PairwiseSum,
+    busy: Vec<bool>,
+    busy_count: u64,
+}
+
+/// A sum of `n` numbers kept as a complete binary tree of pairwise sums: setting one
+/// costs O(log n), and the total depends only on the values, not on the order in which
+/// they were set.
+#[derive(Clone, Debug, Default)]
+struct PairwiseSum {
+    /// Leaves from index `len / 2`; node `i` sums nodes `2i` and `2i + 1`.
+    tree: Vec<f64>,
+}
+
+impl PairwiseSum {
+    fn with_len(n: usize) -> Self {
+        PairwiseSum {
+            tree: vec![0.0; 2 * n.next_power_of_two()],
+        }
+    }
+
+    fn set(&mut self, i: usize, v: f64) {
+        let mut k = self.tree.len() / 2 + i;
+        self.tree[k] = v;
+        while k > 1 {
+            k /= 2;
+            self.tree[k] = self.tree[2 * k] + self.tree[2 * k + 1];
+        }
+    }
+
+    fn total(&self) -> f64 {
+        self.tree.get(1).copied().unwrap_or(0.0)
+    }
 }
 
 impl std::fmt::Debug for TimeSeries<'_> {
@@ -48,6 +87,9 @@ impl<'w> TimeSeries<'w> {
             kv_usage_max: 0.0,
             busy_replicas_integral: 0.0,
             elapsed_ns: 0,
+            usage: PairwiseSum::default(),
+            busy: Vec::new(),
+            busy_count: 0,
         }
     }
 
@@ -77,13 +119,40 @@ impl<'w> TimeSeries<'w> {
 
 impl Observer for TimeSeries<'_> {
     fn on_advance(&mut self, from: SimTime, to: SimTime, replicas: &[Replica]) {
+        let all: Vec<usize> = (0..replicas.len()).collect();
+        self.on_advance_changed(from, to, replicas, &all);
+    }
+
+    fn on_advance_changed(
+        &mut self,
+        from: SimTime,
+        to: SimTime,
+        replicas: &[Replica],
+        changed: &[usize],
+    ) {
+        if self.busy.len() != replicas.len() {
+            self.usage = PairwiseSum::with_len(replicas.len());
+            self.busy = vec![false; replicas.len()];
+            self.busy_count = 0;
+        }
+        for &i in changed {
+            let r = &replicas[i];
+            let u = r.kv_usage();
+            self.usage.set(i, u);
+            self.kv_usage_max = self.kv_usage_max.max(u);
+            let busy = r.is_busy();
+            if busy != std::mem::replace(&mut self.busy[i], busy) {
+                if busy {
+                    self.busy_count += 1;
+                } else {
+                    self.busy_count -= 1;
+                }
+            }
+        }
         let dt = to.saturating_duration_since(from).as_nanos();
         let n = replicas.len() as f64;
-        let usage: f64 = replicas.iter().map(Replica::kv_usage).sum::<f64>() / n;
-        let busy = replicas.iter().filter(|r| r.is_busy()).count() as f64 / n;
-        for r in replicas {
-            self.kv_usage_max = self.kv_usage_max.max(r.kv_usage());
-        }
+        let usage = self.usage.total() / n;
+        let busy = self.busy_count as f64 / n;
         self.kv_usage_integral += usage * dt as f64;
         self.busy_replicas_integral += busy * dt as f64;
         self.elapsed_ns += dt;
@@ -107,5 +176,34 @@ impl Observer for TimeSeries<'_> {
             sink(&TimeSeriesRow { time_s: s, ..row });
         }
         self.next_second = last + 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairwise_sums_do_not_depend_on_update_order() {
+        let values = [0.1, 0.7, 1e-17, 0.3, 0.2, 5.0, 0.05];
+        let mut a = PairwiseSum::with_len(values.len());
+        let mut b = PairwiseSum::with_len(values.len());
+        for (i, &v) in values.iter().enumerate() {
+            a.set(i, v);
+        }
+        for (i, &v) in values.iter().enumerate().rev() {
+            b.set(i, 99.0);
+            b.set(i, v);
+        }
+        assert_eq!(a.total().to_bits(), b.total().to_bits());
+        assert!((a.total() - values.iter().sum::<f64>()).abs() < 1e-12);
+        // One or two replicas: the plain sum, bit for bit.
+        let mut one = PairwiseSum::with_len(1);
+        one.set(0, 0.3);
+        assert_eq!(one.total(), 0.3);
+        let mut two = PairwiseSum::with_len(2);
+        two.set(0, 0.1);
+        two.set(1, 0.2);
+        assert_eq!(two.total().to_bits(), (0.1f64 + 0.2).to_bits());
     }
 }

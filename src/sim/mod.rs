@@ -43,6 +43,20 @@ pub trait Observer {
     /// Called just before the clock moves from `from` to `to` (`to > from`); the
     /// replicas are in the state they held throughout that interval.
     fn on_advance(&mut self, _from: SimTime, _to: SimTime, _replicas: &[Replica]) {}
+    /// [`Observer::on_advance`], naming the replicas whose state may have changed since
+    /// the previous call (every replica on the first call), so that an observer of many
+    /// replicas can do work per change instead of per replica. The default ignores the
+    /// list.
+    fn on_advance_changed(
+        &mut self,
+        from: SimTime,
+        to: SimTime,
+        replicas: &[Replica],
+        changed: &[usize],
+    ) {
+        let _ = changed;
+        self.on_advance(from, to, replicas);
+    }
     /// Called after an iteration starts on `replica` at `now` and lasts `duration`.
     fn on_step_start(&mut self, _now: SimTime, _duration: SimDuration, _replica: &Replica) {}
 }
@@ -96,8 +110,8 @@ enum Event {
     StepDone(u32),
     /// A request's KV, sent by a prefill replica, lands on a decode replica.
     Handoff(u32, Box<LiveRequest>),
-    /// A pipeline stage frees up: idle replicas try to start a batch.
-    Wake,
+    /// A pipeline stage of a replica frees up: it tries to start a batch.
+    Wake(u32),
     /// A request's client gives up: the request is aborted if it has not finished.
     Deadline(u64),
 }
@@ -126,6 +140,18 @@ pub struct Simulation {
     timed_out: u64,
     /// [`Simulation::run`] fails once the replicas have run more iterations than this.
     max_iterations: Option<u64>,
+    /// Replicas touched since they last tried to start an iteration (only they can:
+    /// an idle replica that did not start has nothing runnable until an event reaches
+    /// it), and the flags that keep the list free of repeats.
+    to_start: Vec<usize>,
+    to_start_flag: Vec<bool>,
+    /// Replicas whose state may have changed since the observer last saw time move.
+    changed: Vec<usize>,
+    changed_flag: Vec<bool>,
+    /// Ask every replica to start at every instant (the straightforward loop, kept as
+    /// the oracle of the touched-replicas list in tests).
+    #[cfg(test)]
+    every_replica_tries: bool,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -184,6 +210,12 @@ impl Simulation {
             api: None,
             client_timeout: None,
             timed_out: 0,
+            to_start: (0..n).collect(),
+            to_start_flag: vec![true; n],
+            changed: (0..n).collect(),
+            changed_flag: vec![true; n],
+            #[cfg(test)]
+            every_replica_tries: false,
         })
     }
 
@@ -220,6 +252,38 @@ impl Simulation {
         self
     }
 
+    /// Ask every replica to start at every instant instead of those an event reached.
+    #[cfg(test)]
+    pub(crate) fn with_every_replica_trying(mut self) -> Self {
+        self.every_replica_tries = true;
+        self
+    }
+
+    /// Note that an event reached replica `i`: it may start an iteration, and the
+    /// observer hears that it changed.
+    fn touch(&mut self, i: usize) {
+        if !std::mem::replace(&mut self.to_start_flag[i], true) {
+            self.to_start.push(i);
+        }
+        self.mark_changed(i);
+    }
+
+    fn mark_changed(&mut self, i: usize) {
+        if !std::mem::replace(&mut self.changed_flag[i], true) {
+            self.changed.push(i);
+        }
+    }
+
+    /// Tell the observer that the clock moves from the current time to `to`.
+    fn advance(&mut self, to: SimTime, observer: &mut dyn Observer) {
+        observer.on_advance_changed(self.now, to, &self.replicas, &self.changed);
+        for &i in &self.changed {
+            self.changed_flag[i] = false;
+        }
+        self.changed.clear();
+        self.now = to;
+    }
+
     /// The replicas.
     pub fn replicas(&self) -> &[Replica] {
         &self.replicas
@@ -254,14 +318,14 @@ impl Simulation {
         let mut events = 0;
         while let Some(te) = self.queue.peek_time().filter(|&te| te <= t) {
             if te > self.now {
-                observer.on_advance(self.now, te, &self.replicas);
-                self.now = te;
+                self.advance(te, observer);
             }
             while self.queue.peek_time() == Some(te) {
                 let (_, event) = self.queue.pop().expect("peeked");
                 events += 1;
                 match event {
                     Event::StepDone(replica) => {
+                        self.touch(replica as usize);
                         let r = &mut self.replicas[replica as usize];
                         r.finish_step(te, sink);
                         if r.role() == ReplicaRole::Prefill {
@@ -269,10 +333,11 @@ impl Simulation {
                         }
                     }
                     Event::Handoff(to, req) => {
+                        self.touch(to as usize);
                         self.in_transit[to as usize] -= 1;
                         self.replicas[to as usize].accept_handoff(*req, te, sink);
                     }
-                    Event::Wake => {}
+                    Event::Wake(replica) => self.touch(replica as usize),
                     Event::Deadline(id) => {
                         if self.abort(id) {
                             self.timed_out += 1;
@@ -285,8 +350,7 @@ impl Simulation {
             }
         }
         if t > self.now {
-            observer.on_advance(self.now, t, &self.replicas);
-            self.now = t;
+            self.advance(t, observer);
         }
         events
     }
@@ -328,6 +392,7 @@ impl Simulation {
         }
         req.arrival = self.now;
         let r = self.router.route_among(&req, &self.replicas, &self.entry);
+        self.touch(r);
         self.replicas[r].add_request(req, self.now, sink);
         r
     }
@@ -335,7 +400,13 @@ impl Simulation {
     /// Cancel a live request wherever it is (see [`Replica::abort`]); it ends without a
     /// record. Returns false if no replica holds it.
     pub fn abort(&mut self, request_id: u64) -> bool {
-        self.replicas.iter_mut().any(|r| r.abort(request_id))
+        match self.replicas.iter_mut().position(|r| r.abort(request_id)) {
+            Some(i) => {
+                self.touch(i);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Start the next iteration on every idle replica that has runnable work. The ranks
@@ -343,7 +414,8 @@ impl Simulation {
     /// and all end when the slowest of those with work is done.
     pub fn start_idle(&mut self, observer: &mut dyn Observer) {
         let now = self.now;
-        for (members, free) in &mut self.lockstep {
+        for g in 0..self.lockstep.len() {
+            let (members, free) = &mut self.lockstep[g];
             if *free > now {
                 continue;
             }
@@ -361,9 +433,22 @@ impl Simulation {
                 observer.on_step_start(now, slowest, replica);
                 self.queue.push(s.done, Event::StepDone(replica.id()));
                 *free = (*free).max(s.done);
+                if !std::mem::replace(&mut self.changed_flag[i], true) {
+                    self.changed.push(i);
+                }
             }
         }
-        for replica in &mut self.replicas {
+        // In index order, as if every replica were asked (those not touched since they
+        // last tried have nothing to start).
+        let mut candidates = std::mem::take(&mut self.to_start);
+        #[cfg(test)]
+        if self.every_replica_tries {
+            candidates = (0..self.replicas.len()).collect();
+        }
+        candidates.sort_unstable();
+        for &i in &candidates {
+            self.to_start_flag[i] = false;
+            let replica = &mut self.replicas[i];
             if replica.lockstep().is_some() {
                 continue;
             }
@@ -372,10 +457,14 @@ impl Simulation {
                 self.queue.push(s.done, Event::StepDone(replica.id()));
                 if s.first_stage_free < s.done {
                     // The first stage can take another batch before this one is out.
-                    self.queue.push(s.first_stage_free, Event::Wake);
+                    self.queue.push(s.first_stage_free, Event::Wake(i as u32));
                 }
             }
+            // Scheduling may change a replica that does not start (a preemption).
+            self.mark_changed(i);
         }
+        candidates.clear();
+        self.to_start = candidates;
     }
 
     /// Run until every request has ended. Errors from the request stream (malformed
