@@ -446,13 +446,21 @@ impl Simulation {
             candidates = (0..self.replicas.len()).collect();
         }
         candidates.sort_unstable();
+        let mut retry = Vec::new();
         for &i in &candidates {
             self.to_start_flag[i] = false;
             let replica = &mut self.replicas[i];
             if replica.lockstep().is_some() {
                 continue;
             }
-            if let Some(s) = replica.try_start_step(now) {
+            let preemptions = replica.counters().preemptions;
+            let started = replica.try_start_step(now);
+            if started.is_none() && replica.counters().preemptions != preemptions {
+                // It preempted and ran nothing: it admits no new request in the step
+                // that preempted, but may at the next instant anything happens.
+                retry.push(i);
+            }
+            if let Some(s) = started {
                 observer.on_step_start(now, s.done.saturating_duration_since(now), replica);
                 self.queue.push(s.done, Event::StepDone(replica.id()));
                 if s.first_stage_free < s.done {
@@ -465,6 +473,11 @@ impl Simulation {
         }
         candidates.clear();
         self.to_start = candidates;
+        for i in retry {
+            if !std::mem::replace(&mut self.to_start_flag[i], true) {
+                self.to_start.push(i);
+            }
+        }
     }
 
     /// Run until every request has ended. Errors from the request stream (malformed
