@@ -69,7 +69,7 @@ pub struct LiveRequest {
     pub admit_seq: u64,
     /// The cohort clock at which it joined the replica's decode cohort, while it is a
     /// member. Members' `computed`, `generated` and `last_token_at` are then as of
-    /// joining; [`Cohort`](super::cohort::Cohort) knows how far they have advanced.
+    /// joining; the cohort (`engine/cohort.rs`) knows how far they have advanced.
     pub cohort_join: Option<u64>,
 }
 
