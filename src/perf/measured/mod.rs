@@ -207,7 +207,13 @@ impl MeasuredModel {
 
     /// The iteration time of `shape`, seconds.
     pub fn step_time_s(&self, shape: &StepShape) -> f64 {
-        self.composition.evaluate(shape).total() * 1e-6
+        let c = &self.composition;
+        if shape.prefills.is_empty() && shape.num_decodes == 1 {
+            // One decode: the shape is its context alone.
+            let context = f64::from(shape.decode_context_max);
+            return c.single_decode.get(context, || c.evaluate(shape).total()) * 1e-6;
+        }
+        c.evaluate(shape).total() * 1e-6
     }
 }
 

@@ -273,6 +273,9 @@ pub(crate) struct Composition {
     pub token_costs: CostCache<TokenCosts>,
     /// The components that depend only on the sequences that sample, by count.
     pub sequence_costs: CostCache<SequenceCosts>,
+    /// Whole iterations of one decode and nothing else, by context (a lightly loaded
+    /// replica runs mostly these, and their shape is the context alone), µs.
+    pub single_decode: CostCache<f64>,
 }
 
 /// The parts of an iteration's time that depend only on its padded token count, µs
@@ -318,7 +321,7 @@ impl<T> Clone for CostCache<T> {
 
 impl<T: Copy> CostCache<T> {
     /// `f(n)`, from the cache when `n` is a whole number within its range.
-    fn get(&self, n: f64, f: impl FnOnce() -> T) -> T {
+    pub(crate) fn get(&self, n: f64, f: impl FnOnce() -> T) -> T {
         if !(n >= 0.0 && n <= COST_CACHE_MAX as f64 && n.fract() == 0.0) {
             return f();
         }

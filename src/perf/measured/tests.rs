@@ -689,7 +689,15 @@ fn linear_operators_follow_the_kernel_generation() {
 #[test]
 fn cached_costs_equal_direct_evaluation() {
     let mut shapes = Vec::new();
-    for (n, ctx) in [(1, 10), (7, 300), (64, 1000), (255, 4000), (300, 20_000)] {
+    for (n, ctx) in [
+        (1, 10),
+        (1, 4000),
+        (1, 20_000),
+        (7, 300),
+        (64, 1000),
+        (255, 4000),
+        (300, 20_000),
+    ] {
         shapes.push(decodes(n, ctx));
     }
     for (tokens, ctx) in [(1, 0), (17, 40), (2048, 0), (16_384, 100), (40_000, 0)] {

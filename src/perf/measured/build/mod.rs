@@ -722,6 +722,7 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
         execution: d.stack.execution.clone(),
         token_costs: Default::default(),
         sequence_costs: Default::default(),
+        single_decode: Default::default(),
     };
     Built {
         composition,
