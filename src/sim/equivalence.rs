@@ -178,8 +178,12 @@ fn run(s: &Scenario, trace: &[Request], reference: bool) -> Tally {
         None => RequestSource::Open(requests),
     };
     let mut tally = Tally::default();
-    let stats = sim.run(source, &mut tally, &mut Invariants).unwrap();
-    tally.stats = format!("{stats:?}");
+    // A bound, so that a scenario the engine cannot finish fails instead of hanging.
+    sim = sim.with_max_iterations(200_000);
+    tally.stats = match sim.run(source, &mut tally, &mut Invariants) {
+        Ok(stats) => format!("{stats:?}"),
+        Err(e) => format!("error: {e}"),
+    };
     tally.counters = sim
         .replicas()
         .iter()
@@ -307,6 +311,7 @@ proptest! {
     ) {
         let reference = run(&scenario, &trace, true);
         let fast = run(&scenario, &trace, false);
+        prop_assert!(!reference.stats.starts_with("error"), "{}", reference.stats);
         prop_assert_eq!(fast, reference);
     }
 }
