@@ -54,7 +54,6 @@ pub(crate) struct Cohort {
     k: u64,
     /// When the members that are not fresh produced their latest token.
     last_token_at: SimTime,
-    len: u32,
     /// Σ (computed at joining − clock at joining) over members.
     offset_sum: i64,
     /// Multiset of those offsets (for the largest context).
@@ -77,7 +76,6 @@ impl Cohort {
             block_size,
             k: 0,
             last_token_at: SimTime::ZERO,
-            len: 0,
             offset_sum: 0,
             offsets: BTreeMap::new(),
             residues: vec![0; block_size as usize],
@@ -87,14 +85,14 @@ impl Cohort {
         }
     }
 
-    /// Members.
+    /// Members (each has one entry in the finish heap until it leaves).
     pub(crate) fn len(&self) -> u32 {
-        self.len
+        self.finish.len() as u32
     }
 
     /// Whether there are no members.
     pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        self.finish.is_empty()
     }
 
     /// An upper bound of the members' admission orders.
@@ -115,7 +113,7 @@ impl Cohort {
     /// block hashes.
     pub(crate) fn join(&mut self, slot: usize, r: &mut LiveRequest) {
         debug_assert!(r.is_decoding() && !r.is_done() && r.cohort_join.is_none());
-        if self.len == 0 {
+        if self.is_empty() {
             self.last_token_at = r.last_token_at;
             self.max_admit_seq = 0;
         }
@@ -132,7 +130,6 @@ impl Cohort {
             self.fresh.push(slot);
         }
         self.max_admit_seq = self.max_admit_seq.max(r.admit_seq);
-        self.len += 1;
     }
 
     /// Blocks the members need for the next iteration's token.
@@ -146,8 +143,9 @@ impl Cohort {
     pub(crate) fn decode_shape(&self) -> (u32, u64, u32) {
         let next = self.k as i64 + 1;
         let max = self.offsets.keys().next_back().map_or(0, |&m| m + next);
-        let sum = self.offset_sum + i64::from(self.len) * next;
-        (self.len, sum as u64, max as u32)
+        let len = self.len();
+        let sum = self.offset_sum + i64::from(len) * next;
+        (len, sum as u64, max as u32)
     }
 
     /// Every member decoded one token in an iteration that ended at `now`: report the
@@ -159,7 +157,7 @@ impl Cohort {
         reqs: &Slab<LiveRequest>,
         mut emit: impl FnMut(SimDuration, u32),
     ) {
-        let mut shared = self.len;
+        let mut shared = self.len();
         for &slot in &self.fresh {
             emit(now.saturating_duration_since(reqs[slot].last_token_at), 1);
             shared -= 1;
@@ -172,10 +170,18 @@ impl Cohort {
         self.last_token_at = now;
     }
 
-    /// Write a member's state as of now back into it and take it out of the aggregates
-    /// (not out of the finish heap). `pending`: an iteration in flight includes it, so
-    /// its KV already holds that iteration's token.
-    fn settle(&mut self, r: &mut LiveRequest, pending: bool) -> Leaver {
+    /// Blocks a member that joined with `computed` tokens has gained in bulk by the time
+    /// its KV holds `kv_tokens`.
+    fn gained_blocks(&self, computed: u32, kv_tokens: u32) -> u32 {
+        let bs = self.block_size;
+        (blocks_for_tokens(u64::from(kv_tokens), bs) - blocks_for_tokens(u64::from(computed), bs))
+            as u32
+    }
+
+    /// Write the state of the member in `slot` as of now back into it and take it out
+    /// of the aggregates (not out of the finish heap). `pending`: an iteration in flight
+    /// includes it, so its KV already holds that iteration's token.
+    fn settle(&mut self, slot: usize, r: &mut LiveRequest, pending: bool) -> Leaver {
         let off = Self::offset(r);
         self.offset_sum -= off;
         match self.offsets.get_mut(&off) {
@@ -186,11 +192,9 @@ impl Cohort {
         }
         let i = self.residue(off);
         self.residues[i] -= 1;
-        self.len -= 1;
         let j = r.cohort_join.take().expect("settling a cohort member");
         let advanced = (self.k - j) as u32;
-        let bs = self.block_size;
-        let blocks_before = blocks_for_tokens(u64::from(r.computed), bs);
+        let joined_with = r.computed;
         r.computed += advanced;
         r.generated += advanced;
         if advanced > 0 {
@@ -198,9 +202,9 @@ impl Cohort {
         }
         let kv_tokens = r.computed + u32::from(pending);
         Leaver {
-            slot: 0,
+            slot,
             kv_tokens,
-            bulk_blocks: (blocks_for_tokens(u64::from(kv_tokens), bs) - blocks_before) as u32,
+            bulk_blocks: self.gained_blocks(joined_with, kv_tokens),
         }
     }
 
@@ -212,8 +216,7 @@ impl Cohort {
             }
             debug_assert_eq!(at, self.k, "a cohort member outlived its last token");
             self.finish.pop();
-            let leaver = self.settle(&mut reqs[slot], false);
-            out.push(Leaver { slot, ..leaver });
+            out.push(self.settle(slot, &mut reqs[slot], false));
         }
     }
 
@@ -228,13 +231,10 @@ impl Cohort {
         members.sort_unstable();
         let out = members
             .into_iter()
-            .map(|(_, slot)| Leaver {
-                slot,
-                ..self.settle(&mut reqs[slot], pending)
-            })
+            .map(|(_, slot)| self.settle(slot, &mut reqs[slot], pending))
             .collect();
         self.fresh.clear();
-        debug_assert_eq!(self.len, 0);
+        debug_assert!(self.offsets.is_empty() && self.offset_sum == 0);
         out
     }
 
@@ -243,17 +243,11 @@ impl Cohort {
         self.finish.iter().map(|Reverse((_, _, slot))| *slot)
     }
 
-    /// A member's KV tokens and bulk-held blocks now, without settling it (for
-    /// invariant checks). `pending` as for [`Cohort::drain`].
-    pub(crate) fn peek_member(&self, r: &LiveRequest, pending: bool) -> Leaver {
+    /// The blocks a member holds in bulk now, without settling it (for invariant
+    /// checks). `pending` as for [`Cohort::drain`].
+    pub(crate) fn bulk_blocks_of(&self, r: &LiveRequest, pending: bool) -> u32 {
         let j = r.cohort_join.expect("a cohort member has a joining clock");
         let kv_tokens = r.computed + (self.k - j) as u32 + u32::from(pending);
-        let bs = self.block_size;
-        Leaver {
-            slot: 0,
-            kv_tokens,
-            bulk_blocks: (blocks_for_tokens(u64::from(kv_tokens), bs)
-                - blocks_for_tokens(u64::from(r.computed), bs)) as u32,
-        }
+        self.gained_blocks(r.computed, kv_tokens)
     }
 }

@@ -335,7 +335,7 @@ impl Replica {
                 Some(r.computed),
                 "a cohort member's table holds its tokens as of joining"
             );
-            bulk += st.cohort.peek_member(r, pending).bulk_blocks;
+            bulk += st.cohort.bulk_blocks_of(r, pending);
         }
         assert_eq!(
             bulk,

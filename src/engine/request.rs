@@ -138,6 +138,20 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
+    /// Its times in seconds, in `requests.csv` order after the arrival: scheduled,
+    /// first token, finish, TTFT, TPOT, E2E, queueing.
+    pub fn times_s(&self) -> [f64; 7] {
+        [
+            self.scheduled_time_s,
+            self.first_token_time_s,
+            self.finish_time_s,
+            self.ttft_s,
+            self.tpot_s,
+            self.e2e_s,
+            self.queue_s,
+        ]
+    }
+
     /// The record of a request that finished at `now`.
     pub fn finished(r: &LiveRequest, replica: u32, now: SimTime) -> Self {
         let arrival = r.arrival.as_secs_f64();

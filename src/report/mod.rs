@@ -58,15 +58,7 @@ pub fn push_request_row(line: &mut Vec<u8>, r: &RequestRecord) {
     line.push(b',');
     push_int(line, r.input_tokens);
     push_int(line, r.output_tokens);
-    for x in [
-        r.scheduled_time_s,
-        r.first_token_time_s,
-        r.finish_time_s,
-        r.ttft_s,
-        r.tpot_s,
-        r.e2e_s,
-        r.queue_s,
-    ] {
+    for x in r.times_s() {
         push_cell(line, x, 9);
         line.push(b',');
     }

@@ -41,23 +41,14 @@ impl RequestSink for Tally {
         self.tokens += u64::from(e.count);
     }
     fn on_request_end(&mut self, r: RequestRecord) {
-        let bits = [
-            r.arrival_time_s,
-            r.scheduled_time_s,
-            r.first_token_time_s,
-            r.finish_time_s,
-            r.ttft_s,
-            r.tpot_s,
-            r.e2e_s,
-            r.queue_s,
-        ]
-        .map(f64::to_bits);
+        let bits = r.times_s().map(f64::to_bits);
         self.records.push(format!(
-            "{} {} {} {} {:?} {} {} {:?}",
+            "{} {} {} {} {} {:?} {} {} {:?}",
             r.request_id,
             r.replica,
             r.input_tokens,
             r.output_tokens,
+            r.arrival_time_s.to_bits(),
             bits,
             r.preemptions,
             r.prefix_hit_tokens,

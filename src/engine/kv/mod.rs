@@ -304,17 +304,23 @@ impl KvCache {
 
     /// Appends `n` newly allocated blocks to a slot; the caller checked capacity.
     fn push_fresh_blocks(&mut self, slot: u32, n: u32) {
-        let blocks = &mut self.slots[slot as usize].blocks;
         for _ in 0..n {
-            let (b, evicted) = self
-                .pool
-                .alloc()
-                .expect("KV pool has enough blocks after the capacity check");
-            if let Some(h) = evicted {
-                self.prefix.remove(h, b);
-            }
-            blocks.push(b);
+            let b = self.alloc_block();
+            self.slots[slot as usize].blocks.push(b);
         }
+    }
+
+    /// One block from the pool (a free one, else the least recently freed cached one,
+    /// whose hash is unregistered); the caller checked capacity.
+    fn alloc_block(&mut self) -> BlockId {
+        let (b, evicted) = self
+            .pool
+            .alloc()
+            .expect("KV pool has enough blocks after the capacity check");
+        if let Some(h) = evicted {
+            self.prefix.remove(h, b);
+        }
+        b
     }
 
     /// Registers the slot's full blocks from index `from` on whose hash is known and not
@@ -410,13 +416,7 @@ impl KvCache {
             return false;
         }
         for _ in 0..n {
-            let (b, evicted) = self
-                .pool
-                .alloc()
-                .expect("KV pool has enough blocks after the capacity check");
-            if let Some(h) = evicted {
-                self.prefix.remove(h, b);
-            }
+            let b = self.alloc_block();
             self.bulk.push(b);
         }
         true
