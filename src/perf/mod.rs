@@ -197,7 +197,7 @@ impl<T: LatencyModel + ?Sized> LatencyModel for Box<T> {
 pub enum LatencyChoice {
     /// The best the data supports: the deployment's own measured profile, else a
     /// shape-based prediction from other models measured on the same accelerator, else
-    /// the roofline.
+    /// the accelerator's kernels measured through an engine, else the roofline.
     #[default]
     Auto,
     /// The measured model (exact or shape-based); an error when the accelerator has no

@@ -31,6 +31,8 @@ pub(crate) struct GemmSample {
     pub n: f64,
     pub kernels: f64,
     pub time_us: f64,
+    /// Bytes per weight element as measured (2 for 16-bit, 1 for FP8).
+    pub weight_bytes: f64,
 }
 
 /// The fitted GEMM law of one accelerator (16-bit weights and activations).
@@ -101,7 +103,11 @@ impl GemmModel {
     }
 
     fn predict(&self, s: &GemmSample) -> f64 {
-        self.time_us(s.m, 1.0, &GemmOperand::measured(s.k, s.n)) + (s.kernels - 1.0) * self.t0_us
+        let op = GemmOperand {
+            weight_bytes: s.weight_bytes,
+            ..GemmOperand::measured(s.k, s.n)
+        };
+        self.time_us(s.m, 1.0, &op) + (s.kernels - 1.0) * self.t0_us
     }
 
     /// Fit on `samples`, starting from the accelerator's peaks (FLOP/µs and
@@ -155,7 +161,7 @@ impl GemmModel {
     ) -> Option<Self> {
         let mut inputs = vec![peak_flops_per_us, peak_bytes_per_us];
         for s in samples {
-            inputs.extend([s.m, s.k, s.n, s.kernels, s.time_us]);
+            inputs.extend([s.m, s.k, s.n, s.kernels, s.time_us, s.weight_bytes]);
         }
         let [t0_us, flops_per_us, m_half, bytes_per_us, median_rel_err] =
             super::fit_cache::cached("gemm-law", &inputs, || {
@@ -204,6 +210,7 @@ impl GemmModel {
                     n: op.out_features,
                     kernels: op.kernels,
                     time_us: t,
+                    weight_bytes: MEASURED_ELEMENT_BYTES,
                 });
             }
         }
@@ -298,6 +305,7 @@ mod tests {
                         n,
                         kernels: 1.0,
                         time_us: 0.0,
+                        weight_bytes: 2.0,
                     };
                     s.time_us = truth.predict(&s) * (1.0 + 0.01 * (m.ln() - 3.0));
                     s
@@ -337,6 +345,7 @@ mod tests {
                     n,
                     kernels: 1.0,
                     time_us: 0.0,
+                    weight_bytes: 2.0,
                 };
                 samples.push(GemmSample {
                     time_us: truth.predict(&s),

@@ -187,10 +187,7 @@ pub(crate) fn load_moe(
     slug: &str,
     shape: &MoeShape,
 ) -> Result<Option<MonotoneTable>> {
-    let file = perf_model
-        .join("measurements")
-        .join("moe")
-        .join(format!("{slug}__bfloat16.csv"));
+    let file = moe_path(perf_model, slug);
     if !file.is_file() {
         return Ok(None);
     }
@@ -233,6 +230,8 @@ pub(crate) struct GemmGrid {
     pub source: String,
     /// The kernel generation of the engine it was measured through (`manifest.csv`).
     pub generation: KernelGeneration,
+    /// Bytes per weight element of the measured format (2 for bf16, 1 for FP8).
+    pub weight_bytes: f64,
 }
 
 impl GemmGrid {
@@ -261,6 +260,50 @@ impl GemmGrid {
     }
 }
 
+impl GemmGrid {
+    /// The grid's points as GEMM-law samples: weight shapes with both sides of at least
+    /// `MIN_LAW_SIDE` (the sizes of real models' layers; the tiny corners of the grid
+    /// are launch-bound and would pull the law's fixed cost), tokens thinned as
+    /// [`super::gemm::GemmModel::samples`] thins profile tables (every size ≤ 16, then
+    /// about 1.3× apart).
+    pub(crate) fn law_samples(&self) -> Vec<super::gemm::GemmSample> {
+        const MIN_LAW_SIDE: f64 = 1024.0;
+        let mut out = Vec::new();
+        for (&(i, j), pts) in &self.points {
+            let (k, n) = (self.ks[i], self.ns[j]);
+            if k < MIN_LAW_SIDE || n < MIN_LAW_SIDE {
+                continue;
+            }
+            let mut pts = pts.clone();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut last_kept = 0.0_f64;
+            for (m, t) in pts {
+                if m > 16.0 && m < last_kept * 1.3 {
+                    continue;
+                }
+                last_kept = m;
+                out.push(super::gemm::GemmSample {
+                    m,
+                    k,
+                    n,
+                    kernels: 1.0,
+                    time_us: t,
+                    weight_bytes: self.weight_bytes,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// The fused-MoE measurement file of the GPU `slug` (it may not exist).
+pub(crate) fn moe_path(perf_model: &Path, slug: &str) -> PathBuf {
+    perf_model
+        .join("measurements")
+        .join("moe")
+        .join(format!("{slug}__bfloat16.csv"))
+}
+
 /// Indices of the grid values around `x` and the weight of the upper one; `None`
 /// outside the grid.
 fn bracket(grid: &[f64], x: f64) -> Option<(usize, usize, f64)> {
@@ -283,10 +326,40 @@ struct GemmManifestRow {
     kernel_generation: KernelGeneration,
 }
 
-/// The 16-bit GEMM grid measured through the engine on the GPU `slug`; `None` when
-/// there is no file for it or `gemm/manifest.csv` does not give its kernel generation.
-pub(crate) fn load_gemm(perf_model: &Path, slug: &str) -> Result<Option<GemmGrid>> {
-    let name = format!("{slug}__bfloat16.csv");
+/// The formats of the GEMM grids (`gemm/<gpu>__<format>.csv`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GridFormat {
+    /// bf16 weights and activations (`torch.nn.functional.linear`).
+    Bf16,
+    /// Per-tensor FP8 weights, activations quantized on the fly (vLLM's scaled-mm).
+    Fp8,
+}
+
+impl GridFormat {
+    fn file_tag(self) -> &'static str {
+        match self {
+            GridFormat::Bf16 => "bfloat16",
+            GridFormat::Fp8 => "fp8",
+        }
+    }
+
+    fn weight_bytes(self) -> f64 {
+        match self {
+            GridFormat::Bf16 => MEASURED_ELEMENT_BYTES,
+            GridFormat::Fp8 => 1.0,
+        }
+    }
+}
+
+/// The GEMM grid of `format` measured through the engine on the GPU `slug`; `None`
+/// when there is no file for it or `gemm/manifest.csv` does not give its kernel
+/// generation.
+pub(crate) fn load_gemm(
+    perf_model: &Path,
+    slug: &str,
+    format: GridFormat,
+) -> Result<Option<GemmGrid>> {
+    let name = format!("{slug}__{}.csv", format.file_tag());
     let rel = format!("measurements/gemm/{name}");
     let file = perf_model.join(&rel);
     let manifest = perf_model.join("measurements/gemm/manifest.csv");
@@ -335,6 +408,7 @@ pub(crate) fn load_gemm(perf_model: &Path, slug: &str) -> Result<Option<GemmGrid
         points,
         source: rel,
         generation,
+        weight_bytes: format.weight_bytes(),
     }))
 }
 
@@ -414,6 +488,7 @@ mod tests {
             points,
             source: "synthetic".into(),
             generation: KernelGeneration::V1,
+            weight_bytes: 2.0,
         };
         for (k, n) in [(3000.0, 5000.0), (4096.0, 22016.0), (11008.0, 4096.0)] {
             let t = g.table(k, n).unwrap();
@@ -427,9 +502,13 @@ mod tests {
 
     #[test]
     fn gemm_grid_is_exact_on_its_points_and_interpolates_between_them() {
-        let g = load_gemm(&DataPaths::builtin().perf_model, "h100-sxm5-80gb")
-            .unwrap()
-            .expect("H100 bf16 grid");
+        let g = load_gemm(
+            &DataPaths::builtin().perf_model,
+            "h100-sxm5-80gb",
+            GridFormat::Bf16,
+        )
+        .unwrap()
+        .expect("H100 bf16 grid");
         assert_eq!(g.generation, KernelGeneration::V1);
         // A grid shape: the measured 80 × 4096 × 12288 point (41.7 µs) survives the
         // monotone smoothing within a few %.
@@ -445,9 +524,13 @@ mod tests {
         // Off the grid: no table (the caller falls back to the profiles or the law).
         assert!(g.table(100_000.0, 4096.0).is_none());
         assert!(g.table(4096.0, 8.0).is_none());
-        assert!(load_gemm(&DataPaths::builtin().perf_model, "no-such-gpu")
-            .unwrap()
-            .is_none());
+        assert!(load_gemm(
+            &DataPaths::builtin().perf_model,
+            "no-such-gpu",
+            GridFormat::Bf16,
+        )
+        .unwrap()
+        .is_none());
     }
 
     #[test]

@@ -16,8 +16,15 @@
 //! | host work, launches, CUDA-graph padding | the serving stack (`perf_model/stacks/`, [`crate::stack`]) | same |
 //!
 //! Tables never fall off their edge: they are made monotone, floored at the smallest
-//! measured size and extended linearly beyond the largest (`table.rs`). Accelerators
-//! without profiles use the roofline model (see [`crate::perf::select_latency_model`]).
+//! measured size and extended linearly beyond the largest (`table.rs`).
+//!
+//! Accelerators without model profiles whose kernels were measured through an engine
+//! (`perf_model/measurements/`: H200, B200, GB200, L40S) use the same composition on
+//! those tables alone ([`MeasuredTier::KernelTables`]): linear layers from the GEMM
+//! grid (the GEMM law fitted on it beyond its edge), attention from the engine's
+//! attention law, the MoE block from the fused-MoE table, elementwise passes and the
+//! sampler at the roofline bandwidth. Accelerators with neither use the roofline model
+//! (see [`crate::perf::select_latency_model`]).
 //!
 //! **Kernel times.** Every source times kernels on the GPU (the vLLM 0.19 profiles
 //! one kernel at a time in eager mode, Vidur per kernel), without the CPU's launch gaps.
@@ -65,6 +72,10 @@ pub enum MeasuredTier {
     /// Other models were profiled on this accelerator; operators are predicted from
     /// their shapes.
     ShapeBased,
+    /// No model was profiled on this accelerator, but its kernels were measured through
+    /// an engine (`perf_model/measurements/`: the GEMM grid, attention, the fused-MoE
+    /// block); operators are predicted from those, the rest from the roofline.
+    KernelTables,
 }
 
 /// Iteration time from measured operator timings (see the module docs).
@@ -106,14 +117,23 @@ impl MeasuredModel {
         v
     }
 
-    /// The measured model of `d`, or `None` when its accelerator has no profiles.
+    /// The measured model of `d`, or `None` when its accelerator has neither profiles
+    /// nor engine-measured kernel tables.
     pub fn new(d: &Deployment, paths: &DataPaths, opts: &MeasuredOptions) -> Result<Option<Self>> {
         let Some(slug) = Self::hardware_slug(d) else {
             return Ok(None);
         };
         let dir = Self::profiles_dir(paths);
         let gpu = profile::GpuProfiles::load(&dir, &slug, &opts.exclude_models)?;
-        if !gpu.has_models() {
+        let engine_attention = measurements::load_attention(&paths.perf_model, &slug)?;
+        let engine_gemm_grid =
+            measurements::load_gemm(&paths.perf_model, &slug, measurements::GridFormat::Bf16)?;
+        let kernel_tables_only = !gpu.has_models();
+        if kernel_tables_only
+            && engine_attention.is_empty()
+            && engine_gemm_grid.is_none()
+            && !measurements::moe_path(&paths.perf_model, &slug).is_file()
+        {
             return Ok(None);
         }
         // Only tensor-parallel groups all-reduce (a single GPU never reads the table).
@@ -126,19 +146,27 @@ impl MeasuredModel {
             Some(imp) if d.tp > 1 => measurements::load_all_reduce(&paths.perf_model, &slug, imp)?,
             _ => Vec::new(),
         };
-        let engine_attention = measurements::load_attention(&paths.perf_model, &slug)?;
         // The engine-measured GEMM grid serves a stack whose kernel generation some of the
-        // GPU's profiles lack; where every profile is of the stack's generation, the GEMM
-        // law fitted on them describes this box and generation (and the grid, another
-        // box, is not read).
+        // GPU's profiles lack (or a GPU without profiles); where every profile is of the
+        // stack's generation, the GEMM law fitted on them describes this box and
+        // generation (and the grid, another box, is not read).
         let engine_gemm = match d.stack.kernel_generation {
-            Some(g) if gpu.models.iter().any(|m| m.meta.kernel_generation != g) => {
-                measurements::load_gemm(&paths.perf_model, &slug)?
+            Some(g)
+                if kernel_tables_only
+                    || gpu.models.iter().any(|m| m.meta.kernel_generation != g) =>
+            {
+                engine_gemm_grid
             }
             _ => None,
         };
+        // No profile holds FP8 GEMMs: the FP8 grid times them wherever it was measured
+        // through an engine of the stack's kernel generation.
+        let engine_gemm_fp8 =
+            measurements::load_gemm(&paths.perf_model, &slug, measurements::GridFormat::Fp8)?
+                .filter(|g| d.stack.kernel_generation == Some(g.generation));
         let inputs = build::Inputs {
             engine_gemm: engine_gemm.as_ref(),
+            engine_gemm_fp8: engine_gemm_fp8.as_ref(),
             engine_all_reduce: &engine_all_reduce,
             engine_attention: &engine_attention,
             gpu: &gpu,
@@ -158,14 +186,19 @@ impl MeasuredModel {
         let built = build::build(d, &inputs);
         let tier = if built.exact.is_some() {
             MeasuredTier::ExactProfile
+        } else if kernel_tables_only {
+            MeasuredTier::KernelTables
         } else {
             MeasuredTier::ShapeBased
         };
         let mut parts = vec![format!(
             "measured ({}) {} on {} × TP{} PP{}",
-            match &built.exact {
-                Some(p) => format!("exact profile: {p}"),
-                None => format!("shape-based on {slug}"),
+            match (&built.exact, tier) {
+                (Some(p), _) => format!("exact profile: {p}"),
+                (None, MeasuredTier::KernelTables) => {
+                    format!("kernel tables of {slug}, no model profiles")
+                }
+                (None, _) => format!("shape-based on {slug}"),
             },
             d.model.name,
             d.gpu().name,

@@ -106,6 +106,23 @@ impl Ctx<'_> {
         } else {
             OpKind::Linear
         };
+        if wdt == DType::Fp8 && a == MEASURED_ELEMENT_BYTES {
+            if let Some(grid) = self.inp.engine_gemm_fp8 {
+                if let Some(table) = grid.table(k, n) {
+                    self.note(
+                        component,
+                        format!(
+                            "FP8 GEMM measured through the engine's linear layer, interpolated to this shape ({})",
+                            grid.source
+                        ),
+                    );
+                    return Curve::Table {
+                        table,
+                        x_scale: 1.0,
+                    };
+                }
+            }
+        }
         if sixteen {
             if let Some(curve) = self.same_generation_linear(component, kind, k, n) {
                 return curve;
@@ -128,14 +145,30 @@ impl Ctx<'_> {
         let wdt = d.model.op_weight_dtype(op, d.weight_dtype);
         let w = wdt.bytes_per_element();
         let a = d.act_dtype.bytes_per_element();
-        // Formats that run at their own tensor rate (W8A8, W4A4) scale the compute term;
-        // weight-only formats compute at the 16-bit rate.
-        let compute_scale = if matches!(wdt, DType::Fp8 | DType::Int8 | DType::Nvfp4) {
-            (d.peak_flops(wdt) / d.peak_flops(d.act_dtype)).max(1.0)
-        } else {
-            1.0
+        // FP8 (W8A8) and NVFP4 (W4A4) take the law fitted on the FP8 grid where there is
+        // one (FP4 at the tensor-peak ratio of FP4 to FP8): those kernels reach a smaller
+        // share of their peak than 16-bit ones. Otherwise formats that run at their own
+        // tensor rate (W8A8, W4A4) scale the 16-bit law's compute term, and weight-only
+        // formats compute at the 16-bit rate.
+        let fp8 = match wdt {
+            DType::Fp8 | DType::Nvfp4 => self.fp8_gemm_law(),
+            _ => None,
         };
-        let (law, label) = self.gemm_law();
+        let (law, label, compute_scale) = match fp8 {
+            Some((law, label)) => {
+                let scale = (d.peak_flops(wdt) / d.peak_flops(DType::Fp8)).max(1.0);
+                (law, label, scale)
+            }
+            None => {
+                let scale = if matches!(wdt, DType::Fp8 | DType::Int8 | DType::Nvfp4) {
+                    (d.peak_flops(wdt) / d.peak_flops(d.act_dtype)).max(1.0)
+                } else {
+                    1.0
+                };
+                let (law, label) = self.gemm_law();
+                (law, label, scale)
+            }
+        };
         self.note(component, label);
         Curve::Gemm {
             law,

@@ -40,6 +40,9 @@ pub(crate) struct Inputs<'a> {
     /// Dense GEMMs measured through the engine's linear layer on this GPU; present only
     /// where some of the GPU's profiles are of another kernel generation than the stack.
     pub engine_gemm: Option<&'a super::measurements::GemmGrid>,
+    /// Per-tensor FP8 GEMMs measured through an engine of the stack's kernel
+    /// generation on this GPU.
+    pub engine_gemm_fp8: Option<&'a super::measurements::GemmGrid>,
     /// Where the other accelerators' profiles are (for a transferred attention law).
     pub paths: &'a DataPaths,
     pub exclude_models: &'a [String],
@@ -126,6 +129,9 @@ struct Ctx<'a> {
     /// The GPU's GEMM law and its description, fitted when a linear layer first needs
     /// it (most deployments with an exact profile never do).
     gemm: Option<(Arc<GemmModel>, String)>,
+    /// The GEMM law fitted on the FP8 grid (fitted on first use; `None` inside when
+    /// there is no grid or too few points).
+    fp8_gemm: Option<Option<(Arc<GemmModel>, String)>>,
     stream: StreamModel,
     stream_label: String,
     sources: BTreeMap<&'static str, Vec<String>>,
@@ -139,6 +145,32 @@ impl Ctx<'_> {
             .get_or_insert_with(|| {
                 let (g, label) = fit_gemm(d, inp);
                 (Arc::new(g), label)
+            })
+            .clone()
+    }
+
+    /// The GEMM law fitted on the FP8 grid and its description, if there is a grid.
+    fn fp8_gemm_law(&mut self) -> Option<(Arc<GemmModel>, String)> {
+        let (d, grid) = (self.d, self.inp.engine_gemm_fp8);
+        self.fp8_gemm
+            .get_or_insert_with(|| {
+                let grid = grid?;
+                let g = GemmModel::fit_cached(
+                    &grid.law_samples(),
+                    d.peak_flops(crate::dtype::DType::Fp8) / 1e6,
+                    d.gpu().memory_bandwidth_bytes_per_s() / 1e6,
+                )?;
+                let label = format!(
+                    "FP8 GEMM law fitted on {} points of {} (t0 {:.1} µs, {:.0} TFLOP/s, m½ {:.0}, {:.0} GB/s; median error {:.1}%)",
+                    g.samples,
+                    grid.source,
+                    g.t0_us,
+                    g.flops_per_us / 1e6,
+                    g.m_half,
+                    g.bytes_per_us / 1e3,
+                    g.median_rel_err * 100.0
+                );
+                Some((Arc::new(g), label))
             })
             .clone()
     }
@@ -429,16 +461,21 @@ fn fit_gemm(d: &Deployment, inp: &Inputs<'_>) -> (GemmModel, String) {
     let gpu = inp.gpu;
     let bw = d.gpu().memory_bandwidth_bytes_per_s();
     let rp = &inp.roofline;
-    match GemmModel::fit_cached(
-        &GemmModel::samples(gpu),
-        d.peak_flops(d.act_dtype) / 1e6,
-        bw / 1e6,
-    ) {
+    // The GPU's profiled linear operators; on a GPU without profiles, its GEMM grid.
+    let mut samples = GemmModel::samples(gpu);
+    let mut what = format!("measured points of {}", gpu.slug);
+    if !gpu.has_models() {
+        if let Some(grid) = inp.engine_gemm {
+            samples = grid.law_samples();
+            what = format!("points of {}", grid.source);
+        }
+    }
+    match GemmModel::fit_cached(&samples, d.peak_flops(d.act_dtype) / 1e6, bw / 1e6) {
         Some(g) => {
             let label = format!(
-                "GEMM law fitted on {} measured points of {} (t0 {:.1} µs, {:.0} TFLOP/s, m½ {:.0}, {:.0} GB/s; median error {:.1}%)",
+                "GEMM law fitted on {} {} (t0 {:.1} µs, {:.0} TFLOP/s, m½ {:.0}, {:.0} GB/s; median error {:.1}%)",
                 g.samples,
-                gpu.slug,
+                what,
                 g.t0_us,
                 g.flops_per_us / 1e6,
                 g.m_half,
@@ -502,6 +539,7 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
         inp,
         exact,
         gemm: None,
+        fp8_gemm: None,
         stream,
         stream_label,
         sources: BTreeMap::new(),
