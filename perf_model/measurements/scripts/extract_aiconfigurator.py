@@ -7,7 +7,7 @@ out) and writes the CSV files of these measurement folders:
 
     tp-collectives/allreduce.csv, tp-collectives/nccl_other.csv
     gemm/<gpu>__<dtype>.csv, gemm/manifest.csv
-    moe/<gpu>__bfloat16.csv, moe/manifest.csv
+    moe/<gpu>__<format>.csv, moe/manifest.csv
     attention/<gpu>__{context,generation}.csv, attention/manifest.csv
     serving-aiconfigurator-silicon/serving_summary.csv
 
@@ -165,25 +165,37 @@ def gemm(git_dir, commit, out):
     print("gemm", len(manifest))
 
 
+# The fused-MoE formats restated: bf16 with every routing distribution; the
+# quantized formats with balanced routing only (the rows servesim reads), to keep
+# the files small.
+MOE_DTYPES = ("bfloat16", "fp8", "fp8_block", "nvfp4", "w4a16_mxfp4", "int4_wo")
+
+
 def moe(git_dir, commit, out):
     manifest = []
     for system, version in KERNEL_VERSION.items():
         path = f"{DATA}/{system}/moe/vllm/{version}/moe_perf.parquet"
-        rows = [r for r in read_parquet(git_dir, commit, path) if r["moe_dtype"] == "bfloat16"]
-        seen = collections.defaultdict(list)
-        for r in rows:
-            key = (r["hidden_size"], r["inter_size"], r["num_experts"], r["topk"], r["moe_tp_size"],
-                   r["moe_ep_size"], r["distribution"], r["num_tokens"])
-            seen[key].append(r["latency"] * 1000.0)
-        body = [[*key, fmt(statistics.median(v)), len(v)] for key, v in sorted(seen.items())]
-        name = f"{SLUG[system]}__bfloat16.csv"
-        write_csv(f"{out}/moe/{name}", ["hidden_size", "inter_size", "num_experts", "topk", "moe_tp", "moe_ep",
-                                        "distribution", "num_tokens", "time_us", "samples"], body)
-        manifest.append([name, SLUG[system], rows[0]["device"], "|".join(sorted(set(r["version"] for r in rows))),
-                         "|".join(sorted(set(r["kernel_source"] for r in rows))), len(body), path,
-                         last_change(git_dir, commit, path)])
+        all_rows = read_parquet(git_dir, commit, path)
+        for dtype in MOE_DTYPES:
+            rows = [r for r in all_rows if r["moe_dtype"] == dtype
+                    and (dtype == "bfloat16" or r["distribution"] == "balanced")]
+            if not rows:
+                continue
+            seen = collections.defaultdict(list)
+            for r in rows:
+                key = (r["hidden_size"], r["inter_size"], r["num_experts"], r["topk"], r["moe_tp_size"],
+                       r["moe_ep_size"], r["distribution"], r["num_tokens"])
+                seen[key].append(r["latency"] * 1000.0)
+            body = [[*key, fmt(statistics.median(v)), len(v)] for key, v in sorted(seen.items())]
+            name = f"{SLUG[system]}__{dtype}.csv"
+            write_csv(f"{out}/moe/{name}", ["hidden_size", "inter_size", "num_experts", "topk", "moe_tp", "moe_ep",
+                                            "distribution", "num_tokens", "time_us", "samples"], body)
+            manifest.append([name, SLUG[system], rows[0]["device"], dtype,
+                             "|".join(sorted(set(r["version"] for r in rows))),
+                             "|".join(sorted(set(r["kernel_source"] for r in rows))), len(body), path,
+                             last_change(git_dir, commit, path)])
     write_csv(f"{out}/moe/manifest.csv",
-              ["file", "gpu", "device_name", "engine_version", "kernel_source", "rows", "source_path",
+              ["file", "gpu", "device_name", "moe_dtype", "engine_version", "kernel_source", "rows", "source_path",
                "source_last_change"], manifest)
     print("moe", len(manifest))
 

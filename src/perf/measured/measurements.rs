@@ -179,15 +179,59 @@ pub(crate) struct MoeShape {
     pub ep: u32,
 }
 
+/// The expert weight formats the fused-MoE block was measured in
+/// (`moe/<gpu>__<format>.csv`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MoeFormat {
+    Bf16,
+    /// Per-tensor FP8 weights and activations.
+    Fp8,
+    /// FP8 with 128 × 128 weight blocks (DeepSeek-V3's checkpoints).
+    Fp8Block,
+    /// NVFP4 weights and activations.
+    Nvfp4,
+}
+
+impl MoeFormat {
+    /// The measured format that times experts stored as `dtype` (`block`: the
+    /// checkpoint declares a weight block size): the formats the tensor cores run
+    /// natively (FP8, NVFP4) take their own table. Weight-only formats (MXFP4 and INT4
+    /// weights, 16-bit math) take the bf16 table: their time depends on which
+    /// dequantizing kernel the engine picks, and the measured one is not what every
+    /// engine runs (vLLM 0.19's MXFP4 path on B200 takes 374 µs for 16 tokens of
+    /// gpt-oss-20b's 32 experts, 7× their weight-streaming time). `None` where nothing
+    /// was measured (INT8, FP32).
+    pub(crate) fn of(dtype: crate::dtype::DType, block: bool) -> Option<Self> {
+        use crate::dtype::DType;
+        match dtype {
+            DType::Bf16 | DType::Fp16 | DType::Mxfp4 | DType::Int4 => Some(MoeFormat::Bf16),
+            DType::Fp8 if block => Some(MoeFormat::Fp8Block),
+            DType::Fp8 => Some(MoeFormat::Fp8),
+            DType::Nvfp4 => Some(MoeFormat::Nvfp4),
+            DType::Fp32 | DType::Int8 => None,
+        }
+    }
+
+    pub(crate) fn file_tag(self) -> &'static str {
+        match self {
+            MoeFormat::Bf16 => "bfloat16",
+            MoeFormat::Fp8 => "fp8",
+            MoeFormat::Fp8Block => "fp8_block",
+            MoeFormat::Nvfp4 => "nvfp4",
+        }
+    }
+}
+
 /// The fused-MoE block (routing, grouped expert GEMMs, combine; no router GEMM)
-/// measured through vLLM on the GPU `slug` for `shape` under balanced routing, by the
-/// tokens entering the block; `None` when not measured.
+/// measured through vLLM on the GPU `slug` with experts in `format`, for `shape` under
+/// balanced routing, by the tokens entering the block; `None` when not measured.
 pub(crate) fn load_moe(
     perf_model: &Path,
     slug: &str,
+    format: MoeFormat,
     shape: &MoeShape,
 ) -> Result<Option<MonotoneTable>> {
-    let file = moe_path(perf_model, slug);
+    let file = moe_path(perf_model, slug, format);
     if !file.is_file() {
         return Ok(None);
     }
@@ -296,12 +340,13 @@ impl GemmGrid {
     }
 }
 
-/// The fused-MoE measurement file of the GPU `slug` (it may not exist).
-pub(crate) fn moe_path(perf_model: &Path, slug: &str) -> PathBuf {
+/// The fused-MoE measurement file of the GPU `slug` for experts in `format` (it may
+/// not exist).
+pub(crate) fn moe_path(perf_model: &Path, slug: &str, format: MoeFormat) -> PathBuf {
     perf_model
         .join("measurements")
         .join("moe")
-        .join(format!("{slug}__bfloat16.csv"))
+        .join(format!("{slug}__{}.csv", format.file_tag()))
 }
 
 /// Indices of the grid values around `x` and the weight of the upper one; `None`
@@ -454,16 +499,24 @@ mod tests {
             tp: 2,
             ep: 1,
         };
-        let t = load_moe(&DataPaths::builtin().perf_model, "h100-sxm5-80gb", &shape)
-            .unwrap()
-            .expect("Mixtral TP2 rows");
+        let t = load_moe(
+            &DataPaths::builtin().perf_model,
+            "h100-sxm5-80gb",
+            MoeFormat::Bf16,
+            &shape,
+        )
+        .unwrap()
+        .expect("Mixtral TP2 rows");
         assert!(t.eval(1.0) > 10.0 && t.eval(4096.0) > 4.0 * t.eval(1.0));
         let other = MoeShape { hidden: 1, ..shape };
-        assert!(
-            load_moe(&DataPaths::builtin().perf_model, "h100-sxm5-80gb", &other)
-                .unwrap()
-                .is_none()
-        );
+        assert!(load_moe(
+            &DataPaths::builtin().perf_model,
+            "h100-sxm5-80gb",
+            MoeFormat::Bf16,
+            &other,
+        )
+        .unwrap()
+        .is_none());
     }
 
     /// Bilinear interpolation in `(k, n)` reproduces a time `a + b·k·n + c·m` exactly

@@ -132,7 +132,8 @@ impl MeasuredModel {
         if kernel_tables_only
             && engine_attention.is_empty()
             && engine_gemm_grid.is_none()
-            && !measurements::moe_path(&paths.perf_model, &slug).is_file()
+            && !measurements::moe_path(&paths.perf_model, &slug, measurements::MoeFormat::Bf16)
+                .is_file()
         {
             return Ok(None);
         }

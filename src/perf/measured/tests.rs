@@ -383,7 +383,7 @@ fn kernel_tables_stand_in_for_profiles() {
     let d = h200.describe();
     for part in [
         "kernel tables of h200-sxm-141gb, no model profiles",
-        "moe: fused MoE block measured through vLLM on h200-sxm-141gb",
+        "moe: fused MoE block measured through vLLM on h200-sxm-141gb (bfloat16 experts",
         "points of measurements/gemm/h200-sxm-141gb__bfloat16.csv",
         "attention: law fitted on attention measured through vLLM's backend on h200-sxm-141gb",
     ] {
@@ -446,6 +446,55 @@ fn fp8_linear_layers_come_from_the_fp8_grid() {
         let r = linear(&m8, &decodes(1, 512)) / linear(&m16, &decodes(1, 512));
         assert!((0.45..0.8).contains(&r), "{hw} decode fp8/bf16 {r}");
     }
+}
+
+/// The MoE block is timed in the experts' own weight format where the tensor cores run
+/// it natively: DeepSeek-V3's block-FP8 checkpoint takes the block-FP8 table, NVFP4
+/// experts the NVFP4 table (faster than bf16: a quarter of the weight bytes), and
+/// weight-only MXFP4 (gpt-oss) the bf16 one.
+#[test]
+fn moe_blocks_are_timed_in_the_experts_format() {
+    let paths = DataPaths::builtin();
+    let resolve = |model: &str, hw: &str, tp: u32, q: Option<&str>| {
+        let d = Deployment::resolve(
+            &DeploymentRequest {
+                model: Some(model.into()),
+                hardware: Some(hw.into()),
+                tensor_parallel_size: Some(tp),
+                quantization: q.map(str::to_owned),
+                ..Default::default()
+            },
+            &paths,
+        )
+        .unwrap();
+        MeasuredModel::new(&d, &paths, &MeasuredOptions::default())
+            .unwrap()
+            .unwrap()
+    };
+    let has = |m: &MeasuredModel, part: &str| {
+        assert!(
+            m.describe().contains(part),
+            "{part} not in {}",
+            m.describe()
+        );
+    };
+    let ds = resolve("deepseek-ai/DeepSeek-V3", "h200", 8, None);
+    has(&ds, "(fp8_block experts, TP8 EP1");
+    let fp4 = resolve("Qwen/Qwen3-30B-A3B-Instruct-2507", "b200", 1, Some("nvfp4"));
+    has(&fp4, "(nvfp4 experts, TP1 EP1");
+    let bf16 = resolve("Qwen/Qwen3-30B-A3B-Instruct-2507", "b200", 1, None);
+    has(&bf16, "(bfloat16 experts, TP1 EP1");
+    let moe = |m: &MeasuredModel, s: &StepShape| {
+        m.breakdown(s)
+            .into_iter()
+            .find(|(k, _)| *k == "moe")
+            .unwrap()
+            .1
+    };
+    let s = decodes(64, 1024);
+    assert!(moe(&fp4, &s) < 0.7 * moe(&bf16, &s));
+    let oss = resolve("openai/gpt-oss-20b", "b200", 1, None);
+    assert!(!oss.describe().contains("mxfp4"), "{}", oss.describe());
 }
 
 /// Full iterations against the Splitwise per-step table (Llama-2-70B, A100/H100,

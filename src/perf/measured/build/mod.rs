@@ -14,6 +14,7 @@ use super::attention_fit::{
 };
 use super::comm::Collective;
 use super::gemm::{GemmModel, StreamModel};
+use super::measurements::MoeFormat;
 use super::ops::{
     AttentionPart, Component, Composition, Curve, ExpertParallel, Group, Head, MoeBlock,
 };
@@ -122,6 +123,13 @@ fn same_layers(a: &ProfileShape, b: &ProfileShape) -> bool {
     }
 }
 
+/// A measured MoE block: the exact profile's table (tokens × activated experts, with
+/// the router) or the engine's (tokens entering the block, without the router).
+enum MeasuredMoe {
+    Profile(super::table::Table2, String),
+    Engine(MonotoneTable),
+}
+
 struct Ctx<'a> {
     d: &'a Deployment,
     inp: &'a Inputs<'a>,
@@ -184,7 +192,7 @@ impl Ctx<'_> {
 
     /// vLLM's fused-MoE block measured on this GPU for `layer`'s expert shape and this
     /// deployment's TP/EP split (`perf_model/measurements/moe`), if there is one.
-    fn engine_moe(&mut self, layer: &LayerSpec) -> Option<MonotoneTable> {
+    fn engine_moe(&mut self, layer: &LayerSpec, format: MoeFormat) -> Option<MonotoneTable> {
         let FfnSpec::Moe {
             num_experts,
             experts_per_token,
@@ -204,18 +212,57 @@ impl Ctx<'_> {
             tp,
             ep,
         };
-        let table =
-            super::measurements::load_moe(&self.inp.paths.perf_model, &self.inp.gpu.slug, &shape)
-                .ok()
-                .flatten()?;
+        let table = super::measurements::load_moe(
+            &self.inp.paths.perf_model,
+            &self.inp.gpu.slug,
+            format,
+            &shape,
+        )
+        .ok()
+        .flatten()?;
         self.note(
             "moe",
             format!(
-                "fused MoE block measured through vLLM on {} (TP{tp} EP{ep}, balanced routing; perf_model/measurements/moe)",
-                self.inp.gpu.slug
+                "fused MoE block measured through vLLM on {} ({} experts, TP{tp} EP{ep}, balanced routing; perf_model/measurements/moe)",
+                self.inp.gpu.slug,
+                format.file_tag()
             ),
         );
         Some(table)
+    }
+
+    /// The measured MoE block of `layer`: the engine's table in the experts' own
+    /// weight format where it is not bf16 (it streams that many bytes and runs those
+    /// kernels), else the exact profile's bf16 table, else the engine's bf16 table.
+    fn measured_moe(&mut self, layer: &LayerSpec) -> Option<MeasuredMoe> {
+        let d = self.d;
+        let format = layer
+            .ops
+            .iter()
+            .find(|op| matches!(op.experts, ExpertCount::Routed { .. }))
+            .and_then(|op| {
+                let dt = d.model.op_weight_dtype(op, d.weight_dtype);
+                let block = d
+                    .model
+                    .weight_format
+                    .quantization
+                    .as_ref()
+                    .is_some_and(|q| q.dtype == dt && q.block_size.is_some());
+                MoeFormat::of(dt, block)
+            });
+        if let Some(f) = format.filter(|&f| f != MoeFormat::Bf16) {
+            if let Some(t) = self.engine_moe(layer, f) {
+                return Some(MeasuredMoe::Engine(t));
+            }
+        }
+        if let Some((m, t)) = self.exact {
+            if let Some(tab) = &t.moe {
+                let label = format!("measured MoE block ({} TP{})", m.label(), t.tp);
+                return Some(MeasuredMoe::Profile(tab.clone(), label));
+            }
+        }
+        self.engine_moe(layer, MoeFormat::Bf16)
+            .map(MeasuredMoe::Engine)
     }
 
     fn stream(&mut self, component: &'static str, bytes_per_unit: f64) -> Curve {
@@ -247,14 +294,16 @@ impl Ctx<'_> {
         let d = self.d;
         let tp = d.tp;
         let ab = d.act_dtype.bytes_per_element();
-        let moe_table = self.exact.and_then(|(m, t)| {
-            t.moe.clone().map(|tab| {
-                (
-                    tab,
-                    format!("measured MoE block ({} TP{})", m.label(), t.tp),
-                )
-            })
-        });
+        let has_routed = layer
+            .ops
+            .iter()
+            .any(|op| matches!(op.experts, ExpertCount::Routed { .. }));
+        let measured_moe = if has_routed {
+            self.measured_moe(layer)
+        } else {
+            None
+        };
+        let profile_moe = matches!(measured_moe, Some(MeasuredMoe::Profile(..)));
         let mut linears = Vec::new();
         let mut routed: Vec<&LinearOp> = Vec::new();
         for op in &layer.ops {
@@ -262,7 +311,7 @@ impl Ctx<'_> {
                 routed.push(op);
                 continue;
             }
-            if moe_table.is_some() && matches!(op.name, "router" | "shared_expert_gate") {
+            if profile_moe && matches!(op.name, "router" | "shared_expert_gate") {
                 continue;
             }
             let curve = self.linear_curve("linear", op);
@@ -285,17 +334,12 @@ impl Ctx<'_> {
             ),
             FfnSpec::Dense { .. } => (0.0, 0.0, 0.0),
         };
-        let engine_moe = if moe_table.is_none() && !routed.is_empty() {
-            self.engine_moe(layer)
-        } else {
-            None
-        };
         let moe = if routed.is_empty() {
             None
-        } else if let Some((table, label)) = moe_table {
-            self.note("moe", label.clone());
+        } else if let Some(MeasuredMoe::Profile(table, label)) = measured_moe {
+            self.note("moe", label);
             Some(MoeBlock::Table(table))
-        } else if let Some(table) = engine_moe {
+        } else if let Some(MeasuredMoe::Engine(table)) = measured_moe {
             Some(MoeBlock::Tokens(table))
         } else {
             let gate_up = routed
