@@ -47,7 +47,7 @@ pub const KV_CACHE_FREE_GPU_MEM_FRACTION: f64 = 0.95;
 /// as `trtllm-bench` sizes its engine from the dataset).
 ///
 /// Weights and activations take the checkpoint's precision (FP8 or NVFP4) and the KV
-/// cache is FP8, as the ModelOpt checkpoints declare. A mixture-of-experts model (`moe`)
+/// cache is FP8, as the ModelOpt checkpoints declare; the serving stack is `trtllm`. A mixture-of-experts model (`moe`)
 /// ran with `--ep` and attention data parallelism: its listed TP becomes that many
 /// attention-DP ranks of TP1 with the experts spread over all of them.
 pub fn group_request(
@@ -71,6 +71,9 @@ pub fn group_request(
     r.quantization
         .get_or_insert_with(|| k.precision.weight_dtype().name().to_owned());
     r.kv_cache_dtype.get_or_insert_with(|| "fp8".into());
+    // The rows were measured on TensorRT-LLM: its stack's graph modes, collectives and
+    // host costs, unless `--serving-stack` says otherwise.
+    r.serving_stack.get_or_insert_with(|| "trtllm".into());
     if r.max_model_len.is_none() {
         r.max_model_len = group.rows.iter().map(|x| x.isl.saturating_add(x.osl)).max();
     }
