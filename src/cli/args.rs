@@ -28,8 +28,10 @@ macro_rules! merge_fields {
 #[derive(Args, Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct DeploymentArgs {
-    /// Model: a HuggingFace id (`meta-llama/Llama-3.1-8B`), a unique short name
-    /// (`llama-3.1-8b`), or a path to a config.json. Default: meta-llama/Llama-3.1-8B.
+    /// Model: a shipped HuggingFace id (`meta-llama/Llama-3.1-8B`) or unique short name
+    /// (`llama-3.1-8b`), a path to a config.json, a checkpoint folder holding one, or an
+    /// `org/name` in the local HuggingFace cache ($HF_HUB_CACHE, $HF_HOME/hub,
+    /// ~/.cache/huggingface/hub). Default: meta-llama/Llama-3.1-8B.
     #[arg(long, value_name = "NAME|PATH")]
     pub model: Option<String>,
 

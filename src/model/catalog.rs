@@ -1,8 +1,11 @@
 //! The shipped model configs and name resolution.
 //!
-//! A catalog is a folder of `<org>/<name>.json` HF configs. A model is named by its full
-//! id (`meta-llama/Llama-3.1-8B`), its short name (`llama-3.1-8b`), a unique prefix of
-//! either (all case-insensitive), or the path of any `config.json`.
+//! A catalog is a folder of `<org>/<name>.json` HF configs. A model is named, in the
+//! order [`ModelCatalog::resolve`] tries them, by a shipped full id
+//! (`meta-llama/Llama-3.1-8B`) or short name (`llama-3.1-8b`), the path of any config
+//! file, a checkpoint folder holding `config.json`, an `org/name` in the local
+//! HuggingFace hub cache ([`super::hf_folder`]), or a unique prefix of a shipped id or
+//! short name (all names case-insensitive).
 
 use super::spec::ModelSpec;
 use crate::error::{closest_names, Error, Result};
@@ -96,10 +99,17 @@ impl ModelCatalog {
         }
     }
 
-    /// The spec `name` denotes: a catalog entry (see [`Self::get`]) or, when no entry
-    /// matches exactly, the path of a config file (an existing file, or any name ending
-    /// in `.json`).
+    /// The spec `name` denotes: a shipped id or short name; else the path of a config
+    /// file (an existing file, or any name ending in `.json`); else a folder holding
+    /// `config.json`; else `org/name` in the HuggingFace hub cache
+    /// ([`super::hf_folder::hub_cache_dir`]); else a unique prefix of a shipped name
+    /// (see [`Self::get`]).
     pub fn resolve(&self, name: &str) -> Result<ModelSpec> {
+        self.resolve_with_cache(name, super::hf_folder::hub_cache_dir().as_deref())
+    }
+
+    /// [`Self::resolve`] with the hub cache at `hub_cache` (`None`: no cache).
+    pub fn resolve_with_cache(&self, name: &str, hub_cache: Option<&Path>) -> Result<ModelSpec> {
         let exact = |e: &CatalogEntry| {
             e.id.eq_ignore_ascii_case(name.trim())
                 || e.short_name().eq_ignore_ascii_case(name.trim())
@@ -109,6 +119,14 @@ impl ModelCatalog {
             // A name ending in `.json` is a path even when missing: report the I/O error.
             if path.is_file() || name.ends_with(".json") {
                 return ModelSpec::from_file(path);
+            }
+            if path.is_dir() {
+                return super::hf_folder::from_folder(path, None);
+            }
+            if let Some(snapshot) =
+                hub_cache.and_then(|c| super::hf_folder::cached_snapshot(c, name))
+            {
+                return super::hf_folder::from_folder(&snapshot, Some(name.trim()));
             }
         }
         self.get(name).map(|e| e.spec.clone())

@@ -33,6 +33,7 @@ mod build;
 pub mod catalog;
 mod config;
 pub mod flops;
+pub mod hf_folder;
 pub mod kv;
 mod layers;
 mod moe;

@@ -32,12 +32,13 @@ fn quantization(q: &RawConfig) -> Result<Quantization> {
     let dtype = match method.to_ascii_lowercase().as_str() {
         "awq" | "gptq" | "awq_marlin" | "gptq_marlin" => int_bits(q, "bits", true)?,
         "compressed-tensors" => compressed_tensors_dtype(q)?,
+        "modelopt" => modelopt_dtype(q)?,
         other => other.parse::<DType>().map_err(|_| {
             q.error(
                 "quant_method",
                 format!(
                     "unsupported quantization `{method}`; supported: fp8, fbgemm_fp8, mxfp4, \
-                     awq, gptq, compressed-tensors, int8"
+                     awq, gptq, compressed-tensors, modelopt, int8"
                 ),
             )
         })?,
@@ -54,9 +55,9 @@ fn quantization(q: &RawConfig) -> Result<Quantization> {
             }
         },
     };
-    // compressed-tensors calls the list `ignore`.
+    // compressed-tensors calls the list `ignore`, ModelOpt `exclude_modules`.
     let skip_field = q
-        .first_present(&["modules_to_not_convert", "ignore"])
+        .first_present(&["modules_to_not_convert", "ignore", "exclude_modules"])
         .unwrap_or("modules_to_not_convert");
     let modules_to_not_convert = q
         .opt_str_list(skip_field)?
@@ -83,6 +84,29 @@ fn int_bits(q: &RawConfig, field: &str, default_4: bool) -> Result<DType> {
             field,
             format!("{b}-bit weights are not supported; expected 4 or 8"),
         )),
+    }
+}
+
+/// NVIDIA ModelOpt: the weight format its `quant_algo` names (`FP8`, `FP8_BLOCK`...,
+/// `NVFP4`, `W4A16_AWQ`, `W8A8_SQ_...`).
+fn modelopt_dtype(q: &RawConfig) -> Result<DType> {
+    let algo = q
+        .opt_str("quant_algo")?
+        .ok_or_else(|| q.error("quant_algo", "missing required field"))?;
+    let a = algo.to_ascii_uppercase();
+    if a.starts_with("FP8") {
+        Ok(DType::Fp8)
+    } else if a == "NVFP4" || a.starts_with("NVFP4_") {
+        Ok(DType::Nvfp4)
+    } else if a.starts_with("W4A16") || a.starts_with("W4A8") {
+        Ok(DType::Int4)
+    } else if a.starts_with("W8A8") || a.starts_with("INT8") {
+        Ok(DType::Int8)
+    } else {
+        Err(q.error(
+            "quant_algo",
+            format!("unsupported ModelOpt algorithm `{algo}`; supported: FP8, NVFP4, W4A16_AWQ, W8A8_SQ"),
+        ))
     }
 }
 
@@ -152,6 +176,10 @@ mod tests {
         assert_eq!(d(json!({"quant_method": "gptq", "bits": 8})), DType::Int8);
         assert_eq!(d(json!({"quant_method": "awq"})), DType::Int4);
         assert_eq!(d(json!({"quant_method": "fbgemm_fp8"})), DType::Fp8);
+        let mo = |algo: &str| d(json!({"quant_method": "modelopt", "quant_algo": algo}));
+        assert_eq!(mo("FP8"), DType::Fp8);
+        assert_eq!(mo("NVFP4"), DType::Nvfp4);
+        assert_eq!(mo("W4A16_AWQ"), DType::Int4);
         let ct = json!({
             "quant_method": "compressed-tensors",
             "ignore": ["lm_head", "model.layers.*.mlp"],
@@ -182,6 +210,11 @@ mod tests {
             "b": {"weights": {"num_bits": 4, "type": "int"}}}});
         assert!(
             e(mixed).contains("field `quantization_config.config_groups.b`: mixes fp8 and int4")
+        );
+        assert!(
+            e(json!({"quant_method": "modelopt", "quant_algo": "MXFP8"})).contains(
+                "field `quantization_config.quant_algo`: unsupported ModelOpt algorithm `MXFP8`"
+            )
         );
         let e2 = e(json!({"quant_method": "fp8", "weight_block_size": [128]}));
         assert!(

@@ -5,5 +5,6 @@ mod commands;
 mod determinism;
 mod errors;
 mod estimate;
+mod models;
 mod util;
 mod validate;

@@ -1,0 +1,135 @@
+//! `--model` beyond the shipped catalog: a checkpoint folder and the local HuggingFace
+//! hub cache, in `memory`, `estimate` and `simulate`.
+
+use crate::util::*;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Run `servesim args…` in `cwd` with the hub cache at `hub`.
+fn servesim_with_cache(cwd: &Path, hub: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_servesim"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(root())
+        .env("HF_HUB_CACHE", hub)
+        .current_dir(cwd)
+        .output()
+        .expect("run servesim")
+}
+
+/// A checkpoint folder `dir` with Llama-3.1-8B's config (and ModelOpt's FP8
+/// description when `fp8`).
+fn checkpoint(dir: &Path, fp8: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::copy(
+        root().join("model_configs/meta-llama/Llama-3.1-8B.json"),
+        dir.join("config.json"),
+    )
+    .unwrap();
+    if fp8 {
+        std::fs::write(
+            dir.join("hf_quant_config.json"),
+            r#"{"producer": {"name": "modelopt"}, "quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8", "exclude_modules": ["lm_head"]}}"#,
+        )
+        .unwrap();
+    }
+}
+
+/// A hub cache under `hub` holding `org/name` at revision `rev` (named by refs/main).
+fn cached(hub: &Path, org: &str, name: &str, rev: &str) {
+    let repo = hub.join(format!("models--{org}--{name}"));
+    checkpoint(&repo.join("snapshots").join(rev), false);
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), rev).unwrap();
+}
+
+#[test]
+fn a_checkpoint_folder_is_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    checkpoint(&dir.path().join("my-llama"), false);
+    checkpoint(&dir.path().join("my-llama-fp8"), true);
+    let o = servesim_in(
+        dir.path(),
+        &["memory", "--model", "./my-llama", "--hardware", "h100"],
+    );
+    ok(&o);
+    let plain = stdout(&o);
+    assert!(
+        plain.contains("my-llama") && plain.contains("8.030 B"),
+        "{plain}"
+    );
+    // ModelOpt's hf_quant_config.json makes the linear layers FP8.
+    let o = servesim_in(
+        dir.path(),
+        &["memory", "--model", "my-llama-fp8/", "--hardware", "h100"],
+    );
+    ok(&o);
+    let fp8 = stdout(&o);
+    assert!(fp8.contains("fp8"), "{fp8}");
+    let o = servesim_in(
+        dir.path(),
+        &[
+            "estimate",
+            "--model",
+            "./my-llama",
+            "--batch-size",
+            "2",
+            "--input-len",
+            "128",
+            "--output-len",
+            "8",
+        ],
+    );
+    ok(&o);
+    assert!(stdout(&o).contains("TPOT"), "{}", stdout(&o));
+    // A folder without config.json says so.
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let o = servesim_in(dir.path(), &["memory", "--model", "./empty"]);
+    fails_with(&o, &["empty", "config.json"]);
+}
+
+#[test]
+fn models_in_the_hub_cache_resolve_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = dir.path().join("hub");
+    cached(&hub, "acme", "Tiny-Llama-8B", "0123abcd");
+    let run = |args: &[&str]| servesim_with_cache(dir.path(), &hub, args);
+    let o = run(&[
+        "memory",
+        "--model",
+        "acme/Tiny-Llama-8B",
+        "--hardware",
+        "h100",
+    ]);
+    ok(&o);
+    assert!(stdout(&o).contains("acme/Tiny-Llama-8B"), "{}", stdout(&o));
+    let o = run(&[
+        "estimate",
+        "--model",
+        "acme/Tiny-Llama-8B",
+        "--batch-size",
+        "1",
+        "--input-len",
+        "64",
+        "--output-len",
+        "4",
+    ]);
+    ok(&o);
+    let o = run(&[
+        "simulate",
+        "--model",
+        "acme/Tiny-Llama-8B",
+        "--max-requests",
+        "20",
+        "--output-dir",
+        "out",
+    ]);
+    ok(&o);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["completed"], 20);
+    // Not in the cache: the usual unknown-model error.
+    let o = run(&["memory", "--model", "acme/Missing-7B"]);
+    fails_with(&o, &["unknown model `acme/Missing-7B`"]);
+}
