@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use servesim::dtype::DType;
 use servesim::hardware::HardwareCatalog;
-use servesim::model::ModelCatalog;
+use servesim::model::{ModelCatalog, ModelFilter};
 use servesim::paths::DataPaths;
 use servesim::report::table::Table;
 use servesim::stack::ServingStack;
@@ -32,6 +32,53 @@ pub struct ListArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+
+    /// Models: keep one family, by the config's `model_type` (`qwen3` also keeps
+    /// `qwen3_moe`) or a part of the id (`llama`, `deepseek`, `gpt-oss`).
+    #[arg(long, value_name = "NAME")]
+    family: Option<String>,
+
+    /// Models: keep those with at least this many parameters (total), billions.
+    #[arg(long, value_name = "B")]
+    min_params: Option<f64>,
+
+    /// Models: keep those with at most this many parameters (total), billions.
+    #[arg(long, value_name = "B")]
+    max_params: Option<f64>,
+}
+
+impl ListArgs {
+    /// The model filter of the flags, checked.
+    fn model_filter(&self) -> Result<ModelFilter> {
+        for (flag, v) in [
+            ("--min-params", self.min_params),
+            ("--max-params", self.max_params),
+        ] {
+            if let Some(v) = v {
+                anyhow::ensure!(
+                    v.is_finite() && v >= 0.0,
+                    "{flag}: expected a number of billions ≥ 0, got {v}"
+                );
+            }
+        }
+        if let (Some(lo), Some(hi)) = (self.min_params, self.max_params) {
+            anyhow::ensure!(
+                lo <= hi,
+                "--min-params {lo} is larger than --max-params {hi}"
+            );
+        }
+        let filtering =
+            self.family.is_some() || self.min_params.is_some() || self.max_params.is_some();
+        anyhow::ensure!(
+            !filtering || matches!(self.what, What::Models),
+            "--family, --min-params and --max-params apply to `list models` only"
+        );
+        Ok(ModelFilter {
+            family: self.family.clone(),
+            min_params_b: self.min_params,
+            max_params_b: self.max_params,
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -175,6 +222,7 @@ fn emit<T: Serialize>(format: Format, rows: &[T], table: impl FnOnce() -> Table)
 
 /// Run `servesim list`.
 pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
+    let filter = args.model_filter()?;
     match args.what {
         What::Stacks => list_stacks(args.format, paths),
         What::Models => {
@@ -182,6 +230,7 @@ pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
             let rows: Vec<ModelRow> = cat
                 .entries()
                 .iter()
+                .filter(|e| filter.matches(e))
                 .map(|e| {
                     let s = &e.spec;
                     let p = s.params();

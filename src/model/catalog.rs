@@ -194,6 +194,35 @@ impl ModelCatalog {
     }
 }
 
+/// Which catalog entries a listing keeps (`servesim list models --family --min-params
+/// --max-params`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelFilter {
+    /// A family name: matches the config's `model_type` by prefix (`qwen3` keeps
+    /// `qwen3` and `qwen3_moe`) or the id by substring (`llama` keeps CodeLlama),
+    /// case-insensitively, with `-` and `_` alike.
+    pub family: Option<String>,
+    /// Smallest total parameter count kept, billions.
+    pub min_params_b: Option<f64>,
+    /// Largest total parameter count kept, billions.
+    pub max_params_b: Option<f64>,
+}
+
+impl ModelFilter {
+    /// Whether `e` passes every given condition.
+    pub fn matches(&self, e: &CatalogEntry) -> bool {
+        let norm = |s: &str| s.to_ascii_lowercase().replace('-', "_");
+        let family_ok = self.family.as_deref().is_none_or(|f| {
+            let f = norm(f.trim());
+            norm(&e.spec.model_type).starts_with(&f) || norm(&e.id).contains(&f)
+        });
+        let b = e.spec.params().total as f64 / 1e9;
+        family_ok
+            && self.min_params_b.is_none_or(|m| b >= m)
+            && self.max_params_b.is_none_or(|m| b <= m)
+    }
+}
+
 enum Lookup<'a> {
     One(&'a CatalogEntry),
     Many(Vec<String>),

@@ -41,7 +41,7 @@ pub mod params;
 mod quant;
 pub mod spec;
 
-pub use catalog::{CatalogEntry, ModelCatalog};
+pub use catalog::{CatalogEntry, ModelCatalog, ModelFilter};
 pub use flops::{AttentionCost, ForwardCost, LinearCost};
 pub use kv::LayerKindCount;
 pub use params::ParamCounts;

@@ -133,3 +133,46 @@ fn models_in_the_hub_cache_resolve_by_id() {
     let o = run(&["memory", "--model", "acme/Missing-7B"]);
     fails_with(&o, &["unknown model `acme/Missing-7B`"]);
 }
+
+#[test]
+fn list_models_filters_by_family_and_size() {
+    let (o, _d) = servesim(&["list", "models", "--family", "qwen3", "--format", "json"]);
+    ok(&o);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"Qwen/Qwen3-8B") && ids.contains(&"Qwen/Qwen3-235B-A22B"));
+    assert!(ids.iter().all(|i| i.starts_with("Qwen/Qwen3")), "{ids:?}");
+    let (o, _d) = servesim(&[
+        "list",
+        "models",
+        "--min-params",
+        "60",
+        "--max-params",
+        "80",
+        "--format",
+        "json",
+    ]);
+    ok(&o);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(!rows.is_empty());
+    for r in &rows {
+        let b = r["params_total"].as_f64().unwrap() / 1e9;
+        assert!((60.0..=80.0).contains(&b), "{r}");
+    }
+    let (o, _d) = servesim(&["list", "models", "--min-params", "5", "--max-params", "1"]);
+    fails_with(&o, &["--min-params 5 is larger than --max-params 1"]);
+    let (o, _d) = servesim(&["list", "hardware", "--family", "llama"]);
+    fails_with(&o, &["apply to `list models` only"]);
+}
+
+/// The README's filtered `servesim list models` block is the command's real output.
+#[test]
+fn readme_list_models_filter_is_real_output() {
+    let cmd = "$ servesim list models --family qwen3 --max-params 40\n";
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme.find(cmd).expect("README shows the filtered listing") + cmd.len();
+    let end = start + readme[start..].find("\n$ ").unwrap() + 1;
+    let (o, _d) = servesim(&["list", "models", "--family", "qwen3", "--max-params", "40"]);
+    ok(&o);
+    assert_eq!(stdout(&o), &readme[start..end]);
+}
