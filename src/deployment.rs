@@ -150,7 +150,8 @@ impl Deployment {
             d.cluster = d.cluster.with_inter_node(link("inter", key)?);
         }
         if let Some(key) = &req.intra_node_link {
-            d.cluster = d.cluster.with_intra_node(link("intra", key)?);
+            let capped = d.gpu().capped_link(link("intra", key)?);
+            d.cluster = d.cluster.with_intra_node(capped);
         }
         if let Some(n) = req.gpus_per_node {
             d.cluster = d.cluster.with_gpus_per_node(n)?;
@@ -183,7 +184,10 @@ impl Deployment {
             }
         };
         let weight_dtype = match req.quantization.as_deref().map(str::trim) {
-            None | Some("none") | Some("auto") => {
+            // `none`: unquantized matrices, in the activation dtype, even where the
+            // checkpoint declares a quantized format (its weights dequantized).
+            Some("none") => Some(act_dtype),
+            None | Some("auto") => {
                 if req.dtype.as_deref().is_some_and(|d| d != "auto")
                     && model.weight_format.quantization.is_none()
                 {
@@ -350,6 +354,19 @@ impl Deployment {
             .unwrap_or(self.act_dtype)
     }
 
+    /// [`Self::matrix_dtype`] for reports, saying when a flag overrides the format the
+    /// checkpoint declares (`bf16, the checkpoint's fp8 overridden by --quantization`).
+    pub fn matrix_dtype_label(&self) -> String {
+        let m = self.matrix_dtype();
+        match &self.model.weight_format.quantization {
+            Some(q) if self.weight_dtype.is_some() && q.dtype != m => format!(
+                "{m}, the checkpoint's {} overridden by --quantization",
+                q.dtype
+            ),
+            _ => m.to_string(),
+        }
+    }
+
     /// Peak FLOP/s for math in `dtype`, falling back to the 16-bit rate where the
     /// device has no native rate (weight-only FP8/INT8 kernels on older GPUs).
     pub fn peak_flops(&self, dtype: DType) -> f64 {
@@ -369,11 +386,70 @@ impl Deployment {
             tensor_parallel_size: self.tp,
             pipeline_parallel_size: self.pp,
             dtype: self.act_dtype.to_string(),
-            weight_dtype: self.matrix_dtype().to_string(),
+            weight_dtype: self.matrix_dtype_label(),
             kv_cache_dtype: self.kv_dtype.to_string(),
             max_model_len: self.max_model_len,
             gpu_memory_utilization: self.gpu_memory_utilization,
             serving_stack: self.stack.name.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn intra(hw: &str, link: &str) -> crate::hardware::LinkSpec {
+        let req = DeploymentRequest {
+            hardware: Some(hw.into()),
+            tensor_parallel_size: Some(2),
+            intra_node_link: Some(link.into()),
+            ..Default::default()
+        };
+        let d = Deployment::resolve(&req, &DataPaths::builtin()).unwrap();
+        d.cluster.intra_node.clone()
+    }
+
+    /// A link flag names the kind of link; the device's own port rate caps it.
+    #[test]
+    fn link_flags_are_capped_by_the_devices_ports() {
+        // RTX 3090's NVLink bridge runs at 56.25 GB/s, not the table's A100 rate.
+        let l = intra("rtx3090", "nvlink3-bridge");
+        assert_eq!(l.bandwidth_bytes_per_s, 56.25e9);
+        assert!(l.name.contains("RTX3090's 56.25 GB/s"), "{}", l.name);
+        // A PCIe Gen5 link on a Gen4 card runs at Gen4's rate.
+        assert_eq!(intra("rtx3090", "pcie5").bandwidth_bytes_per_s, 31.5e9);
+        // Nothing to cap: H100 SXM drives NVLink4 at the table's rate.
+        let h = intra("h100", "nvlink4-nvswitch");
+        assert_eq!(h.bandwidth_bytes_per_s, 450e9);
+        assert!(!h.name.contains(" at "), "{}", h.name);
+    }
+
+    /// `--quantization none` on a checkpoint that declares FP8 means its unquantized
+    /// dtype, and reports say so.
+    #[test]
+    fn quantization_none_unquantizes_a_quantized_checkpoint() {
+        let resolve = |q: Option<&str>| {
+            let req = DeploymentRequest {
+                model: Some("deepseek-ai/DeepSeek-V3".into()),
+                hardware: Some("h200".into()),
+                tensor_parallel_size: Some(8),
+                quantization: q.map(str::to_owned),
+                ..Default::default()
+            };
+            Deployment::resolve(&req, &DataPaths::builtin()).unwrap()
+        };
+        let declared = resolve(None);
+        assert_eq!(declared.matrix_dtype(), DType::Fp8);
+        assert_eq!(declared.matrix_dtype_label(), "fp8");
+        let none = resolve(Some("none"));
+        assert_eq!(none.matrix_dtype(), DType::Bf16);
+        assert_eq!(
+            none.summary().weight_dtype,
+            "bf16, the checkpoint's fp8 overridden by --quantization"
+        );
+        let ratio = none.model.weight_bytes(none.weight_dtype)
+            / declared.model.weight_bytes(declared.weight_dtype);
+        assert!((1.9..2.0).contains(&ratio), "{ratio}");
     }
 }

@@ -316,7 +316,7 @@ pub fn plan(d: &Deployment, mm: &MemoryModel, opts: &MemoryOptions) -> MemoryPla
         pipeline_parallel_size: d.pp,
         params_total: params.total,
         params_active: params.active,
-        weight_dtype: d.matrix_dtype().to_string(),
+        weight_dtype: d.matrix_dtype_label(),
         kv_cache_dtype: d.kv_dtype.to_string(),
         weight_bytes_total: m.weight_bytes(d.weight_dtype),
         gpu_memory_bytes: capacity,

@@ -55,8 +55,9 @@ pub struct DeploymentArgs {
     #[arg(long, value_name = "DTYPE")]
     pub dtype: Option<String>,
 
-    /// Weight quantization: fp8, int8, awq, gptq (int4), mxfp4, nvfp4. Default: what the
-    /// checkpoint's quantization_config declares, else none.
+    /// Weight quantization: fp8, int8, awq, gptq (int4), mxfp4, nvfp4, or none (16-bit
+    /// matrices, even for a checkpoint that declares a quantized format: reports say
+    /// so). Default: what the checkpoint's quantization_config declares, else none.
     #[arg(long, value_name = "METHOD")]
     pub quantization: Option<String>,
 
@@ -100,7 +101,9 @@ pub struct DeploymentArgs {
     pub inter_node_link: Option<String>,
 
     /// Link between GPUs of one node, a key of perf_model/interconnects.toml
-    /// (`nvlink4-nvswitch`, `pcie4`, ...). Default: the device file's.
+    /// (`nvlink4-nvswitch`, `pcie4`, ...); the device's own port rate caps it (its
+    /// PCIe rate for PCIe links, its scale-up rate otherwise). Default: the device
+    /// file's.
     #[arg(long, value_name = "KEY")]
     pub intra_node_link: Option<String>,
 

@@ -111,7 +111,7 @@ fn print_table(setup: &ReplicaSetup, e: &Estimate, top_ops: usize) {
         } else {
             String::new()
         },
-        d.matrix_dtype(),
+        d.matrix_dtype_label(),
         d.kv_dtype,
         b.batch_size,
         b.input_len,

@@ -309,6 +309,28 @@ impl GpuSpec {
             .map(|g| g * BYTES_PER_GB)
     }
 
+    /// `link` as this device drives it: the device's own port rate caps the link's (a
+    /// PCIe link at the device's PCIe rate, any other at its scale-up rate), so a flag
+    /// naming a link describes the kind of link, not a faster device. A capped link
+    /// says so in its name.
+    pub fn capped_link(&self, mut link: LinkSpec) -> LinkSpec {
+        let port = if link.key.starts_with("pcie") {
+            self.pcie_bandwidth_bytes_per_s()
+        } else {
+            Some(self.intra_node.bandwidth_bytes_per_s)
+        };
+        if let Some(p) = port.filter(|&p| p < link.bandwidth_bytes_per_s) {
+            set_bandwidth(&mut link, p);
+            link.name = format!(
+                "{} at {}'s {:.2} GB/s per direction",
+                link.name,
+                self.name,
+                p / BYTES_PER_GB
+            );
+        }
+        link
+    }
+
     /// The canonical name followed by the aliases.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.name.as_str()).chain(self.aliases.iter().map(String::as_str))
