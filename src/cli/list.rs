@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use servesim::dtype::DType;
-use servesim::hardware::HardwareCatalog;
+use servesim::hardware::{DeviceType, GpuSpec, HardwareCatalog};
 use servesim::model::{ModelCatalog, ModelFilter};
 use servesim::paths::DataPaths;
 use servesim::report::table::Table;
@@ -45,6 +45,23 @@ pub struct ListArgs {
     /// Models: keep those with at most this many parameters (total), billions.
     #[arg(long, value_name = "B")]
     max_params: Option<f64>,
+
+    /// Hardware: also list the database tier (about 2,500 GPUs with estimated tensor
+    /// rates, perf_model/hardware/database/), after the curated devices.
+    #[arg(long)]
+    all: bool,
+
+    /// Hardware: keep one kind of device.
+    #[arg(long = "type", value_enum, value_name = "TYPE")]
+    device_type: Option<DeviceType>,
+
+    /// Hardware: keep one vendor (case-insensitive: `nvidia`, `amd`, `intel`, ...).
+    #[arg(long, value_name = "NAME")]
+    vendor: Option<String>,
+
+    /// Hardware: keep devices with at least this much memory, GiB.
+    #[arg(long, value_name = "GIB")]
+    min_memory_gib: Option<f64>,
 }
 
 impl ListArgs {
@@ -73,6 +90,20 @@ impl ListArgs {
             !filtering || matches!(self.what, What::Models),
             "--family, --min-params and --max-params apply to `list models` only"
         );
+        let hw_filtering = self.all
+            || self.device_type.is_some()
+            || self.vendor.is_some()
+            || self.min_memory_gib.is_some();
+        anyhow::ensure!(
+            !hw_filtering || matches!(self.what, What::Hardware),
+            "--all, --type, --vendor and --min-memory-gib apply to `list hardware` only"
+        );
+        if let Some(m) = self.min_memory_gib {
+            anyhow::ensure!(
+                m.is_finite() && m >= 0.0,
+                "--min-memory-gib: expected a number of GiB ≥ 0, got {m}"
+            );
+        }
         Ok(ModelFilter {
             family: self.family.clone(),
             min_params_b: self.min_params,
@@ -98,6 +129,11 @@ struct ModelRow {
 #[derive(Serialize)]
 struct HardwareRow {
     name: String,
+    vendor: String,
+    device_type: DeviceType,
+    /// `curated` (perf_model/hardware/*.toml) or `database` (estimated rates).
+    tier: &'static str,
+    source: String,
     aliases: String,
     memory_gb: f64,
     memory_bandwidth_gb_per_s: f64,
@@ -298,11 +334,30 @@ pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
         }
         What::Hardware => {
             let cat = HardwareCatalog::load(&paths.hardware_dir())?;
-            let rows: Vec<HardwareRow> = cat
+            let database = if args.all { cat.database()? } else { &[] };
+            let keep = |g: &GpuSpec| {
+                args.device_type.is_none_or(|t| g.device_type == t)
+                    && args
+                        .vendor
+                        .as_deref()
+                        .is_none_or(|v| g.vendor.eq_ignore_ascii_case(v.trim()))
+                    && args
+                        .min_memory_gib
+                        .is_none_or(|m| g.memory_bytes() / servesim::units::BYTES_PER_GIB >= m)
+            };
+            let tiers = cat
                 .entries()
                 .iter()
-                .map(|g| HardwareRow {
+                .map(|g| (g, "curated"))
+                .chain(database.iter().map(|g| (g, "database")));
+            let rows: Vec<HardwareRow> = tiers
+                .filter(|(g, _)| keep(g))
+                .map(|(g, tier)| HardwareRow {
                     name: g.name.clone(),
+                    vendor: g.vendor.clone(),
+                    device_type: g.device_type,
+                    tier,
+                    source: g.source.clone(),
                     aliases: g.aliases.join(" "),
                     memory_gb: g.memory_gb,
                     memory_bandwidth_gb_per_s: g.memory_bandwidth_gb_per_s,
@@ -326,20 +381,26 @@ pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
                     "link GB/s",
                     "per node",
                     "$/GPU-h",
+                    "type",
+                    "tier",
                 ]);
                 let o = |x: Option<f64>| x.map_or_else(|| "-".into(), |v| format!("{v}"));
+                // Estimated rates carry many digits: one decimal is their precision.
+                let r1 = |x: Option<f64>| o(x.map(|v| (v * 10.0).round() / 10.0));
                 for r in &rows {
                     t.row(vec![
                         r.name.clone(),
                         r.aliases.split(' ').next().unwrap_or_default().to_owned(),
-                        format!("{}", r.memory_gb),
-                        format!("{}", r.memory_bandwidth_gb_per_s),
-                        o(r.dense_bf16_tflops),
-                        o(r.dense_fp8_tflops),
+                        format!("{}", (r.memory_gb * 100.0).round() / 100.0),
+                        format!("{}", (r.memory_bandwidth_gb_per_s * 10.0).round() / 10.0),
+                        r1(r.dense_bf16_tflops),
+                        r1(r.dense_fp8_tflops),
                         r.intra_node_link.clone(),
                         format!("{}", r.intra_node_gb_per_s_per_direction),
                         r.gpus_per_node.to_string(),
                         o(r.price_usd_per_gpu_hour),
+                        serde_name(r.device_type).unwrap_or_default(),
+                        r.tier.to_owned(),
                     ]);
                 }
                 t

@@ -27,6 +27,8 @@ pub struct HardwareCatalog {
     entries: Vec<GpuSpec>,
     /// Lowercase name or alias → index into `entries`.
     exact: HashMap<String, usize>,
+    /// The database tier (`database/`), read on first use.
+    database: std::sync::OnceLock<Vec<GpuSpec>>,
 }
 
 impl HardwareCatalog {
@@ -105,17 +107,94 @@ impl HardwareCatalog {
             interconnects,
             entries,
             exact,
+            database: std::sync::OnceLock::new(),
         })
     }
 
     /// The device called `name` (name, alias, unique normalised match, or a path to a
-    /// `.toml` device file), as an owned spec.
+    /// `.toml` device file), as an owned spec; a name no curated file knows is looked
+    /// up in the database tier ([`Self::database_get`]).
     pub fn resolve(&self, name: &str) -> Result<GpuSpec> {
         let trimmed = name.trim();
         if trimmed.to_ascii_lowercase().ends_with(".toml") {
             return GpuSpec::load(Path::new(trimmed), &self.interconnects);
         }
-        self.get(trimmed).cloned()
+        match self.get(trimmed) {
+            Ok(g) => Ok(g.clone()),
+            Err(unknown @ Error::Unknown { .. }) => {
+                // A curated name the query begins (`h10`, `mi300`) is the likelier
+                // meaning: then only an exact database name counts.
+                let wanted = normalise(trimmed);
+                let near_curated = self.exact.keys().any(|k| normalise(k).starts_with(&wanted));
+                match self.database_get(trimmed, !near_curated)? {
+                    Some(g) => Ok(g.clone()),
+                    None => Err(unknown),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The database tier: about 2,500 devices of `database/gpus.csv` with estimated
+    /// tensor rates ([`super::database`]), read on first use; empty without the folder.
+    pub fn database(&self) -> Result<&[GpuSpec]> {
+        if let Some(db) = self.database.get() {
+            return Ok(db);
+        }
+        let db = super::database::load(&self.dir, &self.interconnects)?;
+        Ok(self.database.get_or_init(|| db))
+    }
+
+    /// The database device called `name`: the one whose normalised name equals it
+    /// (with or without the vendor), else the only one whose normalised name starts
+    /// or ends with it (`rtx4090` finds `GeForce RTX 4090`), else the only one that
+    /// contains it (`v100 pcie 16` finds `Tesla V100 PCIe 16 GB`; these partial
+    /// matches only with `partial`); `None` when none does,
+    /// [`Error::Ambiguous`] when several do.
+    pub fn database_get(&self, name: &str, partial: bool) -> Result<Option<&GpuSpec>> {
+        let wanted = normalise(name);
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let db = self.database()?;
+        let full = |g: &GpuSpec| {
+            (
+                normalise(&g.name),
+                normalise(&format!("{} {}", g.vendor, g.name)),
+            )
+        };
+        let equal: Vec<&GpuSpec> = db
+            .iter()
+            .filter(|g| {
+                let (n, v) = full(g);
+                n == wanted || v == wanted
+            })
+            .collect();
+        let mut found = equal;
+        if found.is_empty() && !partial {
+            return Ok(None);
+        }
+        if found.is_empty() {
+            found = db
+                .iter()
+                .filter(|g| {
+                    let (n, _) = full(g);
+                    n.starts_with(&wanted) || n.ends_with(&wanted)
+                })
+                .collect();
+        }
+        if found.is_empty() {
+            found = db.iter().filter(|g| full(g).0.contains(&wanted)).collect();
+        }
+        match found.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            many => Err(Error::Ambiguous {
+                kind: "hardware",
+                name: name.to_owned(),
+                candidates: many.iter().take(12).map(|g| g.name.clone()).collect(),
+            }),
+        }
     }
 
     /// The device called `name` (name, alias or unique normalised match; no paths).

@@ -33,6 +33,7 @@
 
 mod catalog;
 mod cluster;
+pub mod database;
 mod interconnect;
 pub mod link;
 mod parse;
@@ -44,4 +45,4 @@ pub use interconnect::{
     Interconnects, LinkEntry, MeasuredBusBandwidth, MeasuredLatency, SystemEntry,
 };
 pub use link::{AllReduceAlgorithm, LinkSpec};
-pub use spec::GpuSpec;
+pub use spec::{DeviceType, GpuSpec};

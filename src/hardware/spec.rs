@@ -49,6 +49,40 @@ struct GpuFile {
     source: String,
     notes: Option<String>,
     uncertain: Option<String>,
+    device_type: Option<DeviceType>,
+}
+
+/// What kind of device an entry is (`list hardware --type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceType {
+    /// A discrete GPU or accelerator module.
+    Gpu,
+    /// A CPU socket.
+    Cpu,
+    /// Google's TPU.
+    Tpu,
+    /// Another neural-network accelerator (Gaudi, ...).
+    Npu,
+    /// A system on a chip with unified memory (Apple M-series, integrated GPUs).
+    Soc,
+}
+
+impl DeviceType {
+    /// The type a device file without `device_type` has: TPU for Google, NPU for
+    /// Gaudi, SoC for Apple, else GPU.
+    fn inferred(vendor: &str, name: &str) -> Self {
+        let (v, n) = (vendor.to_ascii_lowercase(), name.to_ascii_lowercase());
+        if v == "google" || n.contains("tpu") {
+            DeviceType::Tpu
+        } else if n.contains("gaudi") {
+            DeviceType::Npu
+        } else if v == "apple" {
+            DeviceType::Soc
+        } else {
+            DeviceType::Gpu
+        }
+    }
 }
 
 /// One accelerator's peak figures, links and node defaults.
@@ -111,6 +145,8 @@ pub struct GpuSpec {
     pub uncertain: Option<String>,
     /// The file this spec was loaded from.
     pub path: Option<PathBuf>,
+    /// What kind of device this is.
+    pub device_type: DeviceType,
 }
 
 impl GpuSpec {
@@ -221,6 +257,9 @@ impl GpuSpec {
                 .map(|l| l.bandwidth_bytes_per_s / BYTES_PER_GB)
         });
 
+        let device_type = f
+            .device_type
+            .unwrap_or_else(|| DeviceType::inferred(&f.vendor, &f.name));
         Ok(GpuSpec {
             name: f.name.trim().to_owned(),
             vendor: f.vendor,
@@ -248,6 +287,7 @@ impl GpuSpec {
             notes: f.notes,
             uncertain: f.uncertain,
             path: Some(path.to_owned()),
+            device_type,
         })
     }
 

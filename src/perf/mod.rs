@@ -213,6 +213,13 @@ pub fn select_latency_model(
     paths: &DataPaths,
     choice: LatencyChoice,
 ) -> Result<Arc<dyn LatencyModel>> {
+    if d.peak_flops(d.act_dtype) <= 0.0 {
+        return Err(Error::Config(format!(
+            "{} has no known compute rate ({}); memory questions work on it, latency needs a rate: add one in a device file (perf_model/hardware/README.md)",
+            d.gpu().name,
+            d.gpu().notes.as_deref().unwrap_or("its file gives none")
+        )));
+    }
     let roofline = || -> Result<Arc<dyn LatencyModel>> {
         let params = roofline::RooflineParams::load_for(&paths.perf_model, d.gpu())?;
         Ok(Arc::new(roofline::Roofline::new(d, params)))

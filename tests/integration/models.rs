@@ -176,3 +176,75 @@ fn readme_list_models_filter_is_real_output() {
     ok(&o);
     assert_eq!(stdout(&o), &readme[start..end]);
 }
+
+#[test]
+fn list_hardware_reaches_the_database_tier_and_filters() {
+    let (o, _d) = servesim(&["list", "hardware", "--all", "--format", "json"]);
+    ok(&o);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(rows.len() >= 2000, "{}", rows.len());
+    let tier = |t: &str| rows.iter().filter(|r| r["tier"] == t).count();
+    assert!(tier("curated") >= 30 && tier("database") >= 2000);
+    assert!(rows
+        .iter()
+        .all(|r| !r["source"].as_str().unwrap().is_empty()));
+    let (o, _d) = servesim(&[
+        "list",
+        "hardware",
+        "--all",
+        "--vendor",
+        "nvidia",
+        "--min-memory-gib",
+        "100",
+        "--format",
+        "json",
+    ]);
+    ok(&o);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(!rows.is_empty());
+    for r in &rows {
+        assert_eq!(r["vendor"], "NVIDIA");
+        assert!(
+            r["memory_gb"].as_f64().unwrap() * 1e9 / 1073741824.0 >= 100.0,
+            "{r}"
+        );
+    }
+    let (o, _d) = servesim(&["list", "hardware", "--type", "tpu", "--format", "json"]);
+    ok(&o);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(rows.len(), 4);
+    let (o, _d) = servesim(&["list", "models", "--all"]);
+    fails_with(&o, &["apply to `list hardware` only"]);
+}
+
+/// Devices people ask about that only the database knows resolve by name in every
+/// command; an ambiguous name lists the candidates.
+#[test]
+fn database_devices_resolve_by_name() {
+    let (o, _d) = servesim(&[
+        "memory",
+        "--hardware",
+        "rtx 5090",
+        "--max-model-len",
+        "8192",
+    ]);
+    ok(&o);
+    assert!(stdout(&o).contains("GeForce RTX 5090"), "{}", stdout(&o));
+    let (o, _d) = servesim(&[
+        "estimate",
+        "--hardware",
+        "L20",
+        "--max-model-len",
+        "4096",
+        "--batch-size",
+        "2",
+        "--input-len",
+        "256",
+        "--output-len",
+        "8",
+    ]);
+    ok(&o);
+    assert!(stdout(&o).contains("on 1 × L20"), "{}", stdout(&o));
+    let (o, _d) = servesim(&["memory", "--hardware", "h800"]);
+    fails_with(&o, &["`h800` is ambiguous", "H800 SXM5"]);
+}
