@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn resolves_full_ids_short_names_and_prefixes() {
         let cat = catalog();
-        assert_eq!(cat.entries().len(), 24);
+        assert_eq!(cat.entries().len(), 34);
         let ids: Vec<&str> = cat.entries().iter().map(|e| e.id.as_str()).collect();
         let mut sorted = ids.clone();
         sorted.sort_by_key(|s| s.to_ascii_lowercase());
@@ -275,11 +275,11 @@ mod tests {
             "openai/gpt-oss-120b"
         );
         assert_eq!(
-            cat.resolve("Mixtral").unwrap().name,
+            cat.resolve("Mixtral-8x7").unwrap().name,
             "mistralai/Mixtral-8x7B-v0.1"
         );
         assert_eq!(
-            cat.get("deepseek-ai/").unwrap().id,
+            cat.get("deepseek-ai/DeepSeek-V").unwrap().id,
             "deepseek-ai/DeepSeek-V3"
         );
     }
@@ -298,7 +298,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let e = cat.resolve("qwen3").unwrap_err().to_string();
-        assert!(e.starts_with("model name `qwen3` is ambiguous: it matches Qwen/Qwen3-235B-A22B, Qwen/Qwen3-30B-A3B-Instruct-2507, Qwen/Qwen3-32B, Qwen/Qwen3-8B"), "{e}");
+        assert!(e.starts_with("model name `qwen3` is ambiguous: it matches Qwen/Qwen3-0.6B, Qwen/Qwen3-1.7B, Qwen/Qwen3-235B-A22B, Qwen/Qwen3-235B-A22B-FP8, Qwen/Qwen3-30B-A3B, "), "{e}");
 
         match cat.resolve("lama-3.1-8b") {
             Err(Error::Unknown {

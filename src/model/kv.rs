@@ -125,6 +125,16 @@ mod tests {
             ("Qwen/Qwen3-30B-A3B-Instruct-2507", 98_304.0), // 48 × 2 × 4 × 128 × 2
             ("Qwen/Qwen3-32B", 262_144.0),       // 64 × 2 × 8 × 128 × 2
             ("Qwen/Qwen3-8B", 147_456.0),        // 36 × 2 × 8 × 128 × 2
+            ("Qwen/Qwen3-0.6B", 114_688.0),      // 28 × 2 × 8 × 128 × 2
+            ("Qwen/Qwen3-1.7B", 114_688.0),      // 28 × 2 × 8 × 128 × 2
+            ("Qwen/Qwen3-30B-A3B", 98_304.0),    // 48 × 2 × 4 × 128 × 2
+            ("Qwen/Qwen3-30B-A3B-FP8", 98_304.0),
+            ("Qwen/Qwen3-32B-FP8", 262_144.0),
+            ("Qwen/Qwen3-235B-A22B-FP8", 192_512.0),
+            ("Qwen/Qwen3-Coder-480B-A35B-Instruct", 253_952.0), // 62 × 2 × 8 × 128 × 2
+            ("mistralai/Mixtral-8x22B-v0.1", 229_376.0),        // 56 × 2 × 8 × 128 × 2
+            ("deepseek-ai/DeepSeek-R1", 70_272.0),              // 61 × (512 + 64) × 2
+            ("moonshotai/Kimi-K2-Instruct", 70_272.0),          // 61 × (512 + 64) × 2
         ];
         let cat = catalog();
         assert_eq!(cat.entries().len(), expected.len());

@@ -308,6 +308,29 @@ mod tests {
         // gpt-oss model card table: 20.91B and 116.83B.
         ("openai/gpt-oss-20b", 20_914_757_184, 20.91e9, 0.01e9),
         ("openai/gpt-oss-120b", 116_829_156_672, 116.83e9, 0.01e9),
+        // Configs from aiconfigurator's model_configs (model_configs/README.md); their
+        // "computed" figures are servesim's own count, pinned.
+        // Qwen3-0.6B / 1.7B model cards: "0.6B", "1.7B" (embeddings tied).
+        ("Qwen/Qwen3-0.6B", 596_049_920, 0.6e9, 0.1e9),
+        ("Qwen/Qwen3-1.7B", 1_720_574_976, 1.7e9, 0.1e9),
+        // Qwen3-30B-A3B model card: 30.5B total; the FP8 checkpoints keep the counts.
+        ("Qwen/Qwen3-30B-A3B", 30_532_122_624, 30.5e9, 0.1e9),
+        ("Qwen/Qwen3-30B-A3B-FP8", 30_532_122_624, 30.5e9, 0.1e9),
+        ("Qwen/Qwen3-32B-FP8", 32_762_123_264, 32.8e9, 0.1e9),
+        ("Qwen/Qwen3-235B-A22B-FP8", 235_093_634_560, 235e9, 1e9),
+        // Qwen3-Coder-480B-A35B model card: 480B total, 35B activated.
+        (
+            "Qwen/Qwen3-Coder-480B-A35B-Instruct",
+            480_154_875_392,
+            480e9,
+            1e9,
+        ),
+        // Mistral's Mixtral 8x22B announcement: 141B total, 39B active.
+        ("mistralai/Mixtral-8x22B-v0.1", 140_620_634_112, 141e9, 1e9),
+        // DeepSeek-R1 model card: 671B total (V3's architecture).
+        ("deepseek-ai/DeepSeek-R1", 671_026_419_200, 671e9, 1e9),
+        // Kimi K2 model card: "1 trillion total parameters".
+        ("moonshotai/Kimi-K2-Instruct", 1_026_408_232_448, 1e12, 1e12),
     ];
 
     /// Within 1 % of the published figure, or, for a figure published with only two
@@ -374,6 +397,15 @@ mod tests {
             ),
             // Mistral blog: 12.9B active per token.
             ("mistralai/Mixtral-8x7B-v0.1", 12_879_925_248, 12.9e9, 0.1e9),
+            // Mixtral 8x22B announcement: 39B active.
+            ("mistralai/Mixtral-8x22B-v0.1", 39_152_031_744, 39e9, 1e9),
+            // Qwen3-Coder-480B-A35B model card: 35B activated.
+            (
+                "Qwen/Qwen3-Coder-480B-A35B-Instruct",
+                35_474_765_312,
+                35e9,
+                1e9,
+            ),
         ];
         for &(id, computed, published, unit) in cases {
             let p = shipped(id).params();
