@@ -285,6 +285,8 @@ mod tests {
         // Qwen2.5-72B model card: 72.7B.
         ("Qwen/Qwen2.5-72B", 72_706_203_648, 72.7e9, 0.1e9),
         ("Qwen/Qwen2.5-72B-Instruct", 72_706_203_648, 72.7e9, 0.1e9),
+        // Qwen2.5-7B model card: "Number of Parameters: 7.61B".
+        ("Qwen/Qwen2.5-7B", 7_615_616_512, 7.61e9, 0.01e9),
         // Mistral release blog: "7.3B parameter model"; HF 7.24B.
         ("mistralai/Mistral-7B-v0.1", 7_241_732_096, 7.24e9, 0.01e9),
         // Mistral blog: 46.7B total.

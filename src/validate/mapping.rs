@@ -77,6 +77,13 @@ pub fn model(name: &str) -> Result<ModelMapping, String> {
         "mistralai/mistral-7b-v0.1" => exact("mistralai/Mistral-7B-v0.1"),
         "mistralai/mixtral-8x7b-v0.1" => exact("mistralai/Mixtral-8x7B-v0.1"),
         "facebook/opt-6.7b" => exact("facebook/opt-6.7b"),
+        "qwen/qwen2-7b" => Ok(ModelMapping {
+            model: "Qwen/Qwen2.5-7B".into(),
+            max_model_len: None,
+            note: Some(format!(
+                "{name} is not shipped; Qwen/Qwen2.5-7B has the same layer shapes (28 layers, hidden 3584, 28 query / 4 KV heads, MLP 18944, vocabulary 152064)"
+            )),
+        }),
         _ => Err(format!(
             "model `{name}` has no shipped config with the same shapes"
         )),
