@@ -347,6 +347,26 @@ pub fn min_gpus(
     opts: &MemoryOptions,
     max_gpus: u32,
 ) -> Option<(Deployment, MemoryPlan)> {
+    // No split holds the weights on fewer GPUs than their total over what one GPU may
+    // use: candidates below that bound cannot fit and are not planned (a search over
+    // the whole database tier would otherwise plan every split of every small part).
+    let usable = d.gpu().memory_bytes() * d.gpu_memory_utilization;
+    let bound = d.model.weight_bytes(d.weight_dtype) / usable;
+    // Without usable memory the bound is infinite or NaN: nothing fits.
+    if bound.is_nan() || bound > f64::from(max_gpus) {
+        return None;
+    }
+    min_gpus_from(d, mm, opts, max_gpus, bound.floor() as u32)
+}
+
+/// [`min_gpus`] over the candidates of at least `at_least` GPUs.
+fn min_gpus_from(
+    d: &Deployment,
+    mm: &MemoryModel,
+    opts: &MemoryOptions,
+    max_gpus: u32,
+    at_least: u32,
+) -> Option<(Deployment, MemoryPlan)> {
     let heads = d.model.layers.first().map_or(1, |l| l.attention.num_heads);
     let per_node = d.cluster.gpus_per_node.max(1);
     let mut candidates: Vec<(u32, u32)> = Vec::new();
@@ -361,6 +381,7 @@ pub fn min_gpus(
         }
         tp *= 2;
     }
+    candidates.retain(|&(tp, pp)| tp * pp >= at_least);
     // Fewest GPUs first; among equals, more TP (lower latency) first.
     candidates.sort_by_key(|&(tp, pp)| (tp * pp, pp));
     candidates.into_iter().find_map(|(tp, pp)| {
@@ -373,4 +394,54 @@ pub fn min_gpus(
         let p = plan(&c, mm, opts);
         p.fits.then_some((c, p))
     })
+}
+
+#[cfg(test)]
+mod min_gpus_tests {
+    use super::*;
+    use crate::deployment::DeploymentRequest;
+    use crate::hardware::HardwareCatalog;
+    use crate::paths::DataPaths;
+
+    /// The pruned search finds what planning every candidate finds, on every curated
+    /// device and a spread of database devices, for small and large models.
+    #[test]
+    fn pruning_by_the_weight_bound_changes_no_answer() {
+        let paths = DataPaths::builtin();
+        let mm = MemoryModel::load(&paths.perf_model).unwrap();
+        let opts = MemoryOptions::default();
+        let cat = HardwareCatalog::load(&paths.hardware_dir()).unwrap();
+        let db = cat.database().unwrap();
+        let devices: Vec<&crate::hardware::GpuSpec> =
+            cat.entries().iter().chain(db.iter().step_by(97)).collect();
+        for model in [
+            "meta-llama/Llama-3.1-8B",
+            "meta-llama/Llama-3.1-70B",
+            "deepseek-ai/DeepSeek-V3",
+        ] {
+            let req = DeploymentRequest {
+                model: Some(model.into()),
+                max_model_len: Some(8192),
+                ..Default::default()
+            };
+            let base = Deployment::resolve(&req, &paths).unwrap();
+            for gpu in &devices {
+                let Ok(d) = Deployment::from_parts(
+                    base.model.clone(),
+                    (*gpu).clone(),
+                    base.stack.clone(),
+                    &req,
+                ) else {
+                    continue;
+                };
+                let fast = min_gpus(&d, &mm, &opts, 64);
+                let all = min_gpus_from(&d, &mm, &opts, 64, 0);
+                let key = |r: &Option<(Deployment, MemoryPlan)>| {
+                    r.as_ref()
+                        .map(|(d, p)| (d.tp, d.pp, p.kv_cache_bytes_per_gpu.to_bits()))
+                };
+                assert_eq!(key(&fast), key(&all), "{model} on {}", gpu.name);
+            }
+        }
+    }
 }

@@ -50,6 +50,11 @@ pub struct MemoryArgs {
     #[arg(long)]
     min_gpus: bool,
 
+    /// Without --hardware: which devices the fewest-GPU search covers: the curated
+    /// catalog, or also the database tier (about 2,500 GPUs, estimated rates).
+    #[arg(long, value_enum, default_value_t = CatalogScope::Curated)]
+    catalog: CatalogScope,
+
     /// Largest number of GPUs --min-gpus (and --train's minimum-GPU search) tries.
     #[arg(long, default_value_t = 128, value_name = "N")]
     max_gpus: u32,
@@ -179,6 +184,16 @@ pub fn run(args: MemoryArgs, paths: &DataPaths) -> Result<()> {
     Ok(())
 }
 
+/// The devices a catalog-wide search covers (`--catalog`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatalogScope {
+    /// The curated device files (perf_model/hardware/*.toml).
+    Curated,
+    /// The curated devices, then the database tier.
+    All,
+}
+
 /// One row per catalog device: the fewest GPUs that fit.
 fn min_gpus_over_catalog(
     args: &MemoryArgs,
@@ -207,8 +222,12 @@ fn min_gpus_over_catalog(
         kv_cache_gib_per_gpu: Option<f64>,
         max_kv_tokens: Option<u64>,
     }
+    let database = match args.catalog {
+        CatalogScope::Curated => &[][..],
+        CatalogScope::All => catalog.database()?,
+    };
     let mut out = Vec::new();
-    for gpu in catalog.entries() {
+    for gpu in catalog.entries().iter().chain(database) {
         let d = match Deployment::from_parts(model.clone(), gpu.clone(), stack.clone(), req) {
             Ok(d) => d,
             Err(_) => continue,

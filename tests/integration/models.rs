@@ -248,3 +248,26 @@ fn database_devices_resolve_by_name() {
     let (o, _d) = servesim(&["memory", "--hardware", "h800"]);
     fails_with(&o, &["`h800` is ambiguous", "H800 SXM5"]);
 }
+
+/// `memory --min-gpus --catalog all` searches the database tier too.
+#[test]
+fn memory_searches_the_whole_catalog() {
+    let (o, _d) = servesim(&[
+        "memory",
+        "--model",
+        "meta-llama/Llama-3.1-70B",
+        "--max-model-len",
+        "8192",
+        "--min-gpus",
+        "--catalog",
+        "all",
+        "--format",
+        "json",
+    ]);
+    ok(&o);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    // Every device with a 16-bit rate (the 660 fixed-function parts have none).
+    assert!(rows.len() >= 1800, "{}", rows.len());
+    let h800 = rows.iter().find(|r| r["hardware"] == "H800 SXM5").unwrap();
+    assert_eq!(h800["min_gpus"], 2);
+}
