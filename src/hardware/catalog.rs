@@ -322,7 +322,7 @@ mod tests {
     fn every_file_loads_and_every_csv_row_is_present() {
         let cat = shipped();
         // The CSV rows, two devices the measured profiles need, four the Argonne
-        // validation rows need.
+        // validation rows need, five CPUs.
         let added = [
             "RTX PRO 6000 Blackwell Server Edition",
             "A40",
@@ -330,6 +330,11 @@ mod tests {
             "MI250 (per GCD)",
             "Max 1550",
             "Max 1550 (Aurora, 112 Xe cores)",
+            "Xeon Platinum 8480+",
+            "Xeon Platinum 8592+",
+            "EPYC 9654",
+            "Ryzen 9 7950X",
+            "Core i9-13900K",
         ];
         assert_eq!(cat.entries().len(), CSV_NAMES.len() + added.len());
         for n in CSV_NAMES.into_iter().chain(added) {

@@ -213,6 +213,10 @@ fn list_hardware_reaches_the_database_tier_and_filters() {
     ok(&o);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(rows.len(), 4);
+    let (o, _d) = servesim(&["list", "hardware", "--type", "cpu", "--format", "json"]);
+    ok(&o);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(rows.len() >= 4, "{}", rows.len());
     let (o, _d) = servesim(&["list", "models", "--all"]);
     fails_with(&o, &["apply to `list hardware` only"]);
 }
