@@ -8,8 +8,8 @@
    (written by scripts/validate_all.sh; default = shipped stacks, in-sample for the
    stacks fitted on Argonne; cv = the whole set left out, priors only).
 2. Leave-model-group-out: the vLLM rows of All_results.csv are split into the 7-8B
-   models (Llama-2-7B, Llama-3-8B, Mistral-7B, Qwen2-7B) and the large ones (Llama-2-70B,
-   Llama-3-70B, Mixtral-8x7B); the stacks fitted on Argonne (vllm-0.5 for NVIDIA,
+   models (Llama-2-7B, Llama-3-8B, Mistral-7B, Qwen2-7B, LLaMA-1 7B) and the large ones
+   (Llama-2-70B, Llama-3-70B, Mixtral-8x7B, Qwen2-72B); the stacks fitted on Argonne (vllm-0.5 for NVIDIA,
    vllm-0.6-rocm for AMD) are refitted on one group (`servesim fit-stack`) and the
    other group is scored with them (`servesim validate --serving-stack`), both ways.
    Every score is out-of-sample: no row of a scored model entered its fit.
@@ -28,8 +28,9 @@ import sys
 from pathlib import Path
 
 SMALL = {"meta-llama/Llama-2-7b-hf", "meta-llama/Meta-Llama-3-8B", "mistralai/Mistral-7B-v0.1",
-         "Qwen/Qwen2-7B"}
-LARGE = {"meta-llama/Llama-2-70b-hf", "meta-llama/Meta-Llama-3-70B", "mistralai/Mixtral-8x7B-v0.1"}
+         "Qwen/Qwen2-7B", "huggyllama/llama-7b"}
+LARGE = {"meta-llama/Llama-2-70b-hf", "meta-llama/Meta-Llama-3-70B", "mistralai/Mixtral-8x7B-v0.1",
+         "Qwen/Qwen2-72B"}
 # The stack each platform's rows are fitted on, and the group-name marker of its rows.
 STACKS = {"vllm-0.5": "nvidia", "vllm-0.6-rocm": "amd"}
 SERVESIM = "target/release/servesim"

@@ -77,6 +77,20 @@ pub fn model(name: &str) -> Result<ModelMapping, String> {
         "mistralai/mistral-7b-v0.1" => exact("mistralai/Mistral-7B-v0.1"),
         "mistralai/mixtral-8x7b-v0.1" => exact("mistralai/Mixtral-8x7B-v0.1"),
         "facebook/opt-6.7b" => exact("facebook/opt-6.7b"),
+        "qwen/qwen2-72b" => Ok(ModelMapping {
+            model: "Qwen/Qwen2.5-72B".into(),
+            max_model_len: None,
+            note: Some(format!(
+                "{name} is not shipped; Qwen/Qwen2.5-72B has the same layer shapes (80 layers, hidden 8192, 64 query / 8 KV heads, MLP 29568, vocabulary 152064)"
+            )),
+        }),
+        "huggyllama/llama-7b" => Ok(ModelMapping {
+            model: "meta-llama/Llama-2-7b-hf".into(),
+            max_model_len: Some(2048),
+            note: Some(format!(
+                "{name} (LLaMA 1) is not shipped; meta-llama/Llama-2-7b-hf has the same layer shapes (32 layers, hidden 4096, 32 heads, MLP 11008, vocabulary 32000); max_model_len is LLaMA 1's 2048"
+            )),
+        }),
         "qwen/qwen2-7b" => Ok(ModelMapping {
             model: "Qwen/Qwen2.5-7B".into(),
             max_model_len: None,
@@ -299,9 +313,31 @@ mod tests {
             "mistralai/Mistral-7B-v0.1",
             "mistralai/Mixtral-8x7B-v0.1",
             "facebook/opt-6.7b",
+            "Qwen/Qwen2-7B",
+            "Qwen/Qwen2-72B",
+            "huggyllama/llama-7b",
         ] {
             models.resolve(&model(n).unwrap().model).unwrap();
         }
+        // The stand-ins have the shapes of the models they stand for.
+        let shape = |id: &str| {
+            let s = models.resolve(id).unwrap();
+            let a = &s.layers[0].attention;
+            (
+                s.hidden_size,
+                s.num_layers,
+                s.vocab_size,
+                a.num_heads,
+                a.num_kv_heads,
+            )
+        };
+        assert_eq!(shape("Qwen/Qwen2.5-72B"), (8192, 80, 152064, 64, 8));
+        assert_eq!(shape("Qwen/Qwen2.5-7B"), (3584, 28, 152064, 28, 4));
+        assert_eq!(shape("meta-llama/Llama-2-7b-hf"), (4096, 32, 32000, 32, 32));
+        assert_eq!(
+            model("huggyllama/llama-7b").unwrap().max_model_len,
+            Some(2048)
+        );
         for n in [
             "Nvidia A100 GPU",
             "Nvidia H100 GPU",
