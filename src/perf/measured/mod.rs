@@ -48,6 +48,7 @@ mod tests;
 
 use super::{Bound, LatencyModel, OpCost, StepShape};
 use crate::deployment::Deployment;
+use crate::dtype::DType;
 use crate::error::Result;
 use crate::paths::DataPaths;
 use crate::perf::roofline::RooflineParams;
@@ -126,12 +127,23 @@ impl MeasuredModel {
         let dir = Self::profiles_dir(paths);
         let gpu = profile::GpuProfiles::load(&dir, &slug, &opts.exclude_models)?;
         let engine_attention = measurements::load_attention(&paths.perf_model, &slug)?;
-        let engine_gemm_grid =
-            measurements::load_gemm(&paths.perf_model, &slug, measurements::GridFormat::Bf16)?;
         let kernel_tables_only = !gpu.has_models();
+        // The engine-measured GEMM grid serves a GPU without profiles, or a stack whose
+        // kernel generation some of the GPU's profiles lack; where every profile is of
+        // the stack's generation, the GEMM law fitted on them describes this box and
+        // generation (and the grid, another box, is not read).
+        let needs_grid = kernel_tables_only
+            || d.stack
+                .kernel_generation
+                .is_some_and(|g| gpu.models.iter().any(|m| m.meta.kernel_generation != g));
+        let engine_gemm = if needs_grid {
+            measurements::load_gemm(&paths.perf_model, &slug, measurements::GridFormat::Bf16)?
+        } else {
+            None
+        };
         if kernel_tables_only
             && engine_attention.is_empty()
-            && engine_gemm_grid.is_none()
+            && engine_gemm.is_none()
             && !measurements::moe_path(&paths.perf_model, &slug, measurements::MoeFormat::Bf16)
                 .is_file()
         {
@@ -147,24 +159,15 @@ impl MeasuredModel {
             Some(imp) if d.tp > 1 => measurements::load_all_reduce(&paths.perf_model, &slug, imp)?,
             _ => Vec::new(),
         };
-        // The engine-measured GEMM grid serves a stack whose kernel generation some of the
-        // GPU's profiles lack (or a GPU without profiles); where every profile is of the
-        // stack's generation, the GEMM law fitted on them describes this box and
-        // generation (and the grid, another box, is not read).
-        let engine_gemm = match d.stack.kernel_generation {
-            Some(g)
-                if kernel_tables_only
-                    || gpu.models.iter().any(|m| m.meta.kernel_generation != g) =>
-            {
-                engine_gemm_grid
-            }
-            _ => None,
-        };
-        // No profile holds FP8 GEMMs: the FP8 grid times them wherever it was measured
-        // through an engine of the stack's kernel generation.
-        let engine_gemm_fp8 =
+        // No profile holds FP8 GEMMs: the FP8 grid times FP8 and NVFP4 matrices wherever
+        // it was measured through an engine of the stack's kernel generation (read only
+        // for such deployments: a 16-bit one never needs it).
+        let engine_gemm_fp8 = if matches!(d.matrix_dtype(), DType::Fp8 | DType::Nvfp4) {
             measurements::load_gemm(&paths.perf_model, &slug, measurements::GridFormat::Fp8)?
-                .filter(|g| d.stack.kernel_generation == Some(g.generation));
+                .filter(|g| d.stack.kernel_generation == Some(g.generation))
+        } else {
+            None
+        };
         let inputs = build::Inputs {
             engine_gemm: engine_gemm.as_ref(),
             engine_gemm_fp8: engine_gemm_fp8.as_ref(),
