@@ -17,6 +17,15 @@ fn servesim_with_cache(cwd: &Path, hub: &Path, args: &[&str]) -> Output {
         .expect("run servesim")
 }
 
+/// The rows `servesim args… --format json` prints (run in a fresh folder).
+fn json_rows(args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    let (o, _d) = servesim(&all);
+    ok(&o);
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
 /// A checkpoint folder `dir` with Llama-3.1-8B's config (and ModelOpt's FP8
 /// description when `fp8`).
 fn checkpoint(dir: &Path, fp8: bool) {
@@ -136,24 +145,11 @@ fn models_in_the_hub_cache_resolve_by_id() {
 
 #[test]
 fn list_models_filters_by_family_and_size() {
-    let (o, _d) = servesim(&["list", "models", "--family", "qwen3", "--format", "json"]);
-    ok(&o);
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let rows = json_rows(&["list", "models", "--family", "qwen3"]);
     let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&"Qwen/Qwen3-8B") && ids.contains(&"Qwen/Qwen3-235B-A22B"));
     assert!(ids.iter().all(|i| i.starts_with("Qwen/Qwen3")), "{ids:?}");
-    let (o, _d) = servesim(&[
-        "list",
-        "models",
-        "--min-params",
-        "60",
-        "--max-params",
-        "80",
-        "--format",
-        "json",
-    ]);
-    ok(&o);
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let rows = json_rows(&["list", "models", "--min-params", "60", "--max-params", "80"]);
     assert!(!rows.is_empty());
     for r in &rows {
         let b = r["params_total"].as_f64().unwrap() / 1e9;
@@ -179,16 +175,14 @@ fn readme_list_models_filter_is_real_output() {
 
 #[test]
 fn list_hardware_reaches_the_database_tier_and_filters() {
-    let (o, _d) = servesim(&["list", "hardware", "--all", "--format", "json"]);
-    ok(&o);
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let rows = json_rows(&["list", "hardware", "--all"]);
     assert!(rows.len() >= 2000, "{}", rows.len());
     let tier = |t: &str| rows.iter().filter(|r| r["tier"] == t).count();
     assert!(tier("curated") >= 30 && tier("database") >= 2000);
     assert!(rows
         .iter()
         .all(|r| !r["source"].as_str().unwrap().is_empty()));
-    let (o, _d) = servesim(&[
+    let rows = json_rows(&[
         "list",
         "hardware",
         "--all",
@@ -196,11 +190,7 @@ fn list_hardware_reaches_the_database_tier_and_filters() {
         "nvidia",
         "--min-memory-gib",
         "100",
-        "--format",
-        "json",
     ]);
-    ok(&o);
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(!rows.is_empty());
     for r in &rows {
         assert_eq!(r["vendor"], "NVIDIA");
@@ -209,13 +199,9 @@ fn list_hardware_reaches_the_database_tier_and_filters() {
             "{r}"
         );
     }
-    let (o, _d) = servesim(&["list", "hardware", "--type", "tpu", "--format", "json"]);
-    ok(&o);
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let rows = json_rows(&["list", "hardware", "--type", "tpu"]);
     assert_eq!(rows.len(), 4);
-    let (o, _d) = servesim(&["list", "hardware", "--type", "cpu", "--format", "json"]);
-    ok(&o);
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let rows = json_rows(&["list", "hardware", "--type", "cpu"]);
     assert!(rows.len() >= 4, "{}", rows.len());
     let (o, _d) = servesim(&["list", "models", "--all"]);
     fails_with(&o, &["apply to `list hardware` only"]);
@@ -256,7 +242,7 @@ fn database_devices_resolve_by_name() {
 /// `memory --min-gpus --catalog all` searches the database tier too.
 #[test]
 fn memory_searches_the_whole_catalog() {
-    let (o, _d) = servesim(&[
+    let rows = json_rows(&[
         "memory",
         "--model",
         "meta-llama/Llama-3.1-70B",
@@ -265,11 +251,7 @@ fn memory_searches_the_whole_catalog() {
         "--min-gpus",
         "--catalog",
         "all",
-        "--format",
-        "json",
     ]);
-    ok(&o);
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
     // Every device with a 16-bit rate (the 660 fixed-function parts have none).
     assert!(rows.len() >= 1800, "{}", rows.len());
     let h800 = rows.iter().find(|r| r["hardware"] == "H800 SXM5").unwrap();

@@ -193,17 +193,7 @@ impl GemmModel {
             if !matches!(op.kind, OpKind::Linear | OpKind::LmHead) {
                 continue;
             }
-            let mut last_kept = 0.0_f64;
-            let mut pts = op.raw.clone();
-            pts.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
-            for (m, t) in pts {
-                if m <= 0.0 || t <= 0.0 {
-                    continue;
-                }
-                if m > 16.0 && m < last_kept * 1.3 {
-                    continue;
-                }
-                last_kept = m;
+            for (m, t) in thinned_points(op.raw.clone()) {
                 out.push(GemmSample {
                     m,
                     k: op.in_features,
@@ -216,6 +206,35 @@ impl GemmModel {
         }
         out
     }
+}
+
+/// The `(tokens, µs)` points of one GEMM table a law is fitted on: the positive ones,
+/// by tokens, every size up to 16 and then sizes about 1.3× apart (so a densely
+/// measured table does not outweigh the others).
+pub(crate) fn thinned_points(mut pts: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    pts.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    let mut last_kept = 0.0_f64;
+    pts.retain(|&(m, t)| {
+        if m <= 0.0 || t <= 0.0 || (m > 16.0 && m < last_kept * 1.3) {
+            return false;
+        }
+        last_kept = m;
+        true
+    });
+    pts
+}
+
+/// How a fitted GEMM law describes itself: `GEMM law fitted on N <what> (t0 …)`.
+pub(crate) fn law_label(name: &str, g: &GemmModel, what: &str) -> String {
+    format!(
+        "{name} fitted on {} {what} (t0 {:.1} µs, {:.0} TFLOP/s, m½ {:.0}, {:.0} GB/s; median error {:.1}%)",
+        g.samples,
+        g.t0_us,
+        g.flops_per_us / 1e6,
+        g.m_half,
+        g.bytes_per_us / 1e3,
+        g.median_rel_err * 100.0
+    )
 }
 
 /// A memory-pass law `t = t0 + bytes / B`.

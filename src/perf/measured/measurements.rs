@@ -307,9 +307,8 @@ impl GemmGrid {
 impl GemmGrid {
     /// The grid's points as GEMM-law samples: weight shapes with both sides of at least
     /// `MIN_LAW_SIDE` (the sizes of real models' layers; the tiny corners of the grid
-    /// are launch-bound and would pull the law's fixed cost), tokens thinned as
-    /// [`super::gemm::GemmModel::samples`] thins profile tables (every size ≤ 16, then
-    /// about 1.3× apart).
+    /// are launch-bound and would pull the law's fixed cost), tokens thinned as profile
+    /// tables are ([`super::gemm::thinned_points`]).
     pub(crate) fn law_samples(&self) -> Vec<super::gemm::GemmSample> {
         const MIN_LAW_SIDE: f64 = 1024.0;
         let mut out = Vec::new();
@@ -318,14 +317,7 @@ impl GemmGrid {
             if k < MIN_LAW_SIDE || n < MIN_LAW_SIDE {
                 continue;
             }
-            let mut pts = pts.clone();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let mut last_kept = 0.0_f64;
-            for (m, t) in pts {
-                if m > 16.0 && m < last_kept * 1.3 {
-                    continue;
-                }
-                last_kept = m;
+            for (m, t) in super::gemm::thinned_points(pts.clone()) {
                 out.push(super::gemm::GemmSample {
                     m,
                     k,

@@ -7,24 +7,24 @@
 //! (GEMMs) are chosen in [`linear`], by the serving stack's kernel generation first.
 
 mod linear;
+mod moe;
 
 use super::attention::{AttentionLaw, AttnGeometry};
 use super::attention_fit::{
     fit_engine_attention, fit_gpu_attention, fit_profile_attention, reference_attention,
 };
 use super::comm::Collective;
-use super::gemm::{GemmModel, StreamModel};
-use super::measurements::MoeFormat;
+use super::gemm::{law_label, GemmModel, StreamModel};
 use super::ops::{
     AttentionPart, Component, Composition, Curve, ExpertParallel, Group, Head, MoeBlock,
 };
 use super::profile::{GpuProfiles, MeasuredOp, ModelProfile, OpKind, ProfileShape, TpProfile};
-use super::table::MonotoneTable;
 use crate::deployment::Deployment;
 use crate::memory::layer_kv_bytes_per_token_per_gpu;
 use crate::model::{AttentionKind, ExpertCount, FfnSpec, LayerSpec, LinearOp};
 use crate::paths::DataPaths;
 use crate::perf::roofline::RooflineParams;
+use moe::MeasuredMoe;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -123,13 +123,6 @@ fn same_layers(a: &ProfileShape, b: &ProfileShape) -> bool {
     }
 }
 
-/// A measured MoE block: the exact profile's table (tokens × activated experts, with
-/// the router) or the engine's (tokens entering the block, without the router).
-enum MeasuredMoe {
-    Profile(super::table::Table2, String),
-    Engine(MonotoneTable),
-}
-
 struct Ctx<'a> {
     d: &'a Deployment,
     inp: &'a Inputs<'a>,
@@ -168,16 +161,7 @@ impl Ctx<'_> {
                     d.peak_flops(crate::dtype::DType::Fp8) / 1e6,
                     d.gpu().memory_bandwidth_bytes_per_s() / 1e6,
                 )?;
-                let label = format!(
-                    "FP8 GEMM law fitted on {} points of {} (t0 {:.1} µs, {:.0} TFLOP/s, m½ {:.0}, {:.0} GB/s; median error {:.1}%)",
-                    g.samples,
-                    grid.source,
-                    g.t0_us,
-                    g.flops_per_us / 1e6,
-                    g.m_half,
-                    g.bytes_per_us / 1e3,
-                    g.median_rel_err * 100.0
-                );
+                let label = law_label("FP8 GEMM law", &g, &format!("points of {}", grid.source));
                 Some((Arc::new(g), label))
             })
             .clone()
@@ -188,81 +172,6 @@ impl Ctx<'_> {
         if !v.contains(&source) {
             v.push(source);
         }
-    }
-
-    /// vLLM's fused-MoE block measured on this GPU for `layer`'s expert shape and this
-    /// deployment's TP/EP split (`perf_model/measurements/moe`), if there is one.
-    fn engine_moe(&mut self, layer: &LayerSpec, format: MoeFormat) -> Option<MonotoneTable> {
-        let FfnSpec::Moe {
-            num_experts,
-            experts_per_token,
-            expert_intermediate_size,
-            ..
-        } = layer.ffn
-        else {
-            return None;
-        };
-        let d = self.d;
-        let (tp, ep) = if d.ep > 1 { (1, d.ep) } else { (d.tp, 1) };
-        let shape = super::measurements::MoeShape {
-            hidden: d.model.hidden_size,
-            inter: expert_intermediate_size,
-            experts: num_experts,
-            topk: experts_per_token,
-            tp,
-            ep,
-        };
-        let table = super::measurements::load_moe(
-            &self.inp.paths.perf_model,
-            &self.inp.gpu.slug,
-            format,
-            &shape,
-        )
-        .ok()
-        .flatten()?;
-        self.note(
-            "moe",
-            format!(
-                "fused MoE block measured through vLLM on {} ({} experts, TP{tp} EP{ep}, balanced routing; perf_model/measurements/moe)",
-                self.inp.gpu.slug,
-                format.file_tag()
-            ),
-        );
-        Some(table)
-    }
-
-    /// The measured MoE block of `layer`: the engine's table in the experts' own
-    /// weight format where it is not bf16 (it streams that many bytes and runs those
-    /// kernels), else the exact profile's bf16 table, else the engine's bf16 table.
-    fn measured_moe(&mut self, layer: &LayerSpec) -> Option<MeasuredMoe> {
-        let d = self.d;
-        let format = layer
-            .ops
-            .iter()
-            .find(|op| matches!(op.experts, ExpertCount::Routed { .. }))
-            .and_then(|op| {
-                let dt = d.model.op_weight_dtype(op, d.weight_dtype);
-                let block = d
-                    .model
-                    .weight_format
-                    .quantization
-                    .as_ref()
-                    .is_some_and(|q| q.dtype == dt && q.block_size.is_some());
-                MoeFormat::of(dt, block)
-            });
-        if let Some(f) = format.filter(|&f| f != MoeFormat::Bf16) {
-            if let Some(t) = self.engine_moe(layer, f) {
-                return Some(MeasuredMoe::Engine(t));
-            }
-        }
-        if let Some((m, t)) = self.exact {
-            if let Some(tab) = &t.moe {
-                let label = format!("measured MoE block ({} TP{})", m.label(), t.tp);
-                return Some(MeasuredMoe::Profile(tab.clone(), label));
-            }
-        }
-        self.engine_moe(layer, MoeFormat::Bf16)
-            .map(MeasuredMoe::Engine)
     }
 
     fn stream(&mut self, component: &'static str, bytes_per_unit: f64) -> Curve {
@@ -516,16 +425,7 @@ fn fit_gemm(d: &Deployment, inp: &Inputs<'_>) -> (GemmModel, String) {
     }
     match GemmModel::fit_cached(&samples, d.peak_flops(d.act_dtype) / 1e6, bw / 1e6) {
         Some(g) => {
-            let label = format!(
-                "GEMM law fitted on {} {} (t0 {:.1} µs, {:.0} TFLOP/s, m½ {:.0}, {:.0} GB/s; median error {:.1}%)",
-                g.samples,
-                what,
-                g.t0_us,
-                g.flops_per_us / 1e6,
-                g.m_half,
-                g.bytes_per_us / 1e3,
-                g.median_rel_err * 100.0
-            );
+            let label = law_label("GEMM law", &g, &what);
             (g, label)
         }
         None => (

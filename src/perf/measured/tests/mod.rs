@@ -12,6 +12,8 @@ use super::*;
 use crate::deployment::{Deployment, DeploymentRequest};
 use crate::perf::{select_latency_model, LatencyChoice};
 
+mod formats;
+
 fn deploy(model: &str, hw: &str, tp: u32) -> Deployment {
     deploy_on(model, hw, tp, None)
 }
@@ -369,132 +371,6 @@ fn selection_prefers_measurements_and_falls_back_to_the_roofline() {
         e.contains("no measured latency profiles for L4") && e.contains("h100-sxm5-80gb"),
         "{e}"
     );
-}
-
-/// A GPU without model profiles but with kernels measured through an engine (H200:
-/// GEMM grid, attention, fused MoE) gets the measured model built from those tables.
-/// H200 is H100's die with 1.43× the memory bandwidth: a decode step of the same
-/// model is no slower than on H100 and not faster than the bandwidth ratio allows.
-#[test]
-fn kernel_tables_stand_in_for_profiles() {
-    let opts = MeasuredOptions::default();
-    let h200 = model("Qwen/Qwen3-30B-A3B-Instruct-2507", "h200", 1, &opts);
-    assert_eq!(h200.tier(), MeasuredTier::KernelTables);
-    let d = h200.describe();
-    for part in [
-        "kernel tables of h200-sxm-141gb, no model profiles",
-        "moe: fused MoE block measured through vLLM on h200-sxm-141gb (bfloat16 experts",
-        "points of measurements/gemm/h200-sxm-141gb__bfloat16.csv",
-        "attention: law fitted on attention measured through vLLM's backend on h200-sxm-141gb",
-    ] {
-        assert!(d.contains(part), "{part} not in {d}");
-    }
-    let h100 = model("Qwen/Qwen3-30B-A3B-Instruct-2507", "h100", 1, &opts);
-    for n in [1, 16, 64, 256] {
-        let s = decodes(n, 1024);
-        let ratio = h200.step_time_s(&s) / h100.step_time_s(&s);
-        assert!(
-            (4.8 / 3.35_f64).recip() * 0.95 <= ratio && ratio <= 1.05,
-            "{n}: {ratio}"
-        );
-    }
-    // A GPU with neither profiles nor kernel tables keeps the roofline.
-    let paths = DataPaths::builtin();
-    let l4 = deploy("meta-llama/Llama-3.1-8B", "l4", 1);
-    assert!(MeasuredModel::new(&l4, &paths, &opts).unwrap().is_none());
-}
-
-/// FP8 weights take the FP8 GEMM grid measured through the engine (no profile holds
-/// FP8 GEMMs): a large prefill's linear layers run faster than in bf16, but not at the
-/// tensor peak's 2×, because the FP8 kernels reach a smaller share of their peak.
-#[test]
-fn fp8_linear_layers_come_from_the_fp8_grid() {
-    let paths = DataPaths::builtin();
-    for hw in ["h100", "h200"] {
-        let bf16 = deploy("meta-llama/Llama-3.1-8B", hw, 1);
-        let fp8 = Deployment::resolve(
-            &DeploymentRequest {
-                model: Some("meta-llama/Llama-3.1-8B".into()),
-                hardware: Some(hw.into()),
-                quantization: Some("fp8".into()),
-                ..Default::default()
-            },
-            &paths,
-        )
-        .unwrap();
-        let opts = MeasuredOptions::default();
-        let m16 = MeasuredModel::new(&bf16, &paths, &opts).unwrap().unwrap();
-        let m8 = MeasuredModel::new(&fp8, &paths, &opts).unwrap().unwrap();
-        assert!(
-            m8.describe()
-                .contains("linear: FP8 GEMM measured through the engine's linear layer"),
-            "{}",
-            m8.describe()
-        );
-        let linear = |m: &MeasuredModel, s: &StepShape| {
-            m.breakdown(s)
-                .into_iter()
-                .find(|(k, _)| *k == "linear")
-                .unwrap()
-                .1
-        };
-        let mut prefill = StepShape::new();
-        prefill.push_prefill(4096, 0);
-        let r = linear(&m8, &prefill) / linear(&m16, &prefill);
-        assert!((0.5..0.9).contains(&r), "{hw} prefill fp8/bf16 {r}");
-        // One decode reads half the weight bytes.
-        let r = linear(&m8, &decodes(1, 512)) / linear(&m16, &decodes(1, 512));
-        assert!((0.45..0.8).contains(&r), "{hw} decode fp8/bf16 {r}");
-    }
-}
-
-/// The MoE block is timed in the experts' own weight format where the tensor cores run
-/// it natively: DeepSeek-V3's block-FP8 checkpoint takes the block-FP8 table, NVFP4
-/// experts the NVFP4 table (faster than bf16: a quarter of the weight bytes), and
-/// weight-only MXFP4 (gpt-oss) the bf16 one.
-#[test]
-fn moe_blocks_are_timed_in_the_experts_format() {
-    let paths = DataPaths::builtin();
-    let resolve = |model: &str, hw: &str, tp: u32, q: Option<&str>| {
-        let d = Deployment::resolve(
-            &DeploymentRequest {
-                model: Some(model.into()),
-                hardware: Some(hw.into()),
-                tensor_parallel_size: Some(tp),
-                quantization: q.map(str::to_owned),
-                ..Default::default()
-            },
-            &paths,
-        )
-        .unwrap();
-        MeasuredModel::new(&d, &paths, &MeasuredOptions::default())
-            .unwrap()
-            .unwrap()
-    };
-    let has = |m: &MeasuredModel, part: &str| {
-        assert!(
-            m.describe().contains(part),
-            "{part} not in {}",
-            m.describe()
-        );
-    };
-    let ds = resolve("deepseek-ai/DeepSeek-V3", "h200", 8, None);
-    has(&ds, "(fp8_block experts, TP8 EP1");
-    let fp4 = resolve("Qwen/Qwen3-30B-A3B-Instruct-2507", "b200", 1, Some("nvfp4"));
-    has(&fp4, "(nvfp4 experts, TP1 EP1");
-    let bf16 = resolve("Qwen/Qwen3-30B-A3B-Instruct-2507", "b200", 1, None);
-    has(&bf16, "(bfloat16 experts, TP1 EP1");
-    let moe = |m: &MeasuredModel, s: &StepShape| {
-        m.breakdown(s)
-            .into_iter()
-            .find(|(k, _)| *k == "moe")
-            .unwrap()
-            .1
-    };
-    let s = decodes(64, 1024);
-    assert!(moe(&fp4, &s) < 0.7 * moe(&bf16, &s));
-    let oss = resolve("openai/gpt-oss-20b", "b200", 1, None);
-    assert!(!oss.describe().contains("mxfp4"), "{}", oss.describe());
 }
 
 /// Full iterations against the Splitwise per-step table (Llama-2-70B, A100/H100,

@@ -1,0 +1,91 @@
+//! The MoE block of a layer group: which measured table times it (the experts' own
+//! format first, then the exact profile's, then the engine's bf16 table).
+
+use super::Ctx;
+use crate::model::{ExpertCount, FfnSpec, LayerSpec};
+use crate::perf::measured::measurements::{self, MoeFormat, MoeShape};
+use crate::perf::measured::table::{MonotoneTable, Table2};
+
+/// A measured MoE block: the exact profile's table (tokens × activated experts, with
+/// the router) or the engine's (tokens entering the block, without the router).
+pub(super) enum MeasuredMoe {
+    Profile(Table2, String),
+    Engine(MonotoneTable),
+}
+
+impl Ctx<'_> {
+    /// vLLM's fused-MoE block measured on this GPU for `layer`'s expert shape and this
+    /// deployment's TP/EP split (`perf_model/measurements/moe`), if there is one.
+    fn engine_moe(&mut self, layer: &LayerSpec, format: MoeFormat) -> Option<MonotoneTable> {
+        let FfnSpec::Moe {
+            num_experts,
+            experts_per_token,
+            expert_intermediate_size,
+            ..
+        } = layer.ffn
+        else {
+            return None;
+        };
+        let d = self.d;
+        let (tp, ep) = if d.ep > 1 { (1, d.ep) } else { (d.tp, 1) };
+        let shape = MoeShape {
+            hidden: d.model.hidden_size,
+            inter: expert_intermediate_size,
+            experts: num_experts,
+            topk: experts_per_token,
+            tp,
+            ep,
+        };
+        let table = measurements::load_moe(
+            &self.inp.paths.perf_model,
+            &self.inp.gpu.slug,
+            format,
+            &shape,
+        )
+        .ok()
+        .flatten()?;
+        self.note(
+            "moe",
+            format!(
+                "fused MoE block measured through vLLM on {} ({} experts, TP{tp} EP{ep}, balanced routing; perf_model/measurements/moe)",
+                self.inp.gpu.slug,
+                format.file_tag()
+            ),
+        );
+        Some(table)
+    }
+
+    /// The measured MoE block of `layer`: the engine's table in the experts' own
+    /// weight format where it is not bf16 (it streams that many bytes and runs those
+    /// kernels), else the exact profile's bf16 table, else the engine's bf16 table.
+    pub(super) fn measured_moe(&mut self, layer: &LayerSpec) -> Option<MeasuredMoe> {
+        let d = self.d;
+        let format = layer
+            .ops
+            .iter()
+            .find(|op| matches!(op.experts, ExpertCount::Routed { .. }))
+            .and_then(|op| {
+                let dt = d.model.op_weight_dtype(op, d.weight_dtype);
+                let block = d
+                    .model
+                    .weight_format
+                    .quantization
+                    .as_ref()
+                    .is_some_and(|q| q.dtype == dt && q.block_size.is_some());
+                MoeFormat::of(dt, block)
+            });
+        if let Some(f) = format.filter(|&f| f != MoeFormat::Bf16) {
+            if let Some(t) = self.engine_moe(layer, f) {
+                return Some(MeasuredMoe::Engine(t));
+            }
+        }
+        if let Some((m, t)) = self.exact {
+            if let Some(tab) = &t.moe {
+                let label = format!("measured MoE block ({} TP{})", m.label(), t.tp);
+                return Some(MeasuredMoe::Profile(tab.clone(), label));
+            }
+        }
+        self.engine_moe(layer, MoeFormat::Bf16)
+            .map(MeasuredMoe::Engine)
+    }
+}
