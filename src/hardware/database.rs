@@ -104,7 +104,7 @@ pub fn load(hardware_dir: &Path, links: &Interconnects) -> Result<Vec<GpuSpec>> 
     let mut out = Vec::new();
     for rec in rdr.deserialize::<Row>() {
         let row = rec.map_err(|e| csv_error(&file, e))?;
-        if let Some(toml) = device_toml(&row, &rules) {
+        if let Some(toml) = device_toml(&row, &rules, links) {
             let mut g = GpuSpec::from_toml_str(&toml, &file, links)?;
             g.path = None;
             out.push(g);
@@ -129,8 +129,9 @@ fn pcie(bus: &str) -> Option<(u8, f64)> {
     Some((gen, lanes))
 }
 
-/// The device file of `r` as TOML text; `None` without a release year.
-fn device_toml(r: &Row, rules: &Rules) -> Option<String> {
+/// The device file of `r` as TOML text; `None` without a release year (or without any
+/// PCIe link in `links`).
+fn device_toml(r: &Row, rules: &Rules, links: &Interconnects) -> Option<String> {
     let mut t = toml::Table::new();
     let name = r.name.trim();
     t.insert("name".into(), name.into());
@@ -209,13 +210,17 @@ fn device_toml(r: &Row, rules: &Rules) -> Option<String> {
             }
         }
     };
+    // The bus's PCIe generation from the link table (generations before the table's
+    // first take its first), at the listed lanes' share of the x16 rate.
     let (gen, lanes) = pcie(&r.bus_interface).unwrap_or((3, 16.0));
-    let link = format!("pcie{}", gen.clamp(3, 6));
-    t.insert("intra_node_link".into(), link.into());
-    t.insert("pcie_gen".into(), i64::from(gen.clamp(3, 6)).into());
+    let (key, entry) = links.pcie(gen).or_else(|| links.pcie(3))?;
+    t.insert("intra_node_link".into(), key.into());
+    t.insert(
+        "pcie_gen".into(),
+        i64::from(entry.pcie_gen.unwrap_or(gen)).into(),
+    );
     if lanes < 16.0 {
-        let per_lane = [0.0, 0.0, 0.0, 15.75, 31.5, 63.0, 121.0][usize::from(gen.clamp(3, 6))];
-        let bw = per_lane * lanes / 16.0;
+        let bw = entry.bandwidth_gb_per_s_per_direction * lanes / 16.0;
         t.insert("pcie_bandwidth_gb_per_s_per_direction".into(), bw.into());
         t.insert(
             "intra_node_bandwidth_gb_per_s_per_direction".into(),
