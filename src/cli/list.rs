@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use servesim::dtype::DType;
-use servesim::hardware::{DeviceType, GpuSpec, HardwareCatalog};
+use servesim::hardware::{DeviceType, HardwareCatalog, HardwareFilter};
 use servesim::model::{ModelCatalog, ModelFilter};
 use servesim::paths::DataPaths;
 use servesim::report::table::Table;
@@ -65,8 +65,9 @@ pub struct ListArgs {
 }
 
 impl ListArgs {
-    /// The model filter of the flags, checked.
-    fn model_filter(&self) -> Result<ModelFilter> {
+    /// Check every filter flag (range, and that it applies to the listed catalog);
+    /// the model filter they give.
+    fn checked_model_filter(&self) -> Result<ModelFilter> {
         for (flag, v) in [
             ("--min-params", self.min_params),
             ("--max-params", self.max_params),
@@ -258,7 +259,7 @@ fn emit<T: Serialize>(format: Format, rows: &[T], table: impl FnOnce() -> Table)
 
 /// Run `servesim list`.
 pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
-    let filter = args.model_filter()?;
+    let model_filter = args.checked_model_filter()?;
     match args.what {
         What::Stacks => list_stacks(args.format, paths),
         What::Models => {
@@ -266,7 +267,7 @@ pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
             let rows: Vec<ModelRow> = cat
                 .entries()
                 .iter()
-                .filter(|e| filter.matches(e))
+                .filter(|e| model_filter.matches(e))
                 .map(|e| {
                     let s = &e.spec;
                     let p = s.params();
@@ -335,15 +336,10 @@ pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
         What::Hardware => {
             let cat = HardwareCatalog::load(&paths.hardware_dir())?;
             let database = if args.all { cat.database()? } else { &[] };
-            let keep = |g: &GpuSpec| {
-                args.device_type.is_none_or(|t| g.device_type == t)
-                    && args
-                        .vendor
-                        .as_deref()
-                        .is_none_or(|v| g.vendor.eq_ignore_ascii_case(v.trim()))
-                    && args
-                        .min_memory_gib
-                        .is_none_or(|m| g.memory_bytes() / servesim::units::BYTES_PER_GIB >= m)
+            let filter = HardwareFilter {
+                device_type: args.device_type,
+                vendor: args.vendor.clone(),
+                min_memory_gib: args.min_memory_gib,
             };
             let tiers = cat
                 .entries()
@@ -351,7 +347,7 @@ pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
                 .map(|g| (g, "curated"))
                 .chain(database.iter().map(|g| (g, "database")));
             let rows: Vec<HardwareRow> = tiers
-                .filter(|(g, _)| keep(g))
+                .filter(|(g, _)| filter.matches(g))
                 .map(|(g, tier)| HardwareRow {
                     name: g.name.clone(),
                     vendor: g.vendor.clone(),

@@ -18,6 +18,32 @@ pub const INTERCONNECTS_FILE: &str = "interconnects.toml";
 /// How many "did you mean" suggestions an unknown name gets.
 const SUGGESTIONS: usize = 3;
 
+/// Which devices a listing keeps (`servesim list hardware --type --vendor
+/// --min-memory-gib`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HardwareFilter {
+    /// One kind of device.
+    pub device_type: Option<super::DeviceType>,
+    /// One vendor, case-insensitively.
+    pub vendor: Option<String>,
+    /// Smallest device memory kept, GiB.
+    pub min_memory_gib: Option<f64>,
+}
+
+impl HardwareFilter {
+    /// Whether `g` passes every given condition.
+    pub fn matches(&self, g: &GpuSpec) -> bool {
+        self.device_type.is_none_or(|t| g.device_type == t)
+            && self
+                .vendor
+                .as_deref()
+                .is_none_or(|v| g.vendor.eq_ignore_ascii_case(v.trim()))
+            && self
+                .min_memory_gib
+                .is_none_or(|m| g.memory_bytes() / crate::units::BYTES_PER_GIB >= m)
+    }
+}
+
 /// Every device of a hardware folder.
 #[derive(Clone, Debug)]
 pub struct HardwareCatalog {

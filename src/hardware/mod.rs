@@ -39,7 +39,7 @@ pub mod link;
 mod parse;
 mod spec;
 
-pub use catalog::{HardwareCatalog, INTERCONNECTS_FILE};
+pub use catalog::{HardwareCatalog, HardwareFilter, INTERCONNECTS_FILE};
 pub use cluster::ClusterSpec;
 pub use interconnect::{
     Interconnects, LinkEntry, MeasuredBusBandwidth, MeasuredLatency, SystemEntry,
