@@ -348,7 +348,7 @@ mod tests {
     fn every_file_loads_and_every_csv_row_is_present() {
         let cat = shipped();
         // The CSV rows, two devices the measured profiles need, four the Argonne
-        // validation rows need, five CPUs.
+        // validation rows need, five CPUs, seven Apple SoCs and six more GPUs.
         let added = [
             "RTX PRO 6000 Blackwell Server Edition",
             "A40",
@@ -361,6 +361,19 @@ mod tests {
             "EPYC 9654",
             "Ryzen 9 7950X",
             "Core i9-13900K",
+            "Apple M1 Max",
+            "Apple M1 Ultra",
+            "Apple M2 Max",
+            "Apple M3 Max",
+            "Apple M3 Ultra",
+            "Apple M4 Max",
+            "Apple M4 Pro",
+            "H800-SXM5-80GB",
+            "L20",
+            "L40",
+            "RTX4080",
+            "RTX5090",
+            "V100-SXM2-16GB",
         ];
         assert_eq!(cat.entries().len(), CSV_NAMES.len() + added.len());
         for n in CSV_NAMES.into_iter().chain(added) {
