@@ -121,7 +121,7 @@ fn parse_dtype(flag: &str, value: &str) -> Result<DType> {
 impl Deployment {
     /// Resolve `req` against the catalogs under `paths`.
     pub fn resolve(req: &DeploymentRequest, paths: &DataPaths) -> Result<Self> {
-        let models = ModelCatalog::load(&paths.model_configs)?;
+        let models = ModelCatalog::for_paths(paths)?;
         let hardware = HardwareCatalog::load(&paths.hardware_dir())?;
         let model = models.resolve(req.model.as_deref().unwrap_or(DEFAULT_MODEL))?;
         let gpu = hardware.resolve(req.hardware.as_deref().unwrap_or(DEFAULT_HARDWARE))?;

@@ -48,6 +48,16 @@ pub enum Error {
         suggestions: Vec<String>,
     },
 
+    /// An `org/name` model id found in no catalog, file, folder or local cache, while
+    /// downloads are not allowed.
+    #[error("unknown model `{name}` (not shipped, not a file or folder, not in the local HuggingFace cache; --allow-download or SERVESIM_ALLOW_DOWNLOAD=1 fetches its config.json from the Hub){}", suggestion_text(suggestions))]
+    NotDownloaded {
+        /// The id as given.
+        name: String,
+        /// The closest shipped ids, best first.
+        suggestions: Vec<String>,
+    },
+
     /// A name that matches more than one known entry.
     #[error("{kind} name `{name}` is ambiguous: it matches {}; use the full name", candidates.join(", "))]
     Ambiguous {

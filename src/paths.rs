@@ -4,6 +4,7 @@
 //! (flag, then `SERVESIM_DATA_DIR`, then the source checkout the binary was built from,
 //! then the current directory) and passes it down.
 
+use crate::model::HubDownload;
 use std::path::{Path, PathBuf};
 
 /// Roots of the data directories.
@@ -15,6 +16,9 @@ pub struct DataPaths {
     pub perf_model: PathBuf,
     /// Folder of sample traces.
     pub traces: PathBuf,
+    /// Whether, and from where, a model config missing from the catalog and the local
+    /// HuggingFace cache may be downloaded (`--allow-download`). `None`: never.
+    pub hub_download: Option<HubDownload>,
 }
 
 impl DataPaths {
@@ -25,6 +29,7 @@ impl DataPaths {
             model_configs: root.join("model_configs"),
             perf_model: root.join("perf_model"),
             traces: root.join("traces"),
+            hub_download: None,
         }
     }
 
@@ -46,6 +51,12 @@ impl DataPaths {
         } else {
             Self::under(cwd)
         }
+    }
+
+    /// These paths, allowing model configs to be downloaded through `hub`.
+    pub fn with_hub_download(mut self, hub: Option<HubDownload>) -> Self {
+        self.hub_download = hub;
+        self
     }
 
     /// Folder of hardware spec files.

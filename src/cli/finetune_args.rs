@@ -300,7 +300,7 @@ pub fn run(
 ) -> Result<()> {
     reject_serving_flags(deployment)?;
     let opts = args.options(mode, seq_len)?;
-    let model = ModelCatalog::load(&paths.model_configs)?.resolve(
+    let model = ModelCatalog::for_paths(paths)?.resolve(
         deployment
             .model
             .as_deref()

@@ -202,7 +202,7 @@ fn min_gpus_over_catalog(
     mm: &MemoryModel,
     opts: &MemoryOptions,
 ) -> Result<()> {
-    let models = ModelCatalog::load(&paths.model_configs)?;
+    let models = ModelCatalog::for_paths(paths)?;
     let model = models.resolve(
         req.model
             .as_deref()

@@ -28,6 +28,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Let `--model org/name` fetch the model's config.json (never weights) from the
+    /// HuggingFace Hub when it is neither shipped nor in the local HuggingFace cache; it
+    /// is cached there for later runs. Also SERVESIM_ALLOW_DOWNLOAD=1. HF_ENDPOINT and
+    /// HF_TOKEN are honoured.
+    #[arg(long, global = true)]
+    pub allow_download: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -74,12 +81,27 @@ pub enum Command {
     Info,
 }
 
+/// The Hub access `--allow-download` or `SERVESIM_ALLOW_DOWNLOAD` grants, from
+/// `HF_ENDPOINT` and `HF_TOKEN` (or the older `HUGGING_FACE_HUB_TOKEN`).
+fn hub_download(flag: bool) -> Option<servesim::model::HubDownload> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let from_env = env("SERVESIM_ALLOW_DOWNLOAD")
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+    (flag || from_env).then(|| {
+        servesim::model::HubDownload::new(
+            env("HF_ENDPOINT"),
+            env("HF_TOKEN").or_else(|| env("HUGGING_FACE_HUB_TOKEN")),
+        )
+    })
+}
+
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let cwd = std::env::current_dir()?;
     let env_dir = std::env::var_os("SERVESIM_DATA_DIR").map(PathBuf::from);
     let paths =
-        servesim::paths::DataPaths::resolve(cli.data_dir.as_deref(), env_dir.as_deref(), &cwd);
+        servesim::paths::DataPaths::resolve(cli.data_dir.as_deref(), env_dir.as_deref(), &cwd)
+            .with_hub_download(hub_download(cli.allow_download));
     match cli.command {
         Command::Simulate(a) => simulate::run(*a, &paths),
         Command::Memory(a) => memory::run(a, &paths),

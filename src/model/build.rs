@@ -3,6 +3,7 @@
 //!
 //! The per-layer structure of each layout family is in [`super::layers`].
 
+use super::classic;
 use super::config::RawConfig;
 use super::layers;
 use super::quant;
@@ -12,6 +13,10 @@ use crate::error::{Error, Result};
 /// Rows that OPT's learned position embedding has beyond `max_position_embeddings`
 /// (HF `OPTLearnedPositionalEmbedding` offsets positions by 2, a fairseq legacy).
 pub(crate) const OPT_POSITION_OFFSET: u64 = 2;
+
+/// The context length vLLM assumes when a config declares none (BLOOM and Falcon-7B,
+/// whose configs have no `max_position_embeddings`): its documented fallback.
+const VLLM_FALLBACK_MAX_LEN: u64 = 2048;
 
 /// The most decoder layers a config may declare (a sanity bound: real models have a
 /// few hundred at most, and each layer is allocated).
@@ -47,8 +52,17 @@ pub(crate) fn build(raw: &RawConfig, name: String) -> Result<ModelSpec> {
     }
     let heads = raw.req_positive("num_attention_heads")?;
     let vocab_size = raw.req_positive("vocab_size")?;
-    let max_position_embeddings = raw.req_positive("max_position_embeddings")?;
-    let kv_heads = match raw.opt_positive("num_key_value_heads")? {
+    let max_position_embeddings = match family {
+        LayoutFamily::Classic => raw
+            .opt_positive("max_position_embeddings")?
+            .unwrap_or(VLLM_FALLBACK_MAX_LEN),
+        _ => raw.req_positive("max_position_embeddings")?,
+    };
+    let declared_kv = match classic::falcon_kv_heads(raw, &model_type)? {
+        Some(kv) => Some(kv),
+        None => raw.opt_positive("num_key_value_heads")?,
+    };
+    let kv_heads = match declared_kv {
         Some(kv) if heads % kv != 0 => {
             return Err(raw.error(
                 "num_key_value_heads",
@@ -71,7 +85,7 @@ pub(crate) fn build(raw: &RawConfig, name: String) -> Result<ModelSpec> {
             ))
         }
     };
-    let kinds = attention_kinds(raw, num_layers)?;
+    let kinds = attention_kinds(raw, num_layers, &model_type)?;
     let common = Common {
         hidden,
         num_layers,
@@ -85,6 +99,7 @@ pub(crate) fn build(raw: &RawConfig, name: String) -> Result<ModelSpec> {
         LayoutFamily::Decoder => layers::decoder_layers(raw, &model_type, &common)?,
         LayoutFamily::Opt => layers::opt_layers(raw, &common)?,
         LayoutFamily::Phi => layers::phi_layers(raw, &common)?,
+        LayoutFamily::Classic => classic::classic_layers(raw, &model_type, &common)?,
     };
 
     // Embedding width: OPT may embed in a narrower `word_embed_proj_dim`.
@@ -117,7 +132,12 @@ pub(crate) fn build(raw: &RawConfig, name: String) -> Result<ModelSpec> {
         LayoutFamily::Decoder => Some(NormSpec {
             name: "norm",
             dim: hidden,
-            bias: layers::decoder_norm_has_bias(raw),
+            bias: layers::decoder_norm_has_bias(raw, &model_type),
+        }),
+        LayoutFamily::Classic => Some(NormSpec {
+            name: "ln_f",
+            dim: hidden,
+            bias: true,
         }),
         LayoutFamily::Opt => {
             let pre_norm = raw.opt_bool("do_layer_norm_before")?.unwrap_or(true);
@@ -138,20 +158,22 @@ pub(crate) fn build(raw: &RawConfig, name: String) -> Result<ModelSpec> {
         }),
     };
 
-    // HF defaults when the key is absent: PretrainedConfig (OPT) ties, while LlamaConfig,
-    // MistralConfig, MixtralConfig, Qwen2/3Config, PhiConfig, DeepseekV3Config and
-    // GptOssConfig all default to untied.
-    let tie_word_embeddings = raw
-        .opt_bool("tie_word_embeddings")?
-        .unwrap_or(family == LayoutFamily::Opt);
+    // HF defaults when the key is absent: PretrainedConfig (OPT), BLOOM, Falcon, Gemma
+    // and Cohere tie, while LlamaConfig, MistralConfig, MixtralConfig, Qwen2/3Config,
+    // PhiConfig, DeepseekV3Config, GptOssConfig, GPT-J and GPT-NeoX default to untied.
+    let tie_word_embeddings = raw.opt_bool("tie_word_embeddings")?.unwrap_or(
+        family == LayoutFamily::Opt
+            || classic::ties_by_default(&model_type)
+            || layers::ties_by_default(&model_type),
+    );
     let lm_head = LinearOp {
         name: "lm_head",
         group: OpGroup::LmHead,
         hf_module: "lm_head",
         in_features: embed_dim,
         out_features: vocab_size,
-        // phi-2's lm_head is the only one with a bias.
-        bias: family == LayoutFamily::Phi,
+        // phi-2's and GPT-J's lm_heads are the ones with a bias.
+        bias: family == LayoutFamily::Phi || classic::lm_head_bias(&model_type),
         experts: ExpertCount::Dense,
         tp_split: TpSplit::Column,
         quantizable: false,
@@ -164,10 +186,12 @@ pub(crate) fn build(raw: &RawConfig, name: String) -> Result<ModelSpec> {
             LayoutFamily::Decoder => "silu",
             LayoutFamily::Opt => "relu",
             LayoutFamily::Phi => "gelu_new",
+            LayoutFamily::Classic => classic::default_activation(&model_type),
         }
         .to_owned(),
     };
 
+    let embedding_norm = classic::embedding_norm(&model_type, hidden);
     let spec = ModelSpec {
         name,
         source_path: raw.path().to_owned(),
@@ -186,6 +210,7 @@ pub(crate) fn build(raw: &RawConfig, name: String) -> Result<ModelSpec> {
             learned_positions,
         },
         io_projections,
+        embedding_norm,
         final_norm,
         lm_head,
         tie_word_embeddings,
@@ -241,6 +266,8 @@ fn detect_family(raw: &RawConfig, model_type: &str) -> LayoutFamily {
         LayoutFamily::Opt
     } else if model_type == "phi" {
         LayoutFamily::Phi
+    } else if classic::is_classic(model_type) {
+        LayoutFamily::Classic
     } else {
         LayoutFamily::Decoder
     }
@@ -250,10 +277,17 @@ fn detect_family(raw: &RawConfig, model_type: &str) -> LayoutFamily {
 ///
 /// - `layer_types` (gpt-oss, Gemma): `"full_attention"` or `"sliding_attention"` per
 ///   layer, the window from `sliding_window`.
+/// - else Gemma 2 (`gemma2`): layers 0, 2, 4, … slide; Gemma 3 (`gemma3_text`): every
+///   layer slides except each `sliding_window_pattern`-th (default 6), as their HF
+///   modelling code fixes when the config has no `layer_types`.
 /// - else `use_sliding_window: false` (Qwen) or no `sliding_window`: all full.
 /// - else `use_sliding_window: true` (Qwen2): layers from `max_window_layers` on slide.
 /// - else a `sliding_window` alone (Mistral-7B-v0.1): every layer slides.
-fn attention_kinds(raw: &RawConfig, num_layers: u64) -> Result<Vec<AttentionKind>> {
+fn attention_kinds(
+    raw: &RawConfig,
+    num_layers: u64,
+    model_type: &str,
+) -> Result<Vec<AttentionKind>> {
     let n = num_layers as usize;
     let window = raw.opt_positive("sliding_window")?;
     let sliding = |w: Option<u64>| {
@@ -286,6 +320,27 @@ fn attention_kinds(raw: &RawConfig, num_layers: u64) -> Result<Vec<AttentionKind
                         "unknown layer type `{other}`; expected `full_attention` or `sliding_attention`"
                     ),
                 )),
+            })
+            .collect();
+    }
+    let period = match model_type {
+        "gemma2" => Some(2),
+        "gemma3_text" | "gemma3" => Some(raw.opt_positive("sliding_window_pattern")?.unwrap_or(6)),
+        _ => None,
+    };
+    if let Some(period) = period {
+        return (0..num_layers)
+            .map(|i| {
+                let full = if model_type == "gemma2" {
+                    i % 2 == 1
+                } else {
+                    (i + 1) % period == 0
+                };
+                if full {
+                    Ok(AttentionKind::Full)
+                } else {
+                    sliding(window)
+                }
             })
             .collect();
     }

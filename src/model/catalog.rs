@@ -30,6 +30,18 @@ impl CatalogEntry {
     }
 }
 
+/// `org/name` with both parts non-empty and safe as a path component.
+fn is_repo_id(name: &str) -> bool {
+    let ok = |p: &str| {
+        !p.is_empty()
+            && p != "."
+            && p != ".."
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    matches!(name.trim().split_once('/'), Some((org, repo)) if ok(org) && ok(repo))
+}
+
 fn short_name(id: &str) -> &str {
     id.rsplit_once('/').map_or(id, |(_, s)| s)
 }
@@ -39,6 +51,8 @@ fn short_name(id: &str) -> &str {
 pub struct ModelCatalog {
     dir: PathBuf,
     entries: Vec<CatalogEntry>,
+    /// Where a model found nowhere else may be downloaded from (`None`: never).
+    hub_download: Option<super::HubDownload>,
 }
 
 impl ModelCatalog {
@@ -73,7 +87,16 @@ impl ModelCatalog {
         Ok(ModelCatalog {
             dir: dir.to_owned(),
             entries,
+            hub_download: None,
         })
+    }
+
+    /// The catalog of `paths.model_configs`, downloading unknown `org/name` configs from
+    /// the Hub when `paths.hub_download` allows it.
+    pub fn for_paths(paths: &crate::paths::DataPaths) -> Result<ModelCatalog> {
+        let mut catalog = Self::load(&paths.model_configs)?;
+        catalog.hub_download = paths.hub_download.clone();
+        Ok(catalog)
     }
 
     /// The folder the catalog was loaded from.
@@ -103,7 +126,8 @@ impl ModelCatalog {
     /// file (an existing file, or any name ending in `.json`); else a folder holding
     /// `config.json`; else `org/name` in the HuggingFace hub cache
     /// ([`super::hf_folder::hub_cache_dir`]); else a unique prefix of a shipped name
-    /// (see [`Self::get`]).
+    /// (see [`Self::get`]); else, when downloads are allowed ([`Self::for_paths`]), the
+    /// `config.json` of `org/name` fetched from the Hub into that cache.
     pub fn resolve(&self, name: &str) -> Result<ModelSpec> {
         self.resolve_with_cache(name, super::hf_folder::hub_cache_dir().as_deref())
     }
@@ -129,7 +153,36 @@ impl ModelCatalog {
                 return super::hf_folder::from_folder(&snapshot, Some(name.trim()));
             }
         }
-        self.get(name).map(|e| e.spec.clone())
+        match self.get(name) {
+            Ok(e) => Ok(e.spec.clone()),
+            Err(Error::Unknown { .. }) if self.downloadable(name) => {
+                self.download(name.trim(), hub_cache)
+            }
+            Err(Error::Unknown {
+                name: unknown,
+                suggestions,
+                ..
+            }) if is_repo_id(name) => Err(Error::NotDownloaded {
+                name: unknown,
+                suggestions,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn downloadable(&self, name: &str) -> bool {
+        self.hub_download.is_some() && is_repo_id(name)
+    }
+
+    fn download(&self, id: &str, hub_cache: Option<&Path>) -> Result<ModelSpec> {
+        let hub = self.hub_download.as_ref().expect("checked by downloadable");
+        let cache = hub_cache.ok_or_else(|| {
+            Error::Config(format!(
+                "cannot download `{id}`: no HuggingFace cache folder (set HF_HOME or HF_HUB_CACHE)"
+            ))
+        })?;
+        let snapshot = super::hub_download::download_config(id, cache, hub)?;
+        super::hf_folder::from_folder(&snapshot, Some(id))
     }
 
     fn lookup(&self, name: &str) -> Lookup<'_> {
@@ -254,7 +307,7 @@ mod tests {
     #[test]
     fn resolves_full_ids_short_names_and_prefixes() {
         let cat = catalog();
-        assert_eq!(cat.entries().len(), 35);
+        assert_eq!(cat.entries().len(), 94);
         let ids: Vec<&str> = cat.entries().iter().map(|e| e.id.as_str()).collect();
         let mut sorted = ids.clone();
         sorted.sort_by_key(|s| s.to_ascii_lowercase());
@@ -279,7 +332,7 @@ mod tests {
             "mistralai/Mixtral-8x7B-v0.1"
         );
         assert_eq!(
-            cat.get("deepseek-ai/DeepSeek-V").unwrap().id,
+            cat.get("deepseek-ai/DeepSeek-V3").unwrap().id,
             "deepseek-ai/DeepSeek-V3"
         );
     }
@@ -298,7 +351,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let e = cat.resolve("qwen3").unwrap_err().to_string();
-        assert!(e.starts_with("model name `qwen3` is ambiguous: it matches Qwen/Qwen3-0.6B, Qwen/Qwen3-1.7B, Qwen/Qwen3-235B-A22B, Qwen/Qwen3-235B-A22B-FP8, Qwen/Qwen3-30B-A3B, "), "{e}");
+        assert!(e.starts_with("model name `qwen3` is ambiguous: it matches Qwen/Qwen3-0.6B, Qwen/Qwen3-1.7B, Qwen/Qwen3-14B, Qwen/Qwen3-235B-A22B, "), "{e}");
 
         match cat.resolve("lama-3.1-8b") {
             Err(Error::Unknown {
@@ -314,9 +367,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with(
-                "unknown model `meta-lama/Llama-3.1-70B`; did you mean meta-llama/Llama-3.1-70B"
-            ),
+            e.starts_with("unknown model `meta-lama/Llama-3.1-70B` (not shipped")
+                && e.contains("--allow-download")
+                && e.contains("; did you mean meta-llama/Llama-3.1-70B"),
             "{e}"
         );
         assert!(matches!(cat.resolve(""), Err(Error::Unknown { .. })));

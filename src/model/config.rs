@@ -14,6 +14,18 @@ use std::path::Path;
 /// (see also the size check in `build`).
 pub(crate) const MAX_CONFIG_INT: u64 = 1 << 31;
 
+/// The defaults of transformers' `Gemma3TextConfig` for the fields servesim reads: a
+/// Gemma 3 `text_config` leaves out whatever equals them.
+const GEMMA3_TEXT_DEFAULTS: &[(&str, u64)] = &[
+    ("num_attention_heads", 8),
+    ("num_key_value_heads", 4),
+    ("head_dim", 256),
+    ("vocab_size", 262_208),
+    ("max_position_embeddings", 131_072),
+    ("sliding_window", 4096),
+    ("sliding_window_pattern", 6),
+];
+
 /// A parsed `config.json` object (or a nested object such as `quantization_config`).
 pub(crate) struct RawConfig<'a> {
     path: &'a Path,
@@ -204,6 +216,50 @@ impl<'a> RawConfig<'a> {
             })),
             Some(v) => Err(self.wrong_type(field, "an object", v)),
         }
+    }
+
+    /// The language model's config: a multimodal checkpoint (Llama 4, Gemma 3) nests it
+    /// in `text_config`; the top-level `torch_dtype`, `dtype`, `quantization_config` and
+    /// `tie_word_embeddings` apply to it unless it sets its own. Others: unchanged.
+    pub(crate) fn language_model(self) -> Result<RawConfig<'a>> {
+        if self.has("hidden_size") {
+            return Ok(self);
+        }
+        let Some(mut text) = self.opt_object("text_config")? else {
+            return Ok(self);
+        };
+        for key in [
+            "torch_dtype",
+            "dtype",
+            "quantization_config",
+            "tie_word_embeddings",
+        ] {
+            if let (false, Some(v)) = (text.has(key), self.get(key)) {
+                text.map.insert(key.to_owned(), v.clone());
+            }
+        }
+        // Gemma 3's published text_config omits every value equal to its class default.
+        if text.opt_str("model_type")? == Some("gemma3_text") {
+            for (key, value) in GEMMA3_TEXT_DEFAULTS {
+                if !text.has(key) {
+                    text.map.insert((*key).to_owned(), Value::from(*value));
+                }
+            }
+        }
+        Ok(text)
+    }
+
+    /// Copy each `(alias, name)` value to `name` when only the alias is present: the
+    /// older field names of GPT-J, BLOOM and Falcon (`n_embd`, `n_layer`, `n_head`).
+    pub(crate) fn with_aliases(mut self, aliases: &[(&str, &str)]) -> Self {
+        for &(alias, name) in aliases {
+            if !self.has(name) {
+                if let Some(v) = self.get(alias).cloned() {
+                    self.map.insert(name.to_owned(), v);
+                }
+            }
+        }
+        self
     }
 }
 

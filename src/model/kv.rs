@@ -136,6 +136,66 @@ mod tests {
             ("mistralai/Mixtral-8x22B-v0.1", 229_376.0),        // 56 × 2 × 8 × 128 × 2
             ("deepseek-ai/DeepSeek-R1", 70_272.0),              // 61 × (512 + 64) × 2
             ("moonshotai/Kimi-K2-Instruct", 70_272.0),          // 61 × (512 + 64) × 2
+            // The wider catalog (model_configs/README.md).
+            ("01-ai/Yi-34B", 245_760.0),         // 60 × 2 × 8 × 128 × 2
+            ("01-ai/Yi-6B", 65_536.0),           // 32 × 2 × 4 × 128 × 2
+            ("BAAI/Aquila-7B", 524_288.0),       // 32 × 2 × 32 × 128 × 2
+            ("bigscience/bloom", 4_014_080.0),   // 70 × 2 × 112 × 128 × 2
+            ("bigscience/bloom-7b1", 491_520.0), // 30 × 2 × 32 × 128 × 2
+            ("codellama/CodeLlama-13b-hf", 819_200.0), // 40 × 2 × 40 × 128 × 2
+            ("codellama/CodeLlama-7b-hf", 524_288.0), // 32 × 2 × 32 × 128 × 2
+            ("CohereForAI/c4ai-command-r-plus", 262_144.0), // 64 × 2 × 8 × 128 × 2
+            ("CohereForAI/c4ai-command-r-v01", 1_310_720.0), // 40 × 2 × 64 × 128 × 2
+            ("Deci/DeciLM-7B", 34_304.0),        // 67 KV heads over all layers × 2 × 128 × 2
+            ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", 28_672.0), // 28 × 2 × 2 × 128 × 2
+            ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", 57_344.0), // 28 × 2 × 4 × 128 × 2
+            ("deepseek-ai/DeepSeek-V2", 69_120.0), // 60 × (512 + 64) × 2
+            ("deepseek-ai/DeepSeek-V2-Lite", 31_104.0), // 27 × (512 + 64) × 2
+            ("EleutherAI/gpt-j-6b", 458_752.0),  // 28 × 2 × 16 × 256 × 2
+            ("EleutherAI/gpt-neox-20b", 1_081_344.0), // 44 × 2 × 64 × 96 × 2
+            ("EleutherAI/pythia-6.9b", 524_288.0), // 32 × 2 × 32 × 128 × 2
+            ("facebook/opt-1.3b", 196_608.0),    // 24 × 2 × 32 × 64 × 2
+            ("facebook/opt-30b", 1_376_256.0),   // 48 × 2 × 56 × 128 × 2
+            ("google/gemma-2-27b", 376_832.0),   // 46 × 2 × 16 × 128 × 2
+            ("google/gemma-2-2b", 106_496.0),    // 26 × 2 × 4 × 256 × 2
+            ("google/gemma-2-9b", 344_064.0),    // 42 × 2 × 8 × 256 × 2
+            ("google/gemma-3-12b-it", 393_216.0), // 48 × 2 × 8 × 256 × 2
+            ("google/gemma-3-1b-it", 26_624.0),  // 26 × 2 × 1 × 256 × 2
+            ("google/gemma-3-27b-it", 507_904.0), // 62 × 2 × 16 × 128 × 2
+            ("google/gemma-3-4b-it", 139_264.0), // 34 × 2 × 4 × 256 × 2
+            ("internlm/internlm2-20b", 196_608.0), // 48 × 2 × 8 × 128 × 2
+            ("internlm/internlm2_5-7b-chat", 131_072.0), // 32 × 2 × 8 × 128 × 2
+            ("meta-llama/Llama-3.2-1B", 32_768.0), // 16 × 2 × 8 × 64 × 2
+            ("meta-llama/Llama-3.2-3B", 114_688.0), // 28 × 2 × 8 × 128 × 2
+            ("meta-llama/Llama-3.2-3B-Instruct", 114_688.0), // 28 × 2 × 8 × 128 × 2
+            ("meta-llama/Llama-3.3-70B-Instruct", 327_680.0), // 80 × 2 × 8 × 128 × 2
+            ("meta-llama/Llama-4-Maverick-17B-128E-Instruct", 196_608.0), // 48 × 2 × 8 × 128 × 2
+            ("meta-llama/Llama-4-Scout-17B-16E-Instruct", 196_608.0), // 48 × 2 × 8 × 128 × 2
+            ("meta-llama/Meta-Llama-3-70B", 327_680.0), // 80 × 2 × 8 × 128 × 2
+            ("meta-llama/Meta-Llama-3-8B", 131_072.0), // 32 × 2 × 8 × 128 × 2
+            ("microsoft/Phi-3-medium-4k-instruct", 204_800.0), // 40 × 2 × 10 × 128 × 2
+            ("microsoft/Phi-3-mini-4k-instruct", 393_216.0), // 32 × 2 × 32 × 96 × 2
+            ("microsoft/Phi-3.5-mini-instruct", 393_216.0), // 32 × 2 × 32 × 96 × 2
+            ("microsoft/phi-4", 204_800.0),      // 40 × 2 × 10 × 128 × 2
+            ("mistralai/Mistral-7B-Instruct-v0.3", 131_072.0), // 32 × 2 × 8 × 128 × 2
+            ("mistralai/Mistral-Large-Instruct-2407", 360_448.0), // 88 × 2 × 8 × 128 × 2
+            ("mistralai/Mistral-Nemo-Base-2407", 163_840.0), // 40 × 2 × 8 × 128 × 2
+            ("mistralai/Mistral-Small-24B-Base-2501", 163_840.0), // 40 × 2 × 8 × 128 × 2
+            ("Qwen/Qwen1.5-7B", 524_288.0),      // 32 × 2 × 32 × 128 × 2
+            ("Qwen/Qwen1.5-MoE-A2.7B-Chat", 196_608.0), // 24 × 2 × 16 × 128 × 2
+            ("Qwen/Qwen2-57B-A14B", 57_344.0),   // 28 × 2 × 4 × 128 × 2
+            ("Qwen/Qwen2-72B", 327_680.0),       // 80 × 2 × 8 × 128 × 2
+            ("Qwen/Qwen2-7B", 57_344.0),         // 28 × 2 × 4 × 128 × 2
+            ("Qwen/Qwen2.5-0.5B", 12_288.0),     // 24 × 2 × 2 × 64 × 2
+            ("Qwen/Qwen2.5-14B", 196_608.0),     // 48 × 2 × 8 × 128 × 2
+            ("Qwen/Qwen2.5-32B", 262_144.0),     // 64 × 2 × 8 × 128 × 2
+            ("Qwen/Qwen2.5-3B", 36_864.0),       // 36 × 2 × 2 × 128 × 2
+            ("Qwen/Qwen2.5-7B-Instruct", 57_344.0), // 28 × 2 × 4 × 128 × 2
+            ("Qwen/Qwen3-14B", 163_840.0),       // 40 × 2 × 8 × 128 × 2
+            ("Qwen/Qwen3-4B", 147_456.0),        // 36 × 2 × 8 × 128 × 2
+            ("Qwen/QwQ-32B", 262_144.0),         // 64 × 2 × 8 × 128 × 2
+            ("THUDM/glm-4-9b-chat-hf", 40_960.0), // 40 × 2 × 2 × 128 × 2
+            ("tiiuae/falcon-7b", 8_192.0),       // 32 × 2 × 1 × 64 × 2
         ];
         let cat = catalog();
         assert_eq!(cat.entries().len(), expected.len());

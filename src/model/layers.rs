@@ -17,6 +17,11 @@ use crate::error::Result;
 /// | `qwen2`, `qwen2_moe` | q/k/v projections have biases (o_proj none) when `attention_bias` is absent |
 /// | `qwen3`, `qwen3_moe` | per-head RMSNorm of q and k (`q_norm`, `k_norm`, `head_dim` each) |
 /// | `gpt_oss` | experts and router have biases; one learned attention sink per query head |
+/// | `gemma2`, `gemma3_text` | two more RMSNorms around the MLP (`pre_`/`post_feedforward_layernorm`); Gemma 3 also q/k norms |
+/// | `glm` | `attention_bias` puts biases on q/k/v only, never on o_proj; half-rotary by default |
+/// | `internlm2` | `bias` sets the attention biases |
+/// | `llama4_text` | one shared expert as wide as a routed one beside the routed experts |
+/// | `cohere` | attention and MLP in parallel behind one bias-free LayerNorm; `use_qk_norm` norms q and k over all heads |
 #[derive(Clone, Copy, Debug, Default)]
 struct Quirks {
     qkv_bias_by_default: bool,
@@ -24,6 +29,12 @@ struct Quirks {
     expert_bias: bool,
     router_bias: bool,
     sinks: bool,
+    feedforward_norms: bool,
+    no_o_bias: bool,
+    default_rotary_factor: Option<f64>,
+    bias_field: Option<&'static str>,
+    parallel: bool,
+    shared_experts: u64,
 }
 
 impl Quirks {
@@ -37,14 +48,35 @@ impl Quirks {
                 q.router_bias = true;
                 q.sinks = true;
             }
+            "gemma2" => q.feedforward_norms = true,
+            "gemma3_text" | "gemma3" => {
+                q.feedforward_norms = true;
+                q.qk_norm = true;
+            }
+            "glm" => {
+                q.no_o_bias = true;
+                q.default_rotary_factor = Some(0.5);
+            }
+            "internlm2" => q.bias_field = Some("bias"),
+            "cohere" => q.parallel = true,
+            "llama4_text" | "llama4" => q.shared_experts = 1,
             _ => {}
         }
         q
     }
 }
 
+/// Whether the family ties the LM head to the embedding when the config does not say
+/// (GemmaConfig and CohereConfig default to tied).
+pub(crate) fn ties_by_default(model_type: &str) -> bool {
+    matches!(
+        model_type,
+        "gemma" | "gemma2" | "gemma3_text" | "gemma3" | "cohere"
+    )
+}
+
 /// A dense, quantizable operator; adjust with struct-update syntax.
-fn op(
+pub(crate) fn op(
     name: &'static str,
     group: OpGroup,
     hf_module: &'static str,
@@ -66,9 +98,11 @@ fn op(
     }
 }
 
-/// Decoder norms are RMSNorm (no bias) unless the config only has a LayerNorm epsilon.
-pub(crate) fn decoder_norm_has_bias(raw: &RawConfig) -> bool {
-    !raw.has("rms_norm_eps")
+/// Decoder norms are RMSNorm (no bias) unless the config only has a LayerNorm epsilon
+/// (Cohere's LayerNorm has none either).
+pub(crate) fn decoder_norm_has_bias(raw: &RawConfig, model_type: &str) -> bool {
+    model_type != "cohere"
+        && !raw.has("rms_norm_eps")
         && raw
             .first_present(&["layer_norm_eps", "layer_norm_epsilon"])
             .is_some()
@@ -93,8 +127,11 @@ pub(crate) fn decoder_layers(
 ) -> Result<Vec<LayerSpec>> {
     let quirks = Quirks::of(model_type);
     let h = c.hidden;
-    let norm_bias = decoder_norm_has_bias(raw);
-    let attention_bias = raw.opt_bool("attention_bias")?;
+    let norm_bias = decoder_norm_has_bias(raw, model_type);
+    let attention_bias = match quirks.bias_field {
+        Some(field) => raw.opt_bool(field)?,
+        None => raw.opt_bool("attention_bias")?,
+    };
     let mlp_bias = raw.opt_bool("mlp_bias")?.unwrap_or(false);
     let qk_norm = quirks.qk_norm || raw.opt_bool("qk_layernorm")?.unwrap_or(false);
 
@@ -162,7 +199,7 @@ pub(crate) fn decoder_layers(
     } else {
         let d = c.head_dim;
         let qkv_bias = attention_bias.unwrap_or(quirks.qkv_bias_by_default);
-        let o_bias = attention_bias.unwrap_or(false);
+        let o_bias = attention_bias.unwrap_or(false) && !quirks.no_o_bias;
         let qkv_out = (c.heads + 2 * c.kv_heads) * d;
         attn_ops.push(op(
             "qkv_proj",
@@ -191,24 +228,46 @@ pub(crate) fn decoder_layers(
                 });
             }
         }
+        if quirks.parallel && raw.opt_bool("use_qk_norm")?.unwrap_or(false) {
+            // Cohere: one LayerNorm weight per head and channel, for q and for k.
+            for (name, heads) in [("q_norm", c.heads), ("k_norm", c.kv_heads)] {
+                attn_norms.push(NormSpec {
+                    name,
+                    dim: heads * d,
+                    bias: false,
+                });
+            }
+        }
         AttentionSpec {
             kind: AttentionKind::Full,
             num_heads: c.heads,
             num_kv_heads: c.kv_heads,
             head_dim: d,
             v_head_dim: d,
-            rotary_dim: rotary_dim(raw, d, 1.0)?,
+            rotary_dim: rotary_dim(raw, d, quirks.default_rotary_factor.unwrap_or(1.0))?,
             mla: None,
             sinks: quirks.sinks,
         }
     };
-    attn_norms.push(NormSpec {
-        name: "post_attention_layernorm",
-        dim: h,
-        bias: norm_bias,
-    });
+    let mlp_norms: &[&'static str] = match (quirks.parallel, quirks.feedforward_norms) {
+        (true, _) => &[],
+        (false, true) => &[
+            "post_attention_layernorm",
+            "pre_feedforward_layernorm",
+            "post_feedforward_layernorm",
+        ],
+        (false, false) => &["post_attention_layernorm"],
+    };
+    for &name in mlp_norms {
+        attn_norms.push(NormSpec {
+            name,
+            dim: h,
+            bias: norm_bias,
+        });
+    }
+    let kv_per_layer = kv_heads_per_layer(raw, c)?;
 
-    let moe = moe_plan(raw, c, quirks.router_bias)?;
+    let moe = moe_plan(raw, c, quirks.router_bias, quirks.shared_experts)?;
     let mut layers = Vec::with_capacity(c.num_layers as usize);
     for (i, kind) in c.kinds.iter().enumerate() {
         let mut ops = attn_ops.clone();
@@ -293,7 +352,11 @@ pub(crate) fn decoder_layers(
                 }
             }
             _ => {
-                let inter = raw.req_positive("intermediate_size")?;
+                // Llama 4 gives its dense layers their own width.
+                let inter = match raw.opt_positive("intermediate_size_mlp")? {
+                    Some(w) => w,
+                    None => raw.req_positive("intermediate_size")?,
+                };
                 ops.push(op(
                     "gate_up_proj",
                     OpGroup::Mlp,
@@ -320,15 +383,87 @@ pub(crate) fn decoder_layers(
         };
         let mut attention = attention.clone();
         attention.kind = *kind;
+        if let Some(kv) = kv_per_layer.as_ref().map(|v| v[i]) {
+            attention.num_kv_heads = kv;
+            ops[0].out_features = (c.heads + 2 * kv) * c.head_dim;
+        }
         layers.push(LayerSpec {
             attention,
             ffn,
             ops,
             norms: attn_norms.clone(),
-            parallel_attn_mlp: false,
+            parallel_attn_mlp: quirks.parallel,
         });
     }
     Ok(layers)
+}
+
+/// Fused q/k/v and o (biased when `attn_bias`), then a 2-matrix MLP (biased when
+/// `mlp_bias`).
+pub(crate) fn two_matrix_ops(
+    c: &Common,
+    attn_bias: bool,
+    mlp_bias: bool,
+    inter: u64,
+) -> Vec<LinearOp> {
+    let (h, d) = (c.hidden, c.head_dim);
+    let qkv_out = (c.heads + 2 * c.kv_heads) * d;
+    vec![
+        op(
+            "qkv_proj",
+            OpGroup::Attention,
+            "self_attn",
+            h,
+            qkv_out,
+            attn_bias,
+            TpSplit::Column,
+        ),
+        op(
+            "o_proj",
+            OpGroup::Attention,
+            "self_attn",
+            c.heads * d,
+            h,
+            attn_bias,
+            TpSplit::Row,
+        ),
+        op(
+            "fc1",
+            OpGroup::Mlp,
+            "mlp",
+            h,
+            inter,
+            mlp_bias,
+            TpSplit::Column,
+        ),
+        op("fc2", OpGroup::Mlp, "mlp", inter, h, mlp_bias, TpSplit::Row),
+    ]
+}
+
+/// DeciLM's `num_key_value_heads_per_layer`: one KV-head count per layer, each dividing
+/// the query heads.
+fn kv_heads_per_layer(raw: &RawConfig, c: &Common) -> Result<Option<Vec<u64>>> {
+    let field = "num_key_value_heads_per_layer";
+    let Some(list) = raw.opt_u64_list(field)? else {
+        return Ok(None);
+    };
+    if list.len() as u64 != c.num_layers {
+        return Err(raw.error(
+            field,
+            format!(
+                "has {} entries but num_hidden_layers is {}",
+                list.len(),
+                c.num_layers
+            ),
+        ));
+    }
+    if let Some(bad) = list.iter().find(|&&kv| kv == 0 || c.heads % kv != 0) {
+        return Err(raw.error(
+            field,
+            format!("{bad} does not divide num_attention_heads ({})", c.heads),
+        ));
+    }
+    Ok(Some(list))
 }
 
 /// A multi-head attention block with fused biased q/k/v and o, and a 2-matrix MLP.
@@ -341,15 +476,13 @@ fn two_matrix_layer(
     norms: Vec<NormSpec>,
     parallel_attn_mlp: bool,
 ) -> LayerSpec {
-    let (h, d) = (c.hidden, c.head_dim);
-    let qkv_out = (c.heads + 2 * c.kv_heads) * d;
     LayerSpec {
         attention: AttentionSpec {
             kind,
             num_heads: c.heads,
             num_kv_heads: c.kv_heads,
-            head_dim: d,
-            v_head_dim: d,
+            head_dim: c.head_dim,
+            v_head_dim: c.head_dim,
             rotary_dim,
             mla: None,
             sinks: false,
@@ -358,28 +491,7 @@ fn two_matrix_layer(
             intermediate_size: inter,
             gated: false,
         },
-        ops: vec![
-            op(
-                "qkv_proj",
-                OpGroup::Attention,
-                "self_attn",
-                h,
-                qkv_out,
-                bias,
-                TpSplit::Column,
-            ),
-            op(
-                "o_proj",
-                OpGroup::Attention,
-                "self_attn",
-                c.heads * d,
-                h,
-                bias,
-                TpSplit::Row,
-            ),
-            op("fc1", OpGroup::Mlp, "mlp", h, inter, bias, TpSplit::Column),
-            op("fc2", OpGroup::Mlp, "mlp", inter, h, bias, TpSplit::Row),
-        ],
+        ops: two_matrix_ops(c, bias, bias, inter),
         norms,
         parallel_attn_mlp,
     }

@@ -10,8 +10,11 @@
 //! [`ModelSpec::forward_flops`]) — is computed from that one description.
 //!
 //! Sizes always come from config fields, never from the model's name. Supported
-//! layouts: Llama-style decoders (Llama 2/3, CodeLlama, Mistral, Mixtral, Qwen2/2.5,
-//! Qwen3 dense and MoE, DeepSeek-V2/V3 with MLA, gpt-oss), OPT and phi-2.
+//! layouts: Llama-style decoders (Llama 2/3/4, CodeLlama, Mistral, Mixtral, Qwen 1.5/2/
+//! 2.5/3 dense and MoE, Gemma 2/3, Phi-3/4, GLM-4, InternLM2, Yi, Command-R, DeciLM,
+//! DeepSeek-V2/V3 with MLA, gpt-oss), OPT, phi-2 and the classic decoders (GPT-J,
+//! GPT-NeoX, BLOOM, Falcon). A multimodal checkpoint is read through its
+//! `text_config`.
 //!
 //! ```
 //! use servesim::dtype::DType;
@@ -31,9 +34,11 @@ use std::path::Path;
 
 mod build;
 pub mod catalog;
+mod classic;
 mod config;
 pub mod flops;
 pub mod hf_folder;
+pub mod hub_download;
 pub mod kv;
 mod layers;
 mod moe;
@@ -43,6 +48,7 @@ pub mod spec;
 
 pub use catalog::{CatalogEntry, ModelCatalog, ModelFilter};
 pub use flops::{AttentionCost, ForwardCost, LinearCost};
+pub use hub_download::HubDownload;
 pub use kv::LayerKindCount;
 pub use params::ParamCounts;
 pub use spec::{
@@ -75,7 +81,9 @@ impl ModelSpec {
 
     /// Parse config text; `path` is only used to name the source in errors.
     pub fn from_json(name: impl Into<String>, path: &Path, text: &str) -> Result<ModelSpec> {
-        let raw = config::RawConfig::parse(path, text)?;
+        let raw = config::RawConfig::parse(path, text)?
+            .language_model()?
+            .with_aliases(classic::FIELD_ALIASES);
         build::build(&raw, name.into())
     }
 

@@ -22,11 +22,13 @@ pub(crate) struct MoePlan {
     pub(crate) is_moe: Vec<bool>,
 }
 
-/// `router_bias_quirk`: the family's router has a bias that no field declares (gpt-oss).
+/// `router_bias_quirk`: the family's router has a bias that no field declares (gpt-oss);
+/// `shared_experts_quirk`: shared experts that no field declares (Llama 4's one).
 pub(crate) fn moe_plan(
     raw: &RawConfig,
     c: &Common,
     router_bias_quirk: bool,
+    shared_experts_quirk: u64,
 ) -> Result<Option<MoePlan>> {
     let Some(field) = raw.first_present(&["num_local_experts", "num_experts", "n_routed_experts"])
     else {
@@ -61,28 +63,45 @@ pub(crate) fn moe_plan(
         Some(m) => m,
         None => raw.req_positive("intermediate_size")?,
     };
-    let n_shared = raw.opt_u64("n_shared_experts")?.unwrap_or(0);
+    let n_shared = raw
+        .opt_u64("n_shared_experts")?
+        .unwrap_or(shared_experts_quirk);
     let qwen_shared = raw.opt_u64("shared_expert_intermediate_size")?.unwrap_or(0);
     let shared_inter = n_shared * expert_inter + qwen_shared;
 
     // DeepSeek: dense for the first `first_k_dense_replace` layers, then every
     // `moe_layer_freq`-th. Qwen-MoE: every `decoder_sparse_step`-th layer (1-based)
-    // except `mlp_only_layers`. A layer is MoE when every rule present says so.
+    // except `mlp_only_layers`; Llama 4 likewise with `interleave_moe_layer_step`, or
+    // the layers its `moe_layers` lists. A layer is MoE when every rule present says so.
     let first_dense = raw.opt_u64("first_k_dense_replace")?.unwrap_or(0);
     let freq = raw.opt_positive("moe_layer_freq")?.unwrap_or(1);
-    let step = raw.opt_positive("decoder_sparse_step")?.unwrap_or(1);
-    let mlp_only = raw.opt_u64_list("mlp_only_layers")?.unwrap_or_default();
-    if let Some(&bad) = mlp_only.iter().find(|&&i| i >= c.num_layers) {
-        return Err(raw.error(
-            "mlp_only_layers",
-            format!(
-                "layer {bad} does not exist (num_hidden_layers is {})",
-                c.num_layers
-            ),
-        ));
-    }
+    let step = match raw.first_present(&["decoder_sparse_step", "interleave_moe_layer_step"]) {
+        Some(f) => raw.req_positive(f)?,
+        None => 1,
+    };
+    let layer_list = |field: &str| -> Result<Option<Vec<u64>>> {
+        let list = raw.opt_u64_list(field)?;
+        if let Some(&bad) = list.iter().flatten().find(|&&i| i >= c.num_layers) {
+            return Err(raw.error(
+                field,
+                format!(
+                    "layer {bad} does not exist (num_hidden_layers is {})",
+                    c.num_layers
+                ),
+            ));
+        }
+        Ok(list)
+    };
+    let mlp_only = layer_list("mlp_only_layers")?.unwrap_or_default();
+    let listed = layer_list("moe_layers")?;
     let is_moe = (0..c.num_layers)
-        .map(|i| i >= first_dense && i % freq == 0 && (i + 1) % step == 0 && !mlp_only.contains(&i))
+        .map(|i| {
+            i >= first_dense
+                && i % freq == 0
+                && (i + 1) % step == 0
+                && !mlp_only.contains(&i)
+                && listed.as_ref().is_none_or(|l| l.contains(&i))
+        })
         .collect();
     let router_bias = router_bias_quirk || raw.opt_str("topk_method")? == Some("noaux_tc");
     Ok(Some(MoePlan {

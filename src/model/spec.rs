@@ -42,6 +42,8 @@ pub struct ModelSpec {
     /// Linear projections between the embedding and the residual stream (OPT's
     /// `project_in`/`project_out` when `word_embed_proj_dim != hidden_size`), else empty.
     pub io_projections: Vec<LinearOp>,
+    /// A norm right after the token embedding (BLOOM's `word_embeddings_layernorm`).
+    pub embedding_norm: Option<NormSpec>,
     /// The final norm before the LM head, if the model has one.
     pub final_norm: Option<NormSpec>,
     /// The output projection to vocabulary logits.
@@ -66,6 +68,10 @@ pub enum LayoutFamily {
     Opt,
     /// phi-2: parallel attention and MLP behind one LayerNorm, biases everywhere.
     Phi,
+    /// The GPT-2-style decoders before Llama: GPT-J, GPT-NeoX (Pythia), BLOOM and
+    /// Falcon. Non-gated 2-matrix MLP, LayerNorm with bias, often parallel attention and
+    /// MLP; older field names (`n_embd`, `n_layer`, `n_head`).
+    Classic,
 }
 
 /// The checkpoint's declared weight storage.

@@ -137,7 +137,7 @@ impl SweepContext {
         prices: &BTreeMap<String, f64>,
     ) -> Result<Self> {
         let grid = config.grid(file, &paths.traces)?;
-        let models = ModelCatalog::load(&paths.model_configs)?;
+        let models = ModelCatalog::for_paths(paths)?;
         let catalog = HardwareCatalog::load(&paths.hardware_dir())?;
         let model = models.resolve(
             config

@@ -151,7 +151,7 @@ pub fn validate_table(
 
 /// Whether the model `name` (as the catalog resolves it) has mixture-of-experts layers.
 fn is_moe(name: &str, paths: &DataPaths) -> Result<bool> {
-    let model = crate::model::ModelCatalog::load(&paths.model_configs)?.resolve(name)?;
+    let model = crate::model::ModelCatalog::for_paths(paths)?.resolve(name)?;
     Ok(model
         .layers
         .iter()

@@ -138,9 +138,182 @@ fn models_in_the_hub_cache_resolve_by_id() {
         serde_json::from_slice(&std::fs::read(dir.path().join("out/summary.json")).unwrap())
             .unwrap();
     assert_eq!(summary["completed"], 20);
-    // Not in the cache: the usual unknown-model error.
+    // Not in the cache: the unknown-model error names the way out.
     let o = run(&["memory", "--model", "acme/Missing-7B"]);
-    fails_with(&o, &["unknown model `acme/Missing-7B`"]);
+    fails_with(&o, &["unknown model `acme/Missing-7B`", "--allow-download"]);
+}
+
+/// A stand-in for the HuggingFace Hub on loopback: serves `config.json` of `org/name`
+/// as the Hub does (`/{org}/{name}/resolve/main/{file}`, a `bytes=0-0` probe answered
+/// with `x-repo-commit`, `etag` and `content-range`), 404 for anything else, and 401
+/// without the bearer token `token`. Returns its address and the request lines and
+/// authorization headers it saw.
+fn mock_hub(
+    repo: &'static str,
+    config: String,
+    token: &'static str,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            let (mut range, mut auth) = (None, None);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                let (k, v) = line.split_once(':').unwrap_or((&line, ""));
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "range" => range = Some(v.trim().to_owned()),
+                    "authorization" => auth = Some(v.trim().to_owned()),
+                    _ => {}
+                }
+            }
+            log.lock().unwrap().push(format!(
+                "{} auth={}",
+                request.trim(),
+                auth.as_deref().unwrap_or("-")
+            ));
+            let path = request.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let wanted = format!("/{repo}/resolve/main/config.json");
+            let (status, headers, body): (&str, String, Vec<u8>) =
+                if auth.as_deref() != Some(&format!("Bearer {token}")) {
+                    ("401 Unauthorized", String::new(), b"gated".to_vec())
+                } else if path != wanted {
+                    ("404 Not Found", String::new(), b"Entry not found".to_vec())
+                } else {
+                    let full = config.as_bytes();
+                    let start: usize = range
+                        .as_deref()
+                        .and_then(|r| r.strip_prefix("bytes="))
+                        .and_then(|r| r.split('-').next())
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    let end = if range.as_deref() == Some("bytes=0-0") {
+                        1
+                    } else {
+                        full.len()
+                    };
+                    let headers = format!(
+                        "x-repo-commit: 0123456789abcdef0123456789abcdef01234567\r\n\
+                         etag: \"cafe0001\"\r\ncontent-range: bytes {start}-{}/{}\r\n",
+                        end - 1,
+                        full.len()
+                    );
+                    ("206 Partial Content", headers, full[start..end].to_vec())
+                };
+            let head = format!(
+                "HTTP/1.1 {status}\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn allow_download_fetches_only_the_config_from_the_hub_and_caches_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let hf_home = dir.path().join("hf");
+    let config =
+        std::fs::read_to_string(root().join("model_configs/meta-llama/Llama-3.1-8B.json")).unwrap();
+    let (endpoint, seen) = mock_hub("acme/Gated-Llama-8B", config, "sekrit");
+    let run = |args: &[&str], token: Option<&str>, allow_env: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_servesim"));
+        c.args(args)
+            .arg("--data-dir")
+            .arg(root())
+            .env_remove("HF_HUB_CACHE")
+            .env_remove("HF_TOKEN")
+            .env_remove("HUGGING_FACE_HUB_TOKEN")
+            .env_remove("SERVESIM_ALLOW_DOWNLOAD")
+            .env("HF_HOME", &hf_home)
+            .env("HF_ENDPOINT", &endpoint)
+            .current_dir(dir.path());
+        if let Some(t) = token {
+            c.env("HF_TOKEN", t);
+        }
+        if allow_env {
+            c.env("SERVESIM_ALLOW_DOWNLOAD", "1");
+        }
+        c.output().unwrap()
+    };
+    let memory = [
+        "memory",
+        "--model",
+        "acme/Gated-Llama-8B",
+        "--hardware",
+        "h100",
+    ];
+    // Not allowed: nothing is requested.
+    fails_with(&run(&memory, Some("sekrit"), false), &["--allow-download"]);
+    assert!(seen.lock().unwrap().is_empty());
+    // Allowed, no token: the gated model's refusal is explained.
+    let mut flagged = memory.to_vec();
+    flagged.push("--allow-download");
+    fails_with(&run(&flagged, None, false), &["HF_TOKEN", "gated"]);
+    // With the token: downloaded, parsed and cached in the hub layout.
+    let o = run(&flagged, Some("sekrit"), false);
+    ok(&o);
+    assert!(stdout(&o).contains("8.030 B"), "{}", stdout(&o));
+    let snapshot = hf_home.join(
+        "hub/models--acme--Gated-Llama-8B/snapshots/0123456789abcdef0123456789abcdef01234567",
+    );
+    assert!(snapshot.join("config.json").is_file());
+    // Only config.json and hf_quant_config.json were asked for, always with the token.
+    let requests = seen.lock().unwrap().clone();
+    for r in &requests[1..] {
+        assert!(
+            r.contains("/resolve/main/config.json ")
+                || r.contains("/resolve/main/hf_quant_config.json "),
+            "{requests:?}"
+        );
+    }
+    assert!(requests
+        .iter()
+        .skip(1)
+        .all(|r| r.ends_with("auth=Bearer sekrit")));
+    // The next run finds it in the cache without asking the Hub (and without the flag).
+    let before = requests.len();
+    ok(&run(&memory, None, false));
+    let o = run(
+        &[
+            "estimate",
+            "--model",
+            "acme/Gated-Llama-8B",
+            "--batch-size",
+            "1",
+            "--input-len",
+            "64",
+            "--output-len",
+            "4",
+        ],
+        None,
+        true,
+    );
+    ok(&o);
+    assert_eq!(seen.lock().unwrap().len(), before);
+    // A model the Hub does not have.
+    fails_with(
+        &run(
+            &["memory", "--model", "acme/Nope-1B", "--allow-download"],
+            Some("sekrit"),
+            false,
+        ),
+        &["acme/Nope-1B/resolve/main/config.json", "no such model"],
+    );
 }
 
 #[test]
@@ -214,16 +387,18 @@ fn database_devices_resolve_by_name() {
     let (o, _d) = servesim(&[
         "memory",
         "--hardware",
-        "rtx 5090",
+        "rtx 5080",
         "--max-model-len",
-        "8192",
+        "4096",
+        "--model",
+        "llama-3.2-3b",
     ]);
     ok(&o);
-    assert!(stdout(&o).contains("GeForce RTX 5090"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("GeForce RTX 5080"), "{}", stdout(&o));
     let (o, _d) = servesim(&[
         "estimate",
         "--hardware",
-        "L20",
+        "a800 pcie 80 gb",
         "--max-model-len",
         "4096",
         "--batch-size",
@@ -234,9 +409,13 @@ fn database_devices_resolve_by_name() {
         "8",
     ]);
     ok(&o);
-    assert!(stdout(&o).contains("on 1 × L20"), "{}", stdout(&o));
-    let (o, _d) = servesim(&["memory", "--hardware", "h800"]);
-    fails_with(&o, &["`h800` is ambiguous", "H800 SXM5"]);
+    assert!(
+        stdout(&o).contains("on 1 × A800 PCIe 80 GB"),
+        "{}",
+        stdout(&o)
+    );
+    let (o, _d) = servesim(&["memory", "--hardware", "a800"]);
+    fails_with(&o, &["`a800` is ambiguous", "A800 SXM4 80 GB"]);
 }
 
 /// `memory --min-gpus --catalog all` searches the database tier too.
