@@ -28,7 +28,8 @@ import sys
 from pathlib import Path
 
 SMALL = {"meta-llama/Llama-2-7b-hf", "meta-llama/Meta-Llama-3-8B", "mistralai/Mistral-7B-v0.1",
-         "Qwen/Qwen2-7B", "huggyllama/llama-7b"}
+         "Qwen/Qwen2-7B", "huggyllama/llama-7b", "Qwen/Qwen1.5-7B", "Deci/DeciLM-7B",
+         "BAAI/Aquila-7B", "bigscience/bloom-7b1", "EleutherAI/gpt-j-6b"}
 LARGE = {"meta-llama/Llama-2-70b-hf", "meta-llama/Meta-Llama-3-70B", "mistralai/Mixtral-8x7B-v0.1",
          "Qwen/Qwen2-72B"}
 # The stack each platform's rows are fitted on, and the group-name marker of its rows.

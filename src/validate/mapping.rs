@@ -59,43 +59,27 @@ pub fn model(name: &str) -> Result<ModelMapping, String> {
             note: None,
         })
     };
-    let llama3 = |id: &str| {
-        Ok(ModelMapping {
-            model: id.to_owned(),
-            max_model_len: Some(8192),
-            note: Some(format!(
-                "{name} is not shipped; {id} has the same layer shapes (it differs in RoPE scaling and maximum length, so max_model_len is set to Llama 3's 8192)"
-            )),
-        })
-    };
     match name.trim().to_ascii_lowercase().as_str() {
         "meta-llama/llama-2-7b-hf" => exact("meta-llama/Llama-2-7b-hf"),
         "meta-llama/llama-2-13b-hf" => exact("meta-llama/Llama-2-13b-hf"),
         "meta-llama/llama-2-70b-hf" | "llama2-70b" => exact("meta-llama/Llama-2-70b-hf"),
-        "meta-llama/meta-llama-3-8b" => llama3("meta-llama/Llama-3.1-8B"),
-        "meta-llama/meta-llama-3-70b" => llama3("meta-llama/Llama-3.1-70B"),
+        "meta-llama/meta-llama-3-8b" => exact("meta-llama/Meta-Llama-3-8B"),
+        "meta-llama/meta-llama-3-70b" => exact("meta-llama/Meta-Llama-3-70B"),
         "mistralai/mistral-7b-v0.1" => exact("mistralai/Mistral-7B-v0.1"),
         "mistralai/mixtral-8x7b-v0.1" => exact("mistralai/Mixtral-8x7B-v0.1"),
         "facebook/opt-6.7b" => exact("facebook/opt-6.7b"),
-        "qwen/qwen2-72b" => Ok(ModelMapping {
-            model: "Qwen/Qwen2.5-72B".into(),
-            max_model_len: None,
-            note: Some(format!(
-                "{name} is not shipped; Qwen/Qwen2.5-72B has the same layer shapes (80 layers, hidden 8192, 64 query / 8 KV heads, MLP 29568, vocabulary 152064)"
-            )),
-        }),
+        "qwen/qwen2-72b" => exact("Qwen/Qwen2-72B"),
+        "qwen/qwen2-7b" => exact("Qwen/Qwen2-7B"),
+        "qwen/qwen1.5-7b" => exact("Qwen/Qwen1.5-7B"),
+        "deci/decilm-7b" => exact("Deci/DeciLM-7B"),
+        "baai/aquila-7b" => exact("BAAI/Aquila-7B"),
+        "bigscience/bloom-7b1" => exact("bigscience/bloom-7b1"),
+        "eleutherai/gpt-j-6b" => exact("EleutherAI/gpt-j-6b"),
         "huggyllama/llama-7b" => Ok(ModelMapping {
             model: "meta-llama/Llama-2-7b-hf".into(),
             max_model_len: Some(2048),
             note: Some(format!(
                 "{name} (LLaMA 1) is not shipped; meta-llama/Llama-2-7b-hf has the same layer shapes (32 layers, hidden 4096, 32 heads, MLP 11008, vocabulary 32000); max_model_len is LLaMA 1's 2048"
-            )),
-        }),
-        "qwen/qwen2-7b" => Ok(ModelMapping {
-            model: "Qwen/Qwen2.5-7B".into(),
-            max_model_len: None,
-            note: Some(format!(
-                "{name} is not shipped; Qwen/Qwen2.5-7B has the same layer shapes (28 layers, hidden 3584, 28 query / 4 KV heads, MLP 18944, vocabulary 152064)"
             )),
         }),
         _ => Err(format!(
@@ -174,12 +158,7 @@ pub fn trtllm_model(name: &str) -> Result<ModelMapping, String> {
     };
     match base.as_str() {
         "llama-3.1-8b-instruct" => map("meta-llama/Llama-3.1-8B-Instruct", None),
-        "llama-3.3-70b-instruct" => map(
-            "meta-llama/Llama-3.1-70B",
-            Some(format!(
-                "{name}: Llama-3.3-70B-Instruct is not shipped; meta-llama/Llama-3.1-70B has the same layer shapes (80 layers, hidden 8192, 64 heads / 8 KV heads, FFN 28672, vocab 128256)"
-            )),
-        ),
+        "llama-3.3-70b-instruct" => map("meta-llama/Llama-3.3-70B-Instruct", None),
         "llama-3.1-405b-instruct" => map(
             "meta-llama/Llama-3.1-405B",
             Some(format!(
@@ -259,8 +238,10 @@ mod tests {
     #[test]
     fn maps_and_skips() {
         let m = model("meta-llama/Meta-Llama-3-8B").unwrap();
-        assert_eq!(m.model, "meta-llama/Llama-3.1-8B");
-        assert_eq!(m.max_model_len, Some(8192));
+        assert_eq!(m.model, "meta-llama/Meta-Llama-3-8B");
+        assert_eq!(m.max_model_len, None);
+        assert!(m.note.is_none());
+        let m = model("huggyllama/llama-7b").unwrap();
         assert!(m.note.unwrap().contains("same layer shapes"));
         assert_eq!(
             model("llama2-70b").unwrap().model,
@@ -316,8 +297,31 @@ mod tests {
             "Qwen/Qwen2-7B",
             "Qwen/Qwen2-72B",
             "huggyllama/llama-7b",
+            "Qwen/Qwen1.5-7B",
+            "Deci/DeciLM-7B",
+            "BAAI/Aquila-7B",
+            "bigscience/bloom-7b1",
+            "EleutherAI/gpt-j-6b",
         ] {
             models.resolve(&model(n).unwrap().model).unwrap();
+        }
+        // Every model of the Argonne table has a config (none is skipped).
+        let table = paths
+            .model_configs
+            .join("../../shared/validation/argonne-llm-inference-bench/All_results.csv");
+        if let Ok(text) = std::fs::read_to_string(&table) {
+            let mut r = csv::Reader::from_reader(text.as_bytes());
+            let col = r
+                .headers()
+                .unwrap()
+                .iter()
+                .position(|h| h == "Model")
+                .unwrap();
+            for row in r.records() {
+                let name = row.unwrap()[col].to_owned();
+                let m = model(&name).unwrap_or_else(|e| panic!("{e}"));
+                models.resolve(&m.model).unwrap();
+            }
         }
         // The stand-ins have the shapes of the models they stand for.
         let shape = |id: &str| {
@@ -331,8 +335,6 @@ mod tests {
                 a.num_kv_heads,
             )
         };
-        assert_eq!(shape("Qwen/Qwen2.5-72B"), (8192, 80, 152064, 64, 8));
-        assert_eq!(shape("Qwen/Qwen2.5-7B"), (3584, 28, 152064, 28, 4));
         assert_eq!(shape("meta-llama/Llama-2-7b-hf"), (4096, 32, 32000, 32, 32));
         assert_eq!(
             model("huggyllama/llama-7b").unwrap().max_model_len,
@@ -399,8 +401,7 @@ mod tests {
     #[test]
     fn trtllm_names_map_skip_and_check_precision() {
         let m = trtllm_model("nvidia/Llama-3.3-70B-Instruct-FP8|FP4").unwrap();
-        assert_eq!(m.model, "meta-llama/Llama-3.1-70B");
-        assert!(m.note.unwrap().contains("same layer shapes"));
+        assert_eq!(m.model, "meta-llama/Llama-3.3-70B-Instruct");
         assert_eq!(
             trtllm_model("nvidia/Llama-3.1-8B-Instruct-FP8")
                 .unwrap()

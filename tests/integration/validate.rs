@@ -46,7 +46,7 @@ fn trtllm_throughput_table_validates_end_to_end() {
     assert_eq!(moe["model"], "Qwen/Qwen3-30B-A3B-Instruct-2507");
     let dense = by_name("llama-3.3-70b-instruct_rtx6000problackwellserver_tp1_pp2_fp4");
     assert_eq!(dense["pipeline_parallel_size"], 2);
-    assert_eq!(dense["model"], "meta-llama/Llama-3.1-70B");
+    assert_eq!(dense["model"], "meta-llama/Llama-3.3-70B-Instruct");
 
     let v = json(&out.join("llama-3.1-8b-instruct_h100_tp1_pp1_fp8/validation.json"));
     assert_eq!(v["kind"], "offline-throughput");
