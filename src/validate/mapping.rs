@@ -172,9 +172,18 @@ pub fn trtllm_model(name: &str) -> Result<ModelMapping, String> {
                 "{name}: Qwen/Qwen3-30B-A3B-Instruct-2507 has the same layer shapes as Qwen3-30B-A3B (it differs in maximum length)"
             )),
         ),
-        b if b.starts_with("llama-4") => Err(format!(
-            "model `{name}` (Llama 4, multimodal MoE) has no shipped config"
-        )),
+        "llama-4-scout-17b-16e-instruct" | "llama-4-scout-17b-16e" => map(
+            "meta-llama/Llama-4-Scout-17B-16E-Instruct",
+            Some(format!(
+                "{name}: the language model only (the vision encoder is not run by a text benchmark); chunked local attention is costed as full attention"
+            )),
+        ),
+        "llama-4-maverick-17b-128e-instruct" => map(
+            "meta-llama/Llama-4-Maverick-17B-128E-Instruct",
+            Some(format!(
+                "{name}: the language model only; chunked local attention is costed as full attention"
+            )),
+        ),
         _ => Err(format!(
             "model `{name}` has no shipped config with the same shapes"
         )),
@@ -412,9 +421,13 @@ mod tests {
             trtllm_model("nvidia/Qwen3-30B-A3B-FP4").unwrap().model,
             "Qwen/Qwen3-30B-A3B-Instruct-2507"
         );
-        let e = trtllm_model("Llama-4-Scout-17B-16E (nvidia FP8/FP4 ckpt)").unwrap_err();
-        assert!(e.contains("Llama 4"), "{e}");
-        assert!(trtllm_model("nvidia/Llama-4-Maverick-17B-128E-Instruct-FP8|FP4").is_err());
+        let m = trtllm_model("Llama-4-Scout-17B-16E (nvidia FP8/FP4 ckpt)").unwrap();
+        assert_eq!(m.model, "meta-llama/Llama-4-Scout-17B-16E-Instruct");
+        assert!(m.note.unwrap().contains("language model only"));
+        let m = trtllm_model("nvidia/Llama-4-Maverick-17B-128E-Instruct-FP8|FP4").unwrap();
+        assert_eq!(m.model, "meta-llama/Llama-4-Maverick-17B-128E-Instruct");
+        let e = trtllm_model("nvidia/Mistral-Large-3-675B-FP4").unwrap_err();
+        assert!(e.contains("no shipped config"), "{e}");
         assert!(trtllm_model("nvidia/Mystery-1B-FP8").is_err());
         assert!(trtllm_precision_matches("nvidia/Qwen3-30B-A3B-FP4", "FP4"));
         assert!(!trtllm_precision_matches("nvidia/Qwen3-30B-A3B-FP4", "FP8"));

@@ -304,7 +304,7 @@ mod tests {
             "nvidia/Llama-3.1-8B-Instruct-FP8,H100,1,1,1,FP8,1000,1000,3000,15220\n\
              nvidia/Llama-3.1-8B-Instruct-FP8,H100,1,1,1,FP8,128,128,30000,28312\n\
              nvidia/Qwen3-235B-A22B-FP8|FP4,B200,8,8,1,FP4,128,128,30000,80000.5\n\
-             Llama-4-Scout-17B-16E (nvidia FP8/FP4 ckpt),B200,1,1,1,FP4,128,128,30000,25342\n\
+             nvidia/Mistral-Large-3-675B-FP4,B200,1,1,1,FP4,128,128,30000,25342\n\
              nvidia/Qwen3-30B-A3B-FP4,H100,1,1,1,FP8,128,128,30000,1000\n\
              nvidia/Llama-3.1-8B-Instruct-FP8,MI300X,1,1,1,FP8,128,128,30000,1000\n",
         );
@@ -326,7 +326,7 @@ mod tests {
         assert_eq!(q.key.precision.weight_dtype(), DType::Nvfp4);
         assert_eq!(q.rows[0].output_tokens_per_s, 80000.5);
         assert_eq!(t.skipped.len(), 3, "{:?}", t.skipped);
-        assert!(t.skipped.iter().any(|s| s.contains("Llama 4")));
+        assert!(t.skipped.iter().any(|s| s.contains("Mistral-Large-3")));
         assert!(t.skipped.iter().any(|s| s.contains("another checkpoint")));
         assert!(t.skipped.iter().any(|s| s.contains("MI300X")));
     }
