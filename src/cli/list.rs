@@ -268,8 +268,8 @@ pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
                 .entries()
                 .iter()
                 .filter(|e| model_filter.matches(e))
-                .map(|e| {
-                    let s = &e.spec;
+                .map(|e| -> Result<ModelRow> {
+                    let s = e.spec()?;
                     let p = s.params();
                     let attention = s.layers.first().map_or_else(String::new, |l| {
                         let a = &l.attention;
@@ -291,7 +291,7 @@ pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
                         .quantization
                         .as_ref()
                         .map_or(s.weight_format.torch_dtype, |q| q.dtype);
-                    ModelRow {
+                    Ok(ModelRow {
                         id: e.id.clone(),
                         params_total: p.total,
                         params_active: p.active,
@@ -302,9 +302,9 @@ pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
                         weight_gib: s.weight_bytes(None) / servesim::units::BYTES_PER_GIB,
                         weight_dtype: wdt.to_string(),
                         max_position_embeddings: s.max_position_embeddings,
-                    }
+                    })
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             emit(args.format, &rows, || {
                 let mut t = Table::new(&[
                     "model",

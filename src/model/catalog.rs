@@ -14,19 +14,30 @@ use std::path::{Path, PathBuf};
 /// How many "did you mean" suggestions an unknown name gets.
 const SUGGESTIONS: usize = 3;
 
-/// One parsed config of a catalog.
+/// One config of a catalog, parsed when first needed (at once by [`ModelCatalog::load`],
+/// on demand in a catalog from [`ModelCatalog::for_paths`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CatalogEntry {
     /// `org/name`, as the file is named.
     pub id: String,
-    /// The parsed architecture.
-    pub spec: ModelSpec,
+    /// The config file.
+    pub path: PathBuf,
+    spec: std::sync::OnceLock<ModelSpec>,
 }
 
 impl CatalogEntry {
     /// The part of the id after the organization (`Llama-3.1-8B`).
     pub fn short_name(&self) -> &str {
         short_name(&self.id)
+    }
+
+    /// The parsed architecture; an error names the file and field.
+    pub fn spec(&self) -> Result<&ModelSpec> {
+        if let Some(s) = self.spec.get() {
+            return Ok(s);
+        }
+        let parsed = ModelSpec::from_file_named(&self.path, self.id.clone())?;
+        Ok(self.spec.get_or_init(|| parsed))
     }
 }
 
@@ -46,7 +57,7 @@ fn short_name(id: &str) -> &str {
     id.rsplit_once('/').map_or(id, |(_, s)| s)
 }
 
-/// The model configs of one folder, parsed, sorted by id.
+/// The model configs of one folder, sorted by id.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelCatalog {
     dir: PathBuf,
@@ -61,6 +72,15 @@ impl ModelCatalog {
     /// Fails on an unreadable folder or on the first malformed config, naming its file
     /// and field.
     pub fn load(dir: &Path) -> Result<ModelCatalog> {
+        let catalog = Self::list(dir)?;
+        for e in &catalog.entries {
+            e.spec()?;
+        }
+        Ok(catalog)
+    }
+
+    /// The files of `dir`, each parsed only when a command needs it.
+    fn list(dir: &Path) -> Result<ModelCatalog> {
         let mut entries = Vec::new();
         for org in sorted_children(dir)? {
             if !org.is_dir() {
@@ -76,9 +96,11 @@ impl ModelCatalog {
                 if !file.is_file() {
                     continue;
                 }
-                let id = format!("{org_name}/{name}");
-                let spec = ModelSpec::from_file_named(&file, id.clone())?;
-                entries.push(CatalogEntry { id, spec });
+                entries.push(CatalogEntry {
+                    id: format!("{org_name}/{name}"),
+                    path: file,
+                    spec: std::sync::OnceLock::new(),
+                });
             }
         }
         entries.sort_by(|a, b| {
@@ -92,9 +114,11 @@ impl ModelCatalog {
     }
 
     /// The catalog of `paths.model_configs`, downloading unknown `org/name` configs from
-    /// the Hub when `paths.hub_download` allows it.
+    /// the Hub when `paths.hub_download` allows it. Only the configs a command resolves
+    /// are parsed (a run reads one of the ~100 files), so a malformed file is reported
+    /// when it is named.
     pub fn for_paths(paths: &crate::paths::DataPaths) -> Result<ModelCatalog> {
-        let mut catalog = Self::load(&paths.model_configs)?;
+        let mut catalog = Self::list(&paths.model_configs)?;
         catalog.hub_download = paths.hub_download.clone();
         Ok(catalog)
     }
@@ -154,7 +178,7 @@ impl ModelCatalog {
             }
         }
         match self.get(name) {
-            Ok(e) => Ok(e.spec.clone()),
+            Ok(e) => e.spec().cloned(),
             Err(Error::Unknown { .. }) if self.downloadable(name) => {
                 self.download(name.trim(), hub_cache)
             }
@@ -267,9 +291,9 @@ impl ModelFilter {
         let norm = |s: &str| s.to_ascii_lowercase().replace('-', "_");
         let family_ok = self.family.as_deref().is_none_or(|f| {
             let f = norm(f.trim());
-            norm(&e.spec.model_type).starts_with(&f) || norm(&e.id).contains(&f)
+            e.spec().is_ok_and(|s| norm(&s.model_type).starts_with(&f)) || norm(&e.id).contains(&f)
         });
-        let b = e.spec.params().total as f64 / 1e9;
+        let b = e.spec().map_or(0.0, |s| s.params().total as f64 / 1e9);
         family_ok
             && self.min_params_b.is_none_or(|m| b >= m)
             && self.max_params_b.is_none_or(|m| b <= m)
@@ -429,5 +453,15 @@ mod tests {
                 bad.display()
             )
         );
+        // A command's catalog parses only what it resolves: the broken file does not
+        // stop a run that names another model, and is reported when named.
+        let lazy = ModelCatalog::for_paths(&DataPaths {
+            model_configs: dir.path().to_owned(),
+            ..DataPaths::builtin()
+        })
+        .unwrap();
+        assert_eq!(lazy.resolve("b/m").unwrap().name, "b/m");
+        let e = lazy.resolve("a/bad").unwrap_err().to_string();
+        assert!(e.contains("field `hidden_size`"), "{e}");
     }
 }

@@ -200,7 +200,7 @@ mod tests {
         let cat = catalog();
         assert_eq!(cat.entries().len(), expected.len());
         for &(id, bytes) in expected {
-            let spec = &cat.get(id).unwrap().spec;
+            let spec = cat.get(id).unwrap().spec().unwrap();
             assert_eq!(spec.kv_bytes_per_token(DType::Bf16), bytes, "{id}");
             assert_eq!(spec.kv_bytes_per_token(DType::Fp8), bytes / 2.0, "{id}");
         }

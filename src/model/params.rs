@@ -568,7 +568,7 @@ mod tests {
             assert!(cat.get(id).is_ok() && !TOTALS.iter().any(|t| t.0 == *id));
         }
         for &(id, computed, published, unit) in TOTALS {
-            let spec = &cat.get(id).unwrap().spec;
+            let spec = cat.get(id).unwrap().spec().unwrap();
             let p = spec.params();
             assert_eq!(p.total, computed, "{id}");
             assert_close(id, "total", p.total, published, unit);
