@@ -18,8 +18,13 @@ use std::path::PathBuf;
 /// Changes whenever the file layout or any cached fit's algorithm changes.
 const FORMAT: u32 = 1;
 
-/// The cache folder, or None when the cache is off or no folder is known.
+/// The cache folder of fits, or None when the cache is off or no folder is known.
 fn dir() -> Option<PathBuf> {
+    Some(root()?.join("fits"))
+}
+
+/// servesim's cache folder (see the module docs), or None when the cache is off.
+pub(crate) fn root() -> Option<PathBuf> {
     let root = match std::env::var_os("SERVESIM_CACHE_DIR") {
         Some(d) if d.is_empty() => return None,
         Some(d) => PathBuf::from(d),
@@ -28,7 +33,7 @@ fn dir() -> Option<PathBuf> {
             None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/servesim"),
         },
     };
-    Some(root.join("fits"))
+    Some(root)
 }
 
 /// The key of a fit called `name` on `inputs`.

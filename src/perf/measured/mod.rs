@@ -42,6 +42,7 @@ mod gemm;
 mod measurements;
 mod ops;
 mod profile;
+mod profile_cache;
 mod table;
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@
 use super::table::{MonotoneTable, Table2};
 use crate::error::{Error, Result};
 use crate::hardware::LinkSpec;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The layer shape a profile was measured for (`[shape]` of `profile.toml`).
@@ -51,7 +51,7 @@ pub(crate) struct ProfileMeta {
 }
 
 /// What an operator is, from `shapes.csv`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum OpKind {
     /// A GEMM: `in_features × out_features` weight on one GPU.
     Linear,
@@ -86,7 +86,7 @@ impl OpKind {
 }
 
 /// One measured operator table.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct MeasuredOp {
     pub name: String,
     pub kind: OpKind,
@@ -102,7 +102,7 @@ pub(crate) struct MeasuredOp {
 }
 
 /// One row of `attention.csv` (µs for one layer on one GPU).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct AttentionRow {
     pub prefill_chunk: f64,
     pub kv_prefill: f64,
@@ -113,7 +113,7 @@ pub(crate) struct AttentionRow {
 
 /// One row of `skew_samples.csv`: a decode batch with two context lengths.
 #[cfg_attr(not(test), allow(dead_code))]
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SkewSample {
     pub mixed: bool,
     pub n_decode: f64,
@@ -128,7 +128,7 @@ pub(crate) struct SkewSample {
 }
 
 /// Everything measured for one model at one tensor-parallel size.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct TpProfile {
     pub tp: u32,
     pub ops: Vec<MeasuredOp>,
@@ -442,7 +442,14 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
     }
 }
 
+/// The profile of one TP folder: from the start-up cache when it holds this folder's
+/// files as they are now ([`super::profile_cache`]), else parsed (and stored).
 fn load_tp(dir: &Path, tp: u32) -> Result<TpProfile> {
+    super::profile_cache::cached(dir, tp, || parse_tp(dir, tp))
+}
+
+/// Parse one TP folder's CSV files.
+pub(super) fn parse_tp(dir: &Path, tp: u32) -> Result<TpProfile> {
     // shapes.csv: op,kind,in_features,out_features,kernels,calls_per_layer
     let shapes_path = dir.join("shapes.csv");
     let shapes = Csv::read(

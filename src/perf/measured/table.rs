@@ -16,7 +16,7 @@
 //! Results are therefore finite, non-negative and non-decreasing for every input.
 
 /// Measured `y(x)`, made non-decreasing, with floor and linear extrapolation.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct MonotoneTable {
     xs: Vec<f64>,
     ys: Vec<f64>,
@@ -116,7 +116,7 @@ fn pava(y: &[f64], w: &[f64]) -> Vec<f64> {
 /// A measured time over two sizes (tokens × activated experts for MoE blocks): one
 /// [`MonotoneTable`] over the first size per measured value of the second, linear
 /// between them, constant below the first, linear beyond the last.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Table2 {
     keys: Vec<f64>,
     rows: Vec<MonotoneTable>,
