@@ -37,7 +37,9 @@ impl HubDownload {
 }
 
 /// The files fetched: the config, then an optional quantization description.
+#[cfg(feature = "hub")]
 const CONFIG: &str = "config.json";
+#[cfg(feature = "hub")]
 const MODELOPT_QUANT: &str = "hf_quant_config.json";
 
 /// Fetch `id`'s (`org/name`) config into the hub cache `cache` and return the snapshot
