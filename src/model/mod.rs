@@ -135,6 +135,9 @@ impl ModelSpec {
 }
 
 #[cfg(test)]
+mod family_tests;
+
+#[cfg(test)]
 pub(crate) mod test_util {
     use super::*;
     use crate::paths::DataPaths;
