@@ -167,6 +167,15 @@ impl Deployment {
         stack: Arc<ServingStack>,
         req: &DeploymentRequest,
     ) -> Result<Self> {
+        // The engine's defaults on this GPU (vLLM raises them on large GPUs).
+        let on_device = stack.scheduler.for_device(&gpu);
+        let stack = if on_device == stack.scheduler {
+            stack
+        } else {
+            let mut s = (*stack).clone();
+            s.scheduler = on_device;
+            Arc::new(s)
+        };
         let tp = req.tensor_parallel_size.unwrap_or(1);
         let pp = req.pipeline_parallel_size.unwrap_or(1);
         let act_dtype = match req.dtype.as_deref().map(str::trim) {

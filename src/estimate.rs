@@ -545,9 +545,14 @@ mod tests {
 
     #[test]
     fn a_prompt_longer_than_the_token_budget_is_chunked() {
-        // 3000 tokens under a 2048-token budget: 1 ms + 2048 × 10 µs, then
-        // 1 ms + 952 × 10 µs: the first token at 32 ms. One-token output: TPOT 0.
-        let e = estimate(&setup(EngineOverrides::default()), batch(1, 3000, 1)).unwrap();
+        // 3000 tokens under a 2048-token budget (set: the H100's own default is 8192):
+        // 1 ms + 2048 × 10 µs, then 1 ms + 952 × 10 µs: the first token at 32 ms.
+        // One-token output: TPOT 0.
+        let budget = EngineOverrides {
+            max_num_batched_tokens: Some(2048),
+            ..EngineOverrides::default()
+        };
+        let e = estimate(&setup(budget), batch(1, 3000, 1)).unwrap();
         assert_eq!(e.prefill_iterations, 2);
         assert!(near(e.ttft_s, 0.032), "{}", e.ttft_s);
         assert_eq!(e.tpot_s, 0.0);

@@ -61,6 +61,19 @@ struct SchedulerSection {
     async_scheduling: bool,
     #[allow(dead_code)]
     source: String,
+    large_device: Option<LargeDeviceSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LargeDeviceSection {
+    min_memory_gib: f64,
+    #[serde(default)]
+    exclude_names: Vec<String>,
+    max_num_seqs: u32,
+    max_num_batched_tokens: u32,
+    #[allow(dead_code)]
+    source: String,
 }
 
 #[derive(Deserialize)]
@@ -295,6 +308,12 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             num_scheduler_steps: s.num_scheduler_steps,
             block_size: s.block_size,
             async_scheduling: s.async_scheduling,
+            large_device: s.large_device.as_ref().map(|l| super::LargeDeviceDefaults {
+                min_memory_gib: l.min_memory_gib,
+                exclude_names: l.exclude_names.clone(),
+                max_num_seqs: l.max_num_seqs,
+                max_num_batched_tokens: l.max_num_batched_tokens,
+            }),
         },
         execution,
         api_server,

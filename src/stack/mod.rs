@@ -56,6 +56,44 @@ pub struct SchedulerDefaults {
     pub block_size: u32,
     /// Asynchronous scheduling: iteration k+1 is scheduled when iteration k starts.
     pub async_scheduling: bool,
+    /// Larger defaults the engine picks on GPUs with more memory, if it does.
+    pub large_device: Option<LargeDeviceDefaults>,
+}
+
+/// The scheduler defaults an engine picks on a large GPU (vLLM's
+/// `EngineArgs.get_batch_defaults`: 8,192 tokens and 1,024 sequences for the OpenAI
+/// server on GPUs with at least 70 GiB that are not A100s, whose throughput the larger
+/// budget lowered).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LargeDeviceDefaults {
+    /// The least total device memory, GiB (as the engine reads it: the runtime's total).
+    pub min_memory_gib: f64,
+    /// Case-insensitive parts of a device name that keep the small defaults.
+    pub exclude_names: Vec<String>,
+    /// `--max-num-seqs` on such a device.
+    pub max_num_seqs: u32,
+    /// `--max-num-batched-tokens` on such a device.
+    pub max_num_batched_tokens: u32,
+}
+
+impl SchedulerDefaults {
+    /// The defaults the engine picks on `gpu`: the large-device ones where they apply.
+    pub fn for_device(&self, gpu: &crate::hardware::GpuSpec) -> SchedulerDefaults {
+        let mut s = self.clone();
+        if let Some(l) = &self.large_device {
+            let name = gpu.name.to_ascii_lowercase();
+            let big = gpu.memory_bytes() >= l.min_memory_gib * crate::units::BYTES_PER_GIB;
+            let excluded = l
+                .exclude_names
+                .iter()
+                .any(|x| name.contains(&x.to_ascii_lowercase()));
+            if big && !excluded {
+                s.max_num_seqs = l.max_num_seqs;
+                s.max_num_batched_tokens = l.max_num_batched_tokens;
+            }
+        }
+        s
+    }
 }
 
 /// Work outside the engine on a request's path: the API server.

@@ -294,3 +294,24 @@ fn a_rocm_builds_gemms_and_dispatch_gaps_are_its_own() {
     let e = load_error_with_line(&rocm, "bandwidth_efficiency", "1.5");
     assert!(e.contains("gemm.bandwidth_efficiency"), "{e}");
 }
+
+#[test]
+fn vllm_raises_its_batch_defaults_on_large_gpus_but_not_a100() {
+    let v1 = ServingStack::load(&paths(), None).unwrap();
+    let hw = crate::hardware::HardwareCatalog::load(&paths().hardware_dir()).unwrap();
+    let on = |name: &str| {
+        let s = v1.scheduler.for_device(hw.get(name).unwrap());
+        (s.max_num_batched_tokens, s.max_num_seqs)
+    };
+    assert_eq!(on("h100"), (8192, 1024));
+    assert_eq!(on("h200"), (8192, 1024));
+    assert_eq!(on("rtx-pro-6000"), (8192, 1024));
+    assert_eq!(on("a100-80gb"), (2048, 256), "A100 is excluded by name");
+    assert_eq!(on("l40s"), (2048, 256), "48 GB is below 70 GiB");
+    // Stacks without the rule keep their defaults everywhere.
+    let v0 = ServingStack::load(&paths(), Some("vllm-0.5")).unwrap();
+    assert_eq!(
+        v0.scheduler.for_device(hw.get("h100").unwrap()),
+        v0.scheduler
+    );
+}
