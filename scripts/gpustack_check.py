@@ -3,7 +3,8 @@
 through `servesim simulate` and compare mean TTFT, mean TPOT and the run's duration.
 
 Each random-dataset row becomes a burst: every request at t = 0 (vllm bench serve with no
---request-rate), each of the row's mean input and output length (totals / requests).
+--request-rate), each of the row's mean input and output length (totals / requests), on
+the stack of its vLLM version (vllm-v1-sync before 0.14, vllm-v1 after).
 Rows of models servesim does not ship, and the ShareGPT rows (their prompts are not
 here), are skipped and listed. Nothing here was used to fit any parameter.
 
@@ -60,7 +61,11 @@ def main():
             for i in range(n):
                 f.write(f"{i},0,{isl},{osl}\n")
         run_dir = out / name
+        # vLLM before 0.14 schedules synchronously (stacks/vllm-v1-sync.toml).
+        major, minor = (int(x) for x in r["engine_version"].split(".")[:2])
+        stack = "vllm-v1" if (major, minor) >= (0, 14) else "vllm-v1-sync"
         cmd = [args.servesim, "simulate", "--trace", str(trace), "--model", model,
+               "--serving-stack", stack,
                "--hardware", r["gpu"], "--tensor-parallel-size", r["tensor_parallel_size"],
                "--max-model-len", str(isl + osl + 16), "--output-dir", str(run_dir)]
         p = subprocess.run(cmd, capture_output=True, text=True)
