@@ -159,6 +159,20 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             return Err(bad(key, "must be at least 1".into()));
         }
     }
+    if let Some(l) = &s.large_device {
+        non_negative("scheduler.large_device.min_memory_gib", l.min_memory_gib)?;
+        for (key, v) in [
+            ("scheduler.large_device.max_num_seqs", l.max_num_seqs),
+            (
+                "scheduler.large_device.max_num_batched_tokens",
+                l.max_num_batched_tokens,
+            ),
+        ] {
+            if v == 0 {
+                return Err(bad(key, "must be at least 1".into()));
+            }
+        }
+    }
     let g = &f.cuda_graphs;
     let mut sizes = g.capture_sizes.clone();
     for [from, to, step] in &g.capture_ranges {

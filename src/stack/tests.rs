@@ -104,6 +104,18 @@ fn unknown_stacks_and_bad_fields_are_named() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("bad.toml:") && e.contains("sometimes"), "{e}");
+    std::fs::write(
+        &bad,
+        text.replace("max_num_seqs = 1024", "max_num_seqs = 0"),
+    )
+    .unwrap();
+    let e = ServingStack::load(&paths(), bad.to_str())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("scheduler.large_device.max_num_seqs") && e.contains("at least 1"),
+        "{e}"
+    );
 }
 
 #[test]
