@@ -164,3 +164,10 @@ if [ "$CV" = 1 ]; then
     echo "## Argonne per platform, and leave-model-group-out"
     python3 scripts/argonne_folds.py --validation-dir "$V" --out "$OUT"
 fi
+
+# Bursts never fitted on (perf_model/measurements/serving-gpustack/): the same in every
+# mode, as no stack constant was fitted on them.
+echo
+echo "## gpustack vLLM bursts (never fitted on)"
+python3 scripts/gpustack_check.py --servesim target/release/servesim --out "$OUT/gpustack" \
+    | grep -E "^median|failed" || echo "FAILED: gpustack"
