@@ -38,17 +38,22 @@ pub(crate) fn root() -> Option<PathBuf> {
 
 /// The key of a fit called `name` on `inputs`.
 fn key(name: &str, inputs: &[f64]) -> String {
-    let mut halves = [0u64; 2];
-    for (salt, half) in halves.iter_mut().enumerate() {
+    let bits: Vec<u64> = inputs.iter().map(|x| x.to_bits()).collect();
+    format!(
+        "{name}-{}",
+        hash128(&(FORMAT, env!("CARGO_PKG_VERSION"), name, bits))
+    )
+}
+
+/// 128 bits of hash of `value` (two differently salted 64-bit hashes), as 32 hex digits:
+/// the cache keys.
+pub(crate) fn hash128(value: &impl Hash) -> String {
+    let half = |salt: u64| {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        (salt, FORMAT, env!("CARGO_PKG_VERSION"), name).hash(&mut h);
-        for x in inputs {
-            x.to_bits().hash(&mut h);
-        }
-        inputs.len().hash(&mut h);
-        *half = h.finish();
-    }
-    format!("{name}-{:016x}{:016x}", halves[0], halves[1])
+        (salt, value).hash(&mut h);
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(0), half(1))
 }
 
 /// `fit()`'s `N` numbers for `inputs`, from the cache when it holds them (the same bits
@@ -66,7 +71,7 @@ pub(crate) fn cached<const N: usize>(
         return Some(v);
     }
     let out = fit()?;
-    write(&dir, &path, &out);
+    write(&path, &out);
     Some(out)
 }
 
@@ -81,16 +86,24 @@ fn read<const N: usize>(path: &std::path::Path) -> Option<[f64; N]> {
     lines.next().is_none().then_some(out)
 }
 
-/// Store an entry through a temporary file and a rename, so a reader never sees half of
-/// it; any failure leaves the cache as it was.
-fn write(dir: &std::path::Path, path: &std::path::Path, values: &[f64]) {
+/// Store an entry of `values` (one hexadecimal bit pattern per line).
+fn write(path: &std::path::Path, values: &[f64]) {
     let text: String = values
         .iter()
         .map(|x| format!("{:016x}\n", x.to_bits()))
         .collect();
+    write_atomic(path, text.as_bytes());
+}
+
+/// Store `bytes` at `path` through a temporary file and a rename, so a reader never sees
+/// half of it; any failure leaves the cache as it was.
+pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) {
+    let Some(dir) = path.parent() else {
+        return;
+    };
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let ok = std::fs::create_dir_all(dir).is_ok()
-        && std::fs::write(&tmp, text).is_ok()
+        && std::fs::write(&tmp, bytes).is_ok()
         && std::fs::rename(&tmp, path).is_ok();
     if !ok {
         let _ = std::fs::remove_file(&tmp);
@@ -116,7 +129,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x");
         let v = [0.1, -0.0, f64::MIN_POSITIVE, 1e300, f64::NAN];
-        write(dir.path(), &path, &v);
+        write(&path, &v);
         let back: [f64; 5] = read(&path).unwrap();
         assert_eq!(v.map(f64::to_bits), back.map(f64::to_bits));
         assert!(read::<4>(&path).is_none(), "too many lines");

@@ -14,7 +14,6 @@
 
 use super::profile::TpProfile;
 use crate::error::Result;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 /// Changes whenever [`TpProfile`]'s layout or its parsing changes.
@@ -61,14 +60,8 @@ fn key(dir: &Path, tp: u32) -> Option<String> {
         })
         .collect();
     files.sort();
-    let mut halves = [0u64; 2];
-    for (salt, half) in halves.iter_mut().enumerate() {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (salt, FORMAT, env!("CARGO_PKG_VERSION"), tp, dir).hash(&mut h);
-        files.hash(&mut h);
-        *half = h.finish();
-    }
-    Some(format!("tp-{:016x}{:016x}", halves[0], halves[1]))
+    let id = (FORMAT, env!("CARGO_PKG_VERSION"), tp, dir, files);
+    Some(format!("tp-{}", super::fit_cache::hash128(&id)))
 }
 
 fn read(path: &Path) -> Option<TpProfile> {
@@ -76,21 +69,10 @@ fn read(path: &Path) -> Option<TpProfile> {
     postcard::from_bytes(&bytes).ok()
 }
 
-/// Store an entry through a temporary file and a rename, so a reader never sees half of
-/// it; any failure leaves the cache as it was.
+/// Store an entry (atomically: [`super::fit_cache::write_atomic`]).
 fn write(path: &Path, p: &TpProfile) {
-    let Ok(bytes) = postcard::to_stdvec(p) else {
-        return;
-    };
-    let Some(dir) = path.parent() else {
-        return;
-    };
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let ok = std::fs::create_dir_all(dir).is_ok()
-        && std::fs::write(&tmp, bytes).is_ok()
-        && std::fs::rename(&tmp, path).is_ok();
-    if !ok {
-        let _ = std::fs::remove_file(&tmp);
+    if let Ok(bytes) = postcard::to_stdvec(p) {
+        super::fit_cache::write_atomic(path, &bytes);
     }
 }
 
