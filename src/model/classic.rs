@@ -13,7 +13,7 @@
 
 use super::build::Common;
 use super::config::RawConfig;
-use super::layers::two_matrix_ops;
+use super::layers::two_matrix_layer;
 use super::spec::*;
 use crate::error::Result;
 
@@ -133,24 +133,17 @@ pub(crate) fn classic_layers(
     };
     Ok(c.kinds
         .iter()
-        .map(|&kind| LayerSpec {
-            attention: AttentionSpec {
+        .map(|&kind| {
+            two_matrix_layer(
+                c,
                 kind,
-                num_heads: c.heads,
-                num_kv_heads: c.kv_heads,
-                head_dim: c.head_dim,
-                v_head_dim: c.head_dim,
-                rotary_dim: rotary,
-                mla: None,
-                sinks: false,
-            },
-            ffn: FfnSpec::Dense {
-                intermediate_size: inter,
-                gated: false,
-            },
-            ops: two_matrix_ops(c, attn_bias, mlp_bias, inter),
-            norms: norms.clone(),
-            parallel_attn_mlp: parallel,
+                attn_bias,
+                mlp_bias,
+                inter,
+                rotary,
+                norms.clone(),
+                parallel,
+            )
         })
         .collect())
 }

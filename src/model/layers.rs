@@ -400,12 +400,7 @@ pub(crate) fn decoder_layers(
 
 /// Fused q/k/v and o (biased when `attn_bias`), then a 2-matrix MLP (biased when
 /// `mlp_bias`).
-pub(crate) fn two_matrix_ops(
-    c: &Common,
-    attn_bias: bool,
-    mlp_bias: bool,
-    inter: u64,
-) -> Vec<LinearOp> {
+fn two_matrix_ops(c: &Common, attn_bias: bool, mlp_bias: bool, inter: u64) -> Vec<LinearOp> {
     let (h, d) = (c.hidden, c.head_dim);
     let qkv_out = (c.heads + 2 * c.kv_heads) * d;
     vec![
@@ -466,11 +461,14 @@ fn kv_heads_per_layer(raw: &RawConfig, c: &Common) -> Result<Option<Vec<u64>>> {
     Ok(Some(list))
 }
 
-/// A multi-head attention block with fused biased q/k/v and o, and a 2-matrix MLP.
-fn two_matrix_layer(
+/// A multi-head attention block with fused q/k/v and o (biased when `attn_bias`), and
+/// a 2-matrix MLP (biased when `mlp_bias`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn two_matrix_layer(
     c: &Common,
     kind: AttentionKind,
-    bias: bool,
+    attn_bias: bool,
+    mlp_bias: bool,
     inter: u64,
     rotary_dim: u64,
     norms: Vec<NormSpec>,
@@ -491,7 +489,7 @@ fn two_matrix_layer(
             intermediate_size: inter,
             gated: false,
         },
-        ops: two_matrix_ops(c, bias, bias, inter),
+        ops: two_matrix_ops(c, attn_bias, mlp_bias, inter),
         norms,
         parallel_attn_mlp,
     }
@@ -519,7 +517,7 @@ pub(crate) fn opt_layers(raw: &RawConfig, c: &Common) -> Result<Vec<LayerSpec>> 
     };
     Ok(c.kinds
         .iter()
-        .map(|&kind| two_matrix_layer(c, kind, bias, inter, 0, norms.clone(), false))
+        .map(|&kind| two_matrix_layer(c, kind, bias, bias, inter, 0, norms.clone(), false))
         .collect())
 }
 
@@ -545,6 +543,6 @@ pub(crate) fn phi_layers(raw: &RawConfig, c: &Common) -> Result<Vec<LayerSpec>> 
     }
     Ok(c.kinds
         .iter()
-        .map(|&kind| two_matrix_layer(c, kind, true, inter, rotary, norms.clone(), true))
+        .map(|&kind| two_matrix_layer(c, kind, true, true, inter, rotary, norms.clone(), true))
         .collect())
 }
