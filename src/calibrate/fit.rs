@@ -146,6 +146,8 @@ impl Calibration {
             attention_compute_efficiency: x[k],
             step_overhead_s: x[k + 1],
             per_layer_overhead_s: x[k + 2],
+            // This in-sample serving fit predates kernel latencies and models none.
+            kernel_latency_s: 0.0,
         }
     }
 

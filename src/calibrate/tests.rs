@@ -82,6 +82,7 @@ fn recovers_known_parameters() {
         attention_compute_efficiency: 0.35,
         step_overhead_s: 0.0025,
         per_layer_overhead_s: 0.00004,
+        kernel_latency_s: 0.0,
     };
     let c = synthetic(&truth, None);
     let fit = c.fit(&start(), &optimize::NelderMead::default()).unwrap();

@@ -55,6 +55,10 @@ pub struct RooflineParams {
     /// Extra cost per decoder layer per iteration, s. Not used by the model (launch
     /// costs come from the stack file); fitted by `servesim calibrate`.
     pub per_layer_overhead_s: f64,
+    /// Fixed GPU time of every GEMM and attention kernel beside its roofline time, s:
+    /// grid launch, prologue, the last wave's tail (`time = latency + max(compute,
+    /// memory)`). Inside a CUDA graph too; the CPU's launch cost is the stack's.
+    pub kernel_latency_s: f64,
 }
 
 /// A parameter file: the five parameters, and for files derived from kernel
@@ -68,6 +72,10 @@ struct ParamsFile {
     attention_compute_efficiency: f64,
     step_overhead_s: f64,
     per_layer_overhead_s: f64,
+    /// Absent from files fitted before kernels had a fixed latency (the `calibrated/`
+    /// in-sample fits): zero, which is what they were fitted with.
+    #[serde(default)]
+    kernel_latency_s: f64,
     #[serde(rename = "derivation")]
     _derivation: Option<toml::Table>,
 }
@@ -179,6 +187,7 @@ impl RooflineParams {
             attention_compute_efficiency: f.attention_compute_efficiency,
             step_overhead_s: f.step_overhead_s,
             per_layer_overhead_s: f.per_layer_overhead_s,
+            kernel_latency_s: f.kernel_latency_s,
         };
         for (k, v) in [
             ("gemm_compute_efficiency", p.gemm_compute_efficiency),
@@ -195,6 +204,13 @@ impl RooflineParams {
                     format!("must be in (0, 1.5], got {v}"),
                 ));
             }
+        }
+        if !(p.kernel_latency_s >= 0.0 && p.kernel_latency_s < 1e-3) {
+            return Err(Error::input(
+                path,
+                Some("kernel_latency_s"),
+                format!("must be in [0, 0.001) s, got {}", p.kernel_latency_s),
+            ));
         }
         if p.step_overhead_s < 0.0 || p.per_layer_overhead_s < 0.0 {
             return Err(Error::input(path, None, "overheads must be non-negative"));
@@ -320,6 +336,8 @@ pub struct Roofline {
     /// The stack's decode kernel reads a key/value head once per query head.
     decode_reads_kv_per_query_head: bool,
     attn_rate: f64,
+    /// Fixed GPU time of each GEMM and attention kernel, s ([`RooflineParams`]).
+    kernel_latency_s: f64,
     tp: u32,
     tp_link: LinkSpec,
     /// The stack's custom all-reduce, where it serves this TP group.
@@ -484,7 +502,7 @@ impl Roofline {
             .sum::<f64>()
             + 4.0;
         let description = format!(
-            "roofline ({} on {} × TP{} PP{}; GEMM {:.0}% of peak, attention {:.0}%, memory {:.0}% of {:.0} GB/s; serving stack {}: {:?} CUDA graphs, host {:.0} µs per iteration{}{}{}{})",
+            "roofline ({} on {} × TP{} PP{}; GEMM {:.0}% of peak, attention {:.0}%, memory {:.0}% of {:.0} GB/s{}; serving stack {}: {:?} CUDA graphs, host {:.0} µs per iteration{}{}{}{})",
             m.name,
             d.gpu().name,
             d.tp,
@@ -493,6 +511,11 @@ impl Roofline {
             params.attention_compute_efficiency * 100.0,
             params.memory_efficiency * 100.0,
             d.gpu().memory_bandwidth_bytes_per_s() / 1e9,
+            if params.kernel_latency_s > 0.0 {
+                format!(", {:.2} µs per kernel", params.kernel_latency_s * 1e6)
+            } else {
+                String::new()
+            },
             d.stack.name,
             d.stack.execution.graph_mode,
             host.step_us,
@@ -551,6 +574,7 @@ impl Roofline {
                 .as_ref()
                 .is_some_and(|p| p.reads_kv_per_query_head),
             attn_rate: d.peak_flops(d.act_dtype) * params.attention_compute_efficiency,
+            kernel_latency_s: params.kernel_latency_s,
             tp: d.tp,
             tp_link,
             custom_all_reduce,
@@ -579,13 +603,19 @@ impl Roofline {
         let mut add = |name: &str, count: u64, flops: f64, bytes: f64, time: f64, bound: Bound| {
             acc.add(name, count, flops, bytes, time, bound)
         };
+        // One kernel: its fixed latency plus the larger of its compute and memory
+        // times (no kernel runs for no work).
+        let latency = self.kernel_latency_s;
         let roof = |flops: f64, rate: f64, bytes: f64, bw: f64| {
+            if flops <= 0.0 && bytes <= 0.0 {
+                return (0.0, Bound::Memory);
+            }
             let c = if rate > 0.0 { flops / rate } else { 0.0 };
             let m = bytes / bw;
             if c >= m {
-                (c, Bound::Compute)
+                (latency + c, Bound::Compute)
             } else {
-                (m, Bound::Memory)
+                (latency + m, Bound::Memory)
             }
         };
         for g in &self.groups {

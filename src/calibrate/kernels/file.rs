@@ -109,6 +109,7 @@ pub fn to_toml(k: &KernelEfficiency) -> String {
         "attention_compute_efficiency = {}",
         num(p.attention_compute_efficiency)
     );
+    let _ = writeln!(s, "kernel_latency_s = {}", num(p.kernel_latency_s));
     let _ = writeln!(s, "step_overhead_s = {}", num(p.step_overhead_s));
     let _ = writeln!(s, "per_layer_overhead_s = {}", num(p.per_layer_overhead_s));
     let _ = writeln!(s);
@@ -184,6 +185,7 @@ struct FileToml {
     attention_compute_efficiency: f64,
     step_overhead_s: f64,
     per_layer_overhead_s: f64,
+    kernel_latency_s: f64,
     derivation: DerivationToml,
 }
 
@@ -239,6 +241,7 @@ pub fn read(path: &Path) -> Result<KernelEfficiency> {
         attention_compute_efficiency: f.attention_compute_efficiency,
         step_overhead_s: f.step_overhead_s,
         per_layer_overhead_s: f.per_layer_overhead_s,
+        kernel_latency_s: f.kernel_latency_s,
     };
     let d = f.derivation;
     let sets = d

@@ -3,12 +3,14 @@
 
 use super::*;
 
-/// GEMM compute, memory and attention compute efficiencies.
+/// GEMM compute, memory and attention compute efficiencies, and the fixed latency of
+/// every kernel (s).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct Effs {
     pub(super) gemm: f64,
     pub(super) memory: f64,
     pub(super) attention: f64,
+    pub(super) latency_s: f64,
 }
 
 impl Effs {
@@ -20,14 +22,84 @@ impl Effs {
 /// The result of [`fit_identified`].
 pub(super) struct FitResult {
     pub(super) effs: Effs,
-    /// Which of (gemm, memory, attention) were fitted (the others kept their start).
-    pub(super) free: [bool; 3],
+    /// Which of (gemm, memory, attention, latency) were fitted (the others kept their
+    /// start).
+    pub(super) free: [bool; 4],
 }
 
-/// Fit the efficiencies the sets bind: an efficiency is free when at least
-/// [`MIN_BOUND_ROWS`] fitted rows lie on its side of the ridge point; the others keep
-/// their start.
+/// Fit the efficiencies and the kernel latency the sets bind. The latency is free when
+/// a GEMM set has at least [`MIN_BOUND_ROWS`] fitted rows (GEMMs span sizes from
+/// latency-dominated to streaming-dominated, which is what separates the two); it is
+/// searched on a grid of [`LATENCY_STEP_S`] up to [`MAX_LATENCY_S`], each candidate
+/// scored at its best efficiencies on the coarse grid, and the efficiencies are then
+/// fitted at the best latency.
 pub(super) fn fit_identified(sets: &[&Prepared], start: Effs) -> FitResult {
+    let gemm_rows: usize = sets
+        .iter()
+        .filter(|s| s.source.kind == KernelKind::Gemm && s.source.fit_latency)
+        .map(|s| s.fitted.len())
+        .sum();
+    if gemm_rows < MIN_BOUND_ROWS {
+        let fit = fit_at_latency(sets, start);
+        return FitResult {
+            effs: fit.effs,
+            free: [fit.free[0], fit.free[1], fit.free[2], false],
+        };
+    }
+    // Screen on every SCREEN_STRIDE-th row of each set, first on a grid of four steps,
+    // then on the steps around the best; then fit the best and its neighbours in full.
+    let screened: Vec<Prepared> = sets.iter().map(|s| s.thinned(SCREEN_STRIDE)).collect();
+    let screened: Vec<&Prepared> = screened.iter().collect();
+    let free = identified(sets);
+    let score = |latency_s: f64| {
+        let at = Effs { latency_s, ..start };
+        let effs = search(&screened, at, free, f64::INFINITY, SCREEN_STEP);
+        total_loss(&screened, &effs)
+    };
+    let steps = (MAX_LATENCY_S / LATENCY_STEP_S).round() as i64;
+    let mut best = (f64::INFINITY, 0i64);
+    let try_step = |i: i64, best: &mut (f64, i64)| {
+        let loss = score(i as f64 * LATENCY_STEP_S);
+        if loss < best.0 || (loss == best.0 && i < best.1) {
+            *best = (loss, i);
+        }
+    };
+    for i in (0..=steps).step_by(4) {
+        try_step(i, &mut best);
+    }
+    let centre = best.1;
+    for i in (centre - 3).max(0)..=(centre + 3).min(steps) {
+        if i % 4 != 0 {
+            try_step(i, &mut best);
+        }
+    }
+    // The screened best and its two neighbours, each fitted in full on every row.
+    let mut chosen: Option<(f64, FitResult)> = None;
+    for i in (best.1 - 1).max(0)..=(best.1 + 1).min(steps) {
+        let latency_s = round_to(i as f64 * LATENCY_STEP_S, 1e-8);
+        let fit = fit_at_latency(sets, Effs { latency_s, ..start });
+        let loss = total_loss(sets, &fit.effs);
+        if chosen.as_ref().is_none_or(|(l, _)| loss < *l) {
+            chosen = Some((loss, fit));
+        }
+    }
+    let fit = chosen.expect("at least one latency").1;
+    FitResult {
+        effs: fit.effs,
+        free: [fit.free[0], fit.free[1], fit.free[2], true],
+    }
+}
+
+/// Summed set losses at `e`.
+fn total_loss(sets: &[&Prepared], e: &Effs) -> f64 {
+    sets.iter()
+        .map(|s| set_loss(s, e.get(s.compute_index()).ln(), e.memory.ln(), e.latency_s))
+        .sum()
+}
+
+/// Which of (gemm, memory, attention) the sets bind: an efficiency is free when at
+/// least [`MIN_BOUND_ROWS`] fitted rows lie on its side of the ridge point.
+fn identified(sets: &[&Prepared]) -> [bool; 3] {
     let has = |c: usize| {
         sets.iter()
             .any(|s| s.compute_index() == c && !s.fitted.is_empty())
@@ -49,20 +121,36 @@ pub(super) fn fit_identified(sets: &[&Prepared], start: Effs) -> FitResult {
     for (f, n) in free.iter_mut().zip(sides) {
         *f = *f && n >= MIN_BOUND_ROWS;
     }
+    free
+}
+
+/// Fit the efficiencies the sets bind at `start`'s kernel latency (the others keep
+/// their start).
+pub(super) fn fit_at_latency(sets: &[&Prepared], start: Effs) -> FitResult {
+    let free = identified(sets);
     FitResult {
         effs: grid_fit(sets, start, free),
-        free,
+        free: [free[0], free[1], free[2], false],
     }
 }
 
-/// Mean squared residual of `s` at log efficiencies `lc`, `lm`.
-pub(super) fn set_loss(s: &Prepared, lc: f64, lm: f64) -> f64 {
+/// Mean squared residual of `s` at log efficiencies `lc`, `lm` and kernel latency
+/// `latency_s`.
+pub(super) fn set_loss(s: &Prepared, lc: f64, lm: f64, latency_s: f64) -> f64 {
     if s.fitted.is_empty() {
         return 0.0;
     }
+    let (inv_ec, inv_em) = ((-lc).exp(), (-lm).exp());
     s.fitted
         .iter()
-        .map(|p| p.residual(lc, lm).powi(2))
+        .map(|p| {
+            if latency_s == 0.0 {
+                p.residual(lc, lm, 0.0)
+            } else {
+                p.residual_linear(inv_ec, inv_em, latency_s)
+            }
+            .powi(2)
+        })
         .sum::<f64>()
         / s.fitted.len() as f64
 }
@@ -81,53 +169,58 @@ pub(super) fn candidates(free: bool, fixed: f64, lo: f64, hi: f64, step: f64) ->
         .collect()
 }
 
-/// Exhaustive grid minimisation of the summed set losses: for every memory efficiency,
-/// the best GEMM and attention efficiencies (they separate); coarse (0.01), then fine
-/// (0.0005) within ±0.01 of the coarse optimum. Ties go to the first (smallest) value.
+/// Exhaustive grid minimisation of the summed set losses at `start`'s kernel latency:
+/// for every memory efficiency, the best GEMM and attention efficiencies (they
+/// separate); coarse (0.01), then fine (0.0005) within ±0.01 of the coarse optimum.
+/// Ties go to the first (smallest) value.
 pub(super) fn grid_fit(sets: &[&Prepared], start: Effs, free: [bool; 3]) -> Effs {
+    let coarse = search(sets, start, free, f64::INFINITY, 0.01);
+    search(sets, coarse, free, 0.01, 0.0005)
+}
+
+/// One grid search around `centre` (`half` = ∞: over the whole range) with `step`.
+fn search(sets: &[&Prepared], centre: Effs, free: [bool; 3], half: f64, step: f64) -> Effs {
+    let latency_s = centre.latency_s;
     let best_for = |c: usize, lm: f64, cands: &[f64]| -> (f64, f64) {
         let group: Vec<&&Prepared> = sets.iter().filter(|s| s.compute_index() == c).collect();
         let mut best = (f64::INFINITY, cands[0]);
         for &e in cands {
             let lc = e.ln();
-            let l: f64 = group.iter().map(|s| set_loss(s, lc, lm)).sum();
+            let l: f64 = group.iter().map(|s| set_loss(s, lc, lm, latency_s)).sum();
             if l < best.0 {
                 best = (l, e);
             }
         }
         best
     };
-    let search = |centre: Effs, half: f64, step: f64| -> Effs {
-        let range = |i: usize, c: f64| {
-            if half.is_infinite() {
-                candidates(free[i], c, MIN_EFFICIENCY, 1.0, step)
-            } else {
-                candidates(free[i], c, c - half, c + half, step)
-            }
-        };
-        let (gs, ms, as_) = (
-            range(0, centre.gemm),
-            range(1, centre.memory),
-            range(2, centre.attention),
-        );
-        let mut best = (f64::INFINITY, centre);
-        for &m in &ms {
-            let lm = m.ln();
-            let (lg, g) = best_for(0, lm, &gs);
-            let (la, a) = best_for(2, lm, &as_);
-            if lg + la < best.0 {
-                best = (
-                    lg + la,
-                    Effs {
-                        gemm: g,
-                        memory: m,
-                        attention: a,
-                    },
-                );
-            }
+    let range = |i: usize, c: f64| {
+        if half.is_infinite() {
+            candidates(free[i], c, MIN_EFFICIENCY, 1.0, step)
+        } else {
+            candidates(free[i], c, c - half, c + half, step)
         }
-        best.1
     };
-    let coarse = search(start, f64::INFINITY, 0.01);
-    search(coarse, 0.01, 0.0005)
+    let (gs, ms, as_) = (
+        range(0, centre.gemm),
+        range(1, centre.memory),
+        range(2, centre.attention),
+    );
+    let mut best = (f64::INFINITY, centre);
+    for &m in &ms {
+        let lm = m.ln();
+        let (lg, g) = best_for(0, lm, &gs);
+        let (la, a) = best_for(2, lm, &as_);
+        if lg + la < best.0 {
+            best = (
+                lg + la,
+                Effs {
+                    gemm: g,
+                    memory: m,
+                    attention: a,
+                    latency_s,
+                },
+            );
+        }
+    }
+    best.1
 }

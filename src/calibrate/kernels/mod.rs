@@ -9,18 +9,21 @@
 //!
 //! # What the numbers mean
 //!
-//! The roofline costs an operator `max(FLOPs / (peak · e_c), bytes / (bandwidth · e_m))`
-//! with the GPU's datasheet peak and bandwidth. The fit asks which efficiencies make that
-//! same cost — [`linear_work`] for a GEMM, [`attention_layer_work`] for an attention
-//! layer, exactly as [`Roofline`](crate::perf::roofline::Roofline) computes them —
-//! reproduce the measured kernel times, so the derived numbers mean what the model
-//! uses them for:
+//! The roofline costs a GEMM or attention kernel `L + max(FLOPs / (peak · e_c), bytes /
+//! (bandwidth · e_m))` with the GPU's datasheet peak and bandwidth and a fixed kernel
+//! latency `L` (launch, grid synchronisation, tile prologue, the last wave's tail). The
+//! fit asks which efficiencies and latency make that same cost — [`linear_work`] for a
+//! GEMM, [`attention_layer_work`] for an attention layer, exactly as
+//! [`Roofline`](crate::perf::roofline::Roofline) computes them — reproduce the measured
+//! kernel times, so the derived numbers mean what the model uses them for:
 //!
 //! * `gemm_compute_efficiency` (`e_c` of linear operators) from GEMM tables;
 //! * `attention_compute_efficiency` (`e_c` of attention) from attention tables
 //!   (prefill is where it binds);
 //! * `memory_efficiency` (`e_m` of every operator) jointly from the memory-bound rows
-//!   of all of them (weight streaming at few tokens, KV reads of decode attention).
+//!   of all of them (weight streaming at few tokens, KV reads of decode attention);
+//! * `kernel_latency_s` (`L`) jointly with them from the GEMM tables, whose sizes run
+//!   from latency-dominated to streaming-dominated.
 //!
 //! # Procedure
 //!
@@ -28,11 +31,11 @@
 //!    [[`MIN_FEATURES`], [`MAX_FEATURES`]] (the per-GPU widths of LLM layers; toy
 //!    shapes and vocabulary-sized ones are left out); every attention row. Each row
 //!    becomes `(FLOPs / peak, bytes / bandwidth, measured time)`.
-//! 2. **Fixed latency.** The roofline has no per-kernel fixed latency (launch, grid
-//!    synchronisation, tile prologue), so rows whose time that latency dominates cannot
-//!    inform an efficiency. A set's *floor* is its fastest measured row; rows are
-//!    fitted when their ideal time at datasheet peak is at least [`FLOOR_MULTIPLE`] ×
-//!    the floor.
+//! 2. **Floor.** A set's *floor* is its fastest measured row; rows are fitted when their
+//!    ideal time at datasheet peak is at least [`FLOOR_MULTIPLE`] × the floor (rows at
+//!    the launch floor say nothing about a rate). A set fitted without a latency
+//!    (`fit_latency = false`) keeps [`FLOOR_MULTIPLE_WITHOUT_LATENCY`], where the
+//!    latency is at most ~10 % of a row's time.
 //! 3. **Sides.** Prefill attention rows are fitted where they are compute-bound at
 //!    datasheet peaks (they inform the attention efficiency only); decode attention
 //!    rows where they are memory-bound and read at least [`MIN_DECODE_BYTES`] (they
@@ -42,6 +45,11 @@
 //!    then of step 0.0005 around the best point. Given `e_m`, the GEMM and attention
 //!    compute efficiencies separate, so the coarse search is exhaustive, not a local
 //!    search: the result does not depend on a start point.
+//!    The kernel latency is searched on a grid of [`LATENCY_STEP_S`] up to
+//!    [`MAX_LATENCY_S`] (every fourth step, then the steps around the best; each
+//!    candidate scored at its best efficiencies on a 0.02 grid over every eighth row);
+//!    the best and its two neighbours are fitted as above on every row, and the one
+//!    with the smallest loss is written.
 //!    An efficiency is fitted only if at least [`MIN_BOUND_ROWS`] fitted rows lie on its
 //!    side of the ridge point at datasheet peaks (a criterion independent of the fit);
 //!    otherwise it keeps `roofline.toml`'s value, and the file says so.
@@ -77,8 +85,20 @@ pub use file::{read, to_toml};
 pub const MIN_FEATURES: f64 = 1024.0;
 /// Largest GEMM feature count fitted.
 pub const MAX_FEATURES: f64 = 32768.0;
-/// Rows are fitted when their ideal time is at least this many times the set's floor.
-pub const FLOOR_MULTIPLE: f64 = 10.0;
+/// Rows are fitted when their ideal time is at least this many times the set's floor
+/// (the fixed kernel latency is fitted, so rows where it is a large share of the time
+/// inform it; rows at the floor itself inform nothing).
+pub const FLOOR_MULTIPLE: f64 = 3.0;
+/// [`FLOOR_MULTIPLE`] of sets fitted without a kernel latency.
+pub const FLOOR_MULTIPLE_WITHOUT_LATENCY: f64 = 10.0;
+/// Largest fixed kernel latency searched, s.
+pub const MAX_LATENCY_S: f64 = 12e-6;
+/// Grid step of the kernel latency, s.
+pub const LATENCY_STEP_S: f64 = 0.25e-6;
+/// Efficiency grid step while screening kernel latencies (then refined as usual).
+const SCREEN_STEP: f64 = 0.02;
+/// Kernel latencies are screened on every this-many-th fitted row.
+const SCREEN_STRIDE: usize = 8;
 /// Decode-attention rows are fitted when they read at least this many bytes: twice
 /// the largest on-chip cache of the GPUs here (MI300X's 256 MB Infinity Cache; NVIDIA
 /// L2 is 40–128 MB). The attention harness repeats one call on the same KV cache, so
@@ -177,6 +197,12 @@ pub struct SetSource {
     /// Whether the set enters the written efficiencies (`false`: reported only).
     #[serde(default = "yes")]
     pub fit: bool,
+    /// Whether its rows are fitted with a fixed kernel latency (default: yes). Without,
+    /// rows whose ideal time is under [`FLOOR_MULTIPLE_WITHOUT_LATENCY`] × the floor
+    /// are left out, since only a latency term could explain them; the reason goes in
+    /// `note`.
+    #[serde(default = "yes")]
+    pub fit_latency: bool,
     /// Micro-benchmarks: the metric that gives the GEMM rate (TFLOP/s).
     pub gemm_metric: Option<String>,
     /// Micro-benchmarks: the metric that gives the memory bandwidth (TB/s).
@@ -376,14 +402,16 @@ pub fn derive(
         gemm: defaults.gemm_compute_efficiency,
         memory: defaults.memory_efficiency,
         attention: defaults.attention_compute_efficiency,
+        latency_s: defaults.kernel_latency_s,
     };
     let fit = fit_identified(&used, start);
     let mut params = *defaults;
-    let mut derived = [false; 3];
+    let mut derived = [false; 4];
     if !used.is_empty() {
         params.gemm_compute_efficiency = fit.effs.gemm;
         params.memory_efficiency = fit.effs.memory;
         params.attention_compute_efficiency = fit.effs.attention;
+        params.kernel_latency_s = fit.effs.latency_s;
         derived = fit.free;
     }
     if let Some((ec, em)) = micro {
@@ -400,6 +428,7 @@ pub fn derive(
         "gemm_compute_efficiency",
         "memory_efficiency",
         "attention_compute_efficiency",
+        "kernel_latency_s",
     ]
     .into_iter()
     .enumerate()
@@ -414,17 +443,26 @@ pub fn derive(
         gemm: params.gemm_compute_efficiency,
         memory: params.memory_efficiency,
         attention: params.attention_compute_efficiency,
+        latency_s: params.kernel_latency_s,
     };
     for p in &prepared {
-        let alone = fit_identified(&[p], start);
+        // Alone at the written kernel latency: the efficiencies each set would give.
+        let alone = fit_at_latency(
+            &[p],
+            Effs {
+                latency_s: written.latency_s,
+                ..start
+            },
+        );
         let (ec_alone, em_alone) = (
             alone.free[p.compute_index()].then(|| alone.effs.get(p.compute_index())),
             alone.free[1].then_some(alone.effs.memory),
         );
         let at = if p.source.fit { written } else { alone.effs };
         let (ec, em) = (at.get(p.compute_index()), at.memory);
-        let errs: Vec<f64> = p.fitted.iter().map(|x| x.abs_err(ec, em)).collect();
-        let in_range: Vec<f64> = p.in_range.iter().map(|x| x.abs_err(ec, em)).collect();
+        let lat = written.latency_s;
+        let errs: Vec<f64> = p.fitted.iter().map(|x| x.abs_err(ec, em, lat)).collect();
+        let in_range: Vec<f64> = p.in_range.iter().map(|x| x.abs_err(ec, em, lat)).collect();
         let compute_bound = p.fitted.iter().filter(|x| x.compute_bound(ec, em)).count();
         derivation.sets.push(SetFit {
             kind: p.source.kind,

@@ -10,6 +10,9 @@ pub(super) struct Point {
     pub(super) ln_compute: f64,
     pub(super) ln_memory: f64,
     pub(super) ln_time: f64,
+    /// The ideal compute and memory times, s (linear, for the latency law).
+    pub(super) compute_s: f64,
+    pub(super) memory_s: f64,
     /// Small enough to stay in on-chip cache between the harness's repeats.
     pub(super) cache_resident: bool,
 }
@@ -20,6 +23,8 @@ impl Point {
             ln_compute: (flops / peak).ln(),
             ln_memory: (bytes / bandwidth).ln(),
             ln_time: (time_us * 1e-6).ln(),
+            compute_s: flops / peak,
+            memory_s: bytes / bandwidth,
             cache_resident: false,
         }
     }
@@ -34,13 +39,22 @@ impl Point {
         self.ln_compute >= self.ln_memory
     }
 
-    /// ln(predicted / measured) with efficiencies whose logs are `lc`, `lm`.
-    pub(super) fn residual(&self, lc: f64, lm: f64) -> f64 {
-        (self.ln_compute - lc).max(self.ln_memory - lm) - self.ln_time
+    /// ln(predicted / measured) with efficiencies whose logs are `lc`, `lm` and a
+    /// fixed kernel latency of `latency_s`.
+    pub(super) fn residual(&self, lc: f64, lm: f64, latency_s: f64) -> f64 {
+        if latency_s == 0.0 {
+            return (self.ln_compute - lc).max(self.ln_memory - lm) - self.ln_time;
+        }
+        self.residual_linear((-lc).exp(), (-lm).exp(), latency_s)
     }
 
-    pub(super) fn abs_err(&self, ec: f64, em: f64) -> f64 {
-        (self.residual(ec.ln(), em.ln()).exp() - 1.0).abs()
+    /// [`Point::residual`] with the efficiencies' reciprocals (`1 / e_c`, `1 / e_m`).
+    pub(super) fn residual_linear(&self, inv_ec: f64, inv_em: f64, latency_s: f64) -> f64 {
+        (latency_s + (self.compute_s * inv_ec).max(self.memory_s * inv_em)).ln() - self.ln_time
+    }
+
+    pub(super) fn abs_err(&self, ec: f64, em: f64, latency_s: f64) -> f64 {
+        (self.residual(ec.ln(), em.ln(), latency_s).exp() - 1.0).abs()
     }
 
     pub(super) fn compute_bound(&self, ec: f64, em: f64) -> bool {
@@ -59,6 +73,18 @@ pub(super) struct Prepared {
 }
 
 impl Prepared {
+    /// A copy with every `stride`-th fitted row (for screening fits).
+    pub(super) fn thinned(&self, stride: usize) -> Prepared {
+        Prepared {
+            source: self.source.clone(),
+            dtype: self.dtype,
+            rows: self.rows,
+            floor_us: self.floor_us,
+            in_range: Vec::new(),
+            fitted: self.fitted.iter().step_by(stride.max(1)).copied().collect(),
+        }
+    }
+
     /// 0: GEMM compute efficiency; 2: attention compute efficiency.
     pub(super) fn compute_index(&self) -> usize {
         if self.source.kind == KernelKind::Gemm {
@@ -169,7 +195,12 @@ pub(super) fn prepare(measurements: &Path, s: &SetSource, gpu: &GpuSpec) -> Resu
     if !(floor.is_finite() && floor > 0.0) {
         return Err(Error::input(&path, None, "no rows with a positive time"));
     }
-    let min_ideal = FLOOR_MULTIPLE * floor * 1e-6;
+    let multiple = if s.fit_latency {
+        FLOOR_MULTIPLE
+    } else {
+        FLOOR_MULTIPLE_WITHOUT_LATENCY
+    };
+    let min_ideal = multiple * floor * 1e-6;
     // Prefill attention informs the attention compute efficiency only (its rows with
     // little arithmetic are bound by per-tile work, not by bandwidth); decode attention
     // informs the memory efficiency only.
