@@ -28,11 +28,10 @@ pub(super) struct FitResult {
 }
 
 /// Fit the efficiencies and the kernel latency the sets bind. The latency is free when
-/// a GEMM set has at least [`MIN_BOUND_ROWS`] fitted rows (GEMMs span sizes from
-/// latency-dominated to streaming-dominated, which is what separates the two); it is
-/// searched on a grid of [`LATENCY_STEP_S`] up to [`MAX_LATENCY_S`], each candidate
-/// scored at its best efficiencies on the coarse grid, and the efficiencies are then
-/// fitted at the best latency.
+/// a GEMM set fitted with one has at least [`MIN_BOUND_ROWS`] fitted rows (GEMMs span
+/// sizes from latency-dominated to streaming-dominated, which is what separates the
+/// two); it is screened by [`screen_latency`], then the best step and its two
+/// neighbours are fitted in full on every row and the one with the smallest loss kept.
 pub(super) fn fit_identified(sets: &[&Prepared], start: Effs) -> FitResult {
     let gemm_rows: usize = sets
         .iter()
@@ -40,42 +39,12 @@ pub(super) fn fit_identified(sets: &[&Prepared], start: Effs) -> FitResult {
         .map(|s| s.fitted.len())
         .sum();
     if gemm_rows < MIN_BOUND_ROWS {
-        let fit = fit_at_latency(sets, start);
-        return FitResult {
-            effs: fit.effs,
-            free: [fit.free[0], fit.free[1], fit.free[2], false],
-        };
+        return fit_at_latency(sets, start);
     }
-    // Screen on every SCREEN_STRIDE-th row of each set, first on a grid of four steps,
-    // then on the steps around the best; then fit the best and its neighbours in full.
-    let screened: Vec<Prepared> = sets.iter().map(|s| s.thinned(SCREEN_STRIDE)).collect();
-    let screened: Vec<&Prepared> = screened.iter().collect();
-    let free = identified(sets);
-    let score = |latency_s: f64| {
-        let at = Effs { latency_s, ..start };
-        let effs = search(&screened, at, free, f64::INFINITY, SCREEN_STEP);
-        total_loss(&screened, &effs)
-    };
     let steps = (MAX_LATENCY_S / LATENCY_STEP_S).round() as i64;
-    let mut best = (f64::INFINITY, 0i64);
-    let try_step = |i: i64, best: &mut (f64, i64)| {
-        let loss = score(i as f64 * LATENCY_STEP_S);
-        if loss < best.0 || (loss == best.0 && i < best.1) {
-            *best = (loss, i);
-        }
-    };
-    for i in (0..=steps).step_by(4) {
-        try_step(i, &mut best);
-    }
-    let centre = best.1;
-    for i in (centre - 3).max(0)..=(centre + 3).min(steps) {
-        if i % 4 != 0 {
-            try_step(i, &mut best);
-        }
-    }
-    // The screened best and its two neighbours, each fitted in full on every row.
+    let centre = screen_latency(sets, start, steps);
     let mut chosen: Option<(f64, FitResult)> = None;
-    for i in (best.1 - 1).max(0)..=(best.1 + 1).min(steps) {
+    for i in (centre - 1).max(0)..=(centre + 1).min(steps) {
         let latency_s = round_to(i as f64 * LATENCY_STEP_S, 1e-8);
         let fit = fit_at_latency(sets, Effs { latency_s, ..start });
         let loss = total_loss(sets, &fit.effs);
@@ -83,10 +52,47 @@ pub(super) fn fit_identified(sets: &[&Prepared], start: Effs) -> FitResult {
             chosen = Some((loss, fit));
         }
     }
-    let fit = chosen.expect("at least one latency").1;
-    FitResult {
-        effs: fit.effs,
-        free: [fit.free[0], fit.free[1], fit.free[2], true],
+    let mut fit = chosen.expect("at least one latency").1;
+    fit.free[3] = true;
+    fit
+}
+
+/// The latency grid step (of `steps` × [`LATENCY_STEP_S`]) with the smallest loss,
+/// scored on every [`SCREEN_STRIDE`]-th row at the best efficiencies of a
+/// [`SCREEN_STEP`] grid: every fourth step first, then the steps around the best.
+fn screen_latency(sets: &[&Prepared], start: Effs, steps: i64) -> i64 {
+    let thinned: Vec<Prepared> = sets.iter().map(|s| s.thinned(SCREEN_STRIDE)).collect();
+    let thinned: Vec<&Prepared> = thinned.iter().collect();
+    let free = identified(sets);
+    let loss_at = |i: i64| {
+        let at = Effs {
+            latency_s: i as f64 * LATENCY_STEP_S,
+            ..start
+        };
+        total_loss(
+            &thinned,
+            &search(&thinned, at, free, f64::INFINITY, SCREEN_STEP),
+        )
+    };
+    let coarse = (0..=steps).step_by(4);
+    let mut best = coarse
+        .map(|i| (loss_at(i), i))
+        .fold((f64::INFINITY, 0), better);
+    let centre = best.1;
+    for i in (centre - 3).max(0)..=(centre + 3).min(steps) {
+        if i % 4 != 0 {
+            best = better(best, (loss_at(i), i));
+        }
+    }
+    best.1
+}
+
+/// The smaller loss of two (loss, step) pairs; ties go to the smaller step.
+fn better(a: (f64, i64), b: (f64, i64)) -> (f64, i64) {
+    if b.0 < a.0 || (b.0 == a.0 && b.1 < a.1) {
+        b
+    } else {
+        a
     }
 }
 

@@ -184,15 +184,20 @@ fn synthetic(kind: KernelKind, ec: f64, em: f64, latency_us: f64) -> Prepared {
     }
 }
 
-#[test]
-fn grid_fit_recovers_the_efficiencies_that_generated_the_data() {
-    let gemm = synthetic(KernelKind::Gemm, 0.7315, 0.8420, 0.0);
-    let start = Effs {
+/// Where the synthetic fits start: efficiencies away from the truth, no latency.
+fn fit_start() -> Effs {
+    Effs {
         gemm: 0.7,
         memory: 0.8,
         attention: 0.5,
         latency_s: 0.0,
-    };
+    }
+}
+
+#[test]
+fn grid_fit_recovers_the_efficiencies_that_generated_the_data() {
+    let gemm = synthetic(KernelKind::Gemm, 0.7315, 0.8420, 0.0);
+    let start = fit_start();
     let fit = fit_identified(&[&gemm], start);
     assert_eq!(fit.free, [true, true, false, true]);
     assert!((fit.effs.gemm - 0.7315).abs() < 1e-9, "{:?}", fit.effs);
@@ -212,12 +217,7 @@ fn grid_fit_recovers_the_efficiencies_that_generated_the_data() {
 fn the_fit_recovers_a_kernel_latency_beside_the_efficiencies() {
     // 4.5 µs is on the latency grid; the efficiencies on the fine grid.
     let gemm = synthetic(KernelKind::Gemm, 0.7315, 0.8420, 4.5);
-    let start = Effs {
-        gemm: 0.7,
-        memory: 0.8,
-        attention: 0.5,
-        latency_s: 0.0,
-    };
+    let start = fit_start();
     let fit = fit_identified(&[&gemm], start);
     assert_eq!(fit.free, [true, true, false, true]);
     assert!(
