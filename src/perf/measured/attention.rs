@@ -34,7 +34,7 @@ use super::profile::AttentionRow;
 use crate::perf::StepShape;
 
 /// Attention geometry of one layer on one GPU.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct AttnGeometry {
     /// Query heads per GPU.
     pub q_heads: f64,

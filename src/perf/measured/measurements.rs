@@ -17,7 +17,7 @@ use super::profile::{AttentionRow, CollectiveTable};
 use super::table::MonotoneTable;
 use crate::error::{Error, Result};
 use crate::stack::KernelGeneration;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The all-reduce measurement file under the perf-model folder.
@@ -112,15 +112,23 @@ pub(crate) fn load_attention(
     slug: &str,
 ) -> Result<Vec<(AttnGeometry, AttentionRow)>> {
     let dir = perf_model.join("measurements").join("attention");
+    let files: Vec<(PathBuf, bool)> = [("context", true), ("generation", false)]
+        .into_iter()
+        .map(|(kind, prefill)| (dir.join(format!("{slug}__{kind}.csv")), prefill))
+        .filter(|(f, _)| f.is_file())
+        .collect();
+    let paths: Vec<PathBuf> = files.iter().map(|(f, _)| f.clone()).collect();
+    super::profile_cache::cached_parse("attention", &paths, slug, || parse_attention(&files))
+}
+
+/// [`load_attention`]'s parse of its files (`true`: a prefill table).
+fn parse_attention(files: &[(PathBuf, bool)]) -> Result<Vec<(AttnGeometry, AttentionRow)>> {
     let mut out = Vec::new();
-    for (kind, prefill) in [("context", true), ("generation", false)] {
-        let file = dir.join(format!("{slug}__{kind}.csv"));
-        if !file.is_file() {
-            continue;
-        }
-        let mut rdr = csv::Reader::from_path(&file).map_err(|e| csv_error(&file, e))?;
+    for (file, prefill) in files {
+        let (file, prefill) = (file.as_path(), *prefill);
+        let mut rdr = csv::Reader::from_path(file).map_err(|e| csv_error(file, e))?;
         for rec in rdr.deserialize::<AttnRecord>() {
-            let r = rec.map_err(|e| csv_error(&file, e))?;
+            let r = rec.map_err(|e| csv_error(file, e))?;
             if prefill && r.batch_size != 1.0 {
                 continue;
             }
@@ -264,7 +272,7 @@ struct GemmRecord {
 
 /// Dense 16-bit GEMMs measured through the engine's linear layer on one GPU
 /// (`gemm/<gpu>__bfloat16.csv`): time by tokens `m` on a grid of weight shapes `k × n`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct GemmGrid {
     ks: Vec<f64>,
     ns: Vec<f64>,
@@ -403,10 +411,27 @@ pub(crate) fn load_gemm(
     if !file.is_file() || !manifest.is_file() {
         return Ok(None);
     }
+    super::profile_cache::cached_parse(
+        "gemm",
+        &[file.clone(), manifest.clone()],
+        (&name, format.weight_bytes().to_bits()),
+        || parse_gemm(&file, &manifest, name.clone(), rel, format),
+    )
+}
+
+/// [`load_gemm`]'s parse of the grid `file` (called `name` in `manifest`, `rel` under
+/// the perf-model folder).
+fn parse_gemm(
+    file: &Path,
+    manifest: &Path,
+    name: String,
+    rel: String,
+    format: GridFormat,
+) -> Result<Option<GemmGrid>> {
     let mut generation = None;
-    let mut rdr = csv::Reader::from_path(&manifest).map_err(|e| csv_error(&manifest, e))?;
+    let mut rdr = csv::Reader::from_path(manifest).map_err(|e| csv_error(manifest, e))?;
     for rec in rdr.deserialize::<GemmManifestRow>() {
-        let r = rec.map_err(|e| csv_error(&manifest, e))?;
+        let r = rec.map_err(|e| csv_error(manifest, e))?;
         if r.file == name {
             generation = Some(r.kernel_generation);
         }
@@ -414,10 +439,10 @@ pub(crate) fn load_gemm(
     let Some(generation) = generation else {
         return Ok(None);
     };
-    let mut rdr = csv::Reader::from_path(&file).map_err(|e| csv_error(&file, e))?;
+    let mut rdr = csv::Reader::from_path(file).map_err(|e| csv_error(file, e))?;
     let mut rows = Vec::new();
     for rec in rdr.deserialize::<GemmRecord>() {
-        let r = rec.map_err(|e| csv_error(&file, e))?;
+        let r = rec.map_err(|e| csv_error(file, e))?;
         if [r.m, r.n, r.k, r.time_us]
             .iter()
             .all(|v| v.is_finite() && *v > 0.0)
@@ -458,6 +483,60 @@ fn csv_error(path: &Path, e: csv::Error) -> Error {
 mod tests {
     use super::*;
     use crate::paths::DataPaths;
+
+    /// Every shipped GEMM grid and attention table, read through the start-up cache
+    /// (a hit or a miss, whichever this machine has) and through postcard, is its
+    /// fresh parse bit for bit.
+    #[test]
+    fn cached_grids_and_attention_tables_are_their_fresh_parses() {
+        let pm = DataPaths::builtin().perf_model;
+        let mut grids = 0;
+        for slug in [
+            "a100-sxm4-80gb",
+            "h100-sxm5-80gb",
+            "h200-sxm-141gb",
+            "b200",
+            "gb200",
+            "l40s",
+            "rtx-pro-6000-blackwell-server",
+        ] {
+            for format in [GridFormat::Bf16, GridFormat::Fp8] {
+                let name = format!("{slug}__{}.csv", format.file_tag());
+                let dir = pm.join("measurements/gemm");
+                let (file, manifest) = (dir.join(&name), dir.join("manifest.csv"));
+                if !file.is_file() {
+                    continue;
+                }
+                let rel = format!("measurements/gemm/{name}");
+                let fresh = parse_gemm(&file, &manifest, name, rel, format).unwrap();
+                assert!(fresh.is_some(), "{slug} {format:?}");
+                let loaded = load_gemm(&pm, slug, format).unwrap();
+                assert_eq!(bits(&loaded), bits(&fresh), "{slug} {format:?}");
+                let back: Option<GemmGrid> =
+                    postcard::from_bytes(&postcard::to_stdvec(&fresh).unwrap()).unwrap();
+                assert_eq!(bits(&back), bits(&fresh), "{slug} {format:?}");
+                grids += 1;
+            }
+            let dir = pm.join("measurements/attention");
+            let files: Vec<(PathBuf, bool)> = [("context", true), ("generation", false)]
+                .map(|(k, p)| (dir.join(format!("{slug}__{k}.csv")), p))
+                .into_iter()
+                .collect();
+            let fresh = parse_attention(&files).unwrap();
+            assert!(!fresh.is_empty(), "{slug}");
+            assert_eq!(
+                bits(&load_attention(&pm, slug).unwrap()),
+                bits(&fresh),
+                "{slug}"
+            );
+        }
+        assert_eq!(grids, 13);
+    }
+
+    /// Exact bits of a serializable value (PartialEq would let -0.0 == 0.0 through).
+    fn bits(v: &impl serde::Serialize) -> Vec<u8> {
+        postcard::to_stdvec(v).unwrap()
+    }
 
     #[test]
     fn h100_vllm_all_reduce_has_a_small_floor() {

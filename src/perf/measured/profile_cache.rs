@@ -1,77 +1,101 @@
-//! A start-up cache of parsed operator profiles.
+//! A start-up cache of parsed measurement files.
 //!
 //! Start-up reads every model's profile of the accelerator (a few MB of CSV for the
-//! GPU-wide GEMM, bandwidth and attention laws), and parsing that text was most of a
-//! short run's time. A TP folder's parse is a pure function of its files, so it is
-//! stored in binary (postcard: every `f64` as its exact bits) under a key made of the
-//! folder's path, each file's name, length and modification time, servesim's version
-//! and a format number. A hit is the parse, value for value (a test holds it to that);
-//! a changed, added or removed file changes the key. A missing, unreadable or
-//! malformed entry is a miss, and a cache that cannot be written is skipped.
+//! GPU-wide GEMM, bandwidth and attention laws) and the engine-measured kernel grids,
+//! and parsing that text was most of a short run's time. A parse is a pure function of
+//! its files, so it is stored in binary (postcard: every `f64` as its exact bits) under
+//! a key made of what was parsed (`kind` and its arguments), each file's path, length
+//! and modification time, servesim's version and a format number. A hit is the parse,
+//! value for value (tests hold it to that); a changed, added or removed file changes
+//! the key. A missing, unreadable or malformed entry is a miss, and a cache that cannot
+//! be written is skipped.
 //!
 //! The folder is `profiles/` beside the fit cache ([`super::fit_cache`]);
 //! `SERVESIM_CACHE_DIR=` (empty) turns both off.
 
 use super::profile::TpProfile;
 use crate::error::Result;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::hash::Hash;
 use std::path::{Path, PathBuf};
 
-/// Changes whenever [`TpProfile`]'s layout or its parsing changes.
-const FORMAT: u32 = 1;
+/// Changes whenever a cached type's layout or its parsing changes.
+const FORMAT: u32 = 2;
 
-/// The parsed profile of TP folder `dir`: the cached one when the folder's files are
-/// unchanged, else `parse()`'s (stored for next time). Errors are never cached.
+/// The parsed profile of TP folder `dir` (every file in it): the cached one when the
+/// folder's files are unchanged, else `parse()`'s (stored for next time). Errors are
+/// never cached.
 pub(super) fn cached(
     dir: &Path,
     tp: u32,
     parse: impl FnOnce() -> Result<TpProfile>,
 ) -> Result<TpProfile> {
-    let Some(path) = entry(dir, tp) else {
+    match folder_files(dir) {
+        Some(files) => cached_parse("tp", &files, tp, parse),
+        None => parse(),
+    }
+}
+
+/// `parse()` of `files`, called `kind` with arguments `args`: the cached value when
+/// the files are unchanged, else the fresh parse (stored for next time). Errors are
+/// never cached.
+pub(super) fn cached_parse<T: Serialize + DeserializeOwned>(
+    kind: &str,
+    files: &[PathBuf],
+    args: impl Hash,
+    parse: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let Some(path) = entry(kind, files, args) else {
         return parse();
     };
-    if let Some(p) = read(&path) {
-        return Ok(p);
+    if let Some(v) = read(&path) {
+        return Ok(v);
     }
-    let p = parse()?;
-    write(&path, &p);
-    Ok(p)
+    let v = parse()?;
+    write(&path, &v);
+    Ok(v)
 }
 
-/// The cache file for `dir`, or None when the cache is off or the folder unreadable.
-fn entry(dir: &Path, tp: u32) -> Option<PathBuf> {
-    let root = super::fit_cache::root()?.join("profiles");
-    Some(root.join(key(dir, tp)?))
-}
-
-/// The key of `dir`'s current files.
-fn key(dir: &Path, tp: u32) -> Option<String> {
-    let mut files: Vec<(String, u64, Option<std::time::SystemTime>)> = std::fs::read_dir(dir)
+/// The files of `dir`, sorted; None when it cannot be read.
+fn folder_files(dir: &Path) -> Option<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let m = e.metadata().ok()?;
-            m.is_file().then(|| {
-                (
-                    e.file_name().to_string_lossy().into_owned(),
-                    m.len(),
-                    m.modified().ok(),
-                )
-            })
-        })
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
         .collect();
     files.sort();
-    let id = (FORMAT, env!("CARGO_PKG_VERSION"), tp, dir, files);
-    Some(format!("tp-{}", super::fit_cache::hash128(&id)))
+    Some(files)
 }
 
-fn read(path: &Path) -> Option<TpProfile> {
+/// The cache file, or None when the cache is off or a file cannot be read.
+fn entry(kind: &str, files: &[PathBuf], args: impl Hash) -> Option<PathBuf> {
+    let root = super::fit_cache::root()?.join("profiles");
+    Some(root.join(key(kind, files, args)?))
+}
+
+/// The key of `kind(args)` over the current state of `files`.
+fn key(kind: &str, files: &[PathBuf], args: impl Hash) -> Option<String> {
+    let stamps = files
+        .iter()
+        .map(|f| {
+            let m = std::fs::metadata(f).ok()?;
+            Some((f, m.len(), m.modified().ok()))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let id = (FORMAT, env!("CARGO_PKG_VERSION"), kind, args, stamps);
+    Some(format!("{kind}-{}", super::fit_cache::hash128(&id)))
+}
+
+fn read<T: DeserializeOwned>(path: &Path) -> Option<T> {
     let bytes = std::fs::read(path).ok()?;
     postcard::from_bytes(&bytes).ok()
 }
 
 /// Store an entry (atomically: [`super::fit_cache::write_atomic`]).
-fn write(path: &Path, p: &TpProfile) {
-    if let Ok(bytes) = postcard::to_stdvec(p) {
+fn write<T: Serialize>(path: &Path, v: &T) {
+    if let Ok(bytes) = postcard::to_stdvec(v) {
         super::fit_cache::write_atomic(path, &bytes);
     }
 }
@@ -129,14 +153,25 @@ mod tests {
     fn the_key_follows_the_files() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ops.csv"), "a").unwrap();
-        let a = key(dir.path(), 1).unwrap();
-        assert_eq!(a, key(dir.path(), 1).unwrap());
-        assert_ne!(a, key(dir.path(), 2).unwrap());
+        let k = |tp: u32| key("tp", &folder_files(dir.path()).unwrap(), tp).unwrap();
+        let a = k(1);
+        assert_eq!(a, k(1));
+        assert_ne!(a, k(2));
+        assert_ne!(
+            a,
+            key("gemm", &folder_files(dir.path()).unwrap(), 1u32).unwrap(),
+            "another kind"
+        );
         std::fs::write(dir.path().join("ops.csv"), "ab").unwrap();
-        let b = key(dir.path(), 1).unwrap();
+        let b = k(1);
         assert_ne!(a, b, "a longer file");
         std::fs::write(dir.path().join("skew.csv"), "").unwrap();
-        assert_ne!(b, key(dir.path(), 1).unwrap(), "an added file");
+        assert_ne!(b, k(1), "an added file");
+        let gone = [dir.path().join("missing.csv")];
+        assert!(
+            key("gemm", &gone, 0u32).is_none(),
+            "an unreadable file: no entry"
+        );
     }
 
     #[test]
@@ -144,6 +179,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x");
         std::fs::write(&path, [0xff, 0xff, 0xff]).unwrap();
-        assert!(read(&path).is_none());
+        assert!(read::<TpProfile>(&path).is_none());
     }
 }
