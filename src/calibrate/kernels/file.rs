@@ -5,7 +5,7 @@
 //! how the efficiencies were obtained. The text depends only on the derivation (no
 //! date, no absolute path), so re-running the derivation reproduces it byte for byte.
 
-use super::{Derivation, KernelEfficiency, KernelKind, SetFit};
+use super::{Derivation, KernelEfficiency, KernelKind, MemoryTransfer, SetFit};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::perf::roofline::RooflineParams;
@@ -124,6 +124,9 @@ pub fn to_toml(k: &KernelEfficiency) -> String {
     if let Some(f) = &d.transfer_from {
         let _ = writeln!(s, "transfer_from = {}", quote(f));
     }
+    if let Some(m) = d.memory_transfer {
+        let _ = writeln!(s, "memory_transfer = {}", quote(m.name()));
+    }
     if let Some(n) = &d.note {
         let _ = writeln!(s, "note = {}", quote(n));
     }
@@ -200,6 +203,7 @@ struct DerivationToml {
     derived: Vec<String>,
     kept_default: Vec<String>,
     transfer_from: Option<String>,
+    memory_transfer: Option<MemoryTransfer>,
     note: Option<String>,
     #[serde(default)]
     set: Vec<SetToml>,
@@ -283,6 +287,7 @@ pub fn read(path: &Path) -> Result<KernelEfficiency> {
             derived: d.derived,
             kept_default: d.kept_default,
             transfer_from: d.transfer_from,
+            memory_transfer: d.memory_transfer,
             note: d.note,
             sets,
         },

@@ -136,8 +136,36 @@ pub struct GpuSource {
     pub set: Vec<SetSource>,
     /// Take the efficiencies of this GPU (hardware stem) instead: the same silicon.
     pub transfer_from: Option<String>,
+    /// How a transfer carries the memory efficiency over (default: as a fraction of
+    /// each part's own bandwidth).
+    #[serde(default)]
+    pub memory_transfer: MemoryTransfer,
     /// Why (required with `transfer_from`), or what else to know.
     pub note: Option<String>,
+}
+
+/// How a transferred memory efficiency carries over to a part with other memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryTransfer {
+    /// The same fraction of each part's own datasheet bandwidth: the source part's
+    /// streams are limited by its memory.
+    #[default]
+    Fraction,
+    /// The same achieved rate (bytes per second), up to the new part's datasheet
+    /// bandwidth: the source part's streams are limited on the SMs' side, which the
+    /// same die brings along.
+    Rate,
+}
+
+impl MemoryTransfer {
+    /// Its name in `sources.toml` and in the written file.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemoryTransfer::Fraction => "fraction",
+            MemoryTransfer::Rate => "rate",
+        }
+    }
 }
 
 /// What a set of kernel measurements is.
@@ -239,6 +267,8 @@ pub struct Derivation {
     pub kept_default: Vec<String>,
     /// The GPU whose result this is, for a transfer.
     pub transfer_from: Option<String>,
+    /// How the transfer carried the memory efficiency over (rate transfers only).
+    pub memory_transfer: Option<MemoryTransfer>,
     /// Why the transfer holds, or other notes.
     pub note: Option<String>,
     /// Every kernel set read.
@@ -365,6 +395,7 @@ pub fn derive(
         derived: Vec::new(),
         kept_default: Vec::new(),
         transfer_from: None,
+        memory_transfer: None,
         note: entry.note.clone(),
         sets: Vec::new(),
     };
@@ -376,10 +407,14 @@ pub fn derive(
         derivation.derived = src.derivation.derived;
         derivation.kept_default = src.derivation.kept_default;
         derivation.transfer_from = Some(from.clone());
-        return Ok(KernelEfficiency {
-            params: src.params,
-            derivation,
-        });
+        let mut params = src.params;
+        if entry.memory_transfer == MemoryTransfer::Rate {
+            let rate = src.params.memory_efficiency * src.derivation.bandwidth_gb_per_s;
+            params.memory_efficiency =
+                round_to((rate / gpu.memory_bandwidth_gb_per_s).min(1.0), 0.0005);
+            derivation.memory_transfer = Some(MemoryTransfer::Rate);
+        }
+        return Ok(KernelEfficiency { params, derivation });
     }
     let measurements = perf_model.join("measurements");
     let mut prepared = Vec::new();

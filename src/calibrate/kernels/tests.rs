@@ -46,6 +46,45 @@ fn a100_tables_reproduce_the_committed_file() {
 fn microbenchmarks_and_transfers_reproduce_the_committed_files() {
     reproduces("max-1550-aurora");
     reproduces("gh200");
+    reproduces("a100-sxm4-40gb");
+}
+
+/// A fraction transfer keeps the source's share of bandwidth; a rate transfer keeps
+/// its bytes per second (up to the new part's datasheet figure); nothing else moves.
+#[test]
+fn transfers_carry_memory_as_a_fraction_or_as_a_rate() {
+    let pm = perf_model();
+    let sources = load_sources(&pm).unwrap();
+    let cat = catalog();
+    let derive_as = |mode: MemoryTransfer| {
+        let mut s = sources.clone();
+        let e = s
+            .gpu
+            .iter_mut()
+            .find(|g| g.hardware == "a100-sxm4-40gb")
+            .unwrap();
+        e.memory_transfer = mode;
+        derive(&pm, &cat, &s, &defaults(), "a100-sxm4-40gb").unwrap()
+    };
+    let src = derive(&pm, &cat, &sources, &defaults(), "a100-sxm4-80gb").unwrap();
+    let fraction = derive_as(MemoryTransfer::Fraction);
+    assert_eq!(fraction.params, src.params);
+    assert_eq!(fraction.derivation.memory_transfer, None);
+    let rate = derive_as(MemoryTransfer::Rate);
+    let expected = src.params.memory_efficiency * 2039.0 / 1555.0;
+    assert!(
+        (rate.params.memory_efficiency - expected).abs() <= 0.00025,
+        "{} vs {expected}",
+        rate.params.memory_efficiency
+    );
+    assert_eq!(rate.derivation.memory_transfer, Some(MemoryTransfer::Rate));
+    assert_eq!(
+        RooflineParams {
+            memory_efficiency: src.params.memory_efficiency,
+            ..rate.params
+        },
+        src.params
+    );
 }
 
 #[test]
