@@ -13,7 +13,7 @@ use std::path::Path;
 mod fixed;
 pub mod table;
 
-pub use fixed::{push_fixed, push_fixed_bytes};
+pub use fixed::{push_fixed, push_fixed_bytes, push_u64};
 
 /// Header of `requests.csv`.
 pub const REQUESTS_HEADER: &str = "request_id,replica,arrival_time_s,input_tokens,output_tokens,scheduled_time_s,first_token_time_s,finish_time_s,ttft_s,tpot_s,e2e_s,queue_s,preemptions,prefix_hit_tokens,status";
@@ -38,8 +38,8 @@ fn push_cell(out: &mut Vec<u8>, x: f64, decimals: u32) {
 }
 
 /// Append an integer and a comma.
-fn push_int(out: &mut Vec<u8>, x: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(x).as_bytes());
+fn push_int(out: &mut Vec<u8>, x: impl Into<u64>) {
+    push_u64(out, x.into());
     out.push(b',');
 }
 
