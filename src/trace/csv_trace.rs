@@ -66,8 +66,8 @@ fn names(format: TraceFormat) -> [&'static str; 7] {
 #[derive(Debug, Default)]
 pub(crate) struct Fields {
     buf: String,
-    /// End of each field in `buf`.
-    ends: Vec<usize>,
+    /// Start and end of each field in `buf`.
+    spans: Vec<(usize, usize)>,
 }
 
 impl Fields {
@@ -75,25 +75,37 @@ impl Fields {
     /// inside is a quote, commas are kept); unquoted fields are trimmed of spaces and tabs.
     pub(crate) fn split(&mut self, line: &str) -> Result<(), String> {
         self.buf.clear();
-        self.ends.clear();
+        self.spans.clear();
         if !line.contains('"') {
-            // The common case, the same fields without the quote state machine.
-            for field in line.split(',') {
-                self.buf.push_str(field.trim_matches([' ', '\t']));
-                self.ends.push(self.buf.len());
+            // The common case, the same fields without the quote state machine: the
+            // line is copied once and its fields are spans of it.
+            self.buf.push_str(line);
+            let bytes = self.buf.as_bytes();
+            let mut start = 0;
+            for end in memchr::memchr_iter(b',', bytes).chain([bytes.len()]) {
+                let (mut a, mut b) = (start, end);
+                while a < b && matches!(bytes[a], b' ' | b'\t') {
+                    a += 1;
+                }
+                while b > a && matches!(bytes[b - 1], b' ' | b'\t') {
+                    b -= 1;
+                }
+                self.spans.push((a, b));
+                start = end + 1;
             }
             return Ok(());
         }
         let mut chars = line.chars().peekable();
         loop {
             while chars.next_if(|c| *c == ' ' || *c == '\t').is_some() {}
+            let start = self.buf.len();
             if chars.next_if_eq(&'"').is_some() {
                 loop {
                     match chars.next() {
                         None => {
                             return Err(format!(
                                 "field {}: unterminated quote (a quoted field cannot span lines)",
-                                self.ends.len() + 1
+                                self.spans.len() + 1
                             ))
                         }
                         Some('"') if chars.next_if_eq(&'"').is_some() => self.buf.push('"'),
@@ -104,19 +116,18 @@ impl Fields {
                 while chars.next_if(|c| *c == ' ' || *c == '\t').is_some() {}
                 match chars.next() {
                     None => {
-                        self.ends.push(self.buf.len());
+                        self.spans.push((start, self.buf.len()));
                         return Ok(());
                     }
-                    Some(',') => self.ends.push(self.buf.len()),
+                    Some(',') => self.spans.push((start, self.buf.len())),
                     Some(c) => {
                         return Err(format!(
                             "field {}: unexpected `{c}` after a closing quote",
-                            self.ends.len() + 1
+                            self.spans.len() + 1
                         ))
                     }
                 }
             } else {
-                let start = self.buf.len();
                 let mut last = None;
                 for c in chars.by_ref() {
                     if c == ',' {
@@ -127,7 +138,7 @@ impl Fields {
                 }
                 let kept = self.buf[start..].trim_end_matches([' ', '\t']).len();
                 self.buf.truncate(start + kept);
-                self.ends.push(self.buf.len());
+                self.spans.push((start, self.buf.len()));
                 if last.is_none() {
                     return Ok(());
                 }
@@ -137,13 +148,12 @@ impl Fields {
 
     /// Number of fields.
     pub(crate) fn len(&self) -> usize {
-        self.ends.len()
+        self.spans.len()
     }
 
     /// Field `i`, if the line has it.
     pub(crate) fn get(&self, i: usize) -> Option<&str> {
-        let end = *self.ends.get(i)?;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let &(start, end) = self.spans.get(i)?;
         Some(&self.buf[start..end])
     }
 

@@ -32,8 +32,10 @@ pub(crate) fn unsigned(s: &str) -> Result<u64, String> {
 }
 
 /// A time given as a decimal number of `unit_nanos` nanoseconds (seconds: 1e9,
-/// milliseconds: 1e6), to integer nanoseconds. Integers take an exact path; other
-/// numbers go through `f64` and round to the nearest nanosecond.
+/// milliseconds: 1e6), to integer nanoseconds. Integers and plain decimals that name a
+/// whole number of nanoseconds (`12.345678901` seconds) take an exact integer path;
+/// other numbers go through `f64` and round to the nearest nanosecond (the same result
+/// for any time under about 26 days, where `f64` is finer than half a nanosecond).
 pub(crate) fn time_nanos(s: &str, unit_nanos: u64) -> Result<u64, String> {
     if s.is_empty() {
         return Err("empty value: expected a time".into());
@@ -42,6 +44,9 @@ pub(crate) fn time_nanos(s: &str, unit_nanos: u64) -> Result<u64, String> {
         return v
             .checked_mul(unit_nanos)
             .ok_or_else(|| format!("too large: `{s}`"));
+    }
+    if let Some(ns) = plain_decimal_nanos(s, unit_nanos) {
+        return Ok(ns);
     }
     let v: f64 = s.parse().map_err(|_| format!("not a number: `{s}`"))?;
     if v.is_nan() || v.is_infinite() {
@@ -52,6 +57,26 @@ pub(crate) fn time_nanos(s: &str, unit_nanos: u64) -> Result<u64, String> {
     }
     let secs = v * (unit_nanos as f64 / NANOS_PER_SEC as f64);
     checked_secs_to_nanos(secs).ok_or_else(|| format!("too large: `{s}`"))
+}
+
+/// `digits.digits` in units of `unit_nanos` as exact nanoseconds, where the fraction
+/// has no more digits than the unit has powers of ten (9 for seconds); None for any
+/// other form (signs, exponents, a missing integer part) or on overflow.
+fn plain_decimal_nanos(s: &str, unit_nanos: u64) -> Option<u64> {
+    let (int, frac) = s.split_once('.')?;
+    let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || frac.len() > 9 || !all_digits(int) || !all_digits(frac) {
+        return None;
+    }
+    let scale = 10u64.pow(frac.len() as u32);
+    if unit_nanos % scale != 0 {
+        return None;
+    }
+    let frac_value = frac.bytes().fold(0u64, |a, b| a * 10 + u64::from(b - b'0'));
+    int.parse::<u64>()
+        .ok()?
+        .checked_mul(unit_nanos)?
+        .checked_add(frac_value * (unit_nanos / scale))
 }
 
 /// Space-separated non-negative integers (Mooncake `hash_ids`, native `prefix_hash_ids`).
@@ -169,8 +194,30 @@ mod tests {
         assert!(tokens("").unwrap_err().starts_with("empty value"));
     }
 
+    proptest! {
+        /// The exact decimal path agrees with the `f64` path wherever `f64` resolves
+        /// the nanosecond (times under about 26 days).
+        #[test]
+        fn plain_decimals_match_the_float_path(ns in 0u64..2_000_000_000_000_000, digits in 0usize..10, ms in any::<bool>()) {
+            let (unit, places) = if ms { (1_000_000u64, 6) } else { (NANOS_PER_SEC, 9) };
+            let digits = digits.min(places);
+            let kept = ns / 10u64.pow((places - digits) as u32) * 10u64.pow((places - digits) as u32);
+            let whole = kept / unit;
+            let frac = (kept % unit) / 10u64.pow((places - digits) as u32);
+            let text = format!("{whole}.{frac:0digits$}");
+            let via_f64 = checked_secs_to_nanos(text.parse::<f64>().unwrap() * (unit as f64 / 1e9));
+            prop_assert_eq!(plain_decimal_nanos(&text, unit), via_f64);
+            prop_assert_eq!(time_nanos(&text, unit), Ok(kept));
+        }
+    }
+
     #[test]
     fn times() {
+        assert_eq!(time_nanos("0.045742001", NANOS_PER_SEC), Ok(45_742_001));
+        assert_eq!(time_nanos("7.", NANOS_PER_SEC), Ok(7_000_000_000));
+        assert_eq!(time_nanos(".5", NANOS_PER_SEC), Ok(500_000_000));
+        assert_eq!(time_nanos("0.0000000004", NANOS_PER_SEC), Ok(0));
+        assert_eq!(time_nanos("1.0000001", 1_000_000), Ok(1_000_000));
         assert_eq!(time_nanos("2", NANOS_PER_SEC), Ok(2_000_000_000));
         assert_eq!(time_nanos("0.1", NANOS_PER_SEC), Ok(100_000_000));
         assert_eq!(time_nanos("1e-3", NANOS_PER_SEC), Ok(1_000_000));
