@@ -13,6 +13,7 @@ use crate::units::SimDuration;
 use serde::Serialize;
 use std::sync::Arc;
 
+pub(crate) mod cost_cache;
 pub mod fixed;
 pub mod measured;
 pub mod roofline;

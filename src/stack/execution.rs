@@ -25,6 +25,7 @@
 //! CPU may run ahead of the GPU, so launches cost time only when they are slower than
 //! the kernels they launch (small batches, many short kernels).
 
+use crate::perf::cost_cache::CostCache;
 use crate::perf::StepShape;
 use serde::Serialize;
 
@@ -97,6 +98,8 @@ pub struct Execution {
     /// Which batches run as CUDA graphs.
     pub graph_mode: GraphMode,
     /// Captured batch sizes in tokens, ascending (empty with [`GraphMode::None`]).
+    /// Fixed once the first iteration is planned (the padding is cached); build a new
+    /// `Execution` (or clone one, which empties the cache) to change it.
     pub capture_sizes: Vec<u32>,
     /// Decode-only graphs: the longest context they were captured for (vLLM V0's
     /// `max_seq_len_to_capture`); longer decodes run eagerly.
@@ -109,6 +112,9 @@ pub struct Execution {
     pub host: HostCost,
     /// Where the launch figures come from.
     pub source: String,
+    /// [`Execution::captured`] by token count (a binary search per iteration otherwise).
+    #[serde(skip)]
+    pub(crate) captured_cache: CostCache<Option<u32>>,
 }
 
 /// How one iteration runs.
@@ -147,8 +153,10 @@ pub struct StepCost {
 impl Execution {
     /// The smallest captured size that holds `n` tokens, if any.
     fn captured(&self, n: u64) -> Option<u32> {
-        let i = self.capture_sizes.partition_point(|&c| u64::from(c) < n);
-        self.capture_sizes.get(i).copied()
+        self.captured_cache.get(n as f64, || {
+            let i = self.capture_sizes.partition_point(|&c| u64::from(c) < n);
+            self.capture_sizes.get(i).copied()
+        })
     }
 
     /// How `shape` runs on this stack.

@@ -207,6 +207,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             sizes
         },
         max_capture_context: g.max_capture_context,
+        captured_cache: Default::default(),
         kernel_launch_us: non_negative("cuda_graphs.kernel_launch_us", g.kernel_launch_us)?,
         graph_launch_us: non_negative("cuda_graphs.graph_launch_us", g.graph_launch_us)?,
         host: HostCost {

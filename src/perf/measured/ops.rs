@@ -21,10 +21,10 @@ use super::attention::{AttentionLaw, AttnGeometry};
 use super::comm::Collective;
 use super::gemm::{GemmModel, GemmOperand, StreamModel};
 use super::table::{MonotoneTable, Table2};
+use crate::perf::cost_cache::CostCache;
 use crate::perf::StepShape;
 use crate::stack::{ExecPlan, Execution, StepCost};
 use std::sync::Arc;
-use std::sync::OnceLock;
 
 /// A time as a function of one size (tokens or sequences), µs.
 #[derive(Clone, Debug)]
@@ -297,39 +297,6 @@ pub(crate) struct SequenceCosts {
     lm_head: f64,
     sampler: f64,
     logits_gather: f64,
-}
-
-/// Values of a pure function of a small whole number, computed once each: a run asks
-/// for the same token and sequence counts millions of times. Filled lazily (allocated
-/// on first use, so models that are built and never run cost nothing) and safe to
-/// share between threads; a clone starts empty.
-#[derive(Debug, Default)]
-pub(crate) struct CostCache<T> {
-    slots: OnceLock<Box<[OnceLock<T>]>>,
-}
-
-/// Largest count kept in a [`CostCache`]; larger ones are computed every time.
-const COST_CACHE_MAX: usize = 16_384;
-
-impl<T> Clone for CostCache<T> {
-    fn clone(&self) -> Self {
-        CostCache {
-            slots: OnceLock::new(),
-        }
-    }
-}
-
-impl<T: Copy> CostCache<T> {
-    /// `f(n)`, from the cache when `n` is a whole number within its range.
-    pub(crate) fn get(&self, n: f64, f: impl FnOnce() -> T) -> T {
-        if !(n >= 0.0 && n <= COST_CACHE_MAX as f64 && n.fract() == 0.0) {
-            return f();
-        }
-        let slots = self
-            .slots
-            .get_or_init(|| (0..=COST_CACHE_MAX).map(|_| OnceLock::new()).collect());
-        *slots[n as usize].get_or_init(f)
-    }
 }
 
 /// Time by component, µs.
