@@ -1,15 +1,19 @@
 //! `servesim estimate`: one static batch through the simulated engine, with its
-//! operator breakdown.
+//! operator breakdown, memory, utilisation and the change that helps it most; or,
+//! given lists of sizes, one headline row per combination.
 
 use super::args::{DeploymentArgs, EngineArgs, Format};
 use anyhow::Result;
 use clap::Args;
 use servesim::deployment::Deployment;
-use servesim::estimate::{estimate, BatchSpec, Estimate};
+use servesim::estimate::sweep::{self, Row};
+use servesim::estimate::{advise, estimate_with_work, Advice, Estimate};
 use servesim::paths::DataPaths;
+use servesim::perf::roofline::{Roofline, RooflineParams};
 use servesim::perf::{Bound, OpCost};
 use servesim::report::table::Table;
 use servesim::setup::ReplicaSetup;
+use std::sync::Arc;
 
 /// Arguments of `servesim estimate`: the replica is built as `simulate` builds it
 /// (memory plan, engine settings, latency model), and the batch's requests all arrive
@@ -22,17 +26,33 @@ pub struct EstimateArgs {
     #[command(flatten)]
     engine: EngineArgs,
 
-    /// Requests in the batch.
-    #[arg(long, default_value_t = 1)]
-    batch_size: u32,
+    /// Requests in the batch; a comma-separated list sweeps (one row per combination
+    /// of the three lists).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1",
+        value_name = "N[,N...]"
+    )]
+    batch_size: Vec<u32>,
 
-    /// Prompt tokens per request.
-    #[arg(long, default_value_t = 1024)]
-    input_len: u32,
+    /// Prompt tokens per request (a list sweeps).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1024",
+        value_name = "TOKENS[,...]"
+    )]
+    input_len: Vec<u32>,
 
-    /// Output tokens per request.
-    #[arg(long, default_value_t = 128)]
-    output_len: u32,
+    /// Output tokens per request (a list sweeps).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "128",
+        value_name = "TOKENS[,...]"
+    )]
+    output_len: Vec<u32>,
 
     /// Operators to list per phase, slowest first.
     #[arg(long, default_value_t = 8, value_name = "N")]
@@ -40,12 +60,16 @@ pub struct EstimateArgs {
 
     /// Output format.
     ///
-    /// csv: one table, one row per operator, each row starting with the headline:
-    /// batch_size, input_len, output_len, ttft_s, tpot_s, e2e_s, output_tokens_per_s,
-    /// total_tokens_per_s; then phase (prefill: the iterations with prefill work,
-    /// summed; decode: the decode-only iteration in the middle of decoding), op,
-    /// layers, flops, bytes, time_s, bound (layers, flops and bytes empty where the
-    /// latency model does not know them; bound `measured` for measured times).
+    /// csv, one point: one row per operator, each starting with the headline
+    /// (batch_size, input_len, output_len, ttft_s, tpot_s, e2e_s, output_tokens_per_s,
+    /// total_tokens_per_s, memory_per_gpu_gib, fits, preemptions, bottleneck,
+    /// compute_utilization, memory_bandwidth_utilization, error); then phase
+    /// (prefill: the iterations with prefill work, summed; decode: the decode-only
+    /// iteration in the middle of decoding), op, layers, flops, bytes, time_s, bound
+    /// (layers, flops and bytes empty where the latency model does not know them;
+    /// bound `measured` for measured times). csv, a sweep: the headline alone, one
+    /// row per combination (batch size slowest, output length fastest); a point that
+    /// cannot run has empty numbers and its reason in `error`.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
@@ -95,7 +119,7 @@ fn plural(n: u64, what: &str) -> String {
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
-fn print_table(setup: &ReplicaSetup, e: &Estimate, top_ops: usize) {
+fn print_table(setup: &ReplicaSetup, e: &Estimate, advice: &Advice, top_ops: usize) {
     let d = &setup.deployment;
     let eng = &setup.engine;
     let b = &e.batch;
@@ -162,6 +186,7 @@ fn print_table(setup: &ReplicaSetup, e: &Estimate, top_ops: usize) {
         bn.phase,
         shares.join(", ")
     );
+    print_extras(e, advice);
     println!();
     print!(
         "{}",
@@ -182,36 +207,55 @@ fn print_table(setup: &ReplicaSetup, e: &Estimate, top_ops: usize) {
     }
 }
 
+/// The headline columns of the CSV, one point or a sweep.
+const HEADLINE: [&str; 15] = [
+    "batch_size",
+    "input_len",
+    "output_len",
+    "ttft_s",
+    "tpot_s",
+    "e2e_s",
+    "output_tokens_per_s",
+    "total_tokens_per_s",
+    "memory_per_gpu_gib",
+    "fits",
+    "preemptions",
+    "bottleneck",
+    "compute_utilization",
+    "memory_bandwidth_utilization",
+    "error",
+];
+
+/// The headline cells of `r`, in [`HEADLINE`]'s order.
+fn headline_cells(r: &Row) -> Vec<String> {
+    let f = |x: Option<f64>, d: usize| x.map_or_else(String::new, |v| format!("{v:.d$}"));
+    vec![
+        r.batch_size.to_string(),
+        r.input_len.to_string(),
+        r.output_len.to_string(),
+        f(r.ttft_s, 9),
+        f(r.tpot_s, 9),
+        f(r.e2e_s, 9),
+        f(r.output_tokens_per_s, 3),
+        f(r.total_tokens_per_s, 3),
+        f(r.memory_per_gpu_gib, 3),
+        r.fits.to_string(),
+        r.preemptions.map_or_else(String::new, |p| p.to_string()),
+        r.bottleneck.clone().unwrap_or_default(),
+        f(r.compute_utilization, 4),
+        f(r.memory_bandwidth_utilization, 4),
+        r.error.clone().unwrap_or_default(),
+    ]
+}
+
 fn print_csv(e: &Estimate) -> Result<()> {
     let mut w = csv::Writer::from_writer(std::io::stdout().lock());
-    w.write_record([
-        "batch_size",
-        "input_len",
-        "output_len",
-        "ttft_s",
-        "tpot_s",
-        "e2e_s",
-        "output_tokens_per_s",
-        "total_tokens_per_s",
-        "phase",
-        "op",
-        "layers",
-        "flops",
-        "bytes",
-        "time_s",
-        "bound",
-    ])?;
-    let b = &e.batch;
-    let head = [
-        b.batch_size.to_string(),
-        b.input_len.to_string(),
-        b.output_len.to_string(),
-        format!("{:.9}", e.ttft_s),
-        format!("{:.9}", e.tpot_s),
-        format!("{:.9}", e.e2e_s),
-        format!("{:.3}", e.output_tokens_per_s),
-        format!("{:.3}", e.total_tokens_per_s),
-    ];
+    w.write_record(
+        HEADLINE
+            .iter()
+            .chain(&["phase", "op", "layers", "flops", "bytes", "time_s", "bound"]),
+    )?;
+    let head = headline_cells(&Row::of(e));
     let sci = |x: Option<f64>| x.map_or_else(String::new, |v| format!("{v:.6e}"));
     for (phase, ops) in [("prefill", &e.prefill_ops), ("decode", &e.decode_ops)] {
         for o in ops {
@@ -230,16 +274,174 @@ fn print_csv(e: &Estimate) -> Result<()> {
     Ok(())
 }
 
+/// Memory, utilisation, the limit and the advice, below the headline.
+fn print_extras(e: &Estimate, advice: &Advice) {
+    let m = &e.memory;
+    println!(
+        "memory per GPU: {:.1} of {:.1} GiB (weights {:.1}, KV {:.2}, activations {:.2}, overhead {:.2}); the batch's KV {} ({} of {} blocks)",
+        m.total_gib,
+        m.capacity_gib,
+        m.weights_gib,
+        m.kv_gib,
+        m.activations_gib,
+        m.overhead_gib,
+        if m.fits { "fits" } else { "does not fit at once" },
+        m.kv_blocks_needed,
+        m.kv_blocks_available
+    );
+    if let Some(u) = &e.utilization {
+        println!(
+            "utilisation: compute {:.1}%, memory bandwidth {:.1}% of peak ({:.1} TFLOP and {:.1} GB per GPU over {:.3} s of iterations, counted by the roofline)",
+            u.compute * 100.0,
+            u.memory_bandwidth * 100.0,
+            u.flops_per_gpu / 1e12,
+            u.bytes_per_gpu / 1e9,
+            u.busy_s
+        );
+    }
+    println!("limited by: {}", advice.limit);
+    let own = advice.output_tokens_per_s_per_gpu;
+    let describe = |o: &servesim::estimate::Tried| {
+        format!(
+            "{}: {:.0} output tok/s per GPU ({:+.0}%), TTFT {:.1} ms, TPOT {:.2} ms, E2E {:.3} s{}",
+            o.flags,
+            o.output_tokens_per_s_per_gpu,
+            (o.output_tokens_per_s_per_gpu / own - 1.0) * 100.0,
+            o.ttft_s * 1e3,
+            o.tpot_s * 1e3,
+            o.e2e_s,
+            if o.preemptions > 0 {
+                format!(", {} preemptions", o.preemptions)
+            } else {
+                String::new()
+            }
+        )
+    };
+    match advice.best {
+        Some(b) => {
+            println!(
+                "helps most: {} (now {own:.0} output tok/s per GPU)",
+                describe(&advice.options[b])
+            );
+            for (i, o) in advice.options.iter().enumerate() {
+                if i != b {
+                    println!("  also tried: {}", describe(o));
+                }
+            }
+        }
+        None => {
+            println!("helps most: no change could be run (larger batch, FP8 KV cache, more TP)")
+        }
+    }
+}
+
+fn print_sweep(rows: &[Row], format: Format) -> Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(rows)?),
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+            w.write_record(HEADLINE)?;
+            for r in rows {
+                w.write_record(headline_cells(r))?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            let mut t = Table::new(&[
+                "batch",
+                "in",
+                "out",
+                "TTFT ms",
+                "TPOT ms",
+                "E2E s",
+                "out tok/s",
+                "tok/s",
+                "GiB/GPU",
+                "fits",
+                "bottleneck",
+                "compute",
+                "mem BW",
+            ]);
+            let f = |x: Option<f64>, scale: f64, d: usize| {
+                x.map_or_else(|| "-".into(), |v| format!("{:.d$}", v * scale))
+            };
+            let pct =
+                |x: Option<f64>| x.map_or_else(|| "-".into(), |v| format!("{:.1}%", v * 100.0));
+            let mut notes = Vec::new();
+            for r in rows {
+                t.row(vec![
+                    r.batch_size.to_string(),
+                    r.input_len.to_string(),
+                    r.output_len.to_string(),
+                    f(r.ttft_s, 1e3, 2),
+                    f(r.tpot_s, 1e3, 2),
+                    f(r.e2e_s, 1.0, 3),
+                    f(r.output_tokens_per_s, 1.0, 0),
+                    f(r.total_tokens_per_s, 1.0, 0),
+                    f(r.memory_per_gpu_gib, 1.0, 1),
+                    if r.fits { "yes" } else { "no" }.into(),
+                    r.bottleneck.clone().unwrap_or_else(|| "-".into()),
+                    pct(r.compute_utilization),
+                    pct(r.memory_bandwidth_utilization),
+                ]);
+                if let Some(e) = &r.error {
+                    notes.push(format!(
+                        "batch {} × {} in / {} out: {e}",
+                        r.batch_size, r.input_len, r.output_len
+                    ));
+                }
+            }
+            print!("{}", t.render());
+            for n in notes {
+                println!("{n}");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Run `servesim estimate`.
 pub fn run(args: EstimateArgs, paths: &DataPaths) -> Result<()> {
-    let d = Deployment::resolve(&args.deployment.request(), paths)?;
-    let setup = ReplicaSetup::new(d, &args.engine.overrides(), paths)?;
-    let batch = BatchSpec {
-        batch_size: args.batch_size,
-        input_len: args.input_len,
-        output_len: args.output_len,
-    };
-    let e = estimate(&setup, batch)?;
+    let req = args.deployment.request();
+    let overrides = args.engine.overrides();
+    let d = Deployment::resolve(&req, paths)?;
+    let params = RooflineParams::load_for(&paths.perf_model, d.gpu())?;
+    let work = Arc::new(Roofline::new(&d, params));
+    let setup = ReplicaSetup::new(d, &overrides, paths)?;
+    for (flag, list) in [
+        ("--batch-size", &args.batch_size),
+        ("--input-len", &args.input_len),
+        ("--output-len", &args.output_len),
+    ] {
+        if list.contains(&0) {
+            return Err(
+                servesim::Error::input("<command line>", Some(flag), "must be at least 1").into(),
+            );
+        }
+    }
+    let points = args.batch_size.len() * args.input_len.len() * args.output_len.len();
+    if points > sweep::MAX_POINTS {
+        return Err(servesim::Error::input(
+            "<command line>",
+            Some("--batch-size"),
+            format!(
+                "{} batch sizes × {} input lengths × {} output lengths = {points} points, more than the {} a sweep runs",
+                args.batch_size.len(),
+                args.input_len.len(),
+                args.output_len.len(),
+                sweep::MAX_POINTS
+            ),
+        )
+        .into());
+    }
+    let batches = sweep::grid(&args.batch_size, &args.input_len, &args.output_len);
+    if batches.len() > 1 {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let rows = sweep::sweep(&setup, &batches, Some(work), threads);
+        return print_sweep(&rows, args.format);
+    }
+    let batch = batches[0];
+    let e = estimate_with_work(&setup, batch, Some(work))?;
     match args.format {
         Format::Json => {
             #[derive(serde::Serialize)]
@@ -248,16 +450,21 @@ pub fn run(args: EstimateArgs, paths: &DataPaths) -> Result<()> {
                 engine: &'a servesim::engine::EngineConfig,
                 #[serde(flatten)]
                 estimate: &'a Estimate,
+                advice: Advice,
             }
             let out = Out {
                 deployment: setup.deployment.summary(),
                 engine: &setup.engine,
                 estimate: &e,
+                advice: advise(&req, &overrides, paths, &setup, &e)?,
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         Format::Csv => print_csv(&e)?,
-        Format::Table => print_table(&setup, &e, args.top_ops),
+        Format::Table => {
+            let advice = advise(&req, &overrides, paths, &setup, &e)?;
+            print_table(&setup, &e, &advice, args.top_ops);
+        }
     }
     Ok(())
 }

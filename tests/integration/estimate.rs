@@ -145,11 +145,143 @@ fn table_and_csv_carry_the_headline() {
     let est = json(&[&args[..], &["--format", "json"]].concat());
     let ttft = est["ttft_s"].as_f64().unwrap();
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
-    assert!(rows.iter().any(|r| r[8] == "prefill") && rows.iter().any(|r| r[8] == "decode"));
+    let phase = header.iter().position(|h| *h == "phase").unwrap();
+    assert_eq!(phase, 15, "the 15 headline columns come first");
+    assert!(
+        rows.iter().any(|r| r[phase] == "prefill") && rows.iter().any(|r| r[phase] == "decode")
+    );
     for r in &rows {
         assert_eq!(r.len(), header.len());
         assert!((r[3].parse::<f64>().unwrap() - ttft).abs() < 1e-9);
     }
+}
+
+/// Lists sweep: one headline row per combination (batch size slowest), each the
+/// estimate of that point alone.
+#[test]
+fn lists_sweep_one_headline_row_per_combination() {
+    let args = [
+        "estimate",
+        "--model",
+        "llama-3.1-8b",
+        "--hardware",
+        "h100",
+        "--input-len",
+        "128,512,2048",
+        "--output-len",
+        "128,512",
+        "--batch-size",
+        "1,8,32",
+        "--format",
+        "csv",
+    ];
+    let o = servesim_in(&root(), &args);
+    ok(&o);
+    let text = stdout(&o);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    for col in [
+        "batch_size",
+        "ttft_s",
+        "tpot_s",
+        "e2e_s",
+        "output_tokens_per_s",
+        "total_tokens_per_s",
+        "memory_per_gpu_gib",
+        "fits",
+        "bottleneck",
+        "compute_utilization",
+        "memory_bandwidth_utilization",
+    ] {
+        assert!(header.contains(&col), "no `{col}` in {header:?}");
+    }
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 18);
+    let col =
+        |r: &Vec<&str>, name: &str| r[header.iter().position(|h| *h == name).unwrap()].to_owned();
+    assert_eq!(
+        (
+            col(&rows[0], "batch_size"),
+            col(&rows[0], "input_len"),
+            col(&rows[0], "output_len")
+        ),
+        ("1".into(), "128".into(), "128".into())
+    );
+    assert_eq!(
+        (
+            col(&rows[17], "batch_size"),
+            col(&rows[17], "input_len"),
+            col(&rows[17], "output_len")
+        ),
+        ("32".into(), "2048".into(), "512".into())
+    );
+    // A row is the estimate of its point alone.
+    let single = json(&[
+        "estimate",
+        "--model",
+        "llama-3.1-8b",
+        "--hardware",
+        "h100",
+        "--batch-size",
+        "8",
+        "--input-len",
+        "512",
+        "--output-len",
+        "128",
+        "--format",
+        "json",
+    ]);
+    let r = rows
+        .iter()
+        .find(|r| {
+            col(r, "batch_size") == "8"
+                && col(r, "input_len") == "512"
+                && col(r, "output_len") == "128"
+        })
+        .unwrap();
+    let ttft: f64 = col(r, "ttft_s").parse().unwrap();
+    assert!((ttft - single["ttft_s"].as_f64().unwrap()).abs() < 1e-9);
+    let mem: f64 = col(r, "memory_per_gpu_gib").parse().unwrap();
+    assert!((mem - single["memory"]["total_gib"].as_f64().unwrap()).abs() < 1e-3);
+    for r in &rows {
+        let u: f64 = col(r, "memory_bandwidth_utilization").parse().unwrap();
+        assert!(u > 0.0 && u < 1.0, "{r:?}");
+        assert_eq!(col(r, "fits"), "true");
+    }
+}
+
+/// A single point names what limits it and the change that helps most, with the
+/// numbers it would give; a KV cache too small for the batch is the limit then.
+#[test]
+fn one_point_says_what_limits_it_and_what_helps_most() {
+    let e = json(&[
+        "estimate",
+        "--batch-size",
+        "8",
+        "--input-len",
+        "2048",
+        "--output-len",
+        "256",
+        "--num-gpu-blocks-override",
+        "600",
+        "--format",
+        "json",
+    ]);
+    let advice = &e["advice"];
+    let limit = advice["limit"].as_str().unwrap();
+    assert!(limit.starts_with("KV-cache capacity"), "{limit}");
+    assert_eq!(e["memory"]["fits"], false);
+    let options = advice["options"].as_array().unwrap();
+    let changes: Vec<&str> = options
+        .iter()
+        .map(|o| o["change"].as_str().unwrap())
+        .collect();
+    assert!(
+        changes.contains(&"larger-batch") && changes.contains(&"more-tensor-parallel"),
+        "{changes:?}"
+    );
+    let best = &options[advice["best"].as_u64().unwrap() as usize];
+    assert!(best["output_tokens_per_s_per_gpu"].as_f64().unwrap() > 0.0);
 }
 
 /// The README's `servesim estimate` examples are the command's real output.
@@ -167,5 +299,5 @@ fn readme_examples_are_real_output() {
         assert_eq!(stdout(&o), expected, "README: servesim estimate {command}");
         checked += 1;
     }
-    assert_eq!(checked, 2, "README estimate examples");
+    assert_eq!(checked, 3, "README estimate examples");
 }

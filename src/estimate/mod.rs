@@ -39,8 +39,16 @@
 //! println!("TTFT {:.1} ms, TPOT {:.2} ms", e.ttft_s * 1e3, e.tpot_s * 1e3);
 //! ```
 
+mod advice;
+mod batch_memory;
+pub mod sweep;
+
+pub use advice::{advise, Advice, Change, Tried};
+pub use batch_memory::BatchMemory;
+
 use crate::engine::{RequestRecord, RequestStatus};
 use crate::error::{Error, Result};
+use crate::perf::roofline::Roofline;
 use crate::perf::{Bound, LatencyModel, OpCost, StepShape};
 use crate::setup::ReplicaSetup;
 use crate::simulate::simulate_requests;
@@ -204,6 +212,28 @@ pub struct Estimate {
     pub decode_ops: Vec<OpCost>,
     /// What limits the batch as a whole.
     pub bottleneck: Bottleneck,
+    /// Memory per GPU with the batch at its longest.
+    pub memory: BatchMemory,
+    /// The work the batch's iterations do and how much of the GPU it uses (when a
+    /// work counter was given: [`estimate_with_work`]).
+    pub utilization: Option<Utilization>,
+}
+
+/// The batch's work against the GPU's peaks, per GPU: FLOPs and bytes of every
+/// iteration as the roofline counts them (the batch padded to its captured size, as
+/// it runs), over the time the engine was busy.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Utilization {
+    /// FLOPs per GPU over every iteration.
+    pub flops_per_gpu: f64,
+    /// Bytes moved to or from each GPU's memory over every iteration.
+    pub bytes_per_gpu: f64,
+    /// The summed iteration times, s.
+    pub busy_s: f64,
+    /// `flops_per_gpu / (busy_s × peak FLOP/s)` at the matrix dtype's peak.
+    pub compute: f64,
+    /// `bytes_per_gpu / (busy_s × peak memory bandwidth)`.
+    pub memory_bandwidth: f64,
 }
 
 /// The dominant cost of the batch.
@@ -313,6 +343,9 @@ struct Tally {
     /// Decode-only iterations number 0, stride, 2·stride, ...
     decode_samples: Vec<StepShape>,
     stride: u64,
+    /// FLOPs and bytes per GPU the work counter gave, summed over iterations.
+    flops: f64,
+    bytes: f64,
 }
 
 /// A latency model that answers with `inner` and tallies the breakdown of every
@@ -320,12 +353,23 @@ struct Tally {
 struct Tallying {
     inner: Arc<dyn LatencyModel>,
     tally: Mutex<Tally>,
+    /// Counts each iteration's FLOPs and bytes (its times are not used).
+    work: Option<Arc<Roofline>>,
 }
 
 impl LatencyModel for Tallying {
     fn step_time(&self, shape: &StepShape) -> SimDuration {
         let ops = self.inner.op_breakdown(shape);
+        let (mut flops, mut bytes) = (0.0, 0.0);
+        if let Some(w) = &self.work {
+            let mut counted = Vec::new();
+            w.evaluate(shape, Some(&mut counted));
+            flops = counted.iter().filter_map(|o| o.flops).sum();
+            bytes = counted.iter().filter_map(|o| o.bytes).sum();
+        }
         let mut t = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        t.flops += flops;
+        t.bytes += bytes;
         if shape.prefills.is_empty() {
             let k = t.decode_iterations;
             t.decode_iterations += 1;
@@ -358,8 +402,18 @@ impl LatencyModel for Tallying {
 /// Run `batch` on one replica of `setup` through the simulated engine (see the
 /// [module docs](self)) and break its iterations down by operator.
 pub fn estimate(setup: &ReplicaSetup, batch: BatchSpec) -> Result<Estimate> {
+    estimate_with_work(setup, batch, None)
+}
+
+/// [`estimate`], with the batch's FLOPs and bytes counted by `work` (the roofline of
+/// the same deployment) for [`Estimate::utilization`].
+pub fn estimate_with_work(
+    setup: &ReplicaSetup,
+    batch: BatchSpec,
+    work: Option<Arc<Roofline>>,
+) -> Result<Estimate> {
     batch.check(setup)?;
-    estimate_bounded(setup, batch, MAX_ITERATIONS)
+    estimate_bounded(setup, batch, MAX_ITERATIONS, work)
 }
 
 /// [`estimate`] after the checks, stopping after `max_iterations` iterations.
@@ -367,13 +421,16 @@ fn estimate_bounded(
     setup: &ReplicaSetup,
     batch: BatchSpec,
     max_iterations: u64,
+    work: Option<Arc<Roofline>>,
 ) -> Result<Estimate> {
+    let counting = work.is_some();
     let tallying = Arc::new(Tallying {
         inner: setup.latency.clone(),
         tally: Mutex::new(Tally {
             stride: 1,
             ..Tally::default()
         }),
+        work,
     });
     let mut tallied = setup.clone();
     tallied.latency = tallying.clone();
@@ -444,6 +501,24 @@ fn estimate_bounded(
     let e2e = records.iter().map(|r| r.finish_time_s).fold(0.0, f64::max);
     let out_tokens = f64::from(batch.batch_size) * f64::from(batch.output_len);
     let per_s = |tokens: f64| if e2e > 0.0 { tokens / e2e } else { 0.0 };
+    let utilization = counting.then(|| {
+        let d = &setup.deployment;
+        let busy_s = prefill_time + decode_time;
+        let share = |x: f64, peak: f64| {
+            if busy_s > 0.0 && peak > 0.0 {
+                x / (busy_s * peak)
+            } else {
+                0.0
+            }
+        };
+        Utilization {
+            flops_per_gpu: t.flops,
+            bytes_per_gpu: t.bytes,
+            busy_s,
+            compute: share(t.flops, d.peak_flops(d.matrix_dtype())),
+            memory_bandwidth: share(t.bytes, d.gpu().memory_bandwidth_bytes_per_s()),
+        }
+    });
     Ok(Estimate {
         batch,
         latency_model: setup.latency.describe(),
@@ -460,6 +535,8 @@ fn estimate_bounded(
         prefill_ops: sorted(t.prefill.rows),
         decode_ops,
         bottleneck,
+        memory: BatchMemory::of(setup, batch),
+        utilization,
     })
 }
 
@@ -586,7 +663,7 @@ mod tests {
             num_gpu_blocks_override: Some(24),
             ..EngineOverrides::default()
         };
-        let err = estimate_bounded(&setup(tight), batch(8, 64, 64), 20)
+        let err = estimate_bounded(&setup(tight), batch(8, 64, 64), 20, None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("--batch-size"), "{err}");
@@ -617,6 +694,7 @@ mod tests {
                 stride: 1,
                 ..Tally::default()
             }),
+            work: None,
         };
         for ctx in 0..5000 {
             let mut s = StepShape::new();
