@@ -350,7 +350,7 @@ mod tests {
             .into_iter()
             .chain(args.split_whitespace());
         match Cli::try_parse_from(argv)?.command {
-            Command::Memory(m) => Ok(m),
+            Command::Memory(m) => Ok(*m),
             other => panic!("parsed {other:?}"),
         }
     }

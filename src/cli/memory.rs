@@ -6,9 +6,11 @@ use anyhow::Result;
 use clap::Args;
 use servesim::deployment::Deployment;
 use servesim::hardware::HardwareCatalog;
+use servesim::memory::load::{self as mem_load, Load, LoadFit};
 use servesim::memory::{self, MemoryModel, MemoryOptions, MemoryPlan};
 use servesim::model::ModelCatalog;
 use servesim::paths::DataPaths;
+use std::path::PathBuf;
 
 // A child of this command rather than of `cli`, so `cli/mod.rs` stays untouched.
 #[path = "finetune_args.rs"]
@@ -44,6 +46,19 @@ pub struct MemoryArgs {
     /// --train: tokens per training sequence (default: 2048).
     #[arg(long, value_name = "TOKENS")]
     seq_len: Option<u32>,
+
+    /// Plan for a load: this many sequences of --seq-len tokens held at once. Gives the
+    /// memory of each GPU and the fewest GPUs (replicas × TP × PP) that hold them on
+    /// --hardware (only replicas are added when -tp or -pp is given), or without
+    /// --hardware one row per catalog device.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency: Option<u32>,
+
+    /// Draw the memory of a GPU as a stacked bar (weights, KV cache, activations,
+    /// overhead) against its budget and capacity into this SVG file; one bar per device
+    /// without --hardware (with --concurrency).
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<PathBuf>,
 
     /// Find the fewest GPUs of the given kind (TP within a node, then PP) that fit.
     /// Implied when --hardware is omitted, for every device in the catalog.
@@ -151,7 +166,17 @@ pub fn run(args: MemoryArgs, paths: &DataPaths) -> Result<()> {
         seq_len: args.seq_len,
     };
     let req = args.deployment.request();
+    if let Some(concurrency) = args.concurrency {
+        return for_load(&args, &req, paths, &mm, &opts, concurrency);
+    }
     if req.hardware.is_none() {
+        if args.chart.is_some() {
+            anyhow::bail!(servesim::Error::input(
+                "<command line>",
+                Some("--chart"),
+                "without --hardware, the chart needs a load: add --concurrency N (and --seq-len)"
+            ));
+        }
         return min_gpus_over_catalog(&args, &req, paths, &mm, &opts);
     }
     let d = Deployment::resolve(&req, paths)?;
@@ -170,6 +195,13 @@ pub fn run(args: MemoryArgs, paths: &DataPaths) -> Result<()> {
     }
     let plan = memory::plan(&d, &mm, &opts);
     print_record(args.format, &plan, &rows(&plan))?;
+    if let Some(path) = &args.chart {
+        memory::chart::write_svg(
+            path,
+            &format!("{} on {}: memory per GPU", plan.model, plan.hardware),
+            &[LoadFit::of_plan(&d, &plan)],
+        )?;
+    }
     if !plan.fits {
         anyhow::bail!(
             "{} does not fit on {} × {} at TP{} PP{}: {} more per GPU needed (try --min-gpus)",
@@ -279,6 +311,245 @@ fn min_gpus_over_catalog(
             }
             print!("{}", t.render());
         }
+    }
+    Ok(())
+}
+
+/// The rows of a load's fit.
+fn load_rows(model: &str, load: Load, f: &LoadFit) -> Vec<(String, String)> {
+    let g = &f.per_gpu;
+    vec![
+        ("model".into(), model.to_owned()),
+        (
+            "load".into(),
+            format!(
+                "{} sequences of {} tokens at once",
+                load.concurrency, load.seq_len
+            ),
+        ),
+        ("hardware".into(), f.hardware.clone()),
+        (
+            "GPUs needed".into(),
+            format!(
+                "{} ({} replica{} × TP{} × PP{}; {} sequences per replica)",
+                f.gpus,
+                f.replicas,
+                if f.replicas == 1 { "" } else { "s" },
+                f.tensor_parallel_size,
+                f.pipeline_parallel_size,
+                f.seqs_per_replica
+            ),
+        ),
+        (
+            "per GPU".into(),
+            format!(
+                "{:.2} GiB of a {:.2} GiB budget ({:.1}%), {:.2} GiB on the GPU",
+                g.used_gib,
+                g.budget_gib,
+                f.memory_load * 100.0,
+                g.capacity_gib
+            ),
+        ),
+        ("  weights".into(), format!("{:.2} GiB", g.weights_gib)),
+        ("  KV cache".into(), format!("{:.2} GiB", g.kv_gib)),
+        (
+            "  activations".into(),
+            format!("{:.2} GiB", g.activations_gib),
+        ),
+        ("  overhead".into(), format!("{:.2} GiB", g.overhead_gib)),
+        (
+            "KV load".into(),
+            format!("{:.1}% of the layout's KV cache", f.kv_load * 100.0),
+        ),
+    ]
+}
+
+/// `--concurrency N`: the GPUs and memory for N sequences of --seq-len tokens.
+fn for_load(
+    args: &MemoryArgs,
+    req: &servesim::deployment::DeploymentRequest,
+    paths: &DataPaths,
+    mm: &MemoryModel,
+    opts: &MemoryOptions,
+    concurrency: u32,
+) -> Result<()> {
+    if req.hardware.is_some() {
+        let d = Deployment::resolve(req, paths)?;
+        let load = Load {
+            concurrency,
+            seq_len: args.seq_len.unwrap_or(d.max_model_len),
+        };
+        let fixed = req.tensor_parallel_size.is_some() || req.pipeline_parallel_size.is_some();
+        let f = mem_load::fit(&d, mm, opts, load, args.max_gpus, fixed).ok_or_else(|| {
+            servesim::Error::input(
+                "<command line>",
+                Some("--concurrency"),
+                format!(
+                    "{} sequences of {} tokens of {} do not fit on {} or fewer {} GPUs{}",
+                    load.concurrency,
+                    load.seq_len,
+                    d.model.name,
+                    args.max_gpus,
+                    d.gpu().name,
+                    if fixed {
+                        format!(" at TP{} PP{}", d.tp, d.pp)
+                    } else {
+                        String::new()
+                    }
+                ),
+            )
+        })?;
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            model: &'a str,
+            load: Load,
+            #[serde(flatten)]
+            fit: &'a LoadFit,
+        }
+        let out = Out {
+            model: &d.model.name,
+            load,
+            fit: &f,
+        };
+        print_record(args.format, &out, &load_rows(&d.model.name, load, &f))?;
+        if let Some(path) = &args.chart {
+            memory::chart::write_svg(
+                path,
+                &format!(
+                    "{}: {} × {} tokens on {}, memory per GPU",
+                    d.model.name, load.concurrency, load.seq_len, f.hardware
+                ),
+                std::slice::from_ref(&f),
+            )?;
+        }
+        return Ok(());
+    }
+    let models = ModelCatalog::for_paths(paths)?;
+    let model = models.resolve(
+        req.model
+            .as_deref()
+            .unwrap_or(servesim::deployment::DEFAULT_MODEL),
+    )?;
+    let catalog = HardwareCatalog::load(&paths.hardware_dir())?;
+    let stack = std::sync::Arc::new(servesim::stack::ServingStack::load(
+        paths,
+        req.serving_stack.as_deref(),
+    )?);
+    let database = match args.catalog {
+        CatalogScope::Curated => &[][..],
+        CatalogScope::All => catalog.database()?,
+    };
+    let mut load = None;
+    let mut fits = Vec::new();
+    let mut none = Vec::new();
+    for gpu in catalog.entries().iter().chain(database) {
+        let Ok(d) = Deployment::from_parts(model.clone(), gpu.clone(), stack.clone(), req) else {
+            continue;
+        };
+        let l = *load.get_or_insert(Load {
+            concurrency,
+            seq_len: args.seq_len.unwrap_or(d.max_model_len),
+        });
+        match mem_load::fit(&d, mm, opts, l, args.max_gpus, false) {
+            Some(f) => fits.push(f),
+            None => none.push(gpu.name.clone()),
+        }
+    }
+    let load = load.unwrap_or(Load {
+        concurrency,
+        seq_len: args.seq_len.unwrap_or(0),
+    });
+    match args.format {
+        Format::Json => {
+            #[derive(serde::Serialize)]
+            struct Out<'a> {
+                model: &'a str,
+                load: Load,
+                fits: &'a [LoadFit],
+                do_not_fit: &'a [String],
+            }
+            let out = Out {
+                model: &model.name,
+                load,
+                fits: &fits,
+                do_not_fit: &none,
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+            w.write_record([
+                "hardware",
+                "gpus",
+                "replicas",
+                "tensor_parallel_size",
+                "pipeline_parallel_size",
+                "weights_gib",
+                "kv_gib",
+                "activations_gib",
+                "overhead_gib",
+                "used_gib",
+                "budget_gib",
+                "memory_load",
+                "kv_load",
+            ])?;
+            for f in &fits {
+                let g = &f.per_gpu;
+                w.write_record([
+                    f.hardware.clone(),
+                    f.gpus.to_string(),
+                    f.replicas.to_string(),
+                    f.tensor_parallel_size.to_string(),
+                    f.pipeline_parallel_size.to_string(),
+                    format!("{:.3}", g.weights_gib),
+                    format!("{:.3}", g.kv_gib),
+                    format!("{:.3}", g.activations_gib),
+                    format!("{:.3}", g.overhead_gib),
+                    format!("{:.3}", g.used_gib),
+                    format!("{:.3}", g.budget_gib),
+                    format!("{:.4}", f.memory_load),
+                    format!("{:.4}", f.kv_load),
+                ])?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            println!(
+                "{}: {} sequences of {} tokens at once; fewest GPUs per device (replicas × TP × PP)",
+                model.name, load.concurrency, load.seq_len
+            );
+            let mut t = servesim::report::table::Table::new(&[
+                "hardware", "GPUs", "layout", "GiB/GPU", "budget", "load", "KV load",
+            ]);
+            for f in &fits {
+                t.row(vec![
+                    f.hardware.clone(),
+                    f.gpus.to_string(),
+                    format!(
+                        "{}×TP{}×PP{}",
+                        f.replicas, f.tensor_parallel_size, f.pipeline_parallel_size
+                    ),
+                    format!("{:.1}", f.per_gpu.used_gib),
+                    format!("{:.1}", f.per_gpu.budget_gib),
+                    format!("{:.0}%", f.memory_load * 100.0),
+                    format!("{:.0}%", f.kv_load * 100.0),
+                ]);
+            }
+            print!("{}", t.render());
+            if !none.is_empty() {
+                println!("no fit within {} GPUs: {}", args.max_gpus, none.join(", "));
+            }
+        }
+    }
+    if let Some(path) = &args.chart {
+        memory::chart::write_svg(
+            path,
+            &format!(
+                "{}: {} × {} tokens, memory per GPU",
+                model.name, load.concurrency, load.seq_len
+            ),
+            &fits,
+        )?;
     }
     Ok(())
 }

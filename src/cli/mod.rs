@@ -47,7 +47,7 @@ pub enum Command {
     /// built-in default run of a shipped trace on Llama-3.1-8B on one H100).
     Simulate(Box<simulate::SimulateArgs>),
     /// Serving memory plan per GPU: weights, activations, KV cache, what fits.
-    Memory(memory::MemoryArgs),
+    Memory(Box<memory::MemoryArgs>),
     /// Latency of one static batch run through the simulated engine (the replica and
     /// latency model `simulate` uses), with the operator breakdown and the bottleneck.
     Estimate(Box<estimate::EstimateArgs>),
@@ -104,7 +104,7 @@ pub fn run(cli: Cli) -> Result<()> {
             .with_hub_download(hub_download(cli.allow_download));
     match cli.command {
         Command::Simulate(a) => simulate::run(*a, &paths),
-        Command::Memory(a) => memory::run(a, &paths),
+        Command::Memory(a) => memory::run(*a, &paths),
         Command::Estimate(a) => estimate::run(*a, &paths),
         Command::List(a) => list::run(a, &paths),
         Command::Trace(cmd) => trace::run(cmd),

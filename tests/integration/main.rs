@@ -5,6 +5,7 @@ mod commands;
 mod determinism;
 mod errors;
 mod estimate;
+mod memory;
 mod models;
 mod util;
 mod validate;

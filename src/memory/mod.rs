@@ -14,6 +14,9 @@ use crate::units::BYTES_PER_GIB;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+pub mod chart;
+pub mod load;
+
 /// Runtime memory constants (`perf_model/memory.toml`).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -367,6 +370,26 @@ fn min_gpus_from(
     max_gpus: u32,
     at_least: u32,
 ) -> Option<(Deployment, MemoryPlan)> {
+    let mut candidates = layouts(d, max_gpus);
+    candidates.retain(|&(tp, pp)| tp * pp >= at_least);
+    // Fewest GPUs first; among equals, more TP (lower latency) first.
+    candidates.sort_by_key(|&(tp, pp)| (tp * pp, pp));
+    candidates.into_iter().find_map(|(tp, pp)| {
+        let mut c = d.clone();
+        c.tp = tp;
+        c.pp = pp;
+        if c.validate().is_err() {
+            return None;
+        }
+        let p = plan(&c, mm, opts);
+        p.fits.then_some((c, p))
+    })
+}
+
+/// The TP × PP splits of `d`'s GPU kind worth planning, up to `max_gpus` GPUs: TP a
+/// power of two within a node that divides the attention heads, any PP up to the layer
+/// count; in no particular order.
+pub(crate) fn layouts(d: &Deployment, max_gpus: u32) -> Vec<(u32, u32)> {
     let heads = d.model.layers.first().map_or(1, |l| l.attention.num_heads);
     let per_node = d.cluster.gpus_per_node.max(1);
     let mut candidates: Vec<(u32, u32)> = Vec::new();
@@ -381,19 +404,7 @@ fn min_gpus_from(
         }
         tp *= 2;
     }
-    candidates.retain(|&(tp, pp)| tp * pp >= at_least);
-    // Fewest GPUs first; among equals, more TP (lower latency) first.
-    candidates.sort_by_key(|&(tp, pp)| (tp * pp, pp));
-    candidates.into_iter().find_map(|(tp, pp)| {
-        let mut c = d.clone();
-        c.tp = tp;
-        c.pp = pp;
-        if c.validate().is_err() {
-            return None;
-        }
-        let p = plan(&c, mm, opts);
-        p.fits.then_some((c, p))
-    })
+    candidates
 }
 
 #[cfg(test)]
