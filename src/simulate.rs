@@ -29,7 +29,9 @@
 
 use crate::engine::{Replica, RequestRecord, RequestSink, TokenEvent};
 use crate::error::{Error, Result};
-use crate::metrics::{EngineSummary, Recorder, Slo, Summary, TimeSeries, TimeSeriesRow};
+use crate::metrics::{
+    Cdfs, EngineSummary, Recorder, Slo, Summary, ThroughputBin, TimeSeries, TimeSeriesRow,
+};
 use crate::report;
 use crate::setup::ReplicaSetup;
 use crate::sim::{NoObserver, RequestSource, RoutePolicy, Router, RunStats, Simulation};
@@ -66,6 +68,10 @@ pub struct RunOptions {
 pub struct RunResult {
     /// The run summary (also written to `summary.json`).
     pub summary: Summary,
+    /// The distributions as CDF points (also written to `distributions.csv`).
+    pub cdfs: Cdfs,
+    /// Requests finished and output tokens per second (also `throughput.csv`).
+    pub throughput: Vec<ThroughputBin>,
     /// Kernel statistics.
     pub stats: RunStats,
 }
@@ -157,6 +163,8 @@ pub fn run(
 
     let mut summary = recorder.summary();
     summary.engine = engine_summary(sim.replicas(), &timeseries);
+    let cdfs = recorder.cdfs();
+    let throughput = recorder.throughput().to_vec();
     drop(recorder);
     drop(timeseries);
     if let Some(e) = io_error.or(ts_error) {
@@ -169,8 +177,15 @@ pub fn run(
         b.flush()
             .map_err(|e| Error::io(dir.join("timeseries.csv"), e))?;
         report::write_json(&dir.join("summary.json"), &summary)?;
+        report::write_cdfs(&dir.join("distributions.csv"), &cdfs)?;
+        report::write_throughput(&dir.join("throughput.csv"), &throughput)?;
     }
-    Ok(RunResult { summary, stats })
+    Ok(RunResult {
+        summary,
+        cdfs,
+        throughput,
+        stats,
+    })
 }
 
 fn engine_summary(replicas: &[Replica], ts: &TimeSeries<'_>) -> EngineSummary {

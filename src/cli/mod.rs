@@ -12,6 +12,7 @@ mod list;
 mod memory;
 mod merge;
 mod plan;
+mod report;
 #[cfg(feature = "serve")]
 mod serve;
 mod simulate;
@@ -77,6 +78,9 @@ pub enum Command {
     Plan(Box<plan::PlanArgs>),
     /// Join the folders of a sharded sweep into files identical to an unsharded run's.
     Merge(merge::MergeArgs),
+    /// Draw the charts and the self-contained report.html of run folders again; several
+    /// folders make one report comparing them.
+    Report(report::ReportArgs),
     /// Print the version and data folders.
     Info,
 }
@@ -116,6 +120,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sweep(a) => sweep::run(a, &paths),
         Command::Plan(a) => plan::run(*a, &paths),
         Command::Merge(a) => merge::run(a),
+        Command::Report(a) => report::run(a),
         Command::Info => {
             println!("servesim {}", env!("CARGO_PKG_VERSION"));
             println!("model configs: {}", paths.model_configs.display());

@@ -364,6 +364,8 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
     };
     if let Some(dir) = &output_dir {
         servesim::report::write_json(&dir.join("config.json"), &resolved)?;
+        let run = servesim::report::run_data::RunData::load(dir)?;
+        servesim::report::html::write_report(std::slice::from_ref(&run), dir)?;
     }
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&result.summary)?),
@@ -411,7 +413,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
             print!("{}", servesim::report::summary_table(&result.summary));
             if let Some(dir) = &output_dir {
                 println!(
-                    "wrote {}/{{requests.csv,timeseries.csv,summary.json,config.json}}",
+                    "wrote {}/{{requests.csv,timeseries.csv,summary.json,config.json,report.html}}",
                     dir.display()
                 );
             }

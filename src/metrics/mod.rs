@@ -76,6 +76,18 @@ impl Distribution {
         self.hist.len()
     }
 
+    /// The distribution as points `(quantile, seconds)` at [`CDF_QUANTILES`] (empty
+    /// when nothing was recorded): what the run report's CDFs draw.
+    pub fn cdf(&self) -> Vec<(f64, f64)> {
+        if self.hist.is_empty() {
+            return Vec::new();
+        }
+        CDF_QUANTILES
+            .iter()
+            .map(|&q| (q, self.hist.value_at_quantile(q) as f64 / 1e9))
+            .collect()
+    }
+
     /// Summary statistics in seconds (all zero when empty).
     pub fn stats(&self) -> DistStats {
         let n = self.hist.len();
@@ -94,6 +106,41 @@ impl Distribution {
             max: self.hist.max() as f64 / 1e9,
         }
     }
+}
+
+/// Quantiles a distribution's CDF is drawn at: every percent, then the tail.
+pub const CDF_QUANTILES: [f64; 106] = {
+    let mut q = [0.0; 106];
+    let mut i = 0;
+    while i < 100 {
+        q[i] = i as f64 / 100.0;
+        i += 1;
+    }
+    q[100] = 0.995;
+    q[101] = 0.999;
+    q[102] = 0.9995;
+    q[103] = 0.9999;
+    q[104] = 0.99999;
+    q[105] = 1.0;
+    q
+};
+
+/// The distributions of a run as CDF points (`distributions.csv`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Cdfs {
+    /// `(metric, quantile, seconds)`, metrics `ttft_s`, `tpot_s`, `itl_s`, `e2e_s`,
+    /// `queue_s` in that order.
+    pub points: Vec<(&'static str, f64, f64)>,
+}
+
+/// Requests finished and output tokens produced in one second of simulated time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct ThroughputBin {
+    /// Requests that finished in the second.
+    pub completed: u64,
+    /// Output tokens produced in the second (each request's tokens spread evenly from
+    /// its first token to its last).
+    pub output_tokens: f64,
 }
 
 /// Statistics of one distribution, in seconds.
@@ -142,6 +189,8 @@ pub struct Recorder<'w> {
     /// mostly share their gap, so they are recorded with one call.
     pending_itl: (u64, u64),
     per_replica: Vec<ReplicaTally>,
+    /// Per second of simulated time from zero: what finished and was produced.
+    throughput: Vec<ThroughputBin>,
     /// While every record has come from replica 0, its distributions are the run's
     /// (`ttft`, `tpot`, `e2e` record the same finished requests) and are not kept
     /// twice; they are copied out when another replica first reports.
@@ -211,6 +260,7 @@ impl<'w> Recorder<'w> {
             last_finish: 0.0,
             pending_itl: (0, 0),
             per_replica: Vec::new(),
+            throughput: Vec::new(),
             only_replica_zero: true,
             writer: None,
         }
@@ -233,6 +283,63 @@ impl<'w> Recorder<'w> {
     }
 
     /// The summary of everything recorded, with engine-level figures added by the caller.
+    /// The run's distributions as CDF points.
+    pub fn cdfs(&self) -> Cdfs {
+        let mut itl = self.itl.clone();
+        itl.record_n(self.pending_itl.0, self.pending_itl.1);
+        let mut points = Vec::new();
+        for (name, d) in [
+            ("ttft_s", &self.ttft),
+            ("tpot_s", &self.tpot),
+            ("itl_s", &itl),
+            ("e2e_s", &self.e2e),
+            ("queue_s", &self.queue),
+        ] {
+            points.extend(d.cdf().into_iter().map(|(q, v)| (name, q, v)));
+        }
+        Cdfs { points }
+    }
+
+    /// Requests finished and output tokens produced per second of simulated time, from
+    /// second zero to the last finish.
+    pub fn throughput(&self) -> &[ThroughputBin] {
+        &self.throughput
+    }
+
+    /// Add a finished request to the per-second throughput: its completion in the
+    /// second it finished, its output tokens spread evenly over `[first token, finish]`.
+    fn bin_throughput(&mut self, r: &RequestRecord) {
+        if !(r.finish_time_s.is_finite() && r.finish_time_s >= 0.0) {
+            return;
+        }
+        let end = r.finish_time_s;
+        let sec = |t: f64| t.max(0.0) as usize;
+        if self.throughput.len() <= sec(end) {
+            self.throughput
+                .resize(sec(end) + 1, ThroughputBin::default());
+        }
+        self.throughput[sec(end)].completed += 1;
+        let start = if r.first_token_time_s.is_finite() {
+            r.first_token_time_s.min(end)
+        } else {
+            end
+        };
+        let tokens = f64::from(r.output_tokens);
+        if end - start <= 0.0 {
+            self.throughput[sec(end)].output_tokens += tokens;
+            return;
+        }
+        let rate = tokens / (end - start);
+        for s in sec(start)..=sec(end) {
+            let lo = start.max(s as f64);
+            let hi = end.min(s as f64 + 1.0);
+            if hi > lo {
+                self.throughput[s].output_tokens += rate * (hi - lo);
+            }
+        }
+    }
+
+    /// The run's summary.
     pub fn summary(&self) -> Summary {
         let mut itl = self.itl.clone();
         itl.record_n(self.pending_itl.0, self.pending_itl.1);
@@ -377,6 +484,9 @@ impl RequestSink for Recorder<'_> {
                     self.tpot_met += 1;
                 }
             }
+        }
+        if r.status == RequestStatus::Finished {
+            self.bin_throughput(&r);
         }
         if let Some(w) = self.writer.as_mut() {
             w(&r);

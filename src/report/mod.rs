@@ -10,7 +10,10 @@ use crate::metrics::{DistStats, Summary, TimeSeriesRow};
 use std::io::Write;
 use std::path::Path;
 
+pub mod charts;
 mod fixed;
+pub mod html;
+pub mod run_data;
 pub mod table;
 
 pub use fixed::{push_fixed, push_fixed_bytes, push_u64};
@@ -75,6 +78,42 @@ pub fn write_timeseries_row(w: &mut dyn Write, r: &TimeSeriesRow) -> std::io::Re
         "{},{},{},{},{}",
         r.time_s, r.running, r.waiting, r.kv_blocks_used, r.batch_tokens
     )
+}
+
+/// Header of `distributions.csv`.
+pub const DISTRIBUTIONS_HEADER: &str = "metric,quantile,value_s";
+
+/// Header of `throughput.csv`.
+pub const THROUGHPUT_HEADER: &str = "time_s,completed,output_tokens";
+
+/// Write `distributions.csv`: each distribution's CDF points.
+pub fn write_cdfs(path: &Path, c: &crate::metrics::Cdfs) -> Result<()> {
+    let mut out = Vec::with_capacity(64 * c.points.len() + 64);
+    out.extend_from_slice(DISTRIBUTIONS_HEADER.as_bytes());
+    out.push(b'\n');
+    for (name, q, v) in &c.points {
+        out.extend_from_slice(name.as_bytes());
+        out.push(b',');
+        push_fixed_bytes(&mut out, *q, 5);
+        out.push(b',');
+        push_fixed_bytes(&mut out, *v, 9);
+        out.push(b'\n');
+    }
+    std::fs::write(path, out).map_err(|e| Error::io(path, e))
+}
+
+/// Write `throughput.csv`: requests finished and output tokens per second.
+pub fn write_throughput(path: &Path, bins: &[crate::metrics::ThroughputBin]) -> Result<()> {
+    let mut out = Vec::with_capacity(32 * bins.len() + 64);
+    out.extend_from_slice(THROUGHPUT_HEADER.as_bytes());
+    out.push(b'\n');
+    for (t, b) in bins.iter().enumerate() {
+        push_int(&mut out, t as u64);
+        push_int(&mut out, b.completed);
+        push_fixed_bytes(&mut out, b.output_tokens, 3);
+        out.push(b'\n');
+    }
+    std::fs::write(path, out).map_err(|e| Error::io(path, e))
 }
 
 /// Serialize `value` as pretty JSON into `path`.

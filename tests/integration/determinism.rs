@@ -2,17 +2,21 @@
 
 use crate::util::*;
 
+/// Every file under `dir` (folders walked), by its path relative to `dir`.
 fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
-        .collect();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let name = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.push((name, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(dir, dir, &mut v);
     v.sort();
     v
 }
@@ -39,9 +43,19 @@ fn simulate_outputs_are_byte_identical_across_runs() {
     assert_eq!(
         names,
         [
+            "charts/e2e_cdf.svg",
+            "charts/itl_cdf.svg",
+            "charts/kv_cache_over_time.svg",
+            "charts/requests_over_time.svg",
+            "charts/throughput_over_time.svg",
+            "charts/tpot_cdf.svg",
+            "charts/ttft_cdf.svg",
             "config.json",
+            "distributions.csv",
+            "report.html",
             "requests.csv",
             "summary.json",
+            "throughput.csv",
             "timeseries.csv"
         ]
     );

@@ -7,5 +7,6 @@ mod errors;
 mod estimate;
 mod memory;
 mod models;
+mod report;
 mod util;
 mod validate;
