@@ -112,13 +112,23 @@ pub fn checked_secs_to_nanos(s: f64) -> Option<u64> {
     if !s.is_finite() || s < 0.0 {
         return None;
     }
-    let ns = (s * NANOS_PER_SEC as f64).round();
+    let x = s * NANOS_PER_SEC as f64;
+    if x < TWO_POW_52 {
+        // `round` (half away from zero) without its library call: below 2^52 the
+        // integer part and the fraction are exact, so this is the same rounding.
+        let t = x as u64;
+        return Some(if x - t as f64 >= 0.5 { t + 1 } else { t });
+    }
+    let ns = x.round();
     if ns >= u64::MAX as f64 {
         None
     } else {
         Some(ns as u64)
     }
 }
+
+/// 2^52, below which every `f64` has an exact integer part and fraction.
+const TWO_POW_52: f64 = (1u64 << 52) as f64;
 
 fn secs_to_nanos(s: f64) -> u64 {
     checked_secs_to_nanos(s)
@@ -201,6 +211,24 @@ pub fn blocks_for_tokens(tokens: u64, block_size_tokens: u32) -> u64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        /// The rounding without `round` is `round`'s, on any non-negative float.
+        #[test]
+        fn nanosecond_rounding_is_rounds(bits in any::<u64>(), ns in 0u64..1u64 << 53, half in any::<bool>()) {
+            let reference = |s: f64| -> Option<u64> {
+                if !s.is_finite() || s < 0.0 {
+                    return None;
+                }
+                let ns = (s * NANOS_PER_SEC as f64).round();
+                (ns < u64::MAX as f64).then_some(ns as u64)
+            };
+            let near = ns as f64 / 1e9 + if half { 0.5e-9 } else { 0.0 };
+            for s in [f64::from_bits(bits), f64::from_bits(bits).abs(), near] {
+                prop_assert_eq!(checked_secs_to_nanos(s), reference(s), "s = {:e}", s);
+            }
+        }
+    }
 
     #[test]
     fn seconds_round_to_nearest_nanosecond() {

@@ -308,6 +308,7 @@ impl<'w> Recorder<'w> {
 
     /// Add a finished request to the per-second throughput: its completion in the
     /// second it finished, its output tokens spread evenly over `[first token, finish]`.
+    #[inline(never)]
     fn bin_throughput(&mut self, r: &RequestRecord) {
         if !(r.finish_time_s.is_finite() && r.finish_time_s >= 0.0) {
             return;
