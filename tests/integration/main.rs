@@ -7,6 +7,7 @@ mod errors;
 mod estimate;
 mod memory;
 mod models;
+mod pipes;
 mod report;
 mod util;
 mod validate;
