@@ -338,6 +338,98 @@ pub fn run(
     Ok(())
 }
 
+/// `memory --train MODE --recommend`: the devices that fit the job, ranked.
+#[allow(clippy::too_many_arguments)]
+pub fn recommend(
+    mode: TrainMode,
+    args: &FinetuneArgs,
+    deployment: &DeploymentArgs,
+    seq_len: Option<u32>,
+    max_gpus: u32,
+    format: Format,
+    paths: &DataPaths,
+    devices: &[servesim::hardware::GpuSpec],
+) -> Result<()> {
+    reject_serving_flags(deployment)?;
+    if deployment.hardware.is_some() {
+        bail!(servesim::Error::input(
+            "<command line>",
+            Some("--recommend"),
+            "ranks the whole catalog: leave out --hardware (or drop --recommend)"
+        ));
+    }
+    let opts = args.options(mode, seq_len)?;
+    let model = ModelCatalog::for_paths(paths)?.resolve(
+        deployment
+            .model
+            .as_deref()
+            .unwrap_or(servesim::deployment::DEFAULT_MODEL),
+    )?;
+    let mm = MemoryModel::load(&paths.perf_model)?;
+    let consts = FinetuneConstants::load(&paths.perf_model)?;
+    let (fits, none) =
+        servesim::finetune::recommend::recommend(&model, devices, &mm, &consts, &opts, max_gpus)?;
+    match format {
+        Format::Json => {
+            #[derive(serde::Serialize)]
+            struct Out<'a> {
+                model: &'a str,
+                mode: &'a str,
+                fits: &'a [servesim::finetune::recommend::Recommendation],
+                do_not_fit: &'a [String],
+            }
+            let out = Out {
+                model: &model.name,
+                mode: mode.name(),
+                fits: &fits,
+                do_not_fit: &none,
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+            for r in &fits {
+                w.serialize(r)?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            println!(
+                "{}: {} fine-tuning, {} tokens per sequence, micro-batch {}, ZeRO stage {}; devices that fit, fewest GPUs first",
+                model.name,
+                mode.name(),
+                opts.seq_len,
+                opts.micro_batch_size,
+                opts.zero_stage.number()
+            );
+            let mut t = servesim::report::table::Table::new(&[
+                "hardware",
+                "GPUs",
+                "max micro-batch",
+                "GiB/GPU",
+                "of GiB",
+                "USD/h",
+            ]);
+            for r in &fits {
+                t.row(vec![
+                    r.hardware.clone(),
+                    r.gpus.to_string(),
+                    r.max_micro_batch_size.to_string(),
+                    format!("{:.1}", r.memory_per_gpu_gib),
+                    format!("{:.1}", r.capacity_gib),
+                    r.usd_per_hour
+                        .map_or_else(|| "-".into(), |p| format!("{p:.2}")),
+                ]);
+            }
+            print!("{}", t.render());
+            if !none.is_empty() {
+                println!("no fit within {max_gpus} GPUs: {}", none.join(", "));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,11 @@ pub struct MemoryArgs {
     #[command(flatten)]
     finetune: finetune_args::FinetuneArgs,
 
+    /// With --train: rank the devices of the catalog (--catalog) that fit the job, each
+    /// with the fewest GPUs that hold it and the largest micro-batch those allow.
+    #[arg(long, requires = "train")]
+    recommend: bool,
+
     /// Tokens per KV-cache block.
     #[arg(long, default_value_t = 16)]
     block_size: u32,
@@ -147,6 +152,24 @@ fn rows(p: &MemoryPlan) -> Vec<(String, String)> {
 
 /// Run `servesim memory`.
 pub fn run(args: MemoryArgs, paths: &DataPaths) -> Result<()> {
+    if let (Some(mode), true) = (args.train, args.recommend) {
+        let catalog = HardwareCatalog::load(&paths.hardware_dir())?;
+        let database = match args.catalog {
+            CatalogScope::Curated => &[][..],
+            CatalogScope::All => catalog.database()?,
+        };
+        let devices: Vec<_> = catalog.entries().iter().chain(database).cloned().collect();
+        return finetune_args::recommend(
+            mode,
+            &args.finetune,
+            &args.deployment,
+            args.seq_len,
+            args.max_gpus,
+            args.format,
+            paths,
+            &devices,
+        );
+    }
     if let Some(mode) = args.train {
         return finetune_args::run(
             mode,

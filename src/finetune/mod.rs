@@ -38,6 +38,7 @@ pub mod activations;
 pub mod constants;
 pub mod lora;
 pub mod optimizer;
+pub mod recommend;
 pub mod sharding;
 pub mod weights;
 

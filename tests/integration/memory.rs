@@ -145,3 +145,62 @@ fn readme_examples_are_real_output() {
     }
     assert!(checked >= 3, "README memory examples: {checked}");
 }
+
+/// `--train --recommend` ranks the devices that fit, fewest GPUs first; each row is the
+/// plan `--hardware` gives for that device.
+#[test]
+fn training_recommendations_are_the_per_device_plans_ranked() {
+    let base = [
+        "memory",
+        "--train",
+        "lora",
+        "--model",
+        "llama-3.1-8b",
+        "--seq-len",
+        "4096",
+        "--micro-batch-size",
+        "2",
+    ];
+    let o = servesim_in(
+        &root(),
+        &[&base[..], &["--recommend", "--format", "json"]].concat(),
+    );
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let fits = v["fits"].as_array().unwrap();
+    assert!(fits.len() > 5, "{v}");
+    let gpus: Vec<u64> = fits.iter().map(|r| r["gpus"].as_u64().unwrap()).collect();
+    assert!(gpus.windows(2).all(|w| w[0] <= w[1]), "{gpus:?}");
+    for r in fits {
+        assert!(r["max_micro_batch_size"].as_u64().unwrap() >= 2, "{r}");
+        assert!(r["memory_per_gpu_gib"].as_f64().unwrap() <= r["capacity_gib"].as_f64().unwrap());
+    }
+    let h100 = fits
+        .iter()
+        .find(|r| r["hardware"] == "H100-SXM5-80GB")
+        .unwrap();
+    let o = servesim_in(
+        &root(),
+        &[&base[..], &["--hardware", "h100", "--format", "json"]].concat(),
+    );
+    ok(&o);
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(h100["gpus"], plan["min_gpus"]);
+    assert_eq!(h100["max_micro_batch_size"], plan["max_micro_batch_size"]);
+    let gib = plan["total_bytes_per_gpu"].as_f64().unwrap() / f64::from(1u32 << 30);
+    assert!((h100["memory_per_gpu_gib"].as_f64().unwrap() - gib).abs() < 1e-9);
+    // Devices too small are named, not dropped silently.
+    assert!(
+        v["do_not_fit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "T4"),
+        "{v}"
+    );
+    let o = servesim_in(
+        &root(),
+        &[&base[..], &["--recommend", "--hardware", "h100"]].concat(),
+    );
+    fails_with(&o, &["--recommend", "--hardware"]);
+}
