@@ -8,6 +8,7 @@ pub mod args;
 mod calibrate;
 mod estimate;
 mod fit_stack;
+mod interactive;
 mod list;
 mod memory;
 mod merge;
@@ -78,6 +79,9 @@ pub enum Command {
     Plan(Box<plan::PlanArgs>),
     /// Join the folders of a sharded sweep into files identical to an unsharded run's.
     Merge(merge::MergeArgs),
+    /// Ask for the model, hardware, parallelism and batch (fuzzy selection), then print
+    /// the estimate and the memory plan; needs a terminal.
+    Interactive,
     /// Draw the charts and the self-contained report.html of run folders again; several
     /// folders make one report comparing them.
     Report(report::ReportArgs),
@@ -121,6 +125,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plan(a) => plan::run(*a, &paths),
         Command::Merge(a) => merge::run(a),
         Command::Report(a) => report::run(a),
+        Command::Interactive => interactive::run(&paths),
         Command::Info => {
             println!("servesim {}", env!("CARGO_PKG_VERSION"));
             println!("model configs: {}", paths.model_configs.display());

@@ -153,3 +153,9 @@ fn missing_trace_file_names_it() {
     let (o, _d) = servesim(&["simulate", "--trace", "no/such/trace.csv", "--no-output"]);
     fails_with(&o, &["no/such/trace.csv"]);
 }
+
+#[test]
+fn interactive_refuses_without_a_terminal() {
+    let (o, _d) = servesim(&["interactive"]);
+    fails_with(&o, &["needs a terminal", "servesim estimate"]);
+}
