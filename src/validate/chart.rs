@@ -1,5 +1,6 @@
 //! `validation.svg`: for each paired metric, simulated against measured per row (with
-//! the y = x line) and the two empirical CDFs.
+//! the y = x line), the two empirical CDFs, and each row's signed error against its
+//! measured value (with the ±10 % band).
 
 use super::report::Validation;
 use crate::error::{Error, Result};
@@ -44,9 +45,9 @@ pub fn write_svg(path: &Path, v: &Validation) -> Result<()> {
         .collect();
     let n = panels.len().max(1) as u32;
     let fail = |e: String| Error::io(path, std::io::Error::other(e));
-    let root = SVGBackend::new(path, (2 * PANEL_W, n * PANEL_H)).into_drawing_area();
+    let root = SVGBackend::new(path, (3 * PANEL_W, n * PANEL_H)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(e.to_string()))?;
-    let areas = root.split_evenly((n as usize, 2));
+    let areas = root.split_evenly((n as usize, 3));
     for (i, (metric, sim, meas)) in panels.iter().enumerate() {
         let (label, unit) = (metric.label(), metric.unit());
         // Scatter: measured on x, simulated on y.
@@ -57,7 +58,7 @@ pub fn write_svg(path: &Path, v: &Validation) -> Result<()> {
             .filter(|(m, s)| m.is_finite() && s.is_finite())
             .collect();
         let r = range(pairs.iter().flat_map(|&(m, s)| [m, s]));
-        let mut chart = ChartBuilder::on(&areas[2 * i])
+        let mut chart = ChartBuilder::on(&areas[3 * i])
             .caption(
                 format!("{label}: simulated vs measured ({unit})"),
                 ("sans-serif", 16),
@@ -91,7 +92,7 @@ pub fn write_svg(path: &Path, v: &Validation) -> Result<()> {
         // CDFs.
         let (ss, ms) = (sorted(sim), sorted(meas));
         let xr = range(ss.iter().chain(ms.iter()).copied());
-        let mut chart = ChartBuilder::on(&areas[2 * i + 1])
+        let mut chart = ChartBuilder::on(&areas[3 * i + 1])
             .caption(format!("{label}: CDF ({unit})"), ("sans-serif", 16))
             .margin(10)
             .x_label_area_size(35)
@@ -124,6 +125,53 @@ pub fn write_svg(path: &Path, v: &Validation) -> Result<()> {
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
+            .map_err(|e| fail(e.to_string()))?;
+
+        // Signed error per row against the measured value.
+        let errors: Vec<(f64, f64)> = pairs
+            .iter()
+            .filter(|(m, _)| *m != 0.0)
+            .map(|&(m, s)| (m, (s - m) / m * 100.0))
+            .collect();
+        let xr = range(errors.iter().map(|p| p.0));
+        let bound = errors
+            .iter()
+            .map(|p| p.1.abs())
+            .fold(15.0, f64::max)
+            .min(300.0)
+            * 1.05;
+        let mut chart = ChartBuilder::on(&areas[3 * i + 2])
+            .caption(
+                format!("{label}: error per row (%, ±10 % band)"),
+                ("sans-serif", 16),
+            )
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .build_cartesian_2d(xr.clone(), -bound..bound)
+            .map_err(|e| fail(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .light_line_style(LIGHT)
+            .x_desc(format!("measured ({unit})"))
+            .y_desc("(simulated − measured) / measured, %")
+            .draw()
+            .map_err(|e| fail(e.to_string()))?;
+        for (y, style) in [
+            (0.0, BLACK.stroke_width(1)),
+            (10.0, MEAS.stroke_width(1)),
+            (-10.0, MEAS.stroke_width(1)),
+        ] {
+            chart
+                .draw_series(LineSeries::new([(xr.start, y), (xr.end, y)], style))
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        chart
+            .draw_series(
+                errors.iter().map(|&(m, e)| {
+                    Circle::new((m, e.clamp(-bound, bound)), 2, SIM.mix(0.6).filled())
+                }),
+            )
             .map_err(|e| fail(e.to_string()))?;
     }
     root.present().map_err(|e| fail(e.to_string()))?;
