@@ -288,6 +288,26 @@ fn rows(p: &FinetunePlan) -> Vec<(String, String)> {
     r
 }
 
+/// The fine-tuning job the flags describe: its options and model (serving-only flags
+/// are refused).
+fn job(
+    mode: TrainMode,
+    args: &FinetuneArgs,
+    deployment: &DeploymentArgs,
+    seq_len: Option<u32>,
+    paths: &DataPaths,
+) -> Result<(FinetuneOptions, servesim::model::ModelSpec)> {
+    reject_serving_flags(deployment)?;
+    let opts = args.options(mode, seq_len)?;
+    let model = ModelCatalog::for_paths(paths)?.resolve(
+        deployment
+            .model
+            .as_deref()
+            .unwrap_or(servesim::deployment::DEFAULT_MODEL),
+    )?;
+    Ok((opts, model))
+}
+
 /// Run `servesim memory --train MODE`.
 pub fn run(
     mode: TrainMode,
@@ -298,14 +318,7 @@ pub fn run(
     format: Format,
     paths: &DataPaths,
 ) -> Result<()> {
-    reject_serving_flags(deployment)?;
-    let opts = args.options(mode, seq_len)?;
-    let model = ModelCatalog::for_paths(paths)?.resolve(
-        deployment
-            .model
-            .as_deref()
-            .unwrap_or(servesim::deployment::DEFAULT_MODEL),
-    )?;
+    let (opts, model) = job(mode, args, deployment, seq_len, paths)?;
     let gpu = HardwareCatalog::load(&paths.hardware_dir())?
         .resolve(deployment.hardware.as_deref().unwrap_or(DEFAULT_HARDWARE))?;
     let capacity = usable_capacity_bytes(&gpu, &MemoryModel::load(&paths.perf_model)?);
@@ -350,7 +363,6 @@ pub fn recommend(
     paths: &DataPaths,
     devices: &[servesim::hardware::GpuSpec],
 ) -> Result<()> {
-    reject_serving_flags(deployment)?;
     if deployment.hardware.is_some() {
         bail!(servesim::Error::input(
             "<command line>",
@@ -358,13 +370,7 @@ pub fn recommend(
             "ranks the whole catalog: leave out --hardware (or drop --recommend)"
         ));
     }
-    let opts = args.options(mode, seq_len)?;
-    let model = ModelCatalog::for_paths(paths)?.resolve(
-        deployment
-            .model
-            .as_deref()
-            .unwrap_or(servesim::deployment::DEFAULT_MODEL),
-    )?;
+    let (opts, model) = job(mode, args, deployment, seq_len, paths)?;
     let mm = MemoryModel::load(&paths.perf_model)?;
     let consts = FinetuneConstants::load(&paths.perf_model)?;
     let (fits, none) =

@@ -5,12 +5,16 @@ use super::args::{gib, print_record, DeploymentArgs, Format};
 use anyhow::Result;
 use clap::Args;
 use servesim::deployment::Deployment;
+use servesim::hardware::GpuSpec;
 use servesim::hardware::HardwareCatalog;
 use servesim::memory::load::{self as mem_load, Load, LoadFit};
 use servesim::memory::{self, MemoryModel, MemoryOptions, MemoryPlan};
 use servesim::model::ModelCatalog;
+use servesim::model::ModelSpec;
 use servesim::paths::DataPaths;
+use servesim::stack::ServingStack;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 // A child of this command rather than of `cli`, so `cli/mod.rs` stays untouched.
 #[path = "finetune_args.rs"]
@@ -153,12 +157,7 @@ fn rows(p: &MemoryPlan) -> Vec<(String, String)> {
 /// Run `servesim memory`.
 pub fn run(args: MemoryArgs, paths: &DataPaths) -> Result<()> {
     if let (Some(mode), true) = (args.train, args.recommend) {
-        let catalog = HardwareCatalog::load(&paths.hardware_dir())?;
-        let database = match args.catalog {
-            CatalogScope::Curated => &[][..],
-            CatalogScope::All => catalog.database()?,
-        };
-        let devices: Vec<_> = catalog.entries().iter().chain(database).cloned().collect();
+        let devices = catalog_devices(args.catalog, paths)?;
         return finetune_args::recommend(
             mode,
             &args.finetune,
@@ -249,6 +248,31 @@ pub enum CatalogScope {
     All,
 }
 
+/// The devices `--catalog` covers, curated first.
+fn catalog_devices(scope: CatalogScope, paths: &DataPaths) -> Result<Vec<GpuSpec>> {
+    let catalog = HardwareCatalog::load(&paths.hardware_dir())?;
+    let database = match scope {
+        CatalogScope::Curated => &[][..],
+        CatalogScope::All => catalog.database()?,
+    };
+    Ok(catalog.entries().iter().chain(database).cloned().collect())
+}
+
+/// What a catalog-wide search runs on: the model, the devices and the serving stack.
+fn catalog_search(
+    args: &MemoryArgs,
+    req: &servesim::deployment::DeploymentRequest,
+    paths: &DataPaths,
+) -> Result<(ModelSpec, Vec<GpuSpec>, Arc<ServingStack>)> {
+    let model = ModelCatalog::for_paths(paths)?.resolve(
+        req.model
+            .as_deref()
+            .unwrap_or(servesim::deployment::DEFAULT_MODEL),
+    )?;
+    let stack = Arc::new(ServingStack::load(paths, req.serving_stack.as_deref())?);
+    Ok((model, catalog_devices(args.catalog, paths)?, stack))
+}
+
 /// One row per catalog device: the fewest GPUs that fit.
 fn min_gpus_over_catalog(
     args: &MemoryArgs,
@@ -257,17 +281,7 @@ fn min_gpus_over_catalog(
     mm: &MemoryModel,
     opts: &MemoryOptions,
 ) -> Result<()> {
-    let models = ModelCatalog::for_paths(paths)?;
-    let model = models.resolve(
-        req.model
-            .as_deref()
-            .unwrap_or(servesim::deployment::DEFAULT_MODEL),
-    )?;
-    let catalog = HardwareCatalog::load(&paths.hardware_dir())?;
-    let stack = std::sync::Arc::new(servesim::stack::ServingStack::load(
-        paths,
-        req.serving_stack.as_deref(),
-    )?);
+    let (model, devices, stack) = catalog_search(args, req, paths)?;
     #[derive(serde::Serialize)]
     struct Row {
         hardware: String,
@@ -277,12 +291,8 @@ fn min_gpus_over_catalog(
         kv_cache_gib_per_gpu: Option<f64>,
         max_kv_tokens: Option<u64>,
     }
-    let database = match args.catalog {
-        CatalogScope::Curated => &[][..],
-        CatalogScope::All => catalog.database()?,
-    };
     let mut out = Vec::new();
-    for gpu in catalog.entries().iter().chain(database) {
+    for gpu in &devices {
         let d = match Deployment::from_parts(model.clone(), gpu.clone(), stack.clone(), req) {
             Ok(d) => d,
             Err(_) => continue,
@@ -447,25 +457,11 @@ fn for_load(
         }
         return Ok(());
     }
-    let models = ModelCatalog::for_paths(paths)?;
-    let model = models.resolve(
-        req.model
-            .as_deref()
-            .unwrap_or(servesim::deployment::DEFAULT_MODEL),
-    )?;
-    let catalog = HardwareCatalog::load(&paths.hardware_dir())?;
-    let stack = std::sync::Arc::new(servesim::stack::ServingStack::load(
-        paths,
-        req.serving_stack.as_deref(),
-    )?);
-    let database = match args.catalog {
-        CatalogScope::Curated => &[][..],
-        CatalogScope::All => catalog.database()?,
-    };
+    let (model, devices, stack) = catalog_search(args, req, paths)?;
     let mut load = None;
     let mut fits = Vec::new();
     let mut none = Vec::new();
-    for gpu in catalog.entries().iter().chain(database) {
+    for gpu in &devices {
         let Ok(d) = Deployment::from_parts(model.clone(), gpu.clone(), stack.clone(), req) else {
             continue;
         };

@@ -1,6 +1,6 @@
 //! Memory for a load: `concurrency` sequences of `seq_len` tokens held at once.
 //!
-//! Each replica is planned as vLLM plans it ([`plan`](super::plan): weights, the
+//! Each replica is planned as vLLM plans it ([`plan`]: weights, the
 //! activation peak of its profiling pass and runtime overhead come first, the KV cache
 //! takes the rest of `gpu_memory_utilization`); a replica serves as many of the
 //! sequences as its cache holds whole (`num_gpu_blocks / ⌈seq_len / block_size⌉`), and
