@@ -406,6 +406,13 @@ fn for_load(
     opts: &MemoryOptions,
     concurrency: u32,
 ) -> Result<()> {
+    if args.seq_len == Some(0) {
+        anyhow::bail!(servesim::Error::input(
+            "<command line>",
+            Some("--seq-len"),
+            "must be at least 1"
+        ));
+    }
     if req.hardware.is_some() {
         let d = Deployment::resolve(req, paths)?;
         let load = Load {

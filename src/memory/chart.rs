@@ -28,6 +28,9 @@ const LEGEND_ROOM: f64 = 1.55;
 /// Draw one bar per fit into an SVG at `path`, titled `title`.
 pub fn write_svg(path: &Path, title: &str, fits: &[LoadFit]) -> Result<()> {
     let fail = |e: String| Error::io(path, std::io::Error::other(e));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
     let n = fits.len().max(1);
     let height = (FRAME_PX + ROW_PX * n as u32).max(MIN_HEIGHT_PX);
     let root = SVGBackend::new(path, (WIDTH_PX, height)).into_drawing_area();

@@ -204,3 +204,30 @@ fn training_recommendations_are_the_per_device_plans_ranked() {
     );
     fails_with(&o, &["--recommend", "--hardware"]);
 }
+
+#[test]
+fn a_load_of_empty_sequences_is_refused_and_the_chart_folder_is_made() {
+    let (o, _d) = servesim(&[
+        "memory",
+        "--hardware",
+        "h100",
+        "--concurrency",
+        "8",
+        "--seq-len",
+        "0",
+    ]);
+    fails_with(&o, &["--seq-len", "at least 1"]);
+    let (o, d) = servesim(&[
+        "memory",
+        "--hardware",
+        "h100",
+        "--concurrency",
+        "8",
+        "--seq-len",
+        "64",
+        "--chart",
+        "new/folder/m.svg",
+    ]);
+    ok(&o);
+    assert!(d.path().join("new/folder/m.svg").is_file());
+}
