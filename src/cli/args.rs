@@ -162,7 +162,7 @@ pub struct EngineArgs {
     pub num_scheduler_steps: Option<u32>,
 
     /// Tokens per KV-cache block. Default: the serving stack's (16 for vLLM).
-    #[arg(long, value_name = "TOKENS")]
+    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     pub block_size: Option<u32>,
 
     /// Reuse KV blocks of shared prompt prefixes (`--enable-prefix-caching` alone means
@@ -175,8 +175,8 @@ pub struct EngineArgs {
     pub preemption_mode: Option<PreemptionMode>,
 
     /// Override the number of KV-cache blocks per replica (vLLM's
-    /// --num-gpu-blocks-override). Default: from the memory plan.
-    #[arg(long, value_name = "N")]
+    /// --num-gpu-blocks-override), at most 16,777,216. Default: from the memory plan.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(servesim::engine::config::MAX_GPU_BLOCKS)))]
     pub num_gpu_blocks_override: Option<u32>,
 
     /// Schedule iteration k+1 while iteration k runs (vLLM's --async-scheduling;

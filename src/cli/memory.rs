@@ -40,7 +40,7 @@ pub struct MemoryArgs {
     recommend: bool,
 
     /// Tokens per KV-cache block.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     block_size: u32,
 
     /// Tokens in vLLM's profiling forward pass (its --max-num-batched-tokens).

@@ -113,6 +113,11 @@ fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
 /// Run `servesim plan`.
 pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
     let ctx = context(&args.config, &args.price_per_gpu_hour, paths)?;
+    servesim::metrics::Slo {
+        ttft_s: args.slo_ttft_s.or(ctx.config.slo_ttft_s),
+        tpot_s: args.slo_tpot_s.or(ctx.config.slo_tpot_s),
+    }
+    .checked()?;
     let slo = PlanSlo {
         ttft_s: args.slo_ttft_s.or(ctx.config.slo_ttft_s),
         tpot_s: args.slo_tpot_s.or(ctx.config.slo_tpot_s),

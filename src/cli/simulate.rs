@@ -30,11 +30,11 @@ pub struct RunArgs {
     pub trace: Option<PathBuf>,
 
     /// Multiply arrival times by this (2 = half the request rate).
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
     pub time_scale: Option<f64>,
 
     /// Divide arrival times by this (2 = twice the request rate).
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_hyphen_values = true)]
     pub rate_scale: Option<f64>,
 
     /// Replay at most this many requests.
@@ -78,11 +78,11 @@ pub struct RunArgs {
     pub route: Option<RoutePolicy>,
 
     /// TTFT SLO in seconds, for goodput and SLO attainment.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub slo_ttft_s: Option<f64>,
 
     /// TPOT SLO in seconds, for goodput and SLO attainment.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub slo_tpot_s: Option<f64>,
 
     /// Folder for requests.csv, timeseries.csv, summary.json and config.json.
@@ -313,7 +313,8 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         slo: Slo {
             ttft_s: run.slo_ttft_s,
             tpot_s: run.slo_tpot_s,
-        },
+        }
+        .checked()?,
         output_dir: output_dir.clone(),
         progress: std::io::stderr().is_terminal(),
         kv_transfer_link: kv_link,

@@ -3,6 +3,10 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+/// The most KV blocks a replica is simulated with (2^24: 268 M tokens at 16 per block,
+/// far beyond any GPU's cache; each block costs the engine bookkeeping memory).
+pub const MAX_GPU_BLOCKS: u32 = 1 << 24;
+
 /// Which scheduling policy a replica runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -170,6 +174,14 @@ impl EngineConfig {
         }
         if self.pipeline_stages == 0 {
             return bad("a replica needs at least one pipeline stage".into());
+        }
+        if self.num_gpu_blocks > MAX_GPU_BLOCKS {
+            return bad(format!(
+                "--num-gpu-blocks-override {} is more KV blocks than a replica can be simulated with ({MAX_GPU_BLOCKS}; {} tokens at --block-size {})",
+                self.num_gpu_blocks,
+                u64::from(MAX_GPU_BLOCKS) * u64::from(self.block_size),
+                self.block_size
+            ));
         }
         if self.num_gpu_blocks == 0 {
             return bad("the KV cache has no blocks: the model leaves no memory for KV cache on this hardware (raise --gpu-memory-utilization, use more GPUs or a smaller dtype)".into());

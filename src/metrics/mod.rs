@@ -23,6 +23,23 @@ pub struct Slo {
 }
 
 impl Slo {
+    /// The SLOs, refused (naming the flag) unless each set one is a finite number of
+    /// seconds above zero.
+    pub fn checked(self) -> crate::error::Result<Self> {
+        for (flag, v) in [("--slo-ttft-s", self.ttft_s), ("--slo-tpot-s", self.tpot_s)] {
+            if let Some(v) = v {
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(crate::error::Error::input(
+                        "<command line>",
+                        Some(flag),
+                        format!("must be a finite number of seconds above 0, got {v}"),
+                    ));
+                }
+            }
+        }
+        Ok(self)
+    }
+
     /// Whether a finished request meets every set SLO (a NaN TPOT, from a one-token
     /// output, meets any TPOT SLO).
     pub fn is_met(&self, r: &RequestRecord) -> bool {

@@ -159,3 +159,45 @@ fn interactive_refuses_without_a_terminal() {
     let (o, _d) = servesim(&["interactive"]);
     fails_with(&o, &["needs a terminal", "servesim estimate"]);
 }
+
+/// Engine and SLO flags out of range are refused naming the flag, never a panic.
+#[test]
+fn out_of_range_engine_and_slo_flags_name_the_flag() {
+    let cases: [(&[&str], &[&str]); 6] = [
+        (
+            &["simulate", "--block-size", "0", "--no-output"],
+            &["--block-size"],
+        ),
+        (
+            &["memory", "--hardware", "h100", "--block-size", "0"],
+            &["--block-size"],
+        ),
+        (
+            &[
+                "simulate",
+                "--num-gpu-blocks-override",
+                "4294967295",
+                "--no-output",
+            ],
+            &["--num-gpu-blocks-override"],
+        ),
+        (
+            &["estimate", "--num-gpu-blocks-override", "2000000000"],
+            &["--num-gpu-blocks-override"],
+        ),
+        (
+            &["simulate", "--slo-ttft-s=-1", "--no-output"],
+            &["--slo-ttft-s", "above 0"],
+        ),
+        (
+            &["simulate", "--slo-tpot-s", "-0.5", "--no-output"],
+            &["--slo-tpot-s", "above 0"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let (o, _d) = servesim(args);
+        fails_with(&o, needles);
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
+    }
+}
