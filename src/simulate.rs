@@ -76,28 +76,84 @@ pub struct RunResult {
     pub stats: RunStats,
 }
 
+/// The files a run writes into its folder (`config.json` and the report by the CLI);
+/// an older run's are removed first, so a failed run never leaves some of them beside
+/// another run's.
+pub const RUN_FILES: [&str; 7] = [
+    "requests.csv",
+    "timeseries.csv",
+    "summary.json",
+    "config.json",
+    "distributions.csv",
+    "throughput.csv",
+    "report.html",
+];
+
+/// Suffix of the per-request and per-second files while the run writes them; they take
+/// their names only when the run succeeds.
+const PARTIAL: &str = ".partial";
+
+/// Remove an older run's outputs from `dir` (only the files a run writes).
+fn clear_old_outputs(dir: &std::path::Path) -> Result<()> {
+    let charts = dir.join("charts");
+    let paths = RUN_FILES
+        .iter()
+        .map(|f| dir.join(f))
+        .chain(report::charts::FILES.iter().map(|f| charts.join(f)));
+    for path in paths {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(&path, e));
+            }
+            _ => {}
+        }
+    }
+    // The charts folder goes too when nothing else is in it.
+    let _ = std::fs::remove_dir(&charts);
+    Ok(())
+}
+
 fn create(dir: &std::path::Path, name: &str, header: &str) -> Result<BufWriter<File>> {
-    let path = dir.join(name);
+    let path = dir.join(format!("{name}{PARTIAL}"));
     let mut w = BufWriter::new(File::create(&path).map_err(|e| Error::io(&path, e))?);
     writeln!(w, "{header}").map_err(|e| Error::io(&path, e))?;
     Ok(w)
 }
 
-/// Simulate `source` on `replicas` behind `router`.
+/// Simulate `source` on `replicas` behind `router`. With an output folder, an older
+/// run's files there are removed first, and a failed run leaves none of its own.
 pub fn run(
     replicas: Vec<Replica>,
     router: Router,
     source: RequestSource<'_>,
     opts: &RunOptions,
 ) -> Result<RunResult> {
-    let mut files = match &opts.output_dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            Some((
-                create(dir, "requests.csv", report::REQUESTS_HEADER)?,
-                create(dir, "timeseries.csv", report::TIMESERIES_HEADER)?,
-            ))
+    if let Some(dir) = &opts.output_dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        clear_old_outputs(dir)?;
+    }
+    let result = run_writing(replicas, router, source, opts);
+    if let (Err(_), Some(dir)) = (&result, &opts.output_dir) {
+        for name in ["requests.csv", "timeseries.csv"] {
+            let _ = std::fs::remove_file(dir.join(format!("{name}{PARTIAL}")));
         }
+        let _ = clear_old_outputs(dir);
+    }
+    result
+}
+
+/// [`run`] once the folder is ready.
+fn run_writing(
+    replicas: Vec<Replica>,
+    router: Router,
+    source: RequestSource<'_>,
+    opts: &RunOptions,
+) -> Result<RunResult> {
+    let mut files = match &opts.output_dir {
+        Some(dir) => Some((
+            create(dir, "requests.csv", report::REQUESTS_HEADER)?,
+            create(dir, "timeseries.csv", report::TIMESERIES_HEADER)?,
+        )),
         None => None,
     };
     // No bar at all when hidden: even a hidden bar reads the clock on every `inc`.
@@ -176,6 +232,10 @@ pub fn run(
             .map_err(|e| Error::io(dir.join("requests.csv"), e))?;
         b.flush()
             .map_err(|e| Error::io(dir.join("timeseries.csv"), e))?;
+        for name in ["requests.csv", "timeseries.csv"] {
+            let from = dir.join(format!("{name}{PARTIAL}"));
+            std::fs::rename(&from, dir.join(name)).map_err(|e| Error::io(&from, e))?;
+        }
         report::write_json(&dir.join("summary.json"), &summary)?;
         report::write_cdfs(&dir.join("distributions.csv"), &cdfs)?;
         report::write_throughput(&dir.join("throughput.csv"), &throughput)?;

@@ -26,6 +26,17 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(77, 77, 77),
 ];
 
+/// Every chart file [`write_all`] may write.
+pub const FILES: [&str; 7] = [
+    "ttft_cdf.svg",
+    "tpot_cdf.svg",
+    "itl_cdf.svg",
+    "e2e_cdf.svg",
+    "requests_over_time.svg",
+    "kv_cache_over_time.svg",
+    "throughput_over_time.svg",
+];
+
 /// A chart written: its file and title.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Chart {

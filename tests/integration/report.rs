@@ -100,3 +100,36 @@ fn report_redraws_one_run_and_compares_several() {
     let o = servesim_in(d.path(), &["report", "a", "nowhere"]);
     fails_with(&o, &["nowhere", "summary.json"]);
 }
+
+/// A run that fails part-way leaves neither its own partial files nor an older run's
+/// outputs in the folder; the chart files are the ones a new run clears.
+#[test]
+fn a_failed_run_leaves_nothing_behind() {
+    let (o, d) = servesim(&["simulate", "--max-requests", "50", "--output-dir", "out"]);
+    ok(&o);
+    let out = d.path().join("out");
+    for f in std::fs::read_dir(out.join("charts")).unwrap() {
+        let name = f.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(
+            servesim::report::charts::FILES.contains(&name.as_str()),
+            "{name}"
+        );
+    }
+    // Rows 1-200 are fine; row 201 is not a number.
+    let mut trace = String::from("arrival_time_s,input_tokens,output_tokens\n");
+    for i in 0..200 {
+        trace.push_str(&format!("{}.0,100,10\n", i));
+    }
+    trace.push_str("200.0,abc,10\n");
+    std::fs::write(d.path().join("bad.csv"), trace).unwrap();
+    let o = servesim_in(
+        d.path(),
+        &["simulate", "--trace", "bad.csv", "--output-dir", "out"],
+    );
+    fails_with(&o, &["bad.csv:202", "input_tokens"]);
+    let left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
