@@ -273,6 +273,31 @@ fn catalog_search(
     Ok((model, catalog_devices(args.catalog, paths)?, stack))
 }
 
+/// The deployment of `model` on each device that can take the flags (a device whose
+/// limits a flag exceeds is left out); when no device can, the first device's error,
+/// which names the flag (`-tp 0`, `--gpu-memory-utilization 0`, ...).
+fn deployments<'g>(
+    model: &ModelSpec,
+    devices: &'g [GpuSpec],
+    stack: &Arc<ServingStack>,
+    req: &servesim::deployment::DeploymentRequest,
+) -> Result<Vec<(&'g GpuSpec, Deployment)>> {
+    let mut first_error = None;
+    let mut out = Vec::new();
+    for gpu in devices {
+        match Deployment::from_parts(model.clone(), gpu.clone(), stack.clone(), req) {
+            Ok(d) => out.push((gpu, d)),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match (out.is_empty(), first_error) {
+        (true, Some(e)) => Err(e.into()),
+        _ => Ok(out),
+    }
+}
+
 /// One row per catalog device: the fewest GPUs that fit.
 fn min_gpus_over_catalog(
     args: &MemoryArgs,
@@ -292,11 +317,7 @@ fn min_gpus_over_catalog(
         max_kv_tokens: Option<u64>,
     }
     let mut out = Vec::new();
-    for gpu in &devices {
-        let d = match Deployment::from_parts(model.clone(), gpu.clone(), stack.clone(), req) {
-            Ok(d) => d,
-            Err(_) => continue,
-        };
+    for (gpu, d) in deployments(&model, &devices, &stack, req)? {
         let found = memory::min_gpus(&d, mm, opts, args.max_gpus);
         out.push(Row {
             hardware: gpu.name.clone(),
@@ -468,10 +489,7 @@ fn for_load(
     let mut load = None;
     let mut fits = Vec::new();
     let mut none = Vec::new();
-    for gpu in &devices {
-        let Ok(d) = Deployment::from_parts(model.clone(), gpu.clone(), stack.clone(), req) else {
-            continue;
-        };
+    for (gpu, d) in deployments(&model, &devices, &stack, req)? {
         let l = *load.get_or_insert(Load {
             concurrency,
             seq_len: args.seq_len.unwrap_or(d.max_model_len),

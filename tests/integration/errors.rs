@@ -201,3 +201,33 @@ fn out_of_range_engine_and_slo_flags_name_the_flag() {
         assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
     }
 }
+
+/// A catalog-wide `memory` whose flags no device can take says why (and fails) instead
+/// of printing an empty table.
+#[test]
+fn catalog_wide_memory_with_impossible_flags_names_them() {
+    let cases: [(&[&str], &str); 4] = [
+        (&["memory", "-tp", "0"], "--tensor-parallel-size"),
+        (
+            &["memory", "--gpu-memory-utilization", "0"],
+            "--gpu-memory-utilization",
+        ),
+        (&["memory", "--max-model-len", "0"], "--max-model-len"),
+        (
+            &[
+                "memory",
+                "--concurrency",
+                "2",
+                "--seq-len",
+                "100",
+                "-tp",
+                "0",
+            ],
+            "--tensor-parallel-size",
+        ),
+    ];
+    for (args, flag) in cases {
+        let (o, _d) = servesim(args);
+        fails_with(&o, &[flag]);
+    }
+}
