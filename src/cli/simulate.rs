@@ -70,7 +70,7 @@ pub struct RunArgs {
     pub kv_transfer_link: Option<KvLink>,
 
     /// Identical replicas behind the router (each data-parallel rank counts as one).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub num_replicas: Option<u32>,
 
     /// How the router picks a replica.

@@ -8,6 +8,7 @@ mod estimate;
 mod memory;
 mod models;
 mod pipes;
+mod readme;
 mod report;
 mod util;
 mod validate;
