@@ -443,6 +443,41 @@ struct RowChecker {
     path: PathBuf,
     /// The previous row's arrival and position.
     last: Option<(SimTime, u64)>,
+    /// The request ids read so far.
+    ids: SeenIds,
+}
+
+/// Request ids read so far. While they only increase (the usual case, and always for
+/// ids numbered by position) they are kept in order and a new id is new when it is
+/// larger than the last; at the first step back they move into a set.
+#[derive(Debug)]
+enum SeenIds {
+    Increasing(Vec<u64>),
+    Set(std::collections::HashSet<u64>),
+}
+
+impl SeenIds {
+    /// Record `id`; false if it was already there.
+    fn insert(&mut self, id: u64) -> bool {
+        match self {
+            SeenIds::Increasing(v) => match v.last() {
+                Some(&last) if id <= last => {
+                    if v.binary_search(&id).is_ok() {
+                        return false;
+                    }
+                    let mut set: std::collections::HashSet<u64> = v.drain(..).collect();
+                    set.insert(id);
+                    *self = SeenIds::Set(set);
+                    true
+                }
+                _ => {
+                    v.push(id);
+                    true
+                }
+            },
+            SeenIds::Set(set) => set.insert(id),
+        }
+    }
 }
 
 /// Where a row is, for error messages: a line of a text file or an index into a JSON array.
@@ -457,6 +492,7 @@ impl RowChecker {
         RowChecker {
             path: path.to_owned(),
             last: None,
+            ids: SeenIds::Increasing(Vec::new()),
         }
     }
 
@@ -471,7 +507,18 @@ impl RowChecker {
     /// hash columns, in that order.
     fn check(&mut self, req: &Request, at: RowAt, fields: [&str; 4]) -> Result<()> {
         self.check_lengths(req, at, fields)?;
-        self.check_order(req, at, fields[0])
+        self.check_order(req, at, fields[0])?;
+        if !self.ids.insert(req.id) {
+            return Err(self.err(
+                at,
+                "request_id",
+                format!(
+                    "request id {} appears more than once: every request needs its own id",
+                    req.id
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Token counts at least 1, no more prefix hashes than prompt blocks.
@@ -529,3 +576,25 @@ impl RowChecker {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod seen_ids_tests {
+    use super::SeenIds;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The two-mode record answers as a plain set does, on any sequence of ids.
+        #[test]
+        fn seen_ids_answer_as_a_set(ids in proptest::collection::vec(0u64..50, 0..80), sorted in any::<bool>()) {
+            let mut ids = ids;
+            if sorted {
+                ids.sort_unstable();
+            }
+            let mut seen = SeenIds::Increasing(Vec::new());
+            let mut oracle = std::collections::HashSet::new();
+            for id in ids {
+                prop_assert_eq!(seen.insert(id), oracle.insert(id));
+            }
+        }
+    }
+}

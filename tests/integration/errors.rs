@@ -231,3 +231,24 @@ fn catalog_wide_memory_with_impossible_flags_names_them() {
         fails_with(&o, &[flag]);
     }
 }
+
+#[test]
+fn duplicate_request_ids_name_the_line() {
+    let (o, d) = servesim(&["--version"]);
+    ok(&o);
+    let trace = d.path().join("dup.csv");
+    std::fs::write(
+        &trace,
+        "request_id,arrival_time_s,input_tokens,output_tokens\n7,0,10,5\n3,0.1,10,5\n7,0.2,10,5\n",
+    )
+    .unwrap();
+    let o = servesim_in(d.path(), &["simulate", "--trace", "dup.csv", "--no-output"]);
+    fails_with(
+        &o,
+        &[
+            "dup.csv:4",
+            "request_id",
+            "request id 7 appears more than once",
+        ],
+    );
+}
