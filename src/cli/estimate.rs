@@ -436,7 +436,7 @@ pub fn run(args: EstimateArgs, paths: &DataPaths) -> Result<()> {
     }
     let batches = sweep::grid(&args.batch_size, &args.input_len, &args.output_len);
     if batches.len() > 1 {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = servesim::plan::exec::default_jobs();
         let rows = sweep::sweep(&setup, &batches, Some(work), threads);
         return print_sweep(&rows, args.format);
     }

@@ -126,23 +126,8 @@ pub fn sweep(
         Ok(e) => Row::of(&e),
         Err(err) => Row::failed(setup, b, err.to_string()),
     };
-    let threads = threads.clamp(1, batches.len().max(1));
-    let mut rows: Vec<Option<Row>> = vec![None; batches.len()];
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done = std::sync::Mutex::new(&mut rows);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&b) = batches.get(i) else { break };
-                let row = run(b);
-                done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(row);
-            });
-        }
-    });
-    rows.into_iter()
-        .map(|r| r.expect("every point is run"))
-        .collect()
+    let points: Vec<usize> = (0..batches.len()).collect();
+    crate::plan::exec::par_map(&points, threads, |i| run(batches[i]), &|| {})
 }
 
 #[cfg(test)]
