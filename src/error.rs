@@ -86,6 +86,16 @@ pub enum Error {
         /// Requests still waiting or running.
         outstanding: u64,
     },
+
+    /// A latency model gave no usable time (not finite, negative or zero) for an
+    /// iteration: a fault in the model or in the data it was built from.
+    #[error("latency model {model} gave an invalid iteration time for {shape}: not a finite, positive number of seconds; its data or parameters are broken")]
+    InvalidStepTime {
+        /// The model's description.
+        model: String,
+        /// The iteration's batch shape.
+        shape: String,
+    },
 }
 
 fn suggestion_text(s: &[String]) -> String {

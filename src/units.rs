@@ -72,6 +72,9 @@ impl SimTime {
 impl SimDuration {
     /// No time at all.
     pub const ZERO: SimDuration = SimDuration(0);
+    /// The largest span (about 584 years); also what [`crate::perf::step_duration`]
+    /// returns for a time that is not a finite, positive number of seconds.
+    pub const MAX: SimDuration = SimDuration(u64::MAX);
 
     /// A span from integer nanoseconds.
     pub const fn from_nanos(ns: u64) -> Self {

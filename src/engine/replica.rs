@@ -116,6 +116,9 @@ pub struct Replica {
     leavers: Vec<Leaver>,
     /// Running requests being retired, with whether each is handed off (reused buffer).
     retiring: Vec<(usize, bool)>,
+    /// The first iteration the latency model gave no usable time for; the replica
+    /// starts nothing after it and the run ends with this error.
+    fault: Option<Box<crate::Error>>,
 }
 
 /// Timing of a batch that has just started.
@@ -158,6 +161,7 @@ impl Replica {
             counters: ReplicaCounters::default(),
             lockstep: None,
             last_step: None,
+            fault: None,
             leavers: Vec::new(),
             retiring: Vec::new(),
         })
@@ -457,7 +461,15 @@ impl Replica {
             self.counters.batch_seqs_sum += u64::from(seqs);
             self.counters.batch_seqs_max = self.counters.batch_seqs_max.max(seqs);
             self.counters.batch_tokens_sum += self.shape.total_tokens();
-            duration += self.latency.step_time(&self.shape);
+            let d = self.latency.step_time(&self.shape);
+            if d == SimDuration::MAX {
+                self.fault = Some(Box::new(crate::Error::InvalidStepTime {
+                    model: self.latency.describe(),
+                    shape: self.shape.to_string(),
+                }));
+                return None;
+            }
+            duration += d;
         }
         if plan.swap_bytes > 0.0 {
             duration +=
@@ -466,6 +478,12 @@ impl Replica {
         // Time always advances: a zero-length iteration could loop forever.
         self.in_flight.push_back((plan, tokens));
         Some(duration.max(SimDuration::from_nanos(1)))
+    }
+
+    /// The error that stopped this replica: an iteration whose time the latency model
+    /// could not give ([`crate::Error::InvalidStepTime`]). Taken once.
+    pub fn take_fault(&mut self) -> Option<crate::Error> {
+        self.fault.take().map(|e| *e)
     }
 
     /// Start the iteration [`Replica::plan_step`] scheduled, taking `duration` (its own

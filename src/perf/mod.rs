@@ -107,6 +107,41 @@ impl StepShape {
     }
 }
 
+impl std::fmt::Display for StepShape {
+    /// `3 prefill chunks (4096 new tokens; contexts before them 0, 512, 0) and 61
+    /// decodes (contexts sum 80000, max 2100)`, for messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let contexts: Vec<String> = self
+            .prefills
+            .iter()
+            .map(|p| p.context_tokens.to_string())
+            .collect();
+        write!(
+            f,
+            "a batch of {} prefill chunks ({} new tokens; contexts before them [{}]) and {} decodes (contexts sum {}, max {})",
+            self.prefills.len(),
+            self.prefill_tokens(),
+            contexts.join(", "),
+            self.num_decodes,
+            self.decode_context_sum,
+            self.decode_context_max
+        )
+    }
+}
+
+/// An iteration's time in seconds as a [`SimDuration`], rounded to the nanosecond;
+/// [`SimDuration::MAX`] for a time that is not finite or not positive, which the engine
+/// reports as [`Error::InvalidStepTime`] naming the model and the batch. Latency models
+/// convert through this so that no broken time becomes a silent 1 ns iteration.
+pub fn step_duration(seconds: f64) -> SimDuration {
+    if seconds > 0.0 {
+        if let Some(ns) = crate::units::checked_secs_to_nanos(seconds) {
+            return SimDuration::from_nanos(ns);
+        }
+    }
+    SimDuration::MAX
+}
+
 /// What limits an operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -157,7 +192,10 @@ pub struct OpCost {
 /// A model of iteration time.
 ///
 /// Implementations must be deterministic (the same shape gives the same duration) and
-/// must return a positive duration for any non-empty shape.
+/// must return a positive duration for any non-empty shape (zero for an empty one);
+/// one that cannot (broken
+/// data, a parameter of zero) returns [`SimDuration::MAX`] (see [`step_duration`]),
+/// which ends a run with [`Error::InvalidStepTime`].
 pub trait LatencyModel: Send + Sync {
     /// Wall time of one engine iteration processing `shape` on one replica.
     fn step_time(&self, shape: &StepShape) -> SimDuration;

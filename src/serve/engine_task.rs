@@ -138,6 +138,9 @@ pub(crate) struct EngineTask {
     draining: bool,
     /// When requests still in flight get cancelled.
     drain_deadline: Option<Instant>,
+    /// Why the engine stopped (its latency model gave an invalid iteration time):
+    /// every request from then on is refused with this message.
+    broken: Option<String>,
 }
 
 /// Forwards simulation output to clients and metrics.
@@ -192,6 +195,7 @@ impl EngineTask {
         EngineTask {
             sim,
             clients: HashMap::new(),
+            broken: None,
             metrics: ServerMetrics::new(n),
             settings,
             draining: false,
@@ -264,6 +268,9 @@ impl EngineTask {
             }
         }
         self.sim.start_idle(&mut NoObserver);
+        if let Some(e) = self.sim.take_fault() {
+            self.stop_broken(e);
+        }
         for reply in metric_replies {
             let _ = reply.send(
                 self.metrics
@@ -276,6 +283,9 @@ impl EngineTask {
         let refuse = |e: ApiError| {
             let _ = s.events.send(StreamEvent::Failed(e));
         };
+        if let Some(why) = &self.broken {
+            return refuse(ApiError::unavailable(why.clone()));
+        }
         if self.draining {
             return refuse(ApiError::unavailable("the server is shutting down"));
         }
@@ -317,16 +327,30 @@ impl EngineTask {
         }
     }
 
+    /// The engine cannot go on (its latency model gave an invalid time): say so once
+    /// on stderr, fail every live request and refuse new ones with the reason.
+    fn stop_broken(&mut self, e: crate::Error) {
+        let why = format!("the simulated engine stopped: {e}");
+        eprintln!("error: {why}");
+        self.broken = Some(why.clone());
+        self.cancel_all_with(&why);
+    }
+
     /// Cancel every live request (shutdown).
     fn cancel_all(&mut self) {
+        self.cancel_all_with("the server shut down before the request finished");
+    }
+
+    /// Cancel every live request, telling each client `why`.
+    fn cancel_all_with(&mut self, why: &str) {
         self.drain_deadline = None;
         let mut ids: Vec<u64> = self.clients.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
             if let Some(c) = self.clients.remove(&id) {
-                let _ = c.events.send(StreamEvent::Failed(ApiError::unavailable(
-                    "the server shut down before the request finished",
-                )));
+                let _ = c
+                    .events
+                    .send(StreamEvent::Failed(ApiError::unavailable(why)));
             }
             self.sim.abort(id);
         }

@@ -148,6 +148,9 @@ pub struct Simulation {
     /// Replicas whose state may have changed since the observer last saw time move.
     changed: Vec<usize>,
     changed_flag: Vec<bool>,
+    /// The first replica fault (an iteration time the latency model could not give);
+    /// [`Simulation::run`] ends with it.
+    fault: Option<Error>,
     /// Ask every replica to start at every instant (the straightforward loop, kept as
     /// the oracle of the touched-replicas list in tests).
     #[cfg(test)]
@@ -214,6 +217,7 @@ impl Simulation {
             to_start_flag: vec![true; n],
             changed: (0..n).collect(),
             changed_flag: vec![true; n],
+            fault: None,
             #[cfg(test)]
             every_replica_tries: false,
         })
@@ -409,6 +413,13 @@ impl Simulation {
         }
     }
 
+    /// The error that stopped a replica since this was last asked: an iteration whose
+    /// time the latency model could not give ([`Error::InvalidStepTime`]). A caller
+    /// driving [`Simulation::start_idle`] itself checks this after each call.
+    pub fn take_fault(&mut self) -> Option<Error> {
+        self.fault.take()
+    }
+
     /// Start the next iteration on every idle replica that has runnable work. The ranks
     /// of a lock-step group start together once the group's last iteration is over,
     /// and all end when the slowest of those with work is done.
@@ -425,6 +436,9 @@ impl Simulation {
                 if let Some(d) = self.replicas[i].plan_step(now) {
                     slowest = slowest.max(d);
                     started.push(i);
+                }
+                if let Some(e) = self.replicas[i].take_fault() {
+                    self.fault.get_or_insert(e);
                 }
             }
             for i in started {
@@ -455,6 +469,9 @@ impl Simulation {
             }
             let preemptions = replica.counters().preemptions;
             let started = replica.try_start_step(now);
+            if let Some(e) = replica.take_fault() {
+                self.fault.get_or_insert(e);
+            }
             if started.is_none() && replica.counters().preemptions != preemptions {
                 // It preempted and ran nothing: it admits no new request in the step
                 // that preempted, but may at the next instant anything happens.
@@ -588,6 +605,9 @@ impl Simulation {
             }
             // 3. Idle replicas start their next iteration.
             self.start_idle(observer);
+            if let Some(e) = self.take_fault() {
+                return Err(e);
+            }
             if let Some(max) = self.max_iterations {
                 let iterations: u64 = self.replicas.iter().map(|r| r.counters().iterations).sum();
                 if iterations > max {

@@ -164,6 +164,52 @@ fn rejects_requests_that_can_never_fit() {
     assert_eq!(status(3), RequestStatus::Finished);
 }
 
+/// A latency model that breaks (NaN, negative or zero seconds) once a batch holds
+/// `from_seqs` sequences.
+struct Breaks {
+    from_seqs: u32,
+    broken_s: f64,
+}
+impl crate::perf::LatencyModel for Breaks {
+    fn step_time(&self, shape: &crate::perf::StepShape) -> SimDuration {
+        crate::perf::step_duration(if shape.num_seqs() >= self.from_seqs {
+            self.broken_s
+        } else {
+            1e-3
+        })
+    }
+    fn describe(&self) -> String {
+        "`breaks at two sequences`".into()
+    }
+}
+
+#[test]
+fn an_invalid_iteration_time_ends_the_run_naming_the_model_and_the_batch() {
+    for broken_s in [f64::NAN, f64::INFINITY, -1e-3, 0.0] {
+        let cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
+        let model = Breaks {
+            from_seqs: 2,
+            broken_s,
+        };
+        let replica = Replica::new(0, cfg, Arc::new(model)).unwrap();
+        let mut sim = Simulation::new(vec![replica], Router::default()).unwrap();
+        let mut sink = Collect(Vec::new());
+        // The first request runs alone for a while; the second joins its batch.
+        let reqs = vec![req(1, 0, 100, 50), req(2, 5000, 30, 5)];
+        let src = RequestSource::Open(Box::new(reqs.into_iter().map(Ok)));
+        let err = sim.run(src, &mut sink, &mut NoObserver).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::InvalidStepTime { .. }), "{msg}");
+        assert!(msg.contains("`breaks at two sequences`"), "{msg}");
+        assert!(
+            msg.contains(
+                "1 prefill chunks (30 new tokens; contexts before them [0]) and 1 decodes"
+            ),
+            "{msg}"
+        );
+    }
+}
+
 #[test]
 fn preemption_recomputes_and_everyone_finishes() {
     let lat = FixedLatency::from_micros(100, 1, 10);

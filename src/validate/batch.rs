@@ -21,13 +21,28 @@ use crate::setup::ReplicaSetup;
 use std::path::Path;
 
 /// The prefill time, the mean decode iteration and their total for a static batch on
-/// `latency`, s.
-pub fn step_times(latency: &dyn LatencyModel, batch: u32, input: u32, output: u32) -> [f64; 3] {
+/// `latency`, s; an error where the model gives no usable time for an iteration.
+pub fn step_times(
+    latency: &dyn LatencyModel,
+    batch: u32,
+    input: u32,
+    output: u32,
+) -> Result<[f64; 3]> {
+    let time = |shape: &StepShape| {
+        let d = latency.step_time(shape);
+        if d == crate::units::SimDuration::MAX {
+            return Err(crate::Error::InvalidStepTime {
+                model: latency.describe(),
+                shape: shape.to_string(),
+            });
+        }
+        Ok(d.as_secs_f64())
+    };
     let mut shape = StepShape::new();
     for _ in 0..batch {
         shape.push_prefill(input, 0);
     }
-    let prefill = latency.step_time(&shape).as_secs_f64();
+    let prefill = time(&shape)?;
     let steps = output.saturating_sub(1);
     let mut decode = 0.0;
     for j in 0..steps {
@@ -35,14 +50,14 @@ pub fn step_times(latency: &dyn LatencyModel, batch: u32, input: u32, output: u3
         for _ in 0..batch {
             shape.push_decode(input + j + 1);
         }
-        decode += latency.step_time(&shape).as_secs_f64();
+        decode += time(&shape)?;
     }
     let mean = if steps > 0 {
         decode / f64::from(steps)
     } else {
         f64::NAN
     };
-    [prefill, mean, prefill + decode]
+    Ok([prefill, mean, prefill + decode])
 }
 
 /// Validate one table group on `setup` (whose deployment is the group's).
@@ -82,7 +97,7 @@ pub fn validate_group(
                     r.batch_size,
                     r.input_len,
                     r.output_len,
-                );
+                )?;
                 ttft.0.push(p);
                 ttft.1.push(r.prefill_s.unwrap_or(f64::NAN));
                 tpot.0.push(d);
@@ -186,10 +201,10 @@ mod tests {
     fn step_times_average_the_decodes() {
         // Prefill: 1 ms + 200 tokens × 10 µs; each decode: 1 ms + 2 × 100 µs.
         let lat = FixedLatency::from_micros(1000, 10, 100);
-        let [p, d, total] = step_times(&lat, 2, 100, 3);
+        let [p, d, total] = step_times(&lat, 2, 100, 3).unwrap();
         assert!((p - 0.003).abs() < 1e-12, "{p}");
         assert!((d - 0.0012).abs() < 1e-12, "{d}");
         assert!((total - (p + 2.0 * d)).abs() < 1e-12);
-        assert!(step_times(&lat, 1, 10, 1)[1].is_nan());
+        assert!(step_times(&lat, 1, 10, 1).unwrap()[1].is_nan());
     }
 }

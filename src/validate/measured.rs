@@ -197,7 +197,66 @@ pub struct MeasuredRun {
     pub notes: Vec<String>,
 }
 
+/// The longest span of arrivals a replay takes, s (about 31.7 years): the simulated
+/// clock counts nanoseconds in 64 bits (584 years), and no serving benchmark runs for
+/// decades, so a longer span is a unit or clock mix-up in the file.
+pub const MAX_REPLAY_SPAN_S: f64 = 1e9;
+
 impl MeasuredRun {
+    /// Check every time the replay will use: arrivals (measured and load-only) finite,
+    /// non-negative and within [`MAX_REPLAY_SPAN_S`] of the first, latencies finite and
+    /// non-negative, the client timeout finite and positive. Errors name the file, the
+    /// request (0-based position in the file) and the field.
+    pub fn check_times(&self) -> crate::Result<()> {
+        let bad = |id: u64, field: &str, msg: String| {
+            Err(crate::Error::input(
+                &self.source,
+                Some(field),
+                format!("request {id} (0-based position in the file): {msg}"),
+            ))
+        };
+        let arrivals = self
+            .requests
+            .iter()
+            .map(|r| (r.id, r.arrival_s))
+            .chain(self.load_only.iter().map(|r| (r.id, r.arrival_s)));
+        for (id, a) in arrivals {
+            if !(a.is_finite() && a >= 0.0) {
+                return bad(
+                    id,
+                    "arrival",
+                    format!(
+                        "arrival {a} s after the first request is not a finite, non-negative time"
+                    ),
+                );
+            }
+            if a > MAX_REPLAY_SPAN_S {
+                return bad(id, "arrival", format!("arrives {a} s ({:.0} years) after the first request; a replay spans at most {MAX_REPLAY_SPAN_S:e} s: are the times in another unit, or on two clocks?", a / 3.15576e7));
+            }
+        }
+        for r in &self.requests {
+            for (field, v) in [("ttft", r.ttft_s), ("e2e", r.e2e_s)] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return bad(
+                        r.id,
+                        field,
+                        format!("{v} s is not a finite, non-negative latency"),
+                    );
+                }
+            }
+        }
+        if let Some(t) = self.client_timeout_s {
+            if !(t.is_finite() && t > 0.0 && t <= MAX_REPLAY_SPAN_S) {
+                return Err(crate::Error::input(
+                    &self.source,
+                    Some("client_timeout"),
+                    format!("{t} s is not a finite, positive client timeout of at most {MAX_REPLAY_SPAN_S:e} s"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Output tokens per second: output tokens of all requests over the time from the
     /// first arrival to the last finish.
     pub fn output_tokens_per_s(&self) -> f64 {

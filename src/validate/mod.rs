@@ -249,11 +249,15 @@ pub fn open(path: &Path, format: Option<InputFormat>, opts: &OpenOptions) -> Res
         Some(f) => f,
         None => detect(path)?,
     };
+    let checked = |run: MeasuredRun| -> Result<Measurement> {
+        run.check_times()?;
+        Ok(Measurement::Run(Box::new(run)))
+    };
     Ok(match format {
-        InputFormat::VllmBench => Measurement::Run(Box::new(vllm_bench::read(path, opts.seed)?)),
-        InputFormat::Llmservingsim => Measurement::Run(Box::new(llmservingsim::read(path)?)),
-        InputFormat::Csv => Measurement::Run(Box::new(csv_run::read(path)?)),
-        InputFormat::Blis => Measurement::Run(Box::new(blis::read(path)?)),
+        InputFormat::VllmBench => checked(vllm_bench::read(path, opts.seed)?)?,
+        InputFormat::Llmservingsim => checked(llmservingsim::read(path)?)?,
+        InputFormat::Csv => checked(csv_run::read(path)?)?,
+        InputFormat::Blis => checked(blis::read(path)?)?,
         InputFormat::TrtllmThroughput => Measurement::Throughput(throughput_table::read(path)?),
         InputFormat::AicSummary => Measurement::Summary(serving_summary::read(path)?),
         InputFormat::Genz => {

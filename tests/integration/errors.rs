@@ -252,3 +252,31 @@ fn duplicate_request_ids_name_the_line() {
         ],
     );
 }
+
+#[test]
+fn validate_refuses_a_run_spanning_centuries_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("century.csv");
+    std::fs::write(
+        &run,
+        "arrival_s,first_token_s,finish_s,input_tokens,output_tokens\n0,0.1,1.0,100,10\n5e10,5e10,5.0000001e10,100,10\n",
+    )
+    .unwrap();
+    let o = servesim_in(
+        dir.path(),
+        &[
+            "validate",
+            run.to_str().unwrap(),
+            "--model",
+            "meta-llama/Llama-3.1-8B",
+            "--hardware",
+            "h100",
+            "--output-dir",
+            dir.path().join("out").to_str().unwrap(),
+        ],
+    );
+    fails_with(
+        &o,
+        &["century.csv", "field `arrival`", "request 1", "1584 years"],
+    );
+}

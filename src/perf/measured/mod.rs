@@ -272,8 +272,10 @@ fn has_profile_toml(dir: &Path) -> bool {
 
 impl LatencyModel for MeasuredModel {
     fn step_time(&self, shape: &StepShape) -> SimDuration {
-        let t = self.step_time_s(shape);
-        SimDuration::from_secs_f64(if t.is_finite() && t > 0.0 { t } else { 0.0 })
+        if shape.is_empty() {
+            return SimDuration::ZERO;
+        }
+        super::step_duration(self.step_time_s(shape))
     }
 
     fn describe(&self) -> String {

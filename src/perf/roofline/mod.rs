@@ -623,7 +623,10 @@ fn decode_attention_work(a: &PreparedAttention, shape: &StepShape) -> (f64, f64)
 
 impl LatencyModel for Roofline {
     fn step_time(&self, shape: &StepShape) -> SimDuration {
-        SimDuration::from_secs_f64(self.evaluate(shape, None))
+        if shape.is_empty() {
+            return SimDuration::ZERO;
+        }
+        super::step_duration(self.evaluate(shape, None))
     }
 
     fn describe(&self) -> String {
