@@ -1,6 +1,7 @@
 //! A small CSV reader for measurement tables: whole file in memory, exact 1-based line
 //! numbers in errors, columns looked up by any of several names (case-insensitive).
-//! Quoted fields may hold commas but not line breaks; blank lines are skipped.
+//! Parsed by the `csv` crate; quoted fields may hold commas but not line breaks (an
+//! unterminated quote is an error naming its line); blank lines are skipped.
 //!
 //! JSON lines with the same columns read into the same table ([`CsvTable::read_json_lines`]):
 //! one object per line, the header is every key in order of first appearance (the keys
@@ -19,45 +20,72 @@ pub(crate) struct CsvTable {
     pub(crate) rows: Vec<(u64, Vec<String>)>,
 }
 
-fn split(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => out.push(std::mem::take(&mut cur).trim().to_owned()),
-            _ => cur.push(c),
-        }
+/// The fields of one line (trimmed), by the `csv` crate; an error for a quoted field
+/// left open (an odd number of `"`: quoted fields cannot span lines here).
+fn split(builder: &csv::ReaderBuilder, path: &Path, n: u64, line: &str) -> Result<Vec<String>> {
+    if line.matches('"').count() % 2 == 1 {
+        return Err(Error::input_at(
+            path,
+            n,
+            None,
+            "unterminated quoted field or a stray `\"`: a quoted field closes on its own line",
+        ));
     }
-    out.push(cur.trim().to_owned());
-    out
+    let mut record = csv::StringRecord::new();
+    match builder
+        .from_reader(line.as_bytes())
+        .read_record(&mut record)
+    {
+        Ok(_) => Ok(record.iter().map(str::to_owned).collect()),
+        Err(e) => Err(Error::input_at(
+            path,
+            n,
+            None,
+            format!("malformed CSV: {e}"),
+        )),
+    }
 }
 
 impl CsvTable {
-    /// Read `path`.
+    /// Read `path`: one record per line (the `csv` crate on each), blank lines skipped.
     pub(crate) fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut builder = csv::ReaderBuilder::new();
+        builder
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All);
         let mut lines = text
             .trim_start_matches('\u{feff}')
             .lines()
             .enumerate()
-            .map(|(i, l)| (i as u64 + 1, l.trim_end_matches('\r')))
+            .map(|(i, l)| (i as u64 + 1, l))
             .filter(|(_, l)| !l.trim().is_empty());
-        let Some((_, head)) = lines.next() else {
+        let Some((n, head)) = lines.next() else {
             return Err(Error::input(
                 path,
                 None,
                 "empty file: expected a CSV header",
             ));
         };
-        let header = split(head);
-        let rows = lines.map(|(n, l)| (n, split(l))).collect();
+        let header = split(&builder, path, n, head)?;
+        let mut rows = Vec::new();
+        for (n, line) in lines {
+            let fields = split(&builder, path, n, line)?;
+            if fields.len() > header.len() {
+                return Err(Error::input_at(
+                    path,
+                    n,
+                    None,
+                    format!(
+                        "{} fields where the header has {} (a comma outside quotes, or a quote after a space?)",
+                        fields.len(),
+                        header.len()
+                    ),
+                ));
+            }
+            rows.push((n, fields));
+        }
         Ok(CsvTable {
             path: path.to_owned(),
             header,
@@ -188,8 +216,25 @@ mod tests {
 
     #[test]
     fn splits_quotes_and_reports_lines() {
-        assert_eq!(split(r#"a, "b,c" ,"d""e""#), vec!["a", "b,c", r#"d"e"#]);
         let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("q.csv");
+        std::fs::write(&p, "h1,h2,h3\r\na,\"b,c\" ,\"d\"\"e\"\r\n   \r\n").unwrap();
+        let t = CsvTable::read(&p).unwrap();
+        assert_eq!(t.header, ["h1", "h2", "h3"]);
+        assert_eq!(
+            t.rows,
+            [(2, vec!["a".into(), "b,c".into(), r#"d"e"#.into()])]
+        );
+        for (bad, line) in [
+            ("x,y\n1,\"2\n3,4\n", 2),
+            ("x,y\n1,2\n3,\"4\n", 3),
+            ("x,y\n1,2\"\n", 2),
+            ("x,y\n1, \"2,3\"\n", 2),
+        ] {
+            std::fs::write(&p, bad).unwrap();
+            let e = CsvTable::read(&p).unwrap_err().to_string();
+            assert!(e.contains(&format!("q.csv:{line}: ")), "{bad:?}: {e}");
+        }
         let p = dir.path().join("t.csv");
         std::fs::write(&p, "x,y\n\n1,2\n3,oops\n").unwrap();
         let t = CsvTable::read(&p).unwrap();
