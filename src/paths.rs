@@ -7,6 +7,19 @@
 use crate::model::HubDownload;
 use std::path::{Path, PathBuf};
 
+/// A path written inside the config file `config`, resolved as every config's paths
+/// are: relative to the folder the file is in (absolute paths stay as they are). Paths
+/// given as flags are relative to the working directory, as for any command.
+pub fn relative_to_config(config: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_owned();
+    }
+    match config.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
+        _ => path.to_owned(),
+    }
+}
+
 /// Roots of the data directories.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataPaths {

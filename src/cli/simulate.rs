@@ -213,8 +213,15 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
-        let file: ConfigFile =
+        let mut file: ConfigFile =
             toml::from_str(&text).map_err(|e| servesim::error::toml_error(path, &text, &e))?;
+        // Paths in the file are relative to its folder.
+        for p in [&mut file.run.trace, &mut file.run.output_dir]
+            .into_iter()
+            .flatten()
+        {
+            *p = servesim::paths::relative_to_config(path, p);
+        }
         args.run.merge_from(file.run);
         args.deployment.merge_from(file.deployment);
         args.engine.merge_from(file.engine);

@@ -84,7 +84,7 @@ pub struct GridAxes {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct WorkloadConfig {
-    /// Trace file (relative to the working directory, or a file name under `traces/`).
+    /// Trace file, relative to the config file's folder.
     pub trace: Option<PathBuf>,
     /// Rate scales of the trace (2 = twice the recorded rate). Default: `[1]`.
     pub rate_scale: Option<Vec<f64>>,
@@ -250,8 +250,9 @@ impl SweepConfig {
         toml::from_str(&text).map_err(|e| crate::error::toml_error(path, &text, &e))
     }
 
-    /// Check the axes and workload; `file` names the config in errors; `traces_dir` is
-    /// where a bare trace file name is looked up when it is not in the working directory.
+    /// Check the axes and workload; `file` names the config in errors and anchors its
+    /// relative paths ([`crate::paths::relative_to_config`]); `traces_dir`, the shipped
+    /// traces, is named when a trace is missing.
     pub fn grid(&self, file: &Path, traces_dir: &Path) -> Result<Grid> {
         let g = &self.grid;
         let w = &self.workload;
@@ -301,11 +302,18 @@ impl SweepConfig {
             (Some(trace), None) => {
                 let rate_scales = axis(file, "workload.rate-scale", &w.rate_scale, 1.0)?;
                 positive(file, "workload.rate-scale", &rate_scales)?;
-                let path = if trace.exists() || trace.components().count() > 1 {
-                    trace.clone()
-                } else {
-                    traces_dir.join(trace)
-                };
+                let path = crate::paths::relative_to_config(file, trace);
+                if !path.is_file() {
+                    return Err(Error::input(
+                        file,
+                        Some("workload.trace"),
+                        format!(
+                            "no file {}: paths in a config are relative to the config's folder (the shipped traces are in {})",
+                            path.display(),
+                            traces_dir.display()
+                        ),
+                    ));
+                }
                 WorkloadSpec::Trace {
                     path,
                     rate_scales,

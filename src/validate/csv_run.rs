@@ -11,7 +11,10 @@
 //! | prompt tokens | `input_tokens`, `input_toks`, `prompt_tokens`, `input_len` |
 //! | output tokens | `output_tokens`, `output_toks`, `completion_tokens`, `output_len` |
 //!
-//! An optional `status` column skips rows whose status is not `finished`. Rows may be in
+//! An optional `status` column skips rows whose status is not `finished`. An optional
+//! `timing` column says whose clock took the times: `client` (the default: the API
+//! server's request handling is on every request's path) or `engine` (timestamps inside
+//! the engine, as vLLM's request stats); every row must say the same. Rows may be in
 //! any order; they are sorted by arrival (ties in file order).
 
 use super::csv_table::CsvTable;
@@ -61,6 +64,28 @@ pub fn read(path: &Path) -> Result<MeasuredRun> {
     read_table(&t)
 }
 
+/// The clock of the optional `timing` column (client when absent).
+fn read_timing(t: &CsvTable) -> Result<Timing> {
+    let Some(c) = t.col(&["timing"]) else {
+        return Ok(Timing::Client);
+    };
+    let mut timing = None;
+    for row in &t.rows {
+        let v = match t.text(row, c)?.to_ascii_lowercase().as_str() {
+            "client" => Timing::Client,
+            "engine" => Timing::Engine,
+            other => {
+                return Err(t.bad(row, c, format!("`{other}`: expected `client` or `engine`")))
+            }
+        };
+        if timing.is_some_and(|x| x != v) {
+            return Err(t.bad(row, c, "every row must name the same clock".into()));
+        }
+        timing = Some(v);
+    }
+    Ok(timing.unwrap_or(Timing::Client))
+}
+
 pub(crate) fn read_table(t: &CsvTable) -> Result<MeasuredRun> {
     let (ca, cf, cl, ci, co) = (
         t.required(ARRIVAL)?,
@@ -70,6 +95,7 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<MeasuredRun> {
         t.required(OUTPUT)?,
     );
     let status = t.col(&["status"]);
+    let timing = read_timing(t)?;
     let mut rows = Vec::new();
     let mut skipped = 0usize;
     for (pos, row) in t.rows.iter().enumerate() {
@@ -125,7 +151,7 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<MeasuredRun> {
             })
             .collect(),
         itls_s: None,
-        timing: Timing::Client,
+        timing,
         load_only: Vec::new(),
         client_timeout_s: None,
         arrivals: ArrivalMode::Recorded,
