@@ -280,3 +280,58 @@ fn validate_refuses_a_run_spanning_centuries_instead_of_panicking() {
         &["century.csv", "field `arrival`", "request 1", "1584 years"],
     );
 }
+
+#[test]
+fn config_paths_are_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("configs");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(
+        sub.join("t.csv"),
+        "arrival_time_s,input_tokens,output_tokens\n0.0,100,10\n0.5,50,5\n",
+    )
+    .unwrap();
+    std::fs::write(
+        sub.join("run.toml"),
+        "trace = \"t.csv\"\n\n[deployment]\nmodel = \"meta-llama/Llama-3.1-8B\"\nhardware = \"h100\"\n",
+    )
+    .unwrap();
+    // Run from the folder above: the trace is found next to the config, not here.
+    let o = servesim_in(
+        dir.path(),
+        &[
+            "simulate",
+            "--config",
+            "configs/run.toml",
+            "--no-output",
+            "--format",
+            "json",
+        ],
+    );
+    ok(&o);
+    assert!(stdout(&o).contains("\"completed\": 2"), "{}", stdout(&o));
+    // A sweep whose trace is not beside it names the config, the key and the rule.
+    std::fs::write(
+        sub.join("sweep.toml"),
+        "name = \"s\"\nmodel = \"meta-llama/Llama-3.1-8B\"\n[grid]\nhardware = [\"h100\"]\n[workload]\ntrace = \"missing.csv\"\n",
+    )
+    .unwrap();
+    let o = servesim_in(
+        dir.path(),
+        &[
+            "sweep",
+            "--config",
+            "configs/sweep.toml",
+            "--output-dir",
+            "out",
+        ],
+    );
+    fails_with(
+        &o,
+        &[
+            "sweep.toml",
+            "workload.trace",
+            "relative to the config's folder",
+        ],
+    );
+}
