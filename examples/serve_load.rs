@@ -23,6 +23,19 @@
 //!
 //! Without `--url` it starts a server in-process (Llama-3.1-8B on one H100 from the
 //! shipped data, `--speedup`, `--max-num-seqs`) on a loopback port, on its own runtime.
+//!
+//! Abuse checks, alongside the clients: `--slow-connections N` opens N connections that
+//! trickle a request's headers one byte a second (slowloris) and reports how many the
+//! server closed and when; `/health` is probed every 50 ms throughout and its latency
+//! reported; with `--api-key KEY` the clients send the key, and one request without it
+//! must get 401. For 10,000 clients plus 5,000 slow connections run the server as its
+//! own process (each side then needs about 15,000 file descriptors):
+//!
+//! ```text
+//! servesim serve --port 8000 --speedup 10 --api-key k &
+//! cargo run --release --example serve_load -- --url http://127.0.0.1:8000 \
+//!     --clients 10000 --slow-connections 5000 --api-key k --ramp-s 10
+//! ```
 
 use clap::Parser;
 use serde_json::{json, Value};
@@ -56,6 +69,13 @@ struct Args {
     /// In-process server: --max-num-seqs.
     #[arg(long, default_value_t = 256)]
     max_num_seqs: u32,
+    /// Connections that trickle a request's headers, one byte a second.
+    #[arg(long, default_value_t = 0)]
+    slow_connections: usize,
+    /// Send this key as `Authorization: Bearer` (the in-process server requires it) and
+    /// check that a request without it gets 401.
+    #[arg(long)]
+    api_key: Option<String>,
 }
 
 /// What one request measured.
@@ -117,6 +137,7 @@ fn start_server(args: &Args) -> anyhow::Result<(std::net::SocketAddr, impl FnOnc
     let sim = Simulation::new(setup.replicas(1)?, Router::default())?;
     let mut opts = ServeOptions::new(setup.deployment.model.name.clone());
     opts.speedup = args.speedup;
+    opts.api_key = args.api_key.clone();
     println!(
         "in-process server: {} on {}, {} KV blocks, max-num-seqs {}, speedup {}",
         setup.deployment.model.name,
@@ -149,8 +170,25 @@ fn start_server(args: &Args) -> anyhow::Result<(std::net::SocketAddr, impl FnOnc
 }
 
 async fn load(args: &Args, url: &str) -> anyhow::Result<()> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = &args.api_key {
+        let no_key = reqwest::Client::new()
+            .get(format!("{url}/v1/models"))
+            .send()
+            .await?
+            .status();
+        println!("a request without the API key: status {no_key}");
+        if no_key != 401 {
+            anyhow::bail!("a request without the API key got {no_key}, not 401");
+        }
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {key}").parse()?,
+        );
+    }
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients)
+        .default_headers(headers)
         .build()?;
     let models: Value = http
         .get(format!("{url}/v1/models"))
@@ -175,6 +213,9 @@ async fn load(args: &Args, url: &str) -> anyhow::Result<()> {
     );
 
     let start = Instant::now();
+    let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+    let slow = slow_connections(url, args.slow_connections, stop.clone());
+    let probes = health_probes(&http, url, stop.clone());
     let mut tasks = Vec::with_capacity(args.clients);
     for c in 0..args.clients {
         let http = http.clone();
@@ -197,6 +238,9 @@ async fn load(args: &Args, url: &str) -> anyhow::Result<()> {
         outcomes.extend(t.await?);
     }
     let wall = start.elapsed();
+    stop.notify_waiters();
+    let health = probes.await?;
+    let slow_closed = slow.await?;
     let after = metrics(&http, url).await.unwrap_or_default();
 
     let errors: Vec<&String> = outcomes.iter().filter_map(|o| o.error.as_ref()).collect();
@@ -265,10 +309,130 @@ async fn load(args: &Args, url: &str) -> anyhow::Result<()> {
             }
         }
     }
+    let h = health.stats();
+    println!(
+        "/health during the run: {} probes, mean {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        health.count(),
+        h.mean * 1e3,
+        h.p99 * 1e3,
+        h.max * 1e3
+    );
+    if args.slow_connections > 0 {
+        let mut closed = Distribution::default();
+        for t in slow_closed.iter().flatten() {
+            closed.record_secs(t.as_secs_f64());
+        }
+        let c = closed.stats();
+        println!(
+            "slow connections: {} of {} closed by the server (after {:.1} s median, {:.1} s max)",
+            closed.count(),
+            args.slow_connections,
+            c.p50,
+            c.max
+        );
+    }
     if !errors.is_empty() {
         anyhow::bail!("{} requests failed", errors.len());
     }
     Ok(())
+}
+
+/// `n` connections that send a request line and then one header byte a second until
+/// the server closes them (or `stop`, then 30 s more); each one's time to be closed.
+fn slow_connections(
+    url: &str,
+    n: usize,
+    stop: std::sync::Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<Vec<Option<Duration>>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    tokio::spawn(async move {
+        let mut tasks = Vec::with_capacity(n);
+        for _ in 0..n {
+            let addr = addr.clone();
+            tasks.push(tokio::spawn(async move {
+                let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else {
+                    return None;
+                };
+                let opened = Instant::now();
+                if s.write_all(b"POST /v1/completions HTTP/1.1\r\nx-slow: ")
+                    .await
+                    .is_err()
+                {
+                    return Some(opened.elapsed());
+                }
+                let mut buf = [0u8; 1024];
+                loop {
+                    tokio::select! {
+                        r = s.read(&mut buf) => match r {
+                            Ok(0) | Err(_) => return Some(opened.elapsed()),
+                            Ok(_) => {}
+                        },
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {
+                            if s.write_all(b"x").await.is_err() {
+                                return Some(opened.elapsed());
+                            }
+                            if opened.elapsed() > Duration::from_secs(600) {
+                                return None;
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        stop.notified().await;
+        let mut out = Vec::with_capacity(n);
+        for t in tasks {
+            let r = tokio::time::timeout(Duration::from_secs(30), t).await;
+            out.push(r.ok().and_then(Result::ok).flatten());
+        }
+        out
+    })
+}
+
+/// GET /health every 50 ms until `stop`, from a thread and runtime of its own (so the
+/// clients' work does not delay the probe's own timing); the latency of each.
+fn health_probes(
+    http: &reqwest::Client,
+    url: &str,
+    stop: std::sync::Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<Distribution> {
+    let _ = http;
+    let url = format!("{url}/health");
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || -> Distribution {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a probe runtime");
+        rt.block_on(async move {
+            let http = reqwest::Client::new();
+            let mut d = Distribution::default();
+            tokio::pin!(done_rx);
+            loop {
+                let t = Instant::now();
+                if let Ok(r) = http.get(&url).send().await {
+                    if r.status() == 200 {
+                        d.record_secs(t.elapsed().as_secs_f64());
+                    }
+                }
+                tokio::select! {
+                    _ = &mut done_rx => return d,
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+        })
+    });
+    tokio::spawn(async move {
+        stop.notified().await;
+        let _ = done_tx.send(());
+        tokio::task::spawn_blocking(move || thread.join().unwrap_or_default())
+            .await
+            .unwrap_or_default()
+    })
 }
 
 fn row(name: &str, d: &DistStats) {

@@ -45,6 +45,25 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     shutdown_timeout_s: f64,
 
+    /// Require `Authorization: Bearer KEY` on every /v1 route (401 otherwise), as
+    /// vLLM's flag. Also read from VLLM_API_KEY.
+    #[arg(long, value_name = "KEY", env = "VLLM_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+
+    /// Close a connection whose request headers have not all arrived this many seconds
+    /// after it opened or after its previous response (slow or stalled clients).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    header_read_timeout_s: f64,
+
+    /// Close a connection with no request in flight and nothing received for this many
+    /// seconds (uvicorn's default under vLLM is 5).
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    keep_alive_timeout_s: f64,
+
+    /// Open connections beyond this many get a 503 and are closed.
+    #[arg(long, value_name = "N", default_value_t = 16_384)]
+    max_connections: usize,
+
     /// Identical replicas behind the router.
     #[arg(long, value_name = "N", default_value_t = 1)]
     num_replicas: u32,
@@ -71,6 +90,24 @@ pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
     if args.num_replicas == 0 {
         anyhow::bail!("--num-replicas must be at least 1");
     }
+    let seconds = |flag: &str, s: f64| match Duration::try_from_secs_f64(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(anyhow::anyhow!(
+            "{flag} must be a positive number of seconds, got {s}"
+        )),
+    };
+    let header_read_timeout = seconds("--header-read-timeout-s", args.header_read_timeout_s)?;
+    let keep_alive_timeout = seconds("--keep-alive-timeout-s", args.keep_alive_timeout_s)?;
+    if args.max_connections == 0 || args.max_connections > u32::MAX as usize {
+        anyhow::bail!(
+            "--max-connections must be between 1 and {}, got {}",
+            u32::MAX,
+            args.max_connections
+        );
+    }
+    if args.api_key.as_deref().is_some_and(str::is_empty) {
+        anyhow::bail!("--api-key (or VLLM_API_KEY) must not be empty");
+    }
     let deployment = Deployment::resolve(&args.deployment.request_for(&args.engine), paths)?;
     let setup = ReplicaSetup::new(deployment, &args.engine.overrides(), paths)?;
     let sim = Simulation::new(setup.replicas(args.num_replicas)?, Router::new(args.route))?;
@@ -83,6 +120,10 @@ pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
     opts.max_queue = args.max_queue;
     opts.default_max_tokens = args.default_max_tokens;
     opts.shutdown_timeout = shutdown_timeout;
+    opts.header_read_timeout = header_read_timeout;
+    opts.keep_alive_timeout = keep_alive_timeout;
+    opts.max_connections = args.max_connections;
+    opts.api_key = args.api_key.clone();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -93,6 +134,11 @@ pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
             .await
             .with_context(|| format!("listening on {}:{}", args.host, args.port))?;
         let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() && opts.api_key.is_none() {
+            eprintln!(
+                "warning: listening on {addr}, reachable from other machines, without --api-key: anyone who can connect can send requests"
+            );
+        }
         let d = &setup.deployment;
         eprintln!(
             "servesim serve: {} on {} × {} (TP{} PP{}) × {} replica(s), {:?}, {} KV blocks of {} tokens, max-model-len {}, speedup {}",

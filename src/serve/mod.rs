@@ -55,6 +55,7 @@ use tokio::sync::mpsc;
 
 mod engine_task;
 pub mod errors;
+mod listener;
 pub mod metrics;
 pub mod openai;
 mod routes;
@@ -81,6 +82,17 @@ pub struct ServeOptions {
     /// Interval of SSE keep-alive comments (they also reveal disconnected clients of
     /// queued streams).
     pub sse_keep_alive: Duration,
+    /// A request's headers must arrive within this long of the connection opening or
+    /// of the previous response, else the connection is closed.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight and nothing received for this long is
+    /// closed.
+    pub keep_alive_timeout: Duration,
+    /// Open connections beyond this get a 503 and are closed.
+    pub max_connections: usize,
+    /// When set, every `/v1` route needs `Authorization: Bearer <key>` (401 otherwise),
+    /// as vLLM's `--api-key`.
+    pub api_key: Option<String>,
 }
 
 impl ServeOptions {
@@ -95,6 +107,10 @@ impl ServeOptions {
             default_max_tokens: None,
             shutdown_timeout: Duration::from_secs(5),
             sse_keep_alive: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(5),
+            max_connections: 16_384,
+            api_key: None,
         }
     }
 }
@@ -110,6 +126,24 @@ pub(crate) struct AppState {
     pub(crate) keep_alive: Duration,
     pub(crate) next_id: AtomicU64,
     pub(crate) created: u64,
+    pub(crate) api_key: Option<ApiKey>,
+}
+
+/// The key clients must present; never printed.
+pub(crate) struct ApiKey(String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+impl ApiKey {
+    /// Whether `given` is the key, in time that does not depend on where they differ.
+    pub(crate) fn matches(&self, given: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), given.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
 }
 
 /// Serve the OpenAI API on `listener` with `sim` as the engine until `shutdown`
@@ -134,6 +168,24 @@ pub async fn serve(
             "--served-model-name needs at least one name".into(),
         ));
     };
+    if opts.max_connections == 0 || opts.max_connections > u32::MAX as usize {
+        return Err(Error::Config(format!(
+            "--max-connections must be between 1 and {}, got {}",
+            u32::MAX,
+            opts.max_connections
+        )));
+    }
+    for (flag, d) in [
+        ("--header-read-timeout-s", opts.header_read_timeout),
+        ("--keep-alive-timeout-s", opts.keep_alive_timeout),
+    ] {
+        if d.is_zero() {
+            return Err(Error::Config(format!("{flag} must be positive")));
+        }
+    }
+    if opts.api_key.as_deref().is_some_and(str::is_empty) {
+        return Err(Error::Config("--api-key must not be empty".into()));
+    }
     if sim.now() != crate::units::SimTime::ZERO || sim.num_outstanding() > 0 {
         return Err(Error::Config(
             "serve needs a fresh simulation (clock at zero, no requests)".into(),
@@ -169,17 +221,18 @@ pub async fn serve(
         created: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        api_key: opts.api_key.map(ApiKey),
     });
     let app = routes::router(state);
 
     let grace = opts.shutdown_timeout;
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    // Token chunks are small writes: without TCP_NODELAY, Nagle's algorithm holds each
-    // one until the previous is acknowledged (tens of ms behind a delayed ACK).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let limits = listener::ConnLimits {
+        header_read_timeout: opts.header_read_timeout,
+        keep_alive_timeout: opts.keep_alive_timeout,
+        max_connections: opts.max_connections,
+    };
+    let server = listener::serve_connections(listener, app, limits, async move {
         shutdown.await;
         let _ = commands.send(Command::Drain { grace });
         let _ = stopping_tx.send(());

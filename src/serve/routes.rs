@@ -39,7 +39,42 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_api_key,
+        ))
         .with_state(state)
+}
+
+/// With `--api-key`, every `/v1` route needs `Authorization: Bearer <key>`; others
+/// (`/health`, `/metrics`, `/version`) stay open, as in vLLM.
+async fn require_api_key(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(key) = &state.api_key {
+        if req.uri().path().starts_with("/v1") {
+            let given = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if !given.is_some_and(|g| key.matches(g)) {
+                let mut r = ApiError::with_status(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized: this server needs `Authorization: Bearer <key>` with its --api-key",
+                )
+                .into_response();
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+                return r;
+            }
+        }
+    }
+    next.run(req).await
 }
 
 /// Which endpoint a request came through.

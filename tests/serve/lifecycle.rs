@@ -236,6 +236,7 @@ async fn cli_serves_and_stops_on_sigterm() {
             "--max-num-seqs",
             "8",
         ])
+        .env("VLLM_API_KEY", "cli-key")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -255,9 +256,19 @@ async fn cli_serves_and_stops_on_sigterm() {
         }
     };
     let http = reqwest::Client::new();
+    let request = json!({"model": "cli-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3});
+    // The key comes from VLLM_API_KEY.
+    let r = http
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     let v: Value = http
         .post(format!("{base}/v1/chat/completions"))
-        .json(&json!({"model": "cli-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}))
+        .bearer_auth("cli-key")
+        .json(&request)
         .send()
         .await
         .unwrap()
@@ -279,6 +290,38 @@ async fn cli_serves_and_stops_on_sigterm() {
     assert!(lines.iter().any(|l| l.contains("stopped")), "{lines:?}");
 }
 
+#[cfg(unix)]
+#[test]
+fn cli_warns_when_reachable_from_other_machines_without_a_key() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_servesim"))
+        .args(["serve", "--host", "0.0.0.0", "--port", "0"])
+        .env_remove("VLLM_API_KEY")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        let serving = line.starts_with("serving");
+        lines.push(line);
+        if serving {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("warning: listening on 0.0.0.0:") && l.contains("--api-key")),
+        "{lines:?}"
+    );
+}
+
 #[tokio::test]
 async fn invalid_options_are_errors_not_panics() {
     let sim = || {
@@ -296,6 +339,26 @@ async fn invalid_options_are_errors_not_panics() {
     opts.served_model_names.clear();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     assert!(serve(listener, sim(), opts, async {}).await.is_err());
+    type Edit = fn(&mut servesim::serve::ServeOptions);
+    let edits: [(Edit, &str); 4] = [
+        (|o| o.max_connections = 0, "--max-connections"),
+        (
+            |o| o.header_read_timeout = Duration::ZERO,
+            "--header-read-timeout-s",
+        ),
+        (
+            |o| o.keep_alive_timeout = Duration::ZERO,
+            "--keep-alive-timeout-s",
+        ),
+        (|o| o.api_key = Some(String::new()), "--api-key"),
+    ];
+    for (edit, flag) in edits {
+        let mut opts = options(1.0);
+        edit(&mut opts);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let err = serve(listener, sim(), opts, async {}).await.unwrap_err();
+        assert!(err.to_string().contains(flag), "{err}");
+    }
     // An unrepresentably long grace period and a tiny speedup are fine.
     let mut opts = options(1e-300);
     opts.shutdown_timeout = Duration::MAX;

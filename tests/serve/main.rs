@@ -6,4 +6,5 @@
 mod api;
 mod errors;
 mod lifecycle;
+mod limits;
 mod util;
