@@ -335,3 +335,11 @@ fn config_paths_are_relative_to_the_config_file() {
         ],
     );
 }
+
+#[test]
+fn negative_and_zero_counts_reach_the_range_checks_naming_the_flag() {
+    let (o, _d) = servesim(&["simulate", "--rate-scale", "-1", "--no-output"]);
+    fails_with(&o, &["rate_scale", "positive", "-1"]);
+    let (o, _d) = servesim(&["simulate", "--num-replicas", "0", "--no-output"]);
+    fails_with(&o, &["--num-replicas", "0"]);
+}
