@@ -23,7 +23,7 @@ num-replicas = [1, 2, 4, 6, 8]
 max-num-batched-tokens = [2048, 8192]
 max-num-seqs = [32, 64, 128, 256, 512]
 [workload]
-trace = "azure_conv_10min_every2nd.csv"
+trace = "../traces/azure_conv_10min_every2nd.csv"
 rate-scale = [1, 2, 4, 8, 16]
 "#;
 
