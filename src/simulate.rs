@@ -29,6 +29,7 @@
 
 use crate::engine::{Replica, RequestRecord, RequestSink, TokenEvent};
 use crate::error::{Error, Result};
+use crate::metrics::slo_windows::SloWindows;
 use crate::metrics::{
     Cdfs, EngineSummary, Recorder, Slo, Summary, ThroughputBin, TimeSeries, TimeSeriesRow,
 };
@@ -52,6 +53,9 @@ const ROW_CHUNK_BYTES: usize = 1 << 18;
 pub struct RunOptions {
     /// SLOs for goodput.
     pub slo: Slo,
+    /// SLO attainment per window of arrivals: (window length, s; attainment a window
+    /// must reach), reported in the summary and as a `timeseries.csv` column.
+    pub slo_window: Option<(f64, f64)>,
     /// Folder for `requests.csv`, `timeseries.csv` and `summary.json` (None: no files).
     pub output_dir: Option<PathBuf>,
     /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
@@ -204,6 +208,9 @@ fn run_writing(
         }
     };
     let mut recorder = Recorder::new(opts.slo).with_writer(&mut write_request);
+    if let Some((window_s, target)) = opts.slo_window {
+        recorder = recorder.with_slo_windows(SloWindows::new(window_s, target)?);
+    }
     let mut timeseries = TimeSeries::new(Some(&mut write_ts));
     let mut sim = Simulation::new(replicas, router)?;
     if let Some(link) = &opts.kv_transfer_link {
@@ -221,6 +228,7 @@ fn run_writing(
     summary.engine = engine_summary(sim.replicas(), &timeseries);
     let cdfs = recorder.cdfs();
     let throughput = recorder.throughput().to_vec();
+    let windows = recorder.slo_windows().cloned();
     drop(recorder);
     drop(timeseries);
     if let Some(e) = io_error.or(ts_error) {
@@ -232,6 +240,10 @@ fn run_writing(
             .map_err(|e| Error::io(dir.join("requests.csv"), e))?;
         b.flush()
             .map_err(|e| Error::io(dir.join("timeseries.csv"), e))?;
+        if let Some(w) = &windows {
+            let path = dir.join(format!("timeseries.csv{PARTIAL}"));
+            report::add_slo_window_column(&path, w)?;
+        }
         for name in ["requests.csv", "timeseries.csv"] {
             let from = dir.join(format!("{name}{PARTIAL}"));
             std::fs::rename(&from, dir.join(name)).map_err(|e| Error::io(&from, e))?;

@@ -85,6 +85,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub slo_tpot_s: Option<f64>,
 
+    /// Also report SLO attainment per window of this many seconds of arrivals: how
+    /// many windows reach --slo-window-target, and the worst one (summary.json,
+    /// timeseries.csv). Needs an SLO.
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub slo_window_s: Option<f64>,
+
+    /// Attainment a window must reach to meet the SLO (with --slo-window-s).
+    /// Default: 0.9.
+    #[arg(long, value_name = "FRACTION", allow_hyphen_values = true)]
+    pub slo_window_target: Option<f64>,
+
     /// Folder for requests.csv, timeseries.csv, summary.json and config.json.
     /// Default: output/<run-name>/.
     #[arg(long, value_name = "DIR")]
@@ -110,6 +121,8 @@ merge_fields!(RunArgs {
     route,
     slo_ttft_s,
     slo_tpot_s,
+    slo_window_s,
+    slo_window_target,
     output_dir,
     run_name
 });
@@ -182,6 +195,10 @@ pub struct SimulateArgs {
     #[arg(long)]
     no_output: bool,
 }
+
+/// Attainment a window must reach to meet the SLO when `--slo-window-target` is not
+/// given.
+const DEFAULT_SLO_WINDOW_TARGET: f64 = 0.9;
 
 /// Parse `START:END` (END optional) seconds.
 fn parse_window(s: &str) -> Result<(f64, f64)> {
@@ -316,12 +333,25 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
             .clone()
             .unwrap_or_else(|| Path::new("output").join(&run_name))
     });
+    let slo = Slo {
+        ttft_s: run.slo_ttft_s,
+        tpot_s: run.slo_tpot_s,
+    }
+    .checked()?;
+    if run.slo_window_s.is_some() && slo.ttft_s.is_none() && slo.tpot_s.is_none() {
+        anyhow::bail!("--slo-window-s needs an SLO: give --slo-ttft-s and/or --slo-tpot-s");
+    }
+    if run.slo_window_target.is_some() && run.slo_window_s.is_none() {
+        anyhow::bail!("--slo-window-target needs --slo-window-s");
+    }
     let opts = RunOptions {
-        slo: Slo {
-            ttft_s: run.slo_ttft_s,
-            tpot_s: run.slo_tpot_s,
-        }
-        .checked()?,
+        slo,
+        slo_window: run.slo_window_s.map(|w| {
+            (
+                w,
+                run.slo_window_target.unwrap_or(DEFAULT_SLO_WINDOW_TARGET),
+            )
+        }),
         output_dir: output_dir.clone(),
         progress: std::io::stderr().is_terminal(),
         kv_transfer_link: kv_link,

@@ -10,6 +10,7 @@ use crate::engine::{RequestRecord, RequestSink, RequestStatus, TokenEvent};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+pub mod slo_windows;
 mod timeseries;
 pub use timeseries::{TimeSeries, TimeSeriesRow};
 
@@ -213,6 +214,8 @@ pub struct Recorder<'w> {
     /// twice; they are copied out when another replica first reports.
     only_replica_zero: bool,
     writer: Option<&'w mut dyn FnMut(&RequestRecord)>,
+    /// SLO attainment per window of arrivals, when asked for.
+    slo_windows: Option<slo_windows::SloWindows>,
 }
 
 /// What one replica served.
@@ -280,7 +283,19 @@ impl<'w> Recorder<'w> {
             throughput: Vec::new(),
             only_replica_zero: true,
             writer: None,
+            slo_windows: None,
         }
+    }
+
+    /// Also tally SLO attainment per window of arrivals ([`slo_windows`]).
+    pub fn with_slo_windows(mut self, windows: slo_windows::SloWindows) -> Self {
+        self.slo_windows = Some(windows);
+        self
+    }
+
+    /// The per-window tallies, when asked for.
+    pub fn slo_windows(&self) -> Option<&slo_windows::SloWindows> {
+        self.slo_windows.as_ref()
     }
 
     /// Also pass every record to `writer` (e.g. a CSV row writer).
@@ -392,6 +407,10 @@ impl<'w> Recorder<'w> {
             ttft_slo_attainment: frac(self.ttft_met),
             tpot_slo_attainment: frac(self.tpot_met),
             goodput_requests_per_s: per_s(self.slo_met as f64),
+            slo_windows: self
+                .slo_windows
+                .as_ref()
+                .map(slo_windows::SloWindows::summary),
             preemptions: self.preemptions,
             prefix_hit_tokens: self.prefix_hit_tokens,
             engine: EngineSummary::default(),
@@ -476,6 +495,9 @@ impl RequestSink for Recorder<'_> {
             self.first_arrival = Some(r.arrival_time_s);
         }
         self.last_finish = self.last_finish.max(r.finish_time_s);
+        if let Some(w) = self.slo_windows.as_mut() {
+            w.record(&self.slo, &r);
+        }
         match r.status {
             RequestStatus::Rejected => self.rejected += 1,
             RequestStatus::Finished => {
@@ -570,6 +592,9 @@ pub struct Summary {
     pub tpot_slo_attainment: f64,
     /// Requests per second meeting every SLO.
     pub goodput_requests_per_s: f64,
+    /// SLO attainment per window of arrivals (`--slo-window-s`), when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_windows: Option<slo_windows::SloWindowSummary>,
     /// Preemptions over all requests.
     pub preemptions: u64,
     /// Prompt tokens served from the prefix cache.

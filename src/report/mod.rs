@@ -24,6 +24,37 @@ pub const REQUESTS_HEADER: &str = "request_id,replica,arrival_time_s,input_token
 /// Header of `timeseries.csv`.
 pub const TIMESERIES_HEADER: &str = "time_s,running,waiting,kv_blocks_used,batch_tokens";
 
+/// The column `--slo-window-s` adds to `timeseries.csv`: the SLO attainment of the
+/// window of arrivals each row's time falls in (empty where no request arrived).
+pub const SLO_WINDOW_COLUMN: &str = "slo_window_attainment";
+
+/// Append [`SLO_WINDOW_COLUMN`] to the `timeseries.csv` at `path` (rewritten in place).
+pub fn add_slo_window_column(
+    path: &std::path::Path,
+    windows: &crate::metrics::slo_windows::SloWindows,
+) -> crate::Result<()> {
+    let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    for (i, line) in text.lines().enumerate() {
+        out.push_str(line);
+        out.push(',');
+        if i == 0 {
+            out.push_str(SLO_WINDOW_COLUMN);
+        } else {
+            let t: f64 = line
+                .split(',')
+                .next()
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(f64::NAN);
+            if let Some(a) = windows.attainment_at(t) {
+                out.push_str(&fixed(a, 4));
+            }
+        }
+        out.push('\n');
+    }
+    std::fs::write(path, out).map_err(|e| crate::Error::io(path, e))
+}
+
 /// A float with `decimals` digits, or an empty string for NaN.
 pub fn fixed(x: f64, decimals: usize) -> String {
     let mut s = String::new();
@@ -171,6 +202,26 @@ pub fn summary_table(s: &Summary) -> String {
             s.tpot_slo_attainment * 100.0,
             s.goodput_requests_per_s
         ));
+    }
+    if let Some(w) = &s.slo_windows {
+        out.push_str(&format!(
+            "SLO over time: {} of {} windows of {} s ({:.1}%) reach {:.1}% attainment",
+            w.windows_meeting_target,
+            w.windows,
+            w.window_s,
+            w.fraction_meeting_target * 100.0,
+            w.target * 100.0
+        ));
+        if let Some(x) = &w.worst {
+            out.push_str(&format!(
+                "; worst window {}–{} s: {:.1}% of {} requests",
+                x.start_s,
+                x.end_s,
+                x.attainment * 100.0,
+                x.requests
+            ));
+        }
+        out.push('\n');
     }
     out.push_str(&t.render());
     if s.replicas.len() > 1 {

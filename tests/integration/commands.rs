@@ -227,3 +227,69 @@ fn closed_loop_concurrency_bounds_the_batch() {
     assert_eq!(v["completed"], 80);
     assert!(v["engine"]["batch_size_max"].as_u64().unwrap() <= 4);
 }
+
+#[test]
+fn slo_windows_reach_the_summary_and_the_timeseries() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let root = root();
+    let cfg = root.join("examples/slo_windows_llama8b_h100.toml");
+    let o = servesim_in(
+        &root,
+        &[
+            "simulate",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+    );
+    ok(&o);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let w = &summary["slo_windows"];
+    assert_eq!(w["window_s"], 10.0);
+    assert_eq!(w["target"], 0.9);
+    let (n, meeting) = (
+        w["windows"].as_u64().unwrap(),
+        w["windows_meeting_target"].as_u64().unwrap(),
+    );
+    assert!(n >= 5 && meeting < n, "{w}");
+    let worst = w["worst"]["attainment"].as_f64().unwrap();
+    assert!(worst <= summary["slo_attainment"].as_f64().unwrap(), "{w}");
+    // Every timeseries row carries its window's attainment; the worst window's rows
+    // carry the worst value.
+    let ts = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
+    let mut lines = ts.lines();
+    assert!(lines.next().unwrap().ends_with(",slo_window_attainment"));
+    let start = w["worst"]["start_s"].as_f64().unwrap();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let t: f64 = f[0].parse().unwrap();
+        if t >= start && t < start + 10.0 {
+            let a: f64 = f.last().unwrap().parse().unwrap();
+            assert!((a - worst).abs() < 1e-4, "{line}");
+        }
+    }
+    // The flags need an SLO and each other.
+    let (o, _d) = servesim(&["simulate", "--slo-window-s", "10", "--no-output"]);
+    fails_with(&o, &["--slo-window-s needs an SLO"]);
+    let (o, _d) = servesim(&[
+        "simulate",
+        "--slo-ttft-s",
+        "1",
+        "--slo-window-target",
+        "0.5",
+        "--no-output",
+    ]);
+    fails_with(&o, &["--slo-window-target needs --slo-window-s"]);
+    let (o, _d) = servesim(&[
+        "simulate",
+        "--slo-ttft-s",
+        "1",
+        "--slo-window-s",
+        "-5",
+        "--no-output",
+    ]);
+    fails_with(&o, &["--slo-window-s"]);
+}
