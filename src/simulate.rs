@@ -56,6 +56,8 @@ pub struct RunOptions {
     /// SLO attainment per window of arrivals: (window length, s; attainment a window
     /// must reach), reported in the summary and as a `timeseries.csv` column.
     pub slo_window: Option<(f64, f64)>,
+    /// What the fleet costs by the hour (None: no cost in the summary).
+    pub fleet_price: Option<crate::cost::FleetPrice>,
     /// Folder for `requests.csv`, `timeseries.csv` and `summary.json` (None: no files).
     pub output_dir: Option<PathBuf>,
     /// Show a progress bar on stderr (hidden anyway when stderr is not a terminal).
@@ -226,6 +228,13 @@ fn run_writing(
 
     let mut summary = recorder.summary();
     summary.engine = engine_summary(sim.replicas(), &timeseries);
+    summary.cost = opts.fleet_price.as_ref().map(|f| {
+        f.run_cost(
+            summary.duration_s,
+            summary.output_tokens,
+            summary.input_tokens + summary.output_tokens,
+        )
+    });
     let cdfs = recorder.cdfs();
     let throughput = recorder.throughput().to_vec();
     let windows = recorder.slo_windows().cloned();

@@ -80,6 +80,19 @@ pub struct PlanArgs {
     /// Price of a device, USD per GPU-hour (repeatable or comma-separated: h100=2.5).
     #[arg(long, value_name = "NAME=USD", value_delimiter = ',')]
     pub price_per_gpu_hour: Vec<String>,
+
+    /// Also count electricity at this price per kWh, USD, in every point's cost.
+    #[arg(long, value_name = "USD", allow_hyphen_values = true)]
+    pub price_per_kwh: Option<f64>,
+
+    /// Power each GPU draws, W, for --price-per-kwh (default: each device's TDP).
+    #[arg(
+        long,
+        value_name = "W",
+        allow_hyphen_values = true,
+        requires = "price_per_kwh"
+    )]
+    pub power_w: Option<f64>,
 }
 
 fn money(x: Option<f64>) -> String {
@@ -112,7 +125,12 @@ fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
 
 /// Run `servesim plan`.
 pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
-    let ctx = context(&args.config, &args.price_per_gpu_hour, paths)?;
+    let ctx = context(
+        &args.config,
+        &args.price_per_gpu_hour,
+        (args.price_per_kwh, args.power_w),
+        paths,
+    )?;
     servesim::metrics::Slo {
         ttft_s: args.slo_ttft_s.or(ctx.config.slo_ttft_s),
         tpot_s: args.slo_tpot_s.or(ctx.config.slo_tpot_s),
@@ -238,6 +256,9 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
             m.and_then(PointMetrics::usd_per_million_output_tokens)
                 .map(fmt_f)
                 .unwrap_or_default(),
+            m.and_then(PointMetrics::usd_per_million_total_tokens)
+                .map(fmt_f)
+                .unwrap_or_default(),
             status,
         ]);
     }
@@ -262,6 +283,7 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
             "gpus",
             "cost_usd_per_hour",
             "usd_per_million_output_tokens",
+            "usd_per_million_total_tokens",
             "status",
         ],
         &rows,
@@ -338,6 +360,9 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
                 m.and_then(PointMetrics::usd_per_million_output_tokens)
                     .map(fmt_f)
                     .unwrap_or_default(),
+                m.and_then(PointMetrics::usd_per_million_total_tokens)
+                    .map(fmt_f)
+                    .unwrap_or_default(),
                 front.to_string(),
             ]);
         }
@@ -357,6 +382,7 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
                 "tpot_p99_s",
                 "cost_usd_per_hour",
                 "usd_per_million_output_tokens",
+                "usd_per_million_total_tokens",
                 "on_frontier",
             ],
             &rows,

@@ -96,6 +96,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "FRACTION", allow_hyphen_values = true)]
     pub slo_window_target: Option<f64>,
 
+    /// Rent per GPU-hour, USD, for the run's cost (default: the device file's price).
+    #[arg(long, value_name = "USD", allow_hyphen_values = true)]
+    pub price_per_gpu_hour: Option<f64>,
+
+    /// Also count electricity at this price per kWh, USD.
+    #[arg(long, value_name = "USD", allow_hyphen_values = true)]
+    pub price_per_kwh: Option<f64>,
+
+    /// Power each GPU draws, W, for --price-per-kwh (default: the device's TDP).
+    #[arg(long, value_name = "W", allow_hyphen_values = true)]
+    pub power_w: Option<f64>,
+
     /// Folder for requests.csv, timeseries.csv, summary.json and config.json.
     /// Default: output/<run-name>/.
     #[arg(long, value_name = "DIR")]
@@ -123,6 +135,9 @@ merge_fields!(RunArgs {
     slo_tpot_s,
     slo_window_s,
     slo_window_target,
+    price_per_gpu_hour,
+    price_per_kwh,
+    power_w,
     output_dir,
     run_name
 });
@@ -194,6 +209,46 @@ pub struct SimulateArgs {
     /// Do not write output files.
     #[arg(long)]
     no_output: bool,
+}
+
+/// The fleet's price by the hour from the flags and the device files: None when a
+/// group's device has no price and none is given.
+fn fleet_price(
+    run: &RunArgs,
+    setups: &[(u32, ReplicaRole, ReplicaSetup)],
+) -> Result<Option<servesim::cost::FleetPrice>> {
+    if let Some(p) = run.price_per_gpu_hour {
+        if !(p.is_finite() && p >= 0.0) {
+            anyhow::bail!("--price-per-gpu-hour must be a finite number of USD ≥ 0, got {p}");
+        }
+    }
+    if run.power_w.is_some() && run.price_per_kwh.is_none() {
+        anyhow::bail!("--power-w needs --price-per-kwh");
+    }
+    let energy = run
+        .price_per_kwh
+        .map(|k| servesim::cost::EnergyPrice::new(k, run.power_w))
+        .transpose()?;
+    let mut fleet = servesim::cost::FleetPrice::default();
+    for (count, _, s) in setups {
+        let d = &s.deployment;
+        let gpus = count * d.dp * d.num_gpus();
+        let Some(rent) = run.price_per_gpu_hour.or(d.gpu().price_usd_per_gpu_hour) else {
+            return Ok(None);
+        };
+        let power = match &energy {
+            Some(e) => match e.power_w(d.gpu().tdp_w) {
+                Some(w) => Some((e, w)),
+                None => anyhow::bail!(
+                    "--price-per-kwh: {} has no power figure (tdp_w) in its device file; give --power-w",
+                    d.gpu().name
+                ),
+            },
+            None => None,
+        };
+        fleet.add(gpus, rent, power);
+    }
+    Ok(Some(fleet))
 }
 
 /// Attainment a window must reach to meet the SLO when `--slo-window-target` is not
@@ -295,6 +350,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         setups.push((g.count.unwrap_or(1), role, setup));
     }
     let setup = setups[0].2.clone();
+    let fleet_price = fleet_price(&args.run, &setups)?;
 
     let trace_path = run
         .trace
@@ -346,6 +402,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
     }
     let opts = RunOptions {
         slo,
+        fleet_price,
         slo_window: run.slo_window_s.map(|w| {
             (
                 w,

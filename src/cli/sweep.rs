@@ -33,6 +33,19 @@ pub struct SweepArgs {
     #[arg(long, value_name = "NAME=USD", value_delimiter = ',')]
     pub price_per_gpu_hour: Vec<String>,
 
+    /// Also count electricity at this price per kWh, USD, in every point's cost.
+    #[arg(long, value_name = "USD", allow_hyphen_values = true)]
+    pub price_per_kwh: Option<f64>,
+
+    /// Power each GPU draws, W, for --price-per-kwh (default: each device's TDP).
+    #[arg(
+        long,
+        value_name = "W",
+        allow_hyphen_values = true,
+        requires = "price_per_kwh"
+    )]
+    pub power_w: Option<f64>,
+
     /// Do not draw SVG charts.
     #[arg(long)]
     pub no_charts: bool,
@@ -53,15 +66,30 @@ pub fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
 }
 
 /// Load the config and build the context.
-pub fn context(config: &Path, prices: &[String], paths: &DataPaths) -> Result<SweepContext> {
+pub fn context(
+    config: &Path,
+    prices: &[String],
+    energy: (Option<f64>, Option<f64>),
+    paths: &DataPaths,
+) -> Result<SweepContext> {
     let cfg = SweepConfig::load(config)?;
     let prices = exec::parse_price_overrides(prices)?;
-    Ok(SweepContext::new(cfg, config, paths, &prices)?)
+    let mut ctx = SweepContext::new(cfg, config, paths, &prices)?;
+    ctx.energy = energy
+        .0
+        .map(|k| servesim::cost::EnergyPrice::new(k, energy.1))
+        .transpose()?;
+    Ok(ctx)
 }
 
 /// Run `servesim sweep`.
 pub fn run(args: SweepArgs, paths: &DataPaths) -> Result<()> {
-    let ctx = context(&args.config, &args.price_per_gpu_hour, paths)?;
+    let ctx = context(
+        &args.config,
+        &args.price_per_gpu_hour,
+        (args.price_per_kwh, args.power_w),
+        paths,
+    )?;
     let meta = plan::meta(&ctx);
     let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose()?;
     let indices = match shard {

@@ -411,6 +411,7 @@ impl<'w> Recorder<'w> {
                 .slo_windows
                 .as_ref()
                 .map(slo_windows::SloWindows::summary),
+            cost: None,
             preemptions: self.preemptions,
             prefix_hit_tokens: self.prefix_hit_tokens,
             engine: EngineSummary::default(),
@@ -592,6 +593,9 @@ pub struct Summary {
     pub tpot_slo_attainment: f64,
     /// Requests per second meeting every SLO.
     pub goodput_requests_per_s: f64,
+    /// What the run cost, when the fleet's price is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::cost::RunCost>,
     /// SLO attainment per window of arrivals (`--slo-window-s`), when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo_windows: Option<slo_windows::SloWindowSummary>,

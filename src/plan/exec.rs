@@ -48,21 +48,35 @@ pub struct PointMetrics {
     pub tpot: DistStats,
     /// E2E distribution, s.
     pub e2e: DistStats,
-    /// USD per GPU-hour (None: unknown).
+    /// Tokens in and out per second (completed requests).
+    pub total_tokens_per_s: f64,
+    /// Rent, USD per GPU-hour (None: unknown).
     pub price_usd_per_gpu_hour: Option<f64>,
+    /// Electricity, USD per GPU-hour: None when not asked for (`--price-per-kwh`),
+    /// `Some(None)` when asked for but the device's power is unknown.
+    pub energy_usd_per_gpu_hour: Option<Option<f64>>,
 }
 
 impl PointMetrics {
     /// USD per hour of the whole configuration.
+    /// Rent plus electricity (when asked for; unknown power leaves the cost unknown).
     pub fn cost_usd_per_hour(&self) -> Option<f64> {
+        let energy = match self.energy_usd_per_gpu_hour {
+            None => 0.0,
+            Some(e) => e?,
+        };
         self.price_usd_per_gpu_hour
-            .map(|p| p * f64::from(self.gpus))
+            .map(|p| (p + energy) * f64::from(self.gpus))
     }
 
     /// USD per million output tokens at the measured output rate.
     pub fn usd_per_million_output_tokens(&self) -> Option<f64> {
-        let c = self.cost_usd_per_hour()?;
-        (self.output_tokens_per_s > 0.0).then(|| c / (self.output_tokens_per_s * 3600.0) * 1e6)
+        crate::cost::usd_per_million_tokens(self.cost_usd_per_hour()?, self.output_tokens_per_s)
+    }
+
+    /// USD per million tokens in and out at the measured rate.
+    pub fn usd_per_million_total_tokens(&self) -> Option<f64> {
+        crate::cost::usd_per_million_tokens(self.cost_usd_per_hour()?, self.total_tokens_per_s)
     }
 }
 
@@ -92,6 +106,8 @@ pub struct SweepContext {
     trace: Option<(Arc<[Request]>, f64)>,
     /// Replaces the selected latency model (tests use a fixed-latency model).
     pub latency_override: Option<Arc<dyn LatencyModel>>,
+    /// Electricity counted in every point's cost (`--price-per-kwh`, `--power-w`).
+    pub energy: Option<crate::cost::EnergyPrice>,
 }
 
 /// Latency models by (GPU name, TP, PP).
@@ -215,6 +231,7 @@ impl SweepContext {
             gpus,
             trace,
             latency_override: None,
+            energy: None,
         })
     }
 
@@ -374,6 +391,7 @@ impl SweepContext {
             rejected: s.rejected,
             throughput_rps: s.request_throughput_per_s,
             output_tokens_per_s: s.output_tokens_per_s,
+            total_tokens_per_s: s.total_tokens_per_s,
             goodput_rps: s.goodput_requests_per_s,
             slo_attainment: if all > 0 {
                 s.slo_attainment * s.completed as f64 / all as f64
@@ -384,6 +402,7 @@ impl SweepContext {
             tpot: s.tpot_s,
             e2e: s.e2e_s,
             price_usd_per_gpu_hour: gpu.price_usd_per_gpu_hour,
+            energy_usd_per_gpu_hour: self.energy.map(|e| e.usd_per_gpu_hour(gpu.tdp_w)),
         })))
     }
 }

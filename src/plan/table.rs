@@ -45,6 +45,7 @@ pub const COLUMNS: &[(&str, Kind)] = &[
     ("rejected", Kind::Num),
     ("throughput_rps", Kind::Num),
     ("output_tokens_per_s", Kind::Num),
+    ("total_tokens_per_s", Kind::Num),
     ("goodput_rps", Kind::Num),
     ("slo_attainment", Kind::Num),
     ("ttft_mean_s", Kind::Num),
@@ -60,8 +61,10 @@ pub const COLUMNS: &[(&str, Kind)] = &[
     ("e2e_p90_s", Kind::Num),
     ("e2e_p99_s", Kind::Num),
     ("price_usd_per_gpu_hour", Kind::Num),
+    ("energy_usd_per_gpu_hour", Kind::Num),
     ("cost_usd_per_hour", Kind::Num),
     ("usd_per_million_output_tokens", Kind::Num),
+    ("usd_per_million_total_tokens", Kind::Num),
     ("note", Kind::Str),
 ];
 
@@ -158,20 +161,34 @@ fn metrics_cells(v: &mut Vec<String>, m: &PointMetrics) {
     v.push(m.rejected.to_string());
     v.push(fmt_f(m.throughput_rps));
     v.push(fmt_f(m.output_tokens_per_s));
+    v.push(fmt_f(m.total_tokens_per_s));
     v.push(fmt_f(m.goodput_rps));
     v.push(fmt_f(m.slo_attainment));
     v.extend(dist(&m.ttft));
     v.extend(dist(&m.tpot));
     v.extend(dist(&m.e2e));
     v.push(m.price_usd_per_gpu_hour.map(fmt_f).unwrap_or_default());
+    v.push(
+        m.energy_usd_per_gpu_hour
+            .flatten()
+            .map(fmt_f)
+            .unwrap_or_default(),
+    );
     v.push(m.cost_usd_per_hour().map(fmt_f).unwrap_or_default());
     v.push(
         m.usd_per_million_output_tokens()
             .map(fmt_f)
             .unwrap_or_default(),
     );
+    v.push(
+        m.usd_per_million_total_tokens()
+            .map(fmt_f)
+            .unwrap_or_default(),
+    );
     v.push(if m.price_usd_per_gpu_hour.is_none() {
         "no price for this hardware: cost left empty, excluded from cost ranking (set --price-per-gpu-hour NAME=USD)".into()
+    } else if m.energy_usd_per_gpu_hour == Some(None) {
+        "no power figure for this hardware: cost left empty, excluded from cost ranking (set --power-w)".into()
     } else {
         String::new()
     });

@@ -203,6 +203,27 @@ pub fn summary_table(s: &Summary) -> String {
             s.goodput_requests_per_s
         ));
     }
+    if let Some(c) = &s.cost {
+        let per_m = |x: Option<f64>| x.map_or("–".to_owned(), |v| format!("{v:.3}"));
+        out.push_str(&format!(
+            "cost: {} GPU(s) at {:.2} USD/h{}: {:.2} GPU-hours, {:.4} USD; {} USD per million output tokens, {} per million total tokens\n",
+            c.gpus,
+            c.rent_usd_per_hour + c.energy_usd_per_hour,
+            match c.power_w {
+                Some(w) => format!(
+                    " ({:.2} rent + {:.2} electricity for {:.1} kW)",
+                    c.rent_usd_per_hour,
+                    c.energy_usd_per_hour,
+                    w / 1000.0
+                ),
+                None => String::new(),
+            },
+            c.gpu_hours,
+            c.usd,
+            per_m(c.usd_per_million_output_tokens),
+            per_m(c.usd_per_million_total_tokens)
+        ));
+    }
     if let Some(w) = &s.slo_windows {
         out.push_str(&format!(
             "SLO over time: {} of {} windows of {} s ({:.1}%) reach {:.1}% attainment",

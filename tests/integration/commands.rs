@@ -293,3 +293,67 @@ fn slo_windows_reach_the_summary_and_the_timeseries() {
     ]);
     fails_with(&o, &["--slo-window-s"]);
 }
+
+#[test]
+fn runs_report_their_cost_per_token() {
+    let root = root();
+    let cfg = root.join("examples/cost_llama8b_h100.toml");
+    let o = servesim_in(
+        &root,
+        &[
+            "simulate",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--no-output",
+            "--format",
+            "json",
+        ],
+    );
+    ok(&o);
+    let s: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let c = &s["cost"];
+    // 1 GPU at 2.50 USD/h rent + 0.7 kW × 0.12 USD/kWh = 2.584 USD/h over the run.
+    assert_eq!(c["gpus"], 1);
+    assert!((c["rent_usd_per_hour"].as_f64().unwrap() - 2.5).abs() < 1e-12);
+    assert!((c["energy_usd_per_hour"].as_f64().unwrap() - 0.084).abs() < 1e-12);
+    let hours = s["duration_s"].as_f64().unwrap() / 3600.0;
+    let usd = c["usd"].as_f64().unwrap();
+    assert!((usd - 2.584 * hours).abs() < 1e-9, "{c}");
+    let out = s["output_tokens"].as_f64().unwrap();
+    let total = out + s["input_tokens"].as_f64().unwrap();
+    assert!((c["usd_per_million_output_tokens"].as_f64().unwrap() - usd / out * 1e6).abs() < 1e-9);
+    assert!((c["usd_per_million_total_tokens"].as_f64().unwrap() - usd / total * 1e6).abs() < 1e-9);
+    // Flags that need each other, and ranges.
+    let (o, _d) = servesim(&["simulate", "--power-w", "700", "--no-output"]);
+    fails_with(&o, &["--power-w needs --price-per-kwh"]);
+    let (o, _d) = servesim(&["simulate", "--price-per-kwh", "-1", "--no-output"]);
+    fails_with(&o, &["--price-per-kwh"]);
+    // A sweep's rows carry the energy price and both costs per million tokens.
+    let dir = tempfile::tempdir().unwrap();
+    let o = servesim_in(
+        &root,
+        &[
+            "sweep",
+            "--config",
+            "examples/sweep_llama8b_small.toml",
+            "--output-dir",
+            dir.path().to_str().unwrap(),
+            "--price-per-kwh",
+            "0.1",
+            "--power-w",
+            "1000",
+            "--no-charts",
+        ],
+    );
+    ok(&o);
+    let mut r = csv::Reader::from_path(dir.path().join("points.csv")).unwrap();
+    let h = r.headers().unwrap().clone();
+    let col = |name: &str| h.iter().position(|c| c == name).unwrap();
+    let row = r.records().next().unwrap().unwrap();
+    let num = |name: &str| row[col(name)].parse::<f64>().unwrap();
+    assert!((num("energy_usd_per_gpu_hour") - 0.1).abs() < 1e-9);
+    let per_hour = num("cost_usd_per_hour");
+    assert!((per_hour - (num("price_usd_per_gpu_hour") + 0.1) * num("gpus")).abs() < 1e-6);
+    let expect = per_hour / (num("total_tokens_per_s") * 3600.0) * 1e6;
+    assert!((num("usd_per_million_total_tokens") - expect).abs() < 1e-4 * expect);
+}
