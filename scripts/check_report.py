@@ -39,11 +39,18 @@ FLAGS = [
 def load(chromium: str, page: Path, workdir: Path) -> tuple[str, list[dict]]:
     """The DOM after loading `page`, and the page's own requests from the network log."""
     netlog = workdir / f"{page.stem}-net.json"
-    out = subprocess.run(
-        [chromium, *FLAGS, f"--user-data-dir={workdir / 'profile'}",
-         f"--log-net-log={netlog}", "--dump-dom", page.resolve().as_uri()],
-        capture_output=True, text=True, timeout=120, check=False,
-    )
+    # A browser killed by a signal (a crash of headless Chromium itself, seen once in a
+    # CI run on the 2-core host) is retried; any other failure is reported at once.
+    for attempt in range(3):
+        out = subprocess.run(
+            [chromium, *FLAGS, f"--user-data-dir={workdir / 'profile'}",
+             f"--log-net-log={netlog}", "--dump-dom", page.resolve().as_uri()],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        if out.returncode >= 0:
+            break
+        print(f"chromium crashed on {page} (signal {-out.returncode}), attempt {attempt + 1} of 3",
+              file=sys.stderr)
     if out.returncode != 0:
         sys.exit(f"chromium failed on {page} ({out.returncode}):\n{out.stderr[-2000:]}")
     log = json.loads(netlog.read_text())

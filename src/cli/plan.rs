@@ -77,22 +77,8 @@ pub struct PlanArgs {
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
 
-    /// Price of a device, USD per GPU-hour (repeatable or comma-separated: h100=2.5).
-    #[arg(long, value_name = "NAME=USD", value_delimiter = ',')]
-    pub price_per_gpu_hour: Vec<String>,
-
-    /// Also count electricity at this price per kWh, USD, in every point's cost.
-    #[arg(long, value_name = "USD", allow_hyphen_values = true)]
-    pub price_per_kwh: Option<f64>,
-
-    /// Power each GPU draws, W, for --price-per-kwh (default: each device's TDP).
-    #[arg(
-        long,
-        value_name = "W",
-        allow_hyphen_values = true,
-        requires = "price_per_kwh"
-    )]
-    pub power_w: Option<f64>,
+    #[command(flatten)]
+    pub cost: super::sweep::CostArgs,
 }
 
 fn money(x: Option<f64>) -> String {
@@ -125,12 +111,7 @@ fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
 
 /// Run `servesim plan`.
 pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
-    let ctx = context(
-        &args.config,
-        &args.price_per_gpu_hour,
-        (args.price_per_kwh, args.power_w),
-        paths,
-    )?;
+    let ctx = context(&args.config, &args.cost, paths)?;
     servesim::metrics::Slo {
         ttft_s: args.slo_ttft_s.or(ctx.config.slo_ttft_s),
         tpot_s: args.slo_tpot_s.or(ctx.config.slo_tpot_s),

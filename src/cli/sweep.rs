@@ -28,23 +28,8 @@ pub struct SweepArgs {
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
 
-    /// Price of a device, USD per GPU-hour, overriding the catalog (repeatable or
-    /// comma-separated: h100=2.5,a100=1.8).
-    #[arg(long, value_name = "NAME=USD", value_delimiter = ',')]
-    pub price_per_gpu_hour: Vec<String>,
-
-    /// Also count electricity at this price per kWh, USD, in every point's cost.
-    #[arg(long, value_name = "USD", allow_hyphen_values = true)]
-    pub price_per_kwh: Option<f64>,
-
-    /// Power each GPU draws, W, for --price-per-kwh (default: each device's TDP).
-    #[arg(
-        long,
-        value_name = "W",
-        allow_hyphen_values = true,
-        requires = "price_per_kwh"
-    )]
-    pub power_w: Option<f64>,
+    #[command(flatten)]
+    pub cost: CostArgs,
 
     /// Do not draw SVG charts.
     #[arg(long)]
@@ -65,31 +50,43 @@ pub fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
     pb
 }
 
+/// What a point costs: device prices and electricity (shared by `sweep` and `plan`).
+#[derive(clap::Args, Debug, Default)]
+pub struct CostArgs {
+    /// Price of a device, USD per GPU-hour, overriding the catalog (repeatable or
+    /// comma-separated: h100=2.5,a100=1.8).
+    #[arg(long, value_name = "NAME=USD", value_delimiter = ',')]
+    pub price_per_gpu_hour: Vec<String>,
+
+    /// Also count electricity at this price per kWh, USD, in every point's cost.
+    #[arg(long, value_name = "USD", allow_hyphen_values = true)]
+    pub price_per_kwh: Option<f64>,
+
+    /// Power each GPU draws, W, for --price-per-kwh (default: each device's TDP).
+    #[arg(
+        long,
+        value_name = "W",
+        allow_hyphen_values = true,
+        requires = "price_per_kwh"
+    )]
+    pub power_w: Option<f64>,
+}
+
 /// Load the config and build the context.
-pub fn context(
-    config: &Path,
-    prices: &[String],
-    energy: (Option<f64>, Option<f64>),
-    paths: &DataPaths,
-) -> Result<SweepContext> {
+pub fn context(config: &Path, cost: &CostArgs, paths: &DataPaths) -> Result<SweepContext> {
     let cfg = SweepConfig::load(config)?;
-    let prices = exec::parse_price_overrides(prices)?;
+    let prices = exec::parse_price_overrides(&cost.price_per_gpu_hour)?;
     let mut ctx = SweepContext::new(cfg, config, paths, &prices)?;
-    ctx.energy = energy
-        .0
-        .map(|k| servesim::cost::EnergyPrice::new(k, energy.1))
+    ctx.energy = cost
+        .price_per_kwh
+        .map(|k| servesim::cost::EnergyPrice::new(k, cost.power_w))
         .transpose()?;
     Ok(ctx)
 }
 
 /// Run `servesim sweep`.
 pub fn run(args: SweepArgs, paths: &DataPaths) -> Result<()> {
-    let ctx = context(
-        &args.config,
-        &args.price_per_gpu_hour,
-        (args.price_per_kwh, args.power_w),
-        paths,
-    )?;
+    let ctx = context(&args.config, &args.cost, paths)?;
     let meta = plan::meta(&ctx);
     let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose()?;
     let indices = match shard {
