@@ -63,7 +63,7 @@ mod routes;
 use engine_task::{Command, EngineSettings, EngineTask, WallClock};
 
 /// How the server behaves.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// Names clients may put in `model` (the first is used when a request names none,
     /// and in `/metrics`). Must not be empty.
@@ -91,8 +91,27 @@ pub struct ServeOptions {
     /// Open connections beyond this get a 503 and are closed.
     pub max_connections: usize,
     /// When set, every `/v1` route needs `Authorization: Bearer <key>` (401 otherwise),
-    /// as vLLM's `--api-key`.
+    /// as vLLM's `--api-key`. Never printed (`Debug` redacts it).
     pub api_key: Option<String>,
+}
+
+/// Every option but the API key, which is never printed.
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("served_model_names", &self.served_model_names)
+            .field("root_model", &self.root_model)
+            .field("speedup", &self.speedup)
+            .field("max_queue", &self.max_queue)
+            .field("default_max_tokens", &self.default_max_tokens)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("sse_keep_alive", &self.sse_keep_alive)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("keep_alive_timeout", &self.keep_alive_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl ServeOptions {

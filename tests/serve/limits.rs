@@ -165,3 +165,14 @@ async fn connections_over_the_cap_get_503_and_health_still_answers_after() {
     );
     server.shutdown().await;
 }
+
+#[test]
+fn the_api_key_is_never_printed() {
+    let mut opts = options(1.0);
+    opts.api_key = Some("sk-secret-value".into());
+    let shown = format!("{opts:?}");
+    assert!(
+        !shown.contains("sk-secret-value") && shown.contains("<redacted>"),
+        "{shown}"
+    );
+}
