@@ -309,21 +309,14 @@ fn job(
 }
 
 /// Run `servesim memory --train MODE`.
-pub fn run(
-    mode: TrainMode,
-    args: &FinetuneArgs,
-    deployment: &DeploymentArgs,
-    seq_len: Option<u32>,
-    max_gpus: u32,
-    format: Format,
-    paths: &DataPaths,
-) -> Result<()> {
-    let (opts, model) = job(mode, args, deployment, seq_len, paths)?;
+pub fn run(mode: TrainMode, m: &super::MemoryArgs, paths: &DataPaths) -> Result<()> {
+    let (deployment, format) = (&m.deployment, m.format);
+    let (opts, model) = job(mode, &m.finetune, deployment, m.seq_len, paths)?;
     let gpu = HardwareCatalog::load(&paths.hardware_dir())?
         .resolve(deployment.hardware.as_deref().unwrap_or(DEFAULT_HARDWARE))?;
     let capacity = usable_capacity_bytes(&gpu, &MemoryModel::load(&paths.perf_model)?);
     let consts = FinetuneConstants::load(&paths.perf_model)?;
-    let plan = finetune::plan(&model, &gpu, capacity, &consts, &opts, max_gpus)?;
+    let plan = finetune::plan(&model, &gpu, capacity, &consts, &opts, m.max_gpus)?;
     print_record(format, &plan, &rows(&plan))?;
     if format == Format::Table {
         // Notes are sentences; printed under the table so they do not widen it.
@@ -352,17 +345,13 @@ pub fn run(
 }
 
 /// `memory --train MODE --recommend`: the devices that fit the job, ranked.
-#[allow(clippy::too_many_arguments)]
 pub fn recommend(
     mode: TrainMode,
-    args: &FinetuneArgs,
-    deployment: &DeploymentArgs,
-    seq_len: Option<u32>,
-    max_gpus: u32,
-    format: Format,
+    m: &super::MemoryArgs,
     paths: &DataPaths,
     devices: &[servesim::hardware::GpuSpec],
 ) -> Result<()> {
+    let (deployment, format) = (&m.deployment, m.format);
     if deployment.hardware.is_some() {
         bail!(servesim::Error::input(
             "<command line>",
@@ -370,11 +359,11 @@ pub fn recommend(
             "ranks the whole catalog: leave out --hardware (or drop --recommend)"
         ));
     }
-    let (opts, model) = job(mode, args, deployment, seq_len, paths)?;
+    let (opts, model) = job(mode, &m.finetune, deployment, m.seq_len, paths)?;
     let mm = MemoryModel::load(&paths.perf_model)?;
     let consts = FinetuneConstants::load(&paths.perf_model)?;
     let (fits, none) =
-        servesim::finetune::recommend::recommend(&model, devices, &mm, &consts, &opts, max_gpus)?;
+        servesim::finetune::recommend::recommend(&model, devices, &mm, &consts, &opts, m.max_gpus)?;
     match format {
         Format::Json => {
             #[derive(serde::Serialize)]
@@ -429,7 +418,7 @@ pub fn recommend(
             }
             print!("{}", t.render());
             if !none.is_empty() {
-                println!("no fit within {max_gpus} GPUs: {}", none.join(", "));
+                println!("no fit within {} GPUs: {}", m.max_gpus, none.join(", "));
             }
         }
     }

@@ -158,27 +158,10 @@ fn rows(p: &MemoryPlan) -> Vec<(String, String)> {
 pub fn run(args: MemoryArgs, paths: &DataPaths) -> Result<()> {
     if let (Some(mode), true) = (args.train, args.recommend) {
         let devices = catalog_devices(args.catalog, paths)?;
-        return finetune_args::recommend(
-            mode,
-            &args.finetune,
-            &args.deployment,
-            args.seq_len,
-            args.max_gpus,
-            args.format,
-            paths,
-            &devices,
-        );
+        return finetune_args::recommend(mode, &args, paths, &devices);
     }
     if let Some(mode) = args.train {
-        return finetune_args::run(
-            mode,
-            &args.finetune,
-            &args.deployment,
-            args.seq_len,
-            args.max_gpus,
-            args.format,
-            paths,
-        );
+        return finetune_args::run(mode, &args, paths);
     }
     let mm = MemoryModel::load(&paths.perf_model)?;
     let opts = MemoryOptions {
