@@ -98,16 +98,7 @@ pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
     };
     let header_read_timeout = seconds("--header-read-timeout-s", args.header_read_timeout_s)?;
     let keep_alive_timeout = seconds("--keep-alive-timeout-s", args.keep_alive_timeout_s)?;
-    if args.max_connections == 0 || args.max_connections > u32::MAX as usize {
-        anyhow::bail!(
-            "--max-connections must be between 1 and {}, got {}",
-            u32::MAX,
-            args.max_connections
-        );
-    }
-    if args.api_key.as_deref().is_some_and(str::is_empty) {
-        anyhow::bail!("--api-key (or VLLM_API_KEY) must not be empty");
-    }
+    // --max-connections and an empty --api-key are checked by `serve` itself.
     let deployment = Deployment::resolve(&args.deployment.request_for(&args.engine), paths)?;
     let setup = ReplicaSetup::new(deployment, &args.engine.overrides(), paths)?;
     let sim = Simulation::new(setup.replicas(args.num_replicas)?, Router::new(args.route))?;

@@ -461,15 +461,13 @@ impl Replica {
             self.counters.batch_seqs_sum += u64::from(seqs);
             self.counters.batch_seqs_max = self.counters.batch_seqs_max.max(seqs);
             self.counters.batch_tokens_sum += self.shape.total_tokens();
-            let d = self.latency.step_time(&self.shape);
-            if d == SimDuration::MAX {
-                self.fault = Some(Box::new(crate::Error::InvalidStepTime {
-                    model: self.latency.describe(),
-                    shape: self.shape.to_string(),
-                }));
-                return None;
+            match crate::perf::checked_step_time(&*self.latency, &self.shape) {
+                Ok(d) => duration += d,
+                Err(e) => {
+                    self.fault = Some(Box::new(e));
+                    return None;
+                }
             }
-            duration += d;
         }
         if plan.swap_bytes > 0.0 {
             duration +=

@@ -129,6 +129,19 @@ impl std::fmt::Display for StepShape {
     }
 }
 
+/// `latency`'s time for `shape`, or [`Error::InvalidStepTime`] naming the model and the
+/// batch when it gives none ([`SimDuration::MAX`], see [`step_duration`]).
+pub fn checked_step_time(latency: &dyn LatencyModel, shape: &StepShape) -> Result<SimDuration> {
+    let d = latency.step_time(shape);
+    if d == SimDuration::MAX {
+        return Err(Error::InvalidStepTime {
+            model: latency.describe(),
+            shape: shape.to_string(),
+        });
+    }
+    Ok(d)
+}
+
 /// An iteration's time in seconds as a [`SimDuration`], rounded to the nanosecond;
 /// [`SimDuration::MAX`] for a time that is not finite or not positive, which the engine
 /// reports as [`Error::InvalidStepTime`] naming the model and the batch. Latency models

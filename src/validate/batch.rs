@@ -28,16 +28,8 @@ pub fn step_times(
     input: u32,
     output: u32,
 ) -> Result<[f64; 3]> {
-    let time = |shape: &StepShape| {
-        let d = latency.step_time(shape);
-        if d == crate::units::SimDuration::MAX {
-            return Err(crate::Error::InvalidStepTime {
-                model: latency.describe(),
-                shape: shape.to_string(),
-            });
-        }
-        Ok(d.as_secs_f64())
-    };
+    let time =
+        |shape: &StepShape| crate::perf::checked_step_time(latency, shape).map(|d| d.as_secs_f64());
     let mut shape = StepShape::new();
     for _ in 0..batch {
         shape.push_prefill(input, 0);
