@@ -67,6 +67,9 @@ pub struct RunOptions {
     /// The API server in front of the replicas (latencies as clients see them); none:
     /// clients talk to the engine directly.
     pub api_server: Option<crate::stack::ApiServer>,
+    /// What clients do when the server is slow (timeouts, retries, abandonment; see
+    /// [`crate::sim::client`]); none: they wait for every request.
+    pub clients: Option<crate::sim::ClientPolicy>,
 }
 
 /// The outcome of a run.
@@ -213,6 +216,9 @@ fn run_writing(
     if let Some((window_s, target)) = opts.slo_window {
         recorder = recorder.with_slo_windows(SloWindows::new(window_s, target)?);
     }
+    if opts.clients.is_some() {
+        recorder = recorder.with_clients();
+    }
     let mut timeseries = TimeSeries::new(Some(&mut write_ts));
     let mut sim = Simulation::new(replicas, router)?;
     if let Some(link) = &opts.kv_transfer_link {
@@ -220,6 +226,9 @@ fn run_writing(
     }
     if let Some(api) = &opts.api_server {
         sim = sim.with_api_server(api);
+    }
+    if let Some(policy) = opts.clients {
+        sim = sim.with_clients(policy.checked()?);
     }
     let stats = sim.run(source, &mut recorder, &mut timeseries)?;
     if let Some(pb) = &progress {

@@ -88,6 +88,10 @@ impl SimDuration {
     pub const fn from_millis(ms: u64) -> Self {
         SimDuration(ms * 1_000_000)
     }
+    /// Whether it is zero.
+    pub const fn is_zero(self) -> bool {
+        self.0 == 0
+    }
     /// The span in nanoseconds.
     pub const fn as_nanos(self) -> u64 {
         self.0

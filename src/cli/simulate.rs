@@ -108,6 +108,30 @@ pub struct RunArgs {
     #[arg(long, value_name = "W", allow_hyphen_values = true)]
     pub power_w: Option<f64>,
 
+    /// Clients give up on a request not finished this many seconds after sending it
+    /// (it ends `timed_out` unless retried; its KV is freed, its work wasted).
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub client_timeout_s: Option<f64>,
+
+    /// Clients send a timed-out request again, at most this many times, after an
+    /// exponential backoff with jitter (needs --client-timeout-s).
+    #[arg(long, value_name = "N")]
+    pub max_retries: Option<u32>,
+
+    /// Backoff before the first retry, s, doubling after each up to
+    /// --retry-backoff-max-s; each drawn uniformly in [half, all] of that. Default: 1.
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub retry_backoff_s: Option<f64>,
+
+    /// Longest retry backoff, s. Default: 60.
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub retry_backoff_max_s: Option<f64>,
+
+    /// Clients leave (the request ends `abandoned`, never retried) when no token has
+    /// come this many seconds after sending.
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub abandon_after_s: Option<f64>,
+
     /// Folder for requests.csv, timeseries.csv, summary.json and config.json.
     /// Default: output/<run-name>/.
     #[arg(long, value_name = "DIR")]
@@ -138,6 +162,11 @@ merge_fields!(RunArgs {
     price_per_gpu_hour,
     price_per_kwh,
     power_w,
+    client_timeout_s,
+    max_retries,
+    retry_backoff_s,
+    retry_backoff_max_s,
+    abandon_after_s,
     output_dir,
     run_name
 });
@@ -254,6 +283,42 @@ fn fleet_price(
 /// Attainment a window must reach to meet the SLO when `--slo-window-target` is not
 /// given.
 const DEFAULT_SLO_WINDOW_TARGET: f64 = 0.9;
+
+/// The clients' policy from the flags: None when they wait for everything.
+fn client_policy(run: &RunArgs) -> Result<Option<servesim::sim::ClientPolicy>> {
+    let secs = |flag: &str, v: Option<f64>| -> Result<Option<servesim::units::SimDuration>> {
+        match v {
+            None => Ok(None),
+            Some(s) if s.is_finite() && s > 0.0 && s <= 1e9 => {
+                Ok(Some(servesim::units::SimDuration::from_secs_f64(s)))
+            }
+            Some(s) => anyhow::bail!("{flag} must be a number of seconds in (0, 1e9], got {s}"),
+        }
+    };
+    let timeout = secs("--client-timeout-s", run.client_timeout_s)?;
+    let abandon_after = secs("--abandon-after-s", run.abandon_after_s)?;
+    let backoff_base = secs("--retry-backoff-s", run.retry_backoff_s)?;
+    let backoff_max = secs("--retry-backoff-max-s", run.retry_backoff_max_s)?;
+    let retry_flags = run.max_retries.is_some() || backoff_base.is_some() || backoff_max.is_some();
+    if timeout.is_none() && abandon_after.is_none() {
+        if retry_flags {
+            anyhow::bail!(
+                "--max-retries and the retry backoff need --client-timeout-s (clients retry requests that timed out)"
+            );
+        }
+        return Ok(None);
+    }
+    let d = servesim::sim::ClientPolicy::default();
+    let policy = servesim::sim::ClientPolicy {
+        timeout,
+        abandon_after,
+        max_retries: run.max_retries.unwrap_or(0),
+        backoff_base: backoff_base.unwrap_or(d.backoff_base),
+        backoff_max: backoff_max.unwrap_or(d.backoff_max.max(backoff_base.unwrap_or_default())),
+        seed: run.seed.unwrap_or(0),
+    };
+    Ok(Some(policy.checked()?))
+}
 
 /// Parse `START:END` (END optional) seconds.
 fn parse_window(s: &str) -> Result<(f64, f64)> {
@@ -415,6 +480,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         api_server: setups
             .first()
             .map(|s| s.2.deployment.stack.api_server.clone()),
+        clients: client_policy(run)?,
     };
     let source = match run.concurrency {
         Some(concurrency) => RequestSource::ClosedLoop {

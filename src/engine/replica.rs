@@ -6,7 +6,7 @@
 use super::cohort::Leaver;
 use super::config::EngineConfig;
 use super::kv::BlockHash;
-use super::request::{LiveRequest, RequestRecord};
+use super::request::{LiveRequest, RequestRecord, RequestStatus};
 use super::scheduler::{self, seq, ReplicaState, Scheduled, StepPlan};
 use crate::perf::{LatencyModel, StepShape};
 use crate::trace::Request;
@@ -609,15 +609,38 @@ impl Replica {
     /// its already-computed duration, as a real engine finishes the step it started).
     /// Returns false if no such request is live here.
     pub fn abort(&mut self, request_id: u64) -> bool {
-        self.materialize_cohort();
-        let st = &mut self.state;
-        let Some(slot) = st
+        self.take(request_id).is_some()
+    }
+
+    /// [`Replica::abort`], returning the request's record as of `now` with `status`
+    /// (a client that gave up: [`RequestRecord::given_up`]).
+    pub fn abort_with_record(
+        &mut self,
+        request_id: u64,
+        now: SimTime,
+        status: RequestStatus,
+    ) -> Option<RequestRecord> {
+        let r = self.take(request_id)?;
+        Some(RequestRecord::given_up(&r, self.id, now, status))
+    }
+
+    /// When request `request_id` produced its first token: `None` if it is not live
+    /// here, `Some(None)` if it has produced none yet.
+    pub fn first_token_at(&self, request_id: u64) -> Option<Option<SimTime>> {
+        self.state
             .reqs
             .iter()
-            .find_map(|(slot, r)| (r.id == request_id).then_some(slot))
-        else {
-            return false;
-        };
+            .find_map(|(_, r)| (r.id == request_id).then_some(r.first_token_at))
+    }
+
+    /// Remove request `request_id` from wherever it is here (see [`Replica::abort`]).
+    fn take(&mut self, request_id: u64) -> Option<LiveRequest> {
+        self.materialize_cohort();
+        let st = &mut self.state;
+        let slot = st
+            .reqs
+            .iter()
+            .find_map(|(slot, r)| (r.id == request_id).then_some(slot))?;
         if let Some(pos) = st.running.iter().position(|&s| s == slot) {
             st.running.remove(pos);
             st.kv.free(seq(slot));
@@ -628,8 +651,7 @@ impl Replica {
         for (plan, _) in &mut self.in_flight {
             plan.entries.retain(|e| e.slot != slot);
         }
-        st.reqs.remove(slot);
-        true
+        Some(st.reqs.remove(slot))
     }
 
     /// Return the cohort's members to the running queue (see

@@ -17,6 +17,11 @@ pub enum RequestStatus {
     Finished,
     /// Could never run: longer than `max_model_len`, or needs more KV than the whole cache.
     Rejected,
+    /// Its client's timeout passed before it finished, on its last attempt (see
+    /// [`crate::sim::client`]).
+    TimedOut,
+    /// Its client left because the first token came later than it would wait.
+    Abandoned,
 }
 
 impl RequestStatus {
@@ -25,6 +30,8 @@ impl RequestStatus {
         match self {
             RequestStatus::Finished => "finished",
             RequestStatus::Rejected => "rejected",
+            RequestStatus::TimedOut => "timed_out",
+            RequestStatus::Abandoned => "abandoned",
         }
     }
 }
@@ -135,6 +142,9 @@ pub struct RequestRecord {
     pub prefix_hit_tokens: u32,
     /// Outcome.
     pub status: RequestStatus,
+    /// Times the client sent it (1 unless it retried after timeouts; the times above
+    /// then run from the first send).
+    pub attempts: u32,
 }
 
 impl RequestRecord {
@@ -187,7 +197,19 @@ impl RequestRecord {
             preemptions: r.preemptions,
             prefix_hit_tokens: r.prefix_hit_tokens,
             status: RequestStatus::Finished,
+            attempts: 1,
         }
+    }
+
+    /// The record of a request its client gave up on at `now` (`status`: timed out or
+    /// abandoned): its times so far, the finish time is when the client gave up, and
+    /// it has no E2E or TPOT.
+    pub fn given_up(r: &LiveRequest, replica: u32, now: SimTime, status: RequestStatus) -> Self {
+        let mut rec = Self::finished(r, replica, now);
+        rec.e2e_s = f64::NAN;
+        rec.tpot_s = f64::NAN;
+        rec.status = status;
+        rec
     }
 
     /// The record of a request rejected on arrival.
@@ -215,6 +237,7 @@ impl RequestRecord {
             preemptions: 0,
             prefix_hit_tokens: 0,
             status: RequestStatus::Rejected,
+            attempts: 1,
         }
     }
 }

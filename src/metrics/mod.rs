@@ -194,6 +194,8 @@ pub struct Recorder<'w> {
     queue: Distribution,
     completed: u64,
     rejected: u64,
+    /// Client outcomes (timed out, abandoned, retries), when clients are simulated.
+    clients: Option<ClientSummary>,
     slo_met: u64,
     ttft_met: u64,
     tpot_met: u64,
@@ -269,6 +271,7 @@ impl<'w> Recorder<'w> {
             queue: Distribution::default(),
             completed: 0,
             rejected: 0,
+            clients: None,
             slo_met: 0,
             ttft_met: 0,
             tpot_met: 0,
@@ -290,6 +293,13 @@ impl<'w> Recorder<'w> {
     /// Also tally SLO attainment per window of arrivals ([`slo_windows`]).
     pub fn with_slo_windows(mut self, windows: slo_windows::SloWindows) -> Self {
         self.slo_windows = Some(windows);
+        self
+    }
+
+    /// Also report what simulated clients did (timeouts, abandonment, retries: see
+    /// [`crate::sim::client`]) in [`Summary::clients`].
+    pub fn with_clients(mut self) -> Self {
+        self.clients = Some(ClientSummary::default());
         self
     }
 
@@ -381,9 +391,12 @@ impl<'w> Recorder<'w> {
             None => 0.0,
         };
         let per_s = |x: f64| if duration > 0.0 { x / duration } else { 0.0 };
+        // Requests whose clients gave up missed the SLO; rejected ones are counted
+        // apart.
+        let judged = self.completed + self.clients.map_or(0, |c| c.timed_out + c.abandoned);
         let frac = |x: u64| {
-            if self.completed > 0 {
-                x as f64 / self.completed as f64
+            if judged > 0 {
+                x as f64 / judged as f64
             } else {
                 0.0
             }
@@ -412,6 +425,15 @@ impl<'w> Recorder<'w> {
                 .as_ref()
                 .map(slo_windows::SloWindows::summary),
             cost: None,
+            clients: self.clients.map(|mut c| {
+                let all = judged + self.rejected;
+                c.completed_fraction = if all > 0 {
+                    self.completed as f64 / all as f64
+                } else {
+                    0.0
+                };
+                c
+            }),
             preemptions: self.preemptions,
             prefix_hit_tokens: self.prefix_hit_tokens,
             engine: EngineSummary::default(),
@@ -489,8 +511,11 @@ impl RequestSink for Recorder<'_> {
                 t.tpot.record_secs(r.tpot_s);
                 t.e2e.record_secs(r.e2e_s);
             }
-        } else {
+        } else if r.status == RequestStatus::Rejected {
             t.rejected += 1;
+        }
+        if let Some(c) = self.clients.as_mut() {
+            c.retries += u64::from(r.attempts.saturating_sub(1));
         }
         if self.first_arrival.is_none_or(|a| r.arrival_time_s < a) {
             self.first_arrival = Some(r.arrival_time_s);
@@ -501,6 +526,12 @@ impl RequestSink for Recorder<'_> {
         }
         match r.status {
             RequestStatus::Rejected => self.rejected += 1,
+            RequestStatus::TimedOut => {
+                self.clients.get_or_insert_with(Default::default).timed_out += 1;
+            }
+            RequestStatus::Abandoned => {
+                self.clients.get_or_insert_with(Default::default).abandoned += 1;
+            }
             RequestStatus::Finished => {
                 self.completed += 1;
                 self.input_tokens += u64::from(r.input_tokens);
@@ -533,6 +564,20 @@ impl RequestSink for Recorder<'_> {
             w(&r);
         }
     }
+}
+
+/// What simulated clients did in a run (see [`crate::sim::client`]). Every request
+/// ends once: completed, rejected, timed out or abandoned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct ClientSummary {
+    /// Requests whose client's timeout passed on their last attempt.
+    pub timed_out: u64,
+    /// Requests whose client left before the first token.
+    pub abandoned: u64,
+    /// Sends beyond each request's first (their server-side work was wasted).
+    pub retries: u64,
+    /// Completed requests over all requests (any outcome).
+    pub completed_fraction: f64,
 }
 
 /// Engine-level figures of a run (filled from replica counters and the time series).
@@ -596,6 +641,10 @@ pub struct Summary {
     /// What the run cost, when the fleet's price is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<crate::cost::RunCost>,
+    /// What simulated clients did, when they time out, retry or abandon
+    /// (`--client-timeout-s`, `--max-retries`, `--abandon-after-s`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clients: Option<ClientSummary>,
     /// SLO attainment per window of arrivals (`--slo-window-s`), when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo_windows: Option<slo_windows::SloWindowSummary>,

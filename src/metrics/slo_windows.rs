@@ -154,6 +154,7 @@ mod tests {
             preemptions: 0,
             prefix_hit_tokens: 0,
             status,
+            attempts: 1,
         }
     }
 

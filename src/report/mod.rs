@@ -19,7 +19,7 @@ pub mod table;
 pub use fixed::{push_fixed, push_fixed_bytes, push_u64};
 
 /// Header of `requests.csv`.
-pub const REQUESTS_HEADER: &str = "request_id,replica,arrival_time_s,input_tokens,output_tokens,scheduled_time_s,first_token_time_s,finish_time_s,ttft_s,tpot_s,e2e_s,queue_s,preemptions,prefix_hit_tokens,status";
+pub const REQUESTS_HEADER: &str = "request_id,replica,arrival_time_s,input_tokens,output_tokens,scheduled_time_s,first_token_time_s,finish_time_s,ttft_s,tpot_s,e2e_s,queue_s,preemptions,prefix_hit_tokens,status,attempts";
 
 /// Header of `timeseries.csv`.
 pub const TIMESERIES_HEADER: &str = "time_s,running,waiting,kv_blocks_used,batch_tokens";
@@ -99,6 +99,8 @@ pub fn push_request_row(line: &mut Vec<u8>, r: &RequestRecord) {
     push_int(line, r.preemptions);
     push_int(line, r.prefix_hit_tokens);
     line.extend_from_slice(r.status.as_str().as_bytes());
+    line.push(b',');
+    push_u64(line, u64::from(r.attempts));
     line.push(b'\n');
 }
 
@@ -184,6 +186,15 @@ pub fn summary_table(s: &Summary) -> String {
         "requests: {} completed, {} rejected over {:.1} s | {:.2} req/s | {:.0} output tok/s | {:.0} total tok/s\n",
         s.completed, s.rejected, s.duration_s, s.request_throughput_per_s, s.output_tokens_per_s, s.total_tokens_per_s
     ));
+    if let Some(c) = &s.clients {
+        out.push_str(&format!(
+            "clients: {} timed out, {} abandoned, {} retries; {:.1}% of requests completed\n",
+            c.timed_out,
+            c.abandoned,
+            c.retries,
+            c.completed_fraction * 100.0
+        ));
+    }
     out.push_str(&format!(
         "engine: {} iterations, mean batch {:.1} seqs / {:.0} tokens, KV usage mean {:.1}% max {:.1}%, {} preemptions, {} prefix-hit tokens\n",
         s.engine.iterations,

@@ -183,6 +183,11 @@ impl RequestSink for Dispatch<'_> {
                 "the request needs {} tokens of KV cache, more than a replica holds: reduce the prompt or max_tokens",
                 u64::from(r.input_tokens) + u64::from(r.output_tokens) - 1
             ))),
+            // The server's simulation has no simulated clients; their own HTTP
+            // clients time out instead.
+            RequestStatus::TimedOut | RequestStatus::Abandoned => StreamEvent::Failed(
+                ApiError::unavailable("the request was given up by its simulated client"),
+            ),
         };
         let _ = c.events.send(event);
     }

@@ -13,6 +13,7 @@ use crate::trace::Request;
 use crate::units::{SimDuration, SimTime};
 
 pub mod api;
+pub mod client;
 #[cfg(test)]
 mod equivalence;
 pub mod queue;
@@ -20,6 +21,7 @@ pub mod router;
 #[cfg(test)]
 mod tests;
 
+pub use client::ClientPolicy;
 pub use queue::EventQueue;
 pub use router::{RoutePolicy, Router};
 
@@ -77,8 +79,8 @@ pub struct RunStats {
     pub requests_out: u64,
     /// Events processed (arrivals and iteration ends).
     pub events: u64,
-    /// Requests whose client gave up before they finished (see
-    /// [`Simulation::with_client_timeout`]); they end without a record.
+    /// Requests whose client's timeout passed on their last attempt (see
+    /// [`Simulation::with_clients`]); they end with a `timed_out` record.
     pub timed_out: u64,
 }
 
@@ -112,8 +114,12 @@ enum Event {
     Handoff(u32, Box<LiveRequest>),
     /// A pipeline stage of a replica frees up: it tries to start a batch.
     Wake(u32),
-    /// A request's client gives up: the request is aborted if it has not finished.
-    Deadline(u64),
+    /// A client gives up on the attempt with this engine id if it has not finished
+    /// (timeout) or produced a token (abandonment).
+    Deadline(u64, client::GiveUp),
+    /// A client sends a request again after its backoff (the API server's ingress
+    /// included).
+    Retry(Box<client::Attempt>),
 }
 
 /// A simulation of a set of replicas behind a router.
@@ -134,10 +140,8 @@ pub struct Simulation {
     lockstep: Vec<(Vec<usize>, SimTime)>,
     /// The API server in front of the replicas (none: clients talk to the engine).
     api: Option<api::ApiDelays>,
-    /// How long a client waits for its request to finish before giving up.
-    client_timeout: Option<SimDuration>,
-    /// Requests aborted by their client's timeout.
-    timed_out: u64,
+    /// Simulated clients that time out, retry or leave (none: clients wait).
+    clients: Option<client::Clients>,
     /// [`Simulation::run`] fails once the replicas have run more iterations than this.
     max_iterations: Option<u64>,
     /// Replicas touched since they last tried to start an iteration (only they can:
@@ -211,8 +215,7 @@ impl Simulation {
             lockstep,
             max_iterations: None,
             api: None,
-            client_timeout: None,
-            timed_out: 0,
+            clients: None,
             to_start: (0..n).collect(),
             to_start_flag: vec![true; n],
             changed: (0..n).collect(),
@@ -224,11 +227,19 @@ impl Simulation {
     }
 
     /// Clients give up on a request `timeout` after sending it (an HTTP client's
-    /// timeout): a request not finished by then is aborted ([`Simulation::abort`]),
-    /// frees its KV blocks and ends without a record; [`RunStats::timed_out`] counts
-    /// them.
-    pub fn with_client_timeout(mut self, timeout: SimDuration) -> Self {
-        self.client_timeout = Some(timeout);
+    /// timeout) and never retry: [`Simulation::with_clients`] with only a timeout.
+    pub fn with_client_timeout(self, timeout: SimDuration) -> Self {
+        self.with_clients(ClientPolicy::with_timeout(timeout))
+    }
+
+    /// Clients behave as `policy` says (see [`client`]): a request its client gives up
+    /// on is aborted where it is (its KV freed) and, unless retried, ends with a
+    /// `timed_out` or `abandoned` record; [`RunStats::timed_out`] counts the timed-out
+    /// ones. Only [`Simulation::add_request`] and [`Simulation::run`] see clients; a
+    /// request whose KV is in transit between a prefill and a decode replica when its
+    /// client gives up is not caught and finishes.
+    pub fn with_clients(mut self, policy: ClientPolicy) -> Self {
+        self.clients = policy.is_active().then(|| client::Clients::new(policy));
         self
     }
 
@@ -331,7 +342,7 @@ impl Simulation {
                     Event::StepDone(replica) => {
                         self.touch(replica as usize);
                         let r = &mut self.replicas[replica as usize];
-                        r.finish_step(te, sink);
+                        client::through(&mut self.clients, sink, |s| r.finish_step(te, s));
                         if r.role() == ReplicaRole::Prefill {
                             self.send_handoffs(replica as usize, te);
                         }
@@ -339,13 +350,16 @@ impl Simulation {
                     Event::Handoff(to, req) => {
                         self.touch(to as usize);
                         self.in_transit[to as usize] -= 1;
-                        self.replicas[to as usize].accept_handoff(*req, te, sink);
+                        let r = &mut self.replicas[to as usize];
+                        client::through(&mut self.clients, sink, |s| r.accept_handoff(*req, te, s));
                     }
                     Event::Wake(replica) => self.touch(replica as usize),
-                    Event::Deadline(id) => {
-                        if self.abort(id) {
-                            self.timed_out += 1;
+                    Event::Deadline(id, why) => self.give_up(id, why, sink),
+                    Event::Retry(attempt) => {
+                        if let Some(c) = self.clients.as_mut() {
+                            c.backing_off -= 1;
                         }
+                        self.send(*attempt, sink);
                     }
                 }
             }
@@ -385,24 +399,105 @@ impl Simulation {
     /// Route `req` to a replica at the current time (its trace arrival is replaced by
     /// the clock) and return the replica's index. It may be rejected at once, through
     /// `sink`.
-    pub fn add_request(&mut self, mut req: Request, sink: &mut dyn RequestSink) -> usize {
-        if let Some(timeout) = self.client_timeout {
+    pub fn add_request(&mut self, req: Request, sink: &mut dyn RequestSink) -> usize {
+        let now = self.now;
+        self.send(
+            client::Attempt {
+                request: req,
+                first_arrival: now,
+                arrival: now,
+                number: 1,
+            },
+            sink,
+        )
+    }
+
+    /// Send one attempt of a request to a replica now (see
+    /// [`Simulation::add_request`]); with clients, under an engine id of its own and
+    /// with its client's deadlines.
+    fn send(&mut self, mut attempt: client::Attempt, sink: &mut dyn RequestSink) -> usize {
+        let now = self.now;
+        attempt.arrival = now;
+        let mut req = attempt.request.clone();
+        if let Some(c) = self.clients.as_mut() {
             // The client's clock started before the API server handed the request over.
             let ingress = self
                 .api
                 .map_or(SimDuration::ZERO, |d| d.ingress(req.input_tokens));
-            let sent = SimTime::from_nanos(self.now.as_nanos().saturating_sub(ingress.as_nanos()));
-            self.queue.push(sent + timeout, Event::Deadline(req.id));
+            let sent = SimTime::from_nanos(now.as_nanos().saturating_sub(ingress.as_nanos()));
+            let policy = c.policy;
+            req.id = c.register(attempt);
+            for (after, why) in [
+                (policy.timeout, client::GiveUp::Timeout),
+                (policy.abandon_after, client::GiveUp::Abandon),
+            ] {
+                if let Some(d) = after {
+                    self.queue.push(sent + d, Event::Deadline(req.id, why));
+                }
+            }
         }
-        req.arrival = self.now;
+        req.arrival = now;
         let r = self.router.route_among(&req, &self.replicas, &self.entry);
         self.touch(r);
-        self.replicas[r].add_request(req, self.now, sink);
+        let replica = &mut self.replicas[r];
+        client::through(&mut self.clients, sink, |s| {
+            replica.add_request(req, now, s)
+        });
         r
     }
 
+    /// A client gives up on the attempt with engine id `id` (see [`client`]): abort it
+    /// where it is, then retry it after a backoff or end it with a record.
+    fn give_up(&mut self, id: u64, why: client::GiveUp, sink: &mut dyn RequestSink) {
+        let now = self.now;
+        let Some(c) = self.clients.as_mut() else {
+            return;
+        };
+        if !c.is_live(id) {
+            return; // it ended before its deadline
+        }
+        if why == client::GiveUp::Abandon
+            && self
+                .replicas
+                .iter()
+                .any(|r| r.first_token_at(id).is_some_and(|t| t.is_some()))
+        {
+            return; // a token came in time
+        }
+        let status = match why {
+            client::GiveUp::Timeout => crate::engine::RequestStatus::TimedOut,
+            client::GiveUp::Abandon => crate::engine::RequestStatus::Abandoned,
+        };
+        let Some((i, mut record)) = self
+            .replicas
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, r)| r.abort_with_record(id, now, status).map(|rec| (i, rec)))
+        else {
+            return; // in KV transit between replicas: not caught (see with_clients)
+        };
+        self.touch(i);
+        let c = self.clients.as_mut().expect("checked above");
+        let attempt = c.end(id).expect("live");
+        if status == crate::engine::RequestStatus::TimedOut {
+            if let Some((next, backoff)) = c.retry(attempt.clone()) {
+                let ingress = self
+                    .api
+                    .map_or(SimDuration::ZERO, |d| d.ingress(next.request.input_tokens));
+                self.queue
+                    .push(now + backoff + ingress, Event::Retry(Box::new(next)));
+                return;
+            }
+            c.timed_out += 1;
+        }
+        client::restate(&mut record, &attempt);
+        sink.on_request_end(record);
+    }
+
     /// Cancel a live request wherever it is (see [`Replica::abort`]); it ends without a
-    /// record. Returns false if no replica holds it.
+    /// record. Returns false if no replica holds it. Not for runs with simulated
+    /// clients ([`Simulation::with_clients`]), whose requests go by engine ids of their
+    /// own.
     pub fn abort(&mut self, request_id: u64) -> bool {
         match self.replicas.iter_mut().position(|r| r.abort(request_id)) {
             Some(i) => {
@@ -557,7 +652,7 @@ impl Simulation {
             };
             // Once every request has ended, pending client deadlines have nothing to do.
             if t_arrival.is_none()
-                && self.client_timeout.is_some()
+                && self.clients.as_ref().is_some_and(client::Clients::is_idle)
                 && self.num_outstanding() == 0
                 && self.in_transit.iter().all(|&n| n == 0)
             {
@@ -620,7 +715,7 @@ impl Simulation {
             }
         }
         stats.end_time = self.now;
-        stats.timed_out = self.timed_out;
+        stats.timed_out = self.clients.as_ref().map_or(0, |c| c.timed_out);
         let outstanding: usize = self.replicas.iter().map(Replica::num_outstanding).sum();
         stats.requests_out = stats.requests_in - outstanding as u64;
         if outstanding > 0 {

@@ -155,9 +155,19 @@ pub fn replay(
         ));
     }
     if let Some(t) = run.client_timeout_s {
+        let sim_timed_out = out
+            .records
+            .iter()
+            .filter(|r| r.status == RequestStatus::TimedOut)
+            .count();
+        let all = run.requests.len() + run.load_only.len();
+        let pct = |n: usize| 100.0 * n as f64 / all.max(1) as f64;
         notes.push(format!(
-            "clients give up after {t:.1} s (the run's timed-out requests): a simulated request not finished by then is aborted; {} requests that timed out in the measurement are replayed for their load",
-            run.load_only.len()
+            "clients give up after {t:.1} s (the run's timed-out requests): a simulated request not finished by then is aborted; {} requests that timed out in the measurement are replayed for their load; timed out: {} of {all} measured ({:.1}%), {sim_timed_out} simulated ({:.1}%)",
+            run.load_only.len(),
+            run.load_only.len(),
+            pct(run.load_only.len()),
+            pct(sim_timed_out)
         ));
     }
     for (m, (s, me)) in [Metric::Ttft, Metric::Tpot, Metric::E2e]

@@ -27,7 +27,7 @@ fn default_simulation_runs_and_writes_its_files() {
     }
     assert!(summary["output_tokens_per_s"].as_f64().unwrap() > 0.0);
     let csv = std::fs::read_to_string(run.join("requests.csv")).unwrap();
-    assert!(csv.starts_with("request_id,replica,arrival_time_s,input_tokens,output_tokens,scheduled_time_s,first_token_time_s,finish_time_s,ttft_s,tpot_s,e2e_s,queue_s,preemptions,prefix_hit_tokens,status"));
+    assert!(csv.starts_with("request_id,replica,arrival_time_s,input_tokens,output_tokens,scheduled_time_s,first_token_time_s,finish_time_s,ttft_s,tpot_s,e2e_s,queue_s,preemptions,prefix_hit_tokens,status,attempts"));
     assert_eq!(csv.lines().count(), 201);
 }
 
@@ -228,12 +228,13 @@ fn closed_loop_concurrency_bounds_the_batch() {
     assert!(v["engine"]["batch_size_max"].as_u64().unwrap() <= 4);
 }
 
-#[test]
-fn slo_windows_reach_the_summary_and_the_timeseries() {
+/// Run the shipped example config `name` into a temporary folder: the folder (kept
+/// while the guard lives), the run's output folder and its summary.json.
+fn run_example(name: &str) -> (tempfile::TempDir, std::path::PathBuf, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let root = root();
-    let cfg = root.join("examples/slo_windows_llama8b_h100.toml");
+    let cfg = root.join("examples").join(name);
     let o = servesim_in(
         &root,
         &[
@@ -245,8 +246,14 @@ fn slo_windows_reach_the_summary_and_the_timeseries() {
         ],
     );
     ok(&o);
-    let summary: serde_json::Value =
+    let summary =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    (dir, out, summary)
+}
+
+#[test]
+fn slo_windows_reach_the_summary_and_the_timeseries() {
+    let (_dir, out, summary) = run_example("slo_windows_llama8b_h100.toml");
     let w = &summary["slo_windows"];
     assert_eq!(w["window_s"], 10.0);
     assert_eq!(w["target"], 0.9);
@@ -356,4 +363,51 @@ fn runs_report_their_cost_per_token() {
     assert!((per_hour - (num("price_usd_per_gpu_hour") + 0.1) * num("gpus")).abs() < 1e-6);
     let expect = per_hour / (num("total_tokens_per_s") * 3600.0) * 1e6;
     assert!((num("usd_per_million_total_tokens") - expect).abs() < 1e-4 * expect);
+}
+
+#[test]
+fn impatient_clients_end_every_request_once_with_their_outcome() {
+    let (_dir, out, summary) = run_example("client_retries_llama8b_h100.toml");
+    let c = &summary["clients"];
+    let completed = summary["completed"].as_u64().unwrap();
+    let gave_up = c["timed_out"].as_u64().unwrap() + c["abandoned"].as_u64().unwrap();
+    assert!(gave_up > 0 && c["retries"].as_u64().unwrap() > 0, "{c}");
+    // requests.csv: one row per request of the trace, its status and attempts.
+    let csv = std::fs::read_to_string(out.join("requests.csv")).unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    let (mut finished, mut ended_early, mut retried) = (0, 0, 0);
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert!(ids.insert(f[0].to_owned()), "request {} ended twice", f[0]);
+        let attempts: u32 = f[15].parse().unwrap();
+        assert!((1..=3).contains(&attempts), "{line}");
+        retried += u64::from(attempts - 1);
+        match f[14] {
+            "finished" => finished += 1,
+            "timed_out" | "abandoned" => {
+                ended_early += 1;
+                assert!(f[10].is_empty(), "no E2E for a request given up: {line}");
+            }
+            s => panic!("status {s}: {line}"),
+        }
+    }
+    assert_eq!(ids.len(), 1445);
+    assert_eq!((finished, ended_early), (completed, gave_up));
+    assert_eq!(retried, c["retries"].as_u64().unwrap());
+    // The flags are checked.
+    let (o, _d) = servesim(&["simulate", "--max-retries", "2", "--no-output"]);
+    fails_with(&o, &["--client-timeout-s"]);
+    let (o, _d) = servesim(&["simulate", "--client-timeout-s", "-1", "--no-output"]);
+    fails_with(&o, &["--client-timeout-s must be"]);
+    let (o, _d) = servesim(&[
+        "simulate",
+        "--client-timeout-s",
+        "5",
+        "--retry-backoff-s",
+        "10",
+        "--retry-backoff-max-s",
+        "2",
+        "--no-output",
+    ]);
+    fails_with(&o, &["backoff"]);
 }

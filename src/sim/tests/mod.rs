@@ -7,6 +7,7 @@ use crate::units::SimTime;
 use proptest::prelude::*;
 use std::sync::Arc;
 
+mod clients;
 mod cluster;
 mod incremental;
 
@@ -458,7 +459,8 @@ fn api_server_shifts_ttft_and_e2e_but_not_tpot() {
 
 /// One request per ms into a replica that serves one at a time (each takes
 /// about 1 ms prefill + 40 ms decode): clients waiting 100 ms give up on all but
-/// the first few, which end exactly once, without a record, and free their KV.
+/// the first few, which end exactly once, with a `timed_out` record at their
+/// deadline, and free their KV.
 #[test]
 fn client_timeouts_abort_the_requests_that_wait_too_long() {
     let lat = FixedLatency::from_micros(1000, 10, 100);
@@ -472,16 +474,30 @@ fn client_timeouts_abort_the_requests_that_wait_too_long() {
     let reqs: Vec<Request> = (0..20).map(|i| req(i, i * 1000, 20, 40)).collect();
     let src = RequestSource::Open(Box::new(reqs.into_iter().map(Ok)));
     let stats = sim.run(src, &mut sink, &mut NoObserver).unwrap();
-    let done = sink.0.len() as u64;
+    let done = sink
+        .0
+        .iter()
+        .filter(|r| r.status == RequestStatus::Finished)
+        .count() as u64;
     assert!((2..20).contains(&done), "{done} finished");
+    let mut ids: Vec<u64> = sink.0.iter().map(|r| r.request_id).collect();
+    ids.sort_unstable();
     assert_eq!(
-        done + stats.timed_out,
-        20,
+        ids,
+        (0..20).collect::<Vec<_>>(),
         "every request ends exactly once"
     );
+    assert_eq!(done + stats.timed_out, 20);
     for r in &sink.0 {
         let e2e_s = r.finish_time_s - r.arrival_time_s;
-        assert!(e2e_s <= 0.1 + 1e-9, "a finished request beat its deadline");
+        match r.status {
+            RequestStatus::Finished => assert!(e2e_s <= 0.1 + 1e-9, "beat its deadline"),
+            RequestStatus::TimedOut => {
+                assert!((e2e_s - 0.1).abs() < 1e-9, "ends at its deadline: {r:?}");
+                assert!(r.e2e_s.is_nan() && r.attempts == 1);
+            }
+            s => panic!("unexpected {s:?}"),
+        }
     }
     assert_eq!(sim.num_outstanding(), 0);
     assert_eq!(sim.replicas()[0].kv_used_blocks(), 0);
