@@ -41,6 +41,7 @@ pub mod setup;
 pub mod sim;
 pub mod simulate;
 pub mod stack;
+pub mod startup;
 pub mod trace;
 pub mod units;
 pub mod validate;

@@ -70,6 +70,9 @@ pub struct RunOptions {
     /// What clients do when the server is slow (timeouts, retries, abandonment; see
     /// [`crate::sim::client`]); none: they wait for every request.
     pub clients: Option<crate::sim::ClientPolicy>,
+    /// When replicas fail and how long they take to restart (see
+    /// [`crate::sim::failures`]); none: they never fail.
+    pub failures: Option<crate::sim::failures::FailurePlan>,
 }
 
 /// The outcome of a run.
@@ -230,12 +233,22 @@ fn run_writing(
     if let Some(policy) = opts.clients {
         sim = sim.with_clients(policy.checked()?);
     }
+    if let Some(plan) = &opts.failures {
+        sim = sim.with_failures(plan.clone())?;
+    }
     let stats = sim.run(source, &mut recorder, &mut timeseries)?;
     if let Some(pb) = &progress {
         pb.finish_and_clear();
     }
 
     let mut summary = recorder.summary();
+    if opts.failures.is_some() {
+        summary.failures = Some(crate::metrics::FailureSummary {
+            outages: stats.outages,
+            replica_down_s: stats.replica_down_s,
+            failed_requests: summary.failures.map_or(0, |f| f.failed_requests),
+        });
+    }
     summary.engine = engine_summary(sim.replicas(), &timeseries);
     summary.cost = opts.fleet_price.as_ref().map(|f| {
         f.run_cost(

@@ -113,8 +113,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub client_timeout_s: Option<f64>,
 
-    /// Clients send a timed-out request again, at most this many times, after an
-    /// exponential backoff with jitter (needs --client-timeout-s).
+    /// Clients send a request that timed out or was lost to a replica failure again,
+    /// at most this many times, after an exponential backoff with jitter.
     #[arg(long, value_name = "N")]
     pub max_retries: Option<u32>,
 
@@ -131,6 +131,23 @@ pub struct RunArgs {
     /// come this many seconds after sending.
     #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub abandon_after_s: Option<f64>,
+
+    /// Replica failures from a schedule: CSV `time_s,replica,duration_s` (replicas
+    /// numbered from 0 as config.json lists them). A failed replica loses its requests
+    /// and KV (they end `failed`, or are retried with --max-retries) and restarts after
+    /// the outage (engine start and weight loading, perf_model/startup.toml).
+    #[arg(long, value_name = "FILE")]
+    pub failures: Option<PathBuf>,
+
+    /// Random replica failures: mean time between failures of one replica, hours
+    /// (with --mttr-min).
+    #[arg(long, value_name = "HOURS", allow_hyphen_values = true)]
+    pub mtbf_h: Option<f64>,
+
+    /// Mean time to repair a failed replica, minutes, before its restart (with
+    /// --mtbf-h).
+    #[arg(long, value_name = "MINUTES", allow_hyphen_values = true)]
+    pub mttr_min: Option<f64>,
 
     /// Folder for requests.csv, timeseries.csv, summary.json and config.json.
     /// Default: output/<run-name>/.
@@ -167,6 +184,9 @@ merge_fields!(RunArgs {
     retry_backoff_s,
     retry_backoff_max_s,
     abandon_after_s,
+    failures,
+    mtbf_h,
+    mttr_min,
     output_dir,
     run_name
 });
@@ -300,10 +320,11 @@ fn client_policy(run: &RunArgs) -> Result<Option<servesim::sim::ClientPolicy>> {
     let backoff_base = secs("--retry-backoff-s", run.retry_backoff_s)?;
     let backoff_max = secs("--retry-backoff-max-s", run.retry_backoff_max_s)?;
     let retry_flags = run.max_retries.is_some() || backoff_base.is_some() || backoff_max.is_some();
-    if timeout.is_none() && abandon_after.is_none() {
+    let failures = run.failures.is_some() || run.mtbf_h.is_some();
+    if timeout.is_none() && abandon_after.is_none() && !(failures && retry_flags) {
         if retry_flags {
             anyhow::bail!(
-                "--max-retries and the retry backoff need --client-timeout-s (clients retry requests that timed out)"
+                "--max-retries and the retry backoff need --client-timeout-s or replica failures (clients retry requests that timed out or failed)"
             );
         }
         return Ok(None);
@@ -318,6 +339,42 @@ fn client_policy(run: &RunArgs) -> Result<Option<servesim::sim::ClientPolicy>> {
         seed: run.seed.unwrap_or(0),
     };
     Ok(Some(policy.checked()?))
+}
+
+/// The failure plan from the flags, for replicas whose weights weigh
+/// `weight_bytes` each: None when replicas never fail.
+fn failure_plan(
+    run: &RunArgs,
+    weight_bytes: &[f64],
+    paths: &DataPaths,
+) -> Result<Option<servesim::sim::failures::FailurePlan>> {
+    use servesim::sim::failures::{read_schedule, FailurePlan, Outages};
+    use servesim::units::SimDuration;
+    let outages = match (&run.failures, run.mtbf_h, run.mttr_min) {
+        (None, None, None) => return Ok(None),
+        (Some(path), None, None) => Outages::Schedule(read_schedule(path)?),
+        (None, Some(h), Some(m)) => {
+            for (flag, v) in [("--mtbf-h", h), ("--mttr-min", m)] {
+                if !(v.is_finite() && v > 0.0 && v <= 1e6) {
+                    anyhow::bail!("{flag} must be a positive number up to 1e6, got {v}");
+                }
+            }
+            Outages::Rates {
+                mtbf: SimDuration::from_secs_f64(h * 3600.0),
+                mttr: SimDuration::from_secs_f64(m * 60.0),
+                seed: run.seed.unwrap_or(0),
+            }
+        }
+        (Some(_), _, _) => {
+            anyhow::bail!("give either --failures or --mtbf-h with --mttr-min, not both")
+        }
+        _ => anyhow::bail!("random failures need both --mtbf-h and --mttr-min"),
+    };
+    let startup = servesim::startup::Startup::load(paths)?;
+    Ok(Some(FailurePlan {
+        outages,
+        restart: weight_bytes.iter().map(|&b| startup.restart(b)).collect(),
+    }))
 }
 
 /// Parse `START:END` (END optional) seconds.
@@ -353,9 +410,13 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         let mut file: ConfigFile =
             toml::from_str(&text).map_err(|e| servesim::error::toml_error(path, &text, &e))?;
         // Paths in the file are relative to its folder.
-        for p in [&mut file.run.trace, &mut file.run.output_dir]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut file.run.trace,
+            &mut file.run.output_dir,
+            &mut file.run.failures,
+        ]
+        .into_iter()
+        .flatten()
         {
             *p = servesim::paths::relative_to_config(path, p);
         }
@@ -391,6 +452,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
     // Each group: its own keys first, then the run's (flags over file).
     let mut setups = Vec::new();
     let mut replicas = Vec::new();
+    let mut weight_bytes = Vec::new();
     for g in &groups {
         let mut dep = g.deployment.clone();
         dep.merge_from(args.deployment.clone());
@@ -406,6 +468,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         let base = replicas.len() as u32;
         for r in setup.replicas(n)? {
             let id = replicas.len() as u32;
+            weight_bytes.push(setup.memory.weight_bytes_total);
             replicas.push(
                 servesim::engine::Replica::new(id, r.config().clone(), setup.latency.clone())?
                     .with_role(role)
@@ -481,6 +544,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
             .first()
             .map(|s| s.2.deployment.stack.api_server.clone()),
         clients: client_policy(run)?,
+        failures: failure_plan(run, &weight_bytes, paths)?,
     };
     let source = match run.concurrency {
         Some(concurrency) => RequestSource::ClosedLoop {

@@ -624,6 +624,12 @@ impl Replica {
         Some(RequestRecord::given_up(&r, self.id, now, status))
     }
 
+    /// The ids of the requests live here (waiting, running or in flight), in slot
+    /// order.
+    pub fn live_ids(&self) -> Vec<u64> {
+        self.state.reqs.iter().map(|(_, r)| r.id).collect()
+    }
+
     /// When request `request_id` produced its first token: `None` if it is not live
     /// here, `Some(None)` if it has produced none yet.
     pub fn first_token_at(&self, request_id: u64) -> Option<Option<SimTime>> {

@@ -22,6 +22,9 @@ pub enum RequestStatus {
     TimedOut,
     /// Its client left because the first token came later than it would wait.
     Abandoned,
+    /// Lost when the replica serving it failed, or sent while every replica was down
+    /// (see [`crate::sim::failures`]), on its last attempt.
+    Failed,
 }
 
 impl RequestStatus {
@@ -32,6 +35,7 @@ impl RequestStatus {
             RequestStatus::Rejected => "rejected",
             RequestStatus::TimedOut => "timed_out",
             RequestStatus::Abandoned => "abandoned",
+            RequestStatus::Failed => "failed",
         }
     }
 }

@@ -196,6 +196,8 @@ pub struct Recorder<'w> {
     rejected: u64,
     /// Client outcomes (timed out, abandoned, retries), when clients are simulated.
     clients: Option<ClientSummary>,
+    /// Requests lost to replica failures.
+    failed: u64,
     slo_met: u64,
     ttft_met: u64,
     tpot_met: u64,
@@ -272,6 +274,7 @@ impl<'w> Recorder<'w> {
             completed: 0,
             rejected: 0,
             clients: None,
+            failed: 0,
             slo_met: 0,
             ttft_met: 0,
             tpot_met: 0,
@@ -393,7 +396,8 @@ impl<'w> Recorder<'w> {
         let per_s = |x: f64| if duration > 0.0 { x / duration } else { 0.0 };
         // Requests whose clients gave up missed the SLO; rejected ones are counted
         // apart.
-        let judged = self.completed + self.clients.map_or(0, |c| c.timed_out + c.abandoned);
+        let judged =
+            self.completed + self.failed + self.clients.map_or(0, |c| c.timed_out + c.abandoned);
         let frac = |x: u64| {
             if judged > 0 {
                 x as f64 / judged as f64
@@ -425,6 +429,10 @@ impl<'w> Recorder<'w> {
                 .as_ref()
                 .map(slo_windows::SloWindows::summary),
             cost: None,
+            failures: (self.failed > 0).then(|| FailureSummary {
+                failed_requests: self.failed,
+                ..FailureSummary::default()
+            }),
             clients: self.clients.map(|mut c| {
                 let all = judged + self.rejected;
                 c.completed_fraction = if all > 0 {
@@ -532,6 +540,7 @@ impl RequestSink for Recorder<'_> {
             RequestStatus::Abandoned => {
                 self.clients.get_or_insert_with(Default::default).abandoned += 1;
             }
+            RequestStatus::Failed => self.failed += 1,
             RequestStatus::Finished => {
                 self.completed += 1;
                 self.input_tokens += u64::from(r.input_tokens);
@@ -578,6 +587,18 @@ pub struct ClientSummary {
     pub retries: u64,
     /// Completed requests over all requests (any outcome).
     pub completed_fraction: f64,
+}
+
+/// Replica failures in a run (see [`crate::sim::failures`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct FailureSummary {
+    /// Replica failures.
+    pub outages: u64,
+    /// Replica-seconds down (outage and restart), within the run.
+    pub replica_down_s: f64,
+    /// Requests that ended `failed` (lost with their replica on their last attempt,
+    /// or sent while every replica was down).
+    pub failed_requests: u64,
 }
 
 /// Engine-level figures of a run (filled from replica counters and the time series).
@@ -645,6 +666,9 @@ pub struct Summary {
     /// (`--client-timeout-s`, `--max-retries`, `--abandon-after-s`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clients: Option<ClientSummary>,
+    /// Replica failures and what they cost (`--failures`, `--mtbf-h`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failures: Option<FailureSummary>,
     /// SLO attainment per window of arrivals (`--slo-window-s`), when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo_windows: Option<slo_windows::SloWindowSummary>,

@@ -186,6 +186,14 @@ pub fn summary_table(s: &Summary) -> String {
         "requests: {} completed, {} rejected over {:.1} s | {:.2} req/s | {:.0} output tok/s | {:.0} total tok/s\n",
         s.completed, s.rejected, s.duration_s, s.request_throughput_per_s, s.output_tokens_per_s, s.total_tokens_per_s
     ));
+    if let Some(f) = &s.failures {
+        out.push_str(&format!(
+            "failures: {} replica outages, {:.0} replica-seconds down (outage and restart), {} requests failed\n",
+            f.outages,
+            f.replica_down_s,
+            f.failed_requests
+        ));
+    }
     if let Some(c) = &s.clients {
         out.push_str(&format!(
             "clients: {} timed out, {} abandoned, {} retries; {:.1}% of requests completed\n",

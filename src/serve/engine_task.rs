@@ -185,7 +185,7 @@ impl RequestSink for Dispatch<'_> {
             ))),
             // The server's simulation has no simulated clients; their own HTTP
             // clients time out instead.
-            RequestStatus::TimedOut | RequestStatus::Abandoned => StreamEvent::Failed(
+            RequestStatus::TimedOut | RequestStatus::Abandoned | RequestStatus::Failed => StreamEvent::Failed(
                 ApiError::unavailable("the request was given up by its simulated client"),
             ),
         };

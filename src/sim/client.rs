@@ -4,9 +4,9 @@
 //!
 //! * **Timeout** (`--client-timeout-s`): a request not finished `timeout` after its
 //!   client sent it is aborted (its KV freed, its work wasted).
-//! * **Retries** (`--max-retries`, with a timeout): a timed-out request is sent again
-//!   after a backoff, as a new arrival that starts from scratch, up to `max_retries`
-//!   times. The backoff before retry `k` (1, 2, …) is `min(cap, base × 2^(k−1))`
+//! * **Retries** (`--max-retries`): a request that timed out, or was lost with a failed
+//!   replica ([`super::failures`]), is sent again after a backoff, as a new arrival that
+//!   starts from scratch, up to `max_retries` times. The backoff before retry `k` (1, 2, …) is `min(cap, base × 2^(k−1))`
 //!   scaled by a uniform draw in [0.5, 1) ("equal jitter": half fixed, half random, so
 //!   that clients that timed out together do not return together).
 //! * **Abandonment** (`--abandon-after-s`): a client that has seen no token
@@ -61,12 +61,6 @@ impl ClientPolicy {
     /// The policy, checked: retries need a timeout, the backoff a positive base no
     /// longer than its cap.
     pub fn checked(self) -> Result<Self> {
-        if self.max_retries > 0 && self.timeout.is_none() {
-            return Err(Error::Config(
-                "--max-retries needs --client-timeout-s (clients retry requests that timed out)"
-                    .into(),
-            ));
-        }
         if self.backoff_base.is_zero() || self.backoff_max < self.backoff_base {
             return Err(Error::Config(format!(
                 "the retry backoff needs 0 < base ≤ max, got base {} s and max {} s",
@@ -85,9 +79,10 @@ impl ClientPolicy {
         Ok(self)
     }
 
-    /// Whether clients do anything but wait.
+    /// Whether clients do anything but wait (retries matter where requests time out
+    /// or their replica fails).
     pub fn is_active(&self) -> bool {
-        self.timeout.is_some() || self.abandon_after.is_some()
+        self.timeout.is_some() || self.abandon_after.is_some() || self.max_retries > 0
     }
 
     /// The backoff before retry `k` (1-based) with jitter draw `u` in [0, 1).
@@ -287,15 +282,6 @@ mod tests {
 
     #[test]
     fn a_policy_is_checked() {
-        let retries_alone = ClientPolicy {
-            max_retries: 2,
-            ..ClientPolicy::default()
-        };
-        assert!(retries_alone
-            .checked()
-            .unwrap_err()
-            .to_string()
-            .contains("--client-timeout-s"));
         let bad_backoff = ClientPolicy {
             backoff_base: s(2.0),
             backoff_max: s(1.0),

@@ -16,6 +16,7 @@ pub mod api;
 pub mod client;
 #[cfg(test)]
 mod equivalence;
+pub mod failures;
 pub mod queue;
 pub mod router;
 #[cfg(test)]
@@ -82,6 +83,10 @@ pub struct RunStats {
     /// Requests whose client's timeout passed on their last attempt (see
     /// [`Simulation::with_clients`]); they end with a `timed_out` record.
     pub timed_out: u64,
+    /// Replica failures (see [`Simulation::with_failures`]).
+    pub outages: u64,
+    /// Replica-seconds spent down (outage and restart) up to the end of the run.
+    pub replica_down_s: f64,
 }
 
 /// Counts ends so a closed-loop source can issue replacements, then forwards.
@@ -120,6 +125,23 @@ enum Event {
     /// A client sends a request again after its backoff (the API server's ingress
     /// included).
     Retry(Box<client::Attempt>),
+    /// A replica fails, for this long (none: a random outage).
+    Fail(u32, Option<SimDuration>),
+    /// A failed replica has restarted and takes requests again.
+    Restarted(u32),
+}
+
+/// The state of replica failures during a run.
+#[derive(Debug)]
+struct Failures {
+    /// Restart time of each replica.
+    restart: Vec<SimDuration>,
+    /// Each replica's random draws (random outages only).
+    draws: Option<Vec<failures::ReplicaDraws>>,
+    /// Since when each replica is down.
+    down_since: Vec<Option<SimTime>>,
+    outages: u64,
+    down_ns: u64,
 }
 
 /// A simulation of a set of replicas behind a router.
@@ -142,6 +164,8 @@ pub struct Simulation {
     api: Option<api::ApiDelays>,
     /// Simulated clients that time out, retry or leave (none: clients wait).
     clients: Option<client::Clients>,
+    /// Replica failures (none: replicas never fail).
+    failures: Option<Failures>,
     /// [`Simulation::run`] fails once the replicas have run more iterations than this.
     max_iterations: Option<u64>,
     /// Replicas touched since they last tried to start an iteration (only they can:
@@ -216,6 +240,7 @@ impl Simulation {
             max_iterations: None,
             api: None,
             clients: None,
+            failures: None,
             to_start: (0..n).collect(),
             to_start_flag: vec![true; n],
             changed: (0..n).collect(),
@@ -241,6 +266,62 @@ impl Simulation {
     pub fn with_clients(mut self, policy: ClientPolicy) -> Self {
         self.clients = policy.is_active().then(|| client::Clients::new(policy));
         self
+    }
+
+    /// Replicas fail as `plan` says (see [`failures`]). Clusters of unified replicas
+    /// only (no prefill/decode roles, no lock-step ranks).
+    pub fn with_failures(mut self, plan: failures::FailurePlan) -> Result<Self> {
+        let n = self.replicas.len();
+        if self
+            .replicas
+            .iter()
+            .any(|r| r.role() != ReplicaRole::Unified || r.lockstep().is_some())
+        {
+            return Err(Error::Config(
+                "replica failures are simulated for clusters of unified replicas only (no prefill/decode roles, no data-parallel lock-step ranks)".into(),
+            ));
+        }
+        if plan.restart.len() != n {
+            return Err(Error::Config(format!(
+                "{} restart times for {n} replicas",
+                plan.restart.len()
+            )));
+        }
+        let mut draws = None;
+        match plan.outages {
+            failures::Outages::Schedule(list) => {
+                for o in list {
+                    if o.replica as usize >= n {
+                        return Err(Error::Config(format!(
+                            "a failure of replica {} at {} s, but the cluster has {n} replicas (0–{})",
+                            o.replica,
+                            o.at.as_secs_f64(),
+                            n - 1
+                        )));
+                    }
+                    self.queue
+                        .push(o.at, Event::Fail(o.replica, Some(o.down_for)));
+                }
+            }
+            failures::Outages::Rates { mtbf, mttr, seed } => {
+                let mut d = Vec::with_capacity(n);
+                for i in 0..n as u32 {
+                    let mut r = failures::ReplicaDraws::new(mtbf, mttr, seed, i)?;
+                    self.queue
+                        .push(SimTime::ZERO + r.time_to_failure(), Event::Fail(i, None));
+                    d.push(r);
+                }
+                draws = Some(d);
+            }
+        }
+        self.failures = Some(Failures {
+            restart: plan.restart,
+            draws,
+            down_since: vec![None; n],
+            outages: 0,
+            down_ns: 0,
+        });
+        Ok(self)
     }
 
     /// Put an API server in front of the replicas: [`Simulation::run`] delays every
@@ -355,6 +436,8 @@ impl Simulation {
                     }
                     Event::Wake(replica) => self.touch(replica as usize),
                     Event::Deadline(id, why) => self.give_up(id, why, sink),
+                    Event::Fail(replica, down_for) => self.fail(replica, down_for, sink),
+                    Event::Restarted(replica) => self.restarted(replica),
                     Event::Retry(attempt) => {
                         if let Some(c) = self.clients.as_mut() {
                             c.backing_off -= 1;
@@ -437,6 +520,12 @@ impl Simulation {
             }
         }
         req.arrival = now;
+        if self.entry.is_empty() {
+            // Every replica is down: the load balancer turns the request away.
+            let rec = RequestRecord::rejected(req.id, 0, now, req.input_tokens, req.output_tokens);
+            self.lost(rec, crate::engine::RequestStatus::Failed, sink);
+            return 0;
+        }
         let r = self.router.route_among(&req, &self.replicas, &self.entry);
         self.touch(r);
         let replica = &mut self.replicas[r];
@@ -468,7 +557,7 @@ impl Simulation {
             client::GiveUp::Timeout => crate::engine::RequestStatus::TimedOut,
             client::GiveUp::Abandon => crate::engine::RequestStatus::Abandoned,
         };
-        let Some((i, mut record)) = self
+        let Some((i, record)) = self
             .replicas
             .iter_mut()
             .enumerate()
@@ -477,21 +566,99 @@ impl Simulation {
             return; // in KV transit between replicas: not caught (see with_clients)
         };
         self.touch(i);
-        let c = self.clients.as_mut().expect("checked above");
-        let attempt = c.end(id).expect("live");
-        if status == crate::engine::RequestStatus::TimedOut {
+        self.lost(record, status, sink);
+    }
+
+    /// An attempt ended without finishing (`status`: timed out, abandoned or failed;
+    /// `record` under its engine id): its client sends it again after a backoff if
+    /// it may (not after abandoning), else it ends with `record`.
+    fn lost(
+        &mut self,
+        mut record: RequestRecord,
+        status: crate::engine::RequestStatus,
+        sink: &mut dyn RequestSink,
+    ) {
+        use crate::engine::RequestStatus;
+        record.status = status;
+        if status == RequestStatus::Failed {
+            record.e2e_s = f64::NAN;
+            record.tpot_s = f64::NAN;
+        }
+        let Some(c) = self.clients.as_mut() else {
+            sink.on_request_end(record);
+            return;
+        };
+        let Some(attempt) = c.end(record.request_id) else {
+            sink.on_request_end(record);
+            return;
+        };
+        if status != RequestStatus::Abandoned {
             if let Some((next, backoff)) = c.retry(attempt.clone()) {
                 let ingress = self
                     .api
                     .map_or(SimDuration::ZERO, |d| d.ingress(next.request.input_tokens));
                 self.queue
-                    .push(now + backoff + ingress, Event::Retry(Box::new(next)));
+                    .push(self.now + backoff + ingress, Event::Retry(Box::new(next)));
                 return;
             }
+        }
+        if status == RequestStatus::TimedOut {
             c.timed_out += 1;
         }
         client::restate(&mut record, &attempt);
         sink.on_request_end(record);
+    }
+
+    /// Replica `i` fails now for `down_for` (none: a random outage): everything on it
+    /// is lost, the router stops sending to it, and it restarts after the outage.
+    fn fail(&mut self, i: u32, down_for: Option<SimDuration>, sink: &mut dyn RequestSink) {
+        let now = self.now;
+        let f = self
+            .failures
+            .as_mut()
+            .expect("failure events need failures");
+        let idx = i as usize;
+        if f.down_since[idx].is_some() {
+            return; // already down: the outages overlap
+        }
+        let down_for = match (down_for, f.draws.as_mut()) {
+            (Some(d), _) => d,
+            (None, Some(draws)) => draws[idx].outage(),
+            (None, None) => SimDuration::ZERO,
+        };
+        f.down_since[idx] = Some(now);
+        f.outages += 1;
+        let back = now + down_for + f.restart[idx];
+        self.queue.push(back, Event::Restarted(i));
+        self.entry.retain(|&e| e != idx);
+        for id in self.replicas[idx].live_ids() {
+            let status = crate::engine::RequestStatus::Failed;
+            if let Some(rec) = self.replicas[idx].abort_with_record(id, now, status) {
+                self.lost(rec, status, sink);
+            }
+        }
+        self.touch(idx);
+    }
+
+    /// Replica `i` is back: it takes requests again (and, with random outages, its
+    /// next failure is drawn).
+    fn restarted(&mut self, i: u32) {
+        let now = self.now;
+        let f = self
+            .failures
+            .as_mut()
+            .expect("failure events need failures");
+        let idx = i as usize;
+        if let Some(since) = f.down_since[idx].take() {
+            f.down_ns += now.saturating_duration_since(since).as_nanos();
+        }
+        if let Some(draws) = f.draws.as_mut() {
+            let next = now + draws[idx].time_to_failure();
+            self.queue.push(next, Event::Fail(i, None));
+        }
+        let pos = self.entry.partition_point(|&e| e < idx);
+        self.entry.insert(pos, idx);
+        self.touch(idx);
     }
 
     /// Cancel a live request wherever it is (see [`Replica::abort`]); it ends without a
@@ -650,9 +817,11 @@ impl Simulation {
             } else {
                 next.as_ref().map(|r| r.arrival)
             };
-            // Once every request has ended, pending client deadlines have nothing to do.
+            // Once every request has ended, pending client deadlines and failures have
+            // nothing to do.
             if t_arrival.is_none()
-                && self.clients.as_ref().is_some_and(client::Clients::is_idle)
+                && (self.clients.is_some() || self.failures.is_some())
+                && self.clients.as_ref().is_none_or(client::Clients::is_idle)
                 && self.num_outstanding() == 0
                 && self.in_transit.iter().all(|&n| n == 0)
             {
@@ -716,6 +885,16 @@ impl Simulation {
         }
         stats.end_time = self.now;
         stats.timed_out = self.clients.as_ref().map_or(0, |c| c.timed_out);
+        if let Some(f) = &self.failures {
+            stats.outages = f.outages;
+            let open: u64 = f
+                .down_since
+                .iter()
+                .flatten()
+                .map(|&s| self.now.saturating_duration_since(s).as_nanos())
+                .sum();
+            stats.replica_down_s = (f.down_ns + open) as f64 * 1e-9;
+        }
         let outstanding: usize = self.replicas.iter().map(Replica::num_outstanding).sum();
         stats.requests_out = stats.requests_in - outstanding as u64;
         if outstanding > 0 {

@@ -411,3 +411,53 @@ fn impatient_clients_end_every_request_once_with_their_outcome() {
     ]);
     fails_with(&o, &["backoff"]);
 }
+
+#[test]
+fn failed_replicas_lose_their_requests_and_restart() {
+    let (_dir, out, summary) = run_example("failures_llama8b_h100.toml");
+    let f = &summary["failures"];
+    assert_eq!(f["outages"], 2, "{f}");
+    // Replica 0 down from 10 s and replica 2 from 25 s, each for its outage plus a
+    // restart of more than a minute: down until the end of the run.
+    let end = summary["duration_s"].as_f64().unwrap();
+    let down = f["replica_down_s"].as_f64().unwrap();
+    assert!(
+        (down - ((end - 10.0) + (end - 25.0))).abs() < 1.0,
+        "{f} over {end} s"
+    );
+    assert!(summary["clients"]["retries"].as_u64().unwrap() > 0);
+    // No request on replica 0 after it failed; every request ends once.
+    let csv = std::fs::read_to_string(out.join("requests.csv")).unwrap();
+    let mut n = 0;
+    for line in csv.lines().skip(1) {
+        let c: Vec<&str> = line.split(',').collect();
+        n += 1;
+        let (replica, finish): (u32, f64) = (c[1].parse().unwrap(), c[7].parse().unwrap());
+        if c[14] == "finished" && replica == 0 {
+            // It is back only after 10 + 20 + 63 s, past the end of the run.
+            assert!(finish <= 10.0, "replica 0 served after failing: {line}");
+        }
+    }
+    assert_eq!(n, 1445);
+    // The flags are checked.
+    let (o, _d) = servesim(&["simulate", "--mtbf-h", "1", "--no-output"]);
+    fails_with(&o, &["--mttr-min"]);
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("f.csv");
+    std::fs::write(&bad, "time_s,replica,duration_s\n5,7,1\n").unwrap();
+    let (o, _d) = servesim(&[
+        "simulate",
+        "--failures",
+        bad.to_str().unwrap(),
+        "--no-output",
+    ]);
+    fails_with(&o, &["replica 7"]);
+    std::fs::write(&bad, "time_s,replica,duration_s\n5,0,soon\n").unwrap();
+    let (o, _d) = servesim(&[
+        "simulate",
+        "--failures",
+        bad.to_str().unwrap(),
+        "--no-output",
+    ]);
+    fails_with(&o, &["line 2", "duration_s"]);
+}

@@ -19,25 +19,6 @@ fn one_at_a_time(policy: ClientPolicy) -> Simulation {
         .with_clients(policy)
 }
 
-fn ms(x: f64) -> SimDuration {
-    SimDuration::from_secs_f64(x * 1e-3)
-}
-
-fn run(sim: &mut Simulation, reqs: Vec<Request>) -> (Vec<RequestRecord>, RunStats) {
-    let mut sink = Collect(Vec::new());
-    let src = RequestSource::Open(Box::new(reqs.into_iter().map(Ok)));
-    let stats = sim.run(src, &mut sink, &mut NoObserver).unwrap();
-    assert_eq!(sim.num_outstanding(), 0);
-    assert_eq!(sim.replicas()[0].kv_used_blocks(), 0, "KV leaked");
-    let mut recs = sink.0;
-    recs.sort_by_key(|r| r.request_id);
-    (recs, stats)
-}
-
-fn close(a: f64, b_ms: f64) -> bool {
-    (a - b_ms * 1e-3).abs() < 1e-9
-}
-
 /// A (10 tokens) runs 0–10 ms. B (10 tokens, sent at 0) starts at 10 ms, has its
 /// first token at 11 ms and times out at 15.5 ms, mid-decode; its client sends it
 /// again after a backoff of 2–4 ms (base 4 ms, equal jitter), the replica is free,
@@ -45,15 +26,15 @@ fn close(a: f64, b_ms: f64) -> bool {
 #[test]
 fn a_timed_out_request_is_retried_after_its_backoff_and_ends_once() {
     let policy = ClientPolicy {
-        timeout: Some(ms(15.5)),
+        timeout: Some(millis(15.5)),
         max_retries: 1,
-        backoff_base: ms(4.0),
-        backoff_max: ms(4.0),
+        backoff_base: millis(4.0),
+        backoff_max: millis(4.0),
         seed: 7,
         ..ClientPolicy::default()
     };
     let mut sim = one_at_a_time(policy);
-    let (recs, stats) = run(&mut sim, vec![req(0, 0, 16, 10), req(1, 0, 16, 10)]);
+    let (recs, stats) = run_to_end(&mut sim, vec![req(0, 0, 16, 10), req(1, 0, 16, 10)]);
     assert_eq!(recs.len(), 2);
     let (a, b) = (&recs[0], &recs[1]);
     assert_eq!((a.status, a.attempts), (RequestStatus::Finished, 1));
@@ -76,8 +57,8 @@ fn a_timed_out_request_is_retried_after_its_backoff_and_ends_once() {
 /// it had and no E2E.
 #[test]
 fn without_retries_a_timed_out_request_ends_at_its_deadline() {
-    let mut sim = one_at_a_time(ClientPolicy::with_timeout(ms(15.5)));
-    let (recs, stats) = run(&mut sim, vec![req(0, 0, 16, 10), req(1, 0, 16, 10)]);
+    let mut sim = one_at_a_time(ClientPolicy::with_timeout(millis(15.5)));
+    let (recs, stats) = run_to_end(&mut sim, vec![req(0, 0, 16, 10), req(1, 0, 16, 10)]);
     let b = &recs[1];
     assert_eq!((b.status, b.attempts), (RequestStatus::TimedOut, 1));
     assert_eq!(stats.timed_out, 1);
@@ -92,13 +73,13 @@ fn without_retries_a_timed_out_request_ends_at_its_deadline() {
 #[test]
 fn clients_abandon_requests_without_a_first_token_in_time() {
     let policy = ClientPolicy {
-        abandon_after: Some(ms(5.0)),
-        timeout: Some(ms(100.0)),
+        abandon_after: Some(millis(5.0)),
+        timeout: Some(millis(100.0)),
         max_retries: 3,
         ..ClientPolicy::default()
     };
     let mut sim = one_at_a_time(policy);
-    let (recs, _) = run(
+    let (recs, _) = run_to_end(
         &mut sim,
         vec![req(0, 0, 16, 10), req(1, 0, 16, 10), req(2, 0, 16, 10)],
     );
@@ -122,7 +103,7 @@ fn clients_abandon_requests_without_a_first_token_in_time() {
 #[test]
 fn the_summary_counts_each_outcome() {
     let policy = ClientPolicy {
-        timeout: Some(ms(15.5)),
+        timeout: Some(millis(15.5)),
         ..ClientPolicy::default()
     };
     let mut sim = one_at_a_time(policy);
@@ -148,8 +129,8 @@ fn the_summary_counts_each_outcome() {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
-    /// Whatever the clients do, every request ends exactly once, no KV is left held,
-    /// and nothing ends before it arrived.
+    /// Whatever the clients do, and whether the replica fails, every request ends
+    /// exactly once, no KV is left held, and nothing ends before it arrived.
     #[test]
     fn every_request_ends_once_whatever_the_clients_do(
         gaps in proptest::collection::vec(0u64..3_000, 1..40),
@@ -158,13 +139,14 @@ proptest! {
         abandon_ms in proptest::option::of(1u64..20),
         retries in 0u32..3,
         seqs in 1u32..4,
+        outage in proptest::option::of((0u64..60, 0u64..30, 0u64..10)),
     ) {
         let policy = ClientPolicy {
             timeout: timeout_ms.map(SimDuration::from_millis),
             abandon_after: abandon_ms.map(SimDuration::from_millis),
-            max_retries: if timeout_ms.is_some() { retries } else { 0 },
-            backoff_base: ms(1.0),
-            backoff_max: ms(8.0),
+            max_retries: retries,
+            backoff_base: millis(1.0),
+            backoff_max: millis(8.0),
             seed: 3,
         };
         let lat = FixedLatency::from_micros(500, 20, 100);
@@ -174,6 +156,20 @@ proptest! {
         let mut sim = Simulation::new(vec![replica], Router::default())
             .unwrap()
             .with_clients(policy);
+        if let Some((at, down, restart)) = outage {
+            sim = sim
+                .with_failures(crate::sim::failures::FailurePlan {
+                    outages: crate::sim::failures::Outages::Schedule(vec![
+                        crate::sim::failures::Outage {
+                            at: SimTime::from_nanos(at * 1_000_000),
+                            replica: 0,
+                            down_for: SimDuration::from_millis(down),
+                        },
+                    ]),
+                    restart: vec![SimDuration::from_millis(restart)],
+                })
+                .unwrap();
+        }
         let mut t = 0;
         let reqs: Vec<Request> = gaps
             .iter()
@@ -185,7 +181,7 @@ proptest! {
             })
             .collect();
         let n = reqs.len() as u64;
-        let (recs, stats) = run(&mut sim, reqs);
+        let (recs, stats) = run_to_end(&mut sim, reqs);
         let ids: Vec<u64> = recs.iter().map(|r| r.request_id).collect();
         prop_assert_eq!(ids, (0..n).collect::<Vec<_>>());
         prop_assert_eq!(
@@ -195,7 +191,7 @@ proptest! {
         for r in &recs {
             prop_assert!(r.finish_time_s >= r.arrival_time_s);
             prop_assert!(r.attempts >= 1 && r.attempts <= policy.max_retries + 1);
-            if let Some(t) = timeout_ms {
+            if let (Some(t), None) = (timeout_ms, outage) {
                 // Nobody waits past the deadline of the last attempt (each send's
                 // own timeout, plus at most the backoffs between them).
                 let longest = (t * u64::from(r.attempts) + 8 * u64::from(r.attempts - 1)) as f64;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 mod clients;
 mod cluster;
+mod failures;
 mod incremental;
 
 fn req(id: u64, arrival_us: u64, input: u32, output: u32) -> Request {
@@ -29,6 +30,31 @@ impl RequestSink for Collect {
     fn on_request_end(&mut self, r: RequestRecord) {
         self.0.push(r);
     }
+}
+
+/// `x` milliseconds.
+fn millis(x: f64) -> SimDuration {
+    SimDuration::from_secs_f64(x * 1e-3)
+}
+
+/// Whether `a` seconds is `b_ms` milliseconds (to a nanosecond).
+fn close(a: f64, b_ms: f64) -> bool {
+    (a - b_ms * 1e-3).abs() < 1e-9
+}
+
+/// Run `reqs` open-loop to the end; check that nothing is left on any replica and no
+/// KV is held; the records sorted by request id.
+fn run_to_end(sim: &mut Simulation, reqs: Vec<Request>) -> (Vec<RequestRecord>, RunStats) {
+    let mut sink = Collect(Vec::new());
+    let src = RequestSource::Open(Box::new(reqs.into_iter().map(Ok)));
+    let stats = sim.run(src, &mut sink, &mut NoObserver).unwrap();
+    assert_eq!(sim.num_outstanding(), 0);
+    for r in sim.replicas() {
+        assert_eq!(r.kv_used_blocks(), 0, "KV leaked");
+    }
+    let mut recs = sink.0;
+    recs.sort_by_key(|r| r.request_id);
+    (recs, stats)
 }
 
 /// Checks invariants at every step: time order, budgets, KV accounting.
