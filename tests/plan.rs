@@ -167,6 +167,14 @@ duration-s = 2.0
 "#;
 
 fn hand_plan(ttft_s: f64, target_rps: Option<f64>) -> servesim::plan::planner::PlanReport {
+    hand_plan_with_headroom(ttft_s, target_rps, 0)
+}
+
+fn hand_plan_with_headroom(
+    ttft_s: f64,
+    target_rps: Option<f64>,
+    headroom: u32,
+) -> servesim::plan::planner::PlanReport {
     let mut ctx = context(HAND_PLAN);
     ctx.latency_override = Some(Arc::new(FixedLatency::from_micros(0, 10, 0)));
     let opts = PlanOptions {
@@ -179,6 +187,7 @@ fn hand_plan(ttft_s: f64, target_rps: Option<f64>) -> servesim::plan::planner::P
         target_rps,
         jobs: 2,
         max_replicas: 8,
+        headroom,
     };
     plan(&ctx, &opts, &|| {}).unwrap()
 }
@@ -194,6 +203,12 @@ fn hand_checked_plan_and_monotonicity() {
     // 2,500 req/s needs three 1,000 req/s replicas.
     assert_eq!(tight.targets.len(), 1);
     assert_eq!(tight.targets[0].answer.as_ref().map(|a| a.0), Some(3));
+    // With two replicas down the SLO still holds: five, and their cost counts all five.
+    let spare = hand_plan_with_headroom(0.05, Some(2500.0), 2);
+    let (n, m) = spare.targets[0].answer.as_ref().unwrap();
+    let (n0, m0) = tight.targets[0].answer.as_ref().unwrap();
+    assert_eq!((*n, m.gpus), (5, m0.gpus / n0 * 5));
+    assert_eq!(m.ttft, m0.ttft, "the run is the three serving replicas'");
     // A looser SLO never lowers it.
     let loose = hand_plan(0.5, None);
     for (t, l) in tight.configs.iter().zip(&loose.configs) {

@@ -65,6 +65,11 @@ pub struct PlanArgs {
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_replicas: u32,
 
+    /// Size the fleet for the target so that the SLO still holds with this many
+    /// replicas down (failed or restarting); their GPUs count in the cost.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub headroom: u32,
+
     /// Latency axis of the frontier.
     #[arg(long, value_enum, default_value_t = FrontierLatency::Ttft)]
     pub frontier_latency: FrontierLatency,
@@ -139,7 +144,18 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
         target_rps: args.target_rps,
         jobs: args.jobs.unwrap_or_else(exec::default_jobs),
         max_replicas: args.max_replicas.max(1),
+        headroom: args.headroom,
     };
+    if args.headroom > 0 && args.target_rps.is_none() {
+        anyhow::bail!("--headroom sizes the fleet for --target-rps: give a target");
+    }
+    if args.headroom >= opts.max_replicas {
+        anyhow::bail!(
+            "--headroom {} leaves no replica to serve within --max-replicas {}",
+            args.headroom,
+            opts.max_replicas
+        );
+    }
     let name = ctx.config.name.clone().unwrap_or_else(|| "plan".into());
     let dir = args
         .output_dir
@@ -272,7 +288,18 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
 
     let mut frontier_pts = Vec::new();
     if let Some(target) = args.target_rps {
-        println!("\nfewest replicas for {target} req/s (ranked by $/hour):");
+        println!(
+            "\nfewest replicas for {target} req/s{} (ranked by $/hour):",
+            if args.headroom > 0 {
+                format!(
+                    " with the SLO met while {} of them {} down",
+                    args.headroom,
+                    if args.headroom == 1 { "is" } else { "are" }
+                )
+            } else {
+                String::new()
+            }
+        );
         println!(
             "{:>4}  {:<48} {:>5} {:>10} {:>10} {:>9} {:>9} {:>8}",
             "rank", "configuration", "GPUs", "p99 TTFT", "p99 TPOT", "$/hour", "$/Mtok", "frontier"

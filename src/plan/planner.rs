@@ -19,6 +19,9 @@ pub struct PlanOptions {
     pub jobs: usize,
     /// Most replicas tried for the target.
     pub max_replicas: u32,
+    /// Spare replicas: the target's fleet still meets the SLO with this many replicas
+    /// down (`plan --headroom`). The answer counts them, and so does its cost.
+    pub headroom: u32,
 }
 
 /// The maximum rate of one configuration.
@@ -38,7 +41,8 @@ pub struct ConfigResult {
 pub struct TargetResult {
     /// The family (its `replicas` is the answer, or the first grid value when none).
     pub config: ConfigPoint,
-    /// Replicas needed and the run at the target, or None when not reachable.
+    /// Replicas needed (spares included) and the run at the target with the spares
+    /// down (its GPUs and cost those of the whole fleet), or None when not reachable.
     pub answer: Option<(u32, PointMetrics)>,
 }
 
@@ -120,15 +124,17 @@ pub fn plan(
                 } else {
                     1
                 };
-                let answer = if c.max.infeasible.is_some() {
+                let answer = if c.max.infeasible.is_some() || opts.headroom >= opts.max_replicas {
                     None
                 } else {
+                    // The replicas left serving with `headroom` of them down.
                     fewest_replicas(
                         |n| ctx.evaluate(&c.config, n, load),
                         &opts.slo,
                         guess,
-                        opts.max_replicas,
+                        opts.max_replicas - opts.headroom,
                     )?
+                    .map(|(serving, m)| with_spares(serving, m, opts.headroom))
                 };
                 let mut config = c.config.clone();
                 if let Some((n, _)) = &answer {
@@ -141,6 +147,14 @@ pub fn plan(
         targets = res.into_iter().collect::<Result<_>>()?;
     }
     Ok(PlanReport { configs, targets })
+}
+
+/// The answer for a fleet that keeps `spares` more replicas than the `serving` ones
+/// whose run `m` met the SLO: the whole fleet's replicas, GPUs and so cost.
+fn with_spares(serving: u32, mut m: PointMetrics, spares: u32) -> (u32, PointMetrics) {
+    let n = serving + spares;
+    m.gpus = m.gpus / serving * n;
+    (n, m)
 }
 
 /// The ranking of target results: priced answers by cost per hour, then $ per million
