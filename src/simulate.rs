@@ -73,6 +73,11 @@ pub struct RunOptions {
     /// When replicas fail and how long they take to restart (see
     /// [`crate::sim::failures`]); none: they never fail.
     pub failures: Option<crate::sim::failures::FailurePlan>,
+    /// Scale the replicas with the load (see [`crate::sim::autoscale`]); the run's
+    /// replicas are the policy's maximum. Its cost is in the summary's `autoscale`
+    /// (the fleet price's `cost` would bill every replica for the whole run, and is
+    /// left out).
+    pub autoscale: Option<crate::sim::autoscale::AutoscalePolicy>,
 }
 
 /// The outcome of a run.
@@ -236,6 +241,9 @@ fn run_writing(
     if let Some(plan) = &opts.failures {
         sim = sim.with_failures(plan.clone())?;
     }
+    if let Some(policy) = opts.autoscale {
+        sim = sim.with_autoscaler(policy)?;
+    }
     let stats = sim.run(source, &mut recorder, &mut timeseries)?;
     if let Some(pb) = &progress {
         pb.finish_and_clear();
@@ -250,13 +258,27 @@ fn run_writing(
         });
     }
     summary.engine = engine_summary(sim.replicas(), &timeseries);
-    summary.cost = opts.fleet_price.as_ref().map(|f| {
-        f.run_cost(
-            summary.duration_s,
-            summary.output_tokens,
-            summary.input_tokens + summary.output_tokens,
-        )
-    });
+    let gpus_per_replica =
+        opts.fleet_price.as_ref().map_or(0, |f| f.gpus) / (sim.replicas().len() as u32).max(1);
+    summary.autoscale = sim.autoscale_summary(
+        gpus_per_replica.max(1),
+        opts.fleet_price
+            .as_ref()
+            .filter(|f| f.gpus > 0)
+            .map(|f| (f.rent_usd_per_hour + f.energy.map_or(0.0, |e| e.0)) / f64::from(f.gpus)),
+    );
+    let timeline = sim.autoscale_timeline().map(<[_]>::to_vec);
+    summary.cost = opts
+        .fleet_price
+        .as_ref()
+        .filter(|_| opts.autoscale.is_none())
+        .map(|f| {
+            f.run_cost(
+                summary.duration_s,
+                summary.output_tokens,
+                summary.input_tokens + summary.output_tokens,
+            )
+        });
     let cdfs = recorder.cdfs();
     let throughput = recorder.throughput().to_vec();
     let windows = recorder.slo_windows().cloned();
@@ -271,9 +293,18 @@ fn run_writing(
             .map_err(|e| Error::io(dir.join("requests.csv"), e))?;
         b.flush()
             .map_err(|e| Error::io(dir.join("timeseries.csv"), e))?;
+        let path = dir.join(format!("timeseries.csv{PARTIAL}"));
         if let Some(w) = &windows {
-            let path = dir.join(format!("timeseries.csv{PARTIAL}"));
-            report::add_slo_window_column(&path, w)?;
+            report::add_timeseries_column(&path, report::SLO_WINDOW_COLUMN, |t| {
+                w.attainment_at(t)
+                    .map_or(String::new(), |a| report::fixed(a, 4))
+            })?;
+        }
+        if let Some(tl) = &timeline {
+            report::add_timeseries_column(&path, "replicas", |t| {
+                crate::sim::autoscale::holding_at(tl, crate::units::SimTime::from_secs_f64(t))
+                    .to_string()
+            })?;
         }
         for name in ["requests.csv", "timeseries.csv"] {
             let from = dir.join(format!("{name}{PARTIAL}"));

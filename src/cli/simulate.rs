@@ -208,6 +208,59 @@ struct ConfigFile {
     engine: EngineArgs,
     #[serde(default, rename = "replica-group")]
     replica_groups: Vec<ReplicaGroup>,
+    autoscale: Option<AutoscaleFile>,
+}
+
+/// The `[autoscale]` table of a run config (see `servesim::sim::autoscale`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct AutoscaleFile {
+    /// queue | kv-usage | concurrency, per replica that is up.
+    metric: servesim::sim::autoscale::ScaleMetric,
+    /// The metric's target per replica.
+    target: f64,
+    min_replicas: u32,
+    max_replicas: u32,
+    /// Seconds between evaluations (default 15, Kubernetes' HPA sync period).
+    interval_s: Option<f64>,
+    /// Seconds after a scaling step before scaling down (default 300, the HPA's
+    /// scale-down stabilization window).
+    cooldown_s: Option<f64>,
+    /// Start-up of a new replica, s (default: perf_model/startup.toml for the model's
+    /// weights).
+    startup_s: Option<f64>,
+}
+
+impl AutoscaleFile {
+    /// The policy, for replicas whose weights weigh `weight_bytes`.
+    fn policy(
+        &self,
+        weight_bytes: f64,
+        paths: &DataPaths,
+    ) -> Result<servesim::sim::autoscale::AutoscalePolicy> {
+        use servesim::units::SimDuration;
+        let secs = |key: &str, v: Option<f64>, default: f64| -> Result<SimDuration> {
+            let s = v.unwrap_or(default);
+            if !(s.is_finite() && (0.0..=1e9).contains(&s)) {
+                anyhow::bail!("[autoscale] {key} must be a number of seconds in [0, 1e9], got {s}");
+            }
+            Ok(SimDuration::from_secs_f64(s))
+        };
+        let startup = match self.startup_s {
+            Some(_) => secs("startup-s", self.startup_s, 0.0)?,
+            None => servesim::startup::Startup::load(paths)?.restart(weight_bytes),
+        };
+        Ok(servesim::sim::autoscale::AutoscalePolicy {
+            metric: self.metric,
+            target: self.target,
+            min_replicas: self.min_replicas,
+            max_replicas: self.max_replicas,
+            interval: secs("interval-s", self.interval_s, 15.0)?,
+            cooldown: secs("cooldown-s", self.cooldown_s, 300.0)?,
+            startup,
+        }
+        .checked()?)
+    }
 }
 
 /// A group of identical replicas: `count` of them with `role`, their `[deployment]` and
@@ -404,6 +457,7 @@ fn short(name: &str) -> String {
 /// Run `servesim simulate`.
 pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
     let mut groups = Vec::new();
+    let mut autoscale = None;
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
@@ -424,6 +478,18 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         args.deployment.merge_from(file.deployment);
         args.engine.merge_from(file.engine);
         groups = file.replica_groups;
+        autoscale = file.autoscale;
+    }
+    if let Some(a) = &autoscale {
+        if !groups.is_empty()
+            || args.run.num_replicas.is_some()
+            || args.run.num_prefill_replicas.is_some()
+        {
+            anyhow::bail!(
+                "[autoscale] sets the number of replicas (min-replicas to max-replicas of one deployment): drop num-replicas, replica groups and disaggregation"
+            );
+        }
+        args.run.num_replicas = Some(a.max_replicas.max(1));
     }
     let run = &args.run;
     if groups.is_empty() {
@@ -545,6 +611,10 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
             .map(|s| s.2.deployment.stack.api_server.clone()),
         clients: client_policy(run)?,
         failures: failure_plan(run, &weight_bytes, paths)?,
+        autoscale: autoscale
+            .as_ref()
+            .map(|a| a.policy(weight_bytes[0], paths))
+            .transpose()?,
     };
     let source = match run.concurrency {
         Some(concurrency) => RequestSource::ClosedLoop {

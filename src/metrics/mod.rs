@@ -429,6 +429,7 @@ impl<'w> Recorder<'w> {
                 .as_ref()
                 .map(slo_windows::SloWindows::summary),
             cost: None,
+            autoscale: None,
             failures: (self.failed > 0).then(|| FailureSummary {
                 failed_requests: self.failed,
                 ..FailureSummary::default()
@@ -666,6 +667,10 @@ pub struct Summary {
     /// (`--client-timeout-s`, `--max-retries`, `--abandon-after-s`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clients: Option<ClientSummary>,
+    /// What the autoscaler did (`[autoscale]` in the run config), with the GPU-hours
+    /// and cost of the autoscaled fleet and of a static fleet at its peak.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<crate::sim::autoscale::AutoscaleSummary>,
     /// Replica failures and what they cost (`--failures`, `--mtbf-h`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failures: Option<FailureSummary>,

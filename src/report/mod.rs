@@ -28,10 +28,12 @@ pub const TIMESERIES_HEADER: &str = "time_s,running,waiting,kv_blocks_used,batch
 /// window of arrivals each row's time falls in (empty where no request arrived).
 pub const SLO_WINDOW_COLUMN: &str = "slo_window_attainment";
 
-/// Append [`SLO_WINDOW_COLUMN`] to the `timeseries.csv` at `path` (rewritten in place).
-pub fn add_slo_window_column(
+/// Append a column `name` to the `timeseries.csv` at `path` (rewritten in place): each
+/// row gets `value_at` of its time, s ([`SLO_WINDOW_COLUMN`], `replicas`).
+pub fn add_timeseries_column(
     path: &std::path::Path,
-    windows: &crate::metrics::slo_windows::SloWindows,
+    name: &str,
+    value_at: impl Fn(f64) -> String,
 ) -> crate::Result<()> {
     let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
     let mut out = String::with_capacity(text.len() + text.len() / 4);
@@ -39,16 +41,14 @@ pub fn add_slo_window_column(
         out.push_str(line);
         out.push(',');
         if i == 0 {
-            out.push_str(SLO_WINDOW_COLUMN);
+            out.push_str(name);
         } else {
             let t: f64 = line
                 .split(',')
                 .next()
                 .and_then(|x| x.parse().ok())
                 .unwrap_or(f64::NAN);
-            if let Some(a) = windows.attainment_at(t) {
-                out.push_str(&fixed(a, 4));
-            }
+            out.push_str(&value_at(t));
         }
         out.push('\n');
     }
@@ -186,6 +186,22 @@ pub fn summary_table(s: &Summary) -> String {
         "requests: {} completed, {} rejected over {:.1} s | {:.2} req/s | {:.0} output tok/s | {:.0} total tok/s\n",
         s.completed, s.rejected, s.duration_s, s.request_throughput_per_s, s.output_tokens_per_s, s.total_tokens_per_s
     ));
+    if let Some(a) = &s.autoscale {
+        let usd = |x: Option<f64>| x.map_or(String::new(), |v| format!(", {v:.2} USD"));
+        out.push_str(&format!(
+            "autoscale: {}–{} replicas, peak {}, mean {:.2}; {} steps up, {} down; {:.2} GPU-hours{} (static fleet at the peak: {:.2} GPU-hours{})\n",
+            a.min_replicas,
+            a.max_replicas,
+            a.peak_replicas,
+            a.mean_replicas,
+            a.scale_ups,
+            a.scale_downs,
+            a.gpu_hours,
+            usd(a.usd),
+            a.static_peak_gpu_hours,
+            usd(a.static_peak_usd)
+        ));
+    }
     if let Some(f) = &s.failures {
         out.push_str(&format!(
             "failures: {} replica outages, {:.0} replica-seconds down (outage and restart), {} requests failed\n",

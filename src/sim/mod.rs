@@ -13,6 +13,7 @@ use crate::trace::Request;
 use crate::units::{SimDuration, SimTime};
 
 pub mod api;
+pub mod autoscale;
 pub mod client;
 #[cfg(test)]
 mod equivalence;
@@ -129,6 +130,10 @@ enum Event {
     Fail(u32, Option<SimDuration>),
     /// A failed replica has restarted and takes requests again.
     Restarted(u32),
+    /// The autoscaler evaluates its metric.
+    AutoscaleTick,
+    /// A replica the autoscaler started is up.
+    ScaledUp(u32),
 }
 
 /// The state of replica failures during a run.
@@ -166,6 +171,8 @@ pub struct Simulation {
     clients: Option<client::Clients>,
     /// Replica failures (none: replicas never fail).
     failures: Option<Failures>,
+    /// The autoscaler (none: a fixed fleet).
+    autoscaler: Option<autoscale::Autoscaler>,
     /// [`Simulation::run`] fails once the replicas have run more iterations than this.
     max_iterations: Option<u64>,
     /// Replicas touched since they last tried to start an iteration (only they can:
@@ -241,6 +248,7 @@ impl Simulation {
             api: None,
             clients: None,
             failures: None,
+            autoscaler: None,
             to_start: (0..n).collect(),
             to_start_flag: vec![true; n],
             changed: (0..n).collect(),
@@ -276,6 +284,7 @@ impl Simulation {
             .replicas
             .iter()
             .any(|r| r.role() != ReplicaRole::Unified || r.lockstep().is_some())
+            || self.autoscaler.is_some()
         {
             return Err(Error::Config(
                 "replica failures are simulated for clusters of unified replicas only (no prefill/decode roles, no data-parallel lock-step ranks)".into(),
@@ -322,6 +331,105 @@ impl Simulation {
             down_ns: 0,
         });
         Ok(self)
+    }
+
+    /// Scale the number of replicas with the load (see [`autoscale`]): the simulation's
+    /// replicas are the policy's maximum, identical and unified; the first
+    /// `min_replicas` start up, the others parked. Not with failures.
+    pub fn with_autoscaler(mut self, policy: autoscale::AutoscalePolicy) -> Result<Self> {
+        let policy = policy.checked()?;
+        let n = self.replicas.len();
+        if n != policy.max_replicas as usize {
+            return Err(Error::Config(format!(
+                "an autoscaled cluster is built with max-replicas ({}) replicas, got {n}",
+                policy.max_replicas
+            )));
+        }
+        if self
+            .replicas
+            .iter()
+            .any(|r| r.role() != ReplicaRole::Unified || r.lockstep().is_some())
+            || self.failures.is_some()
+        {
+            return Err(Error::Config(
+                "autoscaling is simulated for clusters of unified replicas only (no prefill/decode roles, no data-parallel lock-step ranks, no failures)".into(),
+            ));
+        }
+        self.entry = (0..policy.min_replicas as usize).collect();
+        self.queue
+            .push(SimTime::ZERO + policy.interval, Event::AutoscaleTick);
+        self.autoscaler = Some(autoscale::Autoscaler::new(policy, n));
+        Ok(self)
+    }
+
+    /// What the autoscaler did, for replicas of `gpus_per_replica` GPUs at
+    /// `usd_per_gpu_hour` (none without an autoscaler).
+    pub fn autoscale_summary(
+        &self,
+        gpus_per_replica: u32,
+        usd_per_gpu_hour: Option<f64>,
+    ) -> Option<autoscale::AutoscaleSummary> {
+        self.autoscaler
+            .as_ref()
+            .map(|a| a.summary(self.now, gpus_per_replica, usd_per_gpu_hour))
+    }
+
+    /// Replicas holding GPUs over time under the autoscaler: (time, count) at every
+    /// change.
+    pub fn autoscale_timeline(&self) -> Option<&[(SimTime, u32)]> {
+        self.autoscaler.as_ref().map(|a| a.timeline.as_slice())
+    }
+
+    /// The autoscaler's evaluation now: park drained replicas that are empty, read the
+    /// metric, take the step, and schedule the next evaluation.
+    fn autoscale(&mut self) {
+        use autoscale::{ScaleMetric, State};
+        let now = self.now;
+        let Some(a) = self.autoscaler.as_mut() else {
+            return;
+        };
+        a.account(now);
+        for (i, s) in a.state.iter_mut().enumerate() {
+            if *s == State::Draining && self.replicas[i].num_outstanding() == 0 {
+                *s = State::Parked;
+            }
+        }
+        let total: f64 = (0..self.replicas.len())
+            .filter(|&i| a.state[i] == State::Up)
+            .map(|i| {
+                let r = &self.replicas[i];
+                match a.policy.metric {
+                    ScaleMetric::Queue => r.num_waiting() as f64,
+                    ScaleMetric::KvUsage => r.kv_usage(),
+                    ScaleMetric::Concurrency => r.num_outstanding() as f64,
+                }
+            })
+            .sum();
+        let step = a.decide(now, total);
+        a.account(now);
+        let (startup, interval) = (a.policy.startup, a.policy.interval);
+        for &i in &step.start {
+            self.queue.push(now + startup, Event::ScaledUp(i as u32));
+        }
+        for &i in &step.take_back {
+            let pos = self.entry.partition_point(|&e| e < i);
+            self.entry.insert(pos, i);
+        }
+        self.entry.retain(|e| !step.drain.contains(e));
+        self.queue.push(now + interval, Event::AutoscaleTick);
+    }
+
+    /// A replica the autoscaler started is up: it takes requests.
+    fn scaled_up(&mut self, i: u32) {
+        let idx = i as usize;
+        if let Some(a) = self.autoscaler.as_mut() {
+            if a.state[idx] == autoscale::State::Starting {
+                a.state[idx] = autoscale::State::Up;
+                let pos = self.entry.partition_point(|&e| e < idx);
+                self.entry.insert(pos, idx);
+                self.touch(idx);
+            }
+        }
     }
 
     /// Put an API server in front of the replicas: [`Simulation::run`] delays every
@@ -438,6 +546,8 @@ impl Simulation {
                     Event::Deadline(id, why) => self.give_up(id, why, sink),
                     Event::Fail(replica, down_for) => self.fail(replica, down_for, sink),
                     Event::Restarted(replica) => self.restarted(replica),
+                    Event::AutoscaleTick => self.autoscale(),
+                    Event::ScaledUp(replica) => self.scaled_up(replica),
                     Event::Retry(attempt) => {
                         if let Some(c) = self.clients.as_mut() {
                             c.backing_off -= 1;
@@ -820,7 +930,7 @@ impl Simulation {
             // Once every request has ended, pending client deadlines and failures have
             // nothing to do.
             if t_arrival.is_none()
-                && (self.clients.is_some() || self.failures.is_some())
+                && (self.clients.is_some() || self.failures.is_some() || self.autoscaler.is_some())
                 && self.clients.as_ref().is_none_or(client::Clients::is_idle)
                 && self.num_outstanding() == 0
                 && self.in_transit.iter().all(|&n| n == 0)
@@ -885,6 +995,9 @@ impl Simulation {
         }
         stats.end_time = self.now;
         stats.timed_out = self.clients.as_ref().map_or(0, |c| c.timed_out);
+        if let Some(a) = self.autoscaler.as_mut() {
+            a.account(self.now);
+        }
         if let Some(f) = &self.failures {
             stats.outages = f.outages;
             let open: u64 = f

@@ -461,3 +461,34 @@ fn failed_replicas_lose_their_requests_and_restart() {
     ]);
     fails_with(&o, &["line 2", "duration_s"]);
 }
+
+#[test]
+fn an_autoscaled_hour_reports_its_replicas_and_gpu_hours() {
+    let (_dir, out, summary) = run_example("autoscale_llama70b_h100.toml");
+    let a = &summary["autoscale"];
+    let peak = a["peak_replicas"].as_u64().unwrap();
+    let mean = a["mean_replicas"].as_f64().unwrap();
+    assert!(
+        peak > 1 && peak <= 6 && mean >= 1.0 && mean < peak as f64,
+        "{a}"
+    );
+    // GPU-hours: the mean replicas × 4 GPUs over the run; the static fleet at the peak.
+    let hours = summary["duration_s"].as_f64().unwrap() / 3600.0;
+    let gpu_hours = a["gpu_hours"].as_f64().unwrap();
+    assert!((gpu_hours - mean * 4.0 * hours).abs() < 0.05, "{a}");
+    let static_peak = a["static_peak_gpu_hours"].as_f64().unwrap();
+    assert!((static_peak - peak as f64 * 4.0 * hours).abs() < 0.05 && gpu_hours < static_peak);
+    assert!(
+        summary.get("cost").is_none(),
+        "the whole-fleet cost would bill parked replicas"
+    );
+    // timeseries.csv: the replicas column starts at min-replicas and reaches the peak.
+    let ts = std::fs::read_to_string(out.join("timeseries.csv")).unwrap();
+    let mut lines = ts.lines();
+    assert!(lines.next().unwrap().ends_with(",replicas"));
+    let counts: Vec<u64> = lines
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(counts[0], 1);
+    assert_eq!(counts.iter().max().copied(), Some(peak));
+}

@@ -7,6 +7,7 @@ use crate::units::SimTime;
 use proptest::prelude::*;
 use std::sync::Arc;
 
+mod autoscale;
 mod clients;
 mod cluster;
 mod failures;
