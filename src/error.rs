@@ -141,6 +141,13 @@ impl Error {
     }
 }
 
+/// Read and parse the TOML file at `path`; errors name the file (and the line and key
+/// of a parse error).
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    toml::from_str(&text).map_err(|e| toml_error(path, &text, &e))
+}
+
 /// An [`Error::Input`] from a TOML parse error, with the 1-based line of its span and
 /// the key it names where toml reports one.
 pub fn toml_error(path: &std::path::Path, text: &str, err: &toml::de::Error) -> Error {

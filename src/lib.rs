@@ -34,6 +34,7 @@ pub mod model;
 pub mod paths;
 pub mod perf;
 pub mod plan;
+pub mod replicate;
 pub mod report;
 #[cfg(feature = "serve")]
 pub mod serve;

@@ -122,3 +122,44 @@ impl ReplicaSetup {
         (d.dp > 1 && d.ep > 1).then(|| i - i % d.dp)
     }
 }
+
+/// What a cluster's replicas run their latency models through (see [`build_replicas`]).
+pub type LatencyWrap<'a> = &'a dyn Fn(&Arc<dyn LatencyModel>) -> Arc<dyn LatencyModel>;
+
+/// A group of identical replicas of a cluster: how many (each data-parallel rank
+/// counts as `dp` replicas), their role, and their setup.
+#[derive(Clone, Debug)]
+pub struct ReplicaGroup {
+    /// Replicas in the group, before data parallelism.
+    pub count: u32,
+    /// Their role (unified, prefill or decode).
+    pub role: crate::engine::ReplicaRole,
+    /// Their setup.
+    pub setup: ReplicaSetup,
+}
+
+/// The replicas of a cluster of `groups`, numbered in group order, each group's
+/// lock-step ranks kept together; every latency model passed through `latency` (the
+/// identity for a nominal run, a scaled model for a replication).
+pub fn build_replicas(groups: &[ReplicaGroup], latency: LatencyWrap<'_>) -> Result<Vec<Replica>> {
+    let mut replicas = Vec::new();
+    for g in groups {
+        let n = g.count * g.setup.deployment.dp;
+        if n == 0 {
+            return Err(Error::Config(
+                "a replica group needs a count of at least 1".into(),
+            ));
+        }
+        let base = replicas.len() as u32;
+        let lat = latency(&g.setup.latency);
+        for i in 0..n {
+            let id = replicas.len() as u32;
+            replicas.push(
+                Replica::new(id, g.setup.engine.clone(), lat.clone())?
+                    .with_role(g.role)
+                    .with_lockstep(g.setup.lockstep_group(i).map(|k| k + base)),
+            );
+        }
+    }
+    Ok(replicas)
+}

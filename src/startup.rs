@@ -25,9 +25,7 @@ impl Startup {
     /// Read `perf_model/startup.toml`.
     pub fn load(paths: &DataPaths) -> Result<Self> {
         let path = paths.perf_model.join("startup.toml");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let s: Startup =
-            toml::from_str(&text).map_err(|e| crate::error::toml_error(&path, &text, &e))?;
+        let s: Startup = crate::error::read_toml(&path)?;
         if !(s.weight_load_bytes_per_s.is_finite() && s.weight_load_bytes_per_s > 0.0) {
             return Err(Error::Config(format!(
                 "{}: weight_load_bytes_per_s must be a positive number",

@@ -132,6 +132,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub abandon_after_s: Option<f64>,
 
+    /// Also run N replications, each with a block bootstrap of the trace and the
+    /// run-to-run speed variation of perf_model/noise.toml, and report every statistic
+    /// with its 95 % interval (summary.json `intervals`, and a table).
+    #[arg(long, value_name = "N")]
+    pub replications: Option<u32>,
+
+    /// Length of the bootstrap's blocks of arrivals, s (with --replications). Default:
+    /// 60.
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub bootstrap_block_s: Option<f64>,
+
     /// Replica failures from a schedule: CSV `time_s,replica,duration_s` (replicas
     /// numbered from 0 as config.json lists them). A failed replica loses its requests
     /// and KV (they end `failed`, or are retried with --max-retries) and restarts after
@@ -184,6 +195,8 @@ merge_fields!(RunArgs {
     retry_backoff_s,
     retry_backoff_max_s,
     abandon_after_s,
+    replications,
+    bootstrap_block_s,
     failures,
     mtbf_h,
     mttr_min,
@@ -517,7 +530,6 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
     }
     // Each group: its own keys first, then the run's (flags over file).
     let mut setups = Vec::new();
-    let mut replicas = Vec::new();
     let mut weight_bytes = Vec::new();
     for g in &groups {
         let mut dep = g.deployment.clone();
@@ -526,23 +538,22 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         eng.merge_from(args.engine.clone());
         let deployment = Deployment::resolve(&dep.request_for(&eng), paths)?;
         let setup = ReplicaSetup::new(deployment, &eng.overrides(), paths)?;
-        let role = g.role.unwrap_or_default();
-        let n = g.count.unwrap_or(1) * setup.deployment.dp;
-        if n == 0 {
-            anyhow::bail!("a replica group needs a count of at least 1");
-        }
-        let base = replicas.len() as u32;
-        for r in setup.replicas(n)? {
-            let id = replicas.len() as u32;
-            weight_bytes.push(setup.memory.weight_bytes_total);
-            replicas.push(
-                servesim::engine::Replica::new(id, r.config().clone(), setup.latency.clone())?
-                    .with_role(role)
-                    .with_lockstep(r.lockstep().map(|g| g + base)),
-            );
-        }
-        setups.push((g.count.unwrap_or(1), role, setup));
+        let count = g.count.unwrap_or(1);
+        weight_bytes.extend(std::iter::repeat_n(
+            setup.memory.weight_bytes_total,
+            (count * setup.deployment.dp) as usize,
+        ));
+        setups.push((count, g.role.unwrap_or_default(), setup));
     }
+    let cluster: Vec<servesim::setup::ReplicaGroup> = setups
+        .iter()
+        .map(|(count, role, setup)| servesim::setup::ReplicaGroup {
+            count: *count,
+            role: *role,
+            setup: setup.clone(),
+        })
+        .collect();
+    let replicas = servesim::setup::build_replicas(&cluster, &|l| l.clone())?;
     let setup = setups[0].2.clone();
     let fleet_price = fleet_price(&args.run, &setups)?;
 
@@ -550,7 +561,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         .trace
         .clone()
         .unwrap_or_else(|| paths.traces.join(DEFAULT_TRACE));
-    let opts = TraceOptions {
+    let trace_opts = TraceOptions {
         time_scale: run.time_scale.unwrap_or(1.0),
         rate_scale: run.rate_scale.unwrap_or(1.0),
         max_requests: run.max_requests,
@@ -558,7 +569,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         seed: run.seed.unwrap_or(0),
         ..TraceOptions::default()
     };
-    let reader = open_trace(&trace_path, &opts)?;
+    let reader = open_trace(&trace_path, &trace_opts)?;
     let router = Router::new(run.route.unwrap_or_default());
     let kv_link = setups
         .iter()
@@ -623,7 +634,58 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         },
         None => RequestSource::Open(Box::new(reader)),
     };
-    let result = run_sim(replicas, router, source, &opts)?;
+    let mut result = run_sim(replicas, router, source, &opts)?;
+    if let Some(n) = run.replications {
+        let block_s = run.bootstrap_block_s.unwrap_or(60.0);
+        let noise = servesim::replicate::RunNoise::load(paths)?;
+        let requests: Vec<servesim::trace::Request> =
+            open_trace(&trace_path, &trace_opts)?.collect::<servesim::error::Result<_>>()?;
+        let quiet = RunOptions {
+            output_dir: None,
+            progress: false,
+            ..opts.clone()
+        };
+        let route = run.route.unwrap_or_default();
+        let one = |reqs: Vec<servesim::trace::Request>, (p, d): (f64, f64)| {
+            let replicas = servesim::setup::build_replicas(&cluster, &|l| {
+                std::sync::Arc::new(servesim::replicate::Scaled {
+                    inner: l.clone(),
+                    prefill: p,
+                    decode: d,
+                })
+            })?;
+            let it = Box::new(reqs.into_iter().map(Ok));
+            let source = match run.concurrency {
+                Some(concurrency) => RequestSource::ClosedLoop {
+                    requests: it,
+                    concurrency,
+                },
+                None => RequestSource::Open(it),
+            };
+            Ok(run_sim(replicas, Router::new(route), source, &quiet)?.summary)
+        };
+        let jobs = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let reps = servesim::replicate::replicate(
+            &requests,
+            n,
+            block_s,
+            &noise,
+            run.seed.unwrap_or(0),
+            jobs,
+            &one,
+        )?;
+        result.summary.intervals = Some(servesim::replicate::intervals(
+            &result.summary,
+            &reps,
+            block_s,
+            &noise,
+        ));
+        if let Some(dir) = &output_dir {
+            servesim::report::write_json(&dir.join("summary.json"), &result.summary)?;
+        }
+    } else if run.bootstrap_block_s.is_some() {
+        anyhow::bail!("--bootstrap-block-s needs --replications");
+    }
 
     #[derive(serde::Serialize)]
     struct Group<'a> {

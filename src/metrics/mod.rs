@@ -430,6 +430,7 @@ impl<'w> Recorder<'w> {
                 .map(slo_windows::SloWindows::summary),
             cost: None,
             autoscale: None,
+            intervals: None,
             failures: (self.failed > 0).then(|| FailureSummary {
                 failed_requests: self.failed,
                 ..FailureSummary::default()
@@ -671,6 +672,9 @@ pub struct Summary {
     /// and cost of the autoscaled fleet and of a static fleet at its peak.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub autoscale: Option<crate::sim::autoscale::AutoscaleSummary>,
+    /// Every statistic with its 95 % interval over `--replications` runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<crate::replicate::Intervals>,
     /// Replica failures and what they cost (`--failures`, `--mtbf-h`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failures: Option<FailureSummary>,

@@ -301,6 +301,40 @@ pub fn summary_table(s: &Summary) -> String {
         }
         out.push_str(&t.render());
     }
+    if let Some(iv) = &s.intervals {
+        out.push_str(&intervals_table(iv));
+    }
+    out
+}
+
+/// The 95 % intervals of a replicated run, as a table.
+fn intervals_table(iv: &crate::replicate::Intervals) -> String {
+    let mut out = format!(
+        "95% intervals over {} replications (block bootstrap of {} s of arrivals, run-to-run speed variation):\n",
+        iv.replications, iv.block_s
+    );
+    let mut t = table::Table::new(&["metric", "value", "2.5%", "97.5%"]);
+    let row = |t: &mut table::Table, name: String, i: &crate::replicate::Interval, scale: f64| {
+        let f = |x: f64| fixed(x * scale, 2);
+        t.row(vec![name, f(i.value), f(i.ci95[0]), f(i.ci95[1])]);
+    };
+    for (dist, label) in [("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("e2e_s", "E2E")] {
+        for stat in ["p50", "p99"] {
+            if let Some(i) = iv.distributions.get(dist).and_then(|d| d.get(stat)) {
+                row(&mut t, format!("{label} {stat} (ms)"), i, 1e3);
+            }
+        }
+    }
+    for (key, label, scale) in [
+        ("output_tokens_per_s", "output tok/s", 1.0),
+        ("goodput_requests_per_s", "goodput req/s", 1.0),
+        ("slo_attainment", "SLO attainment (%)", 100.0),
+    ] {
+        if let Some(i) = iv.scalars.get(key) {
+            row(&mut t, label.to_owned(), i, scale);
+        }
+    }
+    out.push_str(&t.render());
     out
 }
 

@@ -492,3 +492,32 @@ fn an_autoscaled_hour_reports_its_replicas_and_gpu_hours() {
     assert_eq!(counts[0], 1);
     assert_eq!(counts.iter().max().copied(), Some(peak));
 }
+
+#[test]
+fn replications_give_every_statistic_an_interval() {
+    let (_dir, _out, summary) = run_example("replications_llama8b_h100.toml");
+    let iv = &summary["intervals"];
+    assert_eq!(iv["replications"], 50);
+    assert_eq!(iv["block_s"], 15.0);
+    for (dist, stat) in [("ttft_s", "p99"), ("tpot_s", "p50"), ("e2e_s", "mean")] {
+        let i = &iv[dist][stat];
+        let (v, lo, hi) = (
+            i["value"].as_f64().unwrap(),
+            i["ci95"][0].as_f64().unwrap(),
+            i["ci95"][1].as_f64().unwrap(),
+        );
+        assert_eq!(
+            v,
+            summary[dist][stat].as_f64().unwrap(),
+            "the run's own value"
+        );
+        assert!(lo < hi && lo > 0.0, "{dist} {stat}: {i}");
+    }
+    let t = &iv["output_tokens_per_s"];
+    assert!(t["ci95"][0].as_f64().unwrap() < t["ci95"][1].as_f64().unwrap());
+    // The flags are checked.
+    let (o, _d) = servesim(&["simulate", "--bootstrap-block-s", "10", "--no-output"]);
+    fails_with(&o, &["--bootstrap-block-s needs --replications"]);
+    let (o, _d) = servesim(&["simulate", "--replications", "0", "--no-output"]);
+    fails_with(&o, &["--replications must be at least 1"]);
+}
