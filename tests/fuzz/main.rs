@@ -143,7 +143,14 @@ fn run_configs_through_the_binary_never_panic_or_hang() {
         })
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .map(|t| {
-            t.replace("\"../traces/", &format!("\"{}/traces/", root.display()))
+            // Paths in the examples are relative to their folder; the mutated copy
+            // lives elsewhere.
+            let examples = root.join("examples");
+            t.replace("\"../", &format!("\"{}/", root.display()))
+                .replace(
+                    "\"failures/",
+                    &format!("\"{}/failures/", examples.display()),
+                )
                 .into_bytes()
         })
         .collect();

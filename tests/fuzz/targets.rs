@@ -263,6 +263,15 @@ pub(crate) fn all() -> Vec<Target> {
         },
     });
 
+    out.push(Target {
+        name: "failure-schedule-csv",
+        seeds: whole(&r.join("examples/failures/outages.csv"), 1 << 12)
+            .into_iter()
+            .chain([b"replica,duration_s,time_s,note\n0,5,1.5,x\n".to_vec()])
+            .collect(),
+        run: |dir, b| servesim::sim::failures::read_schedule(&put(dir, "failures.csv", b)).is_ok(),
+    });
+
     #[cfg(feature = "serve")]
     out.push(Target {
         name: "openai-completion",
