@@ -270,24 +270,9 @@ pub fn replicate(
         let factors = noise.draw(&mut rng);
         run(reqs, factors)
     };
-    let next = std::sync::atomic::AtomicU32::new(0);
-    let mut slots: Vec<Option<Result<Summary>>> = (0..replications).map(|_| None).collect();
-    let results = std::sync::Mutex::new(&mut slots);
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, replications as usize) {
-            s.spawn(|| loop {
-                let r = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if r >= replications {
-                    break;
-                }
-                let out = one(r);
-                results.lock().expect("no panic holds the lock")[r as usize] = Some(out);
-            });
-        }
-    });
-    slots
+    let indices: Vec<usize> = (0..replications as usize).collect();
+    crate::plan::exec::par_map(&indices, jobs, |r| one(r as u32), &|| {})
         .into_iter()
-        .map(|s| s.expect("every replication ran"))
         .collect()
 }
 

@@ -175,6 +175,16 @@ fn hand_plan_with_headroom(
     target_rps: Option<f64>,
     headroom: u32,
 ) -> servesim::plan::planner::PlanReport {
+    hand_plan_with(ttft_s, target_rps, headroom, 0, 2)
+}
+
+fn hand_plan_with(
+    ttft_s: f64,
+    target_rps: Option<f64>,
+    headroom: u32,
+    replications: u32,
+    jobs: usize,
+) -> servesim::plan::planner::PlanReport {
     let mut ctx = context(HAND_PLAN);
     ctx.latency_override = Some(Arc::new(FixedLatency::from_micros(0, 10, 0)));
     let opts = PlanOptions {
@@ -185,9 +195,11 @@ fn hand_plan_with_headroom(
         },
         tolerance: 0.02,
         target_rps,
-        jobs: 2,
+        jobs,
         max_replicas: 8,
         headroom,
+        replications,
+        bootstrap_block_s: 60.0,
     };
     plan(&ctx, &opts, &|| {}).unwrap()
 }
@@ -251,4 +263,24 @@ fn example_grids_load() {
         }
     }
     assert!(n >= 2);
+}
+
+#[test]
+fn replicated_maximum_rates_have_intervals_whatever_the_threads() {
+    let one = hand_plan_with(0.05, None, 0, 8, 1);
+    let two = hand_plan_with(0.05, None, 0, 8, 2);
+    assert_eq!(one, two);
+    for c in &one.configs {
+        let [lo, hi] = c.max_rps_ci95.expect("an interval");
+        // The hand workload's replicas serve 1,000 req/s each; the replications vary
+        // its requests (a reseeded generator) and the speed by a percent or so.
+        assert!(
+            lo <= hi && lo > 0.8 * c.max_rps && hi < 1.2 * c.max_rps,
+            "{c:?}"
+        );
+    }
+    assert!(hand_plan(0.05, None)
+        .configs
+        .iter()
+        .all(|c| c.max_rps_ci95.is_none()));
 }

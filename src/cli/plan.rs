@@ -65,6 +65,16 @@ pub struct PlanArgs {
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_replicas: u32,
 
+    /// Also run N replications of every maximum-rate search (block bootstrap of the
+    /// trace or a reseeded generator, run-to-run speed variation) and report each
+    /// maximum with its 95 % interval.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub replications: u32,
+
+    /// Bootstrap block length, s, with --replications.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+    pub bootstrap_block_s: f64,
+
     /// Size the fleet for the target so that the SLO still holds with this many
     /// replicas down (failed or restarting); their GPUs count in the cost.
     #[arg(long, value_name = "K", default_value_t = 0)]
@@ -145,6 +155,8 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
         jobs: args.jobs.unwrap_or_else(exec::default_jobs),
         max_replicas: args.max_replicas.max(1),
         headroom: args.headroom,
+        replications: args.replications,
+        bootstrap_block_s: args.bootstrap_block_s,
     };
     if args.headroom > 0 && args.target_rps.is_none() {
         anyhow::bail!("--headroom sizes the fleet for --target-rps: give a target");
@@ -224,10 +236,12 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
             m.map_or("-".into(), |m| format!("{:.4}", m.tpot.p99)),
             money(m.and_then(PointMetrics::cost_usd_per_hour)),
             money(m.and_then(PointMetrics::usd_per_million_output_tokens)),
-            if status.is_empty() && m.is_some_and(|m| m.price_usd_per_gpu_hour.is_none()) {
-                "(no price: not ranked by cost)".to_string()
-            } else {
-                status.chars().take(90).collect()
+            match (&c.max_rps_ci95, status.is_empty()) {
+                (Some([lo, hi]), true) => format!("95% interval {lo:.2}–{hi:.2} req/s"),
+                _ if status.is_empty() && m.is_some_and(|m| m.price_usd_per_gpu_hour.is_none()) => {
+                    "(no price: not ranked by cost)".to_string()
+                }
+                _ => status.chars().take(90).collect(),
             }
         );
         let [seqs, mbt, chunked] = knob_cells(&c.config);
@@ -257,6 +271,8 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
                 .map(fmt_f)
                 .unwrap_or_default(),
             status,
+            c.max_rps_ci95.map(|v| fmt_f(v[0])).unwrap_or_default(),
+            c.max_rps_ci95.map(|v| fmt_f(v[1])).unwrap_or_default(),
         ]);
     }
     rows.sort_by_key(|r| r[0].parse::<usize>().unwrap_or(usize::MAX));
@@ -282,6 +298,8 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
             "usd_per_million_output_tokens",
             "usd_per_million_total_tokens",
             "status",
+            "max_rps_ci95_lo",
+            "max_rps_ci95_hi",
         ],
         &rows,
     )?;

@@ -102,8 +102,11 @@ pub struct SweepContext {
     paths: DataPaths,
     /// Latency models by (GPU, TP, PP), built once and shared by every point that
     /// differs only in engine knobs or load (profiles are loaded from disk).
-    latency_cache: LatencyCache,
+    latency_cache: Arc<LatencyCache>,
     trace: Option<(Arc<[Request]>, f64)>,
+    /// Run-to-run speed factors (prefill, decode) of a replication (see
+    /// [`SweepContext::replication`]).
+    speed: Option<(f64, f64)>,
     /// Replaces the selected latency model (tests use a fixed-latency model).
     pub latency_override: Option<Arc<dyn LatencyModel>>,
     /// Electricity counted in every point's cost (`--price-per-kwh`, `--power-w`).
@@ -224,7 +227,8 @@ impl SweepContext {
             )?),
             memory: MemoryModel::load(&paths.perf_model)?,
             paths: paths.clone(),
-            latency_cache: std::sync::Mutex::new(BTreeMap::new()),
+            latency_cache: Arc::new(std::sync::Mutex::new(BTreeMap::new())),
+            speed: None,
             config,
             grid,
             model,
@@ -254,6 +258,41 @@ impl SweepContext {
             Some((_, base)) => base * load,
             None => load,
         }
+    }
+
+    /// Replication `r` of this context (see [`crate::replicate`]): a recorded trace
+    /// replaced by its block bootstrap in blocks of `block_s` seconds, a generator
+    /// reseeded, and run-to-run speed factors drawn from `noise`, all from the sweep's
+    /// seed plus `r`. Offered rates stay those of the trace as recorded.
+    pub fn replication(&self, r: u32, block_s: f64, noise: &crate::replicate::RunNoise) -> Self {
+        use rand::SeedableRng;
+        let seed = self.config.seed.unwrap_or(0).wrapping_add(u64::from(r));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let trace = self.trace.as_ref().map(|(reqs, base)| {
+            let boot = crate::replicate::block_bootstrap(reqs, block_s, &mut rng);
+            (Arc::from(boot), *base)
+        });
+        let mut config = self.config.clone();
+        config.seed = Some(seed);
+        SweepContext {
+            config,
+            grid: self.grid.clone(),
+            model: self.model.clone(),
+            gpus: self.gpus.clone(),
+            stack: self.stack.clone(),
+            memory: self.memory.clone(),
+            paths: self.paths.clone(),
+            latency_cache: self.latency_cache.clone(),
+            trace,
+            speed: Some(noise.draw(&mut rng)),
+            latency_override: self.latency_override.clone(),
+            energy: self.energy,
+        }
+    }
+
+    /// Where the data files are.
+    pub fn paths(&self) -> &DataPaths {
+        &self.paths
     }
 
     /// The requests of `load`.
@@ -363,6 +402,14 @@ impl SweepContext {
                                 }
                             }
                         }
+                    };
+                    let latency: Arc<dyn LatencyModel> = match self.speed {
+                        Some((prefill, decode)) => Arc::new(crate::replicate::Scaled {
+                            inner: latency,
+                            prefill,
+                            decode,
+                        }),
+                        None => latency,
                     };
                     ReplicaSetup::with_latency(d, &overrides, &self.memory, latency)
                 });

@@ -19,6 +19,11 @@ pub struct PlanOptions {
     pub jobs: usize,
     /// Most replicas tried for the target.
     pub max_replicas: u32,
+    /// Replications for the maximum rate's 95 % interval (0: none) and the bootstrap
+    /// block length, s (see [`crate::replicate`]).
+    pub replications: u32,
+    /// Bootstrap block length, s, with `replications`.
+    pub bootstrap_block_s: f64,
     /// Spare replicas: the target's fleet still meets the SLO with this many replicas
     /// down (`plan --headroom`). The answer counts them, and so does its cost.
     pub headroom: u32,
@@ -33,6 +38,9 @@ pub struct ConfigResult {
     pub max: MaxRate,
     /// The maximum as requests per second.
     pub max_rps: f64,
+    /// The 2.5th and 97.5th percentiles of the maximum over the replications, req/s
+    /// (with [`PlanOptions::replications`]).
+    pub max_rps_ci95: Option<[f64; 2]>,
 }
 
 /// The fewest replicas of one configuration family (the configuration without its
@@ -77,26 +85,25 @@ pub fn plan(
         &indices,
         opts.jobs,
         |i| {
-            let c = ctx.grid.config(i);
-            let max = max_rate(
-                |load| ctx.evaluate(&c, c.replicas, load),
-                &opts.slo,
-                start,
-                opts.tolerance,
-            )?;
+            let (config, max, max_rps) = search(ctx, i, opts, start)?;
             Ok(ConfigResult {
-                max_rps: if max.load > 0.0 {
-                    ctx.offered_rps(max.load)
-                } else {
-                    0.0
-                },
-                config: c,
+                max_rps,
+                config,
                 max,
+                max_rps_ci95: None,
             })
         },
         tick,
     );
-    let configs: Vec<ConfigResult> = configs.into_iter().collect::<Result<_>>()?;
+    let mut configs: Vec<ConfigResult> = configs.into_iter().collect::<Result<_>>()?;
+    if opts.replications > 0 {
+        for (c, iv) in configs
+            .iter_mut()
+            .zip(max_rate_intervals(ctx, opts, start)?)
+        {
+            c.max_rps_ci95 = Some(iv);
+        }
+    }
     let mut targets = Vec::new();
     if let Some(target) = opts.target_rps {
         // Families: the configurations with the first replica count stand for theirs.
@@ -155,6 +162,61 @@ fn with_spares(serving: u32, mut m: PointMetrics, spares: u32) -> (u32, PointMet
     let n = serving + spares;
     m.gpus = m.gpus / serving * n;
     (n, m)
+}
+
+/// The maximum-rate search of configuration `i` of `ctx` from load `start`: the
+/// configuration, the search's result and the maximum in requests per second.
+fn search(
+    ctx: &SweepContext,
+    i: usize,
+    opts: &PlanOptions,
+    start: f64,
+) -> Result<(ConfigPoint, MaxRate, f64)> {
+    let c = ctx.grid.config(i);
+    let max = max_rate(
+        |load| ctx.evaluate(&c, c.replicas, load),
+        &opts.slo,
+        start,
+        opts.tolerance,
+    )?;
+    let rps = if max.load > 0.0 {
+        ctx.offered_rps(max.load)
+    } else {
+        0.0
+    };
+    Ok((c, max, rps))
+}
+
+/// The 95 % interval of every configuration's maximum rate over `opts.replications`
+/// replications of the workload and the GPUs' run-to-run speed (see
+/// [`SweepContext::replication`]), in configuration order.
+fn max_rate_intervals(ctx: &SweepContext, opts: &PlanOptions, start: f64) -> Result<Vec<[f64; 2]>> {
+    if !(opts.bootstrap_block_s.is_finite() && opts.bootstrap_block_s > 0.0) {
+        return Err(crate::error::Error::Config(format!(
+            "--bootstrap-block-s must be a positive number of seconds, got {}",
+            opts.bootstrap_block_s
+        )));
+    }
+    let noise = crate::replicate::RunNoise::load(ctx.paths())?;
+    let reps: Vec<SweepContext> = (0..opts.replications)
+        .map(|r| ctx.replication(r, opts.bootstrap_block_s, &noise))
+        .collect();
+    let n_configs = ctx.grid.num_configs();
+    let pairs: Vec<usize> = (0..n_configs * reps.len()).collect();
+    let maxima: Vec<Result<f64>> = par_map(
+        &pairs,
+        opts.jobs,
+        |k| {
+            let (i, r) = (k / reps.len(), k % reps.len());
+            Ok(search(&reps[r], i, opts, start)?.2)
+        },
+        &|| {},
+    );
+    let maxima: Vec<f64> = maxima.into_iter().collect::<Result<_>>()?;
+    Ok(maxima
+        .chunks(reps.len().max(1))
+        .map(crate::replicate::percentile_interval)
+        .collect())
 }
 
 /// The ranking of target results: priced answers by cost per hour, then $ per million
