@@ -7,7 +7,7 @@ use servesim::deployment::Deployment;
 use servesim::paths::DataPaths;
 use servesim::serve::{serve, ServeOptions};
 use servesim::setup::ReplicaSetup;
-use servesim::sim::{RoutePolicy, Router, Simulation};
+use servesim::sim::{RoutePolicy, Simulation};
 use std::time::Duration;
 
 /// Arguments of `servesim serve`.
@@ -64,7 +64,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 16_384)]
     max_connections: usize,
 
-    /// Identical replicas behind the router.
+    /// Identical replicas behind the router; with --data-parallel-size D each is D
+    /// ranks, as in `simulate`.
     #[arg(long, value_name = "N", default_value_t = 1)]
     num_replicas: u32,
 
@@ -101,7 +102,10 @@ pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
     // --max-connections and an empty --api-key are checked by `serve` itself.
     let deployment = Deployment::resolve(&args.deployment.request_for(&args.engine), paths)?;
     let setup = ReplicaSetup::new(deployment, &args.engine.overrides(), paths)?;
-    let sim = Simulation::new(setup.replicas(args.num_replicas)?, Router::new(args.route))?;
+    // The same cluster `simulate` builds: each replica's data-parallel ranks together.
+    let cluster =
+        servesim::cluster::ClusterSpec::uniform(setup.clone(), args.num_replicas, args.route);
+    let sim = Simulation::new(cluster.nominal_replicas()?, cluster.router())?;
     let model = setup.deployment.model.name.clone();
     let mut opts = ServeOptions::new(model.clone());
     if !args.served_model_name.is_empty() {

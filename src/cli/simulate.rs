@@ -5,12 +5,13 @@ use crate::merge_fields;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
+use servesim::cluster::{ClusterSpec, KvLink};
 use servesim::deployment::Deployment;
 use servesim::engine::ReplicaRole;
 use servesim::metrics::Slo;
 use servesim::paths::DataPaths;
 use servesim::setup::ReplicaSetup;
-use servesim::sim::{RequestSource, RoutePolicy, Router};
+use servesim::sim::{RequestSource, RoutePolicy};
 use servesim::simulate::{run as run_sim, RunOptions};
 use servesim::trace::{open_trace, TraceOptions};
 use std::io::IsTerminal;
@@ -289,17 +290,6 @@ struct ReplicaGroup {
     engine: EngineArgs,
 }
 
-/// The link KV crosses between prefill and decode replicas.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KvLink {
-    /// The scale-out network between nodes (InfiniBand/RoCE per GPU).
-    #[default]
-    InterNode,
-    /// The GPUs' intra-node link (NVLink, PCIe).
-    IntraNode,
-}
-
 /// Arguments of `servesim simulate`.
 #[derive(Args, Debug)]
 pub struct SimulateArgs {
@@ -530,7 +520,6 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
     }
     // Each group: its own keys first, then the run's (flags over file).
     let mut setups = Vec::new();
-    let mut weight_bytes = Vec::new();
     for g in &groups {
         let mut dep = g.deployment.clone();
         dep.merge_from(args.deployment.clone());
@@ -538,22 +527,23 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         eng.merge_from(args.engine.clone());
         let deployment = Deployment::resolve(&dep.request_for(&eng), paths)?;
         let setup = ReplicaSetup::new(deployment, &eng.overrides(), paths)?;
-        let count = g.count.unwrap_or(1);
-        weight_bytes.extend(std::iter::repeat_n(
-            setup.memory.weight_bytes_total,
-            (count * setup.deployment.dp) as usize,
-        ));
-        setups.push((count, g.role.unwrap_or_default(), setup));
+        setups.push((g.count.unwrap_or(1), g.role.unwrap_or_default(), setup));
     }
-    let cluster: Vec<servesim::setup::ReplicaGroup> = setups
-        .iter()
-        .map(|(count, role, setup)| servesim::setup::ReplicaGroup {
-            count: *count,
-            role: *role,
-            setup: setup.clone(),
-        })
-        .collect();
-    let replicas = servesim::setup::build_replicas(&cluster, &|l| l.clone())?;
+    // The cluster as a library value; everything below runs from it.
+    let cluster = ClusterSpec {
+        groups: setups
+            .iter()
+            .map(|(count, role, setup)| servesim::cluster::ReplicaGroup {
+                count: *count,
+                role: *role,
+                setup: setup.clone(),
+            })
+            .collect(),
+        route: run.route.unwrap_or_default(),
+        kv_link: run.kv_transfer_link.unwrap_or_default(),
+    };
+    let weight_bytes = cluster.weight_bytes_per_replica();
+    let replicas = cluster.nominal_replicas()?;
     let setup = setups[0].2.clone();
     let fleet_price = fleet_price(&args.run, &setups)?;
 
@@ -570,14 +560,8 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         ..TraceOptions::default()
     };
     let reader = open_trace(&trace_path, &trace_opts)?;
-    let router = Router::new(run.route.unwrap_or_default());
-    let kv_link = setups
-        .iter()
-        .find(|(_, role, _)| *role == ReplicaRole::Prefill)
-        .map(|(_, _, s)| match run.kv_transfer_link.unwrap_or_default() {
-            KvLink::InterNode => s.deployment.gpu().inter_node_link().clone(),
-            KvLink::IntraNode => s.deployment.gpu().intra_node_link().clone(),
-        });
+    let router = cluster.router();
+    let kv_link = cluster.kv_transfer_link();
     let run_name = run.run_name.clone().unwrap_or_else(|| {
         let stem = trace_path
             .file_stem()
@@ -645,9 +629,8 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
             progress: false,
             ..opts.clone()
         };
-        let route = run.route.unwrap_or_default();
         let one = |reqs: Vec<servesim::trace::Request>, (p, d): (f64, f64)| {
-            let replicas = servesim::setup::build_replicas(&cluster, &|l| {
+            let replicas = cluster.replicas(&|l| {
                 std::sync::Arc::new(servesim::replicate::Scaled {
                     inner: l.clone(),
                     prefill: p,
@@ -662,7 +645,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
                 },
                 None => RequestSource::Open(it),
             };
-            Ok(run_sim(replicas, Router::new(route), source, &quiet)?.summary)
+            Ok(run_sim(replicas, cluster.router(), source, &quiet)?.summary)
         };
         let jobs = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let reps = servesim::replicate::replicate(

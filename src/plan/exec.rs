@@ -13,7 +13,7 @@ use crate::paths::DataPaths;
 use crate::perf::LatencyModel;
 use crate::perf::{select_latency_model, LatencyChoice};
 use crate::setup::ReplicaSetup;
-use crate::sim::{RequestSource, Router};
+use crate::sim::RequestSource;
 use crate::simulate::{run, RunOptions};
 use crate::trace::synth::{ArrivalProcess, LengthModel, SynthConfig, SynthLimit, SynthTrace};
 use crate::trace::{open_trace, Request, TraceOptions, TraceReader};
@@ -418,7 +418,13 @@ impl SweepContext {
             Err(e) => return Ok(Outcome::Infeasible(e.to_string())),
         };
         let n = replicas * setup.deployment.dp;
-        let reps = match setup.replicas(n) {
+        let gpus_per_replica = setup.deployment.num_gpus();
+        let cluster = crate::cluster::ClusterSpec::uniform(
+            setup,
+            replicas,
+            self.config.route.unwrap_or_default(),
+        );
+        let reps = match cluster.nominal_replicas() {
             Ok(r) => r,
             Err(e) => return Ok(Outcome::Infeasible(e.to_string())),
         };
@@ -428,12 +434,17 @@ impl SweepContext {
             api_server: Some(self.stack.api_server.clone()),
             ..RunOptions::default()
         };
-        let router = Router::new(self.config.route.unwrap_or_default());
-        let s = run(reps, router, RequestSource::Open(Box::new(reader)), &opts)?.summary;
+        let s = run(
+            reps,
+            cluster.router(),
+            RequestSource::Open(Box::new(reader)),
+            &opts,
+        )?
+        .summary;
         let all = s.completed + s.rejected;
         Ok(Outcome::Ok(Box::new(PointMetrics {
             offered_rps: self.offered_rps(load),
-            gpus: n * setup.deployment.num_gpus(),
+            gpus: n * gpus_per_replica,
             completed: s.completed,
             rejected: s.rejected,
             throughput_rps: s.request_throughput_per_s,
