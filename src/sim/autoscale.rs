@@ -16,6 +16,7 @@
 //! A replica holds its GPUs from the moment it starts until it is parked: GPU-hours
 //! count starting, up and draining replicas.
 
+use super::{Event, Simulation};
 use crate::error::{Error, Result};
 use crate::units::{SimDuration, SimTime};
 use serde::{Deserialize, Serialize};
@@ -272,6 +273,100 @@ pub(crate) struct Step {
     pub take_back: Vec<usize>,
     /// Replicas to drain.
     pub drain: Vec<usize>,
+}
+
+impl Simulation {
+    /// Scale the number of replicas with the load (see [`crate::sim::autoscale`]): the simulation's
+    /// replicas are the policy's maximum, identical and unified; the first
+    /// `min_replicas` start up, the others parked. Not with failures.
+    pub fn with_autoscaler(mut self, policy: AutoscalePolicy) -> Result<Self> {
+        let policy = policy.checked()?;
+        let n = self.replicas.len();
+        if n != policy.max_replicas as usize {
+            return Err(Error::Config(format!(
+                "an autoscaled cluster is built with max-replicas ({}) replicas, got {n}",
+                policy.max_replicas
+            )));
+        }
+        self.unified_only("autoscaling is")?;
+        if self.failures.is_some() {
+            return Err(Error::Config(
+                "replica failures and autoscaling cannot be simulated together".into(),
+            ));
+        }
+        self.entry = (0..policy.min_replicas as usize).collect();
+        self.queue
+            .push(SimTime::ZERO + policy.interval, Event::AutoscaleTick);
+        self.autoscaler = Some(Autoscaler::new(policy, n));
+        Ok(self)
+    }
+
+    /// What the autoscaler did, for replicas of `gpus_per_replica` GPUs at
+    /// `usd_per_gpu_hour` (none without an autoscaler).
+    pub fn autoscale_summary(
+        &self,
+        gpus_per_replica: u32,
+        usd_per_gpu_hour: Option<f64>,
+    ) -> Option<AutoscaleSummary> {
+        self.autoscaler
+            .as_ref()
+            .map(|a| a.summary(self.now, gpus_per_replica, usd_per_gpu_hour))
+    }
+
+    /// Replicas holding GPUs over time under the autoscaler: (time, count) at every
+    /// change.
+    pub fn autoscale_timeline(&self) -> Option<&[(SimTime, u32)]> {
+        self.autoscaler.as_ref().map(|a| a.timeline.as_slice())
+    }
+
+    /// The autoscaler's evaluation now: park drained replicas that are empty, read the
+    /// metric, take the step, and schedule the next evaluation.
+    pub(super) fn autoscale(&mut self) {
+        use {ScaleMetric, State};
+        let now = self.now;
+        let Some(a) = self.autoscaler.as_mut() else {
+            return;
+        };
+        a.account(now);
+        for (i, s) in a.state.iter_mut().enumerate() {
+            if *s == State::Draining && self.replicas[i].num_outstanding() == 0 {
+                *s = State::Parked;
+            }
+        }
+        let total: f64 = (0..self.replicas.len())
+            .filter(|&i| a.state[i] == State::Up)
+            .map(|i| {
+                let r = &self.replicas[i];
+                match a.policy.metric {
+                    ScaleMetric::Queue => r.num_waiting() as f64,
+                    ScaleMetric::KvUsage => r.kv_usage(),
+                    ScaleMetric::Concurrency => r.num_outstanding() as f64,
+                }
+            })
+            .sum();
+        let step = a.decide(now, total);
+        a.account(now);
+        let (startup, interval) = (a.policy.startup, a.policy.interval);
+        for &i in &step.start {
+            self.queue.push(now + startup, Event::ScaledUp(i as u32));
+        }
+        for &i in &step.take_back {
+            self.admit(i);
+        }
+        self.entry.retain(|e| !step.drain.contains(e));
+        self.queue.push(now + interval, Event::AutoscaleTick);
+    }
+
+    /// A replica the autoscaler started is up: it takes requests.
+    pub(super) fn scaled_up(&mut self, i: u32) {
+        let idx = i as usize;
+        if let Some(a) = self.autoscaler.as_mut() {
+            if a.state[idx] == State::Starting {
+                a.state[idx] = State::Up;
+                self.admit(idx);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

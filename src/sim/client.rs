@@ -18,7 +18,8 @@
 //! ever sees attempts: each gets an id of its own (the trace's ids need not be unique),
 //! mapped back to the trace's id in the record.
 
-use crate::engine::{RequestRecord, RequestSink, TokenEvent};
+use super::{Event, Simulation};
+use crate::engine::{RequestRecord, RequestSink, RequestStatus, TokenEvent};
 use crate::error::{Error, Result};
 use crate::trace::Request;
 use crate::units::{SimDuration, SimTime};
@@ -182,7 +183,7 @@ impl Clients {
 
     /// The next attempt of `a` after a timeout, and how long after now it is sent; None
     /// when no retry is left.
-    pub fn retry(&mut self, a: Attempt) -> Option<(Attempt, SimDuration)> {
+    pub fn retry(&mut self, a: &Attempt) -> Option<(Attempt, SimDuration)> {
         if a.number > self.policy.max_retries {
             return None;
         }
@@ -192,7 +193,7 @@ impl Clients {
         Some((
             Attempt {
                 number: a.number + 1,
-                ..a
+                ..a.clone()
             },
             delay,
         ))
@@ -254,6 +255,98 @@ pub(crate) fn through<R>(
             clients,
         }),
         None => f(sink),
+    }
+}
+
+impl Simulation {
+    /// Clients give up on a request `timeout` after sending it (an HTTP client's
+    /// timeout) and never retry: [`Simulation::with_clients`] with only a timeout.
+    pub fn with_client_timeout(self, timeout: SimDuration) -> Self {
+        self.with_clients(ClientPolicy::with_timeout(timeout))
+    }
+
+    /// Clients behave as `policy` says (see [`super::client`]): a request its client gives up
+    /// on is aborted where it is (its KV freed) and, unless retried, ends with a
+    /// `timed_out` or `abandoned` record; [`super::RunStats::timed_out`] counts the timed-out
+    /// ones. Only [`Simulation::add_request`] and [`Simulation::run`] see clients; a
+    /// request whose KV is in transit between a prefill and a decode replica when its
+    /// client gives up is not caught and finishes.
+    pub fn with_clients(mut self, policy: ClientPolicy) -> Self {
+        self.clients = policy.is_active().then(|| Clients::new(policy));
+        self
+    }
+
+    /// A client gives up on the attempt with engine id `id` (see [`client`]): abort it
+    /// where it is, then retry it after a backoff or end it with a record.
+    pub(super) fn give_up(&mut self, id: u64, why: GiveUp, sink: &mut dyn RequestSink) {
+        let now = self.now;
+        let Some(c) = self.clients.as_mut() else {
+            return;
+        };
+        if !c.is_live(id) {
+            return; // it ended before its deadline
+        }
+        if why == GiveUp::Abandon
+            && self
+                .replicas
+                .iter()
+                .any(|r| r.first_token_at(id).is_some_and(|t| t.is_some()))
+        {
+            return; // a token came in time
+        }
+        let status = match why {
+            GiveUp::Timeout => RequestStatus::TimedOut,
+            GiveUp::Abandon => RequestStatus::Abandoned,
+        };
+        let Some((i, record)) = self
+            .replicas
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, r)| r.abort_with_record(id, now, status).map(|rec| (i, rec)))
+        else {
+            return; // in KV transit between replicas: not caught (see with_clients)
+        };
+        self.touch(i);
+        self.lost(record, status, sink);
+    }
+
+    /// An attempt ended without finishing (`status`: timed out, abandoned or failed;
+    /// `record` under its engine id): its client sends it again after a backoff if
+    /// it may (not after abandoning), else it ends with `record`.
+    pub(super) fn lost(
+        &mut self,
+        mut record: RequestRecord,
+        status: crate::engine::RequestStatus,
+        sink: &mut dyn RequestSink,
+    ) {
+        record.status = status;
+        if status == RequestStatus::Failed {
+            record.e2e_s = f64::NAN;
+            record.tpot_s = f64::NAN;
+        }
+        let Some(c) = self.clients.as_mut() else {
+            sink.on_request_end(record);
+            return;
+        };
+        let Some(attempt) = c.end(record.request_id) else {
+            sink.on_request_end(record);
+            return;
+        };
+        if status != RequestStatus::Abandoned {
+            if let Some((next, backoff)) = c.retry(&attempt) {
+                let ingress = self
+                    .api
+                    .map_or(SimDuration::ZERO, |d| d.ingress(next.request.input_tokens));
+                self.queue
+                    .push(self.now + backoff + ingress, Event::Retry(Box::new(next)));
+                return;
+            }
+        }
+        if status == RequestStatus::TimedOut {
+            c.timed_out += 1;
+        }
+        restate(&mut record, &attempt);
+        sink.on_request_end(record);
     }
 }
 

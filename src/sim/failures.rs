@@ -13,6 +13,8 @@
 //! exponential with the mean time between failures, counted from when it is up again,
 //! and each outage lasts an exponential time with the mean time to repair.
 
+use super::{Event, Simulation};
+use crate::engine::{RequestSink, RequestStatus};
 use crate::error::{Error, Result};
 use crate::units::{SimDuration, SimTime};
 use rand::SeedableRng;
@@ -141,6 +143,129 @@ impl ReplicaDraws {
     /// Length of an outage.
     pub fn outage(&mut self) -> SimDuration {
         SimDuration::from_secs_f64(self.down.sample(&mut self.rng))
+    }
+}
+
+/// The state of replica failures during a run.
+#[derive(Debug)]
+pub(super) struct Failures {
+    /// Restart time of each replica.
+    pub(super) restart: Vec<SimDuration>,
+    /// Each replica's random draws (random outages only).
+    pub(super) draws: Option<Vec<ReplicaDraws>>,
+    /// Since when each replica is down.
+    pub(super) down_since: Vec<Option<SimTime>>,
+    pub(super) outages: u64,
+    pub(super) down_ns: u64,
+}
+
+impl Simulation {
+    /// Replicas fail as `plan` says (see [`crate::sim::failures`]). Clusters of unified replicas
+    /// only (no prefill/decode roles, no lock-step ranks).
+    pub fn with_failures(mut self, plan: FailurePlan) -> Result<Self> {
+        let n = self.replicas.len();
+        self.unified_only("replica failures are")?;
+        if self.autoscaler.is_some() {
+            return Err(Error::Config(
+                "replica failures and autoscaling cannot be simulated together".into(),
+            ));
+        }
+        if plan.restart.len() != n {
+            return Err(Error::Config(format!(
+                "{} restart times for {n} replicas",
+                plan.restart.len()
+            )));
+        }
+        let mut draws = None;
+        match plan.outages {
+            Outages::Schedule(list) => {
+                for o in list {
+                    if o.replica as usize >= n {
+                        return Err(Error::Config(format!(
+                            "a failure of replica {} at {} s, but the cluster has {n} replicas (0–{})",
+                            o.replica,
+                            o.at.as_secs_f64(),
+                            n - 1
+                        )));
+                    }
+                    self.queue
+                        .push(o.at, Event::Fail(o.replica, Some(o.down_for)));
+                }
+            }
+            Outages::Rates { mtbf, mttr, seed } => {
+                let mut d = Vec::with_capacity(n);
+                for i in 0..n as u32 {
+                    let mut r = ReplicaDraws::new(mtbf, mttr, seed, i)?;
+                    self.queue
+                        .push(SimTime::ZERO + r.time_to_failure(), Event::Fail(i, None));
+                    d.push(r);
+                }
+                draws = Some(d);
+            }
+        }
+        self.failures = Some(Failures {
+            restart: plan.restart,
+            draws,
+            down_since: vec![None; n],
+            outages: 0,
+            down_ns: 0,
+        });
+        Ok(self)
+    }
+
+    /// Replica `i` fails now for `down_for` (none: a random outage): everything on it
+    /// is lost, the router stops sending to it, and it restarts after the outage.
+    pub(super) fn fail(
+        &mut self,
+        i: u32,
+        down_for: Option<SimDuration>,
+        sink: &mut dyn RequestSink,
+    ) {
+        let now = self.now;
+        let f = self
+            .failures
+            .as_mut()
+            .expect("failure events need failures");
+        let idx = i as usize;
+        if f.down_since[idx].is_some() {
+            return; // already down: the outages overlap
+        }
+        let down_for = match (down_for, f.draws.as_mut()) {
+            (Some(d), _) => d,
+            (None, Some(draws)) => draws[idx].outage(),
+            (None, None) => SimDuration::ZERO,
+        };
+        f.down_since[idx] = Some(now);
+        f.outages += 1;
+        let back = now + down_for + f.restart[idx];
+        self.queue.push(back, Event::Restarted(i));
+        self.entry.retain(|&e| e != idx);
+        for id in self.replicas[idx].live_ids() {
+            let status = RequestStatus::Failed;
+            if let Some(rec) = self.replicas[idx].abort_with_record(id, now, status) {
+                self.lost(rec, status, sink);
+            }
+        }
+        self.touch(idx);
+    }
+
+    /// Replica `i` is back: it takes requests again (and, with random outages, its
+    /// next failure is drawn).
+    pub(super) fn restarted(&mut self, i: u32) {
+        let now = self.now;
+        let f = self
+            .failures
+            .as_mut()
+            .expect("failure events need failures");
+        let idx = i as usize;
+        if let Some(since) = f.down_since[idx].take() {
+            f.down_ns += now.saturating_duration_since(since).as_nanos();
+        }
+        if let Some(draws) = f.draws.as_mut() {
+            let next = now + draws[idx].time_to_failure();
+            self.queue.push(next, Event::Fail(i, None));
+        }
+        self.admit(idx);
     }
 }
 

@@ -136,19 +136,6 @@ enum Event {
     ScaledUp(u32),
 }
 
-/// The state of replica failures during a run.
-#[derive(Debug)]
-struct Failures {
-    /// Restart time of each replica.
-    restart: Vec<SimDuration>,
-    /// Each replica's random draws (random outages only).
-    draws: Option<Vec<failures::ReplicaDraws>>,
-    /// Since when each replica is down.
-    down_since: Vec<Option<SimTime>>,
-    outages: u64,
-    down_ns: u64,
-}
-
 /// A simulation of a set of replicas behind a router.
 pub struct Simulation {
     replicas: Vec<Replica>,
@@ -170,7 +157,7 @@ pub struct Simulation {
     /// Simulated clients that time out, retry or leave (none: clients wait).
     clients: Option<client::Clients>,
     /// Replica failures (none: replicas never fail).
-    failures: Option<Failures>,
+    failures: Option<failures::Failures>,
     /// The autoscaler (none: a fixed fleet).
     autoscaler: Option<autoscale::Autoscaler>,
     /// [`Simulation::run`] fails once the replicas have run more iterations than this.
@@ -257,179 +244,6 @@ impl Simulation {
             #[cfg(test)]
             every_replica_tries: false,
         })
-    }
-
-    /// Clients give up on a request `timeout` after sending it (an HTTP client's
-    /// timeout) and never retry: [`Simulation::with_clients`] with only a timeout.
-    pub fn with_client_timeout(self, timeout: SimDuration) -> Self {
-        self.with_clients(ClientPolicy::with_timeout(timeout))
-    }
-
-    /// Clients behave as `policy` says (see [`client`]): a request its client gives up
-    /// on is aborted where it is (its KV freed) and, unless retried, ends with a
-    /// `timed_out` or `abandoned` record; [`RunStats::timed_out`] counts the timed-out
-    /// ones. Only [`Simulation::add_request`] and [`Simulation::run`] see clients; a
-    /// request whose KV is in transit between a prefill and a decode replica when its
-    /// client gives up is not caught and finishes.
-    pub fn with_clients(mut self, policy: ClientPolicy) -> Self {
-        self.clients = policy.is_active().then(|| client::Clients::new(policy));
-        self
-    }
-
-    /// Replicas fail as `plan` says (see [`failures`]). Clusters of unified replicas
-    /// only (no prefill/decode roles, no lock-step ranks).
-    pub fn with_failures(mut self, plan: failures::FailurePlan) -> Result<Self> {
-        let n = self.replicas.len();
-        if self
-            .replicas
-            .iter()
-            .any(|r| r.role() != ReplicaRole::Unified || r.lockstep().is_some())
-            || self.autoscaler.is_some()
-        {
-            return Err(Error::Config(
-                "replica failures are simulated for clusters of unified replicas only (no prefill/decode roles, no data-parallel lock-step ranks)".into(),
-            ));
-        }
-        if plan.restart.len() != n {
-            return Err(Error::Config(format!(
-                "{} restart times for {n} replicas",
-                plan.restart.len()
-            )));
-        }
-        let mut draws = None;
-        match plan.outages {
-            failures::Outages::Schedule(list) => {
-                for o in list {
-                    if o.replica as usize >= n {
-                        return Err(Error::Config(format!(
-                            "a failure of replica {} at {} s, but the cluster has {n} replicas (0–{})",
-                            o.replica,
-                            o.at.as_secs_f64(),
-                            n - 1
-                        )));
-                    }
-                    self.queue
-                        .push(o.at, Event::Fail(o.replica, Some(o.down_for)));
-                }
-            }
-            failures::Outages::Rates { mtbf, mttr, seed } => {
-                let mut d = Vec::with_capacity(n);
-                for i in 0..n as u32 {
-                    let mut r = failures::ReplicaDraws::new(mtbf, mttr, seed, i)?;
-                    self.queue
-                        .push(SimTime::ZERO + r.time_to_failure(), Event::Fail(i, None));
-                    d.push(r);
-                }
-                draws = Some(d);
-            }
-        }
-        self.failures = Some(Failures {
-            restart: plan.restart,
-            draws,
-            down_since: vec![None; n],
-            outages: 0,
-            down_ns: 0,
-        });
-        Ok(self)
-    }
-
-    /// Scale the number of replicas with the load (see [`autoscale`]): the simulation's
-    /// replicas are the policy's maximum, identical and unified; the first
-    /// `min_replicas` start up, the others parked. Not with failures.
-    pub fn with_autoscaler(mut self, policy: autoscale::AutoscalePolicy) -> Result<Self> {
-        let policy = policy.checked()?;
-        let n = self.replicas.len();
-        if n != policy.max_replicas as usize {
-            return Err(Error::Config(format!(
-                "an autoscaled cluster is built with max-replicas ({}) replicas, got {n}",
-                policy.max_replicas
-            )));
-        }
-        if self
-            .replicas
-            .iter()
-            .any(|r| r.role() != ReplicaRole::Unified || r.lockstep().is_some())
-            || self.failures.is_some()
-        {
-            return Err(Error::Config(
-                "autoscaling is simulated for clusters of unified replicas only (no prefill/decode roles, no data-parallel lock-step ranks, no failures)".into(),
-            ));
-        }
-        self.entry = (0..policy.min_replicas as usize).collect();
-        self.queue
-            .push(SimTime::ZERO + policy.interval, Event::AutoscaleTick);
-        self.autoscaler = Some(autoscale::Autoscaler::new(policy, n));
-        Ok(self)
-    }
-
-    /// What the autoscaler did, for replicas of `gpus_per_replica` GPUs at
-    /// `usd_per_gpu_hour` (none without an autoscaler).
-    pub fn autoscale_summary(
-        &self,
-        gpus_per_replica: u32,
-        usd_per_gpu_hour: Option<f64>,
-    ) -> Option<autoscale::AutoscaleSummary> {
-        self.autoscaler
-            .as_ref()
-            .map(|a| a.summary(self.now, gpus_per_replica, usd_per_gpu_hour))
-    }
-
-    /// Replicas holding GPUs over time under the autoscaler: (time, count) at every
-    /// change.
-    pub fn autoscale_timeline(&self) -> Option<&[(SimTime, u32)]> {
-        self.autoscaler.as_ref().map(|a| a.timeline.as_slice())
-    }
-
-    /// The autoscaler's evaluation now: park drained replicas that are empty, read the
-    /// metric, take the step, and schedule the next evaluation.
-    fn autoscale(&mut self) {
-        use autoscale::{ScaleMetric, State};
-        let now = self.now;
-        let Some(a) = self.autoscaler.as_mut() else {
-            return;
-        };
-        a.account(now);
-        for (i, s) in a.state.iter_mut().enumerate() {
-            if *s == State::Draining && self.replicas[i].num_outstanding() == 0 {
-                *s = State::Parked;
-            }
-        }
-        let total: f64 = (0..self.replicas.len())
-            .filter(|&i| a.state[i] == State::Up)
-            .map(|i| {
-                let r = &self.replicas[i];
-                match a.policy.metric {
-                    ScaleMetric::Queue => r.num_waiting() as f64,
-                    ScaleMetric::KvUsage => r.kv_usage(),
-                    ScaleMetric::Concurrency => r.num_outstanding() as f64,
-                }
-            })
-            .sum();
-        let step = a.decide(now, total);
-        a.account(now);
-        let (startup, interval) = (a.policy.startup, a.policy.interval);
-        for &i in &step.start {
-            self.queue.push(now + startup, Event::ScaledUp(i as u32));
-        }
-        for &i in &step.take_back {
-            let pos = self.entry.partition_point(|&e| e < i);
-            self.entry.insert(pos, i);
-        }
-        self.entry.retain(|e| !step.drain.contains(e));
-        self.queue.push(now + interval, Event::AutoscaleTick);
-    }
-
-    /// A replica the autoscaler started is up: it takes requests.
-    fn scaled_up(&mut self, i: u32) {
-        let idx = i as usize;
-        if let Some(a) = self.autoscaler.as_mut() {
-            if a.state[idx] == autoscale::State::Starting {
-                a.state[idx] = autoscale::State::Up;
-                let pos = self.entry.partition_point(|&e| e < idx);
-                self.entry.insert(pos, idx);
-                self.touch(idx);
-            }
-        }
     }
 
     /// Put an API server in front of the replicas: [`Simulation::run`] delays every
@@ -645,130 +459,27 @@ impl Simulation {
         r
     }
 
-    /// A client gives up on the attempt with engine id `id` (see [`client`]): abort it
-    /// where it is, then retry it after a backoff or end it with a record.
-    fn give_up(&mut self, id: u64, why: client::GiveUp, sink: &mut dyn RequestSink) {
-        let now = self.now;
-        let Some(c) = self.clients.as_mut() else {
-            return;
-        };
-        if !c.is_live(id) {
-            return; // it ended before its deadline
+    /// Replica `i` takes new requests again (the router's entry list stays sorted).
+    fn admit(&mut self, i: usize) {
+        if let Err(pos) = self.entry.binary_search(&i) {
+            self.entry.insert(pos, i);
         }
-        if why == client::GiveUp::Abandon
-            && self
-                .replicas
-                .iter()
-                .any(|r| r.first_token_at(id).is_some_and(|t| t.is_some()))
-        {
-            return; // a token came in time
-        }
-        let status = match why {
-            client::GiveUp::Timeout => crate::engine::RequestStatus::TimedOut,
-            client::GiveUp::Abandon => crate::engine::RequestStatus::Abandoned,
-        };
-        let Some((i, record)) = self
-            .replicas
-            .iter_mut()
-            .enumerate()
-            .find_map(|(i, r)| r.abort_with_record(id, now, status).map(|rec| (i, rec)))
-        else {
-            return; // in KV transit between replicas: not caught (see with_clients)
-        };
         self.touch(i);
-        self.lost(record, status, sink);
     }
 
-    /// An attempt ended without finishing (`status`: timed out, abandoned or failed;
-    /// `record` under its engine id): its client sends it again after a backoff if
-    /// it may (not after abandoning), else it ends with `record`.
-    fn lost(
-        &mut self,
-        mut record: RequestRecord,
-        status: crate::engine::RequestStatus,
-        sink: &mut dyn RequestSink,
-    ) {
-        use crate::engine::RequestStatus;
-        record.status = status;
-        if status == RequestStatus::Failed {
-            record.e2e_s = f64::NAN;
-            record.tpot_s = f64::NAN;
+    /// An error unless every replica is unified and none steps in lock-step: what
+    /// failures and autoscaling support (`what` names the feature).
+    fn unified_only(&self, what: &str) -> Result<()> {
+        if self
+            .replicas
+            .iter()
+            .any(|r| r.role() != ReplicaRole::Unified || r.lockstep().is_some())
+        {
+            return Err(Error::Config(format!(
+                "{what} simulated for clusters of unified replicas only (no prefill/decode roles, no data-parallel lock-step ranks)"
+            )));
         }
-        let Some(c) = self.clients.as_mut() else {
-            sink.on_request_end(record);
-            return;
-        };
-        let Some(attempt) = c.end(record.request_id) else {
-            sink.on_request_end(record);
-            return;
-        };
-        if status != RequestStatus::Abandoned {
-            if let Some((next, backoff)) = c.retry(attempt.clone()) {
-                let ingress = self
-                    .api
-                    .map_or(SimDuration::ZERO, |d| d.ingress(next.request.input_tokens));
-                self.queue
-                    .push(self.now + backoff + ingress, Event::Retry(Box::new(next)));
-                return;
-            }
-        }
-        if status == RequestStatus::TimedOut {
-            c.timed_out += 1;
-        }
-        client::restate(&mut record, &attempt);
-        sink.on_request_end(record);
-    }
-
-    /// Replica `i` fails now for `down_for` (none: a random outage): everything on it
-    /// is lost, the router stops sending to it, and it restarts after the outage.
-    fn fail(&mut self, i: u32, down_for: Option<SimDuration>, sink: &mut dyn RequestSink) {
-        let now = self.now;
-        let f = self
-            .failures
-            .as_mut()
-            .expect("failure events need failures");
-        let idx = i as usize;
-        if f.down_since[idx].is_some() {
-            return; // already down: the outages overlap
-        }
-        let down_for = match (down_for, f.draws.as_mut()) {
-            (Some(d), _) => d,
-            (None, Some(draws)) => draws[idx].outage(),
-            (None, None) => SimDuration::ZERO,
-        };
-        f.down_since[idx] = Some(now);
-        f.outages += 1;
-        let back = now + down_for + f.restart[idx];
-        self.queue.push(back, Event::Restarted(i));
-        self.entry.retain(|&e| e != idx);
-        for id in self.replicas[idx].live_ids() {
-            let status = crate::engine::RequestStatus::Failed;
-            if let Some(rec) = self.replicas[idx].abort_with_record(id, now, status) {
-                self.lost(rec, status, sink);
-            }
-        }
-        self.touch(idx);
-    }
-
-    /// Replica `i` is back: it takes requests again (and, with random outages, its
-    /// next failure is drawn).
-    fn restarted(&mut self, i: u32) {
-        let now = self.now;
-        let f = self
-            .failures
-            .as_mut()
-            .expect("failure events need failures");
-        let idx = i as usize;
-        if let Some(since) = f.down_since[idx].take() {
-            f.down_ns += now.saturating_duration_since(since).as_nanos();
-        }
-        if let Some(draws) = f.draws.as_mut() {
-            let next = now + draws[idx].time_to_failure();
-            self.queue.push(next, Event::Fail(i, None));
-        }
-        let pos = self.entry.partition_point(|&e| e < idx);
-        self.entry.insert(pos, idx);
-        self.touch(idx);
+        Ok(())
     }
 
     /// Cancel a live request wherever it is (see [`Replica::abort`]); it ends without a
