@@ -5,9 +5,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use servesim::deployment::Deployment;
 use servesim::paths::DataPaths;
-use servesim::serve::{serve, ServeOptions};
+use servesim::serve::tokenizer::{find_tokenizer_dir, ModelTokenizer};
+use servesim::serve::{serve, ServeOptions, Tokenization};
 use servesim::setup::ReplicaSetup;
 use servesim::sim::{RoutePolicy, Simulation};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Arguments of `servesim serve`.
@@ -73,6 +75,18 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = RoutePolicy::default())]
     route: RoutePolicy,
 
+    /// The tokenizer: a folder holding tokenizer.json (and tokenizer_config.json with
+    /// the chat template), or `org/name` in the HuggingFace cache (downloaded with
+    /// --allow-download). Default: the --model folder or repository when it has one;
+    /// else prompts are approximated as 4 characters per token.
+    #[arg(long, value_name = "DIR|ORG/NAME")]
+    tokenizer: Option<String>,
+
+    /// Report prefix-cache hits in usage.prompt_tokens_details.cached_tokens, as vLLM's
+    /// flag of the same name.
+    #[arg(long)]
+    enable_prompt_tokens_details: bool,
+
     #[command(flatten)]
     deployment: DeploymentArgs,
 
@@ -119,6 +133,9 @@ pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
     opts.keep_alive_timeout = keep_alive_timeout;
     opts.max_connections = args.max_connections;
     opts.api_key = args.api_key.clone();
+    opts.prompt_tokens_details = args.enable_prompt_tokens_details;
+    let model_arg = args.deployment.model.clone().unwrap_or_default();
+    opts.tokenization = tokenization(args.tokenizer.as_deref(), &model_arg, paths)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -150,6 +167,7 @@ pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
             args.speedup
         );
         eprintln!("latency model: {}", setup.latency.describe());
+        eprintln!("tokens: {}", opts.tokenization.describe());
         eprintln!(
             "serving `{}` on http://{addr} (Ctrl-C to stop)",
             opts.served_model_names.join("`, `")
@@ -158,6 +176,42 @@ pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
         eprintln!("servesim serve: stopped");
         Ok(())
     })
+}
+
+/// The model's tokenizer (see `--tokenizer`), or the approximation when neither the flag
+/// nor the model names one; an explicit `--tokenizer` that cannot be loaded is an error.
+fn tokenization(explicit: Option<&str>, model: &str, paths: &DataPaths) -> Result<Tokenization> {
+    let cache = servesim::model::hf_folder::hub_cache_dir();
+    let wanted = explicit.unwrap_or(model);
+    let dir = match find_tokenizer_dir(explicit, model, cache.as_deref()) {
+        Some(dir) => Some(dir),
+        None => match (&paths.hub_download, cache.as_deref()) {
+            // Downloads allowed and an `org/name` that is not a local path.
+            (Some(hub), Some(cache))
+                if wanted.contains('/') && !std::path::Path::new(wanted).exists() =>
+            {
+                let fetched = servesim::model::hub_download::download_tokenizer(wanted, cache, hub);
+                match (fetched, explicit) {
+                    (Ok(dir), _) => Some(dir),
+                    (Err(e), Some(_)) => return Err(e.into()),
+                    (Err(e), None) => {
+                        eprintln!("note: no tokenizer for `{wanted}`: {e}");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        },
+    };
+    match (dir, explicit) {
+        (Some(dir), _) => Ok(Tokenization::Model(Arc::new(
+            ModelTokenizer::from_dir(&dir).with_context(|| format!("loading the tokenizer in {}", dir.display()))?,
+        ))),
+        (None, Some(t)) => anyhow::bail!(
+            "--tokenizer {t}: no tokenizer.json there (give a folder holding one, or org/name in the HuggingFace cache; --allow-download fetches it)"
+        ),
+        (None, None) => Ok(Tokenization::Approximate),
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.

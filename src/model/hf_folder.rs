@@ -40,6 +40,11 @@ fn hub_cache_dir_from(env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Optio
 /// that holds a `config.json`: the revision `refs/main` names, else the last one in
 /// name order. `None` when `id` is not `org/name` or the cache does not hold it.
 pub fn cached_snapshot(cache: &Path, id: &str) -> Option<PathBuf> {
+    cached_snapshot_with(cache, id, CONFIG)
+}
+
+/// [`cached_snapshot`] for a snapshot that holds `file` (e.g. `tokenizer.json`).
+pub fn cached_snapshot_with(cache: &Path, id: &str, file: &str) -> Option<PathBuf> {
     let (org, name) = id.trim().split_once('/')?;
     if org.is_empty() || name.is_empty() || name.contains('/') {
         return None;
@@ -49,14 +54,14 @@ pub fn cached_snapshot(cache: &Path, id: &str) -> Option<PathBuf> {
     let main = std::fs::read_to_string(repo.join("refs").join("main"))
         .ok()
         .map(|r| snapshots.join(r.trim()))
-        .filter(|d| d.join(CONFIG).is_file());
+        .filter(|d| d.join(file).is_file());
     if main.is_some() {
         return main;
     }
     let mut revisions: Vec<PathBuf> = std::fs::read_dir(&snapshots)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|d| d.join(CONFIG).is_file())
+        .filter(|d| d.join(file).is_file())
         .collect();
     revisions.sort();
     revisions.pop()

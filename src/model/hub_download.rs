@@ -4,8 +4,8 @@
 //! The files land in the local hub cache in the `huggingface_hub` layout
 //! (`models--org--name/snapshots/<commit>/`, `refs/main`), so the next run finds them
 //! offline through [`super::hf_folder::cached_snapshot`]. Only `config.json` and, when
-//! the repository has one, ModelOpt's `hf_quant_config.json` are requested: never
-//! weights, tokenizers or anything else. The transfer is the `hf-hub` crate's.
+//! the repository has one, ModelOpt's `hf_quant_config.json` are requested, plus, for
+//! `servesim serve`, the tokenizer files: never weights or anything else. The transfer is the `hf-hub` crate's.
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -37,15 +37,37 @@ impl HubDownload {
 }
 
 /// The files fetched: the config, then an optional quantization description.
-#[cfg(feature = "hub")]
 const CONFIG: &str = "config.json";
-#[cfg(feature = "hub")]
 const MODELOPT_QUANT: &str = "hf_quant_config.json";
 
 /// Fetch `id`'s (`org/name`) config into the hub cache `cache` and return the snapshot
 /// folder holding it.
-#[cfg(feature = "hub")]
 pub fn download_config(id: &str, cache: &Path, hub: &HubDownload) -> Result<PathBuf> {
+    download_files(id, cache, hub, CONFIG, &[MODELOPT_QUANT])
+}
+
+/// Fetch `id`'s tokenizer (`tokenizer.json`, and `tokenizer_config.json` and
+/// `chat_template.jinja` where the repository has them) into the hub cache `cache`
+/// and return the snapshot folder holding it (`servesim serve` counts prompts with it).
+pub fn download_tokenizer(id: &str, cache: &Path, hub: &HubDownload) -> Result<PathBuf> {
+    download_files(
+        id,
+        cache,
+        hub,
+        "tokenizer.json",
+        &["tokenizer_config.json", "chat_template.jinja"],
+    )
+}
+
+/// Fetch `required` and whichever of `optional` exist; the snapshot folder.
+#[cfg(feature = "hub")]
+fn download_files(
+    id: &str,
+    cache: &Path,
+    hub: &HubDownload,
+    required: &str,
+    optional: &[&str],
+) -> Result<PathBuf> {
     use hf_hub::api::sync::ApiBuilder;
     use hf_hub::Cache;
 
@@ -60,23 +82,30 @@ pub fn download_config(id: &str, cache: &Path, hub: &HubDownload) -> Result<Path
         .build()
         .map_err(|e| Error::Config(format!("cannot set up the HuggingFace Hub client: {e}")))?;
     let repo = api.model(id.to_owned());
-    let config = repo
-        .download(CONFIG)
-        .map_err(|e| failed(id, CONFIG, hub, e))?;
-    match repo.download(MODELOPT_QUANT) {
-        Ok(_) => {}
-        Err(e) if status(&e) == Some(404) => {}
-        Err(e) => return Err(failed(id, MODELOPT_QUANT, hub, e)),
+    let got = repo
+        .download(required)
+        .map_err(|e| failed(id, required, hub, e))?;
+    for file in optional {
+        match repo.download(file) {
+            Ok(_) => {}
+            Err(e) if status(&e) == Some(404) => {}
+            Err(e) => return Err(failed(id, file, hub, e)),
+        }
     }
-    config
-        .parent()
+    got.parent()
         .map(Path::to_owned)
-        .ok_or_else(|| Error::Config(format!("{}: no snapshot folder", config.display())))
+        .ok_or_else(|| Error::Config(format!("{}: no snapshot folder", got.display())))
 }
 
 /// Without the `hub` feature there is no network client.
 #[cfg(not(feature = "hub"))]
-pub fn download_config(id: &str, _cache: &Path, _hub: &HubDownload) -> Result<PathBuf> {
+fn download_files(
+    id: &str,
+    _cache: &Path,
+    _hub: &HubDownload,
+    _required: &str,
+    _optional: &[&str],
+) -> Result<PathBuf> {
     Err(Error::Config(format!(
         "cannot download `{id}`: this servesim was built without the `hub` feature"
     )))

@@ -1,29 +1,41 @@
-//! The engine task: the only owner of the [`Simulation`], paced by the wall clock.
+//! The engine thread: the only owner of the [`Simulation`], paced by the wall clock.
 //!
-//! Simulated time is `(wall − start) × speedup`. The task sleeps until the earlier of the
-//! next simulated event (an iteration end, mapped back to the wall clock) and the next
-//! command from a handler; then it advances the simulation to the current simulated
-//! time, adds the requests that arrived (their arrival is that instant), applies aborts,
-//! starts idle replicas and sends each request's tokens to its own channel. A token is
-//! therefore released once the wall clock has reached its simulated time (plus the
-//! timer's latency, about a millisecond). Requests from all clients share one
-//! simulation, so they batch, queue and compete for KV blocks exactly as in
+//! Simulated time is `(wall − start) × speedup`. The thread waits until the earlier of
+//! the next simulated event (an iteration end, mapped back to the wall clock) and the
+//! next command from a handler; then it adds the requests that arrived, each at the
+//! simulated instant its HTTP request was received (so a client's clock and the
+//! simulation's start together), applies aborts, advances the simulation to the present,
+//! starts idle replicas and sends each request's tokens to its own channel.
+//!
+//! Tokens are released once the wall clock reaches their simulated time. An async
+//! timer would add up to a millisecond (tokio's resolution); the thread instead blocks
+//! on its command channel until [`SPIN_BEFORE`] ahead of the event, then polls the
+//! channel until the event is due, so releases land within microseconds of their time
+//! (measured by `servesim:token_release_lag_seconds`). Requests from all clients share
+//! one simulation, so they batch, queue and compete for KV blocks exactly as in
 //! `servesim simulate`.
 //!
-//! Handlers never touch the simulation: they send [`Command`]s over one unbounded
-//! channel (so a submission and its abort stay in order) and read [`StreamEvent`]s from
-//! a per-request unbounded channel. The task never blocks on a client.
+//! Handlers never touch the simulation: they send [`Command`]s over one channel (so a
+//! submission and its abort stay in order) and read [`StreamEvent`]s from a
+//! per-request unbounded channel. The thread never blocks on a client.
 
 use super::errors::ApiError;
-use super::metrics::ServerMetrics;
-use crate::engine::{RequestRecord, RequestSink, RequestStatus, TokenEvent};
-use crate::sim::{NoObserver, Simulation};
+use super::metrics::{RequestParams, ServerMetrics};
+use crate::engine::{Replica, RequestRecord, RequestSink, RequestStatus, TokenEvent};
+use crate::sim::{Observer, Simulation};
 use crate::trace::Request;
-use crate::units::SimTime;
+use crate::units::{SimDuration, SimTime};
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+
+/// How long before an event the engine stops blocking and polls instead (a blocked
+/// thread wakes some tens of microseconds late).
+pub(crate) const SPIN_BEFORE: Duration = Duration::from_micros(300);
+
+/// The sending end handlers hold.
+pub(crate) type CommandSender = std_mpsc::Sender<Command>;
 
 /// What a handler asks of the engine.
 #[derive(Debug)]
@@ -50,6 +62,13 @@ pub(crate) struct Submission {
     pub(crate) prompt_tokens: u32,
     /// Output length.
     pub(crate) output_tokens: u32,
+    /// Chained hashes of the prompt's 16-token blocks (empty when its ids are unknown):
+    /// requests sharing a prefix share cached KV blocks.
+    pub(crate) prefix_hash_ids: Vec<u64>,
+    /// When its HTTP request was received: its simulated arrival.
+    pub(crate) received: Instant,
+    /// What the client asked for (for `/metrics`).
+    pub(crate) params: RequestParams,
     /// Where its events go.
     pub(crate) events: mpsc::UnboundedSender<StreamEvent>,
 }
@@ -65,8 +84,12 @@ pub(crate) enum StreamEvent {
         /// Tokens released together (more than 1 with multi-step scheduling).
         count: u32,
     },
-    /// Its last token was released.
-    Finished,
+    /// Its last token was released; `cached_tokens` of its prompt came from the prefix
+    /// cache.
+    Finished {
+        /// Prompt tokens served from the prefix cache.
+        cached_tokens: u32,
+    },
     /// It was refused or cancelled.
     Failed(ApiError),
 }
@@ -99,7 +122,7 @@ impl WallClock {
     }
 
     /// The wall time at which simulated time `t` is reached.
-    fn wall_time(&self, t: SimTime) -> Instant {
+    pub(crate) fn wall_time(&self, t: SimTime) -> Instant {
         let ns = (t.as_nanos() as f64 / self.speedup).ceil();
         let far = FOREVER;
         let d = if ns < far.as_nanos() as f64 {
@@ -120,12 +143,15 @@ pub(crate) struct EngineSettings {
     pub(crate) max_queue: Option<usize>,
     /// Model name for `/metrics`.
     pub(crate) model_name: String,
+    /// The context window (token-count histogram buckets reach it).
+    pub(crate) max_model_len: u32,
 }
 
 /// A live request's client.
 struct Client {
     events: mpsc::UnboundedSender<StreamEvent>,
     prompt_tokens: u32,
+    params: RequestParams,
 }
 
 /// The task's state.
@@ -176,8 +202,10 @@ impl RequestSink for Dispatch<'_> {
         };
         let event = match r.status {
             RequestStatus::Finished => {
-                self.metrics.on_finished(&r);
-                StreamEvent::Finished
+                self.metrics.on_finished(&r, &c.params);
+                StreamEvent::Finished {
+                    cached_tokens: r.prefix_hit_tokens,
+                }
             }
             RequestStatus::Rejected => StreamEvent::Failed(ApiError::bad_request(format!(
                 "the request needs {} tokens of KV cache, more than a replica holds: reduce the prompt or max_tokens",
@@ -193,6 +221,25 @@ impl RequestSink for Dispatch<'_> {
     }
 }
 
+/// The tokens of each iteration started (`vllm:iteration_tokens_total`), by replica.
+#[derive(Default)]
+struct Iterations(Vec<(u32, u64)>);
+
+impl Observer for Iterations {
+    fn on_step_start(&mut self, _now: SimTime, _duration: SimDuration, replica: &Replica) {
+        self.0
+            .push((replica.id(), replica.tokens_in_newest_batch()));
+    }
+}
+
+impl Iterations {
+    fn record(self, metrics: &mut ServerMetrics) {
+        for (replica, tokens) in self.0 {
+            metrics.on_iteration(replica, tokens);
+        }
+    }
+}
+
 impl EngineTask {
     /// A task over `sim`, which must be fresh (clock at zero, nothing in flight).
     pub(crate) fn new(sim: Simulation, settings: EngineSettings) -> Self {
@@ -201,7 +248,7 @@ impl EngineTask {
             sim,
             clients: HashMap::new(),
             broken: None,
-            metrics: ServerMetrics::new(n),
+            metrics: ServerMetrics::new(n, settings.max_model_len),
             settings,
             draining: false,
             drain_deadline: None,
@@ -209,24 +256,28 @@ impl EngineTask {
     }
 
     /// Run until every command sender is dropped (the server stopped and every
-    /// in-flight response ended).
-    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+    /// in-flight response ended). Blocks: call it on a thread of its own.
+    pub(crate) fn run(mut self, rx: std_mpsc::Receiver<Command>) {
         let mut cmds = Vec::with_capacity(64);
         loop {
             let next_event = self.sim.next_event_time();
             let wake = next_event.map(|t| self.settings.clock.wall_time(t));
-            let deadline = self.drain_deadline;
+            let until = match (wake, self.drain_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let mut due = None;
-            tokio::select! {
-                n = rx.recv_many(&mut cmds, 1024) => {
-                    if n == 0 {
-                        break;
+            match wait(&rx, until) {
+                Wait::Command(c) => cmds.push(c),
+                Wait::Closed => break,
+                Wait::Due => {
+                    if self.drain_deadline.is_some_and(|d| Instant::now() >= d) {
+                        self.cancel_all();
                     }
+                    due = next_event;
                 }
-                () = sleep_until_opt(wake) => due = next_event,
-                () = sleep_until_opt(deadline) => self.cancel_all(),
             }
-            // Commands that arrived while the timer fired are taken now too.
+            // Commands that arrived meanwhile are taken now too.
             while let Ok(c) = rx.try_recv() {
                 cmds.push(c);
             }
@@ -235,30 +286,18 @@ impl EngineTask {
         self.cancel_all();
     }
 
-    /// Advance to the present, then apply `cmds` at that instant.
+    /// Apply `cmds` (each submission at the instant it was received), then advance to
+    /// the present.
     fn step(&mut self, due: Option<SimTime>, cmds: &mut Vec<Command>) {
-        let mut now = self.settings.clock.sim_time(Instant::now());
-        // The timer fired for `due`; float rounding must not leave that event behind.
-        if let Some(t) = due {
-            now = now.max(t);
-        }
-        let now = now.max(self.sim.now());
-        let mut gone = Vec::new();
-        let mut dispatch = Dispatch {
-            clients: &mut self.clients,
-            metrics: &mut self.metrics,
-            gone: &mut gone,
-            now,
-            speedup: self.settings.clock.speedup,
-        };
-        self.sim.process_until(now, &mut dispatch, &mut NoObserver);
-        for id in gone.drain(..) {
-            self.abort(id);
-        }
         let mut metric_replies = Vec::new();
         for cmd in cmds.drain(..) {
             match cmd {
-                Command::Submit(s) => self.submit(s),
+                Command::Submit(s) => {
+                    let at = self.settings.clock.sim_time(s.received);
+                    self.advance_to(at);
+                    self.submit(s);
+                    self.start_idle();
+                }
                 Command::Abort(id) => self.abort(id),
                 Command::Metrics(reply) => metric_replies.push(reply),
                 Command::Drain { grace } => {
@@ -272,15 +311,48 @@ impl EngineTask {
                 }
             }
         }
-        self.sim.start_idle(&mut NoObserver);
-        if let Some(e) = self.sim.take_fault() {
-            self.stop_broken(e);
+        let mut now = self.settings.clock.sim_time(Instant::now());
+        // The wait ended for `due`; float rounding must not leave that event behind.
+        if let Some(t) = due {
+            now = now.max(t);
         }
+        self.advance_to(now);
+        self.start_idle();
         for reply in metric_replies {
             let _ = reply.send(
                 self.metrics
                     .render(&self.settings.model_name, self.sim.replicas()),
             );
+        }
+    }
+
+    /// Start the idle replicas that have work, now.
+    fn start_idle(&mut self) {
+        let mut steps = Iterations::default();
+        self.sim.start_idle(&mut steps);
+        steps.record(&mut self.metrics);
+        if let Some(e) = self.sim.take_fault() {
+            self.stop_broken(e);
+        }
+    }
+
+    /// Process every event up to simulated time `t` (or the present of the simulation,
+    /// if later), releasing tokens to their clients.
+    fn advance_to(&mut self, t: SimTime) {
+        let t = t.max(self.sim.now());
+        let mut gone = Vec::new();
+        let mut dispatch = Dispatch {
+            clients: &mut self.clients,
+            metrics: &mut self.metrics,
+            gone: &mut gone,
+            now: self.settings.clock.sim_time(Instant::now()).max(t),
+            speedup: self.settings.clock.speedup,
+        };
+        let mut steps = Iterations::default();
+        self.sim.process_until(t, &mut dispatch, &mut steps);
+        steps.record(&mut self.metrics);
+        for id in gone.drain(..) {
+            self.abort(id);
         }
     }
 
@@ -303,12 +375,14 @@ impl EngineTask {
         if self.clients.contains_key(&s.id) {
             return refuse(ApiError::bad_request("duplicate request id"));
         }
-        let req = Request::new(s.id, self.sim.now(), s.prompt_tokens, s.output_tokens);
+        let mut req = Request::new(s.id, self.sim.now(), s.prompt_tokens, s.output_tokens);
+        req.prefix_hash_ids = s.prefix_hash_ids;
         self.clients.insert(
             s.id,
             Client {
                 events: s.events.clone(),
                 prompt_tokens: s.prompt_tokens,
+                params: s.params,
             },
         );
         let mut gone = Vec::new();
@@ -368,30 +442,42 @@ impl EngineTask {
 pub(crate) struct RequestHandle {
     id: u64,
     events: mpsc::UnboundedReceiver<StreamEvent>,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: CommandSender,
     ended: bool,
+}
+
+/// What a handler submits (a [`Submission`] without its channel).
+#[derive(Debug)]
+pub(crate) struct NewRequest {
+    pub(crate) id: u64,
+    pub(crate) prompt_tokens: u32,
+    pub(crate) output_tokens: u32,
+    pub(crate) prefix_hash_ids: Vec<u64>,
+    pub(crate) received: Instant,
+    pub(crate) params: RequestParams,
 }
 
 impl RequestHandle {
     /// Submit a request and wait until the engine accepts or refuses it.
     pub(crate) async fn submit(
-        commands: &mpsc::UnboundedSender<Command>,
-        id: u64,
-        prompt_tokens: u32,
-        output_tokens: u32,
+        commands: &CommandSender,
+        req: NewRequest,
     ) -> Result<Self, ApiError> {
         let (tx, rx) = mpsc::unbounded_channel();
         // Built before sending, so that a disconnect at any point aborts.
         let mut handle = RequestHandle {
-            id,
+            id: req.id,
             events: rx,
             commands: commands.clone(),
             ended: false,
         };
         let sub = Submission {
-            id,
-            prompt_tokens,
-            output_tokens,
+            id: req.id,
+            prompt_tokens: req.prompt_tokens,
+            output_tokens: req.output_tokens,
+            prefix_hash_ids: req.prefix_hash_ids,
+            received: req.received,
+            params: req.params,
             events: tx,
         };
         if commands.send(Command::Submit(sub)).is_err() {
@@ -410,7 +496,7 @@ impl RequestHandle {
         let e = self.events.recv().await;
         if matches!(
             e,
-            None | Some(StreamEvent::Finished | StreamEvent::Failed(_))
+            None | Some(StreamEvent::Finished { .. } | StreamEvent::Failed(_))
         ) {
             self.ended = true;
         }
@@ -426,11 +512,43 @@ impl Drop for RequestHandle {
     }
 }
 
-/// Sleep until `at`, or forever when there is nothing to wait for.
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// Why [`wait`] returned.
+enum Wait {
+    /// A command arrived.
+    Command(Command),
+    /// `until` was reached.
+    Due,
+    /// Every sender is gone.
+    Closed,
+}
+
+/// The next command, or [`Wait::Due`] once `until` is reached (never when `None`):
+/// block until [`SPIN_BEFORE`] ahead of `until`, then poll, so that the return is
+/// within microseconds of `until`.
+fn wait(rx: &std_mpsc::Receiver<Command>, until: Option<Instant>) -> Wait {
+    let Some(until) = until else {
+        return rx.recv().map_or(Wait::Closed, Wait::Command);
+    };
+    if let Some(block) = until
+        .checked_sub(SPIN_BEFORE)
+        .and_then(|t| t.checked_duration_since(Instant::now()))
+    {
+        match rx.recv_timeout(block) {
+            Ok(c) => return Wait::Command(c),
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => return Wait::Closed,
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+        }
+    }
+    loop {
+        match rx.try_recv() {
+            Ok(c) => return Wait::Command(c),
+            Err(std_mpsc::TryRecvError::Disconnected) => return Wait::Closed,
+            Err(std_mpsc::TryRecvError::Empty) => {}
+        }
+        if Instant::now() >= until {
+            return Wait::Due;
+        }
+        std::thread::yield_now();
     }
 }
 

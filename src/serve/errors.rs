@@ -74,19 +74,14 @@ impl ApiError {
         }
     }
 
-    /// 400: prompt plus requested output exceed the context window.
-    pub fn context_length(
-        param: &'static str,
-        max_model_len: u32,
-        prompt: u64,
-        output: u64,
-    ) -> Self {
+    /// 400: the requested output alone exceeds the context window (`param` names the
+    /// field the prompt came in, for the error's `param`).
+    pub fn context_length(param: &'static str, max_model_len: u32, max_tokens: u32) -> Self {
         ApiError {
             param: Some(param),
             code: Some("context_length_exceeded"),
             ..Self::bad_request(format!(
-                "This model's maximum context length is {max_model_len} tokens. However, you requested {} tokens ({prompt} in the {param}, {output} in the completion). Please reduce the length of the {param} or the completion (max_tokens).",
-                prompt + output
+                "max_tokens={max_tokens} cannot be greater than max_model_len={max_model_len}. Please request fewer output tokens."
             ))
         }
     }

@@ -1,13 +1,15 @@
-//! OpenAI request and response bodies, and how a request becomes a simulated one.
+//! OpenAI request and response bodies, and the prompt approximation used when no
+//! tokenizer is loaded.
 //!
 //! # Token counts
 //!
-//! No tokenizer is loaded, so prompt lengths are approximated:
+//! With the model's tokenizer ([`super::tokenizer`]) prompts count exactly as vLLM
+//! counts them. Without one, prompt lengths are approximated:
 //!
 //! * **Text** counts ⌈characters ÷ 4⌉ tokens (OpenAI's rule of thumb for English), at
 //!   least 1. Characters are Unicode scalar values.
 //! * **Token ids** (`prompt` given as an array of integers) count exactly: one token per
-//!   id; the ids themselves are not checked against a vocabulary.
+//!   id (checked against the vocabulary only when a tokenizer is loaded).
 //! * **Chat** messages count their text content (string, or the `text` of `text`
 //!   parts; other parts such as images count nothing) plus 3 template tokens and 1 role
 //!   token per message, a `name`'s text plus 1, and 3 for the assistant header that
@@ -15,16 +17,21 @@
 //!
 //! # Output length
 //!
-//! Output length is `max_tokens` (chat: `max_completion_tokens`, else `max_tokens`).
-//! No end-of-sequence token is simulated, so every request generates exactly that many
-//! tokens, as vLLM does with `ignore_eos: true`; `ignore_eos`, `min_tokens`, `stop`,
-//! `temperature` and other sampling fields are accepted and have no effect, and
+//! Output length is `max_tokens` (chat: `max_completion_tokens`, else `max_tokens`),
+//! clamped to the rest of the context window as vLLM does (a limit above the whole
+//! window is an error). No end-of-sequence token is simulated, so every request
+//! generates exactly that many tokens, as vLLM does with `ignore_eos: true`;
+//! `ignore_eos`, `min_tokens`, `stop` and other sampling fields are accepted and have no
+//! effect (`temperature` only refuses `n` > 1 with greedy sampling, as vLLM), and
 //! `finish_reason` is always `"length"`. When the limit is absent the default is the
 //! server's `--default-max-tokens` if set, else 16 for completions (OpenAI's and vLLM's
-//! default) and the rest of the context window (`max_model_len − prompt`) for chat (vLLM's
-//! default). Unknown fields are ignored.
+//! default) and the rest of the context window (`max_model_len − prompt`) for chat
+//! (vLLM's default). Unknown fields are ignored.
 //!
-//! The generated text is filler: one `" tok"` per token (chat drops the first space).
+//! The generated text repeats one token: with a tokenizer, an ordinary vocabulary token
+//! whose repetitions re-encode to exactly as many tokens; without, `" tok"` per token
+//! (chat drops the first space), which the approximation counts as one token each.
+//! `logprobs` are synthetic ([`logprob_of_rank`]).
 
 use super::errors::ApiError;
 use serde::{Deserialize, Serialize};
@@ -47,6 +54,10 @@ pub struct StreamOptions {
     /// Send a last chunk with the `usage` of the whole request.
     #[serde(default)]
     pub include_usage: Option<bool>,
+    /// With `include_usage`, every chunk also carries the usage so far (vLLM's
+    /// extension).
+    #[serde(default)]
+    pub continuous_usage_stats: Option<bool>,
 }
 
 /// The body of `POST /v1/completions` (the fields that matter to the simulation).
@@ -66,12 +77,22 @@ pub struct CompletionRequest {
     /// Streaming options.
     #[serde(default)]
     pub stream_options: Option<StreamOptions>,
-    /// Choices per prompt (only 1 is supported).
+    /// Choices per prompt (each a simulated request of its own).
     #[serde(default)]
     pub n: Option<u32>,
     /// Echo the prompt (not supported).
     #[serde(default)]
     pub echo: Option<bool>,
+    /// Log-probabilities of this many most likely tokens per position (0–20;
+    /// synthetic values, see [`logprob_of_rank`]).
+    #[serde(default)]
+    pub logprobs: Option<u32>,
+    /// Encode a text prompt with the tokenizer's special tokens (default true).
+    #[serde(default)]
+    pub add_special_tokens: Option<bool>,
+    /// Sampling temperature (only checked: `n` > 1 needs a non-greedy one, as vLLM).
+    #[serde(default)]
+    pub temperature: Option<f64>,
 }
 
 /// One chat message.
@@ -85,6 +106,9 @@ pub struct ChatMessage {
     /// Optional participant name.
     #[serde(default)]
     pub name: Option<String>,
+    /// Other fields (`tool_calls`, `tool_call_id`, …), passed to the chat template.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
 }
 
 /// The body of `POST /v1/chat/completions` (the fields that matter to the simulation).
@@ -107,9 +131,21 @@ pub struct ChatCompletionRequest {
     /// Streaming options.
     #[serde(default)]
     pub stream_options: Option<StreamOptions>,
-    /// Choices (only 1 is supported).
+    /// Choices (each a simulated request of its own).
     #[serde(default)]
     pub n: Option<u32>,
+    /// Return the log-probability of each generated token (synthetic values).
+    #[serde(default)]
+    pub logprobs: Option<bool>,
+    /// With `logprobs`, also this many most likely tokens per position (0–20).
+    #[serde(default)]
+    pub top_logprobs: Option<u32>,
+    /// Append the assistant header to the prompt (default true).
+    #[serde(default)]
+    pub add_generation_prompt: Option<bool>,
+    /// Sampling temperature (only checked: `n` > 1 needs a non-greedy one, as vLLM).
+    #[serde(default)]
+    pub temperature: Option<f64>,
 }
 
 /// Approximate tokens of `text`: ⌈chars ÷ 4⌉ (0 for empty text).
@@ -176,12 +212,22 @@ pub fn chat_prompt_tokens(messages: &[ChatMessage]) -> Result<u64, ApiError> {
 /// Token usage of a request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
-    /// Prompt tokens (approximated, see the module docs).
+    /// Prompt tokens (the model's tokenizer, or approximated: see the module docs).
     pub prompt_tokens: u32,
     /// Generated tokens.
     pub completion_tokens: u32,
     /// Their sum.
     pub total_tokens: u32,
+    /// Prompt tokens served from the (simulated) prefix cache, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+/// `usage.prompt_tokens_details`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptTokensDetails {
+    /// Prompt tokens whose KV came from the prefix cache.
+    pub cached_tokens: u32,
 }
 
 impl Usage {
@@ -191,8 +237,28 @@ impl Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: prompt.saturating_add(completion),
+            prompt_tokens_details: None,
         }
     }
+
+    /// With `cached` prompt tokens from the prefix cache.
+    pub fn with_cached(mut self, cached: u32) -> Self {
+        self.prompt_tokens_details = Some(PromptTokensDetails {
+            cached_tokens: cached,
+        });
+        self
+    }
+}
+
+/// Most tokens per position `logprobs` / `top_logprobs` may ask for (vLLM's default
+/// `--max-logprobs`).
+pub const MAX_LOGPROBS: u32 = 20;
+
+/// The synthetic log-probability of the token of rank `rank` at every position: the
+/// generated token is rank 0 (−0.1, probability 0.905), alternatives fall by 2.5 nats
+/// per rank, so the listed probabilities sum to less than 1.
+pub fn logprob_of_rank(rank: u32) -> f32 {
+    -0.1 - 2.5 * rank as f32
 }
 
 /// Filler text for output tokens `start..start + count`: `" tok"` each, without the
@@ -209,9 +275,46 @@ pub fn filler(start: u32, count: u32, trim_first: bool) -> String {
 #[derive(Serialize)]
 pub(crate) struct CompletionChoice<'a> {
     pub(crate) index: u32,
-    pub(crate) text: &'a str,
-    pub(crate) logprobs: Option<()>,
+    pub(crate) text: String,
+    pub(crate) logprobs: Option<CompletionLogprobs>,
     pub(crate) finish_reason: Option<&'a str>,
+}
+
+/// `logprobs` of a text completion choice (the legacy completions format).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub(crate) struct CompletionLogprobs {
+    /// Character offset of each token in the choice's text.
+    pub(crate) text_offset: Vec<u32>,
+    /// Log-probability of each generated token.
+    pub(crate) token_logprobs: Vec<f32>,
+    /// Text of each generated token.
+    pub(crate) tokens: Vec<String>,
+    /// The most likely tokens at each position, text to log-probability.
+    pub(crate) top_logprobs: Vec<serde_json::Map<String, Value>>,
+}
+
+/// `logprobs` of a chat choice.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub(crate) struct ChatLogprobs {
+    /// One entry per generated token.
+    pub(crate) content: Vec<ChatTokenLogprob>,
+}
+
+/// A generated token with its log-probability and the most likely alternatives.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub(crate) struct ChatTokenLogprob {
+    pub(crate) token: String,
+    pub(crate) logprob: f32,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) top_logprobs: Vec<TopLogprob>,
+}
+
+/// One of the most likely tokens at a position.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub(crate) struct TopLogprob {
+    pub(crate) token: String,
+    pub(crate) logprob: f32,
+    pub(crate) bytes: Vec<u8>,
 }
 
 /// A completion response or streamed chunk, text or chat (`C` is the choice type).
@@ -231,11 +334,11 @@ pub(crate) type Completion<'a> = CompletionResponse<'a, CompletionChoice<'a>>;
 
 /// An assistant message or streamed delta.
 #[derive(Serialize)]
-pub(crate) struct Message<'a> {
+pub(crate) struct Message {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) content: Option<&'a str>,
+    pub(crate) content: Option<String>,
 }
 
 /// A chat choice: `message` when whole, `delta` when streamed.
@@ -243,10 +346,10 @@ pub(crate) struct Message<'a> {
 pub(crate) struct ChatChoice<'a> {
     pub(crate) index: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) message: Option<Message<'a>>,
+    pub(crate) message: Option<Message>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) delta: Option<Message<'a>>,
-    pub(crate) logprobs: Option<()>,
+    pub(crate) delta: Option<Message>,
+    pub(crate) logprobs: Option<ChatLogprobs>,
     pub(crate) finish_reason: Option<&'a str>,
 }
 
@@ -263,6 +366,8 @@ pub(crate) struct ModelCard<'a> {
     pub(crate) root: &'a str,
     pub(crate) parent: Option<&'a str>,
     pub(crate) max_model_len: u32,
+    /// How this server counts tokens (servesim's own field).
+    pub(crate) servesim_tokenizer: &'a str,
 }
 
 /// `GET /v1/models` body.

@@ -1,27 +1,27 @@
 //! HTTP routes: request validation, submission to the engine task, and the JSON or
 //! server-sent-event responses.
 
-use super::engine_task::{Command, RequestHandle, StreamEvent};
+use super::engine_task::{Command, NewRequest, RequestHandle};
 use super::errors::ApiError;
+use super::metrics::RequestParams;
 use super::openai::{
-    chat_prompt_tokens, completion_prompt_tokens, filler, ChatChoice, ChatCompletion,
-    ChatCompletionRequest, Completion, CompletionChoice, CompletionRequest, Message, ModelCard,
-    ModelList, StreamOptions, Usage, DEFAULT_COMPLETION_MAX_TOKENS,
+    ChatCompletionRequest, CompletionRequest, ModelCard, ModelList, StreamOptions,
+    DEFAULT_COMPLETION_MAX_TOKENS, MAX_LOGPROBS,
 };
+use super::prompt::Prompt;
+use super::respond::{respond, Api, Job};
 use super::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, Method, StatusCode, Uri};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
-use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::oneshot;
 
 /// Largest request body accepted.
@@ -33,6 +33,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/models", get(models))
+        .route("/tokenize", post(super::tokenize::tokenize))
+        .route("/detokenize", post(super::tokenize::detokenize))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/version", get(version))
@@ -77,28 +79,19 @@ async fn require_api_key(
     next.run(req).await
 }
 
-/// Which endpoint a request came through.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Api {
-    Completions,
-    Chat,
+/// A validated request before submission: the job and how to run its choices.
+struct Plan {
+    job: Job,
+    /// Choices (simulated requests).
+    n: u32,
+    prompt: Prompt,
+    /// The `max_tokens` the client sent, if any (for `/metrics`).
+    max_tokens_param: Option<u32>,
 }
 
-/// A validated request.
-#[derive(Debug)]
-struct Job {
-    api: Api,
-    id: String,
-    sim_id: u64,
-    model: String,
-    created: u64,
-    prompt_tokens: u32,
-    output_tokens: u32,
-    stream: bool,
-    include_usage: bool,
-}
-
-fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+pub(crate) fn parse<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let body = body.map_err(|r| ApiError::with_status(r.status(), r.body_text()))?;
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
@@ -111,7 +104,7 @@ fn unix_now() -> u64 {
 }
 
 impl AppState {
-    fn model(&self, requested: Option<String>) -> Result<String, ApiError> {
+    pub(crate) fn model(&self, requested: Option<String>) -> Result<String, ApiError> {
         match requested {
             None => Ok(self.model_names[0].clone()),
             Some(m) if self.model_names.contains(&m) => Ok(m),
@@ -119,8 +112,8 @@ impl AppState {
         }
     }
 
-    /// Output length: the request's limit, else the server default, else
-    /// `fallback(remaining context)`; checked against the context window.
+    /// Output length: the request's limit (clamped to the rest of the context window),
+    /// else the server default, else `fallback(remaining context)`.
     fn output_tokens(
         &self,
         requested: Option<u32>,
@@ -140,18 +133,12 @@ impl AppState {
                     "max_tokens must be at least 1",
                 ))
             }
-            Some(n) => {
-                let n = u64::from(n);
-                if n > remaining {
-                    return Err(ApiError::context_length(
-                        param,
-                        self.max_model_len,
-                        prompt,
-                        n,
-                    ));
-                }
-                n
+            // As vLLM (0.11 and later): a limit beyond the context window is an error,
+            // one that only the prompt makes too long is clamped to what fits.
+            Some(n) if n > self.max_model_len => {
+                return Err(ApiError::context_length(param, self.max_model_len, n))
             }
+            Some(n) => u64::from(n).min(remaining),
             None => match self.default_max_tokens {
                 Some(d) => u64::from(d).min(remaining),
                 None => fallback(remaining).clamp(1, remaining),
@@ -161,40 +148,84 @@ impl AppState {
         Ok((prompt as u32, out as u32))
     }
 
-    fn job(
+    #[allow(clippy::too_many_arguments)]
+    fn plan(
         &self,
         api: Api,
         model: String,
-        (prompt_tokens, output_tokens): (u32, u32),
+        prompt: Prompt,
+        output_tokens: u32,
+        (n, logprobs): (u32, Option<u32>),
         stream: Option<bool>,
         opts: Option<StreamOptions>,
-    ) -> Job {
-        let sim_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        max_tokens_param: Option<u32>,
+    ) -> Plan {
+        let sim_id = self.next_id.load(Ordering::Relaxed);
         let prefix = match api {
             Api::Completions => "cmpl",
             Api::Chat => "chatcmpl",
         };
-        Job {
-            api,
-            id: format!("{prefix}-{sim_id:016x}"),
-            sim_id,
-            model,
-            created: unix_now(),
-            prompt_tokens,
-            output_tokens,
-            stream: stream.unwrap_or(false),
-            include_usage: opts.and_then(|o| o.include_usage).unwrap_or(false),
+        let include_usage = opts.and_then(|o| o.include_usage).unwrap_or(false);
+        Plan {
+            job: Job {
+                api,
+                id: format!("{prefix}-{sim_id:016x}"),
+                model,
+                created: unix_now(),
+                // Below max_model_len (checked), so it fits.
+                prompt_tokens: prompt.tokens as u32,
+                output_tokens,
+                stream: stream.unwrap_or(false),
+                include_usage,
+                continuous_usage: include_usage
+                    && opts.and_then(|o| o.continuous_usage_stats).unwrap_or(false),
+                prompt_tokens_details: self.prompt_tokens_details,
+                logprobs,
+                tokens: self.tokens.clone(),
+            },
+            n,
+            prompt,
+            max_tokens_param,
         }
     }
 }
 
-fn check_n(n: Option<u32>) -> Result<(), ApiError> {
-    match n {
-        None | Some(1) => Ok(()),
-        Some(_) => Err(ApiError::bad_param(
+/// Most choices a request may ask for.
+const MAX_N: u32 = 128;
+
+/// `n`, which vLLM refuses above 1 with greedy sampling (temperature ≈ 0).
+fn check_n(n: Option<u32>, temperature: Option<f64>) -> Result<u32, ApiError> {
+    match n.unwrap_or(1) {
+        n @ 2..=MAX_N if temperature.is_some_and(|t| t < 1e-5) => Err(ApiError::bad_param(
             "n",
-            "only n = 1 is supported: send one request per choice",
+            format!("n must be 1 when using greedy sampling, got {n}."),
         )),
+        n @ 1..=MAX_N => Ok(n),
+        n => Err(ApiError::bad_param(
+            "n",
+            format!("n must be between 1 and {MAX_N}, got {n}"),
+        )),
+    }
+}
+
+/// vLLM refuses `stream_options` on a request that does not stream.
+fn check_stream_options(stream: Option<bool>, opts: Option<StreamOptions>) -> Result<(), ApiError> {
+    if opts.is_some() && stream != Some(true) {
+        return Err(ApiError::bad_param(
+            "stream_options",
+            "Stream options can only be defined when `stream=True`.",
+        ));
+    }
+    Ok(())
+}
+
+fn check_logprobs(param: &'static str, k: Option<u32>) -> Result<Option<u32>, ApiError> {
+    match k {
+        Some(k) if k > MAX_LOGPROBS => Err(ApiError::bad_param(
+            param,
+            format!("{param} must be at most {MAX_LOGPROBS} (vLLM's --max-logprobs), got {k}"),
+        )),
+        k => Ok(k),
     }
 }
 
@@ -202,256 +233,116 @@ async fn completions(
     State(app): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let job = (|| {
+    let received = Instant::now();
+    let plan = (|| {
         let req: CompletionRequest = parse(body)?;
         let model = app.model(req.model)?;
-        check_n(req.n)?;
+        let n = check_n(req.n, req.temperature)?;
+        check_stream_options(req.stream, req.stream_options)?;
+        let logprobs = check_logprobs("logprobs", req.logprobs)?;
         if req.echo == Some(true) {
             return Err(ApiError::bad_param("echo", "echo is not supported"));
         }
-        let prompt = completion_prompt_tokens(&req.prompt)?;
-        let lens = app.output_tokens(req.max_tokens, prompt, "prompt", |_| {
+        let prompt = app
+            .tokens
+            .completion_prompt(&req.prompt, req.add_special_tokens.unwrap_or(true))?;
+        let (_, out) = app.output_tokens(req.max_tokens, prompt.tokens, "prompt", |_| {
             u64::from(DEFAULT_COMPLETION_MAX_TOKENS)
         })?;
-        Ok(app.job(
+        Ok(app.plan(
             Api::Completions,
             model,
-            lens,
+            prompt,
+            out,
+            (n, logprobs),
             req.stream,
             req.stream_options,
+            req.max_tokens,
         ))
     })();
-    respond(&app, job).await
+    run(&app, plan, received).await
 }
 
 async fn chat_completions(
     State(app): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let job = (|| {
+    let received = Instant::now();
+    let plan = (|| {
         let req: ChatCompletionRequest = parse(body)?;
         let model = app.model(req.model)?;
-        check_n(req.n)?;
-        let prompt = chat_prompt_tokens(&req.messages)?;
-        let limit = req.max_completion_tokens.or(req.max_tokens);
-        let lens = app.output_tokens(limit, prompt, "messages", |remaining| remaining)?;
-        Ok(app.job(Api::Chat, model, lens, req.stream, req.stream_options))
-    })();
-    respond(&app, job).await
-}
-
-async fn respond(app: &AppState, job: Result<Job, ApiError>) -> Response {
-    let job = match job {
-        Ok(j) => j,
-        Err(e) => return e.into_response(),
-    };
-    let handle = match RequestHandle::submit(
-        &app.commands,
-        job.sim_id,
-        job.prompt_tokens,
-        job.output_tokens,
-    )
-    .await
-    {
-        Ok(h) => h,
-        Err(e) => return e.into_response(),
-    };
-    if job.stream {
-        stream_response(job, handle, app.keep_alive).into_response()
-    } else {
-        match whole_response(&job, handle).await {
-            Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-            Err(e) => e.into_response(),
-        }
-    }
-}
-
-/// Wait for every token, then answer one JSON body.
-async fn whole_response(job: &Job, mut handle: RequestHandle) -> Result<String, ApiError> {
-    let mut generated = 0u32;
-    loop {
-        match handle.next().await {
-            Some(StreamEvent::Tokens { count }) => generated += count,
-            Some(StreamEvent::Finished) => break,
-            Some(StreamEvent::Failed(e)) => return Err(e),
-            Some(StreamEvent::Accepted) => {}
-            None => return Err(ApiError::unavailable("the engine has stopped")),
-        }
-    }
-    let usage = Some(Usage::new(job.prompt_tokens, generated));
-    let finish = Some("length");
-    let json = match job.api {
-        Api::Completions => {
-            let text = filler(0, generated, false);
-            serde_json::to_string(&Completion {
-                id: &job.id,
-                object: "text_completion",
-                created: job.created,
-                model: &job.model,
-                choices: vec![CompletionChoice {
-                    index: 0,
-                    text: &text,
-                    logprobs: None,
-                    finish_reason: finish,
-                }],
-                usage,
-            })
-        }
-        Api::Chat => {
-            let text = filler(0, generated, true);
-            serde_json::to_string(&ChatCompletion {
-                id: &job.id,
-                object: "chat.completion",
-                created: job.created,
-                model: &job.model,
-                choices: vec![ChatChoice {
-                    index: 0,
-                    message: Some(Message {
-                        role: Some("assistant"),
-                        content: Some(&text),
-                    }),
-                    delta: None,
-                    logprobs: None,
-                    finish_reason: finish,
-                }],
-                usage,
-            })
-        }
-    };
-    json.map_err(|e| ApiError::unavailable(format!("could not encode the response: {e}")))
-}
-
-/// State of one server-sent-event stream.
-struct SseState {
-    job: Job,
-    handle: RequestHandle,
-    generated: u32,
-    pending: VecDeque<Event>,
-    ended: bool,
-}
-
-impl SseState {
-    fn push_json(&mut self, value: Result<String, serde_json::Error>) {
-        match value {
-            Ok(s) => self.pending.push_back(Event::default().data(s)),
-            Err(e) => self.fail(ApiError::unavailable(format!(
-                "could not encode a chunk: {e}"
-            ))),
-        }
-    }
-
-    fn chunk(
-        &mut self,
-        text: Option<&str>,
-        role: bool,
-        finish: Option<&str>,
-        usage: Option<Usage>,
-    ) {
-        let j = &self.job;
-        let choices_empty = usage.is_some();
-        let json = match j.api {
-            Api::Completions => serde_json::to_string(&Completion {
-                id: &j.id,
-                object: "text_completion",
-                created: j.created,
-                model: &j.model,
-                choices: if choices_empty {
-                    Vec::new()
-                } else {
-                    vec![CompletionChoice {
-                        index: 0,
-                        text: text.unwrap_or(""),
-                        logprobs: None,
-                        finish_reason: finish,
-                    }]
-                },
-                usage,
-            }),
-            Api::Chat => serde_json::to_string(&ChatCompletion {
-                id: &j.id,
-                object: "chat.completion.chunk",
-                created: j.created,
-                model: &j.model,
-                choices: if choices_empty {
-                    Vec::new()
-                } else {
-                    vec![ChatChoice {
-                        index: 0,
-                        message: None,
-                        delta: Some(Message {
-                            role: role.then_some("assistant"),
-                            content: text,
-                        }),
-                        logprobs: None,
-                        finish_reason: finish,
-                    }]
-                },
-                usage,
-            }),
+        let n = check_n(req.n, req.temperature)?;
+        check_stream_options(req.stream, req.stream_options)?;
+        let top = check_logprobs("top_logprobs", req.top_logprobs)?;
+        let logprobs = match (req.logprobs.unwrap_or(false), top) {
+            (true, k) => Some(k.unwrap_or(0)),
+            (false, Some(k)) if k > 0 => {
+                return Err(ApiError::bad_param(
+                    "top_logprobs",
+                    "top_logprobs needs logprobs: true",
+                ))
+            }
+            (false, _) => None,
         };
-        self.push_json(json);
-    }
-
-    fn on_tokens(&mut self, count: u32) {
-        let start = self.generated;
-        self.generated = self.generated.saturating_add(count);
-        let chat = self.job.api == Api::Chat;
-        if chat && start == 0 {
-            self.chunk(Some(""), true, None, None);
-        }
-        let text = filler(start, count, chat);
-        let last = self.generated >= self.job.output_tokens;
-        self.chunk(Some(&text), false, last.then_some("length"), None);
-    }
-
-    fn finish(&mut self) {
-        if self.job.include_usage {
-            let usage = Usage::new(self.job.prompt_tokens, self.generated);
-            self.chunk(None, false, None, Some(usage));
-        }
-        self.pending.push_back(Event::default().data("[DONE]"));
-        self.ended = true;
-    }
-
-    fn fail(&mut self, e: ApiError) {
-        self.pending.push_back(Event::default().data(e.to_json()));
-        self.pending.push_back(Event::default().data("[DONE]"));
-        self.ended = true;
-    }
+        let prompt = app
+            .tokens
+            .chat_prompt(&req.messages, req.add_generation_prompt.unwrap_or(true))?;
+        let limit = req.max_completion_tokens.or(req.max_tokens);
+        let (_, out) =
+            app.output_tokens(limit, prompt.tokens, "messages", |remaining| remaining)?;
+        Ok(app.plan(
+            Api::Chat,
+            model,
+            prompt,
+            out,
+            (n, logprobs),
+            req.stream,
+            req.stream_options,
+            limit,
+        ))
+    })();
+    run(&app, plan, received).await
 }
 
-/// Stream the tokens as OpenAI chunks, as the engine releases them.
-fn stream_response(job: Job, handle: RequestHandle, keep_alive: std::time::Duration) -> Response {
-    let state = SseState {
-        job,
-        handle,
-        generated: 0,
-        pending: VecDeque::new(),
-        ended: false,
+/// Submit the plan's choices (one simulated request each, all arriving when the HTTP
+/// request was received) and answer.
+async fn run(app: &AppState, plan: Result<Plan, ApiError>, received: Instant) -> Response {
+    let plan = match plan {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
-    let stream = futures_util::stream::unfold(state, |mut st| async move {
-        loop {
-            if let Some(ev) = st.pending.pop_front() {
-                return Some((Ok::<_, Infallible>(ev), st));
-            }
-            if st.ended {
-                return None;
-            }
-            match st.handle.next().await {
-                Some(StreamEvent::Tokens { count }) => st.on_tokens(count),
-                Some(StreamEvent::Finished) => st.finish(),
-                Some(StreamEvent::Failed(e)) => st.fail(e),
-                Some(StreamEvent::Accepted) => {}
-                None => st.fail(ApiError::unavailable("the engine has stopped")),
-            }
+    let hashes = plan
+        .prompt
+        .ids
+        .as_deref()
+        .map(super::prompt::prefix_hash_ids)
+        .unwrap_or_default();
+    let mut handles = Vec::with_capacity(plan.n as usize);
+    for i in 0..plan.n {
+        let req = NewRequest {
+            id: app.next_id.fetch_add(1, Ordering::Relaxed),
+            prompt_tokens: plan.job.prompt_tokens,
+            output_tokens: plan.job.output_tokens,
+            prefix_hash_ids: hashes.clone(),
+            received,
+            params: RequestParams {
+                // The request's parameters are counted once, with its first choice.
+                n: (i == 0).then_some(plan.n),
+                max_tokens: plan.max_tokens_param.filter(|_| i == 0),
+                max_generation_tokens: plan.job.output_tokens,
+            },
+        };
+        match RequestHandle::submit(&app.commands, req).await {
+            Ok(h) => handles.push(h),
+            // Dropping the handles aborts the choices already submitted.
+            Err(e) => return e.into_response(),
         }
-    });
-    Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(keep_alive))
-        .into_response()
+    }
+    respond(plan.job, handles, app.keep_alive).await
 }
 
 async fn models(State(app): State<Arc<AppState>>) -> Response {
+    let tokenizer = app.tokens.describe();
     let list = ModelList {
         object: "list",
         data: app
@@ -465,6 +356,7 @@ async fn models(State(app): State<Arc<AppState>>) -> Response {
                 root: &app.root_model,
                 parent: None,
                 max_model_len: app.max_model_len,
+                servesim_tokenizer: &tokenizer,
             })
             .collect(),
     };

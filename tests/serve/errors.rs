@@ -36,7 +36,20 @@ async fn malformed_bodies_are_400() {
             "{\"prompt\": [\"a\", \"b\"], \"max_tokens\": 1}",
         ),
         ("/v1/completions", "{\"prompt\": {\"a\": 1}}"),
-        ("/v1/completions", "{\"prompt\": \"x\", \"n\": 2}"),
+        ("/v1/completions", "{\"prompt\": \"x\", \"n\": 0}"),
+        (
+            "/v1/completions",
+            "{\"prompt\": \"x\", \"n\": 2, \"temperature\": 0}",
+        ),
+        ("/v1/completions", "{\"prompt\": \"x\", \"logprobs\": 21}"),
+        (
+            "/v1/completions",
+            "{\"prompt\": \"x\", \"stream_options\": {\"include_usage\": true}}",
+        ),
+        (
+            "/v1/chat/completions",
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"top_logprobs\": 2}",
+        ),
         (
             "/v1/completions",
             "{\"prompt\": \"x\", \"stream\": \"yes\"}",
@@ -125,14 +138,20 @@ async fn too_long_requests_are_400() {
     let e = error_of(
         s.post(
             "/v1/completions",
-            &json!({"prompt": ids, "max_tokens": 100}),
+            &json!({"prompt": ids, "max_tokens": 300}),
         )
         .await,
         400,
     )
     .await;
     assert_eq!(e["code"], "context_length_exceeded");
-    assert!(e["message"].as_str().unwrap().contains("300 tokens"));
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_tokens=300 cannot be greater than max_model_len=256"),
+        "{e}"
+    );
     let e = error_of(
         s.post(
             "/v1/chat/completions",

@@ -63,14 +63,24 @@ async fn metrics_use_vllm_names_and_prometheus_format() {
     for name in [
         "vllm:num_requests_running",
         "vllm:num_requests_waiting",
-        "vllm:gpu_cache_usage_perc",
         "vllm:kv_cache_usage_perc",
         "vllm:prompt_tokens_total",
         "vllm:generation_tokens_total",
         "vllm:request_success_total",
         "vllm:time_to_first_token_seconds",
         "vllm:inter_token_latency_seconds",
-        "vllm:time_per_output_token_seconds",
+        "vllm:request_time_per_output_token_seconds",
+        "vllm:request_prefill_time_seconds",
+        "vllm:request_decode_time_seconds",
+        "vllm:request_inference_time_seconds",
+        "vllm:request_prompt_tokens",
+        "vllm:request_generation_tokens",
+        "vllm:iteration_tokens_total",
+        "vllm:request_params_n",
+        "vllm:request_params_max_tokens",
+        "vllm:request_max_num_generation_tokens",
+        "vllm:prefix_cache_queries_total",
+        "vllm:prefix_cache_hits_total",
         "vllm:e2e_request_latency_seconds",
         "vllm:request_queue_time_seconds",
     ] {
@@ -93,7 +103,15 @@ async fn metrics_use_vllm_names_and_prometheus_format() {
     }
     assert_eq!(sample(&text, "vllm:prompt_tokens_total"), 6.0);
     assert_eq!(sample(&text, "vllm:generation_tokens_total"), 15.0);
-    assert_eq!(sample(&text, "vllm:request_success_total"), 3.0);
+    // Every finished_reason is exposed; the simulated requests all end by length.
+    assert_eq!(
+        sample(&text, "vllm:request_success_total"),
+        0.0,
+        "stop comes first"
+    );
+    assert!(text.contains(
+        "vllm:request_success_total{engine=\"0\",finished_reason=\"length\",model_name=\"test-model\"} 3.0"
+    ));
     assert_eq!(sample(&text, "vllm:time_to_first_token_seconds_count"), 3.0);
     assert_eq!(
         sample(&text, "vllm:inter_token_latency_seconds_count"),

@@ -7,4 +7,5 @@ mod api;
 mod errors;
 mod lifecycle;
 mod limits;
+mod tokenizer;
 mod util;

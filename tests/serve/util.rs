@@ -37,6 +37,12 @@ pub(crate) fn options(speedup: f64) -> ServeOptions {
     o
 }
 
+/// The small byte-level BPE tokenizer the repository ships for tests.
+pub(crate) const TOKENIZER_DIR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/tokenizer/llama3-style-bpe2k"
+);
+
 pub(crate) async fn start(cfg: EngineConfig, opts: ServeOptions) -> TestServer {
     let replica = Replica::new(0, cfg, latency()).unwrap();
     let sim = Simulation::new(vec![replica], Router::default()).unwrap();
@@ -145,7 +151,7 @@ pub(crate) async fn read_stream(
     let mut ttft = None;
     while let Some(chunk) = resp.chunk().await.unwrap() {
         buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        if ttft.is_none() && buf.contains("tok") {
+        if ttft.is_none() && has_token(&buf) {
             ttft = Some(sent.elapsed());
         }
     }
@@ -156,6 +162,15 @@ pub(crate) async fn read_stream(
         .map(|d| serde_json::from_str(d).unwrap())
         .collect();
     (chunks, ttft.expect("a token arrived"), sent.elapsed())
+}
+
+/// Whether an SSE body so far holds a chunk with generated text (not the empty role
+/// delta of a chat stream).
+fn has_token(buf: &str) -> bool {
+    ["\"text\":\"", "\"content\":\""].iter().any(|key| {
+        buf.match_indices(key)
+            .any(|(i, _)| !buf[i + key.len()..].starts_with('"'))
+    })
 }
 
 pub(crate) fn text_of(chunks: &[Value]) -> String {
