@@ -37,8 +37,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "NAME", num_args = 1..)]
     served_model_name: Vec<String>,
 
-    /// max_tokens of requests that give none. Default: 16 for completions, the rest of
-    /// the context window for chat (as vLLM).
+    /// max_tokens of requests that give none. Default: 16 for completions; for chat the
+    /// model's generation_config.json max_new_tokens (beside its tokenizer), else the
+    /// rest of the context window (as vLLM).
     #[arg(long, value_name = "TOKENS")]
     default_max_tokens: Option<u32>,
 
@@ -134,8 +135,14 @@ pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
     opts.max_connections = args.max_connections;
     opts.api_key = args.api_key.clone();
     opts.prompt_tokens_details = args.enable_prompt_tokens_details;
+    // The serving stack's API-server delays, as `simulate` applies them.
+    opts.api_server = Some(setup.deployment.stack.api_server.clone());
     let model_arg = args.deployment.model.clone().unwrap_or_default();
     opts.tokenization = tokenization(args.tokenizer.as_deref(), &model_arg, paths)?;
+    opts.chat_max_new_tokens = opts
+        .tokenization
+        .model()
+        .and_then(|t| servesim::serve::tokenizer::generation_max_new_tokens(t.dir()));
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -9,7 +9,7 @@
 //!
 //! Tokens are released once the wall clock reaches their simulated time. An async
 //! timer would add up to a millisecond (tokio's resolution); the thread instead blocks
-//! on its command channel until [`SPIN_BEFORE`] ahead of the event, then polls the
+//! on its command channel until [`SPIN_BEFORE`] ahead of the event, then spins on the
 //! channel until the event is due, so releases land within microseconds of their time
 //! (measured by `servesim:token_release_lag_seconds`). Requests from all clients share
 //! one simulation, so they batch, queue and compete for KV blocks exactly as in
@@ -22,10 +22,11 @@
 use super::errors::ApiError;
 use super::metrics::{RequestParams, ServerMetrics};
 use crate::engine::{Replica, RequestRecord, RequestSink, RequestStatus, TokenEvent};
+use crate::sim::api::ApiDelays;
 use crate::sim::{Observer, Simulation};
 use crate::trace::Request;
 use crate::units::{SimDuration, SimTime};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -102,6 +103,9 @@ const FOREVER: Duration = Duration::from_secs(100 * 365 * 86_400);
 pub(crate) struct WallClock {
     start: Instant,
     speedup: f64,
+    /// How far the engine's clock runs behind the clients' (the API server's egress
+    /// per token): a token the engine produces at `t` reaches its client at `t + lag`.
+    lag: SimDuration,
 }
 
 impl WallClock {
@@ -111,7 +115,30 @@ impl WallClock {
         WallClock {
             start: Instant::now(),
             speedup,
+            lag: SimDuration::ZERO,
         }
+    }
+
+    /// The engine's clock runs `lag` behind the clients'.
+    pub(crate) fn with_lag(mut self, lag: SimDuration) -> Self {
+        self.lag = lag;
+        self
+    }
+
+    /// The engine's time at wall time `at`.
+    fn engine_time(&self, at: Instant) -> SimTime {
+        SimTime::from_nanos(
+            self.sim_time(at)
+                .as_nanos()
+                .saturating_sub(self.lag.as_nanos()),
+        )
+    }
+
+    /// The wall time at which the engine's clock reaches `t`.
+    fn engine_wall_time(&self, t: SimTime) -> Instant {
+        self.wall_time(SimTime::from_nanos(
+            t.as_nanos().saturating_add(self.lag.as_nanos()),
+        ))
     }
 
     /// The simulated time at wall time `at`.
@@ -145,6 +172,9 @@ pub(crate) struct EngineSettings {
     pub(crate) model_name: String,
     /// The context window (token-count histogram buckets reach it).
     pub(crate) max_model_len: u32,
+    /// The serving stack's API server: a request reaches the engine its ingress after
+    /// the HTTP request was received, as in `simulate`.
+    pub(crate) api: ApiDelays,
 }
 
 /// A live request's client.
@@ -167,6 +197,9 @@ pub(crate) struct EngineTask {
     /// Why the engine stopped (its latency model gave an invalid iteration time):
     /// every request from then on is refused with this message.
     broken: Option<String>,
+    /// Requests received but still in the API server, by when they reach the engine
+    /// (engine time) and id.
+    pending: BTreeMap<(SimTime, u64), Submission>,
 }
 
 /// Forwards simulation output to clients and metrics.
@@ -178,6 +211,9 @@ struct Dispatch<'a> {
     /// The simulated present and the speedup, to measure release lag.
     now: SimTime,
     speedup: f64,
+    /// The API server's delays: latencies in `/metrics` run from the HTTP request's
+    /// receipt, as vLLM's run from its frontend's arrival time.
+    api: ApiDelays,
 }
 
 impl RequestSink for Dispatch<'_> {
@@ -185,7 +221,11 @@ impl RequestSink for Dispatch<'_> {
         let Some(c) = self.clients.get(&e.request_id) else {
             return;
         };
-        self.metrics.on_tokens(e, c.prompt_tokens);
+        let mut seen = *e;
+        if e.first {
+            seen.gap = seen.gap + self.api.ingress(c.prompt_tokens);
+        }
+        self.metrics.on_tokens(&seen, c.prompt_tokens);
         let lag = self.now.saturating_duration_since(e.time).as_secs_f64() / self.speedup;
         self.metrics.on_release_lag(lag);
         if c.events
@@ -202,7 +242,11 @@ impl RequestSink for Dispatch<'_> {
         };
         let event = match r.status {
             RequestStatus::Finished => {
-                self.metrics.on_finished(&r, &c.params);
+                let mut seen = r.clone();
+                let ingress = self.api.ingress(r.input_tokens).as_secs_f64();
+                seen.ttft_s += ingress;
+                seen.e2e_s += ingress;
+                self.metrics.on_finished(&seen, &c.params);
                 StreamEvent::Finished {
                     cached_tokens: r.prefix_hit_tokens,
                 }
@@ -252,6 +296,7 @@ impl EngineTask {
             settings,
             draining: false,
             drain_deadline: None,
+            pending: BTreeMap::new(),
         }
     }
 
@@ -260,8 +305,11 @@ impl EngineTask {
     pub(crate) fn run(mut self, rx: std_mpsc::Receiver<Command>) {
         let mut cmds = Vec::with_capacity(64);
         loop {
-            let next_event = self.sim.next_event_time();
-            let wake = next_event.map(|t| self.settings.clock.wall_time(t));
+            let next_event = match (self.sim.next_event_time(), self.next_entry()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let wake = next_event.map(|t| self.settings.clock.engine_wall_time(t));
             let until = match (wake, self.drain_deadline) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -286,23 +334,34 @@ impl EngineTask {
         self.cancel_all();
     }
 
-    /// Apply `cmds` (each submission at the instant it was received), then advance to
-    /// the present.
+    /// When the next request leaves the API server for the engine.
+    fn next_entry(&self) -> Option<SimTime> {
+        self.pending.keys().next().map(|&(t, _)| t)
+    }
+
+    /// Apply `cmds`, hand the engine the requests whose API-server time has passed
+    /// (each at its own instant), then advance to the present.
     fn step(&mut self, due: Option<SimTime>, cmds: &mut Vec<Command>) {
         let mut metric_replies = Vec::new();
         for cmd in cmds.drain(..) {
             match cmd {
                 Command::Submit(s) => {
-                    let at = self.settings.clock.sim_time(s.received);
-                    self.advance_to(at);
-                    self.submit(s);
-                    self.start_idle();
+                    // Received at `s.received` on the clients' clock; in the engine
+                    // after the API server's ingress (and the engine's lag).
+                    let sent = self.settings.clock.sim_time(s.received);
+                    let entry = sent + self.settings.api.ingress(s.prompt_tokens);
+                    let entry = SimTime::from_nanos(
+                        entry
+                            .as_nanos()
+                            .saturating_sub(self.settings.clock.lag.as_nanos()),
+                    );
+                    self.pending.insert((entry, s.id), s);
                 }
                 Command::Abort(id) => self.abort(id),
                 Command::Metrics(reply) => metric_replies.push(reply),
                 Command::Drain { grace } => {
                     self.draining = true;
-                    if !self.clients.is_empty() {
+                    if !self.clients.is_empty() || !self.pending.is_empty() {
                         let now = Instant::now();
                         // A grace too long to represent means "never cancel".
                         let at = now.checked_add(grace).unwrap_or(now + FOREVER);
@@ -311,10 +370,18 @@ impl EngineTask {
                 }
             }
         }
-        let mut now = self.settings.clock.sim_time(Instant::now());
+        let mut now = self.settings.clock.engine_time(Instant::now());
         // The wait ended for `due`; float rounding must not leave that event behind.
         if let Some(t) = due {
             now = now.max(t);
+        }
+        while let Some(entry) = self.next_entry().filter(|&t| t <= now) {
+            let Some((_, s)) = self.pending.pop_first() else {
+                break;
+            };
+            self.advance_to(entry);
+            self.submit(s);
+            self.start_idle();
         }
         self.advance_to(now);
         self.start_idle();
@@ -345,8 +412,9 @@ impl EngineTask {
             clients: &mut self.clients,
             metrics: &mut self.metrics,
             gone: &mut gone,
-            now: self.settings.clock.sim_time(Instant::now()).max(t),
+            now: self.settings.clock.engine_time(Instant::now()).max(t),
             speedup: self.settings.clock.speedup,
+            api: self.settings.api,
         };
         let mut steps = Iterations::default();
         self.sim.process_until(t, &mut dispatch, &mut steps);
@@ -392,6 +460,7 @@ impl EngineTask {
             gone: &mut gone,
             now: self.sim.now(),
             speedup: self.settings.clock.speedup,
+            api: self.settings.api,
         };
         self.sim.add_request(req, &mut dispatch);
         // A request the engine can never run was rejected (and told) already.
@@ -404,6 +473,7 @@ impl EngineTask {
         if self.clients.remove(&id).is_some() {
             self.sim.abort(id);
         }
+        self.pending.retain(|&(_, p), _| p != id);
     }
 
     /// The engine cannot go on (its latency model gave an invalid time): say so once
@@ -423,6 +493,11 @@ impl EngineTask {
     /// Cancel every live request, telling each client `why`.
     fn cancel_all_with(&mut self, why: &str) {
         self.drain_deadline = None;
+        for (_, s) in std::mem::take(&mut self.pending) {
+            let _ = s
+                .events
+                .send(StreamEvent::Failed(ApiError::unavailable(why)));
+        }
         let mut ids: Vec<u64> = self.clients.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
@@ -523,7 +598,7 @@ enum Wait {
 }
 
 /// The next command, or [`Wait::Due`] once `until` is reached (never when `None`):
-/// block until [`SPIN_BEFORE`] ahead of `until`, then poll, so that the return is
+/// block until [`SPIN_BEFORE`] ahead of `until`, then spin, so that the return is
 /// within microseconds of `until`.
 fn wait(rx: &std_mpsc::Receiver<Command>, until: Option<Instant>) -> Wait {
     let Some(until) = until else {
@@ -548,7 +623,9 @@ fn wait(rx: &std_mpsc::Receiver<Command>, until: Option<Instant>) -> Wait {
         if Instant::now() >= until {
             return Wait::Due;
         }
-        std::thread::yield_now();
+        // Not yield_now: on a busy machine a yielded thread can lose the core for a
+        // whole scheduler slice, far longer than the wait.
+        std::hint::spin_loop();
     }
 }
 

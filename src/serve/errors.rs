@@ -74,8 +74,8 @@ impl ApiError {
         }
     }
 
-    /// 400: the requested output alone exceeds the context window (`param` names the
-    /// field the prompt came in, for the error's `param`).
+    /// 400: the requested output alone exceeds the context window (`param`: the limit's
+    /// field).
     pub fn context_length(param: &'static str, max_model_len: u32, max_tokens: u32) -> Self {
         ApiError {
             param: Some(param),

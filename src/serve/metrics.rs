@@ -39,7 +39,8 @@ pub const REQUEST_LATENCY_BUCKETS: &[f64] = &[
 
 /// Buckets of the token release lag, wall-clock s.
 pub const LAG_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
+    0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
 ];
 
 /// vLLM's `request_params_n` buckets.

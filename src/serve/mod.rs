@@ -81,6 +81,9 @@ pub struct ServeOptions {
     /// `max_tokens` when a request gives none (default: 16 for completions, the rest
     /// of the context window for chat).
     pub default_max_tokens: Option<u32>,
+    /// The model's own limit for chat requests that set none (`max_new_tokens` of its
+    /// `generation_config.json`, as vLLM reads it); `default_max_tokens` wins.
+    pub chat_max_new_tokens: Option<u32>,
     /// Wall time in-flight requests get to finish after shutdown begins.
     pub shutdown_timeout: Duration,
     /// Interval of SSE keep-alive comments (they also reveal disconnected clients of
@@ -103,6 +106,9 @@ pub struct ServeOptions {
     /// Report `usage.prompt_tokens_details.cached_tokens` (prefix-cache hits), as
     /// vLLM's `--enable-prompt-tokens-details`.
     pub prompt_tokens_details: bool,
+    /// The serving stack's API server (request handling and tokenization before the
+    /// engine, streaming after it), applied as `simulate` applies it; none by default.
+    pub api_server: Option<crate::stack::ApiServer>,
 }
 
 /// Every option but the API key, which is never printed.
@@ -114,6 +120,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("speedup", &self.speedup)
             .field("max_queue", &self.max_queue)
             .field("default_max_tokens", &self.default_max_tokens)
+            .field("chat_max_new_tokens", &self.chat_max_new_tokens)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("sse_keep_alive", &self.sse_keep_alive)
             .field("header_read_timeout", &self.header_read_timeout)
@@ -122,6 +129,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("tokenization", &self.tokenization.describe())
             .field("prompt_tokens_details", &self.prompt_tokens_details)
+            .field("api_server", &self.api_server)
             .finish()
     }
 }
@@ -136,6 +144,7 @@ impl ServeOptions {
             speedup: 1.0,
             max_queue: None,
             default_max_tokens: None,
+            chat_max_new_tokens: None,
             shutdown_timeout: Duration::from_secs(5),
             sse_keep_alive: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(10),
@@ -144,6 +153,7 @@ impl ServeOptions {
             api_key: None,
             tokenization: Tokenization::Approximate,
             prompt_tokens_details: false,
+            api_server: None,
         }
     }
 }
@@ -158,6 +168,7 @@ pub(crate) struct AppState {
     pub(crate) root_model: String,
     pub(crate) max_model_len: u32,
     pub(crate) default_max_tokens: Option<u32>,
+    pub(crate) chat_max_new_tokens: Option<u32>,
     pub(crate) keep_alive: Duration,
     pub(crate) next_id: AtomicU64,
     pub(crate) created: u64,
@@ -234,10 +245,16 @@ pub async fn serve(
         .unwrap_or(0);
 
     let (commands, rx) = std::sync::mpsc::channel();
+    let api = opts
+        .api_server
+        .as_ref()
+        .map(crate::sim::api::ApiDelays::of)
+        .unwrap_or_default();
     let engine = EngineTask::new(
         sim,
         EngineSettings {
-            clock: WallClock::start(opts.speedup),
+            clock: WallClock::start(opts.speedup).with_lag(api.egress()),
+            api,
             max_queue: opts.max_queue,
             model_name: first_name,
             max_model_len,
@@ -260,6 +277,7 @@ pub async fn serve(
         root_model: opts.root_model,
         max_model_len,
         default_max_tokens: opts.default_max_tokens,
+        chat_max_new_tokens: opts.chat_max_new_tokens,
         keep_alive: opts.sse_keep_alive,
         next_id: AtomicU64::new(1),
         created: std::time::SystemTime::now()

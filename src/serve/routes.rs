@@ -136,7 +136,11 @@ impl AppState {
             // As vLLM (0.11 and later): a limit beyond the context window is an error,
             // one that only the prompt makes too long is clamped to what fits.
             Some(n) if n > self.max_model_len => {
-                return Err(ApiError::context_length(param, self.max_model_len, n))
+                return Err(ApiError::context_length(
+                    "max_tokens",
+                    self.max_model_len,
+                    n,
+                ))
             }
             Some(n) => u64::from(n).min(remaining),
             None => match self.default_max_tokens {
@@ -288,8 +292,10 @@ async fn chat_completions(
             .tokens
             .chat_prompt(&req.messages, req.add_generation_prompt.unwrap_or(true))?;
         let limit = req.max_completion_tokens.or(req.max_tokens);
-        let (_, out) =
-            app.output_tokens(limit, prompt.tokens, "messages", |remaining| remaining)?;
+        let model_limit = app.chat_max_new_tokens.map(u64::from);
+        let (_, out) = app.output_tokens(limit, prompt.tokens, "messages", |remaining| {
+            model_limit.map_or(remaining, |m| m.min(remaining))
+        })?;
         Ok(app.plan(
             Api::Chat,
             model,

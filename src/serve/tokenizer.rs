@@ -359,6 +359,18 @@ fn filler_of(tok: &Tokenizer, id: u32) -> Option<Filler> {
         .then_some(filler)
 }
 
+/// `max_new_tokens` of the checkpoint folder's `generation_config.json`, if any: vLLM
+/// (`--generation-config auto`) takes it as the output limit of chat requests that set
+/// none.
+pub fn generation_max_new_tokens(dir: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(dir.join("generation_config.json")).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v.get("max_new_tokens")?
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|&n| n > 0)
+}
+
 /// Where a model's tokenizer is: `explicit` (a folder, or `org/name` in the hub
 /// cache) if given, else the `--model` value when it names such a folder or cached
 /// repository. `None` when neither holds a `tokenizer.json`.
@@ -383,6 +395,49 @@ pub fn find_tokenizer_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fixture() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tokenizer/llama3-style-bpe2k")
+    }
+
+    #[test]
+    fn the_filler_re_encodes_to_exactly_its_count() {
+        let t = ModelTokenizer::from_dir(&fixture()).unwrap();
+        let f = t.filler().clone();
+        assert_eq!(f.first, " the", "a common word is tried first");
+        for k in [1u32, 2, 10, 100, 1000] {
+            let text = f.text(0, k);
+            assert_eq!(t.encode(&text, false).unwrap().len(), k as usize);
+            // Chunks concatenate to the whole text.
+            assert_eq!(f.text(0, 3) + &f.text(3, k), f.text(0, k + 3));
+        }
+    }
+
+    #[test]
+    fn bad_folders_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("servesim-tok-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = ModelTokenizer::from_dir(&dir).unwrap_err().to_string();
+        assert!(e.contains("tokenizer.json"), "{e}");
+        std::fs::write(dir.join(TOKENIZER_FILE), "{not json").unwrap();
+        let e = ModelTokenizer::from_dir(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains(&dir.join(TOKENIZER_FILE).display().to_string()),
+            "{e}"
+        );
+        std::fs::copy(fixture().join(TOKENIZER_FILE), dir.join(TOKENIZER_FILE)).unwrap();
+        std::fs::write(
+            dir.join(TOKENIZER_CONFIG_FILE),
+            r#"{"chat_template": "{% if %}"}"#,
+        )
+        .unwrap();
+        let e = ModelTokenizer::from_dir(&dir).unwrap_err().to_string();
+        assert!(
+            e.contains("tokenizer_config.json") && e.contains("chat_template"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn strftime_renders_civil_dates() {

@@ -291,3 +291,79 @@ async fn per_request_metrics_are_vllms() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_without_a_limit_takes_the_models_generation_config() {
+    let mut o = with_tokenizer(100.0);
+    o.chat_max_new_tokens = Some(5);
+    let s = start(engine(1000, 4096), o).await;
+    let chat = |limit: Option<u32>| {
+        let mut body = json!({"messages": [{"role": "user", "content": "hi"}]});
+        if let Some(l) = limit {
+            body["max_tokens"] = json!(l);
+        }
+        body
+    };
+    let r: Value = s
+        .post("/v1/chat/completions", &chat(None))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["usage"]["completion_tokens"], 5, "{r}");
+    let r: Value = s
+        .post("/v1/chat/completions", &chat(Some(7)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["usage"]["completion_tokens"], 7, "an explicit limit wins");
+    // Completions keep their own default of 16.
+    let r: Value = s
+        .post("/v1/completions", &json!({"prompt": "hi"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["usage"]["completion_tokens"], 16);
+    s.shutdown().await;
+    let dir = std::env::temp_dir().join(format!("servesim-genconfig-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("generation_config.json"),
+        r#"{"max_new_tokens": 512}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        servesim::serve::tokenizer::generation_max_new_tokens(&dir),
+        Some(512)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_servers_ingress_delays_the_engine_as_in_simulate() {
+    let mut o = options(100.0);
+    o.api_server = Some(servesim::stack::ApiServer {
+        request_us: 50_000.0,
+        per_prompt_token_us: 0.0,
+        per_token_out_us: 0.0,
+        source: "test".into(),
+        fitted_on: Vec::new(),
+        prior_request_us: 0.0,
+    });
+    let s = start(engine(1000, 4096), o).await;
+    let r = s
+        .post("/v1/completions", &json!({"prompt": [1, 2, 3, 4], "max_tokens": 2}))
+        .await;
+    assert_eq!(r.status(), 200);
+    // TTFT runs from the HTTP request's receipt: 50 ms in the API server, then one
+    // 10 ms iteration (+ 10 µs per prompt token); the engine's queue time excludes it.
+    let text = s.metrics().await;
+    let ttft = sample(&text, "vllm:time_to_first_token_seconds_sum");
+    assert!((ttft - 0.06004).abs() < 1e-6, "{ttft}");
+    let e2e = sample(&text, "vllm:e2e_request_latency_seconds_sum");
+    assert!((e2e - 0.07004).abs() < 1e-6, "{e2e}");
+    assert!(sample(&text, "vllm:request_queue_time_seconds_sum") < 1e-3);
+    s.shutdown().await;
+}
