@@ -223,7 +223,7 @@ class Server:
         for line in text.splitlines():
             if line.startswith("#"):
                 continue
-            m = re.match(r"([a-zA-Z_:]+)(\{[^}]*\})?\s+(\S+)", line)
+            m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)", line)
             if not m:
                 continue
             name, value = m.group(1), float(m.group(3))
@@ -531,7 +531,12 @@ def run_inference_perf(bin_, srv, args, outdir, env):
     }
     (outdir / "config.yml").write_text(json.dumps(cfg, indent=2) + "\n")  # JSON is YAML
     cmd = [str(bin_ / "inference-perf"), "--config_file", str(outdir / "config.yml")]
-    run_logged(cmd, outdir, env, args.duration + 600)
+    watch = MetricsWatch(srv.url)
+    try:
+        run_logged(cmd, outdir, env, args.duration + 600)
+    finally:
+        watch.stop()
+    check_inference_perf_metrics(bin_, watch, outdir)
     rows = []
     for r in json.loads((outdir / "reports/per_request_lifecycle_metrics.json").read_text()):
         info = r.get("info") or {}
@@ -553,6 +558,64 @@ def run_inference_perf(bin_, srv, args, outdir, env):
             "payload": {"endpoint": "completions", "prompt": req.get("prompt")} if "prompt" in req else
                        {"endpoint": "chat", "messages": req.get("messages", [])},
         })
+    return rows
+
+
+class MetricsWatch:
+    """Polls /metrics every half second while a client runs and keeps, per metric, the
+    largest value seen (summed over its label sets): what a Prometheus server scraping
+    the endpoint would have had to answer the client's queries."""
+
+    def __init__(self, url):
+        self.url, self.max, self.done = url, {}, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _poll(self):
+        text = urllib.request.urlopen(self.url + "/metrics", timeout=5).read().decode()
+        now = {}
+        for line in text.splitlines():
+            m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)", line)
+            if m and not line.startswith("#") and 'le="' not in (m.group(2) or ""):
+                now[m.group(1)] = now.get(m.group(1), 0.0) + float(m.group(3))
+        for k, v in now.items():
+            self.max[k] = max(self.max.get(k, 0.0), v)
+
+    def _run(self):
+        while not self.done.wait(0.5):
+            try:
+                self._poll()
+            except OSError:
+                pass
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        self._poll()
+
+
+def check_inference_perf_metrics(bin_, watch, outdir):
+    """Every metric inference-perf's vLLM client reads (from its installed source), with
+    the largest value the server exposed during the run: counters as `_total`,
+    histograms by `_count`. Written to server_metrics.csv; zero or absent ones are
+    returned for the notes."""
+    src = subprocess.run([str(bin_ / "python"), "-c",
+                          "import inference_perf.client.modelserver.vllm_client as m; print(m.__file__)"],
+                         capture_output=True, text=True).stdout.strip()
+    wanted = re.findall(r'(Counter|Histogram|Gauge)Metric\("([^"]+)"\)', Path(src).read_text()) if src else []
+    rows, seen = [], set()
+    for kind, name in wanted:
+        if name in seen:
+            continue
+        seen.add(name)
+        exposed = {"Counter": name + "_total", "Histogram": name + "_count", "Gauge": name}[kind]
+        value = watch.max.get(exposed)
+        rows.append((name, kind.lower(), exposed, value))
+    with open(outdir / "server_metrics.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["metric", "type", "series", "max_value"])
+        for r in rows:
+            w.writerow([r[0], r[1], r[2], "" if r[3] is None else r[3]])
     return rows
 
 
@@ -687,6 +750,12 @@ def print_table(results):
         print()
         print("against `servesim simulate` of the same send times:")
         print_rows(lines)
+    for s in results:
+        m = s.get("server_metrics")
+        if m:
+            print()
+            print(f"{s['client']} reads {m['read']} vLLM metrics: {len(m['nonzero'])} non-zero during the run;"
+                  f" zero: {', '.join(m['zero']) or 'none'}; absent: {', '.join(m['absent']) or 'none'}")
 
 
 def print_rows(lines):
@@ -769,6 +838,15 @@ def main():
             s["server_delta"] = {k: after[k] - before[k] for k in after}
             s["wall_s"] = time.time() - t
             s["vs_simulate"] = compare_with_simulate(rows, args, serve_flags, outdir)
+            metrics_csv = outdir / "server_metrics.csv"
+            if metrics_csv.exists():
+                with open(metrics_csv) as f:
+                    m = list(csv.DictReader(f))
+                s["server_metrics"] = {
+                    "read": len(m),
+                    "nonzero": [r["metric"] for r in m if r["max_value"] and float(r["max_value"]) > 0],
+                    "zero": [r["metric"] for r in m if r["max_value"] and float(r["max_value"]) == 0],
+                    "absent": [r["metric"] for r in m if not r["max_value"]]}
             s["problems"], s["remarks"] = notes(s)
             s["notes"] = s["problems"] + s["remarks"]
             (outdir / "summary.json").write_text(json.dumps(s, indent=2) + "\n")

@@ -223,7 +223,7 @@ impl RequestSink for Dispatch<'_> {
         };
         let mut seen = *e;
         if e.first {
-            seen.gap = seen.gap + self.api.ingress(c.prompt_tokens);
+            seen.gap += self.api.ingress(c.prompt_tokens);
         }
         self.metrics.on_tokens(&seen, c.prompt_tokens);
         let lag = self.now.saturating_duration_since(e.time).as_secs_f64() / self.speedup;

@@ -318,7 +318,7 @@ impl ServerMetrics {
             }
         }
 
-        let counters: [Family<CounterFn<'_>>; 6] = [
+        let counters: [Family<CounterFn<'_>>; 10] = [
             (
                 "vllm:num_preemptions_total",
                 "Cumulative number of preemption from the engine.",
@@ -348,6 +348,28 @@ impl ServerMetrics {
                 "vllm:prompt_tokens_cached_total",
                 "Number of cached prompt tokens (local + external).",
                 &|i| self.engines[i].prefix_hits,
+            ),
+            // Registered by vLLM whatever its configuration; 0 here, as on a vLLM
+            // without a KV connector or multi-modal inputs.
+            (
+                "vllm:external_prefix_cache_queries_total",
+                "External prefix cache queries from KV connector cross-instance cache sharing, in terms of number of queried tokens.",
+                &|_| 0,
+            ),
+            (
+                "vllm:external_prefix_cache_hits_total",
+                "External prefix cache hits from KV connector cross-instance cache sharing, in terms of number of cached tokens.",
+                &|_| 0,
+            ),
+            (
+                "vllm:mm_cache_queries_total",
+                "Multi-modal cache queries, in terms of number of queried items.",
+                &|_| 0,
+            ),
+            (
+                "vllm:mm_cache_hits_total",
+                "Multi-modal cache hits, in terms of number of cached items.",
+                &|_| 0,
             ),
         ];
         for (name, help, value) in counters {
