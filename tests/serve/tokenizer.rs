@@ -354,7 +354,10 @@ async fn the_api_servers_ingress_delays_the_engine_as_in_simulate() {
     });
     let s = start(engine(1000, 4096), o).await;
     let r = s
-        .post("/v1/completions", &json!({"prompt": [1, 2, 3, 4], "max_tokens": 2}))
+        .post(
+            "/v1/completions",
+            &json!({"prompt": [1, 2, 3, 4], "max_tokens": 2}),
+        )
         .await;
     assert_eq!(r.status(), 200);
     // TTFT runs from the HTTP request's receipt: 50 ms in the API server, then one
