@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod calibrate;
+pub mod cli;
 pub mod cluster;
 pub mod cost;
 pub mod deployment;

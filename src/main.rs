@@ -3,7 +3,7 @@
 use clap::Parser;
 use std::process::ExitCode;
 
-mod cli;
+use servesim::cli;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse_from(cli::args::expand_vllm_short_flags(std::env::args_os()));

@@ -78,6 +78,10 @@ pub struct RunOptions {
     /// (the fleet price's `cost` would bill every replica for the whole run, and is
     /// left out).
     pub autoscale: Option<crate::sim::autoscale::AutoscalePolicy>,
+    /// Keep every request's record and every second's time-series row in the result
+    /// ([`RunResult::requests`], [`RunResult::timeseries`]), for callers that want
+    /// them in memory (the Python package) rather than as files.
+    pub keep_records: bool,
 }
 
 /// The outcome of a run.
@@ -91,6 +95,12 @@ pub struct RunResult {
     pub throughput: Vec<ThroughputBin>,
     /// Kernel statistics.
     pub stats: RunStats,
+    /// Every request's record, in the order they ended (`requests.csv`'s rows), when
+    /// [`RunOptions::keep_records`]; else empty.
+    pub requests: Vec<RequestRecord>,
+    /// The time series (`timeseries.csv`'s rows without the optional columns), when
+    /// [`RunOptions::keep_records`]; else empty.
+    pub timeseries: Vec<TimeSeriesRow>,
 }
 
 /// The files a run writes into its folder (`config.json` and the report by the CLI);
@@ -194,7 +204,13 @@ fn run_writing(
         None => (None, None),
     };
     let mut rows: Vec<u8> = Vec::with_capacity(ROW_CHUNK_BYTES + 512);
+    let mut kept_requests = Vec::new();
+    let mut kept_timeseries = Vec::new();
+    let keep = opts.keep_records;
     let mut write_request = |r: &RequestRecord| {
+        if keep {
+            kept_requests.push(r.clone());
+        }
         if let Some(pb) = &progress {
             unreported += 1;
             if unreported == PROGRESS_BATCH {
@@ -214,6 +230,9 @@ fn run_writing(
     };
     let mut ts_error: Option<std::io::Error> = None;
     let mut write_ts = |row: &TimeSeriesRow| {
+        if keep {
+            kept_timeseries.push(*row);
+        }
         if let Some(w) = ts_file.as_mut() {
             if let Err(e) = report::write_timeseries_row(*w, row) {
                 ts_error.get_or_insert(e);
@@ -319,6 +338,8 @@ fn run_writing(
         cdfs,
         throughput,
         stats,
+        requests: kept_requests,
+        timeseries: kept_timeseries,
     })
 }
 

@@ -2,9 +2,9 @@
 //! real settings. Each group also deserializes from a TOML config file with the same
 //! (kebab-case) keys; flags given on the command line override the file.
 
+use crate::engine::{PreemptionMode, SchedulerKind};
 use clap::Args;
 use serde::Deserialize;
-use servesim::engine::{PreemptionMode, SchedulerKind};
 
 /// Fill every `None` field of `self` from `file`.
 pub trait Merge {
@@ -176,7 +176,7 @@ pub struct EngineArgs {
 
     /// Override the number of KV-cache blocks per replica (vLLM's
     /// --num-gpu-blocks-override), at most 16,777,216. Default: from the memory plan.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(servesim::engine::config::MAX_GPU_BLOCKS)))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::engine::config::MAX_GPU_BLOCKS)))]
     pub num_gpu_blocks_override: Option<u32>,
 
     /// Schedule iteration k+1 while iteration k runs (vLLM's --async-scheduling;
@@ -201,8 +201,8 @@ merge_fields!(EngineArgs {
 
 impl EngineArgs {
     /// The library's overrides.
-    pub fn overrides(&self) -> servesim::engine::config::EngineOverrides {
-        servesim::engine::config::EngineOverrides {
+    pub fn overrides(&self) -> crate::engine::config::EngineOverrides {
+        crate::engine::config::EngineOverrides {
             scheduler: self.scheduler,
             max_num_seqs: self.max_num_seqs,
             max_num_batched_tokens: self.max_num_batched_tokens,
@@ -252,8 +252,8 @@ pub fn expand_vllm_short_flags(
 
 impl DeploymentArgs {
     /// The library's request.
-    pub fn request(&self) -> servesim::deployment::DeploymentRequest {
-        servesim::deployment::DeploymentRequest {
+    pub fn request(&self) -> crate::deployment::DeploymentRequest {
+        crate::deployment::DeploymentRequest {
             model: self.model.clone(),
             hardware: self.hardware.clone(),
             tensor_parallel_size: self.tensor_parallel_size,
@@ -275,13 +275,12 @@ impl DeploymentArgs {
 
     /// The library's request for an engine run with `engine`'s settings: without
     /// `--serving-stack`, a `--scheduler` other than vllm-v1 picks its engine's stack
-    /// ([`servesim::stack::ServingStack::default_name_for`]).
-    pub fn request_for(&self, engine: &EngineArgs) -> servesim::deployment::DeploymentRequest {
+    /// ([`crate::stack::ServingStack::default_name_for`]).
+    pub fn request_for(&self, engine: &EngineArgs) -> crate::deployment::DeploymentRequest {
         let mut r = self.request();
         if r.serving_stack.is_none() {
             if let Some(k) = engine.scheduler {
-                r.serving_stack =
-                    Some(servesim::stack::ServingStack::default_name_for(k).to_owned());
+                r.serving_stack = Some(crate::stack::ServingStack::default_name_for(k).to_owned());
             }
         }
         r
@@ -327,5 +326,5 @@ pub fn print_record(
 
 /// Bytes as GiB with two decimals.
 pub fn gib(bytes: f64) -> String {
-    format!("{:.2} GiB", bytes / servesim::units::BYTES_PER_GIB)
+    format!("{:.2} GiB", bytes / crate::units::BYTES_PER_GIB)
 }

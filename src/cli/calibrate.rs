@@ -4,20 +4,20 @@
 //! `--kernels`, derive the efficiencies from kernel measurements and write
 //! `perf_model/kernel_efficiency/<hardware>.toml` (the default parameters).
 
-use anyhow::{Context, Result};
-use clap::Args;
-use servesim::calibrate::{
+use crate::calibrate::{
     calibrated_toml, kernels, optimize::NelderMead, utc_date, Calibration, Fit,
 };
-use servesim::deployment::{Deployment, DeploymentRequest};
-use servesim::engine::config::EngineOverrides;
-use servesim::engine::SchedulerKind;
-use servesim::hardware::HardwareCatalog;
-use servesim::paths::DataPaths;
-use servesim::perf::roofline::RooflineParams;
-use servesim::report::table::Table;
-use servesim::setup::ReplicaSetup;
-use servesim::validate::{self, InputFormat, Measurement, OpenOptions, TableKind};
+use crate::deployment::{Deployment, DeploymentRequest};
+use crate::engine::config::EngineOverrides;
+use crate::engine::SchedulerKind;
+use crate::hardware::HardwareCatalog;
+use crate::paths::DataPaths;
+use crate::perf::roofline::RooflineParams;
+use crate::report::table::Table;
+use crate::setup::ReplicaSetup;
+use crate::validate::{self, InputFormat, Measurement, OpenOptions, TableKind};
+use anyhow::{Context, Result};
+use clap::Args;
 use std::path::PathBuf;
 
 /// Kinds of input, for `--simulated-stack`.
@@ -302,13 +302,13 @@ pub fn run(args: CalibrateArgs, paths: &DataPaths) -> Result<()> {
         return run_kernels(&args, paths);
     }
     let catalog = HardwareCatalog::load(&paths.hardware_dir())?;
-    let mut groups: Vec<Vec<servesim::hardware::GpuSpec>> = Vec::new();
+    let mut groups: Vec<Vec<crate::hardware::GpuSpec>> = Vec::new();
     for list in &args.hardware {
         let g = list
             .split(',')
             .filter(|n| !n.trim().is_empty())
             .map(|n| catalog.resolve(n))
-            .collect::<servesim::Result<Vec<_>>>()?;
+            .collect::<crate::Result<Vec<_>>>()?;
         groups.push(g);
     }
     let names: Vec<Vec<String>> = groups

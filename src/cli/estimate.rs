@@ -3,16 +3,16 @@
 //! given lists of sizes, one headline row per combination.
 
 use super::args::{DeploymentArgs, EngineArgs, Format};
+use crate::deployment::Deployment;
+use crate::estimate::sweep::{self, Row};
+use crate::estimate::{advise, estimate_with_work, Advice, Estimate};
+use crate::paths::DataPaths;
+use crate::perf::roofline::{Roofline, RooflineParams};
+use crate::perf::{Bound, OpCost};
+use crate::report::table::Table;
+use crate::setup::ReplicaSetup;
 use anyhow::Result;
 use clap::Args;
-use servesim::deployment::Deployment;
-use servesim::estimate::sweep::{self, Row};
-use servesim::estimate::{advise, estimate_with_work, Advice, Estimate};
-use servesim::paths::DataPaths;
-use servesim::perf::roofline::{Roofline, RooflineParams};
-use servesim::perf::{Bound, OpCost};
-use servesim::report::table::Table;
-use servesim::setup::ReplicaSetup;
 use std::sync::Arc;
 
 /// Arguments of `servesim estimate`: the replica is built as `simulate` builds it
@@ -301,7 +301,7 @@ fn print_extras(e: &Estimate, advice: &Advice) {
     }
     println!("limited by: {}", advice.limit);
     let own = advice.output_tokens_per_s_per_gpu;
-    let describe = |o: &servesim::estimate::Tried| {
+    let describe = |o: &crate::estimate::Tried| {
         format!(
             "{}: {:.0} output tok/s per GPU ({:+.0}%), TTFT {:.1} ms, TPOT {:.2} ms, E2E {:.3} s{}",
             o.flags,
@@ -415,13 +415,13 @@ pub fn run(args: EstimateArgs, paths: &DataPaths) -> Result<()> {
     ] {
         if list.contains(&0) {
             return Err(
-                servesim::Error::input("<command line>", Some(flag), "must be at least 1").into(),
+                crate::Error::input("<command line>", Some(flag), "must be at least 1").into(),
             );
         }
     }
     let points = args.batch_size.len() * args.input_len.len() * args.output_len.len();
     if points > sweep::MAX_POINTS {
-        return Err(servesim::Error::input(
+        return Err(crate::Error::input(
             "<command line>",
             Some("--batch-size"),
             format!(
@@ -436,7 +436,7 @@ pub fn run(args: EstimateArgs, paths: &DataPaths) -> Result<()> {
     }
     let batches = sweep::grid(&args.batch_size, &args.input_len, &args.output_len);
     if batches.len() > 1 {
-        let threads = servesim::plan::exec::default_jobs();
+        let threads = crate::plan::exec::default_jobs();
         let rows = sweep::sweep(&setup, &batches, Some(work), threads);
         return print_sweep(&rows, args.format);
     }
@@ -446,8 +446,8 @@ pub fn run(args: EstimateArgs, paths: &DataPaths) -> Result<()> {
         Format::Json => {
             #[derive(serde::Serialize)]
             struct Out<'a> {
-                deployment: servesim::deployment::DeploymentSummary,
-                engine: &'a servesim::engine::EngineConfig,
+                deployment: crate::deployment::DeploymentSummary,
+                engine: &'a crate::engine::EngineConfig,
                 #[serde(flatten)]
                 estimate: &'a Estimate,
                 advice: Advice,

@@ -7,17 +7,17 @@
 //! requires `--train`.
 
 use super::super::args::{gib, print_record, DeploymentArgs, Format};
-use anyhow::{bail, Result};
-use clap::Args;
-use servesim::deployment::DEFAULT_HARDWARE;
-use servesim::finetune::{
+use crate::deployment::DEFAULT_HARDWARE;
+use crate::finetune::{
     self, AttentionImpl, FinetuneConstants, FinetuneOptions, FinetunePlan, FsdpStrategy,
     LoraConfig, LoraTarget, Offload, OptimizerKind, Precision, TrainMode, ZeroStage,
 };
-use servesim::hardware::HardwareCatalog;
-use servesim::memory::{usable_capacity_bytes, MemoryModel};
-use servesim::model::ModelCatalog;
-use servesim::paths::DataPaths;
+use crate::hardware::HardwareCatalog;
+use crate::memory::{usable_capacity_bytes, MemoryModel};
+use crate::model::ModelCatalog;
+use crate::paths::DataPaths;
+use anyhow::{bail, Result};
+use clap::Args;
 
 /// Sequence length when `--seq-len` is not given.
 const DEFAULT_SEQ_LEN: u32 = 2048;
@@ -296,14 +296,14 @@ fn job(
     deployment: &DeploymentArgs,
     seq_len: Option<u32>,
     paths: &DataPaths,
-) -> Result<(FinetuneOptions, servesim::model::ModelSpec)> {
+) -> Result<(FinetuneOptions, crate::model::ModelSpec)> {
     reject_serving_flags(deployment)?;
     let opts = args.options(mode, seq_len)?;
     let model = ModelCatalog::for_paths(paths)?.resolve(
         deployment
             .model
             .as_deref()
-            .unwrap_or(servesim::deployment::DEFAULT_MODEL),
+            .unwrap_or(crate::deployment::DEFAULT_MODEL),
     )?;
     Ok((opts, model))
 }
@@ -349,11 +349,11 @@ pub fn recommend(
     mode: TrainMode,
     m: &super::MemoryArgs,
     paths: &DataPaths,
-    devices: &[servesim::hardware::GpuSpec],
+    devices: &[crate::hardware::GpuSpec],
 ) -> Result<()> {
     let (deployment, format) = (&m.deployment, m.format);
     if deployment.hardware.is_some() {
-        bail!(servesim::Error::input(
+        bail!(crate::Error::input(
             "<command line>",
             Some("--recommend"),
             "ranks the whole catalog: leave out --hardware (or drop --recommend)"
@@ -363,14 +363,14 @@ pub fn recommend(
     let mm = MemoryModel::load(&paths.perf_model)?;
     let consts = FinetuneConstants::load(&paths.perf_model)?;
     let (fits, none) =
-        servesim::finetune::recommend::recommend(&model, devices, &mm, &consts, &opts, m.max_gpus)?;
+        crate::finetune::recommend::recommend(&model, devices, &mm, &consts, &opts, m.max_gpus)?;
     match format {
         Format::Json => {
             #[derive(serde::Serialize)]
             struct Out<'a> {
                 model: &'a str,
                 mode: &'a str,
-                fits: &'a [servesim::finetune::recommend::Recommendation],
+                fits: &'a [crate::finetune::recommend::Recommendation],
                 do_not_fit: &'a [String],
             }
             let out = Out {
@@ -397,7 +397,7 @@ pub fn recommend(
                 opts.micro_batch_size,
                 opts.zero_stage.number()
             );
-            let mut t = servesim::report::table::Table::new(&[
+            let mut t = crate::report::table::Table::new(&[
                 "hardware",
                 "GPUs",
                 "max micro-batch",

@@ -1,12 +1,12 @@
 //! `servesim fit-stack`: fit a serving stack's host time per iteration (and its API
 //! server's time per request) to measured runs and tables, and write the stack file.
 
+use crate::calibrate::stack_fit::{fit, rewrite, FitSet};
+use crate::paths::DataPaths;
+use crate::stack::ServingStack;
+use crate::validate::{self, OpenOptions};
 use anyhow::{Context, Result};
 use clap::Args;
-use servesim::calibrate::stack_fit::{fit, rewrite, FitSet};
-use servesim::paths::DataPaths;
-use servesim::stack::ServingStack;
-use servesim::validate::{self, OpenOptions};
 use std::path::PathBuf;
 
 /// Arguments of `servesim fit-stack`.

@@ -4,13 +4,13 @@
 //! not a terminal.
 
 use super::{Cli, Command};
+use crate::deployment::{DEFAULT_HARDWARE, DEFAULT_MODEL};
+use crate::hardware::HardwareCatalog;
+use crate::model::ModelCatalog;
+use crate::paths::DataPaths;
 use anyhow::{bail, Result};
 use clap::Parser;
 use inquire::{CustomType, InquireError, Select};
-use servesim::deployment::{DEFAULT_HARDWARE, DEFAULT_MODEL};
-use servesim::hardware::HardwareCatalog;
-use servesim::model::ModelCatalog;
-use servesim::paths::DataPaths;
 use std::io::IsTerminal;
 
 /// The answers, as the flags of the equivalent commands.
@@ -26,7 +26,7 @@ struct Answers {
 /// Run `servesim interactive`.
 pub fn run(paths: &DataPaths) -> Result<()> {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
-        bail!(servesim::Error::input(
+        bail!(crate::Error::input(
             "<stdin>",
             None,
             "`servesim interactive` asks questions and needs a terminal, and stdin or stdout \
@@ -86,7 +86,7 @@ pub fn run(paths: &DataPaths) -> Result<()> {
 
 /// Ask every question; defaults are the CLI's.
 fn ask(paths: &DataPaths) -> Result<Answers, InquireError> {
-    let fail = |e: servesim::Error| InquireError::Custom(Box::new(e));
+    let fail = |e: crate::Error| InquireError::Custom(Box::new(e));
     let models: Vec<String> = ModelCatalog::for_paths(paths)
         .map_err(fail)?
         .entries()

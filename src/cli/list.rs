@@ -1,15 +1,15 @@
 //! `servesim list models|hardware|stacks`: the catalogs with their key figures.
 
 use super::args::Format;
+use crate::dtype::DType;
+use crate::hardware::{DeviceType, HardwareCatalog, HardwareFilter};
+use crate::model::{ModelCatalog, ModelFilter};
+use crate::paths::DataPaths;
+use crate::report::table::Table;
+use crate::stack::ServingStack;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use servesim::dtype::DType;
-use servesim::hardware::{DeviceType, HardwareCatalog, HardwareFilter};
-use servesim::model::{ModelCatalog, ModelFilter};
-use servesim::paths::DataPaths;
-use servesim::report::table::Table;
-use servesim::stack::ServingStack;
 
 /// What to list.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -257,54 +257,105 @@ fn emit<T: Serialize>(format: Format, rows: &[T], table: impl FnOnce() -> Table)
     Ok(())
 }
 
+/// The model catalog's rows that pass `args`' filters (`servesim list models`).
+fn model_rows(args: &ListArgs, paths: &DataPaths) -> Result<Vec<ModelRow>> {
+    let model_filter = args.checked_model_filter()?;
+    let cat = ModelCatalog::load(&paths.model_configs)?;
+    cat.entries()
+        .iter()
+        .filter(|e| model_filter.matches(e))
+        .map(|e| -> Result<ModelRow> {
+            let s = e.spec()?;
+            let p = s.params();
+            let attention = s.layers.first().map_or_else(String::new, |l| {
+                let a = &l.attention;
+                match &a.mla {
+                    Some(m) => format!("MLA {}h latent {}", a.num_heads, m.kv_lora_rank),
+                    None if a.num_kv_heads == a.num_heads => {
+                        format!("MHA {}h×{}", a.num_heads, a.head_dim)
+                    }
+                    None if a.num_kv_heads == 1 => {
+                        format!("MQA {}h×{}", a.num_heads, a.head_dim)
+                    }
+                    None => {
+                        format!("GQA {}q/{}kv×{}", a.num_heads, a.num_kv_heads, a.head_dim)
+                    }
+                }
+            });
+            let wdt = s
+                .weight_format
+                .quantization
+                .as_ref()
+                .map_or(s.weight_format.torch_dtype, |q| q.dtype);
+            Ok(ModelRow {
+                id: e.id.clone(),
+                params_total: p.total,
+                params_active: p.active,
+                layers: s.num_layers,
+                hidden_size: s.hidden_size,
+                attention,
+                kv_bytes_per_token_bf16: s.kv_bytes_per_token(DType::Bf16),
+                weight_gib: s.weight_bytes(None) / crate::units::BYTES_PER_GIB,
+                weight_dtype: wdt.to_string(),
+                max_position_embeddings: s.max_position_embeddings,
+            })
+        })
+        .collect::<Result<_>>()
+}
+
+/// The hardware catalog's rows that pass `args`' filters (`servesim list hardware`).
+fn hardware_rows(args: &ListArgs, paths: &DataPaths) -> Result<Vec<HardwareRow>> {
+    let cat = HardwareCatalog::load(&paths.hardware_dir())?;
+    let database = if args.all { cat.database()? } else { &[] };
+    let filter = HardwareFilter {
+        device_type: args.device_type,
+        vendor: args.vendor.clone(),
+        min_memory_gib: args.min_memory_gib,
+    };
+    let tiers = cat
+        .entries()
+        .iter()
+        .map(|g| (g, "curated"))
+        .chain(database.iter().map(|g| (g, "database")));
+    Ok(tiers
+        .filter(|(g, _)| filter.matches(g))
+        .map(|(g, tier)| HardwareRow {
+            name: g.name.clone(),
+            vendor: g.vendor.clone(),
+            device_type: g.device_type,
+            tier,
+            source: g.source.clone(),
+            aliases: g.aliases.join(" "),
+            memory_gb: g.memory_gb,
+            memory_bandwidth_gb_per_s: g.memory_bandwidth_gb_per_s,
+            dense_bf16_tflops: g.dense_bf16_tflops,
+            dense_fp8_tflops: g.dense_fp8_tflops,
+            intra_node_link: g.intra_node.name.clone(),
+            intra_node_gb_per_s_per_direction: g.intra_node.bandwidth_bytes_per_s / 1e9,
+            gpus_per_node: g.gpus_per_node,
+            price_usd_per_gpu_hour: g.price_usd_per_gpu_hour,
+        })
+        .collect())
+}
+
+/// The rows `servesim list` prints, as the JSON `--format json` prints (columns in
+/// the table's order).
+pub fn rows_json(args: &ListArgs, paths: &DataPaths) -> Result<String> {
+    args.checked_model_filter()?;
+    Ok(match args.what {
+        What::Models => serde_json::to_string(&model_rows(args, paths)?)?,
+        What::Hardware => serde_json::to_string(&hardware_rows(args, paths)?)?,
+        What::Stacks => serde_json::to_string(&stack_rows(paths)?)?,
+    })
+}
+
 /// Run `servesim list`.
 pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
-    let model_filter = args.checked_model_filter()?;
+    args.checked_model_filter()?;
     match args.what {
         What::Stacks => list_stacks(args.format, paths),
         What::Models => {
-            let cat = ModelCatalog::load(&paths.model_configs)?;
-            let rows: Vec<ModelRow> = cat
-                .entries()
-                .iter()
-                .filter(|e| model_filter.matches(e))
-                .map(|e| -> Result<ModelRow> {
-                    let s = e.spec()?;
-                    let p = s.params();
-                    let attention = s.layers.first().map_or_else(String::new, |l| {
-                        let a = &l.attention;
-                        match &a.mla {
-                            Some(m) => format!("MLA {}h latent {}", a.num_heads, m.kv_lora_rank),
-                            None if a.num_kv_heads == a.num_heads => {
-                                format!("MHA {}h×{}", a.num_heads, a.head_dim)
-                            }
-                            None if a.num_kv_heads == 1 => {
-                                format!("MQA {}h×{}", a.num_heads, a.head_dim)
-                            }
-                            None => {
-                                format!("GQA {}q/{}kv×{}", a.num_heads, a.num_kv_heads, a.head_dim)
-                            }
-                        }
-                    });
-                    let wdt = s
-                        .weight_format
-                        .quantization
-                        .as_ref()
-                        .map_or(s.weight_format.torch_dtype, |q| q.dtype);
-                    Ok(ModelRow {
-                        id: e.id.clone(),
-                        params_total: p.total,
-                        params_active: p.active,
-                        layers: s.num_layers,
-                        hidden_size: s.hidden_size,
-                        attention,
-                        kv_bytes_per_token_bf16: s.kv_bytes_per_token(DType::Bf16),
-                        weight_gib: s.weight_bytes(None) / servesim::units::BYTES_PER_GIB,
-                        weight_dtype: wdt.to_string(),
-                        max_position_embeddings: s.max_position_embeddings,
-                    })
-                })
-                .collect::<Result<_>>()?;
+            let rows = model_rows(&args, paths)?;
             emit(args.format, &rows, || {
                 let mut t = Table::new(&[
                     "model",
@@ -334,37 +385,7 @@ pub fn run(args: ListArgs, paths: &DataPaths) -> Result<()> {
             })
         }
         What::Hardware => {
-            let cat = HardwareCatalog::load(&paths.hardware_dir())?;
-            let database = if args.all { cat.database()? } else { &[] };
-            let filter = HardwareFilter {
-                device_type: args.device_type,
-                vendor: args.vendor.clone(),
-                min_memory_gib: args.min_memory_gib,
-            };
-            let tiers = cat
-                .entries()
-                .iter()
-                .map(|g| (g, "curated"))
-                .chain(database.iter().map(|g| (g, "database")));
-            let rows: Vec<HardwareRow> = tiers
-                .filter(|(g, _)| filter.matches(g))
-                .map(|(g, tier)| HardwareRow {
-                    name: g.name.clone(),
-                    vendor: g.vendor.clone(),
-                    device_type: g.device_type,
-                    tier,
-                    source: g.source.clone(),
-                    aliases: g.aliases.join(" "),
-                    memory_gb: g.memory_gb,
-                    memory_bandwidth_gb_per_s: g.memory_bandwidth_gb_per_s,
-                    dense_bf16_tflops: g.dense_bf16_tflops,
-                    dense_fp8_tflops: g.dense_fp8_tflops,
-                    intra_node_link: g.intra_node.name.clone(),
-                    intra_node_gb_per_s_per_direction: g.intra_node.bandwidth_bytes_per_s / 1e9,
-                    gpus_per_node: g.gpus_per_node,
-                    price_usd_per_gpu_hour: g.price_usd_per_gpu_hour,
-                })
-                .collect();
+            let rows = hardware_rows(&args, paths)?;
             emit(args.format, &rows, || {
                 let mut t = Table::new(&[
                     "hardware",

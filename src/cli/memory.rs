@@ -2,17 +2,17 @@
 //! fine-tuning plan ([`finetune_args`]).
 
 use super::args::{gib, print_record, DeploymentArgs, Format};
+use crate::deployment::Deployment;
+use crate::hardware::GpuSpec;
+use crate::hardware::HardwareCatalog;
+use crate::memory::load::{self as mem_load, Load, LoadFit};
+use crate::memory::{self, MemoryModel, MemoryOptions, MemoryPlan};
+use crate::model::ModelCatalog;
+use crate::model::ModelSpec;
+use crate::paths::DataPaths;
+use crate::stack::ServingStack;
 use anyhow::Result;
 use clap::Args;
-use servesim::deployment::Deployment;
-use servesim::hardware::GpuSpec;
-use servesim::hardware::HardwareCatalog;
-use servesim::memory::load::{self as mem_load, Load, LoadFit};
-use servesim::memory::{self, MemoryModel, MemoryOptions, MemoryPlan};
-use servesim::model::ModelCatalog;
-use servesim::model::ModelSpec;
-use servesim::paths::DataPaths;
-use servesim::stack::ServingStack;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ pub struct MemoryArgs {
     /// Plan fine-tuning instead of serving: full, lora or qlora (see the LoRA, optimizer,
     /// ZeRO/FSDP and batch flags, which require it).
     #[arg(long, value_enum, value_name = "MODE")]
-    train: Option<servesim::finetune::TrainMode>,
+    train: Option<crate::finetune::TrainMode>,
 
     #[command(flatten)]
     finetune: finetune_args::FinetuneArgs,
@@ -176,7 +176,7 @@ pub fn run(args: MemoryArgs, paths: &DataPaths) -> Result<()> {
     }
     if req.hardware.is_none() {
         if args.chart.is_some() {
-            anyhow::bail!(servesim::Error::input(
+            anyhow::bail!(crate::Error::input(
                 "<command line>",
                 Some("--chart"),
                 "without --hardware, the chart needs a load: add --concurrency N (and --seq-len)"
@@ -244,13 +244,13 @@ fn catalog_devices(scope: CatalogScope, paths: &DataPaths) -> Result<Vec<GpuSpec
 /// What a catalog-wide search runs on: the model, the devices and the serving stack.
 fn catalog_search(
     args: &MemoryArgs,
-    req: &servesim::deployment::DeploymentRequest,
+    req: &crate::deployment::DeploymentRequest,
     paths: &DataPaths,
 ) -> Result<(ModelSpec, Vec<GpuSpec>, Arc<ServingStack>)> {
     let model = ModelCatalog::for_paths(paths)?.resolve(
         req.model
             .as_deref()
-            .unwrap_or(servesim::deployment::DEFAULT_MODEL),
+            .unwrap_or(crate::deployment::DEFAULT_MODEL),
     )?;
     let stack = Arc::new(ServingStack::load(paths, req.serving_stack.as_deref())?);
     Ok((model, catalog_devices(args.catalog, paths)?, stack))
@@ -263,7 +263,7 @@ fn deployments<'g>(
     model: &ModelSpec,
     devices: &'g [GpuSpec],
     stack: &Arc<ServingStack>,
-    req: &servesim::deployment::DeploymentRequest,
+    req: &crate::deployment::DeploymentRequest,
 ) -> Result<Vec<(&'g GpuSpec, Deployment)>> {
     let mut first_error = None;
     let mut out = Vec::new();
@@ -284,7 +284,7 @@ fn deployments<'g>(
 /// One row per catalog device: the fewest GPUs that fit.
 fn min_gpus_over_catalog(
     args: &MemoryArgs,
-    req: &servesim::deployment::DeploymentRequest,
+    req: &crate::deployment::DeploymentRequest,
     paths: &DataPaths,
     mm: &MemoryModel,
     opts: &MemoryOptions,
@@ -309,7 +309,7 @@ fn min_gpus_over_catalog(
             pipeline_parallel_size: found.as_ref().map(|(d, _)| d.pp),
             kv_cache_gib_per_gpu: found
                 .as_ref()
-                .map(|(_, p)| p.kv_cache_bytes_per_gpu / servesim::units::BYTES_PER_GIB),
+                .map(|(_, p)| p.kv_cache_bytes_per_gpu / crate::units::BYTES_PER_GIB),
             max_kv_tokens: found.as_ref().map(|(_, p)| p.max_kv_tokens),
         });
     }
@@ -327,7 +327,7 @@ fn min_gpus_over_catalog(
                 "{}: fewest GPUs that fit (TP within a node, then PP)",
                 model.name
             );
-            let mut t = servesim::report::table::Table::new(&[
+            let mut t = crate::report::table::Table::new(&[
                 "hardware",
                 "GPUs",
                 "TP",
@@ -404,14 +404,14 @@ fn load_rows(model: &str, load: Load, f: &LoadFit) -> Vec<(String, String)> {
 /// `--concurrency N`: the GPUs and memory for N sequences of --seq-len tokens.
 fn for_load(
     args: &MemoryArgs,
-    req: &servesim::deployment::DeploymentRequest,
+    req: &crate::deployment::DeploymentRequest,
     paths: &DataPaths,
     mm: &MemoryModel,
     opts: &MemoryOptions,
     concurrency: u32,
 ) -> Result<()> {
     if args.seq_len == Some(0) {
-        anyhow::bail!(servesim::Error::input(
+        anyhow::bail!(crate::Error::input(
             "<command line>",
             Some("--seq-len"),
             "must be at least 1"
@@ -425,7 +425,7 @@ fn for_load(
         };
         let fixed = req.tensor_parallel_size.is_some() || req.pipeline_parallel_size.is_some();
         let f = mem_load::fit(&d, mm, opts, load, args.max_gpus, fixed).ok_or_else(|| {
-            servesim::Error::input(
+            crate::Error::input(
                 "<command line>",
                 Some("--concurrency"),
                 format!(
@@ -545,7 +545,7 @@ fn for_load(
                 "{}: {} sequences of {} tokens at once; fewest GPUs per device (replicas × TP × PP)",
                 model.name, load.concurrency, load.seq_len
             );
-            let mut t = servesim::report::table::Table::new(&[
+            let mut t = crate::report::table::Table::new(&[
                 "hardware", "GPUs", "layout", "GiB/GPU", "budget", "load", "KV load",
             ]);
             for f in &fits {

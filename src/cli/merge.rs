@@ -23,9 +23,9 @@ pub struct MergeArgs {
 /// Run `servesim merge`.
 pub fn run(args: MergeArgs) -> Result<()> {
     let dirs: Vec<&std::path::Path> = args.dirs.iter().map(PathBuf::as_path).collect();
-    let (meta, rows) = servesim::plan::table::merge(&dirs, &args.output_dir)?;
+    let (meta, rows) = crate::plan::table::merge(&dirs, &args.output_dir)?;
     if !args.no_charts {
-        servesim::plan::chart::sweep_charts(&args.output_dir, &rows)?;
+        crate::plan::chart::sweep_charts(&args.output_dir, &rows)?;
     }
     println!(
         "{}: merged {} points from {} folders into {}",

@@ -1,4 +1,7 @@
-//! Command-line interface: clap definitions and dispatch to the library.
+//! The `servesim` command line: clap definitions and dispatch. It lives in the library
+//! so that every command, with its flags' exact names and defaults, is reachable from
+//! Rust (and from the Python package, which parses the same flags: [`Cli`] with
+//! `try_parse_from`, then [`data_paths`] and the command's own function).
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -9,15 +12,15 @@ mod calibrate;
 mod estimate;
 mod fit_stack;
 mod interactive;
-mod list;
+pub mod list;
 mod memory;
 mod merge;
 mod plan;
 mod report;
 #[cfg(feature = "serve")]
 mod serve;
-mod simulate;
-mod sweep;
+pub mod simulate;
+pub mod sweep;
 pub mod trace;
 mod validate;
 
@@ -91,25 +94,33 @@ pub enum Command {
 
 /// The Hub access `--allow-download` or `SERVESIM_ALLOW_DOWNLOAD` grants, from
 /// `HF_ENDPOINT` and `HF_TOKEN` (or the older `HUGGING_FACE_HUB_TOKEN`).
-fn hub_download(flag: bool) -> Option<servesim::model::HubDownload> {
+fn hub_download(flag: bool) -> Option<crate::model::HubDownload> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     let from_env = env("SERVESIM_ALLOW_DOWNLOAD")
         .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
     (flag || from_env).then(|| {
-        servesim::model::HubDownload::new(
+        crate::model::HubDownload::new(
             env("HF_ENDPOINT"),
             env("HF_TOKEN").or_else(|| env("HUGGING_FACE_HUB_TOKEN")),
         )
     })
 }
 
-/// Run a parsed command line.
-pub fn run(cli: Cli) -> Result<()> {
+/// Where a command line's data lives: `--data-dir`, else `$SERVESIM_DATA_DIR`, else the
+/// source tree servesim was built from, else the current directory; with the Hub
+/// access `--allow-download` grants.
+pub fn data_paths(cli: &Cli) -> Result<crate::paths::DataPaths> {
     let cwd = std::env::current_dir()?;
     let env_dir = std::env::var_os("SERVESIM_DATA_DIR").map(PathBuf::from);
-    let paths =
-        servesim::paths::DataPaths::resolve(cli.data_dir.as_deref(), env_dir.as_deref(), &cwd)
-            .with_hub_download(hub_download(cli.allow_download));
+    Ok(
+        crate::paths::DataPaths::resolve(cli.data_dir.as_deref(), env_dir.as_deref(), &cwd)
+            .with_hub_download(hub_download(cli.allow_download)),
+    )
+}
+
+/// Run a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let paths = data_paths(&cli)?;
     match cli.command {
         Command::Simulate(a) => simulate::run(*a, &paths),
         Command::Memory(a) => memory::run(*a, &paths),

@@ -2,15 +2,15 @@
 //! replicas for a target rate, cost ranking and the cost/latency Pareto frontier.
 
 use super::sweep::{context, progress_bar};
+use crate::paths::DataPaths;
+use crate::plan::chart::{frontier_chart, pareto};
+use crate::plan::exec;
+use crate::plan::planner::{self, PlanOptions};
+use crate::plan::search::{PlanSlo, SloTarget};
+use crate::plan::table::fmt_f;
+use crate::plan::PointMetrics;
 use anyhow::Result;
 use clap::Args;
-use servesim::paths::DataPaths;
-use servesim::plan::chart::{frontier_chart, pareto};
-use servesim::plan::exec;
-use servesim::plan::planner::{self, PlanOptions};
-use servesim::plan::search::{PlanSlo, SloTarget};
-use servesim::plan::table::fmt_f;
-use servesim::plan::PointMetrics;
 use std::path::{Path, PathBuf};
 
 /// Latency axis of the frontier.
@@ -100,7 +100,7 @@ fn money(x: Option<f64>) -> String {
     x.map_or("-".into(), |v| format!("{v:.2}"))
 }
 
-fn config_label(c: &servesim::plan::grid::ConfigPoint) -> String {
+fn config_label(c: &crate::plan::grid::ConfigPoint) -> String {
     let o = |v: Option<String>| v.unwrap_or_else(|| "default".into());
     format!(
         "{} TP{} PP{} x{} seqs={} mbt={} chunked={}",
@@ -127,7 +127,7 @@ fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
 /// Run `servesim plan`.
 pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
     let ctx = context(&args.config, &args.cost, paths)?;
-    servesim::metrics::Slo {
+    crate::metrics::Slo {
         ttft_s: args.slo_ttft_s.or(ctx.config.slo_ttft_s),
         tpot_s: args.slo_tpot_s.or(ctx.config.slo_tpot_s),
     }
@@ -446,7 +446,7 @@ pub fn run(args: PlanArgs, paths: &DataPaths) -> Result<()> {
 }
 
 /// The optional engine knobs of a configuration as table cells (empty when unset).
-fn knob_cells(c: &servesim::plan::grid::ConfigPoint) -> [String; 3] {
+fn knob_cells(c: &crate::plan::grid::ConfigPoint) -> [String; 3] {
     let cell = |v: Option<String>| v.unwrap_or_default();
     [
         cell(c.max_num_seqs.map(|v| v.to_string())),

@@ -1,9 +1,9 @@
 //! `servesim report DIR [DIR...]`: the charts and `report.html` of run folders.
 
+use crate::report::html::write_report;
+use crate::report::run_data::RunData;
 use anyhow::Result;
 use clap::Args;
-use servesim::report::html::write_report;
-use servesim::report::run_data::RunData;
 use std::path::PathBuf;
 
 /// Arguments of `servesim report`.
@@ -26,14 +26,14 @@ pub fn run(args: ReportArgs) -> Result<()> {
         .dirs
         .iter()
         .map(|d| RunData::load(d))
-        .collect::<servesim::Result<Vec<_>>>()?;
+        .collect::<crate::Result<Vec<_>>>()?;
     let out = args
         .output_dir
         .unwrap_or_else(|| match args.dirs.as_slice() {
             [one] => one.clone(),
             _ => PathBuf::from("output").join("report"),
         });
-    std::fs::create_dir_all(&out).map_err(|e| servesim::Error::io(&out, e))?;
+    std::fs::create_dir_all(&out).map_err(|e| crate::Error::io(&out, e))?;
     let page = write_report(&runs, &out)?;
     println!("wrote {}", page.display());
     Ok(())

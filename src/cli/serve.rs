@@ -1,14 +1,14 @@
 //! `servesim serve`: an OpenAI-compatible endpoint backed by a simulated deployment.
 
 use super::args::{DeploymentArgs, EngineArgs};
+use crate::deployment::Deployment;
+use crate::paths::DataPaths;
+use crate::serve::tokenizer::{find_tokenizer_dir, ModelTokenizer};
+use crate::serve::{serve, ServeOptions, Tokenization};
+use crate::setup::ReplicaSetup;
+use crate::sim::{RoutePolicy, Simulation};
 use anyhow::{Context, Result};
 use clap::Args;
-use servesim::deployment::Deployment;
-use servesim::paths::DataPaths;
-use servesim::serve::tokenizer::{find_tokenizer_dir, ModelTokenizer};
-use servesim::serve::{serve, ServeOptions, Tokenization};
-use servesim::setup::ReplicaSetup;
-use servesim::sim::{RoutePolicy, Simulation};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,7 +119,7 @@ pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
     let setup = ReplicaSetup::new(deployment, &args.engine.overrides(), paths)?;
     // The same cluster `simulate` builds: each replica's data-parallel ranks together.
     let cluster =
-        servesim::cluster::ClusterSpec::uniform(setup.clone(), args.num_replicas, args.route);
+        crate::cluster::ClusterSpec::uniform(setup.clone(), args.num_replicas, args.route);
     let sim = Simulation::new(cluster.nominal_replicas()?, cluster.router())?;
     let model = setup.deployment.model.name.clone();
     let mut opts = ServeOptions::new(model.clone());
@@ -142,7 +142,7 @@ pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
     opts.chat_max_new_tokens = opts
         .tokenization
         .model()
-        .and_then(|t| servesim::serve::tokenizer::generation_max_new_tokens(t.dir()));
+        .and_then(|t| crate::serve::tokenizer::generation_max_new_tokens(t.dir()));
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -188,7 +188,7 @@ pub fn run(args: ServeArgs, paths: &DataPaths) -> Result<()> {
 /// The model's tokenizer (see `--tokenizer`), or the approximation when neither the flag
 /// nor the model names one; an explicit `--tokenizer` that cannot be loaded is an error.
 fn tokenization(explicit: Option<&str>, model: &str, paths: &DataPaths) -> Result<Tokenization> {
-    let cache = servesim::model::hf_folder::hub_cache_dir();
+    let cache = crate::model::hf_folder::hub_cache_dir();
     let wanted = explicit.unwrap_or(model);
     let dir = match find_tokenizer_dir(explicit, model, cache.as_deref()) {
         Some(dir) => Some(dir),
@@ -197,7 +197,7 @@ fn tokenization(explicit: Option<&str>, model: &str, paths: &DataPaths) -> Resul
             (Some(hub), Some(cache))
                 if wanted.contains('/') && !std::path::Path::new(wanted).exists() =>
             {
-                let fetched = servesim::model::hub_download::download_tokenizer(wanted, cache, hub);
+                let fetched = crate::model::hub_download::download_tokenizer(wanted, cache, hub);
                 match (fetched, explicit) {
                     (Ok(dir), _) => Some(dir),
                     (Err(e), Some(_)) => return Err(e.into()),

@@ -1,19 +1,19 @@
 //! `servesim simulate`: replay a trace through simulated replicas.
 
 use super::args::{DeploymentArgs, EngineArgs, Format, Merge};
+use crate::cluster::{ClusterSpec, KvLink};
+use crate::deployment::Deployment;
+use crate::engine::ReplicaRole;
 use crate::merge_fields;
+use crate::metrics::Slo;
+use crate::paths::DataPaths;
+use crate::setup::ReplicaSetup;
+use crate::sim::{RequestSource, RoutePolicy};
+use crate::simulate::{run as run_sim, RunOptions};
+use crate::trace::{open_trace, TraceOptions};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
-use servesim::cluster::{ClusterSpec, KvLink};
-use servesim::deployment::Deployment;
-use servesim::engine::ReplicaRole;
-use servesim::metrics::Slo;
-use servesim::paths::DataPaths;
-use servesim::setup::ReplicaSetup;
-use servesim::sim::{RequestSource, RoutePolicy};
-use servesim::simulate::{run as run_sim, RunOptions};
-use servesim::trace::{open_trace, TraceOptions};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -225,12 +225,12 @@ struct ConfigFile {
     autoscale: Option<AutoscaleFile>,
 }
 
-/// The `[autoscale]` table of a run config (see `servesim::sim::autoscale`).
+/// The `[autoscale]` table of a run config (see `crate::sim::autoscale`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct AutoscaleFile {
     /// queue | kv-usage | concurrency, per replica that is up.
-    metric: servesim::sim::autoscale::ScaleMetric,
+    metric: crate::sim::autoscale::ScaleMetric,
     /// The metric's target per replica.
     target: f64,
     min_replicas: u32,
@@ -251,8 +251,8 @@ impl AutoscaleFile {
         &self,
         weight_bytes: f64,
         paths: &DataPaths,
-    ) -> Result<servesim::sim::autoscale::AutoscalePolicy> {
-        use servesim::units::SimDuration;
+    ) -> Result<crate::sim::autoscale::AutoscalePolicy> {
+        use crate::units::SimDuration;
         let secs = |key: &str, v: Option<f64>, default: f64| -> Result<SimDuration> {
             let s = v.unwrap_or(default);
             if !(s.is_finite() && (0.0..=1e9).contains(&s)) {
@@ -262,9 +262,9 @@ impl AutoscaleFile {
         };
         let startup = match self.startup_s {
             Some(_) => secs("startup-s", self.startup_s, 0.0)?,
-            None => servesim::startup::Startup::load(paths)?.restart(weight_bytes),
+            None => crate::startup::Startup::load(paths)?.restart(weight_bytes),
         };
-        Ok(servesim::sim::autoscale::AutoscalePolicy {
+        Ok(crate::sim::autoscale::AutoscalePolicy {
             metric: self.metric,
             target: self.target,
             min_replicas: self.min_replicas,
@@ -321,7 +321,7 @@ pub struct SimulateArgs {
 fn fleet_price(
     run: &RunArgs,
     setups: &[(u32, ReplicaRole, ReplicaSetup)],
-) -> Result<Option<servesim::cost::FleetPrice>> {
+) -> Result<Option<crate::cost::FleetPrice>> {
     if let Some(p) = run.price_per_gpu_hour {
         if !(p.is_finite() && p >= 0.0) {
             anyhow::bail!("--price-per-gpu-hour must be a finite number of USD ≥ 0, got {p}");
@@ -332,9 +332,9 @@ fn fleet_price(
     }
     let energy = run
         .price_per_kwh
-        .map(|k| servesim::cost::EnergyPrice::new(k, run.power_w))
+        .map(|k| crate::cost::EnergyPrice::new(k, run.power_w))
         .transpose()?;
-    let mut fleet = servesim::cost::FleetPrice::default();
+    let mut fleet = crate::cost::FleetPrice::default();
     for (count, _, s) in setups {
         let d = &s.deployment;
         let gpus = count * d.dp * d.num_gpus();
@@ -361,12 +361,12 @@ fn fleet_price(
 const DEFAULT_SLO_WINDOW_TARGET: f64 = 0.9;
 
 /// The clients' policy from the flags: None when they wait for everything.
-fn client_policy(run: &RunArgs) -> Result<Option<servesim::sim::ClientPolicy>> {
-    let secs = |flag: &str, v: Option<f64>| -> Result<Option<servesim::units::SimDuration>> {
+fn client_policy(run: &RunArgs) -> Result<Option<crate::sim::ClientPolicy>> {
+    let secs = |flag: &str, v: Option<f64>| -> Result<Option<crate::units::SimDuration>> {
         match v {
             None => Ok(None),
             Some(s) if s.is_finite() && s > 0.0 && s <= 1e9 => {
-                Ok(Some(servesim::units::SimDuration::from_secs_f64(s)))
+                Ok(Some(crate::units::SimDuration::from_secs_f64(s)))
             }
             Some(s) => anyhow::bail!("{flag} must be a number of seconds in (0, 1e9], got {s}"),
         }
@@ -385,8 +385,8 @@ fn client_policy(run: &RunArgs) -> Result<Option<servesim::sim::ClientPolicy>> {
         }
         return Ok(None);
     }
-    let d = servesim::sim::ClientPolicy::default();
-    let policy = servesim::sim::ClientPolicy {
+    let d = crate::sim::ClientPolicy::default();
+    let policy = crate::sim::ClientPolicy {
         timeout,
         abandon_after,
         max_retries: run.max_retries.unwrap_or(0),
@@ -403,9 +403,9 @@ fn failure_plan(
     run: &RunArgs,
     weight_bytes: &[f64],
     paths: &DataPaths,
-) -> Result<Option<servesim::sim::failures::FailurePlan>> {
-    use servesim::sim::failures::{read_schedule, FailurePlan, Outages};
-    use servesim::units::SimDuration;
+) -> Result<Option<crate::sim::failures::FailurePlan>> {
+    use crate::sim::failures::{read_schedule, FailurePlan, Outages};
+    use crate::units::SimDuration;
     let outages = match (&run.failures, run.mtbf_h, run.mttr_min) {
         (None, None, None) => return Ok(None),
         (Some(path), None, None) => Outages::Schedule(read_schedule(path)?),
@@ -426,7 +426,7 @@ fn failure_plan(
         }
         _ => anyhow::bail!("random failures need both --mtbf-h and --mttr-min"),
     };
-    let startup = servesim::startup::Startup::load(paths)?;
+    let startup = crate::startup::Startup::load(paths)?;
     Ok(Some(FailurePlan {
         outages,
         restart: weight_bytes.iter().map(|&b| startup.restart(b)).collect(),
@@ -458,14 +458,41 @@ fn short(name: &str) -> String {
 }
 
 /// Run `servesim simulate`.
-pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
+/// What `simulate` computed: the run's result and what the printout names.
+#[derive(Debug)]
+pub struct SimulateOutcome {
+    /// The run (with every request's record and time-series row when asked for).
+    pub result: crate::simulate::RunResult,
+    /// The run's name (the output folder's default name).
+    pub run_name: String,
+    /// Where the files went (None with `--no-output`).
+    pub output_dir: Option<PathBuf>,
+    /// Each replica group: count, role, setup.
+    pub setups: Vec<(u32, ReplicaRole, ReplicaSetup)>,
+}
+
+/// Run `servesim simulate` and print its summary in `--format`.
+pub fn run(args: SimulateArgs, paths: &DataPaths) -> Result<()> {
+    let format = args.format;
+    let out = simulate(args, paths, false)?;
+    print_outcome(&out, format)
+}
+
+/// `servesim simulate` without printing: writes the run's files unless `--no-output`,
+/// and keeps every request's record and time-series row in the result when
+/// `keep_records` (the Python package's route).
+pub fn simulate(
+    mut args: SimulateArgs,
+    paths: &DataPaths,
+    keep_records: bool,
+) -> Result<SimulateOutcome> {
     let mut groups = Vec::new();
     let mut autoscale = None;
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
         let mut file: ConfigFile =
-            toml::from_str(&text).map_err(|e| servesim::error::toml_error(path, &text, &e))?;
+            toml::from_str(&text).map_err(|e| crate::error::toml_error(path, &text, &e))?;
         // Paths in the file are relative to its folder.
         for p in [
             &mut file.run.trace,
@@ -475,7 +502,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         .into_iter()
         .flatten()
         {
-            *p = servesim::paths::relative_to_config(path, p);
+            *p = crate::paths::relative_to_config(path, p);
         }
         args.run.merge_from(file.run);
         args.deployment.merge_from(file.deployment);
@@ -533,7 +560,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
     let cluster = ClusterSpec {
         groups: setups
             .iter()
-            .map(|(count, role, setup)| servesim::cluster::ReplicaGroup {
+            .map(|(count, role, setup)| crate::cluster::ReplicaGroup {
                 count: *count,
                 role: *role,
                 setup: setup.clone(),
@@ -610,6 +637,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
             .as_ref()
             .map(|a| a.policy(weight_bytes[0], paths))
             .transpose()?,
+        keep_records,
     };
     let source = match run.concurrency {
         Some(concurrency) => RequestSource::ClosedLoop {
@@ -621,17 +649,17 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
     let mut result = run_sim(replicas, router, source, &opts)?;
     if let Some(n) = run.replications {
         let block_s = run.bootstrap_block_s.unwrap_or(60.0);
-        let noise = servesim::replicate::RunNoise::load(paths)?;
-        let requests: Vec<servesim::trace::Request> =
-            open_trace(&trace_path, &trace_opts)?.collect::<servesim::error::Result<_>>()?;
+        let noise = crate::replicate::RunNoise::load(paths)?;
+        let requests: Vec<crate::trace::Request> =
+            open_trace(&trace_path, &trace_opts)?.collect::<crate::error::Result<_>>()?;
         let quiet = RunOptions {
             output_dir: None,
             progress: false,
             ..opts.clone()
         };
-        let one = |reqs: Vec<servesim::trace::Request>, (p, d): (f64, f64)| {
+        let one = |reqs: Vec<crate::trace::Request>, (p, d): (f64, f64)| {
             let replicas = cluster.replicas(&|l| {
-                std::sync::Arc::new(servesim::replicate::Scaled {
+                std::sync::Arc::new(crate::replicate::Scaled {
                     inner: l.clone(),
                     prefill: p,
                     decode: d,
@@ -648,7 +676,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
             Ok(run_sim(replicas, cluster.router(), source, &quiet)?.summary)
         };
         let jobs = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let reps = servesim::replicate::replicate(
+        let reps = crate::replicate::replicate(
             &requests,
             n,
             block_s,
@@ -657,14 +685,14 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
             jobs,
             &one,
         )?;
-        result.summary.intervals = Some(servesim::replicate::intervals(
+        result.summary.intervals = Some(crate::replicate::intervals(
             &result.summary,
             &reps,
             block_s,
             &noise,
         ));
         if let Some(dir) = &output_dir {
-            servesim::report::write_json(&dir.join("summary.json"), &result.summary)?;
+            crate::report::write_json(&dir.join("summary.json"), &result.summary)?;
         }
     } else if run.bootstrap_block_s.is_some() {
         anyhow::bail!("--bootstrap-block-s needs --replications");
@@ -674,10 +702,10 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
     struct Group<'a> {
         count: u32,
         role: ReplicaRole,
-        deployment: servesim::deployment::DeploymentSummary,
-        engine: &'a servesim::engine::EngineConfig,
+        deployment: crate::deployment::DeploymentSummary,
+        engine: &'a crate::engine::EngineConfig,
         latency_model: String,
-        memory: &'a servesim::memory::MemoryPlan,
+        memory: &'a crate::memory::MemoryPlan,
     }
     #[derive(serde::Serialize)]
     struct Resolved<'a> {
@@ -703,16 +731,28 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
             .collect(),
     };
     if let Some(dir) = &output_dir {
-        servesim::report::write_json(&dir.join("config.json"), &resolved)?;
-        let run = servesim::report::run_data::RunData::load(dir)?;
-        servesim::report::html::write_report(std::slice::from_ref(&run), dir)?;
+        crate::report::write_json(&dir.join("config.json"), &resolved)?;
+        let run = crate::report::run_data::RunData::load(dir)?;
+        crate::report::html::write_report(std::slice::from_ref(&run), dir)?;
     }
-    match args.format {
+    Ok(SimulateOutcome {
+        result,
+        run_name,
+        output_dir,
+        setups,
+    })
+}
+
+/// Print a run's summary in `format` (the CLI's output).
+pub fn print_outcome(out: &SimulateOutcome, format: Format) -> Result<()> {
+    let (result, run_name, setups, output_dir) =
+        (&out.result, &out.run_name, &out.setups, &out.output_dir);
+    match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&result.summary)?),
         Format::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout().lock());
             w.write_record(["metric", "mean", "p50", "p90", "p95", "p99", "p99.9", "max"])?;
-            for (name, d) in servesim::report::latency_rows(&result.summary) {
+            for (name, d) in crate::report::latency_rows(&result.summary) {
                 w.write_record([name.to_owned()].into_iter().chain(
                     [d.mean, d.p50, d.p90, d.p95, d.p99, d.p99_9, d.max].map(|x| format!("{x:.6}")),
                 ))?;
@@ -721,7 +761,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
         }
         Format::Table => {
             println!("{run_name}:");
-            for (count, role, s) in &setups {
+            for (count, role, s) in setups {
                 let d = &s.deployment;
                 let role = match role {
                     ReplicaRole::Unified => String::new(),
@@ -750,7 +790,7 @@ pub fn run(mut args: SimulateArgs, paths: &DataPaths) -> Result<()> {
                 );
                 println!("  latency model: {}", s.latency.describe());
             }
-            print!("{}", servesim::report::summary_table(&result.summary));
+            print!("{}", crate::report::summary_table(&result.summary));
             if let Some(dir) = &output_dir {
                 println!(
                     "wrote {}/{{requests.csv,timeseries.csv,summary.json,config.json,report.html}}",

@@ -1,9 +1,9 @@
 //! `servesim sweep`: simulate every point of a grid, in parallel, into CSV/JSON/SVG.
 
+use crate::paths::DataPaths;
+use crate::plan::{self, exec, table, Shard, SweepConfig, SweepContext};
 use anyhow::Result;
 use clap::Args;
-use servesim::paths::DataPaths;
-use servesim::plan::{self, exec, table, Shard, SweepConfig, SweepContext};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +28,7 @@ pub struct SweepArgs {
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
 
+    /// What a point costs (device prices, electricity).
     #[command(flatten)]
     pub cost: CostArgs,
 
@@ -79,13 +80,26 @@ pub fn context(config: &Path, cost: &CostArgs, paths: &DataPaths) -> Result<Swee
     let mut ctx = SweepContext::new(cfg, config, paths, &prices)?;
     ctx.energy = cost
         .price_per_kwh
-        .map(|k| servesim::cost::EnergyPrice::new(k, cost.power_w))
+        .map(|k| crate::cost::EnergyPrice::new(k, cost.power_w))
         .transpose()?;
     Ok(ctx)
 }
 
-/// Run `servesim sweep`.
-pub fn run(args: SweepArgs, paths: &DataPaths) -> Result<()> {
+/// A sweep's points, run but not written.
+#[derive(Debug)]
+pub struct SweepOutcome {
+    /// The grid's description (`sweep.json`).
+    pub meta: plan::SweepMeta,
+    /// The shard run, if any.
+    pub shard: Option<Shard>,
+    /// One row per point run, by index (`points.csv`).
+    pub rows: Vec<table::Row>,
+    /// Threads used.
+    pub jobs: usize,
+}
+
+/// Run the points of `args`' grid (its shard, if any) in parallel, without writing.
+pub fn points(args: &SweepArgs, paths: &DataPaths) -> Result<SweepOutcome> {
     let ctx = context(&args.config, &args.cost, paths)?;
     let meta = plan::meta(&ctx);
     let shard: Option<Shard> = args.shard.as_deref().map(str::parse).transpose()?;
@@ -93,18 +107,43 @@ pub fn run(args: SweepArgs, paths: &DataPaths) -> Result<()> {
         Some(s) => s.indices(meta.total_points),
         None => (0..meta.total_points).collect(),
     };
-    let dir = args
-        .output_dir
-        .unwrap_or_else(|| Path::new("output").join(format!("sweep-{}", meta.name)));
     let jobs = args.jobs.unwrap_or_else(exec::default_jobs);
     let pb = progress_bar(indices.len(), "points");
     let tick = || pb.inc(1);
     let rows = plan::run_points(&ctx, &indices, jobs, &tick)?;
     pb.finish_and_clear();
-    table::write_points(&dir, &meta, shard, &rows)?;
-    if !args.no_charts && shard.is_none() {
-        plan::chart::sweep_charts(&dir, &rows)?;
+    Ok(SweepOutcome {
+        meta,
+        shard,
+        rows,
+        jobs,
+    })
+}
+
+/// Write a sweep's files (`points.csv`, `points.json`, `sweep.json`, the charts) into
+/// `--output-dir` (default output/sweep-<name>/); the folder.
+pub fn write(args: &SweepArgs, out: &SweepOutcome) -> Result<PathBuf> {
+    let dir = args
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| Path::new("output").join(format!("sweep-{}", out.meta.name)));
+    table::write_points(&dir, &out.meta, out.shard, &out.rows)?;
+    if !args.no_charts && out.shard.is_none() {
+        plan::chart::sweep_charts(&dir, &out.rows)?;
     }
+    Ok(dir)
+}
+
+/// Run `servesim sweep`.
+pub fn run(args: SweepArgs, paths: &DataPaths) -> Result<()> {
+    let out = points(&args, paths)?;
+    let dir = write(&args, &out)?;
+    let SweepOutcome {
+        meta,
+        shard,
+        rows,
+        jobs,
+    } = out;
     let ok = rows.iter().filter(|r| r.get("status") == "ok").count();
     println!(
         "{}: {} of {} points{} ({} ok, {} infeasible) on {} threads",

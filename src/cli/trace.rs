@@ -1,13 +1,13 @@
 //! `servesim trace`: generate synthetic traces, summarise and convert trace files.
 
-use anyhow::{bail, Context, Result};
-use clap::{ArgGroup, Args, Subcommand, ValueEnum};
-use servesim::trace::{
+use crate::trace::{
     open_trace, open_trace_as, ArrivalProcess, LengthDist, LengthModel, NativeWriter, Request,
     SynthConfig, SynthLimit, SynthTrace, TraceFormat, TraceOptions, TraceReader, TraceStats,
     DEFAULT_HASH_BLOCK_TOKENS,
 };
-use servesim::units::{checked_secs_to_nanos, SimDuration};
+use crate::units::{checked_secs_to_nanos, SimDuration};
+use anyhow::{bail, Context, Result};
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -198,7 +198,7 @@ pub struct TraceOptsArgs {
 
 impl TraceOptsArgs {
     /// Open `file` with these flags.
-    fn open(&self, file: &Path) -> servesim::Result<TraceReader> {
+    fn open(&self, file: &Path) -> crate::Result<TraceReader> {
         let opts = self.to_options();
         match self.trace_format {
             Some(format) => open_trace_as(file, format, &opts),
@@ -399,12 +399,12 @@ fn convert(a: ConvertArgs) -> Result<()> {
 fn write_native(
     path: Option<&Path>,
     extended: bool,
-    requests: impl Iterator<Item = servesim::Result<Request>>,
+    requests: impl Iterator<Item = crate::Result<Request>>,
 ) -> Result<()> {
     fn pump<W: Write>(
         out: W,
         extended: bool,
-        requests: impl Iterator<Item = servesim::Result<Request>>,
+        requests: impl Iterator<Item = crate::Result<Request>>,
     ) -> Result<()> {
         let mut w = NativeWriter::new(out, extended);
         for r in requests {
@@ -533,7 +533,7 @@ mod tests {
         assert!(text.starts_with("request_id,arrival_time_s,input_tokens,output_tokens,session_id,prefix_hash_ids,hash_block_tokens\n"));
         let reqs: Vec<Request> = open_trace(&out, &TraceOptions::default())
             .unwrap()
-            .collect::<servesim::Result<_>>()
+            .collect::<crate::Result<_>>()
             .unwrap();
         assert!(!reqs.is_empty());
         assert!(reqs

@@ -252,6 +252,30 @@ fn json_cell(out: &mut String, kind: Kind, v: &str) {
     }
 }
 
+/// `points.json`'s text: one object per row, numbers and booleans typed.
+pub fn points_json(rows: &[Row]) -> String {
+    let mut json = String::from("[\n");
+    for (k, r) in rows.iter().enumerate() {
+        json.push_str("  {");
+        for (i, ((name, kind), v)) in COLUMNS.iter().zip(&r.0).enumerate() {
+            if i > 0 {
+                json.push_str(", ");
+            }
+            json.push('"');
+            json.push_str(name);
+            json.push_str("\": ");
+            json_cell(&mut json, *kind, v);
+        }
+        json.push('}');
+        if k + 1 < rows.len() {
+            json.push(',');
+        }
+        json.push('\n');
+    }
+    json.push_str("]\n");
+    json
+}
+
 /// Write `points.csv`, `points.json` and `sweep.json` (and `shard.json` when sharded)
 /// into `dir`; rows must be sorted by index.
 pub fn write_points(
@@ -272,25 +296,7 @@ pub fn write_points(
     }
     w.flush().map_err(|e| Error::io(&csv_path, e))?;
 
-    let mut json = String::from("[\n");
-    for (k, r) in rows.iter().enumerate() {
-        json.push_str("  {");
-        for (i, ((name, kind), v)) in COLUMNS.iter().zip(&r.0).enumerate() {
-            if i > 0 {
-                json.push_str(", ");
-            }
-            json.push('"');
-            json.push_str(name);
-            json.push_str("\": ");
-            json_cell(&mut json, *kind, v);
-        }
-        json.push('}');
-        if k + 1 < rows.len() {
-            json.push(',');
-        }
-        json.push('\n');
-    }
-    json.push_str("]\n");
+    let json = points_json(rows);
     let json_path = dir.join("points.json");
     std::fs::write(&json_path, json).map_err(|e| Error::io(&json_path, e))?;
     crate::report::write_json(&dir.join("sweep.json"), meta)?;

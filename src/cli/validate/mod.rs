@@ -2,13 +2,13 @@
 //! the error per metric.
 
 use super::args::{DeploymentArgs, EngineArgs, Merge};
+use crate::paths::DataPaths;
+use crate::perf::roofline::RooflineParams;
+use crate::report::table::Table;
+use crate::validate::{self, InputFormat, MeasuredRun, Measurement, OpenOptions, Validation};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
-use servesim::paths::DataPaths;
-use servesim::perf::roofline::RooflineParams;
-use servesim::report::table::Table;
-use servesim::validate::{self, InputFormat, MeasuredRun, Measurement, OpenOptions, Validation};
 use std::path::{Path, PathBuf};
 
 mod sets;
@@ -320,7 +320,7 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
         let file: ConfigFile =
-            toml::from_str(&text).map_err(|e| servesim::error::toml_error(path, &text, &e))?;
+            toml::from_str(&text).map_err(|e| crate::error::toml_error(path, &text, &e))?;
         args.options.merge_from(file.options);
         args.deployment.merge_from(file.deployment);
         args.engine.merge_from(file.engine);

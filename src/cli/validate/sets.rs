@@ -3,11 +3,11 @@
 //! summary (each row a closed loop).
 
 use super::{pct, print_notes, print_run, signed_pct, Selector};
+use crate::paths::DataPaths;
+use crate::report::table::Table;
+use crate::validate::stats::ErrorStats;
+use crate::validate::{self, GenzTable, Metric, ReplayMode, SummaryTable, Validation};
 use anyhow::{Context, Result};
-use servesim::paths::DataPaths;
-use servesim::report::table::Table;
-use servesim::validate::stats::ErrorStats;
-use servesim::validate::{self, GenzTable, Metric, ReplayMode, SummaryTable, Validation};
 use std::path::Path;
 
 /// A short label of a replay mode (`closed c=8`).
@@ -142,7 +142,7 @@ pub(super) fn run_genz(
         sets: &'a [GenzSetSummary],
     }
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    servesim::report::write_json(
+    crate::report::write_json(
         &out_dir.join("summary.json"),
         &Summary {
             source: &table.source,
@@ -323,7 +323,7 @@ pub(super) fn run_summary(
         overall: Overall,
         skipped: &'a [String],
     }
-    servesim::report::write_json(
+    crate::report::write_json(
         &out_dir.join("summary.json"),
         &Summary {
             source: &table.source,

@@ -2,11 +2,11 @@
 //! tables (Argonne, Splitwise) and the TensorRT-LLM offline throughput table.
 
 use super::{pct, signed_pct, Selector};
+use crate::paths::DataPaths;
+use crate::report::table::Table;
+use crate::validate::stats::ErrorStats;
+use crate::validate::{self, Metric, Validation};
 use anyhow::{Context, Result};
-use servesim::paths::DataPaths;
-use servesim::report::table::Table;
-use servesim::validate::stats::ErrorStats;
-use servesim::validate::{self, Metric, Validation};
 use std::path::Path;
 
 /// One line per set: the figures the docs table shows.
@@ -190,7 +190,7 @@ pub(super) fn run_throughput(
         overall: ErrorStats,
         skipped: &'a [String],
     }
-    servesim::report::write_json(
+    crate::report::write_json(
         &out_dir.join("summary.json"),
         &Summary {
             source: &table.source,
@@ -303,7 +303,7 @@ pub(super) fn run_static(
         sets: &'a [SetSummary],
         skipped: &'a [String],
     }
-    servesim::report::write_json(
+    crate::report::write_json(
         &out_dir.join("summary.json"),
         &Summary {
             source: &table.source,
