@@ -1,0 +1,174 @@
+//! `servesim._servesim`: the native half of the Python package.
+//!
+//! Every function takes a command line *after* `servesim` (the Python wrapper builds it
+//! from keyword arguments, so names and defaults are the CLI's own), parses it with the
+//! CLI's clap definitions ([`servesim::cli::Cli`]) and runs the command's library
+//! function with the GIL released. Results come back as JSON text (summaries, rows) and
+//! as per-column lists that the wrapper turns into Arrow tables; errors are
+//! `ServesimError` with the CLI's message (file, line and field where it has them).
+
+use clap::Parser;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use servesim::cli::{Cli, Command};
+use servesim::engine::RequestRecord;
+use servesim::metrics::TimeSeriesRow;
+use std::ffi::OsString;
+
+pyo3::create_exception!(
+    _servesim,
+    ServesimError,
+    PyException,
+    "An error servesim reported: bad input (naming file, line and field, or flag), an impossible deployment, a failed run."
+);
+
+/// The command line `servesim ARGV…`, parsed as the binary parses it (vLLM's short
+/// flags such as `-tp` included).
+fn parse(argv: Vec<String>) -> PyResult<Cli> {
+    let args =
+        std::iter::once(OsString::from("servesim")).chain(argv.into_iter().map(OsString::from));
+    let expanded = servesim::cli::args::expand_vllm_short_flags(args);
+    Cli::try_parse_from(expanded).map_err(|e| ServesimError::new_err(e.render().to_string()))
+}
+
+fn fail(e: anyhow::Error) -> PyErr {
+    ServesimError::new_err(format!("{e:#}"))
+}
+
+fn json(v: &impl serde::Serialize) -> PyResult<String> {
+    serde_json::to_string(v).map_err(|e| ServesimError::new_err(e.to_string()))
+}
+
+/// `requests.csv`'s columns, one list per column.
+fn request_columns<'py>(py: Python<'py>, rows: &[RequestRecord]) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    macro_rules! col {
+        ($name:literal, $f:expr) => {
+            d.set_item($name, rows.iter().map($f).collect::<Vec<_>>())?;
+        };
+    }
+    col!("request_id", |r| r.request_id);
+    col!("replica", |r| r.replica);
+    col!("arrival_time_s", |r| r.arrival_time_s);
+    col!("input_tokens", |r| r.input_tokens);
+    col!("output_tokens", |r| r.output_tokens);
+    col!("scheduled_time_s", |r| r.scheduled_time_s);
+    col!("first_token_time_s", |r| r.first_token_time_s);
+    col!("finish_time_s", |r| r.finish_time_s);
+    col!("ttft_s", |r| r.ttft_s);
+    col!("tpot_s", |r| r.tpot_s);
+    col!("e2e_s", |r| r.e2e_s);
+    col!("queue_s", |r| r.queue_s);
+    col!("preemptions", |r| r.preemptions);
+    col!("prefix_hit_tokens", |r| r.prefix_hit_tokens);
+    col!("status", |r| r.status.as_str());
+    col!("attempts", |r| r.attempts);
+    Ok(d)
+}
+
+/// `timeseries.csv`'s base columns, one list per column.
+fn timeseries_columns<'py>(
+    py: Python<'py>,
+    rows: &[TimeSeriesRow],
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("time_s", rows.iter().map(|r| r.time_s).collect::<Vec<_>>())?;
+    d.set_item(
+        "running",
+        rows.iter().map(|r| r.running).collect::<Vec<_>>(),
+    )?;
+    d.set_item(
+        "waiting",
+        rows.iter().map(|r| r.waiting).collect::<Vec<_>>(),
+    )?;
+    d.set_item(
+        "kv_blocks_used",
+        rows.iter().map(|r| r.kv_blocks_used).collect::<Vec<_>>(),
+    )?;
+    d.set_item(
+        "batch_tokens",
+        rows.iter().map(|r| r.batch_tokens).collect::<Vec<_>>(),
+    )?;
+    Ok(d)
+}
+
+/// `servesim simulate ARGV…` without printing: a dict with `summary_json`,
+/// `requests` and `timeseries` (column lists), `run_name` and `output_dir`.
+#[pyfunction]
+fn simulate(py: Python<'_>, argv: Vec<String>) -> PyResult<Py<PyDict>> {
+    let mut full = vec!["simulate".to_owned()];
+    full.extend(argv);
+    let cli = parse(full)?;
+    let paths = servesim::cli::data_paths(&cli).map_err(fail)?;
+    let Command::Simulate(args) = cli.command else {
+        return Err(ServesimError::new_err("not a simulate command line"));
+    };
+    let out = py
+        .detach(|| servesim::cli::simulate::simulate(*args, &paths, true))
+        .map_err(fail)?;
+    let d = PyDict::new(py);
+    d.set_item("summary_json", json(&out.result.summary)?)?;
+    d.set_item("requests", request_columns(py, &out.result.requests)?)?;
+    d.set_item(
+        "timeseries",
+        timeseries_columns(py, &out.result.timeseries)?,
+    )?;
+    d.set_item("run_name", &out.run_name)?;
+    d.set_item(
+        "output_dir",
+        out.output_dir.as_ref().map(|p| p.display().to_string()),
+    )?;
+    Ok(d.unbind())
+}
+
+/// `servesim list ARGV…`: the rows `--format json` prints, as JSON text.
+#[pyfunction]
+fn list(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
+    let mut full = vec!["list".to_owned()];
+    full.extend(argv);
+    let cli = parse(full)?;
+    let paths = servesim::cli::data_paths(&cli).map_err(fail)?;
+    let Command::List(args) = cli.command else {
+        return Err(ServesimError::new_err("not a list command line"));
+    };
+    py.detach(|| servesim::cli::list::rows_json(&args, &paths))
+        .map_err(fail)
+}
+
+/// `servesim sweep ARGV…`: `points.json`'s text (one object per point); the CLI's
+/// files too when `write` (into `--output-dir`, default output/sweep-NAME/).
+#[pyfunction]
+fn sweep(py: Python<'_>, argv: Vec<String>, write: bool) -> PyResult<String> {
+    let mut full = vec!["sweep".to_owned()];
+    full.extend(argv);
+    let cli = parse(full)?;
+    let paths = servesim::cli::data_paths(&cli).map_err(fail)?;
+    let Command::Sweep(args) = cli.command else {
+        return Err(ServesimError::new_err("not a sweep command line"));
+    };
+    py.detach(|| {
+        let out = servesim::cli::sweep::points(&args, &paths)?;
+        if write {
+            servesim::cli::sweep::write(&args, &out)?;
+        }
+        Ok(servesim::plan::table::points_json(&out.rows))
+    })
+    .map_err(fail)
+}
+
+/// The version of the servesim library this module was built from.
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+#[pymodule]
+fn _servesim(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("ServesimError", m.py().get_type::<ServesimError>())?;
+    m.add_function(wrap_pyfunction!(simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(list, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep, m)?)?;
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    Ok(())
+}
