@@ -3,6 +3,14 @@
 //! Rust (and from the Python package, which parses the same flags: [`Cli`] with
 //! `try_parse_from`, then [`data_paths`] and the command's own function).
 
+// The doc comments of this module tree are clap's help texts, written for a terminal
+// (`<model>`, `[:MAX]`, bare URLs), not for rustdoc.
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls
+)]
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
