@@ -214,6 +214,27 @@ pub fn blocks_for_tokens(tokens: u64, block_size_tokens: u32) -> u64 {
     tokens.div_ceil(u64::from(block_size_tokens))
 }
 
+/// The UTC civil date `(year, month 1–12, day 1–31)` of `days` after 1970-01-01
+/// (Howard Hinnant's `civil_from_days`, exact for every `i64` day a clock gives).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Days since 1970-01-01 (UTC) by the system clock.
+pub fn unix_days_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| (d.as_secs() / 86_400) as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,5 +289,13 @@ mod tests {
             prop_assert!(b * u64::from(bs) >= tokens);
             prop_assert!(b == 0 || (b - 1) * u64::from(bs) < tokens);
         }
+    }
+
+    #[test]
+    fn civil_dates_from_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(19_930), (2024, 7, 26));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
     }
 }

@@ -54,22 +54,11 @@ pub(crate) enum Command {
     },
 }
 
-/// A request handed to the engine.
+/// A request handed to the engine: what the handler submitted, and where its events go.
 #[derive(Debug)]
 pub(crate) struct Submission {
-    /// Unique id (also the simulated request id).
-    pub(crate) id: u64,
-    /// Prompt length.
-    pub(crate) prompt_tokens: u32,
-    /// Output length.
-    pub(crate) output_tokens: u32,
-    /// Chained hashes of the prompt's 16-token blocks (empty when its ids are unknown):
-    /// requests sharing a prefix share cached KV blocks.
-    pub(crate) prefix_hash_ids: Vec<u64>,
-    /// When its HTTP request was received: its simulated arrival.
-    pub(crate) received: Instant,
-    /// What the client asked for (for `/metrics`).
-    pub(crate) params: RequestParams,
+    /// The request.
+    pub(crate) req: NewRequest,
     /// Where its events go.
     pub(crate) events: mpsc::UnboundedSender<StreamEvent>,
 }
@@ -346,16 +335,16 @@ impl EngineTask {
         for cmd in cmds.drain(..) {
             match cmd {
                 Command::Submit(s) => {
-                    // Received at `s.received` on the clients' clock; in the engine
+                    // Received at `s.req.received` on the clients' clock; in the engine
                     // after the API server's ingress (and the engine's lag).
-                    let sent = self.settings.clock.sim_time(s.received);
-                    let entry = sent + self.settings.api.ingress(s.prompt_tokens);
+                    let sent = self.settings.clock.sim_time(s.req.received);
+                    let entry = sent + self.settings.api.ingress(s.req.prompt_tokens);
                     let entry = SimTime::from_nanos(
                         entry
                             .as_nanos()
                             .saturating_sub(self.settings.clock.lag.as_nanos()),
                     );
-                    self.pending.insert((entry, s.id), s);
+                    self.pending.insert((entry, s.req.id), s);
                 }
                 Command::Abort(id) => self.abort(id),
                 Command::Metrics(reply) => metric_replies.push(reply),
@@ -440,17 +429,22 @@ impl EngineTask {
                 return refuse(ApiError::queue_full(waiting));
             }
         }
-        if self.clients.contains_key(&s.id) {
+        if self.clients.contains_key(&s.req.id) {
             return refuse(ApiError::bad_request("duplicate request id"));
         }
-        let mut req = Request::new(s.id, self.sim.now(), s.prompt_tokens, s.output_tokens);
-        req.prefix_hash_ids = s.prefix_hash_ids;
+        let mut req = Request::new(
+            s.req.id,
+            self.sim.now(),
+            s.req.prompt_tokens,
+            s.req.output_tokens,
+        );
+        req.prefix_hash_ids = s.req.prefix_hash_ids;
         self.clients.insert(
-            s.id,
+            s.req.id,
             Client {
                 events: s.events.clone(),
-                prompt_tokens: s.prompt_tokens,
-                params: s.params,
+                prompt_tokens: s.req.prompt_tokens,
+                params: s.req.params,
             },
         );
         let mut gone = Vec::new();
@@ -464,8 +458,8 @@ impl EngineTask {
         };
         self.sim.add_request(req, &mut dispatch);
         // A request the engine can never run was rejected (and told) already.
-        if self.clients.contains_key(&s.id) && s.events.send(StreamEvent::Accepted).is_err() {
-            self.abort(s.id);
+        if self.clients.contains_key(&s.req.id) && s.events.send(StreamEvent::Accepted).is_err() {
+            self.abort(s.req.id);
         }
     }
 
@@ -521,14 +515,21 @@ pub(crate) struct RequestHandle {
     ended: bool,
 }
 
-/// What a handler submits (a [`Submission`] without its channel).
+/// What a handler submits.
 #[derive(Debug)]
 pub(crate) struct NewRequest {
+    /// Unique id (also the simulated request id).
     pub(crate) id: u64,
+    /// Prompt length.
     pub(crate) prompt_tokens: u32,
+    /// Output length.
     pub(crate) output_tokens: u32,
+    /// Chained hashes of the prompt's 16-token blocks (empty when its ids are unknown):
+    /// requests sharing a prefix share cached KV blocks.
     pub(crate) prefix_hash_ids: Vec<u64>,
+    /// When its HTTP request was received: its simulated arrival.
     pub(crate) received: Instant,
+    /// What the client asked for (for `/metrics`).
     pub(crate) params: RequestParams,
 }
 
@@ -546,15 +547,7 @@ impl RequestHandle {
             commands: commands.clone(),
             ended: false,
         };
-        let sub = Submission {
-            id: req.id,
-            prompt_tokens: req.prompt_tokens,
-            output_tokens: req.output_tokens,
-            prefix_hash_ids: req.prefix_hash_ids,
-            received: req.received,
-            params: req.params,
-            events: tx,
-        };
+        let sub = Submission { req, events: tx };
         if commands.send(Command::Submit(sub)).is_err() {
             handle.ended = true;
             return Err(ApiError::unavailable("the engine has stopped"));

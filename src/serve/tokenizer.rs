@@ -254,18 +254,11 @@ fn compile_template(source: String, path: &Path) -> Result<minijinja::Environmen
         },
     );
     env.add_function("strftime_now", |fmt: String| {
-        strftime_utc(&fmt, unix_days())
+        strftime_utc(&fmt, crate::units::unix_days_now())
     });
     env.add_template_owned("chat", source)
         .map_err(|e| tok_err(path, format!("field `chat_template`: {e:#}")))?;
     Ok(env)
-}
-
-/// Days since 1970-01-01 (UTC) now.
-fn unix_days() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| (d.as_secs() / 86_400) as i64)
 }
 
 /// `%d`, `%b`, `%B`, `%m`, `%Y`, `%y` and `%%` of the UTC date `days` after the
@@ -285,17 +278,9 @@ fn strftime_utc(fmt: &str, days: i64) -> String {
         "November",
         "December",
     ];
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::units::civil_from_days(days);
     let name = MONTHS[(month - 1) as usize];
+    let (month, day) = (i64::from(month), i64::from(day));
     let mut out = String::new();
     let mut chars = fmt.chars();
     while let Some(c) = chars.next() {
