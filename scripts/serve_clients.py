@@ -633,7 +633,11 @@ SERVE_ONLY_FLAGS = {"--host": 1, "--port": 1, "--speedup": 1, "--max-queue": 1, 
                     "--tokenizer": 1, "--enable-prompt-tokens-details": 0}
 # Smoke limits on the agreement with `simulate`, per-request medians (generous: CI
 # machines are noisy; the figures measured on a quiet machine are in docs/serve.md).
-SMOKE_MAX_TTFT_DELTA_MS = 5.0
+# Client-observed minus simulated TTFT: a client's own work (building the request,
+# parsing chunks; a few ms for the openai SDK on a busy 2-core machine) only adds time,
+# so the band is lopsided; a server releasing early, or dropping the API server's
+# time, shows below it.
+SMOKE_TTFT_DELTA_MS = (-3.0, 8.0)
 SMOKE_MAX_E2E_DELTA_PCT = 3.0
 
 
@@ -876,7 +880,8 @@ def main():
             c = s.get("vs_simulate") or {}
             # Medians over requests: a client's first request carries its one-off set-up
             # (the openai SDK's is tens of ms), which moves a 16-request mean.
-            if (c.get("ttft_delta_ms_median") is None or abs(c["ttft_delta_ms_median"]) > SMOKE_MAX_TTFT_DELTA_MS
+            lo, hi = SMOKE_TTFT_DELTA_MS
+            if (c.get("ttft_delta_ms_median") is None or not lo <= c["ttft_delta_ms_median"] <= hi
                     or abs(c.get("e2e_delta_pct_median") or 0.0) > SMOKE_MAX_E2E_DELTA_PCT):
                 log(f"{s['client']}: timing disagrees with `servesim simulate`: {c}")
                 bad.append(s["client"])

@@ -70,15 +70,23 @@ async def one(client, args, idx, send_at, t0, prompt, tok, rec):
                 r["usage_completion_tokens"] = chunk.usage.completion_tokens
     except Exception as e:  # noqa: BLE001 - every failure is a counted failed request
         r["error"] = f"{type(e).__name__}: {e}"[:300]
-    if args.endpoint == "chat":
+    if not r["error"] and r["first_token_s"] is None:
+        r["error"] = "no content"
+    # Counted with the tokenizer after the run: tokenizing here would hold up the
+    # event loop, and with it the timestamps of the other streams.
+    r["prompt"] = prompt
+    rec.append(r)
+
+
+def count_tokens(tok, endpoint, r):
+    """The client's own prompt and output token counts of record `r`."""
+    prompt = r.pop("prompt")
+    if endpoint == "chat":
         r["client_prompt_tokens"] = len(tok.apply_chat_template(
             [{"role": "user", "content": prompt}], tokenize=True, add_generation_prompt=True, return_dict=True)["input_ids"])
     else:
         r["client_prompt_tokens"] = len(tok(prompt)["input_ids"])
     r["client_output_tokens"] = len(tok(r["text"], add_special_tokens=False)["input_ids"])
-    if not r["error"] and r["first_token_s"] is None:
-        r["error"] = "no content"
-    rec.append(r)
 
 
 def stats(xs):
@@ -118,6 +126,8 @@ async def main():
     t0 = time.perf_counter()
     await asyncio.gather(*(one(client, args, i, s, t0, p, tok, rec) for i, (s, p) in enumerate(zip(sends, prompts))))
     wall = time.perf_counter() - t0
+    for r in rec:
+        count_tokens(tok, args.endpoint, r)
     rec.sort(key=lambda r: r["idx"])
 
     args.out.mkdir(parents=True, exist_ok=True)
