@@ -401,7 +401,22 @@ fn print_sweep(rows: &[Row], format: Format) -> Result<()> {
 }
 
 /// Run `servesim estimate`.
-pub fn run(args: EstimateArgs, paths: &DataPaths) -> Result<()> {
+/// What `servesim estimate` computes for `args`: one batch's estimate, or the rows of a
+/// sweep of batches.
+enum Computed {
+    One(Box<OneBatch>),
+    Sweep(Vec<Row>),
+}
+
+/// One batch's estimate with what its advice needs.
+struct OneBatch {
+    req: crate::deployment::DeploymentRequest,
+    overrides: crate::engine::config::EngineOverrides,
+    setup: ReplicaSetup,
+    estimate: Estimate,
+}
+
+fn compute(args: &EstimateArgs, paths: &DataPaths) -> Result<Computed> {
     let req = args.deployment.request();
     let overrides = args.engine.overrides();
     let d = Deployment::resolve(&req, paths)?;
@@ -437,34 +452,76 @@ pub fn run(args: EstimateArgs, paths: &DataPaths) -> Result<()> {
     let batches = sweep::grid(&args.batch_size, &args.input_len, &args.output_len);
     if batches.len() > 1 {
         let threads = crate::plan::exec::default_jobs();
-        let rows = sweep::sweep(&setup, &batches, Some(work), threads);
-        return print_sweep(&rows, args.format);
+        return Ok(Computed::Sweep(sweep::sweep(
+            &setup,
+            &batches,
+            Some(work),
+            threads,
+        )));
     }
-    let batch = batches[0];
-    let e = estimate_with_work(&setup, batch, Some(work))?;
-    match args.format {
-        Format::Json => {
-            #[derive(serde::Serialize)]
-            struct Out<'a> {
-                deployment: crate::deployment::DeploymentSummary,
-                engine: &'a crate::engine::EngineConfig,
-                #[serde(flatten)]
-                estimate: &'a Estimate,
-                advice: Advice,
+    let estimate = estimate_with_work(&setup, batches[0], Some(work))?;
+    Ok(Computed::One(Box::new(OneBatch {
+        req,
+        overrides,
+        setup,
+        estimate,
+    })))
+}
+
+/// One batch's estimate as `--format json` prints it.
+fn one_json(
+    req: &crate::deployment::DeploymentRequest,
+    overrides: &crate::engine::config::EngineOverrides,
+    setup: &ReplicaSetup,
+    e: &Estimate,
+    paths: &DataPaths,
+) -> Result<String> {
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        deployment: crate::deployment::DeploymentSummary,
+        engine: &'a crate::engine::EngineConfig,
+        #[serde(flatten)]
+        estimate: &'a Estimate,
+        advice: Advice,
+    }
+    let out = Out {
+        deployment: setup.deployment.summary(),
+        engine: &setup.engine,
+        estimate: e,
+        advice: advise(req, overrides, paths, setup, e)?,
+    };
+    Ok(serde_json::to_string_pretty(&out)?)
+}
+
+/// What `servesim estimate --format json` prints for `args`: one batch's estimate (an
+/// object), or the rows of a sweep of batches (an array).
+pub fn json(args: &EstimateArgs, paths: &DataPaths) -> Result<String> {
+    Ok(match compute(args, paths)? {
+        Computed::Sweep(rows) => serde_json::to_string_pretty(&rows)?,
+        Computed::One(b) => one_json(&b.req, &b.overrides, &b.setup, &b.estimate, paths)?,
+    })
+}
+
+/// Run `servesim estimate`.
+pub fn run(args: EstimateArgs, paths: &DataPaths) -> Result<()> {
+    match compute(&args, paths)? {
+        Computed::Sweep(rows) => print_sweep(&rows, args.format),
+        Computed::One(b) => {
+            let OneBatch {
+                req,
+                overrides,
+                setup,
+                estimate: e,
+            } = *b;
+            match args.format {
+                Format::Json => println!("{}", one_json(&req, &overrides, &setup, &e, paths)?),
+                Format::Csv => print_csv(&e)?,
+                Format::Table => {
+                    let advice = advise(&req, &overrides, paths, &setup, &e)?;
+                    print_table(&setup, &e, &advice, args.top_ops);
+                }
             }
-            let out = Out {
-                deployment: setup.deployment.summary(),
-                engine: &setup.engine,
-                estimate: &e,
-                advice: advise(&req, &overrides, paths, &setup, &e)?,
-            };
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        }
-        Format::Csv => print_csv(&e)?,
-        Format::Table => {
-            let advice = advise(&req, &overrides, paths, &setup, &e)?;
-            print_table(&setup, &e, &advice, args.top_ops);
+            Ok(())
         }
     }
-    Ok(())
 }

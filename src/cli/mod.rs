@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 pub mod args;
 mod calibrate;
-mod estimate;
+pub mod estimate;
 mod fit_stack;
 mod interactive;
 pub mod list;
