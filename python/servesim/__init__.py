@@ -30,6 +30,7 @@ __all__ = [
     "list_hardware",
     "list_stacks",
     "sweep",
+    "estimate",
     "__version__",
 ]
 
@@ -240,6 +241,27 @@ def sweep(grid, **options):
     else:
         text = _servesim.sweep(["--config", os.fspath(grid)] + _flags(options), write)
     return pd.DataFrame(json.loads(text))
+
+
+def estimate(**options):
+    """One static batch through the simulated engine (``servesim estimate``): TTFT, TPOT,
+    end-to-end latency, the operator breakdown and the bottleneck, as the dict
+    ``--format json`` prints. Several values of ``batch_size``, ``input_len`` or
+    ``output_len`` (lists) make a sweep of batches: a DataFrame, one row per batch.
+    ``options``: the CLI's flags (``model=``, ``hardware=``, ``tensor_parallel_size=``,
+    ``batch_size=``, ``input_len=``, ``output_len=``, ...)."""
+    argv = []
+    for k, v in options.items():
+        # The CLI takes several batch sizes or lengths comma-separated.
+        if k in ("batch_size", "input_len", "output_len") and isinstance(v, (list, tuple)):
+            v = ",".join(str(x) for x in v)
+        argv += _flags({k: v})
+    out = json.loads(_servesim.estimate(argv))
+    if isinstance(out, list):
+        import pandas as pd
+
+        return pd.DataFrame(out)
+    return out
 
 
 def _list(what: str, options: Mapping[str, Any]):

@@ -157,6 +157,21 @@ fn sweep(py: Python<'_>, argv: Vec<String>, write: bool) -> PyResult<String> {
     .map_err(fail)
 }
 
+/// `servesim estimate ARGV…`: what `--format json` prints (an object for one batch,
+/// an array for a sweep of batches).
+#[pyfunction]
+fn estimate(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
+    let mut full = vec!["estimate".to_owned()];
+    full.extend(argv);
+    let cli = parse(full)?;
+    let paths = servesim::cli::data_paths(&cli).map_err(fail)?;
+    let Command::Estimate(args) = cli.command else {
+        return Err(ServesimError::new_err("not an estimate command line"));
+    };
+    py.detach(|| servesim::cli::estimate::json(&args, &paths))
+        .map_err(fail)
+}
+
 /// The version of the servesim library this module was built from.
 #[pyfunction]
 fn version() -> &'static str {
@@ -169,6 +184,7 @@ fn _servesim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simulate, m)?)?;
     m.add_function(wrap_pyfunction!(list, m)?)?;
     m.add_function(wrap_pyfunction!(sweep, m)?)?;
+    m.add_function(wrap_pyfunction!(estimate, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     Ok(())
 }
