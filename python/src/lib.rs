@@ -32,6 +32,18 @@ fn parse(argv: Vec<String>) -> PyResult<Cli> {
     Cli::try_parse_from(expanded).map_err(|e| ServesimError::new_err(e.render().to_string()))
 }
 
+/// `servesim NAME ARGV…` parsed, with its data paths.
+fn command(name: &str, argv: Vec<String>) -> PyResult<(Command, servesim::paths::DataPaths)> {
+    let cli = parse(std::iter::once(name.to_owned()).chain(argv).collect())?;
+    let paths = servesim::cli::data_paths(&cli).map_err(fail)?;
+    Ok((cli.command, paths))
+}
+
+/// The error for a command line that parsed as another command (a `--` trick).
+fn not_a(name: &str) -> PyErr {
+    ServesimError::new_err(format!("not a {name} command line"))
+}
+
 fn fail(e: anyhow::Error) -> PyErr {
     ServesimError::new_err(format!("{e:#}"))
 }
@@ -97,12 +109,8 @@ fn timeseries_columns<'py>(
 /// `requests` and `timeseries` (column lists), `run_name` and `output_dir`.
 #[pyfunction]
 fn simulate(py: Python<'_>, argv: Vec<String>) -> PyResult<Py<PyDict>> {
-    let mut full = vec!["simulate".to_owned()];
-    full.extend(argv);
-    let cli = parse(full)?;
-    let paths = servesim::cli::data_paths(&cli).map_err(fail)?;
-    let Command::Simulate(args) = cli.command else {
-        return Err(ServesimError::new_err("not a simulate command line"));
+    let (Command::Simulate(args), paths) = command("simulate", argv)? else {
+        return Err(not_a("simulate"));
     };
     let out = py
         .detach(|| servesim::cli::simulate::simulate(*args, &paths, true))
@@ -125,12 +133,8 @@ fn simulate(py: Python<'_>, argv: Vec<String>) -> PyResult<Py<PyDict>> {
 /// `servesim list ARGV…`: the rows `--format json` prints, as JSON text.
 #[pyfunction]
 fn list(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
-    let mut full = vec!["list".to_owned()];
-    full.extend(argv);
-    let cli = parse(full)?;
-    let paths = servesim::cli::data_paths(&cli).map_err(fail)?;
-    let Command::List(args) = cli.command else {
-        return Err(ServesimError::new_err("not a list command line"));
+    let (Command::List(args), paths) = command("list", argv)? else {
+        return Err(not_a("list"));
     };
     py.detach(|| servesim::cli::list::rows_json(&args, &paths))
         .map_err(fail)
@@ -140,12 +144,8 @@ fn list(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
 /// files too when `write` (into `--output-dir`, default output/sweep-NAME/).
 #[pyfunction]
 fn sweep(py: Python<'_>, argv: Vec<String>, write: bool) -> PyResult<String> {
-    let mut full = vec!["sweep".to_owned()];
-    full.extend(argv);
-    let cli = parse(full)?;
-    let paths = servesim::cli::data_paths(&cli).map_err(fail)?;
-    let Command::Sweep(args) = cli.command else {
-        return Err(ServesimError::new_err("not a sweep command line"));
+    let (Command::Sweep(args), paths) = command("sweep", argv)? else {
+        return Err(not_a("sweep"));
     };
     py.detach(|| {
         let out = servesim::cli::sweep::points(&args, &paths)?;
@@ -161,12 +161,8 @@ fn sweep(py: Python<'_>, argv: Vec<String>, write: bool) -> PyResult<String> {
 /// an array for a sweep of batches).
 #[pyfunction]
 fn estimate(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
-    let mut full = vec!["estimate".to_owned()];
-    full.extend(argv);
-    let cli = parse(full)?;
-    let paths = servesim::cli::data_paths(&cli).map_err(fail)?;
-    let Command::Estimate(args) = cli.command else {
-        return Err(ServesimError::new_err("not an estimate command line"));
+    let (Command::Estimate(args), paths) = command("estimate", argv)? else {
+        return Err(not_a("estimate"));
     };
     py.detach(|| servesim::cli::estimate::json(&args, &paths))
         .map_err(fail)

@@ -126,29 +126,21 @@ impl Tokenization {
         }
     }
 
-    /// The id and the text of the generated token (for `logprobs`), and the text of
-    /// the `k`-th alternative token (`k` ≥ 1), which is never the generated one.
-    pub fn token_text(&self, first: bool, alternative: u32) -> (Option<u32>, String) {
+    /// The text of the generated token (`alternative` 0, for `logprobs`), or of the
+    /// `alternative`-th other token, which is never the generated one.
+    pub fn token_text(&self, first: bool, alternative: u32) -> String {
         match self {
             Tokenization::Model(t) => {
                 let f = t.filler();
                 if alternative == 0 {
-                    let text = if first { &f.first } else { &f.rest };
-                    return (Some(f.id), text.clone());
+                    return if first { &f.first } else { &f.rest }.clone();
                 }
                 // The tokens after the filler's id (wrapping past the vocabulary).
                 let id = (f.id + alternative) % t.vocab_size().max(1);
-                let text = t.decode(&[id], false).unwrap_or_default();
-                (Some(id), text)
+                t.decode(&[id], false).unwrap_or_default()
             }
-            Tokenization::Approximate => {
-                let text = if alternative == 0 {
-                    filler(u32::from(!first), 1, true)
-                } else {
-                    format!(" tok{alternative}")
-                };
-                (None, text)
-            }
+            Tokenization::Approximate if alternative == 0 => filler(u32::from(!first), 1, true),
+            Tokenization::Approximate => format!(" tok{alternative}"),
         }
     }
 }

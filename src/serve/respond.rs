@@ -73,13 +73,13 @@ impl Job {
         let mut lp = CompletionLogprobs::default();
         let mut offset = choice.chars;
         for i in choice.generated..choice.generated.saturating_add(count) {
-            let (_, text) = self.tokens.token_text(i == 0, 0);
+            let text = self.tokens.token_text(i == 0, 0);
             lp.text_offset.push(offset);
             offset += text.chars().count() as u32;
             lp.token_logprobs.push(logprob_of_rank(0));
             let mut top = serde_json::Map::new();
             for rank in 0..k.max(1) {
-                let (_, t) = self.tokens.token_text(i == 0, rank);
+                let t = self.tokens.token_text(i == 0, rank);
                 top.entry(t).or_insert(Value::from(logprob_of_rank(rank)));
             }
             lp.top_logprobs.push(top);
@@ -91,13 +91,13 @@ impl Job {
     fn chat_logprobs(&self, start: u32, count: u32, k: u32) -> ChatLogprobs {
         let content = (start..start.saturating_add(count))
             .map(|i| {
-                let (_, token) = self.tokens.token_text(i == 0, 0);
+                let token = self.tokens.token_text(i == 0, 0);
                 ChatTokenLogprob {
                     bytes: token.as_bytes().to_vec(),
                     logprob: logprob_of_rank(0),
                     top_logprobs: (0..k)
                         .map(|rank| {
-                            let (_, t) = self.tokens.token_text(i == 0, rank);
+                            let t = self.tokens.token_text(i == 0, rank);
                             TopLogprob {
                                 bytes: t.as_bytes().to_vec(),
                                 logprob: logprob_of_rank(rank),
