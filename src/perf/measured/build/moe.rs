@@ -75,9 +75,10 @@ impl Ctx<'_> {
                 MoeFormat::of(dt, block)
             });
         if let Some(f) = format.filter(|&f| f != MoeFormat::Bf16) {
-            if let Some(t) = self.engine_moe(layer, f) {
-                return Some(MeasuredMoe::Engine(t));
-            }
+            // Experts the tensor cores run natively in a narrower format stream fewer
+            // bytes and run other kernels than any 16-bit table timed: without a table
+            // of their own format, the fitted GEMM law in that format times them.
+            return self.engine_moe(layer, f).map(MeasuredMoe::Engine);
         }
         if let Some((m, t)) = self.exact {
             if let Some(tab) = &t.moe {

@@ -128,3 +128,52 @@ fn moe_blocks_are_timed_in_the_experts_format() {
     let oss = resolve("openai/gpt-oss-20b", "b200", 1, None);
     assert!(!oss.describe().contains("mxfp4"), "{}", oss.describe());
 }
+
+/// A model profile measured in bf16 does not time experts the tensor cores run in a
+/// narrower format: on the RTX PRO 6000 (an LLMServingSim profile of Qwen3-30B-A3B in
+/// bf16, no NVFP4 table) NVFP4 experts take the GEMM law in their own format, which
+/// streams a quarter of the bf16 weight bytes, while bf16 experts keep the profile.
+#[test]
+fn bf16_profile_tables_do_not_time_narrower_experts() {
+    let paths = DataPaths::builtin();
+    let resolve = |q: Option<&str>| {
+        let d = Deployment::resolve(
+            &DeploymentRequest {
+                model: Some("Qwen/Qwen3-30B-A3B-Instruct-2507".into()),
+                hardware: Some("rtx-pro-6000".into()),
+                quantization: q.map(str::to_owned),
+                ..Default::default()
+            },
+            &paths,
+        )
+        .unwrap();
+        MeasuredModel::new(&d, &paths, &MeasuredOptions::default())
+            .unwrap()
+            .unwrap()
+    };
+    let bf16 = resolve(None);
+    let fp4 = resolve(Some("nvfp4"));
+    assert!(
+        bf16.describe().contains("moe: measured MoE block"),
+        "{}",
+        bf16.describe()
+    );
+    assert!(
+        !fp4.describe().contains("moe: measured MoE block"),
+        "{}",
+        fp4.describe()
+    );
+    let moe = |m: &MeasuredModel, s: &StepShape| {
+        m.breakdown(s)
+            .into_iter()
+            .find(|(k, _)| *k == "moe")
+            .unwrap()
+            .1
+    };
+    let s = decodes(16, 1024);
+    let r = moe(&fp4, &s) / moe(&bf16, &s);
+    assert!(
+        (0.15..0.6).contains(&r),
+        "nvfp4/bf16 expert time at 16 decodes: {r}"
+    );
+}
