@@ -112,6 +112,11 @@ pub struct DeploymentSummary {
     pub serving_stack: String,
 }
 
+/// `--intra-node-link` value that selects the link calibrated on one system's end-to-end
+/// runs (`perf_model/profiles/<gpu>/network/link_calibration.toml`), where the GPU's
+/// measured model has one.
+pub const CALIBRATED_LINK: &str = "calibrated";
+
 fn parse_dtype(flag: &str, value: &str) -> Result<DType> {
     value
         .parse::<DType>()
@@ -150,8 +155,28 @@ impl Deployment {
             d.cluster = d.cluster.with_inter_node(link("inter", key)?);
         }
         if let Some(key) = &req.intra_node_link {
-            let capped = d.gpu().capped_link(link("intra", key)?);
-            d.cluster = d.cluster.with_intra_node(capped);
+            if key == CALIBRATED_LINK {
+                let file = crate::perf::measured::MeasuredModel::hardware_slug(&d).map(|slug| {
+                    crate::perf::measured::MeasuredModel::profiles_dir(paths)
+                        .join(slug)
+                        .join("network")
+                        .join("link_calibration.toml")
+                });
+                if !file.as_ref().is_some_and(|f| f.is_file()) {
+                    return Err(Error::input(
+                        "<command line>",
+                        Some("--intra-node-link"),
+                        format!(
+                            "`{CALIBRATED_LINK}`: {} has no calibrated link (perf_model/profiles/<gpu>/network/link_calibration.toml)",
+                            d.gpu().name
+                        ),
+                    ));
+                }
+                d.cluster = d.cluster.with_calibrated_intra_node();
+            } else {
+                let capped = d.gpu().capped_link(link("intra", key)?);
+                d.cluster = d.cluster.with_intra_node(capped);
+            }
         }
         if let Some(n) = req.gpus_per_node {
             d.cluster = d.cluster.with_gpus_per_node(n)?;

@@ -102,8 +102,9 @@ pub struct DeploymentArgs {
 
     /// Link between GPUs of one node, a key of perf_model/interconnects.toml
     /// (`nvlink4-nvswitch`, `pcie4`, ...); the device's own port rate caps it (its
-    /// PCIe rate for PCIe links, its scale-up rate otherwise). Default: the device
-    /// file's.
+    /// PCIe rate for PCIe links, its scale-up rate otherwise). `calibrated`: the link
+    /// fitted on one system's runs where the GPU's profiles have one
+    /// (profiles/<gpu>/network/link_calibration.toml). Default: the device file's.
     #[arg(long, value_name = "KEY")]
     pub intra_node_link: Option<String>,
 

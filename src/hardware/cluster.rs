@@ -28,6 +28,10 @@ pub struct ClusterSpec {
     /// Link for groups inside a node that are larger than `intra_node.max_gpus` (PCIe
     /// beyond an NVLink bridge's pair); `None` = use `intra_node`.
     pub intra_node_fallback: Option<LinkSpec>,
+    /// Whether groups inside a node use the link calibrated on one system's end-to-end
+    /// runs (`--intra-node-link calibrated`: the measured model's
+    /// `profiles/<gpu>/network/link_calibration.toml`) instead of `intra_node`.
+    pub calibrated_intra_node: bool,
 }
 
 impl ClusterSpec {
@@ -39,6 +43,7 @@ impl ClusterSpec {
             intra_node: gpu.intra_node.clone(),
             inter_node: gpu.inter_node.clone(),
             intra_node_fallback,
+            calibrated_intra_node: false,
             gpu,
         }
     }
@@ -56,6 +61,14 @@ impl ClusterSpec {
     /// `nvlink4-nvswitch-nvls`, or PCIe for cards without their bridge).
     pub fn with_intra_node(mut self, link: LinkSpec) -> Self {
         self.intra_node = link;
+        self.calibrated_intra_node = false;
+        self
+    }
+
+    /// The same cluster with the intra-node link calibrated on one system's runs (see
+    /// [`ClusterSpec::calibrated_intra_node`]).
+    pub fn with_calibrated_intra_node(mut self) -> Self {
+        self.calibrated_intra_node = true;
         self
     }
 

@@ -36,10 +36,13 @@ pub(crate) enum Collective {
 }
 
 /// The link a `tp`-GPU group inside a node uses: the accelerator's calibrated link
-/// where `network/link_calibration.toml` gives one, else the cluster's.
+/// (`network/link_calibration.toml`) where the deployment asked for it
+/// (`--intra-node-link calibrated`), else the cluster's. A calibration describes the one
+/// system it was fitted on (its PCIe topology, whether NCCL has peer-to-peer access),
+/// not every system with that GPU, so it is never applied unasked.
 fn group_link(gpu: &GpuProfiles, cluster: &ClusterSpec, tp: u32) -> LinkSpec {
     match &gpu.calibrated_link {
-        Some(l) if !cluster.group_spans_nodes(tp) => l.clone(),
+        Some(l) if cluster.calibrated_intra_node && !cluster.group_spans_nodes(tp) => l.clone(),
         _ => cluster.link_for_group(tp).clone(),
     }
 }

@@ -727,3 +727,40 @@ fn cached_costs_equal_direct_evaluation() {
         }
     }
 }
+
+/// The link calibrated on one system's end-to-end runs (the RTX PRO 6000 box of the
+/// LLMServingSim runs) is used only when asked for with `--intra-node-link calibrated`:
+/// another system with the same GPU (peer-to-peer over PCIe 5) keeps the catalog's
+/// link. A GPU without a calibration refuses the key, naming the flag.
+#[test]
+fn calibrated_link_only_when_asked() {
+    let paths = DataPaths::builtin();
+    let req = |hw: &str, link: Option<&str>| DeploymentRequest {
+        model: Some("Qwen/Qwen3-32B".into()),
+        hardware: Some(hw.into()),
+        tensor_parallel_size: Some(2),
+        intra_node_link: link.map(str::to_owned),
+        ..Default::default()
+    };
+    let build = |link: Option<&str>| {
+        let d = Deployment::resolve(&req("rtx-pro-6000", link), &paths).unwrap();
+        MeasuredModel::new(&d, &paths, &MeasuredOptions::default())
+            .unwrap()
+            .unwrap()
+    };
+    let nominal = build(None).describe();
+    assert!(!nominal.contains("calibrated on"), "{nominal}");
+    assert!(nominal.contains("on PCIe"), "{nominal}");
+    let calibrated = build(Some("calibrated")).describe();
+    assert!(
+        calibrated.contains("calibrated on RTX PRO 6000 TP2 runs"),
+        "{calibrated}"
+    );
+    let err = Deployment::resolve(&req("h100", Some("calibrated")), &paths)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--intra-node-link") && err.contains("no calibrated link"),
+        "{err}"
+    );
+}
