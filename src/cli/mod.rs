@@ -21,7 +21,7 @@ pub mod estimate;
 mod fit_stack;
 mod interactive;
 pub mod list;
-mod memory;
+pub mod memory;
 mod merge;
 mod plan;
 mod report;
