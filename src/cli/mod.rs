@@ -23,7 +23,7 @@ mod interactive;
 pub mod list;
 pub mod memory;
 mod merge;
-mod plan;
+pub mod plan;
 mod report;
 #[cfg(feature = "serve")]
 mod serve;
