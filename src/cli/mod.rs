@@ -30,7 +30,7 @@ mod serve;
 pub mod simulate;
 pub mod sweep;
 pub mod trace;
-mod validate;
+pub mod validate;
 
 /// servesim: a discrete-event simulator of LLM serving.
 #[derive(Debug, Parser)]
