@@ -4,7 +4,8 @@ Each function takes the command's flags as keyword arguments, named as on the co
 line with underscores (``tensor_parallel_size=2`` is ``--tensor-parallel-size 2``), with
 the same defaults, because the native module parses them with the CLI's own definitions.
 ``True`` passes a switch, ``None`` or ``False`` leaves a flag out, a list or tuple
-passes several values. Errors raise :class:`ServesimError` with the CLI's message.
+repeats the flag once per value (``select=["model=llama", "tp=2"]``). Errors raise
+:class:`ServesimError` with the CLI's message.
 
     >>> import servesim
     >>> r = servesim.simulate("traces/azure_conv_5min.csv")
@@ -31,6 +32,11 @@ __all__ = [
     "list_stacks",
     "sweep",
     "estimate",
+    "memory",
+    "plan",
+    "PlanResult",
+    "validate",
+    "ValidationResult",
     "__version__",
 ]
 
@@ -53,8 +59,8 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
         if value is True:
             argv.append(flag)
         elif isinstance(value, (list, tuple)):
-            argv.append(flag)
-            argv.extend(str(v) for v in value)
+            for v in value:
+                argv.extend([flag, os.fspath(v) if isinstance(v, os.PathLike) else str(v)])
         else:
             argv.extend([flag, os.fspath(value) if isinstance(value, os.PathLike) else str(value)])
     return argv
@@ -216,6 +222,20 @@ def _toml(grid: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _with_config(grid, what: str, run):
+    """`run(path)` with `grid` as a TOML file: a path as it is, a dict written to a
+    temporary file in the current folder (so that relative paths keep their meaning)."""
+    if not isinstance(grid, Mapping):
+        return run(os.fspath(grid))
+    fd, path = tempfile.mkstemp(prefix=f".servesim-{what}-", suffix=".toml", dir=".")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(_toml(grid))
+        return run(path)
+    finally:
+        os.unlink(path)
+
+
 def sweep(grid, **options):
     """Simulate every point of a grid (``servesim sweep``), in parallel as the CLI does;
     one row per point as a DataFrame with ``points.csv``'s columns.
@@ -229,17 +249,7 @@ def sweep(grid, **options):
     import pandas as pd
 
     write = options.get("output_dir") is not None
-    if isinstance(grid, Mapping):
-        # In the current folder, so that relative paths keep their meaning.
-        fd, path = tempfile.mkstemp(prefix=".servesim-sweep-", suffix=".toml", dir=".")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(_toml(grid))
-            text = _servesim.sweep(["--config", path] + _flags(options), write)
-        finally:
-            os.unlink(path)
-    else:
-        text = _servesim.sweep(["--config", os.fspath(grid)] + _flags(options), write)
+    text = _with_config(grid, "sweep", lambda path: _servesim.sweep(["--config", path] + _flags(options), write))
     return pd.DataFrame(json.loads(text))
 
 
@@ -286,3 +296,219 @@ def list_hardware(**options):
 def list_stacks(**options):
     """The serving stacks (``servesim list stacks``) as a DataFrame."""
     return _list("stacks", options)
+
+
+def _flat(row: Mapping[str, Any], sep: str = "") -> dict:
+    """A JSON object with its nested objects' fields lifted to the top level
+    (``{"per_gpu": {"used_gib": 1}}`` is ``{"used_gib": 1}``; with ``sep``, prefixed:
+    ``per_gpu_used_gib``)."""
+    out: dict = {}
+    for k, v in row.items():
+        if isinstance(v, Mapping):
+            for k2, v2 in _flat(v, sep).items():
+                out[f"{k}{sep}{k2}" if sep else k2] = v2
+        else:
+            out[k] = v
+    return out
+
+
+def memory(**options):
+    """Memory per GPU of a deployment (``servesim memory``), as ``--format json``
+    prints it.
+
+    ``options``: the CLI's flags (``model=``, ``hardware=``, ``tensor_parallel_size=``,
+    ``max_model_len=``, ``min_gpus=True``, ``concurrency=``, ``seq_len=``,
+    ``train="lora"``, ``recommend=True``, ``chart="memory.svg"``, ...). Returns:
+
+    - a dict for one deployment's plan (with ``min_gpus=True``: the fewest GPUs), a
+      load on one device (``concurrency=`` with ``hardware=``) or a fine-tuning plan
+      (``train=``). A plan that does not fit is returned with ``fits`` False and its
+      ``shortfall_bytes_per_gpu`` (the CLI prints it, then exits with an error);
+    - a DataFrame, one row per catalog device, without ``hardware=`` (the fewest GPUs
+      that fit each);
+    - a dict whose ``fits`` is a DataFrame (one row per device that fits, nested
+      per-GPU figures as columns) and ``do_not_fit`` a list, for a load over the
+      catalog (``concurrency=`` without ``hardware=``) or a fine-tuning ranking
+      (``recommend=True``).
+
+    ``chart=`` draws the SVG the CLI draws. ``format=`` does not apply.
+    """
+    import pandas as pd
+
+    out = json.loads(_servesim.memory(_flags(options)))
+    if isinstance(out, list):
+        return pd.DataFrame(out)
+    if isinstance(out.get("fits"), list):
+        out["fits"] = pd.DataFrame([_flat(f) for f in out["fits"]])
+    return out
+
+
+class PlanResult:
+    """A capacity plan (``servesim plan``): ``summary`` (a dict: ``name``, ``slo`` in
+    words, ``tolerance``, ``target_rps``, ``headroom``), ``max_rate`` (a DataFrame with
+    ``max_rate.csv``'s columns: the maximum sustainable rate of each configuration, by
+    configuration index), ``target`` (``target.csv``'s rows, ranked by $/hour, with
+    ``on_frontier``; None without ``target_rps``), and :meth:`to_dir`."""
+
+    def __init__(self, native):
+        import pandas as pd
+
+        self._native = native
+        out = json.loads(native.json())
+        self.max_rate = pd.DataFrame(out.pop("max_rate"))
+        target = out.pop("target")
+        self.target = None if target is None else pd.DataFrame(target)
+        self.summary: dict = out
+
+    def to_dir(self, path: str | os.PathLike) -> str:
+        """Write the files the CLI writes (``max_rate.csv``, ``target.csv`` with a target,
+        ``frontier.svg``) into ``path``, from this result (nothing is run again)."""
+        path = os.fspath(path)
+        self._native.write(path)
+        return path
+
+    def __repr__(self) -> str:
+        n = len(self.max_rate)
+        return f"PlanResult({self.summary['name']!r}: {n} configuration{'s' if n != 1 else ''}, {self.summary['slo']})"
+
+
+def plan(config, **options) -> PlanResult:
+    """Capacity planning (``servesim plan``): the maximum sustainable rate of every
+    configuration of a grid under an SLO, and with ``target_rps=`` the fewest replicas
+    of each for that rate, ranked by cost.
+
+    ``config``: a grid TOML file as for :func:`sweep`, or a dict with the same keys.
+    ``options``: the CLI's flags (``slo_ttft_s=``, ``slo_tpot_s=``,
+    ``slo_percentile=``, ``slo_attainment=``, ``tolerance=``, ``target_rps=``,
+    ``max_replicas=``, ``headroom=``, ``replications=``, ``frontier_latency=``,
+    ``jobs=``, ``price_per_gpu_hour=[...]``). No files are written unless
+    ``output_dir`` is given (or later, with :meth:`PlanResult.to_dir`). The searches run
+    in parallel with the GIL released.
+    """
+    native = _with_config(config, "plan", lambda path: _servesim.plan(["--config", path] + _flags(options)))
+    return PlanResult(native)
+
+
+def _comparison_frame(columns: Mapping[str, list]):
+    """``comparison.csv``'s columns as a DataFrame: key columns that are all numbers
+    become numbers, the others stay text."""
+    import pandas as pd
+
+    df = pd.DataFrame(dict(columns))
+    for c in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            try:
+                df[c] = pd.to_numeric(df[c])
+            except (ValueError, TypeError):
+                pass
+    return df
+
+
+def _metrics_frame(validation: Mapping[str, Any]):
+    """One row per metric of a ``validation.json``: ``metric``, then the simulated and
+    measured quantiles and the errors as ``simulated_p50``, ``errors_mape_pct``, ..."""
+    import pandas as pd
+
+    return pd.DataFrame([_flat(m, "_") for m in validation.get("metrics", [])])
+
+
+class ValidationResult:
+    """A measurement compared with its simulation (``servesim validate``).
+
+    ``kind`` is ``"run"`` for one measured run, ``"sets"`` for a table validated set by
+    set. ``summary``: ``validation.json`` (a run) or ``summary.json`` (sets) as a dict.
+    ``comparison``: ``comparison.csv``'s rows as a DataFrame (key columns, then
+    ``measured_*``, ``simulated_*`` and ``error_*_pct`` per metric); for sets, every
+    set's rows with a leading ``set`` column. ``metrics``: the errors per metric
+    (``metric``, ``errors_median_abs_pct``, ``errors_mape_pct``, ``errors_bias_pct``,
+    ``errors_pearson_r``, the simulated and measured quantiles); for sets, with a
+    leading ``set`` column. ``sets``: ``summary.json``'s sets as a DataFrame (None for
+    a run); :meth:`set` gives one set's result. :meth:`to_dir` writes the CLI's files.
+    """
+
+    def __init__(self, native, set_name: str | None = None):
+        self._native = native
+        self._set = set_name
+        self.kind: str = "run" if set_name is not None else native.kind()
+        self.name: str = set_name if set_name is not None else native.name()
+        if set_name is None:
+            self.summary: dict = json.loads(native.summary())
+        else:
+            self.summary = json.loads(native.validation(set_name))
+
+    def _names(self) -> list[str]:
+        return [] if self.kind == "run" else self._native.sets()
+
+    @property
+    def comparison(self):
+        """The per-row comparison (``comparison.csv``)."""
+        import pandas as pd
+
+        if self.kind == "run":
+            return _comparison_frame(self._native.comparison(self._set))
+        frames = [_comparison_frame(self._native.comparison(n)).assign(set=n) for n in self._names()]
+        if not frames:
+            return pd.DataFrame()
+        df = pd.concat(frames, ignore_index=True)
+        return df[["set"] + [c for c in df.columns if c != "set"]]
+
+    @property
+    def metrics(self):
+        """The errors per metric."""
+        import pandas as pd
+
+        if self.kind == "run":
+            return _metrics_frame(self.summary)
+        frames = []
+        for n in self._names():
+            m = _metrics_frame(json.loads(self._native.validation(n)))
+            m.insert(0, "set", n)
+            frames.append(m)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    @property
+    def sets(self):
+        """One row per set of a table (``summary.json``'s ``sets``, nested errors as
+        ``ttft_errors_mape_pct``, ...); None for a run."""
+        import pandas as pd
+
+        if self.kind == "run":
+            return None
+        return pd.DataFrame([_flat(s, "_") for s in self.summary.get("sets", [])])
+
+    def set(self, name: str) -> "ValidationResult":
+        """The result of one set of a table (a run's result: its ``summary`` is the
+        set's ``validation.json``)."""
+        if self.kind == "run":
+            raise ServesimError("a measured run has no sets")
+        return ValidationResult(self._native, name)
+
+    def to_dir(self, path: str | os.PathLike) -> str:
+        """Write the files the CLI writes into ``path``, from this result (nothing is
+        run again): ``validation.json``, ``comparison.csv`` and ``validation.svg`` for a
+        run (or one set); ``summary.json`` and a folder per set for a table."""
+        path = os.fspath(path)
+        self._native.write(path, self._set)
+        return path
+
+    def __repr__(self) -> str:
+        if self.kind == "run":
+            return f"ValidationResult({self.name!r}: {len(self.summary.get('metrics', []))} metrics)"
+        return f"ValidationResult({self.name!r}: {len(self._names())} sets)"
+
+
+def validate(measurement, **options) -> ValidationResult:
+    """Replay a measured benchmark through the simulator and compare
+    (``servesim validate``).
+
+    ``measurement``: a path the CLI reads (a vLLM benchmark result, an LLMServingSim
+    run folder or requests.jsonl, a per-request CSV, a GenZ-style table, an Argonne or
+    Splitwise static-batch table, a TensorRT-LLM throughput table, an AIConfigurator
+    serving summary). ``options``: the CLI's flags (``model=``, ``hardware=``,
+    ``tensor_parallel_size=``, ``max_num_seqs=``, ``num_replicas=``, ``seed=``,
+    ``select=["model=llama", "tp=2"]``, ``format=`` for the input's format,
+    ``config=``, ``name=``, ...). No files are written unless ``output_dir`` is given
+    (or the ``config`` file names one), or later with :meth:`ValidationResult.to_dir`.
+    The simulation runs with the GIL released.
+    """
+    return ValidationResult(_servesim.validate([os.fspath(measurement)] + _flags(options)))

@@ -16,6 +16,9 @@ use servesim::engine::RequestRecord;
 use servesim::metrics::TimeSeriesRow;
 use std::ffi::OsString;
 
+mod plan;
+mod validate;
+
 pyo3::create_exception!(
     _servesim,
     ServesimError,
@@ -33,22 +36,25 @@ fn parse(argv: Vec<String>) -> PyResult<Cli> {
 }
 
 /// `servesim NAME ARGV…` parsed, with its data paths.
-fn command(name: &str, argv: Vec<String>) -> PyResult<(Command, servesim::paths::DataPaths)> {
+pub(crate) fn command(
+    name: &str,
+    argv: Vec<String>,
+) -> PyResult<(Command, servesim::paths::DataPaths)> {
     let cli = parse(std::iter::once(name.to_owned()).chain(argv).collect())?;
     let paths = servesim::cli::data_paths(&cli).map_err(fail)?;
     Ok((cli.command, paths))
 }
 
 /// The error for a command line that parsed as another command (a `--` trick).
-fn not_a(name: &str) -> PyErr {
+pub(crate) fn not_a(name: &str) -> PyErr {
     ServesimError::new_err(format!("not a {name} command line"))
 }
 
-fn fail(e: anyhow::Error) -> PyErr {
+pub(crate) fn fail(e: anyhow::Error) -> PyErr {
     ServesimError::new_err(format!("{e:#}"))
 }
 
-fn json(v: &impl serde::Serialize) -> PyResult<String> {
+pub(crate) fn json(v: &impl serde::Serialize) -> PyResult<String> {
     serde_json::to_string(v).map_err(|e| ServesimError::new_err(e.to_string()))
 }
 
@@ -168,6 +174,18 @@ fn estimate(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
         .map_err(fail)
 }
 
+/// `servesim memory ARGV…`: what `--format json` prints (a record, an array of
+/// devices, or a ranking), with `--chart` drawn. A plan that does not fit is a result
+/// (`fits` false) rather than the command's error.
+#[pyfunction]
+fn memory(py: Python<'_>, argv: Vec<String>) -> PyResult<String> {
+    let (Command::Memory(args), paths) = command("memory", argv)? else {
+        return Err(not_a("memory"));
+    };
+    py.detach(|| servesim::cli::memory::json(&args, &paths))
+        .map_err(fail)
+}
+
 /// The version of the servesim library this module was built from.
 #[pyfunction]
 fn version() -> &'static str {
@@ -181,6 +199,11 @@ fn _servesim(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(list, m)?)?;
     m.add_function(wrap_pyfunction!(sweep, m)?)?;
     m.add_function(wrap_pyfunction!(estimate, m)?)?;
+    m.add_function(wrap_pyfunction!(memory, m)?)?;
+    m.add_function(wrap_pyfunction!(plan::plan, m)?)?;
+    m.add_class::<plan::Plan>()?;
+    m.add_function(wrap_pyfunction!(validate::validate, m)?)?;
+    m.add_class::<validate::Validation>()?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     Ok(())
 }

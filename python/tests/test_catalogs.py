@@ -24,3 +24,8 @@ def test_filters_take_the_cli_flags():
     nvidia = servesim.list_hardware(vendor="nvidia")
     assert (nvidia["vendor"].str.lower() == "nvidia").all()
     assert "H100" in " ".join(nvidia["name"])
+
+
+def test_a_list_repeats_the_flag():
+    assert servesim._flags({"select": ["model=a", "tp=2"], "seed": 3, "x": None, "y": False, "z": True}) == [
+        "--select", "model=a", "--select", "tp=2", "--seed", "3", "--z"]

@@ -308,29 +308,41 @@ fn job(
     Ok((opts, model))
 }
 
-/// Run `servesim memory --train MODE`.
-pub fn run(mode: TrainMode, m: &super::MemoryArgs, paths: &DataPaths) -> Result<()> {
-    let (deployment, format) = (&m.deployment, m.format);
+/// The fine-tuning plan `servesim memory --train MODE` prints (also when it does not
+/// fit: [`fit_check`] is the command's error then).
+pub fn plan(mode: TrainMode, m: &super::MemoryArgs, paths: &DataPaths) -> Result<FinetunePlan> {
+    let deployment = &m.deployment;
     let (opts, model) = job(mode, &m.finetune, deployment, m.seq_len, paths)?;
     let gpu = HardwareCatalog::load(&paths.hardware_dir())?
         .resolve(deployment.hardware.as_deref().unwrap_or(DEFAULT_HARDWARE))?;
     let capacity = usable_capacity_bytes(&gpu, &MemoryModel::load(&paths.perf_model)?);
     let consts = FinetuneConstants::load(&paths.perf_model)?;
-    let plan = finetune::plan(&model, &gpu, capacity, &consts, &opts, m.max_gpus)?;
-    print_record(format, &plan, &rows(&plan))?;
+    Ok(finetune::plan(
+        &model, &gpu, capacity, &consts, &opts, m.max_gpus,
+    )?)
+}
+
+/// Print a fine-tuning plan in `format`.
+pub fn print_plan(format: Format, plan: &FinetunePlan) -> Result<()> {
+    print_record(format, plan, &rows(plan))?;
     if format == Format::Table {
         // Notes are sentences; printed under the table so they do not widen it.
         for n in &plan.notes {
             println!("note: {n}");
         }
     }
+    Ok(())
+}
+
+/// The command's error when the plan does not fit.
+pub fn fit_check(plan: &FinetunePlan) -> Result<()> {
     if !plan.fits {
         bail!(
             "{} does not fit on {} × {} for {} fine-tuning: {} more per GPU needed{}",
             plan.model,
             plan.num_gpus,
             plan.hardware,
-            mode.name(),
+            plan.mode.name(),
             gib(plan.shortfall_bytes_per_gpu),
             match plan.min_gpus {
                 Some(n) => format!(
@@ -344,14 +356,27 @@ pub fn run(mode: TrainMode, m: &super::MemoryArgs, paths: &DataPaths) -> Result<
     Ok(())
 }
 
+/// `memory --train MODE --recommend`'s result: the devices that fit the job, ranked,
+/// and those that do not.
+#[derive(Debug, serde::Serialize)]
+pub struct Recommended {
+    model: String,
+    mode: &'static str,
+    fits: Vec<crate::finetune::recommend::Recommendation>,
+    do_not_fit: Vec<String>,
+    /// The job's tokens per sequence, micro-batch and ZeRO stage (the table's heading).
+    #[serde(skip)]
+    job: (u32, u32, u8),
+}
+
 /// `memory --train MODE --recommend`: the devices that fit the job, ranked.
 pub fn recommend(
     mode: TrainMode,
     m: &super::MemoryArgs,
     paths: &DataPaths,
     devices: &[crate::hardware::GpuSpec],
-) -> Result<()> {
-    let (deployment, format) = (&m.deployment, m.format);
+) -> Result<Recommended> {
+    let deployment = &m.deployment;
     if deployment.hardware.is_some() {
         bail!(crate::Error::input(
             "<command line>",
@@ -362,40 +387,37 @@ pub fn recommend(
     let (opts, model) = job(mode, &m.finetune, deployment, m.seq_len, paths)?;
     let mm = MemoryModel::load(&paths.perf_model)?;
     let consts = FinetuneConstants::load(&paths.perf_model)?;
-    let (fits, none) =
+    let (fits, do_not_fit) =
         crate::finetune::recommend::recommend(&model, devices, &mm, &consts, &opts, m.max_gpus)?;
+    Ok(Recommended {
+        model: model.name,
+        mode: mode.name(),
+        fits,
+        do_not_fit,
+        job: (
+            opts.seq_len,
+            opts.micro_batch_size,
+            opts.zero_stage.number(),
+        ),
+    })
+}
+
+/// Print a ranking in `format` (`max_gpus`: the search's limit, named in the table).
+pub fn print_recommended(format: Format, max_gpus: u32, r: &Recommended) -> Result<()> {
     match format {
-        Format::Json => {
-            #[derive(serde::Serialize)]
-            struct Out<'a> {
-                model: &'a str,
-                mode: &'a str,
-                fits: &'a [crate::finetune::recommend::Recommendation],
-                do_not_fit: &'a [String],
-            }
-            let out = Out {
-                model: &model.name,
-                mode: mode.name(),
-                fits: &fits,
-                do_not_fit: &none,
-            };
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        }
+        Format::Json => println!("{}", serde_json::to_string_pretty(r)?),
         Format::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout().lock());
-            for r in &fits {
-                w.serialize(r)?;
+            for f in &r.fits {
+                w.serialize(f)?;
             }
             w.flush()?;
         }
         Format::Table => {
+            let (seq_len, micro_batch_size, zero_stage) = r.job;
             println!(
                 "{}: {} fine-tuning, {} tokens per sequence, micro-batch {}, ZeRO stage {}; devices that fit, fewest GPUs first",
-                model.name,
-                mode.name(),
-                opts.seq_len,
-                opts.micro_batch_size,
-                opts.zero_stage.number()
+                r.model, r.mode, seq_len, micro_batch_size, zero_stage
             );
             let mut t = crate::report::table::Table::new(&[
                 "hardware",
@@ -405,20 +427,24 @@ pub fn recommend(
                 "of GiB",
                 "USD/h",
             ]);
-            for r in &fits {
+            for f in &r.fits {
                 t.row(vec![
-                    r.hardware.clone(),
-                    r.gpus.to_string(),
-                    r.max_micro_batch_size.to_string(),
-                    format!("{:.1}", r.memory_per_gpu_gib),
-                    format!("{:.1}", r.capacity_gib),
-                    r.usd_per_hour
+                    f.hardware.clone(),
+                    f.gpus.to_string(),
+                    f.max_micro_batch_size.to_string(),
+                    format!("{:.1}", f.memory_per_gpu_gib),
+                    format!("{:.1}", f.capacity_gib),
+                    f.usd_per_hour
                         .map_or_else(|| "-".into(), |p| format!("{p:.2}")),
                 ]);
             }
             print!("{}", t.render());
-            if !none.is_empty() {
-                println!("no fit within {} GPUs: {}", m.max_gpus, none.join(", "));
+            if !r.do_not_fit.is_empty() {
+                println!(
+                    "no fit within {} GPUs: {}",
+                    max_gpus,
+                    r.do_not_fit.join(", ")
+                );
             }
         }
     }

@@ -1,5 +1,5 @@
 //! `servesim memory`: the serving memory plan per GPU, or with `--train` the
-//! fine-tuning plan ([`finetune_args`]).
+//! fine-tuning plan (`finetune_args.rs`).
 
 use super::args::{gib, print_record, DeploymentArgs, Format};
 use crate::deployment::Deployment;
@@ -154,14 +154,70 @@ fn rows(p: &MemoryPlan) -> Vec<(String, String)> {
     r
 }
 
-/// Run `servesim memory`.
-pub fn run(args: MemoryArgs, paths: &DataPaths) -> Result<()> {
+/// What `servesim memory` computed for its flags, before it is printed.
+enum Computed {
+    /// A deployment's serving plan; `min_gpus`: the fewest GPUs --min-gpus found.
+    Plan {
+        d: Box<Deployment>,
+        plan: MemoryPlan,
+        min_gpus: bool,
+    },
+    /// Without --hardware: one row per catalog device, the fewest GPUs that fit.
+    Catalog {
+        model: String,
+        rows: Vec<CatalogRow>,
+    },
+    /// `--concurrency N` on --hardware.
+    Load(LoadOnDevice),
+    /// `--concurrency N` over the catalog.
+    LoadCatalog(LoadOverCatalog),
+    /// `--train MODE`.
+    Train(Box<crate::finetune::FinetunePlan>),
+    /// `--train MODE --recommend`.
+    Recommend(finetune_args::Recommended),
+}
+
+/// One catalog device's fewest GPUs (none: no fit within --max-gpus).
+#[derive(serde::Serialize)]
+struct CatalogRow {
+    hardware: String,
+    min_gpus: Option<u32>,
+    tensor_parallel_size: Option<u32>,
+    pipeline_parallel_size: Option<u32>,
+    kv_cache_gib_per_gpu: Option<f64>,
+    max_kv_tokens: Option<u64>,
+}
+
+/// A load's fit on one device.
+#[derive(serde::Serialize)]
+struct LoadOnDevice {
+    model: String,
+    load: Load,
+    #[serde(flatten)]
+    fit: LoadFit,
+}
+
+/// A load's fit on every catalog device that holds it.
+#[derive(serde::Serialize)]
+struct LoadOverCatalog {
+    model: String,
+    load: Load,
+    fits: Vec<LoadFit>,
+    do_not_fit: Vec<String>,
+}
+
+/// Compute what the flags ask for (no printing, no chart).
+fn compute(args: &MemoryArgs, paths: &DataPaths) -> Result<Computed> {
     if let (Some(mode), true) = (args.train, args.recommend) {
         let devices = catalog_devices(args.catalog, paths)?;
-        return finetune_args::recommend(mode, &args, paths, &devices);
+        return Ok(Computed::Recommend(finetune_args::recommend(
+            mode, args, paths, &devices,
+        )?));
     }
     if let Some(mode) = args.train {
-        return finetune_args::run(mode, &args, paths);
+        return Ok(Computed::Train(Box::new(finetune_args::plan(
+            mode, args, paths,
+        )?)));
     }
     let mm = MemoryModel::load(&paths.perf_model)?;
     let opts = MemoryOptions {
@@ -172,7 +228,7 @@ pub fn run(args: MemoryArgs, paths: &DataPaths) -> Result<()> {
     };
     let req = args.deployment.request();
     if let Some(concurrency) = args.concurrency {
-        return for_load(&args, &req, paths, &mm, &opts, concurrency);
+        return for_load(args, &req, paths, &mm, &opts, concurrency);
     }
     if req.hardware.is_none() {
         if args.chart.is_some() {
@@ -182,7 +238,7 @@ pub fn run(args: MemoryArgs, paths: &DataPaths) -> Result<()> {
                 "without --hardware, the chart needs a load: add --concurrency N (and --seq-len)"
             ));
         }
-        return min_gpus_over_catalog(&args, &req, paths, &mm, &opts);
+        return min_gpus_over_catalog(args, &req, paths, &mm, &opts);
     }
     let d = Deployment::resolve(&req, paths)?;
     if args.min_gpus {
@@ -194,31 +250,129 @@ pub fn run(args: MemoryArgs, paths: &DataPaths) -> Result<()> {
                 d.gpu().name
             )
         })?;
-        let mut r = rows(&plan);
-        r.insert(0, ("minimum GPUs".into(), d.num_gpus().to_string()));
-        return print_record(args.format, &plan, &r);
+        return Ok(Computed::Plan {
+            d: Box::new(d),
+            plan,
+            min_gpus: true,
+        });
     }
     let plan = memory::plan(&d, &mm, &opts);
-    print_record(args.format, &plan, &rows(&plan))?;
-    if let Some(path) = &args.chart {
-        memory::chart::write_svg(
-            path,
-            &format!("{} on {}: memory per GPU", plan.model, plan.hardware),
-            &[LoadFit::of_plan(&d, &plan)],
-        )?;
+    Ok(Computed::Plan {
+        d: Box::new(d),
+        plan,
+        min_gpus: false,
+    })
+}
+
+impl Computed {
+    /// What `--format json` prints.
+    fn json(&self) -> Result<String> {
+        Ok(match self {
+            Computed::Plan { plan, .. } => serde_json::to_string_pretty(plan)?,
+            Computed::Catalog { rows, .. } => serde_json::to_string_pretty(rows)?,
+            Computed::Load(l) => serde_json::to_string_pretty(l)?,
+            Computed::LoadCatalog(l) => serde_json::to_string_pretty(l)?,
+            Computed::Train(plan) => serde_json::to_string_pretty(plan)?,
+            Computed::Recommend(r) => serde_json::to_string_pretty(r)?,
+        })
     }
-    if !plan.fits {
-        anyhow::bail!(
-            "{} does not fit on {} × {} at TP{} PP{}: {} more per GPU needed (try --min-gpus)",
-            plan.model,
-            d.num_gpus(),
-            plan.hardware,
-            d.tp,
-            d.pp,
-            gib(plan.shortfall_bytes_per_gpu)
-        );
+
+    /// Print in `args.format`.
+    fn print(&self, args: &MemoryArgs) -> Result<()> {
+        match self {
+            Computed::Plan {
+                d,
+                plan,
+                min_gpus: true,
+            } => {
+                let mut r = rows(plan);
+                r.insert(0, ("minimum GPUs".into(), d.num_gpus().to_string()));
+                print_record(args.format, plan, &r)
+            }
+            Computed::Plan { plan, .. } => print_record(args.format, plan, &rows(plan)),
+            Computed::Catalog { model, rows } => print_catalog(args.format, model, rows),
+            Computed::Load(l) => print_record(args.format, l, &load_rows(&l.model, l.load, &l.fit)),
+            Computed::LoadCatalog(l) => print_load_catalog(args, l),
+            Computed::Train(plan) => finetune_args::print_plan(args.format, plan),
+            Computed::Recommend(r) => {
+                finetune_args::print_recommended(args.format, args.max_gpus, r)
+            }
+        }
     }
-    Ok(())
+
+    /// Draw `--chart` (a deployment's plan, a load's fits; the other results have none).
+    fn chart(&self, args: &MemoryArgs) -> Result<()> {
+        let Some(path) = &args.chart else {
+            return Ok(());
+        };
+        match self {
+            Computed::Plan {
+                d,
+                plan,
+                min_gpus: false,
+            } => memory::chart::write_svg(
+                path,
+                &format!("{} on {}: memory per GPU", plan.model, plan.hardware),
+                &[LoadFit::of_plan(d, plan)],
+            )?,
+            Computed::Load(l) => memory::chart::write_svg(
+                path,
+                &format!(
+                    "{}: {} × {} tokens on {}, memory per GPU",
+                    l.model, l.load.concurrency, l.load.seq_len, l.fit.hardware
+                ),
+                std::slice::from_ref(&l.fit),
+            )?,
+            Computed::LoadCatalog(l) => memory::chart::write_svg(
+                path,
+                &format!(
+                    "{}: {} × {} tokens, memory per GPU",
+                    l.model, l.load.concurrency, l.load.seq_len
+                ),
+                &l.fits,
+            )?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The command's error for a plan that does not fit (printed first).
+    fn fit_check(&self) -> Result<()> {
+        match self {
+            Computed::Plan {
+                d,
+                plan,
+                min_gpus: false,
+            } if !plan.fits => anyhow::bail!(
+                "{} does not fit on {} × {} at TP{} PP{}: {} more per GPU needed (try --min-gpus)",
+                plan.model,
+                d.num_gpus(),
+                plan.hardware,
+                d.tp,
+                d.pp,
+                gib(plan.shortfall_bytes_per_gpu)
+            ),
+            Computed::Train(plan) => finetune_args::fit_check(plan),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What `servesim memory --format json` prints for `args` (whatever `--format` says),
+/// with `--chart` drawn. A plan that does not fit is a result here (`fits` false),
+/// where the command prints it and then fails.
+pub fn json(args: &MemoryArgs, paths: &DataPaths) -> Result<String> {
+    let c = compute(args, paths)?;
+    c.chart(args)?;
+    c.json()
+}
+
+/// Run `servesim memory`.
+pub fn run(args: MemoryArgs, paths: &DataPaths) -> Result<()> {
+    let c = compute(&args, paths)?;
+    c.print(&args)?;
+    c.chart(&args)?;
+    c.fit_check()
 }
 
 /// The devices a catalog-wide search covers (`--catalog`).
@@ -288,21 +442,12 @@ fn min_gpus_over_catalog(
     paths: &DataPaths,
     mm: &MemoryModel,
     opts: &MemoryOptions,
-) -> Result<()> {
+) -> Result<Computed> {
     let (model, devices, stack) = catalog_search(args, req, paths)?;
-    #[derive(serde::Serialize)]
-    struct Row {
-        hardware: String,
-        min_gpus: Option<u32>,
-        tensor_parallel_size: Option<u32>,
-        pipeline_parallel_size: Option<u32>,
-        kv_cache_gib_per_gpu: Option<f64>,
-        max_kv_tokens: Option<u64>,
-    }
-    let mut out = Vec::new();
+    let mut rows = Vec::new();
     for (gpu, d) in deployments(&model, &devices, &stack, req)? {
         let found = memory::min_gpus(&d, mm, opts, args.max_gpus);
-        out.push(Row {
+        rows.push(CatalogRow {
             hardware: gpu.name.clone(),
             min_gpus: found.as_ref().map(|(d, _)| d.num_gpus()),
             tensor_parallel_size: found.as_ref().map(|(d, _)| d.tp),
@@ -313,20 +458,25 @@ fn min_gpus_over_catalog(
             max_kv_tokens: found.as_ref().map(|(_, p)| p.max_kv_tokens),
         });
     }
-    match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&out)?),
+    Ok(Computed::Catalog {
+        model: model.name,
+        rows,
+    })
+}
+
+/// Print the fewest GPUs per catalog device in `format`.
+fn print_catalog(format: Format, model: &str, rows: &[CatalogRow]) -> Result<()> {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(rows)?),
         Format::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout().lock());
-            for r in &out {
+            for r in rows {
                 w.serialize(r)?;
             }
             w.flush()?;
         }
         Format::Table => {
-            println!(
-                "{}: fewest GPUs that fit (TP within a node, then PP)",
-                model.name
-            );
+            println!("{model}: fewest GPUs that fit (TP within a node, then PP)");
             let mut t = crate::report::table::Table::new(&[
                 "hardware",
                 "GPUs",
@@ -336,7 +486,7 @@ fn min_gpus_over_catalog(
                 "KV tokens",
             ]);
             let s = |x: Option<String>| x.unwrap_or_else(|| "-".into());
-            for r in &out {
+            for r in rows {
                 t.row(vec![
                     r.hardware.clone(),
                     s(r.min_gpus.map(|x| x.to_string())),
@@ -409,7 +559,7 @@ fn for_load(
     mm: &MemoryModel,
     opts: &MemoryOptions,
     concurrency: u32,
-) -> Result<()> {
+) -> Result<Computed> {
     if args.seq_len == Some(0) {
         anyhow::bail!(crate::Error::input(
             "<command line>",
@@ -424,7 +574,7 @@ fn for_load(
             seq_len: args.seq_len.unwrap_or(d.max_model_len),
         };
         let fixed = req.tensor_parallel_size.is_some() || req.pipeline_parallel_size.is_some();
-        let f = mem_load::fit(&d, mm, opts, load, args.max_gpus, fixed).ok_or_else(|| {
+        let fit = mem_load::fit(&d, mm, opts, load, args.max_gpus, fixed).ok_or_else(|| {
             crate::Error::input(
                 "<command line>",
                 Some("--concurrency"),
@@ -443,35 +593,16 @@ fn for_load(
                 ),
             )
         })?;
-        #[derive(serde::Serialize)]
-        struct Out<'a> {
-            model: &'a str,
-            load: Load,
-            #[serde(flatten)]
-            fit: &'a LoadFit,
-        }
-        let out = Out {
-            model: &d.model.name,
+        return Ok(Computed::Load(LoadOnDevice {
+            model: d.model.name.clone(),
             load,
-            fit: &f,
-        };
-        print_record(args.format, &out, &load_rows(&d.model.name, load, &f))?;
-        if let Some(path) = &args.chart {
-            memory::chart::write_svg(
-                path,
-                &format!(
-                    "{}: {} × {} tokens on {}, memory per GPU",
-                    d.model.name, load.concurrency, load.seq_len, f.hardware
-                ),
-                std::slice::from_ref(&f),
-            )?;
-        }
-        return Ok(());
+            fit,
+        }));
     }
     let (model, devices, stack) = catalog_search(args, req, paths)?;
     let mut load = None;
     let mut fits = Vec::new();
-    let mut none = Vec::new();
+    let mut do_not_fit = Vec::new();
     for (gpu, d) in deployments(&model, &devices, &stack, req)? {
         let l = *load.get_or_insert(Load {
             concurrency,
@@ -479,30 +610,25 @@ fn for_load(
         });
         match mem_load::fit(&d, mm, opts, l, args.max_gpus, false) {
             Some(f) => fits.push(f),
-            None => none.push(gpu.name.clone()),
+            None => do_not_fit.push(gpu.name.clone()),
         }
     }
     let load = load.unwrap_or(Load {
         concurrency,
         seq_len: args.seq_len.unwrap_or(0),
     });
+    Ok(Computed::LoadCatalog(LoadOverCatalog {
+        model: model.name,
+        load,
+        fits,
+        do_not_fit,
+    }))
+}
+
+/// Print a load's fits over the catalog in `args.format`.
+fn print_load_catalog(args: &MemoryArgs, l: &LoadOverCatalog) -> Result<()> {
     match args.format {
-        Format::Json => {
-            #[derive(serde::Serialize)]
-            struct Out<'a> {
-                model: &'a str,
-                load: Load,
-                fits: &'a [LoadFit],
-                do_not_fit: &'a [String],
-            }
-            let out = Out {
-                model: &model.name,
-                load,
-                fits: &fits,
-                do_not_fit: &none,
-            };
-            println!("{}", serde_json::to_string_pretty(&out)?);
-        }
+        Format::Json => println!("{}", serde_json::to_string_pretty(l)?),
         Format::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout().lock());
             w.write_record([
@@ -520,7 +646,7 @@ fn for_load(
                 "memory_load",
                 "kv_load",
             ])?;
-            for f in &fits {
+            for f in &l.fits {
                 let g = &f.per_gpu;
                 w.write_record([
                     f.hardware.clone(),
@@ -543,12 +669,12 @@ fn for_load(
         Format::Table => {
             println!(
                 "{}: {} sequences of {} tokens at once; fewest GPUs per device (replicas × TP × PP)",
-                model.name, load.concurrency, load.seq_len
+                l.model, l.load.concurrency, l.load.seq_len
             );
             let mut t = crate::report::table::Table::new(&[
                 "hardware", "GPUs", "layout", "GiB/GPU", "budget", "load", "KV load",
             ]);
-            for f in &fits {
+            for f in &l.fits {
                 t.row(vec![
                     f.hardware.clone(),
                     f.gpus.to_string(),
@@ -563,20 +689,14 @@ fn for_load(
                 ]);
             }
             print!("{}", t.render());
-            if !none.is_empty() {
-                println!("no fit within {} GPUs: {}", args.max_gpus, none.join(", "));
+            if !l.do_not_fit.is_empty() {
+                println!(
+                    "no fit within {} GPUs: {}",
+                    args.max_gpus,
+                    l.do_not_fit.join(", ")
+                );
             }
         }
-    }
-    if let Some(path) = &args.chart {
-        memory::chart::write_svg(
-            path,
-            &format!(
-                "{}: {} × {} tokens, memory per GPU",
-                model.name, load.concurrency, load.seq_len
-            ),
-            &fits,
-        )?;
     }
     Ok(())
 }

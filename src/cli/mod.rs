@@ -21,16 +21,16 @@ pub mod estimate;
 mod fit_stack;
 mod interactive;
 pub mod list;
-mod memory;
+pub mod memory;
 mod merge;
-mod plan;
+pub mod plan;
 mod report;
 #[cfg(feature = "serve")]
 mod serve;
 pub mod simulate;
 pub mod sweep;
 pub mod trace;
-mod validate;
+pub mod validate;
 
 /// servesim: a discrete-event simulator of LLM serving.
 #[derive(Debug, Parser)]

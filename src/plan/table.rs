@@ -254,10 +254,20 @@ fn json_cell(out: &mut String, kind: Kind, v: &str) {
 
 /// `points.json`'s text: one object per row, numbers and booleans typed.
 pub fn points_json(rows: &[Row]) -> String {
+    table_json(COLUMNS, rows.iter().map(|r| r.0.as_slice()))
+}
+
+/// Rows of text cells as a JSON array of objects, one line per row, each cell typed by
+/// its column's [`Kind`] (an empty cell is `null`).
+pub fn table_json<'a>(
+    columns: &[(&str, Kind)],
+    rows: impl ExactSizeIterator<Item = &'a [String]>,
+) -> String {
     let mut json = String::from("[\n");
-    for (k, r) in rows.iter().enumerate() {
+    let n = rows.len();
+    for (k, r) in rows.enumerate() {
         json.push_str("  {");
-        for (i, ((name, kind), v)) in COLUMNS.iter().zip(&r.0).enumerate() {
+        for (i, ((name, kind), v)) in columns.iter().zip(r).enumerate() {
             if i > 0 {
                 json.push_str(", ");
             }
@@ -267,7 +277,7 @@ pub fn points_json(rows: &[Row]) -> String {
             json_cell(&mut json, *kind, v);
         }
         json.push('}');
-        if k + 1 < rows.len() {
+        if k + 1 < n {
             json.push(',');
         }
         json.push('\n');

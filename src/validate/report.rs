@@ -185,6 +185,31 @@ impl ComparisonRows {
             })
             .collect()
     }
+
+    /// `comparison.csv`'s header: the key columns, then per metric
+    /// `measured_<metric>_<unit>`, `simulated_<metric>_<unit>` and `error_<metric>_pct`.
+    pub fn header(&self) -> Vec<String> {
+        let mut head: Vec<String> = self.key_columns.iter().map(|c| c.to_string()).collect();
+        for (m, _, _) in &self.metrics {
+            let (n, u) = (m.name(), m.column_unit());
+            head.extend([
+                format!("measured_{n}_{u}"),
+                format!("simulated_{n}_{u}"),
+                format!("error_{n}_pct"),
+            ]);
+        }
+        head
+    }
+}
+
+/// A row's error, % of the measured value: `100 (simulated - measured) / measured`
+/// (NaN when the measured value is not positive).
+pub fn error_pct(simulated: f64, measured: f64) -> f64 {
+    if measured > 0.0 {
+        100.0 * (simulated - measured) / measured
+    } else {
+        f64::NAN
+    }
 }
 
 /// The outcome of validating one measured set.
@@ -243,30 +268,16 @@ impl Validation {
 
 fn write_rows(path: &Path, rows: &ComparisonRows) -> std::io::Result<()> {
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut head: Vec<String> = rows.key_columns.iter().map(|c| c.to_string()).collect();
-    for (m, _, _) in &rows.metrics {
-        let (n, u) = (m.name(), m.column_unit());
-        head.extend([
-            format!("measured_{n}_{u}"),
-            format!("simulated_{n}_{u}"),
-            format!("error_{n}_pct"),
-        ]);
-    }
-    writeln!(w, "{}", head.join(","))?;
+    writeln!(w, "{}", rows.header().join(","))?;
     for (i, key) in rows.keys.iter().enumerate() {
         let mut cells = key.clone();
         for (metric, sim, meas) in &rows.metrics {
             let (s, m) = (sim[i], meas[i]);
             let digits = metric.csv_decimals();
-            let err = if m > 0.0 {
-                100.0 * (s - m) / m
-            } else {
-                f64::NAN
-            };
             cells.extend([
                 crate::report::fixed(m, digits),
                 crate::report::fixed(s, digits),
-                crate::report::fixed(err, 2),
+                crate::report::fixed(error_pct(s, m), 2),
             ]);
         }
         writeln!(w, "{}", cells.join(","))?;

@@ -5,7 +5,7 @@ use super::args::{DeploymentArgs, EngineArgs, Merge};
 use crate::paths::DataPaths;
 use crate::perf::roofline::RooflineParams;
 use crate::report::table::Table;
-use crate::validate::{self, InputFormat, MeasuredRun, Measurement, OpenOptions, Validation};
+use crate::validate::{self, InputFormat, Measurement, OpenOptions, Validation};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
@@ -280,14 +280,13 @@ fn selector(select: &[String]) -> Result<Selector> {
     Ok(Selector(filters))
 }
 
-/// Write a validated run into `out_dir` and print its table.
-fn print_run(v: &Validation, run: &MeasuredRun, out_dir: &Path) -> Result<()> {
-    v.write(out_dir)?;
+/// Print a validated run's table (its files are in `out_dir`).
+fn print_run(v: &Validation, requests: usize, out_dir: &Path) {
     let d = &v.deployment;
     println!(
         "{}: {} requests of {} on {} × {} (TP{} PP{}) × {} replica(s)",
         v.name,
-        run.requests.len(),
+        requests,
         d.model,
         d.tensor_parallel_size * d.pipeline_parallel_size,
         d.hardware,
@@ -311,11 +310,96 @@ fn print_run(v: &Validation, run: &MeasuredRun, out_dir: &Path) -> Result<()> {
         "wrote {}/{{validation.json,comparison.csv,validation.svg}}",
         out_dir.display()
     );
-    Ok(())
 }
 
-/// Run `servesim validate`.
-pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
+/// What a validation found, before it is printed and written.
+pub enum ValidateOutcome {
+    /// One measured run (also a GenZ-style table of one configuration):
+    /// `validation.json`, `comparison.csv` and `validation.svg`.
+    Run {
+        /// The comparison.
+        validation: Box<Validation>,
+        /// Requests in the measurement.
+        requests: usize,
+    },
+    /// A table of sets, each validated on its own: `summary.json` and a folder per set.
+    Sets(SetsOutcome),
+}
+
+/// The sets of a table, validated.
+pub struct SetsOutcome {
+    /// `summary.json`'s text.
+    pub summary: String,
+    /// The sets that ran, by folder name (failed sets are in `summary`).
+    pub sets: Vec<(String, Validation)>,
+    /// Lines printed before the table.
+    before: Vec<String>,
+    /// The table, rendered.
+    table: String,
+    /// The distinct in-sample statuses, notes, failed and skipped sets under the table.
+    samples: Vec<String>,
+    notes: Vec<String>,
+    failed: Vec<String>,
+    skipped: Vec<String>,
+}
+
+/// A validation run from the command's flags: its name, the output folder the flags or
+/// config file name, and the results.
+pub struct Validated {
+    /// The validation's name (`--name`, else from the input's file or folder name).
+    pub name: String,
+    /// `--output-dir` (or the config file's `output-dir`), if given.
+    pub output_dir: Option<PathBuf>,
+    /// The results.
+    pub outcome: ValidateOutcome,
+}
+
+impl Validated {
+    /// Where the command writes: `--output-dir`, else output/validate-NAME/.
+    pub fn out_dir(&self) -> PathBuf {
+        self.output_dir
+            .clone()
+            .unwrap_or_else(|| Path::new("output").join(format!("validate-{}", self.name)))
+    }
+
+    /// Write the command's files into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        match &self.outcome {
+            ValidateOutcome::Run { validation, .. } => validation.write(dir)?,
+            ValidateOutcome::Sets(s) => {
+                for (slug, v) in &s.sets {
+                    v.write(&dir.join(slug))?;
+                }
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                let path = dir.join("summary.json");
+                std::fs::write(&path, format!("{}\n", s.summary))
+                    .map_err(|e| crate::Error::io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Print the command's report (its files are in `dir`).
+    fn print(&self, dir: &Path) {
+        match &self.outcome {
+            ValidateOutcome::Run {
+                validation,
+                requests,
+            } => print_run(validation, *requests, dir),
+            ValidateOutcome::Sets(s) => {
+                for line in &s.before {
+                    println!("{line}");
+                }
+                print!("{}", s.table);
+                print_table_footer(&s.samples, &s.notes, &s.failed, &s.skipped, dir);
+            }
+        }
+    }
+}
+
+/// Validate the measurement of `args` (nothing is printed or written).
+pub fn validate(mut args: ValidateArgs, paths: &DataPaths) -> Result<Validated> {
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config {}", path.display()))?;
@@ -330,10 +414,6 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
         .name
         .clone()
         .unwrap_or_else(|| validate::default_name(&args.input));
-    let out_dir = o
-        .output_dir
-        .clone()
-        .unwrap_or_else(|| Path::new("output").join(format!("validate-{name}")));
     let open = OpenOptions {
         seed: o.seed.unwrap_or(0),
         framework: o.framework.clone(),
@@ -366,26 +446,55 @@ pub fn run(mut args: ValidateArgs, paths: &DataPaths) -> Result<()> {
             args.input.display()
         );
     }
-    match measurement {
-        Measurement::Run(run) => {
-            let v = validate::validate_run(&name, &run, &settings, paths)?;
-            print_run(&v, &run, &out_dir)?;
-        }
+    let outcome = match measurement {
+        Measurement::Run(run) => ValidateOutcome::Run {
+            validation: Box::new(validate::validate_run(&name, &run, &settings, paths)?),
+            requests: run.requests.len(),
+        },
         Measurement::Throughput(table) => {
             let select = selector(&o.select)?;
-            tables::run_throughput(&args.input, &table, &settings, &select, &out_dir, paths)?;
+            ValidateOutcome::Sets(tables::throughput(
+                &args.input,
+                &table,
+                &settings,
+                &select,
+                paths,
+            )?)
         }
         Measurement::Table(table) => {
             let select = selector(&o.select)?;
-            tables::run_static(&args.input, &table, &settings, &select, &out_dir, paths)?;
+            ValidateOutcome::Sets(tables::static_sets(
+                &args.input,
+                &table,
+                &settings,
+                &select,
+                paths,
+            )?)
         }
-        Measurement::Genz(table) => {
-            sets::run_genz(&name, &table, &settings, &out_dir, paths)?;
-        }
+        Measurement::Genz(table) => sets::genz(&name, &table, &settings, paths)?,
         Measurement::Summary(table) => {
             let select = selector(&o.select)?;
-            sets::run_summary(&args.input, &table, &settings, &select, &out_dir, paths)?;
+            ValidateOutcome::Sets(sets::summary(
+                &args.input,
+                &table,
+                &settings,
+                &select,
+                paths,
+            )?)
         }
-    }
+    };
+    Ok(Validated {
+        name,
+        output_dir: args.options.output_dir,
+        outcome,
+    })
+}
+
+/// Run `servesim validate`.
+pub fn run(args: ValidateArgs, paths: &DataPaths) -> Result<()> {
+    let v = validate(args, paths)?;
+    let dir = v.out_dir();
+    v.write(&dir)?;
+    v.print(&dir);
     Ok(())
 }

@@ -2,12 +2,12 @@
 //! per-request tables (one run per configuration) and the AIConfigurator serving
 //! summary (each row a closed loop).
 
-use super::{pct, print_notes, print_run, signed_pct, Selector};
+use super::{pct, signed_pct, Selector, SetsOutcome, ValidateOutcome};
 use crate::paths::DataPaths;
 use crate::report::table::Table;
 use crate::validate::stats::ErrorStats;
 use crate::validate::{self, GenzTable, Metric, ReplayMode, SummaryTable, Validation};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::Path;
 
 /// A short label of a replay mode (`closed c=8`).
@@ -54,17 +54,19 @@ struct GenzSetSummary {
 
 /// Validate a GenZ-style table: one configuration is one run (as any measured run);
 /// several are validated one by one into a folder each, with `summary.json`.
-pub(super) fn run_genz(
+pub(super) fn genz(
     name: &str,
     table: &GenzTable,
     settings: &validate::Settings,
-    out_dir: &Path,
     paths: &DataPaths,
-) -> Result<()> {
+) -> Result<ValidateOutcome> {
     let mut samples: Vec<String> = Vec::new();
     if let [g] = table.groups.as_slice() {
         let v = validate::validate_run(name, &g.run, settings, paths)?;
-        return print_run(&v, &g.run, out_dir);
+        return Ok(ValidateOutcome::Run {
+            validation: Box::new(v),
+            requests: g.run.requests.len(),
+        });
     }
     let mut t = Table::new(&[
         "set",
@@ -78,6 +80,8 @@ pub(super) fn run_genz(
         "E2E med|err| %",
     ]);
     let mut sets: Vec<GenzSetSummary> = Vec::new();
+    let mut ran = Vec::new();
+    let mut before = Vec::new();
     let mut failed = Vec::new();
     for (i, g) in table.groups.iter().enumerate() {
         // Distinct keys can clean to one slug (`a/b` and `a-b`): the later one gets its
@@ -102,7 +106,6 @@ pub(super) fn run_genz(
         match validate::validate_run(&slug, &g.run, settings, paths) {
             Ok(v) => {
                 super::note_sample(&mut samples, &v);
-                v.write(&out_dir.join(&slug))?;
                 s.model.clone_from(&v.deployment.model);
                 s.hardware.clone_from(&v.deployment.hardware);
                 s.tensor_parallel_size = v.deployment.tensor_parallel_size;
@@ -121,8 +124,9 @@ pub(super) fn run_genz(
                     pct(s.tpot_median_abs_pct),
                     pct(s.e2e_median_abs_pct),
                 ]);
-                println!("{slug}:");
-                print_notes(&v);
+                before.push(format!("{slug}:"));
+                before.extend(v.notes.iter().map(|n| format!("  note: {n}")));
+                ran.push((slug.clone(), v));
             }
             Err(e) => {
                 let mut row = vec![slug.clone(), "failed".into()];
@@ -141,17 +145,20 @@ pub(super) fn run_genz(
         source: &'a Path,
         sets: &'a [GenzSetSummary],
     }
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    crate::report::write_json(
-        &out_dir.join("summary.json"),
-        &Summary {
-            source: &table.source,
-            sets: &sets,
-        },
-    )?;
-    print!("{}", t.render());
-    super::print_table_footer(&samples, &[], &failed, &[], out_dir);
-    Ok(())
+    let summary = serde_json::to_string_pretty(&Summary {
+        source: &table.source,
+        sets: &sets,
+    })?;
+    Ok(ValidateOutcome::Sets(SetsOutcome {
+        summary,
+        sets: ran,
+        before,
+        table: t.render(),
+        samples,
+        notes: Vec::new(),
+        failed,
+        skipped: Vec::new(),
+    }))
 }
 
 /// One line per serving-summary group in `summary.json`.
@@ -178,14 +185,13 @@ struct SummarySet {
 /// Validate the AIConfigurator serving summary: one folder per group, `summary.json`,
 /// and a table of the median absolute error and bias of mean TTFT and TPOT per group
 /// and over all rows. Each group's wall time goes to stderr as it finishes.
-pub(super) fn run_summary(
+pub(super) fn summary(
     input: &Path,
     table: &SummaryTable,
     settings: &validate::Settings,
     select: &Selector,
-    out_dir: &Path,
     paths: &DataPaths,
-) -> Result<()> {
+) -> Result<SetsOutcome> {
     let mut samples: Vec<String> = Vec::new();
     let engine = |g: &validate::SummaryGroup| format!("{}-{}", g.key.engine, g.key.version);
     let keep = |g: &validate::SummaryGroup| {
@@ -220,6 +226,7 @@ pub(super) fn run_summary(
         "TPOT bias %",
     ]);
     let mut sets = Vec::new();
+    let mut ran = Vec::new();
     let mut all: [(Vec<f64>, Vec<f64>); 2] = Default::default();
     let mut shared: Option<Vec<String>> = None;
     let mut failed = Vec::new();
@@ -249,7 +256,6 @@ pub(super) fn run_summary(
         match res {
             Ok(v) => {
                 super::note_sample(&mut samples, &v);
-                v.write(&out_dir.join(&slug))?;
                 let d = &v.deployment;
                 s.serving_stack = settings
                     .deployment
@@ -274,7 +280,7 @@ pub(super) fn run_summary(
                     Some(n) => n.into_iter().filter(|x| v.notes.contains(x)).collect(),
                 });
                 t.row(vec![
-                    slug,
+                    slug.clone(),
                     s.serving_stack.clone(),
                     s.tensor_parallel_size.to_string(),
                     s.num_replicas.to_string(),
@@ -285,6 +291,7 @@ pub(super) fn run_summary(
                     cell(s.tpot_errors, |e| pct(e.median_abs_pct)),
                     cell(s.tpot_errors, |e| signed_pct(e.bias_pct)),
                 ]);
+                ran.push((slug, v));
             }
             Err(e) => {
                 let mut row = vec![slug.clone(), "failed".into()];
@@ -309,7 +316,6 @@ pub(super) fn run_summary(
         row.extend([pct(e.median_abs_pct), signed_pct(e.bias_pct)]);
     }
     t.row(row);
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     #[derive(serde::Serialize)]
     struct Overall {
         ttft: ErrorStats,
@@ -323,25 +329,27 @@ pub(super) fn run_summary(
         overall: Overall,
         skipped: &'a [String],
     }
-    crate::report::write_json(
-        &out_dir.join("summary.json"),
-        &Summary {
-            source: &table.source,
-            metrics: "mean TTFT and mean TPOT per row, simulated vs measured (bias > 0: the simulator is slower)",
-            sets: &sets,
-            overall: Overall {
-                ttft: overall[0],
-                tpot: overall[1],
-            },
-            skipped: &table.skipped,
+    let summary = serde_json::to_string_pretty(&Summary {
+        source: &table.source,
+        metrics: "mean TTFT and mean TPOT per row, simulated vs measured (bias > 0: the simulator is slower)",
+        sets: &sets,
+        overall: Overall {
+            ttft: overall[0],
+            tpot: overall[1],
         },
-    )?;
-    println!(
-        "{}: mean TTFT and TPOT per closed-loop row, simulated vs measured (bias > 0: the simulator is slower)",
-        input.display()
-    );
-    print!("{}", t.render());
-    let notes = shared.unwrap_or_default();
-    super::print_table_footer(&samples, &notes, &failed, &table.skipped, out_dir);
-    Ok(())
+        skipped: &table.skipped,
+    })?;
+    Ok(SetsOutcome {
+        summary,
+        sets: ran,
+        before: vec![format!(
+            "{}: mean TTFT and TPOT per closed-loop row, simulated vs measured (bias > 0: the simulator is slower)",
+            input.display()
+        )],
+        table: t.render(),
+        samples,
+        notes: shared.unwrap_or_default(),
+        failed,
+        skipped: table.skipped.clone(),
+    })
 }

@@ -1,12 +1,12 @@
 //! `servesim validate` on tables whose groups are validated one by one: the static-batch
 //! tables (Argonne, Splitwise) and the TensorRT-LLM offline throughput table.
 
-use super::{pct, signed_pct, Selector};
+use super::{pct, signed_pct, Selector, SetsOutcome};
 use crate::paths::DataPaths;
 use crate::report::table::Table;
 use crate::validate::stats::ErrorStats;
 use crate::validate::{self, Metric, Validation};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::Path;
 
 /// One line per set: the figures the docs table shows.
@@ -56,14 +56,13 @@ struct ThroughputSetSummary {
 
 /// Validate an offline throughput table: one folder per group, `summary.json`, and a
 /// table with per-group and overall errors.
-pub(super) fn run_throughput(
+pub(super) fn throughput(
     input: &Path,
     table: &validate::ThroughputTable,
     settings: &validate::Settings,
     select: &Selector,
-    out_dir: &Path,
     paths: &DataPaths,
-) -> Result<()> {
+) -> Result<SetsOutcome> {
     let mut samples: Vec<String> = Vec::new();
     let results = validate::validate_throughput(table, settings, paths, |g| {
         select.matches(&g.key.model, &g.key.gpu, g.key.tp, None)
@@ -94,6 +93,7 @@ pub(super) fn run_throughput(
         "bias %",
     ]);
     let mut summaries = Vec::new();
+    let mut sets = Vec::new();
     let (mut all_sim, mut all_meas) = (Vec::new(), Vec::new());
     let mut notes: Option<Vec<String>> = None;
     for (g, res) in results {
@@ -116,7 +116,6 @@ pub(super) fn run_throughput(
         match res {
             Ok(v) => {
                 super::note_sample(&mut samples, &v);
-                v.write(&out_dir.join(&slug))?;
                 let d = &v.deployment;
                 s.model = d.model.clone();
                 s.hardware = d.hardware.clone();
@@ -135,7 +134,7 @@ pub(super) fn run_throughput(
                 });
                 let e = s.output_throughput_errors;
                 t.row(vec![
-                    slug,
+                    slug.clone(),
                     s.model.clone(),
                     s.hardware.clone(),
                     s.precision.clone(),
@@ -147,6 +146,7 @@ pub(super) fn run_throughput(
                     e.map_or("-".into(), |e| pct(e.mape_pct)),
                     e.map_or("-".into(), |e| signed_pct(e.bias_pct)),
                 ]);
+                sets.push((slug, v));
             }
             Err(e) => {
                 t.row(vec![
@@ -181,7 +181,6 @@ pub(super) fn run_throughput(
         pct(overall.mape_pct),
         signed_pct(overall.bias_pct),
     ]);
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     #[derive(serde::Serialize)]
     struct Summary<'a> {
         source: &'a Path,
@@ -190,36 +189,37 @@ pub(super) fn run_throughput(
         overall: ErrorStats,
         skipped: &'a [String],
     }
-    crate::report::write_json(
-        &out_dir.join("summary.json"),
-        &Summary {
-            source: &table.source,
-            metric: "total output throughput, tok/s (bias > 0: the simulator is faster)",
-            sets: &summaries,
-            overall,
-            skipped: &table.skipped,
-        },
-    )?;
-    println!(
-        "{}: total output throughput, simulated vs measured per row (bias > 0: the simulator is faster)",
-        input.display()
-    );
-    print!("{}", t.render());
-    let notes = notes.unwrap_or_default();
-    super::print_table_footer(&samples, &notes, &[], &table.skipped, out_dir);
-    Ok(())
+    let summary = serde_json::to_string_pretty(&Summary {
+        source: &table.source,
+        metric: "total output throughput, tok/s (bias > 0: the simulator is faster)",
+        sets: &summaries,
+        overall,
+        skipped: &table.skipped,
+    })?;
+    Ok(SetsOutcome {
+        summary,
+        sets,
+        before: vec![format!(
+            "{}: total output throughput, simulated vs measured per row (bias > 0: the simulator is faster)",
+            input.display()
+        )],
+        table: t.render(),
+        samples,
+        notes: notes.unwrap_or_default(),
+        failed: Vec::new(),
+        skipped: table.skipped.clone(),
+    })
 }
 
 /// Validate a static-batch table: one folder per group, `summary.json`, and a table
 /// of the median errors per group.
-pub(super) fn run_static(
+pub(super) fn static_sets(
     input: &Path,
     table: &validate::StaticTable,
     settings: &validate::Settings,
     select: &Selector,
-    out_dir: &Path,
     paths: &DataPaths,
-) -> Result<()> {
+) -> Result<SetsOutcome> {
     let mut samples: Vec<String> = Vec::new();
     let keep = |g: &validate::TableGroup| {
         select.matches(
@@ -243,6 +243,7 @@ pub(super) fn run_static(
         );
     }
     let mut summaries = Vec::new();
+    let mut sets = Vec::new();
     let mut t = Table::new(&[
         "set",
         "model",
@@ -257,10 +258,9 @@ pub(super) fn run_static(
         match res {
             Ok(v) => {
                 super::note_sample(&mut samples, &v);
-                v.write(&out_dir.join(&slug))?;
                 let s = summary_of(&v);
                 t.row(vec![
-                    slug,
+                    slug.clone(),
                     s.model.clone(),
                     s.hardware.clone(),
                     s.tensor_parallel_size.to_string(),
@@ -270,6 +270,7 @@ pub(super) fn run_static(
                     pct(s.ttft_median_abs_pct),
                 ]);
                 summaries.push(s);
+                sets.push((slug, v));
             }
             Err(e) => {
                 t.row(vec![
@@ -296,22 +297,25 @@ pub(super) fn run_static(
             }
         }
     }
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     #[derive(serde::Serialize)]
     struct Summary<'a> {
         source: &'a Path,
         sets: &'a [SetSummary],
         skipped: &'a [String],
     }
-    crate::report::write_json(
-        &out_dir.join("summary.json"),
-        &Summary {
-            source: &table.source,
-            sets: &summaries,
-            skipped: &table.skipped,
-        },
-    )?;
-    print!("{}", t.render());
-    super::print_table_footer(&samples, &table.notes, &[], &table.skipped, out_dir);
-    Ok(())
+    let summary = serde_json::to_string_pretty(&Summary {
+        source: &table.source,
+        sets: &summaries,
+        skipped: &table.skipped,
+    })?;
+    Ok(SetsOutcome {
+        summary,
+        sets,
+        before: Vec::new(),
+        table: t.render(),
+        samples,
+        notes: table.notes.clone(),
+        failed: Vec::new(),
+        skipped: table.skipped.clone(),
+    })
 }
