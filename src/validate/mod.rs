@@ -381,6 +381,39 @@ fn params_note(setup: &ReplicaSetup, paths: &DataPaths, given: bool) -> Option<S
     })
 }
 
+/// Selects `--intra-node-link calibrated` in `req` (unless a link was given) when the
+/// GPU's link calibration was fitted on the set of the measurement at `source`: that
+/// measurement ran on the calibrated system, so its replay does too (no other system's
+/// replay uses it unasked; a cross-validation that leaves the set out drops the file).
+/// Returns the calibration file when it was selected.
+pub(crate) fn use_own_system_link(
+    req: &mut DeploymentRequest,
+    paths: &DataPaths,
+    source: &Path,
+) -> Result<Option<std::path::PathBuf>> {
+    use crate::perf::measured::MeasuredModel;
+    if req.intra_node_link.is_some() {
+        return Ok(None);
+    }
+    let d = Deployment::resolve(req, paths)?;
+    // Only GPUs of one replica (or of expert-parallel ranks) talk over the link.
+    if d.tp <= 1 && d.ep <= 1 {
+        return Ok(None);
+    }
+    let Some(slug) = MeasuredModel::hardware_slug(&d) else {
+        return Ok(None);
+    };
+    let file = MeasuredModel::profiles_dir(paths)
+        .join(slug)
+        .join("network")
+        .join("link_calibration.toml");
+    if !(file.is_file() && sample::fitted_on_source(&file, source)) {
+        return Ok(None);
+    }
+    req.intra_node_link = Some(crate::deployment::CALIBRATED_LINK.into());
+    Ok(Some(file))
+}
+
 /// Validate a measured run: `settings` first, the run's recorded engine settings fill
 /// the gaps; replicas default to the run's data-parallel size.
 pub fn validate_run(
@@ -391,10 +424,19 @@ pub fn validate_run(
 ) -> Result<Validation> {
     let (mut req, mut ov) = (settings.deployment.clone(), settings.engine);
     run.hints.apply(&mut req, &mut ov);
+    let mut run = run.clone();
+    if let Some(file) = use_own_system_link(&mut req, paths, &run.source)? {
+        let shown = file
+            .strip_prefix(paths.perf_model.parent().unwrap_or(Path::new("")))
+            .unwrap_or(&file);
+        run.notes.push(format!(
+            "intra-node link: the one calibrated on this set's own system ({}; in-sample; --intra-node-link overrides)",
+            shown.display()
+        ));
+    }
     let d = Deployment::resolve(&req, paths)?;
     let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
     let dp = run.hints.data_parallel_size.unwrap_or(1).max(1);
-    let mut run = run.clone();
     if dp > 1 && run.hints.enable_expert_parallel == Some(true) {
         run.notes.push(format!(
                         "measured with DP{dp} + expert parallelism: simulated as {dp} replicas (one per DP rank, each with its own scheduler and KV cache) whose MoE layers share the experts (EP{}) and which step in lock-step, each iteration as long as the slowest rank's (an idle rank's dummy step is not timed)",

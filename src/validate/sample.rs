@@ -80,6 +80,13 @@ fn file_sets(path: &Path, candidates: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Whether the fitted parameter file `file` (a link calibration) was fitted on the set
+/// the measurement at `source` belongs to: it then describes the very system that
+/// measurement ran on.
+pub(crate) fn fitted_on_source(file: &Path, source: &Path) -> bool {
+    !file_sets(file, &set_names(source)).is_empty()
+}
+
 /// The status of a validation of `source` that used `stack` and the fitted parameter
 /// files `files` (a calibrated roofline file, a calibrated link).
 pub fn status(stack: &ServingStack, files: &[std::path::PathBuf], source: &Path) -> SampleStatus {

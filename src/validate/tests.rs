@@ -249,3 +249,37 @@ fn a_throughput_table_is_detected_and_opened() {
     assert_eq!(w.rows.keys[0][4], "2");
     assert!(v.rows.keys[0][4].parse::<u32>().unwrap() > 8);
 }
+
+/// A replay runs on the system its measurements came from: the RTX PRO 6000 link
+/// calibrated on the LLMServingSim set's runs is selected for a multi-GPU run of that
+/// set, never for another set's run, a single GPU, or when a link is given.
+#[test]
+fn a_set_replays_on_its_own_systems_calibrated_link() {
+    let paths = DataPaths::builtin();
+    let req = |tp: u32, link: Option<&str>| DeploymentRequest {
+        model: Some("Qwen/Qwen3-32B".into()),
+        hardware: Some("rtx-pro-6000".into()),
+        tensor_parallel_size: Some(tp),
+        intra_node_link: link.map(str::to_owned),
+        ..Default::default()
+    };
+    let own =
+        std::path::Path::new("../shared/validation/llmservingsim-vllm-bench/RTXPRO6000_Qwen3-32B");
+    let other =
+        std::path::Path::new("../shared/validation/trtllm-perf-overview/throughput_offline.csv");
+    let mut r = req(2, None);
+    let file = use_own_system_link(&mut r, &paths, own).unwrap();
+    assert!(file.is_some_and(|f| f.ends_with("network/link_calibration.toml")));
+    assert_eq!(r.intra_node_link.as_deref(), Some("calibrated"));
+    for (mut r, source) in [
+        (req(2, None), other),
+        (req(1, None), own),
+        (req(2, Some("pcie5")), own),
+    ] {
+        let before = r.intra_node_link.clone();
+        assert!(use_own_system_link(&mut r, &paths, source)
+            .unwrap()
+            .is_none());
+        assert_eq!(r.intra_node_link, before);
+    }
+}
