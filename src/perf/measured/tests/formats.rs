@@ -80,29 +80,41 @@ fn fp8_linear_layers_come_from_the_fp8_grid() {
     }
 }
 
+/// The measured model of `model` on `hw` at TP `tp` with `--quantization q`.
+fn quantized(model: &str, hw: &str, tp: u32, q: Option<&str>) -> MeasuredModel {
+    let paths = DataPaths::builtin();
+    let d = Deployment::resolve(
+        &DeploymentRequest {
+            model: Some(model.into()),
+            hardware: Some(hw.into()),
+            tensor_parallel_size: Some(tp),
+            quantization: q.map(str::to_owned),
+            ..Default::default()
+        },
+        &paths,
+    )
+    .unwrap();
+    MeasuredModel::new(&d, &paths, &MeasuredOptions::default())
+        .unwrap()
+        .unwrap()
+}
+
+/// The MoE block's time in a step.
+fn moe_time(m: &MeasuredModel, s: &StepShape) -> f64 {
+    m.breakdown(s)
+        .into_iter()
+        .find(|(k, _)| *k == "moe")
+        .unwrap()
+        .1
+}
+
 /// The MoE block is timed in the experts' own weight format where the tensor cores run
 /// it natively: DeepSeek-V3's block-FP8 checkpoint takes the block-FP8 table, NVFP4
 /// experts the NVFP4 table (faster than bf16: a quarter of the weight bytes), and
 /// weight-only MXFP4 (gpt-oss) the bf16 one.
 #[test]
 fn moe_blocks_are_timed_in_the_experts_format() {
-    let paths = DataPaths::builtin();
-    let resolve = |model: &str, hw: &str, tp: u32, q: Option<&str>| {
-        let d = Deployment::resolve(
-            &DeploymentRequest {
-                model: Some(model.into()),
-                hardware: Some(hw.into()),
-                tensor_parallel_size: Some(tp),
-                quantization: q.map(str::to_owned),
-                ..Default::default()
-            },
-            &paths,
-        )
-        .unwrap();
-        MeasuredModel::new(&d, &paths, &MeasuredOptions::default())
-            .unwrap()
-            .unwrap()
-    };
+    let resolve = quantized;
     let has = |m: &MeasuredModel, part: &str| {
         assert!(
             m.describe().contains(part),
@@ -116,13 +128,7 @@ fn moe_blocks_are_timed_in_the_experts_format() {
     has(&fp4, "(nvfp4 experts, TP1 EP1");
     let bf16 = resolve("Qwen/Qwen3-30B-A3B-Instruct-2507", "b200", 1, None);
     has(&bf16, "(bfloat16 experts, TP1 EP1");
-    let moe = |m: &MeasuredModel, s: &StepShape| {
-        m.breakdown(s)
-            .into_iter()
-            .find(|(k, _)| *k == "moe")
-            .unwrap()
-            .1
-    };
+    let moe = moe_time;
     let s = decodes(64, 1024);
     assert!(moe(&fp4, &s) < 0.7 * moe(&bf16, &s));
     let oss = resolve("openai/gpt-oss-20b", "b200", 1, None);
@@ -135,22 +141,7 @@ fn moe_blocks_are_timed_in_the_experts_format() {
 /// streams a quarter of the bf16 weight bytes, while bf16 experts keep the profile.
 #[test]
 fn bf16_profile_tables_do_not_time_narrower_experts() {
-    let paths = DataPaths::builtin();
-    let resolve = |q: Option<&str>| {
-        let d = Deployment::resolve(
-            &DeploymentRequest {
-                model: Some("Qwen/Qwen3-30B-A3B-Instruct-2507".into()),
-                hardware: Some("rtx-pro-6000".into()),
-                quantization: q.map(str::to_owned),
-                ..Default::default()
-            },
-            &paths,
-        )
-        .unwrap();
-        MeasuredModel::new(&d, &paths, &MeasuredOptions::default())
-            .unwrap()
-            .unwrap()
-    };
+    let resolve = |q| quantized("Qwen/Qwen3-30B-A3B-Instruct-2507", "rtx-pro-6000", 1, q);
     let bf16 = resolve(None);
     let fp4 = resolve(Some("nvfp4"));
     assert!(
@@ -163,15 +154,8 @@ fn bf16_profile_tables_do_not_time_narrower_experts() {
         "{}",
         fp4.describe()
     );
-    let moe = |m: &MeasuredModel, s: &StepShape| {
-        m.breakdown(s)
-            .into_iter()
-            .find(|(k, _)| *k == "moe")
-            .unwrap()
-            .1
-    };
     let s = decodes(16, 1024);
-    let r = moe(&fp4, &s) / moe(&bf16, &s);
+    let r = moe_time(&fp4, &s) / moe_time(&bf16, &s);
     assert!(
         (0.15..0.6).contains(&r),
         "nvfp4/bf16 expert time at 16 decodes: {r}"
