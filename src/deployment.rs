@@ -156,13 +156,8 @@ impl Deployment {
         }
         if let Some(key) = &req.intra_node_link {
             if key == CALIBRATED_LINK {
-                let file = crate::perf::measured::MeasuredModel::hardware_slug(&d).map(|slug| {
-                    crate::perf::measured::MeasuredModel::profiles_dir(paths)
-                        .join(slug)
-                        .join("network")
-                        .join("link_calibration.toml")
-                });
-                if !file.as_ref().is_some_and(|f| f.is_file()) {
+                if crate::perf::measured::MeasuredModel::link_calibration_file(&d, paths).is_none()
+                {
                     return Err(Error::input(
                         "<command line>",
                         Some("--intra-node-link"),

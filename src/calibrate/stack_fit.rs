@@ -188,8 +188,9 @@ fn build_units(base: &Arc<ServingStack>, sets: &[FitSet], paths: &DataPaths) -> 
                     let (mut req, mut ov) =
                         (DeploymentRequest::default(), EngineOverrides::default());
                     run.hints.apply(&mut req, &mut ov);
-                    crate::validate::use_own_system_link(&mut req, paths, &run.source)?;
-                    let d = with_stack(Deployment::resolve(&req, paths)?, base);
+                    let mut d = Deployment::resolve(&req, paths)?;
+                    crate::validate::use_own_system_link(&req, &mut d, paths, &run.source);
+                    let d = with_stack(d, base);
                     if !base.runs_on(&d.gpu().vendor) {
                         continue;
                     }

@@ -330,13 +330,10 @@ pub(crate) fn sample_status(
         }
     }
     if described.contains("calibrated on") {
-        if let Some(slug) = crate::perf::measured::MeasuredModel::hardware_slug(&setup.deployment) {
-            let link = crate::perf::measured::MeasuredModel::profiles_dir(paths)
-                .join(slug)
-                .join("network")
-                .join("link_calibration.toml");
-            files.extend(link.is_file().then_some(link));
-        }
+        files.extend(crate::perf::measured::MeasuredModel::link_calibration_file(
+            &setup.deployment,
+            paths,
+        ));
     }
     sample::status(&setup.deployment.stack, &files, source)
 }
@@ -381,37 +378,28 @@ fn params_note(setup: &ReplicaSetup, paths: &DataPaths, given: bool) -> Option<S
     })
 }
 
-/// Selects `--intra-node-link calibrated` in `req` (unless a link was given) when the
-/// GPU's link calibration was fitted on the set of the measurement at `source`: that
-/// measurement ran on the calibrated system, so its replay does too (no other system's
-/// replay uses it unasked; a cross-validation that leaves the set out drops the file).
-/// Returns the calibration file when it was selected.
+/// Puts `d`, resolved from `req`, on its GPU's calibrated intra-node link (as
+/// `--intra-node-link calibrated` does) when `req` names no link and the calibration
+/// was fitted on the set of the measurement at `source`: that measurement ran on the
+/// calibrated system, so its replay does too (no other system's replay uses it unasked;
+/// a cross-validation that leaves the set out drops the file). Returns the calibration
+/// file when it was selected.
 pub(crate) fn use_own_system_link(
-    req: &mut DeploymentRequest,
+    req: &DeploymentRequest,
+    d: &mut Deployment,
     paths: &DataPaths,
     source: &Path,
-) -> Result<Option<std::path::PathBuf>> {
-    use crate::perf::measured::MeasuredModel;
-    if req.intra_node_link.is_some() {
-        return Ok(None);
-    }
-    let d = Deployment::resolve(req, paths)?;
+) -> Option<std::path::PathBuf> {
     // Only GPUs of one replica (or of expert-parallel ranks) talk over the link.
-    if d.tp <= 1 && d.ep <= 1 {
-        return Ok(None);
+    if req.intra_node_link.is_some() || (d.tp <= 1 && d.ep <= 1) {
+        return None;
     }
-    let Some(slug) = MeasuredModel::hardware_slug(&d) else {
-        return Ok(None);
-    };
-    let file = MeasuredModel::profiles_dir(paths)
-        .join(slug)
-        .join("network")
-        .join("link_calibration.toml");
-    if !(file.is_file() && sample::fitted_on_source(&file, source)) {
-        return Ok(None);
+    let file = crate::perf::measured::MeasuredModel::link_calibration_file(d, paths)?;
+    if !sample::fitted_on_source(&file, source) {
+        return None;
     }
-    req.intra_node_link = Some(crate::deployment::CALIBRATED_LINK.into());
-    Ok(Some(file))
+    d.cluster.calibrated_intra_node = true;
+    Some(file)
 }
 
 /// Validate a measured run: `settings` first, the run's recorded engine settings fill
@@ -425,7 +413,8 @@ pub fn validate_run(
     let (mut req, mut ov) = (settings.deployment.clone(), settings.engine);
     run.hints.apply(&mut req, &mut ov);
     let mut run = run.clone();
-    if let Some(file) = use_own_system_link(&mut req, paths, &run.source)? {
+    let mut d = Deployment::resolve(&req, paths)?;
+    if let Some(file) = use_own_system_link(&req, &mut d, paths, &run.source) {
         let shown = file
             .strip_prefix(paths.perf_model.parent().unwrap_or(Path::new("")))
             .unwrap_or(&file);
@@ -434,7 +423,6 @@ pub fn validate_run(
             shown.display()
         ));
     }
-    let d = Deployment::resolve(&req, paths)?;
     let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
     let dp = run.hints.data_parallel_size.unwrap_or(1).max(1);
     if dp > 1 && run.hints.enable_expert_parallel == Some(true) {

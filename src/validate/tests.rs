@@ -267,19 +267,20 @@ fn a_set_replays_on_its_own_systems_calibrated_link() {
         std::path::Path::new("../shared/validation/llmservingsim-vllm-bench/RTXPRO6000_Qwen3-32B");
     let other =
         std::path::Path::new("../shared/validation/trtllm-perf-overview/throughput_offline.csv");
-    let mut r = req(2, None);
-    let file = use_own_system_link(&mut r, &paths, own).unwrap();
+    let resolved = |r: &DeploymentRequest| Deployment::resolve(r, &paths).unwrap();
+    let r = req(2, None);
+    let mut d = resolved(&r);
+    let file = use_own_system_link(&r, &mut d, &paths, own);
     assert!(file.is_some_and(|f| f.ends_with("network/link_calibration.toml")));
-    assert_eq!(r.intra_node_link.as_deref(), Some("calibrated"));
-    for (mut r, source) in [
+    assert!(d.cluster.calibrated_intra_node);
+    for (r, source) in [
         (req(2, None), other),
         (req(1, None), own),
         (req(2, Some("pcie5")), own),
     ] {
-        let before = r.intra_node_link.clone();
-        assert!(use_own_system_link(&mut r, &paths, source)
-            .unwrap()
-            .is_none());
-        assert_eq!(r.intra_node_link, before);
+        let mut d = resolved(&r);
+        let before = d.cluster.calibrated_intra_node;
+        assert!(use_own_system_link(&r, &mut d, &paths, source).is_none());
+        assert_eq!(d.cluster.calibrated_intra_node, before);
     }
 }

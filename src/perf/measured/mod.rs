@@ -104,6 +104,16 @@ impl MeasuredModel {
             .map(|s| s.to_string_lossy().into_owned())
     }
 
+    /// The link calibrated on one system's runs for the deployment's accelerator
+    /// (`profiles/<gpu>/network/link_calibration.toml`), if that file exists.
+    pub fn link_calibration_file(d: &Deployment, paths: &DataPaths) -> Option<PathBuf> {
+        let file = Self::profiles_dir(paths)
+            .join(Self::hardware_slug(d)?)
+            .join("network")
+            .join(profile::LINK_CALIBRATION_FILE);
+        file.is_file().then_some(file)
+    }
+
     /// Accelerators with at least one model profile under `paths`, sorted.
     pub fn profiled_hardware(paths: &DataPaths) -> Vec<String> {
         let dir = Self::profiles_dir(paths);

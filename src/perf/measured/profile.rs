@@ -183,6 +183,9 @@ pub(crate) struct GpuProfiles {
     pub calibrated_link: Option<LinkSpec>,
 }
 
+/// The file name of a link calibration in a profile folder's `network/`.
+pub(crate) const LINK_CALIBRATION_FILE: &str = "link_calibration.toml";
+
 /// `network/link_calibration.toml`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -266,7 +269,7 @@ impl GpuProfiles {
         let net = dir.join("network");
         out.all_reduce = load_collective(&net.join("all_reduce.csv"))?;
         out.send_recv = load_collective(&net.join("send_recv.csv"))?;
-        out.calibrated_link = load_calibrated_link(&net.join("link_calibration.toml"))?;
+        out.calibrated_link = load_calibrated_link(&net.join(LINK_CALIBRATION_FILE))?;
         Ok(out)
     }
 
