@@ -58,30 +58,34 @@ pub(crate) fn json(v: &impl serde::Serialize) -> PyResult<String> {
     serde_json::to_string(v).map_err(|e| ServesimError::new_err(e.to_string()))
 }
 
+/// `d[name] = [f(row) for row in rows]` for each `name => f`.
+macro_rules! columns {
+    ($d:expr, $rows:expr, { $($name:literal => $f:expr),+ $(,)? }) => {
+        $( $d.set_item($name, $rows.iter().map($f).collect::<Vec<_>>())?; )+
+    };
+}
+
 /// `requests.csv`'s columns, one list per column.
 fn request_columns<'py>(py: Python<'py>, rows: &[RequestRecord]) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    macro_rules! col {
-        ($name:literal, $f:expr) => {
-            d.set_item($name, rows.iter().map($f).collect::<Vec<_>>())?;
-        };
-    }
-    col!("request_id", |r| r.request_id);
-    col!("replica", |r| r.replica);
-    col!("arrival_time_s", |r| r.arrival_time_s);
-    col!("input_tokens", |r| r.input_tokens);
-    col!("output_tokens", |r| r.output_tokens);
-    col!("scheduled_time_s", |r| r.scheduled_time_s);
-    col!("first_token_time_s", |r| r.first_token_time_s);
-    col!("finish_time_s", |r| r.finish_time_s);
-    col!("ttft_s", |r| r.ttft_s);
-    col!("tpot_s", |r| r.tpot_s);
-    col!("e2e_s", |r| r.e2e_s);
-    col!("queue_s", |r| r.queue_s);
-    col!("preemptions", |r| r.preemptions);
-    col!("prefix_hit_tokens", |r| r.prefix_hit_tokens);
-    col!("status", |r| r.status.as_str());
-    col!("attempts", |r| r.attempts);
+    columns!(d, rows, {
+        "request_id" => |r| r.request_id,
+        "replica" => |r| r.replica,
+        "arrival_time_s" => |r| r.arrival_time_s,
+        "input_tokens" => |r| r.input_tokens,
+        "output_tokens" => |r| r.output_tokens,
+        "scheduled_time_s" => |r| r.scheduled_time_s,
+        "first_token_time_s" => |r| r.first_token_time_s,
+        "finish_time_s" => |r| r.finish_time_s,
+        "ttft_s" => |r| r.ttft_s,
+        "tpot_s" => |r| r.tpot_s,
+        "e2e_s" => |r| r.e2e_s,
+        "queue_s" => |r| r.queue_s,
+        "preemptions" => |r| r.preemptions,
+        "prefix_hit_tokens" => |r| r.prefix_hit_tokens,
+        "status" => |r| r.status.as_str(),
+        "attempts" => |r| r.attempts,
+    });
     Ok(d)
 }
 
@@ -91,23 +95,13 @@ fn timeseries_columns<'py>(
     rows: &[TimeSeriesRow],
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("time_s", rows.iter().map(|r| r.time_s).collect::<Vec<_>>())?;
-    d.set_item(
-        "running",
-        rows.iter().map(|r| r.running).collect::<Vec<_>>(),
-    )?;
-    d.set_item(
-        "waiting",
-        rows.iter().map(|r| r.waiting).collect::<Vec<_>>(),
-    )?;
-    d.set_item(
-        "kv_blocks_used",
-        rows.iter().map(|r| r.kv_blocks_used).collect::<Vec<_>>(),
-    )?;
-    d.set_item(
-        "batch_tokens",
-        rows.iter().map(|r| r.batch_tokens).collect::<Vec<_>>(),
-    )?;
+    columns!(d, rows, {
+        "time_s" => |r| r.time_s,
+        "running" => |r| r.running,
+        "waiting" => |r| r.waiting,
+        "kv_blocks_used" => |r| r.kv_blocks_used,
+        "batch_tokens" => |r| r.batch_tokens,
+    });
     Ok(d)
 }
 

@@ -446,42 +446,34 @@ pub fn validate(mut args: ValidateArgs, paths: &DataPaths) -> Result<Validated> 
             args.input.display()
         );
     }
+    let select = selector(&o.select)?;
     let outcome = match measurement {
         Measurement::Run(run) => ValidateOutcome::Run {
             validation: Box::new(validate::validate_run(&name, &run, &settings, paths)?),
             requests: run.requests.len(),
         },
-        Measurement::Throughput(table) => {
-            let select = selector(&o.select)?;
-            ValidateOutcome::Sets(tables::throughput(
-                &args.input,
-                &table,
-                &settings,
-                &select,
-                paths,
-            )?)
-        }
-        Measurement::Table(table) => {
-            let select = selector(&o.select)?;
-            ValidateOutcome::Sets(tables::static_sets(
-                &args.input,
-                &table,
-                &settings,
-                &select,
-                paths,
-            )?)
-        }
+        Measurement::Throughput(table) => ValidateOutcome::Sets(tables::throughput(
+            &args.input,
+            &table,
+            &settings,
+            &select,
+            paths,
+        )?),
+        Measurement::Table(table) => ValidateOutcome::Sets(tables::static_sets(
+            &args.input,
+            &table,
+            &settings,
+            &select,
+            paths,
+        )?),
         Measurement::Genz(table) => sets::genz(&name, &table, &settings, paths)?,
-        Measurement::Summary(table) => {
-            let select = selector(&o.select)?;
-            ValidateOutcome::Sets(sets::summary(
-                &args.input,
-                &table,
-                &settings,
-                &select,
-                paths,
-            )?)
-        }
+        Measurement::Summary(table) => ValidateOutcome::Sets(sets::summary(
+            &args.input,
+            &table,
+            &settings,
+            &select,
+            paths,
+        )?),
     };
     Ok(Validated {
         name,
