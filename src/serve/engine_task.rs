@@ -116,11 +116,12 @@ impl WallClock {
 
     /// The engine's time at wall time `at`.
     fn engine_time(&self, at: Instant) -> SimTime {
-        SimTime::from_nanos(
-            self.sim_time(at)
-                .as_nanos()
-                .saturating_sub(self.lag.as_nanos()),
-        )
+        self.engine_time_of(self.sim_time(at))
+    }
+
+    /// The engine's time when the clients' simulated clock reads `t`.
+    fn engine_time_of(&self, t: SimTime) -> SimTime {
+        SimTime::from_nanos(t.as_nanos().saturating_sub(self.lag.as_nanos()))
     }
 
     /// The wall time at which the engine's clock reaches `t`.
@@ -337,13 +338,10 @@ impl EngineTask {
                 Command::Submit(s) => {
                     // Received at `s.req.received` on the clients' clock; in the engine
                     // after the API server's ingress (and the engine's lag).
-                    let sent = self.settings.clock.sim_time(s.req.received);
-                    let entry = sent + self.settings.api.ingress(s.req.prompt_tokens);
-                    let entry = SimTime::from_nanos(
-                        entry
-                            .as_nanos()
-                            .saturating_sub(self.settings.clock.lag.as_nanos()),
-                    );
+                    let clock = &self.settings.clock;
+                    let sent = clock.sim_time(s.req.received);
+                    let entry =
+                        clock.engine_time_of(sent + self.settings.api.ingress(s.req.prompt_tokens));
                     self.pending.insert((entry, s.req.id), s);
                 }
                 Command::Abort(id) => self.abort(id),
