@@ -400,12 +400,12 @@ mod tests {
 
     #[test]
     fn bad_folders_name_the_file() {
-        let dir = std::env::temp_dir().join(format!("servesim-tok-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let e = ModelTokenizer::from_dir(&dir).unwrap_err().to_string();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let e = ModelTokenizer::from_dir(dir).unwrap_err().to_string();
         assert!(e.contains("tokenizer.json"), "{e}");
         std::fs::write(dir.join(TOKENIZER_FILE), "{not json").unwrap();
-        let e = ModelTokenizer::from_dir(&dir).unwrap_err().to_string();
+        let e = ModelTokenizer::from_dir(dir).unwrap_err().to_string();
         assert!(
             e.contains(&dir.join(TOKENIZER_FILE).display().to_string()),
             "{e}"
@@ -416,12 +416,11 @@ mod tests {
             r#"{"chat_template": "{% if %}"}"#,
         )
         .unwrap();
-        let e = ModelTokenizer::from_dir(&dir).unwrap_err().to_string();
+        let e = ModelTokenizer::from_dir(dir).unwrap_err().to_string();
         assert!(
             e.contains("tokenizer_config.json") && e.contains("chat_template"),
             "{e}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

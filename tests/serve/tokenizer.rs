@@ -327,18 +327,17 @@ async fn chat_without_a_limit_takes_the_models_generation_config() {
         .unwrap();
     assert_eq!(r["usage"]["completion_tokens"], 16);
     s.shutdown().await;
-    let dir = std::env::temp_dir().join(format!("servesim-genconfig-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     std::fs::write(
         dir.join("generation_config.json"),
         r#"{"max_new_tokens": 512}"#,
     )
     .unwrap();
     assert_eq!(
-        servesim::serve::tokenizer::generation_max_new_tokens(&dir),
+        servesim::serve::tokenizer::generation_max_new_tokens(dir),
         Some(512)
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
