@@ -468,29 +468,36 @@ fn compute(args: &EstimateArgs, paths: &DataPaths) -> Result<Computed> {
     })))
 }
 
-/// One batch's estimate as `--format json` prints it.
-fn one_json(
-    req: &crate::deployment::DeploymentRequest,
-    overrides: &crate::engine::config::EngineOverrides,
-    setup: &ReplicaSetup,
-    e: &Estimate,
-    paths: &DataPaths,
-) -> Result<String> {
-    #[derive(serde::Serialize)]
-    struct Out<'a> {
-        deployment: crate::deployment::DeploymentSummary,
-        engine: &'a crate::engine::EngineConfig,
-        #[serde(flatten)]
-        estimate: &'a Estimate,
-        advice: Advice,
+impl OneBatch {
+    /// The estimate as `--format json` prints it.
+    fn json(&self, paths: &DataPaths) -> Result<String> {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            deployment: crate::deployment::DeploymentSummary,
+            engine: &'a crate::engine::EngineConfig,
+            #[serde(flatten)]
+            estimate: &'a Estimate,
+            advice: Advice,
+        }
+        let out = Out {
+            deployment: self.setup.deployment.summary(),
+            engine: &self.setup.engine,
+            estimate: &self.estimate,
+            advice: self.advice(paths)?,
+        };
+        Ok(serde_json::to_string_pretty(&out)?)
     }
-    let out = Out {
-        deployment: setup.deployment.summary(),
-        engine: &setup.engine,
-        estimate: e,
-        advice: advise(req, overrides, paths, setup, e)?,
-    };
-    Ok(serde_json::to_string_pretty(&out)?)
+
+    /// What to try next.
+    fn advice(&self, paths: &DataPaths) -> Result<Advice> {
+        Ok(advise(
+            &self.req,
+            &self.overrides,
+            paths,
+            &self.setup,
+            &self.estimate,
+        )?)
+    }
 }
 
 /// What `servesim estimate --format json` prints for `args`: one batch's estimate (an
@@ -498,7 +505,7 @@ fn one_json(
 pub fn json(args: &EstimateArgs, paths: &DataPaths) -> Result<String> {
     Ok(match compute(args, paths)? {
         Computed::Sweep(rows) => serde_json::to_string_pretty(&rows)?,
-        Computed::One(b) => one_json(&b.req, &b.overrides, &b.setup, &b.estimate, paths)?,
+        Computed::One(b) => b.json(paths)?,
     })
 }
 
@@ -507,18 +514,11 @@ pub fn run(args: EstimateArgs, paths: &DataPaths) -> Result<()> {
     match compute(&args, paths)? {
         Computed::Sweep(rows) => print_sweep(&rows, args.format),
         Computed::One(b) => {
-            let OneBatch {
-                req,
-                overrides,
-                setup,
-                estimate: e,
-            } = *b;
             match args.format {
-                Format::Json => println!("{}", one_json(&req, &overrides, &setup, &e, paths)?),
-                Format::Csv => print_csv(&e)?,
+                Format::Json => println!("{}", b.json(paths)?),
+                Format::Csv => print_csv(&b.estimate)?,
                 Format::Table => {
-                    let advice = advise(&req, &overrides, paths, &setup, &e)?;
-                    print_table(&setup, &e, &advice, args.top_ops);
+                    print_table(&b.setup, &b.estimate, &b.advice(paths)?, args.top_ops)
                 }
             }
             Ok(())
