@@ -171,3 +171,10 @@ echo
 echo "## gpustack vLLM bursts (never fitted on)"
 python3 scripts/gpustack_check.py --servesim target/release/servesim --out "$OUT/gpustack" \
     | grep -E "^median|failed" || echo "FAILED: gpustack"
+
+# AMD's published vLLM latency tables on 8 × MI300X (perf_model/measurements/
+# serving-rocm-vllm-mi300x/): never fitted on, the same in every mode.
+echo
+echo "## vLLM on MI300X, AMD's dev-docker latency tables (never fitted on)"
+python3 scripts/rocm_mi300x_check.py --servesim target/release/servesim --out "$OUT/rocm-mi300x" \
+    | grep -E "^(vLLM|median)" || echo "FAILED: rocm-mi300x"
