@@ -70,7 +70,10 @@ pub struct DeploymentArgs {
     #[arg(long, value_name = "TOKENS")]
     pub max_model_len: Option<u32>,
 
-    /// Fraction of each GPU's memory the engine may use (vLLM semantics). Default: 0.9.
+    /// Fraction of each GPU's memory the engine may use (vLLM semantics: weights and KV
+    /// cache share it), or on a stack whose `[memory]` says `kv_cache_budget = "free"`
+    /// (`trtllm`) the fraction of the memory left free after the model that the KV cache
+    /// takes (TensorRT-LLM's `free_gpu_memory_fraction`). Default: 0.9.
     #[arg(long, value_name = "FRACTION")]
     pub gpu_memory_utilization: Option<f64>,
 

@@ -4,8 +4,11 @@
 //! capacity is what the driver leaves usable; it subtracts the weights on the GPU, the
 //! peak activations of a profiling forward pass of `max_num_batched_tokens` tokens (plus
 //! the sampler's fp32 logits for `max_num_seqs` sequences) and non-torch memory, and
-//! gives the rest to the KV cache in blocks of `block_size` tokens. The runtime
-//! constants live in `perf_model/memory.toml`.
+//! gives the rest to the KV cache in blocks of `block_size` tokens. A serving stack
+//! whose `[memory]` says `kv_cache_budget = "free"` (TensorRT-LLM) reads the fraction
+//! as the KV cache's share of the memory those leave free instead
+//! ([`crate::stack::KvCacheBudget`]). The runtime constants live in
+//! `perf_model/memory.toml`.
 
 use crate::deployment::Deployment;
 use crate::error::{Error, Result};
@@ -283,8 +286,12 @@ pub fn plan(d: &Deployment, mm: &MemoryModel, opts: &MemoryOptions) -> MemoryPla
         + f64::from(opts.max_num_seqs) * m.vocab_size as f64 * mm.logits_bytes_per_element;
     let overhead = mm.non_torch_overhead_gib * BYTES_PER_GIB;
     let capacity = usable_capacity_bytes(d.gpu(), mm);
-    let usable = capacity * d.gpu_memory_utilization;
-    let kv_cache = usable - weight_per_gpu - activations - overhead;
+    let rest = weight_per_gpu + activations + overhead;
+    let kv_cache = d
+        .stack
+        .kv_cache_budget
+        .kv_cache_bytes(capacity, rest, d.gpu_memory_utilization);
+    let usable = rest + kv_cache;
 
     let block_bytes = f64::from(opts.block_size) * kv_per_token_per_gpu;
     let num_gpu_blocks = if kv_cache > 0.0 && block_bytes > 0.0 {
@@ -353,7 +360,10 @@ pub fn min_gpus(
     // No split holds the weights on fewer GPUs than their total over what one GPU may
     // use: candidates below that bound cannot fit and are not planned (a search over
     // the whole database tier would otherwise plan every split of every small part).
-    let usable = d.gpu().memory_bytes() * d.gpu_memory_utilization;
+    let usable = d.gpu().memory_bytes()
+        * d.stack
+            .kv_cache_budget
+            .weight_share(d.gpu_memory_utilization);
     let bound = d.model.weight_bytes(d.weight_dtype) / usable;
     // Without usable memory the bound is infinite or NaN: nothing fits.
     if bound.is_nan() || bound > f64::from(max_gpus) {

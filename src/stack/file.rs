@@ -3,7 +3,7 @@
 
 use super::{
     ApiServer, CustomAllReduce, Execution, GraphMode, HostCost, HostOverlap, KernelGeneration,
-    PagedAttention, SchedulerDefaults, ServingStack, StackGemm,
+    KvCacheBudget, PagedAttention, SchedulerDefaults, ServingStack, StackGemm,
 };
 use crate::engine::SchedulerKind;
 use crate::error::{Error, Result};
@@ -24,6 +24,15 @@ struct StackFile {
     paged_attention: Option<PagedAttentionSection>,
     kernel_generation: Option<KernelGeneration>,
     gemm: Option<GemmSection>,
+    memory: Option<MemorySection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemorySection {
+    kv_cache_budget: KvCacheBudget,
+    #[allow(dead_code)]
+    source: String,
 }
 
 #[derive(Deserialize)]
@@ -337,5 +346,8 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
         paged_attention,
         kernel_generation: f.kernel_generation,
         gemm,
+        kv_cache_budget: f
+            .memory
+            .map_or_else(KvCacheBudget::default, |m| m.kv_cache_budget),
     })
 }

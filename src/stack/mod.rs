@@ -13,7 +13,9 @@
 //! * the **API server** on the request path ([`ApiServer`]): request handling and
 //!   tokenization before the engine sees a request, and the streaming of each token;
 //! * its **collectives** ([`CustomAllReduce`]): a custom all-reduce kernel that replaces
-//!   NCCL for small tensor-parallel messages on NVLink.
+//!   NCCL for small tensor-parallel messages on NVLink;
+//! * its **memory budget** ([`KvCacheBudget`]): whether the memory fraction covers the
+//!   whole GPU (vLLM) or the memory left free after the model (TensorRT-LLM).
 //!
 //! Every quantity is physical (microseconds, bytes) and says where it comes from: a
 //! public measurement, the engine's source, or a fit on named validation sets
@@ -184,6 +186,40 @@ pub struct StackGemm {
     pub prior_bandwidth_efficiency: Option<f64>,
 }
 
+/// What the engine's memory fraction (`--gpu-memory-utilization`) is a fraction of.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KvCacheBudget {
+    /// vLLM's meaning: weights, activations, runtime and KV cache together take that
+    /// fraction of the whole GPU; the KV cache gets what the rest leaves.
+    #[default]
+    Total,
+    /// TensorRT-LLM's (`free_gpu_memory_fraction`): the model is loaded first and the
+    /// KV cache takes that fraction of the memory then free.
+    Free,
+}
+
+impl KvCacheBudget {
+    /// KV-cache bytes of a GPU of `capacity` bytes whose weights, activations and
+    /// runtime take `rest` bytes, at memory fraction `fraction` (negative when the rest
+    /// does not fit).
+    pub fn kv_cache_bytes(self, capacity: f64, rest: f64, fraction: f64) -> f64 {
+        match self {
+            KvCacheBudget::Total => capacity * fraction - rest,
+            KvCacheBudget::Free => fraction * (capacity - rest),
+        }
+    }
+
+    /// The share of a GPU the engine may fill with weights at memory fraction
+    /// `fraction` (the whole GPU when the fraction applies to what they leave free).
+    pub fn weight_share(self, fraction: f64) -> f64 {
+        match self {
+            KvCacheBudget::Total => fraction,
+            KvCacheBudget::Free => 1.0,
+        }
+    }
+}
+
 /// One serving stack (see the module docs).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ServingStack {
@@ -212,6 +248,9 @@ pub struct ServingStack {
     pub kernel_generation: Option<KernelGeneration>,
     /// The stack's own GEMM library, where it differs from the GPU's.
     pub gemm: Option<StackGemm>,
+    /// What `--gpu-memory-utilization` is a fraction of (`[memory]`; default: the
+    /// whole GPU, vLLM's meaning).
+    pub kv_cache_budget: KvCacheBudget,
 }
 
 impl ServingStack {

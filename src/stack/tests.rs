@@ -327,3 +327,20 @@ fn vllm_raises_its_batch_defaults_on_large_gpus_but_not_a100() {
         v0.scheduler
     );
 }
+
+#[test]
+fn trtllm_gives_its_kv_cache_a_share_of_the_free_memory() {
+    let trt = ServingStack::load(&paths(), Some("trtllm")).unwrap();
+    assert_eq!(trt.kv_cache_budget, KvCacheBudget::Free);
+    for name in ["vllm-v1", "vllm-0.6-rocm", "sglang"] {
+        let s = ServingStack::load(&paths(), Some(name)).unwrap();
+        assert_eq!(s.kv_cache_budget, KvCacheBudget::Total, "{name}");
+    }
+    // 100 GB on a GPU of 180: 0.9 of the whole GPU leaves 62 GB, 0.9 of the free 72.
+    let (c, rest) = (180e9, 100e9);
+    assert!((KvCacheBudget::Total.kv_cache_bytes(c, rest, 0.9) - 62e9).abs() < 1.0);
+    assert!((KvCacheBudget::Free.kv_cache_bytes(c, rest, 0.9) - 72e9).abs() < 1.0);
+    assert_eq!(KvCacheBudget::Free.weight_share(0.9), 1.0);
+    let e = load_error_with_line(&trt, "kv_cache_budget", "\"whole\"");
+    assert!(e.contains("bad.toml") && e.contains("whole"), "{e}");
+}

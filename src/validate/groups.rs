@@ -15,9 +15,11 @@ use super::{
     TableGroup,
 };
 use crate::deployment::{Deployment, DeploymentRequest};
+use crate::engine::config::EngineOverrides;
 use crate::error::Result;
 use crate::paths::DataPaths;
 use crate::setup::ReplicaSetup;
+use crate::stack::KvCacheBudget;
 use std::path::Path;
 
 /// What a row-by-row replay of one group needs besides the rows.
@@ -190,22 +192,21 @@ pub fn validate_throughput<'a>(
             let f = offline::KV_CACHE_FREE_GPU_MEM_FRACTION;
             req.gpu_memory_utilization = Some(f);
             let d = Deployment::resolve(&req, paths)?;
-            let e = ov.resolve_unsized(&d.stack.scheduler, d.max_model_len);
-            let plan = crate::memory::plan(
-                &d,
-                &crate::memory::MemoryModel::load(&paths.perf_model)?,
-                &crate::memory::MemoryOptions {
-                    block_size: e.block_size,
-                    max_num_batched_tokens: e.max_num_batched_tokens,
-                    max_num_seqs: e.max_num_seqs,
-                    seq_len: None,
-                },
-            );
-            let u = offline::utilization_for_free_fraction(&plan, f);
-            req.gpu_memory_utilization = Some(u);
-            notes.push(format!(
-                "kv_cache_free_gpu_mem_fraction {f} (the README's usual value) of the memory left after weights, activations and runtime = gpu_memory_utilization {u:.4} of the whole GPU"
-            ));
+            if d.stack.kv_cache_budget == KvCacheBudget::Free {
+                notes.push(format!(
+                    "kv_cache_free_gpu_mem_fraction {f} (the README's usual value) of the memory left after weights, activations and runtime, as the {} stack reads --gpu-memory-utilization",
+                    d.stack.name
+                ));
+            } else {
+                // A stack whose fraction covers the whole GPU: the share that leaves
+                // the KV cache the same bytes.
+                let u =
+                    offline::utilization_for_free_fraction(&free_fraction_plan(&d, &ov, paths)?, f);
+                req.gpu_memory_utilization = Some(u);
+                notes.push(format!(
+                    "kv_cache_free_gpu_mem_fraction {f} (the README's usual value) of the memory left after weights, activations and runtime = gpu_memory_utilization {u:.4} of the whole GPU"
+                ));
+            }
         }
         let d = Deployment::resolve(&req, paths)?;
         let replicas = settings.num_replicas.unwrap_or(d.dp);
@@ -229,6 +230,26 @@ pub fn validate_throughput<'a>(
     par_groups(groups, one, &|_, _| {})
 }
 
+/// The memory plan of `d` with `ov`'s engine settings (block size, token budget,
+/// sequences), which size its activations.
+fn free_fraction_plan(
+    d: &Deployment,
+    ov: &EngineOverrides,
+    paths: &DataPaths,
+) -> Result<crate::memory::MemoryPlan> {
+    let e = ov.resolve_unsized(&d.stack.scheduler, d.max_model_len);
+    Ok(crate::memory::plan(
+        d,
+        &crate::memory::MemoryModel::load(&paths.perf_model)?,
+        &crate::memory::MemoryOptions {
+            block_size: e.block_size,
+            max_num_batched_tokens: e.max_num_batched_tokens,
+            max_num_seqs: e.max_num_seqs,
+            seq_len: None,
+        },
+    ))
+}
+
 /// Validate each group of a serving summary `table` that `keep` accepts, each row a
 /// closed loop ([`closed_loop`]), returning `(group, outcome)` in group order; a group
 /// that cannot be simulated is an `Err` there. `settings` win over every mapped choice
@@ -246,10 +267,15 @@ pub fn validate_summary<'a>(
         let req = closed_loop::group_request(g, &settings.deployment);
         let d = Deployment::resolve(&req, paths)?;
         let replicas = settings.num_replicas.unwrap_or(d.dp);
+        let mut notes: Vec<String> = Vec::new();
+        if d.stack.kv_cache_budget == KvCacheBudget::Free && req.gpu_memory_utilization.is_none() {
+            notes.push(format!(
+                "KV cache: {} of the memory free after the model ({}'s meaning of the memory fraction at its default; the runs' value is not recorded)",
+                d.gpu_memory_utilization, d.stack.name
+            ));
+        }
         let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
-        let notes = params_note(&setup, paths, settings.roofline.is_some())
-            .into_iter()
-            .collect();
+        notes.extend(params_note(&setup, paths, settings.roofline.is_some()));
         let mut v = closed_loop::validate_group(
             GroupRun {
                 name: &g.slug,

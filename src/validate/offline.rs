@@ -332,6 +332,46 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_trtllm_stacks_free_budget_is_the_converted_whole_gpu_share() {
+        // Oracle: the whole-GPU share of `utilization_for_free_fraction` on a vLLM stack
+        // leaves the KV cache the bytes the `trtllm` stack gives it at the free
+        // fraction itself (its `[memory] kv_cache_budget = "free"`), so TRT-LLM rows
+        // replay the same either way.
+        let paths = DataPaths::builtin();
+        let mm = crate::memory::MemoryModel::load(&paths.perf_model).unwrap();
+        let opts = crate::memory::MemoryOptions::default();
+        for (model, gpu, tp, q) in [
+            ("meta-llama/Llama-3.1-8B-Instruct", "h100", 1, "fp8"),
+            ("deepseek-ai/DeepSeek-V3", "b200", 4, "fp8"),
+        ] {
+            let req = |stack: &str, u: f64| DeploymentRequest {
+                model: Some(model.into()),
+                hardware: Some(gpu.into()),
+                tensor_parallel_size: Some(tp),
+                quantization: Some(q.into()),
+                kv_cache_dtype: Some("fp8".into()),
+                max_model_len: Some(9216),
+                gpu_memory_utilization: Some(u),
+                serving_stack: Some(stack.into()),
+                ..DeploymentRequest::default()
+            };
+            let plan = |r: &DeploymentRequest| {
+                crate::memory::plan(&Deployment::resolve(r, &paths).unwrap(), &mm, &opts)
+            };
+            let free = plan(&req("trtllm", 0.9));
+            let u = utilization_for_free_fraction(&plan(&req("vllm-v1", 0.9)), 0.9);
+            let total = plan(&req("vllm-v1", u));
+            assert!(
+                (free.kv_cache_bytes_per_gpu - total.kv_cache_bytes_per_gpu).abs() < 1.0,
+                "{model}: {} vs {}",
+                free.kv_cache_bytes_per_gpu,
+                total.kv_cache_bytes_per_gpu
+            );
+            assert_eq!(free.num_gpu_blocks, total.num_gpu_blocks, "{model}");
+        }
+    }
+
     fn fixed_setup(blocks: u32) -> ReplicaSetup {
         let paths = DataPaths::builtin();
         let d = Deployment::resolve(
