@@ -36,7 +36,8 @@ pub struct GpuMemory {
     pub overhead_gib: f64,
     /// Sum of the four.
     pub used_gib: f64,
-    /// Memory the engine may use (`gpu_memory_utilization` × capacity).
+    /// Memory the engine may use: weights, activations, runtime and KV cache (the
+    /// memory plan's `usable_bytes_per_gpu`; `gpu_memory_utilization` × capacity on vLLM).
     pub budget_gib: f64,
     /// The GPU's memory after the driver's reserve.
     pub capacity_gib: f64,
