@@ -12,7 +12,7 @@ here was used to fit any parameter: every figure is out of sample.
 
 Usage: scripts/rocm_mi300x_check.py [--servesim target/release/servesim] [--out DIR]
 Prints one line per image and model (median signed error at each batch size) and the
-median |error| per image and overall; writes DIR/comparison.csv.
+median |error| per image and overall; writes DIR/comparison.csv and DIR/summary.json.
 """
 import argparse
 import csv
@@ -87,6 +87,18 @@ def main():
     all_abs = [abs(r["error_pct"]) for r in rows]
     print(f"median |error| of the batch latency: {statistics.median(all_abs):.1f} % over "
           f"{len(rows)} batches; median over images {statistics.median(medians):.1f} %")
+    summary = {
+        "images": [
+            {"readme_commit": c, "vllm_version": v, "engine": e, "stack": STACK[e],
+             "batches": len(rs), "median_abs_error_pct": round(m, 2)}
+            for ((c, v, e), rs), m in zip(images.items(), medians)
+        ],
+        "median_abs_error_pct_over_images": round(statistics.median(medians), 2),
+        "median_abs_error_pct_over_batches": round(statistics.median(all_abs), 2),
+    }
+    with open(out / "summary.json", "w") as f:
+        json.dump(summary, f, indent=1)
+        f.write("\n")
 
 
 if __name__ == "__main__":
