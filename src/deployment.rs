@@ -37,6 +37,9 @@ pub struct DeploymentRequest {
     pub max_model_len: Option<u32>,
     /// Fraction of GPU memory the engine may use.
     pub gpu_memory_utilization: Option<f64>,
+    /// What `gpu_memory_utilization` is a fraction of (default: the serving stack's
+    /// `[memory]`); a replay of another engine's runs sets that engine's.
+    pub kv_cache_budget: Option<crate::stack::KvCacheBudget>,
     /// Attention data-parallel ranks (each its own engine) sharing the experts.
     pub data_parallel_size: Option<u32>,
     /// Spread routed experts over the TP × DP GPUs instead of splitting each.
@@ -76,6 +79,8 @@ pub struct Deployment {
     pub max_model_len: u32,
     /// Fraction of GPU memory the engine may use.
     pub gpu_memory_utilization: f64,
+    /// What `gpu_memory_utilization` is a fraction of.
+    pub kv_cache_budget: crate::stack::KvCacheBudget,
     /// Attention data-parallel ranks; each is one simulated replica of `tp × pp` GPUs.
     pub dp: u32,
     /// Expert-parallel size: routed experts are spread over `ep` GPUs, whole (1 = each
@@ -262,6 +267,7 @@ impl Deployment {
             kv_dtype,
             max_model_len,
             gpu_memory_utilization: util,
+            kv_cache_budget: req.kv_cache_budget.unwrap_or(stack.kv_cache_budget),
             dp,
             ep,
             expert_load_imbalance: req.expert_load_imbalance.unwrap_or(1.0),

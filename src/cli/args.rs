@@ -267,6 +267,8 @@ impl DeploymentArgs {
             kv_cache_dtype: self.kv_cache_dtype.clone(),
             max_model_len: self.max_model_len,
             gpu_memory_utilization: self.gpu_memory_utilization,
+            // The serving stack's: no flag sets it.
+            kv_cache_budget: None,
             data_parallel_size: self.data_parallel_size,
             enable_expert_parallel: self.enable_expert_parallel.unwrap_or(false),
             expert_load_imbalance: self.expert_load_imbalance,

@@ -4,8 +4,8 @@
 //! capacity is what the driver leaves usable; it subtracts the weights on the GPU, the
 //! peak activations of a profiling forward pass of `max_num_batched_tokens` tokens (plus
 //! the sampler's fp32 logits for `max_num_seqs` sequences) and non-torch memory, and
-//! gives the rest to the KV cache in blocks of `block_size` tokens. A serving stack
-//! whose `[memory]` says `kv_cache_budget = "free"` (TensorRT-LLM) reads the fraction
+//! gives the rest to the KV cache in blocks of `block_size` tokens. A deployment whose
+//! budget is `free` (the `trtllm` stack's `[memory]`: TensorRT-LLM) reads the fraction
 //! as the KV cache's share of the memory those leave free instead
 //! ([`crate::stack::KvCacheBudget`]). The runtime constants live in
 //! `perf_model/memory.toml`.
@@ -288,7 +288,6 @@ pub fn plan(d: &Deployment, mm: &MemoryModel, opts: &MemoryOptions) -> MemoryPla
     let capacity = usable_capacity_bytes(d.gpu(), mm);
     let rest = weight_per_gpu + activations + overhead;
     let kv_cache = d
-        .stack
         .kv_cache_budget
         .kv_cache_bytes(capacity, rest, d.gpu_memory_utilization);
     let usable = rest + kv_cache;
@@ -360,10 +359,7 @@ pub fn min_gpus(
     // No split holds the weights on fewer GPUs than their total over what one GPU may
     // use: candidates below that bound cannot fit and are not planned (a search over
     // the whole database tier would otherwise plan every split of every small part).
-    let usable = d.gpu().memory_bytes()
-        * d.stack
-            .kv_cache_budget
-            .weight_share(d.gpu_memory_utilization);
+    let usable = d.gpu().memory_bytes() * d.kv_cache_budget.weight_share(d.gpu_memory_utilization);
     let bound = d.model.weight_bytes(d.weight_dtype) / usable;
     // Without usable memory the bound is infinite or NaN: nothing fits.
     if bound.is_nan() || bound > f64::from(max_gpus) {

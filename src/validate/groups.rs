@@ -15,7 +15,6 @@ use super::{
     TableGroup,
 };
 use crate::deployment::{Deployment, DeploymentRequest};
-use crate::engine::config::EngineOverrides;
 use crate::error::Result;
 use crate::paths::DataPaths;
 use crate::setup::ReplicaSetup;
@@ -189,24 +188,14 @@ pub fn validate_throughput<'a>(
             ));
         }
         if req.gpu_memory_utilization.is_none() {
+            // The runs' KV cache: TRT-LLM's share of the memory the model leaves free,
+            // whatever stack times the steps.
             let f = offline::KV_CACHE_FREE_GPU_MEM_FRACTION;
             req.gpu_memory_utilization = Some(f);
-            let d = Deployment::resolve(&req, paths)?;
-            if d.stack.kv_cache_budget == KvCacheBudget::Free {
-                notes.push(format!(
-                    "kv_cache_free_gpu_mem_fraction {f} (the README's usual value) of the memory left after weights, activations and runtime, as the {} stack reads --gpu-memory-utilization",
-                    d.stack.name
-                ));
-            } else {
-                // A stack whose fraction covers the whole GPU: the share that leaves
-                // the KV cache the same bytes.
-                let u =
-                    offline::utilization_for_free_fraction(&free_fraction_plan(&d, &ov, paths)?, f);
-                req.gpu_memory_utilization = Some(u);
-                notes.push(format!(
-                    "kv_cache_free_gpu_mem_fraction {f} (the README's usual value) of the memory left after weights, activations and runtime = gpu_memory_utilization {u:.4} of the whole GPU"
-                ));
-            }
+            req.kv_cache_budget = Some(KvCacheBudget::Free);
+            notes.push(format!(
+                "kv_cache_free_gpu_mem_fraction {f} (the README's usual value) of the memory left after weights, activations and runtime"
+            ));
         }
         let d = Deployment::resolve(&req, paths)?;
         let replicas = settings.num_replicas.unwrap_or(d.dp);
@@ -228,26 +217,6 @@ pub fn validate_throughput<'a>(
     };
     let groups: Vec<&ThroughputGroup> = table.groups.iter().filter(|g| keep(g)).collect();
     par_groups(groups, one, &|_, _| {})
-}
-
-/// The memory plan of `d` with `ov`'s engine settings (block size, token budget,
-/// sequences), which size its activations.
-fn free_fraction_plan(
-    d: &Deployment,
-    ov: &EngineOverrides,
-    paths: &DataPaths,
-) -> Result<crate::memory::MemoryPlan> {
-    let e = ov.resolve_unsized(&d.stack.scheduler, d.max_model_len);
-    Ok(crate::memory::plan(
-        d,
-        &crate::memory::MemoryModel::load(&paths.perf_model)?,
-        &crate::memory::MemoryOptions {
-            block_size: e.block_size,
-            max_num_batched_tokens: e.max_num_batched_tokens,
-            max_num_seqs: e.max_num_seqs,
-            seq_len: None,
-        },
-    ))
 }
 
 /// Validate each group of a serving summary `table` that `keep` accepts, each row a

@@ -17,8 +17,8 @@
 //!   admits a request only when its whole sequence fits, while the simulated engine
 //!   allocates on demand and would otherwise preempt;
 //! * [`KV_CACHE_FREE_GPU_MEM_FRACTION`] of the memory left after weights, activations
-//!   and runtime for the KV cache, converted to the `gpu_memory_utilization` that gives
-//!   the same cache ([`utilization_for_free_fraction`]).
+//!   and runtime for the KV cache (the deployment's `kv_cache_budget` set to `free`,
+//!   TensorRT-LLM's meaning, whatever stack times the steps).
 
 use super::groups::GroupRun;
 use super::measured::output_rate;
@@ -29,7 +29,6 @@ use crate::engine::config::EngineOverrides;
 use crate::engine::{RequestStatus, SchedulerKind};
 use crate::error::Result;
 use crate::estimate::BatchSpec;
-use crate::memory::MemoryPlan;
 use crate::setup::ReplicaSetup;
 use crate::simulate::simulate_requests;
 
@@ -92,20 +91,6 @@ pub fn engine_overrides(base: &EngineOverrides) -> EngineOverrides {
         .get_or_insert(CUDA_GRAPH_MAX_BATCH);
     ov.enable_prefix_caching.get_or_insert(false);
     ov
-}
-
-/// The `gpu_memory_utilization` (a share of the whole GPU, vLLM's meaning) that leaves
-/// the KV cache `fraction` of the memory free after the weights, activations and
-/// runtime of `plan` (TRT-LLM's `kv_cache_free_gpu_mem_fraction`):
-/// `u · C − R = f · (C − R)` with `R` the rest, so `u = f + (1 − f) · R / C`. At most 1.
-pub fn utilization_for_free_fraction(plan: &MemoryPlan, fraction: f64) -> f64 {
-    let rest =
-        plan.weight_bytes_per_gpu + plan.activation_bytes_per_gpu + plan.overhead_bytes_per_gpu;
-    let capacity = plan.gpu_memory_bytes;
-    if capacity <= 0.0 {
-        return fraction;
-    }
-    (fraction + (1.0 - fraction) * rest / capacity).min(1.0)
 }
 
 /// The running-request cap of a row: the requests whose whole `isl + osl` fits the KV
@@ -225,6 +210,21 @@ mod tests {
     use crate::validate::mapping::{trtllm_hardware, trtllm_model};
     use crate::validate::throughput_table::{ThroughputKey, ThroughputRow};
     use std::sync::Arc;
+
+    /// Oracle of the `free` memory budget: the `gpu_memory_utilization` (a share of the
+    /// whole GPU, vLLM's meaning) that leaves the KV cache `fraction` of the memory free
+    /// after the weights, activations and runtime of `plan` (TRT-LLM's
+    /// `kv_cache_free_gpu_mem_fraction`):
+    /// `u · C − R = f · (C − R)` with `R` the rest, so `u = f + (1 − f) · R / C`. At most 1.
+    fn utilization_for_free_fraction(plan: &crate::memory::MemoryPlan, fraction: f64) -> f64 {
+        let rest =
+            plan.weight_bytes_per_gpu + plan.activation_bytes_per_gpu + plan.overhead_bytes_per_gpu;
+        let capacity = plan.gpu_memory_bytes;
+        if capacity <= 0.0 {
+            return fraction;
+        }
+        (fraction + (1.0 - fraction) * rest / capacity).min(1.0)
+    }
 
     fn group(model: &str, gpu: &str, tp: u32, precision: Precision) -> ThroughputGroup {
         ThroughputGroup {
@@ -369,6 +369,13 @@ mod tests {
                 total.kv_cache_bytes_per_gpu
             );
             assert_eq!(free.num_gpu_blocks, total.num_gpu_blocks, "{model}");
+            // A request's own budget wins over its stack's (the replay of TRT-LLM rows
+            // on another stack).
+            let replay = plan(&DeploymentRequest {
+                kv_cache_budget: Some(crate::stack::KvCacheBudget::Free),
+                ..req("vllm-v1", 0.9)
+            });
+            assert_eq!(replay.num_gpu_blocks, free.num_gpu_blocks, "{model}");
         }
     }
 
