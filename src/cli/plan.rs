@@ -180,14 +180,14 @@ pub struct PlanSetup {
 /// Read the grid and check the flags of `servesim plan` (nothing is run).
 pub fn setup(args: &PlanArgs, paths: &DataPaths) -> Result<PlanSetup> {
     let ctx = context(&args.config, &args.cost, paths)?;
-    crate::metrics::Slo {
+    let limits = crate::metrics::Slo {
         ttft_s: args.slo_ttft_s.or(ctx.config.slo_ttft_s),
         tpot_s: args.slo_tpot_s.or(ctx.config.slo_tpot_s),
     }
     .checked()?;
     let slo = PlanSlo {
-        ttft_s: args.slo_ttft_s.or(ctx.config.slo_ttft_s),
-        tpot_s: args.slo_tpot_s.or(ctx.config.slo_tpot_s),
+        ttft_s: limits.ttft_s,
+        tpot_s: limits.tpot_s,
         target: match args.slo_attainment {
             Some(a) => SloTarget::Attainment(a),
             None => SloTarget::Percentile(args.slo_percentile),
