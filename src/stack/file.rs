@@ -3,7 +3,7 @@
 
 use super::{
     ApiServer, CustomAllReduce, Execution, GraphMode, HostCost, HostOverlap, KernelGeneration,
-    KvCacheBudget, PagedAttention, SchedulerDefaults, ServingStack, StackGemm,
+    KvCacheBudget, PagedAttention, SchedulerDefaults, ServingStack, StackGemm, StackMoe,
 };
 use crate::engine::SchedulerKind;
 use crate::error::{Error, Result};
@@ -25,6 +25,14 @@ struct StackFile {
     kernel_generation: Option<KernelGeneration>,
     gemm: Option<GemmSection>,
     memory: Option<MemorySection>,
+    moe: Option<MoeSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoeSection {
+    quantize_before_dispatch: bool,
+    source: String,
 }
 
 #[derive(Deserialize)]
@@ -349,5 +357,9 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
         kv_cache_budget: f
             .memory
             .map_or_else(KvCacheBudget::default, |m| m.kv_cache_budget),
+        moe: f.moe.map_or_else(StackMoe::default, |m| StackMoe {
+            quantize_before_dispatch: m.quantize_before_dispatch,
+            source: m.source,
+        }),
     })
 }

@@ -251,6 +251,18 @@ pub struct ServingStack {
     /// What `--gpu-memory-utilization` is a fraction of (`[memory]`; default: the
     /// whole GPU, vLLM's meaning).
     pub kv_cache_budget: KvCacheBudget,
+    /// How its MoE layers exchange tokens between expert-parallel ranks (`[moe]`).
+    pub moe: StackMoe,
+}
+
+/// How a stack's MoE layers exchange tokens between expert-parallel ranks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StackMoe {
+    /// The hidden states are quantized to the experts' activation format (FP8, NVFP4)
+    /// before the dispatch all-gather, so it moves those bytes instead of 16-bit ones.
+    pub quantize_before_dispatch: bool,
+    /// Where that comes from.
+    pub source: String,
 }
 
 impl ServingStack {

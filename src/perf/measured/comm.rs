@@ -6,11 +6,14 @@
 //! inside CUDA graphs on this GPU where that exists, else its custom all-reduce kernel
 //! ([`CustomAllReduce`]) where it applies (NCCL above its size limit), else NCCL.
 
+use super::measurements::{load_collective, CollectiveRows};
 use super::profile::{CollectiveTable, GpuProfiles};
 use super::table::MonotoneTable;
 use crate::deployment::Deployment;
+use crate::error::Result;
 use crate::hardware::{AllReduceAlgorithm, ClusterSpec, LinkSpec};
 use crate::stack::CustomAllReduce;
+use std::path::Path;
 
 /// How one collective is costed.
 #[derive(Clone, Debug)]
@@ -23,6 +26,8 @@ pub(crate) enum Collective {
     AllReduceLink { link: LinkSpec, n: u32 },
     /// All-gather over `n` GPUs on `link` (the size is the gathered result).
     AllGatherLink { link: LinkSpec, n: u32 },
+    /// Reduce-scatter over `n` GPUs on `link` (the size is the whole input).
+    ReduceScatterLink { link: LinkSpec, n: u32 },
     /// Point-to-point send on `link`.
     SendLink { link: LinkSpec },
     /// The stack's custom all-reduce over `n` GPUs on `link`, `fallback` above its size
@@ -47,6 +52,65 @@ fn group_link(gpu: &GpuProfiles, cluster: &ClusterSpec, tp: u32) -> LinkSpec {
     }
 }
 
+/// The library's own all-reduce test over `tp` GPUs (`library`), where the group runs
+/// on the link those tests used: the GPU's own link inside one node (not a calibrated
+/// system's, not one the deployment chose instead).
+fn library_table(
+    library: &[CollectiveTable],
+    cluster: &ClusterSpec,
+    tp: u32,
+) -> Option<MonotoneTable> {
+    let own_link = !cluster.calibrated_intra_node
+        && !cluster.group_spans_nodes(tp)
+        && cluster.link_for_group(tp) == &cluster.gpu.intra_node;
+    own_link
+        .then(|| find(library, tp, tp))
+        .flatten()
+        .map(|t| t.table.clone())
+}
+
+/// How a library-test table of `collective` is named in descriptions.
+fn library_label(collective: &str, n: u32, slug: &str) -> String {
+    format!(
+        "measured NCCL {collective} (nccl-tests, {n} GPUs in one node, outside graphs; perf_model/measurements/tp-collectives, {slug})"
+    )
+}
+
+/// NCCL's (RCCL's) own tests on one GPU (`measurements/tp-collectives`, nccl-tests and
+/// rccl-tests inside one node), per collective: what the library takes where the engine
+/// hands it the work.
+#[derive(Debug, Default)]
+pub(crate) struct LibraryTests {
+    pub all_reduce: Vec<CollectiveTable>,
+    pub all_gather: Vec<CollectiveTable>,
+    pub reduce_scatter: Vec<CollectiveTable>,
+}
+
+impl LibraryTests {
+    /// The tests of the GPU `slug` that a deployment of `tp`-GPU tensor-parallel and
+    /// `ep`-GPU expert-parallel groups can use (none for a single GPU).
+    pub(crate) fn load(perf_model: &Path, slug: &str, tp: u32, ep: u32) -> Result<Self> {
+        let load = |c: &str| load_collective(perf_model, slug, CollectiveRows::LibraryTest(c));
+        Ok(LibraryTests {
+            all_reduce: if tp > 1 {
+                load("all_reduce")?
+            } else {
+                Vec::new()
+            },
+            all_gather: if tp > 1 || ep > 1 {
+                load("all_gather")?
+            } else {
+                Vec::new()
+            },
+            reduce_scatter: if ep > 1 {
+                load("reduce_scatter")?
+            } else {
+                Vec::new()
+            },
+        })
+    }
+}
+
 fn find(tables: &[CollectiveTable], workers: u32, per_node: u32) -> Option<&CollectiveTable> {
     tables
         .iter()
@@ -56,16 +120,19 @@ fn find(tables: &[CollectiveTable], workers: u32, per_node: u32) -> Option<&Coll
 impl Collective {
     /// The tensor-parallel all-reduce of `d` as its serving stack runs it (see the
     /// module docs); `engine` holds the stack's all-reduce measured on this GPU.
+    /// `library` holds NCCL's (RCCL's) own tests on this GPU, for where the engine
+    /// hands the all-reduce to the library.
     pub(crate) fn all_reduce(
         gpu: &GpuProfiles,
         d: &Deployment,
         engine: &[CollectiveTable],
+        library: &[CollectiveTable],
     ) -> Self {
         let (cluster, tp) = (&d.cluster, d.tp);
         if tp <= 1 {
             return Collective::None;
         }
-        let nccl = Self::nccl_all_reduce(gpu, cluster, tp);
+        let nccl = Self::nccl_all_reduce(gpu, cluster, tp, library);
         let Some(custom) = &d.stack.custom_all_reduce else {
             return nccl;
         };
@@ -91,16 +158,29 @@ impl Collective {
         }
     }
 
-    /// NCCL's all-reduce over a `tp`-GPU group: the measured table, else α-β.
-    fn nccl_all_reduce(gpu: &GpuProfiles, cluster: &ClusterSpec, tp: u32) -> Self {
+    /// NCCL's all-reduce over a `tp`-GPU group: the profiles' measured table, else the
+    /// library's own test on this GPU where the group uses the GPU's own link inside a
+    /// node, else α-β.
+    fn nccl_all_reduce(
+        gpu: &GpuProfiles,
+        cluster: &ClusterSpec,
+        tp: u32,
+        library: &[CollectiveTable],
+    ) -> Self {
         let per_node = tp.min(cluster.gpus_per_node);
-        match find(&gpu.all_reduce, tp, per_node) {
-            Some(t) => Collective::Table {
+        if let Some(t) = find(&gpu.all_reduce, tp, per_node) {
+            return Collective::Table {
                 table: t.table.clone(),
                 label: format!(
                     "measured NCCL all-reduce ({} GPUs, {} per node; vidur, {})",
                     tp, per_node, gpu.slug
                 ),
+            };
+        }
+        match library_table(library, cluster, tp) {
+            Some(table) => Collective::Table {
+                table,
+                label: library_label("all-reduce", tp, &gpu.slug),
             },
             None => Collective::AllReduceLink {
                 link: group_link(gpu, cluster, tp),
@@ -109,21 +189,54 @@ impl Collective {
         }
     }
 
-    /// The all-gather of the logits over a `tp`-GPU group (α-β on the group's link).
-    pub(crate) fn all_gather(gpu: &GpuProfiles, cluster: &ClusterSpec, tp: u32) -> Self {
-        if tp <= 1 {
+    /// An all-gather over an `n`-GPU group (the size is the gathered result): NCCL's
+    /// own test on this GPU (`library`) where the group runs on the link it used, else
+    /// α-β on the group's link. The logits' all-gather over the TP group, and the
+    /// dispatch of an expert-parallel group (vLLM's all-gather / reduce-scatter
+    /// exchange).
+    pub(crate) fn all_gather(
+        gpu: &GpuProfiles,
+        cluster: &ClusterSpec,
+        n: u32,
+        library: &[CollectiveTable],
+    ) -> Self {
+        if n <= 1 {
             return Collective::None;
         }
-        Collective::AllGatherLink {
-            link: group_link(gpu, cluster, tp),
-            n: tp,
+        match library_table(library, cluster, n) {
+            Some(table) => Collective::Table {
+                table,
+                label: library_label("all-gather", n, &gpu.slug),
+            },
+            None => Collective::AllGatherLink {
+                link: group_link(gpu, cluster, n),
+                n,
+            },
         }
     }
 
-    /// One all-gather-sized exchange among the `ep` GPUs of an expert-parallel group
-    /// (vLLM's all-gather / reduce-scatter dispatch; α-β on the group's link).
-    pub(crate) fn expert_exchange(gpu: &GpuProfiles, cluster: &ClusterSpec, ep: u32) -> Self {
-        Self::all_gather(gpu, cluster, ep)
+    /// A reduce-scatter over an `n`-GPU group (the size is the whole input): the
+    /// combine of an expert-parallel group. NCCL's own test on this GPU where the group
+    /// runs on the link it used, else α-β (the all-gather's cost).
+    pub(crate) fn reduce_scatter(
+        gpu: &GpuProfiles,
+        cluster: &ClusterSpec,
+        n: u32,
+        library: &[CollectiveTable],
+    ) -> Self {
+        if n <= 1 {
+            return Collective::None;
+        }
+        match library_table(library, cluster, n) {
+            Some(table) => Collective::Table {
+                table,
+                label: library_label("reduce-scatter", n, &gpu.slug),
+            },
+            None => Collective::ReduceScatterLink {
+                link: group_link(gpu, cluster, n),
+                n,
+            },
+        }
     }
 
     /// The activation send between consecutive pipeline stages.
@@ -158,6 +271,7 @@ impl Collective {
                 link.all_reduce_s(bytes, *n, AllReduceAlgorithm::Fastest) * 1e6
             }
             Collective::AllGatherLink { link, n } => link.all_gather_s(bytes, *n) * 1e6,
+            Collective::ReduceScatterLink { link, n } => link.reduce_scatter_s(bytes, *n) * 1e6,
             Collective::SendLink { link } => link.send_s(bytes) * 1e6,
             Collective::Custom {
                 custom,
@@ -180,6 +294,9 @@ impl Collective {
             }
             Collective::AllGatherLink { link, n } => {
                 format!("α-β all-gather over {n} GPUs on {link}")
+            }
+            Collective::ReduceScatterLink { link, n } => {
+                format!("α-β reduce-scatter over {n} GPUs on {link}")
             }
             Collective::SendLink { link } => format!("α-β send on {link}"),
             Collective::Custom {

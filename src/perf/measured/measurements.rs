@@ -1,10 +1,11 @@
 //! Kernel measurements of whole GPUs, beside the per-model profiles
 //! (`perf_model/measurements/`, see its README):
 //!
-//! * `tp-collectives/allreduce.csv`: the tensor-parallel all-reduce of vLLM, SGLang or
+//! * `tp-collectives/*.csv`: the tensor-parallel all-reduce of vLLM, SGLang or
 //!   TensorRT-LLM as the engine dispatches it inside CUDA graphs (custom kernel for
-//!   small messages, NCCL or another path for large ones), by GPU count and message
-//!   size;
+//!   small messages, NCCL or another path for large ones), and NCCL's or RCCL's own
+//!   all-reduce, all-gather and reduce-scatter (nccl-tests, rccl-tests), by GPU count
+//!   and message size;
 //! * `attention/<gpu>__{context,generation}.csv`: one attention layer through vLLM's
 //!   backend (FlashAttention, FlashInfer), prefill and decode, by batch, length and
 //!   heads per GPU;
@@ -20,23 +21,74 @@ use crate::stack::KernelGeneration;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// The all-reduce measurement file under the perf-model folder.
-pub(crate) fn all_reduce_path(perf_model: &Path) -> PathBuf {
-    perf_model
-        .join("measurements")
-        .join("tp-collectives")
-        .join("allreduce.csv")
+/// The collective measurements under the perf-model folder.
+fn collectives_dir(perf_model: &Path) -> PathBuf {
+    perf_model.join("measurements").join("tp-collectives")
+}
+
+/// Every file of the collectives folder (`*.csv`), sorted by name.
+fn collective_files(perf_model: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(collectives_dir(perf_model)) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(".csv"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn one_node() -> u32 {
+    1
 }
 
 #[derive(Deserialize)]
 struct Row {
     gpu: String,
     num_gpus: u32,
+    #[serde(default = "one_node")]
+    nodes: u32,
     implementation: String,
     mode: String,
     collective: String,
+    #[serde(default)]
+    dtype: String,
     message_bytes: f64,
     latency_us: f64,
+}
+
+/// Which collective rows a table is built from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum CollectiveRows<'a> {
+    /// The serving engine's own all-reduce (`implementation`) timed inside CUDA graphs.
+    EngineGraph(&'a str),
+    /// The collective library's own benchmark (nccl-tests, rccl-tests) of `collective`
+    /// (`all_reduce`, `all_gather`, `reduce_scatter`) inside one node, on floating-point
+    /// buffers (the activations; the int8 runs left out): what NCCL or RCCL takes where
+    /// the engine hands the collective to it.
+    LibraryTest(&'a str),
+}
+
+impl CollectiveRows<'_> {
+    fn keeps(self, r: &Row) -> bool {
+        match self {
+            CollectiveRows::EngineGraph(imp) => {
+                r.collective == "all_reduce" && r.implementation == imp && r.mode == "graph"
+            }
+            CollectiveRows::LibraryTest(collective) => {
+                r.collective == collective
+                    && r.nodes == 1
+                    && matches!(r.mode.as_str(), "nccl-tests" | "rccl-tests")
+                    && r.dtype.starts_with("float")
+            }
+        }
+    }
 }
 
 /// The graph-mode all-reduce tables of `implementation` on the GPU `slug`, one per GPU
@@ -47,37 +99,45 @@ pub(crate) fn load_all_reduce(
     slug: &str,
     implementation: &str,
 ) -> Result<Vec<CollectiveTable>> {
-    let file = all_reduce_path(perf_model);
-    if !file.is_file() {
-        return Ok(Vec::new());
-    }
-    let mut rdr = csv::Reader::from_path(&file).map_err(|e| csv_error(&file, e))?;
-    let headers = rdr.byte_headers().map_err(|e| csv_error(&file, e))?.clone();
-    let gpu_col = headers.iter().position(|h| h == b"gpu");
+    load_collective(
+        perf_model,
+        slug,
+        CollectiveRows::EngineGraph(implementation),
+    )
+}
+
+/// The tables of `rows` on the GPU `slug` from every file of the collectives folder,
+/// one per GPU count (equal sizes averaged). Empty when no file has such rows.
+pub(crate) fn load_collective(
+    perf_model: &Path,
+    slug: &str,
+    rows: CollectiveRows<'_>,
+) -> Result<Vec<CollectiveTable>> {
     let mut groups: Vec<(u32, Vec<(f64, f64)>)> = Vec::new();
-    let mut rec = csv::ByteRecord::new();
-    while rdr
-        .read_byte_record(&mut rec)
-        .map_err(|e| csv_error(&file, e))?
-    {
-        // Rows of other GPUs (most of the file) are skipped unparsed.
-        if gpu_col.is_some_and(|c| rec.get(c) != Some(slug.as_bytes())) {
-            continue;
-        }
-        let r: Row = rec
-            .deserialize(Some(&headers))
-            .map_err(|e| csv_error(&file, e))?;
-        if r.gpu != slug
-            || r.implementation != implementation
-            || r.mode != "graph"
-            || r.collective != "all_reduce"
+    for file in collective_files(perf_model) {
+        let mut rdr = csv::Reader::from_path(&file).map_err(|e| csv_error(&file, e))?;
+        let headers = rdr.byte_headers().map_err(|e| csv_error(&file, e))?.clone();
+        let gpu_col = headers.iter().position(|h| h == b"gpu");
+        let mut rec = csv::ByteRecord::new();
+        while rdr
+            .read_byte_record(&mut rec)
+            .map_err(|e| csv_error(&file, e))?
         {
-            continue;
-        }
-        let p = (r.message_bytes, r.latency_us);
-        match groups.iter_mut().find(|g| g.0 == r.num_gpus) {
-            Some(g) => g.1.push(p),
-            None => groups.push((r.num_gpus, vec![p])),
+            // Rows of other GPUs (most of the file) are skipped unparsed.
+            if gpu_col.is_some_and(|c| rec.get(c) != Some(slug.as_bytes())) {
+                continue;
+            }
+            let r: Row = rec
+                .deserialize(Some(&headers))
+                .map_err(|e| csv_error(&file, e))?;
+            if r.gpu != slug || !rows.keeps(&r) {
+                continue;
+            }
+            let p = (r.message_bytes, r.latency_us);
+            match groups.iter_mut().find(|g| g.0 == r.num_gpus) {
+                Some(g) => g.1.push(p),
+                None => groups.push((r.num_gpus, vec![p])),
+            }
         }
     }
     Ok(groups

@@ -170,6 +170,7 @@ impl MeasuredModel {
             Some(imp) if d.tp > 1 => measurements::load_all_reduce(&paths.perf_model, &slug, imp)?,
             _ => Vec::new(),
         };
+        let library = comm::LibraryTests::load(&paths.perf_model, &slug, d.tp, d.ep)?;
         // No profile holds FP8 GEMMs: the FP8 grid times FP8 and NVFP4 matrices wherever
         // it was measured through an engine of the stack's kernel generation (read only
         // for such deployments: a 16-bit one never needs it).
@@ -183,6 +184,7 @@ impl MeasuredModel {
             engine_gemm: engine_gemm.as_ref(),
             engine_gemm_fp8: engine_gemm_fp8.as_ref(),
             engine_all_reduce: &engine_all_reduce,
+            library: &library,
             engine_attention: &engine_attention,
             gpu: &gpu,
             paths,

@@ -90,6 +90,10 @@ pub(crate) struct ExpertParallel {
     pub dp: f64,
     /// Load of the busiest GPU over the mean (≥ 1).
     pub imbalance: f64,
+    /// Bytes the dispatch moves per hidden-state byte: below 1 where the engine
+    /// quantizes the hidden states to the experts' activation format before it
+    /// (`[moe] quantize_before_dispatch`), else 1.
+    pub dispatch_scale: f64,
 }
 
 impl ExpertParallel {
@@ -97,6 +101,7 @@ impl ExpertParallel {
         ep: 1.0,
         dp: 1.0,
         imbalance: 1.0,
+        dispatch_scale: 1.0,
     };
 }
 
@@ -261,9 +266,10 @@ pub(crate) struct Composition {
     pub all_reduce: Collective,
     pub pp_send: Collective,
     /// Expert-parallel token exchange: the hidden states of every rank's tokens are
-    /// gathered onto each expert GPU before the experts and the outputs reduced back
-    /// after them (two all-gather-sized transfers per MoE layer).
-    pub expert_exchange: Collective,
+    /// gathered onto each expert GPU before the experts (an all-gather: the dispatch)
+    /// and the outputs reduced back after them (a reduce-scatter: the combine).
+    pub expert_dispatch: Collective,
+    pub expert_combine: Collective,
     pub pp: u32,
     /// Bytes of one token's hidden state (all-reduce and send message per token).
     pub hidden_bytes: f64,
@@ -382,7 +388,9 @@ impl Composition {
                 c.moe += n * m.time_us(t, g.moe_experts.1, g.moe_experts.0, ep);
                 if ep.ep > 1.0 {
                     let gathered = t * ep.dp * self.hidden_bytes;
-                    c.expert_exchange += n * 2.0 * self.expert_exchange.time_us(gathered);
+                    c.expert_exchange += n
+                        * (self.expert_dispatch.time_us(gathered * ep.dispatch_scale)
+                            + self.expert_combine.time_us(gathered));
                 }
             }
             c.elementwise += n * g.elementwise.iter().map(|c| c.time_us(t)).sum::<f64>();

@@ -36,6 +36,8 @@ pub(crate) struct Inputs<'a> {
     pub gpu: &'a GpuProfiles,
     /// The serving stack's all-reduce measured in CUDA graphs on this GPU, by GPU count.
     pub engine_all_reduce: &'a [super::profile::CollectiveTable],
+    /// NCCL's or RCCL's own collective tests on this GPU (nccl-tests, rccl-tests).
+    pub library: &'a super::comm::LibraryTests,
     /// Attention measured through vLLM's backend on this GPU.
     pub engine_attention: &'a [(AttnGeometry, super::profile::AttentionRow)],
     /// Dense GEMMs measured through the engine's linear layer on this GPU; present only
@@ -366,6 +368,7 @@ impl Ctx<'_> {
                     ep: f64::from(d.ep),
                     dp: f64::from(d.dp),
                     imbalance: d.expert_load_imbalance,
+                    dispatch_scale: moe::dispatch_scale(d, layer),
                 }
             } else {
                 ExpertParallel::NONE
@@ -650,16 +653,19 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
         calls: 1.0,
     };
 
-    let all_reduce = Collective::all_reduce(gpu, d, inp.engine_all_reduce);
+    let lib = inp.library;
+    let all_reduce = Collective::all_reduce(gpu, d, inp.engine_all_reduce, &lib.all_reduce);
     let pp_send = Collective::pipeline_send(gpu, &d.cluster, d.tp, d.pp);
-    let logits_gather = Collective::all_gather(gpu, &d.cluster, d.tp);
-    let expert_exchange = Collective::expert_exchange(gpu, &d.cluster, d.ep);
+    let logits_gather = Collective::all_gather(gpu, &d.cluster, d.tp, &lib.all_gather);
+    let expert_dispatch = Collective::all_gather(gpu, &d.cluster, d.ep, &lib.all_gather);
+    let expert_combine = Collective::reduce_scatter(gpu, &d.cluster, d.ep, &lib.reduce_scatter);
     if d.ep > 1 {
         ctx.note(
             "expert_exchange",
             format!(
-                "2 × all-gather of every rank's hidden states per MoE layer: {}",
-                expert_exchange.describe()
+                "per MoE layer, every rank's hidden states all-gathered ({}) and the outputs reduce-scattered ({})",
+                expert_dispatch.describe(),
+                expert_combine.describe()
             ),
         );
     }
@@ -698,7 +704,8 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
         },
         all_reduce,
         pp_send,
-        expert_exchange,
+        expert_dispatch,
+        expert_combine,
         pp: d.pp,
         hidden_bytes: h * ab,
         execution: d.stack.execution.clone(),

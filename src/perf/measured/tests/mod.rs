@@ -12,6 +12,7 @@ use super::*;
 use crate::deployment::{Deployment, DeploymentRequest};
 use crate::perf::{select_latency_model, LatencyChoice};
 
+mod collectives;
 mod formats;
 
 fn deploy(model: &str, hw: &str, tp: u32) -> Deployment {
@@ -551,50 +552,6 @@ fn decode_windows_residuals() {
     }
 }
 
-/// Expert parallelism over two data-parallel ranks (Qwen3-30B-A3B on two RTX PRO 6000,
-/// the measured DP2 + EP run's setup): once a decode batch touches every expert, each
-/// GPU reads half the expert weights, so the MoE block gets faster than on one GPU
-/// holding them all, and the exchange of hidden states over PCIe appears as its own
-/// cost. For a single token (few experts touched either way) EP cannot help much.
-#[test]
-fn expert_parallel_moe_block() {
-    let model_id = "Qwen/Qwen3-30B-A3B-Instruct-2507";
-    let one = deploy(model_id, "rtx-pro-6000", 1);
-    let req = DeploymentRequest {
-        model: Some(model_id.into()),
-        hardware: Some("rtx-pro-6000".into()),
-        data_parallel_size: Some(2),
-        enable_expert_parallel: true,
-        ..Default::default()
-    };
-    let ep = Deployment::resolve(&req, &DataPaths::builtin()).unwrap();
-    assert_eq!((ep.dp, ep.ep), (2, 2));
-    let opts = MeasuredOptions::default();
-    let m1 = MeasuredModel::new(&one, &DataPaths::builtin(), &opts)
-        .unwrap()
-        .unwrap();
-    let m2 = MeasuredModel::new(&ep, &DataPaths::builtin(), &opts)
-        .unwrap()
-        .unwrap();
-    let part = |m: &MeasuredModel, s: &StepShape, name: &str| {
-        m.breakdown(s)
-            .into_iter()
-            .find(|(k, _)| *k == name)
-            .unwrap()
-            .1
-    };
-    let big = decodes(128, 1000);
-    let (moe1, moe2) = (part(&m1, &big, "moe"), part(&m2, &big, "moe"));
-    println!("moe 128 decodes: 1 GPU {moe1:.5} s, EP2 {moe2:.5} s");
-    assert!(moe2 < 0.75 * moe1, "EP2 {moe2} vs one GPU {moe1}");
-    assert!(moe2 > 0.4 * moe1, "EP2 {moe2} vs one GPU {moe1}");
-    assert_eq!(part(&m1, &big, "expert_exchange"), 0.0);
-    assert!(part(&m2, &big, "expert_exchange") > 0.0);
-    let small = decodes(1, 1000);
-    let (s1, s2) = (part(&m1, &small, "moe"), part(&m2, &small, "moe"));
-    assert!(s2 > 0.5 * s1 && s2 <= 1.05 * s1, "1 token: {s2} vs {s1}");
-}
-
 /// The host overhead follows the serving stack: a decode-only batch runs as a CUDA
 /// graph on vLLM V1 with and without asynchronous scheduling (same kernel generation),
 /// so the two differ by their exposed host time only, in the measured model and in the
@@ -729,41 +686,4 @@ fn cached_costs_equal_direct_evaluation() {
             assert_eq!(warm.breakdown(s), cold.breakdown(s));
         }
     }
-}
-
-/// The link calibrated on one system's end-to-end runs (the RTX PRO 6000 box of the
-/// LLMServingSim runs) is used only when asked for with `--intra-node-link calibrated`:
-/// another system with the same GPU (peer-to-peer over PCIe 5) keeps the catalog's
-/// link. A GPU without a calibration refuses the key, naming the flag.
-#[test]
-fn calibrated_link_only_when_asked() {
-    let paths = DataPaths::builtin();
-    let req = |hw: &str, link: Option<&str>| DeploymentRequest {
-        model: Some("Qwen/Qwen3-32B".into()),
-        hardware: Some(hw.into()),
-        tensor_parallel_size: Some(2),
-        intra_node_link: link.map(str::to_owned),
-        ..Default::default()
-    };
-    let build = |link: Option<&str>| {
-        let d = Deployment::resolve(&req("rtx-pro-6000", link), &paths).unwrap();
-        MeasuredModel::new(&d, &paths, &MeasuredOptions::default())
-            .unwrap()
-            .unwrap()
-    };
-    let nominal = build(None).describe();
-    assert!(!nominal.contains("calibrated on"), "{nominal}");
-    assert!(nominal.contains("on PCIe"), "{nominal}");
-    let calibrated = build(Some("calibrated")).describe();
-    assert!(
-        calibrated.contains("calibrated on RTX PRO 6000 TP2 runs"),
-        "{calibrated}"
-    );
-    let err = Deployment::resolve(&req("h100", Some("calibrated")), &paths)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("--intra-node-link") && err.contains("no calibrated link"),
-        "{err}"
-    );
 }

@@ -1,0 +1,191 @@
+//! Collectives: NCCL's own tests for the work the engine hands to NCCL, links
+//! calibrated on one system, and the expert-parallel exchange.
+
+use super::*;
+
+/// Expert parallelism over two data-parallel ranks (Qwen3-30B-A3B on two RTX PRO 6000,
+/// the measured DP2 + EP run's setup): once a decode batch touches every expert, each
+/// GPU reads half the expert weights, so the MoE block gets faster than on one GPU
+/// holding them all, and the exchange of hidden states over PCIe appears as its own
+/// cost. For a single token (few experts touched either way) EP cannot help much.
+#[test]
+fn expert_parallel_moe_block() {
+    let model_id = "Qwen/Qwen3-30B-A3B-Instruct-2507";
+    let one = deploy(model_id, "rtx-pro-6000", 1);
+    let req = DeploymentRequest {
+        model: Some(model_id.into()),
+        hardware: Some("rtx-pro-6000".into()),
+        data_parallel_size: Some(2),
+        enable_expert_parallel: true,
+        ..Default::default()
+    };
+    let ep = Deployment::resolve(&req, &DataPaths::builtin()).unwrap();
+    assert_eq!((ep.dp, ep.ep), (2, 2));
+    let opts = MeasuredOptions::default();
+    let m1 = MeasuredModel::new(&one, &DataPaths::builtin(), &opts)
+        .unwrap()
+        .unwrap();
+    let m2 = MeasuredModel::new(&ep, &DataPaths::builtin(), &opts)
+        .unwrap()
+        .unwrap();
+    let part = |m: &MeasuredModel, s: &StepShape, name: &str| {
+        m.breakdown(s)
+            .into_iter()
+            .find(|(k, _)| *k == name)
+            .unwrap()
+            .1
+    };
+    let big = decodes(128, 1000);
+    let (moe1, moe2) = (part(&m1, &big, "moe"), part(&m2, &big, "moe"));
+    println!("moe 128 decodes: 1 GPU {moe1:.5} s, EP2 {moe2:.5} s");
+    assert!(moe2 < 0.75 * moe1, "EP2 {moe2} vs one GPU {moe1}");
+    assert!(moe2 > 0.4 * moe1, "EP2 {moe2} vs one GPU {moe1}");
+    assert_eq!(part(&m1, &big, "expert_exchange"), 0.0);
+    assert!(part(&m2, &big, "expert_exchange") > 0.0);
+    let small = decodes(1, 1000);
+    let (s1, s2) = (part(&m1, &small, "moe"), part(&m2, &small, "moe"));
+    assert!(s2 > 0.5 * s1 && s2 <= 1.05 * s1, "1 token: {s2} vs {s1}");
+}
+
+/// The expert-parallel exchange is NCCL's all-gather (dispatch) and reduce-scatter
+/// (combine) of every rank's hidden states, timed by NCCL's own tests on this GPU; a
+/// stack that quantizes before the dispatch (TensorRT-LLM) gathers NVFP4 values, 0.28
+/// of the 16-bit bytes, and its combine still moves 16-bit outputs. vLLM's exchange of
+/// the same deployment gathers 16-bit values.
+#[test]
+fn the_expert_dispatch_moves_the_stacks_format() {
+    let build = |stack: &str| {
+        let req = DeploymentRequest {
+            model: Some("Qwen/Qwen3-30B-A3B-Instruct-2507".into()),
+            hardware: Some("b200".into()),
+            quantization: Some("nvfp4".into()),
+            data_parallel_size: Some(4),
+            enable_expert_parallel: true,
+            serving_stack: Some(stack.into()),
+            ..Default::default()
+        };
+        let d = Deployment::resolve(&req, &DataPaths::builtin()).unwrap();
+        MeasuredModel::new(&d, &DataPaths::builtin(), &MeasuredOptions::default())
+            .unwrap()
+            .unwrap()
+    };
+    let exchange = |m: &MeasuredModel| {
+        m.breakdown(&decodes(256, 1000))
+            .into_iter()
+            .find(|(k, _)| *k == "expert_exchange")
+            .unwrap()
+            .1
+    };
+    let (trt, vllm) = (build("trtllm"), build("vllm-v1"));
+    let text = trt.describe();
+    assert!(
+        text.contains("all-gathered (measured NCCL all-gather (nccl-tests, 4 GPUs")
+            && text.contains("reduce-scattered (measured NCCL reduce-scatter (nccl-tests, 4 GPUs"),
+        "{text}"
+    );
+    let (t, v) = (exchange(&trt), exchange(&vllm));
+    // Same combine; the dispatch moves 0.28 of the bytes: between 0.5 and 0.9 of vLLM's.
+    assert!(t < 0.9 * v && t > 0.5 * v, "trtllm {t} vs vllm {v}");
+}
+
+/// The link calibrated on one system's end-to-end runs (the RTX PRO 6000 box of the
+/// LLMServingSim runs) is used only when asked for with `--intra-node-link calibrated`:
+/// another system with the same GPU (peer-to-peer over PCIe 5) keeps the catalog's
+/// link, and its all-reduce is NCCL's own test on such a system. A GPU without a
+/// calibration refuses the key, naming the flag.
+#[test]
+fn calibrated_link_only_when_asked() {
+    let paths = DataPaths::builtin();
+    let req = |hw: &str, link: Option<&str>| DeploymentRequest {
+        model: Some("Qwen/Qwen3-32B".into()),
+        hardware: Some(hw.into()),
+        tensor_parallel_size: Some(2),
+        intra_node_link: link.map(str::to_owned),
+        ..Default::default()
+    };
+    let build = |link: Option<&str>| {
+        let d = Deployment::resolve(&req("rtx-pro-6000", link), &paths).unwrap();
+        MeasuredModel::new(&d, &paths, &MeasuredOptions::default())
+            .unwrap()
+            .unwrap()
+    };
+    let nominal = build(None).describe();
+    assert!(!nominal.contains("calibrated on"), "{nominal}");
+    assert!(
+        nominal.contains("logits_gather: measured NCCL all-gather (nccl-tests, 2 GPUs"),
+        "{nominal}"
+    );
+    assert!(
+        nominal.contains("all_reduce: measured NCCL all-reduce (nccl-tests, 2 GPUs"),
+        "{nominal}"
+    );
+    let calibrated = build(Some("calibrated")).describe();
+    assert!(
+        calibrated.contains("all_reduce: α-β ring/tree over 2 GPUs on PCIe (NCCL, calibrated on RTX PRO 6000 TP2 runs)"),
+        "{calibrated}"
+    );
+    let err = Deployment::resolve(&req("h100", Some("calibrated")), &paths)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--intra-node-link") && err.contains("no calibrated link"),
+        "{err}"
+    );
+}
+
+/// NCCL's own test times the all-reduce where the engine hands it to NCCL and the GPU's
+/// profiles have no NCCL table (L40S over PCIe: vLLM's custom kernel needs NVLink beyond
+/// two GPUs), and not on a link the deployment chose instead of the GPU's own. Where the
+/// engine's own all-reduce was measured (H100's vLLM kernel in CUDA graphs) that wins;
+/// the logits' all-gather, which no profile holds, is NCCL's test there too.
+#[test]
+fn nccl_tests_time_the_librarys_all_reduce_on_the_gpus_own_link() {
+    let paths = DataPaths::builtin();
+    let build = |hw: &str, link: Option<&str>| {
+        let d = Deployment::resolve(
+            &DeploymentRequest {
+                model: Some("meta-llama/Llama-3.1-8B".into()),
+                hardware: Some(hw.into()),
+                tensor_parallel_size: Some(4),
+                intra_node_link: link.map(str::to_owned),
+                ..Default::default()
+            },
+            &paths,
+        )
+        .unwrap();
+        MeasuredModel::new(&d, &paths, &MeasuredOptions::default())
+            .unwrap()
+            .unwrap()
+    };
+    // 64 decodes all-reduce 64 × 4096 × 2 B = 512 KiB, twice in each of 32 layers.
+    let all_reduce_us = |mm: &MeasuredModel| {
+        let rows = mm.breakdown(&decodes(64, 500));
+        let (_, s) = rows.into_iter().find(|(n, _)| *n == "all_reduce").unwrap();
+        s * 1e6 / 64.0
+    };
+    let l40s = build("l40s", None);
+    let text = l40s.describe();
+    assert!(
+        text.contains("all_reduce: measured NCCL all-reduce (nccl-tests, 4 GPUs"),
+        "{text}"
+    );
+    // nccl-tests on 4 × L40S: 512 KiB in 163 and 181 µs (two runs).
+    let us = all_reduce_us(&l40s);
+    assert!((150.0..195.0).contains(&us), "{us}");
+    let chosen = build("l40s", Some("pcie5"));
+    assert!(
+        !chosen.describe().contains("nccl-tests"),
+        "{}",
+        chosen.describe()
+    );
+    assert!(all_reduce_us(&chosen) < 100.0);
+    let h100 = build("h100", None).describe();
+    assert!(
+        h100.contains("all_reduce: measured vllm-all-reduce in CUDA graphs (4 GPUs"),
+        "{h100}"
+    );
+    assert!(
+        h100.contains("logits_gather: measured NCCL all-gather (nccl-tests, 4 GPUs"),
+        "{h100}"
+    );
+}
