@@ -51,10 +51,18 @@ pub fn run(args: FitStackArgs, paths: &DataPaths) -> Result<()> {
         });
     }
     let f = fit(&stack, &sets, paths, args.api_server)?;
-    println!(
-        "{}: host.step_us {:.1} µs (was {:.1}); loss {:.4} -> {:.4}",
-        stack.name, f.step_us, stack.execution.host.step_us, f.loss_before, f.loss_after
-    );
+    if f.units.iter().all(|(_, n)| *n == 0) {
+        // Nothing to score: the loss is undefined and every figure is its prior.
+        println!(
+            "{}: no measurement to fit on; host.step_us at its prior {:.1} µs (was {:.1})",
+            stack.name, f.step_us, stack.execution.host.step_us
+        );
+    } else {
+        println!(
+            "{}: host.step_us {:.1} µs (was {:.1}); loss {:.4} -> {:.4}",
+            stack.name, f.step_us, stack.execution.host.step_us, f.loss_before, f.loss_after
+        );
+    }
     let fraction = |key: &str, new: Option<f64>, was: Option<Option<f64>>| {
         if let (Some(e), Some(was)) = (new, was) {
             let was = was.map_or_else(|| "unset".to_owned(), |v| format!("{v:.4}"));

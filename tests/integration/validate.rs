@@ -278,3 +278,28 @@ fn aic_serving_summary_rows_validate_end_to_end() {
     );
     assert!(lines[2].starts_with("4,1024,128,16,64,false,"), "{csv}");
 }
+
+/// `fit-stack` with no measured set keeps every figure at its prior and says so, instead
+/// of printing an undefined loss; the written file names the prior as its source.
+#[test]
+fn fit_stack_without_measurements_keeps_the_priors() {
+    let (o, dir) = servesim(&[
+        "fit-stack",
+        "--serving-stack",
+        "vllm-v1-sync",
+        "--output",
+        "fitted.toml",
+    ]);
+    ok(&o);
+    let out = stdout(&o);
+    assert!(
+        out.contains("vllm-v1-sync: no measurement to fit on; host.step_us at its prior 0.0 µs"),
+        "{out}"
+    );
+    assert!(!out.contains("NaN"), "{out}");
+    let written = std::fs::read_to_string(dir.path().join("fitted.toml")).unwrap();
+    assert!(
+        written.contains("the prior (no measured set to fit on"),
+        "{written}"
+    );
+}
