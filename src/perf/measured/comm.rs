@@ -177,52 +177,49 @@ impl Collective {
                 ),
             };
         }
-        match library_table(library, cluster, tp) {
-            Some(table) => Collective::Table {
-                table,
-                label: library_label("all-reduce", tp, &gpu.slug),
-            },
-            None => Collective::AllReduceLink {
-                link: group_link(gpu, cluster, tp),
-                n: tp,
-            },
-        }
+        Self::library_or_link(gpu, cluster, tp, library, "all-reduce", |link, n| {
+            Collective::AllReduceLink { link, n }
+        })
     }
 
-    /// An all-gather over an `n`-GPU group (the size is the gathered result): NCCL's
-    /// own test on this GPU (`library`) where the group runs on the link it used, else
-    /// α-β on the group's link. The logits' all-gather over the TP group, and the
-    /// dispatch of an expert-parallel group (vLLM's all-gather / reduce-scatter
-    /// exchange).
+    /// An all-gather over an `n`-GPU group (the size is the gathered result): the
+    /// logits' all-gather over the TP group, and the dispatch of an expert-parallel
+    /// group (vLLM's all-gather / reduce-scatter exchange). See
+    /// [`Collective::library_or_link`].
     pub(crate) fn all_gather(
         gpu: &GpuProfiles,
         cluster: &ClusterSpec,
         n: u32,
         library: &[CollectiveTable],
     ) -> Self {
-        if n <= 1 {
-            return Collective::None;
-        }
-        match library_table(library, cluster, n) {
-            Some(table) => Collective::Table {
-                table,
-                label: library_label("all-gather", n, &gpu.slug),
-            },
-            None => Collective::AllGatherLink {
-                link: group_link(gpu, cluster, n),
-                n,
-            },
-        }
+        Self::library_or_link(gpu, cluster, n, library, "all-gather", |link, n| {
+            Collective::AllGatherLink { link, n }
+        })
     }
 
     /// A reduce-scatter over an `n`-GPU group (the size is the whole input): the
-    /// combine of an expert-parallel group. NCCL's own test on this GPU where the group
-    /// runs on the link it used, else α-β (the all-gather's cost).
+    /// combine of an expert-parallel group. See [`Collective::library_or_link`].
     pub(crate) fn reduce_scatter(
         gpu: &GpuProfiles,
         cluster: &ClusterSpec,
         n: u32,
         library: &[CollectiveTable],
+    ) -> Self {
+        Self::library_or_link(gpu, cluster, n, library, "reduce-scatter", |link, n| {
+            Collective::ReduceScatterLink { link, n }
+        })
+    }
+
+    /// A collective NCCL runs over an `n`-GPU group: NCCL's own test of it on this GPU
+    /// (`library`, named `name`) where the group runs on the link the test used, else
+    /// `alpha_beta` on the group's link; none for one GPU.
+    fn library_or_link(
+        gpu: &GpuProfiles,
+        cluster: &ClusterSpec,
+        n: u32,
+        library: &[CollectiveTable],
+        name: &str,
+        alpha_beta: fn(LinkSpec, u32) -> Self,
     ) -> Self {
         if n <= 1 {
             return Collective::None;
@@ -230,12 +227,9 @@ impl Collective {
         match library_table(library, cluster, n) {
             Some(table) => Collective::Table {
                 table,
-                label: library_label("reduce-scatter", n, &gpu.slug),
+                label: library_label(name, n, &gpu.slug),
             },
-            None => Collective::ReduceScatterLink {
-                link: group_link(gpu, cluster, n),
-                n,
-            },
+            None => alpha_beta(group_link(gpu, cluster, n), n),
         }
     }
 

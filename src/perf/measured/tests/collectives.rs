@@ -55,7 +55,7 @@ fn expert_parallel_moe_block() {
 #[test]
 fn the_expert_dispatch_moves_the_stacks_format() {
     let build = |stack: &str| {
-        let req = DeploymentRequest {
+        measured(DeploymentRequest {
             model: Some("Qwen/Qwen3-30B-A3B-Instruct-2507".into()),
             hardware: Some("b200".into()),
             quantization: Some("nvfp4".into()),
@@ -63,11 +63,7 @@ fn the_expert_dispatch_moves_the_stacks_format() {
             enable_expert_parallel: true,
             serving_stack: Some(stack.into()),
             ..Default::default()
-        };
-        let d = Deployment::resolve(&req, &DataPaths::builtin()).unwrap();
-        MeasuredModel::new(&d, &DataPaths::builtin(), &MeasuredOptions::default())
-            .unwrap()
-            .unwrap()
+        })
     };
     let exchange = |m: &MeasuredModel| {
         m.breakdown(&decodes(256, 1000))
@@ -103,12 +99,7 @@ fn calibrated_link_only_when_asked() {
         intra_node_link: link.map(str::to_owned),
         ..Default::default()
     };
-    let build = |link: Option<&str>| {
-        let d = Deployment::resolve(&req("rtx-pro-6000", link), &paths).unwrap();
-        MeasuredModel::new(&d, &paths, &MeasuredOptions::default())
-            .unwrap()
-            .unwrap()
-    };
+    let build = |link: Option<&str>| measured(req("rtx-pro-6000", link));
     let nominal = build(None).describe();
     assert!(!nominal.contains("calibrated on"), "{nominal}");
     assert!(
@@ -140,22 +131,14 @@ fn calibrated_link_only_when_asked() {
 /// the logits' all-gather, which no profile holds, is NCCL's test there too.
 #[test]
 fn nccl_tests_time_the_librarys_all_reduce_on_the_gpus_own_link() {
-    let paths = DataPaths::builtin();
     let build = |hw: &str, link: Option<&str>| {
-        let d = Deployment::resolve(
-            &DeploymentRequest {
-                model: Some("meta-llama/Llama-3.1-8B".into()),
-                hardware: Some(hw.into()),
-                tensor_parallel_size: Some(4),
-                intra_node_link: link.map(str::to_owned),
-                ..Default::default()
-            },
-            &paths,
-        )
-        .unwrap();
-        MeasuredModel::new(&d, &paths, &MeasuredOptions::default())
-            .unwrap()
-            .unwrap()
+        measured(DeploymentRequest {
+            model: Some("meta-llama/Llama-3.1-8B".into()),
+            hardware: Some(hw.into()),
+            tensor_parallel_size: Some(4),
+            intra_node_link: link.map(str::to_owned),
+            ..Default::default()
+        })
     };
     // 64 decodes all-reduce 64 × 4096 × 2 B = 512 KiB, twice in each of 32 layers.
     let all_reduce_us = |mm: &MeasuredModel| {

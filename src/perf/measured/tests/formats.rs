@@ -82,21 +82,13 @@ fn fp8_linear_layers_come_from_the_fp8_grid() {
 
 /// The measured model of `model` on `hw` at TP `tp` with `--quantization q`.
 fn quantized(model: &str, hw: &str, tp: u32, q: Option<&str>) -> MeasuredModel {
-    let paths = DataPaths::builtin();
-    let d = Deployment::resolve(
-        &DeploymentRequest {
-            model: Some(model.into()),
-            hardware: Some(hw.into()),
-            tensor_parallel_size: Some(tp),
-            quantization: q.map(str::to_owned),
-            ..Default::default()
-        },
-        &paths,
-    )
-    .unwrap();
-    MeasuredModel::new(&d, &paths, &MeasuredOptions::default())
-        .unwrap()
-        .unwrap()
+    measured(DeploymentRequest {
+        model: Some(model.into()),
+        hardware: Some(hw.into()),
+        tensor_parallel_size: Some(tp),
+        quantization: q.map(str::to_owned),
+        ..Default::default()
+    })
 }
 
 /// The MoE block's time in a step.

@@ -45,6 +45,15 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
+/// The measured model of the deployment `req` asks for, with the shipped data.
+fn measured(req: DeploymentRequest) -> MeasuredModel {
+    let paths = DataPaths::builtin();
+    let d = Deployment::resolve(&req, &paths).unwrap();
+    MeasuredModel::new(&d, &paths, &MeasuredOptions::default())
+        .unwrap()
+        .expect("measured tables for the GPU")
+}
+
 fn model(m: &str, hw: &str, tp: u32, opts: &MeasuredOptions) -> MeasuredModel {
     MeasuredModel::new(&deploy(m, hw, tp), &DataPaths::builtin(), opts)
         .unwrap()
