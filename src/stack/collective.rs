@@ -12,7 +12,8 @@
 //!
 //! `α` is the kernel's fixed cost (launch inside a graph, the cross-GPU barrier). The
 //! kernel applies only to the GPU counts, links and message sizes the stack file
-//! lists; anything else falls back to NCCL.
+//! lists (on PCIe, only to the GPU counts it names for PCIe, peer-to-peer access
+//! assumed); anything else falls back to NCCL.
 
 use crate::hardware::LinkSpec;
 use serde::Serialize;
@@ -29,6 +30,9 @@ pub struct CustomAllReduce {
     pub one_shot_max_bytes: Vec<(u32, f64)>,
     /// Link keys it runs on (prefixes of `interconnects.toml` keys, `nvlink`).
     pub links: Vec<String>,
+    /// GPU counts it also serves between PCIe-only GPUs (vLLM: two, when the GPUs have
+    /// peer-to-peer access; more PCIe GPUs go to NCCL).
+    pub pcie_world_sizes: Vec<u32>,
     /// Fixed cost per stage α, µs.
     pub latency_us: f64,
     /// Fraction of the link's per-direction line rate its peer loads reach.
@@ -47,10 +51,12 @@ pub struct CustomAllReduce {
 impl CustomAllReduce {
     /// Whether it serves an all-reduce over `n` GPUs of one node joined by `link`.
     pub fn applies(&self, link: &LinkSpec, n: u32, spans_nodes: bool) -> bool {
+        let on_link = self.links.iter().any(|p| link.key.starts_with(p.as_str()))
+            || (link.key.starts_with("pcie") && self.pcie_world_sizes.contains(&n));
         !spans_nodes
             && self.world_sizes.contains(&n)
             && link.max_gpus.is_none_or(|m| n <= m)
-            && self.links.iter().any(|p| link.key.starts_with(p.as_str()))
+            && on_link
     }
 
     /// Time of one all-reduce of `bytes` over `n` GPUs on `link`, µs; `None` when the

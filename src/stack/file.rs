@@ -144,6 +144,8 @@ struct AllReduceSection {
     world_sizes: Vec<u32>,
     one_shot_max_bytes: Vec<(u32, f64)>,
     links: Vec<String>,
+    #[serde(default)]
+    pcie_world_sizes: Vec<u32>,
     latency_us: f64,
     bandwidth_efficiency: f64,
     source: String,
@@ -268,6 +270,16 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
                     "sizes must be ≥ 2".into(),
                 ));
             }
+            if let Some(n) = c
+                .pcie_world_sizes
+                .iter()
+                .find(|n| !c.world_sizes.contains(n))
+            {
+                return Err(bad(
+                    "custom_all_reduce.pcie_world_sizes",
+                    format!("{n} is not one of world_sizes {:?}", c.world_sizes),
+                ));
+            }
             let mut one_shot = c.one_shot_max_bytes.clone();
             for (_, b) in &one_shot {
                 non_negative("custom_all_reduce.one_shot_max_bytes", *b)?;
@@ -278,6 +290,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
                 world_sizes: c.world_sizes.clone(),
                 one_shot_max_bytes: one_shot,
                 links: c.links.clone(),
+                pcie_world_sizes: c.pcie_world_sizes.clone(),
                 latency_us: non_negative("custom_all_reduce.latency_us", c.latency_us)?,
                 bandwidth_efficiency: eff,
                 source: c.source.clone(),

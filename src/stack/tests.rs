@@ -210,7 +210,20 @@ fn custom_all_reduce_one_shot_two_shot_and_limits() {
         key: "pcie5".into(),
         ..nvlink()
     };
-    assert!(!c.applies(&pcie, 2, false));
+    // Between PCIe-only GPUs vLLM keeps its kernel for two GPUs only.
+    assert!(c.applies(&pcie, 2, false));
+    assert!(!c.applies(&pcie, 4, false));
+    let trt = ServingStack::load(&paths(), Some("trtllm"))
+        .unwrap()
+        .custom_all_reduce
+        .unwrap();
+    assert!(!trt.applies(&pcie, 2, false), "TensorRT-LLM's says NVLink only");
+    let v1 = ServingStack::load(&paths(), Some("vllm-v1")).unwrap();
+    let e = load_error_with_line(&v1, "pcie_world_sizes", "[3]");
+    assert!(
+        e.contains("bad.toml") && e.contains("custom_all_reduce.pcie_world_sizes"),
+        "{e}"
+    );
     let rate = 450e9 * c.bandwidth_efficiency * 1e-6;
     // 64 KiB on 4 GPUs: one-shot, every GPU reads its 3 peers' buffers.
     let s = 65536.0;

@@ -87,19 +87,21 @@ fn the_expert_dispatch_moves_the_stacks_format() {
 /// The link calibrated on one system's end-to-end runs (the RTX PRO 6000 box of the
 /// LLMServingSim runs) is used only when asked for with `--intra-node-link calibrated`:
 /// another system with the same GPU (peer-to-peer over PCIe 5) keeps the catalog's
-/// link, and its all-reduce is NCCL's own test on such a system. A GPU without a
-/// calibration refuses the key, naming the flag.
+/// link: vLLM runs its own all-reduce between two such GPUs (measured in CUDA graphs on
+/// one), NCCL between four (NCCL's own test), and the logits' all-gather is NCCL's. The
+/// calibrated box (no peer-to-peer access) runs NCCL at its calibrated rate. A GPU
+/// without a calibration refuses the key, naming the flag.
 #[test]
 fn calibrated_link_only_when_asked() {
     let paths = DataPaths::builtin();
-    let req = |hw: &str, link: Option<&str>| DeploymentRequest {
+    let req = |hw: &str, link: Option<&str>, tp: u32| DeploymentRequest {
         model: Some("Qwen/Qwen3-32B".into()),
         hardware: Some(hw.into()),
-        tensor_parallel_size: Some(2),
+        tensor_parallel_size: Some(tp),
         intra_node_link: link.map(str::to_owned),
         ..Default::default()
     };
-    let build = |link: Option<&str>| measured(req("rtx-pro-6000", link));
+    let build = |link: Option<&str>| measured(req("rtx-pro-6000", link, 2));
     let nominal = build(None).describe();
     assert!(!nominal.contains("calibrated on"), "{nominal}");
     assert!(
@@ -107,15 +109,20 @@ fn calibrated_link_only_when_asked() {
         "{nominal}"
     );
     assert!(
-        nominal.contains("all_reduce: measured NCCL all-reduce (nccl-tests, 2 GPUs"),
+        nominal.contains("all_reduce: measured vllm-all-reduce in CUDA graphs (2 GPUs"),
         "{nominal}"
+    );
+    let four = measured(req("rtx-pro-6000", None, 4)).describe();
+    assert!(
+        four.contains("all_reduce: measured NCCL all-reduce (nccl-tests, 4 GPUs"),
+        "{four}"
     );
     let calibrated = build(Some("calibrated")).describe();
     assert!(
         calibrated.contains("all_reduce: α-β ring/tree over 2 GPUs on PCIe (NCCL, calibrated on RTX PRO 6000 TP2 runs)"),
         "{calibrated}"
     );
-    let err = Deployment::resolve(&req("h100", Some("calibrated")), &paths)
+    let err = Deployment::resolve(&req("h100", Some("calibrated"), 2), &paths)
         .unwrap_err()
         .to_string();
     assert!(
