@@ -217,7 +217,10 @@ fn custom_all_reduce_one_shot_two_shot_and_limits() {
         .unwrap()
         .custom_all_reduce
         .unwrap();
-    assert!(!trt.applies(&pcie, 2, false), "TensorRT-LLM's says NVLink only");
+    assert!(
+        !trt.applies(&pcie, 2, false),
+        "TensorRT-LLM's says NVLink only"
+    );
     let v1 = ServingStack::load(&paths(), Some("vllm-v1")).unwrap();
     let e = load_error_with_line(&v1, "pcie_world_sizes", "[3]");
     assert!(

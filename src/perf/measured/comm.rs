@@ -52,19 +52,19 @@ fn group_link(gpu: &GpuProfiles, cluster: &ClusterSpec, tp: u32) -> LinkSpec {
     }
 }
 
-/// The library's own all-reduce test over `tp` GPUs (`library`), where the group runs
-/// on the link those tests used: the GPU's own link inside one node (not a calibrated
-/// system's, not one the deployment chose instead).
+/// The library's own test of a collective over `n` GPUs (`library`: that collective's
+/// tables), where the group runs on the link the tests used: the GPU's own link inside
+/// one node (not a calibrated system's, not one the deployment chose instead).
 fn library_table(
     library: &[CollectiveTable],
     cluster: &ClusterSpec,
-    tp: u32,
+    n: u32,
 ) -> Option<MonotoneTable> {
     let own_link = !cluster.calibrated_intra_node
-        && !cluster.group_spans_nodes(tp)
-        && cluster.link_for_group(tp) == &cluster.gpu.intra_node;
+        && !cluster.group_spans_nodes(n)
+        && cluster.link_for_group(n) == &cluster.gpu.intra_node;
     own_link
-        .then(|| find(library, tp, tp))
+        .then(|| find(library, n, n))
         .flatten()
         .map(|t| t.table.clone())
 }
