@@ -56,6 +56,9 @@ pub struct DeploymentRequest {
     /// Serving stack: a name under `perf_model/stacks/` or a stack file (default:
     /// [`crate::stack::DEFAULT_STACK`]).
     pub serving_stack: Option<String>,
+    /// The serving engine's version (`0.19.0`), where known: measurements of that
+    /// version are preferred to the average over the versions measured.
+    pub engine_version: Option<String>,
 }
 
 /// A resolved, validated deployment.
@@ -90,6 +93,8 @@ pub struct Deployment {
     pub expert_load_imbalance: f64,
     /// The serving stack that runs it.
     pub stack: Arc<ServingStack>,
+    /// The serving engine's version, where known ([`DeploymentRequest::engine_version`]).
+    pub engine_version: Option<String>,
 }
 
 /// A short description of a deployment for reports.
@@ -272,6 +277,7 @@ impl Deployment {
             ep,
             expert_load_imbalance: req.expert_load_imbalance.unwrap_or(1.0),
             stack,
+            engine_version: req.engine_version.clone(),
         };
         d.validate()?;
         Ok(d)

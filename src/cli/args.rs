@@ -117,6 +117,12 @@ pub struct DeploymentArgs {
     /// the stack of --scheduler's engine (vllm-v0 → vllm-0.6, orca/static → vllm-0.5).
     #[arg(long, value_name = "NAME|PATH")]
     pub serving_stack: Option<String>,
+
+    /// The serving engine's version (e.g. 0.19.0): where the stack's own all-reduce was
+    /// measured in that version on this GPU (perf_model/measurements/tp-collectives),
+    /// that measurement alone is used. Default: every version measured, averaged.
+    #[arg(long, value_name = "VERSION")]
+    pub engine_version: Option<String>,
 }
 
 merge_fields!(DeploymentArgs {
@@ -135,7 +141,8 @@ merge_fields!(DeploymentArgs {
     gpus_per_node,
     inter_node_link,
     intra_node_link,
-    serving_stack
+    serving_stack,
+    engine_version
 });
 
 /// Scheduler settings (vLLM knob names; defaults are vLLM's for the chosen scheduler).
@@ -276,6 +283,7 @@ impl DeploymentArgs {
             inter_node_link: self.inter_node_link.clone(),
             intra_node_link: self.intra_node_link.clone(),
             serving_stack: self.serving_stack.clone(),
+            engine_version: self.engine_version.clone(),
         }
     }
 

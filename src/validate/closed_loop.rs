@@ -53,6 +53,9 @@ pub fn group_request(group: &SummaryGroup, base: &DeploymentRequest) -> Deployme
     r.hardware
         .get_or_insert_with(|| group.hardware.hardware.clone());
     r.serving_stack.get_or_insert_with(|| group.stack.clone());
+    if r.engine_version.is_none() && !group.key.version.is_empty() {
+        r.engine_version = Some(group.key.version.clone());
+    }
     r.tensor_parallel_size.get_or_insert(l.tp);
     r.pipeline_parallel_size.get_or_insert(l.pp);
     if l.expert_parallel && r.data_parallel_size.is_none() && !r.enable_expert_parallel {

@@ -155,6 +155,14 @@ impl EngineHints {
         );
         fill(&mut req.dtype, &self.dtype);
         fill(&mut req.kv_cache_dtype, &self.kv_cache_dtype);
+        if req.engine_version.is_none() {
+            // "vLLM 0.19.0" → "0.19.0", as the measurement tables name versions.
+            req.engine_version = self
+                .engine_version
+                .as_deref()
+                .and_then(|v| v.split_whitespace().last())
+                .map(str::to_owned);
+        }
         if req.data_parallel_size.is_none() && self.enable_expert_parallel == Some(true) {
             // Attention data parallelism matters to the deployment only through the
             // experts it shares; plain DP is replayed as independent replicas.

@@ -55,6 +55,8 @@ struct Row {
     #[serde(default = "one_node")]
     nodes: u32,
     implementation: String,
+    #[serde(default)]
+    version: String,
     mode: String,
     collective: String,
     #[serde(default)]
@@ -92,28 +94,46 @@ impl CollectiveRows<'_> {
 }
 
 /// The graph-mode all-reduce tables of `implementation` on the GPU `slug`, one per GPU
-/// count (versions of the engine merged: equal sizes are averaged). Empty when the
-/// file or the GPU's rows are missing.
+/// count: of the engine `version` where that version was measured at that count, else
+/// every version merged (equal sizes averaged). Empty when the file or the GPU's rows
+/// are missing.
 pub(crate) fn load_all_reduce(
     perf_model: &Path,
     slug: &str,
     implementation: &str,
+    version: Option<&str>,
 ) -> Result<Vec<CollectiveTable>> {
-    load_collective(
+    load_collective_of(
         perf_model,
         slug,
         CollectiveRows::EngineGraph(implementation),
+        version,
     )
 }
 
 /// The tables of `rows` on the GPU `slug` from every file of the collectives folder,
-/// one per GPU count (equal sizes averaged). Empty when no file has such rows.
+/// one per GPU count (every version merged: equal sizes averaged). Empty when no file
+/// has such rows.
 pub(crate) fn load_collective(
     perf_model: &Path,
     slug: &str,
     rows: CollectiveRows<'_>,
 ) -> Result<Vec<CollectiveTable>> {
-    let mut groups: Vec<(u32, Vec<(f64, f64)>)> = Vec::new();
+    load_collective_of(perf_model, slug, rows, None)
+}
+
+/// One measured point of a collective: the version that measured it, bytes, µs.
+type VersionedPoint = (String, f64, f64);
+
+/// [`load_collective`], keeping at each GPU count only the rows of `version` where
+/// that count has some.
+fn load_collective_of(
+    perf_model: &Path,
+    slug: &str,
+    rows: CollectiveRows<'_>,
+    version: Option<&str>,
+) -> Result<Vec<CollectiveTable>> {
+    let mut groups: Vec<(u32, Vec<VersionedPoint>)> = Vec::new();
     for file in collective_files(perf_model) {
         let mut rdr = csv::Reader::from_path(&file).map_err(|e| csv_error(&file, e))?;
         let headers = rdr.byte_headers().map_err(|e| csv_error(&file, e))?.clone();
@@ -133,7 +153,7 @@ pub(crate) fn load_collective(
             if r.gpu != slug || !rows.keeps(&r) {
                 continue;
             }
-            let p = (r.message_bytes, r.latency_us);
+            let p = (r.version, r.message_bytes, r.latency_us);
             match groups.iter_mut().find(|g| g.0 == r.num_gpus) {
                 Some(g) => g.1.push(p),
                 None => groups.push((r.num_gpus, vec![p])),
@@ -143,6 +163,11 @@ pub(crate) fn load_collective(
     Ok(groups
         .into_iter()
         .filter_map(|(n, pts)| {
+            let own = version.filter(|v| pts.iter().any(|(pv, _, _)| pv == v));
+            let pts = pts
+                .into_iter()
+                .filter(|(pv, _, _)| own.is_none_or(|v| pv == v))
+                .map(|(_, b, us)| (b, us));
             MonotoneTable::from_points(pts).map(|table| CollectiveTable {
                 num_workers: n,
                 devices_per_node: n,
@@ -604,6 +629,7 @@ mod tests {
             &DataPaths::builtin().perf_model,
             "h100-sxm5-80gb",
             "vllm-all-reduce",
+            None,
         )
         .unwrap();
         let four = t.iter().find(|t| t.num_workers == 4).expect("TP4 rows");
@@ -614,10 +640,34 @@ mod tests {
         assert!(load_all_reduce(
             &DataPaths::builtin().perf_model,
             "no-such-gpu",
-            "vllm-all-reduce"
+            "vllm-all-reduce",
+            None
         )
         .unwrap()
         .is_empty());
+    }
+
+    /// A deployment that names its engine version gets that version's measurement
+    /// where there is one (vLLM 0.19.0 and 0.24.0 on two RTX PRO 6000 differ 3× at
+    /// 1 MiB: 92 and 30 µs); otherwise the versions are averaged.
+    #[test]
+    fn the_engine_versions_own_all_reduce_is_preferred() {
+        let at = |v: Option<&str>| {
+            let t = load_all_reduce(
+                &DataPaths::builtin().perf_model,
+                "rtx-pro-6000-blackwell-server",
+                "vllm-all-reduce",
+                v,
+            )
+            .unwrap();
+            let two = t.iter().find(|t| t.num_workers == 2).expect("TP2 rows");
+            two.table.eval(1048576.0)
+        };
+        let (old, new, all) = (at(Some("0.19.0")), at(Some("0.24.0")), at(None));
+        assert!((old - 91.5).abs() < 1.0, "{old}");
+        assert!((new - 30.1).abs() < 1.0, "{new}");
+        assert!(all > new && all < old, "{all}");
+        assert_eq!(at(Some("0.99.0")).to_bits(), all.to_bits());
     }
 
     #[test]

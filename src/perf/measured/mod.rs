@@ -167,7 +167,12 @@ impl MeasuredModel {
             .as_ref()
             .and_then(|c| c.measured_implementation.as_deref())
         {
-            Some(imp) if d.tp > 1 => measurements::load_all_reduce(&paths.perf_model, &slug, imp)?,
+            Some(imp) if d.tp > 1 => measurements::load_all_reduce(
+                &paths.perf_model,
+                &slug,
+                imp,
+                d.engine_version.as_deref(),
+            )?,
             _ => Vec::new(),
         };
         let library = comm::LibraryTests::load(&paths.perf_model, &slug, d.tp, d.ep)?;
