@@ -144,8 +144,9 @@ impl Collective {
             return Collective::Table {
                 table: t.table.clone(),
                 label: format!(
-                    "measured {} in CUDA graphs ({tp} GPUs; perf_model/measurements/tp-collectives, {})",
+                    "measured {}{} in CUDA graphs ({tp} GPUs; perf_model/measurements/tp-collectives, {})",
                     custom.measured_implementation.as_deref().unwrap_or("all-reduce"),
+                    t.version.as_deref().map_or_else(String::new, |v| format!(" {v}")),
                     gpu.slug
                 ),
             };

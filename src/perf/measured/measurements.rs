@@ -172,6 +172,7 @@ fn load_collective_of(
                 num_workers: n,
                 devices_per_node: n,
                 table,
+                version: own.map(str::to_owned),
             })
         })
         .collect())
@@ -664,6 +665,22 @@ mod tests {
             two.table.eval(1048576.0)
         };
         let (old, new, all) = (at(Some("0.19.0")), at(Some("0.24.0")), at(None));
+        let versions = |v: Option<&str>| {
+            load_all_reduce(
+                &DataPaths::builtin().perf_model,
+                "rtx-pro-6000-blackwell-server",
+                "vllm-all-reduce",
+                v,
+            )
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.num_workers, t.version))
+            .collect::<Vec<_>>()
+        };
+        // Only TP2 was measured in 0.19.0: the other counts average what there is.
+        assert!(versions(Some("0.19.0")).contains(&(2, Some("0.19.0".into()))));
+        assert!(versions(Some("0.19.0")).contains(&(4, None)));
+        assert!(versions(None).iter().all(|(_, v)| v.is_none()));
         assert!((old - 91.5).abs() < 1.0, "{old}");
         assert!((new - 30.1).abs() < 1.0, "{new}");
         assert!(all > new && all < old, "{all}");

@@ -169,6 +169,9 @@ pub(crate) struct CollectiveTable {
     pub num_workers: u32,
     pub devices_per_node: u32,
     pub table: MonotoneTable,
+    /// The one engine or library version it was measured in, where it was chosen for
+    /// that version (none: every version measured, or unrecorded).
+    pub version: Option<String>,
 }
 
 /// Every measurement of one accelerator.
@@ -675,6 +678,7 @@ fn load_collective(path: &Path) -> Result<Vec<CollectiveTable>> {
                 num_workers: w,
                 devices_per_node: d,
                 table,
+                version: None,
             })
         })
         .collect())

@@ -112,6 +112,16 @@ fn calibrated_link_only_when_asked() {
         nominal.contains("all_reduce: measured vllm-all-reduce in CUDA graphs (2 GPUs"),
         "{nominal}"
     );
+    // Naming the engine version picks that version's measurement, and says so.
+    let v019 = measured(DeploymentRequest {
+        engine_version: Some("0.19.0".into()),
+        ..req("rtx-pro-6000", None, 2)
+    })
+    .describe();
+    assert!(
+        v019.contains("all_reduce: measured vllm-all-reduce 0.19.0 in CUDA graphs (2 GPUs"),
+        "{v019}"
+    );
     let four = measured(req("rtx-pro-6000", None, 4)).describe();
     assert!(
         four.contains("all_reduce: measured NCCL all-reduce (nccl-tests, 4 GPUs"),
