@@ -6,14 +6,12 @@
 //! inside CUDA graphs on this GPU where that exists, else its custom all-reduce kernel
 //! ([`CustomAllReduce`]) where it applies (NCCL above its size limit), else NCCL.
 
-use super::measurements::{load_collective, CollectiveRows};
+use super::measurements::{CollectiveRows, GpuCollectives};
 use super::profile::{CollectiveTable, GpuProfiles};
 use super::table::MonotoneTable;
 use crate::deployment::Deployment;
-use crate::error::Result;
 use crate::hardware::{AllReduceAlgorithm, ClusterSpec, LinkSpec};
 use crate::stack::CustomAllReduce;
-use std::path::Path;
 
 /// How one collective is costed.
 #[derive(Clone, Debug)]
@@ -87,27 +85,22 @@ pub(crate) struct LibraryTests {
 }
 
 impl LibraryTests {
-    /// The tests of the GPU `slug` that a deployment of `tp`-GPU tensor-parallel and
-    /// `ep`-GPU expert-parallel groups can use (none for a single GPU).
-    pub(crate) fn load(perf_model: &Path, slug: &str, tp: u32, ep: u32) -> Result<Self> {
-        let load = |c: &str| load_collective(perf_model, slug, CollectiveRows::LibraryTest(c));
-        Ok(LibraryTests {
-            all_reduce: if tp > 1 {
-                load("all_reduce")?
+    /// The tests in `measured` (one GPU's collectives) that a deployment of `tp`-GPU
+    /// tensor-parallel and `ep`-GPU expert-parallel groups can use (none for a single
+    /// GPU).
+    pub(crate) fn of(measured: &GpuCollectives, tp: u32, ep: u32) -> Self {
+        let tables = |used: bool, c: &str| {
+            if used {
+                measured.tables(CollectiveRows::LibraryTest(c), None)
             } else {
                 Vec::new()
-            },
-            all_gather: if tp > 1 || ep > 1 {
-                load("all_gather")?
-            } else {
-                Vec::new()
-            },
-            reduce_scatter: if ep > 1 {
-                load("reduce_scatter")?
-            } else {
-                Vec::new()
-            },
-        })
+            }
+        };
+        LibraryTests {
+            all_reduce: tables(tp > 1, "all_reduce"),
+            all_gather: tables(tp > 1 || ep > 1, "all_gather"),
+            reduce_scatter: tables(ep > 1, "reduce_scatter"),
+        }
     }
 }
 

@@ -93,89 +93,86 @@ impl CollectiveRows<'_> {
     }
 }
 
+/// Every collective measured on one GPU (all files of the collectives folder), read
+/// once per deployment; [`GpuCollectives::tables`] selects from it.
+#[derive(Default)]
+pub(crate) struct GpuCollectives {
+    rows: Vec<Row>,
+}
+
+impl GpuCollectives {
+    /// The rows of the GPU `slug` in every file of the collectives folder (none when
+    /// the folder or the GPU's rows are missing).
+    pub(crate) fn load(perf_model: &Path, slug: &str) -> Result<Self> {
+        let mut rows = Vec::new();
+        for file in collective_files(perf_model) {
+            let mut rdr = csv::Reader::from_path(&file).map_err(|e| csv_error(&file, e))?;
+            let headers = rdr.byte_headers().map_err(|e| csv_error(&file, e))?.clone();
+            let gpu_col = headers.iter().position(|h| h == b"gpu");
+            let mut rec = csv::ByteRecord::new();
+            while rdr
+                .read_byte_record(&mut rec)
+                .map_err(|e| csv_error(&file, e))?
+            {
+                // Rows of other GPUs (most of the file) are skipped unparsed.
+                if gpu_col.is_some_and(|c| rec.get(c) != Some(slug.as_bytes())) {
+                    continue;
+                }
+                let r: Row = rec
+                    .deserialize(Some(&headers))
+                    .map_err(|e| csv_error(&file, e))?;
+                if r.gpu == slug {
+                    rows.push(r);
+                }
+            }
+        }
+        Ok(GpuCollectives { rows })
+    }
+
+    /// The tables of `which`, one per GPU count: of `version` where that version was
+    /// measured at that count, else every version merged (equal sizes averaged).
+    pub(crate) fn tables(
+        &self,
+        which: CollectiveRows<'_>,
+        version: Option<&str>,
+    ) -> Vec<CollectiveTable> {
+        let mut groups: Vec<(u32, Vec<&Row>)> = Vec::new();
+        for r in self.rows.iter().filter(|r| which.keeps(r)) {
+            match groups.iter_mut().find(|g| g.0 == r.num_gpus) {
+                Some(g) => g.1.push(r),
+                None => groups.push((r.num_gpus, vec![r])),
+            }
+        }
+        groups
+            .into_iter()
+            .filter_map(|(n, rows)| {
+                let own = version.filter(|v| rows.iter().any(|r| r.version == *v));
+                let pts = rows
+                    .into_iter()
+                    .filter(|r| own.is_none_or(|v| r.version == v))
+                    .map(|r| (r.message_bytes, r.latency_us));
+                MonotoneTable::from_points(pts).map(|table| CollectiveTable {
+                    num_workers: n,
+                    devices_per_node: n,
+                    table,
+                    version: own.map(str::to_owned),
+                })
+            })
+            .collect()
+    }
+}
+
 /// The graph-mode all-reduce tables of `implementation` on the GPU `slug`, one per GPU
-/// count: of the engine `version` where that version was measured at that count, else
-/// every version merged (equal sizes averaged). Empty when the file or the GPU's rows
-/// are missing.
+/// count, of the engine `version` where measured (see [`GpuCollectives::tables`]).
+#[cfg(test)]
 pub(crate) fn load_all_reduce(
     perf_model: &Path,
     slug: &str,
     implementation: &str,
     version: Option<&str>,
 ) -> Result<Vec<CollectiveTable>> {
-    load_collective_of(
-        perf_model,
-        slug,
-        CollectiveRows::EngineGraph(implementation),
-        version,
-    )
-}
-
-/// The tables of `rows` on the GPU `slug` from every file of the collectives folder,
-/// one per GPU count (every version merged: equal sizes averaged). Empty when no file
-/// has such rows.
-pub(crate) fn load_collective(
-    perf_model: &Path,
-    slug: &str,
-    rows: CollectiveRows<'_>,
-) -> Result<Vec<CollectiveTable>> {
-    load_collective_of(perf_model, slug, rows, None)
-}
-
-/// One measured point of a collective: the version that measured it, bytes, µs.
-type VersionedPoint = (String, f64, f64);
-
-/// [`load_collective`], keeping at each GPU count only the rows of `version` where
-/// that count has some.
-fn load_collective_of(
-    perf_model: &Path,
-    slug: &str,
-    rows: CollectiveRows<'_>,
-    version: Option<&str>,
-) -> Result<Vec<CollectiveTable>> {
-    let mut groups: Vec<(u32, Vec<VersionedPoint>)> = Vec::new();
-    for file in collective_files(perf_model) {
-        let mut rdr = csv::Reader::from_path(&file).map_err(|e| csv_error(&file, e))?;
-        let headers = rdr.byte_headers().map_err(|e| csv_error(&file, e))?.clone();
-        let gpu_col = headers.iter().position(|h| h == b"gpu");
-        let mut rec = csv::ByteRecord::new();
-        while rdr
-            .read_byte_record(&mut rec)
-            .map_err(|e| csv_error(&file, e))?
-        {
-            // Rows of other GPUs (most of the file) are skipped unparsed.
-            if gpu_col.is_some_and(|c| rec.get(c) != Some(slug.as_bytes())) {
-                continue;
-            }
-            let r: Row = rec
-                .deserialize(Some(&headers))
-                .map_err(|e| csv_error(&file, e))?;
-            if r.gpu != slug || !rows.keeps(&r) {
-                continue;
-            }
-            let p = (r.version, r.message_bytes, r.latency_us);
-            match groups.iter_mut().find(|g| g.0 == r.num_gpus) {
-                Some(g) => g.1.push(p),
-                None => groups.push((r.num_gpus, vec![p])),
-            }
-        }
-    }
-    Ok(groups
-        .into_iter()
-        .filter_map(|(n, pts)| {
-            let own = version.filter(|v| pts.iter().any(|(pv, _, _)| pv == v));
-            let pts = pts
-                .into_iter()
-                .filter(|(pv, _, _)| own.is_none_or(|v| pv == v))
-                .map(|(_, b, us)| (b, us));
-            MonotoneTable::from_points(pts).map(|table| CollectiveTable {
-                num_workers: n,
-                devices_per_node: n,
-                table,
-                version: own.map(str::to_owned),
-            })
-        })
-        .collect())
+    Ok(GpuCollectives::load(perf_model, slug)?
+        .tables(CollectiveRows::EngineGraph(implementation), version))
 }
 
 #[derive(Deserialize)]

@@ -160,22 +160,26 @@ impl MeasuredModel {
         {
             return Ok(None);
         }
-        // Only tensor-parallel groups all-reduce (a single GPU never reads the table).
+        // The GPU's collective measurements, read once: only groups of several GPUs
+        // exchange anything (a single GPU never reads them).
+        let collectives = if d.tp > 1 || d.ep > 1 {
+            measurements::GpuCollectives::load(&paths.perf_model, &slug)?
+        } else {
+            measurements::GpuCollectives::default()
+        };
         let engine_all_reduce = match d
             .stack
             .custom_all_reduce
             .as_ref()
             .and_then(|c| c.measured_implementation.as_deref())
         {
-            Some(imp) if d.tp > 1 => measurements::load_all_reduce(
-                &paths.perf_model,
-                &slug,
-                imp,
+            Some(imp) if d.tp > 1 => collectives.tables(
+                measurements::CollectiveRows::EngineGraph(imp),
                 d.engine_version.as_deref(),
-            )?,
+            ),
             _ => Vec::new(),
         };
-        let library = comm::LibraryTests::load(&paths.perf_model, &slug, d.tp, d.ep)?;
+        let library = comm::LibraryTests::of(&collectives, d.tp, d.ep);
         // No profile holds FP8 GEMMs: the FP8 grid times FP8 and NVFP4 matrices wherever
         // it was measured through an engine of the stack's kernel generation (read only
         // for such deployments: a 16-bit one never needs it).
