@@ -59,7 +59,11 @@ impl ReplicaSetup {
         mm: &MemoryModel,
         latency: Arc<dyn LatencyModel>,
     ) -> Result<Self> {
-        let mut engine = overrides.resolve_unsized(&d.stack.scheduler, d.max_model_len);
+        let mut engine = overrides.resolve_unsized(
+            &d.stack.scheduler,
+            d.max_model_len,
+            d.model.has_sliding_window(),
+        );
         let plan = memory::plan(
             &d,
             mm,

@@ -142,15 +142,9 @@ fn print_table(setup: &ReplicaSetup, e: &Estimate, advice: &Advice, top_ops: usi
         b.output_len
     );
     println!(
-        "  {} scheduler, {} seqs / {} tokens per iteration{}, {} KV blocks of {} tokens",
+        "  {} scheduler, {}, {} KV blocks of {} tokens",
         eng.scheduler,
-        eng.max_num_seqs,
-        eng.max_num_batched_tokens,
-        if eng.enable_chunked_prefill {
-            ", chunked prefill"
-        } else {
-            ""
-        },
+        eng.describe_batching(),
         eng.num_gpu_blocks,
         eng.block_size
     );

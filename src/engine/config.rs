@@ -205,6 +205,21 @@ impl EngineConfig {
         Ok(())
     }
 
+    /// The iteration limits in words: `256 seqs / 2048 tokens per iteration, chunked
+    /// prefill`.
+    pub fn describe_batching(&self) -> String {
+        format!(
+            "{} seqs / {} tokens per iteration{}",
+            self.max_num_seqs,
+            self.max_num_batched_tokens,
+            if self.enable_chunked_prefill {
+                ", chunked prefill"
+            } else {
+                ""
+            }
+        )
+    }
+
     /// Tokens the KV cache holds in all.
     pub fn kv_capacity_tokens(&self) -> u64 {
         u64::from(self.num_gpu_blocks) * u64::from(self.block_size)
@@ -274,21 +289,46 @@ impl EngineOverrides {
     /// The engine settings before the KV cache is sized (`num_gpu_blocks` is 0): the
     /// serving stack's defaults (vLLM's generic defaults for a scheduler other than the
     /// stack's), then every given override. The token budget default follows the final
-    /// chunked-prefill setting.
+    /// chunked-prefill setting, which for a long-context model (`max_model_len` above
+    /// the stack's `[scheduler.long_context]` limit, `sliding`: whether the model has
+    /// sliding-window layers) may be the engine's own choice.
     pub fn resolve_unsized(
         &self,
         stack: &crate::stack::SchedulerDefaults,
         max_model_len: u32,
+        sliding: bool,
     ) -> EngineConfig {
-        let (mut c, budget) = match self.scheduler {
-            Some(k) if k != stack.kind => (EngineConfig::defaults_for(k, 0, max_model_len), 2048),
-            _ => (
+        let own_stack = self.scheduler.is_none_or(|k| k == stack.kind);
+        let (mut c, mut budget) = if own_stack {
+            (
                 EngineConfig::from_stack(stack, 0, max_model_len),
                 stack.max_num_batched_tokens,
-            ),
+            )
+        } else {
+            let k = self.scheduler.unwrap_or(stack.kind);
+            (EngineConfig::defaults_for(k, 0, max_model_len), 2048)
         };
-        if let Some(x) = self.enable_chunked_prefill {
-            c.enable_chunked_prefill = x;
+        if let Some(x) = self.num_scheduler_steps {
+            c.num_scheduler_steps = x;
+        }
+        if let Some(x) = self.enable_prefix_caching {
+            c.enable_prefix_caching = x;
+        }
+        match (self.enable_chunked_prefill, &stack.long_context) {
+            (Some(x), _) => c.enable_chunked_prefill = x,
+            (None, Some(l))
+                if own_stack
+                    && l.applies(
+                        max_model_len,
+                        sliding,
+                        c.num_scheduler_steps,
+                        c.enable_prefix_caching,
+                    ) =>
+            {
+                c.enable_chunked_prefill = true;
+                budget = l.max_num_batched_tokens;
+            }
+            _ => {}
         }
         c.max_num_batched_tokens = self
             .max_num_batched_tokens
@@ -296,14 +336,8 @@ impl EngineOverrides {
         if let Some(x) = self.max_num_seqs {
             c.max_num_seqs = x;
         }
-        if let Some(x) = self.num_scheduler_steps {
-            c.num_scheduler_steps = x;
-        }
         if let Some(x) = self.block_size {
             c.block_size = x;
-        }
-        if let Some(x) = self.enable_prefix_caching {
-            c.enable_prefix_caching = x;
         }
         if let Some(x) = self.preemption_mode {
             c.preemption_mode = x;

@@ -67,6 +67,14 @@ impl ModelSpec {
         elements * kv_dtype.bytes_per_element()
     }
 
+    /// Whether any layer attends over a sliding window (vLLM's `get_sliding_window()`
+    /// is set).
+    pub fn has_sliding_window(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| matches!(l.attention.kind, AttentionKind::Sliding { .. }))
+    }
+
     /// The distinct (attention kind, KV width) combinations with their layer counts,
     /// full attention first, then sliding windows from narrow to wide.
     pub fn layer_kinds(&self) -> Vec<LayerKindCount> {

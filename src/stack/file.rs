@@ -79,6 +79,18 @@ struct SchedulerSection {
     #[allow(dead_code)]
     source: String,
     large_device: Option<LargeDeviceSection>,
+    long_context: Option<LongContextSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LongContextSection {
+    above_max_model_len: u32,
+    max_num_batched_tokens: u32,
+    #[serde(default)]
+    unless_prefix_caching: bool,
+    #[allow(dead_code)]
+    source: String,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +202,14 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             if v == 0 {
                 return Err(bad(key, "must be at least 1".into()));
             }
+        }
+    }
+    if let Some(l) = &s.long_context {
+        if l.max_num_batched_tokens == 0 {
+            return Err(bad(
+                "scheduler.long_context.max_num_batched_tokens",
+                "must be at least 1".into(),
+            ));
         }
     }
     let g = &f.cuda_graphs;
@@ -358,6 +378,11 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
                 exclude_names: l.exclude_names.clone(),
                 max_num_seqs: l.max_num_seqs,
                 max_num_batched_tokens: l.max_num_batched_tokens,
+            }),
+            long_context: s.long_context.as_ref().map(|l| super::LongContextDefaults {
+                above_max_model_len: l.above_max_model_len,
+                max_num_batched_tokens: l.max_num_batched_tokens,
+                unless_prefix_caching: l.unless_prefix_caching,
             }),
         },
         execution,

@@ -60,6 +60,46 @@ pub struct SchedulerDefaults {
     pub async_scheduling: bool,
     /// Larger defaults the engine picks on GPUs with more memory, if it does.
     pub large_device: Option<LargeDeviceDefaults>,
+    /// Chunked prefill the engine switches on by itself for long-context models, if it
+    /// does.
+    pub long_context: Option<LongContextDefaults>,
+}
+
+/// vLLM V0's default for a model served with a long context (0.5.3 – 0.6.x,
+/// `EngineArgs.create_engine_config`): where the user leaves `--enable-chunked-prefill`
+/// unset and `max_model_len` exceeds 32,768 tokens, chunked prefill is switched on
+/// (to keep the memory-profiling forward pass small) with its own token budget, 512
+/// tokens (`SchedulerConfig`), unless the model uses sliding-window attention. With
+/// multi-step scheduling the engine does not chunk prompts (0.6.0–0.6.2 refuse the
+/// combination; 0.6.3 and later budget `max(max_model_len, 2048)`), so the rule is not
+/// applied there.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LongContextDefaults {
+    /// Chunked prefill is switched on when `max_model_len` exceeds this, tokens.
+    pub above_max_model_len: u32,
+    /// The token budget per iteration it comes with (unless `--max-num-batched-tokens`
+    /// is given).
+    pub max_num_batched_tokens: u32,
+    /// Not when prefix caching is on (vLLM 0.5.3 – 0.6.0 kept the two apart).
+    pub unless_prefix_caching: bool,
+}
+
+impl LongContextDefaults {
+    /// Whether the engine switches chunked prefill on by itself where the user left
+    /// `--enable-chunked-prefill` unset; `sliding`: whether the model has
+    /// sliding-window layers.
+    pub fn applies(
+        &self,
+        max_model_len: u32,
+        sliding: bool,
+        num_scheduler_steps: u32,
+        prefix_caching: bool,
+    ) -> bool {
+        max_model_len > self.above_max_model_len
+            && !sliding
+            && num_scheduler_steps <= 1
+            && !(self.unless_prefix_caching && prefix_caching)
+    }
 }
 
 /// The scheduler defaults an engine picks on a large GPU (vLLM's

@@ -360,3 +360,137 @@ fn trtllm_gives_its_kv_cache_a_share_of_the_free_memory() {
     let e = load_error_with_line(&trt, "kv_cache_budget", "\"whole\"");
     assert!(e.contains("bad.toml") && e.contains("whole"), "{e}");
 }
+
+/// The engine settings `stack` gives `model` with `--max-model-len max_len` (the
+/// model's own when `None`) and `ov`, on one H100, memory plan included.
+fn engine_for(
+    stack: &str,
+    model: &str,
+    max_len: Option<u32>,
+    ov: crate::engine::config::EngineOverrides,
+) -> crate::engine::config::EngineConfig {
+    let req = crate::deployment::DeploymentRequest {
+        model: Some(model.into()),
+        hardware: Some("h100".into()),
+        serving_stack: Some(stack.into()),
+        max_model_len: max_len,
+        ..Default::default()
+    };
+    let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
+    crate::setup::ReplicaSetup::new(d, &ov, &paths())
+        .unwrap()
+        .engine
+}
+
+/// vLLM 0.5.3 – 0.6.x switch chunked prefill on, at 512 tokens, for a model served
+/// with more than 32,768 tokens of context, unless the user says otherwise, the model
+/// slides its attention window or multi-step scheduling is on.
+#[test]
+fn v0_stacks_chunk_the_prefill_of_long_context_models_as_vllm_does() {
+    use crate::engine::config::EngineOverrides;
+    let none = EngineOverrides::default();
+    let chunk = |c: &crate::engine::config::EngineConfig| {
+        (c.enable_chunked_prefill, c.max_num_batched_tokens)
+    };
+    for stack in ["vllm-0.5", "vllm-0.6"] {
+        // Llama 3.1: 131,072 tokens.
+        let c = engine_for(stack, "meta-llama/Llama-3.1-8B", None, none);
+        assert_eq!(chunk(&c), (true, 512), "{stack}");
+        // The same model served at 8K keeps whole-prompt prefills in one iteration.
+        let c = engine_for(stack, "meta-llama/Llama-3.1-8B", Some(8192), none);
+        assert_eq!(chunk(&c), (false, 8192), "{stack}");
+        // At exactly 32,768 the rule does not fire (vLLM: `> 32768`).
+        let c = engine_for(stack, "meta-llama/Llama-3.1-8B", Some(32768), none);
+        assert_eq!(chunk(&c), (false, 32768), "{stack}");
+        // A model with a sliding window (Phi-3.5-mini declares one of 262,144 tokens)
+        // is left alone.
+        let c = engine_for(stack, "microsoft/Phi-3.5-mini-instruct", None, none);
+        assert_eq!(chunk(&c), (false, 131072), "{stack}");
+        // The user's word wins, either way, and so does the budget given.
+        let off = EngineOverrides {
+            enable_chunked_prefill: Some(false),
+            ..none
+        };
+        let c = engine_for(stack, "meta-llama/Llama-3.1-8B", Some(65536), off);
+        assert_eq!(chunk(&c), (false, 65536), "{stack}");
+        let budget = EngineOverrides {
+            max_num_batched_tokens: Some(4096),
+            ..none
+        };
+        let c = engine_for(stack, "meta-llama/Llama-3.1-8B", None, budget);
+        assert_eq!(chunk(&c), (true, 4096), "{stack}");
+        // Multi-step scheduling does not chunk prompts.
+        let steps = EngineOverrides {
+            num_scheduler_steps: Some(8),
+            ..none
+        };
+        let c = engine_for(stack, "meta-llama/Llama-3.1-8B", Some(65536), steps);
+        assert_eq!(chunk(&c), (false, 65536), "{stack}");
+    }
+    // vLLM 0.5 kept chunked prefill and prefix caching apart; 0.6.1 on did not.
+    let prefix = EngineOverrides {
+        enable_prefix_caching: Some(true),
+        ..none
+    };
+    let c = engine_for("vllm-0.5", "meta-llama/Llama-3.1-8B", Some(65536), prefix);
+    assert_eq!(chunk(&c), (false, 65536));
+    let c = engine_for("vllm-0.6", "meta-llama/Llama-3.1-8B", Some(65536), prefix);
+    assert_eq!(chunk(&c), (true, 512));
+    // V1 always chunks, at its own budget.
+    let c = engine_for("vllm-v1", "meta-llama/Llama-3.1-8B", None, none);
+    assert_eq!(chunk(&c), (true, 8192));
+}
+
+/// The small profiling pass is what lets a long-context model fit: Llama 3.1 405B in
+/// FP8 on eight H100s at its full 131,072 tokens, which vLLM 0.6 serves.
+#[test]
+fn a_long_context_model_fits_with_the_chunked_budget_it_profiles_with() {
+    let req = crate::deployment::DeploymentRequest {
+        model: Some("meta-llama/Llama-3.1-405B".into()),
+        hardware: Some("h100".into()),
+        tensor_parallel_size: Some(8),
+        quantization: Some("fp8".into()),
+        serving_stack: Some("vllm-0.6".into()),
+        ..Default::default()
+    };
+    let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
+    let s = crate::setup::ReplicaSetup::new(d.clone(), &Default::default(), &paths()).unwrap();
+    assert_eq!(s.engine.max_num_batched_tokens, 512);
+    assert!(s.engine.kv_capacity_tokens() >= 131_072);
+    // Forcing whole-prompt prefills back profiles a 131,072-token pass, which does not.
+    let off = crate::engine::config::EngineOverrides {
+        enable_chunked_prefill: Some(false),
+        ..Default::default()
+    };
+    let e = crate::setup::ReplicaSetup::new(d, &off, &paths())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("does not fit"), "{e}");
+}
+
+#[test]
+fn a_long_context_budget_of_zero_is_refused_with_its_key() {
+    let s = ServingStack::load(&paths(), Some("vllm-0.6")).unwrap();
+    let text = std::fs::read_to_string(&s.path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let i = text.find("[scheduler.long_context]").unwrap();
+    let edited = format!(
+        "{}{}",
+        &text[..i],
+        text[i..].replacen(
+            "max_num_batched_tokens = 512",
+            "max_num_batched_tokens = 0",
+            1
+        )
+    );
+    std::fs::write(&bad, edited).unwrap();
+    let e = ServingStack::load(&paths(), bad.to_str())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("scheduler.long_context.max_num_batched_tokens") && e.contains("at least 1"),
+        "{e}"
+    );
+}

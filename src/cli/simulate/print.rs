@@ -37,13 +37,14 @@ pub fn print_outcome(out: &SimulateOutcome, format: Format) -> Result<()> {
                     String::new()
                 };
                 println!(
-                    "  {count} ×{role} {} on {} × {} (TP{} PP{}{dp}{ep}), {} scheduler, {} KV blocks of {} tokens",
+                    "  {count} ×{role} {} on {} × {} (TP{} PP{}{dp}{ep}), {} scheduler ({}), {} KV blocks of {} tokens",
                     d.model.name,
                     d.num_gpus(),
                     d.gpu().name,
                     d.tp,
                     d.pp,
                     s.engine.scheduler,
+                    s.engine.describe_batching(),
                     s.engine.num_gpu_blocks,
                     s.engine.block_size
                 );
