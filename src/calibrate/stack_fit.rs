@@ -211,11 +211,9 @@ fn build_units(base: &Arc<ServingStack>, sets: &[FitSet], paths: &DataPaths) -> 
                         if !base.runs_on(&d.gpu().vendor) {
                             continue;
                         }
-                        let Ok(setup) = ReplicaSetup::new(
-                            with_stack(d, base),
-                            &EngineOverrides::default(),
-                            paths,
-                        ) else {
+                        let ov =
+                            crate::validate::table_overrides(t.kind, &EngineOverrides::default());
+                        let Ok(setup) = ReplicaSetup::new(with_stack(d, base), &ov, paths) else {
                             continue;
                         };
                         if grounded(&setup, paths) {

@@ -345,8 +345,9 @@ pub fn run(args: CalibrateArgs, paths: &DataPaths) -> Result<()> {
                         continue;
                     }
                     let req = validate::group_request(g, &DeploymentRequest::default());
+                    let ov = validate::table_overrides(table.kind, &v0);
                     let setup = Deployment::resolve(&req, paths)
-                        .and_then(|d| ReplicaSetup::new(d, &v0, paths));
+                        .and_then(|d| ReplicaSetup::new(d, &ov, paths));
                     let setup = match setup {
                         Ok(s) => s,
                         Err(e) => {

@@ -139,7 +139,8 @@ impl EngineConfig {
         c.num_scheduler_steps = stack.num_scheduler_steps;
         c.block_size = stack.block_size;
         c.async_scheduling = stack.async_scheduling;
-        c.max_num_batched_tokens = c.default_max_num_batched_tokens(stack.max_num_batched_tokens);
+        c.max_num_batched_tokens =
+            c.default_max_num_batched_tokens(stack.budget(c.enable_chunked_prefill));
         c
     }
 
@@ -299,14 +300,11 @@ impl EngineOverrides {
         sliding: bool,
     ) -> EngineConfig {
         let own_stack = self.scheduler.is_none_or(|k| k == stack.kind);
-        let (mut c, mut budget) = if own_stack {
-            (
-                EngineConfig::from_stack(stack, 0, max_model_len),
-                stack.max_num_batched_tokens,
-            )
+        let mut c = if own_stack {
+            EngineConfig::from_stack(stack, 0, max_model_len)
         } else {
             let k = self.scheduler.unwrap_or(stack.kind);
-            (EngineConfig::defaults_for(k, 0, max_model_len), 2048)
+            EngineConfig::defaults_for(k, 0, max_model_len)
         };
         if let Some(x) = self.num_scheduler_steps {
             c.num_scheduler_steps = x;
@@ -326,10 +324,14 @@ impl EngineOverrides {
                     ) =>
             {
                 c.enable_chunked_prefill = true;
-                budget = l.max_num_batched_tokens;
             }
             _ => {}
         }
+        let budget = if own_stack {
+            stack.budget(c.enable_chunked_prefill)
+        } else {
+            2048
+        };
         c.max_num_batched_tokens = self
             .max_num_batched_tokens
             .unwrap_or_else(|| c.default_max_num_batched_tokens(budget));

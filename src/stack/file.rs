@@ -71,6 +71,7 @@ struct SchedulerSection {
     kind: SchedulerKind,
     max_num_seqs: u32,
     max_num_batched_tokens: u32,
+    chunked_prefill_budget: Option<u32>,
     enable_chunked_prefill: bool,
     enable_prefix_caching: bool,
     num_scheduler_steps: u32,
@@ -86,7 +87,6 @@ struct SchedulerSection {
 #[serde(deny_unknown_fields)]
 struct LongContextSection {
     above_max_model_len: u32,
-    max_num_batched_tokens: u32,
     #[serde(default)]
     unless_prefix_caching: bool,
     #[allow(dead_code)]
@@ -204,13 +204,11 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             }
         }
     }
-    if let Some(l) = &s.long_context {
-        if l.max_num_batched_tokens == 0 {
-            return Err(bad(
-                "scheduler.long_context.max_num_batched_tokens",
-                "must be at least 1".into(),
-            ));
-        }
+    if s.chunked_prefill_budget == Some(0) {
+        return Err(bad(
+            "scheduler.chunked_prefill_budget",
+            "must be at least 1".into(),
+        ));
     }
     let g = &f.cuda_graphs;
     let mut sizes = g.capture_sizes.clone();
@@ -368,6 +366,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             kind: s.kind,
             max_num_seqs: s.max_num_seqs,
             max_num_batched_tokens: s.max_num_batched_tokens,
+            chunked_prefill_budget: s.chunked_prefill_budget,
             enable_chunked_prefill: s.enable_chunked_prefill,
             enable_prefix_caching: s.enable_prefix_caching,
             num_scheduler_steps: s.num_scheduler_steps,
@@ -381,7 +380,6 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             }),
             long_context: s.long_context.as_ref().map(|l| super::LongContextDefaults {
                 above_max_model_len: l.above_max_model_len,
-                max_num_batched_tokens: l.max_num_batched_tokens,
                 unless_prefix_caching: l.unless_prefix_caching,
             }),
         },

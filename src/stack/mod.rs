@@ -48,6 +48,9 @@ pub struct SchedulerDefaults {
     /// Token budget per iteration with chunked prefill (without it the budget is
     /// `max(max_model_len, this)`, as vLLM V0 sizes it).
     pub max_num_batched_tokens: u32,
+    /// The budget with chunked prefill where the engine picks another than
+    /// `max_num_batched_tokens` for it (vLLM 0.5.3 – 0.6.4: 512 tokens).
+    pub chunked_prefill_budget: Option<u32>,
     /// Chunked prefill on by default.
     pub enable_chunked_prefill: bool,
     /// Prefix caching on by default.
@@ -65,21 +68,29 @@ pub struct SchedulerDefaults {
     pub long_context: Option<LongContextDefaults>,
 }
 
+impl SchedulerDefaults {
+    /// The token budget per iteration the engine picks with chunked prefill on or off
+    /// (off: the floor under `max_model_len`).
+    pub fn budget(&self, chunked: bool) -> u32 {
+        match self.chunked_prefill_budget {
+            Some(b) if chunked => b,
+            _ => self.max_num_batched_tokens,
+        }
+    }
+}
+
 /// vLLM V0's default for a model served with a long context (0.5.3 – 0.6.x,
 /// `EngineArgs.create_engine_config`): where the user leaves `--enable-chunked-prefill`
 /// unset and `max_model_len` exceeds 32,768 tokens, chunked prefill is switched on
-/// (to keep the memory-profiling forward pass small) with its own token budget, 512
-/// tokens (`SchedulerConfig`), unless the model uses sliding-window attention. With
-/// multi-step scheduling the engine does not chunk prompts (0.6.0–0.6.2 refuse the
-/// combination; 0.6.3 and later budget `max(max_model_len, 2048)`), so the rule is not
-/// applied there.
+/// (to keep the memory-profiling forward pass small), with the engine's budget for
+/// chunked prefill ([`SchedulerDefaults::chunked_prefill_budget`]), unless the model
+/// uses sliding-window attention. With multi-step scheduling the engine does not chunk
+/// prompts (0.6.0–0.6.2 refuse the combination; 0.6.3 and later budget
+/// `max(max_model_len, 2048)`), so the rule is not applied there.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LongContextDefaults {
     /// Chunked prefill is switched on when `max_model_len` exceeds this, tokens.
     pub above_max_model_len: u32,
-    /// The token budget per iteration it comes with (unless `--max-num-batched-tokens`
-    /// is given).
-    pub max_num_batched_tokens: u32,
     /// Not when prefix caching is on (vLLM 0.5.3 – 0.6.0 kept the two apart).
     pub unless_prefix_caching: bool,
 }

@@ -419,6 +419,14 @@ fn v0_stacks_chunk_the_prefill_of_long_context_models_as_vllm_does() {
         };
         let c = engine_for(stack, "meta-llama/Llama-3.1-8B", None, budget);
         assert_eq!(chunk(&c), (true, 4096), "{stack}");
+        // Chunked prefill asked for takes the engine's chunked budget, whatever the
+        // context.
+        let on = EngineOverrides {
+            enable_chunked_prefill: Some(true),
+            ..none
+        };
+        let c = engine_for(stack, "meta-llama/Llama-3.1-8B", Some(8192), on);
+        assert_eq!(chunk(&c), (true, 512), "{stack}");
         // Multi-step scheduling does not chunk prompts.
         let steps = EngineOverrides {
             num_scheduler_steps: Some(8),
@@ -470,27 +478,11 @@ fn a_long_context_model_fits_with_the_chunked_budget_it_profiles_with() {
 }
 
 #[test]
-fn a_long_context_budget_of_zero_is_refused_with_its_key() {
+fn a_chunked_prefill_budget_of_zero_is_refused_with_its_key() {
     let s = ServingStack::load(&paths(), Some("vllm-0.6")).unwrap();
-    let text = std::fs::read_to_string(&s.path).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("bad.toml");
-    let i = text.find("[scheduler.long_context]").unwrap();
-    let edited = format!(
-        "{}{}",
-        &text[..i],
-        text[i..].replacen(
-            "max_num_batched_tokens = 512",
-            "max_num_batched_tokens = 0",
-            1
-        )
-    );
-    std::fs::write(&bad, edited).unwrap();
-    let e = ServingStack::load(&paths(), bad.to_str())
-        .unwrap_err()
-        .to_string();
+    let e = load_error_with_line(&s, "chunked_prefill_budget", "0");
     assert!(
-        e.contains("scheduler.long_context.max_num_batched_tokens") && e.contains("at least 1"),
+        e.contains("scheduler.chunked_prefill_budget") && e.contains("at least 1"),
         "{e}"
     );
 }

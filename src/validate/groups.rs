@@ -15,6 +15,7 @@ use super::{
     TableGroup,
 };
 use crate::deployment::{Deployment, DeploymentRequest};
+use crate::engine::config::EngineOverrides;
 use crate::error::Result;
 use crate::paths::DataPaths;
 use crate::setup::ReplicaSetup;
@@ -112,6 +113,23 @@ pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> Deployment
     r
 }
 
+/// The engine settings a static table's runs were made with: `base` (flags) wins. The
+/// Argonne tables come from vLLM's `benchmark_latency.py` (adapted in the
+/// LLM-Inference-Bench repository), whose `--enable-chunked-prefill` is a `store_true`
+/// flag: the script passes chunked prefill off explicitly, so vLLM's own default for
+/// long-context models (chunked prefill above 32,768 tokens, `[scheduler.long_context]`
+/// of the V0 stacks) never applied to those runs.
+pub fn table_overrides(kind: super::TableKind, base: &EngineOverrides) -> EngineOverrides {
+    let mut ov = *base;
+    if matches!(
+        kind,
+        super::TableKind::Argonne | super::TableKind::ArgonneTtft
+    ) {
+        ov.enable_chunked_prefill.get_or_insert(false);
+    }
+    ov
+}
+
 /// The serving stack static-batch tables are replayed on unless one is given. The
 /// Argonne tables ran vLLM V0 between 0.5.x and 0.6.1 (the A100 requirements pin
 /// torch 2.4: 0.5.4–0.6.1); vLLM 0.5's synchronous output processing is taken, as the
@@ -130,7 +148,7 @@ pub fn validate_table(
     paths: &DataPaths,
     mut keep: impl FnMut(&TableGroup) -> bool,
 ) -> Vec<(String, Result<Validation>)> {
-    let ov = settings.engine;
+    let ov = table_overrides(table.kind, &settings.engine);
     let one = |g: &TableGroup| -> Result<Validation> {
         let req = group_request(g, &settings.deployment);
         let d = Deployment::resolve(&req, paths)?;

@@ -284,3 +284,32 @@ fn a_set_replays_on_its_own_systems_calibrated_link() {
         assert_eq!(d.cluster.calibrated_intra_node, before);
     }
 }
+
+/// The Argonne runs passed `--enable-chunked-prefill` as a `store_true` flag (off): a
+/// long-context model (Qwen2-7B, 131,072 tokens) is replayed with whole-prompt
+/// prefills, not vLLM's long-context default; a flag still wins.
+#[test]
+fn argonne_tables_replay_chunked_prefill_off_as_their_scripts_passed_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("all.csv");
+    std::fs::write(
+        &p,
+        "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,Latency,Throughput\n\
+         Nvidia A100 GPU,2,vLLM,Qwen/Qwen2-7B,128,16,2.0,2048\n",
+    )
+    .unwrap();
+    let Measurement::Table(t) = open(&p, None, &OpenOptions::default()).unwrap() else {
+        panic!("a table");
+    };
+    let engine = |settings: &Settings| {
+        let out = validate_table(&t, settings, &DataPaths::builtin(), |_| true);
+        out[0].1.as_ref().unwrap().engine.clone().unwrap()
+    };
+    let e = engine(&Settings::default());
+    assert_eq!(e.max_model_len, 131_072);
+    assert!(!e.enable_chunked_prefill);
+    assert_eq!(e.max_num_batched_tokens, 131_072);
+    let mut chunked = Settings::default();
+    chunked.engine.enable_chunked_prefill = Some(true);
+    assert!(engine(&chunked).enable_chunked_prefill);
+}
