@@ -31,7 +31,12 @@ struct StackFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MoeSection {
+    #[serde(default)]
     quantize_before_dispatch: bool,
+    #[serde(default)]
+    dispatch_router_logits: bool,
+    #[serde(default)]
+    dispatch_bytes_per_selected_expert: f64,
     source: String,
 }
 
@@ -393,9 +398,17 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
         kv_cache_budget: f
             .memory
             .map_or_else(KvCacheBudget::default, |m| m.kv_cache_budget),
-        moe: f.moe.map_or_else(StackMoe::default, |m| StackMoe {
-            quantize_before_dispatch: m.quantize_before_dispatch,
-            source: m.source,
-        }),
+        moe: match &f.moe {
+            None => StackMoe::default(),
+            Some(m) => StackMoe {
+                quantize_before_dispatch: m.quantize_before_dispatch,
+                dispatch_router_logits: m.dispatch_router_logits,
+                dispatch_bytes_per_selected_expert: non_negative(
+                    "moe.dispatch_bytes_per_selected_expert",
+                    m.dispatch_bytes_per_selected_expert,
+                )?,
+                source: m.source.clone(),
+            },
+        },
     })
 }

@@ -312,6 +312,13 @@ pub struct StackMoe {
     /// The hidden states are quantized to the experts' activation format (FP8, NVFP4)
     /// before the dispatch all-gather, so it moves those bytes instead of 16-bit ones.
     pub quantize_before_dispatch: bool,
+    /// Each token's router logits (one value per routed expert, in the activation
+    /// dtype) travel with its hidden state in the dispatch all-gather, as in vLLM's
+    /// all-gather dispatch, where every rank routes the gathered tokens itself.
+    pub dispatch_router_logits: bool,
+    /// Bytes of routing decision each token carries per selected expert in the
+    /// dispatch (TensorRT-LLM: an int32 expert id and an fp32 weight, 8).
+    pub dispatch_bytes_per_selected_expert: f64,
     /// Where that comes from.
     pub source: String,
 }

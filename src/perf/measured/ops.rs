@@ -94,6 +94,9 @@ pub(crate) struct ExpertParallel {
     /// quantizes the hidden states to the experts' activation format before it
     /// (`[moe] quantize_before_dispatch`), else 1.
     pub dispatch_scale: f64,
+    /// Routing bytes each token carries beside its hidden state in the dispatch (router
+    /// logits or the selected experts' ids and weights; `[moe]` of the stack).
+    pub dispatch_metadata_bytes: f64,
 }
 
 impl ExpertParallel {
@@ -102,6 +105,7 @@ impl ExpertParallel {
         dp: 1.0,
         imbalance: 1.0,
         dispatch_scale: 1.0,
+        dispatch_metadata_bytes: 0.0,
     };
 }
 
@@ -388,8 +392,11 @@ impl Composition {
                 c.moe += n * m.time_us(t, g.moe_experts.1, g.moe_experts.0, ep);
                 if ep.ep > 1.0 {
                     let gathered = t * ep.dp * self.hidden_bytes;
+                    let routing = t * ep.dp * ep.dispatch_metadata_bytes;
                     c.expert_exchange += n
-                        * (self.expert_dispatch.time_us(gathered * ep.dispatch_scale)
+                        * (self
+                            .expert_dispatch
+                            .time_us(gathered * ep.dispatch_scale + routing)
                             + self.expert_combine.time_us(gathered));
                 }
             }

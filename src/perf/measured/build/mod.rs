@@ -369,6 +369,7 @@ impl Ctx<'_> {
                     dp: f64::from(d.dp),
                     imbalance: d.expert_load_imbalance,
                     dispatch_scale: moe::dispatch_scale(d, layer),
+                    dispatch_metadata_bytes: moe::dispatch_metadata_bytes(d, layer),
                 }
             } else {
                 ExpertParallel::NONE

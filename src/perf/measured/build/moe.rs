@@ -43,6 +43,29 @@ pub(super) fn dispatch_scale(d: &Deployment, layer: &LayerSpec) -> f64 {
     (bytes_per_value / d.act_dtype.bytes_per_element()).min(1.0)
 }
 
+/// Routing bytes each token carries beside its hidden state in the expert-parallel
+/// dispatch of `layer`, as the stack's `[moe]` says: its router logits (one value per
+/// routed expert, in the activation dtype) where every rank routes the gathered tokens
+/// itself (vLLM), and a fixed size per selected expert where the routing decision
+/// travels instead (TensorRT-LLM: int32 id and fp32 weight).
+pub(super) fn dispatch_metadata_bytes(d: &Deployment, layer: &LayerSpec) -> f64 {
+    let FfnSpec::Moe {
+        num_experts,
+        experts_per_token,
+        ..
+    } = layer.ffn
+    else {
+        return 0.0;
+    };
+    let m = &d.stack.moe;
+    let logits = if m.dispatch_router_logits {
+        num_experts as f64 * d.act_dtype.bytes_per_element()
+    } else {
+        0.0
+    };
+    logits + experts_per_token as f64 * m.dispatch_bytes_per_selected_expert
+}
+
 /// A measured MoE block: the exact profile's table (tokens × activated experts, with
 /// the router) or the engine's (tokens entering the block, without the router).
 pub(super) enum MeasuredMoe {
@@ -111,5 +134,51 @@ impl Ctx<'_> {
         }
         self.engine_moe(layer, MoeFormat::Bf16)
             .map(MeasuredMoe::Engine)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deployment::DeploymentRequest;
+    use crate::paths::DataPaths;
+
+    fn deployment(stack: &str) -> Deployment {
+        let req = DeploymentRequest {
+            model: Some("Qwen/Qwen3-30B-A3B-Instruct-2507".into()),
+            hardware: Some("h100".into()),
+            data_parallel_size: Some(2),
+            enable_expert_parallel: true,
+            serving_stack: Some(stack.into()),
+            ..Default::default()
+        };
+        Deployment::resolve(&req, &DataPaths::builtin()).unwrap()
+    }
+
+    /// vLLM gathers each token's 128 router logits in bf16 (256 bytes) with its hidden
+    /// state; TensorRT-LLM the ids and weights of its 8 selected experts (64 bytes); a
+    /// stack that says neither sends none; a dense layer sends none.
+    #[test]
+    fn the_dispatch_carries_the_stacks_routing_bytes() {
+        let moe_layer = |d: &Deployment| {
+            d.model
+                .layers
+                .iter()
+                .find(|l| matches!(l.ffn, FfnSpec::Moe { .. }))
+                .unwrap()
+                .clone()
+        };
+        let v = deployment("vllm-v1");
+        assert_eq!(dispatch_metadata_bytes(&v, &moe_layer(&v)), 256.0);
+        let t = deployment("trtllm");
+        assert_eq!(dispatch_metadata_bytes(&t, &moe_layer(&t)), 64.0);
+        let s = deployment("sglang");
+        assert_eq!(dispatch_metadata_bytes(&s, &moe_layer(&s)), 0.0);
+        let mut dense = moe_layer(&v);
+        dense.ffn = FfnSpec::Dense {
+            intermediate_size: 1024,
+            gated: true,
+        };
+        assert_eq!(dispatch_metadata_bytes(&v, &dense), 0.0);
     }
 }
