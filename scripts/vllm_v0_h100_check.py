@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Replay the vLLM V0 serving results quoted in vLLM pull requests on H100
+(perf_model/measurements/vllm-host-overhead/observations.csv) through `servesim
+simulate` and compare. Nothing here was used to fit any parameter.
+
+Each check names the observation row it scores (source and variant) and how it is
+replayed; the measured value is read from the CSV. The workloads are restated from the
+posts: fixed lengths, arrivals regenerated (seed 0) where the post gives a rate. These
+are single numbers from pre-release branches, a rough check of the V0 stacks on H100
+(the Argonne tables they are fitted on hold no H100 rows).
+
+Usage: scripts/vllm_v0_h100_check.py [--servesim target/release/servesim] [--out DIR]
+"""
+import argparse
+import csv
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "perf_model/measurements/vllm-host-overhead/observations.csv"
+
+# (source, variant, metric) -> replay: workload, model, stack, extra flags, assumptions.
+CHECKS = [
+    {
+        "row": ("vllm-project/vllm#7117", "main branch (3 trials)", "request_throughput"),
+        "what": "offline benchmark_throughput, 1,000 prompts x 256 in / 256 out",
+        "requests": 1000, "rate": None, "input": 256, "output": 256,
+        "model": "meta-llama/Meta-Llama-3-8B", "stack": "vllm-0.5", "flags": [],
+    },
+    {
+        "row": ("vllm-project/vllm#7743",
+                "num_scheduler_steps=8, synchronous output processing", "mean_tpot"),
+        "what": "benchmark_serving sonnet 1,024 in / 512 out, 200 requests at 10 req/s",
+        "requests": 200, "rate": 10.0, "input": 1024, "output": 512,
+        "model": "meta-llama/Llama-3.1-8B", "stack": "vllm-0.5",
+        # Multi-step refuses the chunked prefill Llama 3.1's 131,072 tokens would get:
+        # the post's server must have run a shorter context (assumed 8,192).
+        "flags": ["--num-scheduler-steps", "8", "--max-model-len", "8192"],
+    },
+    {
+        "row": ("vllm-project/vllm#7743",
+                "num_scheduler_steps=8 + async output processing (WIP PR)", "mean_tpot"),
+        "what": "as above, asynchronous output processing (vLLM 0.6's)",
+        "requests": 200, "rate": 10.0, "input": 1024, "output": 512,
+        "model": "meta-llama/Llama-3.1-8B", "stack": "vllm-0.6",
+        "flags": ["--num-scheduler-steps", "8", "--max-model-len", "8192"],
+    },
+]
+
+
+def measured(rows, key):
+    source, variant, metric = key
+    hits = [r for r in rows if (r["source"], r["variant"], r["metric"]) == key]
+    if len(hits) != 1:
+        sys.exit(f"{DATA}: expected one row for {key}, found {len(hits)}")
+    return float(hits[0]["value"]), hits[0]["unit"]
+
+
+def write_trace(path, c):
+    rng = random.Random(0)
+    t = 0.0
+    with open(path, "w") as f:
+        f.write("request_id,arrival_time_s,input_tokens,output_tokens\n")
+        for i in range(c["requests"]):
+            if c["rate"]:
+                t += rng.expovariate(c["rate"])
+            f.write(f"{i},{t:.6f},{c['input']},{c['output']}\n")
+
+
+def simulated(summary, metric):
+    if metric == "request_throughput":
+        return summary["request_throughput_per_s"]
+    if metric == "mean_tpot":
+        return summary["tpot_s"]["mean"] * 1e3
+    sys.exit(f"no simulated counterpart for {metric}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--servesim", default=str(ROOT / "target/release/servesim"))
+    ap.add_argument("--out", default=str(ROOT / "output/validation/vllm-v0-h100"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = list(csv.DictReader(open(DATA)))
+    results = []
+    for n, c in enumerate(CHECKS):
+        meas, unit = measured(rows, c["row"])
+        trace = out / f"check{n}.csv"
+        write_trace(trace, c)
+        run_dir = out / f"check{n}"
+        cmd = [args.servesim, "simulate", "--trace", str(trace), "--model", c["model"],
+               "--hardware", "h100", "--serving-stack", c["stack"], *c["flags"],
+               "--output-dir", str(run_dir)]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr}")
+        sim = simulated(json.load(open(run_dir / "summary.json")), c["row"][2])
+        err = 100.0 * (sim / meas - 1.0)
+        results.append({"source": c["row"][0], "variant": c["row"][1],
+                        "metric": c["row"][2], "unit": unit, "workload": c["what"],
+                        "stack": c["stack"], "measured": meas, "simulated": sim,
+                        "error_pct": err})
+        print(f"{c['row'][0]} {c['row'][1]} ({c['what']}; {c['stack']} {' '.join(c['flags'])}):"
+              f" {c['row'][2]} measured {meas:.2f} {unit}, simulated {sim:.2f} ({err:+.1f} %)")
+    json.dump(results, open(out / "summary.json", "w"), indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
