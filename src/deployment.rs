@@ -197,8 +197,12 @@ impl Deployment {
         stack: Arc<ServingStack>,
         req: &DeploymentRequest,
     ) -> Result<Self> {
-        // The engine's defaults on this GPU (vLLM raises them on large GPUs).
-        let on_device = stack.scheduler.for_device(&gpu);
+        // The engine's defaults in its version and on this GPU (vLLM raises them on
+        // large GPUs).
+        let on_device = stack
+            .scheduler
+            .for_version(req.engine_version.as_deref())
+            .for_device(&gpu);
         let stack = if on_device == stack.scheduler {
             stack
         } else {

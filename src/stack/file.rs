@@ -91,6 +91,7 @@ struct SchedulerSection {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LongContextSection {
+    since_version: Option<String>,
     above_max_model_len: u32,
     #[serde(default)]
     unless_prefix_caching: bool,
@@ -101,6 +102,7 @@ struct LongContextSection {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LargeDeviceSection {
+    since_version: Option<String>,
     min_memory_gib: f64,
     #[serde(default)]
     exclude_names: Vec<String>,
@@ -207,6 +209,30 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             if v == 0 {
                 return Err(bad(key, "must be at least 1".into()));
             }
+        }
+    }
+    for (key, v) in [
+        (
+            "scheduler.large_device.since_version",
+            s.large_device
+                .as_ref()
+                .and_then(|l| l.since_version.as_deref()),
+        ),
+        (
+            "scheduler.long_context.since_version",
+            s.long_context
+                .as_ref()
+                .and_then(|l| l.since_version.as_deref()),
+        ),
+    ] {
+        if v.is_some_and(|v| super::version::numeric_parts(v).is_none()) {
+            return Err(bad(
+                key,
+                format!(
+                    "`{}` is not a version (dotted numbers, as 0.5.3)",
+                    v.unwrap_or("")
+                ),
+            ));
         }
     }
     if s.chunked_prefill_budget == Some(0) {
@@ -378,12 +404,14 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             block_size: s.block_size,
             async_scheduling: s.async_scheduling,
             large_device: s.large_device.as_ref().map(|l| super::LargeDeviceDefaults {
+                since_version: l.since_version.clone(),
                 min_memory_gib: l.min_memory_gib,
                 exclude_names: l.exclude_names.clone(),
                 max_num_seqs: l.max_num_seqs,
                 max_num_batched_tokens: l.max_num_batched_tokens,
             }),
             long_context: s.long_context.as_ref().map(|l| super::LongContextDefaults {
+                since_version: l.since_version.clone(),
                 above_max_model_len: l.above_max_model_len,
                 unless_prefix_caching: l.unless_prefix_caching,
             }),

@@ -25,6 +25,7 @@
 mod collective;
 mod execution;
 mod file;
+pub mod version;
 
 pub use collective::CustomAllReduce;
 pub use execution::{ExecPlan, Execution, GraphKind, GraphMode, HostCost, HostOverlap, StepCost};
@@ -89,6 +90,8 @@ impl SchedulerDefaults {
 /// `max(max_model_len, 2048)`), so the rule is not applied there.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LongContextDefaults {
+    /// The first engine version with the rule (none: every version of the stack).
+    pub since_version: Option<String>,
     /// Chunked prefill is switched on when `max_model_len` exceeds this, tokens.
     pub above_max_model_len: u32,
     /// Not when prefix caching is on (vLLM 0.5.3 – 0.6.0 kept the two apart).
@@ -119,6 +122,8 @@ impl LongContextDefaults {
 /// budget lowered).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LargeDeviceDefaults {
+    /// The first engine version with these defaults (none: every version of the stack).
+    pub since_version: Option<String>,
     /// The least total device memory, GiB (as the engine reads it: the runtime's total).
     pub min_memory_gib: f64,
     /// Case-insensitive parts of a device name that keep the small defaults.
@@ -130,6 +135,27 @@ pub struct LargeDeviceDefaults {
 }
 
 impl SchedulerDefaults {
+    /// The defaults of engine version `version` (none: the stack's, every rule it
+    /// holds): the large-device and long-context rules that version lacks are dropped.
+    pub fn for_version(&self, version: Option<&str>) -> SchedulerDefaults {
+        let mut s = self.clone();
+        if !s
+            .large_device
+            .as_ref()
+            .is_none_or(|l| version::at_least(version, l.since_version.as_deref()))
+        {
+            s.large_device = None;
+        }
+        if !s
+            .long_context
+            .as_ref()
+            .is_none_or(|l| version::at_least(version, l.since_version.as_deref()))
+        {
+            s.long_context = None;
+        }
+        s
+    }
+
     /// The defaults the engine picks on `gpu`: the large-device ones where they apply.
     pub fn for_device(&self, gpu: &crate::hardware::GpuSpec) -> SchedulerDefaults {
         let mut s = self.clone();

@@ -369,11 +369,23 @@ fn engine_for(
     max_len: Option<u32>,
     ov: crate::engine::config::EngineOverrides,
 ) -> crate::engine::config::EngineConfig {
+    engine_of_version(stack, model, max_len, ov, None)
+}
+
+/// As [`engine_for`], for engine version `version`.
+fn engine_of_version(
+    stack: &str,
+    model: &str,
+    max_len: Option<u32>,
+    ov: crate::engine::config::EngineOverrides,
+    version: Option<&str>,
+) -> crate::engine::config::EngineConfig {
     let req = crate::deployment::DeploymentRequest {
         model: Some(model.into()),
         hardware: Some("h100".into()),
         serving_stack: Some(stack.into()),
         max_model_len: max_len,
+        engine_version: version.map(str::to_owned),
         ..Default::default()
     };
     let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
@@ -483,6 +495,35 @@ fn a_chunked_prefill_budget_of_zero_is_refused_with_its_key() {
     let e = load_error_with_line(&s, "chunked_prefill_budget", "0");
     assert!(
         e.contains("scheduler.chunked_prefill_budget") && e.contains("at least 1"),
+        "{e}"
+    );
+}
+
+/// A stack's per-version defaults follow the engine version a deployment names: vLLM
+/// 0.5.0 – 0.5.2 lack the long-context rule, V1 before 0.8.5 the large-GPU defaults; a
+/// deployment that names no version takes every rule of its stack.
+#[test]
+fn per_version_defaults_follow_the_named_engine_version() {
+    let none = crate::engine::config::EngineOverrides::default();
+    let llama = "meta-llama/Llama-3.1-8B";
+    let at = |stack: &str, v: Option<&str>| {
+        let c = engine_of_version(stack, llama, None, none, v);
+        (
+            c.enable_chunked_prefill,
+            c.max_num_batched_tokens,
+            c.max_num_seqs,
+        )
+    };
+    assert_eq!(at("vllm-0.5", Some("0.5.2")), (false, 131_072, 256));
+    assert_eq!(at("vllm-0.5", Some("0.5.3")), (true, 512, 256));
+    assert_eq!(at("vllm-0.5", None), (true, 512, 256));
+    assert_eq!(at("vllm-v1-sync", Some("0.8.4")), (true, 2048, 256));
+    assert_eq!(at("vllm-v1-sync", Some("0.10.1")), (true, 8192, 1024));
+    assert_eq!(at("vllm-v1-sync", None), (true, 8192, 1024));
+    let s = ServingStack::load(&paths(), Some("vllm-0.5")).unwrap();
+    let e = load_error_with_line(&s, "since_version", "\"soon\"");
+    assert!(
+        e.contains("scheduler.long_context.since_version") && e.contains("soon"),
         "{e}"
     );
 }
