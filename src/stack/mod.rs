@@ -50,7 +50,7 @@ pub struct SchedulerDefaults {
     /// `max(max_model_len, this)`, as vLLM V0 sizes it).
     pub max_num_batched_tokens: u32,
     /// The budget with chunked prefill where the engine picks another than
-    /// `max_num_batched_tokens` for it (vLLM 0.5.3 – 0.6.4: 512 tokens).
+    /// `max_num_batched_tokens` for it (vLLM 0.5.0 – 0.6.4: 512 tokens).
     pub chunked_prefill_budget: Option<u32>,
     /// Chunked prefill on by default.
     pub enable_chunked_prefill: bool,
@@ -67,17 +67,6 @@ pub struct SchedulerDefaults {
     /// Chunked prefill the engine switches on by itself for long-context models, if it
     /// does.
     pub long_context: Option<LongContextDefaults>,
-}
-
-impl SchedulerDefaults {
-    /// The token budget per iteration the engine picks with chunked prefill on or off
-    /// (off: the floor under `max_model_len`).
-    pub fn budget(&self, chunked: bool) -> u32 {
-        match self.chunked_prefill_budget {
-            Some(b) if chunked => b,
-            _ => self.max_num_batched_tokens,
-        }
-    }
 }
 
 /// vLLM V0's default for a model served with a long context (0.5.3 – 0.6.x,
@@ -135,6 +124,15 @@ pub struct LargeDeviceDefaults {
 }
 
 impl SchedulerDefaults {
+    /// The token budget per iteration the engine picks with chunked prefill on or off
+    /// (off: the floor under `max_model_len`).
+    pub fn budget(&self, chunked: bool) -> u32 {
+        match self.chunked_prefill_budget {
+            Some(b) if chunked => b,
+            _ => self.max_num_batched_tokens,
+        }
+    }
+
     /// The defaults of engine version `version` (none: the stack's, every rule it
     /// holds): the large-device and long-context rules that version lacks are dropped.
     pub fn for_version(&self, version: Option<&str>) -> SchedulerDefaults {
