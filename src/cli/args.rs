@@ -118,9 +118,12 @@ pub struct DeploymentArgs {
     #[arg(long, value_name = "NAME|PATH")]
     pub serving_stack: Option<String>,
 
-    /// The serving engine's version (e.g. 0.19.0): where the stack's own all-reduce was
-    /// measured in that version on this GPU (perf_model/measurements/tp-collectives),
-    /// that measurement alone is used. Default: every version measured, averaged.
+    /// The serving engine's version (e.g. 0.19.0): the stack's defaults that version
+    /// lacks are dropped (`since_version` in the stack file: vLLM before 0.5.3 has no
+    /// long-context chunked prefill, V1 before 0.8.5 no large-GPU defaults), and where
+    /// the stack's own all-reduce was measured in that version on this GPU
+    /// (perf_model/measurements/tp-collectives), that measurement alone is used.
+    /// Default: every default of the stack, every version measured averaged.
     #[arg(long, value_name = "VERSION")]
     pub engine_version: Option<String>,
 }
