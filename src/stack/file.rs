@@ -192,6 +192,10 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
         ("scheduler.max_num_batched_tokens", s.max_num_batched_tokens),
         ("scheduler.num_scheduler_steps", s.num_scheduler_steps),
         ("scheduler.block_size", s.block_size),
+        (
+            "scheduler.chunked_prefill_budget",
+            s.chunked_prefill_budget.unwrap_or(1),
+        ),
     ] {
         if v == 0 {
             return Err(bad(key, "must be at least 1".into()));
@@ -234,12 +238,6 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
                 ),
             ));
         }
-    }
-    if s.chunked_prefill_budget == Some(0) {
-        return Err(bad(
-            "scheduler.chunked_prefill_budget",
-            "must be at least 1".into(),
-        ));
     }
     let g = &f.cuda_graphs;
     let mut sizes = g.capture_sizes.clone();

@@ -130,7 +130,8 @@ impl GpuCollectives {
     }
 
     /// The tables of `which`, one per GPU count: of `version` where that version was
-    /// measured at that count, else every version merged (equal sizes averaged).
+    /// measured at that count (versions compared by their numbers: `0.19` is `0.19.0`),
+    /// else every version merged (equal sizes averaged).
     pub(crate) fn tables(
         &self,
         which: CollectiveRows<'_>,
@@ -146,10 +147,13 @@ impl GpuCollectives {
         groups
             .into_iter()
             .filter_map(|(n, rows)| {
-                let own = version.filter(|v| rows.iter().any(|r| r.version == *v));
+                let same = |r: &Row, v: &str| {
+                    crate::stack::version::compare(&r.version, v) == Some(std::cmp::Ordering::Equal)
+                };
+                let own = version.filter(|v| rows.iter().any(|r| same(r, v)));
                 let pts = rows
                     .into_iter()
-                    .filter(|r| own.is_none_or(|v| r.version == v))
+                    .filter(|r| own.is_none_or(|v| same(r, v)))
                     .map(|r| (r.message_bytes, r.latency_us));
                 MonotoneTable::from_points(pts).map(|table| CollectiveTable {
                     num_workers: n,
@@ -682,6 +686,7 @@ mod tests {
         assert!((new - 30.1).abs() < 1.0, "{new}");
         assert!(all > new && all < old, "{all}");
         assert_eq!(at(Some("0.99.0")).to_bits(), all.to_bits());
+        assert_eq!(at(Some("0.19")).to_bits(), old.to_bits());
     }
 
     #[test]

@@ -90,13 +90,11 @@ pub(crate) struct ExpertParallel {
     pub dp: f64,
     /// Load of the busiest GPU over the mean (≥ 1).
     pub imbalance: f64,
-    /// Bytes the dispatch moves per hidden-state byte: below 1 where the engine
-    /// quantizes the hidden states to the experts' activation format before it
-    /// (`[moe] quantize_before_dispatch`), else 1.
-    pub dispatch_scale: f64,
-    /// Routing bytes each token carries beside its hidden state in the dispatch (router
-    /// logits or the selected experts' ids and weights; `[moe]` of the stack).
-    pub dispatch_metadata_bytes: f64,
+    /// Bytes one token adds to the dispatch: its hidden state, in the experts'
+    /// activation format where the engine quantizes before the dispatch (`[moe]
+    /// quantize_before_dispatch`), plus its routing bytes (router logits or the selected
+    /// experts' ids and weights).
+    pub dispatch_bytes_per_token: f64,
 }
 
 impl ExpertParallel {
@@ -104,8 +102,7 @@ impl ExpertParallel {
         ep: 1.0,
         dp: 1.0,
         imbalance: 1.0,
-        dispatch_scale: 1.0,
-        dispatch_metadata_bytes: 0.0,
+        dispatch_bytes_per_token: 0.0,
     };
 }
 
@@ -391,13 +388,12 @@ impl Composition {
                 let ep = &g.expert_parallel;
                 c.moe += n * m.time_us(t, g.moe_experts.1, g.moe_experts.0, ep);
                 if ep.ep > 1.0 {
-                    let gathered = t * ep.dp * self.hidden_bytes;
-                    let routing = t * ep.dp * ep.dispatch_metadata_bytes;
+                    let tokens = t * ep.dp;
                     c.expert_exchange += n
                         * (self
                             .expert_dispatch
-                            .time_us(gathered * ep.dispatch_scale + routing)
-                            + self.expert_combine.time_us(gathered));
+                            .time_us(tokens * ep.dispatch_bytes_per_token)
+                            + self.expert_combine.time_us(tokens * self.hidden_bytes));
                 }
             }
             c.elementwise += n * g.elementwise.iter().map(|c| c.time_us(t)).sum::<f64>();

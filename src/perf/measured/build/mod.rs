@@ -368,8 +368,7 @@ impl Ctx<'_> {
                     ep: f64::from(d.ep),
                     dp: f64::from(d.dp),
                     imbalance: d.expert_load_imbalance,
-                    dispatch_scale: moe::dispatch_scale(d, layer),
-                    dispatch_metadata_bytes: moe::dispatch_metadata_bytes(d, layer),
+                    dispatch_bytes_per_token: moe::dispatch_bytes_per_token(d, layer),
                 }
             } else {
                 ExpertParallel::NONE

@@ -66,6 +66,14 @@ pub(super) fn dispatch_metadata_bytes(d: &Deployment, layer: &LayerSpec) -> f64 
     logits + experts_per_token as f64 * m.dispatch_bytes_per_selected_expert
 }
 
+/// Bytes one token adds to the expert-parallel dispatch of `layer`: its hidden state in
+/// the format the dispatch moves ([`dispatch_scale`]) plus its routing bytes
+/// ([`dispatch_metadata_bytes`]).
+pub(super) fn dispatch_bytes_per_token(d: &Deployment, layer: &LayerSpec) -> f64 {
+    let hidden = d.model.hidden_size as f64 * d.act_dtype.bytes_per_element();
+    hidden * dispatch_scale(d, layer) + dispatch_metadata_bytes(d, layer)
+}
+
 /// A measured MoE block: the exact profile's table (tokens × activated experts, with
 /// the router) or the engine's (tokens entering the block, without the router).
 pub(super) enum MeasuredMoe {
