@@ -20,6 +20,9 @@ pub enum SchedulerKind {
     /// decodes first and prefill chunks in the leftover budget); multi-step decoding.
     #[value(name = "vllm-v0")]
     VllmV0,
+    /// SGLang: prefill batches run alone and first (decodes wait while any prompt or
+    /// chunk is admitted, up to the chunked-prefill size), decode batches otherwise.
+    Sglang,
     /// Orca: iteration-level scheduling, whole prompts mixed with decodes.
     Orca,
     /// Static batching: a batch is formed when the replica is idle and runs until its
@@ -32,6 +35,7 @@ impl std::fmt::Display for SchedulerKind {
         f.write_str(match self {
             SchedulerKind::VllmV1 => "vllm-v1",
             SchedulerKind::VllmV0 => "vllm-v0",
+            SchedulerKind::Sglang => "sglang",
             SchedulerKind::Orca => "orca",
             SchedulerKind::Static => "static",
         })
@@ -85,6 +89,55 @@ pub struct EngineConfig {
     /// iteration runs waits for the next one to finish before it is first scheduled.
     #[serde(default)]
     pub async_scheduling: bool,
+    /// KV the scheduler keeps for the running requests' future tokens before it admits
+    /// another (SGLang); none: a request is admitted whenever its prompt fits (vLLM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_reservation: Option<KvReservation>,
+}
+
+/// SGLang's admission control (`PrefillAdder`, `new_token_ratio`): a waiting request
+/// is admitted only if the free KV covers its prompt and its output (capped at
+/// `clip_output_tokens`) after every running request has set aside `ratio` of its
+/// remaining output (capped likewise). The ratio starts at `initial_ratio` and falls by
+/// `(initial_ratio − min_ratio) / decay_steps` with every decode batch down to
+/// `min_ratio`; a decode batch that runs out of KV retracts (preempts) requests and
+/// sets it to `(Σ decoded + retract_decode_steps × n) / Σ output` of the `n` survivors,
+/// at most 1.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KvReservation {
+    /// Share of the remaining output set aside at start.
+    pub initial_ratio: f64,
+    /// The least share set aside.
+    pub min_ratio: f64,
+    /// Decode batches over which the share falls from the initial to the least.
+    pub decay_steps: u32,
+    /// Output tokens counted at most per request, tokens.
+    pub clip_output_tokens: u32,
+    /// Decode steps of headroom per surviving request after a retraction.
+    pub retract_decode_steps: u32,
+}
+
+impl KvReservation {
+    /// How much the share falls per decode batch.
+    pub fn decay_per_step(&self) -> f64 {
+        (self.initial_ratio - self.min_ratio) / f64::from(self.decay_steps)
+    }
+
+    /// Check the figures; the message says what is wrong.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let ok = self.min_ratio > 0.0
+            && self.min_ratio <= self.initial_ratio
+            && self.initial_ratio <= 1.0
+            && self.decay_steps >= 1;
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "need 0 < min_ratio <= initial_ratio <= 1 and decay_steps >= 1 (got {}, {}, {})",
+                self.min_ratio, self.initial_ratio, self.decay_steps
+            ))
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -103,7 +156,7 @@ impl EngineConfig {
     /// * Orca and static: as V0 without chunking.
     pub fn defaults_for(scheduler: SchedulerKind, num_gpu_blocks: u32, max_model_len: u32) -> Self {
         let (chunked, prefix) = match scheduler {
-            SchedulerKind::VllmV1 => (true, true),
+            SchedulerKind::VllmV1 | SchedulerKind::Sglang => (true, true),
             _ => (false, false),
         };
         let mut c = EngineConfig {
@@ -121,6 +174,7 @@ impl EngineConfig {
             swap_bandwidth_bytes_per_s: 0.0,
             pipeline_stages: 1,
             async_scheduling: false,
+            kv_reservation: None,
         };
         c.max_num_batched_tokens = c.default_max_num_batched_tokens(2048);
         c
@@ -139,6 +193,7 @@ impl EngineConfig {
         c.num_scheduler_steps = stack.num_scheduler_steps;
         c.block_size = stack.block_size;
         c.async_scheduling = stack.async_scheduling;
+        c.kv_reservation = stack.kv_reservation;
         c.max_num_batched_tokens =
             c.default_max_num_batched_tokens(stack.budget(c.enable_chunked_prefill));
         c
@@ -160,6 +215,9 @@ impl EngineConfig {
         let bad = |m: String| Err(Error::Config(m));
         if self.max_num_seqs == 0 {
             return bad("--max-num-seqs must be at least 1".into());
+        }
+        if let Some(r) = &self.kv_reservation {
+            r.check().or_else(|m| bad(format!("KV reservation: {m}")))?;
         }
         if self.max_num_batched_tokens == 0 {
             return bad("--max-num-batched-tokens must be at least 1".into());

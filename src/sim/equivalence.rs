@@ -200,6 +200,8 @@ fn arb_scheduler() -> impl Strategy<Value = (SchedulerKind, bool, u32)> {
         1 => Just((SchedulerKind::VllmV0, false, 1)),
         1 => Just((SchedulerKind::VllmV0, true, 1)),
         1 => Just((SchedulerKind::VllmV0, false, 4)),
+        1 => Just((SchedulerKind::Sglang, true, 1)),
+        1 => Just((SchedulerKind::Sglang, false, 1)),
         1 => Just((SchedulerKind::Orca, false, 1)),
         1 => Just((SchedulerKind::Static, false, 1)),
     ]

@@ -5,6 +5,7 @@ use super::{
     ApiServer, CustomAllReduce, Execution, GraphMode, HostCost, HostOverlap, KernelGeneration,
     KvCacheBudget, PagedAttention, SchedulerDefaults, ServingStack, StackGemm, StackMoe,
 };
+use crate::engine::config::KvReservation;
 use crate::engine::SchedulerKind;
 use crate::error::{Error, Result};
 use serde::Deserialize;
@@ -86,6 +87,19 @@ struct SchedulerSection {
     source: String,
     large_device: Option<LargeDeviceSection>,
     long_context: Option<LongContextSection>,
+    kv_reservation: Option<KvReservationSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KvReservationSection {
+    initial_ratio: f64,
+    min_ratio: f64,
+    decay_steps: u32,
+    clip_output_tokens: u32,
+    retract_decode_steps: u32,
+    #[allow(dead_code)]
+    source: String,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +252,16 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
                 ),
             ));
         }
+    }
+    let kv_reservation = s.kv_reservation.as_ref().map(|r| KvReservation {
+        initial_ratio: r.initial_ratio,
+        min_ratio: r.min_ratio,
+        decay_steps: r.decay_steps,
+        clip_output_tokens: r.clip_output_tokens,
+        retract_decode_steps: r.retract_decode_steps,
+    });
+    if let Some(r) = &kv_reservation {
+        r.check().map_err(|e| bad("scheduler.kv_reservation", e))?;
     }
     let g = &f.cuda_graphs;
     let mut sizes = g.capture_sizes.clone();
@@ -413,6 +437,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
                 above_max_model_len: l.above_max_model_len,
                 unless_prefix_caching: l.unless_prefix_caching,
             }),
+            kv_reservation,
         },
         execution,
         api_server,

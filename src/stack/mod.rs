@@ -67,6 +67,8 @@ pub struct SchedulerDefaults {
     /// Chunked prefill the engine switches on by itself for long-context models, if it
     /// does.
     pub long_context: Option<LongContextDefaults>,
+    /// KV set aside for running requests' future tokens before admitting more (SGLang).
+    pub kv_reservation: Option<crate::engine::config::KvReservation>,
 }
 
 /// vLLM V0's default for a model served with a long context (0.5.3 – 0.6.x,
@@ -435,6 +437,7 @@ impl ServingStack {
         match kind {
             SchedulerKind::VllmV1 => DEFAULT_STACK,
             SchedulerKind::VllmV0 => "vllm-0.6",
+            SchedulerKind::Sglang => "sglang",
             SchedulerKind::Orca | SchedulerKind::Static => "vllm-0.5",
         }
     }

@@ -527,3 +527,30 @@ fn per_version_defaults_follow_the_named_engine_version() {
         "{e}"
     );
 }
+
+#[test]
+fn sglang_sets_kv_aside_for_running_outputs_and_its_figures_are_checked() {
+    let s = ServingStack::load(&paths(), Some("sglang")).unwrap();
+    assert_eq!(s.scheduler.kind, SchedulerKind::Sglang);
+    let none = crate::engine::config::EngineOverrides::default();
+    let c = engine_of_version("sglang", "meta-llama/Llama-3.1-8B", None, none, None);
+    let r = c.kv_reservation.expect("the SGLang stack reserves KV");
+    assert!(r.min_ratio < r.initial_ratio && r.initial_ratio <= 1.0);
+    assert_eq!(c.scheduler, SchedulerKind::Sglang);
+    assert!(
+        c.max_num_seqs >= 2048,
+        "SGLang sizes its request pool from memory"
+    );
+    // Another scheduler on the stack drops it (vLLM admits on the prompt alone).
+    let v1 = crate::engine::config::EngineOverrides {
+        scheduler: Some(SchedulerKind::VllmV1),
+        ..none
+    };
+    let c = engine_of_version("sglang", "meta-llama/Llama-3.1-8B", None, v1, None);
+    assert!(c.kv_reservation.is_none());
+    let e = load_error_with_line(&s, "min_ratio", "0.9");
+    assert!(
+        e.contains("scheduler.kv_reservation") && e.contains("min_ratio"),
+        "{e}"
+    );
+}

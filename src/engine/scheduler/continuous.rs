@@ -1,7 +1,7 @@
-//! Continuous (iteration-level) batching: vLLM V1, vLLM V0 and Orca differ only in the
-//! knobs of [`Policy`], so one loop implements all three.
+//! Continuous (iteration-level) batching: vLLM V1, vLLM V0, SGLang and Orca differ only
+//! in the knobs of [`Policy`], so one loop implements all four.
 
-use super::{seq, Grow, ReplicaState, Scheduled, StepPlan};
+use super::{reservation, seq, Grow, ReplicaState, Scheduled, StepPlan};
 use crate::engine::config::EngineConfig;
 use crate::units::SimTime;
 
@@ -11,8 +11,9 @@ pub(super) struct Policy {
     /// Schedule all running decodes before any running prefill chunk (V0 chunked,
     /// Orca); otherwise running requests are served in admission order (V1).
     decodes_first: bool,
-    /// New prompts run alone: if any waiting request is admitted, the iteration holds
-    /// only prefills (V0 without chunked prefill).
+    /// Prompts run alone: if any prefill work is admitted (the unfinished chunks of
+    /// running requests first, then waiting requests), the iteration holds only
+    /// prefills (V0 without chunked prefill; SGLang, whose prompts may be chunked).
     prefill_alone: bool,
     /// Decode groups run `num_scheduler_steps` iterations per decision (V0).
     multi_step: bool,
@@ -41,6 +42,15 @@ pub(super) const V0: Policy = Policy {
     multi_step: true,
     admit_watermark: 0.01,
 };
+/// SGLang (`Scheduler.get_next_batch_to_run` without `--enable-mixed-chunk`): a
+/// prefill batch of the unfinished chunk and waiting prompts, cut at the chunked-prefill
+/// size, runs whenever one can be formed; the decode batch runs otherwise.
+pub(super) const SGLANG: Policy = Policy {
+    decodes_first: true,
+    prefill_alone: true,
+    multi_step: false,
+    admit_watermark: 0.0,
+};
 /// Orca: whole prompts mixed with decodes in one iteration.
 pub(super) const ORCA: Policy = Policy {
     decodes_first: true,
@@ -59,8 +69,13 @@ pub(super) fn schedule(
     let chunked = cfg.enable_chunked_prefill;
     let mut budget = cfg.max_num_batched_tokens;
 
-    if policy.prefill_alone && !st.waiting.is_empty() {
-        admit_waiting(st, cfg, now, plan, policy, &mut budget, false);
+    if policy.prefill_alone {
+        if chunked {
+            continue_chunks(st, cfg, plan, &mut budget, true, false);
+        }
+        if !st.waiting.is_empty() {
+            admit_waiting(st, cfg, now, plan, policy, &mut budget, chunked);
+        }
         if !plan.entries.is_empty() {
             return;
         }
@@ -85,18 +100,7 @@ pub(super) fn schedule(
     }
     if policy.decodes_first {
         // Then unfinished prefill chunks of running requests.
-        let mut i = 0;
-        while i < st.running.len() && budget > 0 {
-            let slot = st.running[i];
-            let r = &st.reqs[slot];
-            if r.in_flight || r.is_decoding() || plan.entries.iter().any(|e| e.slot == slot) {
-                i += 1;
-                continue;
-            }
-            if schedule_running(st, cfg, plan, slot, &mut budget, chunked) != Grow::SelfPreempted {
-                i += 1;
-            }
-        }
+        continue_chunks(st, cfg, plan, &mut budget, chunked, true);
     }
 
     // New requests, unless this iteration had to preempt (as vLLM does).
@@ -107,10 +111,50 @@ pub(super) fn schedule(
     if policy.multi_step && cfg.num_scheduler_steps > 1 {
         extend_to_multi_step(st, cfg, plan, &mut budget);
     }
+    if let Some(res) = &cfg.kv_reservation {
+        if !plan.is_empty() {
+            reservation::after_decode(st, res, plan.preempted > 0);
+        }
+    }
     debug_assert!(
         plan.cohort_decodes == 0 || plan.preempted == 0,
         "a cohort iteration preempted"
     );
+}
+
+/// Schedule the unfinished prefill chunks of running requests not yet in `plan`, in
+/// admission order. With `preempt` a chunk whose KV cannot grow preempts from the tail
+/// of the running queue; without, it waits (a prefill batch that runs alone must not
+/// evict the decoders it keeps waiting, or neither would ever progress).
+fn continue_chunks(
+    st: &mut ReplicaState,
+    cfg: &EngineConfig,
+    plan: &mut StepPlan,
+    budget: &mut u32,
+    chunked: bool,
+    preempt: bool,
+) {
+    let mut i = 0;
+    while i < st.running.len() && *budget > 0 {
+        let slot = st.running[i];
+        let r = &st.reqs[slot];
+        if r.in_flight || r.is_decoding() || plan.entries.iter().any(|e| e.slot == slot) {
+            i += 1;
+            continue;
+        }
+        if !preempt {
+            let num_new = r.pending_tokens().min(*budget);
+            if st.kv.grow(seq(slot), r.computed + num_new, &r.block_hashes) {
+                plan.entries.push(Scheduled { slot, num_new });
+                *budget -= num_new;
+            }
+            i += 1;
+            continue;
+        }
+        if schedule_running(st, cfg, plan, slot, budget, chunked) != Grow::SelfPreempted {
+            i += 1;
+        }
+    }
 }
 
 /// Let the decode cohort decode first, one token per member, when the reference
@@ -212,12 +256,29 @@ fn admit_waiting(
     chunked: bool,
 ) {
     let watermark = (policy.admit_watermark * f64::from(st.kv.num_blocks())) as u32;
+    let reserve = cfg.kv_reservation;
+    let mut room = reserve.map_or(0, |res| reservation::room(st, &res));
     while *budget > 0 && (st.num_running() as u32) < cfg.max_num_seqs {
         let Some(&slot) = st.waiting.front() else {
             break;
         };
         if st.reqs[slot].arrival > st.admit_until {
             break;
+        }
+        // A prompt that may be chunked is admitted only if the KV could hold all of it
+        // (SGLang charges the whole prompt, and with a reservation its output, before
+        // it computes the first chunk); never blocked with nothing running, where it
+        // could wait forever.
+        if st.num_running() > 0 {
+            let r = &st.reqs[slot];
+            let free = i64::from(st.kv.num_free_blocks()) * i64::from(cfg.block_size);
+            let blocked = match &reserve {
+                Some(res) => reservation::need(r, res) >= room,
+                None => policy.prefill_alone && chunked && i64::from(r.pending_tokens()) > free,
+            };
+            if blocked {
+                break;
+            }
         }
         if watermark > 0 {
             let r = &st.reqs[slot];
@@ -228,6 +289,9 @@ fn admit_waiting(
         }
         match st.try_admit(slot, *budget, chunked, cfg, plan, now) {
             Some(n) => {
+                if let Some(res) = &reserve {
+                    room -= reservation::charge(&st.reqs[slot], n, res);
+                }
                 st.waiting.pop_front();
                 st.push_running(slot);
                 plan.entries.push(super::Scheduled { slot, num_new: n });

@@ -16,6 +16,7 @@ use slab::Slab;
 use std::collections::VecDeque;
 
 mod continuous;
+mod reservation;
 mod static_batch;
 
 /// Outcome of growing a running request's KV.
@@ -100,6 +101,9 @@ pub struct ReplicaState {
     /// next scheduling decision: with asynchronous scheduling the batch of iteration
     /// k+1 is decided when iteration k starts.
     pub admit_until: SimTime,
+    /// Share of running requests' remaining output kept free before admitting more
+    /// (`EngineConfig::kv_reservation`; unused without it).
+    pub(crate) new_token_ratio: f64,
 }
 
 /// The KV sequence id of a slot.
@@ -131,9 +135,11 @@ impl ReplicaState {
             waiting: VecDeque::new(),
             running: Vec::new(),
             cohort: Cohort::new(cfg.block_size),
+            // The reservation sums over every running request each admission pass.
             cohort_enabled: one_step
                 && cfg.pipeline_stages == 1
-                && cfg.scheduler != SchedulerKind::Static,
+                && cfg.scheduler != SchedulerKind::Static
+                && cfg.kv_reservation.is_none(),
             next_admit_seq: 0,
             kv: KvCache::new(
                 cfg.num_gpu_blocks,
@@ -141,6 +147,7 @@ impl ReplicaState {
                 cfg.enable_prefix_caching,
             ),
             admit_until: SimTime::ZERO,
+            new_token_ratio: cfg.kv_reservation.map_or(0.0, |r| r.initial_ratio),
         }
     }
 
@@ -309,6 +316,7 @@ pub fn schedule(st: &mut ReplicaState, cfg: &EngineConfig, now: SimTime, plan: &
             continuous::schedule(st, cfg, now, plan, &continuous::V0_CHUNKED)
         }
         SchedulerKind::VllmV0 => continuous::schedule(st, cfg, now, plan, &continuous::V0),
+        SchedulerKind::Sglang => continuous::schedule(st, cfg, now, plan, &continuous::SGLANG),
         SchedulerKind::Orca => continuous::schedule(st, cfg, now, plan, &continuous::ORCA),
         SchedulerKind::Static => static_batch::schedule(st, cfg, now, plan),
     }

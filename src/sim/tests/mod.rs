@@ -12,6 +12,7 @@ mod clients;
 mod cluster;
 mod failures;
 mod incremental;
+mod sglang;
 
 fn req(id: u64, arrival_us: u64, input: u32, output: u32) -> Request {
     Request {
@@ -264,6 +265,8 @@ fn arb_scheduler() -> impl Strategy<Value = (SchedulerKind, bool, u32)> {
         Just((SchedulerKind::VllmV0, false, 1)),
         Just((SchedulerKind::VllmV0, true, 1)),
         Just((SchedulerKind::VllmV0, false, 4)),
+        Just((SchedulerKind::Sglang, true, 1)),
+        Just((SchedulerKind::Sglang, false, 1)),
         Just((SchedulerKind::Orca, false, 1)),
         Just((SchedulerKind::Static, false, 1)),
     ]
@@ -298,8 +301,12 @@ proptest! {
         budget in 128u32..512,
         swap in any::<bool>(),
         prefix in any::<bool>(),
+        reserve in any::<bool>(),
     ) {
         let mut cfg = EngineConfig::defaults_for(kind, blocks, 200);
+        if reserve && kind == SchedulerKind::Sglang {
+            cfg.kv_reservation = Some(sglang::RESERVE);
+        }
         cfg.block_size = 4;
         cfg.max_num_seqs = max_seqs;
         cfg.enable_chunked_prefill = chunked;
