@@ -86,8 +86,19 @@ struct SchedulerSection {
     #[allow(dead_code)]
     source: String,
     large_device: Option<LargeDeviceSection>,
+    #[serde(default)]
+    small_device: Vec<SmallDeviceSection>,
     long_context: Option<LongContextSection>,
     kv_reservation: Option<KvReservationSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmallDeviceSection {
+    below_memory_gib: f64,
+    max_num_batched_tokens: u32,
+    #[allow(dead_code)]
+    source: String,
 }
 
 #[derive(Deserialize)]
@@ -252,6 +263,32 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
                 ),
             ));
         }
+    }
+    let mut small_device = Vec::with_capacity(s.small_device.len());
+    for t in &s.small_device {
+        non_negative(
+            "scheduler.small_device.below_memory_gib",
+            t.below_memory_gib,
+        )?;
+        if t.max_num_batched_tokens == 0 {
+            return Err(bad(
+                "scheduler.small_device.max_num_batched_tokens",
+                "must be at least 1".into(),
+            ));
+        }
+        small_device.push(super::SmallDeviceBudget {
+            below_memory_gib: t.below_memory_gib,
+            max_num_batched_tokens: t.max_num_batched_tokens,
+        });
+    }
+    if small_device
+        .windows(2)
+        .any(|w| w[0].below_memory_gib >= w[1].below_memory_gib)
+    {
+        return Err(bad(
+            "scheduler.small_device.below_memory_gib",
+            "the tiers must be listed by increasing memory".into(),
+        ));
     }
     let kv_reservation = s.kv_reservation.as_ref().map(|r| KvReservation {
         initial_ratio: r.initial_ratio,
@@ -432,6 +469,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
                 max_num_seqs: l.max_num_seqs,
                 max_num_batched_tokens: l.max_num_batched_tokens,
             }),
+            small_device,
             long_context: s.long_context.as_ref().map(|l| super::LongContextDefaults {
                 since_version: l.since_version.clone(),
                 above_max_model_len: l.above_max_model_len,

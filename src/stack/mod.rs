@@ -64,6 +64,9 @@ pub struct SchedulerDefaults {
     pub async_scheduling: bool,
     /// Larger defaults the engine picks on GPUs with more memory, if it does.
     pub large_device: Option<LargeDeviceDefaults>,
+    /// Smaller token budgets the engine picks on GPUs with less memory, if it does
+    /// (ascending by memory limit).
+    pub small_device: Vec<SmallDeviceBudget>,
     /// Chunked prefill the engine switches on by itself for long-context models, if it
     /// does.
     pub long_context: Option<LongContextDefaults>,
@@ -125,6 +128,16 @@ pub struct LargeDeviceDefaults {
     pub max_num_batched_tokens: u32,
 }
 
+/// A token budget the engine picks on GPUs with less memory than a limit (SGLang's
+/// `chunked_prefill_size`: 2,048 tokens below 35 GiB, 4,096 below 60 GiB).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SmallDeviceBudget {
+    /// The tier holds GPUs with less total memory than this, GiB.
+    pub below_memory_gib: f64,
+    /// `--max-num-batched-tokens` on such a device.
+    pub max_num_batched_tokens: u32,
+}
+
 impl SchedulerDefaults {
     /// The token budget per iteration the engine picks with chunked prefill on or off
     /// (off: the floor under `max_model_len`).
@@ -170,6 +183,10 @@ impl SchedulerDefaults {
                 s.max_num_seqs = l.max_num_seqs;
                 s.max_num_batched_tokens = l.max_num_batched_tokens;
             }
+        }
+        let gib = gpu.memory_bytes() / crate::units::BYTES_PER_GIB;
+        if let Some(t) = self.small_device.iter().find(|t| gib < t.below_memory_gib) {
+            s.max_num_batched_tokens = t.max_num_batched_tokens;
         }
         s
     }

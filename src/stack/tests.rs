@@ -554,3 +554,26 @@ fn sglang_sets_kv_aside_for_running_outputs_and_its_figures_are_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn sglang_sizes_its_prefill_chunk_by_gpu_memory() {
+    let sg = ServingStack::load(&paths(), Some("sglang")).unwrap();
+    let hw = crate::hardware::HardwareCatalog::load(&paths().hardware_dir()).unwrap();
+    let on = |name: &str| {
+        sg.scheduler
+            .for_device(hw.get(name).unwrap())
+            .max_num_batched_tokens
+    };
+    assert_eq!(on("rtx-4090"), 2048, "24 GB is below 35 GiB");
+    assert_eq!(on("a100-40gb"), 4096);
+    assert_eq!(on("l40s"), 4096);
+    assert_eq!(on("a100-80gb"), 8192);
+    assert_eq!(on("h100"), 8192);
+    assert_eq!(on("h200"), 8192, "141 GB is below 160 GiB");
+    assert_eq!(on("b200"), 16384);
+    let e = load_error_with_line(&sg, "below_memory_gib", "40.0");
+    assert!(
+        e.contains("scheduler.small_device.below_memory_gib") && e.contains("increasing"),
+        "{e}"
+    );
+}
