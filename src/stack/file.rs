@@ -78,6 +78,7 @@ struct SchedulerSection {
     max_num_seqs: u32,
     max_num_batched_tokens: u32,
     chunked_prefill_budget: Option<u32>,
+    chunked_prefill_budget_until: Option<String>,
     enable_chunked_prefill: bool,
     enable_prefix_caching: bool,
     num_scheduler_steps: u32,
@@ -117,6 +118,7 @@ struct KvReservationSection {
 #[serde(deny_unknown_fields)]
 struct LongContextSection {
     since_version: Option<String>,
+    until_version: Option<String>,
     above_max_model_len: u32,
     #[serde(default)]
     unless_prefix_caching: bool,
@@ -246,6 +248,16 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             s.large_device
                 .as_ref()
                 .and_then(|l| l.since_version.as_deref()),
+        ),
+        (
+            "scheduler.long_context.until_version",
+            s.long_context
+                .as_ref()
+                .and_then(|l| l.until_version.as_deref()),
+        ),
+        (
+            "scheduler.chunked_prefill_budget_until",
+            s.chunked_prefill_budget_until.as_deref(),
         ),
         (
             "scheduler.long_context.since_version",
@@ -457,6 +469,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             max_num_seqs: s.max_num_seqs,
             max_num_batched_tokens: s.max_num_batched_tokens,
             chunked_prefill_budget: s.chunked_prefill_budget,
+            chunked_prefill_budget_until: s.chunked_prefill_budget_until.clone(),
             enable_chunked_prefill: s.enable_chunked_prefill,
             enable_prefix_caching: s.enable_prefix_caching,
             num_scheduler_steps: s.num_scheduler_steps,
@@ -472,6 +485,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             small_device,
             long_context: s.long_context.as_ref().map(|l| super::LongContextDefaults {
                 since_version: l.since_version.clone(),
+                until_version: l.until_version.clone(),
                 above_max_model_len: l.above_max_model_len,
                 unless_prefix_caching: l.unless_prefix_caching,
             }),

@@ -52,6 +52,9 @@ pub struct SchedulerDefaults {
     /// The budget with chunked prefill where the engine picks another than
     /// `max_num_batched_tokens` for it (vLLM 0.5.0 – 0.6.4: 512 tokens).
     pub chunked_prefill_budget: Option<u32>,
+    /// The first engine version whose budget with chunked prefill is
+    /// `max_num_batched_tokens` again (vLLM 0.6.5), if any.
+    pub chunked_prefill_budget_until: Option<String>,
     /// Chunked prefill on by default.
     pub enable_chunked_prefill: bool,
     /// Prefix caching on by default.
@@ -86,6 +89,8 @@ pub struct SchedulerDefaults {
 pub struct LongContextDefaults {
     /// The first engine version with the rule (none: every version of the stack).
     pub since_version: Option<String>,
+    /// The first engine version without it again (none: no such version).
+    pub until_version: Option<String>,
     /// Chunked prefill is switched on when `max_model_len` exceeds this, tokens.
     pub above_max_model_len: u32,
     /// Not when prefix caching is on (vLLM 0.5.3 – 0.6.0 kept the two apart).
@@ -152,6 +157,9 @@ impl SchedulerDefaults {
     /// holds): the large-device and long-context rules that version lacks are dropped.
     pub fn for_version(&self, version: Option<&str>) -> SchedulerDefaults {
         let mut s = self.clone();
+        if version::reached(version, s.chunked_prefill_budget_until.as_deref()) {
+            s.chunked_prefill_budget = None;
+        }
         if !s
             .large_device
             .as_ref()
@@ -159,11 +167,10 @@ impl SchedulerDefaults {
         {
             s.large_device = None;
         }
-        if !s
-            .long_context
-            .as_ref()
-            .is_none_or(|l| version::at_least(version, l.since_version.as_deref()))
-        {
+        if !s.long_context.as_ref().is_none_or(|l| {
+            version::at_least(version, l.since_version.as_deref())
+                && !version::reached(version, l.until_version.as_deref())
+        }) {
             s.long_context = None;
         }
         s

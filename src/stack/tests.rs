@@ -14,7 +14,7 @@ fn load_error_with_line(stack: &ServingStack, key: &str, value: &str) -> String 
     let edited: String = text
         .lines()
         .map(|l| {
-            if l.starts_with(key) {
+            if l.split('=').next().is_some_and(|k| k.trim() == key) {
                 format!("{key} = {value}")
             } else {
                 l.to_owned()
@@ -517,6 +517,17 @@ fn per_version_defaults_follow_the_named_engine_version() {
     assert_eq!(at("vllm-0.5", Some("0.5.2")), (false, 131_072, 256));
     assert_eq!(at("vllm-0.5", Some("0.5.3")), (true, 512, 256));
     assert_eq!(at("vllm-0.5", None), (true, 512, 256));
+    assert_eq!(at("vllm-0.6", Some("0.6.4")), (true, 512, 256));
+    assert_eq!(at("vllm-0.6", Some("0.6.5")), (true, 2048, 256));
+    assert_eq!(at("vllm-0.6", None), (true, 512, 256));
+    // AMD's fork stops the long-context rule on ROCm from 0.6.6.
+    let rocm = ServingStack::load(&paths(), Some("vllm-0.6-rocm")).unwrap();
+    let of = |v: Option<&str>| rocm.scheduler.for_version(v);
+    assert!(of(Some("0.6.1")).long_context.is_some());
+    assert!(of(None).long_context.is_some());
+    assert!(of(Some("0.6.6")).long_context.is_none());
+    assert_eq!(of(Some("0.6.4")).chunked_prefill_budget, Some(512));
+    assert_eq!(of(Some("0.6.6")).chunked_prefill_budget, None);
     assert_eq!(at("vllm-v1-sync", Some("0.8.4")), (true, 2048, 256));
     assert_eq!(at("vllm-v1-sync", Some("0.10.1")), (true, 8192, 1024));
     assert_eq!(at("vllm-v1-sync", None), (true, 8192, 1024));

@@ -44,6 +44,15 @@ pub fn at_least(version: Option<&str>, since: Option<&str>) -> bool {
     }
 }
 
+/// Whether `version` is known and at least `until` (when given): a rule that ends at
+/// `until` is dropped only for a named version past it.
+pub fn reached(version: Option<&str>, until: Option<&str>) -> bool {
+    match (version, until) {
+        (Some(v), Some(u)) => compare(v, u).is_some_and(|o| o != Ordering::Less),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +71,14 @@ mod tests {
         assert!(at_least(None, Some("0.5.3")));
         assert!(at_least(Some("main"), Some("0.5.3")));
         assert!(at_least(Some("0.1.0"), None));
+        assert!(reached(Some("0.6.5"), Some("0.6.5")));
+        assert!(reached(Some("0.6.6"), Some("0.6.5")));
+        assert!(!reached(Some("0.6.4"), Some("0.6.5")));
+        assert!(
+            !reached(None, Some("0.6.5")),
+            "an unnamed version keeps the rule"
+        );
+        assert!(!reached(Some("nightly"), Some("0.6.5")));
+        assert!(!reached(Some("0.7.0"), None));
     }
 }
