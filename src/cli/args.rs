@@ -198,6 +198,13 @@ pub struct EngineArgs {
     /// vLLM ≥ 0.14).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub async_scheduling: Option<bool>,
+
+    /// Keep KV for running requests' remaining output before admitting more, where the
+    /// serving stack does (SGLang's new-token ratio, TensorRT-LLM's GUARANTEED_NO_EVICT);
+    /// false admits on the prompt alone and preempts when KV runs out (vLLM; TensorRT-LLM's
+    /// MAX_UTILIZATION). Default: the stack's.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub kv_reservation: Option<bool>,
 }
 
 merge_fields!(EngineArgs {
@@ -210,7 +217,8 @@ merge_fields!(EngineArgs {
     enable_prefix_caching,
     preemption_mode,
     num_gpu_blocks_override,
-    async_scheduling
+    async_scheduling,
+    kv_reservation
 });
 
 impl EngineArgs {
@@ -227,6 +235,7 @@ impl EngineArgs {
             preemption_mode: self.preemption_mode,
             num_gpu_blocks_override: self.num_gpu_blocks_override,
             async_scheduling: self.async_scheduling,
+            kv_reservation: self.kv_reservation,
         }
     }
 }

@@ -95,10 +95,12 @@ pub struct EngineConfig {
     pub kv_reservation: Option<KvReservation>,
 }
 
-/// SGLang's admission control (`PrefillAdder`, `new_token_ratio`): a waiting request
-/// is admitted only if the free KV covers its prompt and its output (capped at
-/// `clip_output_tokens`) after every running request has set aside `ratio` of its
-/// remaining output (capped likewise). The ratio starts at `initial_ratio` and falls by
+/// Admission control that keeps KV for the running requests' future tokens (SGLang's
+/// `PrefillAdder` and `new_token_ratio`; TensorRT-LLM's `GUARANTEED_NO_EVICT` capacity
+/// scheduler is the case of a ratio of 1, uncapped): a waiting request is admitted only
+/// if the free KV covers its prompt and its output (capped at `clip_output_tokens`,
+/// when given) after every running request has set aside `ratio` of its remaining
+/// output (capped likewise). The ratio starts at `initial_ratio` and falls by
 /// `(initial_ratio − min_ratio) / decay_steps` with every decode batch down to
 /// `min_ratio`; a decode batch that runs out of KV retracts (preempts) requests and
 /// sets it to `(Σ decoded + retract_decode_steps × n) / Σ output` of the `n` survivors,
@@ -111,8 +113,9 @@ pub struct KvReservation {
     pub min_ratio: f64,
     /// Decode batches over which the share falls from the initial to the least.
     pub decay_steps: u32,
-    /// Output tokens counted at most per request, tokens.
-    pub clip_output_tokens: u32,
+    /// Output tokens counted at most per request, tokens (none: all of them).
+    #[serde(default)]
+    pub clip_output_tokens: Option<u32>,
     /// Decode steps of headroom per surviving request after a retraction.
     pub retract_decode_steps: u32,
 }
@@ -337,6 +340,11 @@ pub struct EngineOverrides {
     pub num_gpu_blocks_override: Option<u32>,
     /// `--async-scheduling`.
     pub async_scheduling: Option<bool>,
+    /// Whether the scheduler keeps KV for running requests' output before admitting
+    /// more, where the stack says so (`[scheduler.kv_reservation]`); false: admit on
+    /// the prompt alone.
+    #[serde(default)]
+    pub kv_reservation: Option<bool>,
 }
 
 impl EngineOverrides {
@@ -401,6 +409,9 @@ impl EngineOverrides {
         }
         if let Some(x) = self.preemption_mode {
             c.preemption_mode = x;
+        }
+        if self.kv_reservation == Some(false) {
+            c.kv_reservation = None;
         }
         if let Some(x) = self.async_scheduling {
             c.async_scheduling = x;

@@ -108,7 +108,7 @@ struct KvReservationSection {
     initial_ratio: f64,
     min_ratio: f64,
     decay_steps: u32,
-    clip_output_tokens: u32,
+    clip_output_tokens: Option<u32>,
     retract_decode_steps: u32,
     #[allow(dead_code)]
     source: String,

@@ -588,3 +588,24 @@ fn sglang_sizes_its_prefill_chunk_by_gpu_memory() {
         "{e}"
     );
 }
+
+#[test]
+fn tensorrt_llm_serves_without_eviction_unless_told_otherwise() {
+    let none = crate::engine::config::EngineOverrides::default();
+    let c = engine_for("trtllm", "meta-llama/Llama-3.1-8B", None, none);
+    let r = c.kv_reservation.expect("GUARANTEED_NO_EVICT");
+    assert_eq!(
+        (r.initial_ratio, r.min_ratio, r.clip_output_tokens),
+        (1.0, 1.0, None)
+    );
+    let off = crate::engine::config::EngineOverrides {
+        kv_reservation: Some(false),
+        ..none
+    };
+    assert!(engine_for("trtllm", "meta-llama/Llama-3.1-8B", None, off)
+        .kv_reservation
+        .is_none());
+    assert!(engine_for("vllm-v1", "meta-llama/Llama-3.1-8B", None, none)
+        .kv_reservation
+        .is_none());
+}

@@ -81,9 +81,13 @@ pub fn group_request(
 
 /// The engine settings standing for TRT-LLM's max-throughput configuration: `base`
 /// (flags) wins; vLLM V1 scheduling with chunked prefill, [`CUDA_GRAPH_MAX_BATCH`]
-/// sequences and tokens per iteration, no prefix caching (the prompts are random).
+/// sequences and tokens per iteration, no prefix caching (the prompts are random), and
+/// no KV reservation: `trtllm-bench` runs the `MAX_UTILIZATION` capacity policy
+/// (`ExecutorSettingsConfig.scheduler_policy`), not the server's
+/// `GUARANTEED_NO_EVICT`.
 pub fn engine_overrides(base: &EngineOverrides) -> EngineOverrides {
     let mut ov = *base;
+    ov.kv_reservation.get_or_insert(false);
     ov.scheduler.get_or_insert(SchedulerKind::VllmV1);
     ov.enable_chunked_prefill.get_or_insert(true);
     ov.max_num_seqs.get_or_insert(CUDA_GRAPH_MAX_BATCH);

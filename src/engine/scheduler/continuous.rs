@@ -269,11 +269,12 @@ fn admit_waiting(
         // (SGLang charges the whole prompt, and with a reservation its output, before
         // it computes the first chunk); never blocked with nothing running, where it
         // could wait forever.
+        let need = reserve.map_or(0, |res| reservation::need(st, &st.reqs[slot], &res));
         if st.num_running() > 0 {
             let r = &st.reqs[slot];
             let free = i64::from(st.kv.num_free_blocks()) * i64::from(cfg.block_size);
             let blocked = match &reserve {
-                Some(res) => reservation::need(r, res) >= room,
+                Some(_) => need > room,
                 None => policy.prefill_alone && chunked && i64::from(r.pending_tokens()) > free,
             };
             if blocked {
@@ -289,8 +290,8 @@ fn admit_waiting(
         }
         match st.try_admit(slot, *budget, chunked, cfg, plan, now) {
             Some(n) => {
-                if let Some(res) = &reserve {
-                    room -= reservation::charge(&st.reqs[slot], n, res);
+                if reserve.is_some() {
+                    room -= reservation::charge(st, &st.reqs[slot], n, need);
                 }
                 st.waiting.pop_front();
                 st.push_running(slot);

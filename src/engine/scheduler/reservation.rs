@@ -1,12 +1,13 @@
-//! SGLang's admission control: KV set aside for the running requests' future tokens
-//! (see [`KvReservation`] for the rule and its figures, read from the serving stack).
+//! Admission control that keeps KV for the running requests' future tokens (see
+//! [`KvReservation`] for the rule and its figures, read from the serving stack).
 //!
 //! vLLM admits a waiting request whenever its prompt fits the free KV and preempts when
 //! decodes outgrow it; SGLang keeps room for a share of every running request's
-//! remaining output and of the newcomer's, so under KV pressure requests wait in the
-//! queue instead of being admitted and retracted.
+//! remaining output and of the newcomer's, and TensorRT-LLM (by default) for all of
+//! it, so under KV pressure requests wait in the queue instead of being admitted and
+//! preempted.
 
-use super::ReplicaState;
+use super::{seq, ReplicaState};
 use crate::engine::config::KvReservation;
 use crate::engine::request::LiveRequest;
 
@@ -15,41 +16,50 @@ fn remaining_output(r: &LiveRequest, res: &KvReservation) -> u64 {
     u64::from(
         r.output_tokens
             .saturating_sub(r.generated)
-            .min(res.clip_output_tokens),
+            .min(res.clip_output_tokens.unwrap_or(u32::MAX)),
     )
 }
 
-/// Tokens of free KV left for newcomers at the start of an admission pass: the free
-/// cache less `ratio` of every running decoder's remaining output.
+/// `tokens` in whole KV blocks of the replica.
+fn blocks(st: &ReplicaState, tokens: u64) -> i64 {
+    crate::units::blocks_for_tokens(tokens, st.kv.block_size()) as i64
+}
+
+/// Blocks free for newcomers at the start of an admission pass: the free blocks less
+/// what every running request still needs to hold its known tokens and `ratio` of its
+/// remaining output.
 pub(super) fn room(st: &ReplicaState, res: &KvReservation) -> i64 {
-    let free = u64::from(st.kv.num_free_blocks()) * u64::from(st.kv.block_size());
-    let set_aside: f64 = st
+    let set_aside: u64 = st
         .running
         .iter()
-        .map(|&s| &st.reqs[s])
-        .filter(|r| r.is_decoding())
-        .map(|r| (remaining_output(r, res) as f64 * st.new_token_ratio).ceil())
+        .map(|&s| {
+            let r = &st.reqs[s];
+            let future = (remaining_output(r, res) as f64 * st.new_token_ratio).ceil() as u64;
+            let target = u64::from(r.known_tokens()) + future;
+            u64::from(
+                st.kv
+                    .blocks_needed_to_grow(seq(s), target.min(u64::from(u32::MAX)) as u32),
+            )
+        })
         .sum();
-    free as i64 - set_aside as i64
+    i64::from(st.kv.num_free_blocks()) - set_aside as i64
 }
 
-/// Tokens a waiting request needs set aside to be admitted: what it still has to
-/// compute of its prompt (and of any output it had generated before a preemption) and
-/// its remaining output.
-pub(super) fn need(r: &LiveRequest, res: &KvReservation) -> i64 {
-    (u64::from(r.pending_tokens()) + remaining_output(r, res)) as i64
+/// Blocks a waiting request needs set aside to be admitted: its known tokens (prompt,
+/// and any output generated before a preemption) and its remaining output, whole.
+pub(super) fn need(st: &ReplicaState, r: &LiveRequest, res: &KvReservation) -> i64 {
+    blocks(st, u64::from(r.known_tokens()) + remaining_output(r, res))
 }
 
-/// What admitting `r` with `num_new` tokens this iteration takes from the room: the
-/// tokens, and its remaining output once its prompt is complete (a chunk of a longer
-/// prompt sets none aside yet).
-pub(super) fn charge(r: &LiveRequest, num_new: u32, res: &KvReservation) -> i64 {
-    let out = if num_new >= r.pending_tokens() {
-        remaining_output(r, res)
+/// What admitting `r` with `num_new` tokens this iteration took from the room: `need`
+/// once its prompt is complete; a chunk of a longer prompt sets aside only the blocks it
+/// holds.
+pub(super) fn charge(st: &ReplicaState, r: &LiveRequest, num_new: u32, need: i64) -> i64 {
+    if num_new >= r.pending_tokens() {
+        need
     } else {
-        0
-    };
-    (u64::from(num_new) + out) as i64
+        blocks(st, u64::from(r.computed) + u64::from(num_new))
+    }
 }
 
 /// Update the share after a decode batch was formed: it falls by one step, or, if the

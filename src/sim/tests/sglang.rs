@@ -9,7 +9,7 @@ pub(super) const RESERVE: KvReservation = KvReservation {
     initial_ratio: 0.7,
     min_ratio: 0.098,
     decay_steps: 600,
-    clip_output_tokens: 4096,
+    clip_output_tokens: Some(4096),
     retract_decode_steps: 20,
 };
 
@@ -96,4 +96,29 @@ fn a_lone_request_is_admitted_whatever_it_sets_aside() {
         steps += 1;
     }
     assert_eq!(steps, 1 + 49);
+}
+
+#[test]
+fn a_full_reservation_never_preempts() {
+    // TensorRT-LLM's GUARANTEED_NO_EVICT: ratio 1, uncapped. Twelve requests of 40 + 60
+    // tokens on 20 blocks (320 tokens) preempt without it and never with it.
+    let no_evict = KvReservation {
+        initial_ratio: 1.0,
+        min_ratio: 1.0,
+        decay_steps: 1,
+        clip_output_tokens: None,
+        retract_decode_steps: 0,
+    };
+    for (reserve, preempts) in [(Some(no_evict), false), (None, true)] {
+        let mut r = replica(SchedulerKind::VllmV1, 20, reserve);
+        let mut now = SimTime::ZERO;
+        for i in 0..12 {
+            r.add_request(req(i, 0, 40, 60), now, &mut Quiet);
+        }
+        while r.num_outstanding() > 0 {
+            now = step(&mut r, now).1;
+        }
+        assert_eq!(r.counters().preemptions > 0, preempts, "{reserve:?}");
+        assert_eq!(r.kv_used_blocks(), 0, "KV leaked");
+    }
 }
