@@ -270,8 +270,19 @@ impl EngineConfig {
     /// The iteration limits in words: `256 seqs / 2048 tokens per iteration, chunked
     /// prefill`.
     pub fn describe_batching(&self) -> String {
+        let reserve = match &self.kv_reservation {
+            None => String::new(),
+            Some(r) if r.initial_ratio >= 1.0 => {
+                ", admits only what the KV holds to completion".into()
+            }
+            Some(r) => format!(
+                ", keeps KV for {:.0}–{:.0} % of running outputs",
+                r.min_ratio * 100.0,
+                r.initial_ratio * 100.0
+            ),
+        };
         format!(
-            "{} seqs / {} tokens per iteration{}",
+            "{} seqs / {} tokens per iteration{}{reserve}",
             self.max_num_seqs,
             self.max_num_batched_tokens,
             if self.enable_chunked_prefill {
@@ -291,6 +302,30 @@ impl EngineConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batching_description_names_the_kv_reservation() {
+        let mut c = EngineConfig::defaults_for(SchedulerKind::Sglang, 1000, 8192);
+        assert!(!c.describe_batching().contains("KV"));
+        c.kv_reservation = Some(KvReservation {
+            initial_ratio: 0.7,
+            min_ratio: 0.098,
+            decay_steps: 600,
+            clip_output_tokens: Some(4096),
+            retract_decode_steps: 20,
+        });
+        assert!(c
+            .describe_batching()
+            .ends_with("keeps KV for 10–70 % of running outputs"));
+        c.kv_reservation = c.kv_reservation.map(|r| KvReservation {
+            initial_ratio: 1.0,
+            min_ratio: 1.0,
+            ..r
+        });
+        assert!(c
+            .describe_batching()
+            .ends_with("admits only what the KV holds to completion"));
+    }
 
     #[test]
     fn v0_budget_covers_max_model_len_without_chunking() {
