@@ -64,6 +64,12 @@ impl ReplicaSetup {
             d.max_model_len,
             d.model.has_sliding_window(),
         );
+        if overrides.kv_reservation == Some(true) && engine.kv_reservation.is_none() {
+            return Err(Error::Config(format!(
+                "--kv-reservation true: the {} stack's {} scheduler keeps no KV for running outputs (its file has no [scheduler.kv_reservation]); the sglang and trtllm stacks do",
+                d.stack.name, engine.scheduler
+            )));
+        }
         let plan = memory::plan(
             &d,
             mm,

@@ -608,4 +608,23 @@ fn tensorrt_llm_serves_without_eviction_unless_told_otherwise() {
     assert!(engine_for("vllm-v1", "meta-llama/Llama-3.1-8B", None, none)
         .kv_reservation
         .is_none());
+    // Asking for one where the stack has none is an error naming the flag.
+    let on = crate::engine::config::EngineOverrides {
+        kv_reservation: Some(true),
+        ..none
+    };
+    let req = crate::deployment::DeploymentRequest {
+        model: Some("meta-llama/Llama-3.1-8B".into()),
+        hardware: Some("h100".into()),
+        serving_stack: Some("vllm-v1".into()),
+        ..Default::default()
+    };
+    let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
+    let e = crate::setup::ReplicaSetup::new(d, &on, &paths())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--kv-reservation") && e.contains("vllm-v1"),
+        "{e}"
+    );
 }
