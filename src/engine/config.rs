@@ -114,7 +114,6 @@ pub struct KvReservation {
     /// Decode batches over which the share falls from the initial to the least.
     pub decay_steps: u32,
     /// Output tokens counted at most per request, tokens (none: all of them).
-    #[serde(default)]
     pub clip_output_tokens: Option<u32>,
     /// Decode steps of headroom per surviving request after a retraction.
     pub retract_decode_steps: u32,
@@ -272,7 +271,7 @@ impl EngineConfig {
     pub fn describe_batching(&self) -> String {
         let reserve = match &self.kv_reservation {
             None => String::new(),
-            Some(r) if r.initial_ratio >= 1.0 => {
+            Some(r) if r.min_ratio >= 1.0 && r.clip_output_tokens.is_none() => {
                 ", admits only what the KV holds to completion".into()
             }
             Some(r) => format!(
@@ -317,9 +316,11 @@ mod tests {
         assert!(c
             .describe_batching()
             .ends_with("keeps KV for 10–70 % of running outputs"));
+        // TensorRT-LLM's GUARANTEED_NO_EVICT: all of every output, uncapped.
         c.kv_reservation = c.kv_reservation.map(|r| KvReservation {
             initial_ratio: 1.0,
             min_ratio: 1.0,
+            clip_output_tokens: None,
             ..r
         });
         assert!(c
@@ -378,7 +379,6 @@ pub struct EngineOverrides {
     /// Whether the scheduler keeps KV for running requests' output before admitting
     /// more, where the stack says so (`[scheduler.kv_reservation]`); false: admit on
     /// the prompt alone.
-    #[serde(default)]
     pub kv_reservation: Option<bool>,
 }
 

@@ -94,7 +94,8 @@ pub(super) fn schedule(
         }
         // If `slot` itself was preempted, the next request has moved into place `i`
         // (and every later one not in flight was preempted before it).
-        if schedule_running(st, cfg, plan, slot, &mut budget, chunked) != Grow::SelfPreempted {
+        if schedule_running(st, cfg, plan, slot, &mut budget, chunked, true) != Grow::SelfPreempted
+        {
             i += 1;
         }
     }
@@ -142,16 +143,7 @@ fn continue_chunks(
             i += 1;
             continue;
         }
-        if !preempt {
-            let num_new = r.pending_tokens().min(*budget);
-            if st.kv.grow(seq(slot), r.computed + num_new, &r.block_hashes) {
-                plan.entries.push(Scheduled { slot, num_new });
-                *budget -= num_new;
-            }
-            i += 1;
-            continue;
-        }
-        if schedule_running(st, cfg, plan, slot, budget, chunked) != Grow::SelfPreempted {
+        if schedule_running(st, cfg, plan, slot, budget, chunked, preempt) != Grow::SelfPreempted {
             i += 1;
         }
     }
@@ -221,7 +213,8 @@ fn cohort_goes_first(st: &ReplicaState, policy: &Policy, budget: u32, chunked: b
     need <= u64::from(st.kv.num_free_blocks())
 }
 
-/// Schedule a running request's pending tokens (it may wait, or be preempted).
+/// Schedule a running request's pending tokens (it may wait, or, with `preempt`,
+/// preempt others or itself to grow).
 fn schedule_running(
     st: &mut ReplicaState,
     cfg: &EngineConfig,
@@ -229,6 +222,7 @@ fn schedule_running(
     slot: usize,
     budget: &mut u32,
     chunked: bool,
+    preempt: bool,
 ) -> Grow {
     let r = &st.reqs[slot];
     let pending = r.pending_tokens();
@@ -238,7 +232,13 @@ fn schedule_running(
     }
     let num_new = pending.min(*budget);
     let target = r.computed + num_new;
-    let outcome = st.grow_or_preempt(slot, target, cfg, plan, budget);
+    let outcome = if preempt {
+        st.grow_or_preempt(slot, target, cfg, plan, budget)
+    } else if st.kv.grow(seq(slot), target, &r.block_hashes) {
+        Grow::Grown
+    } else {
+        Grow::NoRoom
+    };
     if outcome == Grow::Grown {
         plan.entries.push(Scheduled { slot, num_new });
         *budget -= num_new;
@@ -257,7 +257,9 @@ fn admit_waiting(
 ) {
     let watermark = (policy.admit_watermark * f64::from(st.kv.num_blocks())) as u32;
     let reserve = cfg.kv_reservation;
-    let mut room = reserve.map_or(0, |res| reservation::room(st, &res));
+    // Blocks left for newcomers under the reservation, summed over the running
+    // requests once a waiting request is up for admission (not on every iteration).
+    let mut room: Option<i64> = None;
     while *budget > 0 && (st.num_running() as u32) < cfg.max_num_seqs {
         let Some(&slot) = st.waiting.front() else {
             break;
@@ -271,11 +273,12 @@ fn admit_waiting(
         // could wait forever.
         let need = reserve.map_or(0, |res| reservation::need(st, &st.reqs[slot], &res));
         if st.num_running() > 0 {
-            let r = &st.reqs[slot];
-            let free = i64::from(st.kv.num_free_blocks()) * i64::from(cfg.block_size);
             let blocked = match &reserve {
-                Some(_) => need > room,
-                None => policy.prefill_alone && chunked && i64::from(r.pending_tokens()) > free,
+                Some(res) => need > *room.get_or_insert_with(|| reservation::room(st, res)),
+                None => {
+                    let pending = st.reqs[slot].pending_tokens().div_ceil(cfg.block_size);
+                    policy.prefill_alone && chunked && pending > st.kv.num_free_blocks()
+                }
             };
             if blocked {
                 break;
@@ -290,8 +293,8 @@ fn admit_waiting(
         }
         match st.try_admit(slot, *budget, chunked, cfg, plan, now) {
             Some(n) => {
-                if reserve.is_some() {
-                    room -= reservation::charge(st, &st.reqs[slot], n, need);
+                if let Some(room) = room.as_mut() {
+                    *room -= reservation::charge(st, &st.reqs[slot], n, need);
                 }
                 st.waiting.pop_front();
                 st.push_running(slot);
