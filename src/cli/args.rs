@@ -205,6 +205,17 @@ pub struct EngineArgs {
     /// MAX_UTILIZATION). Default: the stack's.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub kv_reservation: Option<bool>,
+
+    /// SGLang's --enable-mixed-chunk: running decodes join each prefill batch instead of
+    /// waiting for it (`--enable-mixed-chunk` alone means true; SGLang scheduler only).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub enable_mixed_chunk: Option<bool>,
+
+    /// SGLang's --max-prefill-tokens: no further prompt joins a prefill batch once it
+    /// holds this many tokens (the last one admitted may overshoot; SGLang scheduler
+    /// only). Default: the chunked-prefill size alone.
+    #[arg(long, value_name = "TOKENS")]
+    pub max_prefill_tokens: Option<u32>,
 }
 
 merge_fields!(EngineArgs {
@@ -218,7 +229,9 @@ merge_fields!(EngineArgs {
     preemption_mode,
     num_gpu_blocks_override,
     async_scheduling,
-    kv_reservation
+    kv_reservation,
+    enable_mixed_chunk,
+    max_prefill_tokens
 });
 
 impl EngineArgs {
@@ -236,6 +249,8 @@ impl EngineArgs {
             num_gpu_blocks_override: self.num_gpu_blocks_override,
             async_scheduling: self.async_scheduling,
             kv_reservation: self.kv_reservation,
+            enable_mixed_chunk: self.enable_mixed_chunk,
+            max_prefill_tokens: self.max_prefill_tokens,
         }
     }
 }

@@ -52,6 +52,20 @@ pub enum PreemptionMode {
     Swap,
 }
 
+/// What the engine does with a prompt longer than its token budget when chunked prefill
+/// is off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LongPrompts {
+    /// The default budget is raised to `max_model_len` so that any admissible prompt
+    /// fits one iteration (vLLM's `SchedulerConfig`).
+    #[default]
+    RaiseBudget,
+    /// The budget stays; a prompt longer than it is turned away on arrival (TensorRT-LLM:
+    /// "the sum of prompt length … should not exceed max_num_tokens").
+    Reject,
+}
+
 /// The settings of one replica's engine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EngineConfig {
@@ -93,6 +107,23 @@ pub struct EngineConfig {
     /// another (SGLang); none: a request is admitted whenever its prompt fits (vLLM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv_reservation: Option<KvReservation>,
+    /// Prompts longer than the token budget without chunked prefill.
+    #[serde(default, skip_serializing_if = "is_raise_budget")]
+    pub long_prompts: LongPrompts,
+    /// SGLang's `--enable-mixed-chunk`: running decodes join the prefill batch instead
+    /// of waiting for it (SGLang scheduler only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enable_mixed_chunk: bool,
+    /// SGLang's `--max-prefill-tokens`: no further prompt joins a prefill batch once the
+    /// batch's tokens (decodes included when mixed) reach this; the last one admitted
+    /// may overshoot it (SGLang scheduler only; none: the chunk budget alone, as with
+    /// SGLang's default of 16,384, never below its chunk size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prefill_tokens: Option<u32>,
+}
+
+fn is_raise_budget(x: &LongPrompts) -> bool {
+    *x == LongPrompts::RaiseBudget
 }
 
 /// Admission control that keeps KV for the running requests' future tokens (SGLang's
@@ -177,6 +208,9 @@ impl EngineConfig {
             pipeline_stages: 1,
             async_scheduling: false,
             kv_reservation: None,
+            long_prompts: LongPrompts::RaiseBudget,
+            enable_mixed_chunk: false,
+            max_prefill_tokens: None,
         };
         c.max_num_batched_tokens = c.default_max_num_batched_tokens(2048);
         c
@@ -196,16 +230,17 @@ impl EngineConfig {
         c.block_size = stack.block_size;
         c.async_scheduling = stack.async_scheduling;
         c.kv_reservation = stack.kv_reservation;
+        c.long_prompts = stack.long_prompts;
         c.max_num_batched_tokens =
             c.default_max_num_batched_tokens(stack.budget(c.enable_chunked_prefill));
         c
     }
 
-    /// vLLM's default token budget given the other settings: `chunked_budget` with
-    /// chunked prefill, else `max(max_model_len, chunked_budget)` so that any admissible
-    /// prompt fits one iteration.
+    /// The default token budget given the other settings: `chunked_budget` with chunked
+    /// prefill or where long prompts are turned away, else `max(max_model_len,
+    /// chunked_budget)` so that any admissible prompt fits one iteration (vLLM).
     pub fn default_max_num_batched_tokens(&self, chunked_budget: u32) -> u32 {
-        if self.enable_chunked_prefill {
+        if self.enable_chunked_prefill || self.long_prompts == LongPrompts::Reject {
             chunked_budget
         } else {
             self.max_model_len.max(chunked_budget)
@@ -220,6 +255,23 @@ impl EngineConfig {
         }
         if let Some(r) = &self.kv_reservation {
             r.check().or_else(|m| bad(format!("KV reservation: {m}")))?;
+        }
+        if self.scheduler != SchedulerKind::Sglang {
+            if self.enable_mixed_chunk {
+                return bad(format!(
+                    "--enable-mixed-chunk is SGLang's: the {} scheduler has no separate prefill batches to mix decodes into",
+                    self.scheduler
+                ));
+            }
+            if self.max_prefill_tokens.is_some() {
+                return bad(format!(
+                    "--max-prefill-tokens is SGLang's: the {} scheduler limits prefill tokens by --max-num-batched-tokens alone",
+                    self.scheduler
+                ));
+            }
+        }
+        if self.max_prefill_tokens == Some(0) {
+            return bad("--max-prefill-tokens must be at least 1".into());
         }
         if self.max_num_batched_tokens == 0 {
             return bad("--max-num-batched-tokens must be at least 1".into());
@@ -249,6 +301,7 @@ impl EngineConfig {
         }
         if !self.enable_chunked_prefill
             && self.scheduler != SchedulerKind::Static
+            && self.long_prompts == LongPrompts::RaiseBudget
             && self.max_num_batched_tokens < self.max_model_len
         {
             return bad(format!(
@@ -284,12 +337,25 @@ impl EngineConfig {
             "{} seqs / {} tokens per iteration{}{reserve}",
             self.max_num_seqs,
             self.max_num_batched_tokens,
-            if self.enable_chunked_prefill {
+            if self.enable_mixed_chunk {
+                ", chunked prefill mixed with decodes"
+            } else if self.enable_chunked_prefill {
                 ", chunked prefill"
+            } else if self.longest_prompt().is_some() {
+                ", longer prompts turned away"
             } else {
                 ""
             }
         )
+    }
+
+    /// The longest prompt the engine accepts beyond `max_model_len`'s limit, tokens:
+    /// the token budget where chunked prefill is off and long prompts are turned away.
+    pub fn longest_prompt(&self) -> Option<u32> {
+        (!self.enable_chunked_prefill
+            && self.scheduler != SchedulerKind::Static
+            && self.long_prompts == LongPrompts::Reject)
+            .then_some(self.max_num_batched_tokens)
     }
 
     /// Tokens the KV cache holds in all.
@@ -339,6 +405,44 @@ mod tests {
     }
 
     #[test]
+    fn a_budget_that_rejects_long_prompts_stays_put() {
+        // TensorRT-LLM without chunked context: 8192 tokens at any max_model_len, and
+        // longer prompts turned away instead of an error.
+        let mut c = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 131_072);
+        c.enable_chunked_prefill = false;
+        c.long_prompts = LongPrompts::Reject;
+        c.max_num_batched_tokens = c.default_max_num_batched_tokens(8192);
+        assert_eq!(c.max_num_batched_tokens, 8192);
+        c.validate().unwrap();
+        assert_eq!(c.longest_prompt(), Some(8192));
+        assert!(c.describe_batching().contains("longer prompts turned away"));
+        c.enable_chunked_prefill = true;
+        assert_eq!(c.longest_prompt(), None);
+        c.long_prompts = LongPrompts::RaiseBudget;
+        c.enable_chunked_prefill = false;
+        assert_eq!(c.default_max_num_batched_tokens(8192), 131_072);
+    }
+
+    #[test]
+    fn mixed_chunks_are_sglangs() {
+        let mut c = EngineConfig::defaults_for(SchedulerKind::Sglang, 1000, 8192);
+        c.enable_mixed_chunk = true;
+        c.validate().unwrap();
+        assert!(c.describe_batching().contains("mixed with decodes"));
+        c.scheduler = SchedulerKind::VllmV1;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("--enable-mixed-chunk"), "{e}");
+        c.enable_mixed_chunk = false;
+        c.max_prefill_tokens = Some(4096);
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("--max-prefill-tokens"), "{e}");
+        c.scheduler = SchedulerKind::Sglang;
+        c.validate().unwrap();
+        c.max_prefill_tokens = Some(0);
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
     fn rejects_impossible_settings() {
         let mut c = EngineConfig::defaults_for(SchedulerKind::VllmV0, 1000, 8192);
         c.max_num_batched_tokens = 512;
@@ -380,6 +484,12 @@ pub struct EngineOverrides {
     /// more, where the stack says so (`[scheduler.kv_reservation]`); false: admit on
     /// the prompt alone.
     pub kv_reservation: Option<bool>,
+    /// `--enable-mixed-chunk` (SGLang).
+    #[serde(default)]
+    pub enable_mixed_chunk: Option<bool>,
+    /// `--max-prefill-tokens` (SGLang).
+    #[serde(default)]
+    pub max_prefill_tokens: Option<u32>,
 }
 
 impl EngineOverrides {
@@ -450,6 +560,12 @@ impl EngineOverrides {
         }
         if let Some(x) = self.async_scheduling {
             c.async_scheduling = x;
+        }
+        if let Some(x) = self.enable_mixed_chunk {
+            c.enable_mixed_chunk = x;
+        }
+        if self.max_prefill_tokens.is_some() {
+            c.max_prefill_tokens = self.max_prefill_tokens;
         }
         c
     }

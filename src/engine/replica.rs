@@ -353,7 +353,13 @@ impl Replica {
         let total = u64::from(req.input_tokens) + u64::from(req.output_tokens);
         let max_kv = total.saturating_sub(1);
         let blocks = max_kv.div_ceil(u64::from(self.cfg.block_size));
-        if total > u64::from(self.cfg.max_model_len) || blocks > u64::from(self.cfg.num_gpu_blocks)
+        let too_long = self
+            .cfg
+            .longest_prompt()
+            .is_some_and(|n| req.input_tokens > n);
+        if total > u64::from(self.cfg.max_model_len)
+            || blocks > u64::from(self.cfg.num_gpu_blocks)
+            || too_long
         {
             sink.on_request_end(RequestRecord::rejected(
                 req.id,

@@ -91,6 +91,8 @@ struct SchedulerSection {
     small_device: Vec<SmallDeviceSection>,
     long_context: Option<LongContextSection>,
     kv_reservation: Option<KvReservationSection>,
+    #[serde(default)]
+    long_prompts: crate::engine::LongPrompts,
 }
 
 #[derive(Deserialize)]
@@ -490,6 +492,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
                 unless_prefix_caching: l.unless_prefix_caching,
             }),
             kv_reservation,
+            long_prompts: s.long_prompts,
         },
         execution,
         api_server,

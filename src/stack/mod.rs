@@ -75,6 +75,9 @@ pub struct SchedulerDefaults {
     pub long_context: Option<LongContextDefaults>,
     /// KV set aside for running requests' future tokens before admitting more (SGLang).
     pub kv_reservation: Option<crate::engine::config::KvReservation>,
+    /// Prompts longer than the token budget without chunked prefill: the budget grows
+    /// to `max_model_len` (vLLM) or they are turned away (TensorRT-LLM).
+    pub long_prompts: crate::engine::LongPrompts,
 }
 
 /// vLLM V0's default for a model served with a long context (0.5.3 – 0.6.x,

@@ -590,6 +590,30 @@ fn sglang_sizes_its_prefill_chunk_by_gpu_memory() {
 }
 
 #[test]
+fn tensorrt_llm_keeps_its_token_budget_without_chunked_context() {
+    // vLLM raises its budget to max_model_len without chunked prefill; TensorRT-LLM
+    // keeps max_num_tokens and turns longer prompts away.
+    let none = crate::engine::config::EngineOverrides::default();
+    let c = engine_for("trtllm", "meta-llama/Llama-3.1-8B", None, none);
+    assert!(!c.enable_chunked_prefill && c.max_model_len > 8192);
+    assert_eq!(
+        (c.max_num_batched_tokens, c.longest_prompt()),
+        (8192, Some(8192))
+    );
+    let chunked = crate::engine::config::EngineOverrides {
+        enable_chunked_prefill: Some(true),
+        ..none
+    };
+    let c = engine_for("trtllm", "meta-llama/Llama-3.1-8B", None, chunked);
+    assert_eq!((c.max_num_batched_tokens, c.longest_prompt()), (8192, None));
+    let v0 = engine_for("vllm-0.5", "meta-llama/Llama-3.1-8B", Some(16384), none);
+    assert_eq!(
+        (v0.max_num_batched_tokens, v0.longest_prompt()),
+        (16384, None)
+    );
+}
+
+#[test]
 fn tensorrt_llm_serves_without_eviction_unless_told_otherwise() {
     let none = crate::engine::config::EngineOverrides::default();
     let c = engine_for("trtllm", "meta-llama/Llama-3.1-8B", None, none);

@@ -51,6 +51,15 @@ pub(super) const SGLANG: Policy = Policy {
     multi_step: false,
     admit_watermark: 0.0,
 };
+/// SGLang with `--enable-mixed-chunk`: the running decodes join the prefill batch,
+/// whose chunk budget shrinks by one token per decode (`PrefillAdder` with
+/// `running_bs`); the decode batch runs alone when no prefill can be formed.
+pub(super) const SGLANG_MIXED: Policy = Policy {
+    decodes_first: true,
+    prefill_alone: false,
+    multi_step: false,
+    admit_watermark: 0.0,
+};
 /// Orca: whole prompts mixed with decodes in one iteration.
 pub(super) const ORCA: Policy = Policy {
     decodes_first: true,
@@ -264,6 +273,11 @@ fn admit_waiting(
         let Some(&slot) = st.waiting.front() else {
             break;
         };
+        // SGLang's max_prefill_tokens: nothing more joins once the batch reached it.
+        let in_batch = cfg.max_num_batched_tokens - *budget;
+        if cfg.max_prefill_tokens.is_some_and(|m| in_batch >= m) {
+            break;
+        }
         if st.reqs[slot].arrival > st.admit_until {
             break;
         }
@@ -277,7 +291,8 @@ fn admit_waiting(
                 Some(res) => need > *room.get_or_insert_with(|| reservation::room(st, res)),
                 None => {
                     let pending = st.reqs[slot].pending_tokens().div_ceil(cfg.block_size);
-                    policy.prefill_alone && chunked && pending > st.kv.num_free_blocks()
+                    let sglang = cfg.scheduler == crate::engine::SchedulerKind::Sglang;
+                    sglang && chunked && pending > st.kv.num_free_blocks()
                 }
             };
             if blocked {

@@ -316,6 +316,9 @@ pub fn schedule(st: &mut ReplicaState, cfg: &EngineConfig, now: SimTime, plan: &
             continuous::schedule(st, cfg, now, plan, &continuous::V0_CHUNKED)
         }
         SchedulerKind::VllmV0 => continuous::schedule(st, cfg, now, plan, &continuous::V0),
+        SchedulerKind::Sglang if cfg.enable_mixed_chunk => {
+            continuous::schedule(st, cfg, now, plan, &continuous::SGLANG_MIXED)
+        }
         SchedulerKind::Sglang => continuous::schedule(st, cfg, now, plan, &continuous::SGLANG),
         SchedulerKind::Orca => continuous::schedule(st, cfg, now, plan, &continuous::ORCA),
         SchedulerKind::Static => static_batch::schedule(st, cfg, now, plan),

@@ -196,6 +196,26 @@ fn rejects_requests_that_can_never_fit() {
     assert_eq!(status(3), RequestStatus::Finished);
 }
 
+#[test]
+fn a_budget_that_caps_prompts_turns_longer_ones_away() {
+    // TensorRT-LLM without chunked context: a 40-token budget rejects a 50-token
+    // prompt on arrival and runs a 40-token one whole once nothing else is scheduled.
+    let lat = FixedLatency::from_micros(1000, 10, 100);
+    let mut cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 100, 1000);
+    cfg.enable_chunked_prefill = false;
+    cfg.long_prompts = crate::engine::LongPrompts::Reject;
+    cfg.max_num_batched_tokens = 40;
+    let recs = run(
+        cfg,
+        lat,
+        vec![req(1, 0, 50, 5), req(2, 0, 40, 5), req(3, 0, 10, 5)],
+    );
+    let status = |id| recs.iter().find(|r| r.request_id == id).unwrap().status;
+    assert_eq!(status(1), RequestStatus::Rejected);
+    assert_eq!(status(2), RequestStatus::Finished);
+    assert_eq!(status(3), RequestStatus::Finished);
+}
+
 /// A latency model that breaks (NaN, negative or zero seconds) once a batch holds
 /// `from_seqs` sequences.
 struct Breaks {
@@ -302,17 +322,28 @@ proptest! {
         swap in any::<bool>(),
         prefix in any::<bool>(),
         reserve in any::<bool>(),
+        variant in any::<bool>(),
     ) {
         let mut cfg = EngineConfig::defaults_for(kind, blocks, 200);
         if reserve && kind == SchedulerKind::Sglang {
             cfg.kv_reservation = Some(sglang::RESERVE);
+        }
+        // SGLang's mixed chunks; TensorRT-LLM's budget that turns long prompts away.
+        cfg.enable_mixed_chunk = variant && kind == SchedulerKind::Sglang;
+        let capped = variant && !chunked && kind == SchedulerKind::VllmV1;
+        if capped {
+            cfg.long_prompts = crate::engine::LongPrompts::Reject;
         }
         cfg.block_size = 4;
         cfg.max_num_seqs = max_seqs;
         cfg.enable_chunked_prefill = chunked;
         cfg.num_scheduler_steps = steps;
         cfg.enable_prefix_caching = prefix;
-        cfg.max_num_batched_tokens = if chunked { budget } else { budget.max(200) };
+        cfg.max_num_batched_tokens = match (capped, chunked) {
+            (true, _) => budget.min(140),
+            (false, true) => budget,
+            (false, false) => budget.max(200),
+        };
         if swap {
             cfg.preemption_mode = PreemptionMode::Swap;
             cfg.kv_bytes_per_token = 1000.0;

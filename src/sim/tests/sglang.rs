@@ -62,6 +62,45 @@ fn a_prompt_runs_alone_and_before_the_running_decodes() {
 }
 
 #[test]
+fn mixed_chunks_carry_the_running_decodes() {
+    // As above with --enable-mixed-chunk: A's decode joins each of B's chunks, which
+    // shrink by the one token it takes (63 + 1, 37 + 1), then A and B decode.
+    let mut r = replica(SchedulerKind::Sglang, 1000, None);
+    let mut cfg = r.config().clone();
+    cfg.enable_mixed_chunk = true;
+    r = Replica::new(0, cfg, Arc::new(FixedLatency::from_micros(100, 1, 0))).unwrap();
+    let mut now = SimTime::ZERO;
+    r.add_request(req(0, 0, 10, 50), now, &mut Quiet);
+    for _ in 0..3 {
+        now = step(&mut r, now).1;
+    }
+    r.add_request(req(1, 0, 100, 50), now, &mut Quiet);
+    let mut got = [0; 3];
+    for g in &mut got {
+        let (tokens, end) = step(&mut r, now);
+        *g = tokens;
+        now = end;
+    }
+    assert_eq!(got, [64, 38, 2]);
+}
+
+#[test]
+fn max_prefill_tokens_closes_the_prefill_batch() {
+    // Three 20-token prompts under a 64-token chunk budget: all three in one prefill
+    // batch, or two with max_prefill_tokens 30 (the second overshoots it, as SGLang's
+    // soft limit lets it).
+    for (limit, expect) in [(None, 60), (Some(30), 40)] {
+        let mut cfg = replica(SchedulerKind::Sglang, 1000, None).config().clone();
+        cfg.max_prefill_tokens = limit;
+        let mut r = Replica::new(0, cfg, Arc::new(FixedLatency::from_micros(100, 1, 0))).unwrap();
+        for id in 0..3 {
+            r.add_request(req(id, 0, 20, 5), SimTime::ZERO, &mut Quiet);
+        }
+        assert_eq!(step(&mut r, SimTime::ZERO).0, expect, "{limit:?}");
+    }
+}
+
+#[test]
 fn admission_keeps_kv_for_the_running_requests_output() {
     // 20 blocks = 320 tokens. A (100 in, 150 out) runs; B (100 in, 100 out) needs 200
     // tokens set aside while A keeps 0.7 of its remaining output: SGLang holds B back
