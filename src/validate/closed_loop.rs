@@ -15,13 +15,17 @@
 //!
 //! Engine settings are the serving stack's defaults ([`aic_mapping::stack`](super::aic_mapping::stack):
 //! `vllm-v1`, `vllm-v1-sync`, `sglang`, `trtllm`) with prefix caching off (the prompts
-//! are random); formats from [`aic_mapping::formats`](super::aic_mapping::formats)
-//! (16-bit rows a 16-bit KV cache, quantized rows an FP8 one). `max_model_len` is the
-//! group's longest ISL + OSL. Flags override every choice.
+//! are random), then, where the table has a launch rule beside it
+//! ([`aic_launch`](super::aic_launch)), the batch, token budget, SGLang prefill limit
+//! and CUDA-graph sizes its runs were launched with, per row; formats from
+//! [`aic_mapping::formats`](super::aic_mapping::formats) (16-bit rows a 16-bit KV
+//! cache, quantized rows an FP8 one). `max_model_len` is the group's longest ISL + OSL.
+//! Flags override every choice.
 
+use super::aic_launch::AicLaunch;
 use super::groups::GroupRun;
 use super::report::{ComparisonRows, Metric, ReplayMode, Validation, ValidationKind};
-use super::serving_summary::SummaryGroup;
+use super::serving_summary::{SummaryGroup, SummaryRow};
 use crate::deployment::DeploymentRequest;
 use crate::engine::config::EngineOverrides;
 use crate::engine::RequestStatus;
@@ -93,8 +97,32 @@ struct RowSim {
     rejected: bool,
 }
 
+/// The launch rule of the measured runs and the flags that win over it.
+#[derive(Clone, Copy, Debug)]
+pub struct Launch<'a> {
+    /// The source's rule.
+    pub rule: &'a AicLaunch,
+    /// The command line's engine settings.
+    pub flags: &'a EngineOverrides,
+    /// The engine version of the group, as the table writes it.
+    pub version: &'a str,
+}
+
 /// Replay one row: a closed loop of `c` clients.
-fn replay_row(run: &GroupRun<'_>, isl: u32, osl: u32, c: u32) -> Result<RowSim> {
+fn replay_row(run: &GroupRun<'_>, launch: Option<Launch<'_>>, row: &SummaryRow) -> Result<RowSim> {
+    let (isl, osl, c) = (row.isl, row.osl, row.concurrency);
+    let own;
+    let setup = match launch {
+        Some(l) => {
+            let mut s = run.setup.clone();
+            s.engine = l
+                .rule
+                .engine(&s.engine, l.flags, l.version, isl, row.batch_size);
+            own = s;
+            &own
+        }
+        None => run.setup,
+    };
     let reqs = BatchSpec {
         batch_size: requests_for(c),
         input_len: isl,
@@ -108,7 +136,7 @@ fn replay_row(run: &GroupRun<'_>, isl: u32, osl: u32, c: u32) -> Result<RowSim> 
         api_server: true,
         ..Default::default()
     };
-    let out = simulate_requests(run.setup, run.replicas, reqs, opts)?;
+    let out = simulate_requests(setup, run.replicas, reqs, opts)?;
     let finished = |x: &&crate::engine::RequestRecord| x.status == RequestStatus::Finished;
     let rejected = out.records.iter().filter(finished).count() < n;
     // Ids are the issue order: the first `c` are the warm-up burst.
@@ -134,10 +162,14 @@ fn replay_row(run: &GroupRun<'_>, isl: u32, osl: u32, c: u32) -> Result<RowSim> 
     })
 }
 
-/// Replay every row of `group` as a closed loop and compare mean TTFT and TPOT.
-/// Identical points (ISL, OSL, concurrency) are simulated once: the replay is
-/// deterministic.
-pub fn validate_group(run: GroupRun<'_>, group: &SummaryGroup) -> Result<Validation> {
+/// Replay every row of `group` as a closed loop and compare mean TTFT and TPOT, with
+/// the engine flags of `launch` where given (else the setup's). Identical points (ISL,
+/// OSL, concurrency, batch) are simulated once: the replay is deterministic.
+pub fn validate_group(
+    run: GroupRun<'_>,
+    group: &SummaryGroup,
+    launch: Option<Launch<'_>>,
+) -> Result<Validation> {
     let setup = run.setup;
     let mut notes = run.notes.clone();
     notes.extend(group.notes.iter().cloned());
@@ -146,13 +178,20 @@ pub fn validate_group(run: GroupRun<'_>, group: &SummaryGroup) -> Result<Validat
         run.replicas
     ));
     notes.push(format!(
-        "engine: the {} stack's defaults ({} scheduler, {} tokens and {} sequences per iteration, chunked prefill {}), prefix caching off; the launch settings of the measured runs are not recorded",
+        "engine: the {} stack's defaults ({} scheduler, {} tokens and {} sequences per iteration, chunked prefill {}), prefix caching off",
         setup.deployment.stack.name,
         setup.engine.scheduler,
         setup.engine.max_num_batched_tokens,
         setup.engine.max_num_seqs,
         if setup.engine.enable_chunked_prefill { "on" } else { "off" }
     ));
+    notes.push(match launch {
+        Some(l) => l.rule.describe(),
+        None => {
+            "the launch settings of the measured runs are not recorded: the stack's defaults stand"
+                .into()
+        }
+    });
     let mut rows = ComparisonRows {
         key_columns: vec![
             "line",
@@ -166,14 +205,14 @@ pub fn validate_group(run: GroupRun<'_>, group: &SummaryGroup) -> Result<Validat
         ..ComparisonRows::default()
     };
     let (mut ttft, mut tpot) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
-    let mut memo: BTreeMap<(u32, u32, u32), RowSim> = BTreeMap::new();
+    let mut memo: BTreeMap<(u32, u32, u32, u32), RowSim> = BTreeMap::new();
     let (mut rejected, mut from_batch) = (0usize, 0usize);
     for r in &group.rows {
-        let k = (r.isl, r.osl, r.concurrency);
+        let k = (r.isl, r.osl, r.concurrency, r.batch_size);
         let sim = match memo.get(&k) {
             Some(s) => *s,
             None => {
-                let s = replay_row(&run, r.isl, r.osl, r.concurrency)?;
+                let s = replay_row(&run, launch, r)?;
                 memo.insert(k, s);
                 s
             }
@@ -288,7 +327,7 @@ mod tests {
             replicas: 1,
             notes: vec!["from setup".into()],
         };
-        let v = validate_group(run, &g).unwrap();
+        let v = validate_group(run, &g, None).unwrap();
         assert_eq!(v.notes[0], "from setup");
         let (ttft, meas) = v.rows.pairs(Metric::Ttft).unwrap();
         assert_eq!(meas, [0.004, 0.004]);
@@ -300,5 +339,50 @@ mod tests {
         assert_eq!(e.count, 2);
         let bias = ((0.002 + api_s) / 0.004 - 1.0) * 100.0;
         assert!((e.bias_pct - bias).abs() < 1e-6, "{e:?}");
+    }
+
+    #[test]
+    fn the_launch_rule_caps_each_rows_batch() {
+        // Four clients on a deployment launched with a batch of 2: two requests wait
+        // for each one running, so the mean TTFT grows; without the rule they all run.
+        let paths = DataPaths::builtin();
+        let req = DeploymentRequest {
+            max_model_len: Some(4096),
+            ..DeploymentRequest::default()
+        };
+        let d = Deployment::resolve(&req, &paths).unwrap();
+        let mm = crate::memory::MemoryModel::load(&paths.perf_model).unwrap();
+        let ov = engine_overrides(&EngineOverrides::default());
+        let lat = Arc::new(FixedLatency::from_micros(1000, 10, 100));
+        let setup = ReplicaSetup::with_latency(d, &ov, &mm, lat).unwrap();
+        let mut g = group();
+        g.rows[0].concurrency = 4;
+        g.rows[0].batch_size = 2;
+        let rule = AicLaunch {
+            prefill_margin_tokens: 1500,
+            sglang_mixed_chunk_versions: Vec::new(),
+            capture_every_batch_size: false,
+            source: "test".into(),
+            path: "launch.toml".into(),
+        };
+        let ttft = |launch| {
+            let run = GroupRun {
+                name: "g",
+                source: std::path::Path::new("s.csv"),
+                setup: &setup,
+                replicas: 1,
+                notes: Vec::new(),
+            };
+            let v = validate_group(run, &g, launch).unwrap();
+            v.rows.pairs(Metric::Ttft).unwrap().0[0]
+        };
+        let flags = EngineOverrides::default();
+        let capped = ttft(Some(Launch {
+            rule: &rule,
+            flags: &flags,
+            version: "0.19.0",
+        }));
+        let free = ttft(None);
+        assert!(capped > free + 0.005, "{capped} vs {free}");
     }
 }

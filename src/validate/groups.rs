@@ -250,9 +250,17 @@ pub fn validate_summary<'a>(
     done: &(dyn Fn(&SummaryGroup, std::time::Duration) + Sync),
 ) -> Vec<(&'a SummaryGroup, Result<Validation>)> {
     let ov = closed_loop::engine_overrides(&settings.engine);
+    let rule = super::aic_launch::AicLaunch::beside(&table.source);
     let one = |g: &SummaryGroup| -> Result<Validation> {
+        let rule = rule
+            .as_ref()
+            .map_err(|e| crate::error::Error::Config(e.to_string()))?;
         let req = closed_loop::group_request(g, &settings.deployment);
-        let d = Deployment::resolve(&req, paths)?;
+        let mut d = Deployment::resolve(&req, paths)?;
+        if let Some(r) = rule {
+            let most = g.rows.iter().map(|x| x.batch_size).max().unwrap_or(1);
+            d.stack = std::sync::Arc::new(r.stack(&d.stack, most));
+        }
         let replicas = settings.num_replicas.unwrap_or(d.dp);
         let mut notes: Vec<String> = Vec::new();
         if d.stack.kv_cache_budget == KvCacheBudget::Free && req.gpu_memory_utilization.is_none() {
@@ -272,6 +280,11 @@ pub fn validate_summary<'a>(
                 notes,
             },
             g,
+            rule.as_ref().map(|rule| closed_loop::Launch {
+                rule,
+                flags: &settings.engine,
+                version: &g.key.version,
+            }),
         )?;
         v.sample = Some(sample_status(&setup, settings, paths, &table.source));
         Ok(v)

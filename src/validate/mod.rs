@@ -100,6 +100,7 @@ use crate::perf::roofline::{ParamsSource, Roofline, RooflineParams};
 use crate::setup::ReplicaSetup;
 use std::path::Path;
 
+pub mod aic_launch;
 pub mod aic_mapping;
 pub mod batch;
 pub mod blis;

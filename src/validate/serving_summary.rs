@@ -117,6 +117,9 @@ pub struct SummaryRow {
     pub concurrency: u32,
     /// Whether `concurrency` was blank and came from `batch_size × attention_dp`.
     pub concurrency_from_batch: bool,
+    /// The batch of one attention-DP rank (`batch_size`; blank: `concurrency` over the
+    /// ranks, rounded up).
+    pub batch_size: u32,
     /// Measured mean time to first token, s.
     pub ttft_s: f64,
     /// Measured mean time per output token, s.
@@ -260,12 +263,15 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<SummaryTable> {
                 }
             },
         };
+        let batch_size = opt_count(t, row, c_batch)?
+            .unwrap_or_else(|| concurrency.div_ceil(attention_dp.max(1)));
         let r = SummaryRow {
             line: row.0,
             isl: t.count(row, c_isl)?,
             osl: t.count(row, c_osl)?,
             concurrency,
             concurrency_from_batch: from_batch,
+            batch_size,
             ttft_s: ms(t, row, c_ttft)?,
             tpot_s: ms(t, row, c_tpot)?,
             wip: match c_wip {
