@@ -16,6 +16,11 @@
 //!   `enable-mix-chunk`, which the rule never sets);
 //! * CUDA graphs captured for every batch size up to the group's largest batch.
 //!
+//! and the benchmark client (`aiperf`, from the generator's `bench_run.sh`): each of
+//! the `concurrency` clients sends `warmup_requests_per_client` requests left out of
+//! the figures, then `requests_per_client` measured ones, all exactly ISL in and OSL
+//! out (`ignore_eos`).
+//!
 //! Flags given on the command line win over the rule.
 
 use crate::engine::config::{EngineConfig, EngineOverrides};
@@ -38,6 +43,10 @@ pub struct AicLaunch {
     pub sglang_mixed_chunk_versions: Vec<String>,
     /// CUDA graphs are captured for every batch size up to the deployment's batch.
     pub capture_every_batch_size: bool,
+    /// Measured requests per client.
+    pub requests_per_client: u32,
+    /// Warm-up requests per client, sent first and left out.
+    pub warmup_requests_per_client: u32,
     /// Where the rule was read.
     pub source: String,
     /// The file it was read from.
@@ -106,7 +115,7 @@ impl AicLaunch {
     /// The rule in words, for the validation's notes.
     pub fn describe(&self) -> String {
         format!(
-            "engine flags by the source's launch rule ({}; {}): at most the row's batch_size running requests per rank; vLLM and TensorRT-LLM a token budget of batch_size + ISL + {m} per iteration; SGLang --max-prefill-tokens ISL + {m}, and --enable-mixed-chunk for versions {}; CUDA graphs {}; KV cache sized with the stack's defaults",
+            "engine flags and client by the source's launch rule ({}; {}): at most the row's batch_size running requests per rank; vLLM and TensorRT-LLM a token budget of batch_size + ISL + {m} per iteration; SGLang --max-prefill-tokens ISL + {m}, and --enable-mixed-chunk for versions {}; CUDA graphs {}; KV cache sized with the stack's defaults; each client sends {} warm-up requests, left out, then {} measured ones",
             self.path.display(),
             self.source,
             self.sglang_mixed_chunk_versions.join(", "),
@@ -115,7 +124,17 @@ impl AicLaunch {
             } else {
                 "as the stack captures them"
             },
+            self.warmup_requests_per_client,
+            self.requests_per_client,
             m = self.prefill_margin_tokens,
+        )
+    }
+
+    /// The requests a row of `concurrency` clients is replayed with: (warm-up, measured).
+    pub fn requests(&self, concurrency: u32) -> (u32, u32) {
+        (
+            concurrency.saturating_mul(self.warmup_requests_per_client),
+            concurrency.saturating_mul(self.requests_per_client.max(1)),
         )
     }
 }
@@ -129,6 +148,8 @@ mod tests {
             prefill_margin_tokens: 1500,
             sglang_mixed_chunk_versions: vec!["0.5.6.post2".into()],
             capture_every_batch_size: true,
+            requests_per_client: 50,
+            warmup_requests_per_client: 2,
             source: "test".into(),
             path: PathBuf::from("launch.toml"),
         }
@@ -170,7 +191,7 @@ mod tests {
         let path = dir.path().join(FILE);
         std::fs::write(
             &path,
-            "prefill_margin_tokens = 1500\nsglang_mixed_chunk_versions = []\ncapture_every_batch_size = false\nsource = \"s\"\n",
+            "prefill_margin_tokens = 1500\nsglang_mixed_chunk_versions = []\ncapture_every_batch_size = false\nrequests_per_client = 50\nwarmup_requests_per_client = 2\nsource = \"s\"\n",
         )
         .unwrap();
         let r = AicLaunch::beside(&table).unwrap().unwrap();

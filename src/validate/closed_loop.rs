@@ -108,6 +108,16 @@ pub struct Launch<'a> {
     pub version: &'a str,
 }
 
+/// The requests a row of `c` clients is replayed with, (warm-up, measured): the launch
+/// rule's client where there is one, else `c` warm-up requests (the burst at t = 0)
+/// and the rest of [`requests_for`].
+fn row_requests(launch: Option<Launch<'_>>, c: u32) -> (u32, u32) {
+    match launch {
+        Some(l) => l.rule.requests(c),
+        None => (c, requests_for(c).saturating_sub(c)),
+    }
+}
+
 /// Replay one row: a closed loop of `c` clients.
 fn replay_row(run: &GroupRun<'_>, launch: Option<Launch<'_>>, row: &SummaryRow) -> Result<RowSim> {
     let (isl, osl, c) = (row.isl, row.osl, row.concurrency);
@@ -123,8 +133,9 @@ fn replay_row(run: &GroupRun<'_>, launch: Option<Launch<'_>>, row: &SummaryRow) 
         }
         None => run.setup,
     };
+    let (warmup, measured) = row_requests(launch, c);
     let reqs = BatchSpec {
-        batch_size: requests_for(c),
+        batch_size: warmup.saturating_add(measured),
         input_len: isl,
         output_len: osl,
     }
@@ -139,12 +150,12 @@ fn replay_row(run: &GroupRun<'_>, launch: Option<Launch<'_>>, row: &SummaryRow) 
     let out = simulate_requests(setup, run.replicas, reqs, opts)?;
     let finished = |x: &&crate::engine::RequestRecord| x.status == RequestStatus::Finished;
     let rejected = out.records.iter().filter(finished).count() < n;
-    // Ids are the issue order: the first `c` are the warm-up burst.
+    // Ids are the issue order: the first `warmup` are left out.
     let done: Vec<_> = out
         .records
         .iter()
         .filter(finished)
-        .filter(|x| x.request_id >= u64::from(c))
+        .filter(|x| x.request_id >= u64::from(warmup))
         .collect();
     let preemptions = out.records.iter().map(|x| x.preemptions).sum();
     let mean = |f: fn(&&crate::engine::RequestRecord) -> f64| {
@@ -173,10 +184,16 @@ pub fn validate_group(
     let setup = run.setup;
     let mut notes = run.notes.clone();
     notes.extend(group.notes.iter().cloned());
-    notes.push(format!(
-        "replay mode: closed loop per row at its concurrency (over {} replica(s)), max(4 × concurrency, 64) requests of exactly ISL in / OSL out; simulated mean TTFT and TPOT over the steady state: the first `concurrency` requests (the burst at t = 0) are warm-up and left out (the source does not describe its client; its TTFTs at high concurrency and long prompts are far below what that burst would add)",
-        run.replicas
-    ));
+    notes.push(match launch {
+        Some(l) => format!(
+            "replay mode: closed loop per row at its concurrency (over {} replica(s)), {} warm-up requests per client left out, then {} measured, each exactly ISL in / OSL out (the launch rule's client)",
+            run.replicas, l.rule.warmup_requests_per_client, l.rule.requests_per_client
+        ),
+        None => format!(
+            "replay mode: closed loop per row at its concurrency (over {} replica(s)), max(4 × concurrency, 64) requests of exactly ISL in / OSL out; simulated mean TTFT and TPOT over the steady state: the first `concurrency` requests (the burst at t = 0) are warm-up and left out (the source does not describe its client; its TTFTs at high concurrency and long prompts are far below what that burst would add)",
+            run.replicas
+        ),
+    });
     notes.push(format!(
         "engine: the {} stack's defaults ({} scheduler, {} tokens and {} sequences per iteration, chunked prefill {}), prefix caching off",
         setup.deployment.stack.name,
@@ -228,7 +245,10 @@ pub fn validate_group(
             r.isl.to_string(),
             r.osl.to_string(),
             r.concurrency.to_string(),
-            requests_for(r.concurrency).to_string(),
+            {
+                let (w, m) = row_requests(launch, r.concurrency);
+                (w + m).to_string()
+            },
             r.wip.to_string(),
             sim.preemptions.to_string(),
         ]);
@@ -362,6 +382,8 @@ mod tests {
             prefill_margin_tokens: 1500,
             sglang_mixed_chunk_versions: Vec::new(),
             capture_every_batch_size: false,
+            requests_per_client: 4,
+            warmup_requests_per_client: 1,
             source: "test".into(),
             path: "launch.toml".into(),
         };
