@@ -432,6 +432,20 @@ fn estimate_bounded(
         }),
         work,
     });
+    if let Some(n) = setup
+        .engine
+        .longest_prompt()
+        .filter(|&n| batch.input_len > n)
+    {
+        return Err(Error::input(
+            "<command line>",
+            Some("--input-len"),
+            format!(
+                "{} prompt tokens exceed the {} stack's token budget of {n} without chunked prefill, which turns longer prompts away (as TensorRT-LLM's max_num_tokens does); pass --enable-chunked-prefill or a larger --max-num-batched-tokens",
+                batch.input_len, setup.deployment.stack.name
+            ),
+        ));
+    }
     let mut tallied = setup.clone();
     tallied.latency = tallying.clone();
     // Through the stack's API server, as clients (and `simulate`) see it.
@@ -636,6 +650,21 @@ mod tests {
         assert!(near(e.e2e_s, 0.032));
         assert!(e.decode_ops.is_empty());
         assert_eq!(e.bottleneck.phase, "prefill");
+    }
+
+    #[test]
+    fn a_prompt_over_a_rejecting_budget_is_an_error_naming_the_flags() {
+        // TensorRT-LLM without chunked context turns the prompt away: estimate says so.
+        let mut s = setup(EngineOverrides::default());
+        s.engine.enable_chunked_prefill = false;
+        s.engine.long_prompts = crate::engine::LongPrompts::Reject;
+        s.engine.max_num_batched_tokens = 2048;
+        let err = estimate(&s, batch(1, 3000, 1)).unwrap_err().to_string();
+        assert!(
+            err.contains("--input-len") && err.contains("--enable-chunked-prefill"),
+            "{err}"
+        );
+        assert!(estimate(&s, batch(1, 2048, 1)).is_ok());
     }
 
     #[test]
