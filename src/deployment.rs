@@ -203,14 +203,23 @@ impl Deployment {
             .scheduler
             .for_version(req.engine_version.as_deref())
             .for_device(&gpu);
-        let stack = if on_device == stack.scheduler {
+        let tp = req.tensor_parallel_size.unwrap_or(1);
+        // The CUDA graphs it captures there (SGLang sizes them by memory and TP).
+        let graphs = stack.execution.on_device(
+            gpu.memory_bytes() / crate::units::BYTES_PER_GIB,
+            tp,
+            req.engine_version.as_deref(),
+        );
+        let stack = if on_device == stack.scheduler && graphs.is_none() {
             stack
         } else {
             let mut s = (*stack).clone();
             s.scheduler = on_device;
+            if let Some(e) = graphs {
+                s.execution = e;
+            }
             Arc::new(s)
         };
-        let tp = req.tensor_parallel_size.unwrap_or(1);
         let pp = req.pipeline_parallel_size.unwrap_or(1);
         let act_dtype = match req.dtype.as_deref().map(str::trim) {
             None | Some("auto") => model.unquantized_dtype(),

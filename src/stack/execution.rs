@@ -112,9 +112,61 @@ pub struct Execution {
     pub host: HostCost,
     /// Where the launch figures come from.
     pub source: String,
+    /// The largest size the engine captures on a given device, where it picks one
+    /// (SGLang's `cuda_graph_max_bs`): [`Execution::on_device`] cuts `capture_sizes`.
+    #[serde(skip_serializing_if = "CaptureLimits::is_none")]
+    pub capture_limits: CaptureLimits,
     /// [`Execution::captured`] by token count (a binary search per iteration otherwise).
     #[serde(skip)]
     pub(crate) captured_cache: CostCache<Option<u32>>,
+}
+
+/// The largest captured size by device memory and tensor parallelism.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CaptureLimits {
+    /// Where no device rule applies (or the engine version predates them), sizes.
+    pub default_max: Option<u32>,
+    /// Per-device rules.
+    pub by_device: Vec<CaptureLimit>,
+    /// The first engine version with the per-device rules (none: every version).
+    pub since_version: Option<String>,
+}
+
+/// One rule of [`CaptureLimits`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CaptureLimit {
+    /// Applies to devices with less total memory than this, GiB (none: any).
+    pub below_memory_gib: Option<f64>,
+    /// Applies from this tensor-parallel size on.
+    pub min_tp: u32,
+    /// The largest captured size.
+    pub max_size: u32,
+}
+
+impl CaptureLimits {
+    fn is_none(&self) -> bool {
+        self.default_max.is_none() && self.by_device.is_empty()
+    }
+
+    /// The largest captured size on a device of `memory_gib` at tensor parallelism `tp`
+    /// for engine version `version`: among the rules of the smallest memory bound that
+    /// the device is under, the one with the largest `min_tp` not above `tp`.
+    pub fn max_size(&self, memory_gib: f64, tp: u32, version: Option<&str>) -> Option<u32> {
+        let rules = super::version::at_least(version, self.since_version.as_deref());
+        let tier = |l: &CaptureLimit| l.below_memory_gib.unwrap_or(f64::INFINITY);
+        let bound = self
+            .by_device
+            .iter()
+            .filter(|l| rules && memory_gib < tier(l))
+            .map(tier)
+            .fold(f64::INFINITY, f64::min);
+        self.by_device
+            .iter()
+            .filter(|l| rules && memory_gib < tier(l) && tier(l) == bound && l.min_tp <= tp)
+            .max_by_key(|l| l.min_tp)
+            .map(|l| l.max_size)
+            .or(self.default_max)
+    }
 }
 
 /// How one iteration runs.
@@ -151,6 +203,18 @@ pub struct StepCost {
 }
 
 impl Execution {
+    /// This execution on a device of `memory_gib` at tensor parallelism `tp` for engine
+    /// version `version`: the captured sizes cut at the limit the engine picks there, or
+    /// `None` where nothing changes.
+    pub fn on_device(&self, memory_gib: f64, tp: u32, version: Option<&str>) -> Option<Execution> {
+        let max = self.capture_limits.max_size(memory_gib, tp, version)?;
+        let kept = self.capture_sizes.partition_point(|&c| c <= max.max(1));
+        (kept < self.capture_sizes.len()).then(|| Execution {
+            capture_sizes: self.capture_sizes[..kept].to_vec(),
+            ..self.clone()
+        })
+    }
+
     /// The smallest captured size that holds `n` tokens, if any.
     fn captured(&self, n: u64) -> Option<u32> {
         self.captured_cache.get(n as f64, || {

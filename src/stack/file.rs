@@ -151,9 +151,27 @@ struct GraphSection {
     #[serde(default)]
     capture_ranges: Vec<[u32; 3]>,
     max_capture_context: Option<u32>,
+    /// The largest captured size where no `[[cuda_graphs.by_device]]` rule applies.
+    max_capture_size: Option<u32>,
+    #[serde(default)]
+    by_device: Vec<GraphLimitSection>,
+    by_device_since: Option<String>,
     kernel_launch_us: f64,
     graph_launch_us: f64,
     source: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GraphLimitSection {
+    below_memory_gib: Option<f64>,
+    #[serde(default = "one")]
+    min_tp: u32,
+    max_capture_size: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Deserialize)]
@@ -338,6 +356,29 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             format!("mode {:?} needs at least one captured size", g.mode),
         ));
     }
+    let mut by_device = Vec::new();
+    for l in &g.by_device {
+        if let Some(m) = l.below_memory_gib {
+            non_negative("cuda_graphs.by_device.below_memory_gib", m)?;
+        }
+        if l.max_capture_size == 0 || l.min_tp == 0 {
+            return Err(bad(
+                "cuda_graphs.by_device",
+                "max_capture_size and min_tp must be at least 1".into(),
+            ));
+        }
+        by_device.push(super::CaptureLimit {
+            below_memory_gib: l.below_memory_gib,
+            min_tp: l.min_tp,
+            max_size: l.max_capture_size,
+        });
+    }
+    if g.max_capture_size == Some(0) {
+        return Err(bad(
+            "cuda_graphs.max_capture_size",
+            "must be at least 1".into(),
+        ));
+    }
     let h = &f.host;
     let a = &f.api_server;
     let execution = Execution {
@@ -348,6 +389,11 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             sizes
         },
         max_capture_context: g.max_capture_context,
+        capture_limits: super::CaptureLimits {
+            default_max: g.max_capture_size,
+            by_device,
+            since_version: g.by_device_since.clone(),
+        },
         captured_cache: Default::default(),
         kernel_launch_us: non_negative("cuda_graphs.kernel_launch_us", g.kernel_launch_us)?,
         graph_launch_us: non_negative("cuda_graphs.graph_launch_us", g.graph_launch_us)?,

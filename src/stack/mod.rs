@@ -28,7 +28,10 @@ mod file;
 pub mod version;
 
 pub use collective::CustomAllReduce;
-pub use execution::{ExecPlan, Execution, GraphKind, GraphMode, HostCost, HostOverlap, StepCost};
+pub use execution::{
+    CaptureLimit, CaptureLimits, ExecPlan, Execution, GraphKind, GraphMode, HostCost, HostOverlap,
+    StepCost,
+};
 
 use crate::engine::SchedulerKind;
 use crate::error::{Error, Result};

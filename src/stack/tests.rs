@@ -652,3 +652,41 @@ fn tensorrt_llm_serves_without_eviction_unless_told_otherwise() {
         "{e}"
     );
 }
+
+#[test]
+fn sglang_captures_decode_graphs_by_gpu_memory_and_tp() {
+    // cuda_graph_max_bs from 0.5.3: H100 256 (512 from TP4), A100-40GB 32 (160 from
+    // TP4), RTX 4090 24, B200 512; 160 before 0.5.3.
+    let largest = |hw: &str, tp: u32, version: Option<&str>| {
+        let req = crate::deployment::DeploymentRequest {
+            model: Some("meta-llama/Llama-3.1-8B".into()),
+            hardware: Some(hw.into()),
+            serving_stack: Some("sglang".into()),
+            tensor_parallel_size: Some(tp),
+            engine_version: version.map(str::to_owned),
+            ..Default::default()
+        };
+        let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
+        *d.stack.execution.capture_sizes.last().unwrap()
+    };
+    assert_eq!(largest("h100", 1, None), 256);
+    assert_eq!(largest("h100", 4, None), 512);
+    assert_eq!(largest("h200", 2, Some("0.5.6.post2")), 256);
+    assert_eq!(largest("a100-sxm4-40gb", 1, None), 32);
+    assert_eq!(largest("a100-sxm4-40gb", 4, None), 160);
+    assert_eq!(largest("rtx-4090", 1, None), 24);
+    assert_eq!(largest("b200", 1, None), 512);
+    assert_eq!(largest("h100", 1, Some("0.5.1.post1")), 160);
+    // vLLM's capture list does not depend on the device.
+    let v1 = ServingStack::load(&paths(), Some("vllm-v1")).unwrap();
+    assert_eq!(v1.execution.on_device(80.0, 1, None), None);
+}
+
+#[test]
+fn capture_limits_of_zero_are_errors_naming_the_key() {
+    let sg = ServingStack::load(&paths(), Some("sglang")).unwrap();
+    let e = load_error_with_line(&sg, "min_tp", "0");
+    assert!(e.contains("cuda_graphs.by_device") && e.contains("at least 1"), "{e}");
+    let e = load_error_with_line(&sg, "max_capture_size", "0");
+    assert!(e.contains("cuda_graphs.by_device"), "{e}");
+}
