@@ -233,6 +233,13 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             Err(bad(key, format!("must be a finite number ≥ 0, got {v}")))
         }
     };
+    let at_least_one = |key: &str, v: u32| -> Result<u32> {
+        if v >= 1 {
+            Ok(v)
+        } else {
+            Err(bad(key, "must be at least 1".into()))
+        }
+    };
     let s = &f.scheduler;
     for (key, v) in [
         ("scheduler.max_num_seqs", s.max_num_seqs),
@@ -244,9 +251,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             s.chunked_prefill_budget.unwrap_or(1),
         ),
     ] {
-        if v == 0 {
-            return Err(bad(key, "must be at least 1".into()));
-        }
+        at_least_one(key, v)?;
     }
     if let Some(l) = &s.large_device {
         non_negative("scheduler.large_device.min_memory_gib", l.min_memory_gib)?;
@@ -257,9 +262,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
                 l.max_num_batched_tokens,
             ),
         ] {
-            if v == 0 {
-                return Err(bad(key, "must be at least 1".into()));
-            }
+            at_least_one(key, v)?;
         }
     }
     for (key, v) in [
@@ -302,15 +305,12 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             "scheduler.small_device.below_memory_gib",
             t.below_memory_gib,
         )?;
-        if t.max_num_batched_tokens == 0 {
-            return Err(bad(
-                "scheduler.small_device.max_num_batched_tokens",
-                "must be at least 1".into(),
-            ));
-        }
         small_device.push(super::SmallDeviceBudget {
             below_memory_gib: t.below_memory_gib,
-            max_num_batched_tokens: t.max_num_batched_tokens,
+            max_num_batched_tokens: at_least_one(
+                "scheduler.small_device.max_num_batched_tokens",
+                t.max_num_batched_tokens,
+            )?,
         });
     }
     if small_device
@@ -361,23 +361,14 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
         if let Some(m) = l.below_memory_gib {
             non_negative("cuda_graphs.by_device.below_memory_gib", m)?;
         }
-        if l.max_capture_size == 0 || l.min_tp == 0 {
-            return Err(bad(
-                "cuda_graphs.by_device",
-                "max_capture_size and min_tp must be at least 1".into(),
-            ));
-        }
         by_device.push(super::CaptureLimit {
             below_memory_gib: l.below_memory_gib,
-            min_tp: l.min_tp,
-            max_size: l.max_capture_size,
+            min_tp: at_least_one("cuda_graphs.by_device.min_tp", l.min_tp)?,
+            max_size: at_least_one("cuda_graphs.by_device.max_capture_size", l.max_capture_size)?,
         });
     }
-    if g.max_capture_size == Some(0) {
-        return Err(bad(
-            "cuda_graphs.max_capture_size",
-            "must be at least 1".into(),
-        ));
+    if let Some(m) = g.max_capture_size {
+        at_least_one("cuda_graphs.max_capture_size", m)?;
     }
     let h = &f.host;
     let a = &f.api_server;

@@ -686,7 +686,10 @@ fn sglang_captures_decode_graphs_by_gpu_memory_and_tp() {
 fn capture_limits_of_zero_are_errors_naming_the_key() {
     let sg = ServingStack::load(&paths(), Some("sglang")).unwrap();
     let e = load_error_with_line(&sg, "min_tp", "0");
-    assert!(e.contains("cuda_graphs.by_device") && e.contains("at least 1"), "{e}");
+    assert!(
+        e.contains("cuda_graphs.by_device") && e.contains("at least 1"),
+        "{e}"
+    );
     let e = load_error_with_line(&sg, "max_capture_size", "0");
-    assert!(e.contains("cuda_graphs.by_device"), "{e}");
+    assert!(e.contains("cuda_graphs.by_device.max_capture_size"), "{e}");
 }

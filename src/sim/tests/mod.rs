@@ -179,41 +179,31 @@ fn multi_step_streams_tokens_in_groups() {
     assert_eq!((ms(recs[0].ttft_s), ms(recs[0].e2e_s)), (1.1, 3.3));
 }
 
-#[test]
-fn rejects_requests_that_can_never_fit() {
-    let lat = FixedLatency::from_micros(1000, 10, 100);
-    // 4 blocks of 16 tokens = 64 tokens of KV; max_model_len 100.
-    let mut cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 4, 100);
-    cfg.max_num_batched_tokens = 128;
-    let recs = run(
-        cfg,
-        lat,
-        vec![req(1, 0, 90, 20), req(2, 0, 60, 10), req(3, 0, 30, 10)],
-    );
+/// The end status of each of `reqs`, in order, run on `cfg`.
+fn statuses(cfg: EngineConfig, reqs: Vec<Request>) -> Vec<RequestStatus> {
+    let ids: Vec<u64> = reqs.iter().map(|r| r.id).collect();
+    let recs = run(cfg, FixedLatency::from_micros(1000, 10, 100), reqs);
     let status = |id| recs.iter().find(|r| r.request_id == id).unwrap().status;
-    assert_eq!(status(1), RequestStatus::Rejected); // 110 > max_model_len
-    assert_eq!(status(2), RequestStatus::Rejected); // 69 KV tokens > 64
-    assert_eq!(status(3), RequestStatus::Finished);
+    ids.into_iter().map(status).collect()
 }
 
 #[test]
-fn a_budget_that_caps_prompts_turns_longer_ones_away() {
+fn rejects_requests_that_can_never_fit() {
+    use RequestStatus::{Finished, Rejected};
+    // 4 blocks of 16 tokens = 64 tokens of KV; max_model_len 100: 110 tokens are over
+    // max_model_len, 69 KV tokens over the cache.
+    let mut cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 4, 100);
+    cfg.max_num_batched_tokens = 128;
+    let reqs = vec![req(1, 0, 90, 20), req(2, 0, 60, 10), req(3, 0, 30, 10)];
+    assert_eq!(statuses(cfg, reqs), [Rejected, Rejected, Finished]);
     // TensorRT-LLM without chunked context: a 40-token budget rejects a 50-token
     // prompt on arrival and runs a 40-token one whole once nothing else is scheduled.
-    let lat = FixedLatency::from_micros(1000, 10, 100);
     let mut cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 100, 1000);
     cfg.enable_chunked_prefill = false;
     cfg.long_prompts = crate::engine::LongPrompts::Reject;
     cfg.max_num_batched_tokens = 40;
-    let recs = run(
-        cfg,
-        lat,
-        vec![req(1, 0, 50, 5), req(2, 0, 40, 5), req(3, 0, 10, 5)],
-    );
-    let status = |id| recs.iter().find(|r| r.request_id == id).unwrap().status;
-    assert_eq!(status(1), RequestStatus::Rejected);
-    assert_eq!(status(2), RequestStatus::Finished);
-    assert_eq!(status(3), RequestStatus::Finished);
+    let reqs = vec![req(1, 0, 50, 5), req(2, 0, 40, 5), req(3, 0, 10, 5)];
+    assert_eq!(statuses(cfg, reqs), [Rejected, Finished, Finished]);
 }
 
 /// A latency model that breaks (NaN, negative or zero seconds) once a batch holds

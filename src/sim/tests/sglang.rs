@@ -39,12 +39,17 @@ fn step(r: &mut Replica, now: SimTime) -> (u64, SimTime) {
 #[test]
 fn a_prompt_runs_alone_and_before_the_running_decodes() {
     // A decodes; B's 100-token prompt arrives: SGLang prefills it in two chunks alone
-    // (64, 36 tokens) before A's next token; vLLM V1 mixes A's decode into each.
-    for (kind, expect) in [
-        (SchedulerKind::Sglang, [64, 36, 2]),
-        (SchedulerKind::VllmV1, [64, 38, 2]),
+    // (64, 36 tokens) before A's next token; vLLM V1 mixes A's decode into each, and so
+    // does SGLang with --enable-mixed-chunk (the chunks shrink by the one token A takes:
+    // 63 + 1, 37 + 1).
+    for (kind, mixed, expect) in [
+        (SchedulerKind::Sglang, false, [64, 36, 2]),
+        (SchedulerKind::VllmV1, false, [64, 38, 2]),
+        (SchedulerKind::Sglang, true, [64, 38, 2]),
     ] {
-        let mut r = replica(kind, 1000, None);
+        let mut cfg = replica(kind, 1000, None).config().clone();
+        cfg.enable_mixed_chunk = mixed;
+        let mut r = Replica::new(0, cfg, Arc::new(FixedLatency::from_micros(100, 1, 0))).unwrap();
         let mut now = SimTime::ZERO;
         r.add_request(req(0, 0, 10, 50), now, &mut Quiet);
         for _ in 0..3 {
@@ -57,31 +62,8 @@ fn a_prompt_runs_alone_and_before_the_running_decodes() {
             *g = tokens;
             now = end;
         }
-        assert_eq!(got, expect, "{kind}");
+        assert_eq!(got, expect, "{kind}, mixed {mixed}");
     }
-}
-
-#[test]
-fn mixed_chunks_carry_the_running_decodes() {
-    // As above with --enable-mixed-chunk: A's decode joins each of B's chunks, which
-    // shrink by the one token it takes (63 + 1, 37 + 1), then A and B decode.
-    let mut r = replica(SchedulerKind::Sglang, 1000, None);
-    let mut cfg = r.config().clone();
-    cfg.enable_mixed_chunk = true;
-    r = Replica::new(0, cfg, Arc::new(FixedLatency::from_micros(100, 1, 0))).unwrap();
-    let mut now = SimTime::ZERO;
-    r.add_request(req(0, 0, 10, 50), now, &mut Quiet);
-    for _ in 0..3 {
-        now = step(&mut r, now).1;
-    }
-    r.add_request(req(1, 0, 100, 50), now, &mut Quiet);
-    let mut got = [0; 3];
-    for g in &mut got {
-        let (tokens, end) = step(&mut r, now);
-        *g = tokens;
-        now = end;
-    }
-    assert_eq!(got, [64, 38, 2]);
 }
 
 #[test]
