@@ -211,6 +211,34 @@ fn readme_list_stacks_is_real_output() {
 }
 
 #[test]
+fn rejected_requests_come_with_the_reason() {
+    // TensorRT-LLM without chunked context turns the longer of two prompts away.
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.csv");
+    std::fs::write(
+        &trace,
+        "arrival_time_s,input_tokens,output_tokens\n0.0,9000,8\n0.1,100,8\n",
+    )
+    .unwrap();
+    let (o, _d) = servesim(&[
+        "simulate",
+        "--serving-stack",
+        "trtllm",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--no-output",
+    ]);
+    ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains("1 completed, 1 rejected"), "{out}");
+    assert!(
+        out.contains("prompts over the 8192-token budget")
+            && out.contains("--enable-chunked-prefill"),
+        "{out}"
+    );
+}
+
+#[test]
 fn closed_loop_concurrency_bounds_the_batch() {
     let (o, _d) = servesim(&[
         "simulate",

@@ -51,6 +51,9 @@ pub fn print_outcome(out: &SimulateOutcome, format: Format) -> Result<()> {
                 println!("  latency model: {}", s.latency.describe());
             }
             print!("{}", crate::report::summary_table(&result.summary));
+            if result.summary.rejected > 0 {
+                println!("{}", rejection_note(setups.iter().map(|(_, _, s)| s)));
+            }
             if let Some(dir) = &output_dir {
                 println!(
                     "wrote {}/{{requests.csv,timeseries.csv,summary.json,config.json,report.html}}",
@@ -60,4 +63,29 @@ pub fn print_outcome(out: &SimulateOutcome, format: Format) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Why requests are turned away on these replicas: longer than `max_model_len`, more KV
+/// than the cache holds, or (where chunked prefill is off and the stack keeps its token
+/// budget, as TensorRT-LLM does) a prompt longer than the budget.
+fn rejection_note<'a>(setups: impl Iterator<Item = &'a crate::setup::ReplicaSetup>) -> String {
+    let mut why = Vec::new();
+    for s in setups {
+        let e = &s.engine;
+        let mut w = format!(
+            "longer than max_model_len {} or than the {} tokens of KV cache",
+            e.max_model_len,
+            e.kv_capacity_tokens()
+        );
+        if let Some(n) = e.longest_prompt() {
+            w.push_str(&format!(
+                ", or prompts over the {n}-token budget, which the {} stack keeps without chunked prefill (--enable-chunked-prefill or a larger --max-num-batched-tokens admits them)",
+                s.deployment.stack.name
+            ));
+        }
+        if !why.contains(&w) {
+            why.push(w);
+        }
+    }
+    format!("note: rejected requests are those {}", why.join("; "))
 }
