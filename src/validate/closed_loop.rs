@@ -128,6 +128,7 @@ fn replay_row(run: &GroupRun<'_>, launch: Option<Launch<'_>>, row: &SummaryRow) 
             s.engine = l
                 .rule
                 .engine(&s.engine, l.flags, l.version, isl, row.batch_size);
+            s.engine.validate()?;
             own = s;
             &own
         }
