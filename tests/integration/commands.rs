@@ -213,13 +213,10 @@ fn readme_list_stacks_is_real_output() {
 #[test]
 fn rejected_requests_come_with_the_reason() {
     // TensorRT-LLM without chunked context turns the longer of two prompts away.
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("t.csv");
-    std::fs::write(
-        &trace,
+    let (_dir, trace) = temp_file(
+        "t.csv",
         "arrival_time_s,input_tokens,output_tokens\n0.0,9000,8\n0.1,100,8\n",
-    )
-    .unwrap();
+    );
     let (o, _d) = servesim(&[
         "simulate",
         "--serving-stack",

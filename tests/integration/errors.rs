@@ -4,13 +4,10 @@ use crate::util::*;
 
 #[test]
 fn malformed_trace_row_names_file_line_and_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let trace = dir.path().join("bad.csv");
-    std::fs::write(
-        &trace,
+    let (dir, trace) = temp_file(
+        "bad.csv",
         "arrival_time_s,input_tokens,output_tokens\n0.0,100,10\n0.5,abc,10\n",
-    )
-    .unwrap();
+    );
     let o = servesim_in(
         dir.path(),
         &[

@@ -25,6 +25,14 @@ pub fn servesim(args: &[&str]) -> (Output, tempfile::TempDir) {
     (servesim_in(dir.path(), args), dir)
 }
 
+/// A temporary folder holding one file `name` with `text`, and the file's path.
+pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("write the file");
+    (dir, path)
+}
+
 /// stdout as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
