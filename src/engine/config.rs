@@ -333,8 +333,11 @@ impl EngineConfig {
                 r.initial_ratio * 100.0
             ),
         };
+        let prefill = self.max_prefill_tokens.map_or(String::new(), |m| {
+            format!(", prefill batches closed at {m} tokens")
+        });
         format!(
-            "{} seqs / {} tokens per iteration{}{reserve}",
+            "{} seqs / {} tokens per iteration{}{prefill}{reserve}",
             self.max_num_seqs,
             self.max_num_batched_tokens,
             if self.enable_mixed_chunk {
@@ -434,6 +437,9 @@ mod tests {
         assert!(e.contains("--enable-mixed-chunk"), "{e}");
         c.enable_mixed_chunk = false;
         c.max_prefill_tokens = Some(4096);
+        assert!(c
+            .describe_batching()
+            .contains("prefill batches closed at 4096 tokens"));
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("--max-prefill-tokens"), "{e}");
         c.scheduler = SchedulerKind::Sglang;
