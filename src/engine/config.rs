@@ -491,10 +491,8 @@ pub struct EngineOverrides {
     /// the prompt alone.
     pub kv_reservation: Option<bool>,
     /// `--enable-mixed-chunk` (SGLang).
-    #[serde(default)]
     pub enable_mixed_chunk: Option<bool>,
     /// `--max-prefill-tokens` (SGLang).
-    #[serde(default)]
     pub max_prefill_tokens: Option<u32>,
 }
 

@@ -128,6 +128,15 @@ impl BatchSpec {
                 ),
             );
         }
+        if let Some(n) = e.longest_prompt().filter(|&n| self.input_len > n) {
+            return bad(
+                "--input-len",
+                format!(
+                    "{} prompt tokens exceed the {} stack's token budget of {n} without chunked prefill, which turns longer prompts away (as TensorRT-LLM's max_num_tokens does); pass --enable-chunked-prefill or a larger --max-num-batched-tokens",
+                    self.input_len, setup.deployment.stack.name
+                ),
+            );
+        }
         // Iterations without preemption: the decode steps of each group of at most
         // max_num_seqs sequences, and the prompt tokens over the token budget.
         let groups = u64::from(self.batch_size).div_ceil(u64::from(e.max_num_seqs.max(1)));
@@ -432,20 +441,6 @@ fn estimate_bounded(
         }),
         work,
     });
-    if let Some(n) = setup
-        .engine
-        .longest_prompt()
-        .filter(|&n| batch.input_len > n)
-    {
-        return Err(Error::input(
-            "<command line>",
-            Some("--input-len"),
-            format!(
-                "{} prompt tokens exceed the {} stack's token budget of {n} without chunked prefill, which turns longer prompts away (as TensorRT-LLM's max_num_tokens does); pass --enable-chunked-prefill or a larger --max-num-batched-tokens",
-                batch.input_len, setup.deployment.stack.name
-            ),
-        ));
-    }
     let mut tallied = setup.clone();
     tallied.latency = tallying.clone();
     // Through the stack's API server, as clients (and `simulate`) see it.

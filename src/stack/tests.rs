@@ -278,7 +278,7 @@ fn a_rocm_build_runs_on_amd_only_and_its_decode_kernel_is_its_own() {
 /// gap, and a bad efficiency is named by its key.
 #[test]
 fn a_rocm_builds_gemms_and_dispatch_gaps_are_its_own() {
-    use crate::deployment::{Deployment, DeploymentRequest};
+    use crate::deployment::Deployment;
     use crate::perf::{select_latency_model, LatencyChoice};
     let rocm = ServingStack::load(&paths(), Some("vllm-0.6-rocm")).unwrap();
     let g = rocm.gemm.clone().expect("the ROCm build has its own GEMMs");
@@ -287,12 +287,7 @@ fn a_rocm_builds_gemms_and_dispatch_gaps_are_its_own() {
     assert!(rocm.execution.host.per_kernel_us > 0.0);
     assert!(rocm.execution.host.prior_per_kernel_us.is_some());
 
-    let req = DeploymentRequest {
-        model: Some("meta-llama/Llama-2-70b-hf".into()),
-        hardware: Some("mi300x".into()),
-        serving_stack: Some("vllm-0.6-rocm".into()),
-        ..Default::default()
-    };
+    let req = request("vllm-0.6-rocm", "meta-llama/Llama-2-70b-hf", "mi300x");
     let d = Deployment::resolve(&req, &paths()).unwrap();
     let mut own_gpu = d.clone();
     std::sync::Arc::make_mut(&mut own_gpu.stack).gemm = None;
@@ -372,6 +367,16 @@ fn engine_for(
     engine_of_version(stack, model, max_len, ov, None)
 }
 
+/// A deployment request for `model` on `hardware` served by `stack`.
+fn request(stack: &str, model: &str, hardware: &str) -> crate::deployment::DeploymentRequest {
+    crate::deployment::DeploymentRequest {
+        model: Some(model.into()),
+        hardware: Some(hardware.into()),
+        serving_stack: Some(stack.into()),
+        ..Default::default()
+    }
+}
+
 /// As [`engine_for`], for engine version `version`.
 fn engine_of_version(
     stack: &str,
@@ -381,12 +386,9 @@ fn engine_of_version(
     version: Option<&str>,
 ) -> crate::engine::config::EngineConfig {
     let req = crate::deployment::DeploymentRequest {
-        model: Some(model.into()),
-        hardware: Some("h100".into()),
-        serving_stack: Some(stack.into()),
         max_model_len: max_len,
         engine_version: version.map(str::to_owned),
-        ..Default::default()
+        ..request(stack, model, "h100")
     };
     let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
     crate::setup::ReplicaSetup::new(d, &ov, &paths())
@@ -466,12 +468,9 @@ fn v0_stacks_chunk_the_prefill_of_long_context_models_as_vllm_does() {
 #[test]
 fn a_long_context_model_fits_with_the_chunked_budget_it_profiles_with() {
     let req = crate::deployment::DeploymentRequest {
-        model: Some("meta-llama/Llama-3.1-405B".into()),
-        hardware: Some("h100".into()),
         tensor_parallel_size: Some(8),
         quantization: Some("fp8".into()),
-        serving_stack: Some("vllm-0.6".into()),
-        ..Default::default()
+        ..request("vllm-0.6", "meta-llama/Llama-3.1-405B", "h100")
     };
     let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
     let s = crate::setup::ReplicaSetup::new(d.clone(), &Default::default(), &paths()).unwrap();
@@ -637,12 +636,7 @@ fn tensorrt_llm_serves_without_eviction_unless_told_otherwise() {
         kv_reservation: Some(true),
         ..none
     };
-    let req = crate::deployment::DeploymentRequest {
-        model: Some("meta-llama/Llama-3.1-8B".into()),
-        hardware: Some("h100".into()),
-        serving_stack: Some("vllm-v1".into()),
-        ..Default::default()
-    };
+    let req = request("vllm-v1", "meta-llama/Llama-3.1-8B", "h100");
     let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
     let e = crate::setup::ReplicaSetup::new(d, &on, &paths())
         .unwrap_err()
@@ -659,12 +653,9 @@ fn sglang_captures_decode_graphs_by_gpu_memory_and_tp() {
     // TP4), RTX 4090 24, B200 512; 160 before 0.5.3.
     let largest = |hw: &str, tp: u32, version: Option<&str>| {
         let req = crate::deployment::DeploymentRequest {
-            model: Some("meta-llama/Llama-3.1-8B".into()),
-            hardware: Some(hw.into()),
-            serving_stack: Some("sglang".into()),
             tensor_parallel_size: Some(tp),
             engine_version: version.map(str::to_owned),
-            ..Default::default()
+            ..request("sglang", "meta-llama/Llama-3.1-8B", hw)
         };
         let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
         *d.stack.execution.capture_sizes.last().unwrap()

@@ -19,6 +19,9 @@ pub(super) struct Policy {
     multi_step: bool,
     /// Keep this fraction of blocks free when admitting new requests (V0 watermark).
     admit_watermark: f64,
+    /// A prompt that may be chunked is admitted only if the free KV holds all of it
+    /// (SGLang charges the whole prompt before computing its first chunk).
+    whole_prompt_fits: bool,
 }
 
 /// vLLM V1 (`vllm/v1/core/sched/scheduler.py` behaviour).
@@ -27,6 +30,7 @@ pub(super) const V1: Policy = Policy {
     prefill_alone: false,
     multi_step: false,
     admit_watermark: 0.0,
+    whole_prompt_fits: false,
 };
 /// vLLM V0 with chunked prefill: decodes, then running chunks, then new chunks.
 pub(super) const V0_CHUNKED: Policy = Policy {
@@ -34,6 +38,7 @@ pub(super) const V0_CHUNKED: Policy = Policy {
     prefill_alone: false,
     multi_step: true,
     admit_watermark: 0.01,
+    whole_prompt_fits: false,
 };
 /// vLLM V0 default: prefill-prioritised whole prompts, decodes when none are admitted.
 pub(super) const V0: Policy = Policy {
@@ -41,6 +46,7 @@ pub(super) const V0: Policy = Policy {
     prefill_alone: true,
     multi_step: true,
     admit_watermark: 0.01,
+    whole_prompt_fits: false,
 };
 /// SGLang (`Scheduler.get_next_batch_to_run` without `--enable-mixed-chunk`): a
 /// prefill batch of the unfinished chunk and waiting prompts, cut at the chunked-prefill
@@ -50,6 +56,7 @@ pub(super) const SGLANG: Policy = Policy {
     prefill_alone: true,
     multi_step: false,
     admit_watermark: 0.0,
+    whole_prompt_fits: true,
 };
 /// SGLang with `--enable-mixed-chunk`: the running decodes join the prefill batch,
 /// whose chunk budget shrinks by one token per decode (`PrefillAdder` with
@@ -59,6 +66,7 @@ pub(super) const SGLANG_MIXED: Policy = Policy {
     prefill_alone: false,
     multi_step: false,
     admit_watermark: 0.0,
+    whole_prompt_fits: true,
 };
 /// Orca: whole prompts mixed with decodes in one iteration.
 pub(super) const ORCA: Policy = Policy {
@@ -66,6 +74,7 @@ pub(super) const ORCA: Policy = Policy {
     prefill_alone: false,
     multi_step: false,
     admit_watermark: 0.0,
+    whole_prompt_fits: false,
 };
 
 pub(super) fn schedule(
@@ -291,8 +300,7 @@ fn admit_waiting(
                 Some(res) => need > *room.get_or_insert_with(|| reservation::room(st, res)),
                 None => {
                     let pending = st.reqs[slot].pending_tokens().div_ceil(cfg.block_size);
-                    let sglang = cfg.scheduler == crate::engine::SchedulerKind::Sglang;
-                    sglang && chunked && pending > st.kv.num_free_blocks()
+                    policy.whole_prompt_fits && chunked && pending > st.kv.num_free_blocks()
                 }
             };
             if blocked {
