@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 
 METRICS = ["e2e", "tpot", "ttft"]
+# Unit names that start with an engine (the AIConfigurator groups: `vllm-0.12.0_...`).
+ENGINES = ("vllm", "sglang", "trtllm")
 
 
 def unit_errors(v: dict) -> dict[str, float]:
@@ -100,6 +102,11 @@ def main() -> None:
     ap.add_argument("--label", default="")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--units", action="store_true", help="also list every unit")
+    ap.add_argument(
+        "--by-engine",
+        action="store_true",
+        help="also the medians per engine, for units named after one (the AIConfigurator groups: vllm-..., sglang-..., trtllm-...)",
+    )
     args = ap.parse_args()
     if not args.root.is_dir():
         sys.exit(f"{args.root}: not a folder")
@@ -117,6 +124,22 @@ def main() -> None:
             f"| {name} | {x['units']} | {fmt(x.get('e2e'))} | {fmt(x.get('tpot'))} | "
             f"{fmt(x.get('ttft'))} | {fmt(x.get('output_throughput'))} | {gap} |"
         )
+        if args.by_engine:
+            engines: dict[str, list[dict]] = {}
+            for u in s["units"]:
+                engine = u["unit"].split("-")[0]
+                if engine in ENGINES:
+                    engines.setdefault(engine, []).append(u)
+            for engine, us in engines.items():
+                med = {
+                    m: statistics.median(abs(u["errors"][m]) for u in us if m in u["errors"])
+                    for m in METRICS
+                    if any(m in u["errors"] for u in us)
+                }
+                print(
+                    f"|   {engine} | {len(us)} | {fmt(med.get('e2e'))} | {fmt(med.get('tpot'))} | "
+                    f"{fmt(med.get('ttft'))} | - | - |"
+                )
         if args.units:
             for u in s["units"]:
                 e = u["errors"]
