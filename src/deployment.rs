@@ -59,6 +59,10 @@ pub struct DeploymentRequest {
     /// The serving engine's version (`0.19.0`), where known: measurements of that
     /// version are preferred to the average over the versions measured.
     pub engine_version: Option<String>,
+    /// `Some(true)`: every iteration runs eagerly, each kernel launched by the CPU
+    /// (vLLM's `--enforce-eager`), whatever CUDA graphs the stack captures. `None`: the
+    /// stack's.
+    pub enforce_eager: Option<bool>,
 }
 
 /// A resolved, validated deployment.
@@ -210,13 +214,18 @@ impl Deployment {
             tp,
             req.engine_version.as_deref(),
         );
-        let stack = if on_device == stack.scheduler && graphs.is_none() {
+        // Or none at all (`--enforce-eager`).
+        let eager = req.enforce_eager == Some(true);
+        let stack = if on_device == stack.scheduler && graphs.is_none() && !eager {
             stack
         } else {
             let mut s = (*stack).clone();
             s.scheduler = on_device;
             if let Some(e) = graphs {
                 s.execution = e;
+            }
+            if eager {
+                s.execution = s.execution.eager();
             }
             Arc::new(s)
         };

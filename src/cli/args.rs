@@ -126,6 +126,12 @@ pub struct DeploymentArgs {
     /// Default: every default of the stack, every version measured averaged.
     #[arg(long, value_name = "VERSION")]
     pub engine_version: Option<String>,
+
+    /// Run every iteration eagerly, each kernel launched by the CPU, as vLLM's
+    /// --enforce-eager does: no CUDA graphs, whatever the serving stack captures.
+    /// Default: the stack's graphs.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub enforce_eager: Option<bool>,
 }
 
 merge_fields!(DeploymentArgs {
@@ -145,7 +151,8 @@ merge_fields!(DeploymentArgs {
     inter_node_link,
     intra_node_link,
     serving_stack,
-    engine_version
+    engine_version,
+    enforce_eager
 });
 
 /// Scheduler settings (vLLM knob names; defaults are vLLM's for the chosen scheduler).
@@ -311,6 +318,7 @@ impl DeploymentArgs {
             intra_node_link: self.intra_node_link.clone(),
             serving_stack: self.serving_stack.clone(),
             engine_version: self.engine_version.clone(),
+            enforce_eager: self.enforce_eager,
         }
     }
 

@@ -143,6 +143,19 @@ pub struct CaptureLimit {
     pub max_size: u32,
 }
 
+impl GraphMode {
+    /// How iterations run, for reports: `eager (no CUDA graphs)`, `decode-only CUDA
+    /// graphs`, ...
+    pub fn describe(self) -> &'static str {
+        match self {
+            GraphMode::None => "eager (no CUDA graphs)",
+            GraphMode::DecodeOnly => "decode-only CUDA graphs",
+            GraphMode::Piecewise => "piecewise CUDA graphs",
+            GraphMode::FullAndPiecewise => "full and piecewise CUDA graphs",
+        }
+    }
+}
+
 impl CaptureLimits {
     fn is_none(&self) -> bool {
         self.default_max.is_none() && self.by_device.is_empty()
@@ -213,6 +226,18 @@ impl Execution {
             capture_sizes: self.capture_sizes[..kept].to_vec(),
             ..self.clone()
         })
+    }
+
+    /// This execution without CUDA graphs (vLLM's `--enforce-eager`): every iteration's
+    /// kernels launched one by one by the CPU; host work unchanged.
+    pub fn eager(&self) -> Execution {
+        Execution {
+            graph_mode: GraphMode::None,
+            capture_sizes: Vec::new(),
+            max_capture_context: None,
+            capture_limits: CaptureLimits::default(),
+            ..self.clone()
+        }
     }
 
     /// The smallest captured size that holds `n` tokens, if any.

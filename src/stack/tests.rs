@@ -684,3 +684,49 @@ fn capture_limits_of_zero_are_errors_naming_the_key() {
     let e = load_error_with_line(&sg, "max_capture_size", "0");
     assert!(e.contains("cuda_graphs.by_device.max_capture_size"), "{e}");
 }
+
+#[test]
+fn enforce_eager_launches_every_kernel_from_the_cpu() {
+    use crate::stack::GraphMode;
+    let resolve = |stack: &str, model: &str, eager: Option<bool>| {
+        let req = crate::deployment::DeploymentRequest {
+            enforce_eager: eager,
+            ..request(stack, model, "h100")
+        };
+        crate::deployment::Deployment::resolve(&req, &paths()).unwrap()
+    };
+    // Whatever the stack captures (SGLang's sizes also depend on the device).
+    for stack in ["vllm-v1", "vllm-0.6", "sglang", "trtllm"] {
+        let d = resolve(stack, "Qwen/Qwen3-0.6B", Some(true));
+        assert_eq!(d.stack.execution.graph_mode, GraphMode::None, "{stack}");
+        assert!(d.stack.execution.capture_sizes.is_empty(), "{stack}");
+        let kept = resolve(stack, "Qwen/Qwen3-0.6B", Some(false));
+        assert_ne!(kept.stack.execution.graph_mode, GraphMode::None, "{stack}");
+    }
+    // A small model's decode step is shorter than launching its kernels one by one:
+    // eager decoding is launch-bound, a large model's is not.
+    let tpot = |model: &str, eager: Option<bool>| {
+        let setup = crate::setup::ReplicaSetup::new(
+            resolve("vllm-v1", model, eager),
+            &Default::default(),
+            &paths(),
+        )
+        .unwrap();
+        let batch = crate::estimate::BatchSpec {
+            batch_size: 1,
+            input_len: 128,
+            output_len: 64,
+        };
+        crate::estimate::estimate(&setup, batch).unwrap().tpot_s
+    };
+    let small = (
+        tpot("Qwen/Qwen3-0.6B", None),
+        tpot("Qwen/Qwen3-0.6B", Some(true)),
+    );
+    assert!(small.1 > small.0 * 1.1, "{small:?}");
+    let large = (
+        tpot("Qwen/Qwen3-14B", None),
+        tpot("Qwen/Qwen3-14B", Some(true)),
+    );
+    assert!(large.1 < large.0 * 1.02, "{large:?}");
+}

@@ -208,6 +208,14 @@ pub fn read_meta(path: &Path) -> Result<EngineHints> {
         dtype: string(kw, "dtype"),
         kv_cache_dtype: string(kw, "kv_cache_dtype"),
         engine_version: string(obj, "vllm_version").map(|v| format!("vLLM {v}")),
+        // Passed by the run, else as vLLM resolved it.
+        enforce_eager: kw
+            .get("enforce_eager")
+            .and_then(Value::as_bool)
+            .or_else(|| {
+                doc.pointer("/resolved_config/model_config/enforce_eager")
+                    .and_then(Value::as_bool)
+            }),
     })
 }
 
@@ -233,7 +241,8 @@ mod tests {
         std::fs::write(
             run.join("meta.json"),
             r#"{"engine_kwargs": {"model": "m", "tensor_parallel_size": 2, "max_model_len": null},
-                "kv_cache": {"num_gpu_blocks": 100, "block_size": 16, "gpu_memory_utilization": 0.8}}"#,
+                "kv_cache": {"num_gpu_blocks": 100, "block_size": 16, "gpu_memory_utilization": 0.8},
+                "resolved_config": {"model_config": {"enforce_eager": true}}}"#,
         )
         .unwrap();
         let r = read(&run).unwrap();
@@ -249,6 +258,7 @@ mod tests {
         assert_eq!(r.hints.num_gpu_blocks, Some(100));
         assert_eq!(r.hints.max_model_len, None);
         assert_eq!(r.hints.hardware.as_deref(), Some("RTX4090"));
+        assert_eq!(r.hints.enforce_eager, Some(true));
     }
 
     #[test]

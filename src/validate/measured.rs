@@ -135,6 +135,8 @@ pub struct EngineHints {
     pub kv_cache_dtype: Option<String>,
     /// The engine's version, where recorded.
     pub engine_version: Option<String>,
+    /// Whether the engine ran without CUDA graphs (`enforce_eager`).
+    pub enforce_eager: Option<bool>,
 }
 
 impl EngineHints {
@@ -155,6 +157,7 @@ impl EngineHints {
         );
         fill(&mut req.dtype, &self.dtype);
         fill(&mut req.kv_cache_dtype, &self.kv_cache_dtype);
+        fill(&mut req.enforce_eager, &self.enforce_eager);
         if req.engine_version.is_none() {
             // "vLLM 0.19.0" → "0.19.0", as the measurement tables name versions.
             req.engine_version = self

@@ -321,7 +321,7 @@ impl Roofline {
             .sum::<f64>()
             + 4.0;
         let description = format!(
-            "roofline ({} on {} × TP{} PP{}; GEMM {:.0}% of peak, attention {:.0}%, memory {:.0}% of {:.0} GB/s{}; serving stack {}: {:?} CUDA graphs, host {:.0} µs per iteration{}{}{}{})",
+            "roofline ({} on {} × TP{} PP{}; GEMM {:.0}% of peak, attention {:.0}%, memory {:.0}% of {:.0} GB/s{}; serving stack {}: {}, host {:.0} µs per iteration{}{}{}{})",
             m.name,
             d.gpu().name,
             d.tp,
@@ -336,7 +336,7 @@ impl Roofline {
                 String::new()
             },
             d.stack.name,
-            d.stack.execution.graph_mode,
+            d.stack.execution.graph_mode.describe(),
             host.step_us,
             if host.per_kernel_us > 0.0 {
                 format!(" + {:.1} µs per kernel", host.per_kernel_us)

@@ -680,9 +680,9 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
     ctx.note(
         "overhead",
         format!(
-            "serving stack {}: {:?} CUDA graphs, host {:.1} µs per iteration + {:.1} µs per sequence ({:?}; {})",
+            "serving stack {}: {}, host {:.1} µs per iteration + {:.1} µs per sequence ({:?}; {})",
             d.stack.name,
-            exec.graph_mode,
+            exec.graph_mode.describe(),
             exec.host.step_us,
             exec.host.per_sequence_us,
             exec.host.overlap,
