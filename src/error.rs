@@ -159,13 +159,42 @@ pub fn toml_error(path: &std::path::Path, text: &str, err: &toml::de::Error) -> 
         .split('`')
         .nth(1)
         .filter(|_| msg.contains("field") || msg.contains("key"))
-        .map(str::to_owned);
+        .map(str::to_owned)
+        .or_else(|| err.span().and_then(|s| key_at(text, s.start)));
     Error::Input {
         path: path.to_owned(),
         line,
         field,
         msg,
     }
+}
+
+/// The dotted key (`table.key`) of the `key = value` line holding byte `at` of a TOML
+/// `text`, where that line is one.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let at = at.min(text.len());
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let (key, _) = text[start..end].split_once('=')?;
+    let key = key.trim();
+    let bare = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    if !bare(key) {
+        return None;
+    }
+    let table = text[..start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+    Some(match table {
+        Some(t) if bare(t) => format!("{t}.{key}"),
+        _ => key.to_owned(),
+    })
 }
 
 /// The `n` known names closest to `name` (edit distance on lowercase strings, with a
@@ -232,6 +261,29 @@ mod tests {
         );
         let e = Error::input("m.json", Some("hidden_size"), "missing");
         assert_eq!(e.to_string(), "m.json: field `hidden_size`: missing");
+    }
+
+    #[test]
+    fn toml_type_errors_name_the_key_of_their_line() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Host {
+            step_us: f64,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Doc {
+            name: String,
+            host: Host,
+        }
+        let text = "name = \"a\"\n\n[host]\n# comment\nstep_us = \"fast\"\n";
+        let err = toml::from_str::<Doc>(text).unwrap_err();
+        let e = toml_error(std::path::Path::new("s.toml"), text, &err).to_string();
+        assert!(e.starts_with("s.toml:5: field `host.step_us`: "), "{e}");
+        let text = "name = 3\n";
+        let err = toml::from_str::<Doc>(text).unwrap_err();
+        let e = toml_error(std::path::Path::new("s.toml"), text, &err).to_string();
+        assert!(e.starts_with("s.toml:1: field `name`: "), "{e}");
     }
 
     #[test]

@@ -164,7 +164,8 @@ fn a_few_summary_rows_replay_as_closed_loops() {
         &DataPaths::builtin(),
         |_| true,
         &|_, _| {},
-    );
+    )
+    .unwrap();
     let v = out[0].1.as_ref().unwrap();
     assert_eq!(v.kind, ValidationKind::ServingSummary);
     assert_eq!(v.replay, Some(ReplayMode::ClosedLoop { concurrency: None }));
@@ -192,9 +193,24 @@ fn a_few_summary_rows_replay_as_closed_loops() {
         },
         ..Settings::default()
     };
-    let out = validate_summary(&t, &given, &DataPaths::builtin(), |_| true, &|_, _| {});
+    let out = validate_summary(&t, &given, &DataPaths::builtin(), |_| true, &|_, _| {}).unwrap();
     assert_eq!(
         out[0].1.as_ref().unwrap().deployment.serving_stack,
         "vllm-v1"
+    );
+
+    // A launch rule beside the table that cannot be read stops the whole replay, once,
+    // naming its file, line and key.
+    write(
+        dir.path(),
+        "launch.toml",
+        "requests_per_client = \"many\"\n",
+    );
+    let e = validate_summary(&t, &given, &DataPaths::builtin(), |_| true, &|_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("launch.toml:1: field `requests_per_client`"),
+        "{e}"
     );
 }

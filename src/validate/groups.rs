@@ -241,23 +241,21 @@ pub fn validate_throughput<'a>(
 /// closed loop ([`closed_loop`]), returning `(group, outcome)` in group order; a group
 /// that cannot be simulated is an `Err` there. `settings` win over every mapped choice
 /// (`--serving-stack` over the engine's stack). `done` hears of each group as it
-/// finishes, with its wall time.
+/// finishes, with its wall time. A launch rule beside the table
+/// ([`super::aic_launch`]) that cannot be read is an error before any group runs.
 pub fn validate_summary<'a>(
     table: &'a SummaryTable,
     settings: &Settings,
     paths: &DataPaths,
     mut keep: impl FnMut(&SummaryGroup) -> bool,
     done: &(dyn Fn(&SummaryGroup, std::time::Duration) + Sync),
-) -> Vec<(&'a SummaryGroup, Result<Validation>)> {
+) -> Result<Vec<(&'a SummaryGroup, Result<Validation>)>> {
     let ov = closed_loop::engine_overrides(&settings.engine);
-    let rule = super::aic_launch::AicLaunch::beside(&table.source);
+    let rule = super::aic_launch::AicLaunch::beside(&table.source)?;
     let one = |g: &SummaryGroup| -> Result<Validation> {
-        let rule = rule
-            .as_ref()
-            .map_err(|e| crate::error::Error::Config(e.to_string()))?;
         let req = closed_loop::group_request(g, &settings.deployment);
         let mut d = Deployment::resolve(&req, paths)?;
-        if let Some(r) = rule {
+        if let Some(r) = &rule {
             let most = g.rows.iter().map(|x| x.batch_size).max().unwrap_or(1);
             d.stack = std::sync::Arc::new(r.stack(&d.stack, most));
         }
@@ -290,5 +288,5 @@ pub fn validate_summary<'a>(
         Ok(v)
     };
     let groups: Vec<&SummaryGroup> = table.groups.iter().filter(|g| keep(g)).collect();
-    par_groups(groups, one, done)
+    Ok(par_groups(groups, one, done))
 }

@@ -205,7 +205,7 @@ pub(super) fn summary(
             d.as_secs_f64()
         );
     };
-    let results = validate::validate_summary(table, settings, paths, keep, &done);
+    let results = validate::validate_summary(table, settings, paths, keep, &done)?;
     if results.is_empty() {
         anyhow::bail!(
             "no group of {} matches --select ({} groups)",
