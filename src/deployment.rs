@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::hardware::{ClusterSpec, GpuSpec, HardwareCatalog};
 use crate::model::{ModelCatalog, ModelSpec};
 use crate::paths::DataPaths;
-use crate::stack::ServingStack;
+use crate::stack::{Execution, ServingStack};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -63,6 +63,65 @@ pub struct DeploymentRequest {
     /// (vLLM's `--enforce-eager`), whatever CUDA graphs the stack captures. `None`: the
     /// stack's.
     pub enforce_eager: Option<bool>,
+    /// CUDA-graph settings that replace the stack's.
+    pub graphs: GraphFlags,
+}
+
+/// CUDA-graph settings given on the command line; each replaces the stack's where set.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GraphFlags {
+    /// Captured sizes (`--cuda-graph-sizes`).
+    pub sizes: Option<Vec<u32>>,
+    /// Largest captured size kept (`--max-cuda-graph-size`).
+    pub max_size: Option<u32>,
+    /// Longest decode context a graph runs (`--max-seq-len-to-capture`).
+    pub max_context: Option<u32>,
+}
+
+impl GraphFlags {
+    fn is_empty(&self) -> bool {
+        *self == GraphFlags::default()
+    }
+
+    /// `exec` with these settings.
+    fn apply(&self, exec: &Execution) -> Result<Execution> {
+        let flag = |f: &str, msg: &str| Error::input("<command line>", Some(f), msg);
+        let mut e = exec.clone();
+        if let Some(sizes) = &self.sizes {
+            if sizes.is_empty() || sizes.contains(&0) {
+                return Err(flag(
+                    "cuda-graph-sizes",
+                    "sizes must be whole numbers of at least 1",
+                ));
+            }
+            let mut s = sizes.clone();
+            s.sort_unstable();
+            s.dedup();
+            e = e.with_capture_sizes(s);
+        }
+        if let Some(m) = self.max_size {
+            if m == 0 {
+                return Err(flag(
+                    "max-cuda-graph-size",
+                    "must be at least 1 (use --enforce-eager for no graphs)",
+                ));
+            }
+            let kept: Vec<u32> = e
+                .capture_sizes
+                .iter()
+                .copied()
+                .filter(|&c| c <= m)
+                .collect();
+            e = e.with_capture_sizes(kept);
+        }
+        if let Some(c) = self.max_context {
+            if c == 0 {
+                return Err(flag("max-seq-len-to-capture", "must be at least 1"));
+            }
+            e.max_capture_context = Some(c);
+        }
+        Ok(e)
+    }
 }
 
 /// A resolved, validated deployment.
@@ -214,15 +273,19 @@ impl Deployment {
             tp,
             req.engine_version.as_deref(),
         );
-        // Or none at all (`--enforce-eager`).
+        // Or the command line's, or none at all (`--enforce-eager`).
         let eager = req.enforce_eager == Some(true);
-        let stack = if on_device == stack.scheduler && graphs.is_none() && !eager {
+        let flags = !req.graphs.is_empty();
+        let stack = if on_device == stack.scheduler && graphs.is_none() && !eager && !flags {
             stack
         } else {
             let mut s = (*stack).clone();
             s.scheduler = on_device;
             if let Some(e) = graphs {
                 s.execution = e;
+            }
+            if flags {
+                s.execution = req.graphs.apply(&s.execution)?;
             }
             if eager {
                 s.execution = s.execution.eager();

@@ -132,6 +132,31 @@ pub struct DeploymentArgs {
     /// Default: the stack's graphs.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub enforce_eager: Option<bool>,
+
+    /// The batch sizes (tokens) captured as CUDA graphs, comma-separated, instead of the
+    /// serving stack's list (vLLM's --cuda-graph-sizes / cudagraph_capture_sizes,
+    /// SGLang's --cuda-graph-bs, TensorRT-LLM's cuda_graph_config.batch_sizes); a
+    /// batch runs as the smallest captured size that holds it, eagerly above the
+    /// largest. Default: the stack's.
+    #[arg(
+        long,
+        value_name = "N,N,...",
+        value_delimiter = ',',
+        alias = "cudagraph-capture-sizes",
+        alias = "cuda-graph-bs"
+    )]
+    pub cuda_graph_sizes: Option<Vec<u32>>,
+
+    /// Capture CUDA graphs only up to this batch size (tokens), cutting the stack's list
+    /// (SGLang's --cuda-graph-max-bs, vLLM's max_cudagraph_capture_size). Default: the
+    /// stack's.
+    #[arg(long, value_name = "N", alias = "cuda-graph-max-bs")]
+    pub max_cuda_graph_size: Option<u32>,
+
+    /// vLLM V0: decode batches whose longest context exceeds this many tokens run
+    /// eagerly (max_seq_len_to_capture). Default: the stack's (8,192 for vLLM V0).
+    #[arg(long, value_name = "TOKENS")]
+    pub max_seq_len_to_capture: Option<u32>,
 }
 
 merge_fields!(DeploymentArgs {
@@ -152,7 +177,10 @@ merge_fields!(DeploymentArgs {
     intra_node_link,
     serving_stack,
     engine_version,
-    enforce_eager
+    enforce_eager,
+    cuda_graph_sizes,
+    max_cuda_graph_size,
+    max_seq_len_to_capture
 });
 
 /// Scheduler settings (vLLM knob names; defaults are vLLM's for the chosen scheduler).
@@ -319,6 +347,11 @@ impl DeploymentArgs {
             serving_stack: self.serving_stack.clone(),
             engine_version: self.engine_version.clone(),
             enforce_eager: self.enforce_eager,
+            graphs: crate::deployment::GraphFlags {
+                sizes: self.cuda_graph_sizes.clone(),
+                max_size: self.max_cuda_graph_size,
+                max_context: self.max_seq_len_to_capture,
+            },
         }
     }
 

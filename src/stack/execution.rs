@@ -228,6 +228,16 @@ impl Execution {
         })
     }
 
+    /// This execution capturing exactly `sizes` (ascending, distinct; none: every
+    /// batch eager), whatever the device would cut.
+    pub fn with_capture_sizes(&self, sizes: Vec<u32>) -> Execution {
+        Execution {
+            capture_sizes: sizes,
+            capture_limits: CaptureLimits::default(),
+            ..self.clone()
+        }
+    }
+
     /// This execution without CUDA graphs (vLLM's `--enforce-eager`): every iteration's
     /// kernels launched one by one by the CPU; host work unchanged.
     pub fn eager(&self) -> Execution {

@@ -730,3 +730,72 @@ fn enforce_eager_launches_every_kernel_from_the_cpu() {
     );
     assert!(large.1 < large.0 * 1.02, "{large:?}");
 }
+
+#[test]
+fn graph_flags_replace_the_stacks_capture_settings() {
+    use crate::deployment::{Deployment, DeploymentRequest, GraphFlags};
+    let resolve = |stack: &str, graphs: GraphFlags| {
+        let req = DeploymentRequest {
+            graphs,
+            ..request(stack, "meta-llama/Llama-3.1-8B", "h100")
+        };
+        Deployment::resolve(&req, &paths())
+    };
+    let sizes = |stack: &str, graphs: GraphFlags| {
+        resolve(stack, graphs)
+            .unwrap()
+            .stack
+            .execution
+            .capture_sizes
+            .clone()
+    };
+    // A list replaces the stack's (and SGLang's cut by device), sorted, once each.
+    let listed = GraphFlags {
+        sizes: Some(vec![8, 1, 4, 4]),
+        ..GraphFlags::default()
+    };
+    assert_eq!(sizes("sglang", listed.clone()), [1, 4, 8]);
+    assert_eq!(sizes("vllm-v1", listed), [1, 4, 8]);
+    // A maximum cuts the stack's list.
+    let capped = GraphFlags {
+        max_size: Some(64),
+        ..GraphFlags::default()
+    };
+    let v1 = sizes("vllm-v1", capped);
+    assert_eq!(v1.last(), Some(&64));
+    assert!(v1.len() > 3);
+    // V0's longest captured decode context.
+    let context = GraphFlags {
+        max_context: Some(32768),
+        ..GraphFlags::default()
+    };
+    let d = resolve("vllm-0.6", context).unwrap();
+    assert_eq!(d.stack.execution.max_capture_context, Some(32768));
+    // Zeros are errors naming their flag.
+    for (flags, name) in [
+        (
+            GraphFlags {
+                sizes: Some(vec![0]),
+                ..GraphFlags::default()
+            },
+            "cuda-graph-sizes",
+        ),
+        (
+            GraphFlags {
+                max_size: Some(0),
+                ..GraphFlags::default()
+            },
+            "max-cuda-graph-size",
+        ),
+        (
+            GraphFlags {
+                max_context: Some(0),
+                ..GraphFlags::default()
+            },
+            "max-seq-len-to-capture",
+        ),
+    ] {
+        let e = resolve("vllm-v1", flags).unwrap_err().to_string();
+        assert!(e.contains(&format!("`{name}`")), "{e}");
+    }
+}
