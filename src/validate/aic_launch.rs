@@ -120,7 +120,7 @@ impl AicLaunch {
             self.source,
             self.sglang_mixed_chunk_versions.join(", "),
             if self.capture_every_batch_size {
-                "captured for every batch size up to the group's largest batch"
+                "captured for every batch size up to the group's largest batch (--cuda-graph-sizes or --max-cuda-graph-size win)"
             } else {
                 "as the stack captures them"
             },

@@ -255,7 +255,12 @@ pub fn validate_summary<'a>(
     let one = |g: &SummaryGroup| -> Result<Validation> {
         let req = closed_loop::group_request(g, &settings.deployment);
         let mut d = Deployment::resolve(&req, paths)?;
-        if let Some(r) = &rule {
+        // The rule's capture list, unless the command line gave one.
+        let graph_flags = &settings.deployment.graphs;
+        if let Some(r) = rule
+            .as_ref()
+            .filter(|_| graph_flags.sizes.is_none() && graph_flags.max_size.is_none())
+        {
             let most = g.rows.iter().map(|x| x.batch_size).max().unwrap_or(1);
             d.stack = std::sync::Arc::new(r.stack(&d.stack, most));
         }
