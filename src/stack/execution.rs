@@ -228,6 +228,21 @@ impl Execution {
         })
     }
 
+    /// How iterations run, for reports: the graph mode, the largest captured size and
+    /// (decode-only graphs) the longest captured context.
+    pub fn describe_graphs(&self) -> String {
+        let mode = self.graph_mode.describe();
+        match self.capture_sizes.last() {
+            Some(max) if self.graph_mode != GraphMode::None => {
+                let context = self
+                    .max_capture_context
+                    .map_or(String::new(), |c| format!(", contexts up to {c}"));
+                format!("{mode} up to {max} tokens{context}")
+            }
+            _ => mode.to_owned(),
+        }
+    }
+
     /// This execution capturing exactly `sizes` (ascending, distinct; none: every
     /// batch eager), whatever the device would cut.
     pub fn with_capture_sizes(&self, sizes: Vec<u32>) -> Execution {

@@ -336,7 +336,7 @@ impl Roofline {
                 String::new()
             },
             d.stack.name,
-            d.stack.execution.graph_mode.describe(),
+            d.stack.execution.describe_graphs(),
             host.step_us,
             if host.per_kernel_us > 0.0 {
                 format!(" + {:.1} µs per kernel", host.per_kernel_us)

@@ -116,9 +116,14 @@ fn graph_flags_replace_the_stacks_capture_settings() {
         max_size: Some(64),
         ..GraphFlags::default()
     };
-    let v1 = sizes("vllm-v1", capped);
+    let v1 = sizes("vllm-v1", capped.clone());
     assert_eq!(v1.last(), Some(&64));
     assert!(v1.len() > 3);
+    let exec = &resolve("vllm-v1", capped).unwrap().stack.execution;
+    assert_eq!(
+        exec.describe_graphs(),
+        "full and piecewise CUDA graphs up to 64 tokens"
+    );
     // V0's longest captured decode context.
     let context = GraphFlags {
         max_context: Some(32768),
@@ -126,6 +131,11 @@ fn graph_flags_replace_the_stacks_capture_settings() {
     };
     let d = resolve("vllm-0.6", context).unwrap();
     assert_eq!(d.stack.execution.max_capture_context, Some(32768));
+    assert!(d
+        .stack
+        .execution
+        .describe_graphs()
+        .ends_with(", contexts up to 32768"));
     // Zeros are errors naming their flag.
     for (flags, name) in [
         (

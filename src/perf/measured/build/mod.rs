@@ -682,7 +682,7 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
         format!(
             "serving stack {}: {}, host {:.1} µs per iteration + {:.1} µs per sequence ({:?}; {})",
             d.stack.name,
-            exec.graph_mode.describe(),
+            exec.describe_graphs(),
             exec.host.step_us,
             exec.host.per_sequence_us,
             exec.host.overlap,
