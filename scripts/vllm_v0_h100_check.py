@@ -50,22 +50,18 @@ CHECKS = [
     },
     # The RFC's static batches (benchmark_latency: output length not given, its default
     # 128 assumed); its author noted the numbers were to be regenerated.
-    {
-        "row": ("vllm-project/vllm#6913", "baseline (synchronous output processing)", "tpot"),
-        "what": "static batch of 1, 128 in / 128 out (output length assumed)",
-        "requests": 1, "rate": None, "input": 128, "output": 128,
-        "model": "meta-llama/Meta-Llama-3-70B", "stack": "vllm-0.5",
-        "flags": ["--tensor-parallel-size", "4", "--quantization", "fp8",
-                  "--max-model-len", "8192"],
-    },
-    {
-        "row": ("vllm-project/vllm#6913", "baseline", "tpot"),
-        "what": "static batch of 32, 128 in / 128 out (output length assumed)",
-        "requests": 32, "rate": None, "input": 128, "output": 128,
-        "model": "meta-llama/Meta-Llama-3-70B", "stack": "vllm-0.5",
-        "flags": ["--tensor-parallel-size", "4", "--quantization", "fp8",
-                  "--max-model-len", "8192"],
-    },
+    *[
+        {
+            "row": ("vllm-project/vllm#6913", variant, "tpot"),
+            "what": f"static batch of {batch}, 128 in / 128 out (output length assumed)",
+            "requests": batch, "rate": None, "input": 128, "output": 128,
+            "model": "meta-llama/Meta-Llama-3-70B", "stack": "vllm-0.5",
+            "flags": ["--tensor-parallel-size", "4", "--quantization", "fp8",
+                      "--max-model-len", "8192"],
+        }
+        for variant, batch in (("baseline (synchronous output processing)", 1),
+                               ("baseline", 32))
+    ],
 ]
 
 
