@@ -66,6 +66,21 @@ pub enum LongPrompts {
     Reject,
 }
 
+/// What the engine does when its sequence limit is above its token budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeqsOverBudget {
+    /// Nothing: the budget alone limits each iteration (SGLang, TensorRT-LLM).
+    #[default]
+    Allow,
+    /// A default sequence limit falls to a budget given on the command line; a limit
+    /// set above it is an error (vLLM V1: `EngineArgs` takes `min(default,
+    /// max_num_batched_tokens)`, `SchedulerConfig` refuses the rest).
+    LowerDefault,
+    /// An error, default or not (vLLM V0's `SchedulerConfig`).
+    Reject,
+}
+
 /// The settings of one replica's engine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EngineConfig {
@@ -120,6 +135,13 @@ pub struct EngineConfig {
     /// SGLang's default of 16,384, never below its chunk size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_prefill_tokens: Option<u32>,
+    /// A sequence limit above the token budget.
+    #[serde(default, skip_serializing_if = "is_allow")]
+    pub seqs_over_budget: SeqsOverBudget,
+}
+
+fn is_allow(x: &SeqsOverBudget) -> bool {
+    *x == SeqsOverBudget::Allow
 }
 
 fn is_raise_budget(x: &LongPrompts) -> bool {
@@ -211,6 +233,7 @@ impl EngineConfig {
             long_prompts: LongPrompts::RaiseBudget,
             enable_mixed_chunk: false,
             max_prefill_tokens: None,
+            seqs_over_budget: SeqsOverBudget::Allow,
         };
         c.max_num_batched_tokens = c.default_max_num_batched_tokens(2048);
         c
@@ -231,6 +254,7 @@ impl EngineConfig {
         c.async_scheduling = stack.async_scheduling;
         c.kv_reservation = stack.kv_reservation;
         c.long_prompts = stack.long_prompts;
+        c.seqs_over_budget = stack.seqs_over_budget;
         c.max_num_batched_tokens =
             c.default_max_num_batched_tokens(stack.budget(c.enable_chunked_prefill));
         c
@@ -275,6 +299,14 @@ impl EngineConfig {
         }
         if self.max_num_batched_tokens == 0 {
             return bad("--max-num-batched-tokens must be at least 1".into());
+        }
+        if self.seqs_over_budget != SeqsOverBudget::Allow
+            && self.max_num_batched_tokens < self.max_num_seqs
+        {
+            return bad(format!(
+                "--max-num-batched-tokens ({}) is below --max-num-seqs ({}), which vLLM refuses (max_num_batched_tokens must be greater than or equal to max_num_seqs); lower --max-num-seqs or raise the budget",
+                self.max_num_batched_tokens, self.max_num_seqs
+            ));
         }
         if self.block_size == 0 {
             return bad("--block-size must be at least 1".into());
@@ -552,6 +584,10 @@ impl EngineOverrides {
             .unwrap_or_else(|| c.default_max_num_batched_tokens(budget));
         if let Some(x) = self.max_num_seqs {
             c.max_num_seqs = x;
+        } else if self.max_num_batched_tokens.is_some()
+            && c.seqs_over_budget == SeqsOverBudget::LowerDefault
+        {
+            c.max_num_seqs = c.max_num_seqs.min(c.max_num_batched_tokens);
         }
         if let Some(x) = self.block_size {
             c.block_size = x;

@@ -13,6 +13,6 @@ pub mod replica;
 pub mod request;
 pub mod scheduler;
 
-pub use config::{EngineConfig, LongPrompts, PreemptionMode, SchedulerKind};
+pub use config::{EngineConfig, LongPrompts, PreemptionMode, SchedulerKind, SeqsOverBudget};
 pub use replica::{Replica, ReplicaRole, RequestSink, TokenEvent};
 pub use request::{LiveRequest, RequestRecord, RequestStatus};

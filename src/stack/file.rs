@@ -93,6 +93,8 @@ struct SchedulerSection {
     kv_reservation: Option<KvReservationSection>,
     #[serde(default)]
     long_prompts: crate::engine::LongPrompts,
+    #[serde(default)]
+    seqs_over_budget: crate::engine::SeqsOverBudget,
 }
 
 #[derive(Deserialize)]
@@ -530,6 +532,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             }),
             kv_reservation,
             long_prompts: s.long_prompts,
+            seqs_over_budget: s.seqs_over_budget,
         },
         execution,
         api_server,

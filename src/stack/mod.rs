@@ -81,6 +81,9 @@ pub struct SchedulerDefaults {
     /// Prompts longer than the token budget without chunked prefill: the budget grows
     /// to `max_model_len` (vLLM) or they are turned away (TensorRT-LLM).
     pub long_prompts: crate::engine::LongPrompts,
+    /// A sequence limit above the token budget: allowed, a default lowered to a given
+    /// budget (vLLM V1), or an error (vLLM V0).
+    pub seqs_over_budget: crate::engine::SeqsOverBudget,
 }
 
 /// vLLM V0's default for a model served with a long context (0.5.3 – 0.6.x,

@@ -498,6 +498,41 @@ fn a_chunked_prefill_budget_of_zero_is_refused_with_its_key() {
     );
 }
 
+/// A token budget below the sequence limit: vLLM V1 lowers its default limit to a given
+/// budget and refuses an explicit limit above it, vLLM V0 refuses either, SGLang runs.
+#[test]
+fn a_budget_below_the_sequence_limit_follows_each_engine() {
+    use crate::engine::config::EngineOverrides;
+    let budget = |seqs: Option<u32>| EngineOverrides {
+        max_num_batched_tokens: Some(128),
+        max_num_seqs: seqs,
+        ..EngineOverrides::default()
+    };
+    let setup = |stack: &str, ov: EngineOverrides| {
+        let req = crate::deployment::DeploymentRequest {
+            max_model_len: Some(8192),
+            ..request(stack, "meta-llama/Llama-3.1-8B", "h100")
+        };
+        let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
+        crate::setup::ReplicaSetup::new(d, &ov, &paths()).map(|s| s.engine)
+    };
+    let v1 = setup("vllm-v1", budget(None)).unwrap();
+    assert_eq!((v1.max_num_seqs, v1.max_num_batched_tokens), (128, 128));
+    let e = setup("vllm-v1", budget(Some(256))).unwrap_err().to_string();
+    assert!(
+        e.contains("--max-num-batched-tokens (128) is below --max-num-seqs (256)"),
+        "{e}"
+    );
+    let chunked = EngineOverrides {
+        enable_chunked_prefill: Some(true),
+        ..budget(None)
+    };
+    assert!(setup("vllm-0.6", chunked).is_err());
+    let sg = setup("sglang", budget(None)).unwrap();
+    assert_eq!(sg.max_num_batched_tokens, 128);
+    assert!(sg.max_num_seqs > 128);
+}
+
 /// A stack's per-version defaults follow the engine version a deployment names: vLLM
 /// 0.5.0 – 0.5.2 lack the long-context rule, V1 before 0.8.5 the large-GPU defaults; a
 /// deployment that names no version takes every rule of its stack.
