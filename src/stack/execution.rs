@@ -244,8 +244,11 @@ impl Execution {
     }
 
     /// This execution capturing exactly `sizes` (ascending, distinct; none: every
-    /// batch eager), whatever the device would cut.
+    /// batch eager, as [`Execution::eager`]), whatever the device would cut.
     pub fn with_capture_sizes(&self, sizes: Vec<u32>) -> Execution {
+        if sizes.is_empty() {
+            return self.eager();
+        }
         Execution {
             capture_sizes: sizes,
             capture_limits: CaptureLimits::default(),

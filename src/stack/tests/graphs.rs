@@ -89,6 +89,7 @@ fn enforce_eager_launches_every_kernel_from_the_cpu() {
 #[test]
 fn graph_flags_replace_the_stacks_capture_settings() {
     use crate::deployment::{Deployment, DeploymentRequest, GraphFlags};
+    use crate::stack::GraphMode;
     let resolve = |stack: &str, graphs: GraphFlags| {
         let req = DeploymentRequest {
             graphs,
@@ -124,6 +125,15 @@ fn graph_flags_replace_the_stacks_capture_settings() {
         exec.describe_graphs(),
         "full and piecewise CUDA graphs up to 64 tokens"
     );
+    // A maximum below every captured size leaves no graph: every batch eager.
+    let none_left = GraphFlags {
+        sizes: Some(vec![8, 16]),
+        max_size: Some(4),
+        ..GraphFlags::default()
+    };
+    let exec = &resolve("vllm-v1", none_left).unwrap().stack.execution;
+    assert_eq!(exec.graph_mode, GraphMode::None);
+    assert_eq!(exec.describe_graphs(), "eager (no CUDA graphs)");
     // V0's longest captured decode context.
     let context = GraphFlags {
         max_context: Some(32768),
