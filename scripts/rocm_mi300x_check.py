@@ -42,6 +42,9 @@ def estimate(servesim, r):
         "--batch-size", r["batch_size"], "--input-len", str(n_in),
         "--output-len", str(n_out), "--max-model-len", str(n_in + n_out),
         "--format", "json",
+        # benchmark_latency runs the engine as a library (vLLM's LLM class): its batch
+        # defaults, where the stack has them (V1), not the server's.
+        "--offline",
     ]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:

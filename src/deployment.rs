@@ -65,6 +65,9 @@ pub struct DeploymentRequest {
     pub enforce_eager: Option<bool>,
     /// CUDA-graph settings that replace the stack's.
     pub graphs: GraphFlags,
+    /// The engine runs as a library (vLLM's `LLM` class, as offline benchmarks run it):
+    /// the stack's offline batch defaults apply where it has them.
+    pub offline: bool,
 }
 
 /// CUDA-graph settings given on the command line; each replaces the stack's where set.
@@ -262,10 +265,13 @@ impl Deployment {
     ) -> Result<Self> {
         // The engine's defaults in its version and on this GPU (vLLM raises them on
         // large GPUs).
-        let on_device = stack
-            .scheduler
-            .for_version(req.engine_version.as_deref())
-            .for_device(&gpu);
+        let versioned = stack.scheduler.for_version(req.engine_version.as_deref());
+        let on_device = if req.offline {
+            versioned.offline()
+        } else {
+            versioned
+        }
+        .for_device(&gpu);
         let tp = req.tensor_parallel_size.unwrap_or(1);
         // The CUDA graphs it captures there (SGLang sizes them by memory and TP).
         let graphs = stack.execution.on_device(

@@ -157,6 +157,14 @@ pub struct DeploymentArgs {
     /// eagerly (max_seq_len_to_capture). Default: the stack's (8,192 for vLLM V0).
     #[arg(long, value_name = "TOKENS")]
     pub max_seq_len_to_capture: Option<u32>,
+
+    /// The engine runs as a library, as offline benchmarks (vLLM's benchmark_latency and
+    /// benchmark_throughput, its LLM class) run it, with the batch defaults it takes
+    /// there (vLLM V1: 16,384 tokens and 1,024 sequences on GPUs of 70 GiB or more
+    /// other than the A100, 8,192 and 256 elsewhere, against the server's 8,192 / 2,048).
+    /// Default: the server's.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub offline: Option<bool>,
 }
 
 merge_fields!(DeploymentArgs {
@@ -180,7 +188,8 @@ merge_fields!(DeploymentArgs {
     enforce_eager,
     cuda_graph_sizes,
     max_cuda_graph_size,
-    max_seq_len_to_capture
+    max_seq_len_to_capture,
+    offline
 });
 
 /// Scheduler settings (vLLM knob names; defaults are vLLM's for the chosen scheduler).
@@ -352,6 +361,7 @@ impl DeploymentArgs {
                 max_size: self.max_cuda_graph_size,
                 max_context: self.max_seq_len_to_capture,
             },
+            offline: self.offline.unwrap_or(false),
         }
     }
 

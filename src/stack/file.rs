@@ -95,6 +95,18 @@ struct SchedulerSection {
     long_prompts: crate::engine::LongPrompts,
     #[serde(default)]
     seqs_over_budget: crate::engine::SeqsOverBudget,
+    offline: Option<OfflineSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OfflineSection {
+    max_num_seqs: u32,
+    max_num_batched_tokens: u32,
+    large_device_max_num_seqs: Option<u32>,
+    large_device_max_num_batched_tokens: Option<u32>,
+    #[allow(dead_code)]
+    source: String,
 }
 
 #[derive(Deserialize)]
@@ -265,6 +277,25 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             ),
         ] {
             at_least_one(key, v)?;
+        }
+    }
+    if let Some(o) = &s.offline {
+        for (key, v) in [
+            ("scheduler.offline.max_num_seqs", Some(o.max_num_seqs)),
+            (
+                "scheduler.offline.max_num_batched_tokens",
+                Some(o.max_num_batched_tokens),
+            ),
+            (
+                "scheduler.offline.large_device_max_num_seqs",
+                o.large_device_max_num_seqs,
+            ),
+            (
+                "scheduler.offline.large_device_max_num_batched_tokens",
+                o.large_device_max_num_batched_tokens,
+            ),
+        ] {
+            at_least_one(key, v.unwrap_or(1))?;
         }
     }
     for (key, v) in [
@@ -533,6 +564,12 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             kv_reservation,
             long_prompts: s.long_prompts,
             seqs_over_budget: s.seqs_over_budget,
+            offline: s.offline.as_ref().map(|o| super::OfflineDefaults {
+                max_num_seqs: o.max_num_seqs,
+                max_num_batched_tokens: o.max_num_batched_tokens,
+                large_device_max_num_seqs: o.large_device_max_num_seqs,
+                large_device_max_num_batched_tokens: o.large_device_max_num_batched_tokens,
+            }),
         },
         execution,
         api_server,

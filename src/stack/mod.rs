@@ -84,6 +84,22 @@ pub struct SchedulerDefaults {
     /// A sequence limit above the token budget: allowed, a default lowered to a given
     /// budget (vLLM V1), or an error (vLLM V0).
     pub seqs_over_budget: crate::engine::SeqsOverBudget,
+    /// The defaults of the engine run as a library (vLLM's `LLM` class, as offline
+    /// benchmarks run it) where they differ from the server's.
+    pub offline: Option<OfflineDefaults>,
+}
+
+/// Batch defaults of an engine run as a library ([`SchedulerDefaults::offline`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OfflineDefaults {
+    /// `--max-num-seqs`.
+    pub max_num_seqs: u32,
+    /// `--max-num-batched-tokens`.
+    pub max_num_batched_tokens: u32,
+    /// `--max-num-seqs` where the large-device defaults apply.
+    pub large_device_max_num_seqs: Option<u32>,
+    /// `--max-num-batched-tokens` where the large-device defaults apply.
+    pub large_device_max_num_batched_tokens: Option<u32>,
 }
 
 /// vLLM V0's default for a model served with a long context (0.5.3 – 0.6.x,
@@ -181,6 +197,23 @@ impl SchedulerDefaults {
                 && !version::reached(version, l.until_version.as_deref())
         }) {
             s.long_context = None;
+        }
+        s
+    }
+
+    /// The defaults of the engine run as a library (vLLM's `LLM` class: offline
+    /// benchmarks) where the stack gives them, else its own.
+    pub fn offline(&self) -> SchedulerDefaults {
+        let mut s = self.clone();
+        if let Some(o) = &self.offline {
+            s.max_num_seqs = o.max_num_seqs;
+            s.max_num_batched_tokens = o.max_num_batched_tokens;
+            if let Some(l) = s.large_device.as_mut() {
+                l.max_num_seqs = o.large_device_max_num_seqs.unwrap_or(l.max_num_seqs);
+                l.max_num_batched_tokens = o
+                    .large_device_max_num_batched_tokens
+                    .unwrap_or(l.max_num_batched_tokens);
+            }
         }
         s
     }

@@ -533,6 +533,37 @@ fn a_budget_below_the_sequence_limit_follows_each_engine() {
     assert!(sg.max_num_seqs > 128);
 }
 
+/// Run as a library (`--offline`), vLLM V1 takes its LLM class's batch defaults: 16,384
+/// tokens and 1,024 sequences on large GPUs, 8,192 and 256 on an A100; stacks without
+/// such defaults keep theirs.
+#[test]
+fn offline_runs_take_the_library_batch_defaults() {
+    let batch = |stack: &str, hardware: &str, offline: bool| {
+        let req = crate::deployment::DeploymentRequest {
+            max_model_len: Some(8192),
+            offline,
+            ..request(stack, "meta-llama/Llama-3.1-8B", hardware)
+        };
+        let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
+        let e = crate::setup::ReplicaSetup::new(d, &Default::default(), &paths())
+            .unwrap()
+            .engine;
+        (e.max_num_seqs, e.max_num_batched_tokens)
+    };
+    assert_eq!(batch("vllm-v1", "h100", false), (1024, 8192));
+    assert_eq!(batch("vllm-v1", "h100", true), (1024, 16384));
+    assert_eq!(batch("vllm-v1", "a100-sxm4-80gb", false), (256, 2048));
+    assert_eq!(batch("vllm-v1", "a100-sxm4-80gb", true), (256, 8192));
+    assert_eq!(batch("vllm-v1-sync", "h100", true), (1024, 16384));
+    for stack in ["vllm-0.6", "sglang"] {
+        assert_eq!(
+            batch(stack, "h100", true),
+            batch(stack, "h100", false),
+            "{stack}"
+        );
+    }
+}
+
 /// A stack's per-version defaults follow the engine version a deployment names: vLLM
 /// 0.5.0 – 0.5.2 lack the long-context rule, V1 before 0.8.5 the large-GPU defaults; a
 /// deployment that names no version takes every rule of its stack.
