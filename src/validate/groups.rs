@@ -89,7 +89,8 @@ fn par_groups<'g, G: Sync, T: Send>(
 /// The deployment request of a table group: `base` (flags) wins; the group's mapped
 /// model, device, TP ([`TableGroup::tensor_parallel_size`]: the table's device count
 /// times the catalog devices in each) and `max_model_len` fill the gaps, with `float16`
-/// as the measured dtype and the device's serving stack in the table
+/// as the measured dtype, the engine's offline defaults ([`DeploymentRequest::offline`])
+/// and the device's serving stack in the table
 /// ([`super::mapping::HardwareMapping::serving_stack`], else [`TABLE_STACK`]).
 pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> DeploymentRequest {
     let mut r = base.clone();
@@ -102,6 +103,8 @@ pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> Deployment
         r.max_model_len = group.model.max_model_len;
     }
     r.dtype.get_or_insert_with(|| "float16".into());
+    // Static batches run through the engine as a library (vLLM's benchmark_latency).
+    r.offline = true;
     if r.serving_stack.is_none() {
         let stack = group
             .hardware

@@ -70,6 +70,8 @@ pub fn group_request(
     r.quantization
         .get_or_insert_with(|| k.precision.weight_dtype().name().to_owned());
     r.kv_cache_dtype.get_or_insert_with(|| "fp8".into());
+    // trtllm-bench runs the engine as a library.
+    r.offline = true;
     // The rows were measured on TensorRT-LLM: its stack's graph modes, collectives and
     // host costs, unless `--serving-stack` says otherwise.
     r.serving_stack.get_or_insert_with(|| "trtllm".into());
