@@ -377,6 +377,21 @@ fn request(stack: &str, model: &str, hardware: &str) -> crate::deployment::Deplo
     }
 }
 
+/// `req` resolved against the shipped data.
+fn deployment(
+    req: &crate::deployment::DeploymentRequest,
+) -> crate::error::Result<crate::deployment::Deployment> {
+    crate::deployment::Deployment::resolve(req, &paths())
+}
+
+/// The engine settings of `req` with `ov`, memory plan included.
+fn engine_with(
+    req: &crate::deployment::DeploymentRequest,
+    ov: &crate::engine::config::EngineOverrides,
+) -> crate::error::Result<crate::engine::config::EngineConfig> {
+    crate::setup::ReplicaSetup::new(deployment(req)?, ov, &paths()).map(|s| s.engine)
+}
+
 /// As [`engine_for`], for engine version `version`.
 fn engine_of_version(
     stack: &str,
@@ -390,10 +405,7 @@ fn engine_of_version(
         engine_version: version.map(str::to_owned),
         ..request(stack, model, "h100")
     };
-    let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
-    crate::setup::ReplicaSetup::new(d, &ov, &paths())
-        .unwrap()
-        .engine
+    engine_with(&req, &ov).unwrap()
 }
 
 /// vLLM 0.5.3 – 0.6.x switch chunked prefill on, at 512 tokens, for a model served
@@ -513,8 +525,7 @@ fn a_budget_below_the_sequence_limit_follows_each_engine() {
             max_model_len: Some(8192),
             ..request(stack, "meta-llama/Llama-3.1-8B", "h100")
         };
-        let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
-        crate::setup::ReplicaSetup::new(d, &ov, &paths()).map(|s| s.engine)
+        engine_with(&req, &ov)
     };
     let v1 = setup("vllm-v1", budget(None)).unwrap();
     assert_eq!((v1.max_num_seqs, v1.max_num_batched_tokens), (128, 128));
@@ -544,10 +555,7 @@ fn offline_runs_take_the_library_batch_defaults() {
             offline,
             ..request(stack, "meta-llama/Llama-3.1-8B", hardware)
         };
-        let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
-        let e = crate::setup::ReplicaSetup::new(d, &Default::default(), &paths())
-            .unwrap()
-            .engine;
+        let e = engine_with(&req, &Default::default()).unwrap();
         (e.max_num_seqs, e.max_num_batched_tokens)
     };
     assert_eq!(batch("vllm-v1", "h100", false), (1024, 8192));
@@ -703,10 +711,7 @@ fn tensorrt_llm_serves_without_eviction_unless_told_otherwise() {
         ..none
     };
     let req = request("vllm-v1", "meta-llama/Llama-3.1-8B", "h100");
-    let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
-    let e = crate::setup::ReplicaSetup::new(d, &on, &paths())
-        .unwrap_err()
-        .to_string();
+    let e = engine_with(&req, &on).unwrap_err().to_string();
     assert!(
         e.contains("--kv-reservation") && e.contains("vllm-v1"),
         "{e}"
