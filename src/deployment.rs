@@ -86,10 +86,17 @@ impl GraphFlags {
         *self == GraphFlags::default()
     }
 
-    /// `exec` with these settings.
-    fn apply(&self, exec: &Execution) -> Result<Execution> {
+    /// `on_device` (the stack's execution as the device's rules cut it) with these
+    /// settings. A list or a largest size replaces the device's cut, as the engines' own
+    /// flags do (SGLang's `--cuda-graph-max-bs` raises its memory-based limit too), so
+    /// those start from `stack`, the stack's uncut execution.
+    fn apply(&self, stack: &Execution, on_device: &Execution) -> Result<Execution> {
         let flag = |f: &str, msg: &str| Error::input("<command line>", Some(f), msg);
-        let mut e = exec.clone();
+        let mut e = if self.sizes.is_some() || self.max_size.is_some() {
+            stack.clone()
+        } else {
+            on_device.clone()
+        };
         if let Some(sizes) = &self.sizes {
             if sizes.is_empty() || sizes.contains(&0) {
                 return Err(flag(
@@ -291,7 +298,7 @@ impl Deployment {
                 s.execution = e;
             }
             if flags {
-                s.execution = req.graphs.apply(&s.execution)?;
+                s.execution = req.graphs.apply(&stack.execution, &s.execution)?;
             }
             if eager {
                 s.execution = s.execution.eager();

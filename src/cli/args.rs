@@ -147,9 +147,9 @@ pub struct DeploymentArgs {
     )]
     pub cuda_graph_sizes: Option<Vec<u32>>,
 
-    /// Capture CUDA graphs only up to this batch size (tokens), cutting the stack's list
-    /// (SGLang's --cuda-graph-max-bs, vLLM's max_cudagraph_capture_size). Default: the
-    /// stack's.
+    /// Capture CUDA graphs up to this batch size (tokens) from the stack's list, in place
+    /// of any limit the stack sets by device (SGLang's --cuda-graph-max-bs, vLLM's
+    /// max_cudagraph_capture_size). Default: the stack's.
     #[arg(long, value_name = "N", alias = "cuda-graph-max-bs")]
     pub max_cuda_graph_size: Option<u32>,
 

@@ -12,8 +12,13 @@ fn sglang_captures_decode_graphs_by_gpu_memory_and_tp() {
             engine_version: version.map(str::to_owned),
             ..request("sglang", "meta-llama/Llama-3.1-8B", hw)
         };
-        let d = crate::deployment::Deployment::resolve(&req, &paths()).unwrap();
-        *d.stack.execution.capture_sizes.last().unwrap()
+        *deployment(&req)
+            .unwrap()
+            .stack
+            .execution
+            .capture_sizes
+            .last()
+            .unwrap()
     };
     assert_eq!(largest("h100", 1, None), 256);
     assert_eq!(largest("h100", 4, None), 512);
@@ -48,7 +53,7 @@ fn enforce_eager_launches_every_kernel_from_the_cpu() {
             enforce_eager: eager,
             ..request(stack, model, "h100")
         };
-        crate::deployment::Deployment::resolve(&req, &paths()).unwrap()
+        deployment(&req).unwrap()
     };
     // Whatever the stack captures (SGLang's sizes also depend on the device).
     for stack in ["vllm-v1", "vllm-0.6", "sglang", "trtllm"] {
@@ -88,14 +93,13 @@ fn enforce_eager_launches_every_kernel_from_the_cpu() {
 
 #[test]
 fn graph_flags_replace_the_stacks_capture_settings() {
-    use crate::deployment::{Deployment, DeploymentRequest, GraphFlags};
+    use crate::deployment::{DeploymentRequest, GraphFlags};
     use crate::stack::GraphMode;
     let resolve = |stack: &str, graphs: GraphFlags| {
-        let req = DeploymentRequest {
+        deployment(&DeploymentRequest {
             graphs,
             ..request(stack, "meta-llama/Llama-3.1-8B", "h100")
-        };
-        Deployment::resolve(&req, &paths())
+        })
     };
     let sizes = |stack: &str, graphs: GraphFlags| {
         resolve(stack, graphs)
@@ -112,6 +116,13 @@ fn graph_flags_replace_the_stacks_capture_settings() {
     };
     assert_eq!(sizes("sglang", listed.clone()), [1, 4, 8]);
     assert_eq!(sizes("vllm-v1", listed), [1, 4, 8]);
+    // A maximum replaces the device's limit, as SGLang's --cuda-graph-max-bs does: one
+    // H100 at TP1 captures up to 256 by memory, up to 512 when told.
+    let raised = GraphFlags {
+        max_size: Some(512),
+        ..GraphFlags::default()
+    };
+    assert_eq!(sizes("sglang", raised).last(), Some(&512));
     // A maximum cuts the stack's list.
     let capped = GraphFlags {
         max_size: Some(64),
