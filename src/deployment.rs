@@ -65,6 +65,10 @@ pub struct DeploymentRequest {
     pub enforce_eager: Option<bool>,
     /// CUDA-graph settings that replace the stack's.
     pub graphs: GraphFlags,
+    /// Every tensor-parallel all-reduce goes to the collective library (NCCL, RCCL):
+    /// the stack's custom all-reduce kernel is not used (vLLM's and SGLang's
+    /// `--disable-custom-all-reduce`).
+    pub disable_custom_all_reduce: bool,
     /// The engine runs as a library (vLLM's `LLM` class, as offline benchmarks run it):
     /// the stack's offline batch defaults apply where it has them.
     pub offline: bool,
@@ -289,7 +293,14 @@ impl Deployment {
         // Or the command line's, or none at all (`--enforce-eager`).
         let eager = req.enforce_eager == Some(true);
         let flags = !req.graphs.is_empty();
-        let stack = if on_device == stack.scheduler && graphs.is_none() && !eager && !flags {
+        // Or the library's all-reduce for every message (`--disable-custom-all-reduce`).
+        let library_all_reduce = req.disable_custom_all_reduce && stack.custom_all_reduce.is_some();
+        let stack = if on_device == stack.scheduler
+            && graphs.is_none()
+            && !eager
+            && !flags
+            && !library_all_reduce
+        {
             stack
         } else {
             let mut s = (*stack).clone();
@@ -302,6 +313,9 @@ impl Deployment {
             }
             if eager {
                 s.execution = s.execution.eager();
+            }
+            if library_all_reduce {
+                s.custom_all_reduce = None;
             }
             Arc::new(s)
         };

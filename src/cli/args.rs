@@ -133,6 +133,13 @@ pub struct DeploymentArgs {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub enforce_eager: Option<bool>,
 
+    /// Send every tensor-parallel all-reduce to the collective library (NCCL, RCCL)
+    /// instead of the serving stack's custom all-reduce kernel, as vLLM's and SGLang's
+    /// --disable-custom-all-reduce do. Default: the stack's (vLLM: its own kernel for
+    /// messages up to 8 MiB between NVLink GPUs).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub disable_custom_all_reduce: Option<bool>,
+
     /// The batch sizes (tokens) captured as CUDA graphs, comma-separated, instead of the
     /// serving stack's list (vLLM's --cuda-graph-sizes / cudagraph_capture_sizes,
     /// SGLang's --cuda-graph-bs, TensorRT-LLM's cuda_graph_config.batch_sizes); a
@@ -186,6 +193,7 @@ merge_fields!(DeploymentArgs {
     serving_stack,
     engine_version,
     enforce_eager,
+    disable_custom_all_reduce,
     cuda_graph_sizes,
     max_cuda_graph_size,
     max_seq_len_to_capture,
@@ -356,6 +364,7 @@ impl DeploymentArgs {
             serving_stack: self.serving_stack.clone(),
             engine_version: self.engine_version.clone(),
             enforce_eager: self.enforce_eager,
+            disable_custom_all_reduce: self.disable_custom_all_reduce.unwrap_or(false),
             graphs: crate::deployment::GraphFlags {
                 sizes: self.cuda_graph_sizes.clone(),
                 max_size: self.max_cuda_graph_size,

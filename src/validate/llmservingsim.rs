@@ -216,6 +216,13 @@ pub fn read_meta(path: &Path) -> Result<EngineHints> {
                 doc.pointer("/resolved_config/model_config/enforce_eager")
                     .and_then(Value::as_bool)
             }),
+        disable_custom_all_reduce: kw
+            .get("disable_custom_all_reduce")
+            .and_then(Value::as_bool)
+            .or_else(|| {
+                doc.pointer("/resolved_config/parallel_config/disable_custom_all_reduce")
+                    .and_then(Value::as_bool)
+            }),
     })
 }
 
@@ -242,7 +249,8 @@ mod tests {
             run.join("meta.json"),
             r#"{"engine_kwargs": {"model": "m", "tensor_parallel_size": 2, "max_model_len": null},
                 "kv_cache": {"num_gpu_blocks": 100, "block_size": 16, "gpu_memory_utilization": 0.8},
-                "resolved_config": {"model_config": {"enforce_eager": true}}}"#,
+                "resolved_config": {"model_config": {"enforce_eager": true},
+                                    "parallel_config": {"disable_custom_all_reduce": true}}}"#,
         )
         .unwrap();
         let r = read(&run).unwrap();
@@ -259,6 +267,7 @@ mod tests {
         assert_eq!(r.hints.max_model_len, None);
         assert_eq!(r.hints.hardware.as_deref(), Some("RTX4090"));
         assert_eq!(r.hints.enforce_eager, Some(true));
+        assert_eq!(r.hints.disable_custom_all_reduce, Some(true));
     }
 
     #[test]

@@ -137,6 +137,8 @@ pub struct EngineHints {
     pub engine_version: Option<String>,
     /// Whether the engine ran without CUDA graphs (`enforce_eager`).
     pub enforce_eager: Option<bool>,
+    /// Whether the engine sent every all-reduce to NCCL (`disable_custom_all_reduce`).
+    pub disable_custom_all_reduce: Option<bool>,
 }
 
 impl EngineHints {
@@ -158,6 +160,9 @@ impl EngineHints {
         fill(&mut req.dtype, &self.dtype);
         fill(&mut req.kv_cache_dtype, &self.kv_cache_dtype);
         fill(&mut req.enforce_eager, &self.enforce_eager);
+        if self.disable_custom_all_reduce == Some(true) {
+            req.disable_custom_all_reduce = true;
+        }
         if req.engine_version.is_none() {
             // "vLLM 0.19.0" → "0.19.0", as the measurement tables name versions.
             req.engine_version = self

@@ -718,4 +718,5 @@ fn tensorrt_llm_serves_without_eviction_unless_told_otherwise() {
     );
 }
 
+mod collectives;
 mod graphs;
