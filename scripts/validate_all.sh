@@ -179,10 +179,10 @@ echo "## vLLM on MI300X, AMD's dev-docker latency tables (never fitted on)"
 python3 scripts/rocm_mi300x_check.py --servesim target/release/servesim --out "$OUT/rocm-mi300x" \
     | grep -E "^(vLLM|median)" || echo "FAILED: rocm-mi300x"
 
-# vLLM V0 serving results quoted in vLLM pull requests on H100 (perf_model/measurements/
+# vLLM V0 results quoted in vLLM pull requests (perf_model/measurements/
 # vllm-host-overhead/): never fitted on (the V0 stacks are fitted on Argonne's A100 and
 # GH200 rows), the same in every mode.
 echo
-echo "## vLLM V0 on H100, results quoted in vLLM pull requests (never fitted on)"
-python3 scripts/vllm_v0_h100_check.py --servesim target/release/servesim --out "$OUT/vllm-v0-h100" \
-    || echo "FAILED: vllm-v0-h100"
+echo "## vLLM V0 (H100; A100 all-reduce A/B), results quoted in vLLM pull requests (never fitted on)"
+python3 scripts/vllm_v0_pr_check.py --servesim target/release/servesim --out "$OUT/vllm-v0-prs" \
+    || echo "FAILED: vllm-v0-prs"

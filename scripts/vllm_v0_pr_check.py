@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Replay the vLLM V0 serving results quoted in vLLM pull requests on H100
+"""Replay the vLLM V0 results quoted in vLLM pull requests
 (perf_model/measurements/vllm-host-overhead/observations.csv) through `servesim
 simulate` and compare. Nothing here was used to fit any parameter.
 
@@ -7,9 +7,10 @@ Each check names the observation row it scores (source and variant) and how it i
 replayed; the measured value is read from the CSV. The workloads are restated from the
 posts: fixed lengths, arrivals regenerated (seed 0) where the post gives a rate. These
 are single numbers from pre-release branches, a rough check of the V0 stacks on H100
-(the Argonne tables they are fitted on hold no H100 rows).
+(the Argonne tables they are fitted on hold no H100 rows) and of the custom all-reduce
+against NCCL on A100 (an A/B of that kernel alone).
 
-Usage: scripts/vllm_v0_h100_check.py [--servesim target/release/servesim] [--out DIR]
+Usage: scripts/vllm_v0_pr_check.py [--servesim target/release/servesim] [--out DIR]
 """
 import argparse
 import csv
@@ -62,6 +63,21 @@ CHECKS = [
         for variant, batch in (("baseline (synchronous output processing)", 1),
                                ("baseline", 32))
     ],
+    # The custom all-reduce's pull request: the same static batch (benchmark_latency,
+    # 5 iterations) on vLLM ~0.2.6 with CUDA graphs, through NCCL and through the kernel.
+    *[
+        {
+            "row": ("vllm-project/vllm#2192", variant, "batch_latency"),
+            "what": "static batch of 64, 256 in / 256 out",
+            "requests": 64, "rate": None, "input": 256, "output": 256,
+            "model": "meta-llama/Llama-2-70b-hf", "stack": "vllm-0.5",
+            "hardware": "a100-80gb",
+            "flags": ["--tensor-parallel-size", "4", "--offline", *flags],
+        }
+        for variant, flags in (("CUDA graphs with NCCL all-reduce (before)",
+                                ["--disable-custom-all-reduce"]),
+                               ("CUDA graphs with the custom all-reduce (after)", []))
+    ],
 ]
 
 
@@ -89,13 +105,16 @@ def simulated(summary, metric):
         return summary["request_throughput_per_s"]
     if metric in ("mean_tpot", "tpot"):
         return summary["tpot_s"]["mean"] * 1e3
+    if metric == "batch_latency":
+        # Every request arrives at t = 0: the batch ends with the last one.
+        return summary["duration_s"]
     sys.exit(f"no simulated counterpart for {metric}")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--servesim", default=str(ROOT / "target/release/servesim"))
-    ap.add_argument("--out", default=str(ROOT / "output/validation/vllm-v0-h100"))
+    ap.add_argument("--out", default=str(ROOT / "output/validation/vllm-v0-prs"))
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -107,7 +126,8 @@ def main():
         write_trace(trace, c)
         run_dir = out / f"check{n}"
         cmd = [args.servesim, "simulate", "--trace", str(trace), "--model", c["model"],
-               "--hardware", "h100", "--serving-stack", c["stack"], *c["flags"],
+               "--hardware", c.get("hardware", "h100"), "--serving-stack", c["stack"],
+               *c["flags"],
                "--output-dir", str(run_dir)]
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
@@ -118,8 +138,19 @@ def main():
                         "metric": c["row"][2], "unit": unit, "workload": c["what"],
                         "stack": c["stack"], "measured": meas, "simulated": sim,
                         "error_pct": err})
-        print(f"{c['row'][0]} {c['row'][1]} ({c['what']}; {c['stack']} {' '.join(c['flags'])}):"
+        print(f"{c['row'][0]} {c['row'][1]} ({c['what']}; {c.get('hardware', 'h100')},"
+              f" {c['stack']} {' '.join(c['flags'])}):"
               f" {c['row'][2]} measured {meas:.2f} {unit}, simulated {sim:.2f} ({err:+.1f} %)")
+    # An A/B (two variants of one post on the same workload): the difference, which
+    # isolates what the post changed.
+    for a in results:
+        for b in results:
+            if (a is not b and a["source"] == b["source"] and a["workload"] == b["workload"]
+                    and a["metric"] == b["metric"] and a["measured"] > b["measured"]):
+                dm, ds = a["measured"] - b["measured"], a["simulated"] - b["simulated"]
+                print(f"{a['source']} {a['metric']}: '{a['variant']}' minus '{b['variant']}'"
+                      f" measured {dm:.2f} {a['unit']}, simulated {ds:.2f}"
+                      f" ({100.0 * (ds / dm - 1.0):+.1f} %)")
     json.dump(results, open(out / "summary.json", "w"), indent=1)
 
 
