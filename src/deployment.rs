@@ -65,10 +65,10 @@ pub struct DeploymentRequest {
     pub enforce_eager: Option<bool>,
     /// CUDA-graph settings that replace the stack's.
     pub graphs: GraphFlags,
-    /// Every tensor-parallel all-reduce goes to the collective library (NCCL, RCCL):
-    /// the stack's custom all-reduce kernel is not used (vLLM's and SGLang's
-    /// `--disable-custom-all-reduce`).
-    pub disable_custom_all_reduce: bool,
+    /// `Some(true)`: every tensor-parallel all-reduce goes to the collective library
+    /// (NCCL, RCCL), the stack's custom all-reduce kernel unused (vLLM's and SGLang's
+    /// `--disable-custom-all-reduce`). `None`: the stack's.
+    pub disable_custom_all_reduce: Option<bool>,
     /// The engine runs as a library (vLLM's `LLM` class, as offline benchmarks run it):
     /// the stack's offline batch defaults apply where it has them.
     pub offline: bool,
@@ -294,7 +294,8 @@ impl Deployment {
         let eager = req.enforce_eager == Some(true);
         let flags = !req.graphs.is_empty();
         // Or the library's all-reduce for every message (`--disable-custom-all-reduce`).
-        let library_all_reduce = req.disable_custom_all_reduce && stack.custom_all_reduce.is_some();
+        let library_all_reduce =
+            req.disable_custom_all_reduce == Some(true) && stack.custom_all_reduce.is_some();
         let stack = if on_device == stack.scheduler
             && graphs.is_none()
             && !eager

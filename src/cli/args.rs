@@ -364,7 +364,7 @@ impl DeploymentArgs {
             serving_stack: self.serving_stack.clone(),
             engine_version: self.engine_version.clone(),
             enforce_eager: self.enforce_eager,
-            disable_custom_all_reduce: self.disable_custom_all_reduce.unwrap_or(false),
+            disable_custom_all_reduce: self.disable_custom_all_reduce,
             graphs: crate::deployment::GraphFlags {
                 sizes: self.cuda_graph_sizes.clone(),
                 max_size: self.max_cuda_graph_size,

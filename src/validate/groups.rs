@@ -116,6 +116,28 @@ pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> Deployment
     r
 }
 
+/// The deployment request of a group of a static table of `kind` ([`group_request`]),
+/// with the execution its engine had at the table's date where that is known: the
+/// Splitwise table ran eagerly and through NCCL ([`SPLITWISE_ENGINE_NOTE`]). `base`
+/// (flags) wins.
+pub fn table_request(
+    kind: super::TableKind,
+    group: &TableGroup,
+    base: &DeploymentRequest,
+) -> DeploymentRequest {
+    let mut r = group_request(group, base);
+    if kind == super::TableKind::Splitwise {
+        r.enforce_eager.get_or_insert(true);
+        r.disable_custom_all_reduce.get_or_insert(true);
+    }
+    r
+}
+
+/// How the Splitwise table is replayed, and why: its engine is not named, but the
+/// paper's characterization predates CUDA graphs and the custom all-reduce in vLLM, and
+/// an engine of that date run from PyTorch launched its kernels one by one.
+pub const SPLITWISE_ENGINE_NOTE: &str = "Splitwise's characterization (arXiv 2311.18677 v1, 2023-11-30) predates vLLM's CUDA graphs (vllm-project/vllm#1926, v0.2.6, 2023-12-17) and custom all-reduce (#2192, v0.3.0, 2024-01); the engine is not named, so it is replayed as vLLM ran then: every iteration eager (--enforce-eager) and every all-reduce through NCCL (--disable-custom-all-reduce); either flag set to false overrides";
+
 /// The engine settings a static table's runs were made with: `base` (flags) wins. The
 /// Argonne tables come from vLLM's `benchmark_latency.py` (adapted in the
 /// LLM-Inference-Bench repository), whose `--enable-chunked-prefill` is a `store_true`
@@ -153,11 +175,14 @@ pub fn validate_table(
 ) -> Vec<(String, Result<Validation>)> {
     let ov = table_overrides(table.kind, &settings.engine);
     let one = |g: &TableGroup| -> Result<Validation> {
-        let req = group_request(g, &settings.deployment);
+        let req = table_request(table.kind, g, &settings.deployment);
         let d = Deployment::resolve(&req, paths)?;
         let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
         let mut v = batch::validate_group(&g.slug(), &table.source, table.kind, g, &setup)?;
         v.sample = Some(sample_status(&setup, settings, paths, &table.source));
+        if table.kind == super::TableKind::Splitwise {
+            v.notes.push(SPLITWISE_ENGINE_NOTE.into());
+        }
         v.notes.extend(table.notes.iter().cloned());
         v.notes
             .extend(params_note(&setup, paths, settings.roofline.is_some()));

@@ -160,9 +160,10 @@ impl EngineHints {
         fill(&mut req.dtype, &self.dtype);
         fill(&mut req.kv_cache_dtype, &self.kv_cache_dtype);
         fill(&mut req.enforce_eager, &self.enforce_eager);
-        if self.disable_custom_all_reduce == Some(true) {
-            req.disable_custom_all_reduce = true;
-        }
+        fill(
+            &mut req.disable_custom_all_reduce,
+            &self.disable_custom_all_reduce,
+        );
         if req.engine_version.is_none() {
             // "vLLM 0.19.0" → "0.19.0", as the measurement tables name versions.
             req.engine_version = self

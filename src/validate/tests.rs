@@ -313,3 +313,63 @@ fn argonne_tables_replay_chunked_prefill_off_as_their_scripts_passed_it() {
     chunked.engine.enable_chunked_prefill = Some(true);
     assert!(engine(&chunked).enable_chunked_prefill);
 }
+
+/// The Splitwise characterization predates vLLM's CUDA graphs and custom all-reduce: replayed
+/// eagerly and through NCCL, with a note saying why; flags set to false win.
+#[test]
+fn splitwise_tables_replay_eagerly_through_nccl_as_engines_of_their_date_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("perf_model.csv");
+    std::fs::write(
+        &p,
+        "model,hardware,prompt_size,batch_size,token_size,peak_power,average_power,prompt_time,token_time,e2e_time,tensor_parallel\n\
+         llama2-70b,h100-80gb,512,1,128,1,1,60,30,3900,8\n",
+    )
+    .unwrap();
+    let Measurement::Table(t) = open(&p, None, &OpenOptions::default()).unwrap() else {
+        panic!("a table");
+    };
+    let run = |settings: &Settings| {
+        let out = validate_table(&t, settings, &DataPaths::builtin(), |_| true);
+        out[0].1.as_ref().unwrap().clone()
+    };
+    let v = run(&Settings::default());
+    assert!(
+        v.latency_model.contains("eager (no CUDA graphs)"),
+        "{}",
+        v.latency_model
+    );
+    assert!(
+        v.latency_model.contains("NCCL all-reduce"),
+        "{}",
+        v.latency_model
+    );
+    assert!(v
+        .notes
+        .iter()
+        .any(|n| n.contains("predates vLLM's CUDA graphs")));
+    let mut flags = Settings::default();
+    flags.deployment.enforce_eager = Some(false);
+    flags.deployment.disable_custom_all_reduce = Some(false);
+    let w = run(&flags);
+    assert!(
+        !w.latency_model.contains("eager (no CUDA graphs)"),
+        "{}",
+        w.latency_model
+    );
+    assert!(
+        !w.latency_model.contains("NCCL all-reduce"),
+        "{}",
+        w.latency_model
+    );
+    // Eager launches and NCCL make the TP8 decode step longer.
+    let tpot = |v: &Validation| {
+        v.metrics
+            .iter()
+            .find(|m| m.metric == Metric::Tpot)
+            .unwrap()
+            .simulated
+            .mean
+    };
+    assert!(tpot(&v) > tpot(&w), "{} {}", tpot(&v), tpot(&w));
+}

@@ -6,7 +6,7 @@ use super::*;
 fn disable_custom_all_reduce_hands_every_all_reduce_to_the_library() {
     let req = |disable: bool| crate::deployment::DeploymentRequest {
         tensor_parallel_size: Some(4),
-        disable_custom_all_reduce: disable,
+        disable_custom_all_reduce: Some(disable),
         ..request("vllm-0.5", "meta-llama/Llama-2-70b-hf", "a100-80gb")
     };
     assert!(deployment(&req(false))
@@ -53,7 +53,7 @@ fn disable_custom_all_reduce_hands_every_all_reduce_to_the_library() {
     ] {
         let req = |disable: bool| crate::deployment::DeploymentRequest {
             tensor_parallel_size: Some(2),
-            disable_custom_all_reduce: disable,
+            disable_custom_all_reduce: Some(disable),
             ..request(stack, "meta-llama/Llama-2-7b-hf", hw)
         };
         let kept = deployment(&req(false))
