@@ -123,14 +123,7 @@ fn a_tiny_splitwise_table_validates() {
     let out = validate_table(&t, &slow, &DataPaths::builtin(), |_| true);
     let w = out[0].1.as_ref().unwrap();
     assert!(w.notes.iter().any(|n| n.contains("--roofline-params")));
-    let tpot = |v: &Validation| {
-        v.metrics
-            .iter()
-            .find(|m| m.metric == Metric::Tpot)
-            .unwrap()
-            .simulated
-            .mean
-    };
+    let tpot = |v: &Validation| simulated_mean(v, Metric::Tpot);
     assert!(tpot(w) > 2.0 * tpot(v));
 }
 
@@ -363,13 +356,16 @@ fn splitwise_tables_replay_eagerly_through_nccl_as_engines_of_their_date_ran() {
         w.latency_model
     );
     // Eager launches and NCCL make the TP8 decode step longer.
-    let tpot = |v: &Validation| {
-        v.metrics
-            .iter()
-            .find(|m| m.metric == Metric::Tpot)
-            .unwrap()
-            .simulated
-            .mean
-    };
+    let tpot = |v: &Validation| simulated_mean(v, Metric::Tpot);
     assert!(tpot(&v) > tpot(&w), "{} {}", tpot(&v), tpot(&w));
+}
+
+/// The simulated mean of `metric` in `v`.
+fn simulated_mean(v: &Validation, metric: Metric) -> f64 {
+    v.metrics
+        .iter()
+        .find(|m| m.metric == metric)
+        .unwrap()
+        .simulated
+        .mean
 }
