@@ -180,7 +180,10 @@ pub fn validate_table(
         let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
         let mut v = batch::validate_group(&g.slug(), &table.source, table.kind, g, &setup)?;
         v.sample = Some(sample_status(&setup, settings, paths, &table.source));
-        if table.kind == super::TableKind::Splitwise {
+        if table.kind == super::TableKind::Splitwise
+            && req.enforce_eager == Some(true)
+            && req.disable_custom_all_reduce == Some(true)
+        {
             v.notes.push(SPLITWISE_ENGINE_NOTE.into());
         }
         v.notes.extend(table.notes.iter().cloned());

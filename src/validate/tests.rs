@@ -355,6 +355,10 @@ fn splitwise_tables_replay_eagerly_through_nccl_as_engines_of_their_date_ran() {
         "{}",
         w.latency_model
     );
+    assert!(!w
+        .notes
+        .iter()
+        .any(|n| n.contains("predates vLLM's CUDA graphs")));
     // Eager launches and NCCL make the TP8 decode step longer.
     let tpot = |v: &Validation| simulated_mean(v, Metric::Tpot);
     assert!(tpot(&v) > tpot(&w), "{} {}", tpot(&v), tpot(&w));
