@@ -8,9 +8,7 @@ fn paths() -> DataPaths {
 
 /// The error loading `stack`'s file with every line starting with `key` set to `value`.
 fn load_error_with_line(stack: &ServingStack, key: &str, value: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(&stack.path).unwrap();
-    let bad = dir.path().join("bad.toml");
     let edited: String = text
         .lines()
         .map(|l| {
@@ -22,7 +20,14 @@ fn load_error_with_line(stack: &ServingStack, key: &str, value: &str) -> String 
         })
         .collect::<Vec<_>>()
         .join("\n");
-    std::fs::write(&bad, edited).unwrap();
+    load_error(&edited)
+}
+
+/// The error loading a stack file `bad.toml` holding `text`.
+fn load_error(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, text).unwrap();
     ServingStack::load(&paths(), Some(bad.to_str().unwrap()))
         .unwrap_err()
         .to_string()
@@ -76,42 +81,13 @@ fn unknown_stacks_and_bad_fields_are_named() {
         e.contains("unknown serving stack `vllm-v2`") && e.contains("vllm-v1"),
         "{e}"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(ServingStack::dir(&paths()).join("vllm-v1.toml")).unwrap();
-    let bad = dir.path().join("bad.toml");
-    let negative: String = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("step_us =") {
-                "step_us = -1.0"
-            } else {
-                l
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&bad, negative).unwrap();
-    let e = ServingStack::load(&paths(), bad.to_str())
-        .unwrap_err()
-        .to_string();
+    let v1 = ServingStack::load(&paths(), Some("vllm-v1")).unwrap();
+    let e = load_error_with_line(&v1, "step_us", "-1.0");
     assert!(e.contains("bad.toml") && e.contains("host.step_us"), "{e}");
-    std::fs::write(
-        &bad,
-        text.replace("mode = \"full-and-piecewise\"", "mode = \"sometimes\""),
-    )
-    .unwrap();
-    let e = ServingStack::load(&paths(), bad.to_str())
-        .unwrap_err()
-        .to_string();
+    let text = std::fs::read_to_string(&v1.path).unwrap();
+    let e = load_error(&text.replace("mode = \"full-and-piecewise\"", "mode = \"sometimes\""));
     assert!(e.contains("bad.toml:") && e.contains("sometimes"), "{e}");
-    std::fs::write(
-        &bad,
-        text.replace("max_num_seqs = 1024", "max_num_seqs = 0"),
-    )
-    .unwrap();
-    let e = ServingStack::load(&paths(), bad.to_str())
-        .unwrap_err()
-        .to_string();
+    let e = load_error(&text.replace("max_num_seqs = 1024", "max_num_seqs = 0"));
     assert!(
         e.contains("scheduler.large_device.max_num_seqs") && e.contains("at least 1"),
         "{e}"
