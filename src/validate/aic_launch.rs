@@ -26,7 +26,7 @@
 use crate::engine::config::{EngineConfig, EngineOverrides};
 use crate::engine::SchedulerKind;
 use crate::error::Result;
-use crate::stack::{Execution, GraphMode, ServingStack};
+use crate::stack::{GraphMode, ServingStack};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -104,10 +104,9 @@ impl AicLaunch {
     pub fn stack(&self, stack: &ServingStack, max_batch: u32) -> ServingStack {
         let mut s = stack.clone();
         if self.capture_every_batch_size && s.execution.graph_mode != GraphMode::None {
-            s.execution = Execution {
-                capture_sizes: (1..=max_batch.max(1)).collect(),
-                ..stack.execution.clone()
-            };
+            s.execution = stack
+                .execution
+                .with_capture_sizes((1..=max_batch.max(1)).collect());
         }
         s
     }
