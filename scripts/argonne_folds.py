@@ -13,6 +13,10 @@
    vllm-0.6-rocm for AMD) are refitted on one group (`servesim fit-stack`) and the
    other group is scored with them (`servesim validate --serving-stack`), both ways.
    Every score is out-of-sample: no row of a scored model entered its fit.
+3. TensorRT-LLM rows, leave-GPU-out: the stack fitted on them (trtllm-0.11) is refitted
+   on the A100 rows (TensorRT-LLM 0.11) and scored on the GH200 rows (0.12), and the
+   reverse; per platform also the shipped (in-sample) and whole-set-left-out figures of
+   OUT/{default,cv}/argonne-trtllm/.
 Python 3.11, standard library only; runs target/release/servesim (built by
 scripts/validate_all.sh or `cargo build --release`).
 """
@@ -34,6 +38,10 @@ LARGE = {"meta-llama/Llama-2-70b-hf", "meta-llama/Meta-Llama-3-70B", "mistralai/
          "Qwen/Qwen2-72B"}
 # The stack each platform's rows are fitted on, and the group-name marker of its rows.
 STACKS = {"vllm-0.5": "nvidia", "vllm-0.6-rocm": "amd"}
+# The stack of the TensorRT-LLM rows, and the GPUs (as the Hardware column names them)
+# whose rows are left out in turn.
+TRTLLM_STACK = "trtllm-0.11"
+TRTLLM_GPUS = ("A100", "GH200")
 SERVESIM = "target/release/servesim"
 
 
@@ -57,6 +65,45 @@ def run(args: list[str]) -> None:
         sys.exit(f"servesim {' '.join(args)} failed:\n{r.stderr}")
 
 
+def write_rows(path: Path, header: list[str], rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def trtllm_leave_gpu_out(rows: list[list[str]], out: Path) -> None:
+    """Section 3: the TensorRT-LLM rows, one GPU left out of the fit in turn."""
+    header = rows[0]
+    hw, fw = header.index("Hardware"), header.index("Framework")
+    work = out / "argonne-folds" / "trtllm"
+    tables = {}
+    for gpu in TRTLLM_GPUS:
+        tables[gpu] = work / gpu.lower() / "argonne-llm-inference-bench/All_results.csv"
+        write_rows(tables[gpu], header, (r for r in rows[1:]
+                                         if len(r) > fw and r[fw] == "TensorRT-LLM" and gpu in r[hw]))
+    shipped = group_medians(out / "default/argonne-trtllm")
+    left_out = group_medians(out / "cv/argonne-trtllm")
+    print()
+    print("| TensorRT-LLM rows | groups | shipped (in-sample) | whole set left out (priors) | other GPU's rows only |")
+    print("|---|---:|---:|---:|---:|")
+    for gpu in TRTLLM_GPUS:
+        fit_on = next(g for g in TRTLLM_GPUS if g != gpu)
+        fitted = work / f"{TRTLLM_STACK}-fit-on-{fit_on.lower()}.toml"
+        run(["fit-stack", "--serving-stack", TRTLLM_STACK, "--set",
+             f"argonne-llm-inference-bench={tables[fit_on]}", "--output", str(fitted)])
+        scored = work / f"score-{gpu.lower()}"
+        run(["validate", str(tables[gpu]), "--framework", "TensorRT-LLM",
+             "--serving-stack", str(fitted), "--output-dir", str(scored)])
+        folds = [m for v in group_medians(scored).values() for m in v]
+        cells = []
+        for medians in (shipped, left_out):
+            v = [m for p, ms in medians.items() if gpu.lower() in p for m in ms]
+            cells.append(f"{statistics.median(v):.1f}" if v else "-")
+        print(f"| {gpu} | {len(folds)} | {cells[0]} | {cells[1]} | {statistics.median(folds):.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--validation-dir", default="../shared/validation", type=Path)
@@ -77,12 +124,8 @@ def main() -> None:
     header, col = rows[0], rows[0].index("Model")
     work = a.out / "argonne-folds"
     for name, models in (("small", SMALL), ("large", LARGE)):
-        d = work / name / "argonne-llm-inference-bench"
-        d.mkdir(parents=True, exist_ok=True)
-        with (d / "All_results.csv").open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(header)
-            w.writerows(r for r in rows[1:] if len(r) > col and r[col] in models)
+        write_rows(work / name / "argonne-llm-inference-bench/All_results.csv", header,
+                   (r for r in rows[1:] if len(r) > col and r[col] in models))
     scores: dict[str, list[float]] = {}
     for fit_on, score in (("small", "large"), ("large", "small")):
         table = work / score / "argonne-llm-inference-bench/All_results.csv"
@@ -101,6 +144,7 @@ def main() -> None:
     print("|---|---:|---:|")
     for p in sorted(scores):
         print(f"| {p} | {len(scores[p])} | {statistics.median(scores[p]):.1f} |")
+    trtllm_leave_gpu_out(rows, a.out)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,11 @@ validate_set() {
                 || echo "FAILED: argonne"
             servesim validate "$V/argonne-llm-inference-bench/Fig_21__all_results_TTFT.csv" "$@" \
                 --output-dir "$out/fig21_ttft" || echo "FAILED: argonne fig 21" ;;
+        argonne-trtllm)
+            # The same table's TensorRT-LLM rows (0.11 on A100, 0.12 on GH200), on their
+            # own stack (trtllm-0.11, fitted on them: in-sample in the default mode).
+            servesim validate "$ARGONNE" --framework TensorRT-LLM "$@" --output-dir "$out" \
+                || echo "FAILED: argonne trtllm rows" ;;
         trtllm-perf-overview)
             servesim validate "$V/trtllm-perf-overview/throughput_offline.csv" "$@" \
                 --output-dir "$out" || echo "FAILED: trtllm" ;;
@@ -75,7 +80,7 @@ validate_set() {
     esac
 }
 
-SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench splitwise-perf-model trtllm-perf-overview serving-aiconfigurator-silicon"
+SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench argonne-trtllm splitwise-perf-model trtllm-perf-overview serving-aiconfigurator-silicon"
 summary() {
     echo
     echo "## $1: median over runs / table groups of |error| %"
@@ -112,6 +117,15 @@ leave_out_data() {
     echo "$dir"
 }
 
+# fit_name SET: the name SET's measurements go by in a stack's `fitted_on` (the rows of
+# one engine of a table of several are the table's set).
+fit_name() {
+    case "$1" in
+        argonne-trtllm) echo argonne-llm-inference-bench ;;
+        *) echo "$1" ;;
+    esac
+}
+
 # set_paths SET: the measurements fit-stack reads for SET.
 set_paths() {
     case "$1" in
@@ -143,17 +157,18 @@ PY
 #    rest on it); then the set is scored on that copy, each table row on its own stack.
 if [ "$CV" = 1 ]; then
     for s in $SETS; do
-        data=$(leave_out_data "$s")
+        key=$(fit_name "$s")
+        data=$(leave_out_data "$key")
         for f in perf_model/stacks/*.toml; do
             name=$(basename "$f" .toml)
             info=$(stack_sets "$f")
-            echo "$info" | grep -qx -- "$s" || continue
+            echo "$info" | grep -qx -- "$key" || continue
             args=()
-            for other in $(echo "$info" | grep -v -x -e api -e "$s"); do
+            for other in $(echo "$info" | grep -v -x -e api -e "$key"); do
                 args+=(--set "$other=$(set_paths "$other")")
             done
             echo "$info" | grep -qx api && args+=(--api-server)
-            echo "== refit $name without $s"
+            echo "== refit $name without $key"
             servesim fit-stack --serving-stack "$f" "${args[@]}" \
                 --output "$data/perf_model/stacks/$name.toml" || exit 1
         done
@@ -161,7 +176,7 @@ if [ "$CV" = 1 ]; then
     done
     summary "cross-validated (out-of-sample)" "$OUT/cv"
     echo
-    echo "## Argonne per platform, and leave-model-group-out"
+    echo "## Argonne per platform, leave-model-group-out, TensorRT-LLM rows leave-GPU-out"
     python3 scripts/argonne_folds.py --validation-dir "$V" --out "$OUT"
 fi
 

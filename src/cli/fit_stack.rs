@@ -41,7 +41,12 @@ pub fn run(args: FitStackArgs, paths: &DataPaths) -> Result<()> {
             .with_context(|| format!("--set {s}: expected NAME=PATH[,PATH…]"))?;
         let mut measurements = Vec::new();
         for p in list.split(',').filter(|p| !p.is_empty()) {
-            let m = validate::open(std::path::Path::new(p), None, &OpenOptions::default())
+            // Tables of several engines (Argonne's) give the rows of the stack's own.
+            let opts = OpenOptions {
+                framework: Some(stack.framework.clone()),
+                ..OpenOptions::default()
+            };
+            let m = validate::open(std::path::Path::new(p), None, &opts)
                 .with_context(|| format!("--set {name}"))?;
             measurements.push(m);
         }

@@ -22,6 +22,7 @@ struct StackFile {
     custom_all_reduce: Option<AllReduceSection>,
     #[serde(default)]
     platforms: Vec<String>,
+    framework: Option<String>,
     paged_attention: Option<PagedAttentionSection>,
     kernel_generation: Option<KernelGeneration>,
     gemm: Option<GemmSection>,
@@ -575,6 +576,9 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
         api_server,
         custom_all_reduce,
         platforms: f.platforms,
+        framework: f
+            .framework
+            .unwrap_or_else(|| super::DEFAULT_FRAMEWORK.into()),
         paged_attention,
         kernel_generation: f.kernel_generation,
         gemm,

@@ -42,6 +42,9 @@ use std::path::{Path, PathBuf};
 /// The stack used when none is named: current vLLM (V1 engine).
 pub const DEFAULT_STACK: &str = "vllm-v1";
 
+/// The framework a stack file stands for when it names none (its `framework` key).
+pub const DEFAULT_FRAMEWORK: &str = "vLLM";
+
 /// The engine's own scheduler defaults.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SchedulerDefaults {
@@ -384,6 +387,10 @@ pub struct ServingStack {
     /// as in the hardware files' `vendor`); empty: any. `fit-stack` fits only on
     /// measurements from these.
     pub platforms: Vec<String>,
+    /// The engine's name in measurement tables (the `Framework` column of Argonne's
+    /// tables): `fit-stack` fits on the rows of this framework. Default
+    /// [`DEFAULT_FRAMEWORK`].
+    pub framework: String,
     /// The stack's own decode attention kernel, where it differs from the GPU's.
     pub paged_attention: Option<PagedAttention>,
     /// The generation of its kernels: measured operators of this generation are

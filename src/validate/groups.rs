@@ -16,7 +16,7 @@ use super::{
 };
 use crate::deployment::{Deployment, DeploymentRequest};
 use crate::engine::config::EngineOverrides;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::paths::DataPaths;
 use crate::setup::ReplicaSetup;
 use crate::stack::KvCacheBudget;
@@ -172,10 +172,14 @@ pub fn validate_table(
     settings: &Settings,
     paths: &DataPaths,
     mut keep: impl FnMut(&TableGroup) -> bool,
-) -> Vec<(String, Result<Validation>)> {
+) -> Result<Vec<(String, Result<Validation>)>> {
     let ov = table_overrides(table.kind, &settings.engine);
+    let mut base = settings.deployment.clone();
+    if base.serving_stack.is_none() {
+        base.serving_stack = framework_stack(table)?.map(str::to_owned);
+    }
     let one = |g: &TableGroup| -> Result<Validation> {
-        let req = table_request(table.kind, g, &settings.deployment);
+        let req = table_request(table.kind, g, &base);
         let d = Deployment::resolve(&req, paths)?;
         let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
         let mut v = batch::validate_group(&g.slug(), &table.source, table.kind, g, &setup)?;
@@ -191,12 +195,49 @@ pub fn validate_table(
             .extend(params_note(&setup, paths, settings.roofline.is_some()));
         Ok(v)
     };
-    table
+    Ok(table
         .groups
         .iter()
         .filter(|g| keep(g))
         .map(|g| (g.slug(), one(g)))
-        .collect()
+        .collect())
+}
+
+/// The engines of Argonne's tables that have a serving stack of their own besides vLLM
+/// (whose rows take [`TABLE_STACK`] or the device's build), with that stack. Each
+/// stack's `framework` key names the same engine (checked by a test).
+pub const FRAMEWORK_STACKS: &[(&str, &str)] = &[("TensorRT-LLM", "trtllm-0.11")];
+
+/// The stack the rows of `table` replay on where the flags name none: the stack of the
+/// engine whose rows were kept from a table of several engines (Argonne's), none for
+/// vLLM rows and tables of one engine (the group's device decides). An engine that no
+/// stack stands for is an error, not a replay on vLLM's.
+pub fn framework_stack(table: &StaticTable) -> Result<Option<&'static str>> {
+    let Some(fw) = table.framework.as_deref() else {
+        return Ok(None);
+    };
+    if fw.eq_ignore_ascii_case(crate::stack::DEFAULT_FRAMEWORK) {
+        return Ok(None);
+    }
+    match FRAMEWORK_STACKS
+        .iter()
+        .find(|(f, _)| f.eq_ignore_ascii_case(fw))
+    {
+        Some((_, stack)) => Ok(Some(stack)),
+        None => Err(Error::input(
+            &table.source,
+            Some("Framework"),
+            format!(
+                "no serving stack stands for `{fw}` (stacks exist for {}, {}); pass --serving-stack to replay its rows on one",
+                crate::stack::DEFAULT_FRAMEWORK,
+                FRAMEWORK_STACKS
+                    .iter()
+                    .map(|(f, _)| *f)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
 }
 
 /// Whether the model `name` (as the catalog resolves it) has mixture-of-experts layers.

@@ -137,6 +137,9 @@ pub struct StaticTable {
     pub skipped: Vec<String>,
     /// What was read and how, for every group (columns left unread, say).
     pub notes: Vec<String>,
+    /// The engine whose rows were kept (Argonne tables, which mix engines); none for
+    /// tables of one engine.
+    pub framework: Option<String>,
 }
 
 /// The table format of a CSV header, if it is one.
@@ -280,6 +283,7 @@ fn finish(
         groups: out,
         skipped,
         notes,
+        framework: None,
     }
 }
 
@@ -379,7 +383,9 @@ fn argonne(t: &CsvTable, kind: TableKind, framework: &str) -> Result<StaticTable
             ));
         }
     }
-    Ok(finish(&t.path, kind, groups, Vec::new(), notes))
+    let mut table = finish(&t.path, kind, groups, Vec::new(), notes);
+    table.framework = Some(framework.to_owned());
+    Ok(table)
 }
 
 fn splitwise(t: &CsvTable) -> Result<StaticTable> {

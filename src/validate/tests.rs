@@ -104,7 +104,7 @@ fn a_tiny_splitwise_table_validates() {
         panic!("a table");
     };
     assert_eq!(t.skipped.len(), 1);
-    let out = validate_table(&t, &Settings::default(), &DataPaths::builtin(), |_| true);
+    let out = validate_table(&t, &Settings::default(), &DataPaths::builtin(), |_| true).unwrap();
     assert_eq!(out.len(), 1);
     let v = out[0].1.as_ref().unwrap();
     assert_eq!(v.kind, ValidationKind::StepTimes);
@@ -120,7 +120,7 @@ fn a_tiny_splitwise_table_validates() {
         }),
         ..Settings::default()
     };
-    let out = validate_table(&t, &slow, &DataPaths::builtin(), |_| true);
+    let out = validate_table(&t, &slow, &DataPaths::builtin(), |_| true).unwrap();
     let w = out[0].1.as_ref().unwrap();
     assert!(w.notes.iter().any(|n| n.contains("--roofline-params")));
     let tpot = |v: &Validation| simulated_mean(v, Metric::Tpot);
@@ -185,7 +185,7 @@ fn a_tiny_argonne_ttft_table_validates_on_ttft() {
     else {
         panic!("a table");
     };
-    let out = validate_table(&t, &Settings::default(), &DataPaths::builtin(), |_| true);
+    let out = validate_table(&t, &Settings::default(), &DataPaths::builtin(), |_| true).unwrap();
     assert_eq!(out.len(), 2);
     for (slug, v) in &out {
         let v = v.as_ref().unwrap();
@@ -295,7 +295,7 @@ fn argonne_tables_replay_chunked_prefill_off_as_their_scripts_passed_it() {
         panic!("a table");
     };
     let engine = |settings: &Settings| {
-        let out = validate_table(&t, settings, &DataPaths::builtin(), |_| true);
+        let out = validate_table(&t, settings, &DataPaths::builtin(), |_| true).unwrap();
         out[0].1.as_ref().unwrap().engine.clone().unwrap()
     };
     let e = engine(&Settings::default());
@@ -323,7 +323,7 @@ fn splitwise_tables_replay_eagerly_through_nccl_as_engines_of_their_date_ran() {
         panic!("a table");
     };
     let run = |settings: &Settings| {
-        let out = validate_table(&t, settings, &DataPaths::builtin(), |_| true);
+        let out = validate_table(&t, settings, &DataPaths::builtin(), |_| true).unwrap();
         out[0].1.as_ref().unwrap().clone()
     };
     let v = run(&Settings::default());
@@ -362,6 +362,67 @@ fn splitwise_tables_replay_eagerly_through_nccl_as_engines_of_their_date_ran() {
     // Eager launches and NCCL make the TP8 decode step longer.
     let tpot = |v: &Validation| simulated_mean(v, Metric::Tpot);
     assert!(tpot(&v) > tpot(&w), "{} {}", tpot(&v), tpot(&w));
+}
+
+/// Argonne's table mixes engines: the TensorRT-LLM rows replay on TensorRT-LLM's stack
+/// of their date, not vLLM's; an engine no stack stands for is an error naming the
+/// column, unless `--serving-stack` names one.
+#[test]
+fn argonne_rows_of_another_engine_replay_on_that_engines_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("all.csv");
+    std::fs::write(
+        &p,
+        "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,Latency,Throughput\n\
+         Nvidia A100 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,128,1,1.6,160\n\
+         Nvidia A100 GPU,1,TensorRT-LLM,meta-llama/Llama-2-7b-hf,128,1,1.5,170\n\
+         Nvidia A100 GPU,1,llama.cpp,meta-llama/Llama-2-7b-hf,128,1,3.0,85\n",
+    )
+    .unwrap();
+    let table = |framework: &str| {
+        let opts = OpenOptions {
+            framework: Some(framework.into()),
+            ..OpenOptions::default()
+        };
+        let Measurement::Table(t) = open(&p, None, &opts).unwrap() else {
+            panic!("a table");
+        };
+        t
+    };
+    let paths = DataPaths::builtin();
+    let model = |t: &StaticTable, settings: &Settings| {
+        let out = validate_table(t, settings, &paths, |_| true).unwrap();
+        out[0].1.as_ref().unwrap().latency_model.clone()
+    };
+    let trt = table("TensorRT-LLM");
+    assert!(model(&trt, &Settings::default()).contains("serving stack trtllm-0.11"));
+    assert!(model(&table("vLLM"), &Settings::default()).contains("serving stack vllm-0.5"));
+    let cpp = table("llama.cpp");
+    let err = validate_table(&cpp, &Settings::default(), &paths, |_| true).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("Framework") && msg.contains("llama.cpp"),
+        "{msg}"
+    );
+    let mut named = Settings::default();
+    named.deployment.serving_stack = Some("vllm-0.6".into());
+    assert!(model(&cpp, &named).contains("serving stack vllm-0.6"));
+    assert!(model(&trt, &named).contains("serving stack vllm-0.6"));
+}
+
+/// Each engine's stack names that engine in its `framework` key, which `fit-stack` reads
+/// a table's rows by; the vLLM stacks take the default.
+#[test]
+fn each_engines_stack_names_that_engine() {
+    let paths = DataPaths::builtin();
+    for (framework, stack) in groups::FRAMEWORK_STACKS {
+        let s = crate::stack::ServingStack::load(&paths, Some(stack)).unwrap();
+        assert_eq!(s.framework, *framework, "{stack}");
+    }
+    for stack in [TABLE_STACK, crate::validate::mapping::ROCM_TABLE_STACK] {
+        let s = crate::stack::ServingStack::load(&paths, Some(stack)).unwrap();
+        assert_eq!(s.framework, crate::stack::DEFAULT_FRAMEWORK, "{stack}");
+    }
 }
 
 /// The simulated mean of `metric` in `v`.

@@ -229,7 +229,7 @@ pub(super) fn static_sets(
             None,
         )
     };
-    let results = validate::validate_table(table, settings, paths, keep);
+    let results = validate::validate_table(table, settings, paths, keep)?;
     if results.is_empty() {
         anyhow::bail!(
             "no group of {} matches --select (groups: {})",
