@@ -284,3 +284,30 @@ fn replicated_maximum_rates_have_intervals_whatever_the_threads() {
         .iter()
         .all(|c| c.max_rps_ci95.is_none()));
 }
+
+/// The execution keys of a grid file act on every point as the flags do on `simulate`:
+/// on vLLM 0.5, eager iterations (kernels launched from Python) and the collective
+/// library's all-reduce make a TP2 decode step longer than the stack's CUDA graphs and
+/// custom all-reduce.
+#[test]
+fn execution_keys_apply_to_every_point() {
+    let grid = |extra: &str| {
+        format!(
+            "name = \"x\"\nmax-model-len = 4096\nserving-stack = \"vllm-0.5\"\n{extra}\n[grid]\nhardware = [\"h100\"]\n\
+             tensor-parallel-size = [2]\n[workload]\narrival = \"constant\"\nrate-rps = [2.0]\n\
+             input = \"fixed:200\"\noutput = \"fixed:50\"\nnum-requests = 10\n"
+        )
+    };
+    let tpot = |extra: &str| {
+        let ctx = context(&grid(extra));
+        let rows = run_points(&ctx, &[0], 1, &|| {}).unwrap();
+        assert_eq!(rows[0].get("status"), "ok", "{extra}: {:?}", rows[0]);
+        rows[0].get("tpot_mean_s").parse::<f64>().unwrap()
+    };
+    let base = tpot("");
+    let eager = tpot("enforce-eager = true");
+    let nccl = tpot("disable-custom-all-reduce = true");
+    assert!(eager > base, "eager {eager} vs {base}");
+    assert!(nccl > base, "NCCL {nccl} vs {base}");
+    assert_eq!(tpot("enforce-eager = false"), base);
+}

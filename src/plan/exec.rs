@@ -365,6 +365,8 @@ impl SweepContext {
             kv_cache_dtype: self.config.kv_cache_dtype.clone(),
             max_model_len: self.config.max_model_len,
             gpu_memory_utilization: self.config.gpu_memory_utilization,
+            enforce_eager: self.config.enforce_eager,
+            disable_custom_all_reduce: self.config.disable_custom_all_reduce,
             ..DeploymentRequest::default()
         };
         let overrides = EngineOverrides {
@@ -391,7 +393,8 @@ impl SweepContext {
                             match cached {
                                 Some(l) => l,
                                 None => {
-                                    // One serving stack per sweep, so it need not be in the key.
+                                    // One serving stack (and one execution) per sweep,
+                                    // so it need not be in the key.
                                     let l =
                                         select_latency_model(&d, &self.paths, LatencyChoice::Auto)?;
                                     self.latency_cache

@@ -40,6 +40,12 @@ pub struct SweepConfig {
     /// Serving stack for every point (a name under `perf_model/stacks/` or a file).
     /// Default: vllm-v1, or the stack of `scheduler`'s engine.
     pub serving_stack: Option<String>,
+    /// Every point runs eagerly, each kernel launched by the CPU (vLLM's
+    /// `--enforce-eager`). Default: the stack's CUDA graphs.
+    pub enforce_eager: Option<bool>,
+    /// Every tensor-parallel all-reduce goes to the collective library (vLLM's and
+    /// SGLang's `--disable-custom-all-reduce`). Default: the stack's custom kernel.
+    pub disable_custom_all_reduce: Option<bool>,
     /// Router policy for every point. Default: round-robin.
     pub route: Option<crate::sim::RoutePolicy>,
     /// Seed of the workload generator (and of vLLM-JSON arrivals). Default: 0.
