@@ -278,22 +278,33 @@ fn a_set_replays_on_its_own_systems_calibrated_link() {
     }
 }
 
+/// The static table `text` (written to a file `name`), with the rows of `framework`
+/// where it mixes engines (default vLLM).
+fn static_table(name: &str, text: &str, framework: Option<&str>) -> StaticTable {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    let opts = OpenOptions {
+        framework: framework.map(str::to_owned),
+        ..OpenOptions::default()
+    };
+    let Measurement::Table(t) = open(&p, None, &opts).unwrap() else {
+        panic!("a table");
+    };
+    t
+}
+
 /// The Argonne runs passed `--enable-chunked-prefill` as a `store_true` flag (off): a
 /// long-context model (Qwen2-7B, 131,072 tokens) is replayed with whole-prompt
 /// prefills, not vLLM's long-context default; a flag still wins.
 #[test]
 fn argonne_tables_replay_chunked_prefill_off_as_their_scripts_passed_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("all.csv");
-    std::fs::write(
-        &p,
+    let t = static_table(
+        "all.csv",
         "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,Latency,Throughput\n\
          Nvidia A100 GPU,2,vLLM,Qwen/Qwen2-7B,128,16,2.0,2048\n",
-    )
-    .unwrap();
-    let Measurement::Table(t) = open(&p, None, &OpenOptions::default()).unwrap() else {
-        panic!("a table");
-    };
+        None,
+    );
     let engine = |settings: &Settings| {
         let out = validate_table(&t, settings, &DataPaths::builtin(), |_| true).unwrap();
         out[0].1.as_ref().unwrap().engine.clone().unwrap()
@@ -311,17 +322,12 @@ fn argonne_tables_replay_chunked_prefill_off_as_their_scripts_passed_it() {
 /// eagerly and through NCCL, with a note saying why; flags set to false win.
 #[test]
 fn splitwise_tables_replay_eagerly_through_nccl_as_engines_of_their_date_ran() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("perf_model.csv");
-    std::fs::write(
-        &p,
+    let t = static_table(
+        "perf_model.csv",
         "model,hardware,prompt_size,batch_size,token_size,peak_power,average_power,prompt_time,token_time,e2e_time,tensor_parallel\n\
          llama2-70b,h100-80gb,512,1,128,1,1,60,30,3900,8\n",
-    )
-    .unwrap();
-    let Measurement::Table(t) = open(&p, None, &OpenOptions::default()).unwrap() else {
-        panic!("a table");
-    };
+        None,
+    );
     let run = |settings: &Settings| {
         let out = validate_table(&t, settings, &DataPaths::builtin(), |_| true).unwrap();
         out[0].1.as_ref().unwrap().clone()
@@ -369,25 +375,15 @@ fn splitwise_tables_replay_eagerly_through_nccl_as_engines_of_their_date_ran() {
 /// column, unless `--serving-stack` names one.
 #[test]
 fn argonne_rows_of_another_engine_replay_on_that_engines_stack() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("all.csv");
-    std::fs::write(
-        &p,
-        "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,Latency,Throughput\n\
-         Nvidia A100 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,128,1,1.6,160\n\
-         Nvidia A100 GPU,1,TensorRT-LLM,meta-llama/Llama-2-7b-hf,128,1,1.5,170\n\
-         Nvidia A100 GPU,1,llama.cpp,meta-llama/Llama-2-7b-hf,128,1,3.0,85\n",
-    )
-    .unwrap();
     let table = |framework: &str| {
-        let opts = OpenOptions {
-            framework: Some(framework.into()),
-            ..OpenOptions::default()
-        };
-        let Measurement::Table(t) = open(&p, None, &opts).unwrap() else {
-            panic!("a table");
-        };
-        t
+        static_table(
+            "all.csv",
+            "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,Latency,Throughput\n\
+             Nvidia A100 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,128,1,1.6,160\n\
+             Nvidia A100 GPU,1,TensorRT-LLM,meta-llama/Llama-2-7b-hf,128,1,1.5,170\n\
+             Nvidia A100 GPU,1,llama.cpp,meta-llama/Llama-2-7b-hf,128,1,3.0,85\n",
+            Some(framework),
+        )
     };
     let paths = DataPaths::builtin();
     let model = |t: &StaticTable, settings: &Settings| {
