@@ -175,8 +175,14 @@ pub fn validate_table(
 ) -> Result<Vec<(String, Result<Validation>)>> {
     let ov = table_overrides(table.kind, &settings.engine);
     let mut base = settings.deployment.clone();
+    let mut engine_note = None;
     if base.serving_stack.is_none() {
-        base.serving_stack = framework_stack(table)?.map(str::to_owned);
+        if let (Some(stack), Some(fw)) = (framework_stack(table)?, &table.framework) {
+            base.serving_stack = Some(stack.to_owned());
+            engine_note = Some(format!(
+                "the table's {fw} rows, replayed on that engine's stack `{stack}` (--serving-stack overrides)"
+            ));
+        }
     }
     let one = |g: &TableGroup| -> Result<Validation> {
         let req = table_request(table.kind, g, &base);
@@ -190,6 +196,7 @@ pub fn validate_table(
         {
             v.notes.push(SPLITWISE_ENGINE_NOTE.into());
         }
+        v.notes.extend(engine_note.iter().cloned());
         v.notes.extend(table.notes.iter().cloned());
         v.notes
             .extend(params_note(&setup, paths, settings.roofline.is_some()));

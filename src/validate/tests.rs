@@ -392,6 +392,12 @@ fn argonne_rows_of_another_engine_replay_on_that_engines_stack() {
     };
     let trt = table("TensorRT-LLM");
     assert!(model(&trt, &Settings::default()).contains("serving stack trtllm-0.11"));
+    let out = validate_table(&trt, &Settings::default(), &paths, |_| true).unwrap();
+    let notes = &out[0].1.as_ref().unwrap().notes;
+    assert!(
+        notes.iter().any(|n| n.contains("TensorRT-LLM rows, replayed on that engine's stack `trtllm-0.11`")),
+        "{notes:?}"
+    );
     assert!(model(&table("vLLM"), &Settings::default()).contains("serving stack vllm-0.5"));
     let cpp = table("llama.cpp");
     let err = validate_table(&cpp, &Settings::default(), &paths, |_| true).unwrap_err();
