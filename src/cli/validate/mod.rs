@@ -38,7 +38,9 @@ pub struct ValidateOptions {
     #[arg(long, value_name = "N")]
     pub num_replicas: Option<u32>,
 
-    /// Argonne tables: the framework whose rows are validated. Default: vLLM.
+    /// Argonne tables: the framework whose rows are validated. Default: vLLM. Another
+    /// engine's rows replay on its own stack (TensorRT-LLM: trtllm-0.11) unless
+    /// --serving-stack names one; an engine no stack stands for needs --serving-stack.
     #[arg(long, value_name = "NAME")]
     pub framework: Option<String>,
 
