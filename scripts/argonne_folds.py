@@ -16,7 +16,7 @@
 3. TensorRT-LLM rows, leave-GPU-out: the stack fitted on them (trtllm-0.11) is refitted
    on the A100 rows (TensorRT-LLM 0.11) and scored on the GH200 rows (0.12), and the
    reverse; per platform also the shipped (in-sample) and whole-set-left-out figures of
-   OUT/{default,cv}/argonne-trtllm/.
+   OUT/{default,cv}/argonne-trtllm/all_results/.
 Python 3.11, standard library only; runs target/release/servesim (built by
 scripts/validate_all.sh or `cargo build --release`).
 """
@@ -83,8 +83,8 @@ def trtllm_leave_gpu_out(rows: list[list[str]], out: Path) -> None:
         tables[gpu] = work / gpu.lower() / "argonne-llm-inference-bench/All_results.csv"
         write_rows(tables[gpu], header, (r for r in rows[1:]
                                          if len(r) > fw and r[fw] == "TensorRT-LLM" and gpu in r[hw]))
-    shipped = group_medians(out / "default/argonne-trtllm")
-    left_out = group_medians(out / "cv/argonne-trtllm")
+    shipped = group_medians(out / "default/argonne-trtllm/all_results")
+    left_out = group_medians(out / "cv/argonne-trtllm/all_results")
     print()
     print("| TensorRT-LLM rows | groups | shipped (in-sample) | whole set left out (priors) | other GPU's rows only |")
     print("|---|---:|---:|---:|---:|")

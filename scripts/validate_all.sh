@@ -68,8 +68,11 @@ validate_set() {
         argonne-trtllm)
             # The same table's TensorRT-LLM rows (0.11 on A100, 0.12 on GH200), on their
             # own stack (trtllm-0.11, fitted on them: in-sample in the default mode).
-            servesim validate "$ARGONNE" --framework TensorRT-LLM "$@" --output-dir "$out" \
-                || echo "FAILED: argonne trtllm rows" ;;
+            servesim validate "$ARGONNE" --framework TensorRT-LLM "$@" \
+                --output-dir "$out/all_results" || echo "FAILED: argonne trtllm rows"
+            servesim validate "$V/argonne-llm-inference-bench/Fig_21__all_results_TTFT.csv" \
+                --framework TensorRT-LLM "$@" --output-dir "$out/fig21_ttft" \
+                || echo "FAILED: argonne trtllm fig 21" ;;
         trtllm-perf-overview)
             servesim validate "$V/trtllm-perf-overview/throughput_offline.csv" "$@" \
                 --output-dir "$out" || echo "FAILED: trtllm" ;;
