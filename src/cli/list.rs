@@ -149,6 +149,8 @@ struct HardwareRow {
 #[derive(Serialize)]
 struct StackRow {
     name: String,
+    /// The engine it stands for (the stack file's `framework`).
+    engine: String,
     description: String,
     platforms: String,
     kernel_generation: String,
@@ -183,6 +185,7 @@ fn stack_rows(paths: &DataPaths) -> Result<Vec<StackRow>> {
         }
         rows.push(StackRow {
             name: s.name.clone(),
+            engine: s.framework.clone(),
             description: s.description.clone(),
             platforms: if s.platforms.is_empty() {
                 "any".into()
@@ -210,6 +213,7 @@ fn list_stacks(format: Format, paths: &DataPaths) -> Result<()> {
     emit(format, &rows, || {
         let mut t = Table::new(&[
             "stack",
+            "engine",
             "platforms",
             "kernels",
             "scheduler",
@@ -223,6 +227,7 @@ fn list_stacks(format: Format, paths: &DataPaths) -> Result<()> {
         for r in &rows {
             t.row(vec![
                 r.name.clone(),
+                r.engine.clone(),
                 r.platforms.clone(),
                 r.kernel_generation.clone(),
                 r.scheduler.clone(),

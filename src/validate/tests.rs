@@ -421,9 +421,14 @@ fn each_engines_stack_names_that_engine() {
         let s = crate::stack::ServingStack::load(&paths, Some(stack)).unwrap();
         assert_eq!(s.framework, *framework, "{stack}");
     }
-    for stack in [TABLE_STACK, crate::validate::mapping::ROCM_TABLE_STACK] {
+    for (stack, framework) in [
+        (TABLE_STACK, crate::stack::DEFAULT_FRAMEWORK),
+        (crate::validate::mapping::ROCM_TABLE_STACK, "vLLM"),
+        ("sglang", "SGLang"),
+        ("trtllm", "TensorRT-LLM"),
+    ] {
         let s = crate::stack::ServingStack::load(&paths, Some(stack)).unwrap();
-        assert_eq!(s.framework, crate::stack::DEFAULT_FRAMEWORK, "{stack}");
+        assert_eq!(s.framework, framework, "{stack}");
     }
 }
 
