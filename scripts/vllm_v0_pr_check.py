@@ -31,24 +31,25 @@ CHECKS = [
         "requests": 1000, "rate": None, "input": 256, "output": 256,
         "model": "meta-llama/Meta-Llama-3-8B", "stack": "vllm-0.5", "flags": [],
     },
-    {
-        "row": ("vllm-project/vllm#7743",
-                "num_scheduler_steps=8, synchronous output processing", "mean_tpot"),
-        "what": "benchmark_serving sonnet 1,024 in / 512 out, 200 requests at 10 req/s",
-        "requests": 200, "rate": 10.0, "input": 1024, "output": 512,
-        "model": "meta-llama/Llama-3.1-8B", "stack": "vllm-0.5",
-        # Multi-step refuses the chunked prefill Llama 3.1's 131,072 tokens would get:
-        # the post's server must have run a shorter context (assumed 8,192).
-        "flags": ["--num-scheduler-steps", "8", "--max-model-len", "8192"],
-    },
-    {
-        "row": ("vllm-project/vllm#7743",
-                "num_scheduler_steps=8 + async output processing (WIP PR)", "mean_tpot"),
-        "what": "as above, asynchronous output processing (vLLM 0.6's)",
-        "requests": 200, "rate": 10.0, "input": 1024, "output": 512,
-        "model": "meta-llama/Llama-3.1-8B", "stack": "vllm-0.6",
-        "flags": ["--num-scheduler-steps", "8", "--max-model-len", "8192"],
-    },
+    # Multi-step, with synchronous output processing (vLLM 0.5's) and asynchronous
+    # (0.6's). Multi-step refuses the chunked prefill Llama 3.1's 131,072 tokens would
+    # get: the post's server must have run a shorter context (assumed 8,192).
+    *[
+        {
+            "row": ("vllm-project/vllm#7743", variant, "mean_tpot"),
+            "what": what,
+            "requests": 200, "rate": 10.0, "input": 1024, "output": 512,
+            "model": "meta-llama/Llama-3.1-8B", "stack": stack,
+            "flags": ["--num-scheduler-steps", "8", "--max-model-len", "8192"],
+        }
+        for variant, what, stack in (
+            ("num_scheduler_steps=8, synchronous output processing",
+             "benchmark_serving sonnet 1,024 in / 512 out, 200 requests at 10 req/s",
+             "vllm-0.5"),
+            ("num_scheduler_steps=8 + async output processing (WIP PR)",
+             "as above, asynchronous output processing (vLLM 0.6's)", "vllm-0.6"),
+        )
+    ],
     # The RFC's static batches (benchmark_latency: output length not given, its default
     # 128 assumed); its author noted the numbers were to be regenerated.
     *[
