@@ -192,6 +192,13 @@ pub fn read_meta(path: &Path) -> Result<EngineHints> {
             .trim_start_matches("GeForce ")
             .to_owned()
     });
+    // An engine flag as the run passed it, else as vLLM resolved it (`resolved_config`).
+    let passed_or_resolved = |section: &str, key: &str| {
+        kw.get(key).and_then(Value::as_bool).or_else(|| {
+            doc.pointer(&format!("/resolved_config/{section}/{key}"))
+                .and_then(Value::as_bool)
+        })
+    };
     Ok(EngineHints {
         model: string(kw, "model").or_else(|| string(obj, "model")),
         hardware: device,
@@ -208,21 +215,11 @@ pub fn read_meta(path: &Path) -> Result<EngineHints> {
         dtype: string(kw, "dtype"),
         kv_cache_dtype: string(kw, "kv_cache_dtype"),
         engine_version: string(obj, "vllm_version").map(|v| format!("vLLM {v}")),
-        // Passed by the run, else as vLLM resolved it.
-        enforce_eager: kw
-            .get("enforce_eager")
-            .and_then(Value::as_bool)
-            .or_else(|| {
-                doc.pointer("/resolved_config/model_config/enforce_eager")
-                    .and_then(Value::as_bool)
-            }),
-        disable_custom_all_reduce: kw
-            .get("disable_custom_all_reduce")
-            .and_then(Value::as_bool)
-            .or_else(|| {
-                doc.pointer("/resolved_config/parallel_config/disable_custom_all_reduce")
-                    .and_then(Value::as_bool)
-            }),
+        enforce_eager: passed_or_resolved("model_config", "enforce_eager"),
+        disable_custom_all_reduce: passed_or_resolved(
+            "parallel_config",
+            "disable_custom_all_reduce",
+        ),
     })
 }
 
