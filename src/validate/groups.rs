@@ -9,7 +9,7 @@
 
 use super::report::{ComparisonRows, ReplayMode, Validation, ValidationKind};
 use super::serving_summary::{SummaryGroup, SummaryTable};
-use super::throughput_table::{ThroughputGroup, ThroughputTable};
+use super::throughput_table::{EngineFlow, ThroughputGroup, ThroughputTable};
 use super::{
     batch, closed_loop, offline, params_note, sample_status, setup_for, Settings, StaticTable,
     TableGroup,
@@ -278,7 +278,7 @@ pub fn validate_throughput<'a>(
         let moe = is_moe(&model, paths)?;
         let mut req = offline::group_request(g, &settings.deployment, moe);
         let mut notes = Vec::new();
-        if moe && g.key.tp > 1 {
+        if moe && g.key.tp > 1 && g.key.flow() == EngineFlow::PyTorch {
             notes.push(format!(
                 "MoE run with --ep and attention DP (the EP size is not listed): the listed TP{} is read as {} attention data-parallel ranks of TP1 (simulated replicas) with the routed experts spread over all their GPUs",
                 g.key.tp, g.key.tp
@@ -306,7 +306,12 @@ pub fn validate_throughput<'a>(
                 replicas,
                 notes,
             },
-            settings.engine.max_num_seqs.is_none(),
+            offline::RowLimits {
+                cap_to_kv: settings.engine.max_num_seqs.is_none(),
+                engine_build: g.key.flow() == EngineFlow::TensorRtEngine
+                    && settings.engine.max_num_seqs.is_none()
+                    && settings.engine.max_num_batched_tokens.is_none(),
+            },
             g,
         )?;
         v.sample = Some(sample_status(&setup, settings, paths, &table.source));

@@ -184,6 +184,27 @@ pub fn trtllm_model(name: &str) -> Result<ModelMapping, String> {
                 "{name}: the language model only; chunked local attention is costed as full attention"
             )),
         ),
+        // The 0.17 overview names models by family and size ("LLaMA v3.1 8B"), built
+        // from Hugging Face weights with `trtllm-bench build`; base and Instruct share
+        // their shapes.
+        "llama-v3.1-8b" => map(
+            "meta-llama/Llama-3.1-8B",
+            Some(format!("{name}: meta-llama/Llama-3.1-8B (the table does not say base or Instruct; they share their shapes)")),
+        ),
+        "llama-v3.1-70b" => map(
+            "meta-llama/Llama-3.1-70B",
+            Some(format!("{name}: meta-llama/Llama-3.1-70B (the table does not say base or Instruct; they share their shapes)")),
+        ),
+        "llama-v3.1-405b" => map(
+            "meta-llama/Llama-3.1-405B",
+            Some(format!("{name}: meta-llama/Llama-3.1-405B (the table does not say base or Instruct; they share their shapes)")),
+        ),
+        "mistral-7b" => map(
+            "mistralai/Mistral-7B-v0.1",
+            Some(format!("{name}: mistralai/Mistral-7B-v0.1 (the table does not name the release; v0.3 has the same layers and a 32,768-token vocabulary)")),
+        ),
+        "mixtral-8x7b" => map("mistralai/Mixtral-8x7B-v0.1", None),
+        "mixtral-8x22b" => map("mistralai/Mixtral-8x22B-v0.1", None),
         _ => Err(format!(
             "model `{name}` has no shipped config with the same shapes"
         )),
@@ -196,7 +217,7 @@ fn trtllm_base_name(name: &str) -> String {
     let n = name.trim().to_ascii_lowercase();
     let n = n.split('(').next().unwrap_or(&n).trim();
     let n = n.rsplit('/').next().unwrap_or(n);
-    let mut n = n.to_owned();
+    let mut n = n.split_whitespace().collect::<Vec<_>>().join("-");
     for suffix in ["-fp8|fp4", "-fp8", "-fp4"] {
         if let Some(stripped) = n.strip_suffix(suffix) {
             n = stripped.to_owned();
@@ -216,6 +237,7 @@ pub fn trtllm_precision_matches(name: &str, precision: &str) -> bool {
     match p.as_str() {
         "fp8" => names_fp8 || !names_fp4,
         "fp4" => names_fp4 || !names_fp8,
+        "fp16" => !names_fp8 && !names_fp4,
         _ => false,
     }
 }
@@ -236,6 +258,15 @@ pub fn trtllm_hardware(name: &str) -> Result<HardwareMapping, String> {
             "RTX PRO 6000 Blackwell Server Edition",
             "RTX6000ProBlackwellServer: RTX PRO 6000 Blackwell Server Edition, GPUs linked by PCIe 5 only",
         ),
+        // The 0.17 overview's column names.
+        "h100 80gb hbm3" => map("H100-SXM5-80GB", "H100 80GB HBM3: H100 SXM5 80GB (an HGX/DGX H100 board)"),
+        "h200 141gb hbm3" => map("H200-SXM-141GB", "H200 141GB HBM3: H200 SXM 141GB (an HGX/DGX H200 board)"),
+        "gh200 480gb" => map(
+            "GH200-96GB",
+            "GH200 480GB: a GH200 superchip with 480 GB of CPU memory, whose GPU has 96 GB of HBM3",
+        ),
+        "l40s" => map("L40S", "L40S: L40S 48GB, GPUs linked by PCIe 4 only"),
+        "a100-sxm4-80gb" => map("A100-SXM4-80GB", "A100-SXM4-80GB: A100 SXM4 80GB (an HGX/DGX A100 board)"),
         _ => Err(format!("GPU `{name}` has no hardware file")),
     }
 }

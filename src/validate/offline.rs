@@ -23,7 +23,7 @@
 use super::groups::GroupRun;
 use super::measured::output_rate;
 use super::report::{ComparisonRows, Metric, ReplayMode, Validation, ValidationKind};
-use super::throughput_table::{Precision, ThroughputGroup};
+use super::throughput_table::{EngineFlow, Precision, ThroughputGroup};
 use crate::deployment::DeploymentRequest;
 use crate::engine::config::EngineOverrides;
 use crate::engine::{RequestStatus, SchedulerKind};
@@ -45,10 +45,14 @@ pub const KV_CACHE_FREE_GPU_MEM_FRACTION: f64 = 0.95;
 /// GPU, parallelism, formats and `max_model_len` (the longest ISL + OSL of the group,
 /// as `trtllm-bench` sizes its engine from the dataset).
 ///
-/// Weights and activations take the checkpoint's precision (FP8 or NVFP4) and the KV
-/// cache is FP8, as the ModelOpt checkpoints declare; the serving stack is `trtllm`. A mixture-of-experts model (`moe`)
-/// ran with `--ep` and attention data parallelism: its listed TP becomes that many
-/// attention-DP ranks of TP1 with the experts spread over all of them.
+/// FP8 and FP4 rows take the checkpoint's precision (FP8 or NVFP4 weights and
+/// activations) and an FP8 KV cache, as the ModelOpt checkpoints declare (and as
+/// `trtllm-bench build --quantization FP8` sets it); FP16 rows are unquantized, with a
+/// 16-bit KV cache. The serving stack is the row's release's
+/// ([`ThroughputKey::stack`](super::throughput_table::ThroughputKey::stack)). On the
+/// PyTorch backend a mixture-of-experts model (`moe`) ran with `--ep` and attention
+/// data parallelism: its listed TP becomes that many attention-DP ranks of TP1 with the
+/// experts spread over all of them; a TensorRT engine splits the experts by TP.
 pub fn group_request(
     group: &ThroughputGroup,
     base: &DeploymentRequest,
@@ -59,7 +63,7 @@ pub fn group_request(
     r.model.get_or_insert_with(|| group.model.model.clone());
     r.hardware
         .get_or_insert_with(|| group.hardware.hardware.clone());
-    if moe {
+    if moe && k.flow() == EngineFlow::PyTorch {
         r.tensor_parallel_size.get_or_insert(1);
         r.data_parallel_size.get_or_insert(k.tp);
         r.enable_expert_parallel = true;
@@ -67,14 +71,23 @@ pub fn group_request(
         r.tensor_parallel_size.get_or_insert(k.tp);
     }
     r.pipeline_parallel_size.get_or_insert(k.pp);
-    r.quantization
-        .get_or_insert_with(|| k.precision.weight_dtype().name().to_owned());
-    r.kv_cache_dtype.get_or_insert_with(|| "fp8".into());
+    match k.precision {
+        Precision::Fp16 => {
+            r.dtype.get_or_insert_with(|| "float16".into());
+            r.quantization.get_or_insert_with(|| "none".into());
+            r.kv_cache_dtype.get_or_insert_with(|| "auto".into());
+        }
+        p => {
+            r.quantization
+                .get_or_insert_with(|| p.weight_dtype().name().to_owned());
+            r.kv_cache_dtype.get_or_insert_with(|| "fp8".into());
+        }
+    }
     // trtllm-bench runs the engine as a library.
     r.offline = true;
     // The rows were measured on TensorRT-LLM: its stack's graph modes, collectives and
     // host costs, unless `--serving-stack` says otherwise.
-    r.serving_stack.get_or_insert_with(|| "trtllm".into());
+    r.serving_stack.get_or_insert_with(|| k.stack().into());
     if r.max_model_len.is_none() {
         r.max_model_len = group.rows.iter().map(|x| x.isl.saturating_add(x.osl)).max();
     }
@@ -99,6 +112,43 @@ pub fn engine_overrides(base: &EngineOverrides) -> EngineOverrides {
     ov
 }
 
+/// The engine limits `trtllm-bench build` compiles for a dataset of `isl` / `osl`
+/// tokens when it is not given them (`tensorrt_llm/bench/build/tuning.py`,
+/// `finetune_setting`): from the requests the KV cache holds at the full length
+/// (`kv_requests`, at most 4,096, over the PP stages), a batch rounded up (to 32 below
+/// 256 and at least 64, to 128 below 1,024, else to 256) and a token budget of that
+/// batch × (1 + ISL / OSL), at most 32,768, rounded up (to 256 below 4,096 and at
+/// least 2,048, to 512 below 8,192, else to 1,024). Returns `(max_batch_size,
+/// max_num_tokens)`.
+pub fn engine_build_limits(kv_requests: f64, isl: u32, osl: u32, pp: u32) -> (u32, u32) {
+    let round_up = |x: f64, step: f64| step * (x / step).ceil();
+    let raw_bs = kv_requests.min(4096.0) / f64::from(pp.max(1));
+    let raw_tokens = (raw_bs * (1.0 + f64::from(isl) / f64::from(osl.max(1)))).min(32768.0);
+    let bs = if raw_bs < 256.0 {
+        round_up(raw_bs, 32.0).max(64.0)
+    } else if raw_bs < 1024.0 {
+        round_up(raw_bs, 128.0)
+    } else {
+        round_up(raw_bs, 256.0)
+    };
+    let tokens = if raw_tokens < 4096.0 {
+        round_up(raw_tokens, 256.0).max(2048.0)
+    } else if raw_tokens < 8192.0 {
+        round_up(raw_tokens, 512.0)
+    } else {
+        round_up(raw_tokens, 1024.0)
+    };
+    (bs as u32, tokens as u32)
+}
+
+/// The requests of `isl + osl` tokens the KV cache of `setup` holds at once, as a
+/// fraction (`trtllm-bench build`'s estimate, from the simulated memory plan).
+fn kv_requests(setup: &ReplicaSetup, isl: u32, osl: u32) -> f64 {
+    let e = &setup.engine;
+    let tokens = f64::from(isl.saturating_add(osl).max(1));
+    f64::from(e.num_gpu_blocks) * f64::from(e.block_size.max(1)) / tokens
+}
+
 /// The running-request cap of a row: the requests whose whole `isl + osl` fits the KV
 /// cache of `setup` at once (at least one), and at most `setup`'s `max_num_seqs`.
 pub fn no_evict_max_num_seqs(setup: &ReplicaSetup, isl: u32, osl: u32) -> u32 {
@@ -107,14 +157,25 @@ pub fn no_evict_max_num_seqs(setup: &ReplicaSetup, isl: u32, osl: u32) -> u32 {
     (e.num_gpu_blocks / blocks_per_request).clamp(1, e.max_num_seqs)
 }
 
-/// Replay every row of `group` and compare the output throughput. With `cap_to_kv`,
-/// each row's running requests are capped at what its full length lets the KV cache
-/// hold ([`no_evict_max_num_seqs`]; off when `--max-num-seqs` was given).
+/// Which per-row limits a replay sets (each off where a flag gave the setting).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RowLimits {
+    /// Cap the running requests at what the row's full length lets the KV cache hold
+    /// ([`no_evict_max_num_seqs`]).
+    pub cap_to_kv: bool,
+    /// Take the batch and token limits `trtllm-bench build` compiles into a TensorRT
+    /// engine for the row's lengths ([`engine_build_limits`]).
+    pub engine_build: bool,
+}
+
+/// Replay every row of `group` and compare the output throughput, each row under
+/// `limits`.
 pub fn validate_group(
     run: GroupRun<'_>,
-    cap_to_kv: bool,
+    limits: RowLimits,
     group: &ThroughputGroup,
 ) -> Result<Validation> {
+    let cap_to_kv = limits.cap_to_kv;
     let setup = run.setup;
     let mut notes = run.notes.clone();
     notes.extend(
@@ -124,6 +185,8 @@ pub fn validate_group(
             .cloned(),
     );
     notes.push(match group.key.precision {
+        Precision::Fp16 => "FP16 engine: fp16 weights, activations and KV cache".into(),
+        Precision::Fp8 if group.key.flow() == EngineFlow::TensorRtEngine => "FP8 engine (trtllm-bench build --quantization FP8): fp8 weights and activations (W8A8) in the transformer blocks, 16-bit embeddings and LM head, fp8 KV cache (set by the FP8 quantization); --quantization / --kv-cache-dtype override".into(),
         Precision::Fp8 => "FP8 checkpoint: fp8 weights and activations (W8A8) in the transformer blocks, 16-bit embeddings and LM head, fp8 KV cache (the ModelOpt checkpoints declare kv_cache_quant_algo FP8); --quantization / --kv-cache-dtype override".into(),
         Precision::Fp4 => "FP4 checkpoint: NVFP4 weights and activations (W4A4, 4.5 bits per weight with the e4m3 scales) at the FP4 tensor rate, 16-bit embeddings and LM head, fp8 KV cache (the ModelOpt checkpoints declare kv_cache_quant_algo FP8); --quantization / --kv-cache-dtype override".into(),
     });
@@ -138,6 +201,9 @@ pub fn validate_group(
             "max_num_seqs as given"
         }
     ));
+    if limits.engine_build {
+        notes.push("per row, the engine's max_batch_size and max_num_tokens as trtllm-bench build compiles them for the row's ISL/OSL (tuning.py: the requests the KV cache holds at full length, rounded up; a token budget of that × (1 + ISL/OSL), 2,048 to 32,768); the running requests are the smaller of that batch and the KV cap (columns max_num_seqs, max_num_tokens)".into());
+    }
     notes.push("TensorRT-LLM is not vLLM: its kernels, CUDA graphs and per-iteration host overheads differ from the simulated ones (see the latency model)".into());
     notes.push("simulated throughput = all output tokens / time from t=0 to the last finish, as trtllm-bench's total output throughput".into());
 
@@ -148,6 +214,7 @@ pub fn validate_group(
             "osl",
             "num_requests",
             "max_num_seqs",
+            "max_num_tokens",
             "simulated_preemptions",
         ],
         ..ComparisonRows::default()
@@ -158,6 +225,13 @@ pub fn validate_group(
         let mut row_setup = setup.clone();
         if cap_to_kv {
             row_setup.engine.max_num_seqs = no_evict_max_num_seqs(setup, r.isl, r.osl);
+        }
+        if limits.engine_build {
+            let (bs, tokens) =
+                engine_build_limits(kv_requests(setup, r.isl, r.osl), r.isl, r.osl, group.key.pp);
+            let e = &mut row_setup.engine;
+            e.max_num_seqs = e.max_num_seqs.min(bs);
+            e.max_num_batched_tokens = tokens;
         }
         let reqs = BatchSpec {
             batch_size: r.num_requests,
@@ -190,6 +264,7 @@ pub fn validate_group(
             r.osl.to_string(),
             r.num_requests.to_string(),
             row_setup.engine.max_num_seqs.to_string(),
+            row_setup.engine.max_num_batched_tokens.to_string(),
             preemptions.to_string(),
         ]);
     }
@@ -241,6 +316,7 @@ mod tests {
                 tp,
                 pp: 1,
                 precision,
+                engine_version: None,
             },
             model: trtllm_model(model).unwrap(),
             hardware: trtllm_hardware(gpu).unwrap(),
@@ -432,10 +508,17 @@ mod tests {
             replicas: 1,
             notes: vec!["from setup".into()],
         };
-        let v = validate_group(run(), true, &g).unwrap();
+        let capped = RowLimits {
+            cap_to_kv: true,
+            engine_build: false,
+        };
+        let v = validate_group(run(), capped, &g).unwrap();
         assert_eq!(v.kind, ValidationKind::OfflineThroughput);
         assert_eq!(v.notes[0], "from setup");
-        assert_eq!(v.rows.keys[0], vec!["2", "100", "20", "40", "12", "0"]);
+        assert_eq!(
+            v.rows.keys[0],
+            vec!["2", "100", "20", "40", "12", "8192", "0"]
+        );
         assert_eq!(v.rows.keys[1][4], "1");
         let (sim, meas) = v.rows.pairs(Metric::OutputThroughput).unwrap();
         assert_eq!(meas, [1000.0, 500.0]);
@@ -447,7 +530,70 @@ mod tests {
         let e = v.metrics[0].errors.unwrap();
         assert_eq!(e.count, 2);
         // Without the cap the engine admits more than fit and preempts.
-        let u = validate_group(run(), false, &g).unwrap();
-        assert_ne!(u.rows.keys[0][5], "0");
+        let u = validate_group(run(), RowLimits::default(), &g).unwrap();
+        assert_ne!(u.rows.keys[0][6], "0");
+        // A TensorRT engine's build limits: 12 requests fit at 120 tokens → a batch of
+        // 64 (the heuristic's least) capped by the KV to 12, and a budget of 2048.
+        let built = validate_group(
+            run(),
+            RowLimits {
+                cap_to_kv: true,
+                engine_build: true,
+            },
+            &g,
+        )
+        .unwrap();
+        assert_eq!(built.rows.keys[0][4..6], ["12", "2048"]);
+        assert!(built.notes.iter().any(|n| n.contains("trtllm-bench build")));
+    }
+
+    /// `trtllm-bench build`'s rounding (`tuning.py` `finetune_setting`), worked by hand.
+    #[test]
+    fn engine_build_limits_round_as_trtllm_bench_does() {
+        // 3,959 requests at 128 / 128: 256 × ⌈3959 / 256⌉ = 4096; 7,918 tokens →
+        // 512 × ⌈7918 / 512⌉ = 8192.
+        assert_eq!(engine_build_limits(3959.0, 128, 128, 1), (4096, 8192));
+        // 465 at 128 / 2048: 128 × ⌈465 / 128⌉ = 512; 494 tokens → at least 2048.
+        assert_eq!(engine_build_limits(465.0, 128, 2048, 1), (512, 2048));
+        // 40 at 2048 / 128: at least 64; 680 tokens → 2048.
+        assert_eq!(engine_build_limits(40.0, 2048, 128, 1), (64, 2048));
+        // 300 at 5000 / 500 over PP 2: 150 → 32 × ⌈150 / 32⌉ = 160; 1,650 → 2048.
+        assert_eq!(engine_build_limits(300.0, 5000, 500, 2), (160, 2048));
+        // 10,000 requests cap at 4,096; 2048 / 128 → 69,632 tokens cap at 32,768.
+        assert_eq!(engine_build_limits(10_000.0, 2048, 128, 1), (4096, 32768));
+        // 1,000 at 1000 / 1000: 128 × 8 = 1024; 2,000 → 2048; 2,000 at 2048 / 2048 →
+        // 256 × 8 = 2048 and 4,000 → 256 × 16 = 4096; 5,000 tokens → 512 × 10 = 5120.
+        assert_eq!(engine_build_limits(1000.0, 1000, 1000, 1), (1024, 2048));
+        assert_eq!(engine_build_limits(2000.0, 2048, 2048, 1), (2048, 4096));
+        assert_eq!(engine_build_limits(2500.0, 128, 128, 1), (2560, 5120));
+    }
+
+    /// A release before 0.19 ran a TensorRT engine: its stack, experts split by TP,
+    /// FP16 rows unquantized with a 16-bit KV cache.
+    #[test]
+    fn a_tensorrt_engine_release_takes_its_stack_and_layout() {
+        let mut g = group("Mixtral 8x7B", "H100 80GB HBM3", 4, Precision::Fp16);
+        g.key.engine_version = Some("0.17.0".into());
+        assert_eq!(g.key.flow(), EngineFlow::TensorRtEngine);
+        let r = group_request(&g, &DeploymentRequest::default(), true);
+        assert_eq!(r.serving_stack.as_deref(), Some("trtllm-0.17"));
+        assert_eq!(
+            (
+                r.tensor_parallel_size,
+                r.data_parallel_size,
+                r.enable_expert_parallel
+            ),
+            (Some(4), None, false)
+        );
+        assert_eq!(r.quantization.as_deref(), Some("none"));
+        assert_eq!(r.dtype.as_deref(), Some("float16"));
+        assert_eq!(r.kv_cache_dtype.as_deref(), Some("auto"));
+        g.key.engine_version = Some("0.11.0".into());
+        assert_eq!(g.key.stack(), "trtllm-0.11");
+        g.key.engine_version = Some("1.0.0rc3".into());
+        assert_eq!(g.key.flow(), EngineFlow::PyTorch);
+        let r = group_request(&g, &DeploymentRequest::default(), true);
+        assert_eq!(r.serving_stack.as_deref(), Some("trtllm"));
+        assert!(r.enable_expert_parallel);
     }
 }

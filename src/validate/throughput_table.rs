@@ -8,11 +8,16 @@
 //! `isl` prompt and `osl` output tokens, all queued at once, and the output tokens per
 //! second of the whole system (all `num_gpus` GPUs). `precision` is `FP8` (Hopper) or
 //! `FP4` (Blackwell) and names the NVIDIA ModelOpt checkpoint; one model name may stand
-//! for both (`nvidia/Qwen3-235B-A22B-FP8|FP4`).
+//! for both (`nvidia/Qwen3-235B-A22B-FP8|FP4`); `FP16` is an unquantized engine.
 //!
-//! Rows are grouped by (model, GPU, num_gpus, TP, PP, precision). Groups whose model or
-//! GPU has no catalog entry are skipped with the reason; malformed rows are errors
-//! naming the file, line and field.
+//! An optional column `engine_version` names the TensorRT-LLM release of the row
+//! (blank or absent: the PyTorch-backend releases, 0.19 and later, as the shared set's
+//! README says); a release before 0.19 ran a TensorRT engine that `trtllm-bench build`
+//! compiled ([`EngineFlow`]).
+//!
+//! Rows are grouped by (model, GPU, num_gpus, TP, PP, precision, release). Groups whose
+//! model or GPU has no catalog entry are skipped with the reason; malformed rows are
+//! errors naming the file, line and field.
 
 use super::csv_table::CsvTable;
 use super::mapping::{self, HardwareMapping, ModelMapping};
@@ -36,10 +41,13 @@ pub(crate) fn looks_like_throughput(t: &CsvTable) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// FP8 weights and activations (ModelOpt FP8 checkpoints, Hopper).
+    /// FP8 weights and activations (ModelOpt FP8 checkpoints, Hopper; or an engine
+    /// built with `--quantization FP8`).
     Fp8,
     /// NVFP4 weights and activations (ModelOpt FP4 checkpoints, Blackwell).
     Fp4,
+    /// An unquantized 16-bit engine (fp16 weights, activations and KV cache).
+    Fp16,
 }
 
 impl Precision {
@@ -48,16 +56,45 @@ impl Precision {
         match self {
             Precision::Fp8 => "FP8",
             Precision::Fp4 => "FP4",
+            Precision::Fp16 => "FP16",
         }
     }
 
-    /// The weight (and activation) format of the quantized matrices.
+    /// The weight (and activation) format of the matrices.
     pub fn weight_dtype(self) -> DType {
         match self {
             Precision::Fp8 => DType::Fp8,
             Precision::Fp4 => DType::Nvfp4,
+            Precision::Fp16 => DType::Fp16,
         }
     }
+}
+
+/// How a TensorRT-LLM release ran the model in `trtllm-bench throughput`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineFlow {
+    /// The PyTorch backend (0.19 and later; the default from 1.0): no engine build,
+    /// CUDA graphs and the overlap scheduler, MoE models with attention data
+    /// parallelism where the run says `--ep`.
+    PyTorch,
+    /// A TensorRT engine compiled by `trtllm-bench build` (before 0.19), run by the C++
+    /// executor; MoE experts split by tensor parallelism.
+    TensorRtEngine,
+}
+
+/// The first release whose `trtllm-bench` ran the PyTorch backend.
+const PYTORCH_FLOW_FROM: (u32, u32) = (0, 19);
+
+/// `(major, minor)` of a release string (`0.17.0`, `1.0.0rc3`).
+pub(crate) fn major_minor(v: &str) -> Option<(u32, u32)> {
+    let mut it = v.trim().split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor: String = it
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Some((major, minor.parse().ok()?))
 }
 
 impl std::str::FromStr for Precision {
@@ -66,6 +103,7 @@ impl std::str::FromStr for Precision {
         match s.trim().to_ascii_uppercase().as_str() {
             "FP8" => Ok(Precision::Fp8),
             "FP4" | "NVFP4" => Ok(Precision::Fp4),
+            "FP16" => Ok(Precision::Fp16),
             _ => Err(format!("unknown precision `{s}`; expected FP8 or FP4")),
         }
     }
@@ -86,6 +124,8 @@ pub struct ThroughputKey {
     pub pp: u32,
     /// Checkpoint precision.
     pub precision: Precision,
+    /// The TensorRT-LLM release, where the table gives it.
+    pub engine_version: Option<String>,
 }
 
 /// Lowercase, with runs of characters other than letters, digits and `.` as one `-`.
@@ -102,8 +142,30 @@ fn clean(s: &str) -> String {
 }
 
 impl ThroughputKey {
+    /// How the row's release ran the model (no release given: the PyTorch backend).
+    pub fn flow(&self) -> EngineFlow {
+        match self.engine_version.as_deref().and_then(major_minor) {
+            Some(v) if v < PYTORCH_FLOW_FROM => EngineFlow::TensorRtEngine,
+            _ => EngineFlow::PyTorch,
+        }
+    }
+
+    /// The serving stack of the row's release: `trtllm` (the PyTorch backend, and a
+    /// table that names no release), `trtllm-0.17` (TensorRT engines as `trtllm-bench`
+    /// builds and runs them, 0.13 – 0.18) or `trtllm-0.11` (TensorRT engines, 0.9 –
+    /// 0.12).
+    pub fn stack(&self) -> &'static str {
+        match self.engine_version.as_deref().and_then(major_minor) {
+            Some(v) if v >= PYTORCH_FLOW_FROM => "trtllm",
+            Some(v) if v >= (0, 13) => "trtllm-0.17",
+            Some(_) => "trtllm-0.11",
+            None => "trtllm",
+        }
+    }
+
     /// A file-name-safe label (`llama-3.1-8b-instruct_h100_tp1_pp1_fp8`): the model
-    /// without its owner, precision suffix or remark, the GPU, TP, PP and precision.
+    /// without its owner, precision suffix or remark, the GPU, TP, PP and precision
+    /// (and `_trtllm-<release>` where the table gives one).
     pub fn slug(&self) -> String {
         let m = self.model.split('(').next().unwrap_or(&self.model);
         let m = m.rsplit('/').next().unwrap_or(m).to_ascii_lowercase();
@@ -111,8 +173,12 @@ impl ThroughputKey {
             .iter()
             .find_map(|s| m.strip_suffix(s))
             .unwrap_or(&m);
+        let release = self
+            .engine_version
+            .as_deref()
+            .map_or(String::new(), |v| format!("_trtllm-{}", clean(v)));
         format!(
-            "{}_{}_tp{}_pp{}_{}",
+            "{}_{}_tp{}_pp{}_{}{release}",
             clean(m),
             clean(&self.gpu),
             self.tp,
@@ -186,6 +252,7 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<ThroughputTable> {
     let c_osl = t.required(&["osl"])?;
     let c_req = t.required(&["num_requests"])?;
     let c_tput = t.required(&[THROUGHPUT])?;
+    let c_version = t.col(&["engine_version"]);
     let mut groups: BTreeMap<ThroughputKey, BTreeMap<(u32, u32, u32), ThroughputRow>> =
         BTreeMap::new();
     for row in &t.rows {
@@ -214,6 +281,23 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<ThroughputTable> {
         if tput <= 0.0 {
             return Err(t.bad(row, c_tput, format!("must be positive, got {tput}")));
         }
+        let engine_version = match c_version {
+            Some(c) => {
+                let v = t.text(row, c)?;
+                if v.is_empty() {
+                    None
+                } else if major_minor(v).is_none() {
+                    return Err(t.bad(
+                        row,
+                        c,
+                        format!("`{v}` is not a release (major.minor[.patch])"),
+                    ));
+                } else {
+                    Some(v.to_owned())
+                }
+            }
+            None => None,
+        };
         let key = ThroughputKey {
             model: model.to_owned(),
             gpu: gpu.to_owned(),
@@ -221,6 +305,7 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<ThroughputTable> {
             tp,
             pp,
             precision,
+            engine_version,
         };
         let rows = groups.entry(key).or_default();
         if let Some(first) = rows.get(&(isl, osl, reqs)) {
@@ -329,6 +414,57 @@ mod tests {
         assert!(t.skipped.iter().any(|s| s.contains("Mistral-Large-3")));
         assert!(t.skipped.iter().any(|s| s.contains("another checkpoint")));
         assert!(t.skipped.iter().any(|s| s.contains("MI300X")));
+    }
+
+    /// The 0.17 overview's spelling: models by family and size, GPUs with their memory,
+    /// FP16 rows, a release column (in the group's key and slug).
+    #[test]
+    fn releases_fp16_rows_and_the_0_17_names_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(
+            &p,
+            format!(
+                "{},engine_version\n\
+                 LLaMA v3.1 8B,A100-SXM4-80GB,1,1,1,FP16,128,128,30000,6627.27,0.17.0\n\
+                 Mixtral 8x7B,H100 80GB HBM3,2,2,1,FP8,128,128,30000,27451.13,0.17.0\n\
+                 LLaMA v3.1 70B,GH200 480GB,1,1,1,FP8,128,128,30000,3636.91,\n",
+                HEAD.trim_end()
+            ),
+        )
+        .unwrap();
+        let t = read(&p).unwrap();
+        assert_eq!(t.groups.len(), 3, "{:?}", t.skipped);
+        // Sorted by the table's names: 70B, 8B, Mixtral.
+        let a100 = &t.groups[1];
+        assert_eq!(a100.model.model, "meta-llama/Llama-3.1-8B");
+        assert_eq!(a100.hardware.hardware, "A100-SXM4-80GB");
+        assert_eq!(a100.key.precision.weight_dtype(), DType::Fp16);
+        assert_eq!(a100.key.flow(), EngineFlow::TensorRtEngine);
+        assert_eq!(
+            a100.key.slug(),
+            "llama-v3.1-8b_a100-sxm4-80gb_tp1_pp1_fp16_trtllm-0.17.0"
+        );
+        let gh200 = &t.groups[0];
+        assert_eq!(gh200.model.model, "meta-llama/Llama-3.1-70B");
+        assert_eq!(gh200.hardware.hardware, "GH200-96GB");
+        assert_eq!(gh200.key.engine_version, None);
+        assert_eq!(gh200.key.flow(), EngineFlow::PyTorch);
+        assert_eq!(t.groups[2].model.model, "mistralai/Mixtral-8x7B-v0.1");
+        // A release that is not one names its line and field.
+        std::fs::write(
+            &p,
+            format!(
+                "{},engine_version\nMixtral 8x7B,H100 80GB HBM3,2,2,1,FP8,128,128,30000,1,latest\n",
+                HEAD.trim_end()
+            ),
+        )
+        .unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("t.csv:2: field `engine_version`: `latest` is not a release"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -66,7 +66,7 @@ fn trtllm_throughput_table_validates_end_to_end() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "line,isl,osl,num_requests,max_num_seqs,simulated_preemptions,measured_output_throughput_tok_per_s,simulated_output_throughput_tok_per_s,error_output_throughput_pct"
+        "line,isl,osl,num_requests,max_num_seqs,max_num_tokens,simulated_preemptions,measured_output_throughput_tok_per_s,simulated_output_throughput_tok_per_s,error_output_throughput_pct"
     );
     assert_eq!(lines.len(), 3);
     // Every request fits the KV cache at once (the cap is far above 64), so none is
@@ -74,10 +74,12 @@ fn trtllm_throughput_table_validates_end_to_end() {
     let first: Vec<&str> = lines[1].split(',').collect();
     assert_eq!(&first[..4], ["2", "128", "128", "64"]);
     assert!(first[4].parse::<u32>().unwrap() >= 64, "{csv}");
-    assert_eq!(first[5], "0");
-    let simulated: f64 = first[7].parse().unwrap();
+    // The PyTorch backend's budget (no engine build on this release).
+    assert_eq!(first[5], "8192");
+    assert_eq!(first[6], "0");
+    let simulated: f64 = first[8].parse().unwrap();
     assert!(simulated > 0.0 && simulated.is_finite(), "{csv}");
-    assert_eq!(first[6], "28312.00");
+    assert_eq!(first[7], "28312.00");
 }
 
 #[test]
@@ -86,7 +88,7 @@ fn malformed_throughput_row_names_line_and_field() {
     let bad = dir.path().join("tput.txt");
     let good = std::fs::read_to_string(fixture()).unwrap();
     let mut lines: Vec<String> = good.lines().map(str::to_owned).collect();
-    lines[2] = lines[2].replace(",FP8,", ",FP16,");
+    lines[2] = lines[2].replace(",FP8,", ",INT4,");
     std::fs::write(&bad, lines.join("\n")).unwrap();
     // The format is named explicitly (the extension says nothing).
     let o = servesim_in(
@@ -98,7 +100,7 @@ fn malformed_throughput_row_names_line_and_field() {
             "trtllm-throughput",
         ],
     );
-    fails_with(&o, &["tput.txt:3", "field `precision`", "FP16"]);
+    fails_with(&o, &["tput.txt:3", "field `precision`", "INT4"]);
 }
 
 /// A GenZ-style table of one configuration: 12 requests, times in ms, a concurrency
