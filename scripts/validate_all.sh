@@ -76,6 +76,11 @@ validate_set() {
         trtllm-perf-overview)
             servesim validate "$V/trtllm-perf-overview/throughput_offline.csv" "$@" \
                 --output-dir "$out" || echo "FAILED: trtllm" ;;
+        trtllm-0.17-overview)
+            # The same page at release 0.17 (TensorRT engines, other GPUs), shipped with
+            # the project (never fitted on).
+            servesim validate perf_model/measurements/serving-trtllm-0.17/throughput_offline.csv \
+                "$@" --output-dir "$out" || echo "FAILED: trtllm 0.17 overview" ;;
         serving-aiconfigurator-silicon)
             # Public serving measurements shipped with the project (never fitted on).
             servesim validate perf_model/measurements/serving-aiconfigurator-silicon/serving_summary.csv \
@@ -83,7 +88,7 @@ validate_set() {
     esac
 }
 
-SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench argonne-trtllm splitwise-perf-model trtllm-perf-overview serving-aiconfigurator-silicon"
+SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench argonne-trtllm splitwise-perf-model trtllm-perf-overview trtllm-0.17-overview serving-aiconfigurator-silicon"
 summary() {
     echo
     echo "## $1: median over runs / table groups of |error| %"
