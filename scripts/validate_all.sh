@@ -202,6 +202,13 @@ echo "## vLLM on MI300X, AMD's dev-docker latency tables (never fitted on)"
 python3 scripts/rocm_mi300x_check.py --servesim target/release/servesim --out "$OUT/rocm-mi300x" \
     | grep -E "^(vLLM|median)" || echo "FAILED: rocm-mi300x"
 
+# TensorRT-LLM 0.14 through Triton at 2 - 32 requests/s (perf_model/measurements/
+# serving-trtllm-0.14-triton/): never fitted on, the same in every mode.
+echo
+echo "## TensorRT-LLM 0.14 online serving through Triton (never fitted on)"
+python3 scripts/trtllm_triton_check.py --servesim target/release/servesim --out "$OUT/trtllm-triton" \
+    | grep -E "^(median|FAILED)" || echo "FAILED: trtllm-triton"
+
 # vLLM V0 results quoted in vLLM pull requests (perf_model/measurements/
 # vllm-host-overhead/): never fitted on (the V0 stacks are fitted on Argonne's A100 and
 # GH200 rows), the same in every mode.
