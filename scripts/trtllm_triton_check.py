@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Replay TensorRT-LLM 0.14's online-serving table (Triton's TensorRT-LLM backend;
-perf_model/measurements/serving-trtllm-0.14-triton/serving.csv) through `servesim simulate`
+perf_model/measurements/serving-trtllm-overview/triton_online_0.14.csv) through `servesim simulate`
 and compare mean TTFT and mean inter-token latency.
 
 Each row becomes 500 requests of exactly its ISL and OSL arriving as a Poisson process at
 its request rate (exponential gaps from a fixed seed; `INF`: all at t = 0), on the
-`trtllm-0.17` stack (TensorRT engines run by the C++ executor, releases 0.13 - 0.18) with
+`trtllm-engine` stack (TensorRT engines driven by the C++ executor, 0.10 - 0.18) with
 the stack's engine limits and bf16 weights and KV cache. A request's mean ITL is its
 TPOT: the table's mean ITL over every gap is the token-weighted mean TPOT, which for
 requests of one length is the plain mean. Nothing here was used to fit any parameter.
@@ -22,14 +22,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLE = ROOT / "perf_model/measurements/serving-trtllm-0.14-triton/serving.csv"
+TABLE = ROOT / "perf_model/measurements/serving-trtllm-overview/triton_online_0.14.csv"
 # The table's names -> the shipped config and hardware file (base and Instruct share
 # their shapes; "H200 131GB HBM3" is how the page names the H200 SXM).
 MODELS = {"LLaMA 3.1 8B": "meta-llama/Llama-3.1-8B", "LLaMA 3.1 70B": "meta-llama/Llama-3.1-70B"}
 GPUS = {"H100 80GB HBM3": "H100-SXM5-80GB", "H200 131GB HBM3": "H200-SXM-141GB"}
 REQUESTS = 500
 SEED = 0
-STACK = "trtllm-0.17"
+STACK = "trtllm-engine"
 
 
 def arrivals(rate, n, seed):

@@ -76,11 +76,11 @@ validate_set() {
         trtllm-perf-overview)
             servesim validate "$V/trtllm-perf-overview/throughput_offline.csv" "$@" \
                 --output-dir "$out" || echo "FAILED: trtllm" ;;
-        trtllm-0.17-overview)
-            # The same page at release 0.17 (TensorRT engines, other GPUs), shipped with
-            # the project (never fitted on).
-            servesim validate perf_model/measurements/serving-trtllm-0.17/throughput_offline.csv \
-                "$@" --output-dir "$out" || echo "FAILED: trtllm 0.17 overview" ;;
+        trtllm-overview-0.12|trtllm-overview-0.17)
+            # The same page at releases 0.12 and 0.17 (TensorRT engines, other GPUs),
+            # shipped with the project (never fitted on).
+            servesim validate "perf_model/measurements/serving-trtllm-overview/throughput_offline_${set#trtllm-overview-}.csv" \
+                "$@" --output-dir "$out" || echo "FAILED: $set" ;;
         serving-aiconfigurator-silicon)
             # Public serving measurements shipped with the project (never fitted on).
             servesim validate perf_model/measurements/serving-aiconfigurator-silicon/serving_summary.csv \
@@ -88,7 +88,7 @@ validate_set() {
     esac
 }
 
-SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench argonne-trtllm splitwise-perf-model trtllm-perf-overview trtllm-0.17-overview serving-aiconfigurator-silicon"
+SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench argonne-trtllm splitwise-perf-model trtllm-perf-overview trtllm-overview-0.12 trtllm-overview-0.17 serving-aiconfigurator-silicon"
 summary() {
     echo
     echo "## $1: median over runs / table groups of |error| %"
@@ -203,7 +203,7 @@ python3 scripts/rocm_mi300x_check.py --servesim target/release/servesim --out "$
     | grep -E "^(vLLM|median)" || echo "FAILED: rocm-mi300x"
 
 # TensorRT-LLM 0.14 through Triton at 2 - 32 requests/s (perf_model/measurements/
-# serving-trtllm-0.14-triton/): never fitted on, the same in every mode.
+# serving-trtllm-overview/triton_online_0.14.csv): never fitted on, the same in every mode.
 echo
 echo "## TensorRT-LLM 0.14 online serving through Triton (never fitted on)"
 python3 scripts/trtllm_triton_check.py --servesim target/release/servesim --out "$OUT/trtllm-triton" \

@@ -247,13 +247,41 @@ pub fn framework_stack(table: &StaticTable) -> Result<Option<&'static str>> {
     }
 }
 
-/// Whether the model `name` (as the catalog resolves it) has mixture-of-experts layers.
-fn is_moe(name: &str, paths: &DataPaths) -> Result<bool> {
+/// Whether the model `name` (as the catalog resolves it) has mixture-of-experts layers,
+/// and its longest context (`max_position_embeddings`).
+fn moe_and_positions(name: &str, paths: &DataPaths) -> Result<(bool, u64)> {
     let model = crate::model::ModelCatalog::for_paths(paths)?.resolve(name)?;
-    Ok(model
+    let moe = model
         .layers
         .iter()
-        .any(|l| matches!(l.ffn, crate::model::FfnSpec::Moe { .. })))
+        .any(|l| matches!(l.ffn, crate::model::FfnSpec::Moe { .. }));
+    Ok((moe, model.max_position_embeddings))
+}
+
+/// `group` without the rows longer than `positions` tokens (a TensorRT engine may be
+/// built past a RoPE model's configured context; servesim deploys no further), and a
+/// note naming them; `None` when none is longer.
+fn within_positions(group: &ThroughputGroup, positions: u64) -> Option<(ThroughputGroup, String)> {
+    let long = |r: &&super::throughput_table::ThroughputRow| {
+        u64::from(r.isl) + u64::from(r.osl) > positions
+    };
+    let dropped: Vec<String> = group
+        .rows
+        .iter()
+        .filter(long)
+        .map(|r| format!("{}/{}", r.isl, r.osl))
+        .collect();
+    if dropped.is_empty() {
+        return None;
+    }
+    let mut kept = group.clone();
+    kept.rows
+        .retain(|r| u64::from(r.isl) + u64::from(r.osl) <= positions);
+    let note = format!(
+        "rows longer than the model's {positions} positions left out (ISL/OSL {}): the engine ran them past the configured context, servesim deploys no further",
+        dropped.join(", ")
+    );
+    Some((kept, note))
 }
 
 /// Validate each group of an offline throughput `table` that `keep` accepts (see the
@@ -275,9 +303,17 @@ pub fn validate_throughput<'a>(
             .model
             .clone()
             .unwrap_or_else(|| g.model.model.clone());
-        let moe = is_moe(&model, paths)?;
-        let mut req = offline::group_request(g, &settings.deployment, moe);
+        let (moe, positions) = moe_and_positions(&model, paths)?;
         let mut notes = Vec::new();
+        let trimmed = within_positions(g, positions);
+        let g = match &trimmed {
+            Some((kept, note)) if !kept.rows.is_empty() => {
+                notes.push(note.clone());
+                kept
+            }
+            _ => g,
+        };
+        let mut req = offline::group_request(g, &settings.deployment, moe);
         if moe && g.key.tp > 1 && g.key.flow() == EngineFlow::PyTorch {
             notes.push(format!(
                 "MoE run with --ep and attention DP (the EP size is not listed): the listed TP{} is read as {} attention data-parallel ranks of TP1 (simulated replicas) with the routed experts spread over all their GPUs",
@@ -378,4 +414,43 @@ pub fn validate_summary<'a>(
     };
     let groups: Vec<&SummaryGroup> = table.groups.iter().filter(|g| keep(g)).collect();
     Ok(par_groups(groups, one, done))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::mapping::{trtllm_hardware, trtllm_model};
+    use crate::validate::throughput_table::{Precision, ThroughputKey, ThroughputRow};
+
+    /// Rows past the model's configured context are left out, and said so; a group
+    /// within it is kept whole.
+    #[test]
+    fn rows_past_the_models_context_are_left_out_and_named() {
+        let row = |line, isl, osl| ThroughputRow {
+            line,
+            isl,
+            osl,
+            num_requests: 10,
+            output_tokens_per_s: 1.0,
+        };
+        let g = ThroughputGroup {
+            key: ThroughputKey {
+                model: "GPTJ 6B".into(),
+                gpu: "L40S".into(),
+                num_gpus: 1,
+                tp: 1,
+                pp: 1,
+                precision: Precision::Fp8,
+                engine_version: Some("0.12.0".into()),
+            },
+            model: trtllm_model("GPTJ 6B").unwrap(),
+            hardware: trtllm_hardware("L40S").unwrap(),
+            rows: vec![row(2, 128, 128), row(3, 128, 2048), row(4, 2048, 2048)],
+        };
+        let (kept, note) = within_positions(&g, 2048).unwrap();
+        assert_eq!(kept.rows.iter().map(|r| r.line).collect::<Vec<_>>(), [2]);
+        assert!(note.contains("2048 positions"), "{note}");
+        assert!(note.contains("128/2048, 2048/2048"), "{note}");
+        assert!(within_positions(&g, 4096).is_none());
+    }
 }

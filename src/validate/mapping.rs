@@ -203,6 +203,18 @@ pub fn trtllm_model(name: &str) -> Result<ModelMapping, String> {
             "mistralai/Mistral-7B-v0.1",
             Some(format!("{name}: mistralai/Mistral-7B-v0.1 (the table does not name the release; v0.3 has the same layers and a 32,768-token vocabulary)")),
         ),
+        // The 0.10 – 0.15 overviews' names.
+        "gptj-6b" => map("EleutherAI/gpt-j-6b", None),
+        "llama-v2-7b" => map("meta-llama/Llama-2-7b-hf", None),
+        "llama-v2-70b" => map("meta-llama/Llama-2-70b-hf", None),
+        "llama-v3-8b" => map(
+            "meta-llama/Meta-Llama-3-8B",
+            Some(format!("{name}: meta-llama/Meta-Llama-3-8B (base and Instruct share their shapes)")),
+        ),
+        "llama-v3-70b" => map(
+            "meta-llama/Meta-Llama-3-70B",
+            Some(format!("{name}: meta-llama/Meta-Llama-3-70B (base and Instruct share their shapes)")),
+        ),
         "mixtral-8x7b" => map("mistralai/Mixtral-8x7B-v0.1", None),
         "mixtral-8x22b" => map("mistralai/Mixtral-8x22B-v0.1", None),
         _ => Err(format!(

@@ -576,7 +576,7 @@ mod tests {
         g.key.engine_version = Some("0.17.0".into());
         assert_eq!(g.key.flow(), EngineFlow::TensorRtEngine);
         let r = group_request(&g, &DeploymentRequest::default(), true);
-        assert_eq!(r.serving_stack.as_deref(), Some("trtllm-0.17"));
+        assert_eq!(r.serving_stack.as_deref(), Some("trtllm-engine"));
         assert_eq!(
             (
                 r.tensor_parallel_size,
@@ -588,8 +588,8 @@ mod tests {
         assert_eq!(r.quantization.as_deref(), Some("none"));
         assert_eq!(r.dtype.as_deref(), Some("float16"));
         assert_eq!(r.kv_cache_dtype.as_deref(), Some("auto"));
-        g.key.engine_version = Some("0.11.0".into());
-        assert_eq!(g.key.stack(), "trtllm-0.11");
+        g.key.engine_version = Some("0.12.0".into());
+        assert_eq!(g.key.stack(), "trtllm-engine");
         g.key.engine_version = Some("1.0.0rc3".into());
         assert_eq!(g.key.flow(), EngineFlow::PyTorch);
         let r = group_request(&g, &DeploymentRequest::default(), true);

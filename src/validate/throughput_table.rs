@@ -150,16 +150,13 @@ impl ThroughputKey {
         }
     }
 
-    /// The serving stack of the row's release: `trtllm` (the PyTorch backend, and a
-    /// table that names no release), `trtllm-0.17` (TensorRT engines as `trtllm-bench`
-    /// builds and runs them, 0.13 – 0.18) or `trtllm-0.11` (TensorRT engines, 0.9 –
-    /// 0.12).
+    /// The serving stack of the row's `trtllm-bench` run: `trtllm` (the PyTorch
+    /// backend, and a table that names no release) or `trtllm-engine` (a TensorRT engine
+    /// driven by the C++ executor).
     pub fn stack(&self) -> &'static str {
-        match self.engine_version.as_deref().and_then(major_minor) {
-            Some(v) if v >= PYTORCH_FLOW_FROM => "trtllm",
-            Some(v) if v >= (0, 13) => "trtllm-0.17",
-            Some(_) => "trtllm-0.11",
-            None => "trtllm",
+        match self.flow() {
+            EngineFlow::PyTorch => "trtllm",
+            EngineFlow::TensorRtEngine => "trtllm-engine",
         }
     }
 
