@@ -279,6 +279,8 @@ pub fn trtllm_hardware(name: &str) -> Result<HardwareMapping, String> {
         ),
         "l40s" => map("L40S", "L40S: L40S 48GB, GPUs linked by PCIe 4 only"),
         "a100-sxm4-80gb" => map("A100-SXM4-80GB", "A100-SXM4-80GB: A100 SXM4 80GB (an HGX/DGX A100 board)"),
+        "a100-pcie-80gb" => map("A100-PCIe-80GB", "A100-PCIE-80GB: A100 PCIe 80GB, GPUs linked by PCIe 4 (NVLink bridges not stated)"),
+        "gh200 96gb hbm3 cg1" => map("GH200-96GB", "GH200 96GB HBM3 CG1: the GPU of a GH200 superchip, 96 GB of HBM3"),
         _ => Err(format!("GPU `{name}` has no hardware file")),
     }
 }
