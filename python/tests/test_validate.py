@@ -108,7 +108,7 @@ def test_errors_name_the_file_or_flag(tmp_path):
         servesim.validate(TABLE, select=["model=nothing"])
     bad = tmp_path / "tput.csv"
     lines = Path(TABLE).read_text().splitlines()
-    lines[2] = lines[2].replace(",FP8,", ",FP16,")
+    lines[2] = lines[2].replace(",FP8,", ",INT4,")
     bad.write_text("\n".join(lines))
     with pytest.raises(servesim.ServesimError, match=r"tput.csv:3.*precision"):
         servesim.validate(bad, format="trtllm-throughput")
