@@ -203,7 +203,7 @@ pub fn trtllm_model(name: &str) -> Result<ModelMapping, String> {
             "mistralai/Mistral-7B-v0.1",
             Some(format!("{name}: mistralai/Mistral-7B-v0.1 (the table does not name the release; v0.3 has the same layers and a 32,768-token vocabulary)")),
         ),
-        // The 0.10 – 0.15 overviews' names.
+        // The 0.12 and 0.15 overviews' names.
         "gptj-6b" => map("EleutherAI/gpt-j-6b", None),
         "llama-v2-7b" => map("meta-llama/Llama-2-7b-hf", None),
         "llama-v2-70b" => map("meta-llama/Llama-2-70b-hf", None),
@@ -270,7 +270,7 @@ pub fn trtllm_hardware(name: &str) -> Result<HardwareMapping, String> {
             "RTX PRO 6000 Blackwell Server Edition",
             "RTX6000ProBlackwellServer: RTX PRO 6000 Blackwell Server Edition, GPUs linked by PCIe 5 only",
         ),
-        // The 0.17 overview's column names.
+        // The column names of the 0.12, 0.15 and 0.17 overviews.
         "h100 80gb hbm3" => map("H100-SXM5-80GB", "H100 80GB HBM3: H100 SXM5 80GB (an HGX/DGX H100 board)"),
         "h200 141gb hbm3" => map("H200-SXM-141GB", "H200 141GB HBM3: H200 SXM 141GB (an HGX/DGX H200 board)"),
         "gh200 480gb" => map(
@@ -279,7 +279,7 @@ pub fn trtllm_hardware(name: &str) -> Result<HardwareMapping, String> {
         ),
         "l40s" => map("L40S", "L40S: L40S 48GB, GPUs linked by PCIe 4 only"),
         "a100-sxm4-80gb" => map("A100-SXM4-80GB", "A100-SXM4-80GB: A100 SXM4 80GB (an HGX/DGX A100 board)"),
-        "a100-pcie-80gb" => map("A100-PCIe-80GB", "A100-PCIE-80GB: A100 PCIe 80GB, GPUs linked by PCIe 4 (NVLink bridges not stated)"),
+        "a100-pcie-80gb" => map("A100-PCIe-80GB", "A100-PCIE-80GB: A100 PCIe 80GB (the hardware file joins pairs by an NVLink bridge, larger groups by PCIe 4; the page does not say which the system had)"),
         "gh200 96gb hbm3 cg1" => map("GH200-96GB", "GH200 96GB HBM3 CG1: the GPU of a GH200 superchip, 96 GB of HBM3"),
         _ => Err(format!("GPU `{name}` has no hardware file")),
     }

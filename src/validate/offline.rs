@@ -19,6 +19,11 @@
 //! * [`KV_CACHE_FREE_GPU_MEM_FRACTION`] of the memory left after weights, activations
 //!   and runtime for the KV cache (the deployment's `kv_cache_budget` set to `free`,
 //!   TensorRT-LLM's meaning, whatever stack times the steps).
+//!
+//! A row of a release before 0.19 ran a TensorRT engine: it replays on the
+//! `trtllm-engine` stack, with experts split by TP, and with the batch and token limits
+//! `trtllm-bench build` compiled for its lengths ([`engine_build_limits`]) in place of
+//! the CUDA-graph ones.
 
 use super::groups::GroupRun;
 use super::measured::output_rate;
