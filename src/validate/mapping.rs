@@ -156,6 +156,15 @@ pub fn trtllm_model(name: &str) -> Result<ModelMapping, String> {
             note,
         })
     };
+    // A name that does not say base or Instruct: the two share their shapes.
+    let either = |id: &str| {
+        map(
+            id,
+            Some(format!(
+                "{name}: {id} (the table does not say base or Instruct; they share their shapes)"
+            )),
+        )
+    };
     match base.as_str() {
         "llama-3.1-8b-instruct" => map("meta-llama/Llama-3.1-8B-Instruct", None),
         "llama-3.3-70b-instruct" => map("meta-llama/Llama-3.3-70B-Instruct", None),
@@ -184,37 +193,20 @@ pub fn trtllm_model(name: &str) -> Result<ModelMapping, String> {
                 "{name}: the language model only; chunked local attention is costed as full attention"
             )),
         ),
-        // The 0.17 overview names models by family and size ("LLaMA v3.1 8B"), built
-        // from Hugging Face weights with `trtllm-bench build`; base and Instruct share
-        // their shapes.
-        "llama-v3.1-8b" => map(
-            "meta-llama/Llama-3.1-8B",
-            Some(format!("{name}: meta-llama/Llama-3.1-8B (the table does not say base or Instruct; they share their shapes)")),
-        ),
-        "llama-v3.1-70b" => map(
-            "meta-llama/Llama-3.1-70B",
-            Some(format!("{name}: meta-llama/Llama-3.1-70B (the table does not say base or Instruct; they share their shapes)")),
-        ),
-        "llama-v3.1-405b" => map(
-            "meta-llama/Llama-3.1-405B",
-            Some(format!("{name}: meta-llama/Llama-3.1-405B (the table does not say base or Instruct; they share their shapes)")),
-        ),
+        // The 0.12 – 0.17 overviews name models by family and size ("LLaMA v3.1 8B"),
+        // built from Hugging Face weights with `trtllm-bench build`.
+        "llama-v3.1-8b" => either("meta-llama/Llama-3.1-8B"),
+        "llama-v3.1-70b" => either("meta-llama/Llama-3.1-70B"),
+        "llama-v3.1-405b" => either("meta-llama/Llama-3.1-405B"),
+        "llama-v3-8b" => either("meta-llama/Meta-Llama-3-8B"),
+        "llama-v3-70b" => either("meta-llama/Meta-Llama-3-70B"),
         "mistral-7b" => map(
             "mistralai/Mistral-7B-v0.1",
             Some(format!("{name}: mistralai/Mistral-7B-v0.1 (the table does not name the release; v0.3 has the same layers and a 32,768-token vocabulary)")),
         ),
-        // The 0.12 and 0.15 overviews' names.
         "gptj-6b" => map("EleutherAI/gpt-j-6b", None),
         "llama-v2-7b" => map("meta-llama/Llama-2-7b-hf", None),
         "llama-v2-70b" => map("meta-llama/Llama-2-70b-hf", None),
-        "llama-v3-8b" => map(
-            "meta-llama/Meta-Llama-3-8B",
-            Some(format!("{name}: meta-llama/Meta-Llama-3-8B (base and Instruct share their shapes)")),
-        ),
-        "llama-v3-70b" => map(
-            "meta-llama/Meta-Llama-3-70B",
-            Some(format!("{name}: meta-llama/Meta-Llama-3-70B (base and Instruct share their shapes)")),
-        ),
         "mixtral-8x7b" => map("mistralai/Mixtral-8x7B-v0.1", None),
         "mixtral-8x22b" => map("mistralai/Mixtral-8x22B-v0.1", None),
         _ => Err(format!(
