@@ -377,6 +377,7 @@ pub fn roofline_with_overheads(d: &Deployment, p: &RooflineParams) -> Roofline {
         overlap: crate::stack::HostOverlap::Serial,
         source: "calibration".into(),
         fitted_on: Vec::new(),
+        chosen_on: Vec::new(),
         prior_step_us: 0.0,
         prior_source: String::new(),
         per_kernel_us: 0.0,

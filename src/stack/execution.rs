@@ -71,6 +71,10 @@ pub struct HostCost {
     pub source: String,
     /// Validation sets the figures were fitted on (empty when not fitted).
     pub fitted_on: Vec<String>,
+    /// Validation sets a figure was chosen by reading (not fitted by `fit-stack`, so
+    /// cross-validation cannot refit it without them): scores on them are in-sample
+    /// all the same.
+    pub chosen_on: Vec<String>,
     /// `step_us` without any validation set: what public measurements say (used when a
     /// fit has no data, as when cross-validation leaves its sets out).
     pub prior_step_us: f64,

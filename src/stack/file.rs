@@ -202,6 +202,8 @@ struct HostSection {
     #[serde(default)]
     fitted_on: Vec<String>,
     #[serde(default)]
+    chosen_on: Vec<String>,
+    #[serde(default)]
     per_kernel_us: f64,
     prior_per_kernel_us: Option<f64>,
 }
@@ -429,6 +431,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             overlap: h.overlap,
             source: h.source.clone(),
             fitted_on: h.fitted_on.clone(),
+            chosen_on: h.chosen_on.clone(),
             prior_step_us: non_negative("host.prior_step_us", h.prior_step_us)?,
             prior_source: h.prior_source.clone(),
             per_kernel_us: non_negative("host.per_kernel_us", h.per_kernel_us)?,

@@ -430,6 +430,12 @@ impl ServingStack {
             ("host.step_us", &self.execution.host.fitted_on),
             ("api_server.request_us", &self.api_server.fitted_on),
         ];
+        if !self.execution.host.chosen_on.is_empty() {
+            v.push((
+                "host (a figure chosen by reading)",
+                &self.execution.host.chosen_on,
+            ));
+        }
         if let Some(c) = &self.custom_all_reduce {
             v.push(("custom_all_reduce", &c.fitted_on));
         }

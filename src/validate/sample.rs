@@ -132,6 +132,17 @@ mod tests {
             "{}",
             s.describe()
         );
+        // A figure chosen by reading a set makes a replay of that set in-sample too.
+        stack.execution.host.chosen_on = vec!["runs_of_one_release".into()];
+        let read = Path::new("measurements/some-folder/runs_of_one_release.csv");
+        let s = status(&stack, &[], read);
+        assert!(s.in_sample, "{s:?}");
+        assert!(
+            s.describe().contains("chosen by reading"),
+            "{}",
+            s.describe()
+        );
+        stack.execution.host.chosen_on.clear();
         stack.execution.host.fitted_on.clear();
         let s = status(&stack, &[], other);
         assert!(
