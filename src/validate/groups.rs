@@ -262,26 +262,29 @@ fn moe_and_positions(name: &str, paths: &DataPaths) -> Result<(bool, u64)> {
 /// built past a RoPE model's configured context; servesim deploys no further), and a
 /// note naming them; `None` when none is longer.
 fn within_positions(group: &ThroughputGroup, positions: u64) -> Option<(ThroughputGroup, String)> {
-    let long = |r: &&super::throughput_table::ThroughputRow| {
-        u64::from(r.isl) + u64::from(r.osl) > positions
-    };
-    let dropped: Vec<String> = group
+    let (long, kept): (Vec<_>, Vec<_>) = group
         .rows
         .iter()
-        .filter(long)
-        .map(|r| format!("{}/{}", r.isl, r.osl))
-        .collect();
-    if dropped.is_empty() {
+        .cloned()
+        .partition(|r| u64::from(r.isl) + u64::from(r.osl) > positions);
+    if long.is_empty() {
         return None;
     }
-    let mut kept = group.clone();
-    kept.rows
-        .retain(|r| u64::from(r.isl) + u64::from(r.osl) <= positions);
+    let lengths: Vec<String> = long
+        .iter()
+        .map(|r| format!("{}/{}", r.isl, r.osl))
+        .collect();
     let note = format!(
         "rows longer than the model's {positions} positions left out (ISL/OSL {}): the engine ran them past the configured context, servesim deploys no further",
-        dropped.join(", ")
+        lengths.join(", ")
     );
-    Some((kept, note))
+    Some((
+        ThroughputGroup {
+            rows: kept,
+            ..group.clone()
+        },
+        note,
+    ))
 }
 
 /// Validate each group of an offline throughput `table` that `keep` accepts (see the

@@ -126,24 +126,22 @@ pub fn engine_overrides(base: &EngineOverrides) -> EngineOverrides {
 /// least 2,048, to 512 below 8,192, else to 1,024). Returns `(max_batch_size,
 /// max_num_tokens)`.
 pub fn engine_build_limits(kv_requests: f64, isl: u32, osl: u32, pp: u32) -> (u32, u32) {
-    let round_up = |x: f64, step: f64| step * (x / step).ceil();
     let raw_bs = kv_requests.min(4096.0) / f64::from(pp.max(1));
     let raw_tokens = (raw_bs * (1.0 + f64::from(isl) / f64::from(osl.max(1)))).min(32768.0);
-    let bs = if raw_bs < 256.0 {
-        round_up(raw_bs, 32.0).max(64.0)
-    } else if raw_bs < 1024.0 {
-        round_up(raw_bs, 128.0)
-    } else {
-        round_up(raw_bs, 256.0)
-    };
-    let tokens = if raw_tokens < 4096.0 {
-        round_up(raw_tokens, 256.0).max(2048.0)
-    } else if raw_tokens < 8192.0 {
-        round_up(raw_tokens, 512.0)
-    } else {
-        round_up(raw_tokens, 1024.0)
-    };
+    let bs = round_up_by_tier(raw_bs, &[(256.0, 32.0), (1024.0, 128.0)], 256.0).max(64.0);
+    let tokens =
+        round_up_by_tier(raw_tokens, &[(4096.0, 256.0), (8192.0, 512.0)], 1024.0).max(2048.0);
     (bs as u32, tokens as u32)
+}
+
+/// `x` rounded up to a multiple of the step of the first `(below, step)` tier it lies
+/// below, else of `last_step`.
+fn round_up_by_tier(x: f64, tiers: &[(f64, f64)], last_step: f64) -> f64 {
+    let step = tiers
+        .iter()
+        .find(|&&(below, _)| x < below)
+        .map_or(last_step, |&(_, step)| step);
+    step * (x / step).ceil()
 }
 
 /// The requests of `isl + osl` tokens the KV cache of `setup` holds at once, as a
