@@ -30,6 +30,25 @@ pub enum SchedulerKind {
     Static,
 }
 
+impl SchedulerKind {
+    /// Which released KV block an allocation takes: vLLM V1's one queue of released
+    /// blocks in release order (`FreeKVCacheBlockQueue`; TensorRT-LLM's block manager,
+    /// which the stacks run on this scheduler, also queues every released block for
+    /// reuse in release order), or V0's and SGLang's blocks holding nothing cached
+    /// first (`PrefixCachingBlockAllocator`'s hashless pool; the radix cache evicts only
+    /// when the free pool is short).
+    pub fn kv_eviction_order(self) -> crate::engine::kv::EvictionOrder {
+        use crate::engine::kv::EvictionOrder;
+        match self {
+            SchedulerKind::VllmV1 => EvictionOrder::FreeQueue,
+            SchedulerKind::VllmV0
+            | SchedulerKind::Sglang
+            | SchedulerKind::Orca
+            | SchedulerKind::Static => EvictionOrder::FreeFirst,
+        }
+    }
+}
+
 impl std::fmt::Display for SchedulerKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {

@@ -5,9 +5,13 @@
 //!
 //! | state     | `ref_cnt` | `hash`  | lives in                                  |
 //! |-----------|-----------|---------|-------------------------------------------|
-//! | free      | 0         | `None`  | `free` (a stack)                          |
+//! | free      | 0         | `None`  | `free` (a stack), or the LRU list under [`EvictionOrder::FreeQueue`] once it has been used |
 //! | evictable | 0         | `Some`  | the intrusive LRU list (head = evict next)|
 //! | used      | ≥ 1       | any     | the block tables of live sequences        |
+//!
+//! Under [`EvictionOrder::FreeQueue`] (vLLM V1's `FreeKVCacheBlockQueue`) every released
+//! block joins the LRU list, cached or not, so a block freed earlier is handed out
+//! earlier whatever its content; the `free` stack then holds only blocks never used.
 //!
 //! The LRU is a doubly-linked list threaded through `BlockMeta::{prev, next}`, so a
 //! cached block that gets hit again is unlinked from the middle in O(1) (vLLM's
@@ -17,6 +21,7 @@
 //! hands the old hash back to the caller, which unregisters it.
 
 use super::prefix::BlockHash;
+use super::EvictionOrder;
 
 /// Index of a physical KV block in the pool (`0..num_blocks`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,11 +64,15 @@ pub(crate) struct BlockPool {
     /// Most recently freed evictable block.
     lru_tail: u32,
     lru_len: u32,
+    /// Blocks on the LRU list that carry a hash (all of them under `FreeFirst`).
+    lru_hashed: u32,
+    /// Where released blocks without a hash go.
+    order: EvictionOrder,
 }
 
 impl BlockPool {
     /// A pool of `num_blocks` free blocks.
-    pub(crate) fn new(num_blocks: u32) -> Self {
+    pub(crate) fn new(num_blocks: u32, order: EvictionOrder) -> Self {
         assert!(
             num_blocks < NIL,
             "KV pool of {num_blocks} blocks is too large (max {})",
@@ -81,6 +90,8 @@ impl BlockPool {
             lru_head: NIL,
             lru_tail: NIL,
             lru_len: 0,
+            lru_hashed: 0,
+            order,
         }
     }
 
@@ -99,7 +110,7 @@ impl BlockPool {
     /// Evictable blocks (no references, cached content).
     #[inline]
     pub(crate) fn num_evictable(&self) -> u32 {
-        self.lru_len
+        self.lru_hashed
     }
 
     /// Live references to `block`.
@@ -114,8 +125,8 @@ impl BlockPool {
         self.blocks[block.0 as usize].hash
     }
 
-    /// Hands out a block with one reference: a free one if there is any, otherwise the
-    /// least recently freed evictable one. Returns the block and, when it was evicted,
+    /// Hands out a block with one reference: a never-used (or, under `FreeFirst`, free)
+    /// one if there is any, otherwise the least recently freed one on the LRU list. Returns the block and, when it was evicted,
     /// the hash the caller must unregister. `None` if nothing is available.
     #[inline]
     pub(crate) fn alloc(&mut self) -> Option<(BlockId, Option<BlockHash>)> {
@@ -154,15 +165,16 @@ impl BlockPool {
         m.hash = Some(hash);
     }
 
-    /// Drops one reference. At zero the block becomes evictable (appended at the MRU
-    /// end) if it has a hash, and free otherwise.
+    /// Drops one reference. At zero the block is appended at the MRU end of the LRU
+    /// list if it has a hash or the order is `FreeQueue`, and goes on the free stack
+    /// otherwise.
     #[inline]
     pub(crate) fn release(&mut self, block: BlockId) {
         let m = &mut self.blocks[block.0 as usize];
         debug_assert!(m.ref_cnt > 0, "double free of {block:?}");
         m.ref_cnt -= 1;
         if m.ref_cnt == 0 {
-            if m.hash.is_some() {
+            if m.hash.is_some() || self.order == EvictionOrder::FreeQueue {
                 self.lru_push_back(block);
             } else {
                 self.free.push(block);
@@ -185,6 +197,7 @@ impl BlockPool {
         }
         self.lru_tail = i;
         self.lru_len += 1;
+        self.lru_hashed += u32::from(self.blocks[i as usize].hash.is_some());
     }
 
     fn lru_unlink(&mut self, block: BlockId) {
@@ -203,9 +216,11 @@ impl BlockPool {
         m.prev = NIL;
         m.next = NIL;
         self.lru_len -= 1;
+        self.lru_hashed -= u32::from(m.hash.is_some());
     }
 
-    /// Evictable blocks from the next to be evicted to the last.
+    /// Blocks on the LRU list (evictable ones, and under `FreeQueue` released free
+    /// ones too), from the next to be handed out to the last.
     pub(crate) fn lru_order(&self) -> impl Iterator<Item = BlockId> + '_ {
         let mut cur = self.lru_head;
         std::iter::from_fn(move || {
@@ -231,6 +246,7 @@ impl BlockPool {
         }
         let mut prev = NIL;
         let mut len = 0u32;
+        let mut hashed = 0u32;
         for b in self.lru_order() {
             let m = &self.blocks[b.0 as usize];
             assert!(
@@ -239,7 +255,11 @@ impl BlockPool {
             );
             seen[b.0 as usize] = true;
             assert_eq!(m.ref_cnt, 0, "{b:?} is both evictable and referenced");
-            assert!(m.hash.is_some(), "{b:?} is evictable without a hash");
+            assert!(
+                m.hash.is_some() || self.order == EvictionOrder::FreeQueue,
+                "{b:?} is on the LRU without a hash"
+            );
+            hashed += u32::from(m.hash.is_some());
             assert_eq!(m.prev, prev, "LRU back-link of {b:?} is broken");
             prev = b.0;
             len += 1;
@@ -247,6 +267,7 @@ impl BlockPool {
         }
         assert_eq!(prev, self.lru_tail, "LRU tail is not the last block");
         assert_eq!(len, self.lru_len, "LRU length counter is wrong");
+        assert_eq!(hashed, self.lru_hashed, "LRU cached-block counter is wrong");
         let referenced = self.blocks.iter().filter(|m| m.ref_cnt > 0).count();
         for (i, m) in self.blocks.iter().enumerate() {
             if m.ref_cnt == 0 {
@@ -266,7 +287,7 @@ mod tests {
     use super::*;
 
     fn pool_with_three_evictable() -> BlockPool {
-        let mut p = BlockPool::new(4);
+        let mut p = BlockPool::new(4, EvictionOrder::FreeFirst);
         let ids: Vec<BlockId> = (0..3).map(|_| p.alloc().unwrap().0).collect();
         for (i, &b) in ids.iter().enumerate() {
             p.set_hash(b, BlockHash(100 + i as u64));
@@ -279,7 +300,7 @@ mod tests {
 
     #[test]
     fn hands_out_free_blocks_in_index_order_first() {
-        let mut p = BlockPool::new(3);
+        let mut p = BlockPool::new(3, EvictionOrder::FreeFirst);
         let got: Vec<u32> = (0..3).map(|_| p.alloc().unwrap().0.index()).collect();
         assert_eq!(got, [0, 1, 2]);
         assert!(p.alloc().is_none());
@@ -310,6 +331,27 @@ mod tests {
         assert_eq!(p.alloc(), Some((BlockId(0), Some(BlockHash(100)))));
         assert_eq!(p.hash(BlockId(0)), None);
         assert_eq!(p.num_available(), 2);
+        p.check_lists();
+    }
+
+    #[test]
+    fn free_queue_hands_out_released_blocks_in_release_order_whatever_their_hash() {
+        let mut p = BlockPool::new(3, EvictionOrder::FreeQueue);
+        let ids: Vec<BlockId> = (0..3).map(|_| p.alloc().unwrap().0).collect();
+        p.set_hash(ids[1], BlockHash(7));
+        // Released 2 (no hash), 1 (cached), 0 (no hash): handed out in that order, the
+        // cached block evicted when its turn comes although free blocks remain.
+        for &b in ids.iter().rev() {
+            p.release(b);
+        }
+        assert_eq!(p.num_evictable(), 1);
+        assert_eq!(p.num_available(), 3);
+        p.check_lists();
+        assert_eq!(p.alloc(), Some((BlockId(2), None)));
+        assert_eq!(p.alloc(), Some((BlockId(1), Some(BlockHash(7)))));
+        assert_eq!(p.num_evictable(), 0);
+        assert_eq!(p.alloc(), Some((BlockId(0), None)));
+        assert!(p.alloc().is_none());
         p.check_lists();
     }
 }

@@ -14,13 +14,16 @@
 //!   request reuses the longest run of leading registered blocks, capped so that at
 //!   least one token is still computed (vLLM never reports a whole prompt as cached).
 //! * **Eviction.** A registered block whose last holder finishes stays cached and
-//!   *evictable*; new blocks come from the free list first and only then by evicting
-//!   the least recently freed cached block. A sequence's blocks are released tail
-//!   first, so its last blocks are evicted before its first ones (vLLM frees in reverse
-//!   order for the same reason: later blocks are only useful if earlier ones are).
-//!   Unlike vLLM v1, which keeps free and evictable blocks in one queue, never-cached
-//!   blocks are always used before a cached block is evicted; this can only keep more
-//!   prefixes cached.
+//!   *evictable*. Where new blocks come from is the engine's [`EvictionOrder`]: vLLM
+//!   V1 keeps every released block, cached or not, in one queue in the order it was
+//!   released and hands out the head, evicting its content if it has any
+//!   ([`EvictionOrder::FreeQueue`]); vLLM V0's prefix-caching allocator and SGLang's
+//!   radix cache use blocks that hold nothing cached first and evict the least
+//!   recently freed cached block only when none is left
+//!   ([`EvictionOrder::FreeFirst`], the default), which keeps more prefixes cached.
+//!   A sequence's blocks are released tail first, so its last blocks are evicted
+//!   before its first ones (vLLM frees in reverse order for the same reason: later
+//!   blocks are only useful if earlier ones are).
 //! * **Capacity outcomes are values.** [`KvCache::allocate`] returns `None` and
 //!   [`KvCache::grow`] returns `false` when the blocks are not there, changing nothing;
 //!   the scheduler then waits or preempts. Swap preemption is modelled by the engine as
@@ -74,6 +77,20 @@ use prefix::PrefixMap;
 /// dense request index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SeqId(pub u32);
+
+/// Which block an allocation takes when no never-used block is left.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EvictionOrder {
+    /// Released blocks holding nothing cached are used first; a cached block is evicted
+    /// (least recently freed first) only when none is left (vLLM V0's
+    /// `PrefixCachingBlockAllocator`, SGLang's radix cache).
+    #[default]
+    FreeFirst,
+    /// One queue of every released block, cached or not, in release order: the least
+    /// recently released block is taken, its cached content evicted if it has any
+    /// (vLLM V1's `FreeKVCacheBlockQueue`).
+    FreeQueue,
+}
 
 /// Prefix-cache counters, over successful [`KvCache::allocate`] calls with prefix
 /// caching enabled (like vLLM's `PrefixCacheStats`, in tokens).
@@ -153,7 +170,7 @@ impl KvCache {
         KvCache {
             block_size: block_size_tokens,
             enable_prefix_caching,
-            pool: block_pool::BlockPool::new(num_blocks),
+            pool: block_pool::BlockPool::new(num_blocks, EvictionOrder::FreeFirst),
             prefix: PrefixMap::default(),
             seq_slots: Vec::new(),
             num_live: 0,
@@ -163,6 +180,21 @@ impl KvCache {
             bulk: Vec::new(),
             stats: PrefixCacheStats::default(),
         }
+    }
+
+    /// The same empty cache with released blocks reused in `order` (the default is
+    /// [`EvictionOrder::FreeFirst`]).
+    ///
+    /// # Panics
+    /// If any block has been handed out already (the order is fixed at construction).
+    pub fn with_eviction_order(mut self, order: EvictionOrder) -> KvCache {
+        assert_eq!(
+            self.pool.num_available(),
+            self.pool.num_blocks(),
+            "KvCache::with_eviction_order on a cache in use"
+        );
+        self.pool = block_pool::BlockPool::new(self.pool.num_blocks(), order);
+        self
     }
 
     /// Tokens per block.
@@ -635,7 +667,7 @@ impl KvCache {
     fn evictable_hashes(&self) -> Vec<BlockHash> {
         self.pool
             .lru_order()
-            .map(|b| self.pool.hash(b).expect("evictable blocks carry a hash"))
+            .filter_map(|b| self.pool.hash(b))
             .collect()
     }
 }

@@ -183,6 +183,34 @@ fn evictable_hits_are_not_counted_as_free_space() {
 }
 
 #[test]
+fn free_queue_evicts_a_cached_prefix_in_release_order_although_free_blocks_remain() {
+    // vLLM V1: a finished request's cached prompt is lost once as many blocks as were
+    // released after it have been handed out, whatever those blocks held.
+    let mut kv = KvCache::new(6, BS, true).with_eviction_order(EvictionOrder::FreeQueue);
+    let a = chain(1, 2);
+    kv.allocate(SeqId(0), 8, &a).unwrap(); // blocks 0,1 (cached)
+    kv.allocate(SeqId(1), 16, &[]).unwrap(); // blocks 2..5 (output-like, uncached)
+    kv.free(SeqId(0)); // queue: a1, a0
+    kv.free(SeqId(1)); // queue: a1, a0, 5, 4, 3, 2
+    assert_eq!(kv.num_free_blocks(), 6);
+    assert_eq!(kv.evictable_hashes(), [a[1], a[0]]);
+    // One block: the head of the queue, a's tail block, is evicted.
+    kv.allocate(SeqId(2), 4, &[]).unwrap();
+    assert_eq!(ids(&kv, 2), [1]);
+    assert_eq!(kv.num_cached_prefix_tokens(&a), 4);
+    // Under FreeFirst the same request would have taken an uncached block instead.
+    let mut v0 = KvCache::new(6, BS, true);
+    v0.allocate(SeqId(0), 8, &a).unwrap();
+    v0.allocate(SeqId(1), 16, &[]).unwrap();
+    v0.free(SeqId(0));
+    v0.free(SeqId(1));
+    v0.allocate(SeqId(2), 4, &[]).unwrap();
+    assert_eq!(v0.num_cached_prefix_tokens(&a), 8);
+    kv.check_invariants();
+    v0.check_invariants();
+}
+
+#[test]
 fn eviction_uses_free_blocks_first_then_lru_tail_blocks_first() {
     let mut kv = KvCache::new(8, BS, true);
     let (a, b) = (chain(1, 2), chain(2, 2));
@@ -295,10 +323,13 @@ struct Reference {
     bs: u32,
     caching: bool,
     num_blocks: u32,
-    /// Anonymous free blocks.
+    /// Where released anonymous blocks go.
+    order: EvictionOrder,
+    /// Anonymous free blocks (under `FreeQueue`, only those never used).
     free: u32,
-    /// Evictable registered hashes, next victim first.
-    lru: VecDeque<BlockHash>,
+    /// Released blocks in the order they are handed out: evictable registered hashes,
+    /// and under `FreeQueue` released anonymous blocks (`None`) too.
+    lru: VecDeque<Option<BlockHash>>,
     /// Registered hash → live holders (0 = evictable).
     refs: BTreeMap<BlockHash, u32>,
     live: BTreeMap<u32, RefSeq>,
@@ -313,10 +344,11 @@ struct RefSeq {
 }
 
 impl Reference {
-    fn new(num_blocks: u32, bs: u32, caching: bool) -> Self {
+    fn new(num_blocks: u32, bs: u32, caching: bool, order: EvictionOrder) -> Self {
         Reference {
             bs,
             caching,
+            order,
             num_blocks,
             free: num_blocks,
             lru: VecDeque::new(),
@@ -332,8 +364,7 @@ impl Reference {
     fn take_block(&mut self) {
         if self.free > 0 {
             self.free -= 1;
-        } else {
-            let h = self.lru.pop_front().expect("capacity was checked");
+        } else if let Some(h) = self.lru.pop_front().expect("capacity was checked") {
             self.refs.remove(&h);
         }
     }
@@ -373,7 +404,7 @@ impl Reference {
         for &h in &hits {
             let r = self.refs.get_mut(&h).unwrap();
             if *r == 0 {
-                let pos = self.lru.iter().position(|&x| x == h).unwrap();
+                let pos = self.lru.iter().position(|&x| x == Some(h)).unwrap();
                 self.lru.remove(pos);
             }
             *r += 1;
@@ -420,9 +451,10 @@ impl Reference {
                     let r = self.refs.get_mut(&h).unwrap();
                     *r -= 1;
                     if *r == 0 {
-                        self.lru.push_back(h);
+                        self.lru.push_back(Some(h));
                     }
                 }
+                None if self.order == EvictionOrder::FreeQueue => self.lru.push_back(None),
                 None => self.free += 1,
             }
         }
@@ -481,17 +513,22 @@ fn op_strategy(bs: u32) -> impl Strategy<Value = Op> {
     ]
 }
 
-fn case_strategy() -> impl Strategy<Value = (u32, u32, bool, Vec<Op>)> {
+fn case_strategy() -> impl Strategy<Value = (u32, u32, bool, EvictionOrder, Vec<Op>)> {
     (
         prop_oneof![Just(1u32), Just(2), Just(4)],
         0u32..=24,
         any::<bool>(),
+        prop_oneof![
+            Just(EvictionOrder::FreeFirst),
+            Just(EvictionOrder::FreeQueue)
+        ],
     )
-        .prop_flat_map(|(bs, blocks, caching)| {
+        .prop_flat_map(|(bs, blocks, caching, order)| {
             (
                 Just(bs),
                 Just(blocks),
                 Just(caching),
+                Just(order),
                 prop::collection::vec(op_strategy(bs), 1..80),
             )
         })
@@ -501,10 +538,11 @@ fn case_strategy() -> impl Strategy<Value = (u32, u32, bool, Vec<Op>)> {
 fn assert_agrees(kv: &KvCache, r: &Reference) {
     kv.check_invariants();
     assert_eq!(kv.num_free_blocks(), r.available(), "free + evictable");
-    assert_eq!(kv.num_evictable_blocks(), r.lru.len() as u32);
+    let evictable: Vec<BlockHash> = r.lru.iter().flatten().copied().collect();
+    assert_eq!(kv.num_evictable_blocks(), evictable.len() as u32);
     assert_eq!(kv.num_used_blocks(), r.num_blocks - r.available());
     assert_eq!(kv.num_cached_blocks(), r.refs.len() as u32);
-    assert_eq!(kv.evictable_hashes(), Vec::from(r.lru.clone()), "LRU order");
+    assert_eq!(kv.evictable_hashes(), evictable, "LRU order");
     assert_eq!(kv.num_seqs(), r.live.len());
     for (&seq, s) in &r.live {
         assert_eq!(kv.seq_num_tokens(SeqId(seq)), Some(s.tokens));
@@ -519,9 +557,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn cache_matches_reference_model((bs, num_blocks, caching, ops) in case_strategy()) {
-        let mut kv = KvCache::new(num_blocks, bs, caching);
-        let mut r = Reference::new(num_blocks, bs, caching);
+    fn cache_matches_reference_model((bs, num_blocks, caching, order, ops) in case_strategy()) {
+        let mut kv = KvCache::new(num_blocks, bs, caching).with_eviction_order(order);
+        let mut r = Reference::new(num_blocks, bs, caching, order);
         for op in ops {
             let available = kv.num_free_blocks();
             match op {

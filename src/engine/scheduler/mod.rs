@@ -145,7 +145,8 @@ impl ReplicaState {
                 cfg.num_gpu_blocks,
                 cfg.block_size,
                 cfg.enable_prefix_caching,
-            ),
+            )
+            .with_eviction_order(cfg.scheduler.kv_eviction_order()),
             admit_until: SimTime::ZERO,
             new_token_ratio: cfg.kv_reservation.map_or(0.0, |r| r.initial_ratio),
         }
