@@ -32,11 +32,11 @@ pub enum SchedulerKind {
 
 impl SchedulerKind {
     /// Which released KV block an allocation takes: vLLM V1's one queue of released
-    /// blocks in release order (`FreeKVCacheBlockQueue`; TensorRT-LLM's block manager,
-    /// which the stacks run on this scheduler, also queues every released block for
-    /// reuse in release order), or V0's and SGLang's blocks holding nothing cached
-    /// first (`PrefixCachingBlockAllocator`'s hashless pool; the radix cache evicts only
-    /// when the free pool is short).
+    /// blocks in release order (`FreeKVCacheBlockQueue`), or V0's and SGLang's blocks
+    /// holding nothing cached first (`PrefixCachingBlockAllocator`'s hashless pool; the
+    /// radix cache evicts only when the free pool is short). The TensorRT-LLM stacks run
+    /// on the V1 scheduler and so take V1's order; their block manager's own (an LRU
+    /// queue that can take blocks at its front) is not modelled separately.
     pub fn kv_eviction_order(self) -> crate::engine::kv::EvictionOrder {
         use crate::engine::kv::EvictionOrder;
         match self {

@@ -9,7 +9,7 @@
 
 use super::report::{ComparisonRows, ReplayMode, Validation, ValidationKind};
 use super::serving_summary::{SummaryGroup, SummaryTable};
-use super::throughput_table::{EngineFlow, ThroughputGroup, ThroughputTable};
+use super::throughput_table::{CapacityPolicy, EngineFlow, ThroughputGroup, ThroughputTable};
 use super::{
     batch, closed_loop, offline, params_note, sample_status, setup_for, Settings, StaticTable,
     TableGroup,
@@ -326,12 +326,22 @@ pub fn validate_throughput<'a>(
         if req.gpu_memory_utilization.is_none() {
             // The runs' KV cache: TRT-LLM's share of the memory the model leaves free,
             // whatever stack times the steps.
-            let f = offline::KV_CACHE_FREE_GPU_MEM_FRACTION;
+            let (f, whence) = match g.run.kv_cache_free_gpu_mem_fraction {
+                Some(f) => (f, "the table's"),
+                None => (
+                    offline::KV_CACHE_FREE_GPU_MEM_FRACTION,
+                    "the README's usual value",
+                ),
+            };
             req.gpu_memory_utilization = Some(f);
             req.kv_cache_budget = Some(KvCacheBudget::Free);
             notes.push(format!(
-                "kv_cache_free_gpu_mem_fraction {f} (the README's usual value) of the memory left after weights, activations and runtime"
+                "kv_cache_free_gpu_mem_fraction {f} ({whence}) of the memory left after weights, activations and runtime"
             ));
+        }
+        let max_utilization = g.run.scheduler_policy == Some(CapacityPolicy::MaxUtilization);
+        if max_utilization {
+            notes.push("MAX_UTILIZATION capacity scheduler (the table's): requests admitted while KV blocks last, the newest paused and recomputed when the cache runs short, as the simulated engine's recompute preemption; no per-row KV cap".into());
         }
         let d = Deployment::resolve(&req, paths)?;
         let replicas = settings.num_replicas.unwrap_or(d.dp);
@@ -346,7 +356,7 @@ pub fn validate_throughput<'a>(
                 notes,
             },
             offline::RowLimits {
-                cap_to_kv: settings.engine.max_num_seqs.is_none(),
+                cap_to_kv: settings.engine.max_num_seqs.is_none() && !max_utilization,
                 engine_build: g.key.flow() == EngineFlow::TensorRtEngine
                     && settings.engine.max_num_seqs.is_none()
                     && settings.engine.max_num_batched_tokens.is_none(),
@@ -435,6 +445,7 @@ mod tests {
             osl,
             num_requests: 10,
             output_tokens_per_s: 1.0,
+            engine_limits: None,
         };
         let g = ThroughputGroup {
             key: ThroughputKey {
@@ -449,6 +460,7 @@ mod tests {
             model: trtllm_model("GPTJ 6B").unwrap(),
             hardware: trtllm_hardware("L40S").unwrap(),
             rows: vec![row(2, 128, 128), row(3, 128, 2048), row(4, 2048, 2048)],
+            run: Default::default(),
         };
         let (kept, note) = within_positions(&g, 2048).unwrap();
         assert_eq!(kept.rows.iter().map(|r| r.line).collect::<Vec<_>>(), [2]);

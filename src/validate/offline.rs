@@ -23,7 +23,10 @@
 //! A row of a release before 0.19 ran a TensorRT engine: it replays on the
 //! `trtllm-engine` stack, with experts split by TP, and with the batch and token limits
 //! `trtllm-bench build` compiled for its lengths ([`engine_build_limits`]) in place of
-//! the CUDA-graph ones.
+//! the CUDA-graph ones, or those the table gives for the row (an engine built by hand,
+//! as for `gptManagerBenchmark` before 0.12). A table's own KV fraction and capacity
+//! policy replace the defaults above; under `max_utilization` there is no per-row KV
+//! cap (the engine admits while blocks last and pauses requests when they run out).
 
 use super::groups::GroupRun;
 use super::measured::output_rate;
@@ -166,8 +169,9 @@ pub struct RowLimits {
     /// Cap the running requests at what the row's full length lets the KV cache hold
     /// ([`no_evict_max_num_seqs`]).
     pub cap_to_kv: bool,
-    /// Take the batch and token limits `trtllm-bench build` compiles into a TensorRT
-    /// engine for the row's lengths ([`engine_build_limits`]).
+    /// Take the batch and token limits compiled into a TensorRT engine: the row's own
+    /// where the table gives them, else those `trtllm-bench build` compiles for the
+    /// row's lengths ([`engine_build_limits`]).
     pub engine_build: bool,
 }
 
@@ -204,7 +208,14 @@ pub fn validate_group(
             "max_num_seqs as given"
         }
     ));
-    if limits.engine_build {
+    let given = group
+        .rows
+        .iter()
+        .filter(|r| r.engine_limits.is_some())
+        .count();
+    if limits.engine_build && given > 0 {
+        notes.push(format!("per row, the engine's max_batch_size and max_num_tokens as the table gives them ({given} of {} rows; the others as trtllm-bench build would compile them); the running requests are the smaller of that batch and the KV cap, where there is one (columns max_num_seqs, max_num_tokens)", group.rows.len()));
+    } else if limits.engine_build {
         notes.push("per row, the engine's max_batch_size and max_num_tokens as trtllm-bench build compiles them for the row's ISL/OSL (tuning.py: the requests the KV cache holds at full length, rounded up; a token budget of that × (1 + ISL/OSL), 2,048 to 32,768); the running requests are the smaller of that batch and the KV cap (columns max_num_seqs, max_num_tokens)".into());
     }
     notes.push("TensorRT-LLM is not vLLM: its kernels, CUDA graphs and per-iteration host overheads differ from the simulated ones (see the latency model)".into());
@@ -230,8 +241,15 @@ pub fn validate_group(
             row_setup.engine.max_num_seqs = no_evict_max_num_seqs(setup, r.isl, r.osl);
         }
         if limits.engine_build {
-            let (bs, tokens) =
-                engine_build_limits(kv_requests(setup, r.isl, r.osl), r.isl, r.osl, group.key.pp);
+            let (bs, tokens) = match r.engine_limits {
+                Some(l) => (l.max_batch_size, l.max_num_tokens),
+                None => engine_build_limits(
+                    kv_requests(setup, r.isl, r.osl),
+                    r.isl,
+                    r.osl,
+                    group.key.pp,
+                ),
+            };
             let e = &mut row_setup.engine;
             e.max_num_seqs = e.max_num_seqs.min(bs);
             e.max_num_batched_tokens = tokens;
@@ -292,7 +310,7 @@ mod tests {
     use crate::paths::DataPaths;
     use crate::perf::fixed::FixedLatency;
     use crate::validate::mapping::{trtllm_hardware, trtllm_model};
-    use crate::validate::throughput_table::{ThroughputKey, ThroughputRow};
+    use crate::validate::throughput_table::{EngineLimits, ThroughputKey, ThroughputRow};
     use std::sync::Arc;
 
     /// Oracle of the `free` memory budget: the `gpu_memory_utilization` (a share of the
@@ -330,6 +348,7 @@ mod tests {
                     osl: 20,
                     num_requests: 40,
                     output_tokens_per_s: 1000.0,
+                    engine_limits: None,
                 },
                 ThroughputRow {
                     line: 3,
@@ -337,8 +356,10 @@ mod tests {
                     osl: 60,
                     num_requests: 10,
                     output_tokens_per_s: 500.0,
+                    engine_limits: None,
                 },
             ],
+            run: Default::default(),
         }
     }
 
@@ -548,6 +569,28 @@ mod tests {
         .unwrap();
         assert_eq!(built.rows.keys[0][4..6], ["12", "2048"]);
         assert!(built.notes.iter().any(|n| n.contains("trtllm-bench build")));
+        // Limits the table gives replace the heuristic's on their row (a batch of 5 and
+        // 512 tokens on the first row; the second keeps the heuristic's).
+        let mut given = g.clone();
+        given.rows[0].engine_limits = Some(EngineLimits {
+            max_batch_size: 5,
+            max_num_tokens: 512,
+        });
+        let v = validate_group(
+            run(),
+            RowLimits {
+                cap_to_kv: true,
+                engine_build: true,
+            },
+            &given,
+        )
+        .unwrap();
+        assert_eq!(v.rows.keys[0][4..6], ["5", "512"]);
+        assert_eq!(v.rows.keys[1][4..6], built.rows.keys[1][4..6]);
+        assert!(v
+            .notes
+            .iter()
+            .any(|n| n.contains("as the table gives them (1 of 2 rows")));
     }
 
     /// `trtllm-bench build`'s rounding (`tuning.py` `finetune_setting`), worked by hand.

@@ -15,6 +15,12 @@
 //! README says); a release before 0.19 ran a TensorRT engine that `trtllm-bench build`
 //! compiled ([`EngineFlow`]).
 //!
+//! Optional columns give how a run's engine was built and run where the page states it
+//! rather than leaving it to `trtllm-bench`: `max_batch_size` and `max_num_tokens` (the
+//! engine's compiled limits, both or neither), `kv_cache_free_gpu_mem_fraction` and
+//! `scheduler_policy` (`guaranteed_no_evict` or `max_utilization`), the last two the
+//! same on every row of a group ([`RunSettings`]).
+//!
 //! Rows are grouped by (model, GPU, num_gpus, TP, PP, precision, release). Groups whose
 //! model or GPU has no catalog entry are skipped with the reason; malformed rows are
 //! errors naming the file, line and field.
@@ -185,6 +191,116 @@ impl ThroughputKey {
     }
 }
 
+/// The batch and token limits compiled into a row's engine, where the table gives them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct EngineLimits {
+    /// Sequences per iteration (`--max_batch_size`).
+    pub max_batch_size: u32,
+    /// Tokens per iteration (`--max_num_tokens`).
+    pub max_num_tokens: u32,
+}
+
+/// TensorRT-LLM's capacity scheduler (`--scheduler_policy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapacityPolicy {
+    /// Admit a request only when its whole sequence fits the KV cache (the default).
+    GuaranteedNoEvict,
+    /// Admit while blocks last; pause the newest requests (their KV dropped) when the
+    /// cache runs short.
+    MaxUtilization,
+}
+
+impl std::str::FromStr for CapacityPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "guaranteed_no_evict" => Ok(CapacityPolicy::GuaranteedNoEvict),
+            "max_utilization" => Ok(CapacityPolicy::MaxUtilization),
+            _ => Err(format!(
+                "unknown scheduler policy `{s}`; expected guaranteed_no_evict or max_utilization"
+            )),
+        }
+    }
+}
+
+/// How a group's runs were made, where the table says (the same on all its rows).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct RunSettings {
+    /// `--kv_cache_free_gpu_mem_fraction`.
+    pub kv_cache_free_gpu_mem_fraction: Option<f64>,
+    /// `--scheduler_policy`.
+    pub scheduler_policy: Option<CapacityPolicy>,
+}
+
+/// The optional run-setting columns of a table.
+struct RunColumns {
+    batch: Option<usize>,
+    tokens: Option<usize>,
+    kv: Option<usize>,
+    policy: Option<usize>,
+}
+
+impl RunColumns {
+    fn of(t: &CsvTable) -> RunColumns {
+        RunColumns {
+            batch: t.col(&["max_batch_size"]),
+            tokens: t.col(&["max_num_tokens"]),
+            kv: t.col(&["kv_cache_free_gpu_mem_fraction"]),
+            policy: t.col(&["scheduler_policy"]),
+        }
+    }
+
+    /// A row's engine limits and run settings; blank cells give none.
+    fn read(
+        &self,
+        t: &CsvTable,
+        row: &(u64, Vec<String>),
+    ) -> Result<(Option<EngineLimits>, RunSettings)> {
+        let blank = |c: Option<usize>| -> Result<Option<usize>> {
+            Ok(match c {
+                Some(c) if !t.text(row, c)?.is_empty() => Some(c),
+                _ => None,
+            })
+        };
+        let limits = match (blank(self.batch)?, blank(self.tokens)?) {
+            (Some(b), Some(n)) => Some(EngineLimits {
+                max_batch_size: t.count(row, b)?,
+                max_num_tokens: t.count(row, n)?,
+            }),
+            (None, None) => None,
+            (Some(c), None) | (None, Some(c)) => {
+                return Err(t.bad(
+                    row,
+                    c,
+                    "max_batch_size and max_num_tokens go together: give both or neither".into(),
+                ))
+            }
+        };
+        let kv = match blank(self.kv)? {
+            Some(c) => {
+                let f = t.num(row, c)?;
+                if !(f > 0.0 && f <= 1.0) {
+                    return Err(t.bad(row, c, format!("must be in (0, 1], got {f}")));
+                }
+                Some(f)
+            }
+            None => None,
+        };
+        let policy = match blank(self.policy)? {
+            Some(c) => Some(t.text(row, c)?.parse().map_err(|m| t.bad(row, c, m))?),
+            None => None,
+        };
+        Ok((
+            limits,
+            RunSettings {
+                kv_cache_free_gpu_mem_fraction: kv,
+                scheduler_policy: policy,
+            },
+        ))
+    }
+}
+
 /// One measured configuration.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ThroughputRow {
@@ -198,6 +314,8 @@ pub struct ThroughputRow {
     pub num_requests: u32,
     /// Measured output tokens per second of the whole system.
     pub output_tokens_per_s: f64,
+    /// The engine's compiled limits, where the table gives them.
+    pub engine_limits: Option<EngineLimits>,
 }
 
 /// The rows of one (model, GPU, GPUs, TP, PP, precision), with the catalog mapping.
@@ -211,6 +329,8 @@ pub struct ThroughputGroup {
     pub hardware: HardwareMapping,
     /// Configurations, sorted by (ISL, OSL, requests).
     pub rows: Vec<ThroughputRow>,
+    /// How the runs were made, where the table says.
+    pub run: RunSettings,
 }
 
 /// An offline throughput table, grouped.
@@ -250,8 +370,10 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<ThroughputTable> {
     let c_req = t.required(&["num_requests"])?;
     let c_tput = t.required(&[THROUGHPUT])?;
     let c_version = t.col(&["engine_version"]);
+    let run_cols = RunColumns::of(t);
     let mut groups: BTreeMap<ThroughputKey, BTreeMap<(u32, u32, u32), ThroughputRow>> =
         BTreeMap::new();
+    let mut runs: BTreeMap<ThroughputKey, (u64, RunSettings)> = BTreeMap::new();
     for row in &t.rows {
         let model = t.text(row, c_model)?;
         if model.is_empty() {
@@ -304,6 +426,15 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<ThroughputTable> {
             precision,
             engine_version,
         };
+        let (engine_limits, run) = run_cols.read(t, row)?;
+        let (first_line, first) = *runs.entry(key.clone()).or_insert((row.0, run));
+        if first != run {
+            return Err(t.bad(
+                row,
+                c_model,
+                format!("kv_cache_free_gpu_mem_fraction and scheduler_policy differ from line {first_line} of the same group (model, GPU, parallelism, precision, release)"),
+            ));
+        }
         let rows = groups.entry(key).or_default();
         if let Some(first) = rows.get(&(isl, osl, reqs)) {
             return Err(t.bad(
@@ -323,6 +454,7 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<ThroughputTable> {
                 osl,
                 num_requests: reqs,
                 output_tokens_per_s: tput,
+                engine_limits,
             },
         );
     }
@@ -342,6 +474,7 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<ThroughputTable> {
         });
         match (mapped, mapping::trtllm_hardware(&key.gpu)) {
             (Ok(model), Ok(hardware)) => out.push(ThroughputGroup {
+                run: runs[&key].1,
                 key,
                 model,
                 hardware,
@@ -462,6 +595,78 @@ mod tests {
             e.contains("t.csv:2: field `engine_version`: `latest` is not a release"),
             "{e}"
         );
+    }
+
+    /// The 0.10 / 0.11 pages' engines: limits per row, KV fraction and capacity
+    /// policy per group; half-given limits, a fraction out of range, an unknown policy
+    /// and a group whose rows disagree name their line and field.
+    #[test]
+    fn engine_limits_and_run_settings_read_per_row_and_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        let head = format!(
+            "{},engine_version,max_batch_size,max_num_tokens,kv_cache_free_gpu_mem_fraction,scheduler_policy\n",
+            HEAD.trim_end()
+        );
+        let write = |body: &str| std::fs::write(&p, format!("{head}{body}")).unwrap();
+        write(
+            "LLaMA v2 70B,H100 80GB HBM3,4,4,1,FP8,128,128,30000,9000,0.11.0,4096,8192,0.99,guaranteed_no_evict\n\
+             LLaMA v2 70B,H100 80GB HBM3,4,4,1,FP8,128,4096,1500,3000,0.11.0,256,8192,0.99,guaranteed_no_evict\n\
+             LLaMA v3 8B,L40S,1,1,1,FP16,128,128,2000,5000,0.10.0,,,0.9,MAX_UTILIZATION\n",
+        );
+        let t = read(&p).unwrap();
+        let llama2 = &t.groups[0];
+        assert_eq!(
+            llama2
+                .rows
+                .iter()
+                .map(|r| r.engine_limits)
+                .collect::<Vec<_>>(),
+            [
+                Some(EngineLimits {
+                    max_batch_size: 4096,
+                    max_num_tokens: 8192
+                }),
+                Some(EngineLimits {
+                    max_batch_size: 256,
+                    max_num_tokens: 8192
+                }),
+            ]
+        );
+        assert_eq!(llama2.run.kv_cache_free_gpu_mem_fraction, Some(0.99));
+        assert_eq!(
+            llama2.run.scheduler_policy,
+            Some(CapacityPolicy::GuaranteedNoEvict)
+        );
+        let l40s = &t.groups[1];
+        assert_eq!(l40s.rows[0].engine_limits, None);
+        assert_eq!(
+            l40s.run.scheduler_policy,
+            Some(CapacityPolicy::MaxUtilization)
+        );
+        for (body, want) in [
+            (
+                "LLaMA v3 8B,L40S,1,1,1,FP8,128,128,2000,5000,0.10.0,2048,,0.9,max_utilization\n",
+                ":2: field `max_batch_size`: max_batch_size and max_num_tokens go together",
+            ),
+            (
+                "LLaMA v3 8B,L40S,1,1,1,FP8,128,128,2000,5000,0.10.0,2048,2048,1.5,max_utilization\n",
+                ":2: field `kv_cache_free_gpu_mem_fraction`: must be in (0, 1], got 1.5",
+            ),
+            (
+                "LLaMA v3 8B,L40S,1,1,1,FP8,128,128,2000,5000,0.10.0,2048,2048,0.9,fcfs\n",
+                ":2: field `scheduler_policy`: unknown scheduler policy `fcfs`",
+            ),
+            (
+                "LLaMA v3 8B,L40S,1,1,1,FP8,128,128,2000,5000,0.10.0,2048,2048,0.9,max_utilization\n\
+                 LLaMA v3 8B,L40S,1,1,1,FP8,128,2048,2000,900,0.10.0,2048,2048,0.95,max_utilization\n",
+                ":3: field `model`: kv_cache_free_gpu_mem_fraction and scheduler_policy differ from line 2",
+            ),
+        ] {
+            write(body);
+            let e = read(&p).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
     }
 
     #[test]
