@@ -76,8 +76,9 @@ validate_set() {
         trtllm-perf-overview)
             servesim validate "$V/trtllm-perf-overview/throughput_offline.csv" "$@" \
                 --output-dir "$out" || echo "FAILED: trtllm" ;;
-        trtllm-overview-0.12|trtllm-overview-0.13|trtllm-overview-0.14|trtllm-overview-0.15|trtllm-overview-0.17)
-            # The same page at releases 0.12 to 0.17 (TensorRT engines, other GPUs),
+        trtllm-overview-0.10|trtllm-overview-0.11|trtllm-overview-0.12|trtllm-overview-0.13|trtllm-overview-0.14|trtllm-overview-0.15|trtllm-overview-0.17)
+            # The same page at releases 0.10 to 0.17 (TensorRT engines, other GPUs;
+            # 0.10 and 0.11 with the engine limits, KV fraction and policy the pages give),
             # shipped with the project (never fitted on).
             servesim validate "perf_model/measurements/serving-trtllm-overview/throughput_offline_${set#trtllm-overview-}.csv" \
                 "$@" --output-dir "$out" || echo "FAILED: $set" ;;
@@ -88,7 +89,7 @@ validate_set() {
     esac
 }
 
-SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench argonne-trtllm splitwise-perf-model trtllm-perf-overview trtllm-overview-0.12 trtllm-overview-0.13 trtllm-overview-0.14 trtllm-overview-0.15 trtllm-overview-0.17 serving-aiconfigurator-silicon"
+SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench argonne-trtllm splitwise-perf-model trtllm-perf-overview trtllm-overview-0.10 trtllm-overview-0.11 trtllm-overview-0.12 trtllm-overview-0.13 trtllm-overview-0.14 trtllm-overview-0.15 trtllm-overview-0.17 serving-aiconfigurator-silicon"
 summary() {
     echo
     echo "## $1: median over runs / table groups of |error| %"
