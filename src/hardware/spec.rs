@@ -49,6 +49,7 @@ struct GpuFile {
     source: String,
     notes: Option<String>,
     uncertain: Option<String>,
+    compute_twin: Option<String>,
     device_type: Option<DeviceType>,
 }
 
@@ -143,6 +144,11 @@ pub struct GpuSpec {
     pub notes: Option<String>,
     /// Figures that are not certain, and why.
     pub uncertain: Option<String>,
+    /// The catalog file (stem) of a device with the same chip, enabled units and clocks,
+    /// which differs only in its memory (H200 and GH200 for H100 SXM): its kernel
+    /// measurements describe this device's compute where this device has none of the
+    /// serving stack's kernel generation.
+    pub compute_twin: Option<String>,
     /// The file this spec was loaded from.
     pub path: Option<PathBuf>,
     /// What kind of device this is.
@@ -208,6 +214,15 @@ impl GpuSpec {
                 return Err(bad(
                     "price_usd_per_gpu_hour",
                     format!("must be ≥ 0, got {p}"),
+                ));
+            }
+        }
+        if let Some(t) = &f.compute_twin {
+            let own = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+            if t.trim().is_empty() || own.as_deref() == Some(t.as_str()) {
+                return Err(bad(
+                    "compute_twin",
+                    format!("`{t}` must name another device file (its stem)"),
                 ));
             }
         }
@@ -286,6 +301,7 @@ impl GpuSpec {
             source: f.source,
             notes: f.notes,
             uncertain: f.uncertain,
+            compute_twin: f.compute_twin,
             path: Some(path.to_owned()),
             device_type,
         })
@@ -505,6 +521,28 @@ source = "test"
         };
         assert_eq!(field.as_deref(), Some("fp32_tflop"));
         assert_eq!(*line, Some(10));
+    }
+
+    #[test]
+    fn a_compute_twin_names_another_device_file() {
+        let with = |twin: &str| format!("{MINIMAL}compute_twin = \"{twin}\"\n");
+        let g = GpuSpec::from_toml_str(&with("h100-sxm5-80gb"), Path::new("toy.toml"), &links())
+            .unwrap();
+        assert_eq!(g.compute_twin.as_deref(), Some("h100-sxm5-80gb"));
+        assert_eq!(toy().compute_twin, None);
+        for bad in ["toy", " "] {
+            let e =
+                GpuSpec::from_toml_str(&with(bad), Path::new("toy.toml"), &links()).unwrap_err();
+            assert!(
+                matches!(e, Error::Input { ref field, .. } if field.as_deref() == Some("compute_twin")),
+                "{e}"
+            );
+        }
+        // The shipped H200 names the H100 SXM, whose file exists.
+        let dir = crate::paths::DataPaths::builtin().hardware_dir();
+        let cat = crate::hardware::HardwareCatalog::load(&dir).unwrap();
+        let twin = cat.get("h200").unwrap().compute_twin.clone().unwrap();
+        assert_eq!(cat.get(&twin).unwrap().name, "H100-SXM5-80GB");
     }
 
     #[test]

@@ -44,6 +44,7 @@ mod ops;
 mod profile;
 mod profile_cache;
 mod table;
+
 #[cfg(test)]
 mod tests;
 
@@ -152,6 +153,11 @@ impl MeasuredModel {
         } else {
             None
         };
+        let twin = if kernel_tables_only {
+            compute_twin(d, paths, &dir, engine_gemm.as_ref(), opts)?
+        } else {
+            None
+        };
         if kernel_tables_only
             && engine_attention.is_empty()
             && engine_gemm.is_none()
@@ -190,6 +196,7 @@ impl MeasuredModel {
             None
         };
         let inputs = build::Inputs {
+            twin_gemm: twin.as_ref().map(|(p, ratio)| (p, *ratio)),
             engine_gemm: engine_gemm.as_ref(),
             engine_gemm_fp8: engine_gemm_fp8.as_ref(),
             engine_all_reduce: &engine_all_reduce,
@@ -325,4 +332,37 @@ impl LatencyModel for MeasuredModel {
             })
             .collect()
     }
+}
+
+/// The profiles of `d`'s compute twin (`compute_twin` in its device file) and the ratio
+/// of the two devices' memory bandwidths (this one's over the twin's), where `d`'s GPU
+/// has no profiles, its GEMM grid (if any) is of another kernel generation than the
+/// stack's, and the twin has profiles of the stack's generation: the same chip at the
+/// same clocks runs the same GEMM kernels, only faster where they stream memory.
+fn compute_twin(
+    d: &Deployment,
+    paths: &DataPaths,
+    dir: &std::path::Path,
+    grid: Option<&measurements::GemmGrid>,
+    opts: &MeasuredOptions,
+) -> Result<Option<(profile::GpuProfiles, f64)>> {
+    let (Some(twin), Some(generation)) = (&d.gpu().compute_twin, d.stack.kernel_generation) else {
+        return Ok(None);
+    };
+    if grid.is_some_and(|g| g.generation == generation) {
+        return Ok(None);
+    }
+    let profiles = profile::GpuProfiles::load(dir, twin, &opts.exclude_models)?;
+    if !profiles
+        .models
+        .iter()
+        .any(|m| m.meta.kernel_generation == generation)
+    {
+        return Ok(None);
+    }
+    let spec = crate::hardware::HardwareCatalog::load(&paths.hardware_dir())?
+        .get(twin)?
+        .clone();
+    let ratio = d.gpu().memory_bandwidth_bytes_per_s() / spec.memory_bandwidth_bytes_per_s();
+    Ok(Some((profiles, ratio)))
 }

@@ -40,6 +40,10 @@ pub(crate) struct Inputs<'a> {
     pub library: &'a super::comm::LibraryTests,
     /// Attention measured through vLLM's backend on this GPU.
     pub engine_attention: &'a [(AttnGeometry, super::profile::AttentionRow)],
+    /// A GPU without profiles: its compute twin's profiles and the ratio of the two
+    /// memory bandwidths (this GPU's over the twin's), where the twin has profiles of
+    /// the stack's kernel generation and this GPU's GEMM grid is of another.
+    pub twin_gemm: Option<(&'a GpuProfiles, f64)>,
     /// Dense GEMMs measured through the engine's linear layer on this GPU; present only
     /// where some of the GPU's profiles are of another kernel generation than the stack.
     pub engine_gemm: Option<&'a super::measurements::GemmGrid>,
@@ -417,7 +421,25 @@ fn fit_gemm(d: &Deployment, inp: &Inputs<'_>) -> (GemmModel, String) {
     let gpu = inp.gpu;
     let bw = d.gpu().memory_bandwidth_bytes_per_s();
     let rp = &inp.roofline;
-    // The GPU's profiled linear operators; on a GPU without profiles, its GEMM grid.
+    // The GPU's profiled linear operators; on a GPU without profiles, its compute
+    // twin's (the law fitted there, its memory term scaled by the bandwidth ratio), else
+    // its GEMM grid.
+    if let Some((twin, ratio)) = inp.twin_gemm.filter(|_| !gpu.has_models()) {
+        let twin_bw = bw / ratio;
+        if let Some(mut g) = GemmModel::fit_cached(
+            &GemmModel::samples(twin),
+            d.peak_flops(d.act_dtype) / 1e6,
+            twin_bw / 1e6,
+        ) {
+            g.bytes_per_us *= ratio;
+            let what = format!(
+                "measured points of {} (compute twin; memory term × {ratio:.3}, the bandwidth ratio)",
+                twin.slug
+            );
+            let label = law_label("GEMM law", &g, &what);
+            return (g, label);
+        }
+    }
     let mut samples = GemmModel::samples(gpu);
     let mut what = format!("measured points of {}", gpu.slug);
     if !gpu.has_models() {

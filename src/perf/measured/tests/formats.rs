@@ -36,6 +36,52 @@ fn kernel_tables_stand_in_for_profiles() {
     assert!(MeasuredModel::new(&l4, &paths, &opts).unwrap().is_none());
 }
 
+/// On a stack of another kernel generation than its GEMM grid (v0; the grid is v1),
+/// H200 times its GEMMs with its compute twin's law (H100's profiles, same chip and
+/// clocks), the memory-bound term scaled by the bandwidth ratio: a large prefill's
+/// compute-bound linear layers take as long as on H100, a batch-1 decode's
+/// memory-bound ones less, by no more than the ratio. On a v1 stack its own grid stays.
+#[test]
+fn a_compute_twin_times_gemms_where_the_grid_is_of_another_generation() {
+    let paths = DataPaths::builtin();
+    let opts = MeasuredOptions::default();
+    let build = |hw: &str, stack: &str| {
+        let d = deploy_on("meta-llama/Llama-3.1-8B", hw, 1, Some(stack));
+        MeasuredModel::new(&d, &paths, &opts).unwrap().unwrap()
+    };
+    let v0 = build("h200", "vllm-0.6");
+    let d = v0.describe();
+    assert!(
+        d.contains("measured points of h100-sxm5-80gb (compute twin; memory term × 1.433"),
+        "{d}"
+    );
+    let v1 = build("h200", "vllm-v1").describe();
+    assert!(
+        v1.contains("points of measurements/gemm/h200-sxm-141gb__bfloat16.csv"),
+        "{v1}"
+    );
+    assert!(!v1.contains("compute twin"), "{v1}");
+    // Linear time only (attention and the rest come from H200's own tables).
+    let h100 = build("h100", "vllm-0.6");
+    let linear = |m: &MeasuredModel, s: &StepShape| {
+        m.breakdown(s)
+            .iter()
+            .filter(|(name, _)| *name == "linear")
+            .map(|(_, t)| t)
+            .sum::<f64>()
+    };
+    let mut prefill = StepShape::new();
+    prefill.push_prefill(8192, 0);
+    let r = linear(&v0, &prefill) / linear(&h100, &prefill);
+    assert!((0.85..=1.15).contains(&r), "prefill linear H200/H100 {r}");
+    let decode = decodes(1, 512);
+    let r = linear(&v0, &decode) / linear(&h100, &decode);
+    assert!(
+        (1.0 / 1.433 - 0.02..1.0).contains(&r),
+        "decode linear H200/H100 {r}"
+    );
+}
+
 /// FP8 weights take the FP8 GEMM grid measured through the engine (no profile holds
 /// FP8 GEMMs): a large prefill's linear layers run faster than in bf16, but not at the
 /// tensor peak's 2×, because the FP8 kernels reach a smaller share of their peak.
