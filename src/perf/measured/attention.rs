@@ -131,13 +131,25 @@ impl PrefillLaw {
     }
 }
 
-/// `t = a_d + c_d·B_d + e_d·n_dec·K`, µs, plus the skew term.
+/// `t = a_d + c_d·B_d + e_d·n_dec·K`, µs, plus the skew term; no less than
+/// `a_d + B_d / peak` where a memory peak bounds it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct DecodeLaw {
     /// `[a_d, c_d, e_d]`.
     pub coef: [f64; 3],
     /// Measured skew coefficient (0 when not measured).
     pub alpha: f64,
+    /// µs per KV byte at the GPU's memory peak (0: unbounded).
+    pub floor_us_per_byte: f64,
+}
+
+impl DecodeLaw {
+    fn time_us(&self, bytes: f64, skew_bytes: f64, seq_heads: f64) -> f64 {
+        let law = self.coef[0]
+            + self.coef[1] * (bytes + self.alpha * skew_bytes)
+            + self.coef[2] * seq_heads;
+        law.max(self.coef[0] + self.floor_us_per_byte * bytes)
+    }
 }
 
 /// The fitted attention law of one grid (or of all grids of one accelerator).
@@ -200,6 +212,7 @@ impl AttentionLaw {
                 ne.solve_non_negative().map(|c| DecodeLaw {
                     coef: [c[0], c[1], c[2]],
                     alpha: alpha.clamp(0.0, 1.0),
+                    floor_us_per_byte: 0.0,
                 })
             })
             .flatten();
@@ -221,6 +234,32 @@ impl AttentionLaw {
         Some(law)
     }
 
+    /// The law with its decode part reading the KV cache no faster than
+    /// `peak_bytes_per_us`: a decode batch takes at least its fixed time plus its KV
+    /// bytes at that rate. A law fitted on rows small enough for their KV to stay in the
+    /// GPU's cache can price a byte below what memory delivers (the L40S's, with a
+    /// 96 MB L2, fits 1.4 TB/s where its GDDR6 gives 0.86); the bound holds large
+    /// batches to the memory roofline and leaves the law as fitted wherever it
+    /// predicts more.
+    /// The median error is recomputed on the fitted `rows`.
+    pub(crate) fn with_decode_bandwidth_bound(
+        mut self,
+        peak_bytes_per_us: f64,
+        rows: &[(AttnGeometry, AttentionRow)],
+    ) -> Self {
+        if let Some(d) = self.decode.as_mut() {
+            if peak_bytes_per_us.is_finite() && peak_bytes_per_us > 0.0 {
+                d.floor_us_per_byte = 1.0 / peak_bytes_per_us;
+            }
+        }
+        let errs: Vec<f64> = rows
+            .iter()
+            .filter_map(|(g, r)| self.row_time_us(g, r).map(|p| (p / r.time_us - 1.0).abs()))
+            .collect();
+        self.median_rel_err = median(&errs).unwrap_or(self.median_rel_err);
+        self
+    }
+
     /// The same law on another accelerator: byte terms scaled by `bw_ratio` and FLOP
     /// and per-key terms by `flops_ratio` (reference rate / target rate); fixed and
     /// per-sequence terms unchanged.
@@ -238,6 +277,7 @@ impl AttentionLaw {
         let decode = self.decode.map(|d| DecodeLaw {
             coef: [d.coef[0], d.coef[1] * bw_ratio, d.coef[2]],
             alpha: d.alpha,
+            floor_us_per_byte: d.floor_us_per_byte * bw_ratio,
         });
         AttentionLaw {
             prefill,
@@ -270,11 +310,7 @@ impl AttentionLaw {
     fn eval(&self, g: &AttnGeometry, f: &Features) -> Option<f64> {
         let decode = |f: &Features| -> Option<f64> {
             let d = self.decode?;
-            Some(
-                d.coef[0]
-                    + d.coef[1] * (f.b_d + d.alpha * f.skew_bytes)
-                    + d.coef[2] * f.n_d * g.kv_heads,
-            )
+            Some(d.time_us(f.b_d, f.skew_bytes, f.n_d * g.kv_heads))
         };
         if f.has_prefill {
             let p = self.prefill?;
@@ -415,6 +451,7 @@ mod tests {
             decode: Some(DecodeLaw {
                 coef: [11.6, 7.0e-7, 0.014],
                 alpha: 0.03,
+                floor_us_per_byte: 0.0,
             }),
             rows: 0,
             median_rel_err: 0.0,
@@ -458,6 +495,56 @@ mod tests {
         assert!(fitted.median_rel_err < 0.02, "{fitted:?}");
         let p = fitted.prefill.unwrap();
         assert!((p.path_us_per_key / 0.0215 - 1.0).abs() < 0.1, "{p:?}");
+    }
+
+    /// Decode rows whose time per KV byte beats the memory (the KV of small rows
+    /// staying in cache): bounded by a peak below the fitted rate, a large batch takes
+    /// at least its bytes over the peak, small ones keep the fitted time; a peak above
+    /// the fitted rate changes nothing.
+    #[test]
+    fn decode_reads_no_faster_than_the_memory_peak() {
+        let g = geo();
+        let truth = law(); // 7.0e-7 µs per byte: ~1.43 TB/s
+        let mut rows = Vec::new();
+        for nd in [1.0, 4.0, 32.0, 256.0] {
+            for kd in [16.0, 1024.0, 16384.0] {
+                let r = AttentionRow {
+                    prefill_chunk: 0.0,
+                    kv_prefill: 0.0,
+                    n_decode: nd,
+                    kv_decode: kd,
+                    time_us: 0.0,
+                };
+                let t = truth.row_time_us(&g, &r).unwrap();
+                rows.push((g, AttentionRow { time_us: t, ..r }));
+            }
+        }
+        let fitted = AttentionLaw::fit(&rows, false, 0.0).unwrap();
+        let loose = fitted.clone().with_decode_bandwidth_bound(2.0e6, &rows);
+        for (g, r) in &rows {
+            assert_eq!(
+                loose.row_time_us(g, r),
+                fitted.row_time_us(g, r),
+                "2 TB/s binds"
+            );
+        }
+        let bounded = fitted.clone().with_decode_bandwidth_bound(0.864e6, &rows);
+        // The smallest rows keep the fitted time.
+        assert_eq!(
+            bounded.row_time_us(&g, &rows[0].1),
+            fitted.row_time_us(&g, &rows[0].1)
+        );
+        let big = AttentionRow {
+            prefill_chunk: 0.0,
+            kv_prefill: 0.0,
+            n_decode: 256.0,
+            kv_decode: 16384.0,
+            time_us: 0.0,
+        };
+        let bytes = 256.0 * 16384.0 * g.kv_bytes_per_token;
+        let t = bounded.row_time_us(&g, &big).unwrap();
+        assert!(t >= bytes / 0.864e6, "{t} µs for {bytes} bytes");
+        assert!(t > fitted.row_time_us(&g, &big).unwrap());
     }
 
     #[test]

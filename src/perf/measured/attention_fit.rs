@@ -74,9 +74,13 @@ pub(crate) fn fit_gpu_attention(gpu: &GpuProfiles) -> Option<AttentionLaw> {
 /// bias the law. The rows are pure prefill or pure decode batches, so a mixed batch is
 /// costed as its prefill part plus its decode part (the law is fitted as for separate
 /// kernels: nothing in the rows shows how one kernel shares the GPU between the two).
+///
+/// The decode part reads the KV cache no faster than `peak_bytes_per_us`, the GPU's
+/// memory bandwidth ([`AttentionLaw::with_decode_bandwidth_bound`]).
 pub(crate) fn fit_engine_attention(
     rows: &[(AttnGeometry, super::profile::AttentionRow)],
     g: &AttnGeometry,
+    peak_bytes_per_us: f64,
 ) -> Option<AttentionLaw> {
     let mut picked = Vec::new();
     for prefill in [true, false] {
@@ -97,6 +101,7 @@ pub(crate) fn fit_engine_attention(
         );
     }
     AttentionLaw::fit(&picked, false, 0.0)
+        .map(|l| l.with_decode_bandwidth_bound(peak_bytes_per_us, &picked))
 }
 
 /// For an accelerator whose grids lack prefill or decode measurements: the law of the

@@ -533,7 +533,9 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
         .is_some_and(|(l, _)| l.prefill.is_some() && l.decode.is_some());
     if !own_complete {
         let geometry = d.model.layers.first().map(|l| attention_geometry(d, l));
-        if let Some(l) = geometry.and_then(|g| fit_engine_attention(inp.engine_attention, &g)) {
+        let peak = d.gpu().memory_bandwidth_bytes_per_s() / 1e6;
+        if let Some(l) = geometry.and_then(|g| fit_engine_attention(inp.engine_attention, &g, peak))
+        {
             let label = format!(
                 "law fitted on attention measured through vLLM's backend on {} ({} rows, median error {:.1}%; perf_model/measurements/attention)",
                 gpu.slug,
