@@ -205,7 +205,7 @@ pub fn validate_group(
         if cap_to_kv {
             "per row, running requests are capped at those whose whole ISL+OSL fits the KV cache (TRT-LLM's GUARANTEED_NO_EVICT admission; the column max_num_seqs)"
         } else {
-            "max_num_seqs as given"
+            "no per-row KV cap (max_num_seqs as given, or the engine's batch limit)"
         }
     ));
     let given = group

@@ -360,9 +360,9 @@ fn compute_twin(
     {
         return Ok(None);
     }
-    let spec = crate::hardware::HardwareCatalog::load(&paths.hardware_dir())?
+    let twin_bandwidth = crate::hardware::HardwareCatalog::load(&paths.hardware_dir())?
         .get(twin)?
-        .clone();
-    let ratio = d.gpu().memory_bandwidth_bytes_per_s() / spec.memory_bandwidth_bytes_per_s();
+        .memory_bandwidth_bytes_per_s();
+    let ratio = d.gpu().memory_bandwidth_bytes_per_s() / twin_bandwidth;
     Ok(Some((profiles, ratio)))
 }
