@@ -458,6 +458,25 @@ mod tests {
         }
     }
 
+    /// Pure decode batches of 1–256 sequences at 16–16,384 tokens, timed by `truth`.
+    fn decode_rows(truth: &AttentionLaw, g: &AttnGeometry) -> Vec<(AttnGeometry, AttentionRow)> {
+        let mut rows = Vec::new();
+        for nd in [1.0, 4.0, 32.0, 256.0] {
+            for kd in [16.0, 1024.0, 16384.0] {
+                let r = AttentionRow {
+                    prefill_chunk: 0.0,
+                    kv_prefill: 0.0,
+                    n_decode: nd,
+                    kv_decode: kd,
+                    time_us: 0.0,
+                };
+                let t = truth.row_time_us(g, &r).unwrap();
+                rows.push((*g, AttentionRow { time_us: t, ..r }));
+            }
+        }
+        rows
+    }
+
     #[test]
     fn fit_recovers_a_synthetic_max_law() {
         let truth = law();
@@ -478,19 +497,7 @@ mod tests {
                 }
             }
         }
-        for nd in [1.0, 4.0, 32.0, 256.0] {
-            for kd in [16.0, 1024.0, 16384.0] {
-                let r = AttentionRow {
-                    prefill_chunk: 0.0,
-                    kv_prefill: 0.0,
-                    n_decode: nd,
-                    kv_decode: kd,
-                    time_us: 0.0,
-                };
-                let t = truth.row_time_us(&g, &r).unwrap();
-                rows.push((g, AttentionRow { time_us: t, ..r }));
-            }
-        }
+        rows.extend(decode_rows(&truth, &g));
         let fitted = AttentionLaw::fit(&rows, true, 0.03).unwrap();
         assert!(fitted.median_rel_err < 0.02, "{fitted:?}");
         let p = fitted.prefill.unwrap();
@@ -505,20 +512,7 @@ mod tests {
     fn decode_reads_no_faster_than_the_memory_peak() {
         let g = geo();
         let truth = law(); // 7.0e-7 µs per byte: ~1.43 TB/s
-        let mut rows = Vec::new();
-        for nd in [1.0, 4.0, 32.0, 256.0] {
-            for kd in [16.0, 1024.0, 16384.0] {
-                let r = AttentionRow {
-                    prefill_chunk: 0.0,
-                    kv_prefill: 0.0,
-                    n_decode: nd,
-                    kv_decode: kd,
-                    time_us: 0.0,
-                };
-                let t = truth.row_time_us(&g, &r).unwrap();
-                rows.push((g, AttentionRow { time_us: t, ..r }));
-            }
-        }
+        let rows = decode_rows(&truth, &g);
         let fitted = AttentionLaw::fit(&rows, false, 0.0).unwrap();
         let loose = fitted.clone().with_decode_bandwidth_bound(2.0e6, &rows);
         for (g, r) in &rows {
