@@ -256,6 +256,17 @@ impl HardwareCatalog {
         }
     }
 
+    /// The device loaded from the file `<stem>.toml` (profile folders and
+    /// `compute_twin` name devices this way), if any.
+    pub fn by_file_stem(&self, stem: &str) -> Option<&GpuSpec> {
+        self.entries.iter().find(|g| {
+            g.path
+                .as_ref()
+                .and_then(|p| p.file_stem())
+                .is_some_and(|s| s == stem)
+        })
+    }
+
     /// Every device, sorted by name (case-insensitive), for listings.
     pub fn entries(&self) -> &[GpuSpec] {
         &self.entries

@@ -543,6 +543,10 @@ source = "test"
         let cat = crate::hardware::HardwareCatalog::load(&dir).unwrap();
         let twin = cat.get("h200").unwrap().compute_twin.clone().unwrap();
         assert_eq!(cat.get(&twin).unwrap().name, "H100-SXM5-80GB");
+        // Found by file stem, as the measured model looks it up.
+        assert_eq!(cat.by_file_stem(&twin).unwrap().name, "H100-SXM5-80GB");
+        assert_eq!(cat.by_file_stem("gh200").unwrap().name, "GH200-96GB");
+        assert!(cat.by_file_stem("no-such-device").is_none());
     }
 
     #[test]

@@ -126,12 +126,7 @@ pub(crate) fn reference_attention(
     let reference = GpuProfiles::load(&dir, &slug, inp.exclude_models).ok()?;
     let law = fit_gpu_attention(&reference)?;
     let catalog = HardwareCatalog::load(&inp.paths.hardware_dir()).ok()?;
-    let ref_gpu = catalog.entries().iter().find(|g| {
-        g.path
-            .as_ref()
-            .and_then(|p| p.file_stem())
-            .is_some_and(|s| s == slug.as_str())
-    })?;
+    let ref_gpu = catalog.by_file_stem(&slug)?;
     let bw_ratio = ref_gpu.memory_bandwidth_bytes_per_s() / d.gpu().memory_bandwidth_bytes_per_s();
     let ref_flops = ref_gpu
         .peak_flops(DType::Bf16)

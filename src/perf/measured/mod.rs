@@ -360,9 +360,15 @@ fn compute_twin(
     {
         return Ok(None);
     }
-    let twin_bandwidth = crate::hardware::HardwareCatalog::load(&paths.hardware_dir())?
-        .get(twin)?
-        .memory_bandwidth_bytes_per_s();
+    let catalog = crate::hardware::HardwareCatalog::load(&paths.hardware_dir())?;
+    let Some(spec) = catalog.by_file_stem(twin) else {
+        return Err(crate::error::Error::input(
+            d.gpu().path.clone().unwrap_or_default(),
+            Some("compute_twin"),
+            format!("no device file {twin}.toml in {}", catalog.dir().display()),
+        ));
+    };
+    let twin_bandwidth = spec.memory_bandwidth_bytes_per_s();
     let ratio = d.gpu().memory_bandwidth_bytes_per_s() / twin_bandwidth;
     Ok(Some((profiles, ratio)))
 }
