@@ -217,3 +217,11 @@ echo
 echo "## vLLM V0 (H100; A100 all-reduce A/B), results quoted in vLLM pull requests (never fitted on)"
 python3 scripts/vllm_v0_pr_check.py --servesim target/release/servesim --out "$OUT/vllm-v0-prs" \
     || echo "FAILED: vllm-v0-prs"
+
+# vLLM benchmark results quoted in public pages (perf_model/measurements/vllm-public/):
+# MoE static batches of vLLM 0.2.7-0.4 on A100/H100, V1 0.10.1 serving sweeps on one
+# A100; never fitted on, the same in every mode.
+echo
+echo "## vLLM benchmark results quoted in public pages (never fitted on)"
+python3 scripts/vllm_public_check.py --servesim target/release/servesim --out "$OUT/vllm-public" \
+    | grep -E "^(  |median|KV cache)" || echo "FAILED: vllm-public"
