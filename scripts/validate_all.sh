@@ -224,4 +224,4 @@ python3 scripts/vllm_v0_pr_check.py --servesim target/release/servesim --out "$O
 echo
 echo "## vLLM benchmark results quoted in public pages (never fitted on)"
 python3 scripts/vllm_public_check.py --servesim target/release/servesim --out "$OUT/vllm-public" \
-    | grep -E "^(  |median|KV cache)" || echo "FAILED: vllm-public"
+    | grep -E "^(by source|median|KV cache)" || echo "FAILED: vllm-public"

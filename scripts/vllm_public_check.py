@@ -266,7 +266,7 @@ def report(results, skipped):
         for r in lat:
             groups.setdefault((r["source"], r["variant"]), []).append(r["error_pct"])
         for (source, variant), errs in groups.items():
-            print(f"  {source.rsplit('/', 1)[-1]:>6} {variant[:58]:58}"
+            print(f"by source: #{source.rsplit('/', 1)[-1]:>6} {variant[:58]:58}"
                   f" median |error| {statistics.median(map(abs, errs)):5.1f} %"
                   f" (signed {statistics.median(errs):+6.1f} %), {len(errs)} rows")
         errs = [r["error_pct"] for r in lat]
@@ -281,6 +281,20 @@ def report(results, skipped):
             print(f"{r['line']:>11} {r['model'][:32]:32} {r['gpu'][:15]:15} {r['tp']:>2}"
                   f" {r['stack'][:22]:22} {cell('ttft_ms'):>10} {cell('tpot_ms'):>10}"
                   f" {cell('output_tok_s'):>11}")
+        groups = {}
+        for r in srv:
+            groups.setdefault((r["source"], r["model"]), []).append(r)
+        for (source, model), rows in groups.items():
+            cells = []
+            for k in ("ttft_ms", "tpot_ms", "output_tok_s"):
+                errs = [r[k]["error_pct"] for r in rows if k in r]
+                if errs:
+                    cells.append(f"{k.split('_')[0]} {statistics.median(errs):+6.1f}")
+            name = source.split("/")[3] if "github.com" in source else source
+            if "/pull/" in source:
+                name = "#" + source.rsplit("/", 1)[-1]
+            print(f"by source: {name[:14]:14} {model[:24]:24} median signed error %:"
+                  f" {', '.join(cells)} ({len(rows)} runs)")
         for k, label in (("ttft_ms", "mean TTFT"), ("tpot_ms", "mean TPOT"),
                          ("output_tok_s", "output throughput")):
             errs = [r[k]["error_pct"] for r in srv if k in r]
