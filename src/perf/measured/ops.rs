@@ -135,6 +135,33 @@ impl MoeBlock {
         (experts * (1.0 - (1.0 - p).powf(tokens))).max(per_token.min(experts))
     }
 
+    /// A table measured under balanced routing, read for `tokens` tokens that a router
+    /// spreads as it does in service. The table's tokens each touched `k` experts of
+    /// their own (`min(E, T·k)` in all), while real tokens' choices overlap
+    /// ([`Self::touched`]), so a small batch streams fewer experts' weights than the
+    /// table's row of the same size: the table is read at the balanced token count that
+    /// touches as many experts, plus, past the count at which balanced routing covers
+    /// every expert, its growth from there to `tokens` (more rows through the same
+    /// experts). At large batches every expert is touched either way and this is the
+    /// table at `tokens`.
+    fn balanced_equivalent(
+        table: &MonotoneTable,
+        experts: f64,
+        per_token: f64,
+        tokens: f64,
+    ) -> f64 {
+        if experts <= 0.0 || per_token <= 0.0 {
+            return table.eval(tokens);
+        }
+        let full = experts / per_token;
+        let covered = (Self::touched(experts, per_token, tokens) / per_token).min(tokens);
+        let mut t = table.eval(covered);
+        if tokens > full {
+            t += table.eval(tokens) - table.eval(full);
+        }
+        t
+    }
+
     /// Time of the block on one GPU for `tokens` tokens of this GPU's batch, µs. With
     /// expert parallelism the GPU holds `1/ep` of the experts and computes what all
     /// `dp` ranks route to them: `dp · tokens` tokens arrive, `1/ep` of their
@@ -157,7 +184,9 @@ impl MoeBlock {
                 let a = Self::touched(experts, experts_per_token, arriving) / ep.ep;
                 table.eval(arriving * share, a.max(1.0))
             }
-            MoeBlock::Tokens(table) => table.eval(arriving),
+            MoeBlock::Tokens(table) => {
+                Self::balanced_equivalent(table, experts, experts_per_token, arriving)
+            }
             MoeBlock::Experts {
                 experts,
                 per_token,
@@ -427,6 +456,50 @@ impl Composition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A balanced-routing table of a 128-expert, top-8 block: weight streaming grows with
+    /// the experts touched (8 per token) to 16 tokens, then slowly with the rows.
+    fn balanced_128x8() -> MonotoneTable {
+        MonotoneTable::from_points([
+            (1.0, 48.0),
+            (2.0, 69.0),
+            (4.0, 118.0),
+            (8.0, 221.0),
+            (16.0, 414.0),
+            (64.0, 424.0),
+            (1024.0, 526.0),
+            (16384.0, 3016.0),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn balanced_table_read_as_a_router_spreads_tokens() {
+        let t = balanced_128x8();
+        let at = |n: f64| MoeBlock::balanced_equivalent(&t, 128.0, 8.0, n);
+        // One token touches its 8 experts either way.
+        assert!((at(1.0) - 48.0).abs() < 1e-9);
+        // 16 tokens touch 82 of the 128 experts, not all of them: about 10 balanced
+        // tokens' worth of weights.
+        let e16 = 128.0 * (1.0 - (120.0f64 / 128.0).powi(16));
+        assert!((at(16.0) - t.eval(e16 / 8.0)).abs() < 1e-9);
+        assert!(at(16.0) < 0.7 * t.eval(16.0));
+        // Large batches touch every expert: the table as measured.
+        assert!((at(16384.0) - t.eval(16384.0)).abs() < 1e-6 * t.eval(16384.0));
+        // Never above the balanced table, and never decreasing with the batch.
+        let mut last = 0.0;
+        for n in (1..=4096).map(f64::from) {
+            let v = at(n);
+            assert!(v <= t.eval(n) + 1e-9, "{n}: {v} > {}", t.eval(n));
+            assert!(v >= last - 1e-9, "{n}: {v} < {last}");
+            last = v;
+        }
+        // Without routing data (no experts) the table is read as it is.
+        assert_eq!(
+            MoeBlock::balanced_equivalent(&t, 0.0, 8.0, 16.0),
+            t.eval(16.0)
+        );
+    }
 
     #[test]
     fn touched_experts() {
