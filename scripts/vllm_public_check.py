@@ -11,10 +11,13 @@ was used to fit any parameter: every figure is out of sample.
   seed 0 at a rate, a closed loop with --max-concurrency) and replayed with `servesim
   simulate`; compared on mean TTFT, mean TPOT and output throughput.
 
-Each row runs on the stack of its vLLM version (`stack_args`) with `--engine-version`. Rows whose model is not shipped
-are listed as skipped.
+Each row runs on the stack of its vLLM version (`stack_args`) with `--engine-version`.
+Rows whose model is not shipped, or that servesim refuses, are listed as skipped. Where a
+serving row gives the server's KV block count, the replay uses it and servesim's own
+memory plan is printed beside it.
 
 Usage: scripts/vllm_public_check.py [--servesim target/release/servesim] [--out DIR]
+       [--data perf_model/measurements/vllm-public]
 """
 import argparse
 import csv
@@ -254,53 +257,72 @@ def main():
 
 
 def report(results, skipped):
-    lat = results["latency"]
-    if lat:
-        print(f"{'latency row':>11} {'model':32} {'gpu':15} {'tp':>2} {'stack':22}"
-              f" {'meas s':>8} {'sim s':>8} {'err %':>7}")
-        for r in lat:
-            print(f"{r['line']:>11} {r['model'][:32]:32} {r['gpu'][:15]:15} {r['tp']:>2}"
-                  f" {r['stack'][:22]:22} {r['measured_s']:8.3f} {r['simulated_s']:8.3f}"
-                  f" {r['error_pct']:+7.1f}")
-        groups = {}
-        for r in lat:
-            groups.setdefault((r["source"], r["variant"]), []).append(r["error_pct"])
-        for (source, variant), errs in groups.items():
-            print(f"by source: #{source.rsplit('/', 1)[-1]:>6} {variant[:58]:58}"
-                  f" median |error| {statistics.median(map(abs, errs)):5.1f} %"
-                  f" (signed {statistics.median(errs):+6.1f} %), {len(errs)} rows")
-        errs = [r["error_pct"] for r in lat]
-        print(f"median |error| batch latency: {statistics.median(map(abs, errs)):.1f} %"
-              f" (median signed {statistics.median(errs):+.1f} %) over {len(errs)} rows")
-    srv = results["serving"]
-    if srv:
-        print(f"{'serving row':>11} {'model':32} {'gpu':15} {'tp':>2} {'stack':22}"
-              f" {'TTFT err %':>10} {'TPOT err %':>10} {'tok/s err %':>11}")
-        for r in srv:
-            cell = lambda k: f"{r[k]['error_pct']:+.1f}" if k in r else "-"  # noqa: E731
-            print(f"{r['line']:>11} {r['model'][:32]:32} {r['gpu'][:15]:15} {r['tp']:>2}"
-                  f" {r['stack'][:22]:22} {cell('ttft_ms'):>10} {cell('tpot_ms'):>10}"
-                  f" {cell('output_tok_s'):>11}")
-        groups = {}
-        for r in srv:
-            groups.setdefault((r["source"], r["model"]), []).append(r)
-        for (source, model), rows in groups.items():
-            cells = []
-            for k in ("ttft_ms", "tpot_ms", "output_tok_s"):
-                errs = [r[k]["error_pct"] for r in rows if k in r]
-                if errs:
-                    cells.append(f"{k.split('_')[0]} {statistics.median(errs):+6.1f}")
-            name = source.split("/")[3] if "github.com" in source else source
-            if "/pull/" in source:
-                name = "#" + source.rsplit("/", 1)[-1]
-            print(f"by source: {name[:14]:14} {model[:24]:24} median signed error %:"
-                  f" {', '.join(cells)} ({len(rows)} runs)")
-        for k, label in (("ttft_ms", "mean TTFT"), ("tpot_ms", "mean TPOT"),
-                         ("output_tok_s", "output throughput")):
-            errs = [r[k]["error_pct"] for r in srv if k in r]
+    report_latency(results["latency"])
+    report_serving(results["serving"])
+    report_kv(results["serving"])
+    for s in skipped:
+        print(f"skipped: {s}")
+
+
+def report_latency(lat):
+    if not lat:
+        return
+    print(f"{'latency row':>11} {'model':32} {'gpu':15} {'tp':>2} {'stack':22}"
+          f" {'meas s':>8} {'sim s':>8} {'err %':>7}")
+    for r in lat:
+        print(f"{r['line']:>11} {r['model'][:32]:32} {r['gpu'][:15]:15} {r['tp']:>2}"
+              f" {r['stack'][:22]:22} {r['measured_s']:8.3f} {r['simulated_s']:8.3f}"
+              f" {r['error_pct']:+7.1f}")
+    groups = {}
+    for r in lat:
+        groups.setdefault((r["source"], r["variant"]), []).append(r["error_pct"])
+    for (source, variant), errs in groups.items():
+        print(f"by source: #{source.rsplit('/', 1)[-1]:>6} {variant[:58]:58}"
+              f" median |error| {statistics.median(map(abs, errs)):5.1f} %"
+              f" (signed {statistics.median(errs):+6.1f} %), {len(errs)} rows")
+    errs = [r["error_pct"] for r in lat]
+    print(f"median |error| batch latency: {statistics.median(map(abs, errs)):.1f} %"
+          f" (median signed {statistics.median(errs):+.1f} %) over {len(errs)} rows")
+
+
+METRICS = (("ttft_ms", "mean TTFT"), ("tpot_ms", "mean TPOT"),
+           ("output_tok_s", "output throughput"))
+
+
+def source_name(source):
+    if "/pull/" in source or "/issues/" in source:
+        return "#" + source.rsplit("/", 1)[-1]
+    return source.split("/")[3] if "github.com" in source else source
+
+
+def report_serving(srv):
+    if not srv:
+        return
+    print(f"{'serving row':>11} {'model':32} {'gpu':15} {'tp':>2} {'stack':22}"
+          f" {'TTFT err %':>10} {'TPOT err %':>10} {'tok/s err %':>11}")
+    for r in srv:
+        cells = [f"{r[k]['error_pct']:+.1f}" if k in r else "-" for k, _ in METRICS]
+        print(f"{r['line']:>11} {r['model'][:32]:32} {r['gpu'][:15]:15} {r['tp']:>2}"
+              f" {r['stack'][:22]:22} {cells[0]:>10} {cells[1]:>10} {cells[2]:>11}")
+    groups = {}
+    for r in srv:
+        groups.setdefault((r["source"], r["model"]), []).append(r)
+    for (source, model), rows in groups.items():
+        cells = []
+        for k, _ in METRICS:
+            errs = [r[k]["error_pct"] for r in rows if k in r]
             if errs:
-                print(f"median |error| {label}: {statistics.median(map(abs, errs)):.1f} %"
-                      f" (median signed {statistics.median(errs):+.1f} %) over {len(errs)} rows")
+                cells.append(f"{k.split('_')[0]} {statistics.median(errs):+6.1f}")
+        print(f"by source: {source_name(source)[:14]:14} {model[:24]:24} median signed"
+              f" error %: {', '.join(cells)} ({len(rows)} runs)")
+    for k, label in METRICS:
+        errs = [r[k]["error_pct"] for r in srv if k in r]
+        if errs:
+            print(f"median |error| {label}: {statistics.median(map(abs, errs)):.1f} %"
+                  f" (median signed {statistics.median(errs):+.1f} %) over {len(errs)} rows")
+
+
+def report_kv(srv):
     kv = {}
     for r in srv:
         if "kv_blocks" in r and r["kv_blocks"]["planned"]:
@@ -309,8 +331,6 @@ def report(results, skipped):
     for (model, gpu, version, measured), planned in kv.items():
         print(f"KV cache: {model} on {gpu} (vLLM {version}): {measured} blocks reported,"
               f" servesim's plan {planned} ({pct(planned, measured):+.1f} %)")
-    for s in skipped:
-        print(f"skipped: {s}")
 
 
 if __name__ == "__main__":

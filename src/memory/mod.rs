@@ -28,8 +28,8 @@ pub struct MemoryModel {
     pub driver_reserved_fraction: f64,
     /// Non-torch memory of a GPU on its own (workspaces, allocator slack), GiB.
     pub non_torch_overhead_gib: f64,
-    /// Non-torch memory a GPU of a tensor- or pipeline-parallel group adds (NCCL's
-    /// communicators, the custom all-reduce's buffers), GiB.
+    /// Non-torch memory a GPU of a tensor-, pipeline- or expert-parallel group adds
+    /// (NCCL's communicators, the custom all-reduce's buffers), GiB.
     pub non_torch_multi_gpu_gib: f64,
     /// Profiling-pass activation bytes per token, in multiples of hidden_size × 2 B.
     pub activation_hidden_factor: f64,
@@ -40,7 +40,8 @@ pub struct MemoryModel {
 }
 
 impl MemoryModel {
-    /// Non-torch memory of one GPU of a group of `gpus` (TP × PP), GiB.
+    /// Non-torch memory of one GPU of a group of `gpus` GPUs that share communicators
+    /// (TP × PP, or the expert-parallel group), GiB.
     pub fn non_torch_gib(&self, gpus: u32) -> f64 {
         self.non_torch_overhead_gib
             + if gpus > 1 {
