@@ -21,6 +21,7 @@ Usage: scripts/vllm_public_check.py [--servesim target/release/servesim] [--out 
 """
 import argparse
 import csv
+import functools
 import json
 import random
 import re
@@ -148,7 +149,13 @@ def planned_blocks(row, model, exe):
            *engine_flags(row), "--batch-size", "1", "--input-len", "16", "--output-len", "1"]
     if "--max-model-len" not in cmd:
         cmd += ["--max-model-len", str(int(row["input_len"]) + int(row["output_len"]) + 16)]
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    return planned_blocks_of(tuple(cmd))
+
+
+@functools.lru_cache(maxsize=None)
+def planned_blocks_of(cmd):
+    """The plan of one `estimate` command line (rows of one server share it)."""
+    p = subprocess.run(list(cmd), capture_output=True, text=True)
     return json.loads(p.stdout)["engine"]["num_gpu_blocks"] if p.returncode == 0 else None
 
 
@@ -306,15 +313,17 @@ def report_serving(srv):
               f" {r['stack'][:22]:22} {cells[0]:>10} {cells[1]:>10} {cells[2]:>11}")
     groups = {}
     for r in srv:
-        groups.setdefault((r["source"], r["model"]), []).append(r)
-    for (source, model), rows in groups.items():
+        groups.setdefault(source_name(r["source"]), []).append(r)
+    for name, rows in groups.items():
         cells = []
         for k, _ in METRICS:
             errs = [r[k]["error_pct"] for r in rows if k in r]
             if errs:
-                cells.append(f"{k.split('_')[0]} {statistics.median(errs):+6.1f}")
-        print(f"by source: {source_name(source)[:14]:14} {model[:24]:24} median signed"
-              f" error %: {', '.join(cells)} ({len(rows)} runs)")
+                cells.append(f"{k.split('_')[0]} {statistics.median(map(abs, errs)):.1f}"
+                             f" ({statistics.median(errs):+.1f})")
+        models = ", ".join(sorted({r["model"] for r in rows}))
+        print(f"by source: {name[:14]:14} median |error| % (signed): {', '.join(cells)}"
+              f" over {len(rows)} runs of {models}")
     for k, label in METRICS:
         errs = [r[k]["error_pct"] for r in srv if k in r]
         if errs:

@@ -44,7 +44,6 @@ mod ops;
 mod profile;
 mod profile_cache;
 mod table;
-
 #[cfg(test)]
 mod tests;
 
