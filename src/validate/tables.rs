@@ -4,7 +4,9 @@
 //! * **Argonne LLM-Inference-Bench** (`All_results.csv` and tables with its columns:
 //!   `Hardware, Num of Hardware, Framework, Model, Input Output Length, Batch Size,
 //!   Latency`): input = output length, `Latency` = the whole batch's wall time (the E2E
-//!   of its last request), `Num of Hardware` = TP. Only rows of one framework are kept
+//!   of its last request), `Num of Hardware` = TP. The same table with separate
+//!   lengths (`Input Length`, `Output Length`) names its batch time `Batch Latency`
+//!   (results of `benchmark_latency.py`, say). Only rows of one framework are kept
 //!   (vLLM by default). Tables that vary another setting (KV block size or dtype,
 //!   speculative decoding, pipeline parallelism) are refused. `Num of Hardware` counts
 //!   devices as the table names them; the engine's TP is that times the mapping's
@@ -146,7 +148,12 @@ pub struct StaticTable {
 pub(crate) fn detect(t: &CsvTable) -> Option<TableKind> {
     if t.col(&["prompt_time"]).is_some() && t.col(&["token_time"]).is_some() {
         Some(TableKind::Splitwise)
-    } else if t.col(&["Input Output Length"]).is_some() && t.col(&["Batch Size"]).is_some() {
+    } else if t.col(&["Batch Size"]).is_some()
+        && (t.col(&["Input Output Length"]).is_some()
+            || (t.col(&["Input Length"]).is_some()
+                && t.col(&["Output Length"]).is_some()
+                && t.col(&[BATCH_LATENCY]).is_some()))
+    {
         Some(TableKind::Argonne)
     } else if t.col(&["Input Length"]).is_some()
         && t.col(&["Output Length"]).is_some()
@@ -162,6 +169,9 @@ pub(crate) fn detect(t: &CsvTable) -> Option<TableKind> {
 /// The latency columns of the Argonne TTFT figures, preferred first.
 const TTFT_COLUMNS: &[&str] = &["TTFT Latency", "Latency"];
 
+/// The whole batch's wall time in a table with separate input and output lengths.
+const BATCH_LATENCY: &str = "Batch Latency";
+
 /// Read a static-batch table; `framework` picks Argonne rows (default `vLLM`).
 pub fn read(path: &Path, framework: Option<&str>) -> Result<StaticTable> {
     let t = CsvTable::read(path)?;
@@ -174,7 +184,7 @@ pub fn read(path: &Path, framework: Option<&str>) -> Result<StaticTable> {
             path,
             1,
             None,
-            "not a static-batch table: expected Argonne columns (`Input Output Length`, `Batch Size`, `Latency`), Argonne TTFT columns (`Input Length`, `Output Length`, `Batch Size`, `TTFT Latency` or `Latency`) or Splitwise columns (`prompt_time`, `token_time`)",
+            "not a static-batch table: expected Argonne columns (`Input Output Length`, `Batch Size`, `Latency`; or `Input Length`, `Output Length`, `Batch Size`, `Batch Latency`), Argonne TTFT columns (`Input Length`, `Output Length`, `Batch Size`, `TTFT Latency` or `Latency`) or Splitwise columns (`prompt_time`, `token_time`)",
         )),
     }
 }
@@ -317,9 +327,14 @@ fn argonne(t: &CsvTable, kind: TableKind, framework: &str) -> Result<StaticTable
             t.required(&["Output Length"])?,
             t.required(TTFT_COLUMNS)?,
         )
-    } else {
-        let c_len = t.required(&["Input Output Length"])?;
+    } else if let Some(c_len) = t.col(&["Input Output Length"]) {
         (c_len, c_len, t.required(&["Latency"])?)
+    } else {
+        (
+            t.required(&["Input Length"])?,
+            t.required(&["Output Length"])?,
+            t.required(&[BATCH_LATENCY])?,
+        )
     };
     // A bare `Latency` is the batch's TTFT only when one token is generated.
     let lat_is_ttft_only_at_one_token =
@@ -477,6 +492,45 @@ mod tests {
         assert_eq!(t.groups[0].slug(), "llama-2-7b-hf_nvidia-a100-gpu_tp1");
         assert_eq!(r.ttft_s, None);
         assert!(t.notes.is_empty());
+    }
+
+    #[test]
+    fn batch_latency_tables_take_separate_lengths() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.csv");
+        std::fs::write(
+            &p,
+            "Hardware,Num of Hardware,Framework,Model,Input Length,Output Length,Batch Size,Batch Latency\n\
+             AMD MI300X GPU,1,vLLM,meta-llama/Llama-2-70b-hf,512,256,8,17.0\n\
+             AMD MI300X GPU,1,vLLM,meta-llama/Llama-2-70b-hf,512,512,8,30.0\n",
+        )
+        .unwrap();
+        let t = read(&p, None).unwrap();
+        assert_eq!(t.kind, TableKind::Argonne);
+        let rows = &t.groups[0].rows;
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| (r.batch_size, r.input_len, r.output_len, r.e2e_s, r.ttft_s))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (8, 512, 256, Some(17.0), None),
+                (8, 512, 512, Some(30.0), None)
+            ]
+        );
+        // A bad batch time names its line and column.
+        std::fs::write(
+            &p,
+            "Hardware,Num of Hardware,Framework,Model,Input Length,Output Length,Batch Size,Batch Latency\n\
+             AMD MI300X GPU,1,vLLM,meta-llama/Llama-2-70b-hf,512,256,8,-1\n",
+        )
+        .unwrap();
+        let e = read(&p, None).unwrap_err().to_string();
+        assert!(
+            e.contains("b.csv:2: field `Batch Latency`") && e.contains("positive"),
+            "{e}"
+        );
     }
 
     #[test]
