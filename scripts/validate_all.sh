@@ -231,3 +231,16 @@ echo
 echo "## vllm-0.5's prior host time, fitted on the public offline V0 rows (perf_model/stacks/vllm-0.5.toml: host.prior_step_us)"
 python3 scripts/fit_v0_offline_prior.py --servesim target/release/servesim \
     || echo "FAILED: fit_v0_offline_prior"
+
+# The one public timing of vLLM 0.6.1's ROCm build (perf_model/measurements/
+# vllm-rocm-public/): replayed on the shipped stack (fitted on Argonne), and the fit of
+# the stack's priors on it alone (what the stack takes with Argonne left out).
+ROCM_PUBLIC=perf_model/measurements/vllm-rocm-public/static_batches.csv
+echo
+echo "## vLLM 0.6 ROCm build, public static batches (vllm-project/vllm#8310; no shipped constant fitted on them)"
+servesim validate "$ROCM_PUBLIC" --output-dir "$OUT/vllm-rocm-public" | grep -E "_tp[0-9]+ " \
+    || echo "FAILED: vllm-rocm-public"
+echo "## vllm-0.6-rocm's priors, fitted on those rows (perf_model/stacks/vllm-0.6-rocm.toml: prior_*)"
+servesim fit-stack --serving-stack vllm-0.6-rocm --set "vllm-rocm-public=$ROCM_PUBLIC" \
+    --output "$OUT/vllm-rocm-public/prior-fit.toml" | grep -E "^vllm-0.6-rocm:" \
+    || echo "FAILED: vllm-0.6-rocm prior fit"

@@ -379,20 +379,15 @@ pub fn fit(
     zero.api_server.request_us = 0.0;
     // The stack's own kernels whose figures are fitted with `step_us`: its decode
     // attention kernel's and GEMM library's bandwidth efficiencies and its per-kernel
-    // dispatch time. The searches start from the priors (else 10 % and 50 %), never from
-    // the file's fitted values, so that a fit depends on the data alone and refitting a
-    // fitted file gives it back.
+    // dispatch time (where the file has a prior for it). The searches start from fixed
+    // points (10 %, 50 %, 0 µs), never from the file's fitted values nor its priors, so
+    // that a fit depends on the data alone: refitting a fitted file gives it back, and
+    // changing a prior (used only without data) does not move a fit.
     let host = &stack.execution.host;
     let start = Extras {
-        attention: stack
-            .paged_attention
-            .as_ref()
-            .map(|p| p.prior_decode_bandwidth_efficiency.unwrap_or(0.1)),
-        gemm: stack
-            .gemm
-            .as_ref()
-            .map(|g| g.prior_bandwidth_efficiency.unwrap_or(0.5)),
-        per_kernel: host.prior_per_kernel_us,
+        attention: stack.paged_attention.as_ref().map(|_| 0.1),
+        gemm: stack.gemm.as_ref().map(|_| 0.5),
+        per_kernel: host.prior_per_kernel_us.map(|_| 0.0),
     };
     let variant = |x: &Extras| Arc::new(x.apply(&zero));
     let n = sets.len();
@@ -707,29 +702,56 @@ mod tests {
         );
     }
 
-    /// Without data, the ROCm build's own figures fall back to their priors: the
-    /// per-kernel gap to its prior, the GEMM and attention efficiencies (no prior) are
-    /// dropped from the rewritten file so that the GPU's own efficiency stands.
+    /// Without data, the ROCm build's own figures fall back to their priors (public
+    /// timings of the build); where a figure has no prior it is dropped from the
+    /// rewritten file so that the GPU's own efficiency stands.
     #[test]
     fn a_stacks_own_kernel_figures_take_their_priors_without_data() {
         let paths = DataPaths::builtin();
         let rocm = ServingStack::load(&paths, Some("vllm-0.6-rocm")).unwrap();
         let f = fit(&rocm, &[], &paths, false).unwrap();
+        assert_eq!(f.step_us, rocm.execution.host.prior_step_us);
         assert_eq!(f.per_kernel_us, rocm.execution.host.prior_per_kernel_us);
+        let gemm_prior = rocm.gemm.as_ref().unwrap().prior_bandwidth_efficiency;
+        let attn_prior = rocm
+            .paged_attention
+            .as_ref()
+            .unwrap()
+            .prior_decode_bandwidth_efficiency;
+        assert!(gemm_prior.is_some() && attn_prior.is_some());
+        assert_eq!(f.gemm_bandwidth_efficiency, gemm_prior);
+        assert_eq!(f.decode_bandwidth_efficiency, attn_prior);
+        let text = rewrite(&rocm.path, &f, "test").unwrap();
+        let back: toml::Value = toml::from_str(&text).unwrap();
+        assert_eq!(back["gemm"]["bandwidth_efficiency"].as_float(), gemm_prior);
+        assert_eq!(
+            back["host"]["per_kernel_us"].as_float(),
+            rocm.execution.host.prior_per_kernel_us
+        );
+
+        // The same file without the efficiencies' priors: the keys go.
+        let bare: String = std::fs::read_to_string(&rocm.path)
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                !l.starts_with("prior_bandwidth_efficiency")
+                    && !l.starts_with("prior_decode_bandwidth_efficiency")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rocm.toml");
+        std::fs::write(&file, &bare).unwrap();
+        let bare = ServingStack::load(&paths, file.to_str()).unwrap();
+        let f = fit(&bare, &[], &paths, false).unwrap();
         assert_eq!(f.gemm_bandwidth_efficiency, None);
         assert_eq!(f.decode_bandwidth_efficiency, None);
-        let text = rewrite(&rocm.path, &f, "test").unwrap();
+        let text = rewrite(&bare.path, &f, "test").unwrap();
         let back: toml::Value = toml::from_str(&text).unwrap();
         assert!(back["gemm"].get("bandwidth_efficiency").is_none(), "{text}");
         assert!(back["paged_attention"]
             .get("decode_bandwidth_efficiency")
             .is_none());
-        assert_eq!(
-            back["host"]["per_kernel_us"].as_float(),
-            rocm.execution.host.prior_per_kernel_us
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("rocm.toml");
         std::fs::write(&file, &text).unwrap();
         let reloaded = ServingStack::load(&paths, file.to_str()).unwrap();
         assert_eq!(reloaded.gemm.unwrap().bandwidth_efficiency, None);
