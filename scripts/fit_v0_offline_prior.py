@@ -26,11 +26,9 @@ Usage: scripts/fit_v0_offline_prior.py [--servesim target/release/servesim]
 """
 import argparse
 import csv
-import json
 import math
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -73,25 +71,10 @@ def replay(rows, stack_path, exe):
     """(source, line, measured, simulated) of every row that servesim accepts."""
     out = []
     for line, row, model in rows:
-        args, _ = vpc.stack_args(row)
-        args[args.index("--serving-stack") + 1] = str(stack_path)
-        res, err = run(row, model, exe, args)
-        if err:
-            continue
-        out.append((row["source"], line, res[0], res[1]))
+        res, err = vpc.run_latency(row, model, exe, stack_path)
+        if not err:
+            out.append((row["source"], line, res["measured_s"], res["simulated_s"]))
     return out
-
-
-def run(row, model, exe, stack):
-    """(measured, simulated) batch latency of one row on `stack`'s arguments."""
-    cmd = [exe, "estimate", "--format", "json", "--offline", "true",
-           *vpc.deployment_args(row, model), *stack, *vpc.engine_flags(row),
-           "--batch-size", row["batch_size"], "--input-len", row["input_len"],
-           "--output-len", row["output_len"]]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        return None, (p.stderr.strip().splitlines() or ["?"])[-1]
-    return (float(row["avg_latency_s"]), json.loads(p.stdout)["e2e_s"]), None
 
 
 def loss(results):

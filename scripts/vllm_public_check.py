@@ -163,8 +163,12 @@ def pct(sim, meas):
     return 100.0 * (sim - meas) / meas if meas else float("nan")
 
 
-def run_latency(row, model, exe):
+def run_latency(row, model, exe, stack_file=None):
+    """One latency row through `servesim estimate --offline`; `stack_file` replaces the
+    row's stack by a stack file (scripts/fit_v0_offline_prior.py)."""
     args, stack_note = stack_args(row)
+    if stack_file is not None:
+        args[args.index("--serving-stack") + 1] = str(stack_file)
     cmd = [exe, "estimate", "--format", "json", "--offline", "true",
            *deployment_args(row, model), *args, *engine_flags(row),
            "--batch-size", row["batch_size"], "--input-len", row["input_len"],
