@@ -177,3 +177,42 @@ fn civil_date_is_well_formed() {
     assert_eq!(d.len(), 10);
     assert!(d.starts_with("20"), "{d}");
 }
+
+/// The ROCm build's priors are the fit on its one public timing (vllm-project/vllm#8310,
+/// `perf_model/measurements/vllm-rocm-public/`): refitting that table alone gives the
+/// stack file's `prior_*` figures back.
+#[test]
+fn rocm_priors_are_the_fit_on_the_public_rows() {
+    use crate::stack::ServingStack;
+    let paths = DataPaths::builtin();
+    let rocm = ServingStack::load(&paths, Some("vllm-0.6-rocm")).unwrap();
+    let file = paths
+        .perf_model
+        .join("measurements/vllm-rocm-public/static_batches.csv");
+    let opts = crate::validate::OpenOptions {
+        framework: Some(rocm.framework.clone()),
+        ..crate::validate::OpenOptions::default()
+    };
+    let table = crate::validate::open(&file, None, &opts).unwrap();
+    let set = stack_fit::FitSet {
+        name: "vllm-rocm-public".into(),
+        measurements: vec![table],
+    };
+    let f = stack_fit::fit(&rocm, &[set], &paths, false).unwrap();
+    let host = &rocm.execution.host;
+    assert!((f.step_us - host.prior_step_us).abs() < 0.05, "{f:?}");
+    assert_eq!(f.per_kernel_us, host.prior_per_kernel_us);
+    assert_eq!(
+        f.decode_bandwidth_efficiency,
+        rocm.paged_attention
+            .as_ref()
+            .and_then(|p| p.prior_decode_bandwidth_efficiency)
+    );
+    assert_eq!(
+        f.gemm_bandwidth_efficiency,
+        rocm.gemm
+            .as_ref()
+            .and_then(|g| g.prior_bandwidth_efficiency)
+    );
+    assert!(f.loss_after < 0.01, "{f:?}");
+}
