@@ -44,6 +44,7 @@ mod ops;
 mod profile;
 mod profile_cache;
 mod table;
+
 #[cfg(test)]
 mod tests;
 
