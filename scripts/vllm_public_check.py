@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Replay vLLM results (V0 and V1 engines) quoted in public GitHub threads
-(perf_model/measurements/vllm-public/) through servesim and compare. Nothing here
-was used to fit any parameter: every figure is out of sample.
+(perf_model/measurements/vllm-public/) through servesim and compare. No shipped constant
+was fitted on them: every figure is out of sample. (The tuned-kernel Mixtral rows fit
+`vllm-0.5`'s prior host time, which only a replay with Argonne left out takes:
+scripts/fit_v0_offline_prior.py.)
 
 * latency.csv: `benchmark_latency` / `vllm bench latency` (one static batch through the
   `LLM` class): replayed with `servesim estimate --offline` on the row's batch, lengths,
@@ -163,12 +165,8 @@ def pct(sim, meas):
     return 100.0 * (sim - meas) / meas if meas else float("nan")
 
 
-def run_latency(row, model, exe, stack_file=None):
-    """One latency row through `servesim estimate --offline`; `stack_file` replaces the
-    row's stack by a stack file (scripts/fit_v0_offline_prior.py)."""
+def run_latency(row, model, exe):
     args, stack_note = stack_args(row)
-    if stack_file is not None:
-        args[args.index("--serving-stack") + 1] = str(stack_file)
     cmd = [exe, "estimate", "--format", "json", "--offline", "true",
            *deployment_args(row, model), *args, *engine_flags(row),
            "--batch-size", row["batch_size"], "--input-len", row["input_len"],

@@ -67,6 +67,14 @@ pub fn model(name: &str) -> Result<ModelMapping, String> {
         "meta-llama/meta-llama-3-70b" => exact("meta-llama/Meta-Llama-3-70B"),
         "mistralai/mistral-7b-v0.1" => exact("mistralai/Mistral-7B-v0.1"),
         "mistralai/mixtral-8x7b-v0.1" => exact("mistralai/Mixtral-8x7B-v0.1"),
+        "mistralai/mixtral-8x7b-instruct-v0.1" => Ok(ModelMapping {
+            model: "mistralai/Mixtral-8x7B-v0.1".into(),
+            max_model_len: None,
+            note: Some(format!(
+                "{name}: mistralai/Mixtral-8x7B-v0.1's config (the Instruct model has the same shapes)"
+            )),
+        }),
+        "mistralai/mixtral-8x22b-v0.1" => exact("mistralai/Mixtral-8x22B-v0.1"),
         "facebook/opt-6.7b" => exact("facebook/opt-6.7b"),
         "qwen/qwen2-72b" => exact("Qwen/Qwen2-72B"),
         "qwen/qwen2-7b" => exact("Qwen/Qwen2-7B"),
@@ -138,6 +146,7 @@ pub fn hardware(name: &str) -> Result<HardwareMapping, String> {
             Some(format!("{MAX1550_NOTE}. {PVC_ROWS_NOTE}")),
         )),
         "a100-80gb" => map("A100-SXM4-80GB", 1, Some("DGX-A100")),
+        "a100-sxm4-80gb" => map("A100-SXM4-80GB", 1, None),
         "h100-80gb" => map("H100-SXM5-80GB", 1, Some("DGX-H100")),
         "h100-80gb-pcap" => Err("power-capped H100 (h100-80gb-pcap): no catalog entry models the capped clocks".into()),
         _ => Err(format!("device `{name}` has no hardware file")),
@@ -339,6 +348,8 @@ mod tests {
             "meta-llama/Meta-Llama-3-70B",
             "mistralai/Mistral-7B-v0.1",
             "mistralai/Mixtral-8x7B-v0.1",
+            "mistralai/Mixtral-8x7B-Instruct-v0.1",
+            "mistralai/Mixtral-8x22B-v0.1",
             "facebook/opt-6.7b",
             "Qwen/Qwen2-7B",
             "Qwen/Qwen2-72B",
@@ -395,6 +406,7 @@ mod tests {
             "Intel Max 1550",
             "Intel PVC GPU",
             "a100-80gb",
+            "a100-sxm4-80gb",
             "h100-80gb",
         ] {
             let m = hardware(n).unwrap();
