@@ -240,7 +240,8 @@ echo
 echo "## vLLM 0.6 ROCm build, public static batches (vllm-project/vllm#8310; no shipped constant fitted on them)"
 servesim validate "$ROCM_PUBLIC" --output-dir "$OUT/vllm-rocm-public" | grep -E "_tp[0-9]+ " \
     || echo "FAILED: vllm-rocm-public"
-echo "## vllm-0.6-rocm's priors, fitted on those rows (perf_model/stacks/vllm-0.6-rocm.toml: prior_*)"
+echo "## vllm-0.6-rocm's priors, fitted on those rows with the V0 loop's host time held at vllm-0.5's prior (perf_model/stacks/vllm-0.6-rocm.toml: prior_*)"
+V0_PRIOR_STEP_US=$(python3 -c 'import tomllib; print(tomllib.load(open("perf_model/stacks/vllm-0.5.toml", "rb"))["host"]["prior_step_us"])')
 servesim fit-stack --serving-stack vllm-0.6-rocm --set "vllm-rocm-public=$ROCM_PUBLIC" \
-    --output "$OUT/vllm-rocm-public/prior-fit.toml" | grep -E "^vllm-0.6-rocm:" \
+    --hold-step-us "$V0_PRIOR_STEP_US" --output "$OUT/vllm-rocm-public/prior-fit.toml" | grep -E "^vllm-0.6-rocm:" \
     || echo "FAILED: vllm-0.6-rocm prior fit"

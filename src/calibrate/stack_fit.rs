@@ -367,12 +367,15 @@ fn golden(
 }
 
 /// Fit `stack`'s `host.step_us` (and, with `fit_request`, `api_server.request_us`) on
-/// `sets` (see the module docs).
+/// `sets` (see the module docs). With `hold_step_us` the step is held at that value and
+/// only the other figures are fitted: for sets that cannot tell the step from them
+/// (one model whose iterations are long).
 pub fn fit(
     stack: &ServingStack,
     sets: &[FitSet],
     paths: &DataPaths,
     fit_request: bool,
+    hold_step_us: Option<f64>,
 ) -> Result<StackFit> {
     let mut zero = stack.clone();
     zero.execution.host.step_us = 0.0;
@@ -391,6 +394,10 @@ pub fn fit(
     };
     let variant = |x: &Extras| Arc::new(x.apply(&zero));
     let n = sets.len();
+    let search_step = |units: &[Unit]| match hold_step_us {
+        Some(v) => Ok(v),
+        None => golden(0.0, 20_000.0, 18, |v| loss(units, n, v)),
+    };
     // The file as it is (its own figures and step time).
     let loss_before = loss(
         &build_units(&Arc::new(zero.clone()), sets, paths)?,
@@ -411,12 +418,12 @@ pub fn fit(
                 .and_then(|g| g.prior_bandwidth_efficiency),
             per_kernel: host.prior_per_kernel_us,
         };
-        (host.prior_step_us, prior)
+        (hold_step_us.unwrap_or(host.prior_step_us), prior)
     } else {
         let mut x = start;
         if !x.is_empty() {
             for _ in 0..ROUNDS {
-                let step_us = golden(0.0, 20_000.0, 18, |v| loss(&units, n, v))?;
+                let step_us = search_step(&units)?;
                 let try_loss = |y: Extras| -> Result<f64> {
                     loss(&build_units(&variant(&y), sets, paths)?, n, step_us)
                 };
@@ -445,7 +452,7 @@ pub fn fit(
                 units = build_units(&variant(&x), sets, paths)?;
             }
         }
-        (golden(0.0, 20_000.0, 18, |v| loss(&units, n, v))?, x)
+        (search_step(&units)?, x)
     };
     let loss_after = loss(&units, n, step_us)?;
     let mut request = Vec::new();
@@ -667,7 +674,7 @@ mod tests {
             measurements: vec![Measurement::Run(Box::new(run))],
         }];
         let start = ServingStack::load(&paths, Some("vllm-v1")).unwrap();
-        let f = fit(&start, &sets, &paths, true).unwrap();
+        let f = fit(&start, &sets, &paths, true, None).unwrap();
         assert!((f.step_us - 800.0).abs() < 25.0, "{f:?}");
         assert!(
             f.loss_after <= f.loss_before && f.loss_after < 0.01,
@@ -688,7 +695,7 @@ mod tests {
         );
 
         // No set: the priors.
-        let f = fit(&start, &[], &paths, true).unwrap();
+        let f = fit(&start, &[], &paths, true, None).unwrap();
         assert_eq!(f.step_us, start.execution.host.prior_step_us);
         assert!(f.sets.is_empty());
         // vllm-v1 has no figures of its own kernels to fit.
@@ -709,7 +716,7 @@ mod tests {
     fn a_stacks_own_kernel_figures_take_their_priors_without_data() {
         let paths = DataPaths::builtin();
         let rocm = ServingStack::load(&paths, Some("vllm-0.6-rocm")).unwrap();
-        let f = fit(&rocm, &[], &paths, false).unwrap();
+        let f = fit(&rocm, &[], &paths, false, None).unwrap();
         assert_eq!(f.step_us, rocm.execution.host.prior_step_us);
         assert_eq!(f.per_kernel_us, rocm.execution.host.prior_per_kernel_us);
         let gemm_prior = rocm.gemm.as_ref().unwrap().prior_bandwidth_efficiency;
@@ -743,7 +750,7 @@ mod tests {
         let file = dir.path().join("rocm.toml");
         std::fs::write(&file, &bare).unwrap();
         let bare = ServingStack::load(&paths, file.to_str()).unwrap();
-        let f = fit(&bare, &[], &paths, false).unwrap();
+        let f = fit(&bare, &[], &paths, false, None).unwrap();
         assert_eq!(f.gemm_bandwidth_efficiency, None);
         assert_eq!(f.decode_bandwidth_efficiency, None);
         let text = rewrite(&bare.path, &f, "test").unwrap();

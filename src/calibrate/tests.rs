@@ -179,8 +179,9 @@ fn civil_date_is_well_formed() {
 }
 
 /// The ROCm build's priors are the fit on its one public timing (vllm-project/vllm#8310,
-/// `perf_model/measurements/vllm-rocm-public/`): refitting that table alone gives the
-/// stack file's `prior_*` figures back.
+/// `perf_model/measurements/vllm-rocm-public/`) with the host time per iteration held at
+/// the V0 loop's prior (`vllm-0.5`'s, from public offline runs): refitting that table
+/// alone so gives the stack file's `prior_*` figures back.
 #[test]
 fn rocm_priors_are_the_fit_on_the_public_rows() {
     use crate::stack::ServingStack;
@@ -198,8 +199,10 @@ fn rocm_priors_are_the_fit_on_the_public_rows() {
         name: "vllm-rocm-public".into(),
         measurements: vec![table],
     };
-    let f = stack_fit::fit(&rocm, &[set], &paths, false).unwrap();
+    let v0 = ServingStack::load(&paths, Some("vllm-0.5")).unwrap();
     let host = &rocm.execution.host;
+    assert_eq!(host.prior_step_us, v0.execution.host.prior_step_us);
+    let f = stack_fit::fit(&rocm, &[set], &paths, false, Some(host.prior_step_us)).unwrap();
     assert!((f.step_us - host.prior_step_us).abs() < 0.05, "{f:?}");
     assert_eq!(f.per_kernel_us, host.prior_per_kernel_us);
     assert_eq!(
@@ -214,5 +217,6 @@ fn rocm_priors_are_the_fit_on_the_public_rows() {
             .as_ref()
             .and_then(|g| g.prior_bandwidth_efficiency)
     );
-    assert!(f.loss_after < 0.01, "{f:?}");
+    // Within 1.3 % on the six rows (0.9 % with the step fitted too).
+    assert!(f.loss_after < 0.015, "{f:?}");
 }

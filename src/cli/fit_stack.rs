@@ -26,6 +26,12 @@ pub struct FitStackArgs {
     #[arg(long)]
     api_server: bool,
 
+    /// Hold `host.step_us` at this value (µs) and fit only the stack's other figures:
+    /// for measurements that cannot tell the host time per iteration from them, such as
+    /// one model whose iterations are long.
+    #[arg(long, value_name = "US")]
+    hold_step_us: Option<f64>,
+
     /// Where to write the fitted stack file. Default: print the fit only.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -33,6 +39,9 @@ pub struct FitStackArgs {
 
 /// Run `servesim fit-stack`.
 pub fn run(args: FitStackArgs, paths: &DataPaths) -> Result<()> {
+    if let Some(v) = args.hold_step_us.filter(|v| !v.is_finite() || *v < 0.0) {
+        anyhow::bail!("--hold-step-us {v}: expected a time in µs, 0 or more");
+    }
     let stack = ServingStack::load(paths, Some(&args.serving_stack))?;
     let mut sets = Vec::new();
     for s in &args.sets {
@@ -55,17 +64,33 @@ pub fn run(args: FitStackArgs, paths: &DataPaths) -> Result<()> {
             measurements,
         });
     }
-    let f = fit(&stack, &sets, paths, args.api_server)?;
+    let f = fit(&stack, &sets, paths, args.api_server, args.hold_step_us)?;
     if f.units.iter().all(|(_, n)| *n == 0) {
         // Nothing to score: the loss is undefined and every figure is its prior.
         println!(
-            "{}: no measurement to fit on; host.step_us at its prior {:.1} µs (was {:.1})",
-            stack.name, f.step_us, stack.execution.host.step_us
+            "{}: no measurement to fit on; host.step_us {} {:.1} µs (was {:.1})",
+            stack.name,
+            if args.hold_step_us.is_some() {
+                "held at"
+            } else {
+                "at its prior"
+            },
+            f.step_us,
+            stack.execution.host.step_us
         );
     } else {
         println!(
-            "{}: host.step_us {:.1} µs (was {:.1}); loss {:.4} -> {:.4}",
-            stack.name, f.step_us, stack.execution.host.step_us, f.loss_before, f.loss_after
+            "{}: host.step_us {:.1} µs{} (was {:.1}); loss {:.4} -> {:.4}",
+            stack.name,
+            f.step_us,
+            if args.hold_step_us.is_some() {
+                ", held"
+            } else {
+                ""
+            },
+            stack.execution.host.step_us,
+            f.loss_before,
+            f.loss_after
         );
     }
     let fraction = |key: &str, new: Option<f64>, was: Option<Option<f64>>| {
@@ -104,14 +129,16 @@ pub fn run(args: FitStackArgs, paths: &DataPaths) -> Result<()> {
     }
     if let Some(out) = &args.output {
         let command = format!(
-            "servesim fit-stack --serving-stack {} {}{}",
+            "servesim fit-stack --serving-stack {} {}{}{}",
             stack.name,
             args.sets
                 .iter()
                 .map(|s| format!("--set {}", s.split_once('=').map_or(s.as_str(), |x| x.0)))
                 .collect::<Vec<_>>()
                 .join(" "),
-            if args.api_server { " --api-server" } else { "" }
+            if args.api_server { " --api-server" } else { "" },
+            args.hold_step_us
+                .map_or_else(String::new, |v| format!(" --hold-step-us {v}"))
         );
         let text = rewrite(&stack.path, &f, &command)?;
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
