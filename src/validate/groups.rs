@@ -118,15 +118,16 @@ pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> Deployment
 
 /// The deployment request of a group of a static table of `kind` ([`group_request`]),
 /// with the execution its engine had at the table's date where that is known: the
-/// Splitwise table ran eagerly and through NCCL ([`SPLITWISE_ENGINE_NOTE`]). `base`
-/// (flags) wins.
+/// Splitwise table ran eagerly and through NCCL ([`SPLITWISE_ENGINE_NOTE`]), and so did
+/// the builds of devices that capture no graphs
+/// ([`super::mapping::HardwareMapping::eager_build`]). `base` (flags) wins.
 pub fn table_request(
     kind: super::TableKind,
     group: &TableGroup,
     base: &DeploymentRequest,
 ) -> DeploymentRequest {
     let mut r = group_request(group, base);
-    if kind == super::TableKind::Splitwise {
+    if kind == super::TableKind::Splitwise || group.hardware.eager_build {
         r.enforce_eager.get_or_insert(true);
         r.disable_custom_all_reduce.get_or_insert(true);
     }

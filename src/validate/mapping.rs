@@ -32,6 +32,10 @@ pub struct HardwareMapping {
     /// The serving stack the table ran on this device, where it is not the table's
     /// default (vLLM's ROCm build on AMD).
     pub serving_stack: Option<String>,
+    /// The engine's build for this device captures no graphs and has no custom
+    /// all-reduce (vLLM's XPU build): replayed eagerly, every all-reduce through the
+    /// collective library, unless a flag says otherwise.
+    pub eager_build: bool,
 }
 
 impl HardwareMapping {
@@ -43,6 +47,7 @@ impl HardwareMapping {
             devices_per_table_device,
             note,
             serving_stack: None,
+            eager_build: false,
         }
     }
 }
@@ -102,6 +107,9 @@ const MI250_NOTE: &str = "the table counts MI250 OAMs (`Num of Hardware`), each 
 /// Why both Intel names are the same part, seen whole.
 const MAX1550_NOTE: &str = "\"Intel Max 1550\" and \"Intel PVC GPU\" are the same part: the repo's hardware matrix heads the column \"Intel Max1550\" and links it to vLLM/PVC (later renamed vLLM/Max1550), whose README, titled \"... on Intel PVC\", shows sysmon listing \"Intel(R) Data Center GPU Max 1550\". One device = one whole card (both stacks): that README runs --tensor-parallel-size 1 \"on single GPU (both tiles)\", with 896 EUs (112 Xe cores) per GPU on Aurora, hence the Aurora entry. vLLM v0.5.2 (XPU build); Xe Link's rate is not in the references, so TP > 1 collectives are costed over PCIe Gen5 (pessimistic)";
 
+/// How vLLM's XPU build runs an iteration.
+const XPU_NOTE: &str = "vLLM's XPU build (v0.5.2 here) captures no graphs: its executor sets enforce_eager (\"CUDA graph is not supported on XPU, fallback to the eager mode\"), and its all-reduces go through torch.distributed's oneCCL backend (vLLM's custom all-reduce is CUDA's); replayed so (--enforce-eager --disable-custom-all-reduce; either flag set to false overrides)";
+
 /// Why the "Intel PVC GPU" rows disagree with the "Intel Max 1550" rows.
 const PVC_ROWS_NOTE: &str = "The \"Intel PVC GPU\" rows take 3.0–9.8× as long as the \"Intel Max 1550\" rows of the same 24 configurations (Llama-2-7B, Llama-3-8B, Mistral-7B, TP1, 128 and 256 tokens, batch 1–64): a different software setup that the repo does not describe";
 
@@ -118,6 +126,14 @@ pub fn hardware(name: &str) -> Result<HardwareMapping, String> {
     let rocm = |m: Result<HardwareMapping, String>| {
         m.map(|mut h| {
             h.serving_stack = Some(ROCM_TABLE_STACK.into());
+            h
+        })
+    };
+    // The Intel runs used vLLM's XPU build, which captures no graphs ([`XPU_NOTE`]).
+    let xpu = |m: Result<HardwareMapping, String>| {
+        m.map(|mut h| {
+            h.eager_build = true;
+            h.note = Some(format!("{}. {XPU_NOTE}", h.note.unwrap_or_default()));
             h
         })
     };
@@ -139,12 +155,12 @@ pub fn hardware(name: &str) -> Result<HardwareMapping, String> {
         ),
         "amd mi300x gpu" => rocm(map("MI300X", 1, Some("vLLM ROCm build (v0.6.1 per the repo's README)"))),
         "amd mi250 gpu" => rocm(map("MI250 (per GCD)", 2, Some(MI250_NOTE))),
-        "intel max 1550" => map("Max 1550 (Aurora, 112 Xe cores)", 1, Some(MAX1550_NOTE)),
-        "intel pvc gpu" => Ok(HardwareMapping::new(
+        "intel max 1550" => xpu(map("Max 1550 (Aurora, 112 Xe cores)", 1, Some(MAX1550_NOTE))),
+        "intel pvc gpu" => xpu(Ok(HardwareMapping::new(
             "Max 1550 (Aurora, 112 Xe cores)",
             1,
             Some(format!("{MAX1550_NOTE}. {PVC_ROWS_NOTE}")),
-        )),
+        ))),
         "a100-80gb" => map("A100-SXM4-80GB", 1, Some("DGX-A100")),
         "a100-sxm4-80gb" => map("A100-SXM4-80GB", 1, None),
         "h100-80gb" => map("H100-SXM5-80GB", 1, Some("DGX-H100")),
@@ -333,6 +349,9 @@ mod tests {
         assert!(max.note.unwrap().contains("both tiles"));
         let pvc_note = pvc.note.unwrap();
         assert!(pvc_note.contains("both tiles") && pvc_note.contains("3.0–9.8×"));
+        // vLLM's XPU build captures no graphs; the CUDA and ROCm builds do.
+        assert!(max.eager_build && pvc.eager_build && pvc_note.contains("enforce_eager"));
+        assert!(!gh200.eager_build && !mi250.eager_build);
     }
 
     #[test]

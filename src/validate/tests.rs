@@ -370,6 +370,35 @@ fn splitwise_tables_replay_eagerly_through_nccl_as_engines_of_their_date_ran() {
     assert!(tpot(&v) > tpot(&w), "{} {}", tpot(&v), tpot(&w));
 }
 
+/// vLLM's XPU build captures no graphs: the Intel rows of Argonne's table replay eagerly
+/// (the hardware note says why), the NVIDIA rows with graphs; a flag set to false wins.
+#[test]
+fn intel_rows_replay_eagerly_as_the_xpu_build_runs() {
+    let t = static_table(
+        "all.csv",
+        "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,Latency,Throughput\n\
+         Intel Max 1550,1,vLLM,meta-llama/Llama-2-7b-hf,128,1,2.0,128\n\
+         Nvidia A100 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,128,1,2.0,128\n",
+        None,
+    );
+    let run = |settings: &Settings| {
+        let out = validate_table(&t, settings, &DataPaths::builtin(), |_| true).unwrap();
+        assert_eq!(out.len(), 2);
+        out.into_iter()
+            .map(|(_, v)| v.unwrap())
+            .partition::<Vec<_>, _>(|v| v.deployment.hardware.contains("Max 1550"))
+    };
+    let eager = |v: &Validation| v.latency_model.contains("eager (no CUDA graphs)");
+    let (intel, nvidia) = run(&Settings::default());
+    assert!(eager(&intel[0]), "{}", intel[0].latency_model);
+    assert!(!eager(&nvidia[0]), "{}", nvidia[0].latency_model);
+    assert!(intel[0].notes.iter().any(|n| n.contains("XPU build")));
+    let mut flags = Settings::default();
+    flags.deployment.enforce_eager = Some(false);
+    let (intel, _) = run(&flags);
+    assert!(!eager(&intel[0]), "{}", intel[0].latency_model);
+}
+
 /// Argonne's table mixes engines: the TensorRT-LLM rows replay on TensorRT-LLM's stack
 /// of their date, not vLLM's; an engine no stack stands for is an error naming the
 /// column, unless `--serving-stack` names one.
