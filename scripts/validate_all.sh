@@ -210,6 +210,29 @@ echo "## TensorRT-LLM 0.14 online serving through Triton (never fitted on)"
 python3 scripts/trtllm_triton_check.py --servesim target/release/servesim --out "$OUT/trtllm-triton" \
     | grep -E "^(median|FAILED)" || echo "FAILED: trtllm-triton"
 
+# TensorRT-LLM 0.5 / 0.6.1 static batches from NVIDIA's performance page of 2023
+# (perf_model/measurements/trtllm-public-2023/): never fitted on, the same in every
+# mode. gptSessionBenchmark runs each batch whole on an engine built for it, with a
+# contiguous KV cache sized for the batch: replayed with no sequence limit below the
+# batch and a KV cache that holds it. trtllm-engine (the C++ runtime without the Python
+# driver's per-sequence time) first, trtllm-0.11 for comparison.
+echo
+echo "## TensorRT-LLM 0.5 / 0.6.1 static batches, NVIDIA's 2023 performance page (never fitted on)"
+T23=perf_model/measurements/trtllm-public-2023
+for st in trtllm-engine trtllm-0.11; do
+    o="$OUT/trtllm-public-2023/$st"
+    mkdir -p "$o"
+    f=(--framework TensorRT-LLM --serving-stack "$st" --max-num-seqs 2048 --num-gpu-blocks-override 100000)
+    fp8=(--quantization fp8 --kv-cache-dtype fp8)
+    { servesim validate "$T23/static_batches.csv" "${f[@]}" --output-dir "$o/a100-fp16" \
+        && servesim validate "$T23/first_token.csv" "${f[@]}" --output-dir "$o/a100-fp16-ttft" \
+        && servesim validate "$T23/static_batches_fp8.csv" "${f[@]}" "${fp8[@]}" --output-dir "$o/h100-l40s-fp8" \
+        && servesim validate "$T23/first_token_fp8.csv" "${f[@]}" "${fp8[@]}" --output-dir "$o/h100-l40s-fp8-ttft"; } \
+        > "$o.log" 2>&1 || echo "FAILED: trtllm-public-2023 on $st"
+    echo "$st:"
+    python3 scripts/validation_summary.py "$o" | grep -E "^\| (a100|h100)"
+done
+
 # vLLM V0 results quoted in vLLM pull requests (perf_model/measurements/
 # vllm-host-overhead/): never fitted on (the V0 stacks are fitted on Argonne's A100 and
 # GH200 rows), the same in every mode.
