@@ -75,8 +75,10 @@ pub struct FitSet {
 /// What a fit found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StackFit {
-    /// Fitted `host.step_us`.
+    /// Fitted `host.step_us` (or the value it was held at).
     pub step_us: f64,
+    /// Whether `step_us` was held, not fitted.
+    pub step_held: bool,
     /// Fitted `paged_attention.decode_bandwidth_efficiency` (stacks with that section;
     /// none without data or prior: the key is dropped and the GPU's own memory
     /// efficiency stands).
@@ -491,6 +493,7 @@ pub fn fit(
     }
     Ok(StackFit {
         step_us: (step_us * 10.0).round() / 10.0,
+        step_held: hold_step_us.is_some(),
         decode_bandwidth_efficiency: extras.attention,
         gemm_bandwidth_efficiency: extras.gemm,
         per_kernel_us: extras.per_kernel,
@@ -527,7 +530,8 @@ pub fn rewrite(path: &std::path::Path, fit: &StackFit, command: &str) -> Result<
         format!("the prior (no measured set to fit on; `{command}` on {date})")
     } else {
         format!(
-        "[fit] exposed host time per iteration, fitted by `{command}` on {date} (mean |ln(simulated/measured)| of run TPOT and static-batch E2E {:.3} -> {:.3}; units per set: {})",
+        "[fit] exposed host time per iteration, {} by `{command}` on {date} (mean |ln(simulated/measured)| of run TPOT and static-batch E2E {:.3} -> {:.3}; units per set: {})",
+        if fit.step_held { "held (the section's other figures fitted)" } else { "fitted" },
         fit.loss_before,
         fit.loss_after,
         fit.units

@@ -204,6 +204,10 @@ fn rocm_priors_are_the_fit_on_the_public_rows() {
     assert_eq!(host.prior_step_us, v0.execution.host.prior_step_us);
     let f = stack_fit::fit(&rocm, &[set], &paths, false, Some(host.prior_step_us)).unwrap();
     assert!((f.step_us - host.prior_step_us).abs() < 0.05, "{f:?}");
+    // The written file says the step was held, not fitted.
+    assert!(f.step_held);
+    let text = stack_fit::rewrite(&rocm.path, &f, "test").unwrap();
+    assert!(text.contains("per iteration, held (the section's other figures fitted)"));
     assert_eq!(f.per_kernel_us, host.prior_per_kernel_us);
     assert_eq!(
         f.decode_bandwidth_efficiency,

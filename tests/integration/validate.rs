@@ -310,20 +310,10 @@ fn fit_stack_without_measurements_keeps_the_priors() {
 /// and with no measured set holds the step at the given value.
 #[test]
 fn fit_stack_holds_the_step_it_is_given() {
-    let (o, _dir) = servesim(&[
-        "fit-stack",
-        "--serving-stack",
-        "vllm-0.5",
-        "--hold-step-us=-5",
-    ]);
+    let fit = |hold: &str| servesim(&["fit-stack", "--serving-stack", "vllm-0.5", hold]);
+    let (o, _dir) = fit("--hold-step-us=-5");
     fails_with(&o, &["--hold-step-us -5"]);
-    let (o, _dir) = servesim(&[
-        "fit-stack",
-        "--serving-stack",
-        "vllm-0.5",
-        "--hold-step-us",
-        "1234.5",
-    ]);
+    let (o, _dir) = fit("--hold-step-us=1234.5");
     ok(&o);
     let out = stdout(&o);
     assert!(out.contains("host.step_us held at 1234.5 µs"), "{out}");
