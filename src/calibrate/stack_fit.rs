@@ -45,7 +45,7 @@ use crate::setup::ReplicaSetup;
 use crate::stack::ServingStack;
 use crate::units::SimDuration;
 use crate::validate::measured::{MeasuredRun, Timing};
-use crate::validate::{batch, group_request, replay, Measurement, Metric, StaticTable, TableGroup};
+use crate::validate::{batch, replay, table_request, Measurement, Metric, StaticTable, TableGroup};
 use std::sync::Arc;
 
 /// The longest median TTFT of a run that can tell the API server's time: request
@@ -206,7 +206,8 @@ fn build_units(base: &Arc<ServingStack>, sets: &[FitSet], paths: &DataPaths) -> 
                 }
                 Measurement::Table(t) => {
                     for g in &t.groups {
-                        let req = group_request(g, &DeploymentRequest::default());
+                        // As `validate` replays the group (an eager build runs eagerly).
+                        let req = table_request(t.kind, g, &DeploymentRequest::default());
                         let Ok(d) = Deployment::resolve(&req, paths) else {
                             continue;
                         };

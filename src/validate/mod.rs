@@ -125,8 +125,8 @@ pub mod vllm_bench;
 
 pub use genz::{GenzGroup, GenzTable};
 pub use groups::{
-    group_request, table_overrides, validate_summary, validate_table, validate_throughput,
-    GroupRun, TABLE_STACK,
+    group_request, table_overrides, table_request, validate_summary, validate_table,
+    validate_throughput, GroupRun, TABLE_STACK,
 };
 pub use measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat};
 pub use report::{Metric, MetricReport, ReplayMode, ThroughputReport, Validation, ValidationKind};
