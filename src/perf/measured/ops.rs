@@ -184,9 +184,15 @@ impl MoeBlock {
                 let a = Self::touched(experts, experts_per_token, arriving) / ep.ep;
                 table.eval(arriving * share, a.max(1.0))
             }
-            MoeBlock::Tokens(table) => {
-                Self::balanced_equivalent(table, experts, experts_per_token, arriving)
-            }
+            // The table gives a GPU's balanced share of the pairs; the busiest GPU
+            // computes `imbalance` times that share on the same local experts, which
+            // the table times as that many more tokens entering the block.
+            MoeBlock::Tokens(table) => Self::balanced_equivalent(
+                table,
+                experts,
+                experts_per_token,
+                arriving * ep.imbalance,
+            ),
             MoeBlock::Experts {
                 experts,
                 per_token,

@@ -84,6 +84,43 @@ fn the_expert_dispatch_moves_the_stacks_format() {
     assert!(t < 0.9 * v && t > 0.5 * v, "trtllm {t} vs vllm {v}");
 }
 
+/// `--expert-load-imbalance` loads the busiest GPU with that many times its balanced
+/// share of the routed pairs on the engine-measured fused-MoE tables too (B200, NVFP4
+/// experts: `moe/b200__nvfp4.csv`), as it does on profile tables and fitted laws: a
+/// large decode batch, whose time grows with the pairs, takes longer on its MoE block,
+/// by less than the ratio (the block has a fixed part); 1 changes nothing.
+#[test]
+fn expert_load_imbalance_reaches_the_measured_moe_table() {
+    let build = |imbalance: Option<f64>| {
+        measured(DeploymentRequest {
+            model: Some("Qwen/Qwen3-30B-A3B-Instruct-2507".into()),
+            hardware: Some("b200".into()),
+            quantization: Some("nvfp4".into()),
+            data_parallel_size: Some(4),
+            enable_expert_parallel: true,
+            expert_load_imbalance: imbalance,
+            ..Default::default()
+        })
+    };
+    let moe = |m: &MeasuredModel| {
+        m.breakdown(&decodes(1024, 1000))
+            .into_iter()
+            .find(|(k, _)| *k == "moe")
+            .unwrap()
+            .1
+    };
+    let (even, one, skewed) = (build(None), build(Some(1.0)), build(Some(1.5)));
+    assert!(
+        even.describe()
+            .contains("fused MoE block measured through vLLM on b200 (nvfp4 experts, TP1 EP4"),
+        "{}",
+        even.describe()
+    );
+    let (e, s) = (moe(&even), moe(&skewed));
+    assert_eq!(e, moe(&one));
+    assert!(s > 1.1 * e && s < 1.5 * e, "imbalance 1.5: {s} s vs {e} s");
+}
+
 /// The link calibrated on one system's end-to-end runs (the RTX PRO 6000 box of the
 /// LLMServingSim runs) is used only when asked for with `--intra-node-link calibrated`:
 /// another system with the same GPU (peer-to-peer over PCIe 5) keeps the catalog's
