@@ -254,6 +254,10 @@ echo
 echo "## vllm-0.5's prior host time, fitted on the public offline V0 rows (perf_model/stacks/vllm-0.5.toml: host.prior_step_us)"
 python3 scripts/fit_v0_offline_prior.py --servesim target/release/servesim \
     || echo "FAILED: fit_v0_offline_prior"
+echo
+echo "## vLLM 0.6's host work per sequence between iterations, read off the asynchronous output processor's A/B (vllm-project/vllm#7049; perf_model/stacks/vllm-0.6*.toml: prior_per_sequence_serial_us)"
+python3 scripts/fit_v0_output_overlap.py --servesim target/release/servesim --out "$OUT/v0-output-overlap" \
+    || echo "FAILED: fit_v0_output_overlap"
 
 # The one public timing of vLLM 0.6.1's ROCm build (perf_model/measurements/
 # vllm-rocm-public/): replayed on the shipped stack (fitted on Argonne), and the fit of

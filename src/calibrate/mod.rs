@@ -382,6 +382,8 @@ pub fn roofline_with_overheads(d: &Deployment, p: &RooflineParams) -> Roofline {
         prior_source: String::new(),
         per_kernel_us: 0.0,
         prior_per_kernel_us: None,
+        per_sequence_serial_us: 0.0,
+        prior_per_sequence_serial_us: None,
     };
     e.kernel_launch_us = 0.0;
     e.graph_launch_us = 0.0;

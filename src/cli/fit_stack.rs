@@ -26,9 +26,9 @@ pub struct FitStackArgs {
     #[arg(long)]
     api_server: bool,
 
-    /// Hold `host.step_us` at this value (µs) and fit only the stack's other figures:
-    /// for measurements that cannot tell the host time per iteration from them, such as
-    /// one model whose iterations are long.
+    /// Hold `host.step_us` at this value (µs), and `host.per_sequence_serial_us` at
+    /// its prior, and fit only the stack's GPU-side figures: for measurements that
+    /// cannot tell host time from them, such as one model whose iterations are long.
     #[arg(long, value_name = "US")]
     hold_step_us: Option<f64>,
 
@@ -116,6 +116,18 @@ pub fn run(args: FitStackArgs, paths: &DataPaths) -> Result<()> {
         println!(
             "{}: host.per_kernel_us {k:.2} µs (was {:.2})",
             stack.name, stack.execution.host.per_kernel_us
+        );
+    }
+    if let Some(v) = f.per_sequence_serial_us {
+        println!(
+            "{}: host.per_sequence_serial_us {v:.1} µs{} (was {:.1})",
+            stack.name,
+            if args.hold_step_us.is_some() {
+                ", held at its prior"
+            } else {
+                ""
+            },
+            stack.execution.host.per_sequence_serial_us
         );
     }
     if let Some(r) = f.request_us {

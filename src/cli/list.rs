@@ -158,6 +158,10 @@ struct StackRow {
     cuda_graphs: String,
     host_step_us: f64,
     host_per_kernel_us: f64,
+    /// Host work per sequence that the overlap reaches, µs.
+    host_per_sequence_us: f64,
+    /// Host work per sequence between iterations whatever the overlap, µs.
+    host_per_sequence_serial_us: f64,
     host_overlap: String,
     api_server_request_us: f64,
     /// Validation sets any of the stack's constants was fitted on.
@@ -200,6 +204,8 @@ fn stack_rows(paths: &DataPaths) -> Result<Vec<StackRow>> {
             cuda_graphs: serde_name(s.execution.graph_mode)?,
             host_step_us: h.step_us,
             host_per_kernel_us: h.per_kernel_us,
+            host_per_sequence_us: h.per_sequence_us,
+            host_per_sequence_serial_us: h.per_sequence_serial_us,
             host_overlap: serde_name(h.overlap)?,
             api_server_request_us: s.api_server.request_us,
             fitted_on: sets.join(" "),
@@ -220,6 +226,7 @@ fn list_stacks(format: Format, paths: &DataPaths) -> Result<()> {
             "CUDA graphs",
             "host µs/iter",
             "µs/kernel",
+            "µs/seq",
             "overlap",
             "API µs",
             "fitted on",
@@ -234,6 +241,14 @@ fn list_stacks(format: Format, paths: &DataPaths) -> Result<()> {
                 r.cuda_graphs.clone(),
                 format!("{:.1}", r.host_step_us),
                 format!("{:.2}", r.host_per_kernel_us),
+                if r.host_per_sequence_serial_us > 0.0 {
+                    format!(
+                        "{:.1}+{:.1}",
+                        r.host_per_sequence_us, r.host_per_sequence_serial_us
+                    )
+                } else {
+                    format!("{:.1}", r.host_per_sequence_us)
+                },
                 r.host_overlap.clone(),
                 format!("{:.0}", r.api_server_request_us),
                 if r.fitted_on.is_empty() {

@@ -15,10 +15,13 @@
 //!        = max(device, cpu) + exposed      (host work overlapped with the GPU: asynchronous scheduling)
 //! ```
 //!
-//! `exposed` (`host.step_us + host.per_kernel_us × kernels`) is the time per iteration
-//! the GPU waits whatever the overlap: the hand-off of sampled tokens and the launch of
-//! the next iteration, and, where a platform's dispatch leaves the GPU idle between
-//! consecutive kernels even inside a replayed graph, that gap for every kernel.
+//! `exposed` (`host.step_us + host.per_kernel_us × kernels + host.per_sequence_serial_us
+//! × sequences`) is the time per iteration the GPU waits whatever the overlap: the
+//! hand-off of sampled tokens and the launch of the next iteration; where a platform's
+//! dispatch leaves the GPU idle between consecutive kernels even inside a replayed
+//! graph, that gap for every kernel; and the per-sequence work an engine's overlap does
+//! not reach (vLLM 0.6's asynchronous output processing hides the output work, while
+//! scheduling and building each sequence's inputs stay between iterations).
 //!
 //! A batch runs as a CUDA graph when the stack captures one of its size: it is then padded
 //! up to the next captured size, and the CPU does not launch its kernels one by one. The
@@ -60,9 +63,18 @@ pub enum HostOverlap {
 pub struct HostCost {
     /// Time per iteration the GPU waits for the host whatever the overlap, µs.
     pub step_us: f64,
-    /// CPU work per scheduled sequence (scheduling, input preparation, output
-    /// processing), µs; hidden behind the GPU when the host overlaps it.
+    /// CPU work per scheduled sequence that the host's overlap reaches (all of it,
+    /// scheduling, input preparation and output processing, on a serial loop; the
+    /// output work under vLLM 0.6's asynchronous output processing), µs; hidden behind
+    /// the GPU when the host overlaps it.
     pub per_sequence_us: f64,
+    /// CPU work per scheduled sequence that stays between iterations whatever the
+    /// overlap (scheduling and input preparation where only the output work is
+    /// overlapped), µs; 0 where `per_sequence_us` holds all of it.
+    pub per_sequence_serial_us: f64,
+    /// `per_sequence_serial_us` without any validation set; `Some` marks it as fitted by
+    /// `fit-stack` (with `step_us`), `None` as a fixed figure.
+    pub prior_per_sequence_serial_us: Option<f64>,
     /// CPU work per prefill chunk, µs; hidden likewise.
     pub per_prefill_us: f64,
     /// Whether it overlaps the GPU.
@@ -326,6 +338,7 @@ impl Execution {
             .cpu_us(f64::from(shape.num_seqs()), shape.prefills.len() as f64);
         self.host.step_us
             + self.host.per_kernel_us * cost.kernels
+            + self.host.per_sequence_serial_us * f64::from(shape.num_seqs())
             + match self.host.overlap {
                 HostOverlap::Serial => device + cpu,
                 HostOverlap::Async => device.max(cpu),

@@ -206,6 +206,9 @@ struct HostSection {
     #[serde(default)]
     per_kernel_us: f64,
     prior_per_kernel_us: Option<f64>,
+    #[serde(default)]
+    per_sequence_serial_us: f64,
+    prior_per_sequence_serial_us: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -438,6 +441,14 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             prior_per_kernel_us: h
                 .prior_per_kernel_us
                 .map(|v| non_negative("host.prior_per_kernel_us", v))
+                .transpose()?,
+            per_sequence_serial_us: non_negative(
+                "host.per_sequence_serial_us",
+                h.per_sequence_serial_us,
+            )?,
+            prior_per_sequence_serial_us: h
+                .prior_per_sequence_serial_us
+                .map(|v| non_negative("host.prior_per_sequence_serial_us", v))
                 .transpose()?,
         },
         source: g.source.clone(),

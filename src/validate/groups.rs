@@ -116,6 +116,21 @@ pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> Deployment
     r
 }
 
+/// The serving stack a group of `table` is replayed on when no flag names one: the
+/// stack of the table's engine where it is not vLLM ([`framework_stack`]), else the
+/// stack of the device's build in the table
+/// ([`super::mapping::HardwareMapping::serving_stack`]), else [`TABLE_STACK`].
+pub fn group_stack(table: &StaticTable, group: &TableGroup) -> Result<String> {
+    Ok(match framework_stack(table)? {
+        Some(s) => s.to_owned(),
+        None => group
+            .hardware
+            .serving_stack
+            .clone()
+            .unwrap_or_else(|| TABLE_STACK.to_owned()),
+    })
+}
+
 /// The deployment request of a group of a static table of `kind` ([`group_request`]),
 /// with the execution its engine had at the table's date where that is known: the
 /// Splitwise table ran eagerly and through NCCL ([`SPLITWISE_ENGINE_NOTE`]), and so did

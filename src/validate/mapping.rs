@@ -122,6 +122,13 @@ pub fn hardware(name: &str) -> Result<HardwareMapping, String> {
             note.map(str::to_owned),
         ))
     };
+    // The vLLM release a device's rows ran on, where the repository says which.
+    let release = |m: Result<HardwareMapping, String>, stack: &str| {
+        m.map(|mut h| {
+            h.serving_stack = Some(stack.into());
+            h
+        })
+    };
     // The Argonne AMD runs used vLLM's ROCm build (v0.6.1 per the dataset's README).
     let rocm = |m: Result<HardwareMapping, String>| {
         m.map(|mut h| {
@@ -138,20 +145,26 @@ pub fn hardware(name: &str) -> Result<HardwareMapping, String> {
         })
     };
     match name.trim().to_ascii_lowercase().as_str() {
-        "nvidia a100 gpu" => map(
-            "A100-SXM4-40GB",
-            1,
-            Some("the table says only \"Nvidia A100 GPU\"; most likely the ALCF Polaris A100-SXM4-40GB"),
+        "nvidia a100 gpu" => release(
+            map(
+                "A100-SXM4-40GB",
+                1,
+                Some("the table says only \"Nvidia A100 GPU\"; most likely the ALCF Polaris A100-SXM4-40GB. vLLM of mid-September 2024, about 0.6.1 (the A100 scripts' requirements files are that release's), replayed on vllm-0.6"),
+            ),
+            "vllm-0.6",
         ),
         "nvidia h100 gpu" => map(
             "H100-SXM5-80GB",
             1,
             Some("the table does not say SXM or PCIe, 80 or 94 GB; taken as H100-SXM5-80GB"),
         ),
-        "nvidia gh200 gpu" => map(
-            "GH200-96GB",
-            1,
-            Some("the JLSE GH200, 96 GB HBM3 per the dataset's README; the vLLM version is unknown (built in NGC's pytorch:24.06 container); datasheet clocks assumed"),
+        "nvidia gh200 gpu" => release(
+            map(
+                "GH200-96GB",
+                1,
+                Some("the JLSE GH200, 96 GB HBM3 per the dataset's README; vLLM 0.5.3.post1 (installed by vLLM/GH200/run-throughput-bench.sh in NGC's pytorch:24.06 container), replayed on vllm-0.5; datasheet clocks assumed"),
+            ),
+            "vllm-0.5",
         ),
         "amd mi300x gpu" => rocm(map("MI300X", 1, Some("vLLM ROCm build (v0.6.1 per the repo's README)"))),
         "amd mi250 gpu" => rocm(map("MI250 (per GCD)", 2, Some(MI250_NOTE))),
@@ -333,6 +346,16 @@ mod tests {
         assert_eq!(gh200.hardware, "GH200-96GB");
         assert_eq!(gh200.devices_per_table_device, 1);
         assert!(gh200.note.unwrap().contains("96 GB"));
+        // Each NVIDIA platform's rows replay on the vLLM release its scripts installed:
+        // GH200 0.5.3.post1, A100 about 0.6.1 (asynchronous output processing).
+        assert_eq!(gh200.serving_stack.as_deref(), Some("vllm-0.5"));
+        assert_eq!(
+            hardware("Nvidia A100 GPU")
+                .unwrap()
+                .serving_stack
+                .as_deref(),
+            Some("vllm-0.6")
+        );
 
         // One MI250 in the table is one OAM: two GCDs, two vLLM GPUs.
         let mi250 = hardware("  AMD MI250 GPU ").unwrap();

@@ -133,6 +133,7 @@ fn step_time_adds_or_overlaps_host_work_and_launches_bound_eager_steps() {
         .execution;
     e.host.step_us = 100.0;
     e.host.per_sequence_us = 10.0;
+    e.host.per_sequence_serial_us = 0.0;
     e.host.overlap = HostOverlap::Serial;
     e.kernel_launch_us = 8.0;
     let shape = decodes(4, 100);
@@ -158,6 +159,16 @@ fn step_time_adds_or_overlaps_host_work_and_launches_bound_eager_steps() {
     // A dispatch gap per kernel adds to the GPU's time whatever the overlap.
     e.host.per_kernel_us = 2.0;
     assert_eq!(e.step_us(&graph, &cost, &shape), 1600.0 + 100.0 + 1000.0);
+    // Per-sequence work the overlap does not reach adds whatever the overlap.
+    e.host.per_kernel_us = 0.0;
+    e.host.per_sequence_us = 10.0;
+    e.host.per_sequence_serial_us = 30.0;
+    assert_eq!(e.step_us(&graph, &cost, &shape), 1000.0 + 100.0 + 120.0);
+    e.host.overlap = HostOverlap::Serial;
+    assert_eq!(
+        e.step_us(&graph, &cost, &shape),
+        1000.0 + 100.0 + 40.0 + 120.0
+    );
 }
 
 fn nvlink() -> LinkSpec {

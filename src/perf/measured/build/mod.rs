@@ -704,11 +704,19 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
     ctx.note(
         "overhead",
         format!(
-            "serving stack {}: {}, host {:.1} µs per iteration + {:.1} µs per sequence ({:?}; {})",
+            "serving stack {}: {}, host {:.1} µs per iteration + {:.1} µs per sequence{} ({:?}; {})",
             d.stack.name,
             exec.describe_graphs(),
             exec.host.step_us,
             exec.host.per_sequence_us,
+            if exec.host.per_sequence_serial_us > 0.0 {
+                format!(
+                    " + {:.1} µs per sequence between iterations",
+                    exec.host.per_sequence_serial_us
+                )
+            } else {
+                String::new()
+            },
             exec.host.overlap,
             if exec.host.fitted_on.is_empty() {
                 "not fitted".to_owned()

@@ -23,6 +23,12 @@
 //!   `[0, 50 µs]`. It is told apart from `step_us` by models with different layer
 //!   counts and TP sizes (more kernels per iteration).
 //!
+//! * `host.per_sequence_serial_us`, for a stack that gives
+//!   `host.prior_per_sequence_serial_us`: host work per sequence that stays between
+//!   iterations under the stack's overlap, found in the same alternation on `[0,
+//!   400 µs]`. It is told apart from `step_us` by batches of different sizes. Held at
+//!   its prior with the step (`--hold-step-us`: the rows cannot tell host time apart).
+//!
 //! * `paged_attention.decode_bandwidth_efficiency`, for a stack that ships its own
 //!   decode attention kernel: found with `host.step_us` by alternating golden-section
 //!   searches (on `ln` of the efficiency over `[0.01, 1]`), from the priors, two rounds. The two are
@@ -30,7 +36,8 @@
 //!   context, attention time does.
 //!
 //! Only measurements on the stack's `platforms` count (a CUDA build's constants are
-//! not fitted on AMD rows).
+//! not fitted on AMD rows), and of a static table that names the stack some of its
+//! rows ran on ([`crate::validate::groups::group_stack`]), only those rows.
 //!
 //! Static-batch groups count only where the GPU's kernels are measured (operator
 //! profiles, or roofline efficiencies from `perf_model/kernel_efficiency/`): elsewhere
@@ -48,6 +55,9 @@ use crate::validate::measured::{MeasuredRun, Timing};
 use crate::validate::{batch, replay, table_request, Measurement, Metric, StaticTable, TableGroup};
 use std::sync::Arc;
 
+mod rewrite;
+pub use rewrite::rewrite;
+
 /// The longest median TTFT of a run that can tell the API server's time: request
 /// handling takes milliseconds, so a run whose typical request waited a second or more
 /// was queueing.
@@ -62,6 +72,10 @@ const ROUNDS: usize = 2;
 /// The upper end of the search for `host.per_kernel_us`: a dispatch gap longer than
 /// this would be slower than launching every kernel from the CPU.
 const MAX_PER_KERNEL_US: f64 = 50.0;
+
+/// The upper end of the search for `host.per_sequence_serial_us`: four times the
+/// V0 loop's whole per-sequence figure (100 µs).
+const MAX_PER_SEQUENCE_SERIAL_US: f64 = 400.0;
 
 /// One measured set to fit on: its name (a validation set's folder) and measurements.
 #[derive(Clone, Debug)]
@@ -89,6 +103,9 @@ pub struct StackFit {
     /// Fitted `gemm.bandwidth_efficiency` (stacks with that section; none without data
     /// or prior: the key is dropped and the GPU's own memory efficiency stands).
     pub gemm_bandwidth_efficiency: Option<f64>,
+    /// Fitted `host.per_sequence_serial_us` (stacks with
+    /// `host.prior_per_sequence_serial_us`; its prior without data or with the step held).
+    pub per_sequence_serial_us: Option<f64>,
     /// Fitted `api_server.request_us` when asked for (its prior when no run is timed by
     /// the client).
     pub request_us: Option<f64>,
@@ -110,11 +127,15 @@ struct Extras {
     attention: Option<f64>,
     gemm: Option<f64>,
     per_kernel: Option<f64>,
+    serial: Option<f64>,
 }
 
 impl Extras {
     fn is_empty(&self) -> bool {
-        self.attention.is_none() && self.gemm.is_none() && self.per_kernel.is_none()
+        self.attention.is_none()
+            && self.gemm.is_none()
+            && self.per_kernel.is_none()
+            && self.serial.is_none()
     }
 
     /// `stack` with these figures.
@@ -128,6 +149,9 @@ impl Extras {
         }
         if let Some(k) = self.per_kernel {
             s.execution.host.per_kernel_us = k;
+        }
+        if let Some(v) = self.serial {
+            s.execution.host.per_sequence_serial_us = v;
         }
         s
     }
@@ -205,7 +229,19 @@ fn build_units(base: &Arc<ServingStack>, sets: &[FitSet], paths: &DataPaths) -> 
                     });
                 }
                 Measurement::Table(t) => {
-                    for g in &t.groups {
+                    // A table that names the stack its rows ran on fits a stack on its
+                    // own rows (one release's constants are not fitted on another's);
+                    // a stack the table never names, on every row of its platforms.
+                    let stacks = t
+                        .groups
+                        .iter()
+                        .map(|g| crate::validate::groups::group_stack(t, g))
+                        .collect::<Result<Vec<_>>>()?;
+                    let named = stacks.contains(&base.name);
+                    for (g, stack) in t.groups.iter().zip(&stacks) {
+                        if named && *stack != base.name {
+                            continue;
+                        }
                         // As `validate` replays the group (an eager build runs eagerly).
                         let req = table_request(t.kind, g, &DeploymentRequest::default());
                         let Ok(d) = Deployment::resolve(&req, paths) else {
@@ -394,6 +430,10 @@ pub fn fit(
         attention: stack.paged_attention.as_ref().map(|_| 0.1),
         gemm: stack.gemm.as_ref().map(|_| 0.5),
         per_kernel: host.prior_per_kernel_us.map(|_| 0.0),
+        // A held step holds the host's per-sequence time at its prior as well.
+        serial: host
+            .prior_per_sequence_serial_us
+            .map(|p| if hold_step_us.is_some() { p } else { 0.0 }),
     };
     let variant = |x: &Extras| Arc::new(x.apply(&zero));
     let n = sets.len();
@@ -420,6 +460,7 @@ pub fn fit(
                 .as_ref()
                 .and_then(|g| g.prior_bandwidth_efficiency),
             per_kernel: host.prior_per_kernel_us,
+            serial: host.prior_per_sequence_serial_us,
         };
         (hold_step_us.unwrap_or(host.prior_step_us), prior)
     } else {
@@ -451,6 +492,15 @@ pub fn fit(
                         })
                     })?;
                     x.per_kernel = Some((k * 100.0).round() / 100.0);
+                }
+                if x.serial.is_some() && hold_step_us.is_none() {
+                    let v = golden(0.0, MAX_PER_SEQUENCE_SERIAL_US, 14, |v| {
+                        try_loss(Extras {
+                            serial: Some(v),
+                            ..x
+                        })
+                    })?;
+                    x.serial = Some((v * 10.0).round() / 10.0);
                 }
                 units = build_units(&variant(&x), sets, paths)?;
             }
@@ -498,6 +548,7 @@ pub fn fit(
         decode_bandwidth_efficiency: extras.attention,
         gemm_bandwidth_efficiency: extras.gemm,
         per_kernel_us: extras.per_kernel,
+        per_sequence_serial_us: extras.serial,
         request_us: fit_request.then(|| {
             median(request).map_or(stack.api_server.prior_request_us, |s| {
                 (s * 1e6).max(0.0).round()
@@ -516,279 +567,5 @@ pub fn fit(
     })
 }
 
-/// The stack file at `path` with `fit`'s values, `fitted_on` and sources written in
-/// (comments and every other key kept).
-pub fn rewrite(path: &std::path::Path, fit: &StackFit, command: &str) -> Result<String> {
-    let text = std::fs::read_to_string(path).map_err(|e| crate::error::Error::io(path, e))?;
-    let mut doc: toml_edit::DocumentMut = text
-        .parse()
-        .map_err(|e: toml_edit::TomlError| crate::error::Error::input(path, None, e.to_string()))?;
-    let sets: toml_edit::Array = fit.sets.iter().map(String::as_str).collect();
-    let date = crate::calibrate::utc_date();
-    doc["host"]["step_us"] = toml_edit::value(fit.step_us);
-    doc["host"]["fitted_on"] = toml_edit::value(sets.clone());
-    doc["host"]["source"] = toml_edit::value(if fit.sets.is_empty() {
-        format!("the prior (no measured set to fit on; `{command}` on {date})")
-    } else {
-        format!(
-        "[fit] exposed host time per iteration, {} by `{command}` on {date} (mean |ln(simulated/measured)| of run TPOT and static-batch E2E {:.3} -> {:.3}; units per set: {})",
-        if fit.step_held { "held (the section's other figures fitted)" } else { "fitted" },
-        fit.loss_before,
-        fit.loss_after,
-        fit.units
-            .iter()
-            .map(|(s, n)| format!("{s} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-        )
-    });
-    if let Some(k) = fit.per_kernel_us {
-        doc["host"]["per_kernel_us"] = toml_edit::value(k);
-    }
-    let fitted = if fit.sets.is_empty() {
-        format!("the prior (no measured set to fit on; `{command}` on {date})")
-    } else {
-        format!("[fit] with host.step_us, by `{command}` on {date}")
-    };
-    let unfitted =
-        format!("no data to fit on (`{command}` on {date}): the GPU's memory efficiency");
-    for (section, key, value) in [
-        (
-            "gemm",
-            "bandwidth_efficiency",
-            fit.gemm_bandwidth_efficiency,
-        ),
-        (
-            "paged_attention",
-            "decode_bandwidth_efficiency",
-            fit.decode_bandwidth_efficiency,
-        ),
-    ] {
-        let Some(t) = doc
-            .get_mut(section)
-            .and_then(toml_edit::Item::as_table_like_mut)
-        else {
-            continue;
-        };
-        // Replacing an item in place keeps the comments above its key.
-        let mut set = |k: &str, item: toml_edit::Item| match t.get_mut(k) {
-            Some(old) => *old = item,
-            None => {
-                t.insert(k, item);
-            }
-        };
-        match value {
-            Some(e) => {
-                set(key, toml_edit::value(e));
-                set("fitted_on", toml_edit::value(sets.clone()));
-                set("source", toml_edit::value(fitted.as_str()));
-            }
-            None => {
-                // No data and no prior: nothing says how fast the stack's own kernel is.
-                set("fitted_on", toml_edit::value(toml_edit::Array::new()));
-                set("source", toml_edit::value(unfitted.as_str()));
-                t.remove(key);
-            }
-        }
-    }
-    if let Some(r) = fit.request_us {
-        let on: toml_edit::Array = fit.request_sets.iter().map(String::as_str).collect();
-        doc["api_server"]["request_us"] = toml_edit::value(r);
-        doc["api_server"]["fitted_on"] = toml_edit::value(on);
-        doc["api_server"]["source"] = toml_edit::value(if fit.request_sets.is_empty() {
-            format!("the prior (no client-timed run to fit on; `{command}` on {date})")
-        } else {
-            format!(
-                "[fit] median TTFT shortfall per request of the client-timed runs at the fitted host time, by `{command}` on {date}"
-            )
-        });
-    }
-    Ok(doc.to_string())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::validate::measured::{ArrivalMode, EngineHints, MeasuredRequest, RunFormat};
-
-    /// A serving run generated by the simulator itself on `stack`.
-    fn synthetic_run(stack: &ServingStack, paths: &DataPaths) -> MeasuredRun {
-        let hints = EngineHints {
-            model: Some("meta-llama/Llama-3.1-8B".into()),
-            hardware: Some("h100".into()),
-            max_model_len: Some(4096),
-            ..EngineHints::default()
-        };
-        let (mut req, mut ov) = (DeploymentRequest::default(), EngineOverrides::default());
-        hints.apply(&mut req, &mut ov);
-        let d = with_stack(
-            Deployment::resolve(&req, paths).unwrap(),
-            &Arc::new(stack.clone()),
-        );
-        let setup = ReplicaSetup::new(d, &ov, paths).unwrap();
-        let reqs: Vec<crate::trace::Request> = (0..40)
-            .map(|i| {
-                crate::trace::Request::new(
-                    i,
-                    crate::units::SimTime::from_secs_f64(i as f64 * 0.05),
-                    300 + (i as u32 % 7) * 50,
-                    60,
-                )
-            })
-            .collect();
-        let out = crate::simulate::simulate_requests(&setup, 1, reqs.clone(), Default::default())
-            .unwrap();
-        let requests = reqs
-            .iter()
-            .map(|q| {
-                let r = out.records.iter().find(|r| r.request_id == q.id).unwrap();
-                MeasuredRequest {
-                    id: q.id,
-                    arrival_s: q.arrival.as_secs_f64(),
-                    input_tokens: q.input_tokens,
-                    output_tokens: q.output_tokens,
-                    ttft_s: r.ttft_s,
-                    e2e_s: r.e2e_s,
-                    prefix_hash_ids: Vec::new(),
-                }
-            })
-            .collect();
-        MeasuredRun {
-            source: "synthetic".into(),
-            format: RunFormat::Csv,
-            requests,
-            itls_s: None,
-            arrivals: ArrivalMode::Recorded,
-            timing: Timing::Engine,
-            load_only: Vec::new(),
-            client_timeout_s: None,
-            max_concurrency: None,
-            hints,
-            notes: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn recovers_the_host_time_that_generated_a_run_and_rewrites_the_file() {
-        let paths = DataPaths::builtin();
-        let mut truth = ServingStack::load(&paths, Some("vllm-v1")).unwrap();
-        truth.execution.host.step_us = 800.0;
-        let run = synthetic_run(&truth, &paths);
-        let sets = vec![FitSet {
-            name: "synthetic".into(),
-            measurements: vec![Measurement::Run(Box::new(run))],
-        }];
-        let start = ServingStack::load(&paths, Some("vllm-v1")).unwrap();
-        let f = fit(&start, &sets, &paths, true, None).unwrap();
-        assert!((f.step_us - 800.0).abs() < 25.0, "{f:?}");
-        assert!(
-            f.loss_after <= f.loss_before && f.loss_after < 0.01,
-            "{f:?}"
-        );
-        assert_eq!(f.sets, vec!["synthetic".to_owned()]);
-        // Engine-timed runs say nothing of the API server: its prior stands.
-        assert_eq!(f.request_us, Some(start.api_server.prior_request_us));
-        assert!(f.request_sets.is_empty());
-
-        let text = rewrite(&start.path, &f, "test").unwrap();
-        let back: toml::Value = toml::from_str(&text).unwrap();
-        assert_eq!(back["host"]["step_us"].as_float(), Some(f.step_us));
-        assert_eq!(back["host"]["fitted_on"][0].as_str(), Some("synthetic"));
-        assert!(
-            text.contains("# vLLM's custom all-reduce"),
-            "comments are kept"
-        );
-
-        // No set: the priors.
-        let f = fit(&start, &[], &paths, true, None).unwrap();
-        assert_eq!(f.step_us, start.execution.host.prior_step_us);
-        assert!(f.sets.is_empty());
-        // vllm-v1 has no figures of its own kernels to fit.
-        assert_eq!(
-            (
-                f.per_kernel_us,
-                f.gemm_bandwidth_efficiency,
-                f.decode_bandwidth_efficiency
-            ),
-            (None, None, None)
-        );
-    }
-
-    /// Without data, the ROCm build's own figures fall back to their priors (public
-    /// timings of the build); where a figure has no prior it is dropped from the
-    /// rewritten file so that the GPU's own efficiency stands.
-    #[test]
-    fn a_stacks_own_kernel_figures_take_their_priors_without_data() {
-        let paths = DataPaths::builtin();
-        let rocm = ServingStack::load(&paths, Some("vllm-0.6-rocm")).unwrap();
-        let f = fit(&rocm, &[], &paths, false, None).unwrap();
-        assert_eq!(f.step_us, rocm.execution.host.prior_step_us);
-        assert_eq!(f.per_kernel_us, rocm.execution.host.prior_per_kernel_us);
-        let gemm_prior = rocm.gemm.as_ref().unwrap().prior_bandwidth_efficiency;
-        let attn_prior = rocm
-            .paged_attention
-            .as_ref()
-            .unwrap()
-            .prior_decode_bandwidth_efficiency;
-        assert!(gemm_prior.is_some() && attn_prior.is_some());
-        assert_eq!(f.gemm_bandwidth_efficiency, gemm_prior);
-        assert_eq!(f.decode_bandwidth_efficiency, attn_prior);
-        let text = rewrite(&rocm.path, &f, "test").unwrap();
-        let back: toml::Value = toml::from_str(&text).unwrap();
-        assert_eq!(back["gemm"]["bandwidth_efficiency"].as_float(), gemm_prior);
-        assert_eq!(
-            back["host"]["per_kernel_us"].as_float(),
-            rocm.execution.host.prior_per_kernel_us
-        );
-
-        // The same file without the efficiencies' priors: the keys go.
-        let bare: String = std::fs::read_to_string(&rocm.path)
-            .unwrap()
-            .lines()
-            .filter(|l| {
-                !l.starts_with("prior_bandwidth_efficiency")
-                    && !l.starts_with("prior_decode_bandwidth_efficiency")
-            })
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("rocm.toml");
-        std::fs::write(&file, &bare).unwrap();
-        let bare = ServingStack::load(&paths, file.to_str()).unwrap();
-        let f = fit(&bare, &[], &paths, false, None).unwrap();
-        assert_eq!(f.gemm_bandwidth_efficiency, None);
-        assert_eq!(f.decode_bandwidth_efficiency, None);
-        let text = rewrite(&bare.path, &f, "test").unwrap();
-        let back: toml::Value = toml::from_str(&text).unwrap();
-        assert!(back["gemm"].get("bandwidth_efficiency").is_none(), "{text}");
-        assert!(back["paged_attention"]
-            .get("decode_bandwidth_efficiency")
-            .is_none());
-        std::fs::write(&file, &text).unwrap();
-        let reloaded = ServingStack::load(&paths, file.to_str()).unwrap();
-        assert_eq!(reloaded.gemm.unwrap().bandwidth_efficiency, None);
-
-        // Fitted values replace the old ones in place, keeping the comments above them.
-        let fitted = StackFit {
-            decode_bandwidth_efficiency: Some(0.3),
-            gemm_bandwidth_efficiency: Some(0.6),
-            sets: vec!["synthetic".into()],
-            ..f
-        };
-        let text = rewrite(&rocm.path, &fitted, "test").unwrap();
-        assert!(
-            text.contains("# The ROCm build's paged-attention decode kernel"),
-            "{text}"
-        );
-        std::fs::write(&file, &text).unwrap();
-        let reloaded = ServingStack::load(&paths, file.to_str()).unwrap();
-        assert_eq!(reloaded.gemm.unwrap().bandwidth_efficiency, Some(0.6));
-        assert_eq!(
-            reloaded
-                .paged_attention
-                .unwrap()
-                .decode_bandwidth_efficiency,
-            Some(0.3)
-        );
-    }
-}
+mod tests;
