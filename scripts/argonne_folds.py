@@ -9,8 +9,8 @@
    stacks fitted on Argonne; cv = the whole set left out, priors only).
 2. Leave-model-group-out: the vLLM rows of All_results.csv are split into the 7-8B
    models (Llama-2-7B, Llama-3-8B, Mistral-7B, Qwen2-7B, LLaMA-1 7B) and the large ones
-   (Llama-2-70B, Llama-3-70B, Mixtral-8x7B, Qwen2-72B); the stacks fitted on Argonne (vllm-0.5 for NVIDIA,
-   vllm-0.6-rocm for AMD) are refitted on one group (`servesim fit-stack`) and the
+   (Llama-2-70B, Llama-3-70B, Mixtral-8x7B, Qwen2-72B); the stacks fitted on Argonne (vllm-0.5 for
+   GH200, vllm-0.6 for A100, vllm-0.6-rocm for AMD) are refitted on one group (`servesim fit-stack`) and the
    other group is scored with them (`servesim validate --serving-stack`), both ways.
    Every score is out-of-sample: no row of a scored model entered its fit.
 3. TensorRT-LLM rows, leave-GPU-out: the stack fitted on them (trtllm-0.11) is refitted
@@ -37,7 +37,8 @@ SMALL = {"meta-llama/Llama-2-7b-hf", "meta-llama/Meta-Llama-3-8B", "mistralai/Mi
 LARGE = {"meta-llama/Llama-2-70b-hf", "meta-llama/Meta-Llama-3-70B", "mistralai/Mixtral-8x7B-v0.1",
          "Qwen/Qwen2-72B"}
 # The stack each platform's rows are fitted on, and the group-name marker of its rows.
-STACKS = {"vllm-0.5": "nvidia", "vllm-0.6-rocm": "amd"}
+# Each NVIDIA platform's rows ran their own vLLM release (GH200 0.5.3, A100 ~0.6.1).
+STACKS = {"vllm-0.5": "nvidia-gh200", "vllm-0.6": "nvidia-a100", "vllm-0.6-rocm": "amd"}
 # The stack of the TensorRT-LLM rows, and the GPUs (as the Hardware column names them)
 # whose rows are left out in turn.
 TRTLLM_STACK = "trtllm-0.11"

@@ -79,6 +79,7 @@ pub fn compress(shapes: &[StepShape]) -> WeightedShapes {
         while j < shapes.len()
             && is_decode_only(&shapes[j])
             && shapes[j].num_decodes == s.num_decodes
+            && shapes[j].follow_on == s.follow_on
             && shapes[j].decode_context_sum
                 == shapes[j - 1].decode_context_sum + u64::from(s.num_decodes)
         {
@@ -94,6 +95,7 @@ pub fn compress(shapes: &[StepShape]) -> WeightedShapes {
                 num_decodes: a.num_decodes,
                 decode_context_sum: (a.decode_context_sum + b.decode_context_sum) / 2,
                 decode_context_max: (a.decode_context_max + b.decode_context_max) / 2,
+                follow_on: a.follow_on,
             };
             let w = k as f64 / 6.0;
             out.push((a.clone(), w));

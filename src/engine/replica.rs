@@ -459,6 +459,7 @@ impl Replica {
             if self.shape.is_empty() {
                 break;
             }
+            self.shape.follow_on = step > 0;
             if step == 0 {
                 tokens = self.shape.total_tokens();
             }

@@ -44,6 +44,12 @@ pub struct StepShape {
     pub decode_context_sum: u64,
     /// Largest decode context in the batch.
     pub decode_context_max: u32,
+    /// A follow-on iteration of a multi-step group (vLLM V0 `--num-scheduler-steps`):
+    /// scheduled with the group's first and its inputs advanced on the GPU, so the host
+    /// neither schedules nor prepares inputs nor takes the sampled tokens back before it
+    /// (the stack's per-iteration and between-iteration per-sequence host work is the
+    /// first iteration's).
+    pub follow_on: bool,
 }
 
 impl StepShape {
@@ -58,6 +64,7 @@ impl StepShape {
         self.num_decodes = 0;
         self.decode_context_sum = 0;
         self.decode_context_max = 0;
+        self.follow_on = false;
     }
 
     /// Add a prefill chunk.

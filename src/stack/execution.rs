@@ -16,7 +16,9 @@
 //! ```
 //!
 //! `exposed` (`host.step_us + host.per_kernel_us × kernels + host.per_sequence_serial_us
-//! × sequences`) is the time per iteration the GPU waits whatever the overlap: the
+//! × sequences`; the follow-on iterations of a multi-step group, whose scheduling and
+//! inputs were the group's first's, only the kernel gaps) is the time per iteration the
+//! GPU waits whatever the overlap: the
 //! hand-off of sampled tokens and the launch of the next iteration; where a platform's
 //! dispatch leaves the GPU idle between consecutive kernels even inside a replayed
 //! graph, that gap for every kernel; and the per-sequence work an engine's overlap does
@@ -336,9 +338,15 @@ impl Execution {
         let cpu = self
             .host
             .cpu_us(f64::from(shape.num_seqs()), shape.prefills.len() as f64);
-        self.host.step_us
+        // A multi-step group's follow-on iterations reuse the first one's scheduling and
+        // inputs (advanced on the GPU) and hand no tokens back in between.
+        let between = if shape.follow_on {
+            0.0
+        } else {
+            self.host.step_us + self.host.per_sequence_serial_us * f64::from(shape.num_seqs())
+        };
+        between
             + self.host.per_kernel_us * cost.kernels
-            + self.host.per_sequence_serial_us * f64::from(shape.num_seqs())
             + match self.host.overlap {
                 HostOverlap::Serial => device + cpu,
                 HostOverlap::Async => device.max(cpu),

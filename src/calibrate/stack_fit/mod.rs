@@ -165,7 +165,12 @@ struct PlusConstant {
 
 impl LatencyModel for PlusConstant {
     fn step_time(&self, shape: &StepShape) -> SimDuration {
-        self.inner.step_time(shape) + self.extra
+        // The host step is not repeated by a multi-step group's follow-on iterations.
+        if shape.follow_on {
+            self.inner.step_time(shape)
+        } else {
+            self.inner.step_time(shape) + self.extra
+        }
     }
     fn describe(&self) -> String {
         self.inner.describe()

@@ -274,7 +274,7 @@ impl MeasuredModel {
     /// The iteration time of `shape`, seconds.
     pub fn step_time_s(&self, shape: &StepShape) -> f64 {
         let c = &self.composition;
-        if shape.prefills.is_empty() && shape.num_decodes == 1 {
+        if shape.prefills.is_empty() && shape.num_decodes == 1 && !shape.follow_on {
             // One decode: the shape is its context alone.
             let context = f64::from(shape.decode_context_max);
             return c.single_decode.get(context, || c.evaluate(shape).total()) * 1e-6;

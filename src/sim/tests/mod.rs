@@ -179,6 +179,36 @@ fn multi_step_streams_tokens_in_groups() {
     assert_eq!((ms(recs[0].ttft_s), ms(recs[0].e2e_s)), (1.1, 3.3));
 }
 
+/// A latency model charging 2 ms for an iteration that the host schedules and 1 ms for
+/// a multi-step group's follow-on iteration.
+struct FollowOnCheap;
+impl crate::perf::LatencyModel for FollowOnCheap {
+    fn step_time(&self, shape: &crate::perf::StepShape) -> SimDuration {
+        crate::perf::step_duration(if shape.follow_on { 1e-3 } else { 2e-3 })
+    }
+    fn describe(&self) -> String {
+        "`follow-on iterations cost half`".into()
+    }
+}
+
+/// The iterations of a multi-step group after its first reach the latency model marked
+/// as follow-ons (their host work is the first's); single-step decoding marks none.
+#[test]
+fn multi_step_follow_on_iterations_are_marked() {
+    let e2e_ms = |steps: u32| {
+        let mut cfg = EngineConfig::defaults_for(SchedulerKind::VllmV0, 1000, 4096);
+        cfg.num_scheduler_steps = steps;
+        let replica = Replica::new(0, cfg, Arc::new(FollowOnCheap)).unwrap();
+        let mut sim = Simulation::new(vec![replica], Router::default()).unwrap();
+        let (recs, _) = run_to_end(&mut sim, vec![req(1, 0, 10, 9)]);
+        ms(recs[0].e2e_s)
+    };
+    // Prefill (2 ms), then 8 decodes: one group of 4 (2 + 3 × 1 ms) and one of 4.
+    assert_eq!(e2e_ms(4), 2.0 + 2.0 * (2.0 + 3.0));
+    // Single-step: every iteration scheduled.
+    assert_eq!(e2e_ms(1), 2.0 * 9.0);
+}
+
 /// The end status of each of `reqs`, in order, run on `cfg`.
 fn statuses(cfg: EngineConfig, reqs: Vec<Request>) -> Vec<RequestStatus> {
     let ids: Vec<u64> = reqs.iter().map(|r| r.id).collect();

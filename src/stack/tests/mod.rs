@@ -169,6 +169,11 @@ fn step_time_adds_or_overlaps_host_work_and_launches_bound_eager_steps() {
         e.step_us(&graph, &cost, &shape),
         1000.0 + 100.0 + 40.0 + 120.0
     );
+    // A multi-step group's follow-on iteration repeats neither the host step nor the
+    // between-iteration work per sequence; the output work per sequence stays.
+    let mut follow = shape.clone();
+    follow.follow_on = true;
+    assert_eq!(e.step_us(&graph, &cost, &follow), 1000.0 + 40.0);
 }
 
 fn nvlink() -> LinkSpec {
