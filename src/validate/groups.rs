@@ -171,11 +171,13 @@ pub fn table_overrides(kind: super::TableKind, base: &EngineOverrides) -> Engine
     ov
 }
 
-/// The serving stack static-batch tables are replayed on unless one is given. The
-/// Argonne tables ran vLLM V0 between 0.5.x and 0.6.1 (the A100 requirements pin
-/// torch 2.4: 0.5.4–0.6.1); vLLM 0.5's synchronous output processing is taken, as the
-/// measured batch times grow with the batch size by the per-sequence host cost that
-/// 0.6's asynchronous output processing would hide.
+/// The serving stack static-batch tables are replayed on unless a flag, the table's
+/// engine ([`framework_stack`]) or the device's build in the table
+/// ([`super::mapping::HardwareMapping::serving_stack`]: Argonne's A100 rows ran vLLM
+/// ~0.6.1, its GH200 rows 0.5.3, its AMD rows the ROCm build) names another: vLLM
+/// 0.5's V0 loop, for the rows of V0-era engines without a stack of their own
+/// (Splitwise's engine of late 2023, the Mixtral pull requests' 0.3–0.4, the Intel rows'
+/// XPU build of 0.5.2).
 pub const TABLE_STACK: &str = "vllm-0.5";
 
 /// Validate each group of `table` that `keep` accepts, each with its own deployment
