@@ -16,14 +16,14 @@
 //! ```
 //!
 //! `exposed` (`host.step_us + host.per_kernel_us × kernels + host.per_sequence_serial_us
-//! × sequences`; the follow-on iterations of a multi-step group, whose scheduling and
-//! inputs were the group's first's, only the kernel gaps) is the time per iteration the
-//! GPU waits whatever the overlap: the
+//! × sequences`) is the time per iteration the GPU waits whatever the overlap: the
 //! hand-off of sampled tokens and the launch of the next iteration; where a platform's
 //! dispatch leaves the GPU idle between consecutive kernels even inside a replayed
 //! graph, that gap for every kernel; and the per-sequence work an engine's overlap does
 //! not reach (vLLM 0.6's asynchronous output processing hides the output work, while
-//! scheduling and building each sequence's inputs stay between iterations).
+//! scheduling and building each sequence's inputs stay between iterations). The
+//! follow-on iterations of a multi-step group, scheduled with the group's first and
+//! their inputs advanced on the GPU, expose only the kernel gaps.
 //!
 //! A batch runs as a CUDA graph when the stack captures one of its size: it is then padded
 //! up to the next captured size, and the CPU does not launch its kernels one by one. The
