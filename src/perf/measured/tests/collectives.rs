@@ -28,13 +28,7 @@ fn expert_parallel_moe_block() {
     let m2 = MeasuredModel::new(&ep, &DataPaths::builtin(), &opts)
         .unwrap()
         .unwrap();
-    let part = |m: &MeasuredModel, s: &StepShape, name: &str| {
-        m.breakdown(s)
-            .into_iter()
-            .find(|(k, _)| *k == name)
-            .unwrap()
-            .1
-    };
+    let part = component;
     let big = decodes(128, 1000);
     let (moe1, moe2) = (part(&m1, &big, "moe"), part(&m2, &big, "moe"));
     println!("moe 128 decodes: 1 GPU {moe1:.5} s, EP2 {moe2:.5} s");
@@ -47,6 +41,27 @@ fn expert_parallel_moe_block() {
     assert!(s2 > 0.5 * s1 && s2 <= 1.05 * s1, "1 token: {s2} vs {s1}");
 }
 
+/// Qwen3-30B-A3B with NVFP4 experts spread over four B200 (DP4 + EP).
+fn qwen3_moe_on_four_b200() -> DeploymentRequest {
+    DeploymentRequest {
+        model: Some("Qwen/Qwen3-30B-A3B-Instruct-2507".into()),
+        hardware: Some("b200".into()),
+        quantization: Some("nvfp4".into()),
+        data_parallel_size: Some(4),
+        enable_expert_parallel: true,
+        ..Default::default()
+    }
+}
+
+/// The seconds `m` gives component `name` of the iteration `shape`.
+fn component(m: &MeasuredModel, shape: &StepShape, name: &str) -> f64 {
+    m.breakdown(shape)
+        .into_iter()
+        .find(|(k, _)| *k == name)
+        .unwrap()
+        .1
+}
+
 /// The expert-parallel exchange is NCCL's all-gather (dispatch) and reduce-scatter
 /// (combine) of every rank's hidden states, timed by NCCL's own tests on this GPU; a
 /// stack that quantizes before the dispatch (TensorRT-LLM) gathers NVFP4 values, 0.28
@@ -56,22 +71,11 @@ fn expert_parallel_moe_block() {
 fn the_expert_dispatch_moves_the_stacks_format() {
     let build = |stack: &str| {
         measured(DeploymentRequest {
-            model: Some("Qwen/Qwen3-30B-A3B-Instruct-2507".into()),
-            hardware: Some("b200".into()),
-            quantization: Some("nvfp4".into()),
-            data_parallel_size: Some(4),
-            enable_expert_parallel: true,
             serving_stack: Some(stack.into()),
-            ..Default::default()
+            ..qwen3_moe_on_four_b200()
         })
     };
-    let exchange = |m: &MeasuredModel| {
-        m.breakdown(&decodes(256, 1000))
-            .into_iter()
-            .find(|(k, _)| *k == "expert_exchange")
-            .unwrap()
-            .1
-    };
+    let exchange = |m: &MeasuredModel| component(m, &decodes(256, 1000), "expert_exchange");
     let (trt, vllm) = (build("trtllm"), build("vllm-v1"));
     let text = trt.describe();
     assert!(
@@ -93,22 +97,11 @@ fn the_expert_dispatch_moves_the_stacks_format() {
 fn expert_load_imbalance_reaches_the_measured_moe_table() {
     let build = |imbalance: Option<f64>| {
         measured(DeploymentRequest {
-            model: Some("Qwen/Qwen3-30B-A3B-Instruct-2507".into()),
-            hardware: Some("b200".into()),
-            quantization: Some("nvfp4".into()),
-            data_parallel_size: Some(4),
-            enable_expert_parallel: true,
             expert_load_imbalance: imbalance,
-            ..Default::default()
+            ..qwen3_moe_on_four_b200()
         })
     };
-    let moe = |m: &MeasuredModel| {
-        m.breakdown(&decodes(1024, 1000))
-            .into_iter()
-            .find(|(k, _)| *k == "moe")
-            .unwrap()
-            .1
-    };
+    let moe = |m: &MeasuredModel| component(m, &decodes(1024, 1000), "moe");
     let (even, one, skewed) = (build(None), build(Some(1.0)), build(Some(1.5)));
     assert!(
         even.describe()
