@@ -84,6 +84,14 @@ fn unknown_stacks_and_bad_fields_are_named() {
     let v1 = ServingStack::load(&paths(), Some("vllm-v1")).unwrap();
     let e = load_error_with_line(&v1, "step_us", "-1.0");
     assert!(e.contains("bad.toml") && e.contains("host.step_us"), "{e}");
+    let v06 = ServingStack::load(&paths(), Some("vllm-0.6")).unwrap();
+    for key in ["per_sequence_serial_us", "prior_per_sequence_serial_us"] {
+        let e = load_error_with_line(&v06, key, "-5.0");
+        assert!(
+            e.contains("bad.toml") && e.contains(&format!("host.{key}")),
+            "{e}"
+        );
+    }
     let text = std::fs::read_to_string(&v1.path).unwrap();
     let e = load_error(&text.replace("mode = \"full-and-piecewise\"", "mode = \"sometimes\""));
     assert!(e.contains("bad.toml:") && e.contains("sometimes"), "{e}");
@@ -245,6 +253,32 @@ fn api_server_ingress_grows_with_the_prompt() {
 
 /// A stack built for one vendor says so, and its own decode attention kernel slows
 /// decode attention (and only that) in the roofline model.
+/// vLLM 0.6's loop splits its per-sequence host work the same way on CUDA and ROCm
+/// (one Python loop): both stacks take the split read off vllm-project/vllm#7049
+/// (`scripts/fit_v0_output_overlap.py`) as the overlapped part and the serial prior,
+/// and fit the serial part; vLLM 0.5's synchronous loop keeps all of it serial.
+#[test]
+fn v0_loops_split_the_per_sequence_host_work_alike() {
+    let h = |name: &str| {
+        ServingStack::load(&paths(), Some(name))
+            .unwrap()
+            .execution
+            .host
+    };
+    let (cuda, rocm, v05) = (h("vllm-0.6"), h("vllm-0.6-rocm"), h("vllm-0.5"));
+    assert_eq!(cuda.per_sequence_us, rocm.per_sequence_us);
+    assert_eq!(
+        cuda.prior_per_sequence_serial_us,
+        rocm.prior_per_sequence_serial_us
+    );
+    let prior = cuda.prior_per_sequence_serial_us.unwrap();
+    assert_eq!(prior + cuda.per_sequence_us, v05.per_sequence_us);
+    assert_eq!(
+        (v05.per_sequence_serial_us, v05.overlap),
+        (0.0, HostOverlap::Serial)
+    );
+}
+
 #[test]
 fn a_rocm_build_runs_on_amd_only_and_its_decode_kernel_is_its_own() {
     let rocm = ServingStack::load(&paths(), Some("vllm-0.6-rocm")).unwrap();
