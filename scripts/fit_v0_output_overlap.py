@@ -6,7 +6,8 @@ vllm-project/vllm#7049 (the asynchronous output processor, August 2024) ran
 `benchmark_throughput.py` on one H100 (Llama-3.1-8B-Instruct, FP8, 1,000 prompts of
 128 tokens in and 256 out, offline) with and without it and found 11 % more throughput
 (`perf_model/measurements/vllm-host-overhead/observations.csv`). The V0 loop does about
-100 µs of host work per running sequence per iteration (`vllm-0.5`'s `per_sequence_us`):
+100 µs of host work per running sequence per iteration (`vllm-0.5`'s `per_sequence_us`,
+read from its stack file):
 on a synchronous loop all of it sits between iterations; with the processor, the output
 part (`per_sequence_us`) runs while the GPU computes and the rest
 (`per_sequence_serial_us`: scheduling, building each sequence's inputs) stays between
@@ -23,13 +24,15 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "perf_model/measurements/vllm-host-overhead/observations.csv"
 ROW = ("vllm-project/vllm#7049", "asynchronous output processor over synchronous (PR)",
        "request_throughput_ratio")
-TOTAL_US = 100.0
+# The V0 loop's whole host work per sequence: vllm-0.5's (synchronous) per_sequence_us.
+TOTAL_US = tomllib.load(open(ROOT / "perf_model/stacks/vllm-0.5.toml", "rb"))["host"]["per_sequence_us"]
 REQUESTS, INPUT, OUTPUT = 1000, 128, 256
 
 
@@ -88,7 +91,7 @@ def main():
     print(f"{ROW[0]}: measured throughput gain {100 * (target - 1):.1f} %"
           f" ({REQUESTS} prompts x {INPUT} in / {OUTPUT} out, Llama-3.1-8B FP8, one H100)")
     points = []
-    for serial in range(0, int(TOTAL_US) + 1, 10):
+    for serial in range(0, int(TOTAL_US) + 1, 10):  # 10 µs steps
         text = set_key(original, "step_us", prior_step)
         text = set_key(text, "per_sequence_us", f"{TOTAL_US - serial:.1f}")
         text = set_key(text, "per_sequence_serial_us", f"{float(serial):.1f}")

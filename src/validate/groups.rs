@@ -106,29 +106,28 @@ pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> Deployment
     // Static batches run through the engine as a library (vLLM's benchmark_latency).
     r.offline = true;
     if r.serving_stack.is_none() {
-        let stack = group
-            .hardware
-            .serving_stack
-            .as_deref()
-            .unwrap_or(TABLE_STACK);
-        r.serving_stack = Some(stack.into());
+        r.serving_stack = Some(device_stack(group).into());
     }
     r
 }
 
+/// The stack of the device's build in the table
+/// ([`super::mapping::HardwareMapping::serving_stack`]), else [`TABLE_STACK`].
+fn device_stack(group: &TableGroup) -> &str {
+    group
+        .hardware
+        .serving_stack
+        .as_deref()
+        .unwrap_or(TABLE_STACK)
+}
+
 /// The serving stack a group of `table` is replayed on when no flag names one: the
 /// stack of the table's engine where it is not vLLM ([`framework_stack`]), else the
-/// stack of the device's build in the table
-/// ([`super::mapping::HardwareMapping::serving_stack`]), else [`TABLE_STACK`].
+/// device's ([`group_request`]'s fallback).
 pub fn group_stack(table: &StaticTable, group: &TableGroup) -> Result<String> {
-    Ok(match framework_stack(table)? {
-        Some(s) => s.to_owned(),
-        None => group
-            .hardware
-            .serving_stack
-            .clone()
-            .unwrap_or_else(|| TABLE_STACK.to_owned()),
-    })
+    Ok(framework_stack(table)?
+        .unwrap_or_else(|| device_stack(group))
+        .to_owned())
 }
 
 /// The deployment request of a group of a static table of `kind` ([`group_request`]),

@@ -130,12 +130,7 @@ pub fn hardware(name: &str) -> Result<HardwareMapping, String> {
         })
     };
     // The Argonne AMD runs used vLLM's ROCm build (v0.6.1 per the dataset's README).
-    let rocm = |m: Result<HardwareMapping, String>| {
-        m.map(|mut h| {
-            h.serving_stack = Some(ROCM_TABLE_STACK.into());
-            h
-        })
-    };
+    let rocm = |m: Result<HardwareMapping, String>| release(m, ROCM_TABLE_STACK);
     // The Intel runs used vLLM's XPU build, which captures no graphs ([`XPU_NOTE`]).
     let xpu = |m: Result<HardwareMapping, String>| {
         m.map(|mut h| {

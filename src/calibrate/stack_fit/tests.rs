@@ -211,7 +211,6 @@ fn recovers_the_per_sequence_host_time_between_iterations() {
     assert!(start.execution.host.prior_per_sequence_serial_us.is_some());
     let f = fit(&start, &sets, &paths, false, None).unwrap();
     let serial = f.per_sequence_serial_us.unwrap();
-    println!("fit: step {} µs, {serial} µs per sequence", f.step_us);
     assert!((serial - 60.0).abs() < 5.0, "{f:?}");
     assert!((f.step_us - 1500.0).abs() < 100.0, "{f:?}");
     assert!(f.loss_after < 0.01, "{f:?}");
