@@ -36,6 +36,9 @@ pub struct LinkEntry {
     pub latency_us: f64,
     /// Measured peak all-reduce bus bandwidth / line rate.
     pub allreduce_bus_efficiency: f64,
+    /// The same for groups of more than two GPUs where it differs (PCIe); absent = the
+    /// same.
+    pub allreduce_bus_efficiency_beyond_pair: Option<f64>,
     /// Where the figures come from.
     pub source: String,
     /// What is not certain about them.
@@ -74,6 +77,9 @@ pub struct MeasuredBusBandwidth {
     pub line_rate_gb_per_s: f64,
     /// The link entry whose efficiency this row sets, if any.
     pub link: Option<String>,
+    /// GPUs taking part, where the row says (a row of more than two GPUs on a link
+    /// with a beyond-pair efficiency is evidence for that figure).
+    pub ranks: Option<u32>,
     /// Citation.
     pub source: String,
 }
@@ -183,6 +189,14 @@ impl Interconnects {
             if !(e.allreduce_bus_efficiency > 0.0 && e.allreduce_bus_efficiency <= 2.0) {
                 return Err(bad("allreduce_bus_efficiency", "must be in (0, 2]"));
             }
+            if e.allreduce_bus_efficiency_beyond_pair
+                .is_some_and(|b| !(b > 0.0 && b <= 2.0))
+            {
+                return Err(bad(
+                    "allreduce_bus_efficiency_beyond_pair",
+                    "must be in (0, 2]",
+                ));
+            }
             if e.max_gpus.is_some_and(|m| m < 2) {
                 return Err(bad("max_gpus", "must be at least 2"));
             }
@@ -272,6 +286,7 @@ impl Interconnects {
             pair_bandwidth_bytes_per_s: pair,
             latency_s: e.latency_us / MICROS_PER_SEC,
             allreduce_bus_efficiency: e.allreduce_bus_efficiency,
+            beyond_pair_bus_efficiency: e.allreduce_bus_efficiency_beyond_pair,
             max_gpus: e.max_gpus,
         })
     }
@@ -349,12 +364,49 @@ mod tests {
         let mut checked = 0;
         for m in &t.measured_allreduce_busbw {
             let Some(key) = &m.link else { continue };
+            if m.ranks.is_some_and(|r| r > 2) {
+                continue; // evidence for the beyond-pair figure (next test)
+            }
             let eff = t.link(key).unwrap().allreduce_bus_efficiency;
             let ratio = m.busbw_gb_per_s / m.line_rate_gb_per_s;
             assert!((eff - ratio).abs() <= 0.01, "{key}: {eff} vs {ratio}");
             checked += 1;
         }
         assert!(checked >= 6);
+    }
+
+    /// Every PCIe link's efficiency beyond two GPUs is the median of the PCIe rows of
+    /// more than two GPUs (within 0.005), and an all-reduce over 8 GPUs uses it.
+    #[test]
+    fn pcie_beyond_pair_efficiency_is_the_median_of_its_rows() {
+        let t = shipped();
+        let mut ratios: Vec<f64> = t
+            .measured_allreduce_busbw
+            .iter()
+            .filter(|m| m.ranks.is_some_and(|r| r > 2))
+            .filter(|m| {
+                m.link
+                    .as_ref()
+                    .is_some_and(|k| t.link(k).unwrap().pcie_gen.is_some())
+            })
+            .map(|m| m.busbw_gb_per_s / m.line_rate_gb_per_s)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        assert!(ratios.len() >= 5, "{ratios:?}");
+        let median = ratios[ratios.len() / 2];
+        for (key, e) in &t.links {
+            if e.pcie_gen.is_some() {
+                let b = e.allreduce_bus_efficiency_beyond_pair.unwrap();
+                assert!((b - median).abs() <= 0.005, "{key}: {b} vs {median}");
+            }
+        }
+        // 8 × PCIe Gen4: 2·7/8 · 1 GB at 31.5 GB/s × 0.44 (+ α), a pair at × 0.8.
+        let l = t.link_spec("pcie4").unwrap();
+        let eight = l.all_reduce_ring_s(1e9, 8);
+        let want = 1.75 * 1e9 / (31.5e9 * 0.44);
+        assert!((eight - want).abs() / want < 0.01, "{eight} vs {want}");
+        let two = l.all_reduce_ring_s(1e9, 2);
+        assert!((two - 1e9 / (31.5e9 * 0.8)).abs() < 1e-4, "{two}");
     }
 
     #[test]

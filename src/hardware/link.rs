@@ -44,8 +44,13 @@ pub struct LinkSpec {
     /// Latency α of one step of a collective (one hop), seconds.
     pub latency_s: f64,
     /// Measured peak all-reduce bus bandwidth divided by the line rate (may exceed 1
-    /// with in-switch reduction such as NVLS). Applied to every collective here.
+    /// with in-switch reduction such as NVLS). Applied to every collective here, save
+    /// groups of more than two GPUs where the next field is set.
     pub allreduce_bus_efficiency: f64,
+    /// The efficiency of groups of more than two GPUs where it differs from a pair's
+    /// (PCIe: such groups cross switches and sockets, their traffic through host
+    /// memory); `None`: the same.
+    pub beyond_pair_bus_efficiency: Option<f64>,
     /// Largest group of GPUs the link joins all-to-all (2 for an NVLink bridge);
     /// `None` means every GPU of the node.
     pub max_gpus: Option<u32>,
@@ -87,6 +92,14 @@ impl LinkSpec {
         self.bandwidth_bytes_per_s * self.allreduce_bus_efficiency
     }
 
+    /// The bus efficiency of a collective over `n` GPUs.
+    pub fn bus_efficiency(&self, n: u32) -> f64 {
+        match self.beyond_pair_bus_efficiency {
+            Some(e) if n > 2 => e,
+            _ => self.allreduce_bus_efficiency,
+        }
+    }
+
     /// The rate one GPU pair reaches per direction, bytes/s: pair line rate × efficiency.
     pub fn effective_pair_bandwidth_bytes_per_s(&self) -> f64 {
         self.pair_bandwidth_bytes_per_s * self.allreduce_bus_efficiency
@@ -96,7 +109,7 @@ impl LinkSpec {
     fn transfer_s(&self, bytes: f64, n: u32, factor: f64) -> f64 {
         debug_assert!(bytes >= 0.0, "negative message size {bytes}");
         let share = f64::from(n - 1) / f64::from(n);
-        factor * share * bytes / self.effective_bandwidth_bytes_per_s()
+        factor * share * bytes / (self.bandwidth_bytes_per_s * self.bus_efficiency(n))
     }
 
     /// Ring all-reduce of a `bytes` buffer over `n` GPUs, seconds:
@@ -163,12 +176,16 @@ impl fmt::Display for LinkSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} ({:.2} GB/s per direction, α {:.1} µs, efficiency {:.2})",
+            "{} ({:.2} GB/s per direction, α {:.1} µs, efficiency {:.2}",
             self.name,
             self.bandwidth_bytes_per_s / 1e9,
             self.latency_s * 1e6,
             self.allreduce_bus_efficiency
-        )
+        )?;
+        match self.beyond_pair_bus_efficiency {
+            Some(e) => write!(f, ", {e:.2} beyond 2 GPUs)"),
+            None => write!(f, ")"),
+        }
     }
 }
 
@@ -185,6 +202,7 @@ mod tests {
             pair_bandwidth_bytes_per_s: 25e9,
             latency_s: 5e-6,
             allreduce_bus_efficiency: 0.8,
+            beyond_pair_bus_efficiency: None,
             max_gpus: None,
         }
     }

@@ -6,7 +6,7 @@
 //! inside CUDA graphs on this GPU where that exists, else its custom all-reduce kernel
 //! ([`CustomAllReduce`]) where it applies (NCCL above its size limit), else NCCL.
 
-use super::measurements::{CollectiveRows, GpuCollectives};
+use super::collectives::{CollectiveRows, GpuCollectives};
 use super::profile::{CollectiveTable, GpuProfiles};
 use super::table::MonotoneTable;
 use crate::deployment::Deployment;
@@ -28,6 +28,11 @@ pub(crate) enum Collective {
     ReduceScatterLink { link: LinkSpec, n: u32 },
     /// Point-to-point send on `link`.
     SendLink { link: LinkSpec },
+    /// `inner`, with a note on why no measured table was used.
+    Noted {
+        inner: Box<Collective>,
+        note: String,
+    },
     /// The stack's custom all-reduce over `n` GPUs on `link`, `fallback` above its size
     /// limit.
     Custom {
@@ -58,13 +63,18 @@ fn library_table(
     cluster: &ClusterSpec,
     n: u32,
 ) -> Option<MonotoneTable> {
-    let own_link = !cluster.calibrated_intra_node
-        && !cluster.group_spans_nodes(n)
-        && cluster.link_for_group(n) == &cluster.gpu.intra_node;
-    own_link
+    library_table_applies(cluster, n)
         .then(|| find(library, n, n))
         .flatten()
         .map(|t| t.table.clone())
+}
+
+/// Whether an `n`-GPU group runs on the link the library's tests used: the GPU's own
+/// link inside one node.
+fn library_table_applies(cluster: &ClusterSpec, n: u32) -> bool {
+    !cluster.calibrated_intra_node
+        && !cluster.group_spans_nodes(n)
+        && cluster.link_for_group(n) == &cluster.gpu.intra_node
 }
 
 /// How a library-test table of `collective` is named in descriptions.
@@ -87,11 +97,11 @@ pub(crate) struct LibraryTests {
 impl LibraryTests {
     /// The tests in `measured` (one GPU's collectives) that a deployment of `tp`-GPU
     /// tensor-parallel and `ep`-GPU expert-parallel groups can use (none for a single
-    /// GPU).
-    pub(crate) fn of(measured: &GpuCollectives, tp: u32, ep: u32) -> Self {
+    /// GPU), checked against the GPU's own link of `line_rate` bytes/s per direction.
+    pub(crate) fn of(measured: &GpuCollectives, tp: u32, ep: u32, line_rate: f64) -> Self {
         let tables = |used: bool, c: &str| {
             if used {
-                measured.tables(CollectiveRows::LibraryTest(c), None)
+                measured.tables(CollectiveRows::LibraryTest(c), None, line_rate)
             } else {
                 Vec::new()
             }
@@ -104,10 +114,20 @@ impl LibraryTests {
     }
 }
 
+/// The table of `workers` GPUs, `per_node` in each node, that describes the GPU's link
+/// (a table marked [`CollectiveTable::unlike_link`] is passed over).
 fn find(tables: &[CollectiveTable], workers: u32, per_node: u32) -> Option<&CollectiveTable> {
+    tables.iter().find(|t| {
+        t.num_workers == workers && t.devices_per_node == per_node && t.unlike_link.is_none()
+    })
+}
+
+/// Why the table of `workers` GPUs in one node was passed over, if it was.
+fn passed_over(tables: &[CollectiveTable], workers: u32) -> Option<&str> {
     tables
         .iter()
-        .find(|t| t.num_workers == workers && t.devices_per_node == per_node)
+        .find(|t| t.num_workers == workers && t.devices_per_node == workers)
+        .and_then(|t| t.unlike_link.as_deref())
 }
 
 impl Collective {
@@ -223,7 +243,16 @@ impl Collective {
                 table,
                 label: library_label(name, n, &gpu.slug),
             },
-            None => alpha_beta(group_link(gpu, cluster, n), n),
+            None => {
+                let link = alpha_beta(group_link(gpu, cluster, n), n);
+                match passed_over(library, n) {
+                    Some(why) if library_table_applies(cluster, n) => Collective::Noted {
+                        inner: Box::new(link),
+                        note: why.to_owned(),
+                    },
+                    _ => link,
+                }
+            }
         }
     }
 
@@ -261,6 +290,7 @@ impl Collective {
             Collective::AllGatherLink { link, n } => link.all_gather_s(bytes, *n) * 1e6,
             Collective::ReduceScatterLink { link, n } => link.reduce_scatter_s(bytes, *n) * 1e6,
             Collective::SendLink { link } => link.send_s(bytes) * 1e6,
+            Collective::Noted { inner, .. } => inner.time_us(bytes),
             Collective::Custom {
                 custom,
                 link,
@@ -287,6 +317,7 @@ impl Collective {
                 format!("α-β reduce-scatter over {n} GPUs on {link}")
             }
             Collective::SendLink { link } => format!("α-β send on {link}"),
+            Collective::Noted { inner, note } => format!("{} ({note})", inner.describe()),
             Collective::Custom {
                 custom,
                 link,

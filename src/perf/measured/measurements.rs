@@ -1,11 +1,7 @@
 //! Kernel measurements of whole GPUs, beside the per-model profiles
 //! (`perf_model/measurements/`, see its README):
 //!
-//! * `tp-collectives/*.csv`: the tensor-parallel all-reduce of vLLM, SGLang or
-//!   TensorRT-LLM as the engine dispatches it inside CUDA graphs (custom kernel for
-//!   small messages, NCCL or another path for large ones), and NCCL's or RCCL's own
-//!   all-reduce, all-gather and reduce-scatter (nccl-tests, rccl-tests), by GPU count
-//!   and message size;
+//! * `tp-collectives/*.csv`: in [`super::collectives`];
 //! * `attention/<gpu>__{context,generation}.csv`: one attention layer through vLLM's
 //!   backend (FlashAttention, FlashInfer), prefill and decode, by batch, length and
 //!   heads per GPU;
@@ -14,170 +10,12 @@
 
 use super::attention::AttnGeometry;
 use super::build::MEASURED_ELEMENT_BYTES;
-use super::profile::{AttentionRow, CollectiveTable};
+use super::profile::AttentionRow;
 use super::table::MonotoneTable;
 use crate::error::{Error, Result};
 use crate::stack::KernelGeneration;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// The collective measurements under the perf-model folder.
-fn collectives_dir(perf_model: &Path) -> PathBuf {
-    perf_model.join("measurements").join("tp-collectives")
-}
-
-/// Every file of the collectives folder (`*.csv`), sorted by name.
-fn collective_files(perf_model: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(collectives_dir(perf_model)) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.ends_with(".csv"))
-        })
-        .collect();
-    files.sort();
-    files
-}
-
-fn one_node() -> u32 {
-    1
-}
-
-#[derive(Deserialize)]
-struct Row {
-    gpu: String,
-    num_gpus: u32,
-    #[serde(default = "one_node")]
-    nodes: u32,
-    implementation: String,
-    #[serde(default)]
-    version: String,
-    mode: String,
-    collective: String,
-    #[serde(default)]
-    dtype: String,
-    message_bytes: f64,
-    latency_us: f64,
-}
-
-/// Which collective rows a table is built from.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum CollectiveRows<'a> {
-    /// The serving engine's own all-reduce (`implementation`) timed inside CUDA graphs.
-    EngineGraph(&'a str),
-    /// The collective library's own benchmark (nccl-tests, rccl-tests) of `collective`
-    /// (`all_reduce`, `all_gather`, `reduce_scatter`) inside one node, on floating-point
-    /// buffers (the activations; the int8 runs left out): what NCCL or RCCL takes where
-    /// the engine hands the collective to it.
-    LibraryTest(&'a str),
-}
-
-impl CollectiveRows<'_> {
-    fn keeps(self, r: &Row) -> bool {
-        match self {
-            CollectiveRows::EngineGraph(imp) => {
-                r.collective == "all_reduce" && r.implementation == imp && r.mode == "graph"
-            }
-            CollectiveRows::LibraryTest(collective) => {
-                r.collective == collective
-                    && r.nodes == 1
-                    && matches!(r.mode.as_str(), "nccl-tests" | "rccl-tests")
-                    && r.dtype.starts_with("float")
-            }
-        }
-    }
-}
-
-/// Every collective measured on one GPU (all files of the collectives folder), read
-/// once per deployment; [`GpuCollectives::tables`] selects from it.
-#[derive(Default)]
-pub(crate) struct GpuCollectives {
-    rows: Vec<Row>,
-}
-
-impl GpuCollectives {
-    /// The rows of the GPU `slug` in every file of the collectives folder (none when
-    /// the folder or the GPU's rows are missing).
-    pub(crate) fn load(perf_model: &Path, slug: &str) -> Result<Self> {
-        let mut rows = Vec::new();
-        for file in collective_files(perf_model) {
-            let mut rdr = csv::Reader::from_path(&file).map_err(|e| csv_error(&file, e))?;
-            let headers = rdr.byte_headers().map_err(|e| csv_error(&file, e))?.clone();
-            let gpu_col = headers.iter().position(|h| h == b"gpu");
-            let mut rec = csv::ByteRecord::new();
-            while rdr
-                .read_byte_record(&mut rec)
-                .map_err(|e| csv_error(&file, e))?
-            {
-                // Rows of other GPUs (most of the file) are skipped unparsed.
-                if gpu_col.is_some_and(|c| rec.get(c) != Some(slug.as_bytes())) {
-                    continue;
-                }
-                let r: Row = rec
-                    .deserialize(Some(&headers))
-                    .map_err(|e| csv_error(&file, e))?;
-                if r.gpu == slug {
-                    rows.push(r);
-                }
-            }
-        }
-        Ok(GpuCollectives { rows })
-    }
-
-    /// The tables of `which`, one per GPU count: of `version` where that version was
-    /// measured at that count (versions compared by their numbers: `0.19` is `0.19.0`),
-    /// else every version merged (equal sizes averaged).
-    pub(crate) fn tables(
-        &self,
-        which: CollectiveRows<'_>,
-        version: Option<&str>,
-    ) -> Vec<CollectiveTable> {
-        let mut groups: Vec<(u32, Vec<&Row>)> = Vec::new();
-        for r in self.rows.iter().filter(|r| which.keeps(r)) {
-            match groups.iter_mut().find(|g| g.0 == r.num_gpus) {
-                Some(g) => g.1.push(r),
-                None => groups.push((r.num_gpus, vec![r])),
-            }
-        }
-        groups
-            .into_iter()
-            .filter_map(|(n, rows)| {
-                let same = |r: &Row, v: &str| {
-                    crate::stack::version::compare(&r.version, v) == Some(std::cmp::Ordering::Equal)
-                };
-                let own = version.filter(|v| rows.iter().any(|r| same(r, v)));
-                let pts = rows
-                    .into_iter()
-                    .filter(|r| own.is_none_or(|v| same(r, v)))
-                    .map(|r| (r.message_bytes, r.latency_us));
-                MonotoneTable::from_points(pts).map(|table| CollectiveTable {
-                    num_workers: n,
-                    devices_per_node: n,
-                    table,
-                    version: own.map(str::to_owned),
-                })
-            })
-            .collect()
-    }
-}
-
-/// The graph-mode all-reduce tables of `implementation` on the GPU `slug`, one per GPU
-/// count, of the engine `version` where measured (see [`GpuCollectives::tables`]).
-#[cfg(test)]
-pub(crate) fn load_all_reduce(
-    perf_model: &Path,
-    slug: &str,
-    implementation: &str,
-    version: Option<&str>,
-) -> Result<Vec<CollectiveTable>> {
-    Ok(GpuCollectives::load(perf_model, slug)?
-        .tables(CollectiveRows::EngineGraph(implementation), version))
-}
 
 #[derive(Deserialize)]
 struct AttnRecord {
@@ -561,7 +399,7 @@ fn parse_gemm(
     }))
 }
 
-fn csv_error(path: &Path, e: csv::Error) -> Error {
+pub(super) fn csv_error(path: &Path, e: csv::Error) -> Error {
     let line = e.position().map_or(0, |p| p.line());
     Error::input_at(path, line, None, e.to_string())
 }
@@ -623,70 +461,6 @@ mod tests {
     /// Exact bits of a serializable value (PartialEq would let -0.0 == 0.0 through).
     fn bits(v: &impl serde::Serialize) -> Vec<u8> {
         postcard::to_stdvec(v).unwrap()
-    }
-
-    #[test]
-    fn h100_vllm_all_reduce_has_a_small_floor() {
-        let t = load_all_reduce(
-            &DataPaths::builtin().perf_model,
-            "h100-sxm5-80gb",
-            "vllm-all-reduce",
-            None,
-        )
-        .unwrap();
-        let four = t.iter().find(|t| t.num_workers == 4).expect("TP4 rows");
-        // About 5 µs for 8 KiB inside a CUDA graph, about 1 ms for 128 MiB.
-        let small = four.table.eval(8192.0);
-        assert!((3.0..8.0).contains(&small), "{small}");
-        assert!(four.table.eval(128.0 * 1024.0 * 1024.0) > 300.0);
-        assert!(load_all_reduce(
-            &DataPaths::builtin().perf_model,
-            "no-such-gpu",
-            "vllm-all-reduce",
-            None
-        )
-        .unwrap()
-        .is_empty());
-    }
-
-    /// A deployment that names its engine version gets that version's measurement
-    /// where there is one (vLLM 0.19.0 and 0.24.0 on two RTX PRO 6000 differ 3× at
-    /// 1 MiB: 92 and 30 µs); otherwise the versions are averaged.
-    #[test]
-    fn the_engine_versions_own_all_reduce_is_preferred() {
-        let at = |v: Option<&str>| {
-            let t = load_all_reduce(
-                &DataPaths::builtin().perf_model,
-                "rtx-pro-6000-blackwell-server",
-                "vllm-all-reduce",
-                v,
-            )
-            .unwrap();
-            let two = t.iter().find(|t| t.num_workers == 2).expect("TP2 rows");
-            two.table.eval(1048576.0)
-        };
-        let (old, new, all) = (at(Some("0.19.0")), at(Some("0.24.0")), at(None));
-        let versions = |v: Option<&str>| {
-            load_all_reduce(
-                &DataPaths::builtin().perf_model,
-                "rtx-pro-6000-blackwell-server",
-                "vllm-all-reduce",
-                v,
-            )
-            .unwrap()
-            .into_iter()
-            .map(|t| (t.num_workers, t.version))
-            .collect::<Vec<_>>()
-        };
-        // Only TP2 was measured in 0.19.0: the other counts average what there is.
-        assert!(versions(Some("0.19.0")).contains(&(2, Some("0.19.0".into()))));
-        assert!(versions(Some("0.19.0")).contains(&(4, None)));
-        assert!(versions(None).iter().all(|(_, v)| v.is_none()));
-        assert!((old - 91.5).abs() < 1.0, "{old}");
-        assert!((new - 30.1).abs() < 1.0, "{new}");
-        assert!(all > new && all < old, "{all}");
-        assert_eq!(at(Some("0.99.0")).to_bits(), all.to_bits());
-        assert_eq!(at(Some("0.19")).to_bits(), old.to_bits());
     }
 
     #[test]

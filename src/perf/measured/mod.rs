@@ -35,6 +35,7 @@
 mod attention;
 mod attention_fit;
 mod build;
+mod collectives;
 mod comm;
 mod fit;
 mod fit_cache;
@@ -169,10 +170,12 @@ impl MeasuredModel {
         // The GPU's collective measurements, read once: only groups of several GPUs
         // exchange anything (a single GPU never reads them).
         let collectives = if d.tp > 1 || d.ep > 1 {
-            measurements::GpuCollectives::load(&paths.perf_model, &slug)?
+            collectives::GpuCollectives::load(&paths.perf_model, &slug)?
         } else {
-            measurements::GpuCollectives::default()
+            collectives::GpuCollectives::default()
         };
+        // Tables are checked against the GPU's own link (the one they were measured on).
+        let line_rate = d.cluster.gpu.intra_node.bandwidth_bytes_per_s;
         let engine_all_reduce = match d
             .stack
             .custom_all_reduce
@@ -180,12 +183,13 @@ impl MeasuredModel {
             .and_then(|c| c.measured_implementation.as_deref())
         {
             Some(imp) if d.tp > 1 => collectives.tables(
-                measurements::CollectiveRows::EngineGraph(imp),
+                collectives::CollectiveRows::EngineGraph(imp),
                 d.engine_version.as_deref(),
+                line_rate,
             ),
             _ => Vec::new(),
         };
-        let library = comm::LibraryTests::of(&collectives, d.tp, d.ep);
+        let library = comm::LibraryTests::of(&collectives, d.tp, d.ep, line_rate);
         // No profile holds FP8 GEMMs: the FP8 grid times FP8 and NVFP4 matrices wherever
         // it was measured through an engine of the stack's kernel generation (read only
         // for such deployments: a 16-bit one never needs it).

@@ -172,6 +172,10 @@ pub(crate) struct CollectiveTable {
     /// The one engine or library version it was measured in, where it was chosen for
     /// that version (none: every version measured, or unrecorded).
     pub version: Option<String>,
+    /// Why the table does not describe the GPU's own link (it ran far below it: another
+    /// topology), or none. A marked table is never used; the link's α-β is, with this
+    /// note.
+    pub unlike_link: Option<String>,
 }
 
 /// Every measurement of one accelerator.
@@ -226,6 +230,7 @@ fn load_calibrated_link(path: &Path) -> Result<Option<LinkSpec>> {
         pair_bandwidth_bytes_per_s: c.bus_bandwidth_gb_per_s * crate::units::BYTES_PER_GB,
         latency_s: c.latency_us * 1e-6,
         allreduce_bus_efficiency: 1.0,
+        beyond_pair_bus_efficiency: None,
         max_gpus: None,
     }))
 }
@@ -679,6 +684,7 @@ fn load_collective(path: &Path) -> Result<Vec<CollectiveTable>> {
                 devices_per_node: d,
                 table,
                 version: None,
+                unlike_link: None,
             })
         })
         .collect())

@@ -81,6 +81,12 @@ impl MonotoneTable {
         y0 + (y1 - y0) * (x - x0) / (x1 - x0)
     }
 
+    /// The last (largest-`x`) smoothed point.
+    pub(crate) fn last_point(&self) -> (f64, f64) {
+        let n = self.xs.len() - 1;
+        (self.xs[n], self.ys[n])
+    }
+
     /// The smoothed points, in increasing `x`.
     #[cfg(test)]
     pub(crate) fn points(&self) -> impl Iterator<Item = (f64, f64)> + '_ {

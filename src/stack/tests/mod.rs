@@ -192,6 +192,7 @@ fn nvlink() -> LinkSpec {
         pair_bandwidth_bytes_per_s: 450e9,
         latency_s: 2.9e-6,
         allreduce_bus_efficiency: 0.82,
+        beyond_pair_bus_efficiency: None,
         max_gpus: None,
     }
 }
