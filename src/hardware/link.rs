@@ -87,9 +87,10 @@ fn ceil_log2(n: u32) -> u32 {
 }
 
 impl LinkSpec {
-    /// The rate collectives reach per direction per GPU, bytes/s: line rate × efficiency.
-    pub fn effective_bandwidth_bytes_per_s(&self) -> f64 {
-        self.bandwidth_bytes_per_s * self.allreduce_bus_efficiency
+    /// The rate a collective over `n` GPUs reaches per direction per GPU, bytes/s: line
+    /// rate × [`LinkSpec::bus_efficiency`].
+    pub fn effective_bandwidth_bytes_per_s(&self, n: u32) -> f64 {
+        self.bandwidth_bytes_per_s * self.bus_efficiency(n)
     }
 
     /// The bus efficiency of a collective over `n` GPUs.
@@ -109,7 +110,7 @@ impl LinkSpec {
     fn transfer_s(&self, bytes: f64, n: u32, factor: f64) -> f64 {
         debug_assert!(bytes >= 0.0, "negative message size {bytes}");
         let share = f64::from(n - 1) / f64::from(n);
-        factor * share * bytes / (self.bandwidth_bytes_per_s * self.bus_efficiency(n))
+        factor * share * bytes / self.effective_bandwidth_bytes_per_s(n)
     }
 
     /// Ring all-reduce of a `bytes` buffer over `n` GPUs, seconds:

@@ -190,8 +190,8 @@ impl GpuCollectives {
 }
 
 /// The graph-mode all-reduce tables of `implementation` on the GPU `slug`, one per GPU
-/// count, of the engine `version` where measured (see [`GpuCollectives::tables`]),
-/// checked against an NVLink4-class line rate (450 GB/s per direction).
+/// count, of the engine `version` where measured (see [`GpuCollectives::tables`]; an
+/// engine's tables are not checked against the link, so the line rate passed is moot).
 #[cfg(test)]
 pub(crate) fn load_all_reduce(
     perf_model: &Path,
