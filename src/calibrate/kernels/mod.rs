@@ -70,12 +70,14 @@ use crate::perf::StepShape;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+mod best_square;
 mod file;
 mod fit;
 mod rows;
 #[cfg(test)]
 mod tests;
 
+pub use best_square::BestSquareGemm;
 use fit::*;
 use rows::*;
 
@@ -121,6 +123,9 @@ pub const COMMAND: &str = "servesim calibrate --kernels";
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sources {
+    /// What LLM-shaped GEMMs reach of a best square GEMM's rate (for
+    /// `best-square-gemm` sets).
+    pub best_square_gemm: Option<BestSquareGemm>,
     /// One entry per GPU, in the order the files are written.
     pub gpu: Vec<GpuSource>,
 }
@@ -183,6 +188,9 @@ pub enum KernelKind {
     /// `metric,one_tile,full_node,unit`: vendor micro-benchmarks (one large GEMM rate,
     /// STREAM triad bandwidth).
     Microbenchmarks,
+    /// `gpu,dtype,best_tflops`: the best square GEMM rate per GPU and contributor
+    /// (`best_square.rs`).
+    BestSquareGemm,
 }
 
 impl KernelKind {
@@ -193,6 +201,7 @@ impl KernelKind {
             KernelKind::AttentionPrefill => "attention-prefill",
             KernelKind::AttentionDecode => "attention-decode",
             KernelKind::Microbenchmarks => "microbenchmarks",
+            KernelKind::BestSquareGemm => "best-square-gemm",
         }
     }
 
@@ -202,6 +211,7 @@ impl KernelKind {
             KernelKind::AttentionPrefill,
             KernelKind::AttentionDecode,
             KernelKind::Microbenchmarks,
+            KernelKind::BestSquareGemm,
         ]
         .into_iter()
         .find(|k| k.name() == s)
@@ -428,6 +438,19 @@ pub fn derive(
                 }
                 derivation.sets.push(fit);
             }
+            KernelKind::BestSquareGemm => {
+                let ratio = sources.best_square_gemm.as_ref().ok_or_else(|| {
+                    Error::Config(format!(
+                        "{slug}: a `best-square-gemm` set needs `[best_square_gemm]` in kernel_efficiency/sources.toml"
+                    ))
+                })?;
+                let (fit, ec) =
+                    best_square::fit(&measurements, s, gpu, slug, ratio.llm_gemm_ratio)?;
+                if s.fit {
+                    micro.get_or_insert((None, None)).0 = ec;
+                }
+                derivation.sets.push(fit);
+            }
             _ => prepared.push(prepare(&measurements, s, gpu)?),
         }
     }
@@ -531,7 +554,7 @@ pub fn derive(
 }
 
 /// Round `x` to a multiple of `step`.
-fn round_to(x: f64, step: f64) -> f64 {
+pub(super) fn round_to(x: f64, step: f64) -> f64 {
     let r = (x / step).round() * step;
     // The decimal places of `step`, so the result prints as that decimal.
     let places = (-step.log10() - 1e-9).ceil().max(0.0) as i32;

@@ -190,7 +190,9 @@ pub(super) fn prepare(measurements: &Path, s: &SetSource, gpu: &GpuSpec) -> Resu
             }
             (dtype, rows.len())
         }
-        KernelKind::Microbenchmarks => unreachable!("handled by `microbenchmarks`"),
+        KernelKind::Microbenchmarks | KernelKind::BestSquareGemm => {
+            unreachable!("handled by `microbenchmarks` and `best_square::fit`")
+        }
     };
     if !(floor.is_finite() && floor > 0.0) {
         return Err(Error::input(&path, None, "no rows with a positive time"));

@@ -392,3 +392,84 @@ fn a_stacks_own_decode_kernel_times_decode_attention_only() {
         "prefill attention is not the decode kernel's"
     );
 }
+
+/// GPUs with only a best square GEMM get `ratio × median / peak` (RTX 4090: four rows,
+/// 0.863 × 166.575 / 165.2; T4 in fp16), and the files are what the procedure writes.
+#[test]
+fn best_square_gemms_reproduce_the_committed_files() {
+    reproduces("rtx4090");
+    reproduces("t4");
+    let pm = perf_model();
+    let k = derive(
+        &pm,
+        &catalog(),
+        &load_sources(&pm).unwrap(),
+        &defaults(),
+        "rtx4090",
+    )
+    .unwrap();
+    let want = 0.863 * 166.575 / 165.2;
+    assert!(
+        (k.params.gemm_compute_efficiency - want).abs() < 1e-4,
+        "{want}"
+    );
+    assert_eq!(k.derivation.derived, ["gemm_compute_efficiency"]);
+    assert_eq!(k.params.memory_efficiency, defaults().memory_efficiency);
+}
+
+/// The ratio in `sources.toml` is the median, over the GPUs with fitted GEMM tables and
+/// a best-square row, of the written GEMM efficiency over the best square GEMM's share
+/// of the dense bf16 peak: it moves when either side does.
+#[test]
+fn the_llm_gemm_ratio_is_recomputed_from_the_written_files() {
+    let pm = perf_model();
+    let sources = load_sources(&pm).unwrap();
+    let cat = catalog();
+    let csv = pm.join("measurements/torch-matmul/best_square.csv");
+    let rows: Vec<best_square::BestRow> = read_rows(&csv).unwrap();
+    let mut ratios = Vec::new();
+    for g in &sources.gpu {
+        if !g.set.iter().any(|s| s.kind == KernelKind::Gemm && s.fit) {
+            continue;
+        }
+        let (Some(best), _) = best_square::best_of(&rows, &g.hardware, DType::Bf16) else {
+            continue;
+        };
+        let written = RooflineParams::from_file(&folder(&pm).join(format!("{}.toml", g.hardware)))
+            .unwrap()
+            .gemm_compute_efficiency;
+        let peak = gpu_by_slug(&cat, &g.hardware)
+            .unwrap()
+            .peak_flops(DType::Bf16)
+            .unwrap()
+            / 1e12;
+        ratios.push(written / (best / peak));
+    }
+    assert_eq!(ratios.len(), 5, "{ratios:?}");
+    let median = best_square::median(&ratios).unwrap();
+    let shipped = sources.best_square_gemm.unwrap().llm_gemm_ratio;
+    assert!((median - shipped).abs() < 5e-4, "{median} vs {shipped}");
+}
+
+/// A best-square set without the ratio, or a GPU without rows, is refused by name.
+#[test]
+fn a_best_square_set_needs_its_ratio_and_rows() {
+    let pm = perf_model();
+    let mut sources = load_sources(&pm).unwrap();
+    let cat = catalog();
+    let ratio = sources.best_square_gemm.take();
+    let err = derive(&pm, &cat, &sources, &defaults(), "rtx4090").unwrap_err();
+    assert!(err.to_string().contains("[best_square_gemm]"), "{err}");
+    sources.best_square_gemm = ratio;
+    let g = sources
+        .gpu
+        .iter_mut()
+        .find(|g| g.hardware == "rtx4090")
+        .unwrap();
+    g.set[0].dtype = Some(DType::Fp8);
+    let err = derive(&pm, &cat, &sources, &defaults(), "rtx4090").unwrap_err();
+    assert!(
+        err.to_string().contains("no `rtx4090` rows in fp8"),
+        "{err}"
+    );
+}
