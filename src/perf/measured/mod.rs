@@ -174,7 +174,8 @@ impl MeasuredModel {
         } else {
             collectives::GpuCollectives::default()
         };
-        // Tables are checked against the GPU's own link (the one they were measured on).
+        // The library's own tests are checked against the GPU's own link (see
+        // `collectives`); the engine's tables are taken as measured.
         let line_rate = d.cluster.gpu.intra_node.bandwidth_bytes_per_s;
         let engine_all_reduce = match d
             .stack
