@@ -26,7 +26,7 @@ pub struct LinkEntry {
     pub bandwidth_gb_per_s_per_direction: f64,
     /// Line rate per direction between one pair of GPUs, GB/s; absent = the full rate.
     pub pair_bandwidth_gb_per_s_per_direction: Option<f64>,
-    /// A measured copy rate per direction, GB/s (information only).
+    /// A measured copy rate per direction, GB/s: the rate of point-to-point sends.
     pub measured_bandwidth_gb_per_s_per_direction: Option<f64>,
     /// PCIe generation, for the PCIe entries (how devices find their host link).
     pub pcie_gen: Option<u8>,
@@ -197,6 +197,14 @@ impl Interconnects {
                     "must be in (0, 2]",
                 ));
             }
+            if e.measured_bandwidth_gb_per_s_per_direction
+                .is_some_and(|m| !(m > 0.0 && m <= e.bandwidth_gb_per_s_per_direction))
+            {
+                return Err(bad(
+                    "measured_bandwidth_gb_per_s_per_direction",
+                    "must be > 0 and at most bandwidth_gb_per_s_per_direction",
+                ));
+            }
             if e.max_gpus.is_some_and(|m| m < 2) {
                 return Err(bad("max_gpus", "must be at least 2"));
             }
@@ -287,6 +295,9 @@ impl Interconnects {
             latency_s: e.latency_us / MICROS_PER_SEC,
             allreduce_bus_efficiency: e.allreduce_bus_efficiency,
             beyond_pair_bus_efficiency: e.allreduce_bus_efficiency_beyond_pair,
+            copy_efficiency: e
+                .measured_bandwidth_gb_per_s_per_direction
+                .map(|m| m / e.bandwidth_gb_per_s_per_direction),
             max_gpus: e.max_gpus,
         })
     }
@@ -400,13 +411,23 @@ mod tests {
                 assert!((b - median).abs() <= 0.005, "{key}: {b} vs {median}");
             }
         }
-        // 8 × PCIe Gen4: 2·7/8 · 1 GB at 31.5 GB/s × 0.44 (+ α), a pair at × 0.8.
+        // 8 × PCIe Gen4: 2·7/8 · 1 GB at 31.5 GB/s × 0.44 (+ α), a pair at × 0.638 (its
+        // NCCL test), a point-to-point copy at the measured 25.13 GB/s.
         let l = t.link_spec("pcie4").unwrap();
         let eight = l.all_reduce_ring_s(1e9, 8);
         let want = 1.75 * 1e9 / (31.5e9 * 0.44);
         assert!((eight - want).abs() / want < 0.01, "{eight} vs {want}");
         let two = l.all_reduce_ring_s(1e9, 2);
-        assert!((two - 1e9 / (31.5e9 * 0.8)).abs() < 1e-4, "{two}");
+        assert!((two - 1e9 / (31.5e9 * 0.638)).abs() < 1e-4, "{two}");
+        let send = l.send_s(1e9);
+        assert!((send - 1e9 / 25.13e9).abs() < 1e-4, "{send}");
+        // A link without a measured copy rate sends at its all-reduce efficiency.
+        let nv = t.link_spec("nvlink4-nvswitch").unwrap();
+        assert_eq!(nv.copy_efficiency, None);
+        assert_eq!(
+            nv.effective_pair_bandwidth_bytes_per_s(),
+            nv.pair_bandwidth_bytes_per_s * nv.allreduce_bus_efficiency
+        );
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub struct LinkSpec {
     /// (PCIe: such groups cross switches and sockets, their traffic through host
     /// memory); `None`: the same.
     pub beyond_pair_bus_efficiency: Option<f64>,
+    /// A measured copy rate over the line rate, for point-to-point sends where the
+    /// link has one (PCIe: a copy streams at ~80 % of the line rate, more than a
+    /// collective's bus bandwidth); `None`: sends take the all-reduce efficiency.
+    pub copy_efficiency: Option<f64>,
     /// Largest group of GPUs the link joins all-to-all (2 for an NVLink bridge);
     /// `None` means every GPU of the node.
     pub max_gpus: Option<u32>,
@@ -101,9 +105,13 @@ impl LinkSpec {
         }
     }
 
-    /// The rate one GPU pair reaches per direction, bytes/s: pair line rate × efficiency.
+    /// The rate one GPU pair's point-to-point copy reaches per direction, bytes/s: pair
+    /// line rate × the copy efficiency (else the all-reduce efficiency).
     pub fn effective_pair_bandwidth_bytes_per_s(&self) -> f64 {
-        self.pair_bandwidth_bytes_per_s * self.allreduce_bus_efficiency
+        self.pair_bandwidth_bytes_per_s
+            * self
+                .copy_efficiency
+                .unwrap_or(self.allreduce_bus_efficiency)
     }
 
     /// Seconds to move the `(n−1)/n · factor` share of `bytes` at the effective rate.
@@ -204,6 +212,7 @@ mod tests {
             latency_s: 5e-6,
             allreduce_bus_efficiency: 0.8,
             beyond_pair_bus_efficiency: None,
+            copy_efficiency: None,
             max_gpus: None,
         }
     }

@@ -231,6 +231,7 @@ fn load_calibrated_link(path: &Path) -> Result<Option<LinkSpec>> {
         latency_s: c.latency_us * 1e-6,
         allreduce_bus_efficiency: 1.0,
         beyond_pair_bus_efficiency: None,
+        copy_efficiency: None,
         max_gpus: None,
     }))
 }

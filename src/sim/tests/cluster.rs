@@ -64,6 +64,7 @@ fn kv_transfer_delays_decoding_not_the_first_token() {
         latency_s: 0.0,
         allreduce_bus_efficiency: 1.0,
         beyond_pair_bus_efficiency: None,
+        copy_efficiency: None,
         max_gpus: None,
     };
     // 100 MB at 100 GB/s = 1 ms in flight: decodes end at 4.1 and 5.2 ms.

@@ -193,6 +193,7 @@ fn nvlink() -> LinkSpec {
         latency_s: 2.9e-6,
         allreduce_bus_efficiency: 0.82,
         beyond_pair_bus_efficiency: None,
+        copy_efficiency: None,
         max_gpus: None,
     }
 }
