@@ -4,7 +4,7 @@
 //! that rate on the GPUs that have both (`Sources::best_square_gemm`).
 
 use super::rows::{peak_of, read_rows};
-use super::{round_to, SetFit, SetSource};
+use super::{median, round_to, SetFit, SetSource};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::hardware::GpuSpec;
@@ -29,17 +29,6 @@ pub(super) struct BestRow {
     pub(super) gpu: String,
     pub(super) dtype: DType,
     pub(super) best_tflops: f64,
-}
-
-/// The median of `v` (`None` when empty).
-pub(super) fn median(v: &[f64]) -> Option<f64> {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => None,
-        n if n % 2 == 1 => Some(s[n / 2]),
-        n => Some(0.5 * (s[n / 2 - 1] + s[n / 2])),
-    }
 }
 
 /// The median best rate (TFLOP/s) of `slug` in `dtype` over `rows`, and how many rows.
@@ -79,23 +68,10 @@ pub(super) fn fit(
         best / peak
     );
     let fit = SetFit {
-        kind: s.kind,
-        file: s.file.clone(),
-        dtype,
-        used: s.fit,
-        rows: rows.len(),
         rows_in_range: mine.len(),
-        floor_us: None,
         rows_fitted: mine.len(),
-        compute_bound_rows: None,
-        memory_bound_rows: None,
         alone_compute_efficiency: Some(ec),
-        alone_memory_efficiency: None,
-        median_abs_err_pct: None,
-        p90_abs_err_pct: None,
-        median_abs_err_in_range_pct: None,
-        detail: Some(detail),
-        note: s.note.clone(),
+        ..SetFit::ratio(s, dtype, rows.len(), detail)
     };
     Ok((fit, Some(ec)))
 }

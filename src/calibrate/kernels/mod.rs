@@ -327,6 +327,33 @@ pub struct SetFit {
     pub note: Option<String>,
 }
 
+impl SetFit {
+    /// A set whose efficiencies are ratios of figures (micro-benchmarks, best square
+    /// GEMMs): no fit and no per-row error; `rows` read, every one in range and fitted,
+    /// until the caller says otherwise.
+    fn ratio(s: &SetSource, dtype: DType, rows: usize, detail: String) -> Self {
+        SetFit {
+            kind: s.kind,
+            file: s.file.clone(),
+            dtype,
+            used: s.fit,
+            rows,
+            rows_in_range: rows,
+            floor_us: None,
+            rows_fitted: rows,
+            compute_bound_rows: None,
+            memory_bound_rows: None,
+            alone_compute_efficiency: None,
+            alone_memory_efficiency: None,
+            median_abs_err_pct: None,
+            p90_abs_err_pct: None,
+            median_abs_err_in_range_pct: None,
+            detail: Some(detail),
+            note: s.note.clone(),
+        }
+    }
+}
+
 /// Where the sources and the written files live.
 pub fn folder(perf_model: &Path) -> PathBuf {
     perf_model.join("kernel_efficiency")
@@ -560,6 +587,17 @@ pub(super) fn round_to(x: f64, step: f64) -> f64 {
     let places = (-step.log10() - 1e-9).ceil().max(0.0) as i32;
     let f = 10f64.powi(places);
     (r * f).round() / f
+}
+
+/// The median of `v` (the mean of the middle two for an even count; `None` when empty).
+pub(super) fn median(v: &[f64]) -> Option<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(s[n / 2]),
+        n => Some(0.5 * (s[n / 2 - 1] + s[n / 2])),
+    }
 }
 
 /// The `q` quantile (nearest rank below) of `v`.

@@ -281,15 +281,6 @@ pub(super) fn microbenchmarks(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let median = |v: &[f64]| -> Option<f64> {
-        let mut s = v.to_vec();
-        s.sort_by(f64::total_cmp);
-        match s.len() {
-            0 => None,
-            n if n % 2 == 1 => Some(s[n / 2]),
-            n => Some(0.5 * (s[n / 2 - 1] + s[n / 2])),
-        }
-    };
     let ec = median(&gemm).map(|g| round_to(g / peak, 0.0001));
     let em = median(&mem).map(|m| round_to(m / bw, 0.0001));
     let mut detail = Vec::new();
@@ -310,23 +301,10 @@ pub(super) fn microbenchmarks(
         ));
     }
     let fit = SetFit {
-        kind: s.kind,
-        file: s.file.clone(),
-        dtype,
-        used: s.fit,
-        rows: rows.len(),
-        rows_in_range: rows.len(),
-        floor_us: None,
         rows_fitted: gemm.len() + mem.len(),
-        compute_bound_rows: None,
-        memory_bound_rows: None,
         alone_compute_efficiency: ec,
         alone_memory_efficiency: em,
-        median_abs_err_pct: None,
-        p90_abs_err_pct: None,
-        median_abs_err_in_range_pct: None,
-        detail: Some(detail.join("; ")),
-        note: s.note.clone(),
+        ..SetFit::ratio(s, dtype, rows.len(), detail.join("; "))
     };
     Ok((fit, ec, em))
 }

@@ -446,7 +446,7 @@ fn the_llm_gemm_ratio_is_recomputed_from_the_written_files() {
         ratios.push(written / (best / peak));
     }
     assert_eq!(ratios.len(), 5, "{ratios:?}");
-    let median = best_square::median(&ratios).unwrap();
+    let median = median(&ratios).unwrap();
     let shipped = sources.best_square_gemm.unwrap().llm_gemm_ratio;
     assert!((median - shipped).abs() < 5e-4, "{median} vs {shipped}");
 }
