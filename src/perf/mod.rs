@@ -67,6 +67,13 @@ impl StepShape {
         self.follow_on = false;
     }
 
+    /// Whether the host's between-iteration work (the stack's step and its per-sequence
+    /// scheduling and input preparation) comes before this iteration: every iteration
+    /// but a multi-step group's follow-ons ([`StepShape::follow_on`]).
+    pub fn pays_host_step(&self) -> bool {
+        !self.follow_on
+    }
+
     /// Add a prefill chunk.
     pub fn push_prefill(&mut self, tokens: u32, context_tokens: u32) {
         self.prefills.push(PrefillChunk {

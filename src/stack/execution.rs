@@ -340,10 +340,10 @@ impl Execution {
             .cpu_us(f64::from(shape.num_seqs()), shape.prefills.len() as f64);
         // A multi-step group's follow-on iterations reuse the first one's scheduling and
         // inputs (advanced on the GPU) and hand no tokens back in between.
-        let between = if shape.follow_on {
-            0.0
-        } else {
+        let between = if shape.pays_host_step() {
             self.host.step_us + self.host.per_sequence_serial_us * f64::from(shape.num_seqs())
+        } else {
+            0.0
         };
         between
             + self.host.per_kernel_us * cost.kernels

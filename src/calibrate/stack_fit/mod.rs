@@ -165,11 +165,11 @@ struct PlusConstant {
 
 impl LatencyModel for PlusConstant {
     fn step_time(&self, shape: &StepShape) -> SimDuration {
-        // The host step is not repeated by a multi-step group's follow-on iterations.
-        if shape.follow_on {
-            self.inner.step_time(shape)
-        } else {
+        // The candidate host step, where the stack's own would be paid.
+        if shape.pays_host_step() {
             self.inner.step_time(shape) + self.extra
+        } else {
+            self.inner.step_time(shape)
         }
     }
     fn describe(&self) -> String {

@@ -76,17 +76,12 @@ pub(crate) enum CollectiveRows<'a> {
     LibraryTest(&'a str),
 }
 
-impl CollectiveRows<'_> {
+impl<'a> CollectiveRows<'a> {
     /// The collective the rows time.
-    fn collective(self) -> &'static str {
+    fn collective(self) -> &'a str {
         match self {
             CollectiveRows::EngineGraph(_) => "all_reduce",
-            CollectiveRows::LibraryTest(c) => match c {
-                "all_gather" => "all_gather",
-                "reduce_scatter" => "reduce_scatter",
-                "alltoall" => "alltoall",
-                _ => "all_reduce",
-            },
+            CollectiveRows::LibraryTest(c) => c,
         }
     }
 

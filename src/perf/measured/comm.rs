@@ -55,20 +55,6 @@ fn group_link(gpu: &GpuProfiles, cluster: &ClusterSpec, tp: u32) -> LinkSpec {
     }
 }
 
-/// The library's own test of a collective over `n` GPUs (`library`: that collective's
-/// tables), where the group runs on the link the tests used: the GPU's own link inside
-/// one node (not a calibrated system's, not one the deployment chose instead).
-fn library_table(
-    library: &[CollectiveTable],
-    cluster: &ClusterSpec,
-    n: u32,
-) -> Option<MonotoneTable> {
-    library_table_applies(cluster, n)
-        .then(|| find(library, n, n))
-        .flatten()
-        .map(|t| t.table.clone())
-}
-
 /// Whether an `n`-GPU group runs on the link the library's tests used: the GPU's own
 /// link inside one node.
 fn library_table_applies(cluster: &ClusterSpec, n: u32) -> bool {
@@ -238,21 +224,23 @@ impl Collective {
         if n <= 1 {
             return Collective::None;
         }
-        match library_table(library, cluster, n) {
-            Some(table) => Collective::Table {
-                table,
+        // The library's own test where the group runs on the link the tests used (the
+        // GPU's own inside one node, not a calibrated system's nor one the deployment
+        // chose instead) and the test describes that link.
+        let own_link = library_table_applies(cluster, n);
+        if let Some(t) = own_link.then(|| find(library, n, n)).flatten() {
+            return Collective::Table {
+                table: t.table.clone(),
                 label: library_label(name, n, &gpu.slug),
+            };
+        }
+        let link = alpha_beta(group_link(gpu, cluster, n), n);
+        match passed_over(library, n).filter(|_| own_link) {
+            Some(why) => Collective::Noted {
+                inner: Box::new(link),
+                note: why.to_owned(),
             },
-            None => {
-                let link = alpha_beta(group_link(gpu, cluster, n), n);
-                match passed_over(library, n) {
-                    Some(why) if library_table_applies(cluster, n) => Collective::Noted {
-                        inner: Box::new(link),
-                        note: why.to_owned(),
-                    },
-                    _ => link,
-                }
-            }
+            None => link,
         }
     }
 
