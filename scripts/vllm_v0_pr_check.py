@@ -79,6 +79,52 @@ CHECKS = [
                                 ["--disable-custom-all-reduce"]),
                                ("CUDA graphs with the custom all-reduce (after)", []))
     ],
+    # Main-branch baselines quoted in pull requests of 2024 (each the PR's "before"; the
+    # engine version is the release the branch was nearest, so that version-dependent
+    # defaults such as the long-context chunked prefill of 0.5.3 apply as they did).
+    {
+        "row": ("vllm-project/vllm#10933", "main branch (no torch.compile)", "batch_latency"),
+        "what": "static batch of 1, 32 in / 128 out",
+        "requests": 1, "rate": None, "input": 32, "output": 128,
+        "model": "meta-llama/Meta-Llama-3-8B", "stack": "vllm-0.6",
+        "flags": ["--engine-version", "0.6.4"],
+    },
+    {
+        "row": ("vllm-project/vllm#11078", "no torch.compile (baseline)", "batch_latency"),
+        "what": "static batch of 1, 32 in / 128 out",
+        "requests": 1, "rate": None, "input": 32, "output": 128,
+        "model": "meta-llama/Meta-Llama-3-8B", "stack": "vllm-0.6", "hardware": "l4",
+        "flags": ["--engine-version", "0.6.4"],
+    },
+    {
+        "row": ("vllm-project/vllm#11078", "no torch.compile (baseline)", "request_throughput"),
+        "what": "offline benchmark_throughput, 1,000 prompts x 256 in / 256 out, 64 scheduler steps",
+        "requests": 1000, "rate": None, "input": 256, "output": 256,
+        "model": "meta-llama/Meta-Llama-3-8B", "stack": "vllm-0.6",
+        "flags": ["--engine-version", "0.6.4", "--offline", "--num-scheduler-steps", "64"],
+    },
+    {
+        "row": ("vllm-project/vllm#7162", "main branch", "request_throughput"),
+        "what": "offline benchmark_throughput, 1,000 prompts x 512 in / 256 out",
+        "requests": 1000, "rate": None, "input": 512, "output": 256,
+        "model": "meta-llama/Llama-3.1-8B", "stack": "vllm-0.5",
+        "flags": ["--engine-version", "0.5.4", "--offline"],
+    },
+    {
+        "row": ("vllm-project/vllm#6032", "default multiprocessing executor", "request_throughput"),
+        "what": "offline benchmark_throughput, 1,000 prompts x 256 in / 256 out",
+        "requests": 1000, "rate": None, "input": 256, "output": 256,
+        "model": "meta-llama/Llama-2-7b-hf", "stack": "vllm-0.5",
+        "flags": ["--engine-version", "0.5.2", "--offline", "--tensor-parallel-size", "4"],
+    },
+    {
+        "row": ("vllm-project/vllm#5497", "MoE kernel configuration tuned for A100 (this PR)",
+                "request_throughput"),
+        "what": "offline benchmark_throughput, 1,000 prompts x 1,000 in / 50 out",
+        "requests": 1000, "rate": None, "input": 1000, "output": 50,
+        "model": "Qwen/Qwen2-57B-A14B", "stack": "vllm-0.5", "hardware": "a100-80gb",
+        "flags": ["--engine-version", "0.5.0", "--offline", "--tensor-parallel-size", "4"],
+    },
 ]
 
 
@@ -152,6 +198,10 @@ def main():
                 print(f"{a['source']} {a['metric']}: '{a['variant']}' minus '{b['variant']}'"
                       f" measured {dm:.2f} {a['unit']}, simulated {ds:.2f}"
                       f" ({100.0 * (ds / dm - 1.0):+.1f} %)")
+    errs = sorted(abs(r["error_pct"]) for r in results)
+    mid = len(errs) // 2
+    median = errs[mid] if len(errs) % 2 else (errs[mid - 1] + errs[mid]) / 2
+    print(f"median |error| over {len(errs)} checks: {median:.1f} %")
     json.dump(results, open(out / "summary.json", "w"), indent=1)
 
 
