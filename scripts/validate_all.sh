@@ -233,6 +233,14 @@ for st in trtllm-engine trtllm-0.11; do
     python3 scripts/validation_summary.py "$o" | grep -E "^\| (a100|h100)"
 done
 
+# MLPerf Inference v4.0 Llama-2-70B Offline results (perf_model/measurements/
+# mlperf-inference-v4.0/): TensorRT-LLM FP8 engines on H100 SXM / PCIe and H200, the
+# benchmark's own prompt lengths; never fitted on, the same in every mode.
+echo
+echo "## MLPerf Inference v4.0, Llama-2-70B Offline (never fitted on)"
+python3 scripts/mlperf_check.py --servesim target/release/servesim --out "$OUT/mlperf-v4.0" \
+    | grep -E "^(median|skipped)" || echo "FAILED: mlperf-v4.0"
+
 # vLLM V0 results quoted in vLLM pull requests (perf_model/measurements/
 # vllm-host-overhead/): never fitted on (the V0 stacks are fitted on Argonne's A100 and
 # GH200 rows), the same in every mode.

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Replay MLPerf Inference v4.0's Llama-2-70B Offline results
+(perf_model/measurements/mlperf-inference-v4.0/) through `servesim simulate` and compare
+output tokens per second. Nothing here was used to fit any parameter.
+
+Each closed-division Offline result becomes one offline run: the benchmark's 24,576
+OpenOrca prompts at their own input lengths (openorca_lengths.csv), all queued at
+t = 0, on `num_accelerators / tp` replicas of the submitter's tensor-parallel engine
+(TensorRT-LLM FP8 engines, the `trtllm-engine` stack), with the engine's batch limit
+(`gpu_batch_size`), 16,384 tokens per iteration (the harness builder's default), a KV
+cache of 0.95 of the free memory, and contexts up to 1,024 + 1,024 tokens. The output
+lengths are not in the dataset (it holds GPT-4's reference answers): each request
+generates its reference answer's length scaled to the run's own mean output per sample
+(tokens/s over samples/s), so the replay generates the run's output tokens.
+
+Usage: scripts/mlperf_check.py [--servesim target/release/servesim] [--out DIR]
+"""
+import argparse
+import csv
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "perf_model/measurements/mlperf-inference-v4.0"
+MODEL = "meta-llama/Llama-2-70b-hf"  # Llama-2-70b-chat-hf has the same shapes
+MAX_TOKENS = 1024  # the dataset's input limit and the harness's max_output_len
+# The batch limit of the NVIDIA class H100 SXM systems inherit where the submitter's
+# own config file is not in the results repository (configs/llama2-70b/Offline).
+INHERITED_BATCH = 896
+
+
+def replay_target(r):
+    """(hardware, extra flags) for a result, or (None, why it is left out)."""
+    acc, system = r["accelerator"], r["system"]
+    if "MaxQ" in system:
+        return None, "power-capped (MaxQ) system: servesim has no power limit"
+    if acc == "NVIDIA H100-SXM-80GB":
+        return "h100", []
+    if acc == "NVIDIA H100-PCIe-80GB":
+        if r["gpu_interconnect"].startswith("PCIe only"):
+            return "h100-pcie-80gb", ["--intra-node-link", "pcie5"]
+        return "h100-pcie-80gb", []
+    if acc.startswith("NVIDIA H200-SXM-141GB (700W"):
+        return "h200", []
+    if "1000W" in acc:
+        return None, "1,000 W H200 (CTS): the catalogued H200 is the 700 W part"
+    return None, f"no hardware file or serving stack for {acc} ({r['framework']})"
+
+
+def write_trace(path, lengths, mean_out):
+    ref_mean = sum(o for _, o in lengths) / len(lengths)
+    total = 0
+    with open(path, "w") as f:
+        f.write("request_id,arrival_time_s,input_tokens,output_tokens\n")
+        for i, (inp, ref) in enumerate(lengths):
+            out = max(1, min(MAX_TOKENS, round(ref * mean_out / ref_mean)))
+            total += out
+            f.write(f"{i},0,{inp},{out}\n")
+    return total
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--servesim", default=str(ROOT / "target/release/servesim"))
+    ap.add_argument("--out", default=str(ROOT / "output/validation/mlperf-v4.0"))
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lengths = [(int(r["input_tokens"]), int(r["reference_output_tokens"]))
+               for r in csv.DictReader(open(DATA / "openorca_lengths.csv"))]
+    rows = [r for r in csv.DictReader(open(DATA / "results.csv"))
+            if r["division"] == "closed" and r["scenario"] == "Offline"]
+    results, skipped = [], []
+    print(f"{'system':<48} {'hardware':<15} {'TPxN':>6} {'batch':>5}"
+          f" {'tok/s meas/sim (err %)':>28}")
+    for r in rows:
+        hardware, extra = replay_target(r)
+        if hardware is None:
+            skipped.append(f"{r['submitter']} {r['system']}: {extra}")
+            continue
+        tp, gpus = int(r["tp"]), int(r["num_accelerators"])
+        batch = int(r["gpu_batch_size"]) if r["gpu_batch_size"] else INHERITED_BATCH
+        mean_out = float(r["tokens_per_s"]) / float(r["samples_per_s"])
+        name = f"{r['submitter']}_{r['system']}"
+        trace = out / f"{name}.csv"
+        write_trace(trace, lengths, mean_out)
+        run_dir = out / name
+        cmd = [args.servesim, "simulate", "--trace", str(trace), "--model", MODEL,
+               "--hardware", hardware, "--tensor-parallel-size", str(tp),
+               "--num-replicas", str(gpus // tp), "--serving-stack", "trtllm-engine",
+               "--quantization", "fp8", "--offline",
+               "--max-num-seqs", str(batch), "--max-num-batched-tokens", "16384",
+               "--max-model-len", str(2 * MAX_TOKENS), "--gpu-memory-utilization", "0.95",
+               *extra, "--output-dir", str(run_dir)]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr}")
+        summary = json.load(open(run_dir / "summary.json"))
+        sim = summary["output_tokens_per_s"]
+        meas = float(r["tokens_per_s"])
+        err = 100.0 * (sim / meas - 1.0)
+        results.append({"submitter": r["submitter"], "system": r["system"],
+                        "hardware": hardware, "tp": tp, "replicas": gpus // tp,
+                        "batch": batch, "batch_stated": bool(r["gpu_batch_size"]),
+                        "measured_tok_s": meas, "simulated_tok_s": sim, "error_pct": err})
+        flag = "" if r["gpu_batch_size"] else " (batch inherited)"
+        print(f"{name[:48]:<48} {hardware:<15} {tp:>2}x{gpus // tp:<3} {batch:>5}"
+              f" {meas:>11.0f}/{sim:<8.0f} ({err:+6.1f}){flag}")
+    errs = [abs(x["error_pct"]) for x in results]
+    print(f"median |error| output tokens/s: {statistics.median(errs):.1f} % over"
+          f" {len(errs)} results (median signed"
+          f" {statistics.median(x['error_pct'] for x in results):+.1f} %)")
+    for s in skipped:
+        print(f"skipped: {s}")
+    json.dump({"results": results, "skipped": skipped},
+              open(out / "summary.json", "w"), indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
