@@ -13,11 +13,18 @@ lengths are not in the dataset (it holds GPT-4's reference answers): each reques
 generates its reference answer's length scaled to the run's own mean output per sample
 (tokens/s over samples/s), so the replay generates the run's output tokens.
 
+Each Server result is replayed the way loadgen drives it: Poisson arrivals at the run's
+`target_qps`, each query one prompt drawn at random from the 24,576 (seed 0), for the
+run's minimum duration (600 s, 2,400 s for NVIDIA's 8-GPU, H200 and GH200 systems), on
+the same engines with the Server batch limit; scored: p99 TTFT and p99 TPOT against
+the run's (the benchmark bounds them at 2 s and 200 ms).
+
 Usage: scripts/mlperf_check.py [--servesim target/release/servesim] [--out DIR]
 """
 import argparse
 import csv
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -30,6 +37,12 @@ MAX_TOKENS = 1024  # the dataset's input limit and the harness's max_output_len
 # The batch limit of the NVIDIA class H100 SXM systems inherit where the submitter's
 # own config file is not in the results repository (configs/llama2-70b/Offline).
 INHERITED_BATCH = 896
+SERVER_BATCH = 1024  # the same class's Server batch limit
+# loadgen's min_duration: 2,400 s for these systems, 600 s for every other one.
+LONG_RUNS = {"DGX-H100_H100-SXM-80GBx8_TRT", "H200-SXM-141GBx8_TRT",
+             "H200-SXM-141GB-CTSx8_TRT", "H200-SXM-141GB-CTSx1_TRT",
+             "GH200-GraceHopper-Superchip_GH200-144GB_aarch64x1_TRT"}
+LONG_RUN_S, SHORT_RUN_S = 2400.0, 600.0
 
 
 def replay_target(r):
@@ -62,6 +75,72 @@ def write_trace(path, lengths, mean_out):
     return total
 
 
+def write_server_trace(path, lengths, mean_out, qps, duration_s):
+    rng = random.Random(0)
+    ref_mean = sum(o for _, o in lengths) / len(lengths)
+    t, i = 0.0, 0
+    with open(path, "w") as f:
+        f.write("request_id,arrival_time_s,input_tokens,output_tokens\n")
+        while True:
+            t += rng.expovariate(qps)
+            if t > duration_s:
+                break
+            inp, ref = lengths[rng.randrange(len(lengths))]
+            out = max(1, min(MAX_TOKENS, round(ref * mean_out / ref_mean)))
+            f.write(f"{i},{t:.6f},{inp},{out}\n")
+            i += 1
+    return i
+
+
+def simulate(servesim, trace, r, hardware, extra, batch, run_dir, offline):
+    tp, gpus = int(r["tp"]), int(r["num_accelerators"])
+    cmd = [servesim, "simulate", "--trace", str(trace), "--model", MODEL,
+           "--hardware", hardware, "--tensor-parallel-size", str(tp),
+           "--num-replicas", str(gpus // tp), "--serving-stack", "trtllm-engine",
+           "--quantization", "fp8", *(["--offline"] if offline else []),
+           "--max-num-seqs", str(batch), "--max-num-batched-tokens", "16384",
+           "--max-model-len", str(2 * MAX_TOKENS), "--gpu-memory-utilization", "0.95",
+           *extra, "--output-dir", str(run_dir)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr}")
+    return json.load(open(run_dir / "summary.json"))
+
+
+def server_results(args, out, lengths):
+    """Replay the Server results: p99 TTFT and p99 TPOT, measured and simulated."""
+    rows = [r for r in csv.DictReader(open(DATA / "results.csv"))
+            if r["division"] == "closed" and r["scenario"] == "Server"]
+    print(f"\n{'Server: system':<48} {'qps':>6} {'p99 TTFT ms meas/sim':>22}"
+          f" {'p99 TPOT ms meas/sim':>22}")
+    results = []
+    for r in rows:
+        hardware, extra = replay_target(r)
+        if hardware is None:
+            continue
+        batch = int(r["gpu_batch_size"]) if r["gpu_batch_size"] else SERVER_BATCH
+        qps = float(r["server_target_qps"])
+        duration = LONG_RUN_S if r["system"] in LONG_RUNS else SHORT_RUN_S
+        name = f"server_{r['submitter']}_{r['system']}"
+        trace = out / f"{name}.csv"
+        mean_out = float(r["tokens_per_s"]) / float(r["samples_per_s"])
+        write_server_trace(trace, lengths, mean_out, qps, duration)
+        s = simulate(args.servesim, trace, r, hardware, extra, batch, out / name, False)
+        ttft, tpot = s["ttft_s"]["p99"] * 1e3, s["tpot_s"]["p99"] * 1e3
+        mt, mp = float(r["ttft_p99_ms"]), float(r["tpot_p99_ms"])
+        results.append({"submitter": r["submitter"], "system": r["system"], "qps": qps,
+                        "ttft_p99_ms": [mt, ttft], "tpot_p99_ms": [mp, tpot],
+                        "ttft_error_pct": 100.0 * (ttft / mt - 1.0),
+                        "tpot_error_pct": 100.0 * (tpot / mp - 1.0)})
+        print(f"{name[7:55]:<48} {qps:>6.1f} {mt:>9.0f}/{ttft:<7.0f}({100 * (ttft / mt - 1):+5.0f})"
+              f" {mp:>9.0f}/{tpot:<7.0f}({100 * (tpot / mp - 1):+5.0f})")
+    for key in ("ttft_error_pct", "tpot_error_pct"):
+        print(f"median |error| p99 {key[:4].upper()}: "
+              f"{statistics.median(abs(x[key]) for x in results):.1f} % over {len(results)}"
+              f" results (median signed {statistics.median(x[key] for x in results):+.1f} %)")
+    return results
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--servesim", default=str(ROOT / "target/release/servesim"))
@@ -87,18 +166,7 @@ def main():
         name = f"{r['submitter']}_{r['system']}"
         trace = out / f"{name}.csv"
         write_trace(trace, lengths, mean_out)
-        run_dir = out / name
-        cmd = [args.servesim, "simulate", "--trace", str(trace), "--model", MODEL,
-               "--hardware", hardware, "--tensor-parallel-size", str(tp),
-               "--num-replicas", str(gpus // tp), "--serving-stack", "trtllm-engine",
-               "--quantization", "fp8", "--offline",
-               "--max-num-seqs", str(batch), "--max-num-batched-tokens", "16384",
-               "--max-model-len", str(2 * MAX_TOKENS), "--gpu-memory-utilization", "0.95",
-               *extra, "--output-dir", str(run_dir)]
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        if p.returncode != 0:
-            sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr}")
-        summary = json.load(open(run_dir / "summary.json"))
+        summary = simulate(args.servesim, trace, r, hardware, extra, batch, out / name, True)
         sim = summary["output_tokens_per_s"]
         meas = float(r["tokens_per_s"])
         err = 100.0 * (sim / meas - 1.0)
@@ -115,7 +183,8 @@ def main():
           f" {statistics.median(x['error_pct'] for x in results):+.1f} %)")
     for s in skipped:
         print(f"skipped: {s}")
-    json.dump({"results": results, "skipped": skipped},
+    server = server_results(args, out, lengths)
+    json.dump({"results": results, "server": server, "skipped": skipped},
               open(out / "summary.json", "w"), indent=1)
 
 

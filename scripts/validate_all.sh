@@ -240,6 +240,7 @@ echo
 echo "## MLPerf Inference v4.0, Llama-2-70B Offline (never fitted on)"
 python3 scripts/mlperf_check.py --servesim target/release/servesim --out "$OUT/mlperf-v4.0" \
     | grep -E "^(median|skipped)" || echo "FAILED: mlperf-v4.0"
+# (the Server medians: p99 TTFT and p99 TPOT at each run's target_qps)
 
 # vLLM V0 results quoted in vLLM pull requests (perf_model/measurements/
 # vllm-host-overhead/): never fitted on (the V0 stacks are fitted on Argonne's A100 and
