@@ -63,16 +63,17 @@ def replay_target(r):
     return None, f"no hardware file or serving stack for {acc} ({r['framework']})"
 
 
+def scaled_output(ref, mean_out, ref_mean):
+    """A request's output length: its reference answer's, scaled to the run's mean."""
+    return max(1, min(MAX_TOKENS, round(ref * mean_out / ref_mean)))
+
+
 def write_trace(path, lengths, mean_out):
     ref_mean = sum(o for _, o in lengths) / len(lengths)
-    total = 0
     with open(path, "w") as f:
         f.write("request_id,arrival_time_s,input_tokens,output_tokens\n")
         for i, (inp, ref) in enumerate(lengths):
-            out = max(1, min(MAX_TOKENS, round(ref * mean_out / ref_mean)))
-            total += out
-            f.write(f"{i},0,{inp},{out}\n")
-    return total
+            f.write(f"{i},0,{inp},{scaled_output(ref, mean_out, ref_mean)}\n")
 
 
 def write_server_trace(path, lengths, mean_out, qps, duration_s):
@@ -86,10 +87,8 @@ def write_server_trace(path, lengths, mean_out, qps, duration_s):
             if t > duration_s:
                 break
             inp, ref = lengths[rng.randrange(len(lengths))]
-            out = max(1, min(MAX_TOKENS, round(ref * mean_out / ref_mean)))
-            f.write(f"{i},{t:.6f},{inp},{out}\n")
+            f.write(f"{i},{t:.6f},{inp},{scaled_output(ref, mean_out, ref_mean)}\n")
             i += 1
-    return i
 
 
 def simulate(servesim, trace, r, hardware, extra, batch, run_dir, offline):
