@@ -7,8 +7,13 @@ Each closed-division Offline result becomes one offline run: the benchmark's 24,
 OpenOrca prompts at their own input lengths (openorca_lengths.csv), all queued at
 t = 0, on `num_accelerators / tp` replicas of the submitter's tensor-parallel engine
 (TensorRT-LLM FP8 engines, the `trtllm-engine` stack), with the engine's batch limit
-(`gpu_batch_size`), 16,384 tokens per iteration (the harness builder's default), a KV
-cache of 0.95 of the free memory, and contexts up to 1,024 + 1,024 tokens. The output
+(`gpu_batch_size`), 16,384 tokens per iteration (the harness builder's default), an FP8
+KV cache of 0.95 of the free memory, and contexts up to 1,024 + 1,024 tokens. The build
+commands pass no KV flag, but the DGX-H100 Server summary's means put 711 requests in
+flight per TP2 engine (Little's law: 70.98 queries/s x 40.06 s over 4 engines) at a mean
+TTFT of 0.38 s, which a 16-bit cache (~280,000 tokens per engine) cannot hold: replayed
+at that concurrency (the last block printed) with a 16-bit cache the engines preempt
+thousands of requests and the mean TTFT is seconds; with an FP8 cache, half a second. The output
 lengths are not in the dataset (it holds GPT-4's reference answers): each request
 generates its reference answer's length scaled to the run's own mean output per sample
 (tokens/s over samples/s), so the replay generates the run's output tokens.
@@ -91,12 +96,13 @@ def write_server_trace(path, lengths, mean_out, qps, duration_s):
             i += 1
 
 
-def simulate(servesim, trace, r, hardware, extra, batch, run_dir, offline):
+def simulate(servesim, trace, r, hardware, extra, batch, run_dir, offline, kv="fp8"):
     tp, gpus = int(r["tp"]), int(r["num_accelerators"])
     cmd = [servesim, "simulate", "--trace", str(trace), "--model", MODEL,
            "--hardware", hardware, "--tensor-parallel-size", str(tp),
            "--num-replicas", str(gpus // tp), "--serving-stack", "trtllm-engine",
-           "--quantization", "fp8", *(["--offline"] if offline else []),
+           "--quantization", "fp8", "--kv-cache-dtype", kv,
+           *(["--offline"] if offline else []),
            "--max-num-seqs", str(batch), "--max-num-batched-tokens", "16384",
            "--max-model-len", str(2 * MAX_TOKENS), "--gpu-memory-utilization", "0.95",
            *extra, "--output-dir", str(run_dir)]
@@ -138,6 +144,33 @@ def server_results(args, out, lengths):
               f"{statistics.median(abs(x[key]) for x in results):.1f} % over {len(results)}"
               f" results (median signed {statistics.median(x[key] for x in results):+.1f} %)")
     return results
+
+
+def concurrency_check(args, out, lengths):
+    """Where a Server summary's means were transcribed: replay closed-loop at the
+    concurrency Little's law gives (scheduled rate x mean latency), with a 16-bit and an
+    FP8 KV cache, admitting on the prompt (TensorRT-LLM's MAX_UTILIZATION)."""
+    rows = [r for r in csv.DictReader(open(DATA / "results.csv"))
+            if r["scenario"] == "Server" and r["mean_latency_ms"]]
+    for r in rows:
+        hardware, extra = replay_target(r)
+        in_flight = round(float(r["scheduled_samples_per_s"])
+                          * float(r["mean_latency_ms"]) / 1e3)
+        mean_out = float(r["tokens_per_s"]) / float(r["samples_per_s"])
+        trace = out / f"closed_{r['system']}.csv"
+        write_server_trace(trace, lengths, mean_out, float(r["server_target_qps"]),
+                           SHORT_RUN_S)
+        print(f"\nClosed loop at {in_flight} requests in flight ({r['system']}: "
+              f"{r['scheduled_samples_per_s']} queries/s x {r['mean_latency_ms']} ms);"
+              f" measured mean TPOT {r['mean_tpot_ms']} ms, mean TTFT {r['mean_ttft_ms']} ms,"
+              f" {r['tokens_per_s']} tokens/s")
+        for kv in ("auto", "fp8"):
+            s = simulate(args.servesim, trace, r, hardware,
+                         [*extra, "--concurrency", str(in_flight), "--kv-reservation", "false"],
+                         int(r["gpu_batch_size"]), out / f"closed_{kv}", False, kv)
+            print(f"  KV cache {'16-bit' if kv == 'auto' else 'FP8'}: mean TPOT"
+                  f" {s['tpot_s']['mean'] * 1e3:.1f} ms, mean TTFT {s['ttft_s']['mean'] * 1e3:.0f}"
+                  f" ms, {s['output_tokens_per_s']:.0f} tokens/s, {s['preemptions']} preemptions")
 
 
 def main():
@@ -183,6 +216,7 @@ def main():
     for s in skipped:
         print(f"skipped: {s}")
     server = server_results(args, out, lengths)
+    concurrency_check(args, out, lengths)
     json.dump({"results": results, "server": server, "skipped": skipped},
               open(out / "summary.json", "w"), indent=1)
 
