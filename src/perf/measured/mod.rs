@@ -39,6 +39,7 @@ mod collectives;
 mod comm;
 mod fit;
 mod fit_cache;
+mod fp8_rate;
 mod gemm;
 mod measurements;
 mod ops;
@@ -194,16 +195,38 @@ impl MeasuredModel {
         // No profile holds FP8 GEMMs: the FP8 grid times FP8 and NVFP4 matrices wherever
         // it was measured through an engine of the stack's kernel generation (read only
         // for such deployments: a 16-bit one never needs it).
-        let engine_gemm_fp8 = if matches!(d.matrix_dtype(), DType::Fp8 | DType::Nvfp4) {
+        let fp8_matrices = matches!(d.matrix_dtype(), DType::Fp8 | DType::Nvfp4);
+        let fp8_grid = if fp8_matrices {
             measurements::load_gemm(&paths.perf_model, &slug, measurements::GridFormat::Fp8)?
-                .filter(|g| d.stack.kernel_generation == Some(g.generation))
         } else {
             None
+        };
+        let (engine_gemm_fp8, fp8_other) = match fp8_grid {
+            Some(g) if d.stack.kernel_generation == Some(g.generation) => (Some(g), None),
+            other => (None, other),
+        };
+        // A grid of another generation still says what FP8 gains over 16-bit on this
+        // GPU: the stack's 16-bit law is scaled by that, not by the peak ratio.
+        let fp8_rate = match &fp8_other {
+            Some(f) => {
+                measurements::load_gemm(&paths.perf_model, &slug, measurements::GridFormat::Bf16)?
+                    .and_then(|b| {
+                        fp8_rate::Fp8Rate::from_grids(
+                            f,
+                            &b,
+                            d.peak_flops(DType::Fp8) / 1e6,
+                            d.peak_flops(DType::Bf16) / 1e6,
+                            d.gpu().memory_bandwidth_bytes_per_s() / 1e6,
+                        )
+                    })
+            }
+            None => None,
         };
         let inputs = build::Inputs {
             twin_gemm: twin.as_ref().map(|(p, ratio)| (p, *ratio)),
             engine_gemm: engine_gemm.as_ref(),
             engine_gemm_fp8: engine_gemm_fp8.as_ref(),
+            fp8_rate: fp8_rate.as_ref(),
             engine_all_reduce: &engine_all_reduce,
             library: &library,
             engine_attention: &engine_attention,

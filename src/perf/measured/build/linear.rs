@@ -148,8 +148,10 @@ impl Ctx<'_> {
         // FP8 (W8A8) and NVFP4 (W4A4) take the law fitted on the FP8 grid where there is
         // one (FP4 at the tensor-peak ratio of FP4 to FP8): those kernels reach a smaller
         // share of their peak than 16-bit ones. Otherwise formats that run at their own
-        // tensor rate (W8A8, W4A4) scale the 16-bit law's compute term, and weight-only
-        // formats compute at the 16-bit rate.
+        // tensor rate (W8A8, W4A4) scale the 16-bit law's compute term: FP8 and NVFP4 by
+        // what FP8 gains over 16-bit where the GPU's grids of another engine measure it
+        // (`fp8_rate`), else by the peak ratio; weight-only formats compute at the
+        // 16-bit rate.
         let fp8 = match wdt {
             DType::Fp8 | DType::Nvfp4 => self.fp8_gemm_law(),
             _ => None,
@@ -160,12 +162,21 @@ impl Ctx<'_> {
                 (law, label, scale)
             }
             None => {
-                let scale = if matches!(wdt, DType::Fp8 | DType::Int8 | DType::Nvfp4) {
-                    (d.peak_flops(wdt) / d.peak_flops(d.act_dtype)).max(1.0)
-                } else {
-                    1.0
+                let measured = self
+                    .inp
+                    .fp8_rate
+                    .filter(|_| matches!(wdt, DType::Fp8 | DType::Nvfp4));
+                let scale = match measured {
+                    Some(r) => r.ratio * (d.peak_flops(wdt) / d.peak_flops(DType::Fp8)).max(1.0),
+                    None if matches!(wdt, DType::Fp8 | DType::Int8 | DType::Nvfp4) => {
+                        (d.peak_flops(wdt) / d.peak_flops(d.act_dtype)).max(1.0)
+                    }
+                    None => 1.0,
                 };
-                let (law, label) = self.gemm_law();
+                let (law, mut label) = self.gemm_law();
+                if let Some(r) = measured {
+                    label = format!("{label} × {}", r.label);
+                }
                 (law, label, scale)
             }
         };

@@ -50,6 +50,9 @@ pub(crate) struct Inputs<'a> {
     /// Per-tensor FP8 GEMMs measured through an engine of the stack's kernel
     /// generation on this GPU.
     pub engine_gemm_fp8: Option<&'a super::measurements::GemmGrid>,
+    /// What FP8 gains over 16-bit on this GPU, measured through an engine of another
+    /// generation than the stack (used where `engine_gemm_fp8` is absent).
+    pub fp8_rate: Option<&'a super::fp8_rate::Fp8Rate>,
     /// Where the other accelerators' profiles are (for a transferred attention law).
     pub paths: &'a DataPaths,
     pub exclude_models: &'a [String],
