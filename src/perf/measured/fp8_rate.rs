@@ -74,8 +74,9 @@ mod tests {
 
     #[test]
     fn hopper_fp8_gains_less_than_its_peak_ratio() {
-        // H100 SXM: 989.4 TFLOP/s bf16 dense, 3.35 TB/s. The grids' largest GEMMs reach
-        // ~816 (bf16) and ~1,445 (FP8) TFLOP/s at their 90th percentile: about 1.8×.
+        // H100 SXM: 989.4 TFLOP/s bf16 dense, 3.35 TB/s. The laws' compute rates are
+        // ~1,208 (FP8) and ~774 (bf16) TFLOP/s, 1.56× (the grids' largest GEMMs reach
+        // ~1,445 and ~816 at their 90th percentile, 1.77×): well short of the peaks' 2×.
         let r = rate("h100-sxm5-80gb", 989.4, 3350.0);
         assert!(r.ratio > 1.4 && r.ratio < 2.0, "{r:?}");
         assert!(r.label.contains("h100-sxm5-80gb__fp8.csv"), "{}", r.label);
