@@ -147,30 +147,47 @@ def server_results(args, out, lengths):
 
 
 def concurrency_check(args, out, lengths):
-    """Where a Server summary's means were transcribed: replay closed-loop at the
-    concurrency Little's law gives (scheduled rate x mean latency), with a 16-bit and an
-    FP8 KV cache, admitting on the prompt (TensorRT-LLM's MAX_UTILIZATION)."""
+    """Replay each Server result closed-loop at the concurrency Little's law gives
+    (scheduled rate x mean latency), admitting on the prompt (TensorRT-LLM's
+    MAX_UTILIZATION): the engines' iteration at the load they really carried, free of
+    how a near-saturated queue multiplies small throughput errors. For the DGX-H100 x 8
+    run also with a 16-bit KV cache, which cannot hold that concurrency."""
     rows = [r for r in csv.DictReader(open(DATA / "results.csv"))
             if r["scenario"] == "Server" and r["mean_latency_ms"]]
+    print(f"\n{'closed loop at the measured concurrency':<48} {'in flight':>9}"
+          f" {'mean TPOT ms meas/sim':>22} {'tok/s meas/sim':>22}")
+    errs = {"tpot": [], "tok": []}
     for r in rows:
         hardware, extra = replay_target(r)
+        if hardware is None:
+            continue
         in_flight = round(float(r["scheduled_samples_per_s"])
                           * float(r["mean_latency_ms"]) / 1e3)
         mean_out = float(r["tokens_per_s"]) / float(r["samples_per_s"])
         trace = out / f"closed_{r['system']}.csv"
         write_server_trace(trace, lengths, mean_out, float(r["server_target_qps"]),
                            SHORT_RUN_S)
-        print(f"\nClosed loop at {in_flight} requests in flight ({r['system']}: "
-              f"{r['scheduled_samples_per_s']} queries/s x {r['mean_latency_ms']} ms);"
-              f" measured mean TPOT {r['mean_tpot_ms']} ms, mean TTFT {r['mean_ttft_ms']} ms,"
-              f" {r['tokens_per_s']} tokens/s")
-        for kv in ("auto", "fp8"):
+        batch = int(r["gpu_batch_size"]) if r["gpu_batch_size"] else SERVER_BATCH
+        kvs = ("fp8", "auto") if r["system"] == "DGX-H100_H100-SXM-80GBx8_TRT" else ("fp8",)
+        for kv in kvs:
             s = simulate(args.servesim, trace, r, hardware,
                          [*extra, "--concurrency", str(in_flight), "--kv-reservation", "false"],
-                         int(r["gpu_batch_size"]), out / f"closed_{kv}", False, kv)
-            print(f"  KV cache {'16-bit' if kv == 'auto' else 'FP8'}: mean TPOT"
-                  f" {s['tpot_s']['mean'] * 1e3:.1f} ms, mean TTFT {s['ttft_s']['mean'] * 1e3:.0f}"
-                  f" ms, {s['output_tokens_per_s']:.0f} tokens/s, {s['preemptions']} preemptions")
+                         batch, out / f"closed_{kv}_{r['system']}", False, kv)
+            mt, st = float(r["mean_tpot_ms"]), s["tpot_s"]["mean"] * 1e3
+            mk, sk = float(r["tokens_per_s"]), s["output_tokens_per_s"]
+            label = f"{r['submitter']}_{r['system']}"[:40] + ("" if kv == "fp8" else " 16-bit KV")
+            print(f"{label:<48} {in_flight:>9} {mt:>9.1f}/{st:<6.1f}({100 * (st / mt - 1):+5.1f})"
+                  f" {mk:>9.0f}/{sk:<6.0f}({100 * (sk / mk - 1):+5.1f})"
+                  f"  mean TTFT {s['ttft_s']['mean'] * 1e3:.0f} ms (measured {r['mean_ttft_ms']}),"
+                  f" {s['preemptions']} preemptions")
+            if kv == "fp8":
+                errs["tpot"].append(100 * (st / mt - 1))
+                errs["tok"].append(100 * (sk / mk - 1))
+    print(f"median |error| at the measured concurrency: mean TPOT"
+          f" {statistics.median(abs(e) for e in errs['tpot']):.1f} % (signed"
+          f" {statistics.median(errs['tpot']):+.1f}), output tokens/s"
+          f" {statistics.median(abs(e) for e in errs['tok']):.1f} % (signed"
+          f" {statistics.median(errs['tok']):+.1f}) over {len(errs['tpot'])} results")
 
 
 def main():
