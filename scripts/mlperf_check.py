@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Replay MLPerf Inference v4.0's Llama-2-70B Offline results
+"""Replay MLPerf Inference v4.0's (and v5.0's) Llama-2-70B Offline results
 (perf_model/measurements/mlperf-inference-v4.0/) through `servesim simulate` and compare
 output tokens per second. Nothing here was used to fit any parameter.
 
@@ -24,6 +24,10 @@ run's minimum duration (600 s, 2,400 s for NVIDIA's 8-GPU, H200 and GH200 system
 the same engines with the Server batch limit; scored: p99 TTFT and p99 TPOT against
 the run's (the benchmark bounds them at 2 s and 200 ms).
 
+MLPerf v5.0's Offline results (perf_model/measurements/mlperf-inference-v5.0/, output
+tokens/s only) are replayed last, on the engines NVIDIA's v5.0 harness config gives each
+GPU (H100: TP1 x PP2; H200: TP1; B200: NVFP4, TP1), with the same prompts and stack.
+
 Usage: scripts/mlperf_check.py [--servesim target/release/servesim] [--out DIR]
 """
 import argparse
@@ -37,12 +41,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "perf_model/measurements/mlperf-inference-v4.0"
+DATA_V5 = ROOT / "perf_model/measurements/mlperf-inference-v5.0"
 MODEL = "meta-llama/Llama-2-70b-hf"  # Llama-2-70b-chat-hf has the same shapes
 MAX_TOKENS = 1024  # the dataset's input limit and the harness's max_output_len
 # The batch limit of the NVIDIA class H100 SXM systems inherit where the submitter's
 # own config file is not in the results repository (configs/llama2-70b/Offline).
 INHERITED_BATCH = 896
 SERVER_BATCH = 1024  # the same class's Server batch limit
+V4_MAX_NUM_TOKENS = 16384  # the v4.0 builder's default max_num_tokens
 # loadgen's min_duration: 2,400 s for these systems, 600 s for every other one.
 LONG_RUNS = {"DGX-H100_H100-SXM-80GBx8_TRT", "H200-SXM-141GBx8_TRT",
              "H200-SXM-141GB-CTSx8_TRT", "H200-SXM-141GB-CTSx1_TRT",
@@ -96,14 +102,22 @@ def write_server_trace(path, lengths, mean_out, qps, duration_s):
             i += 1
 
 
-def simulate(servesim, trace, r, hardware, extra, batch, run_dir, offline, kv="fp8"):
-    tp, gpus = int(r["tp"]), int(r["num_accelerators"])
+def v4_layout(r):
+    """A v4.0 result's engines: TP from its harness config, 16,384 tokens per iteration."""
+    tp = int(r["tp"])
+    return {"tp": tp, "pp": 1, "replicas": int(r["num_accelerators"]) // tp,
+            "quantization": "fp8", "max_num_tokens": V4_MAX_NUM_TOKENS}
+
+
+def simulate(servesim, trace, layout, hardware, extra, batch, run_dir, offline, kv="fp8"):
     cmd = [servesim, "simulate", "--trace", str(trace), "--model", MODEL,
-           "--hardware", hardware, "--tensor-parallel-size", str(tp),
-           "--num-replicas", str(gpus // tp), "--serving-stack", "trtllm-engine",
-           "--quantization", "fp8", "--kv-cache-dtype", kv,
+           "--hardware", hardware, "--tensor-parallel-size", str(layout["tp"]),
+           "--pipeline-parallel-size", str(layout["pp"]),
+           "--num-replicas", str(layout["replicas"]), "--serving-stack", "trtllm-engine",
+           "--quantization", layout["quantization"], "--kv-cache-dtype", kv,
            *(["--offline"] if offline else []),
-           "--max-num-seqs", str(batch), "--max-num-batched-tokens", "16384",
+           "--max-num-seqs", str(batch),
+           "--max-num-batched-tokens", str(layout["max_num_tokens"]),
            "--max-model-len", str(2 * MAX_TOKENS), "--gpu-memory-utilization", "0.95",
            *extra, "--output-dir", str(run_dir)]
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -130,7 +144,8 @@ def server_results(args, out, lengths):
         trace = out / f"{name}.csv"
         mean_out = float(r["tokens_per_s"]) / float(r["samples_per_s"])
         write_server_trace(trace, lengths, mean_out, qps, duration)
-        s = simulate(args.servesim, trace, r, hardware, extra, batch, out / name, False)
+        s = simulate(args.servesim, trace, v4_layout(r), hardware, extra, batch, out / name,
+                     False)
         ttft, tpot = s["ttft_s"]["p99"] * 1e3, s["tpot_s"]["p99"] * 1e3
         mt, mp = float(r["ttft_p99_ms"]), float(r["tpot_p99_ms"])
         results.append({"submitter": r["submitter"], "system": r["system"], "qps": qps,
@@ -170,7 +185,7 @@ def concurrency_check(args, out, lengths):
         batch = int(r["gpu_batch_size"]) if r["gpu_batch_size"] else SERVER_BATCH
         kvs = ("fp8", "auto") if r["system"] == "DGX-H100_H100-SXM-80GBx8_TRT" else ("fp8",)
         for kv in kvs:
-            s = simulate(args.servesim, trace, r, hardware,
+            s = simulate(args.servesim, trace, v4_layout(r), hardware,
                          [*extra, "--concurrency", str(in_flight), "--kv-reservation", "false"],
                          batch, out / f"closed_{kv}_{r['system']}", False, kv)
             mt, st = float(r["mean_tpot_ms"]), s["tpot_s"]["mean"] * 1e3
@@ -188,6 +203,71 @@ def concurrency_check(args, out, lengths):
           f" {statistics.median(errs['tpot']):+.1f}), output tokens/s"
           f" {statistics.median(abs(e) for e in errs['tok']):.1f} % (signed"
           f" {statistics.median(errs['tok']):+.1f}) over {len(errs['tpot'])} results")
+
+
+# MLPerf v5.0's engines, from NVIDIA's Offline harness config (closed/NVIDIA/configs/
+# llama2-70b/Offline/__init__.py of mlcommons/inference_results_v5.0 at 6069beb2): the
+# class of each GPU, FP8 KV cache, 0.95 of the free memory for it. Other submitters'
+# configs are not in the index read; their systems take NVIDIA's class for the GPU.
+V5_ENGINES = {
+    # H100_SXM_80GB_PP2x1 and its x2 / x4: TP1 x PP2, batch 1,024, 1,024 tokens
+    "NVIDIA H100-SXM-80GB": ("h100", {"tp": 1, "pp": 2, "quantization": "fp8",
+                                      "max_num_tokens": 1024}, 1024),
+    # H200_SXM_141GBx1 and its x8: TP1, batch 2,048, 1,536 tokens
+    "NVIDIA H200-SXM-141GB": ("h200", {"tp": 1, "pp": 1, "quantization": "fp8",
+                                       "max_num_tokens": 1536}, 2048),
+    # B200_SXM_180GBx1 and its x8: NVFP4 weights, TP1, batch 2,048, 3,584 tokens
+    "NVIDIA B200-SXM-180GB": ("b200", {"tp": 1, "pp": 1, "quantization": "nvfp4",
+                                       "max_num_tokens": 3584}, 2048),
+    # no class for the 96 GB part: GH200_144GB_aarch64x1's (TP1, batch 2,048, 1,536 tokens)
+    "NVIDIA GH200 Grace Hopper Superchip 96GB": ("gh200", {
+        "tp": 1, "pp": 1, "quantization": "fp8", "max_num_tokens": 1536}, 2048),
+}
+# v5.0's summaries give tokens/s only; output tokens per sample as v4.0's runs (291.5-293.2)
+V5_OUTPUT_PER_SAMPLE = 292.0
+
+
+def v5_offline(args, out, lengths):
+    """Replay MLPerf v5.0's Offline results on the engines NVIDIA's config gives."""
+    rows = [r for r in csv.DictReader(open(DATA_V5 / "results.csv"))
+            if r["scenario"] == "Offline"]
+    trace = out / "v5_offline.csv"
+    write_trace(trace, lengths, V5_OUTPUT_PER_SAMPLE)
+    print(f"\n{'MLPerf v5.0 Offline: system':<56} {'layout':>9} {'tok/s meas/sim (err %)':>26}")
+    results, skipped, cache = [], [], {}
+    for r in rows:
+        engine = V5_ENGINES.get(r["accelerator"])
+        if engine is None or "MaxQ" in r["system"]:
+            why = "power-capped" if engine else "no engine config or hardware file"
+            skipped.append(f"{r['submitter']} {r['system']} ({r['accelerator']}): {why}")
+            continue
+        hardware, layout, batch = engine
+        gpus = int(r["num_accelerators"])
+        layout = {**layout, "replicas": gpus // (layout["tp"] * layout["pp"])}
+        key = (hardware, gpus)
+        if key not in cache:
+            run_dir = out / f"v5_{hardware}_x{gpus}"
+            cache[key] = simulate(args.servesim, trace, layout, hardware, [], batch, run_dir,
+                                  True)["output_tokens_per_s"]
+        sim, meas = cache[key], float(r["tokens_per_s"])
+        err = 100.0 * (sim / meas - 1.0)
+        results.append({"public_id": r["public_id"], "submitter": r["submitter"],
+                        "system": r["system"], "benchmark": r["benchmark"],
+                        "hardware": hardware, "measured_tok_s": meas,
+                        "simulated_tok_s": sim, "error_pct": err})
+        shape = f"{layout['tp']}x{layout['pp']}x{layout['replicas']}"
+        print(f"{(r['submitter'] + ' ' + r['system'])[:56]:<56} {shape:>9}"
+              f" {meas:>9.0f}/{sim:<7.0f} ({err:+6.1f})")
+    for hw in sorted({x["hardware"] for x in results}):
+        e = [x["error_pct"] for x in results if x["hardware"] == hw]
+        print(f"  {hw}: {len(e)} results, signed error {min(e):+.1f} to {max(e):+.1f} %")
+    print(f"median |error| output tokens/s (v5.0): "
+          f"{statistics.median(abs(x['error_pct']) for x in results):.1f} % over"
+          f" {len(results)} results (median signed"
+          f" {statistics.median(x['error_pct'] for x in results):+.1f} %)")
+    for s in skipped:
+        print(f"skipped (v5.0): {s}")
+    return {"results": results, "skipped": skipped}
 
 
 def main():
@@ -215,7 +295,8 @@ def main():
         name = f"{r['submitter']}_{r['system']}"
         trace = out / f"{name}.csv"
         write_trace(trace, lengths, mean_out)
-        summary = simulate(args.servesim, trace, r, hardware, extra, batch, out / name, True)
+        summary = simulate(args.servesim, trace, v4_layout(r), hardware, extra, batch,
+                           out / name, True)
         sim = summary["output_tokens_per_s"]
         meas = float(r["tokens_per_s"])
         err = 100.0 * (sim / meas - 1.0)
@@ -234,7 +315,8 @@ def main():
         print(f"skipped: {s}")
     server = server_results(args, out, lengths)
     concurrency_check(args, out, lengths)
-    json.dump({"results": results, "server": server, "skipped": skipped},
+    v5 = v5_offline(args, out, lengths)
+    json.dump({"results": results, "server": server, "skipped": skipped, "v5.0": v5},
               open(out / "summary.json", "w"), indent=1)
 
 

@@ -233,14 +233,15 @@ for st in trtllm-engine trtllm-0.11; do
     python3 scripts/validation_summary.py "$o" | grep -E "^\| (a100|h100)"
 done
 
-# MLPerf Inference v4.0 Llama-2-70B Offline results (perf_model/measurements/
-# mlperf-inference-v4.0/): TensorRT-LLM FP8 engines on H100 SXM / PCIe and H200, the
-# benchmark's own prompt lengths; never fitted on, the same in every mode.
+# MLPerf Inference v4.0 and v5.0 Llama-2-70B results (perf_model/measurements/
+# mlperf-inference-v4.0/, -v5.0/): TensorRT-LLM engines on H100 SXM / PCIe, H200 and
+# (v5.0) B200, the benchmark's own prompt lengths; never fitted on, the same in every mode.
 echo
-echo "## MLPerf Inference v4.0, Llama-2-70B Offline (never fitted on)"
+echo "## MLPerf Inference v4.0 / v5.0, Llama-2-70B (never fitted on)"
 python3 scripts/mlperf_check.py --servesim target/release/servesim --out "$OUT/mlperf-v4.0" \
     | grep -E "^(median|skipped)" || echo "FAILED: mlperf-v4.0"
-# (the Server medians: p99 TTFT and p99 TPOT at each run's target_qps)
+# (v4.0 Offline; v4.0 Server: p99 TTFT and p99 TPOT at each run's target_qps, and mean
+# TPOT / tokens/s closed-loop at the measured concurrency; v5.0 Offline)
 
 # vLLM V0 results quoted in vLLM pull requests (perf_model/measurements/
 # vllm-host-overhead/): never fitted on (the V0 stacks are fitted on Argonne's A100 and
