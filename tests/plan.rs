@@ -152,10 +152,13 @@ fn infeasible_points_are_recorded_not_crashed() {
 /// Below that TTFT ≈ 1 ms. Above it the queue grows: a request arriving at time t waits
 /// about t × (r/1000 − 1), so over 2 s the p99 TTFT (t ≈ 1.98 s) stays within 50 ms only
 /// for r ≤ 1000 × (1 + 0.05/1.98) ≈ 1025 req/s. The search (tolerance 2 %) must land
-/// in [1000 × 0.98, 1025 × 1.02]; two replicas (round-robin) double it.
+/// in [1000 × 0.98, 1025 × 1.02]; two replicas (round-robin) double it. The API server
+/// takes the default stack's handling per request but no queue forms for its handlers
+/// (`hand_stack`), or a handler, not the engine, would bound the rate.
 const HAND_PLAN: &str = r#"
 name = "hand"
 max-model-len = 4096
+serving-stack = "STACK"
 [grid]
 num-replicas = [1, 2, 3]
 [workload]
@@ -165,6 +168,25 @@ input = "fixed:100"
 output = "fixed:1"
 duration-s = 2.0
 "#;
+
+/// The default stack with `api_server.handlers = 0`, written once for the tests.
+fn hand_stack() -> std::path::PathBuf {
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let src = DataPaths::builtin().perf_model.join("stacks/vllm-v1.toml");
+        let text = std::fs::read_to_string(src).unwrap();
+        assert!(
+            text.contains("\nhandlers = 1\n"),
+            "vllm-v1.toml names its handlers"
+        );
+        let dir = std::env::temp_dir().join(format!("servesim-hand-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vllm-v1-no-handlers.toml");
+        std::fs::write(&path, text.replace("\nhandlers = 1\n", "\nhandlers = 0\n")).unwrap();
+        path
+    })
+    .clone()
+}
 
 fn hand_plan(ttft_s: f64, target_rps: Option<f64>) -> servesim::plan::planner::PlanReport {
     hand_plan_with_headroom(ttft_s, target_rps, 0)
@@ -185,7 +207,8 @@ fn hand_plan_with(
     replications: u32,
     jobs: usize,
 ) -> servesim::plan::planner::PlanReport {
-    let mut ctx = context(HAND_PLAN);
+    let stack = hand_stack();
+    let mut ctx = context(&HAND_PLAN.replace("STACK", &stack.display().to_string()));
     ctx.latency_override = Some(Arc::new(FixedLatency::from_micros(0, 10, 0)));
     let opts = PlanOptions {
         slo: PlanSlo {

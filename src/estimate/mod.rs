@@ -14,7 +14,9 @@
 //!
 //! TTFT and E2E are as clients see them, as `simulate` reports them: they include the
 //! serving stack's API server (request handling before the engine sees the batch, and
-//! the time a token takes to reach the client; [`crate::sim::api`]).
+//! the time a token takes to reach the client; [`crate::sim::api`]). The batch reaches
+//! the server as one: its requests do not queue for the server's request handlers, as
+//! separate clients sending at once would.
 //!
 //! The operator breakdown comes from the same latency model
 //! ([`LatencyModel::op_breakdown`]) applied to
@@ -443,6 +445,13 @@ fn estimate_bounded(
     });
     let mut tallied = setup.clone();
     tallied.latency = tallying.clone();
+    // The batch is handed to the API server as one: each request's handling shifts its
+    // clock, but the requests do not queue for the server's handlers one by one.
+    if tallied.deployment.stack.api_server.handlers > 0 {
+        let mut stack = (*tallied.deployment.stack).clone();
+        stack.api_server.handlers = 0;
+        tallied.deployment.stack = Arc::new(stack);
+    }
     // Through the stack's API server, as clients (and `simulate`) see it.
     let opts = crate::simulate::ReplayOptions {
         max_iterations: Some(max_iterations),

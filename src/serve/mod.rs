@@ -248,7 +248,8 @@ pub async fn serve(
     let api = opts
         .api_server
         .as_ref()
-        .map(crate::sim::api::ApiDelays::of)
+        // Each request's own handling; this live server queues real requests itself.
+        .map(|a| crate::sim::api::ApiDelays::of(a, 0))
         .unwrap_or_default();
     let engine = EngineTask::new(
         sim,

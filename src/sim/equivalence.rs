@@ -152,6 +152,7 @@ fn run(s: &Scenario, trace: &[Request], reference: bool) -> Tally {
             request_us: 300.0,
             per_prompt_token_us: 2.0,
             per_token_out_us: 40.0,
+            handlers: 0,
             source: String::new(),
             fitted_on: Vec::new(),
             prior_request_us: 0.0,

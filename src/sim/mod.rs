@@ -154,6 +154,8 @@ pub struct Simulation {
     lockstep: Vec<(Vec<usize>, SimTime)>,
     /// The API server in front of the replicas (none: clients talk to the engine).
     api: Option<api::ApiDelays>,
+    /// What requests waited for one of the API server's handlers.
+    api_waits: api::Waits,
     /// Simulated clients that time out, retry or leave (none: clients wait).
     clients: Option<client::Clients>,
     /// Replica failures (none: replicas never fail).
@@ -233,6 +235,7 @@ impl Simulation {
             lockstep,
             max_iterations: None,
             api: None,
+            api_waits: api::Waits::default(),
             clients: None,
             failures: None,
             autoscaler: None,
@@ -249,7 +252,8 @@ impl Simulation {
     /// Put an API server in front of the replicas: [`Simulation::run`] delays every
     /// request and reports every latency as its client sees them (see [`api`]).
     pub fn with_api_server(mut self, server: &crate::stack::ApiServer) -> Self {
-        let d = api::ApiDelays::of(server);
+        let engines = u32::try_from(self.replicas.len()).unwrap_or(u32::MAX);
+        let d = api::ApiDelays::of(server, engines);
         self.api = (!d.is_zero()).then_some(d);
         self
     }
@@ -430,7 +434,8 @@ impl Simulation {
             // The client's clock started before the API server handed the request over.
             let ingress = self
                 .api
-                .map_or(SimDuration::ZERO, |d| d.ingress(req.input_tokens));
+                .map_or(SimDuration::ZERO, |d| d.ingress(req.input_tokens))
+                + self.api_waits.peek(req.id);
             let sent = SimTime::from_nanos(now.as_nanos().saturating_sub(ingress.as_nanos()));
             let policy = c.policy;
             req.id = c.register(attempt);
@@ -589,10 +594,11 @@ impl Simulation {
         observer: &mut dyn Observer,
     ) -> Result<RunStats> {
         let api = self.api;
+        let waits = self.api_waits.clone();
         let (mut requests, closed_loop) = match source {
             RequestSource::Open(it) => match api {
                 Some(d) => (
-                    Box::new(api::Ingress::new(it, d)) as Box<dyn Iterator<Item = _>>,
+                    Box::new(api::Ingress::new(it, d, &waits)) as Box<dyn Iterator<Item = _>>,
                     None,
                 ),
                 None => (it, None),
@@ -615,6 +621,7 @@ impl Simulation {
                 client = api::ClientView {
                     inner: sink,
                     delays,
+                    waits: waits.clone(),
                 };
                 &mut client
             }
@@ -632,9 +639,18 @@ impl Simulation {
             None => next = requests.next().transpose()?,
             Some(c) => to_issue = u64::from(c),
         }
+        // A closed-loop source sends through the API server's handlers, if it has any.
+        let mut handlers = closed_loop
+            .and(api)
+            .and_then(|d| d.handlers().map(|h| (d, h)));
+        let mut through_server = api::InFlight::default();
         loop {
             let t_arrival = if closed_loop.is_some() {
-                (to_issue > 0).then_some(self.now)
+                let issue = (to_issue > 0).then_some(self.now);
+                match (issue, through_server.next_time()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             } else {
                 next.as_ref().map(|r| r.arrival)
             };
@@ -657,17 +673,36 @@ impl Simulation {
             stats.events += self.process_until(t, &mut sink, observer);
             // 2. Arrivals at `t`.
             if closed_loop.is_some() {
-                to_issue += std::mem::take(&mut sink.ended);
-                while to_issue > 0 {
-                    to_issue -= 1;
-                    let Some(req) = requests.next().transpose()? else {
-                        to_issue = 0;
-                        break;
-                    };
-                    stats.events += 1;
-                    stats.requests_in += 1;
-                    self.add_request(req, &mut sink);
+                loop {
                     to_issue += std::mem::take(&mut sink.ended);
+                    while to_issue > 0 {
+                        to_issue -= 1;
+                        let Some(req) = requests.next().transpose()? else {
+                            to_issue = 0;
+                            break;
+                        };
+                        if let Some((d, h)) = handlers.as_mut() {
+                            let work = d.ingress(req.input_tokens);
+                            let at = h.serve(self.now, work);
+                            waits.record(req.id, at.saturating_duration_since(self.now + work));
+                            through_server.push(at, req);
+                            continue;
+                        }
+                        stats.events += 1;
+                        stats.requests_in += 1;
+                        self.add_request(req, &mut sink);
+                        to_issue += std::mem::take(&mut sink.ended);
+                    }
+                    let mut admitted = false;
+                    while let Some(req) = through_server.pop_due(self.now) {
+                        stats.events += 1;
+                        stats.requests_in += 1;
+                        self.add_request(req, &mut sink);
+                        admitted = true;
+                    }
+                    if !admitted && sink.ended == 0 {
+                        break;
+                    }
                 }
             } else {
                 while next.as_ref().is_some_and(|r| r.arrival == t) {

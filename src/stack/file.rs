@@ -217,6 +217,8 @@ struct ApiSection {
     request_us: f64,
     per_prompt_token_us: f64,
     per_token_out_us: f64,
+    #[serde(default)]
+    handlers: u32,
     prior_request_us: f64,
     source: String,
     #[serde(default)]
@@ -457,6 +459,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
         request_us: non_negative("api_server.request_us", a.request_us)?,
         per_prompt_token_us: non_negative("api_server.per_prompt_token_us", a.per_prompt_token_us)?,
         per_token_out_us: non_negative("api_server.per_token_out_us", a.per_token_out_us)?,
+        handlers: a.handlers,
         source: a.source.clone(),
         fitted_on: a.fitted_on.clone(),
         prior_request_us: non_negative("api_server.prior_request_us", a.prior_request_us)?,

@@ -255,6 +255,11 @@ pub struct ApiServer {
     /// From a token leaving the engine to the client receiving it (detokenization,
     /// streaming), µs.
     pub per_token_out_us: f64,
+    /// Request handlers per engine, each working one request at a time (vLLM's API
+    /// server: one process, one event loop, 1): a burst of requests queues for them,
+    /// each taking `request_us + per_prompt_token_us × prompt` of a handler. 0: no
+    /// queue, every request is handled at once.
+    pub handlers: u32,
     /// Where the figures come from.
     pub source: String,
     /// Validation sets the figures were fitted on (empty when not fitted).
@@ -264,7 +269,8 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Time from the client sending a request to the engine seeing it, µs.
+    /// Time from the client sending a request to the engine seeing it where no other
+    /// request is being handled, µs.
     pub fn ingress_us(&self, prompt_tokens: u32) -> f64 {
         self.request_us + self.per_prompt_token_us * f64::from(prompt_tokens)
     }

@@ -347,6 +347,7 @@ async fn the_api_servers_ingress_delays_the_engine_as_in_simulate() {
         request_us: 50_000.0,
         per_prompt_token_us: 0.0,
         per_token_out_us: 0.0,
+        handlers: 0,
         source: "test".into(),
         fitted_on: Vec::new(),
         prior_request_us: 0.0,

@@ -512,6 +512,7 @@ fn api_server_shifts_ttft_and_e2e_but_not_tpot() {
         request_us: 200.0,
         per_prompt_token_us: 2.0,
         per_token_out_us: 300.0,
+        handlers: 0,
         source: String::new(),
         fitted_on: Vec::new(),
         prior_request_us: 0.0,
@@ -540,6 +541,55 @@ fn api_server_shifts_ttft_and_e2e_but_not_tpot() {
     let a = sink.0.iter().find(|r| r.request_id == 1).unwrap();
     let pa = plain.iter().find(|r| r.request_id == 1).unwrap();
     assert!((a.ttft_s - pa.ttft_s - (400e-6 + 300e-6)).abs() < 1e-9);
+}
+
+/// A closed loop of four sends all four at once: with one handler of 1 ms each they
+/// reach the engine 1, 2, 3 and 4 ms later, and each client's TTFT counts its wait.
+/// Every request ends once, and the next wave is sent as the previous one ends.
+#[test]
+fn a_closed_loop_burst_queues_for_the_api_servers_handler() {
+    let lat = FixedLatency::from_micros(1000, 10, 100);
+    let cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
+    let api = crate::stack::ApiServer {
+        request_us: 1000.0,
+        per_prompt_token_us: 0.0,
+        per_token_out_us: 0.0,
+        handlers: 1,
+        source: String::new(),
+        fitted_on: Vec::new(),
+        prior_request_us: 0.0,
+    };
+    let replica = Replica::new(0, cfg, Arc::new(lat)).unwrap();
+    let mut sim = Simulation::new(vec![replica], Router::default())
+        .unwrap()
+        .with_api_server(&api);
+    let mut sink = Collect(Vec::new());
+    let reqs: Vec<Request> = (0..8).map(|i| req(i, 0, 10, 2)).collect();
+    let src = RequestSource::ClosedLoop {
+        requests: Box::new(reqs.into_iter().map(Ok)),
+        concurrency: 4,
+    };
+    sim.run(src, &mut sink, &mut NoObserver).unwrap();
+    let mut ids: Vec<u64> = sink.0.iter().map(|r| r.request_id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..8).collect::<Vec<_>>());
+    let first: Vec<&RequestRecord> = sink.0.iter().filter(|r| r.request_id < 4).collect();
+    // Sent at 0; the k-th (0-based) waits k ms and is handled for 1 ms.
+    for r in &first {
+        assert!(r.arrival_time_s.abs() < 1e-12, "{r:?}");
+        let through = 1e-3 * (r.request_id + 1) as f64;
+        assert!(r.ttft_s > through, "{r:?}");
+    }
+    let ttft = |id: u64| first.iter().find(|r| r.request_id == id).unwrap().ttft_s;
+    assert!(ttft(3) > ttft(0) + 2.5e-3, "{} vs {}", ttft(3), ttft(0));
+    // The second wave is sent as the first ends, never before.
+    let first_end = first
+        .iter()
+        .map(|r| r.arrival_time_s + r.e2e_s)
+        .fold(f64::INFINITY, f64::min);
+    for r in sink.0.iter().filter(|r| r.request_id >= 4) {
+        assert!(r.arrival_time_s >= first_end - 1e-12, "{r:?}");
+    }
 }
 
 /// One request per ms into a replica that serves one at a time (each takes
