@@ -432,10 +432,17 @@ impl Simulation {
         let mut req = attempt.request.clone();
         if let Some(c) = self.clients.as_mut() {
             // The client's clock started before the API server handed the request over.
+            // A first attempt may have queued for the server's handlers (a retry is
+            // handled at once).
+            let waited = if attempt.number == 1 {
+                self.api_waits.peek(req.id)
+            } else {
+                SimDuration::ZERO
+            };
             let ingress = self
                 .api
                 .map_or(SimDuration::ZERO, |d| d.ingress(req.input_tokens))
-                + self.api_waits.peek(req.id);
+                + waited;
             let sent = SimTime::from_nanos(now.as_nanos().saturating_sub(ingress.as_nanos()));
             let policy = c.policy;
             req.id = c.register(attempt);
