@@ -502,25 +502,44 @@ fn async_scheduling_defers_a_request_that_arrives_mid_step_by_one_step() {
     assert_eq!((ms(b.ttft_s), ms(b.e2e_s)), (3.7, 4.8));
 }
 
+/// An API server taking `request_us + per_token_us × prompt` per request in and
+/// `out_us` per token out, with `handlers` handlers.
+fn api_server(
+    request_us: f64,
+    per_token_us: f64,
+    out_us: f64,
+    handlers: u32,
+) -> crate::stack::ApiServer {
+    crate::stack::ApiServer {
+        request_us,
+        per_prompt_token_us: per_token_us,
+        per_token_out_us: out_us,
+        handlers,
+        source: String::new(),
+        fitted_on: Vec::new(),
+        prior_request_us: 0.0,
+    }
+}
+
+/// One replica of `cfg` timed by `lat`, behind `api`.
+fn behind_api_server(
+    cfg: EngineConfig,
+    lat: FixedLatency,
+    api: crate::stack::ApiServer,
+) -> Simulation {
+    let replica = Replica::new(0, cfg, Arc::new(lat)).unwrap();
+    Simulation::new(vec![replica], Router::default())
+        .unwrap()
+        .with_api_server(&api)
+}
+
 #[test]
 fn api_server_shifts_ttft_and_e2e_but_not_tpot() {
     let lat = FixedLatency::from_micros(1000, 10, 100);
     let cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
     let reqs = vec![req(1, 0, 100, 3), req(2, 1000, 50, 2)];
     let plain = run(cfg.clone(), lat, reqs.clone());
-    let api = crate::stack::ApiServer {
-        request_us: 200.0,
-        per_prompt_token_us: 2.0,
-        per_token_out_us: 300.0,
-        handlers: 0,
-        source: String::new(),
-        fitted_on: Vec::new(),
-        prior_request_us: 0.0,
-    };
-    let replica = Replica::new(0, cfg, Arc::new(lat)).unwrap();
-    let mut sim = Simulation::new(vec![replica], Router::default())
-        .unwrap()
-        .with_api_server(&api);
+    let mut sim = behind_api_server(cfg, lat, api_server(200.0, 2.0, 300.0, 0));
     let mut sink = Collect(Vec::new());
     let src = RequestSource::Open(Box::new(reqs.into_iter().map(Ok)));
     sim.run(src, &mut sink, &mut NoObserver).unwrap();
@@ -550,19 +569,7 @@ fn api_server_shifts_ttft_and_e2e_but_not_tpot() {
 fn a_closed_loop_burst_queues_for_the_api_servers_handler() {
     let lat = FixedLatency::from_micros(1000, 10, 100);
     let cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
-    let api = crate::stack::ApiServer {
-        request_us: 1000.0,
-        per_prompt_token_us: 0.0,
-        per_token_out_us: 0.0,
-        handlers: 1,
-        source: String::new(),
-        fitted_on: Vec::new(),
-        prior_request_us: 0.0,
-    };
-    let replica = Replica::new(0, cfg, Arc::new(lat)).unwrap();
-    let mut sim = Simulation::new(vec![replica], Router::default())
-        .unwrap()
-        .with_api_server(&api);
+    let mut sim = behind_api_server(cfg, lat, api_server(1000.0, 0.0, 0.0, 1));
     let mut sink = Collect(Vec::new());
     let reqs: Vec<Request> = (0..8).map(|i| req(i, 0, 10, 2)).collect();
     let src = RequestSource::ClosedLoop {
