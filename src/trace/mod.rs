@@ -67,7 +67,7 @@ mod parse;
 pub mod stats;
 pub mod synth;
 mod transform;
-mod vllm;
+pub(crate) mod vllm;
 mod write;
 
 pub use stats::{LengthStats, StatsBuilder, TraceStats};
@@ -485,6 +485,12 @@ impl SeenIds {
 enum RowAt {
     Line(u64),
     Index(u64),
+    /// Entry `index` of the per-request lists of the result object on `line` (a
+    /// JSON-lines file of results).
+    LineIndex {
+        line: u64,
+        index: u64,
+    },
 }
 
 impl RowChecker {
@@ -500,6 +506,9 @@ impl RowChecker {
         match at {
             RowAt::Line(l) => Error::input_at(&self.path, l, Some(field), msg),
             RowAt::Index(i) => Error::input(&self.path, Some(&format!("{field}[{i}]")), msg),
+            RowAt::LineIndex { line, index } => {
+                Error::input_at(&self.path, line, Some(&format!("{field}[{index}]")), msg)
+            }
         }
     }
 
@@ -549,13 +558,13 @@ impl RowChecker {
     /// Arrival not earlier than the previous checked request's.
     fn check_order(&mut self, req: &Request, at: RowAt, arrival_f: &str) -> Result<()> {
         let pos = match at {
-            RowAt::Line(l) | RowAt::Index(l) => l,
+            RowAt::Line(l) | RowAt::Index(l) | RowAt::LineIndex { index: l, .. } => l,
         };
         if let Some((last, last_pos)) = self.last {
             if req.arrival < last {
                 let where_ = match at {
                     RowAt::Line(_) => format!("line {last_pos}"),
-                    RowAt::Index(_) => format!("index {last_pos}"),
+                    RowAt::Index(_) | RowAt::LineIndex { .. } => format!("index {last_pos}"),
                 };
                 return Err(self.err(
                     at,

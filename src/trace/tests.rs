@@ -250,7 +250,7 @@ fn vllm_json_inf_rate_times_and_concurrency() {
 fn vllm_json_errors_name_the_field() {
     assert_eq!(
         read_err("r.json", r#"{"request_rate": 1, "input_lens": [5]}"#),
-        "DIR/r.json: field `output_lens`: missing: save the result with `--save-result --save-detailed`"
+        "DIR/r.json: field `output_lens`: missing: save the result with per-request details (vLLM: `--save-result --save-detailed`; SGLang: `--output-details`)"
     );
     assert_eq!(
         read_err(

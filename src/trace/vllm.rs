@@ -33,23 +33,30 @@ pub(crate) fn read(path: &Path, seed: u64, default_block: u32) -> Result<VllmTra
             "expected a JSON object (a vLLM benchmark result)",
         ));
     };
-    parse(path, &obj, seed, default_block)
+    parse(path, None, &obj, seed, default_block)
 }
 
-fn parse(
+/// The requests of one result object: the whole file of a vLLM result, or `line` of a
+/// JSON-lines file holding one result per line (SGLang's `bench_serving`); errors name
+/// the line when there is one.
+pub(crate) fn parse(
     path: &Path,
+    line: Option<u64>,
     obj: &Map<String, Value>,
     seed: u64,
     default_block: u32,
 ) -> Result<VllmTrace> {
-    let err = |field: &str, msg: String| Error::input(path, Some(field), msg);
+    let err = |field: &str, msg: String| match line {
+        Some(n) => Error::input_at(path, n, Some(field), msg),
+        None => Error::input(path, Some(field), msg),
+    };
     let array = |key: &str| -> Result<&Vec<Value>> {
         match obj.get(key) {
             Some(Value::Array(a)) => Ok(a),
             Some(v) => Err(err(key, format!("expected a list, got {}", kind(v)))),
             None => Err(err(
                 key,
-                "missing: save the result with `--save-result --save-detailed`".into(),
+                "missing: save the result with per-request details (vLLM: `--save-result --save-detailed`; SGLang: `--output-details`)".into(),
             )),
         }
     };
@@ -143,11 +150,14 @@ fn parse(
             json_tokens(&outputs[i]).map_err(|m| err(&format!("output_lens[{i}]"), m))?,
         );
         r.hash_block_tokens = default_block;
-        checker.check(
-            &r,
-            RowAt::Index(i as u64),
-            ["arrival", "input_lens", "output_lens", ""],
-        )?;
+        let at = match line {
+            Some(line) => RowAt::LineIndex {
+                line,
+                index: i as u64,
+            },
+            None => RowAt::Index(i as u64),
+        };
+        checker.check(&r, at, ["arrival", "input_lens", "output_lens", ""])?;
         requests.push(r);
     }
     Ok(VllmTrace {

@@ -214,3 +214,44 @@ fn a_few_summary_rows_replay_as_closed_loops() {
         "{e}"
     );
 }
+
+/// An SGLang `bench_serving` file (one result per line, with details) is told from
+/// LLMServingSim's and GenZ's JSON lines, and each line becomes a run that replays
+/// through the engine as a vLLM result would.
+#[test]
+fn sglang_result_lines_are_runs_one_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |rate: &str| {
+        format!(
+            r#"{{"backend": "sglang", "request_rate": {rate}, "max_concurrency": 4, "input_lens": [64, 64, 64, 64], "output_lens": [8, 8, 8, 8], "ttfts": [0.02, 0.02, 0.03, 0.03], "itls": [[0.01,0.01,0.01,0.01,0.01,0.01,0.01],[0.01,0.01,0.01,0.01,0.01,0.01,0.01],[0.01,0.01,0.01,0.01,0.01,0.01,0.01],[0.01,0.01,0.01,0.01,0.01,0.01,0.01]], "errors": ["", "", "", ""]}}"#
+        )
+    };
+    let p = write(
+        dir.path(),
+        "sglang.jsonl",
+        &format!("{}\n{}\n", line("Infinity"), line("2.0")),
+    );
+    assert_eq!(detect(&p).unwrap(), InputFormat::SglangBench);
+    let Measurement::Genz(t) = open(&p, None, &OpenOptions::default()).unwrap() else {
+        panic!("expected one run per line")
+    };
+    assert_eq!(t.groups.len(), 2);
+    let settings = Settings {
+        deployment: DeploymentRequest {
+            model: Some("meta-llama/Llama-3.1-8B".into()),
+            ..DeploymentRequest::default()
+        },
+        ..Settings::default()
+    };
+    let paths = DataPaths::builtin();
+    for g in &t.groups {
+        let v = validate_run("s", &g.run, &settings, &paths).unwrap();
+        let ttft = v.metrics.iter().find(|m| m.metric == Metric::Ttft).unwrap();
+        assert_eq!(ttft.measured.count, 4);
+        assert_eq!(ttft.simulated.count, 4);
+        assert!(v
+            .notes
+            .iter()
+            .any(|n| n.contains("one benchmark run of the file")));
+    }
+}

@@ -220,6 +220,7 @@ pub fn read_meta(path: &Path) -> Result<EngineHints> {
             "parallel_config",
             "disable_custom_all_reduce",
         ),
+        serving_stack: None,
     })
 }
 

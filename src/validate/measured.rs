@@ -56,6 +56,8 @@ pub enum RunFormat {
     Blis,
     /// A GenZ-style per-request table (lengths and latencies, no timestamps).
     Genz,
+    /// One line of an SGLang `bench_serving` JSON-lines result file.
+    SglangBench,
 }
 
 /// How the measured run's requests arrived.
@@ -139,6 +141,8 @@ pub struct EngineHints {
     pub enforce_eager: Option<bool>,
     /// Whether the engine sent every all-reduce to NCCL (`disable_custom_all_reduce`).
     pub disable_custom_all_reduce: Option<bool>,
+    /// The serving stack the file names (an SGLang client's `sglang*` backend).
+    pub serving_stack: Option<String>,
 }
 
 impl EngineHints {
@@ -151,6 +155,7 @@ impl EngineHints {
         }
         fill(&mut req.model, &self.model);
         fill(&mut req.hardware, &self.hardware);
+        fill(&mut req.serving_stack, &self.serving_stack);
         fill(&mut req.tensor_parallel_size, &self.tensor_parallel_size);
         fill(&mut req.max_model_len, &self.max_model_len);
         fill(

@@ -10,6 +10,7 @@
 //! | format | what | replayed as |
 //! |---|---|---|
 //! | [vLLM benchmark JSON](vllm_bench) | per-request `ttfts`, `itls`, lengths | arrivals regenerated from `request_rate` + seed (or all at once for `inf`, closed-loop under `max_concurrency`) |
+//! | [SGLang `bench_serving` JSON lines](sglang_bench) | one vLLM-style result per line (`--output-details`) | each line a run, as a vLLM result |
 //! | [LLMServingSim run](llmservingsim) | `requests.jsonl` + `meta.json` | recorded arrivals; engine settings from `meta.json` |
 //! | [per-request CSV](csv_run) | arrival / first-token / finish columns | recorded arrivals |
 //! | [BLIS run](blis) | `<run>.json` + `<run>_ground_truth.json` | recorded arrivals; engine settings from the run's `config` |
@@ -118,6 +119,7 @@ pub mod replay;
 pub mod report;
 pub mod sample;
 pub mod serving_summary;
+pub mod sglang_bench;
 pub mod stats;
 pub mod tables;
 pub mod throughput_table;
@@ -174,6 +176,8 @@ pub enum InputFormat {
     /// AIConfigurator serving summary (`serving_summary.csv`): mean TTFT/TPOT per
     /// closed-loop point.
     AicSummary,
+    /// SGLang `bench_serving` results saved with `--output-details`: one run per line.
+    SglangBench,
 }
 
 /// A measurement, read.
@@ -185,7 +189,8 @@ pub enum Measurement {
     Table(StaticTable),
     /// An offline throughput table.
     Throughput(ThroughputTable),
-    /// Per-request tables without timestamps, one run per configuration.
+    /// Per-request runs without send times, one per configuration: GenZ-style tables,
+    /// and SGLang `bench_serving` files (one run per line).
     Genz(GenzTable),
     /// Closed-loop serving summaries (mean TTFT/TPOT per point).
     Summary(SummaryTable),
@@ -205,8 +210,9 @@ pub struct OpenOptions {
 }
 
 /// The format of `path`: a folder is an LLMServingSim run, `.json` a vLLM result (or a
-/// BLIS run), `.jsonl` an LLMServingSim file unless its first object has GenZ columns
-/// and no `queued_ts`; a CSV by its header, tables first, then the per-request CSV with
+/// BLIS run), `.jsonl` an SGLang `bench_serving` file when its first object has the
+/// per-request lists, else an LLMServingSim file unless its first object has GenZ
+/// columns and no `queued_ts`; a CSV by its header, tables first, then the per-request CSV with
 /// arrival/first-token/finish columns, then GenZ columns (so a servesim `requests.csv`,
 /// which has both, stays a per-request CSV).
 pub fn detect(path: &Path) -> Result<InputFormat> {
@@ -221,6 +227,9 @@ pub fn detect(path: &Path) -> Result<InputFormat> {
     match ext.as_str() {
         "json" if blis::looks_like_run(path) => Ok(InputFormat::Blis),
         "json" => Ok(InputFormat::VllmBench),
+        "jsonl" | "ndjson" if sglang_bench::looks_like_result_lines(path) => {
+            Ok(InputFormat::SglangBench)
+        }
         "jsonl" | "ndjson" if genz::looks_like_genz_json_lines(path) => Ok(InputFormat::Genz),
         "jsonl" => Ok(InputFormat::Llmservingsim),
         _ => {
@@ -238,7 +247,7 @@ pub fn detect(path: &Path) -> Result<InputFormat> {
                     path,
                     1,
                     None,
-                    "unrecognised measurement: expected a vLLM result .json, an LLMServingSim requests.jsonl or run folder, a per-request CSV (arrival/first-token/finish columns), a GenZ-style per-request table (input/output tokens, TTFT, TPOT or E2E), an Argonne or Splitwise table, a TensorRT-LLM offline throughput table or an AIConfigurator serving summary; or pass --format",
+                    "unrecognised measurement: expected a vLLM result .json, an SGLang bench_serving .jsonl, an LLMServingSim requests.jsonl or run folder, a per-request CSV (arrival/first-token/finish columns), a GenZ-style per-request table (input/output tokens, TTFT, TPOT or E2E), an Argonne or Splitwise table, a TensorRT-LLM offline throughput table or an AIConfigurator serving summary; or pass --format",
                 )),
             }
         }
@@ -262,6 +271,13 @@ pub fn open(path: &Path, format: Option<InputFormat>, opts: &OpenOptions) -> Res
         InputFormat::Blis => checked(blis::read(path)?)?,
         InputFormat::TrtllmThroughput => Measurement::Throughput(throughput_table::read(path)?),
         InputFormat::AicSummary => Measurement::Summary(serving_summary::read(path)?),
+        InputFormat::SglangBench => {
+            let t = sglang_bench::read(path, opts.seed)?;
+            for g in &t.groups {
+                g.run.check_times()?;
+            }
+            Measurement::Genz(t)
+        }
         InputFormat::Genz => {
             let replay = genz::ReplayOptions {
                 seed: opts.seed,

@@ -11,62 +11,79 @@
 
 use super::measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat, Timing};
 use crate::error::{Error, Result};
-use crate::trace::{open_trace_as, TraceFormat, TraceOptions};
+use crate::trace::TraceOptions;
 use serde_json::{Map, Value};
 use std::path::Path;
 
-fn list<'a>(path: &Path, obj: &'a Map<String, Value>, key: &str) -> Result<Option<&'a [Value]>> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(a)) => Ok(Some(a)),
-        Some(v) => Err(Error::input(
-            path,
-            Some(key),
-            format!("expected a list, got {v}"),
-        )),
-    }
+/// Where a result object sits: the whole file (vLLM) or one line of a JSON-lines file
+/// of results (SGLang's `bench_serving`). Errors name the line when there is one.
+#[derive(Clone, Copy)]
+pub(crate) struct At<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) line: Option<u64>,
 }
 
-fn secs(path: &Path, v: &Value, field: &str) -> Result<f64> {
-    match v.as_f64() {
-        Some(x) if x.is_finite() && x >= 0.0 => Ok(x),
-        _ => Err(Error::input(
-            path,
-            Some(field),
-            format!("expected a non-negative number of seconds, got {v}"),
-        )),
+impl At<'_> {
+    fn err(&self, field: &str, msg: impl Into<String>) -> Error {
+        match self.line {
+            Some(n) => Error::input_at(self.path, n, Some(field), msg),
+            None => Error::input(self.path, Some(field), msg),
+        }
+    }
+
+    fn list<'o>(&self, obj: &'o Map<String, Value>, key: &str) -> Result<Option<&'o [Value]>> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(a)) => Ok(Some(a)),
+            Some(v) => Err(self.err(key, format!("expected a list, got {v}"))),
+        }
+    }
+
+    fn secs(&self, v: &Value, field: &str) -> Result<f64> {
+        match v.as_f64() {
+            Some(x) if x.is_finite() && x >= 0.0 => Ok(x),
+            _ => Err(self.err(
+                field,
+                format!("expected a non-negative number of seconds, got {v}"),
+            )),
+        }
     }
 }
 
 /// Read a result file; `seed` regenerates arrivals when the file has none.
 pub fn read(path: &Path, seed: u64) -> Result<MeasuredRun> {
-    let opts = TraceOptions {
-        seed,
-        ..TraceOptions::default()
-    };
-    let reader = open_trace_as(path, TraceFormat::VllmBenchJson, &opts)?;
-    let max_concurrency = reader.max_concurrency();
-    let requests: Vec<crate::trace::Request> = reader.collect::<Result<_>>()?;
-
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let doc: Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
         .map_err(|e| Error::input_at(path, e.line() as u64, None, format!("invalid JSON: {e}")))?;
     let obj = doc
         .as_object()
         .ok_or_else(|| Error::input(path, None, "expected a JSON object"))?;
-    let n = list(path, obj, "input_lens")?.map_or(0, <[Value]>::len);
+    from_object(At { path, line: None }, obj, seed, RunFormat::VllmBench)
+}
+
+/// The measured run of one result object (vLLM's file, or a line of SGLang's).
+pub(crate) fn from_object(
+    at: At<'_>,
+    obj: &Map<String, Value>,
+    seed: u64,
+    format: RunFormat,
+) -> Result<MeasuredRun> {
+    let path = at.path;
+    let block = TraceOptions::default().native_hash_block_tokens;
+    let trace = crate::trace::vllm::parse(path, at.line, obj, seed, block)?;
+    let max_concurrency = trace.max_concurrency;
+    let requests = trace.requests;
+    let n = at.list(obj, "input_lens")?.map_or(0, <[Value]>::len);
     let need = |key: &str| -> Result<&[Value]> {
-        let a = list(path, obj, key)?.ok_or_else(|| {
-            Error::input(
-                path,
-                Some(key),
-                "missing: save the result with `--save-result --save-detailed`",
+        let a = at.list(obj, key)?.ok_or_else(|| {
+            at.err(
+                key,
+                "missing: save the result with per-request details (vLLM: `--save-result --save-detailed`; SGLang: `--output-details`)",
             )
         })?;
         if a.len() != n {
-            return Err(Error::input(
-                path,
-                Some(key),
+            return Err(at.err(
+                key,
                 format!("has {} entries but `input_lens` has {n}", a.len()),
             ));
         }
@@ -84,23 +101,17 @@ pub fn read(path: &Path, seed: u64) -> Result<MeasuredRun> {
     let mut all_itls = Vec::new();
     for r in &requests {
         let i = r.id as usize;
-        let ttft = secs(path, &ttfts[i], &format!("ttfts[{i}]"))?;
+        let ttft = at.secs(&ttfts[i], &format!("ttfts[{i}]"))?;
         let gaps = match &itls[i] {
             Value::Array(g) => g
                 .iter()
                 .enumerate()
-                .map(|(j, v)| secs(path, v, &format!("itls[{i}][{j}]")))
+                .map(|(j, v)| at.secs(v, &format!("itls[{i}][{j}]")))
                 .collect::<Result<Vec<f64>>>()?,
-            v => {
-                return Err(Error::input(
-                    path,
-                    Some(&format!("itls[{i}]")),
-                    format!("expected a list, got {v}"),
-                ))
-            }
+            v => return Err(at.err(&format!("itls[{i}]"), format!("expected a list, got {v}"))),
         };
         let e2e = match e2els {
-            Some(e) => secs(path, &e[i], &format!("e2els[{i}]"))?,
+            Some(e) => at.secs(&e[i], &format!("e2els[{i}]"))?,
             None => ttft + gaps.iter().sum::<f64>(),
         };
         all_itls.extend_from_slice(&gaps);
@@ -133,6 +144,12 @@ pub fn read(path: &Path, seed: u64) -> Result<MeasuredRun> {
         }
     };
     let mut notes = Vec::new();
+    if let Some(n) = at.line {
+        notes.push(format!(
+            "line {n} of {}: one benchmark run of the file",
+            path.display()
+        ));
+    }
     if requests.len() < n {
         notes.push(format!(
             "{} of {n} requests failed in the measurement and are left out",
@@ -141,19 +158,30 @@ pub fn read(path: &Path, seed: u64) -> Result<MeasuredRun> {
     }
     if matches!(arrivals, ArrivalMode::Regenerated { .. }) {
         notes.push(format!(
-            "the file has no send times: arrivals regenerated from request_rate with seed {seed}, not the times vLLM used; per-request TTFT/E2E errors include that difference"
+            "the file has no send times: arrivals regenerated from request_rate with seed {seed}, not the times the benchmark used; per-request TTFT/E2E errors include that difference"
+        ));
+    }
+    // SGLang's client talks to its own server through the `sglang` backends (its
+    // native `/generate` and its OpenAI routes); other backends name a protocol only.
+    let backend = obj.get("backend").and_then(Value::as_str).unwrap_or("");
+    let serving_stack = (format == RunFormat::SglangBench && backend.starts_with("sglang"))
+        .then(|| "sglang".to_owned());
+    if serving_stack.is_some() {
+        notes.push(format!(
+            "serving stack sglang, from the file's backend `{backend}` (--serving-stack overrides)"
         ));
     }
     let hints = EngineHints {
-        model: obj
-            .get("model_id")
-            .and_then(Value::as_str)
+        model: ["model_id", "model"]
+            .iter()
+            .find_map(|k| obj.get(*k).and_then(Value::as_str))
             .map(str::to_owned),
+        serving_stack,
         ..EngineHints::default()
     };
     Ok(MeasuredRun {
         source: path.to_owned(),
-        format: RunFormat::VllmBench,
+        format,
         requests: out,
         itls_s: Some(all_itls),
         arrivals,

@@ -82,6 +82,13 @@ fn interconnects() -> &'static Interconnects {
 }
 
 const VLLM_BENCH: &str = r#"{"date": "20250101-000000", "backend": "vllm", "model_id": "meta-llama/Llama-3.1-8B", "request_rate": 4.0, "burstiness": 1.0, "max_concurrency": null, "completed": 3, "input_lens": [100, 200, 300], "output_lens": [10, 20, 3], "ttfts": [0.05, 0.06, 0.07], "itls": [[0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01], [0.02, 0.02], [0.01, 0.01]], "generated_texts": ["", "", ""], "errors": ["", "", ""]}"#;
+/// Two SGLang `bench_serving` lines (a burst, as Python writes its rate, and a rate).
+const SGLANG_BENCH: &str = concat!(
+    r#"{"backend": "sglang", "request_rate": Infinity, "max_concurrency": 2, "std_ttft_ms": NaN, "input_lens": [100, 200], "output_lens": [3, 2], "ttfts": [0.05, 0.06], "itls": [[0.01, 0.01], [0.02]], "generated_texts": ["", ""], "errors": ["", ""]}"#,
+    "\n",
+    r#"{"backend": "sglang-oai", "request_rate": 4.0, "max_concurrency": null, "input_lens": [50], "output_lens": [4], "ttfts": [0.04], "itls": [[0.01, 0.01, 0.01]], "generated_texts": [""], "errors": [""]}"#,
+    "\n"
+);
 const LSS_META: &str = r#"{"schema_version": 1, "model": "meta-llama/Llama-3.1-8B", "vllm_version": "0.19.0", "engine_kwargs": {"model": "meta-llama/Llama-3.1-8B", "tensor_parallel_size": 1, "max_num_seqs": 128, "max_num_batched_tokens": 2048, "max_model_len": null, "dtype": "bfloat16"}, "num_requests": 3}"#;
 const GENZ: &str =
     "input_tokens,output_tokens,ttft,tpot,e2e\n100,10,0.05,0.01,0.14\n200,20,0.06,0.012,0.29\n";
@@ -228,6 +235,11 @@ pub(crate) fn all() -> Vec<Target> {
         name: "validate-vllm-json",
         seeds: vec![VLLM_BENCH.as_bytes().to_vec()],
         run: |dir, b| validate_open(&put(dir, "result.json", b)),
+    });
+    out.push(Target {
+        name: "validate-sglang-jsonl",
+        seeds: vec![SGLANG_BENCH.as_bytes().to_vec()],
+        run: |dir, b| validate_open(&put(dir, "sglang.jsonl", b)),
     });
     let mut lss = Vec::new();
     lss.extend(head(
