@@ -406,8 +406,12 @@ impl RequestSink for Collector {
 /// How [`simulate_requests`] runs.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct ReplayOptions {
-    /// Cap on requests in flight (arrival times are then ignored).
+    /// Cap on requests in flight (arrival times are then ignored, unless
+    /// `hold_until_arrival`).
     pub closed_loop: Option<u32>,
+    /// With `closed_loop`, each request also waits for its own arrival time: a capped
+    /// open loop ([`RequestSource::CappedOpen`]).
+    pub hold_until_arrival: bool,
     /// Keep every inter-token gap.
     pub keep_itls: bool,
     /// Bound on the run (see [`Simulation::with_max_iterations`]).
@@ -427,6 +431,7 @@ pub(crate) fn simulate_requests(
 ) -> Result<Collector> {
     let ReplayOptions {
         closed_loop,
+        hold_until_arrival,
         keep_itls,
         max_iterations,
         api_server,
@@ -449,6 +454,10 @@ pub(crate) fn simulate_requests(
     }
     let it = Box::new(requests.into_iter().map(Ok));
     let source = match closed_loop {
+        Some(c) if hold_until_arrival => RequestSource::CappedOpen {
+            requests: it,
+            concurrency: c,
+        },
         Some(c) => RequestSource::ClosedLoop {
             requests: it,
             concurrency: c,

@@ -40,6 +40,17 @@ pub enum RequestSource<'a> {
         /// Requests in flight at any time.
         concurrency: u32,
     },
+    /// Requests come at their trace times (non-decreasing) but at most `concurrency`
+    /// are in flight: one whose time has come while all are busy is sent when a slot
+    /// frees, in order, as a benchmark client's semaphore holds it (vLLM's and
+    /// SGLang's `--request-rate` with `--max-concurrency`). Its latencies count from
+    /// when it is sent.
+    CappedOpen {
+        /// The requests, in arrival order.
+        requests: Box<dyn Iterator<Item = Result<Request>> + 'a>,
+        /// Most requests in flight.
+        concurrency: u32,
+    },
 }
 
 /// Watches the simulation as time advances (time series, invariant checks in tests).
@@ -602,6 +613,8 @@ impl Simulation {
     ) -> Result<RunStats> {
         let api = self.api;
         let waits = self.api_waits.clone();
+        // A capped open loop holds each request until its own time as well.
+        let hold = matches!(source, RequestSource::CappedOpen { .. });
         let (mut requests, closed_loop) = match source {
             RequestSource::Open(it) => match api {
                 Some(d) => (
@@ -611,6 +624,10 @@ impl Simulation {
                 None => (it, None),
             },
             RequestSource::ClosedLoop {
+                requests,
+                concurrency,
+            }
+            | RequestSource::CappedOpen {
                 requests,
                 concurrency,
             } => {
@@ -639,9 +656,11 @@ impl Simulation {
             ended: 0,
         };
         let mut stats = RunStats::default();
-        // The next open-loop arrival, read one ahead; closed-loop requests to issue now.
+        // The next open-loop arrival, read one ahead; closed-loop requests to issue now,
+        // and (capped open loop) the next one, read ahead while its time has not come.
         let mut next: Option<Request> = None;
         let mut to_issue: u64 = 0;
+        let mut held: Option<Request> = None;
         match closed_loop {
             None => next = requests.next().transpose()?,
             Some(c) => to_issue = u64::from(c),
@@ -653,7 +672,8 @@ impl Simulation {
         let mut through_server = api::InFlight::default();
         loop {
             let t_arrival = if closed_loop.is_some() {
-                let issue = (to_issue > 0).then_some(self.now);
+                let issue = (to_issue > 0)
+                    .then(|| held.as_ref().map_or(self.now, |r| r.arrival.max(self.now)));
                 match (issue, through_server.next_time()) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -683,11 +703,18 @@ impl Simulation {
                 loop {
                     to_issue += std::mem::take(&mut sink.ended);
                     while to_issue > 0 {
-                        to_issue -= 1;
-                        let Some(req) = requests.next().transpose()? else {
+                        let Some(req) = held
+                            .take()
+                            .map_or_else(|| requests.next().transpose(), |r| Ok(Some(r)))?
+                        else {
                             to_issue = 0;
                             break;
                         };
+                        if hold && req.arrival > self.now {
+                            held = Some(req);
+                            break;
+                        }
+                        to_issue -= 1;
                         if let Some((d, h)) = handlers.as_mut() {
                             let work = d.ingress(req.input_tokens);
                             let at = h.serve(self.now, work);

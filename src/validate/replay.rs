@@ -74,16 +74,13 @@ pub fn replay(
     num_replicas: u32,
 ) -> Result<Validation> {
     let mut notes = run.notes.clone();
-    let closed_loop = match (run.max_concurrency, &run.arrivals) {
-        (Some(c), ArrivalMode::AllAtOnce) => Some(c),
-        (Some(c), _) => {
-            notes.push(format!(
-                "max_concurrency {c} with timed arrivals is not modelled: requests arrive open-loop"
-            ));
-            None
-        }
-        _ => None,
-    };
+    let timed = !matches!(run.arrivals, ArrivalMode::AllAtOnce);
+    if let (Some(c), true) = (run.max_concurrency, timed) {
+        notes.push(format!(
+            "max_concurrency {c} with timed arrivals: at most {c} requests in flight, a request whose time has come waiting for a slot as the benchmark client's semaphore holds it (its latencies count from when it is sent, as the client times them)"
+        ));
+    }
+    let closed_loop = run.max_concurrency;
     let client_side = run.timing == Timing::Client;
     if client_side && !setup.deployment.stack.api_server.is_zero() {
         notes.push(format!(
@@ -100,6 +97,7 @@ pub fn replay(
         requests_of(run),
         crate::simulate::ReplayOptions {
             closed_loop,
+            hold_until_arrival: timed,
             keep_itls: run.itls_s.is_some(),
             max_iterations: None,
             api_server: client_side,

@@ -425,6 +425,69 @@ fn closed_loop_keeps_exactly_concurrency_requests_in_flight() {
     );
 }
 
+/// Runs `reqs` through one replica from the source `make` builds; records by id.
+fn run_source<'a>(
+    reqs: &'a [Request],
+    make: impl FnOnce(Box<dyn Iterator<Item = crate::error::Result<Request>> + 'a>) -> RequestSource<'a>,
+) -> (Vec<RequestRecord>, usize) {
+    let lat = FixedLatency::from_micros(1000, 10, 100);
+    let cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
+    let replica = Replica::new(0, cfg, Arc::new(lat)).unwrap();
+    let mut sim = Simulation::new(vec![replica], Router::default()).unwrap();
+    let mut sink = Collect(Vec::new());
+    let mut obs = MaxOutstanding(0);
+    let it = Box::new(reqs.iter().cloned().map(Ok));
+    sim.run(make(it), &mut sink, &mut obs).unwrap();
+    sink.0.sort_by_key(|r| r.request_id);
+    (sink.0, obs.0)
+}
+
+/// A capped open loop is the open loop when the cap never binds, the closed loop when
+/// every request arrives at once, and in between never holds more than the cap in
+/// flight nor sends a request before its time.
+#[test]
+fn a_capped_open_loop_sends_at_its_times_within_the_cap() {
+    let spaced: Vec<Request> = (0..30).map(|i| req(i, i * 50_000, 40, 6)).collect();
+    let (open, _) = run_source(&spaced, RequestSource::Open);
+    let (capped, _) = run_source(&spaced, |requests| RequestSource::CappedOpen {
+        requests,
+        concurrency: 30,
+    });
+    assert_eq!(open, capped, "a cap that never binds changes nothing");
+
+    let burst: Vec<Request> = (0..30).map(|i| req(i, 0, 40 + i as u32, 6)).collect();
+    let (closed, _) = run_source(&burst, |requests| RequestSource::ClosedLoop {
+        requests,
+        concurrency: 4,
+    });
+    let (capped, _) = run_source(&burst, |requests| RequestSource::CappedOpen {
+        requests,
+        concurrency: 4,
+    });
+    assert_eq!(
+        closed, capped,
+        "at time zero the capped loop is the closed loop"
+    );
+
+    // Arrivals every 2 ms, each request ~8 ms of work: the cap of 2 binds.
+    let dense: Vec<Request> = (0..40).map(|i| req(i, i * 2_000, 100, 8)).collect();
+    let (capped, most) = run_source(&dense, |requests| RequestSource::CappedOpen {
+        requests,
+        concurrency: 2,
+    });
+    assert_eq!(capped.len(), 40);
+    assert!(most <= 2, "{most} in flight");
+    let sent: Vec<f64> = capped.iter().map(|r| r.arrival_time_s).collect();
+    for (r, q) in capped.iter().zip(&dense) {
+        assert!(r.arrival_time_s + 1e-12 >= q.arrival.as_secs_f64());
+    }
+    assert!(sent.windows(2).all(|w| w[0] <= w[1]), "sent in order");
+    assert!(
+        capped.last().unwrap().arrival_time_s > dense.last().unwrap().arrival.as_secs_f64(),
+        "the cap holds requests back"
+    );
+}
+
 /// With asynchronous scheduling a step that follows another back to back admits only
 /// the arrivals before the previous step started. When the previous step ended the
 /// last request in flight, nothing follows back to back: a closed loop's next request

@@ -40,7 +40,7 @@
 //! 3. **burst**: every request at t = 0 (when nothing says otherwise).
 //!
 //! The `--request-rate` and `--concurrency` flags decide when either is given (both:
-//! open loop, the concurrency cap noted as not modelled); otherwise the group's
+//! open loop capped at the concurrency, see [`RequestSource::CappedOpen`](crate::sim::RequestSource::CappedOpen)); otherwise the group's
 //! `request_rate` (finite) and `concurrency` columns, in the same way.
 //!
 //! Requests are compared by row order: a request's id is its 0-based position among
