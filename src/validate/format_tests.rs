@@ -254,4 +254,13 @@ fn sglang_result_lines_are_runs_one_per_line() {
             .iter()
             .any(|n| n.contains("one benchmark run of the file")));
     }
+    // The line at a rate keeps its client's cap of 4 requests in flight.
+    let v = validate_run("s", &t.groups[1].run, &settings, &paths).unwrap();
+    assert!(
+        v.notes
+            .iter()
+            .any(|n| n.contains("at most 4 requests in flight")),
+        "{:?}",
+        v.notes
+    );
 }
