@@ -401,35 +401,12 @@ impl Observer for MaxOutstanding {
     }
 }
 
-#[test]
-fn closed_loop_keeps_exactly_concurrency_requests_in_flight() {
-    let lat = FixedLatency::from_micros(1000, 10, 100);
-    let cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
-    let replica = Replica::new(0, cfg, Arc::new(lat)).unwrap();
-    let mut sim = Simulation::new(vec![replica], Router::default()).unwrap();
-    let mut sink = Collect(Vec::new());
-    let mut obs = MaxOutstanding(0);
-    let reqs: Vec<Request> = (0..50)
-        .map(|i| req(i, 0, 20 + i as u32, 5 + (i % 7) as u32))
-        .collect();
-    let src = RequestSource::ClosedLoop {
-        requests: Box::new(reqs.into_iter().map(Ok)),
-        concurrency: 3,
-    };
-    let stats = sim.run(src, &mut sink, &mut obs).unwrap();
-    assert_eq!(sink.0.len(), 50);
-    assert_eq!(stats.requests_in, 50);
-    assert_eq!(
-        obs.0, 3,
-        "closed loop must hold exactly 3 requests in flight"
-    );
-}
-
-/// Runs `reqs` through one replica from the source `make` builds; records by id.
+/// Runs `reqs` through one replica from the source `make` builds: the records by id,
+/// the most requests ever outstanding at a step start, and the requests taken in.
 fn run_source<'a>(
     reqs: &'a [Request],
     make: impl FnOnce(Box<dyn Iterator<Item = crate::error::Result<Request>> + 'a>) -> RequestSource<'a>,
-) -> (Vec<RequestRecord>, usize) {
+) -> (Vec<RequestRecord>, usize, u64) {
     let lat = FixedLatency::from_micros(1000, 10, 100);
     let cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
     let replica = Replica::new(0, cfg, Arc::new(lat)).unwrap();
@@ -437,9 +414,26 @@ fn run_source<'a>(
     let mut sink = Collect(Vec::new());
     let mut obs = MaxOutstanding(0);
     let it = Box::new(reqs.iter().cloned().map(Ok));
-    sim.run(make(it), &mut sink, &mut obs).unwrap();
+    let stats = sim.run(make(it), &mut sink, &mut obs).unwrap();
     sink.0.sort_by_key(|r| r.request_id);
-    (sink.0, obs.0)
+    (sink.0, obs.0, stats.requests_in)
+}
+
+#[test]
+fn closed_loop_keeps_exactly_concurrency_requests_in_flight() {
+    let reqs: Vec<Request> = (0..50)
+        .map(|i| req(i, 0, 20 + i as u32, 5 + (i % 7) as u32))
+        .collect();
+    let (records, most, taken) = run_source(&reqs, |requests| RequestSource::ClosedLoop {
+        requests,
+        concurrency: 3,
+    });
+    assert_eq!(records.len(), 50);
+    assert_eq!(taken, 50);
+    assert_eq!(
+        most, 3,
+        "closed loop must hold exactly 3 requests in flight"
+    );
 }
 
 /// A capped open loop is the open loop when the cap never binds, the closed loop when
@@ -448,19 +442,19 @@ fn run_source<'a>(
 #[test]
 fn a_capped_open_loop_sends_at_its_times_within_the_cap() {
     let spaced: Vec<Request> = (0..30).map(|i| req(i, i * 50_000, 40, 6)).collect();
-    let (open, _) = run_source(&spaced, RequestSource::Open);
-    let (capped, _) = run_source(&spaced, |requests| RequestSource::CappedOpen {
+    let (open, ..) = run_source(&spaced, RequestSource::Open);
+    let (capped, ..) = run_source(&spaced, |requests| RequestSource::CappedOpen {
         requests,
         concurrency: 30,
     });
     assert_eq!(open, capped, "a cap that never binds changes nothing");
 
     let burst: Vec<Request> = (0..30).map(|i| req(i, 0, 40 + i as u32, 6)).collect();
-    let (closed, _) = run_source(&burst, |requests| RequestSource::ClosedLoop {
+    let (closed, ..) = run_source(&burst, |requests| RequestSource::ClosedLoop {
         requests,
         concurrency: 4,
     });
-    let (capped, _) = run_source(&burst, |requests| RequestSource::CappedOpen {
+    let (capped, ..) = run_source(&burst, |requests| RequestSource::CappedOpen {
         requests,
         concurrency: 4,
     });
@@ -471,7 +465,7 @@ fn a_capped_open_loop_sends_at_its_times_within_the_cap() {
 
     // Arrivals every 2 ms, each request ~8 ms of work: the cap of 2 binds.
     let dense: Vec<Request> = (0..40).map(|i| req(i, i * 2_000, 100, 8)).collect();
-    let (capped, most) = run_source(&dense, |requests| RequestSource::CappedOpen {
+    let (capped, most, _) = run_source(&dense, |requests| RequestSource::CappedOpen {
         requests,
         concurrency: 2,
     });
