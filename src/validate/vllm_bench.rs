@@ -3,9 +3,9 @@
 //! `output_lens` (seconds and tokens).
 //!
 //! The file does not record when each request was sent. Arrivals come from the trace
-//! reader ([`open_trace_as`]): a per-request time list if the file has one, else
-//! regenerated from `request_rate` (and `burstiness`) with the given seed, else (rate
-//! `inf`) all at time zero. Per request, E2E = `ttft + Σ itls` (or `e2els` where the
+//! reader of vLLM result files ([`open_trace_as`](crate::trace::open_trace_as)): a
+//! per-request time list if the file has one, else regenerated from `request_rate`
+//! (and `burstiness`) with the given seed, else (rate `inf`) all at time zero. Per request, E2E = `ttft + Σ itls` (or `e2els` where the
 //! file has it). Failed requests (a non-empty `errors` entry) are skipped, as the
 //! trace reader skips them.
 
