@@ -369,6 +369,12 @@ pub fn run(args: CalibrateArgs, paths: &DataPaths) -> Result<()> {
                     ));
                 }
             }
+            Measurement::Run(run) if run.summary.is_some() => {
+                eprintln!(
+                    "skipping {}: a result without per-request lists is validated, not fitted (use `servesim validate`)",
+                    input.display()
+                );
+            }
             Measurement::Run(run) => {
                 let stack = stack_of(InputKind::Runs, &args.simulated_stack);
                 let mut req = DeploymentRequest::default();

@@ -168,7 +168,9 @@ pub(crate) fn parse(
 
 /// The arrival process vLLM used: Poisson at `request_rate` (Gamma with shape
 /// `burstiness` when that is not 1); `"inf"` or a missing rate is every request at once.
-fn arrival_process(obj: &Map<String, Value>) -> Result<ArrivalProcess, (&'static str, String)> {
+pub(crate) fn arrival_process(
+    obj: &Map<String, Value>,
+) -> Result<ArrivalProcess, (&'static str, String)> {
     let rate = match obj.get("request_rate") {
         None | Some(Value::Null) => f64::INFINITY,
         Some(Value::String(s)) if s.eq_ignore_ascii_case("inf") => f64::INFINITY,

@@ -389,6 +389,7 @@ pub fn read(path: &Path) -> Result<MeasuredRun> {
             ..EngineHints::default()
         },
         notes,
+        summary: None,
     })
 }
 

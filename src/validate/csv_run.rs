@@ -158,6 +158,7 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<MeasuredRun> {
         max_concurrency: None,
         hints: EngineHints::default(),
         notes,
+        summary: None,
     })
 }
 

@@ -264,3 +264,35 @@ fn sglang_result_lines_are_runs_one_per_line() {
         v.notes
     );
 }
+
+/// A vLLM result saved without `--save-detailed` replays its mean requests and compares
+/// the printed statistics: the error is that of the means.
+#[test]
+fn a_vllm_summary_result_compares_its_means() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "r.json",
+        r#"{"backend": "vllm", "model_id": "meta-llama/Llama-3.1-8B", "request_rate": "inf", "max_concurrency": 4, "completed": 16, "total_input_tokens": 4096, "total_output_tokens": 512, "output_throughput": 900.0, "mean_ttft_ms": 40.0, "median_ttft_ms": 38.0, "p99_ttft_ms": 70.0, "mean_tpot_ms": 8.0, "mean_itl_ms": 8.0, "mean_e2el_ms": 300.0}"#,
+    );
+    assert_eq!(detect(&p).unwrap(), InputFormat::VllmBench);
+    let Measurement::Run(run) = open(&p, None, &OpenOptions::default()).unwrap() else {
+        panic!("expected a run")
+    };
+    assert!(run.summary.is_some());
+    let v = validate_run("r", &run, &Settings::default(), &DataPaths::builtin()).unwrap();
+    assert_eq!(
+        v.replay,
+        Some(ReplayMode::ClosedLoop {
+            concurrency: Some(4)
+        })
+    );
+    let ttft = v.metrics.iter().find(|m| m.metric == Metric::Ttft).unwrap();
+    assert_eq!(ttft.simulated.count, 16);
+    assert!((ttft.measured.p50 - 0.038).abs() < 1e-12);
+    let want = 100.0 * (ttft.simulated.mean - 0.040) / 0.040;
+    let e = ttft.errors.unwrap();
+    assert!((e.bias_pct - want).abs() < 1e-9 && (e.median_abs_pct - want.abs()).abs() < 1e-9);
+    let tput = v.throughput.unwrap();
+    assert!((tput.measured_output_tokens_per_s - 900.0).abs() < 1e-12);
+}

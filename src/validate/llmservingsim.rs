@@ -138,6 +138,7 @@ pub fn read(path: &Path) -> Result<MeasuredRun> {
         max_concurrency: None,
         hints,
         notes,
+        summary: None,
     })
 }
 

@@ -217,6 +217,27 @@ pub struct MeasuredRun {
     pub hints: EngineHints,
     /// Remarks on the data (skipped rows, assumptions).
     pub notes: Vec<String>,
+    /// The run's statistics as the benchmark printed them, for files without
+    /// per-request values (then every request's measured TTFT and E2E are NaN, and the
+    /// replay compares these instead).
+    pub summary: Option<RunSummary>,
+}
+
+/// What a benchmark's result file says about a run without listing its requests:
+/// mean, median and tail of each latency (NaN where not printed), and the output
+/// throughput. Times in seconds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// Time to first token.
+    pub ttft_s: crate::validate::stats::Quantiles,
+    /// Time per output token after the first.
+    pub tpot_s: crate::validate::stats::Quantiles,
+    /// Gap between consecutive tokens.
+    pub itl_s: crate::validate::stats::Quantiles,
+    /// End-to-end latency.
+    pub e2e_s: crate::validate::stats::Quantiles,
+    /// Output tokens per second over the run.
+    pub output_tokens_per_s: f64,
 }
 
 /// The longest span of arrivals a replay takes, s (about 31.7 years): the simulated
@@ -225,6 +246,33 @@ pub struct MeasuredRun {
 pub const MAX_REPLAY_SPAN_S: f64 = 1e9;
 
 impl MeasuredRun {
+    /// A run timed by its benchmark client: every request measured (none replayed for
+    /// its load only, no client timeout), no inter-token gaps, engine settings or
+    /// summary yet.
+    pub fn from_client(
+        source: PathBuf,
+        format: RunFormat,
+        requests: Vec<MeasuredRequest>,
+        arrivals: ArrivalMode,
+        max_concurrency: Option<u32>,
+        notes: Vec<String>,
+    ) -> Self {
+        MeasuredRun {
+            source,
+            format,
+            requests,
+            itls_s: None,
+            arrivals,
+            timing: Timing::Client,
+            load_only: Vec::new(),
+            client_timeout_s: None,
+            max_concurrency,
+            hints: EngineHints::default(),
+            notes,
+            summary: None,
+        }
+    }
+
     /// Check every time the replay will use: arrivals (measured and load-only) finite,
     /// non-negative and within [`MAX_REPLAY_SPAN_S`] of the first, latencies finite and
     /// non-negative, the client timeout finite and positive. Errors name the file, the
@@ -256,7 +304,8 @@ impl MeasuredRun {
                 return bad(id, "arrival", format!("arrives {a} s ({:.0} years) after the first request; a replay spans at most {MAX_REPLAY_SPAN_S:e} s: are the times in another unit, or on two clocks?", a / 3.15576e7));
             }
         }
-        for r in &self.requests {
+        // A summary-only run has no per-request latencies to check.
+        for r in self.requests.iter().filter(|_| self.summary.is_none()) {
             for (field, v) in [("ttft", r.ttft_s), ("e2e", r.e2e_s)] {
                 if !(v.is_finite() && v >= 0.0) {
                     return bad(

@@ -9,7 +9,7 @@
 //!
 //! | format | what | replayed as |
 //! |---|---|---|
-//! | [vLLM benchmark JSON](vllm_bench) | per-request `ttfts`, `itls`, lengths | arrivals regenerated from `request_rate` + seed (or all at once for `inf`, closed-loop under `max_concurrency`) |
+//! | [vLLM benchmark JSON](vllm_bench) | per-request `ttfts`, `itls`, lengths; or, saved without them, the run's statistics | arrivals regenerated from `request_rate` + seed (or all at once for `inf`, closed-loop under `max_concurrency`); a summary as `completed` requests of its mean lengths, compared by its means |
 //! | [SGLang `bench_serving` JSON lines](sglang_bench) | one vLLM-style result per line (`--output-details`) | each line a run, as a vLLM result |
 //! | [LLMServingSim run](llmservingsim) | `requests.jsonl` + `meta.json` | recorded arrivals; engine settings from `meta.json` |
 //! | [per-request CSV](csv_run) | arrival / first-token / finish columns | recorded arrivals |

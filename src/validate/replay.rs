@@ -1,11 +1,11 @@
 //! Replay a measured serving run through simulated replicas and pair every request's
 //! simulated timings with its measured ones.
 
-use super::measured::{output_rate, ArrivalMode, MeasuredRun, Timing};
+use super::measured::{output_rate, ArrivalMode, MeasuredRun, RunSummary, Timing};
 use super::report::{
     ComparisonRows, Metric, MetricReport, ReplayMode, ThroughputReport, Validation, ValidationKind,
 };
-use super::stats::Quantiles;
+use super::stats::{ErrorStats, Quantiles};
 use crate::engine::{RequestRecord, RequestStatus};
 use crate::error::Result;
 use crate::setup::ReplicaSetup;
@@ -98,7 +98,7 @@ pub fn replay(
         crate::simulate::ReplayOptions {
             closed_loop,
             hold_until_arrival: timed,
-            keep_itls: run.itls_s.is_some(),
+            keep_itls: run.itls_s.is_some() || run.summary.is_some(),
             max_iterations: None,
             api_server: client_side,
             client_timeout: run
@@ -175,6 +175,9 @@ pub fn replay(
         rows.metrics.push((m, s, me));
     }
     let mut metrics = rows.reports();
+    if let Some(s) = &run.summary {
+        metrics = summary_reports(s, &rows, &out.itls_s);
+    }
     if let Some(meas) = &run.itls_s {
         metrics.insert(
             2,
@@ -202,9 +205,37 @@ pub fn replay(
         latency_model: setup.latency.describe(),
         replay: Some(replay),
         metrics,
-        throughput: Some(ThroughputReport::new(sim_rate, run.output_tokens_per_s())),
+        throughput: Some(ThroughputReport::new(
+            sim_rate,
+            run.summary
+                .as_ref()
+                .map_or_else(|| run.output_tokens_per_s(), |s| s.output_tokens_per_s),
+        )),
         notes,
         sample: None,
         rows,
     })
+}
+
+/// The reports of a run known by its statistics only: the simulated distribution of
+/// each metric beside the printed one, the error that of the means.
+fn summary_reports(s: &RunSummary, rows: &ComparisonRows, sim_itls: &[f64]) -> Vec<MetricReport> {
+    let simulated = |m: Metric| {
+        rows.metrics
+            .iter()
+            .find(|(x, ..)| *x == m)
+            .map_or_else(|| Quantiles::of(&[]), |(_, sim, _)| Quantiles::of(sim))
+    };
+    let report = |metric: Metric, simulated: Quantiles, measured: Quantiles| MetricReport {
+        metric,
+        simulated,
+        measured,
+        errors: Some(ErrorStats::of(&[simulated.mean], &[measured.mean])),
+    };
+    vec![
+        report(Metric::Ttft, simulated(Metric::Ttft), s.ttft_s),
+        report(Metric::Tpot, simulated(Metric::Tpot), s.tpot_s),
+        report(Metric::Itl, Quantiles::of(sim_itls), s.itl_s),
+        report(Metric::E2e, simulated(Metric::E2e), s.e2e_s),
+    ]
 }

@@ -3,7 +3,8 @@
 //! object carries the per-request lists vLLM's result file has (`input_lens`,
 //! `output_lens`, `ttfts`, `itls`, `errors`; seconds and tokens) beside the run's
 //! settings (`backend`, `request_rate`, `max_concurrency`, ...), and is read as a vLLM
-//! result ([`vllm_bench`](super::vllm_bench)).
+//! result ([`vllm_bench`](super::vllm_bench)); saved without, it has the run's
+//! statistics only, replayed as a vLLM summary is.
 //!
 //! **Several runs in one file.** Each line is its own run, validated on its own (a file
 //! of one line is one run), grouped as GenZ tables are ([`GenzTable`]): the group's key
@@ -75,8 +76,9 @@ fn object(path: &Path, n: u64, line: &str) -> Result<Map<String, Value>> {
     }
 }
 
-/// Whether the first object of the JSON-lines file at `path` is a detailed benchmark
-/// result (per-request lists of lengths, TTFTs and ITLs).
+/// Whether the first object of the JSON-lines file at `path` is a benchmark result:
+/// per-request lists of lengths, TTFTs and ITLs, or the run's statistics (`completed`,
+/// `mean_ttft_ms`).
 pub(crate) fn looks_like_result_lines(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(path) else {
         return false;
@@ -87,7 +89,12 @@ pub(crate) fn looks_like_result_lines(path: &Path) -> bool {
         .find(|l| !l.trim().is_empty());
     first
         .and_then(|l| object(path, 1, l).ok())
-        .is_some_and(|o| DETAIL_KEYS.iter().all(|k| o.contains_key(*k)))
+        .is_some_and(|o| {
+            DETAIL_KEYS.iter().all(|k| o.contains_key(*k))
+                || ["completed", "mean_ttft_ms"]
+                    .iter()
+                    .all(|k| o.contains_key(*k))
+        })
 }
 
 /// A key's value as text (`16`, `inf`), if present.
@@ -214,11 +221,41 @@ mod tests {
     }
 
     #[test]
-    fn a_summary_line_without_details_says_how_to_save_them() {
-        let plain = r#"{"backend": "sglang", "request_rate": 4.0, "mean_ttft_ms": 12.0}"#;
+    fn a_line_without_lists_or_statistics_says_how_to_save_them() {
+        let plain = r#"{"backend": "sglang", "request_rate": 4.0, "duration": 12.0}"#;
         let (_d, p) = write(&[plain]);
         assert!(!looks_like_result_lines(&p));
         let e = read(&p, 0).unwrap_err().to_string();
         assert!(e.contains("--output-details"), "{e}");
+        // Statistics without the counts to rebuild the requests: the missing key named.
+        let means =
+            r#"{"backend": "sglang", "request_rate": 4.0, "mean_ttft_ms": 12.0, "completed": 10}"#;
+        let (_d, p) = write(&[means]);
+        assert!(looks_like_result_lines(&p));
+        let e = read(&p, 0).unwrap_err().to_string();
+        assert!(e.contains(":1") && e.contains("total_input_tokens"), "{e}");
+    }
+
+    #[test]
+    fn a_summary_line_is_its_mean_requests_with_the_printed_statistics() {
+        let line = r#"{"backend": "sglang", "request_rate": 2.0, "max_concurrency": 8, "completed": 10, "total_input_tokens": 10245, "total_output_tokens": 2560, "output_throughput": 410.5, "mean_ttft_ms": 50.0, "median_ttft_ms": 45.0, "p99_ttft_ms": 120.0, "mean_tpot_ms": 9.0, "mean_itl_ms": 9.1, "mean_e2e_latency_ms": 2400.0, "p90_ttft_ms": NaN}"#;
+        let (_d, p) = write(&[line]);
+        let t = read(&p, 3).unwrap();
+        let run = &t.groups[0].run;
+        assert_eq!(run.requests.len(), 10);
+        assert!(run
+            .requests
+            .iter()
+            .all(|r| r.input_tokens == 1025 && r.output_tokens == 256 && r.ttft_s.is_nan()));
+        assert!(run
+            .requests
+            .windows(2)
+            .all(|w| w[0].arrival_s <= w[1].arrival_s));
+        assert_eq!(run.max_concurrency, Some(8));
+        let s = run.summary.as_ref().unwrap();
+        assert!((s.ttft_s.mean - 0.05).abs() < 1e-12 && (s.ttft_s.p99 - 0.12).abs() < 1e-12);
+        assert!(s.ttft_s.p90.is_nan() && (s.e2e_s.mean - 2.4).abs() < 1e-12);
+        assert!((s.output_tokens_per_s - 410.5).abs() < 1e-12);
+        run.check_times().unwrap();
     }
 }

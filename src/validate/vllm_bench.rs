@@ -1,6 +1,9 @@
 //! vLLM `benchmark_serving` / `vllm bench serve` result JSON, saved with
 //! `--save-result --save-detailed`: per-request `ttfts`, `itls`, `input_lens` and
-//! `output_lens` (seconds and tokens).
+//! `output_lens` (seconds and tokens). Saved without `--save-detailed` the file has the
+//! run's statistics only (`completed`, token totals, `mean_ttft_ms`, `median_…`,
+//! `p99_…`, `output_throughput`): the run is replayed as `completed` requests of the
+//! mean lengths and its [`RunSummary`] compared instead of requests.
 //!
 //! The file does not record when each request was sent. Arrivals come from the trace
 //! reader of vLLM result files ([`open_trace_as`](crate::trace::open_trace_as)): a
@@ -9,8 +12,10 @@
 //! file has it). Failed requests (a non-empty `errors` entry) are skipped, as the
 //! trace reader skips them.
 
-use super::measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat, Timing};
+use super::measured::{ArrivalMode, MeasuredRequest, MeasuredRun, RunFormat, RunSummary};
+use super::stats::Quantiles;
 use crate::error::{Error, Result};
+use crate::trace::synth::ArrivalSampler;
 use crate::trace::TraceOptions;
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -69,6 +74,11 @@ pub(crate) fn from_object(
     format: RunFormat,
 ) -> Result<MeasuredRun> {
     let path = at.path;
+    if !obj.contains_key("input_lens") && !obj.contains_key("ttfts") {
+        if let Some(run) = summary_run(at, obj, seed, format)? {
+            return Ok(run);
+        }
+    }
     let block = TraceOptions::default().native_hash_block_tokens;
     let trace = crate::trace::vllm::parse(path, at.line, obj, seed, block)?;
     let max_concurrency = trace.max_concurrency;
@@ -161,37 +171,165 @@ pub(crate) fn from_object(
             "the file has no send times: arrivals regenerated from request_rate with seed {seed}, not the times the benchmark used; per-request TTFT/E2E errors include that difference"
         ));
     }
-    // SGLang's client talks to its own server through the `sglang` backends (its
-    // native `/generate` and its OpenAI routes); other backends name a protocol only.
+    let mut run = MeasuredRun::from_client(
+        path.to_owned(),
+        format,
+        out,
+        arrivals,
+        max_concurrency,
+        notes,
+    );
+    run.itls_s = Some(all_itls);
+    fill_hints(&mut run, obj, format);
+    Ok(run)
+}
+
+/// The engine settings the object names: its model, and for SGLang's client talking to
+/// its own server through the `sglang` backends (its native `/generate` and its OpenAI
+/// routes) the `sglang` stack; other backends name a protocol only.
+fn fill_hints(run: &mut MeasuredRun, obj: &Map<String, Value>, format: RunFormat) {
+    run.hints.model = ["model_id", "model"]
+        .iter()
+        .find_map(|k| obj.get(*k).and_then(Value::as_str))
+        .map(str::to_owned);
     let backend = obj.get("backend").and_then(Value::as_str).unwrap_or("");
-    let serving_stack = (format == RunFormat::SglangBench && backend.starts_with("sglang"))
-        .then(|| "sglang".to_owned());
-    if serving_stack.is_some() {
-        notes.push(format!(
+    if format == RunFormat::SglangBench && backend.starts_with("sglang") {
+        run.hints.serving_stack = Some("sglang".into());
+        run.notes.push(format!(
             "serving stack sglang, from the file's backend `{backend}` (--serving-stack overrides)"
         ));
     }
-    let hints = EngineHints {
-        model: ["model_id", "model"]
-            .iter()
-            .find_map(|k| obj.get(*k).and_then(Value::as_str))
-            .map(str::to_owned),
-        serving_stack,
-        ..EngineHints::default()
+}
+
+/// A number under `key`, if the object has one (`null` and absent alike: none).
+fn number(at: At<'_>, obj: &Map<String, Value>, key: &str) -> Result<Option<f64>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+            _ => Err(at.err(key, format!("expected a non-negative number, got {v}"))),
+        },
+    }
+}
+
+/// The run of a result saved without per-request lists, from its printed statistics:
+/// `completed` requests of the mean lengths (`total_input_tokens` and
+/// `total_output_tokens` over `completed`), sent as the file's rate and concurrency
+/// cap say; `None` when the object has no `mean_ttft_ms` either (not a summary).
+fn summary_run(
+    at: At<'_>,
+    obj: &Map<String, Value>,
+    seed: u64,
+    format: RunFormat,
+) -> Result<Option<MeasuredRun>> {
+    if number(at, obj, "mean_ttft_ms")?.is_none() {
+        return Ok(None);
+    }
+    let need = |key: &str| -> Result<f64> {
+        number(at, obj, key)?.ok_or_else(|| {
+            at.err(
+                key,
+                "missing: a result without per-request lists needs `completed`, `total_input_tokens` and `total_output_tokens` to replay its requests",
+            )
+        })
     };
-    Ok(MeasuredRun {
-        source: path.to_owned(),
+    let completed = need("completed")?;
+    if completed < 1.0 {
+        return Err(at.err("completed", "no request completed: nothing to replay"));
+    }
+    let n = completed.round() as u64;
+    let mean_len = |key: &str| -> Result<u32> {
+        Ok((need(key)? / completed)
+            .round()
+            .clamp(1.0, f64::from(u32::MAX)) as u32)
+    };
+    let (input, output) = (
+        mean_len("total_input_tokens")?,
+        mean_len("total_output_tokens")?,
+    );
+    // The latencies as printed, ms → s; `e2el` is vLLM's name, `e2e_latency` SGLang's.
+    let quantiles = |names: &[&str]| -> Result<Quantiles> {
+        let stat = |s: &str| -> Result<f64> {
+            for b in names {
+                if let Some(x) = number(at, obj, &format!("{s}_{b}_ms"))? {
+                    return Ok(x / 1e3);
+                }
+            }
+            Ok(f64::NAN)
+        };
+        Ok(Quantiles {
+            count: n as usize,
+            mean: stat("mean")?,
+            p50: stat("median")?,
+            p90: stat("p90")?,
+            p99: stat("p99")?,
+        })
+    };
+    let summary = RunSummary {
+        ttft_s: quantiles(&["ttft"])?,
+        tpot_s: quantiles(&["tpot"])?,
+        itl_s: quantiles(&["itl"])?,
+        e2e_s: quantiles(&["e2el", "e2e_latency"])?,
+        output_tokens_per_s: number(at, obj, "output_throughput")?.unwrap_or(f64::NAN),
+    };
+    let process = crate::trace::vllm::arrival_process(obj).map_err(|(k, m)| at.err(k, m))?;
+    let burst = matches!(process, crate::trace::ArrivalProcess::Burst);
+    let mut sampler = ArrivalSampler::new(&process, seed);
+    let requests = (0..n)
+        .map(|id| MeasuredRequest {
+            id,
+            arrival_s: if burst {
+                0.0
+            } else {
+                sampler
+                    .next_nanos()
+                    .map_or(f64::INFINITY, |t| t as f64 * 1e-9)
+            },
+            input_tokens: input,
+            output_tokens: output,
+            ttft_s: f64::NAN,
+            e2e_s: f64::NAN,
+            prefix_hash_ids: Vec::new(),
+        })
+        .collect();
+    let arrivals = if burst {
+        ArrivalMode::AllAtOnce
+    } else {
+        ArrivalMode::Regenerated {
+            seed,
+            request_rate_rps: obj.get("request_rate").and_then(Value::as_f64),
+        }
+    };
+    let max_concurrency = match number(at, obj, "max_concurrency")? {
+        Some(c) if c >= 1.0 => Some(c.min(f64::from(u32::MAX)) as u32),
+        _ => None,
+    };
+    let mut notes = Vec::new();
+    if let Some(line) = at.line {
+        notes.push(format!(
+            "line {line} of {}: one benchmark run of the file",
+            at.path.display()
+        ));
+    }
+    notes.push(format!(
+        "the file has the run's statistics only (saved without per-request lists): {n} requests of its mean lengths ({input} tokens in, {output} out) replayed{}; the errors compare the run's means (its median, p90 and p99 are shown where printed), not requests",
+        if burst {
+            String::new()
+        } else {
+            format!(", arrivals regenerated from request_rate with seed {seed}")
+        }
+    ));
+    let mut run = MeasuredRun::from_client(
+        at.path.to_owned(),
         format,
-        requests: out,
-        itls_s: Some(all_itls),
+        requests,
         arrivals,
-        timing: Timing::Client,
-        load_only: Vec::new(),
-        client_timeout_s: None,
         max_concurrency,
-        hints,
         notes,
-    })
+    );
+    run.summary = Some(summary);
+    fill_hints(&mut run, obj, format);
+    Ok(Some(run))
 }
 
 #[cfg(test)]

@@ -215,6 +215,9 @@ fn build_units(base: &Arc<ServingStack>, sets: &[FitSet], paths: &DataPaths) -> 
     for (i, s) in sets.iter().enumerate() {
         for m in &s.measurements {
             match m {
+                // A run known by its statistics only has no requests to fit: it stays
+                // an out-of-sample check.
+                Measurement::Run(run) if run.summary.is_some() => {}
                 Measurement::Run(run) => {
                     let (mut req, mut ov) =
                         (DeploymentRequest::default(), EngineOverrides::default());

@@ -61,6 +61,7 @@ fn synthetic_run_every(stack: &ServingStack, paths: &DataPaths, gap_s: f64) -> M
         load_only: Vec::new(),
         client_timeout_s: None,
         max_concurrency: None,
+        summary: None,
         hints,
         notes: Vec::new(),
     }

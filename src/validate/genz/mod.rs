@@ -47,7 +47,7 @@
 //! its group's rows.
 
 use super::csv_table::CsvTable;
-use super::measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat, Timing};
+use super::measured::{ArrivalMode, EngineHints, MeasuredRequest, MeasuredRun, RunFormat};
 use crate::error::{Error, Result};
 use crate::trace::synth::ArrivalSampler;
 use crate::trace::ArrivalProcess;
@@ -472,17 +472,15 @@ fn group_run(
     Ok(GenzGroup {
         key,
         run: MeasuredRun {
-            source: path.to_owned(),
-            format: RunFormat::Genz,
-            requests,
-            itls_s: None,
-            arrivals,
-            timing: Timing::Client,
-            load_only: Vec::new(),
-            client_timeout_s: None,
-            max_concurrency,
             hints,
-            notes,
+            ..MeasuredRun::from_client(
+                path.to_owned(),
+                RunFormat::Genz,
+                requests,
+                arrivals,
+                max_concurrency,
+                notes,
+            )
         },
     })
 }
