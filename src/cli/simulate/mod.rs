@@ -61,6 +61,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub concurrency: Option<u32>,
 
+    /// Capped open loop: requests still arrive at their trace times, but at most N are
+    /// in flight; one whose time has come while N are busy is sent when a slot frees
+    /// (its latencies count from then), like a benchmark client with --request-rate and
+    /// --max-concurrency. Not with --concurrency.
+    #[arg(long, value_name = "N", conflicts_with = "concurrency")]
+    pub max_concurrency: Option<u32>,
+
     /// Disaggregated serving: replicas that only prefill (use with
     /// --num-decode-replicas; each replica is the deployment given by the other flags).
     #[arg(long, value_name = "N")]
@@ -184,6 +191,7 @@ merge_fields!(RunArgs {
     time_window,
     seed,
     concurrency,
+    max_concurrency,
     num_prefill_replicas,
     num_decode_replicas,
     kv_transfer_link,
@@ -507,13 +515,7 @@ pub fn simulate(
             .transpose()?,
         keep_records,
     };
-    let source = match run.concurrency {
-        Some(concurrency) => RequestSource::ClosedLoop {
-            requests: Box::new(reader),
-            concurrency,
-        },
-        None => RequestSource::Open(Box::new(reader)),
-    };
+    let source = request_source(run, Box::new(reader))?;
     let mut result = run_sim(replicas, router, source, &opts)?;
     if let Some(n) = run.replications {
         let block_s = run.bootstrap_block_s.unwrap_or(60.0);
@@ -533,14 +535,7 @@ pub fn simulate(
                     decode: d,
                 })
             })?;
-            let it = Box::new(reqs.into_iter().map(Ok));
-            let source = match run.concurrency {
-                Some(concurrency) => RequestSource::ClosedLoop {
-                    requests: it,
-                    concurrency,
-                },
-                None => RequestSource::Open(it),
-            };
+            let source = request_source(run, Box::new(reqs.into_iter().map(Ok)))?;
             Ok(run_sim(replicas, cluster.router(), source, &quiet)?.summary)
         };
         let jobs = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -608,5 +603,29 @@ pub fn simulate(
         run_name,
         output_dir,
         setups,
+    })
+}
+
+/// How the trace's requests enter the simulation: closed loop (`--concurrency`),
+/// capped open loop (`--max-concurrency`) or open loop.
+fn request_source<'a>(
+    run: &RunArgs,
+    requests: Box<dyn Iterator<Item = crate::error::Result<crate::trace::Request>> + 'a>,
+) -> crate::error::Result<RequestSource<'a>> {
+    let refuse = |msg: &str| Err(crate::error::Error::Config(msg.into()));
+    Ok(match (run.concurrency, run.max_concurrency) {
+        (Some(_), Some(_)) => {
+            return refuse("--concurrency (closed loop) and --max-concurrency (capped open loop) exclude each other: give one")
+        }
+        (_, Some(0)) => return refuse("--max-concurrency must be at least 1"),
+        (Some(concurrency), None) => RequestSource::ClosedLoop {
+            requests,
+            concurrency,
+        },
+        (None, Some(concurrency)) => RequestSource::CappedOpen {
+            requests,
+            concurrency,
+        },
+        (None, None) => RequestSource::Open(requests),
     })
 }
