@@ -44,8 +44,9 @@ pub fn requests_of(run: &MeasuredRun) -> Vec<Request> {
     out
 }
 
-/// How [`replay`] sends the requests of `run` (`closed_loop`: the concurrency it
-/// replays at, if any).
+/// How [`replay`] sends the requests of `run` (`closed_loop`: the client's cap on
+/// requests in flight, if any: a closed loop for a burst, a capped open loop for timed
+/// arrivals).
 pub fn replay_mode(run: &MeasuredRun, closed_loop: Option<u32>) -> ReplayMode {
     match (&run.arrivals, closed_loop) {
         (ArrivalMode::AllAtOnce, Some(c)) => ReplayMode::ClosedLoop {
@@ -62,6 +63,7 @@ pub fn replay_mode(run: &MeasuredRun, closed_loop: Option<u32>) -> ReplayMode {
         ) => ReplayMode::Regenerated {
             seed: *seed,
             request_rate_rps: *request_rate_rps,
+            max_concurrency: closed_loop,
         },
     }
 }

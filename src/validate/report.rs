@@ -149,6 +149,10 @@ pub enum ReplayMode {
         seed: u64,
         /// The rate, requests per second, where the reader knows it.
         request_rate_rps: Option<f64>,
+        /// The client's cap on requests in flight, where it had one (a request whose
+        /// time has come waits for a slot).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_concurrency: Option<u32>,
     },
 }
 

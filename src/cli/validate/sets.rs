@@ -21,11 +21,17 @@ fn replay_label(r: Option<ReplayMode>) -> String {
             None => "closed (per row)".into(),
         },
         Some(ReplayMode::Regenerated {
-            request_rate_rps, ..
-        }) => match request_rate_rps {
-            Some(r) => format!("open {r} req/s"),
-            None => "open".into(),
-        },
+            request_rate_rps,
+            max_concurrency,
+            ..
+        }) => {
+            let open =
+                request_rate_rps.map_or_else(|| "open".into(), |r| format!("open {r} req/s"));
+            match max_concurrency {
+                Some(c) => format!("{open} cap {c}"),
+                None => open,
+            }
+        }
     }
 }
 
