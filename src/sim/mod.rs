@@ -6,7 +6,7 @@
 //! order), then idle replicas start their next iteration. Nothing steps per token or per
 //! tick: the clock jumps from event to event.
 
-use crate::engine::{LiveRequest, Replica, ReplicaRole, RequestRecord, RequestSink, TokenEvent};
+use crate::engine::{LiveRequest, Replica, ReplicaRole, RequestRecord, RequestSink};
 use crate::error::{Error, Result};
 use crate::hardware::LinkSpec;
 use crate::trace::Request;
@@ -20,38 +20,14 @@ mod equivalence;
 pub mod failures;
 pub mod queue;
 pub mod router;
+mod run;
 #[cfg(test)]
 mod tests;
 
 pub use client::ClientPolicy;
 pub use queue::EventQueue;
 pub use router::{RoutePolicy, Router};
-
-/// How requests enter the simulation.
-pub enum RequestSource<'a> {
-    /// Requests arrive at their trace times (must be non-decreasing).
-    Open(Box<dyn Iterator<Item = Result<Request>> + 'a>),
-    /// A fixed number of clients: `concurrency` requests start at time zero, and each
-    /// time one ends the next request from the stream starts at once (its trace arrival
-    /// time is ignored).
-    ClosedLoop {
-        /// The requests, in issue order.
-        requests: Box<dyn Iterator<Item = Result<Request>> + 'a>,
-        /// Requests in flight at any time.
-        concurrency: u32,
-    },
-    /// Requests come at their trace times (non-decreasing) but at most `concurrency`
-    /// are in flight: one whose time has come while all are busy is sent when a slot
-    /// frees, in order, as a benchmark client's semaphore holds it (vLLM's and
-    /// SGLang's `--request-rate` with `--max-concurrency`). Its latencies count from
-    /// when it is sent.
-    CappedOpen {
-        /// The requests, in arrival order.
-        requests: Box<dyn Iterator<Item = Result<Request>> + 'a>,
-        /// Most requests in flight.
-        concurrency: u32,
-    },
-}
+pub use run::RequestSource;
 
 /// Watches the simulation as time advances (time series, invariant checks in tests).
 pub trait Observer {
@@ -99,28 +75,6 @@ pub struct RunStats {
     pub outages: u64,
     /// Replica-seconds spent down (outage and restart) up to the end of the run.
     pub replica_down_s: f64,
-}
-
-/// Counts ends so a closed-loop source can issue replacements, then forwards.
-struct CountingSink<'s> {
-    inner: &'s mut dyn RequestSink,
-    ended: u64,
-}
-
-impl RequestSink for CountingSink<'_> {
-    fn on_tokens(&mut self, event: &TokenEvent) {
-        self.inner.on_tokens(event);
-    }
-    fn on_request_end(&mut self, record: RequestRecord) {
-        self.ended += 1;
-        self.inner.on_request_end(record);
-    }
-    fn per_request_tokens(&self) -> bool {
-        self.inner.per_request_tokens()
-    }
-    fn on_decode_tokens(&mut self, replica: u32, time: SimTime, gap: SimDuration, requests: u32) {
-        self.inner.on_decode_tokens(replica, time, gap, requests);
-    }
 }
 
 /// A scheduled event.
@@ -601,202 +555,6 @@ impl Simulation {
                 self.to_start.push(i);
             }
         }
-    }
-
-    /// Run until every request has ended. Errors from the request stream (malformed
-    /// rows, unsorted arrivals) end the run.
-    pub fn run(
-        &mut self,
-        source: RequestSource<'_>,
-        sink: &mut dyn RequestSink,
-        observer: &mut dyn Observer,
-    ) -> Result<RunStats> {
-        let api = self.api;
-        let waits = self.api_waits.clone();
-        // A capped open loop holds each request until its own time as well.
-        let hold = matches!(source, RequestSource::CappedOpen { .. });
-        let (mut requests, closed_loop) = match source {
-            RequestSource::Open(it) => match api {
-                Some(d) => (
-                    Box::new(api::Ingress::new(it, d, &waits)) as Box<dyn Iterator<Item = _>>,
-                    None,
-                ),
-                None => (it, None),
-            },
-            RequestSource::ClosedLoop {
-                requests,
-                concurrency,
-            }
-            | RequestSource::CappedOpen {
-                requests,
-                concurrency,
-            } => {
-                if concurrency == 0 {
-                    return Err(Error::Config(
-                        "closed-loop concurrency must be at least 1".into(),
-                    ));
-                }
-                (requests, Some(concurrency))
-            }
-        };
-        let mut client;
-        let sink: &mut dyn RequestSink = match api {
-            Some(delays) => {
-                client = api::ClientView {
-                    inner: sink,
-                    delays,
-                    waits: waits.clone(),
-                };
-                &mut client
-            }
-            None => sink,
-        };
-        let mut sink = CountingSink {
-            inner: sink,
-            ended: 0,
-        };
-        let mut stats = RunStats::default();
-        // The next open-loop arrival, read one ahead; closed-loop requests to issue now,
-        // and (capped open loop) the next one, read ahead while its time has not come.
-        let mut next: Option<Request> = None;
-        let mut to_issue: u64 = 0;
-        let mut held: Option<Request> = None;
-        match closed_loop {
-            None => next = requests.next().transpose()?,
-            Some(c) => to_issue = u64::from(c),
-        }
-        // A closed-loop source sends through the API server's handlers, if it has any.
-        let mut handlers = closed_loop
-            .and(api)
-            .and_then(|d| d.handlers().map(|h| (d, h)));
-        let mut through_server = api::InFlight::default();
-        loop {
-            let t_arrival = if closed_loop.is_some() {
-                let issue = (to_issue > 0)
-                    .then(|| held.as_ref().map_or(self.now, |r| r.arrival.max(self.now)));
-                match (issue, through_server.next_time()) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            } else {
-                next.as_ref().map(|r| r.arrival)
-            };
-            // Once every request has ended, pending client deadlines and failures have
-            // nothing to do.
-            if t_arrival.is_none()
-                && (self.clients.is_some() || self.failures.is_some() || self.autoscaler.is_some())
-                && self.clients.as_ref().is_none_or(client::Clients::is_idle)
-                && self.num_outstanding() == 0
-                && self.in_transit.iter().all(|&n| n == 0)
-            {
-                break;
-            }
-            let t = match (self.queue.peek_time(), t_arrival) {
-                (None, None) => break,
-                (Some(a), None) | (None, Some(a)) => a,
-                (Some(a), Some(b)) => a.min(b),
-            };
-            // 1. Iteration ends at `t`.
-            stats.events += self.process_until(t, &mut sink, observer);
-            // 2. Arrivals at `t`.
-            if closed_loop.is_some() {
-                loop {
-                    to_issue += std::mem::take(&mut sink.ended);
-                    while to_issue > 0 {
-                        let Some(req) = held
-                            .take()
-                            .map_or_else(|| requests.next().transpose(), |r| Ok(Some(r)))?
-                        else {
-                            to_issue = 0;
-                            break;
-                        };
-                        if hold && req.arrival > self.now {
-                            held = Some(req);
-                            break;
-                        }
-                        to_issue -= 1;
-                        if let Some((d, h)) = handlers.as_mut() {
-                            let work = d.ingress(req.input_tokens);
-                            let at = h.serve(self.now, work);
-                            waits.record(req.id, at.saturating_duration_since(self.now + work));
-                            through_server.push(at, req);
-                            continue;
-                        }
-                        stats.events += 1;
-                        stats.requests_in += 1;
-                        self.add_request(req, &mut sink);
-                        to_issue += std::mem::take(&mut sink.ended);
-                    }
-                    let mut admitted = false;
-                    while let Some(req) = through_server.pop_due(self.now) {
-                        stats.events += 1;
-                        stats.requests_in += 1;
-                        self.add_request(req, &mut sink);
-                        admitted = true;
-                    }
-                    if !admitted && sink.ended == 0 {
-                        break;
-                    }
-                }
-            } else {
-                while next.as_ref().is_some_and(|r| r.arrival == t) {
-                    let req = next.take().expect("checked");
-                    stats.events += 1;
-                    stats.requests_in += 1;
-                    self.add_request(req, &mut sink);
-                    next = requests.next().transpose()?;
-                    if let Some(n) = &next {
-                        if n.arrival < t {
-                            return Err(Error::Config(format!(
-                                "request {} arrives at {} s, before the previous request ({} s): traces must be sorted by arrival time",
-                                n.id,
-                                n.arrival.as_secs_f64(),
-                                t.as_secs_f64()
-                            )));
-                        }
-                    }
-                }
-            }
-            // 3. Idle replicas start their next iteration.
-            self.start_idle(observer);
-            if let Some(e) = self.take_fault() {
-                return Err(e);
-            }
-            if let Some(max) = self.max_iterations {
-                let iterations: u64 = self.replicas.iter().map(|r| r.counters().iterations).sum();
-                if iterations > max {
-                    return Err(Error::IterationLimit {
-                        iterations,
-                        simulated_s: self.now.as_secs_f64(),
-                        outstanding: self.num_outstanding() as u64,
-                    });
-                }
-            }
-        }
-        stats.end_time = self.now;
-        stats.timed_out = self.clients.as_ref().map_or(0, |c| c.timed_out);
-        if let Some(a) = self.autoscaler.as_mut() {
-            a.account(self.now);
-        }
-        if let Some(f) = &self.failures {
-            stats.outages = f.outages;
-            let open: u64 = f
-                .down_since
-                .iter()
-                .flatten()
-                .map(|&s| self.now.saturating_duration_since(s).as_nanos())
-                .sum();
-            stats.replica_down_s = (f.down_ns + open) as f64 * 1e-9;
-        }
-        let outstanding: usize = self.replicas.iter().map(Replica::num_outstanding).sum();
-        stats.requests_out = stats.requests_in - outstanding as u64;
-        if outstanding > 0 {
-            return Err(Error::Config(format!(
-                "the simulation stalled at {} with {outstanding} requests that can never be scheduled (check --max-num-batched-tokens against prompt lengths)",
-                self.now
-            )));
-        }
-        Ok(stats)
     }
 }
 
