@@ -104,6 +104,20 @@ impl Handlers {
         self.free.push(Reverse(done));
         done
     }
+
+    /// [`Handlers::serve`] request `id`, noting in `waits` how long it waited for a
+    /// handler.
+    pub fn serve_noting(
+        &mut self,
+        id: u64,
+        at: SimTime,
+        work: SimDuration,
+        waits: &Waits,
+    ) -> SimTime {
+        let done = self.serve(at, work);
+        waits.record(id, done.saturating_duration_since(at + work));
+        done
+    }
 }
 
 /// Each queued request's wait for a handler, by request id, until the client's clock
@@ -158,9 +172,8 @@ pub struct Ingress<'a> {
     handlers: Option<(Handlers, Waits)>,
     /// Read from `inner`, not yet delayed into `heap`.
     pending: Option<Request>,
-    /// Delayed requests by (engine arrival, stream position).
-    heap: BinaryHeap<Reverse<(SimTime, u64, HeapRequest)>>,
-    seq: u64,
+    /// Delayed requests by engine arrival (ties in stream order).
+    flight: InFlight,
     last_arrival: SimTime,
     done: bool,
 }
@@ -198,16 +211,14 @@ impl<'a> Ingress<'a> {
             delays,
             handlers: delays.handlers().map(|h| (h, waits.clone())),
             pending: None,
-            heap: BinaryHeap::new(),
-            seq: 0,
+            flight: InFlight::default(),
             last_arrival: SimTime::ZERO,
             done: false,
         }
     }
 
     fn pop(&mut self) -> Option<Result<Request>> {
-        self.heap.pop().map(|Reverse((t, _, r))| {
-            let mut r = r.0;
+        self.flight.pop_next().map(|(t, mut r)| {
             r.arrival = t;
             Ok(r)
         })
@@ -246,8 +257,8 @@ impl Iterator for Ingress<'_> {
             }
             // Every later request reaches the engine no earlier than `pending` leaves
             // its client, so what is due by then can go.
-            let due = match (&self.heap.peek(), &self.pending) {
-                (Some(Reverse((t, _, _))), Some(p)) => *t <= p.arrival,
+            let due = match (self.flight.next_time(), &self.pending) {
+                (Some(t), Some(p)) => t <= p.arrival,
                 (Some(_), None) => true,
                 (None, _) => false,
             };
@@ -257,15 +268,10 @@ impl Iterator for Ingress<'_> {
             let r = self.pending.take()?;
             let work = self.delays.ingress(r.input_tokens);
             let t = match &mut self.handlers {
-                Some((h, waits)) => {
-                    let t = h.serve(r.arrival, work);
-                    waits.record(r.id, t.saturating_duration_since(r.arrival + work));
-                    t
-                }
+                Some((h, waits)) => h.serve_noting(r.id, r.arrival, work, waits),
                 None => r.arrival + work,
             };
-            self.heap.push(Reverse((t, self.seq, HeapRequest(r))));
-            self.seq += 1;
+            self.flight.push(t, r);
         }
     }
 }
@@ -295,7 +301,12 @@ impl InFlight {
         if self.next_time()? > now {
             return None;
         }
-        self.heap.pop().map(|Reverse((_, _, r))| r.0)
+        self.pop_next().map(|(_, r)| r)
+    }
+
+    /// The next request to reach the engine, and when.
+    fn pop_next(&mut self) -> Option<(SimTime, Request)> {
+        self.heap.pop().map(|Reverse((t, _, r))| (t, r.0))
     }
 }
 

@@ -269,9 +269,7 @@ impl Simulation {
                 };
                 f.to_issue -= 1;
                 if let Some((d, h)) = f.handlers.as_mut() {
-                    let work = d.ingress(req.input_tokens);
-                    let at = h.serve(self.now, work);
-                    waits.record(req.id, at.saturating_duration_since(self.now + work));
+                    let at = h.serve_noting(req.id, self.now, d.ingress(req.input_tokens), waits);
                     f.through_server.push(at, req);
                     continue;
                 }
