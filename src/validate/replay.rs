@@ -176,10 +176,10 @@ pub fn replay(
     {
         rows.metrics.push((m, s, me));
     }
-    let mut metrics = rows.reports();
-    if let Some(s) = &run.summary {
-        metrics = summary_reports(s, &rows, &out.itls_s);
-    }
+    let mut metrics = match &run.summary {
+        Some(s) => summary_reports(s, &rows, &out.itls_s),
+        None => rows.reports(),
+    };
     if let Some(meas) = &run.itls_s {
         metrics.insert(
             2,
