@@ -390,6 +390,7 @@ pub fn read(path: &Path) -> Result<MeasuredRun> {
         },
         notes,
         summary: None,
+        stated_output_tokens_per_s: None,
     })
 }
 

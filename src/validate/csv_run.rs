@@ -159,6 +159,7 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<MeasuredRun> {
         hints: EngineHints::default(),
         notes,
         summary: None,
+        stated_output_tokens_per_s: None,
     })
 }
 

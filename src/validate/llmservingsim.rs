@@ -139,6 +139,7 @@ pub fn read(path: &Path) -> Result<MeasuredRun> {
         hints,
         notes,
         summary: None,
+        stated_output_tokens_per_s: None,
     })
 }
 

@@ -221,6 +221,9 @@ pub struct MeasuredRun {
     /// per-request values (then every request's measured TTFT and E2E are NaN, and the
     /// replay compares these instead).
     pub summary: Option<RunSummary>,
+    /// Output tokens per second as the benchmark printed it (`output_throughput`), where
+    /// the file has it: a closed loop's rate, which the latencies alone do not give.
+    pub stated_output_tokens_per_s: Option<f64>,
 }
 
 /// What a benchmark's result file says about a run without listing its requests:
@@ -270,6 +273,7 @@ impl MeasuredRun {
             hints: EngineHints::default(),
             notes,
             summary: None,
+            stated_output_tokens_per_s: None,
         }
     }
 
@@ -329,8 +333,26 @@ impl MeasuredRun {
     }
 
     /// Output tokens per second: output tokens of all requests over the time from the
-    /// first arrival to the last finish.
+    /// first arrival to the last finish. A closed loop sent its requests when slots
+    /// freed, at times the latencies do not record: there the benchmark's own figure,
+    /// else the loop's rate by Little's law (clients × tokens / Σ E2E).
     pub fn output_tokens_per_s(&self) -> f64 {
+        let closed = matches!(self.arrivals, ArrivalMode::AllAtOnce)
+            && self
+                .max_concurrency
+                .is_some_and(|c| (c as usize) < self.requests.len());
+        if closed {
+            let busy_s: f64 = self.requests.iter().map(|r| r.e2e_s).sum();
+            let tokens: u64 = self
+                .requests
+                .iter()
+                .map(|r| u64::from(r.output_tokens))
+                .sum();
+            let clients = f64::from(self.max_concurrency.unwrap_or(1));
+            return self
+                .stated_output_tokens_per_s
+                .unwrap_or(clients * tokens as f64 / busy_s);
+        }
         output_rate(
             self.requests
                 .iter()

@@ -442,8 +442,14 @@ pub fn validate_run(
         ));
     }
     let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
-    let dp = run.hints.data_parallel_size.unwrap_or(1).max(1);
-    if dp > 1 && run.hints.enable_expert_parallel == Some(true) {
+    // One replica per data-parallel rank: the command line's DP size, else the file's.
+    let dp = settings
+        .deployment
+        .data_parallel_size
+        .or(run.hints.data_parallel_size)
+        .unwrap_or(1)
+        .max(1);
+    if dp > 1 && setup.deployment.ep > 1 {
         run.notes.push(format!(
                         "measured with DP{dp} + expert parallelism: simulated as {dp} replicas (one per DP rank, each with its own scheduler and KV cache) whose MoE layers share the experts (EP{}) and which step in lock-step, each iteration as long as the slowest rank's (an idle rank's dummy step is not timed)",
             setup.deployment.ep

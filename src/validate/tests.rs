@@ -86,6 +86,36 @@ fn a_simulated_run_validates_against_itself() {
             .unwrap();
     assert_eq!(json["kind"], "serving-run");
     assert_eq!(json["metrics"][0]["metric"], "ttft");
+
+    // A dense model's data-parallel ranks are independent engines: DP given on the
+    // command line replays on that many replicas, as a DP size in the file does.
+    let dp2 = Settings {
+        deployment: DeploymentRequest {
+            data_parallel_size: Some(2),
+            ..request()
+        },
+        ..Settings::default()
+    };
+    assert_eq!(
+        validate_run("dp", &measured, &dp2, &paths)
+            .unwrap()
+            .num_replicas,
+        2
+    );
+    let mut hinted = measured.clone();
+    hinted.hints.data_parallel_size = Some(3);
+    assert_eq!(
+        validate_run("dp", &hinted, &settings, &paths)
+            .unwrap()
+            .num_replicas,
+        3
+    );
+    assert_eq!(
+        validate_run("dp", &hinted, &dp2, &paths)
+            .unwrap()
+            .num_replicas,
+        2
+    );
 }
 
 #[test]

@@ -8,8 +8,11 @@
 //! The file does not record when each request was sent. Arrivals come from the trace
 //! reader of vLLM result files ([`open_trace_as`](crate::trace::open_trace_as)): a
 //! per-request time list if the file has one, else regenerated from `request_rate`
-//! (and `burstiness`) with the given seed, else (rate `inf`) all at time zero. Per request, E2E = `ttft + Σ itls` (or `e2els` where the
-//! file has it). Failed requests (a non-empty `errors` entry) are skipped, as the
+//! (and `burstiness`) with the given seed, else (rate `inf`) all at time zero. With rate
+//! `inf` and a cap (`max_concurrency`) the client was a closed loop: the run is replayed
+//! as one, in the recorded order, whatever send times it recorded (they are when the
+//! measured server freed a slot). Per request, E2E = `ttft + Σ itls` (or `e2els` where
+//! the file has it; a copy trimmed to `e2els` may leave `itls` out). Failed requests (a non-empty `errors` entry) are skipped, as the
 //! trace reader skips them.
 
 use super::measured::{ArrivalMode, MeasuredRequest, MeasuredRun, RunFormat, RunSummary};
@@ -100,11 +103,16 @@ pub(crate) fn from_object(
         Ok(a)
     };
     let ttfts = need("ttfts")?;
-    let itls = need("itls")?;
     let e2els = if obj.contains_key("e2els") {
         Some(need("e2els")?)
     } else {
         None
+    };
+    // A copy trimmed to per-request E2E (`e2els`) may leave the token gaps out.
+    let itls = if e2els.is_some() && !obj.contains_key("itls") {
+        None
+    } else {
+        Some(need("itls")?)
     };
 
     let mut out = Vec::with_capacity(requests.len());
@@ -112,13 +120,16 @@ pub(crate) fn from_object(
     for r in &requests {
         let i = r.id as usize;
         let ttft = at.secs(&ttfts[i], &format!("ttfts[{i}]"))?;
-        let gaps = match &itls[i] {
-            Value::Array(g) => g
+        let gaps = match itls.map(|l| &l[i]) {
+            None => Vec::new(),
+            Some(Value::Array(g)) => g
                 .iter()
                 .enumerate()
                 .map(|(j, v)| at.secs(v, &format!("itls[{i}][{j}]")))
                 .collect::<Result<Vec<f64>>>()?,
-            v => return Err(at.err(&format!("itls[{i}]"), format!("expected a list, got {v}"))),
+            Some(v) => {
+                return Err(at.err(&format!("itls[{i}]"), format!("expected a list, got {v}")))
+            }
         };
         let e2e = match e2els {
             Some(e) => at.secs(&e[i], &format!("e2els[{i}]"))?,
@@ -143,7 +154,18 @@ pub(crate) fn from_object(
     let has_times = ["start_times", "arrival_times", "timestamps"]
         .iter()
         .any(|k| obj.contains_key(*k));
-    let arrivals = if has_times {
+    // With no rate limit and a cap the client is a closed loop: each send time it
+    // recorded is when the measured server freed a slot, an outcome of that server's
+    // speed. The replay keeps the order and lets the simulated server free the slots.
+    let closed_loop = rate_inf && max_concurrency.is_some();
+    let arrivals = if closed_loop {
+        if has_times {
+            for r in &mut out {
+                r.arrival_s = 0.0;
+            }
+        }
+        ArrivalMode::AllAtOnce
+    } else if has_times {
         ArrivalMode::Recorded
     } else if rate_inf {
         ArrivalMode::AllAtOnce
@@ -166,6 +188,12 @@ pub(crate) fn from_object(
             n - requests.len()
         ));
     }
+    if closed_loop && has_times {
+        notes.push(format!(
+            "request rate inf with max_concurrency {}: a closed loop; the recorded send times (when the measured server freed a slot) give the order only",
+            max_concurrency.unwrap_or_default()
+        ));
+    }
     if matches!(arrivals, ArrivalMode::Regenerated { .. }) {
         notes.push(format!(
             "the file has no send times: arrivals regenerated from request_rate with seed {seed}, not the times the benchmark used; per-request TTFT/E2E errors include that difference"
@@ -179,7 +207,11 @@ pub(crate) fn from_object(
         max_concurrency,
         notes,
     );
-    run.itls_s = Some(all_itls);
+    run.itls_s = itls.map(|_| all_itls);
+    run.stated_output_tokens_per_s = obj
+        .get("output_throughput")
+        .and_then(Value::as_f64)
+        .filter(|r| r.is_finite() && *r > 0.0);
     fill_hints(&mut run, obj, format);
     Ok(run)
 }
@@ -358,6 +390,58 @@ mod tests {
         assert_eq!(r.itls_s.as_deref(), Some(&[0.01, 0.03][..]));
         assert_eq!(r.hints.model.as_deref(), Some("meta-llama/Llama-3.1-8B"));
         assert!(r.notes[0].contains("1 of 3 requests failed"));
+    }
+
+    #[test]
+    fn a_capped_burst_is_a_closed_loop_whatever_times_it_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        // Sent by 2 clients: the third request went when the first one's slot freed.
+        std::fs::write(
+            &p,
+            r#"{"request_rate": "inf", "max_concurrency": 2, "output_throughput": 12.5,
+                "input_lens": [10, 20, 30], "output_lens": [3, 1, 2],
+                "start_times": [100.0, 100.5, 100.2], "ttfts": [0.1, 0.2, 0.3],
+                "e2els": [0.2, 0.3, 0.5]}"#,
+        )
+        .unwrap();
+        let r = read(&p, 0).unwrap();
+        assert_eq!(r.arrivals, ArrivalMode::AllAtOnce);
+        assert_eq!(r.max_concurrency, Some(2));
+        // Sent in the recorded order, each when the simulated server frees a slot.
+        let ids: Vec<u64> = r.requests.iter().map(|q| q.id).collect();
+        assert_eq!(ids, [0, 2, 1]);
+        assert!(r.requests.iter().all(|q| q.arrival_s == 0.0));
+        assert!(
+            r.notes.iter().any(|n| n.contains("a closed loop")),
+            "{:?}",
+            r.notes
+        );
+        // Per-request E2E without the token gaps: no ITL list to compare.
+        assert!((r.requests[1].e2e_s - 0.5).abs() < 1e-12);
+        assert_eq!(r.itls_s, None);
+        // The loop's rate is the benchmark's own figure, not tokens over the longest E2E.
+        assert_eq!(r.output_tokens_per_s(), 12.5);
+        let mut unstated = r.clone();
+        unstated.stated_output_tokens_per_s = None;
+        // Little's law: 2 clients × 6 tokens / 1.0 s of summed E2E.
+        assert!((unstated.output_tokens_per_s() - 12.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn timed_arrivals_with_a_rate_stay_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        std::fs::write(
+            &p,
+            r#"{"request_rate": 4.0, "max_concurrency": 2,
+                "input_lens": [10, 20], "output_lens": [3, 1],
+                "start_times": [100.0, 100.5], "ttfts": [0.1, 0.2], "itls": [[0.01, 0.01], []]}"#,
+        )
+        .unwrap();
+        let r = read(&p, 0).unwrap();
+        assert_eq!(r.arrivals, ArrivalMode::Recorded);
+        assert!((r.requests[1].arrival_s - 0.5).abs() < 1e-12);
     }
 
     #[test]

@@ -62,6 +62,7 @@ fn synthetic_run_every(stack: &ServingStack, paths: &DataPaths, gap_s: f64) -> M
         client_timeout_s: None,
         max_concurrency: None,
         summary: None,
+        stated_output_tokens_per_s: None,
         hints,
         notes: Vec::new(),
     }
