@@ -196,6 +196,13 @@ echo "## gpustack vLLM bursts (never fitted on)"
 python3 scripts/gpustack_check.py --servesim target/release/servesim --out "$OUT/gpustack" \
     | grep -E "^median|failed" || echo "FAILED: gpustack"
 
+# Public per-request runs (perf_model/measurements/serving-public-runs/): vLLM 0.8.3 on
+# A100-40GB, SGLang 0.5.9 and vLLM 0.15 on H100; never fitted on, the same in every mode.
+echo
+echo "## Public serving runs: vLLM 0.8.3 A100, SGLang 0.5.9 / vLLM 0.15 H100 (never fitted on)"
+python3 scripts/public_runs_check.py --servesim target/release/servesim --out "$OUT/public-runs" \
+    | grep -E "^(median|FAILED)" || echo "FAILED: public-runs"
+
 # AMD's published vLLM latency tables on 8 × MI300X (perf_model/measurements/
 # serving-rocm-vllm-mi300x/): never fitted on, the same in every mode.
 echo

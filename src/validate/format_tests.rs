@@ -296,3 +296,40 @@ fn a_vllm_summary_result_compares_its_means() {
     let tput = v.throughput.unwrap();
     assert!((tput.measured_output_tokens_per_s - 900.0).abs() < 1e-12);
 }
+
+#[test]
+fn the_shipped_public_runs_open_as_their_manifests_say() {
+    // perf_model/measurements/serving-public-runs: every run a manifest lists opens, the
+    // vLLM 0.15 closed loops as closed loops and the SGLang bursts as bursts.
+    let root = DataPaths::builtin()
+        .perf_model
+        .join("measurements/serving-public-runs");
+    let mut seen = 0;
+    for set in ["llm-k8s", "benchmaq-sglang", "benchmaq-vllm"] {
+        let manifest = std::fs::read_to_string(root.join(set).join("runs.csv")).unwrap();
+        for line in manifest.lines().skip(1) {
+            let file = root.join(set).join(line.split(',').next().unwrap());
+            let m = open(&file, None, &OpenOptions::default()).unwrap();
+            let run = match m {
+                Measurement::Run(r) => *r,
+                Measurement::Genz(g) => g.groups.into_iter().next().unwrap().run,
+                _ => panic!("{}: not a serving run", file.display()),
+            };
+            assert!(!run.requests.is_empty(), "{}", file.display());
+            match set {
+                "benchmaq-vllm" | "benchmaq-sglang" => {
+                    assert_eq!(run.arrivals, ArrivalMode::AllAtOnce, "{}", file.display());
+                    assert!(run.max_concurrency.is_some(), "{}", file.display());
+                }
+                // Poisson at 1, 4 and 16 req/s (no send times: regenerated), then all at once.
+                _ if line.contains("qps_inf") => {
+                    assert_eq!(run.arrivals, ArrivalMode::AllAtOnce);
+                    assert_eq!(run.max_concurrency, None);
+                }
+                _ => assert!(matches!(run.arrivals, ArrivalMode::Regenerated { .. })),
+            }
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 4 + 24 + 58);
+}

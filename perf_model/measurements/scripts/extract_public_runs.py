@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Restate public serving-benchmark result files in the formats `servesim validate` reads.
+
+Reads git snapshots of the source repositories (see `serving-public-runs/README.md`) and
+writes, under `perf_model/measurements/serving-public-runs/`:
+
+* `llm-k8s/*.json` — vLLM `benchmark_serving.py --save-result` files of surajssd/llm-k8s
+  (commit 58b61c5): the same JSON object without `generated_texts`, every number of the
+  per-request lists rounded to 1 µs (6 decimals of a second).
+* `benchmaq-sglang/*.jsonl` — SGLang `bench_serving --output-details` lines of
+  Scicom-AI-Enterprise-Organization/llm-benchmaq (commit 3e344dd): the same object
+  without `generated_texts`, lists rounded to 1 µs, and `server_info` cut to the
+  serving settings (the version, parallelism, memory and scheduler arguments).
+* `benchmaq-vllm/*.json` — `vllm bench serve --save-detailed` files of the same repository
+  (commit fef8911): the same JSON object without `generated_texts`, with each request's
+  token gaps (`itls`) replaced by its end-to-end latency (`e2els` = `ttfts` + Σ `itls`),
+  lists rounded to 1 µs.
+
+Deterministic: the same snapshots give byte-identical files.
+
+Usage: extract_public_runs.py --mirror /work/.mirror [--out DIR]
+"""
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent.parent / "serving-public-runs"
+K8S_REPO = "surajssd+llm-k8s"
+K8S_COMMIT = "58b61c59450e06073120a8ad166c1e9c333851a7"
+K8S_DIR = "results_serving_meta-llama-Llama-3.3-70B-Instruct/01_tp8_pp1"
+BMQ_REPO = "Scicom-AI-Enterprise-Organization+llm-benchmaq"
+BMQ_SGLANG_COMMIT = "3e344dd6c8234f82d5daaa184c0f9fd5f6f0848b"
+BMQ_VLLM_COMMIT = "fef8911"
+# The server settings kept from SGLang's `server_info` (the rest are switches at their
+# defaults for features these runs do not use).
+SERVER_KEYS = [
+    "version", "model_path", "dtype", "quantization", "kv_cache_dtype", "tp_size", "dp_size",
+    "pp_size", "load_balance_method", "mem_fraction_static", "max_running_requests",
+    "max_total_tokens", "max_total_num_tokens", "chunked_prefill_size", "max_prefill_tokens",
+    "context_length", "page_size", "schedule_policy", "schedule_conservativeness",
+    "disable_radix_cache", "attention_backend", "sampling_backend", "cuda_graph_max_bs",
+    "disable_cuda_graph", "enable_torch_compile", "disable_overlap_schedule",
+    "enable_mixed_chunk", "enable_dp_attention", "disable_custom_all_reduce", "stream_interval",
+]
+# vLLM runs kept: every model and layout at 1,024 tokens in, all five concurrencies,
+# and the 4,096-token sweep of the two ends of the model range.
+VLLM_MODELS = ["Qwen3-8B", "Qwen3-14B", "Qwen3-32B", "Llama-3.1-70B"]
+
+
+def git_show(mirror, repo, commit, path):
+    return subprocess.run(
+        ["git", "-C", str(Path(mirror) / repo / "repo"), "show", f"{commit}:{path}"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+
+
+def git_ls(mirror, repo, commit, folder):
+    out = subprocess.run(
+        ["git", "-C", str(Path(mirror) / repo / "repo"), "ls-tree", "--name-only", commit, folder + "/"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return sorted(out.split())
+
+
+def rounded(v):
+    if isinstance(v, float):
+        return round(v, 6)
+    if isinstance(v, list):
+        return [rounded(x) for x in v]
+    return v
+
+
+def slim(obj, lists):
+    out = {}
+    for k, v in obj.items():
+        if k == "generated_texts":
+            continue
+        out[k] = rounded(v) if k in lists else v
+    return out
+
+
+MANIFEST_HEADER = "file,model,hardware,tensor_parallel,data_parallel,serving_stack,engine_version,flags"
+# What the sources state for every run of a folder (README.md gives where each comes from).
+K8S_RUN = ("meta-llama/Llama-3.3-70B-Instruct", "a100-sxm4-40gb", "vllm-v1-sync", "0.8.3",
+           "--enable-prefix-caching")
+SGLANG_MODELS = {"Llama3.1-70B": "meta-llama/Llama-3.1-70B", "Qwen3-8B": "Qwen/Qwen3-8B",
+                 "Qwen3-14B": "Qwen/Qwen3-14B"}
+VLLM_IDS = {"Qwen3-8B": "Qwen/Qwen3-8B", "Qwen3-14B": "Qwen/Qwen3-14B",
+            "Qwen3-32B": "Qwen/Qwen3-32B", "Llama-3.1-70B": "meta-llama/Llama-3.1-70B"}
+
+
+def layout(stem):
+    """(TP, DP) from a benchmaq file name (`…_TP4_DP2_…` or `tp4_dp2_…`)."""
+    low = stem.lower()
+    tp = int(low.split("tp")[1].split("_")[0])
+    dp = int(low.split("dp")[1].split("_")[0])
+    return tp, dp
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"wrote {path.relative_to(OUT.parent)} ({len(text)} bytes)")
+
+
+def k8s(mirror, out):
+    rows = [MANIFEST_HEADER]
+    for name in git_ls(mirror, K8S_REPO, K8S_COMMIT, K8S_DIR):
+        if not name.endswith(".json") or "sharegpt_qps" not in name:
+            continue
+        obj = json.loads(git_show(mirror, K8S_REPO, K8S_COMMIT, name))
+        obj = slim(obj, {"ttfts", "itls", "input_lens", "output_lens"})
+        write(out / "llm-k8s" / Path(name).name, json.dumps(obj, indent=None) + "\n")
+        model, hw, stack, version, flags = K8S_RUN
+        rows.append(f"{Path(name).name},{model},{hw},8,1,{stack},{version},{flags}")
+    write(out / "llm-k8s" / "runs.csv", "\n".join(rows) + "\n")
+
+
+def sglang(mirror, out):
+    rows = [MANIFEST_HEADER]
+    base = "benchmarks/sglang/runpod_h100sxm"
+    for model in ["Llama3.1-70B", "Qwen3-8B", "Qwen3-14B"]:
+        for name in git_ls(mirror, BMQ_REPO, BMQ_SGLANG_COMMIT, f"{base}/{model}"):
+            if not name.endswith(".jsonl"):
+                continue
+            lines = []
+            for line in git_show(mirror, BMQ_REPO, BMQ_SGLANG_COMMIT, name).splitlines():
+                if not line.strip():
+                    continue
+                obj = json.loads(line)
+                info = obj.get("server_info", {})
+                obj["server_info"] = {k: info[k] for k in SERVER_KEYS if k in info}
+                obj = slim(obj, {"ttfts", "itls", "input_lens", "output_lens"})
+                # Python's json writes Infinity for the burst's rate, as SGLang did.
+                lines.append(json.dumps(obj))
+            write(out / "benchmaq-sglang" / model / Path(name).name, "\n".join(lines) + "\n")
+            tp, dp = layout(Path(name).stem)
+            rows.append(f"{model}/{Path(name).name},{SGLANG_MODELS[model]},h100-sxm5-80gb,{tp},{dp},"
+                        "sglang,0.5.9,--gpu-memory-utilization 0.9 --max-model-len 12000")
+    write(out / "benchmaq-sglang" / "runs.csv", "\n".join(rows) + "\n")
+
+
+def vllm_runs(mirror, model):
+    base = f"benchmarks/vllm/runpod_h100sxm/{model}"
+    for name in git_ls(mirror, BMQ_REPO, BMQ_VLLM_COMMIT, base):
+        stem = Path(name).name
+        # (the folder also holds January's summary-only runs, `run_1_…_CTX…`, without
+        # per-request lists: left out)
+        if not stem.endswith(".json") or "_in" not in stem:
+            continue
+        isl = stem.split("_in")[1].split("_")[0]
+        if isl == "1024" or (isl == "4096" and model in ("Qwen3-8B", "Llama-3.1-70B")):
+            yield name
+
+
+def vllm(mirror, out):
+    manifest = [MANIFEST_HEADER]
+    for model in VLLM_MODELS:
+        for name in vllm_runs(mirror, model):
+            obj = json.loads(git_show(mirror, BMQ_REPO, BMQ_VLLM_COMMIT, name))
+            # Per request: E2E = TTFT + the token gaps (what the client's latency is),
+            # in place of the gaps themselves.
+            obj["e2els"] = [t + sum(g) for t, g in zip(obj["ttfts"], obj["itls"])]
+            del obj["itls"]
+            obj = slim(obj, {"ttfts", "e2els", "start_times", "input_lens", "output_lens"})
+            stem = Path(name).stem
+            if stem.startswith("benchmaq-"):
+                stem = stem.split("_", 1)[1]
+            write(out / "benchmaq-vllm" / model / f"{stem}.json", json.dumps(obj) + "\n")
+            tp, dp = layout(stem)
+            manifest.append(f"{model}/{stem}.json,{VLLM_IDS[model]},h100-sxm5-80gb,{tp},{dp},"
+                            "vllm-v1,0.15.0,--gpu-memory-utilization 0.9")
+    write(out / "benchmaq-vllm" / "runs.csv", "\n".join(manifest) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mirror", required=True, help="folder of git snapshots (<owner>+<repo>/repo)")
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args()
+    out = Path(args.out)
+    k8s(args.mirror, out)
+    sglang(args.mirror, out)
+    vllm(args.mirror, out)
+
+
+if __name__ == "__main__":
+    main()
