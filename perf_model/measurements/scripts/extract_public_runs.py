@@ -45,7 +45,7 @@ SERVER_KEYS = [
 ]
 # vLLM runs kept: every model and layout at 1,024 tokens in, all five concurrencies,
 # and the 4,096-token sweep of the two ends of the model range.
-VLLM_MODELS = ["Qwen3-8B", "Qwen3-14B", "Qwen3-32B", "Llama-3.1-70B"]
+VLLM_MODELS = ["Qwen3-8B", "Qwen3-14B", "Qwen3-32B", "Llama-3.1-70B", "gpt-oss-120b"]
 
 
 def git_show(mirror, repo, commit, path):
@@ -87,7 +87,8 @@ K8S_RUN = ("meta-llama/Llama-3.3-70B-Instruct", "a100-sxm4-40gb", "vllm-v1-sync"
 SGLANG_MODELS = {"Llama3.1-70B": "meta-llama/Llama-3.1-70B", "Qwen3-8B": "Qwen/Qwen3-8B",
                  "Qwen3-14B": "Qwen/Qwen3-14B"}
 VLLM_IDS = {"Qwen3-8B": "Qwen/Qwen3-8B", "Qwen3-14B": "Qwen/Qwen3-14B",
-            "Qwen3-32B": "Qwen/Qwen3-32B", "Llama-3.1-70B": "meta-llama/Llama-3.1-70B"}
+            "Qwen3-32B": "Qwen/Qwen3-32B", "Llama-3.1-70B": "meta-llama/Llama-3.1-70B",
+            "gpt-oss-120b": "openai/gpt-oss-120b"}
 
 
 def layout(stem):
@@ -150,7 +151,13 @@ def vllm_runs(mirror, model):
         if not stem.endswith(".json") or "_in" not in stem:
             continue
         isl = stem.split("_in")[1].split("_")[0]
-        if isl == "1024" or (isl == "4096" and model in ("Qwen3-8B", "Llama-3.1-70B")):
+        if model == "gpt-oss-120b":
+            # The MoE model's TP4 × DP2 runs are left out: vLLM's data parallelism of an
+            # MoE model without expert parallelism shards the experts over all 8 GPUs and
+            # steps the two ranks together, a layout servesim does not describe.
+            if "_TP8_" in stem and isl in ("1024", "2048"):
+                yield name
+        elif isl == "1024" or (isl == "4096" and model in ("Qwen3-8B", "Llama-3.1-70B")):
             yield name
 
 
