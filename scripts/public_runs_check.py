@@ -39,7 +39,8 @@ def signed_errors(validation):
 
 
 def replay(servesim, folder, row, out):
-    name = Path(row["file"]).stem
+    # The run's path in its set, as one name (two sweeps may hold the same file name).
+    name = str(Path(row["file"]).with_suffix("")).replace("/", "__")
     cmd = [
         servesim, "validate", str(folder / row["file"]),
         "--model", row["model"], "--hardware", row["hardware"],
@@ -74,7 +75,7 @@ def main():
                 continue
             per_run[name] = errs
             cells = "  ".join(f"{k} {errs[k]:+6.1f}" for k in METRICS + ["throughput"] if k in errs)
-            print(f"{name:70s} {cells}")
+            print(f"{name:90s} {cells}")
         med = {
             k: statistics.median(abs(e[k]) for e in per_run.values() if k in e)
             for k in METRICS + ["throughput"]

@@ -331,5 +331,5 @@ fn the_shipped_public_runs_open_as_their_manifests_say() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 4 + 24 + 66);
+    assert_eq!(seen, 12 + 24 + 66);
 }

@@ -28,7 +28,11 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent.parent / "serving-public-runs"
 K8S_REPO = "surajssd+llm-k8s"
 K8S_COMMIT = "58b61c59450e06073120a8ad166c1e9c333851a7"
-K8S_DIR = "results_serving_meta-llama-Llama-3.3-70B-Instruct/01_tp8_pp1"
+K8S_ROOT = "results_serving_meta-llama-Llama-3.3-70B-Instruct"
+# One node at TP8, and two nodes of four GPUs at TP4 × PP2 over InfiniBand, twice (the
+# sweep without InfiniBand, 02_tp4_pp2_no_IB, is left out: NCCL over TCP, a link
+# servesim has no entry for; its results are within a few per cent of the IB runs').
+K8S_DIRS = {"01_tp8_pp1": (8, 1), "03_tp4_pp2_IB": (4, 2), "04_tp4_pp2_IB": (4, 2)}
 BMQ_REPO = "Scicom-AI-Enterprise-Organization+llm-benchmaq"
 BMQ_SGLANG_COMMIT = "3e344dd6c8234f82d5daaa184c0f9fd5f6f0848b"
 BMQ_VLLM_COMMIT = "fef8911"
@@ -84,6 +88,10 @@ MANIFEST_HEADER = "file,model,hardware,tensor_parallel,data_parallel,serving_sta
 # What the sources state for every run of a folder (README.md gives where each comes from).
 K8S_RUN = ("meta-llama/Llama-3.3-70B-Instruct", "a100-sxm4-40gb", "vllm-v1-sync", "0.8.3",
            "--enable-prefix-caching")
+# Pipeline parallelism ran on vLLM 0.8's V0 engine (the servers' logs), over Ray, four
+# GPUs per node.
+K8S_PP_RUN = ("meta-llama/Llama-3.3-70B-Instruct", "a100-sxm4-40gb", "vllm-0.6", "0.8.3",
+              "--enable-prefix-caching --pipeline-parallel-size 2 --gpus-per-node 4")
 SGLANG_MODELS = {"Llama3.1-70B": "meta-llama/Llama-3.1-70B", "Qwen3-8B": "Qwen/Qwen3-8B",
                  "Qwen3-14B": "Qwen/Qwen3-14B"}
 VLLM_IDS = {"Qwen3-8B": "Qwen/Qwen3-8B", "Qwen3-14B": "Qwen/Qwen3-14B",
@@ -107,14 +115,16 @@ def write(path, text):
 
 def k8s(mirror, out):
     rows = [MANIFEST_HEADER]
-    for name in git_ls(mirror, K8S_REPO, K8S_COMMIT, K8S_DIR):
-        if not name.endswith(".json") or "sharegpt_qps" not in name:
-            continue
-        obj = json.loads(git_show(mirror, K8S_REPO, K8S_COMMIT, name))
-        obj = slim(obj, {"ttfts", "itls", "input_lens", "output_lens"})
-        write(out / "llm-k8s" / Path(name).name, json.dumps(obj, indent=None) + "\n")
-        model, hw, stack, version, flags = K8S_RUN
-        rows.append(f"{Path(name).name},{model},{hw},8,1,{stack},{version},{flags}")
+    for folder, (tp, pp) in K8S_DIRS.items():
+        for name in git_ls(mirror, K8S_REPO, K8S_COMMIT, f"{K8S_ROOT}/{folder}"):
+            if not name.endswith(".json") or "sharegpt_qps" not in name:
+                continue
+            obj = json.loads(git_show(mirror, K8S_REPO, K8S_COMMIT, name))
+            obj = slim(obj, {"ttfts", "itls", "input_lens", "output_lens"})
+            rel = f"{folder}/{Path(name).name}"
+            write(out / "llm-k8s" / rel, json.dumps(obj, indent=None) + "\n")
+            model, hw, stack, version, flags = K8S_RUN if pp == 1 else K8S_PP_RUN
+            rows.append(f"{rel},{model},{hw},{tp},1,{stack},{version},{flags}")
     write(out / "llm-k8s" / "runs.csv", "\n".join(rows) + "\n")
 
 
