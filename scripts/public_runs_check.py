@@ -38,6 +38,50 @@ def signed_errors(validation):
     return out
 
 
+def group_of(set_name, row):
+    """The group a run's errors are summarised in: its layout, and its client count
+    (vLLM 0.15), request rate (llm-k8s) or whether it is its sweep's cold first point
+    (SGLang, 1,024 tokens in)."""
+    f = row["file"].lower()
+    layout = f"TP{row['tensor_parallel']}"
+    if "pp2" in f:
+        layout += "xPP2"
+    if row["data_parallel"] != "1":
+        layout += f"xDP{row['data_parallel']}"
+    if set_name == "benchmaq-vllm":
+        return f"{layout} c{f.split('_c')[-1].split('_')[0]}"
+    if set_name == "benchmaq-sglang":
+        return f"{layout} {'cold first point' if '_in1024_' in f else 'in >= 2048'}"
+    return f"{layout} qps {f.split('qps_')[-1].split('.')[0]}"
+
+
+def waves(folder, row, out_dir, name):
+    """Closed-loop waves of a run with send times (`start_times`): requests sent within
+    30 ms of the previous one form a wave. Returns (waves, median size, median measured
+    TTFT of each wave's first request, the simulated TTFT of the same requests), ms."""
+    run = json.loads((folder / row["file"]).read_text())
+    starts = run.get("start_times")
+    if not starts or run.get("max_concurrency") is None:
+        return None
+    order = sorted(range(len(starts)), key=lambda i: starts[i])
+    groups, cur = [], [order[0]]
+    for a, b in zip(order, order[1:]):
+        if starts[b] - starts[a] > 0.030:
+            groups.append(cur)
+            cur = []
+        cur.append(b)
+    groups.append(cur)
+    sim = {}
+    with open(out_dir / name / "comparison.csv") as f:
+        for r in csv.DictReader(f):
+            sim[int(r["request_id"])] = float(r["simulated_ttft_s"])
+    firsts = [g[0] for g in groups]
+    ttft = run["ttfts"]
+    return (len(groups), statistics.median(len(g) for g in groups),
+            1e3 * statistics.median(ttft[i] for i in firsts),
+            1e3 * statistics.median(sim[i] for i in firsts if i in sim))
+
+
 def replay(servesim, folder, row, out):
     # The run's path in its set, as one name (two sweeps may hold the same file name).
     name = str(Path(row["file"]).with_suffix("")).replace("/", "__")
@@ -65,7 +109,7 @@ def main():
     for s in SETS:
         folder = DATA / s
         rows = list(csv.DictReader(open(folder / "runs.csv")))
-        per_run = {}
+        per_run, groups, wave_lines = {}, {}, []
         print(f"## {s} ({len(rows)} runs; signed % error of the simulated mean)")
         for row in rows:
             name, errs, why = replay(args.servesim, folder, row, out / s)
@@ -74,6 +118,12 @@ def main():
                 print(f"FAILED {name}: {' '.join(why)}")
                 continue
             per_run[name] = errs
+            groups.setdefault(group_of(s, row), []).append(errs)
+            w = waves(folder, row, out / s, name)
+            if w and row["file"].split("/")[0] == "Qwen3-8B" and "_in1024_" in row["file"]:
+                wave_lines.append(
+                    f"  {name:75s} {w[0]:4d} waves of {w[1]:5.1f}; first request's TTFT "
+                    f"{w[2]:6.1f} ms measured, {w[3]:6.1f} simulated")
             cells = "  ".join(f"{k} {errs[k]:+6.1f}" for k in METRICS + ["throughput"] if k in errs)
             print(f"{name:90s} {cells}")
         med = {
@@ -87,6 +137,15 @@ def main():
         summary[s] = {"runs": len(per_run), "median_abs_pct": med, "median_signed_pct": signed,
                       "per_run": per_run}
         print("median |error| " + s + ": " + ", ".join(f"{k} {v:.1f} % (signed {signed[k]:+.1f})" for k, v in med.items()))
+        print(f"by group, median signed % ({s}):")
+        for g, errs in sorted(groups.items()):
+            cells = "  ".join(
+                f"{k} {statistics.median(e[k] for e in errs if k in e):+6.1f}"
+                for k in METRICS if any(k in e for e in errs))
+            print(f"  {g:28s} {len(errs):3d} runs  {cells}")
+        if wave_lines:
+            print(f"closed-loop waves (sends within 30 ms of each other), Qwen3-8B at 1,024 tokens in ({s}):")
+            print("\n".join(wave_lines))
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
     if failed:
