@@ -5,15 +5,15 @@
 //! `p99_…`, `output_throughput`): the run is replayed as `completed` requests of the
 //! mean lengths and its [`RunSummary`] compared instead of requests.
 //!
-//! The file does not record when each request was sent. Arrivals come from the trace
+//! Older files do not record when each request was sent. Arrivals come from the trace
 //! reader of vLLM result files ([`open_trace_as`](crate::trace::open_trace_as)): a
 //! per-request time list if the file has one, else regenerated from `request_rate`
 //! (and `burstiness`) with the given seed, else (rate `inf`) all at time zero. With rate
 //! `inf` and a cap (`max_concurrency`) the client was a closed loop: the run is replayed
 //! as one, in the recorded order, whatever send times it recorded (they are when the
 //! measured server freed a slot). Per request, E2E = `ttft + Σ itls` (or `e2els` where
-//! the file has it; a copy trimmed to `e2els` may leave `itls` out). Failed requests (a non-empty `errors` entry) are skipped, as the
-//! trace reader skips them.
+//! the file has it; a copy trimmed to `e2els` may leave `itls` out). Failed requests (a
+//! non-empty `errors` entry) are skipped, as the trace reader skips them.
 
 use super::measured::{ArrivalMode, MeasuredRequest, MeasuredRun, RunFormat, RunSummary};
 use super::stats::Quantiles;
