@@ -53,7 +53,9 @@ pub struct DeploymentRequest {
     pub inter_node_link: Option<String>,
     /// Key of the link between GPUs of a node (default: the device file's).
     pub intra_node_link: Option<String>,
-    /// Serving stack: a name under `perf_model/stacks/` or a stack file (default:
+    /// Serving stack: a name under `perf_model/stacks/` or a stack file (default: vLLM's
+    /// stack of [`Self::engine_version`]'s generation where one is given,
+    /// [`crate::stack::ServingStack::vllm_name_for_version`], else
     /// [`crate::stack::DEFAULT_STACK`]).
     pub serving_stack: Option<String>,
     /// The serving engine's version (`0.19.0`), where known: measurements of that
@@ -217,7 +219,13 @@ impl Deployment {
         let hardware = HardwareCatalog::load(&paths.hardware_dir())?;
         let model = models.resolve(req.model.as_deref().unwrap_or(DEFAULT_MODEL))?;
         let gpu = hardware.resolve(req.hardware.as_deref().unwrap_or(DEFAULT_HARDWARE))?;
-        let stack = Arc::new(ServingStack::load(paths, req.serving_stack.as_deref())?);
+        // Without a stack named, an engine version picks vLLM's stack of that generation.
+        let by_version = match (&req.serving_stack, &req.engine_version) {
+            (None, Some(v)) => ServingStack::vllm_name_for_version(v, &gpu.vendor),
+            _ => None,
+        };
+        let name = req.serving_stack.as_deref().or(by_version);
+        let stack = Arc::new(ServingStack::load(paths, name)?);
         let mut d = Self::from_parts(model, gpu, stack, req)?;
         let link = |flag: &str, key: &str| {
             hardware.interconnects().link_spec(key).ok_or_else(|| {

@@ -123,7 +123,10 @@ pub struct DeploymentArgs {
     /// long-context chunked prefill, V1 before 0.8.5 no large-GPU defaults), and where
     /// the stack's own all-reduce was measured in that version on this GPU
     /// (perf_model/measurements/tp-collectives), that measurement alone is used.
-    /// Default: every default of the stack, every version measured averaged.
+    /// Default: every default of the stack, every version measured averaged. Without
+    /// --serving-stack a vLLM version also picks vLLM's stack of its generation
+    /// (vllm-v1 from 0.14, vllm-v1-sync 0.8 – 0.13, vllm-0.6 for 0.6 – 0.7, its ROCm build
+    /// on AMD, vllm-0.5 before); name the stack for another engine's version.
     #[arg(long, value_name = "VERSION")]
     pub engine_version: Option<String>,
 

@@ -515,6 +515,28 @@ impl ServingStack {
         file::read(path)
     }
 
+    /// The vLLM stack of engine version `version` (`0.8.3`, `v0.6.1`, `0.19.0rc1`) on a GPU
+    /// of `vendor`: V1 with asynchronous scheduling from 0.14 (and 1.x), V1 synchronous
+    /// 0.8 – 0.13, the V0 engine of 0.6 – 0.7 (its ROCm build on AMD), 0.5 before; `None`
+    /// where `version` does not read as `major.minor`.
+    pub fn vllm_name_for_version(version: &str, vendor: &str) -> Option<&'static str> {
+        let v = version.trim().trim_start_matches(['v', 'V']);
+        let mut parts = v.split('.');
+        let number = |s: Option<&str>| -> Option<u32> {
+            let digits: String = s?.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        };
+        let (major, minor) = (number(parts.next())?, number(parts.next())?);
+        Some(match (major, minor) {
+            (0, m) if m >= 14 => DEFAULT_STACK,
+            (0, m) if m >= 8 => "vllm-v1-sync",
+            (0, m) if m >= 6 && vendor.eq_ignore_ascii_case("amd") => "vllm-0.6-rocm",
+            (0, m) if m >= 6 => "vllm-0.6",
+            (0, _) => "vllm-0.5",
+            _ => DEFAULT_STACK,
+        })
+    }
+
     /// The stack that stands for `kind` when only a scheduler is named: V1 → the
     /// default stack, V0 → vLLM 0.6, orca and static → vLLM 0.5 (a synchronous engine
     /// loop like theirs).

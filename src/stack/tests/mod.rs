@@ -748,3 +748,47 @@ fn tensorrt_llm_serves_without_eviction_unless_told_otherwise() {
 
 mod collectives;
 mod graphs;
+
+#[test]
+fn a_vllm_version_picks_the_stack_of_its_generation() {
+    let pick = ServingStack::vllm_name_for_version;
+    assert_eq!(pick("0.15.1", "NVIDIA"), Some(DEFAULT_STACK));
+    assert_eq!(pick("v0.19.0rc1", "NVIDIA"), Some(DEFAULT_STACK));
+    assert_eq!(pick("1.0.0", "NVIDIA"), Some(DEFAULT_STACK));
+    assert_eq!(pick("0.13.0", "NVIDIA"), Some("vllm-v1-sync"));
+    assert_eq!(pick("0.8.3", "NVIDIA"), Some("vllm-v1-sync"));
+    assert_eq!(pick("0.7.3", "NVIDIA"), Some("vllm-0.6"));
+    assert_eq!(pick("0.6.1", "AMD"), Some("vllm-0.6-rocm"));
+    assert_eq!(pick("0.5.3.post1", "NVIDIA"), Some("vllm-0.5"));
+    assert_eq!(pick("main", "NVIDIA"), None);
+    assert_eq!(pick("0", "NVIDIA"), None);
+    // Every name it gives is a shipped stack.
+    for v in ["0.15", "0.8", "0.6", "0.4"] {
+        ServingStack::load(&paths(), pick(v, "NVIDIA")).unwrap();
+    }
+    ServingStack::load(&paths(), pick("0.6", "AMD")).unwrap();
+}
+
+#[test]
+fn the_engine_version_picks_the_stack_unless_one_is_named() {
+    use crate::deployment::{Deployment, DeploymentRequest};
+    let req = |stack: Option<&str>, version: Option<&str>, hw: &str| DeploymentRequest {
+        model: Some("meta-llama/Llama-3.1-8B".into()),
+        hardware: Some(hw.into()),
+        serving_stack: stack.map(str::to_owned),
+        engine_version: version.map(str::to_owned),
+        ..DeploymentRequest::default()
+    };
+    let name = |r: DeploymentRequest| {
+        Deployment::resolve(&r, &paths())
+            .unwrap()
+            .stack
+            .name
+            .clone()
+    };
+    assert_eq!(name(req(None, Some("0.8.3"), "h100")), "vllm-v1-sync");
+    assert_eq!(name(req(None, Some("0.6.1"), "mi300x")), "vllm-0.6-rocm");
+    assert_eq!(name(req(None, None, "h100")), DEFAULT_STACK);
+    assert_eq!(name(req(Some("sglang"), Some("0.5.9"), "h100")), "sglang");
+    assert_eq!(name(req(None, Some("nightly"), "h100")), DEFAULT_STACK);
+}
