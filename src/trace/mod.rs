@@ -358,6 +358,7 @@ type Inner = Box<dyn Iterator<Item = Result<Request>> + Send>;
 pub struct TraceReader {
     format: Option<TraceFormat>,
     max_concurrency: Option<u32>,
+    closed_loop: bool,
     inner: transform::Transform<Inner>,
 }
 
@@ -382,6 +383,7 @@ impl TraceReader {
         Ok(TraceReader {
             format: None,
             max_concurrency: None,
+            closed_loop: false,
             inner: transform::Transform::new(Box::new(requests.into_iter()), opts),
         })
     }
@@ -396,6 +398,14 @@ impl TraceReader {
     /// reproduce the run should cap requests in flight at this number.
     pub fn max_concurrency(&self) -> Option<u32> {
         self.max_concurrency
+    }
+
+    /// The number of clients of a closed-loop recording (vLLM's client with no rate
+    /// limit and `max_concurrency`): each sent its next request when one ended, so the
+    /// run is reproduced as a closed loop of that many clients, not at the times it
+    /// recorded.
+    pub fn closed_loop_clients(&self) -> Option<u32> {
+        self.max_concurrency.filter(|_| self.closed_loop)
     }
 }
 
@@ -416,7 +426,7 @@ pub fn open_trace(path: &Path, opts: &TraceOptions) -> Result<TraceReader> {
 /// Like [`open_trace`] with the format given rather than detected.
 pub fn open_trace_as(path: &Path, format: TraceFormat, opts: &TraceOptions) -> Result<TraceReader> {
     opts.validate()?;
-    let mut max_concurrency = None;
+    let (mut max_concurrency, mut closed_loop) = (None, false);
     let inner: Inner = match format {
         TraceFormat::Native | TraceFormat::Azure2023 | TraceFormat::Mooncake => Box::new(
             csv_trace::CsvTrace::open(path, format, opts.native_hash_block_tokens)?,
@@ -427,12 +437,14 @@ pub fn open_trace_as(path: &Path, format: TraceFormat, opts: &TraceOptions) -> R
         TraceFormat::VllmBenchJson => {
             let t = vllm::read(path, opts.seed, opts.native_hash_block_tokens)?;
             max_concurrency = t.max_concurrency;
+            closed_loop = t.closed_loop;
             Box::new(t.requests.into_iter().map(Ok))
         }
     };
     Ok(TraceReader {
         format: Some(format),
         max_concurrency,
+        closed_loop,
         inner: transform::Transform::new(inner, opts),
     })
 }

@@ -16,6 +16,18 @@ use std::path::Path;
 pub(crate) struct VllmTrace {
     pub(crate) requests: Vec<Request>,
     pub(crate) max_concurrency: Option<u32>,
+    /// No rate limit and a cap: the client was a closed loop of `max_concurrency`
+    /// clients, and any send times it recorded are when the server freed a slot.
+    pub(crate) closed_loop: bool,
+}
+
+/// Whether the result's `request_rate` is unlimited (`"inf"`, infinite or missing).
+pub(crate) fn rate_is_inf(obj: &Map<String, Value>) -> bool {
+    match obj.get("request_rate") {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("inf"),
+        Some(v) => v.as_f64().is_some_and(f64::is_infinite),
+    }
 }
 
 /// Keys of per-request send times (seconds) that some result files carry.
@@ -162,6 +174,7 @@ pub(crate) fn parse(
     }
     Ok(VllmTrace {
         requests,
+        closed_loop: max_concurrency.is_some() && rate_is_inf(obj),
         max_concurrency,
     })
 }

@@ -146,18 +146,14 @@ pub(crate) fn from_object(
             prefix_hash_ids: Vec::new(),
         });
     }
-    let rate_inf = match obj.get("request_rate") {
-        None | Some(Value::Null) => true,
-        Some(Value::String(s)) => s.eq_ignore_ascii_case("inf"),
-        Some(v) => v.as_f64().is_some_and(f64::is_infinite),
-    };
+    let rate_inf = crate::trace::vllm::rate_is_inf(obj);
     let has_times = ["start_times", "arrival_times", "timestamps"]
         .iter()
         .any(|k| obj.contains_key(*k));
     // With no rate limit and a cap the client is a closed loop: each send time it
     // recorded is when the measured server freed a slot, an outcome of that server's
     // speed. The replay keeps the order and lets the simulated server free the slots.
-    let closed_loop = rate_inf && max_concurrency.is_some();
+    let closed_loop = trace.closed_loop;
     let arrivals = if closed_loop {
         if has_times {
             for r in &mut out {

@@ -295,6 +295,49 @@ fn max_concurrency_caps_an_open_loop() {
     assert!(!o.status.success());
 }
 
+/// A vLLM result recorded by a closed loop (no rate limit, `max_concurrency` 2) replays
+/// as a closed loop of 2 clients, whatever send times it recorded; the flags override.
+#[test]
+fn a_closed_loop_recording_replays_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("r.json");
+    let n = 12;
+    let list = |v: &str| vec![v; n].join(",");
+    let starts: Vec<String> = (0..n)
+        .map(|i| format!("{}", 100.0 + 0.001 * i as f64))
+        .collect();
+    std::fs::write(
+        &f,
+        format!(
+            r#"{{"request_rate": "inf", "max_concurrency": 2, "input_lens": [{}], "output_lens": [{}], "ttfts": [{}], "itls": [{}], "start_times": [{}]}}"#,
+            list("200"),
+            list("20"),
+            list("0.05"),
+            list("[]"),
+            starts.join(",")
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["simulate", "--trace", f.to_str().unwrap(), "--no-output"];
+        args.extend_from_slice(extra);
+        args.extend(["--format", "json"]);
+        let (o, _d) = servesim(&args);
+        ok(&o);
+        (
+            serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (v, err) = run(&[]);
+    assert!(err.contains("closed loop of 2 clients"), "{err}");
+    assert_eq!(v["completed"], 12);
+    assert_eq!(v["engine"]["batch_size_max"], 2);
+    let (v, err) = run(&["--max-concurrency", "4"]);
+    assert!(!err.contains("closed loop of"), "{err}");
+    assert_eq!(v["engine"]["batch_size_max"], 4);
+}
+
 /// Run the shipped example config `name` into a temporary folder: the folder (kept
 /// while the guard lives), the run's output folder and its summary.json.
 fn run_example(name: &str) -> (tempfile::TempDir, std::path::PathBuf, serde_json::Value) {

@@ -515,7 +515,19 @@ pub fn simulate(
             .transpose()?,
         keep_records,
     };
-    let source = request_source(run, Box::new(reader))?;
+    // A closed-loop recording (vLLM's client with no rate limit and a cap) replays as
+    // one unless the command line says how requests enter.
+    let recorded_clients = match (run.concurrency, run.max_concurrency) {
+        (None, None) => reader.closed_loop_clients(),
+        _ => None,
+    };
+    if let Some(c) = recorded_clients {
+        eprintln!(
+            "note: {} was recorded by a closed loop of {c} clients (request rate inf, max_concurrency {c}): simulated as one; --concurrency or --max-concurrency overrides",
+            trace_path.display()
+        );
+    }
+    let source = request_source(run, recorded_clients, Box::new(reader))?;
     let mut result = run_sim(replicas, router, source, &opts)?;
     if let Some(n) = run.replications {
         let block_s = run.bootstrap_block_s.unwrap_or(60.0);
@@ -535,7 +547,7 @@ pub fn simulate(
                     decode: d,
                 })
             })?;
-            let source = request_source(run, Box::new(reqs.into_iter().map(Ok)))?;
+            let source = request_source(run, recorded_clients, Box::new(reqs.into_iter().map(Ok)))?;
             Ok(run_sim(replicas, cluster.router(), source, &quiet)?.summary)
         };
         let jobs = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
@@ -606,10 +618,12 @@ pub fn simulate(
     })
 }
 
-/// How the trace's requests enter the simulation: closed loop (`--concurrency`),
-/// capped open loop (`--max-concurrency`) or open loop.
+/// How the trace's requests enter the simulation: closed loop (`--concurrency`, or the
+/// `recorded_clients` of a closed-loop recording when no flag says), capped open loop
+/// (`--max-concurrency`) or open loop.
 fn request_source<'a>(
     run: &RunArgs,
+    recorded_clients: Option<u32>,
     requests: Box<dyn Iterator<Item = crate::error::Result<crate::trace::Request>> + 'a>,
 ) -> crate::error::Result<RequestSource<'a>> {
     let refuse = |msg: &str| Err(crate::error::Error::Config(msg.into()));
@@ -626,6 +640,12 @@ fn request_source<'a>(
             requests,
             concurrency,
         },
-        (None, None) => RequestSource::Open(requests),
+        (None, None) => match recorded_clients {
+            Some(concurrency) => RequestSource::ClosedLoop {
+                requests,
+                concurrency,
+            },
+            None => RequestSource::Open(requests),
+        },
     })
 }
