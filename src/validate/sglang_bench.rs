@@ -166,6 +166,30 @@ mod tests {
     }
 
     #[test]
+    fn the_servers_own_settings_become_hints() {
+        let line = r#"{"backend": "sglang", "request_rate": Infinity, "max_concurrency": 100, "input_lens": [10], "output_lens": [3], "ttfts": [0.1], "itls": [[0.01, 0.02]], "errors": [""], "server_info": {"version": "0.5.9", "tp_size": 4, "dp_size": 2, "mem_fraction_static": 0.9, "context_length": 12000, "max_running_requests": null, "chunked_prefill_size": 8192, "disable_radix_cache": false, "disable_cuda_graph": false, "disable_custom_all_reduce": false}}"#;
+        let (_d, p) = write(&[line]);
+        let t = read(&p, 0).unwrap();
+        let h = &t.groups[0].run.hints;
+        assert_eq!(h.engine_version.as_deref(), Some("0.5.9"));
+        assert_eq!(
+            (h.tensor_parallel_size, h.data_parallel_size),
+            (Some(4), Some(2))
+        );
+        assert_eq!(h.gpu_memory_utilization, Some(0.9));
+        assert_eq!(h.max_model_len, Some(12000));
+        assert_eq!(h.max_num_seqs, None);
+        assert_eq!(h.max_num_batched_tokens, Some(8192));
+        assert_eq!(h.enable_prefix_caching, Some(true));
+        assert_eq!(h.enforce_eager, Some(false));
+        assert!(t.groups[0]
+            .run
+            .notes
+            .iter()
+            .any(|n| n.contains("server_info")));
+    }
+
+    #[test]
     fn python_tokens_become_json_outside_strings_only() {
         let fixed = python_json(BURST);
         let v: Value = serde_json::from_str(&fixed).unwrap();

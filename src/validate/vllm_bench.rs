@@ -227,6 +227,64 @@ fn fill_hints(run: &mut MeasuredRun, obj: &Map<String, Value>, format: RunFormat
             "serving stack sglang, from the file's backend `{backend}` (--serving-stack overrides)"
         ));
     }
+    if let Some(Value::Object(info)) = obj.get("server_info") {
+        sglang_server_hints(run, info);
+    }
+}
+
+/// The settings an SGLang server reports of itself (`server_info`, which
+/// `sglang.bench_serving` writes into each result line): parallelism, memory fraction,
+/// context, version, radix cache, request and chunk limits, CUDA graphs, custom
+/// all-reduce. The command line's flags win over them.
+fn sglang_server_hints(run: &mut MeasuredRun, info: &Map<String, Value>) {
+    let int = |k: &str| {
+        info.get(k)
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+            .filter(|v| *v > 0)
+    };
+    let flag = |k: &str| info.get(k).and_then(Value::as_bool);
+    let h = &mut run.hints;
+    // Only SGLang's server reports itself so.
+    h.serving_stack.get_or_insert_with(|| "sglang".into());
+    h.tensor_parallel_size = int("tp_size").or(h.tensor_parallel_size);
+    h.data_parallel_size = int("dp_size").or(h.data_parallel_size);
+    h.max_model_len = int("context_length").or(h.max_model_len);
+    h.max_num_seqs = int("max_running_requests").or(h.max_num_seqs);
+    h.max_num_batched_tokens = int("chunked_prefill_size").or(h.max_num_batched_tokens);
+    if let Some(f) = info
+        .get("mem_fraction_static")
+        .and_then(Value::as_f64)
+        .filter(|f| *f > 0.0 && *f <= 1.0)
+    {
+        h.gpu_memory_utilization = Some(f);
+    }
+    if let Some(v) = info.get("version").and_then(Value::as_str) {
+        h.engine_version = Some(v.to_owned());
+    }
+    if let Some(d) = flag("disable_radix_cache") {
+        h.enable_prefix_caching = Some(!d);
+    }
+    if let Some(d) = flag("disable_cuda_graph") {
+        h.enforce_eager = Some(d);
+    }
+    if let Some(d) = flag("disable_custom_all_reduce") {
+        h.disable_custom_all_reduce = Some(d);
+    }
+    run.notes.push(format!(
+        "engine settings from the file's server_info (SGLang {}): TP {}, DP {}, memory fraction {}, context {}, chunked prefill {}, radix cache {}; the command line's flags win",
+        h.engine_version.as_deref().unwrap_or("?"),
+        h.tensor_parallel_size.map_or("?".into(), |v| v.to_string()),
+        h.data_parallel_size.map_or("?".into(), |v| v.to_string()),
+        h.gpu_memory_utilization.map_or("?".into(), |v| v.to_string()),
+        h.max_model_len.map_or("?".into(), |v| v.to_string()),
+        h.max_num_batched_tokens.map_or("?".into(), |v| v.to_string()),
+        match h.enable_prefix_caching {
+            Some(true) => "on",
+            Some(false) => "off",
+            None => "?",
+        },
+    ));
 }
 
 /// A number under `key`, if the object has one (`null` and absent alike: none).
