@@ -227,8 +227,9 @@ pub struct MeasuredRun {
 }
 
 /// What a benchmark's result file says about a run without listing its requests:
-/// mean, median and tail of each latency (NaN where not printed), and the output
-/// throughput. Times in seconds.
+/// mean, median and tail of each latency (NaN where not printed; the output
+/// throughput is the run's [`MeasuredRun::stated_output_tokens_per_s`]). Times in
+/// seconds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunSummary {
     /// Time to first token.
@@ -239,8 +240,6 @@ pub struct RunSummary {
     pub itl_s: crate::validate::stats::Quantiles,
     /// End-to-end latency.
     pub e2e_s: crate::validate::stats::Quantiles,
-    /// Output tokens per second over the run.
-    pub output_tokens_per_s: f64,
 }
 
 /// The longest span of arrivals a replay takes, s (about 31.7 years): the simulated
@@ -335,8 +334,12 @@ impl MeasuredRun {
     /// Output tokens per second: output tokens of all requests over the time from the
     /// first arrival to the last finish. A closed loop sent its requests when slots
     /// freed, at times the latencies do not record: there the benchmark's own figure,
-    /// else the loop's rate by Little's law (clients × tokens / Σ E2E).
+    /// else the loop's rate by Little's law (clients × tokens / Σ E2E). A run known by
+    /// its statistics only has the benchmark's figure alone (NaN without it).
     pub fn output_tokens_per_s(&self) -> f64 {
+        if self.summary.is_some() {
+            return self.stated_output_tokens_per_s.unwrap_or(f64::NAN);
+        }
         let closed = matches!(self.arrivals, ArrivalMode::AllAtOnce)
             && self
                 .max_concurrency

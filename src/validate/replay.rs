@@ -207,12 +207,7 @@ pub fn replay(
         latency_model: setup.latency.describe(),
         replay: Some(replay),
         metrics,
-        throughput: Some(ThroughputReport::new(
-            sim_rate,
-            run.summary
-                .as_ref()
-                .map_or_else(|| run.output_tokens_per_s(), |s| s.output_tokens_per_s),
-        )),
+        throughput: Some(ThroughputReport::new(sim_rate, run.output_tokens_per_s())),
         notes,
         sample: None,
         rows,

@@ -204,18 +204,19 @@ pub(crate) fn from_object(
         notes,
     );
     run.itls_s = itls.map(|_| all_itls);
-    run.stated_output_tokens_per_s = obj
-        .get("output_throughput")
-        .and_then(Value::as_f64)
-        .filter(|r| r.is_finite() && *r > 0.0);
     fill_hints(&mut run, obj, format);
     Ok(run)
 }
 
-/// The engine settings the object names: its model, and for SGLang's client talking to
-/// its own server through the `sglang` backends (its native `/generate` and its OpenAI
-/// routes) the `sglang` stack; other backends name a protocol only.
+/// What the object says beside its requests: the output rate it printed, its model,
+/// and for SGLang's client talking to its own server through the `sglang` backends (its
+/// native `/generate` and its OpenAI routes) the `sglang` stack (other backends name a
+/// protocol only) and the settings the server reported.
 fn fill_hints(run: &mut MeasuredRun, obj: &Map<String, Value>, format: RunFormat) {
+    run.stated_output_tokens_per_s = obj
+        .get("output_throughput")
+        .and_then(Value::as_f64)
+        .filter(|r| r.is_finite() && *r > 0.0);
     run.hints.model = ["model_id", "model"]
         .iter()
         .find_map(|k| obj.get(*k).and_then(Value::as_str))
@@ -356,7 +357,6 @@ fn summary_run(
         tpot_s: quantiles(&["tpot"])?,
         itl_s: quantiles(&["itl"])?,
         e2e_s: quantiles(&["e2el", "e2e_latency"])?,
-        output_tokens_per_s: number(at, obj, "output_throughput")?.unwrap_or(f64::NAN),
     };
     let process = crate::trace::vllm::arrival_process(obj).map_err(|(k, m)| at.err(k, m))?;
     let burst = matches!(process, crate::trace::ArrivalProcess::Burst);
