@@ -520,13 +520,8 @@ impl ServingStack {
     /// 0.8 – 0.13, the V0 engine of 0.6 – 0.7 (its ROCm build on AMD), 0.5 before; `None`
     /// where `version` does not read as `major.minor`.
     pub fn vllm_name_for_version(version: &str, vendor: &str) -> Option<&'static str> {
-        let v = version.trim().trim_start_matches(['v', 'V']);
-        let mut parts = v.split('.');
-        let number = |s: Option<&str>| -> Option<u32> {
-            let digits: String = s?.chars().take_while(char::is_ascii_digit).collect();
-            digits.parse().ok()
-        };
-        let (major, minor) = (number(parts.next())?, number(parts.next())?);
+        let parts = version::numeric_parts(version)?;
+        let (&major, &minor) = (parts.first()?, parts.get(1)?);
         Some(match (major, minor) {
             (0, m) if m >= 14 => DEFAULT_STACK,
             (0, m) if m >= 8 => "vllm-v1-sync",

@@ -100,13 +100,11 @@ pub fn stack(
     let v = version.trim();
     match engine.trim().to_ascii_lowercase().as_str() {
         "vllm" => {
-            let minor = v
-                .strip_prefix("0.")
-                .and_then(|r| r.split('.').next())
-                .and_then(|m| m.parse::<u32>().ok());
-            match (minor, v.is_empty(), latest_date) {
-                (Some(m), _, _) if m >= 14 => Ok(("vllm-v1".into(), format!("vLLM {v}: stack vllm-v1 (V1 engine, asynchronous scheduling, vLLM ≥ 0.14)"))),
-                (Some(m), _, _) if m >= 8 => Ok(("vllm-v1-sync".into(), format!("vLLM {v}: stack vllm-v1-sync (V1 engine, synchronous scheduling, vLLM 0.8–0.13)"))),
+            // The stack of the version's generation (the rule every command uses).
+            let by_version = crate::stack::ServingStack::vllm_name_for_version(v, "NVIDIA");
+            match (by_version, v.is_empty(), latest_date) {
+                (Some("vllm-v1"), _, _) => Ok(("vllm-v1".into(), format!("vLLM {v}: stack vllm-v1 (V1 engine, asynchronous scheduling, vLLM ≥ 0.14)"))),
+                (Some("vllm-v1-sync"), _, _) => Ok(("vllm-v1-sync".into(), format!("vLLM {v}: stack vllm-v1-sync (V1 engine, synchronous scheduling, vLLM 0.8–0.13)"))),
                 (Some(_), _, _) => Err(format!("vLLM {v} predates the V1 engine (0.8) that the table's settings assume")),
                 (None, true, Some(d)) if d < "2026-01-01" => Ok(("vllm-v1-sync".into(), format!("vLLM version not recorded; measured up to {d}, when vLLM's releases were 0.11–0.13: stack vllm-v1-sync (an assumption)"))),
                 (None, true, _) => Ok(("vllm-v1".into(), "vLLM version not recorded (measured 2026 or undated): stack vllm-v1 (an assumption)".into())),
