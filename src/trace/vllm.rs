@@ -21,17 +21,36 @@ pub(crate) struct VllmTrace {
     pub(crate) closed_loop: bool,
 }
 
-/// Whether the result's `request_rate` is unlimited (`"inf"`, infinite or missing).
-pub(crate) fn rate_is_inf(obj: &Map<String, Value>) -> bool {
-    match obj.get("request_rate") {
-        None | Some(Value::Null) => true,
-        Some(Value::String(s)) => s.eq_ignore_ascii_case("inf"),
-        Some(v) => v.as_f64().is_some_and(f64::is_infinite),
+/// The client's cap on requests in flight (`max_concurrency`), where it had one.
+pub(crate) fn max_concurrency(obj: &Map<String, Value>) -> Result<Option<u32>, String> {
+    match obj.get("max_concurrency") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => json_tokens(v).map(Some),
     }
 }
 
+/// `n` send times, ns, drawn as the client drew them ([`arrival_process`]) with `seed`:
+/// all zero for a burst.
+pub(crate) fn regenerated_arrivals(
+    obj: &Map<String, Value>,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<u64>, (&'static str, String)> {
+    let process = arrival_process(obj)?;
+    let mut sampler = ArrivalSampler::new(&process, seed);
+    Ok((0..n)
+        .map(|_| sampler.next_nanos().unwrap_or(u64::MAX))
+        .collect())
+}
+
+/// Whether the result's `request_rate` is unlimited (`"inf"` or missing): a burst, as
+/// [`arrival_process`] reads it.
+pub(crate) fn rate_is_inf(obj: &Map<String, Value>) -> bool {
+    matches!(arrival_process(obj), Ok(ArrivalProcess::Burst))
+}
+
 /// Keys of per-request send times (seconds) that some result files carry.
-const TIME_KEYS: [&str; 3] = ["start_times", "arrival_times", "timestamps"];
+pub(crate) const TIME_KEYS: [&str; 3] = ["start_times", "arrival_times", "timestamps"];
 
 /// Read the vLLM result file at `path`.
 pub(crate) fn read(path: &Path, seed: u64, default_block: u32) -> Result<VllmTrace> {
@@ -103,10 +122,7 @@ pub(crate) fn parse(
         })
     };
 
-    let max_concurrency = match obj.get("max_concurrency") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(json_tokens(v).map_err(|m| err("max_concurrency", m))?),
-    };
+    let max_concurrency = max_concurrency(obj).map_err(|m| err("max_concurrency", m))?;
 
     // Arrival times: a per-request list if the file has one, else regenerated.
     let arrivals: Vec<u64> = if let Some(key) = TIME_KEYS.iter().find(|k| obj.contains_key(**k)) {
@@ -138,11 +154,7 @@ pub(crate) fn parse(
             })
             .collect::<Result<_>>()?
     } else {
-        let process = arrival_process(obj).map_err(|(k, m)| err(k, m))?;
-        let mut sampler = ArrivalSampler::new(&process, seed);
-        (0..n)
-            .map(|_| sampler.next_nanos().unwrap_or(u64::MAX))
-            .collect()
+        regenerated_arrivals(obj, n, seed).map_err(|(k, m)| err(k, m))?
     };
 
     // Requests in arrival order (a stable sort keeps the list order on ties); ids are

@@ -18,7 +18,6 @@
 use super::measured::{ArrivalMode, MeasuredRequest, MeasuredRun, RunFormat, RunSummary};
 use super::stats::Quantiles;
 use crate::error::{Error, Result};
-use crate::trace::synth::ArrivalSampler;
 use crate::trace::TraceOptions;
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -147,7 +146,7 @@ pub(crate) fn from_object(
         });
     }
     let rate_inf = crate::trace::vllm::rate_is_inf(obj);
-    let has_times = ["start_times", "arrival_times", "timestamps"]
+    let has_times = crate::trace::vllm::TIME_KEYS
         .iter()
         .any(|k| obj.contains_key(*k));
     // With no rate limit and a cap the client is a closed loop: each send time it
@@ -358,19 +357,14 @@ fn summary_run(
         itl_s: quantiles(&["itl"])?,
         e2e_s: quantiles(&["e2el", "e2e_latency"])?,
     };
-    let process = crate::trace::vllm::arrival_process(obj).map_err(|(k, m)| at.err(k, m))?;
-    let burst = matches!(process, crate::trace::ArrivalProcess::Burst);
-    let mut sampler = ArrivalSampler::new(&process, seed);
+    let burst = crate::trace::vllm::rate_is_inf(obj);
+    let sent = crate::trace::vllm::regenerated_arrivals(obj, n as usize, seed)
+        .map_err(|(k, m)| at.err(k, m))?;
     let requests = (0..n)
-        .map(|id| MeasuredRequest {
+        .zip(sent)
+        .map(|(id, t)| MeasuredRequest {
             id,
-            arrival_s: if burst {
-                0.0
-            } else {
-                sampler
-                    .next_nanos()
-                    .map_or(f64::INFINITY, |t| t as f64 * 1e-9)
-            },
+            arrival_s: t as f64 * 1e-9,
             input_tokens: input,
             output_tokens: output,
             ttft_s: f64::NAN,
@@ -386,10 +380,8 @@ fn summary_run(
             request_rate_rps: obj.get("request_rate").and_then(Value::as_f64),
         }
     };
-    let max_concurrency = match number(at, obj, "max_concurrency")? {
-        Some(c) if c >= 1.0 => Some(c.min(f64::from(u32::MAX)) as u32),
-        _ => None,
-    };
+    let max_concurrency =
+        crate::trace::vllm::max_concurrency(obj).map_err(|m| at.err("max_concurrency", m))?;
     let mut notes = Vec::new();
     if let Some(line) = at.line {
         notes.push(format!(
