@@ -373,11 +373,13 @@ pub(crate) struct Collector {
     pub(crate) itls_s: Vec<f64>,
     /// Whether to keep the gaps.
     pub(crate) keep_itls: bool,
+    /// Ids from this one on are not measured: their gaps are not kept.
+    pub(crate) load_only_from_id: Option<u64>,
 }
 
 impl RequestSink for Collector {
     fn on_tokens(&mut self, e: &TokenEvent) {
-        if !self.keep_itls {
+        if !self.keep_itls || self.load_only_from_id.is_some_and(|f| e.request_id >= f) {
             return;
         }
         if !e.first {
@@ -414,6 +416,9 @@ pub(crate) struct ReplayOptions {
     pub hold_until_arrival: bool,
     /// Keep every inter-token gap.
     pub keep_itls: bool,
+    /// Requests with ids from this one on are replayed for their load only: their gaps
+    /// are not kept (a sweep's earlier runs).
+    pub load_only_from_id: Option<u64>,
     /// Bound on the run (see [`Simulation::with_max_iterations`]).
     pub max_iterations: Option<u64>,
     /// Put the serving stack's API server in front (latencies as clients see them).
@@ -433,6 +438,7 @@ pub(crate) fn simulate_requests(
         closed_loop,
         hold_until_arrival,
         keep_itls,
+        load_only_from_id,
         max_iterations,
         api_server,
         client_timeout,
@@ -466,6 +472,7 @@ pub(crate) fn simulate_requests(
     };
     let mut sink = Collector {
         keep_itls,
+        load_only_from_id,
         ..Collector::default()
     };
     sim.run(source, &mut sink, &mut NoObserver)?;

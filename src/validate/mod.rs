@@ -121,6 +121,7 @@ pub mod sample;
 pub mod serving_summary;
 pub mod sglang_bench;
 pub mod stats;
+pub mod sweep;
 pub mod tables;
 pub mod throughput_table;
 pub mod vllm_bench;
@@ -325,6 +326,9 @@ pub struct Settings {
     pub roofline: Option<RooflineParams>,
     /// The file `roofline` was read from (to tell whether it was fitted on the set).
     pub roofline_file: Option<std::path::PathBuf>,
+    /// Runs the measured server served before a measured run, in order, replayed first
+    /// on the same simulated server ([`sweep`]; serving runs only).
+    pub earlier: Vec<MeasuredRun>,
 }
 
 /// Whether `setup`, used on the measurement at `source`, rests on a parameter fitted on
@@ -463,7 +467,13 @@ pub fn validate_run(
     }
     run.notes
         .extend(params_note(&setup, paths, settings.roofline.is_some()));
-    let mut v = replay::replay(name, &run, &setup, settings.num_replicas.unwrap_or(dp))?;
+    let mut v = replay::replay_after(
+        name,
+        &run,
+        &settings.earlier,
+        &setup,
+        settings.num_replicas.unwrap_or(dp),
+    )?;
     v.sample = Some(sample_status(&setup, settings, paths, &run.source));
     Ok(v)
 }

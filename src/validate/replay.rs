@@ -6,6 +6,7 @@ use super::report::{
     ComparisonRows, Metric, MetricReport, ReplayMode, ThroughputReport, Validation, ValidationKind,
 };
 use super::stats::{ErrorStats, Quantiles};
+use super::sweep;
 use crate::engine::{RequestRecord, RequestStatus};
 use crate::error::Result;
 use crate::setup::ReplicaSetup;
@@ -75,6 +76,19 @@ pub fn replay(
     setup: &ReplicaSetup,
     num_replicas: u32,
 ) -> Result<Validation> {
+    replay_after(name, run, &[], setup, num_replicas)
+}
+
+/// [`replay`] `run` after the runs `earlier` on the same simulated server, in order, the
+/// prompts of the same index sharing their first tokens ([`super::sweep`]); only `run`
+/// is compared. No earlier runs: [`replay`].
+pub fn replay_after(
+    name: &str,
+    run: &MeasuredRun,
+    earlier: &[MeasuredRun],
+    setup: &ReplicaSetup,
+    num_replicas: u32,
+) -> Result<Validation> {
     let mut notes = run.notes.clone();
     let timed = !matches!(run.arrivals, ArrivalMode::AllAtOnce);
     if let (Some(c), true) = (run.max_concurrency, timed) {
@@ -82,7 +96,9 @@ pub fn replay(
             "max_concurrency {c} with timed arrivals: at most {c} requests in flight, a request whose time has come waiting for a slot as the benchmark client's semaphore holds it (its latencies count from when it is sent, as the client times them)"
         ));
     }
-    let closed_loop = run.max_concurrency;
+    let sweep = !earlier.is_empty();
+    // A sweep's runs are open loops an hour apart (each within its client's cap).
+    let closed_loop = if sweep { None } else { run.max_concurrency };
     let client_side = run.timing == Timing::Client;
     if client_side && !setup.deployment.stack.api_server.is_zero() {
         notes.push(format!(
@@ -92,15 +108,23 @@ pub fn replay(
             setup.deployment.stack.api_server.per_token_out_us
         ));
     }
-    let replay = replay_mode(run, closed_loop);
+    let (replay, requests) = if sweep {
+        let mode = ReplayMode::AfterEarlierRuns {
+            runs: earlier.len() as u32,
+        };
+        (mode, sweep::sweep_requests(earlier, run)?)
+    } else {
+        (replay_mode(run, closed_loop), requests_of(run))
+    };
     let out = simulate_requests(
         setup,
         num_replicas,
-        requests_of(run),
+        requests,
         crate::simulate::ReplayOptions {
             closed_loop,
             hold_until_arrival: timed,
             keep_itls: run.itls_s.is_some() || run.summary.is_some(),
+            load_only_from_id: sweep.then_some(sweep::FIRST_EARLIER_ID),
             max_iterations: None,
             api_server: client_side,
             client_timeout: run
@@ -108,6 +132,29 @@ pub fn replay(
                 .map(crate::units::SimDuration::from_secs_f64),
         },
     )?;
+    if sweep {
+        sweep::check_spacing(&out.records, earlier.len() + 1)?;
+        let ours = out
+            .records
+            .iter()
+            .filter(|r| r.request_id < sweep::FIRST_EARLIER_ID);
+        let (hit, all) = ours.fold((0u64, 0u64), |(h, a), r| {
+            (
+                h + u64::from(r.prefix_hit_tokens),
+                a + u64::from(r.input_tokens),
+            )
+        });
+        notes.push(format!(
+            "replayed after {} earlier run(s) of the same server ({}), in that order, an hour apart: prompt i of every run shares its first tokens with prompt i of the others, as the benchmark clients' prompts by index do; prefix-cache hits on this run: {hit} of {all} prompt tokens ({:.1}%)",
+            earlier.len(),
+            earlier
+                .iter()
+                .map(|r| r.source.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            100.0 * hit as f64 / all.max(1) as f64
+        ));
+    }
     let mut by_id: std::collections::HashMap<u64, &RequestRecord> =
         std::collections::HashMap::with_capacity(out.records.len());
     for r in &out.records {
@@ -194,7 +241,9 @@ pub fn replay(
     let sim_rate = output_rate(
         out.records
             .iter()
-            .filter(|r| r.status == RequestStatus::Finished)
+            .filter(|r| {
+                r.status == RequestStatus::Finished && r.request_id < sweep::FIRST_EARLIER_ID
+            })
             .map(|r| (r.arrival_time_s, r.finish_time_s, r.output_tokens)),
     );
     Ok(Validation {

@@ -154,6 +154,12 @@ pub enum ReplayMode {
         #[serde(skip_serializing_if = "Option::is_none")]
         max_concurrency: Option<u32>,
     },
+    /// An open loop replayed after `runs` earlier runs of the same server, whose prompts
+    /// it shares by index ([`crate::validate::sweep`]).
+    AfterEarlierRuns {
+        /// Earlier runs replayed first.
+        runs: u32,
+    },
 }
 
 /// Row-by-row values behind a validation: key columns plus, per metric, the simulated

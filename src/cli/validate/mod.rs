@@ -52,6 +52,18 @@ pub struct ValidateOptions {
     #[serde(default)]
     pub select: Vec<String>,
 
+    /// A serving run replayed after the runs its server served before it: each FILE is
+    /// an earlier run's result (repeat the flag, in the order they ran), replayed first
+    /// on the same simulated server, prompt i of every run sharing its first tokens with
+    /// prompt i of the others (as vLLM `bench serve --dataset-name random` and SGLang
+    /// `bench_serving` build prompts at a fixed seed), so the prefix cache is as the
+    /// measured run found it; the same holds of a fixed prompt sample sent at several
+    /// rates. Open loops only (no client cap below a run's requests); only the
+    /// measurement is compared.
+    #[arg(long = "after", value_name = "FILE")]
+    #[serde(default)]
+    pub after: Vec<PathBuf>,
+
     /// Output folder. Default: output/validate-<name>/.
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
@@ -86,6 +98,9 @@ impl Merge for ValidateOptions {
         fill(&mut self.roofline_params, file.roofline_params);
         if self.select.is_empty() {
             self.select = file.select;
+        }
+        if self.after.is_empty() {
+            self.after = file.after;
         }
     }
 }
@@ -400,6 +415,33 @@ impl Validated {
     }
 }
 
+/// The serving runs of `--after`, in order.
+fn earlier_runs(
+    files: &[PathBuf],
+    format: Option<InputFormat>,
+    open: &OpenOptions,
+) -> Result<Vec<validate::measured::MeasuredRun>> {
+    files
+        .iter()
+        .map(|f| match validate::open(f, format, open)? {
+            Measurement::Run(run) => Ok(*run),
+            // An SGLang result file: one run per line.
+            Measurement::Genz(t) if t.groups.len() == 1 => Ok(t
+                .groups
+                .into_iter()
+                .next()
+                .map(|g| g.run)
+                .expect("one group")),
+            Measurement::Genz(t) => anyhow::bail!(
+                "--after {}: {} runs in one file; give each earlier run as its own file",
+                f.display(),
+                t.groups.len()
+            ),
+            _ => anyhow::bail!("--after {}: not a serving run", f.display()),
+        })
+        .collect()
+}
+
 /// Validate the measurement of `args` (nothing is printed or written).
 pub fn validate(mut args: ValidateArgs, paths: &DataPaths) -> Result<Validated> {
     if let Some(path) = &args.config {
@@ -438,8 +480,15 @@ pub fn validate(mut args: ValidateArgs, paths: &DataPaths) -> Result<Validated> 
             .map(RooflineParams::from_file)
             .transpose()?,
         roofline_file: o.roofline_params.clone(),
+        earlier: earlier_runs(&o.after, args.format, &open)?,
     };
     let measurement = validate::open(&args.input, args.format, &open)?;
+    if !o.after.is_empty() && !matches!(measurement, Measurement::Run(_) | Measurement::Genz(_)) {
+        anyhow::bail!(
+            "--after applies to a serving run; {} is a table",
+            args.input.display()
+        );
+    }
     if (o.concurrency.is_some() || o.request_rate.is_some())
         && !matches!(measurement, Measurement::Genz(_))
     {

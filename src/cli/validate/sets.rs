@@ -32,6 +32,7 @@ fn replay_label(r: Option<ReplayMode>) -> String {
                 None => open,
             }
         }
+        Some(ReplayMode::AfterEarlierRuns { runs }) => format!("after {runs} runs"),
     }
 }
 
