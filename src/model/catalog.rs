@@ -331,7 +331,7 @@ mod tests {
     #[test]
     fn resolves_full_ids_short_names_and_prefixes() {
         let cat = catalog();
-        assert_eq!(cat.entries().len(), 94);
+        assert_eq!(cat.entries().len(), 96);
         let ids: Vec<&str> = cat.entries().iter().map(|e| e.id.as_str()).collect();
         let mut sorted = ids.clone();
         sorted.sort_by_key(|s| s.to_ascii_lowercase());

@@ -318,6 +318,10 @@ mod tests {
         ("Qwen/Qwen3-1.7B", 1_720_574_976, 1.7e9, 0.1e9),
         // Qwen3-30B-A3B model card: 30.5B total; the FP8 checkpoints keep the counts.
         ("Qwen/Qwen3-30B-A3B", 30_532_122_624, 30.5e9, 0.1e9),
+        // GitHub README "355B-A32B"; the Hub's 358B includes the 5.54B MTP layer vLLM
+        // does not load.
+        ("zai-org/GLM-4.7", 352_798_262_272, 355e9, 3e9),
+        ("zai-org/GLM-4.7-FP8", 352_798_262_272, 355e9, 3e9),
         ("Qwen/Qwen3-30B-A3B-FP8", 30_532_122_624, 30.5e9, 0.1e9),
         ("Qwen/Qwen3-32B-FP8", 32_762_123_264, 32.8e9, 0.1e9),
         ("Qwen/Qwen3-235B-A22B-FP8", 235_093_634_560, 235e9, 1e9),

@@ -154,7 +154,7 @@ fn estimate_reports_latency_and_bottleneck() {
 fn list_shows_every_shipped_model_and_device() {
     let (o, _d) = servesim(&["list", "models", "--format", "csv"]);
     ok(&o);
-    assert_eq!(stdout(&o).lines().count(), 95, "94 models and a header");
+    assert_eq!(stdout(&o).lines().count(), 97, "96 models and a header");
     let (o, _d) = servesim(&["list", "hardware"]);
     ok(&o);
     for name in ["H100-SXM5-80GB", "RTX4090", "MI300X"] {
