@@ -15,6 +15,12 @@ writes, under `perf_model/measurements/serving-public-runs/`:
   (commit fef8911): the same JSON object without `generated_texts`, with each request's
   token gaps (`itls`) replaced by its end-to-end latency (`e2els` = `ttfts` + Σ `itls`),
   lists rounded to 1 µs.
+* `benchmaxxing-vllm/<gpu>/<model>/*.json` — `vllm bench serve --save-result` summaries
+  (no per-request lists) of Scicom-AI-Enterprise-Organization/llm-benchmaxxing (commit
+  36be1ae), bursts of 100 prompts on 8 × H100 SXM, H200 SXM and B200: unchanged.
+* `benchmaxxing-sglang/<gpu>/gpt-oss-120b/*.jsonl` — SGLang `bench_serving
+  --output-details` lines of the same repository, on 8 × A100 SXM, H100 SXM and H200
+  SXM: as `benchmaq-sglang`.
 
 Deterministic: the same snapshots give byte-identical files.
 
@@ -36,6 +42,16 @@ K8S_DIRS = {"01_tp8_pp1": (8, 1), "03_tp4_pp2_IB": (4, 2), "04_tp4_pp2_IB": (4, 
 BMQ_REPO = "Scicom-AI-Enterprise-Organization+llm-benchmaq"
 BMQ_SGLANG_COMMIT = "3e344dd6c8234f82d5daaa184c0f9fd5f6f0848b"
 BMQ_VLLM_COMMIT = "fef8911"
+BMX_REPO = "Scicom-AI-Enterprise-Organization+llm-benchmaxxing"
+BMX_COMMIT = "36be1ae1d87bb6a39f496aaac42b0544186f798e"
+# RunPod pod folders of llm-benchmaxxing and the catalog's name of their GPU.
+BMX_GPUS = {"runpod_h100sxm": "h100-sxm5-80gb", "runpod_h200sxm": "h200-sxm-141gb",
+            "runpod_b200": "b200"}
+BMX_SGLANG_GPUS = {"runpod_a100sxm": "a100-sxm4-80gb", "runpod_h100sxm": "h100-sxm5-80gb",
+                   "runpod_h200sxm": "h200-sxm-141gb"}
+# Models of the vLLM bursts replayed.
+BMX_MODELS = {"Qwen3-32B": "Qwen/Qwen3-32B", "gpt-oss-120b": "openai/gpt-oss-120b",
+              "GLM-4.7": "zai-org/GLM-4.7", "GLM-4.7-FP8": "zai-org/GLM-4.7-FP8"}
 # The server settings kept from SGLang's `server_info` (the rest are switches at their
 # defaults for features these runs do not use).
 SERVER_KEYS = [
@@ -191,6 +207,55 @@ def vllm(mirror, out):
     write(out / "benchmaq-vllm" / "runs.csv", "\n".join(manifest) + "\n")
 
 
+def benchmaxxing_vllm(mirror, out):
+    """The vLLM 0.15 bursts (`setup.py` pins vllm==0.15.0 at the results' commit, c776cb0):
+    one server per layout runs every prompt length in turn. A dense model's both layouts;
+    an MoE model's TP8 only (as `vllm_runs`: vLLM's data parallelism of an MoE model
+    without expert parallelism is a layout servesim does not describe)."""
+    manifest = [MANIFEST_HEADER]
+    for pod, gpu in BMX_GPUS.items():
+        for model, model_id in BMX_MODELS.items():
+            for name in git_ls(mirror, BMX_REPO, BMX_COMMIT, f"benchmarks/{pod}/{model}"):
+                stem = Path(name).stem
+                if not name.endswith(".json") or (model != "Qwen3-32B" and "_TP8_" not in stem):
+                    continue
+                # `run_1_TP8_DP1_CTX1024_C100_P100_O128` (some pods prefix it with
+                # `benchmark_<model>_<pod>_`): the run's own part.
+                run = "TP" + stem.split("_TP", 1)[1]
+                text = git_show(mirror, BMX_REPO, BMX_COMMIT, name)
+                json.loads(text)
+                rel = f"{gpu}/{model}/{run}.json"
+                write(out / "benchmaxxing-vllm" / rel, text.strip() + "\n")
+                tp, dp = layout(run)
+                manifest.append(f"{rel},{model_id},{gpu},{tp},{dp},vllm-v1,0.15.0,"
+                                "--gpu-memory-utilization 0.9")
+    write(out / "benchmaxxing-vllm" / "runs.csv", "\n".join(manifest) + "\n")
+
+
+def benchmaxxing_sglang(mirror, out):
+    """SGLang's bursts of gpt-oss-120b at TP8 (the TP4 × DP2 runs left out as for vLLM)."""
+    manifest = [MANIFEST_HEADER]
+    for pod, gpu in BMX_SGLANG_GPUS.items():
+        for name in git_ls(mirror, BMX_REPO, BMX_COMMIT, f"benchmarks/sglang/{pod}/gpt-oss-120b"):
+            if not name.endswith(".jsonl") or "_tp8_dp1_" not in name:
+                continue
+            lines, version = [], None
+            for line in git_show(mirror, BMX_REPO, BMX_COMMIT, name).splitlines():
+                if not line.strip():
+                    continue
+                obj = json.loads(line)
+                info = obj.get("server_info", {})
+                version = info.get("version", version)
+                obj["server_info"] = {k: info[k] for k in SERVER_KEYS if k in info}
+                lines.append(json.dumps(slim(obj, {"ttfts", "itls", "input_lens", "output_lens"})))
+            rel = f"{gpu}/gpt-oss-120b/{Path(name).name}"
+            write(out / "benchmaxxing-sglang" / rel, "\n".join(lines) + "\n")
+            tp, dp = layout(Path(name).stem)
+            manifest.append(f"{rel},openai/gpt-oss-120b,{gpu},{tp},{dp},sglang,{version},"
+                            "--gpu-memory-utilization 0.9 --max-model-len 12000")
+    write(out / "benchmaxxing-sglang" / "runs.csv", "\n".join(manifest) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mirror", required=True, help="folder of git snapshots (<owner>+<repo>/repo)")
@@ -200,6 +265,8 @@ def main():
     k8s(args.mirror, out)
     sglang(args.mirror, out)
     vllm(args.mirror, out)
+    benchmaxxing_vllm(args.mirror, out)
+    benchmaxxing_sglang(args.mirror, out)
 
 
 if __name__ == "__main__":
