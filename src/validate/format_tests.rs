@@ -300,12 +300,18 @@ fn a_vllm_summary_result_compares_its_means() {
 #[test]
 fn the_shipped_public_runs_open_as_their_manifests_say() {
     // perf_model/measurements/serving-public-runs: every run a manifest lists opens, the
-    // vLLM 0.15 closed loops as closed loops and the SGLang bursts as bursts.
+    // vLLM 0.15 closed loops as closed loops and the bursts as bursts.
     let root = DataPaths::builtin()
         .perf_model
         .join("measurements/serving-public-runs");
     let mut seen = 0;
-    for set in ["llm-k8s", "benchmaq-sglang", "benchmaq-vllm"] {
+    for set in [
+        "llm-k8s",
+        "benchmaq-sglang",
+        "benchmaq-vllm",
+        "benchmaxxing-vllm",
+        "benchmaxxing-sglang",
+    ] {
         let manifest = std::fs::read_to_string(root.join(set).join("runs.csv")).unwrap();
         for line in manifest.lines().skip(1) {
             let file = root.join(set).join(line.split(',').next().unwrap());
@@ -317,7 +323,10 @@ fn the_shipped_public_runs_open_as_their_manifests_say() {
             };
             assert!(!run.requests.is_empty(), "{}", file.display());
             match set {
-                "benchmaq-vllm" | "benchmaq-sglang" => {
+                "benchmaq-vllm"
+                | "benchmaq-sglang"
+                | "benchmaxxing-vllm"
+                | "benchmaxxing-sglang" => {
                     assert_eq!(run.arrivals, ArrivalMode::AllAtOnce, "{}", file.display());
                     assert!(run.max_concurrency.is_some(), "{}", file.display());
                 }
@@ -331,5 +340,5 @@ fn the_shipped_public_runs_open_as_their_manifests_say() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 12 + 24 + 66);
+    assert_eq!(seen, 12 + 24 + 66 + 65 + 12);
 }
