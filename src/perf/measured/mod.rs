@@ -42,6 +42,7 @@ mod fit_cache;
 mod fp8_rate;
 mod gemm;
 mod measurements;
+mod moe_law;
 mod ops;
 mod profile;
 mod profile_cache;

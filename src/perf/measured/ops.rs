@@ -114,6 +114,17 @@ pub(crate) enum MoeBlock {
     /// The fused expert computation (routing, expert GEMMs, combine) measured over the
     /// tokens entering this GPU's block under balanced routing.
     Tokens(MonotoneTable),
+    /// The engine's fused-MoE law of this GPU ([`super::moe_law`]) for an expert shape
+    /// its tables do not hold.
+    Law {
+        law: Arc<super::moe_law::MoeLaw>,
+        experts: f64,
+        per_token: f64,
+        hidden: f64,
+        /// Expert width on this GPU.
+        inter: f64,
+        weight_bytes: f64,
+    },
     /// Expert GEMMs (+ activation) over the experts the batch touches.
     Experts {
         experts: f64,
@@ -193,6 +204,18 @@ impl MoeBlock {
                 experts_per_token,
                 arriving * ep.imbalance,
             ),
+            MoeBlock::Law {
+                law,
+                experts,
+                per_token,
+                hidden,
+                inter,
+                weight_bytes,
+            } => {
+                let a = (Self::touched(*experts, *per_token, arriving) / ep.ep).max(1.0);
+                let pairs = arriving * per_token * share;
+                law.time_us(a, pairs, *hidden, *inter, *weight_bytes)
+            }
             MoeBlock::Experts {
                 experts,
                 per_token,

@@ -259,6 +259,8 @@ impl Ctx<'_> {
             Some(MoeBlock::Table(table))
         } else if let Some(MeasuredMoe::Engine(table)) = measured_moe {
             Some(MoeBlock::Tokens(table))
+        } else if let Some(block) = self.moe_law(layer) {
+            Some(block)
         } else {
             let gate_up = routed
                 .iter()

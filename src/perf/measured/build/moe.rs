@@ -5,7 +5,11 @@ use super::Ctx;
 use crate::deployment::Deployment;
 use crate::model::{ExpertCount, FfnSpec, LayerSpec};
 use crate::perf::measured::measurements::{self, MoeFormat, MoeShape};
+use crate::perf::measured::moe_law::{self, MoeLaw};
+use crate::perf::measured::ops::MoeBlock;
 use crate::perf::measured::table::{MonotoneTable, Table2};
+use std::path::Path;
+use std::sync::Arc;
 
 /// The format of `layer`'s routed experts as the measured tables know them (none: no
 /// routed experts, or a format nothing was measured in).
@@ -82,6 +86,68 @@ pub(super) enum MeasuredMoe {
 }
 
 impl Ctx<'_> {
+    /// The fused-MoE law of this GPU for `layer`'s experts, fitted on every expert shape
+    /// its table in the experts' format holds. Only for the kernels the tables timed:
+    /// vLLM's fused MoE (and SGLang's port of it), on experts in a format the GPU's
+    /// tables measured natively; `None` for TensorRT-LLM's own MoE kernels, for
+    /// weight-only formats (MXFP4, INT4: which dequantizing kernel runs depends on the
+    /// engine and GPU, [`MoeFormat::of`]) and without a table.
+    pub(super) fn moe_law(&mut self, layer: &LayerSpec) -> Option<MoeBlock> {
+        let FfnSpec::Moe {
+            num_experts,
+            experts_per_token,
+            expert_intermediate_size,
+            ..
+        } = layer.ffn
+        else {
+            return None;
+        };
+        let d = self.d;
+        let format = experts_format(d, layer)?;
+        let op = layer
+            .ops
+            .iter()
+            .find(|op| matches!(op.experts, ExpertCount::Routed { .. }))?;
+        let dtype = d.model.op_weight_dtype(op, d.weight_dtype);
+        if !matches!(d.stack.framework.as_str(), "vLLM" | "SGLang")
+            || matches!(
+                dtype,
+                crate::dtype::DType::Mxfp4 | crate::dtype::DType::Int4
+            )
+        {
+            return None;
+        }
+        let weight_bytes = dtype.bytes_per_element();
+        let file = measurements::moe_path(&self.inp.paths.perf_model, &self.inp.gpu.slug, format);
+        if !file.is_file() {
+            return None;
+        }
+        let table_bytes = match format {
+            MoeFormat::Bf16 => 2.0,
+            MoeFormat::Fp8 | MoeFormat::Fp8Block => 1.0,
+            MoeFormat::Nvfp4 => 0.5 + 1.0 / 16.0,
+        };
+        let samples = moe_law::samples(&file, table_bytes).ok()?;
+        let gpu = d.gpu();
+        let peak = gpu.peak_flops(crate::dtype::DType::Bf16).unwrap_or(1e15) / 1e6;
+        let law = MoeLaw::fit_cached(&samples, peak, gpu.memory_bandwidth_bytes_per_s() / 1e6)?;
+        let shown = file
+            .strip_prefix(self.inp.paths.perf_model.parent().unwrap_or(Path::new("")))
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        self.note("moe", law.describe(&shown));
+        let tp = if d.ep > 1 { 1 } else { d.tp };
+        Some(MoeBlock::Law {
+            law: Arc::new(law),
+            experts: num_experts as f64,
+            per_token: experts_per_token as f64,
+            hidden: d.model.hidden_size as f64,
+            inter: expert_intermediate_size as f64 / f64::from(tp),
+            weight_bytes,
+        })
+    }
+
     /// vLLM's fused-MoE block measured on this GPU for `layer`'s expert shape and this
     /// deployment's TP/EP split (`perf_model/measurements/moe`), if there is one.
     fn engine_moe(&mut self, layer: &LayerSpec, format: MoeFormat) -> Option<MonotoneTable> {
@@ -188,5 +254,38 @@ mod tests {
             gated: true,
         };
         assert_eq!(dispatch_metadata_bytes(&v, &dense), 0.0);
+    }
+
+    /// An expert shape no table holds (GLM-4.7's at TP8) takes the fused-MoE law of the
+    /// GPU's table in its format on vLLM; TensorRT-LLM's own kernels and weight-only
+    /// MXFP4 experts keep the GEMM law.
+    #[test]
+    fn an_unmeasured_expert_shape_takes_the_fused_moe_law_on_vllm_only() {
+        let paths = DataPaths::builtin();
+        let describe = |model: &str, stack: &str| {
+            let req = DeploymentRequest {
+                model: Some(model.into()),
+                hardware: Some("h100".into()),
+                tensor_parallel_size: Some(8),
+                serving_stack: Some(stack.into()),
+                ..Default::default()
+            };
+            let d = Deployment::resolve(&req, &paths).unwrap();
+            let setup = crate::setup::ReplicaSetup::new(
+                d,
+                &crate::engine::config::EngineOverrides::default(),
+                &paths,
+            )
+            .unwrap();
+            setup.latency.describe()
+        };
+        let glm = describe("zai-org/GLM-4.7-FP8", "vllm-v1");
+        assert!(
+            glm.contains("moe: fused-MoE law fitted on")
+                && glm.contains("h100-sxm5-80gb__fp8_block.csv"),
+            "{glm}"
+        );
+        assert!(!describe("zai-org/GLM-4.7-FP8", "trtllm").contains("fused-MoE law"));
+        assert!(!describe("openai/gpt-oss-120b", "vllm-v1").contains("fused-MoE law"));
     }
 }
