@@ -122,6 +122,33 @@ fn gauss_solve(m: &mut [f64], n: usize) -> Option<Vec<f64>> {
 /// Minimise `f` from `x0` with the Nelder–Mead simplex (initial step `step` in every
 /// coordinate). Deterministic; stops after `max_evals` evaluations or when the simplex
 /// values agree to `1e-12` relative.
+/// The parameters minimising `Σ ln(predict(p, s) / measured(s))²` over `samples`, from
+/// `x0` (two Nelder–Mead passes, of `evals.0` evaluations with a wide simplex, then
+/// `evals.1` with a narrow one: the restart shakes the simplex out of flat regions),
+/// and the median relative error there.
+pub(crate) fn fit_log_ratio<S>(
+    samples: &[S],
+    x0: &[f64],
+    evals: (usize, usize),
+    measured: impl Fn(&S) -> f64,
+    predict: impl Fn(&[f64], &S) -> f64,
+) -> (Vec<f64>, f64) {
+    let loss = |p: &[f64]| -> f64 {
+        samples
+            .iter()
+            .map(|s| (predict(p, s) / measured(s)).ln().powi(2))
+            .sum()
+    };
+    let mut p = nelder_mead(loss, x0, 0.7, evals.0);
+    p = nelder_mead(loss, &p, 0.3, evals.1);
+    let errs: Vec<f64> = samples
+        .iter()
+        .map(|s| (predict(&p, s) / measured(s) - 1.0).abs())
+        .collect();
+    let err = median(&errs).unwrap_or(0.0);
+    (p, err)
+}
+
 pub(crate) fn nelder_mead(
     f: impl Fn(&[f64]) -> f64,
     x0: &[f64],

@@ -20,7 +20,7 @@
 //! `t = t0 + bytes / B`, fitted the same way on the measured elementwise operators of
 //! sources that use fused kernels.
 
-use super::fit::{median, nelder_mead, NormalEquations};
+use super::fit::{fit_log_ratio, median, NormalEquations};
 use super::profile::{GpuProfiles, OpKind};
 
 /// One measured GEMM point.
@@ -128,29 +128,23 @@ impl GemmModel {
             samples: samples.len(),
             median_rel_err: 0.0,
         };
-        let loss = |p: &[f64]| -> f64 {
-            let g = unpack(p);
-            samples
-                .iter()
-                .map(|s| (g.predict(s) / s.time_us).ln().powi(2))
-                .sum()
-        };
         let x0 = [
             5.0_f64.ln(),
             (0.7 * peak_flops_per_us.max(1.0)).ln(),
             128.0_f64.ln(),
             (0.8 * peak_bytes_per_us.max(1.0)).ln(),
         ];
-        // Two restarts shake the simplex out of flat regions.
-        let mut p = nelder_mead(loss, &x0, 0.7, 800);
-        p = nelder_mead(loss, &p, 0.3, 600);
-        let mut g = unpack(&p);
-        let errs: Vec<f64> = samples
-            .iter()
-            .map(|s| (g.predict(s) / s.time_us - 1.0).abs())
-            .collect();
-        g.median_rel_err = median(&errs).unwrap_or(0.0);
-        Some(g)
+        let (p, err) = fit_log_ratio(
+            samples,
+            &x0,
+            (800, 600),
+            |s| s.time_us,
+            |p, s| unpack(p).predict(s),
+        );
+        Some(GemmModel {
+            median_rel_err: err,
+            ..unpack(&p)
+        })
     }
 
     /// [`GemmModel::fit`] through the fit cache (the same bits, fitted once per data).

@@ -20,7 +20,9 @@
 //! balanced routing (`a = min(E, T·k)` for `T` tokens of top-`k` over `E` experts).
 //! Fitted on kernel measurements only.
 
-use super::fit::{median, nelder_mead};
+use super::fit::fit_log_ratio;
+#[cfg(test)]
+use super::fit::median;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -98,28 +100,23 @@ impl MoeLaw {
             samples: samples.len(),
             median_rel_err: 0.0,
         };
-        let loss = |p: &[f64]| -> f64 {
-            let g = unpack(p);
-            samples
-                .iter()
-                .map(|s| (g.predict(s) / s.time_us).ln().powi(2))
-                .sum()
-        };
         let x0 = [
             10.0_f64.ln(),
             0.5_f64.ln(),
             (0.7 * peak_bytes_per_us.max(1.0)).ln(),
             (0.4 * peak_flops_per_us.max(1.0)).ln(),
         ];
-        let mut p = nelder_mead(loss, &x0, 0.7, 1200);
-        p = nelder_mead(loss, &p, 0.3, 800);
-        let mut g = unpack(&p);
-        let errs: Vec<f64> = samples
-            .iter()
-            .map(|s| (g.predict(s) / s.time_us - 1.0).abs())
-            .collect();
-        g.median_rel_err = median(&errs).unwrap_or(0.0);
-        Some(g)
+        let (p, err) = fit_log_ratio(
+            samples,
+            &x0,
+            (1200, 800),
+            |s| s.time_us,
+            |p, s| unpack(p).predict(s),
+        );
+        Some(MoeLaw {
+            median_rel_err: err,
+            ..unpack(&p)
+        })
     }
 
     /// [`MoeLaw::fit`] through the fit cache (the same bits, fitted once per data).

@@ -173,6 +173,13 @@ impl MoeBlock {
         t
     }
 
+    /// The local experts `arriving` tokens touch on the busiest GPU (at least one) and
+    /// the token-expert pairs it computes.
+    fn local_work(experts: f64, per_token: f64, arriving: f64, ep: &ExpertParallel) -> (f64, f64) {
+        let a = (Self::touched(experts, per_token, arriving) / ep.ep).max(1.0);
+        (a, arriving * per_token * ep.imbalance / ep.ep)
+    }
+
     /// Time of the block on one GPU for `tokens` tokens of this GPU's batch, µs. With
     /// expert parallelism the GPU holds `1/ep` of the experts and computes what all
     /// `dp` ranks route to them: `dp · tokens` tokens arrive, `1/ep` of their
@@ -212,8 +219,7 @@ impl MoeBlock {
                 inter,
                 weight_bytes,
             } => {
-                let a = (Self::touched(*experts, *per_token, arriving) / ep.ep).max(1.0);
-                let pairs = arriving * per_token * share;
+                let (a, pairs) = Self::local_work(*experts, *per_token, arriving, ep);
                 law.time_us(a, pairs, *hidden, *inter, *weight_bytes)
             }
             MoeBlock::Experts {
@@ -223,8 +229,7 @@ impl MoeBlock {
                 down,
                 act,
             } => {
-                let a = (Self::touched(*experts, *per_token, arriving) / ep.ep).max(1.0);
-                let pairs = arriving * per_token * share;
+                let (a, pairs) = Self::local_work(*experts, *per_token, arriving, ep);
                 let m = pairs / a;
                 gate_up.eval_batched(m, a)
                     + down.eval_batched(m, a)

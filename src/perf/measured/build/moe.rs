@@ -30,6 +30,30 @@ fn experts_format(d: &Deployment, layer: &LayerSpec) -> Option<MoeFormat> {
         })
 }
 
+/// `layer`'s experts as the fused-MoE tables key them, split as this deployment splits
+/// them (whole experts on each GPU under expert parallelism, else every expert over the
+/// TP group); `None` for a dense layer.
+fn expert_shape(d: &Deployment, layer: &LayerSpec) -> Option<MoeShape> {
+    let FfnSpec::Moe {
+        num_experts,
+        experts_per_token,
+        expert_intermediate_size,
+        ..
+    } = layer.ffn
+    else {
+        return None;
+    };
+    let (tp, ep) = if d.ep > 1 { (1, d.ep) } else { (d.tp, 1) };
+    Some(MoeShape {
+        hidden: d.model.hidden_size,
+        inter: expert_intermediate_size,
+        experts: num_experts,
+        topk: experts_per_token,
+        tp,
+        ep,
+    })
+}
+
 /// Bytes the expert-parallel dispatch of `layer` moves per byte of hidden state: where
 /// the stack quantizes the hidden states before the all-gather, the experts' activation
 /// format (per-tensor FP8: 1 byte per value; NVFP4: half a byte plus one 1-byte scale
@@ -93,16 +117,8 @@ impl Ctx<'_> {
     /// weight-only formats (MXFP4, INT4: which dequantizing kernel runs depends on the
     /// engine and GPU, [`MoeFormat::of`]) and without a table.
     pub(super) fn moe_law(&mut self, layer: &LayerSpec) -> Option<MoeBlock> {
-        let FfnSpec::Moe {
-            num_experts,
-            experts_per_token,
-            expert_intermediate_size,
-            ..
-        } = layer.ffn
-        else {
-            return None;
-        };
         let d = self.d;
+        let shape = expert_shape(d, layer)?;
         let format = experts_format(d, layer)?;
         let op = layer
             .ops
@@ -137,13 +153,12 @@ impl Ctx<'_> {
             .display()
             .to_string();
         self.note("moe", law.describe(&shown));
-        let tp = if d.ep > 1 { 1 } else { d.tp };
         Some(MoeBlock::Law {
             law: Arc::new(law),
-            experts: num_experts as f64,
-            per_token: experts_per_token as f64,
-            hidden: d.model.hidden_size as f64,
-            inter: expert_intermediate_size as f64 / f64::from(tp),
+            experts: shape.experts as f64,
+            per_token: shape.topk as f64,
+            hidden: shape.hidden as f64,
+            inter: shape.inter as f64 / f64::from(shape.tp),
             weight_bytes,
         })
     }
@@ -151,25 +166,8 @@ impl Ctx<'_> {
     /// vLLM's fused-MoE block measured on this GPU for `layer`'s expert shape and this
     /// deployment's TP/EP split (`perf_model/measurements/moe`), if there is one.
     fn engine_moe(&mut self, layer: &LayerSpec, format: MoeFormat) -> Option<MonotoneTable> {
-        let FfnSpec::Moe {
-            num_experts,
-            experts_per_token,
-            expert_intermediate_size,
-            ..
-        } = layer.ffn
-        else {
-            return None;
-        };
-        let d = self.d;
-        let (tp, ep) = if d.ep > 1 { (1, d.ep) } else { (d.tp, 1) };
-        let shape = MoeShape {
-            hidden: d.model.hidden_size,
-            inter: expert_intermediate_size,
-            experts: num_experts,
-            topk: experts_per_token,
-            tp,
-            ep,
-        };
+        let shape = expert_shape(self.d, layer)?;
+        let (tp, ep) = (shape.tp, shape.ep);
         let table = measurements::load_moe(
             &self.inp.paths.perf_model,
             &self.inp.gpu.slug,
