@@ -340,3 +340,13 @@ fn negative_and_zero_counts_reach_the_range_checks_naming_the_flag() {
     let (o, _d) = servesim(&["simulate", "--num-replicas", "0", "--no-output"]);
     fails_with(&o, &["--num-replicas", "0"]);
 }
+
+#[test]
+fn a_missing_file_is_named_once_with_the_reason_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = servesim_in(dir.path(), &["validate", "no-such-run.json"]);
+    fails_with(&o, &["no-such-run.json"]);
+    let err = stderr(&o);
+    assert_eq!(err.matches("no-such-run.json").count(), 1, "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+}
