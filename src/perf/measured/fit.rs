@@ -119,9 +119,6 @@ fn gauss_solve(m: &mut [f64], n: usize) -> Option<Vec<f64>> {
     x.iter().all(|v| v.is_finite()).then_some(x)
 }
 
-/// Minimise `f` from `x0` with the Nelder–Mead simplex (initial step `step` in every
-/// coordinate). Deterministic; stops after `max_evals` evaluations or when the simplex
-/// values agree to `1e-12` relative.
 /// The parameters minimising `Σ ln(predict(p, s) / measured(s))²` over `samples`, from
 /// `x0` (two Nelder–Mead passes, of `evals.0` evaluations with a wide simplex, then
 /// `evals.1` with a narrow one: the restart shakes the simplex out of flat regions),
@@ -149,6 +146,9 @@ pub(crate) fn fit_log_ratio<S>(
     (p, err)
 }
 
+/// Minimise `f` from `x0` with the Nelder–Mead simplex (initial step `step` in every
+/// coordinate). Deterministic; stops after `max_evals` evaluations or when the simplex
+/// values agree to `1e-12` relative.
 pub(crate) fn nelder_mead(
     f: impl Fn(&[f64]) -> f64,
     x0: &[f64],

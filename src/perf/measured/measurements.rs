@@ -145,6 +145,16 @@ impl MoeFormat {
         }
     }
 
+    /// Bytes per stored value of the format (NVFP4: half a byte plus one 1-byte scale
+    /// per 16 values).
+    pub(crate) fn bytes_per_value(self) -> f64 {
+        match self {
+            MoeFormat::Bf16 => 2.0,
+            MoeFormat::Fp8 | MoeFormat::Fp8Block => 1.0,
+            MoeFormat::Nvfp4 => 0.5 + 1.0 / 16.0,
+        }
+    }
+
     pub(crate) fn file_tag(self) -> &'static str {
         match self {
             MoeFormat::Bf16 => "bfloat16",

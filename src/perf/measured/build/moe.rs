@@ -8,7 +8,6 @@ use crate::perf::measured::measurements::{self, MoeFormat, MoeShape};
 use crate::perf::measured::moe_law::{self, MoeLaw};
 use crate::perf::measured::ops::MoeBlock;
 use crate::perf::measured::table::{MonotoneTable, Table2};
-use std::path::Path;
 use std::sync::Arc;
 
 /// The format of `layer`'s routed experts as the measured tables know them (none: no
@@ -64,8 +63,7 @@ pub(super) fn dispatch_scale(d: &Deployment, layer: &LayerSpec) -> f64 {
         return 1.0;
     }
     let bytes_per_value = match experts_format(d, layer) {
-        Some(MoeFormat::Fp8) => 1.0,
-        Some(MoeFormat::Nvfp4) => 0.5 + 1.0 / 16.0,
+        Some(f @ (MoeFormat::Fp8 | MoeFormat::Nvfp4)) => f.bytes_per_value(),
         _ => return 1.0,
     };
     (bytes_per_value / d.act_dtype.bytes_per_element()).min(1.0)
@@ -138,21 +136,15 @@ impl Ctx<'_> {
         if !file.is_file() {
             return None;
         }
-        let table_bytes = match format {
-            MoeFormat::Bf16 => 2.0,
-            MoeFormat::Fp8 | MoeFormat::Fp8Block => 1.0,
-            MoeFormat::Nvfp4 => 0.5 + 1.0 / 16.0,
-        };
-        let samples = moe_law::samples(&file, table_bytes).ok()?;
+        let samples = moe_law::samples(&file, format.bytes_per_value()).ok()?;
         let gpu = d.gpu();
         let peak = gpu.peak_flops(crate::dtype::DType::Bf16).unwrap_or(1e15) / 1e6;
         let law = MoeLaw::fit_cached(&samples, peak, gpu.memory_bandwidth_bytes_per_s() / 1e6)?;
+        // Named from the perf-model folder, as the GEMM grids' notes name theirs.
         let shown = file
-            .strip_prefix(self.inp.paths.perf_model.parent().unwrap_or(Path::new("")))
-            .unwrap_or(&file)
-            .display()
-            .to_string();
-        self.note("moe", law.describe(&shown));
+            .strip_prefix(&self.inp.paths.perf_model)
+            .unwrap_or(&file);
+        self.note("moe", law.describe(&shown.display().to_string()));
         Some(MoeBlock::Law {
             law: Arc::new(law),
             experts: shape.experts as f64,
