@@ -133,7 +133,7 @@ pub fn replay_after(
         },
     )?;
     if sweep {
-        sweep::check_spacing(&out.records, earlier.len() + 1)?;
+        sweep::check_spacing(&out.records)?;
         let ours = out
             .records
             .iter()

@@ -73,7 +73,7 @@ pub fn sweep_requests(earlier: &[MeasuredRun], run: &MeasuredRun) -> Result<Vec<
         for (i, mut q) in requests_of(r).into_iter().enumerate() {
             q.prefix_hash_ids = index_prefix(i as u64, q.input_tokens);
             q.hash_block_tokens = DEFAULT_HASH_BLOCK_TOKENS;
-            q.arrival = start + crate::units::SimDuration::from_secs_f64(q.arrival.as_secs_f64());
+            q.arrival = start + q.arrival.saturating_duration_since(SimTime::ZERO);
             q.id += base;
             out.push(q);
         }
@@ -81,15 +81,11 @@ pub fn sweep_requests(earlier: &[MeasuredRun], run: &MeasuredRun) -> Result<Vec<
     Ok(out)
 }
 
-/// Checks that each run of a sweep ended before the next began (`records` of all runs,
-/// `runs` of them, the last being the measured one).
-pub fn check_spacing(records: &[RequestRecord], runs: usize) -> Result<()> {
-    for r in records {
-        let k = if r.request_id >= FIRST_EARLIER_ID {
-            (r.request_id >> EARLIER_ID_SHIFT) as usize - 1
-        } else {
-            runs - 1
-        };
+/// Checks that each earlier run of a sweep ended before the next began (`records` of
+/// all runs; the measured one, last, may run as long as it ran).
+pub fn check_spacing(records: &[RequestRecord]) -> Result<()> {
+    for r in records.iter().filter(|r| r.request_id >= FIRST_EARLIER_ID) {
+        let k = (r.request_id >> EARLIER_ID_SHIFT) as usize - 1;
         if r.finish_time_s >= SPACING_S * (k as f64 + 1.0) {
             return Err(Error::Config(format!(
                 "run {} of the sweep did not finish within {SPACING_S} s of simulated time, so it would overlap the next: a sweep replay needs runs that end",
@@ -233,5 +229,32 @@ mod tests {
         // Another index shares nothing.
         let other = index_prefix(4, 1024);
         assert!(other.iter().all(|h| !short.contains(h)));
+    }
+
+    #[test]
+    fn only_an_earlier_run_must_end_before_the_next_begins() {
+        let rec = |request_id: u64, finish_time_s: f64| crate::engine::RequestRecord {
+            request_id,
+            replica: 0,
+            arrival_time_s: 0.0,
+            input_tokens: 16,
+            output_tokens: 2,
+            scheduled_time_s: 0.0,
+            first_token_time_s: 0.1,
+            finish_time_s,
+            ttft_s: 0.1,
+            tpot_s: 0.1,
+            e2e_s: finish_time_s,
+            queue_s: 0.0,
+            preemptions: 0,
+            prefix_hit_tokens: 0,
+            status: crate::engine::RequestStatus::Finished,
+            attempts: 1,
+        };
+        // The measured run (own ids) may outlast the spacing; the first earlier run
+        // (ids from FIRST_EARLIER_ID) may not reach the second run's start.
+        assert!(check_spacing(&[rec(FIRST_EARLIER_ID, 100.0), rec(0, 2.0 * SPACING_S)]).is_ok());
+        let err = check_spacing(&[rec(FIRST_EARLIER_ID + 3, SPACING_S + 1.0)]).unwrap_err();
+        assert!(err.to_string().contains("run 1 of the sweep"), "{err}");
     }
 }
