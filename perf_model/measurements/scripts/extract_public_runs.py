@@ -20,7 +20,8 @@ writes, under `perf_model/measurements/serving-public-runs/`:
   36be1ae), bursts of 100 prompts on 8 × H100 SXM, H200 SXM and B200: unchanged.
 * `benchmaxxing-sglang/<gpu>/gpt-oss-120b/*.jsonl` — SGLang `bench_serving
   --output-details` lines of the same repository, on 8 × A100 SXM, H100 SXM and H200
-  SXM: as `benchmaq-sglang`.
+  SXM: as `benchmaq-sglang`, with the memory each server reported per GPU
+  (`server_info.memory_usage`).
 
 Deterministic: the same snapshots give byte-identical files.
 
@@ -52,6 +53,11 @@ BMX_SGLANG_GPUS = {"runpod_a100sxm": "a100-sxm4-80gb", "runpod_h100sxm": "h100-s
 # Models of the vLLM bursts replayed.
 BMX_MODELS = {"Qwen3-32B": "Qwen/Qwen3-32B", "gpt-oss-120b": "openai/gpt-oss-120b",
               "GLM-4.7": "zai-org/GLM-4.7", "GLM-4.7-FP8": "zai-org/GLM-4.7-FP8"}
+# llm-benchmaxxing's gpt-oss-120b is a 16-bit checkpoint, not OpenAI's MXFP4 one: its
+# SGLang servers report 27.37 GB of weights per GPU at TP8 and 54.62 at TP4 on every GPU
+# (`memory_usage`, kept below; MXFP4 experts would take about 8 GB at TP8), and the
+# runner's own gpt-oss example serves a bf16 fine-tune of it (serving-public-runs/README.md).
+BMX_CHECKPOINT_FLAGS = {"gpt-oss-120b": " --quantization none"}
 # The server settings kept from SGLang's `server_info` (the rest are switches at their
 # defaults for features these runs do not use).
 SERVER_KEYS = [
@@ -228,7 +234,8 @@ def benchmaxxing_vllm(mirror, out):
                 write(out / "benchmaxxing-vllm" / rel, text.strip() + "\n")
                 tp, dp = layout(run)
                 manifest.append(f"{rel},{model_id},{gpu},{tp},{dp},vllm-v1,0.15.0,"
-                                "--gpu-memory-utilization 0.9")
+                                "--gpu-memory-utilization 0.9"
+                                + BMX_CHECKPOINT_FLAGS.get(model, ""))
     write(out / "benchmaxxing-vllm" / "runs.csv", "\n".join(manifest) + "\n")
 
 
@@ -247,12 +254,18 @@ def benchmaxxing_sglang(mirror, out):
                 info = obj.get("server_info", {})
                 version = info.get("version", version)
                 obj["server_info"] = {k: info[k] for k in SERVER_KEYS if k in info}
+                # What the server held per GPU (GB of weights and KV cache, tokens):
+                # the evidence of the checkpoint's format.
+                usage = (info.get("internal_states") or [{}])[0].get("memory_usage")
+                if usage is not None:
+                    obj["server_info"]["memory_usage"] = usage
                 lines.append(json.dumps(slim(obj, {"ttfts", "itls", "input_lens", "output_lens"})))
             rel = f"{gpu}/gpt-oss-120b/{Path(name).name}"
             write(out / "benchmaxxing-sglang" / rel, "\n".join(lines) + "\n")
             tp, dp = layout(Path(name).stem)
             manifest.append(f"{rel},openai/gpt-oss-120b,{gpu},{tp},{dp},sglang,{version},"
-                            "--gpu-memory-utilization 0.9 --max-model-len 12000")
+                            "--gpu-memory-utilization 0.9 --max-model-len 12000"
+                            + BMX_CHECKPOINT_FLAGS["gpt-oss-120b"])
     write(out / "benchmaxxing-sglang" / "runs.csv", "\n".join(manifest) + "\n")
 
 
