@@ -515,6 +515,61 @@ mod min_gpus_tests {
         assert!((0.10..0.16).contains(&over), "RTX 4090: {p} vs 2588");
     }
 
+    /// The llm-benchmaxxing SGLang servers' own report of what they hold per GPU
+    /// (`server_info.memory_usage`, GiB: gpt-oss-120b in 16 bits, 0.9 of the memory for
+    /// weights and KV pool) against the plan: weights within 1 %, the pool within 7 %
+    /// (the plan takes vLLM's activation and non-torch shares, SGLang reserves its own).
+    #[test]
+    fn weights_and_kv_pool_match_what_sglang_servers_reported() {
+        let paths = DataPaths::builtin();
+        let mm = MemoryModel::load(&paths.perf_model).unwrap();
+        let set = paths
+            .perf_model
+            .join("measurements/serving-public-runs/benchmaxxing-sglang");
+        let mut checked = 0;
+        for row in std::fs::read_to_string(set.join("runs.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+        {
+            let cols: Vec<&str> = row.split(',').collect();
+            // The line holds `Infinity` (its request rate), which JSON does not: read
+            // the `memory_usage` object alone.
+            let text = std::fs::read_to_string(set.join(cols[0])).unwrap();
+            let at = text.find("\"memory_usage\": ").unwrap() + "\"memory_usage\": ".len();
+            let end = at + text[at..].find('}').unwrap() + 1;
+            let usage: serde_json::Value = serde_json::from_str(&text[at..end]).unwrap();
+            let req = DeploymentRequest {
+                model: Some(cols[1].into()),
+                hardware: Some(cols[2].into()),
+                tensor_parallel_size: Some(cols[3].parse().unwrap()),
+                serving_stack: Some("sglang".into()),
+                quantization: Some("none".into()),
+                max_model_len: Some(12000),
+                gpu_memory_utilization: Some(0.9),
+                ..Default::default()
+            };
+            let d = Deployment::resolve(&req, &paths).unwrap();
+            let p = plan(&d, &mm, &MemoryOptions::default());
+            let weights = p.weight_bytes_per_gpu / BYTES_PER_GIB;
+            let kv = p.kv_cache_bytes_per_gpu / BYTES_PER_GIB;
+            let (w_meas, kv_meas) = (
+                usage["weight"].as_f64().unwrap(),
+                usage["kvcache"].as_f64().unwrap(),
+            );
+            assert!(
+                (weights / w_meas - 1.0).abs() < 0.01,
+                "{row}: weights {weights} vs {w_meas}"
+            );
+            assert!(
+                (kv / kv_meas - 1.0).abs() < 0.07,
+                "{row}: KV {kv} vs {kv_meas}"
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 12);
+    }
+
     /// The pruned search finds what planning every candidate finds, on every curated
     /// device and a spread of database devices, for small and large models.
     #[test]
