@@ -5,8 +5,9 @@
 //! parallelism. A model whose shape (or split) is not among them took the dense GEMM
 //! law, batched over the touched experts; but the fused kernel is not a dense GEMM: its
 //! grouped tiles run each expert's few rows at a fraction of the dense rate, and each
-//! touched expert costs its own setup. On H100 the block-FP8 tables give 0.44 PFLOP/s
-//! for the fused kernel where the dense FP8 GEMMs of the same GPU reach 1.2.
+//! touched expert costs its own setup. On H100 the block-FP8 table gives 0.59 PFLOP/s
+//! for the fused kernel (with its activation traffic timed apart, below) where the
+//! dense FP8 GEMMs of the same GPU reach 1.2.
 //!
 //! The law is that of one kernel over `a` touched experts, each a `hidden × inter`
 //! slice (`inter` the expert width on this GPU, three weight matrices), carrying `p`
