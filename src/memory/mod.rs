@@ -533,12 +533,11 @@ mod min_gpus_tests {
             .skip(1)
         {
             let cols: Vec<&str> = row.split(',').collect();
-            // The line holds `Infinity` (its request rate), which JSON does not: read
-            // the `memory_usage` object alone.
+            // Python's JSON (a burst's rate is `Infinity`), read as `validate` reads it.
             let text = std::fs::read_to_string(set.join(cols[0])).unwrap();
-            let at = text.find("\"memory_usage\": ").unwrap() + "\"memory_usage\": ".len();
-            let end = at + text[at..].find('}').unwrap() + 1;
-            let usage: serde_json::Value = serde_json::from_str(&text[at..end]).unwrap();
+            let first = crate::validate::sglang_bench::python_json(text.lines().next().unwrap());
+            let run: serde_json::Value = serde_json::from_str(&first).unwrap();
+            let usage = &run["server_info"]["memory_usage"];
             let req = DeploymentRequest {
                 model: Some(cols[1].into()),
                 hardware: Some(cols[2].into()),

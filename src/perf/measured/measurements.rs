@@ -145,14 +145,16 @@ impl MoeFormat {
         }
     }
 
-    /// Bytes per stored value of the format (NVFP4: half a byte plus one 1-byte scale
-    /// per 16 values).
+    /// Bytes per stored value of the format, scales included: its dtype's storage size
+    /// (NVFP4: half a byte plus one 1-byte scale per 16 values).
     pub(crate) fn bytes_per_value(self) -> f64 {
+        use crate::dtype::DType;
         match self {
-            MoeFormat::Bf16 => 2.0,
-            MoeFormat::Fp8 | MoeFormat::Fp8Block => 1.0,
-            MoeFormat::Nvfp4 => 0.5 + 1.0 / 16.0,
+            MoeFormat::Bf16 => DType::Bf16,
+            MoeFormat::Fp8 | MoeFormat::Fp8Block => DType::Fp8,
+            MoeFormat::Nvfp4 => DType::Nvfp4,
         }
+        .bytes_per_element()
     }
 
     pub(crate) fn file_tag(self) -> &'static str {

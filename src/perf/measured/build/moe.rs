@@ -131,12 +131,13 @@ impl Ctx<'_> {
         {
             return None;
         }
-        let weight_bytes = dtype.bytes_per_element();
         let file = measurements::moe_path(&self.inp.paths.perf_model, &self.inp.gpu.slug, format);
         if !file.is_file() {
             return None;
         }
-        let samples = moe_law::samples(&file, format.bytes_per_value()).ok()?;
+        // The table's rows and this layer stream the same format: one size for both.
+        let weight_bytes = format.bytes_per_value();
+        let samples = moe_law::samples(&file, weight_bytes).ok()?;
         let gpu = d.gpu();
         let peak = gpu.peak_flops(crate::dtype::DType::Bf16).unwrap_or(1e15) / 1e6;
         let law = MoeLaw::fit_cached(&samples, peak, gpu.memory_bandwidth_bytes_per_s() / 1e6)?;
