@@ -89,8 +89,10 @@ fn par_groups<'g, G: Sync, T: Send>(
 /// The deployment request of a table group: `base` (flags) wins; the group's mapped
 /// model, device, TP ([`TableGroup::tensor_parallel_size`]: the table's device count
 /// times the catalog devices in each) and `max_model_len` fill the gaps, with `float16`
-/// as the measured dtype, the engine's offline defaults ([`DeploymentRequest::offline`])
-/// and the device's serving stack in the table
+/// as the measured dtype, the engine's offline defaults ([`DeploymentRequest::offline`]),
+/// the setting the table varies for the group (weight and KV formats, pipeline stages,
+/// expert parallelism: [`super::table_settings::GroupSetting`]; its block size goes to
+/// the engine in [`validate_table`]) and the device's serving stack in the table
 /// ([`super::mapping::HardwareMapping::serving_stack`], else [`TABLE_STACK`]).
 pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> DeploymentRequest {
     let mut r = base.clone();
@@ -103,6 +105,18 @@ pub fn group_request(group: &TableGroup, base: &DeploymentRequest) -> Deployment
         r.max_model_len = group.model.max_model_len;
     }
     r.dtype.get_or_insert_with(|| "float16".into());
+    // The engine setting the table varies for this group ([`super::table_settings`]).
+    let setting = &group.key.setting;
+    if r.quantization.is_none() {
+        r.quantization.clone_from(&setting.quantization);
+    }
+    if r.kv_cache_dtype.is_none() {
+        r.kv_cache_dtype.clone_from(&setting.kv_cache_dtype);
+    }
+    if r.pipeline_parallel_size.is_none() {
+        r.pipeline_parallel_size = setting.pipeline_parallel_size;
+    }
+    r.enable_expert_parallel |= setting.expert_parallel;
     // Static batches run through the engine as a library (vLLM's benchmark_latency).
     r.offline = true;
     if r.serving_stack.is_none() {
@@ -204,6 +218,10 @@ pub fn validate_table(
     let one = |g: &TableGroup| -> Result<Validation> {
         let req = table_request(table.kind, g, &base);
         let d = Deployment::resolve(&req, paths)?;
+        let mut ov = ov;
+        if ov.block_size.is_none() {
+            ov.block_size = g.key.setting.block_size;
+        }
         let setup = setup_for(d, &ov, paths, settings.roofline.as_ref())?;
         let mut v = batch::validate_group(&g.slug(), &table.source, table.kind, g, &setup)?;
         v.sample = Some(sample_status(&setup, settings, paths, &table.source));
@@ -451,6 +469,43 @@ mod tests {
     use super::*;
     use crate::validate::mapping::{trtllm_hardware, trtllm_model};
     use crate::validate::throughput_table::{Precision, ThroughputKey, ThroughputRow};
+
+    /// A table's varied setting reaches the group's deployment request; a flag wins.
+    #[test]
+    fn a_groups_setting_reaches_its_request_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(
+            &p,
+            "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,kv_cache_dtype,Parallelism Type,Latency\n\
+             Nvidia A100 GPU,4,vLLM,mistralai/Mixtral-8x7B-v0.1,128,1,\"Weight = int8, KV Cache = fp8\",EP,1.0\n\
+             Nvidia A100 GPU,4,vLLM,meta-llama/Llama-2-7b-hf,128,1,\"Weight = fp16, KV Cache = fp16\",PP,1.0\n",
+        )
+        .unwrap();
+        let t = crate::validate::tables::read(&p, None).unwrap();
+        let base = DeploymentRequest::default();
+        let ep = group_request(&t.groups[1], &base);
+        assert_eq!(ep.quantization.as_deref(), Some("int8"));
+        assert_eq!(ep.kv_cache_dtype.as_deref(), Some("fp8"));
+        assert!(ep.enable_expert_parallel);
+        assert_eq!(ep.tensor_parallel_size, Some(4));
+        let pp = group_request(&t.groups[0], &base);
+        assert_eq!(
+            (pp.tensor_parallel_size, pp.pipeline_parallel_size),
+            (Some(1), Some(4))
+        );
+        assert_eq!((pp.quantization, pp.kv_cache_dtype), (None, None));
+        let flags = DeploymentRequest {
+            kv_cache_dtype: Some("auto".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            group_request(&t.groups[1], &flags)
+                .kv_cache_dtype
+                .as_deref(),
+            Some("auto")
+        );
+    }
 
     /// Rows past the model's configured context are left out, and said so; a group
     /// within it is kept whole.

@@ -122,6 +122,7 @@ pub mod serving_summary;
 pub mod sglang_bench;
 pub mod stats;
 pub mod sweep;
+pub mod table_settings;
 pub mod tables;
 pub mod throughput_table;
 pub mod vllm_bench;

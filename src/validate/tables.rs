@@ -7,8 +7,9 @@
 //!   of its last request), `Num of Hardware` = TP. The same table with separate
 //!   lengths (`Input Length`, `Output Length`) names its batch time `Batch Latency`
 //!   (results of `benchmark_latency.py`, say). Only rows of one framework are kept
-//!   (vLLM by default). Tables that vary another setting (KV block size or dtype,
-//!   speculative decoding, pipeline parallelism) are refused. `Num of Hardware` counts
+//!   (vLLM by default). Tables that vary an engine setting beside these (the weight
+//!   and KV-cache formats, the KV block size, the kind of parallelism, speculative
+//!   decoding) group their rows by it too ([`super::table_settings`]). `Num of Hardware` counts
 //!   devices as the table names them; the engine's TP is that times the mapping's
 //!   [`devices_per_table_device`](HardwareMapping::devices_per_table_device) (2 for an
 //!   MI250, whose OAM vLLM sees as two GPUs).
@@ -28,6 +29,7 @@
 
 use super::csv_table::CsvTable;
 use super::mapping::{self, HardwareMapping, ModelMapping};
+use super::table_settings::{GroupSetting, RowSetting, SettingColumns};
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -55,6 +57,8 @@ pub struct GroupKey {
     /// Devices as the table counts them (Argonne `Num of Hardware`, Splitwise
     /// `tensor_parallel`); see [`TableGroup::tensor_parallel_size`].
     pub tp: u32,
+    /// The engine setting the table varies, where it varies one (default otherwise).
+    pub setting: GroupSetting,
 }
 
 impl GroupKey {
@@ -66,10 +70,11 @@ impl GroupKey {
 
     fn slug_with_tp(&self, tp: u32) -> String {
         format!(
-            "{}_{}_tp{}",
+            "{}_{}_tp{}{}",
             slug_part(&self.model),
             slug_part(&self.hardware),
-            tp
+            tp,
+            self.setting.slug_suffix()
         )
     }
 }
@@ -112,11 +117,16 @@ pub struct TableGroup {
 
 impl TableGroup {
     /// The simulated tensor-parallel size: the table's device count times the catalog
-    /// devices in one of them (saturating: an absurd count then fails to resolve).
+    /// devices in one of them (saturating: an absurd count then fails to resolve),
+    /// over the pipeline stages where the table splits them so.
     pub fn tensor_parallel_size(&self) -> u32 {
-        self.key
+        let pp = self.key.setting.pipeline_stages().max(1);
+        (self
+            .key
             .tp
             .saturating_mul(self.hardware.devices_per_table_device)
+            / pp)
+            .max(1)
     }
 
     /// A file-name-safe label with the simulated TP
@@ -299,22 +309,7 @@ fn finish(
 
 /// Rows of an Argonne table (`kind` Argonne or ArgonneTtft) of one framework.
 fn argonne(t: &CsvTable, kind: TableKind, framework: &str) -> Result<StaticTable> {
-    for varied in [
-        "KV Cache Block_size",
-        "KV Cache",
-        "kv_cache_dtype",
-        "speculative model",
-        "Parallelism Type",
-    ] {
-        if t.col(&[varied]).is_some() {
-            return Err(Error::input_at(
-                &t.path,
-                1,
-                Some(varied),
-                "this table varies an engine setting that `validate` does not map; use All_results.csv",
-            ));
-        }
-    }
+    let settings = SettingColumns::find(t)?;
     let c_hw = t.required(&["Hardware"])?;
     let c_n = t.required(&["Num of Hardware"])?;
     let c_fw = t.required(&["Framework"])?;
@@ -341,17 +336,30 @@ fn argonne(t: &CsvTable, kind: TableKind, framework: &str) -> Result<StaticTable
         kind == TableKind::ArgonneTtft && t.header[c_lat].eq_ignore_ascii_case("Latency");
     let mut groups = Groups::new();
     let mut frameworks = BTreeMap::<String, usize>::new();
+    let mut left_out = BTreeMap::<String, usize>::new();
     for row in &t.rows {
         let fw = t.text(row, c_fw)?;
         *frameworks.entry(fw.to_owned()).or_default() += 1;
         if !fw.eq_ignore_ascii_case(framework) {
             continue;
         }
-        let key = GroupKey {
+        let mut key = GroupKey {
             model: t.text(row, c_model)?.to_owned(),
             hardware: t.text(row, c_hw)?.to_owned(),
             tp: t.count(row, c_n)?,
+            setting: GroupSetting::default(),
         };
+        // The devices as the engine sees them (an MI250 OAM is two), for the split.
+        let devices = key.tp.saturating_mul(
+            mapping::hardware(&key.hardware).map_or(1, |h| h.devices_per_table_device),
+        );
+        match settings.read(t, row, devices)? {
+            RowSetting::Keep(s) => key.setting = s,
+            RowSetting::Leave(why) => {
+                *left_out.entry(why).or_default() += 1;
+                continue;
+            }
+        }
         let (input, output, b) = (
             t.count(row, c_in)?,
             t.count(row, c_out)?,
@@ -375,6 +383,20 @@ fn argonne(t: &CsvTable, kind: TableKind, framework: &str) -> Result<StaticTable
             .or_default()
             .add([lat, 0.0, 0.0], lat);
     }
+    let skipped: Vec<String> = left_out
+        .iter()
+        .map(|(why, n)| format!("{n} rows of {framework}: {why}"))
+        .collect();
+    if groups.is_empty() && !skipped.is_empty() {
+        return Err(Error::input(
+            &t.path,
+            None,
+            format!(
+                "no row of framework `{framework}` can be replayed: {}",
+                skipped.join("; ")
+            ),
+        ));
+    }
     if groups.is_empty() {
         return Err(Error::input(
             &t.path,
@@ -385,7 +407,7 @@ fn argonne(t: &CsvTable, kind: TableKind, framework: &str) -> Result<StaticTable
             ),
         ));
     }
-    let mut notes = Vec::new();
+    let mut notes = settings.notes(t);
     if kind == TableKind::ArgonneTtft {
         notes.push(format!(
             "TTFT = column `{}`: one llm.generate() of the batch with its output length, i.e. the time to the last request's first token",
@@ -398,7 +420,7 @@ fn argonne(t: &CsvTable, kind: TableKind, framework: &str) -> Result<StaticTable
             ));
         }
     }
-    let mut table = finish(&t.path, kind, groups, Vec::new(), notes);
+    let mut table = finish(&t.path, kind, groups, skipped, notes);
     table.framework = Some(framework.to_owned());
     Ok(table)
 }
@@ -419,6 +441,7 @@ fn splitwise(t: &CsvTable) -> Result<StaticTable> {
             model: t.text(row, c_model)?.to_owned(),
             hardware: t.text(row, c_hw)?.to_owned(),
             tp: t.count(row, c_tp)?,
+            setting: GroupSetting::default(),
         };
         let cfg = (t.count(row, c_b)?, t.count(row, c_p)?, t.count(row, c_o)?);
         let mut ms = [0.0; 3];
@@ -549,6 +572,126 @@ mod tests {
         assert_eq!(g.tensor_parallel_size(), 4);
         assert_eq!(g.slug(), "llama-2-70b-hf_amd-mi250-gpu_tp4");
         assert_eq!(g.hardware.hardware, "MI250 (per GCD)");
+    }
+
+    /// Tables that vary an engine setting group their rows by it: formats (Fig. 3),
+    /// parallelism (Fig. 5a), speculative decoding (Fig. 4b, rows without it kept).
+    #[test]
+    fn argonne_setting_columns_group_rows_by_their_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("fig3.csv");
+        std::fs::write(
+            &p,
+            "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,kv_cache_dtype,latency,throughput\n\
+             Nvidia A100 GPU,1,vLLM,meta-llama/Meta-Llama-3-8B,128,1,\"Weight = fp16, KV Cache = fp16\",1.8,1\n\
+             Nvidia A100 GPU,1,vLLM,meta-llama/Meta-Llama-3-8B,128,1,\"Weight = fp16, KV Cache = fp8\",2.2,1\n\
+             Nvidia A100 GPU,1,TensorRT-LLM,meta-llama/Meta-Llama-3-8B,128,1,\"Weight = int8_sq, KV Cache = int8\",1.0,1\n",
+        )
+        .unwrap();
+        let t = read(&p, None).unwrap();
+        let slugs: Vec<String> = t.groups.iter().map(TableGroup::slug).collect();
+        assert_eq!(
+            slugs,
+            [
+                "meta-llama-3-8b_nvidia-a100-gpu_tp1",
+                "meta-llama-3-8b_nvidia-a100-gpu_tp1_kv-fp8"
+            ]
+        );
+        assert_eq!(
+            t.groups[1].key.setting.kv_cache_dtype.as_deref(),
+            Some("fp8")
+        );
+        assert!(t.notes[0].contains("kv_cache_dtype"), "{:?}", t.notes);
+        let trt = read(&p, Some("TensorRT-LLM")).unwrap();
+        let s = &trt.groups[0].key.setting;
+        assert_eq!(
+            (s.quantization.as_deref(), s.kv_cache_dtype.as_deref()),
+            (Some("int8"), Some("int8"))
+        );
+        // An unreadable format names its line and column.
+        std::fs::write(
+            &p,
+            "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,kv_cache_dtype,latency\n\
+             Nvidia A100 GPU,1,vLLM,meta-llama/Meta-Llama-3-8B,128,1,\"Weight = int3, KV Cache = fp8\",1.8\n",
+        )
+        .unwrap();
+        let e = read(&p, None).unwrap_err().to_string();
+        assert!(
+            e.contains("fig3.csv:2: field `kv_cache_dtype`") && e.contains("`int3`"),
+            "{e}"
+        );
+
+        let p = dir.path().join("fig5.csv");
+        std::fs::write(
+            &p,
+            "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,Parallelism Type,Latency,Throughput\n\
+             Nvidia A100 GPU,4,TensorRT-LLM,meta-llama/Llama-2-7b-hf,128,1,Pipeline Parallelism,1.5,1\n\
+             Nvidia A100 GPU,4,TensorRT-LLM,meta-llama/Llama-2-7b-hf,128,1,Hybird Tensor (2) and Pipeline (2) Parallelism,1.0,1\n\
+             Nvidia A100 GPU,4,TensorRT-LLM,mistralai/Mixtral-8x7B-v0.1,128,1,EP,1.9,1\n\
+             Nvidia A100 GPU,4,TensorRT-LLM,mistralai/Mixtral-8x7B-v0.1,128,1,Hybrid TP = 2 and EP = 2,1.9,1\n",
+        )
+        .unwrap();
+        let t = read(&p, Some("TensorRT-LLM")).unwrap();
+        let got: Vec<(String, u32)> = t
+            .groups
+            .iter()
+            .map(|g| (g.slug(), g.tensor_parallel_size()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("llama-2-7b-hf_nvidia-a100-gpu_tp2_pp2".to_owned(), 2),
+                ("llama-2-7b-hf_nvidia-a100-gpu_tp1_pp4".to_owned(), 1),
+                ("mixtral-8x7b-v0.1_nvidia-a100-gpu_tp4_ep".to_owned(), 4),
+            ]
+        );
+        assert!(
+            t.skipped[0].starts_with("1 rows of TensorRT-LLM: `Hybrid TP = 2 and EP = 2`"),
+            "{:?}",
+            t.skipped
+        );
+
+        let p = dir.path().join("fig4.csv");
+        std::fs::write(
+            &p,
+            "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,speculative model,num speculative tokens,Latency,Throughput\n\
+             Nvidia A100 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,128,64,JackFram/llama-68m,3,5.7,1\n\
+             Nvidia A100 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,128,64,None,None,3.2,1\n",
+        )
+        .unwrap();
+        let t = read(&p, None).unwrap();
+        assert_eq!(t.groups.len(), 1);
+        assert_eq!(t.groups[0].rows[0].e2e_s, Some(3.2));
+        assert!(
+            t.skipped[0].contains("speculative decoding"),
+            "{:?}",
+            t.skipped
+        );
+        // A table of nothing but unmodelled rows says why nothing is left.
+        std::fs::write(
+            &p,
+            "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,speculative model,Latency\n\
+             Nvidia A100 GPU,1,vLLM,meta-llama/Llama-2-7b-hf,128,64,JackFram/llama-68m,5.7\n",
+        )
+        .unwrap();
+        let e = read(&p, None).unwrap_err().to_string();
+        assert!(
+            e.contains("no row of framework `vLLM` can be replayed"),
+            "{e}"
+        );
+        // With and without a KV cache is refused.
+        let p = dir.path().join("fig2a.csv");
+        std::fs::write(
+            &p,
+            "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,KV Cache,Latency\n\
+             Habana Gaudi2,1,DeepSpeed,meta-llama/Llama-2-7b-hf,128,1,Without KV Cache,1.0\n",
+        )
+        .unwrap();
+        let e = read(&p, None).unwrap_err().to_string();
+        assert!(
+            e.contains("field `KV Cache`") && e.contains("without a KV cache"),
+            "{e}"
+        );
     }
 
     const FIG21_HEAD: &str =
