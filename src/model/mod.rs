@@ -44,6 +44,7 @@ mod layers;
 mod moe;
 pub mod params;
 mod quant;
+pub mod routing;
 pub mod spec;
 
 pub use catalog::{CatalogEntry, ModelCatalog, ModelFilter};

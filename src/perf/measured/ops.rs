@@ -173,11 +173,24 @@ impl MoeBlock {
         t
     }
 
-    /// The local experts `arriving` tokens touch on the busiest GPU (at least one) and
-    /// the token-expert pairs it computes.
+    /// The local experts `arriving` tokens touch on the busiest GPU (at least one:
+    /// [`crate::model::routing`]) and the token-expert pairs it computes.
     fn local_work(experts: f64, per_token: f64, arriving: f64, ep: &ExpertParallel) -> (f64, f64) {
-        let a = (Self::touched(experts, per_token, arriving) / ep.ep).max(1.0);
-        (a, arriving * per_token * ep.imbalance / ep.ep)
+        (
+            Self::busiest_local(experts, per_token, arriving, ep),
+            arriving * per_token * ep.imbalance / ep.ep,
+        )
+    }
+
+    /// Experts touched on the busiest GPU (at least one): all the batch touches
+    /// without expert parallelism, the largest share of one GPU with it.
+    fn busiest_local(experts: f64, per_token: f64, arriving: f64, ep: &ExpertParallel) -> f64 {
+        let a = if ep.ep > 1.0 {
+            crate::model::routing::busiest_rank_experts_touched(experts, per_token, arriving, ep.ep)
+        } else {
+            Self::touched(experts, per_token, arriving)
+        };
+        a.max(1.0)
     }
 
     /// Time of the block on one GPU for `tokens` tokens of this GPU's batch, µs. With
@@ -199,8 +212,8 @@ impl MoeBlock {
             MoeBlock::Table(table) => {
                 // The table is indexed by tokens (each with `k` pairs) and distinct
                 // experts: the local pairs as whole tokens, and the local experts hit.
-                let a = Self::touched(experts, experts_per_token, arriving) / ep.ep;
-                table.eval(arriving * share, a.max(1.0))
+                let a = Self::busiest_local(experts, experts_per_token, arriving, ep);
+                table.eval(arriving * share, a)
             }
             // The table gives a GPU's balanced share of the pairs; the busiest GPU
             // computes `imbalance` times that share on the same local experts, which

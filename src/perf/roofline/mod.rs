@@ -109,6 +109,9 @@ struct ExpertShare {
     local: f64,
     /// Tokens routed from all data-parallel ranks per token of this replica.
     token_scale: f64,
+    /// GPUs the experts are spread over whole (1 without expert parallelism): the
+    /// layer waits for the one whose local experts the batch touches most.
+    ranks: f64,
 }
 
 /// Attention of a layer group on one GPU.
@@ -219,6 +222,7 @@ impl Roofline {
                         per_token: active_per_token as f64,
                         local: d.experts_per_gpu(total) as f64,
                         token_scale: if routed_ep { f64::from(d.dp) } else { 1.0 },
+                        ranks: if routed_ep { ep } else { 1.0 },
                     }),
                 },
                 act_bytes_per_token: k * io * ab,
@@ -442,8 +446,18 @@ impl Roofline {
             for op in &g.linears {
                 let weights = match op.experts {
                     None => op.instance_bytes,
+                    // Each of the routed tokens picks `per_token` of `total` experts:
+                    // the experts touched on one GPU without expert parallelism, on the
+                    // busiest GPU with it.
+                    Some(x) if x.ranks > 1.0 => {
+                        crate::model::routing::busiest_rank_experts_touched(
+                            x.total,
+                            x.per_token,
+                            tokens * x.token_scale,
+                            x.ranks,
+                        ) * op.instance_bytes
+                    }
                     Some(x) => {
-                        // Each of the routed tokens picks `per_token` of `total` experts.
                         let miss = (1.0 - x.per_token / x.total).powf(tokens * x.token_scale);
                         x.local * (1.0 - miss) * op.instance_bytes
                     }

@@ -7,7 +7,9 @@ use super::*;
 /// the measured DP2 + EP run's setup): once a decode batch touches every expert, each
 /// GPU reads half the expert weights, so the MoE block gets faster than on one GPU
 /// holding them all, and the exchange of hidden states over PCIe appears as its own
-/// cost. For a single token (few experts touched either way) EP cannot help much.
+/// cost. For a single token per rank EP cannot help: each GPU computes both ranks'
+/// tokens, and the busier GPU touches more of its experts (about 9 of its 64) than one
+/// GPU does for one token (8 of 128).
 #[test]
 fn expert_parallel_moe_block() {
     let model_id = "Qwen/Qwen3-30B-A3B-Instruct-2507";
@@ -38,7 +40,7 @@ fn expert_parallel_moe_block() {
     assert!(part(&m2, &big, "expert_exchange") > 0.0);
     let small = decodes(1, 1000);
     let (s1, s2) = (part(&m1, &small, "moe"), part(&m2, &small, "moe"));
-    assert!(s2 > 0.5 * s1 && s2 <= 1.05 * s1, "1 token: {s2} vs {s1}");
+    assert!(s2 >= s1 && s2 < 1.4 * s1, "1 token: {s2} vs {s1}");
 }
 
 /// Qwen3-30B-A3B with NVFP4 experts spread over four B200 (DP4 + EP).
