@@ -57,6 +57,20 @@ validate_set() {
                 servesim validate "$run" --hardware h100 "$@" \
                     --output-dir "$out/$(basename "$run" .json)" || echo "FAILED: $run"
             done ;;
+        argonne-settings)
+            # Argonne's tables that vary one engine setting beside model, device and
+            # devices (weight / KV formats, KV block size, parallelism, speculative
+            # decoding): no constant was fitted on them, but their 16-bit rows repeat
+            # All_results.csv, on whose rows the stacks' host times were fitted.
+            local a="$V/argonne-llm-inference-bench"
+            for f in Fig_3__A100_H100_quant_all_results Fig_2_b__All_results Fig_4_b__All_results; do
+                servesim validate "$a/$f.csv" "$@" --output-dir "$out/vllm/$f" \
+                    || echo "FAILED: $f"
+            done
+            for f in Fig_3__A100_H100_quant_all_results Fig_5_a__TP_PP_Results; do
+                servesim validate "$a/$f.csv" --framework TensorRT-LLM "$@" \
+                    --output-dir "$out/trtllm/$f" || echo "FAILED: $f (TensorRT-LLM)"
+            done ;;
         splitwise-perf-model)
             servesim validate "$V/splitwise-perf-model/perf_model.csv" "$@" \
                 --output-dir "$out" || echo "FAILED: splitwise" ;;
@@ -89,7 +103,7 @@ validate_set() {
     esac
 }
 
-SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench argonne-trtllm splitwise-perf-model trtllm-perf-overview trtllm-overview-0.10 trtllm-overview-0.11 trtllm-overview-0.12 trtllm-overview-0.13 trtllm-overview-0.14 trtllm-overview-0.15 trtllm-overview-0.17 serving-aiconfigurator-silicon"
+SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench argonne-trtllm argonne-settings splitwise-perf-model trtllm-perf-overview trtllm-overview-0.10 trtllm-overview-0.11 trtllm-overview-0.12 trtllm-overview-0.13 trtllm-overview-0.14 trtllm-overview-0.15 trtllm-overview-0.17 serving-aiconfigurator-silicon"
 summary() {
     echo
     echo "## $1: median over runs / table groups of |error| %"
@@ -130,7 +144,7 @@ leave_out_data() {
 # one engine of a table of several are the table's set).
 fit_name() {
     case "$1" in
-        argonne-trtllm) echo argonne-llm-inference-bench ;;
+        argonne-trtllm|argonne-settings) echo argonne-llm-inference-bench ;;
         *) echo "$1" ;;
     esac
 }
@@ -165,8 +179,15 @@ PY
 #    a copy of the data folder (stacks not fitted on it stay as shipped: they do not
 #    rest on it); then the set is scored on that copy, each table row on its own stack.
 if [ "$CV" = 1 ]; then
+    prepared=" "
     for s in $SETS; do
         key=$(fit_name "$s")
+        # Sets whose measurements go by the same name share one refitted copy.
+        if [[ "$prepared" == *" $key "* ]]; then
+            validate_set "$s" "$OUT/cv" --data-dir "$OUT/cv-data/without-$key"
+            continue
+        fi
+        prepared+="$key "
         data=$(leave_out_data "$key")
         for f in perf_model/stacks/*.toml; do
             name=$(basename "$f" .toml)
