@@ -124,8 +124,15 @@ impl SettingColumns {
             }
         }
         if let Some(c) = self.formats {
-            let (w, kv) = formats(t.text(row, c)?).map_err(|e| t.bad(row, c, e))?;
-            (s.quantization, s.kv_cache_dtype) = (w, kv);
+            let text = t.text(row, c)?;
+            match formats(text).map_err(|e| t.bad(row, c, e))? {
+                Formats::Modelled { weight, kv } => {
+                    (s.quantization, s.kv_cache_dtype) = (weight, kv)
+                }
+                Formats::NotModelled(why) => {
+                    return Ok(RowSetting::Leave(format!("`{text}`: {why}")));
+                }
+            }
         }
         if let Some(c) = self.block_size {
             s.block_size = Some(t.count(row, c)?);
@@ -174,9 +181,23 @@ impl SettingColumns {
     }
 }
 
+/// What a `Weight = W, KV Cache = K` cell names.
+#[derive(Debug, PartialEq, Eq)]
+enum Formats {
+    /// `--quantization` and `--kv-cache-dtype` values (none for 16-bit).
+    Modelled {
+        weight: Option<String>,
+        kv: Option<String>,
+    },
+    /// A format servesim does not simulate (a weight-only int8 checkpoint, a name it
+    /// does not know), and why.
+    NotModelled(String),
+}
+
 /// Weight and KV-cache formats of `Weight = W, KV Cache = K` (either part may be
-/// missing), as `--quantization` and `--kv-cache-dtype` values (none for 16-bit).
-fn formats(text: &str) -> std::result::Result<(Option<String>, Option<String>), String> {
+/// missing). A cell of another shape is an error; a format servesim does not know is
+/// [`Formats::NotModelled`], so one unknown label leaves its rows out, not the table.
+fn formats(text: &str) -> std::result::Result<Formats, String> {
     let (mut weight, mut kv) = (None, None);
     for part in text.split(',').filter(|p| !p.trim().is_empty()) {
         let Some((key, value)) = part.split_once('=') else {
@@ -190,10 +211,15 @@ fn formats(text: &str) -> std::result::Result<(Option<String>, Option<String>), 
                     "int8" | "int8_sq" | "w8a8" | "smoothquant" => Some("int8".to_owned()),
                     "fp8" => Some("fp8".to_owned()),
                     "int4" | "int4_awq" | "awq" | "gptq" | "w4a16" => Some("int4".to_owned()),
-                    other => {
-                        return Err(format!(
-                            "unknown weight format `{other}`: expected fp16, full_prec, int8, int8_sq, fp8 or int4"
+                    "int8_wo" | "w8a16" | "int8_weight_only" => {
+                        return Ok(Formats::NotModelled(
+                            "weight-only int8 (16-bit math on int8 weights) is not modelled".into(),
                         ))
+                    }
+                    other => {
+                        return Ok(Formats::NotModelled(format!(
+                            "unknown weight format `{other}` (known: fp16, full_prec, int8, int8_sq, fp8, int4)"
+                        )))
                     }
                 }
             }
@@ -203,9 +229,9 @@ fn formats(text: &str) -> std::result::Result<(Option<String>, Option<String>), 
                     "fp8" | "fp8_e4m3" | "fp8_e5m2" => Some("fp8".to_owned()),
                     "int8" => Some("int8".to_owned()),
                     other => {
-                        return Err(format!(
-                            "unknown KV-cache format `{other}`: expected fp16, fp8 or int8"
-                        ))
+                        return Ok(Formats::NotModelled(format!(
+                            "unknown KV-cache format `{other}` (known: fp16, fp8, int8)"
+                        )))
                     }
                 }
             }
@@ -216,7 +242,7 @@ fn formats(text: &str) -> std::result::Result<(Option<String>, Option<String>), 
             }
         }
     }
-    Ok((weight, kv))
+    Ok(Formats::Modelled { weight, kv })
 }
 
 /// How a row's devices are split.
@@ -286,20 +312,30 @@ mod tests {
 
     #[test]
     fn formats_read_weights_and_kv() {
+        let m = |w: Option<&str>, kv: Option<&str>| Formats::Modelled {
+            weight: w.map(str::to_owned),
+            kv: kv.map(str::to_owned),
+        };
         let f = |s| formats(s).unwrap();
-        assert_eq!(f("Weight = fp16, KV Cache = fp16"), (None, None));
+        assert_eq!(f("Weight = fp16, KV Cache = fp16"), m(None, None));
         assert_eq!(
             f("Weight = int8_sq, KV Cache = fp8"),
-            (Some("int8".into()), Some("fp8".into()))
+            m(Some("int8"), Some("fp8"))
         );
         assert_eq!(
             f("Weight = full_prec, KV Cache = int8"),
-            (None, Some("int8".into()))
+            m(None, Some("int8"))
         );
-        assert_eq!(f("Weight = fp8"), (Some("fp8".into()), None));
-        assert!(formats("Weight = int3, KV Cache = fp8")
-            .unwrap_err()
-            .contains("`int3`"));
+        assert_eq!(f("Weight = fp8"), m(Some("fp8"), None));
+        // Formats servesim does not simulate leave their rows out, with the reason.
+        let left = |s| match formats(s).unwrap() {
+            Formats::NotModelled(why) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(left("Weight = int3, KV Cache = fp8").contains("`int3`"));
+        assert!(left("Weight = int8_wo, KV Cache = fp16").contains("weight-only"));
+        assert!(left("Weight = fp16, KV Cache = int4").contains("`int4`"));
+        // A cell of another shape is an error.
         assert!(formats("fp8").unwrap_err().contains("expected"));
         assert!(formats("Cache = fp8").unwrap_err().contains("`cache`"));
     }

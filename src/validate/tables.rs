@@ -608,16 +608,27 @@ mod tests {
             (s.quantization.as_deref(), s.kv_cache_dtype.as_deref()),
             (Some("int8"), Some("int8"))
         );
-        // An unreadable format names its line and column.
+        // An unknown format leaves its rows out; a cell of another shape names its line
+        // and column.
         std::fs::write(
             &p,
             "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,kv_cache_dtype,latency\n\
-             Nvidia A100 GPU,1,vLLM,meta-llama/Meta-Llama-3-8B,128,1,\"Weight = int3, KV Cache = fp8\",1.8\n",
+             Nvidia A100 GPU,1,vLLM,meta-llama/Meta-Llama-3-8B,128,1,\"Weight = int3, KV Cache = fp8\",1.8\n\
+             Nvidia A100 GPU,1,vLLM,meta-llama/Meta-Llama-3-8B,128,1,\"Weight = fp16, KV Cache = fp16\",1.8\n",
+        )
+        .unwrap();
+        let t = read(&p, None).unwrap();
+        assert_eq!(t.groups.len(), 1);
+        assert!(t.skipped[0].contains("`int3`"), "{:?}", t.skipped);
+        std::fs::write(
+            &p,
+            "Hardware,Num of Hardware,Framework,Model,Input Output Length,Batch Size,kv_cache_dtype,latency\n\
+             Nvidia A100 GPU,1,vLLM,meta-llama/Meta-Llama-3-8B,128,1,fp8,1.8\n",
         )
         .unwrap();
         let e = read(&p, None).unwrap_err().to_string();
         assert!(
-            e.contains("fig3.csv:2: field `kv_cache_dtype`") && e.contains("`int3`"),
+            e.contains("fig3.csv:2: field `kv_cache_dtype`") && e.contains("expected `Weight"),
             "{e}"
         );
 
