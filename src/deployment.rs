@@ -216,8 +216,18 @@ impl Deployment {
     /// Resolve `req` against the catalogs under `paths`.
     pub fn resolve(req: &DeploymentRequest, paths: &DataPaths) -> Result<Self> {
         let models = ModelCatalog::for_paths(paths)?;
-        let hardware = HardwareCatalog::load(&paths.hardware_dir())?;
         let model = models.resolve(req.model.as_deref().unwrap_or(DEFAULT_MODEL))?;
+        Self::resolve_with_model(req, paths, model)
+    }
+
+    /// Resolve `req` with an already built `model` (a measurement file's own description
+    /// of a model the catalog does not hold, say); `req.model` is not read.
+    pub fn resolve_with_model(
+        req: &DeploymentRequest,
+        paths: &DataPaths,
+        model: ModelSpec,
+    ) -> Result<Self> {
+        let hardware = HardwareCatalog::load(&paths.hardware_dir())?;
         let gpu = hardware.resolve(req.hardware.as_deref().unwrap_or(DEFAULT_HARDWARE))?;
         // Without a stack named, an engine version picks vLLM's stack of that generation.
         let by_version = match (&req.serving_stack, &req.engine_version) {

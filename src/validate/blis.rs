@@ -2,7 +2,10 @@
 //! and every request as the client sent it, `<run>_ground_truth.json` beside it the
 //! client-side latencies.
 //!
-//! `<run>.json`: `model_id`; `config` with `tensor_parallelism`, `max_num_seqs`,
+//! `<run>.json`: `model_id` (where the catalog does not know it and no flag names a
+//! model, the run's `model_config` — layers, hidden size, heads, KV heads, FFN width,
+//! experts, vocabulary — describes it, as a Llama or, with experts, Mixtral decoder);
+//! `config` with `tensor_parallelism`, `max_num_seqs`,
 //! `max_num_batched_tokens`, `kv_blocks_total_gpu` (KV blocks the engine allocated per
 //! GPU worker) and `block_size`; `requests[]` with `index`, `arrival_time_us` (from the
 //! first request), `input_tokens`, `output_tokens` and `has_error`. The ground truth
@@ -28,7 +31,51 @@ use std::path::{Path, PathBuf};
 struct RunFile {
     model_id: String,
     config: RunConfig,
+    /// The model's shapes as the run records them.
+    model_config: Option<ModelShapes>,
     requests: Vec<RunRequest>,
+}
+
+/// `model_config` of a run: a decoder's shapes (experts 0 for a dense model).
+#[derive(Deserialize)]
+struct ModelShapes {
+    num_layers: u64,
+    hidden_dim: u64,
+    num_heads: u64,
+    num_kv_heads: u64,
+    intermediate_dim: u64,
+    #[serde(default)]
+    num_local_experts: u64,
+    #[serde(default)]
+    num_experts_per_tok: u64,
+    vocab_size: u64,
+}
+
+impl ModelShapes {
+    /// A HuggingFace `config.json` with these shapes: a Llama decoder, or Mixtral's
+    /// where the run records routed experts (the layouts the set's models have).
+    fn hf_config(&self, max_model_len: Option<u32>) -> String {
+        let mut c = serde_json::json!({
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "hidden_size": self.hidden_dim,
+            "intermediate_size": self.intermediate_dim,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "vocab_size": self.vocab_size,
+            "max_position_embeddings": max_model_len.unwrap_or(4096),
+            "torch_dtype": "bfloat16",
+            "tie_word_embeddings": false,
+        });
+        if self.num_local_experts > 0 {
+            c["architectures"] = serde_json::json!(["MixtralForCausalLM"]);
+            c["model_type"] = serde_json::json!("mixtral");
+            c["num_local_experts"] = serde_json::json!(self.num_local_experts);
+            c["num_experts_per_tok"] = serde_json::json!(self.num_experts_per_tok);
+        }
+        c.to_string()
+    }
 }
 
 #[derive(Deserialize)]
@@ -379,6 +426,10 @@ pub fn read(path: &Path) -> Result<MeasuredRun> {
         arrivals: ArrivalMode::Recorded,
         max_concurrency: None,
         hints: EngineHints {
+            model_config: run
+                .model_config
+                .as_ref()
+                .map(|m| m.hf_config(max_model_len)),
             model: Some(run.model_id),
             tensor_parallel_size: Some(c.tensor_parallelism),
             max_num_seqs: c.max_num_seqs,
@@ -443,6 +494,64 @@ mod tests {
         assert_eq!(r.hints.num_gpu_blocks, Some(7462));
         assert_eq!(r.hints.max_model_len, Some(4096));
         assert!(r.notes.iter().any(|n| n.contains("1 of 3 requests failed")));
+    }
+
+    /// A run whose model id the catalog does not know replays on the model its own
+    /// `model_config` describes (Mixtral's layout where it records experts).
+    #[test]
+    fn a_run_describes_a_model_the_catalog_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("moe.json");
+        std::fs::write(
+            &p,
+            r#"{"model_id": "acme/Unreleased-MoE",
+                "config": {"tensor_parallelism": 1, "max_num_seqs": 16},
+                "model_config": {"num_layers": 4, "hidden_dim": 1024, "num_heads": 16,
+                                 "num_kv_heads": 4, "intermediate_dim": 2048,
+                                 "num_local_experts": 8, "num_experts_per_tok": 2,
+                                 "vocab_size": 32000},
+                "requests": [
+                  {"index": 0, "arrival_time_us": 0, "input_tokens": 100, "output_tokens": 20},
+                  {"index": 1, "arrival_time_us": 50000, "input_tokens": 80, "output_tokens": 30}]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("moe_ground_truth.json"),
+            r#"[{"index": 0, "e2e_s": 0.5, "ttft_s": 0.05}, {"index": 1, "e2e_s": 0.6, "ttft_s": 0.05}]"#,
+        )
+        .unwrap();
+        let run = read(&p).unwrap();
+        let config = run.hints.model_config.clone().unwrap();
+        let m = crate::model::ModelSpec::from_json("acme/Unreleased-MoE", &p, &config).unwrap();
+        assert_eq!((m.num_layers, m.hidden_size), (4, 1024));
+        let s = m.summary();
+        assert!(s.contains("16q/4kv"), "{s}");
+        assert!(m.params().active < m.params().total, "{s}");
+        let settings = crate::validate::Settings {
+            deployment: crate::deployment::DeploymentRequest {
+                hardware: Some("h100".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let paths = crate::paths::DataPaths::builtin();
+        let v = crate::validate::validate_run("moe", &run, &settings, &paths).unwrap();
+        assert_eq!(v.deployment.model, "acme/Unreleased-MoE");
+        assert!(
+            v.notes.iter().any(|n| n.contains("not in the catalog")),
+            "{:?}",
+            v.notes
+        );
+        // A flag naming a model wins over the file's description.
+        let named = crate::validate::Settings {
+            deployment: crate::deployment::DeploymentRequest {
+                model: Some("acme/Unreleased-MoE".into()),
+                ..settings.deployment.clone()
+            },
+            ..Default::default()
+        };
+        let e = crate::validate::validate_run("moe", &run, &named, &paths).unwrap_err();
+        assert!(e.to_string().contains("unknown model"), "{e}");
     }
 
     #[test]

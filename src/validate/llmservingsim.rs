@@ -223,6 +223,7 @@ pub fn read_meta(path: &Path) -> Result<EngineHints> {
             "disable_custom_all_reduce",
         ),
         serving_stack: None,
+        model_config: None,
     })
 }
 

@@ -108,6 +108,10 @@ pub enum Timing {
 pub struct EngineHints {
     /// Model id as the file names it.
     pub model: Option<String>,
+    /// The file's own description of the model as a HuggingFace `config.json` text,
+    /// used only where the catalog does not know [`Self::model`] and no flag names one.
+    #[serde(skip)]
+    pub model_config: Option<String>,
     /// Device as the file (or the run folder's name) names it.
     pub hardware: Option<String>,
     /// Tensor-parallel size.

@@ -425,6 +425,30 @@ pub(crate) fn use_own_system_link(
     Some(file)
 }
 
+/// The run file's own description of its model ([`EngineHints::model_config`]),
+/// built, where no flag names a model and the catalog does not know the file's id.
+fn own_model(
+    req: &DeploymentRequest,
+    run: &MeasuredRun,
+    settings: &Settings,
+    paths: &DataPaths,
+) -> Result<Option<crate::model::ModelSpec>> {
+    let (Some(config), Some(id), None) = (
+        &run.hints.model_config,
+        &req.model,
+        &settings.deployment.model,
+    ) else {
+        return Ok(None);
+    };
+    if crate::model::ModelCatalog::for_paths(paths)?
+        .resolve(id)
+        .is_ok()
+    {
+        return Ok(None);
+    }
+    crate::model::ModelSpec::from_json(id.clone(), &run.source, config).map(Some)
+}
+
 /// Validate a measured run: `settings` first, the run's recorded engine settings fill
 /// the gaps; replicas default to the run's data-parallel size.
 pub fn validate_run(
@@ -436,7 +460,17 @@ pub fn validate_run(
     let (mut req, mut ov) = (settings.deployment.clone(), settings.engine);
     run.hints.apply(&mut req, &mut ov);
     let mut run = run.clone();
-    let mut d = Deployment::resolve(&req, paths)?;
+    let mut d = match own_model(&req, &run, settings, paths)? {
+        Some(model) => {
+            run.notes.push(format!(
+                "model `{}` is not in the catalog: built from the run file's own description ({})",
+                model.name,
+                model.summary()
+            ));
+            Deployment::resolve_with_model(&req, paths, model)?
+        }
+        None => Deployment::resolve(&req, paths)?,
+    };
     if let Some(file) = use_own_system_link(&req, &mut d, paths, &run.source) {
         let shown = file
             .strip_prefix(paths.perf_model.parent().unwrap_or(Path::new("")))
