@@ -833,6 +833,49 @@ mod tests {
         }
     }
 
+    /// The shipped Argonne tables that vary one setting parse into their groups, with
+    /// the unmodelled rows counted. Skipped when `../shared` is absent.
+    #[test]
+    fn shipped_argonne_setting_tables_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/validation/argonne-llm-inference-bench");
+        for (file, framework, groups, left_out) in [
+            ("Fig_3__A100_H100_quant_all_results.csv", None, 2, 0),
+            (
+                "Fig_3__A100_H100_quant_all_results.csv",
+                Some("TensorRT-LLM"),
+                4,
+                0,
+            ),
+            (
+                "Fig_3__qaunt_results__quant_all_results.csv",
+                Some("TensorRT-LLM"),
+                4,
+                0,
+            ),
+            ("Fig_2_b__All_results.csv", None, 18, 0),
+            ("Fig_4_b__All_results.csv", None, 3, 9),
+            ("Fig_5_a__TP_PP_Results.csv", Some("TensorRT-LLM"), 24, 4),
+        ] {
+            let p = dir.join(file);
+            if !p.is_file() {
+                println!("skipped: {} not found", p.display());
+                continue;
+            }
+            let t = read(&p, framework).unwrap();
+            assert_eq!(t.groups.len(), groups, "{file} {framework:?}");
+            let left: usize = t
+                .skipped
+                .iter()
+                .filter_map(|s| s.split_whitespace().next()?.parse::<usize>().ok())
+                .sum();
+            assert_eq!(left, left_out, "{file}: {:?}", t.skipped);
+            for g in &t.groups {
+                assert!(!g.rows.is_empty() && g.tensor_parallel_size() >= 1);
+            }
+        }
+    }
+
     #[test]
     fn splitwise_units_and_errors() {
         let dir = tempfile::tempdir().unwrap();
