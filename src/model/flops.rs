@@ -88,11 +88,11 @@ impl LinearOp {
             ExpertCount::Routed {
                 total,
                 active_per_token,
-            } => {
-                let e = total as f64;
-                let miss = 1.0 - active_per_token as f64 / e;
-                e * (1.0 - miss.powf(tokens as f64))
-            }
+            } => super::routing::experts_touched(
+                total as f64,
+                active_per_token as f64,
+                tokens as f64,
+            ),
         }
     }
 }

@@ -17,6 +17,21 @@
 //! different GPUs are slightly anti-correlated; the test below holds the approximation
 //! within a few percent of sampled routing.)
 
+/// Expected distinct experts, `E·(1 − (1 − k/E)^T)`, that `tokens` tokens touch when
+/// each picks `per_token` of the `total` uniformly (fractional tokens allowed).
+pub fn experts_touched(total: f64, per_token: f64, tokens: f64) -> f64 {
+    if total <= 0.0 {
+        return 0.0;
+    }
+    total * touch_probability(total, per_token, tokens)
+}
+
+/// Probability that one given expert is touched by `tokens` tokens that each pick
+/// `per_token` of the `total` uniformly: `1 − (1 − k/E)^T`.
+pub fn touch_probability(total: f64, per_token: f64, tokens: f64) -> f64 {
+    1.0 - (1.0 - (per_token / total).clamp(0.0, 1.0)).powf(tokens)
+}
+
 /// Expected experts touched on the busiest of `ranks` GPUs that hold `total / ranks`
 /// whole experts each, for `tokens` tokens (fractional allowed) that each pick
 /// `per_token` of the `total` experts. With one rank (or fewer), the experts touched in
@@ -25,10 +40,10 @@ pub fn busiest_rank_experts_touched(total: f64, per_token: f64, tokens: f64, ran
     if total <= 0.0 || per_token <= 0.0 || tokens <= 0.0 {
         return 0.0;
     }
-    let p = 1.0 - (1.0 - (per_token / total).clamp(0.0, 1.0)).powf(tokens);
     if ranks <= 1.0 {
-        return total * p;
+        return experts_touched(total, per_token, tokens);
     }
+    let p = touch_probability(total, per_token, tokens);
     let local = (total / ranks).round().max(1.0) as u32;
     if p >= 1.0 {
         return f64::from(local);

@@ -425,28 +425,11 @@ pub(crate) fn use_own_system_link(
     Some(file)
 }
 
-/// The run file's own description of its model ([`EngineHints::model_config`]),
-/// built, where no flag names a model and the catalog does not know the file's id.
-fn own_model(
-    req: &DeploymentRequest,
-    run: &MeasuredRun,
-    settings: &Settings,
-    paths: &DataPaths,
-) -> Result<Option<crate::model::ModelSpec>> {
-    let (Some(config), Some(id), None) = (
-        &run.hints.model_config,
-        &req.model,
-        &settings.deployment.model,
-    ) else {
-        return Ok(None);
-    };
-    if crate::model::ModelCatalog::for_paths(paths)?
-        .resolve(id)
-        .is_ok()
-    {
-        return Ok(None);
-    }
-    crate::model::ModelSpec::from_json(id.clone(), &run.source, config).map(Some)
+/// The model the run file describes ([`EngineHints::model_config`]), named by its id.
+fn own_model(req: &DeploymentRequest, run: &MeasuredRun) -> Result<crate::model::ModelSpec> {
+    let id = req.model.clone().unwrap_or_default();
+    let config = run.hints.model_config.as_deref().unwrap_or_default();
+    crate::model::ModelSpec::from_json(id, &run.source, config)
 }
 
 /// Validate a measured run: `settings` first, the run's recorded engine settings fill
@@ -460,8 +443,12 @@ pub fn validate_run(
     let (mut req, mut ov) = (settings.deployment.clone(), settings.engine);
     run.hints.apply(&mut req, &mut ov);
     let mut run = run.clone();
-    let mut d = match own_model(&req, &run, settings, paths)? {
-        Some(model) => {
+    let mut d = match Deployment::resolve(&req, paths) {
+        // A model the catalog does not know, which the file describes and no flag names.
+        Err(Error::Unknown { kind: "model", .. } | Error::NotDownloaded { .. })
+            if run.hints.model_config.is_some() && settings.deployment.model.is_none() =>
+        {
+            let model = own_model(&req, &run)?;
             run.notes.push(format!(
                 "model `{}` is not in the catalog: built from the run file's own description ({})",
                 model.name,
@@ -469,7 +456,7 @@ pub fn validate_run(
             ));
             Deployment::resolve_with_model(&req, paths, model)?
         }
-        None => Deployment::resolve(&req, paths)?,
+        other => other?,
     };
     if let Some(file) = use_own_system_link(&req, &mut d, paths, &run.source) {
         let shown = file

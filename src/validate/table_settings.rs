@@ -106,6 +106,12 @@ impl SettingColumns {
         })
     }
 
+    /// Whether the table says how a row's devices are split (`Parallelism Type`): only
+    /// then does [`Self::read`] look at its device count.
+    pub(crate) fn splits_devices(&self) -> bool {
+        self.parallelism.is_some()
+    }
+
     /// The setting of `row`, whose devices (`Num of Hardware` times the devices in each)
     /// number `devices`.
     pub(crate) fn read(

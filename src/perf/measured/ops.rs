@@ -142,8 +142,8 @@ impl MoeBlock {
         if experts <= 0.0 {
             return 0.0;
         }
-        let p = (per_token / experts).clamp(0.0, 1.0);
-        (experts * (1.0 - (1.0 - p).powf(tokens))).max(per_token.min(experts))
+        crate::model::routing::experts_touched(experts, per_token, tokens)
+            .max(per_token.min(experts))
     }
 
     /// A table measured under balanced routing, read for `tokens` tokens that a router

@@ -458,8 +458,13 @@ impl Roofline {
                         ) * op.instance_bytes
                     }
                     Some(x) => {
-                        let miss = (1.0 - x.per_token / x.total).powf(tokens * x.token_scale);
-                        x.local * (1.0 - miss) * op.instance_bytes
+                        x.local
+                            * crate::model::routing::touch_probability(
+                                x.total,
+                                x.per_token,
+                                tokens * x.token_scale,
+                            )
+                            * op.instance_bytes
                     }
                 };
                 let flops = op.flops_per_token * tokens;
