@@ -85,6 +85,21 @@ pub enum LongPrompts {
     Reject,
 }
 
+/// What `max_num_seqs` bounds in a replica of several pipeline stages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeqLimitScope {
+    /// The requests running in the replica, however many batches are in flight (vLLM
+    /// V1: one scheduler feeds every stage).
+    #[default]
+    Replica,
+    /// Each batch in flight: up to `max_num_seqs` × stages requests run, and each
+    /// micro-batch takes up to `max_num_seqs` of those not already in flight
+    /// (TensorRT-LLM: a capacity scheduler of `max_batch_size` × micro-batches, one
+    /// micro-batch per pipeline stage, and a micro-batch scheduler of `max_batch_size`).
+    MicroBatch,
+}
+
 /// What the engine does when its sequence limit is above its token budget.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -132,6 +147,9 @@ pub struct EngineConfig {
     /// one per stage, as vLLM's batch queue does with pipeline parallelism.
     #[serde(default = "one")]
     pub pipeline_stages: u32,
+    /// What `max_num_seqs` bounds when there are several pipeline stages.
+    #[serde(default, skip_serializing_if = "is_replica_scope")]
+    pub max_num_seqs_scope: SeqLimitScope,
     /// Asynchronous scheduling (`--async-scheduling`, vLLM ≥ 0.14 default): iteration
     /// k+1 is scheduled when iteration k starts, so a request that arrives while an
     /// iteration runs waits for the next one to finish before it is first scheduled.
@@ -161,6 +179,10 @@ pub struct EngineConfig {
 
 fn is_allow(x: &SeqsOverBudget) -> bool {
     *x == SeqsOverBudget::Allow
+}
+
+fn is_replica_scope(x: &SeqLimitScope) -> bool {
+    *x == SeqLimitScope::Replica
 }
 
 fn is_raise_budget(x: &LongPrompts) -> bool {
@@ -247,6 +269,7 @@ impl EngineConfig {
             kv_bytes_per_token: 0.0,
             swap_bandwidth_bytes_per_s: 0.0,
             pipeline_stages: 1,
+            max_num_seqs_scope: SeqLimitScope::Replica,
             async_scheduling: false,
             kv_reservation: None,
             long_prompts: LongPrompts::RaiseBudget,
@@ -274,6 +297,7 @@ impl EngineConfig {
         c.kv_reservation = stack.kv_reservation;
         c.long_prompts = stack.long_prompts;
         c.seqs_over_budget = stack.seqs_over_budget;
+        c.max_num_seqs_scope = stack.max_num_seqs_scope;
         c.max_num_batched_tokens =
             c.default_max_num_batched_tokens(stack.budget(c.enable_chunked_prefill));
         c
@@ -287,6 +311,15 @@ impl EngineConfig {
             chunked_budget
         } else {
             self.max_model_len.max(chunked_budget)
+        }
+    }
+
+    /// The most requests that may run at once: `max_num_seqs`, or that many per
+    /// pipeline stage where the limit is a micro-batch's ([`SeqLimitScope`]).
+    pub fn max_running(&self) -> u32 {
+        match self.max_num_seqs_scope {
+            SeqLimitScope::Replica => self.max_num_seqs,
+            SeqLimitScope::MicroBatch => self.max_num_seqs.saturating_mul(self.pipeline_stages),
         }
     }
 

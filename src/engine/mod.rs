@@ -13,6 +13,8 @@ pub mod replica;
 pub mod request;
 pub mod scheduler;
 
-pub use config::{EngineConfig, LongPrompts, PreemptionMode, SchedulerKind, SeqsOverBudget};
+pub use config::{
+    EngineConfig, LongPrompts, PreemptionMode, SchedulerKind, SeqLimitScope, SeqsOverBudget,
+};
 pub use replica::{Replica, ReplicaRole, RequestSink, TokenEvent};
 pub use request::{LiveRequest, RequestRecord, RequestStatus};

@@ -301,6 +301,12 @@ impl Replica {
         self.in_flight.back().map_or(0, |(_, t)| *t)
     }
 
+    /// Requests in the first iteration of the most recently started batch (the
+    /// quantity `max_num_seqs` bounds in every batch).
+    pub fn seqs_in_newest_batch(&self) -> u32 {
+        self.in_flight.back().map_or(0, |(p, _)| p.num_seqs())
+    }
+
     /// Counters so far.
     pub fn counters(&self) -> &ReplicaCounters {
         &self.counters

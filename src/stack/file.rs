@@ -96,6 +96,8 @@ struct SchedulerSection {
     long_prompts: crate::engine::LongPrompts,
     #[serde(default)]
     seqs_over_budget: crate::engine::SeqsOverBudget,
+    #[serde(default)]
+    max_num_seqs_scope: crate::engine::SeqLimitScope,
     offline: Option<OfflineSection>,
 }
 
@@ -582,6 +584,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             kv_reservation,
             long_prompts: s.long_prompts,
             seqs_over_budget: s.seqs_over_budget,
+            max_num_seqs_scope: s.max_num_seqs_scope,
             offline: s.offline.as_ref().map(|o| super::OfflineDefaults {
                 max_num_seqs: o.max_num_seqs,
                 max_num_batched_tokens: o.max_num_batched_tokens,

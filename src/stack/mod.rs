@@ -87,6 +87,9 @@ pub struct SchedulerDefaults {
     /// A sequence limit above the token budget: allowed, a default lowered to a given
     /// budget (vLLM V1), or an error (vLLM V0).
     pub seqs_over_budget: crate::engine::SeqsOverBudget,
+    /// What `max_num_seqs` bounds with pipeline parallelism: the running requests
+    /// (vLLM V1) or each micro-batch in flight (TensorRT-LLM).
+    pub max_num_seqs_scope: crate::engine::SeqLimitScope,
     /// The defaults of the engine run as a library (vLLM's `LLM` class, as offline
     /// benchmarks run it) where they differ from the server's.
     pub offline: Option<OfflineDefaults>,

@@ -103,7 +103,7 @@ pub(super) fn schedule(
 
     // Running requests: decodes (and, for V1, unfinished chunks in admission order).
     let mut i = 0;
-    while i < st.running.len() && budget > 0 {
+    while i < st.running.len() && budget > 0 && has_seat(cfg, plan) {
         let slot = st.running[i];
         let r = &st.reqs[slot];
         if r.in_flight || (policy.decodes_first && !r.is_decoding()) {
@@ -141,6 +141,13 @@ pub(super) fn schedule(
     );
 }
 
+/// Whether the iteration `plan` can take one more request: `max_num_seqs` bounds every
+/// batch (the running requests too, unless the limit is a micro-batch's, where it
+/// bounds each batch in flight alone).
+fn has_seat(cfg: &EngineConfig, plan: &StepPlan) -> bool {
+    plan.num_seqs() < cfg.max_num_seqs
+}
+
 /// Schedule the unfinished prefill chunks of running requests not yet in `plan`, in
 /// admission order. With `preempt` a chunk whose KV cannot grow preempts from the tail
 /// of the running queue; without, it waits (a prefill batch that runs alone must not
@@ -154,7 +161,7 @@ fn continue_chunks(
     preempt: bool,
 ) {
     let mut i = 0;
-    while i < st.running.len() && *budget > 0 {
+    while i < st.running.len() && *budget > 0 && has_seat(cfg, plan) {
         let slot = st.running[i];
         let r = &st.reqs[slot];
         if r.in_flight || r.is_decoding() || plan.entries.iter().any(|e| e.slot == slot) {
@@ -278,7 +285,7 @@ fn admit_waiting(
     // Blocks left for newcomers under the reservation, summed over the running
     // requests once a waiting request is up for admission (not on every iteration).
     let mut room: Option<i64> = None;
-    while *budget > 0 && (st.num_running() as u32) < cfg.max_num_seqs {
+    while *budget > 0 && (st.num_running() as u32) < cfg.max_running() && has_seat(cfg, plan) {
         let Some(&slot) = st.waiting.front() else {
             break;
         };

@@ -74,6 +74,11 @@ impl StepPlan {
             + u64::from(self.cohort_decodes)
     }
 
+    /// Requests in the plan's first iteration.
+    pub fn num_seqs(&self) -> u32 {
+        (self.entries.len() as u32).saturating_add(self.cohort_decodes)
+    }
+
     /// Whether the plan runs nothing.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty() && self.cohort_decodes == 0

@@ -26,6 +26,7 @@ fn run_sim(sim: &mut Simulation, reqs: Vec<Request>) -> Vec<RequestRecord> {
         last: SimTime::ZERO,
         max_tokens: u64::MAX,
         max_seqs: usize::MAX,
+        max_batch_seqs: usize::MAX,
         check_budget: false,
         steps: 0,
     };
@@ -71,6 +72,40 @@ fn kv_transfer_delays_decoding_not_the_first_token() {
     let mut sim = disaggregated(1, 1, &cfg, lat).with_kv_transfer_link(link);
     let recs = run_sim(&mut sim, vec![req(1, 0, 100, 3)]);
     assert_eq!((ms(recs[0].ttft_s), ms(recs[0].e2e_s)), (2.0, 5.2));
+}
+
+/// TensorRT-LLM's limit is a micro-batch's: with two stages and `max_num_seqs` 2, four
+/// requests run at once in two micro-batches of two, where vLLM V1's replica-wide
+/// limit runs two and queues the others until they finish.
+#[test]
+fn a_micro_batch_limit_runs_that_many_per_stage() {
+    use crate::engine::SeqLimitScope;
+    let lat = FixedLatency::from_micros(1000, 10, 100);
+    let run_with = |scope| {
+        let mut cfg = EngineConfig::defaults_for(SchedulerKind::VllmV1, 1000, 4096);
+        cfg.pipeline_stages = 2;
+        cfg.max_num_seqs = 2;
+        cfg.max_num_seqs_scope = scope;
+        let mut recs = run(cfg, lat, (0..4).map(|i| req(i, 0, 10, 4)).collect());
+        recs.sort_by_key(|r| r.request_id);
+        recs
+    };
+    let first_finish = |recs: &[RequestRecord]| {
+        recs.iter()
+            .map(|r| r.finish_time_s)
+            .fold(f64::MAX, f64::min)
+    };
+    let per_stage = run_with(SeqLimitScope::MicroBatch);
+    let last_first_token = per_stage.iter().map(|r| r.ttft_s).fold(0.0, f64::max);
+    assert!(
+        last_first_token < first_finish(&per_stage),
+        "all four should start before any ends: {per_stage:?}"
+    );
+    let replica = run_with(SeqLimitScope::Replica);
+    assert!(
+        replica[2].ttft_s >= first_finish(&replica),
+        "the third request should wait for a seat: {replica:?}"
+    );
 }
 
 proptest! {
@@ -150,6 +185,8 @@ proptest! {
         stages in 2u32..5,
         (kind, chunked, steps) in arb_scheduler(),
         blocks in 6u32..40,
+        seqs in 1u32..6,
+        per_micro_batch in any::<bool>(),
     ) {
         let mut cfg = EngineConfig::defaults_for(kind, blocks, 200);
         cfg.block_size = 4;
@@ -157,6 +194,10 @@ proptest! {
         cfg.num_scheduler_steps = steps;
         cfg.max_num_batched_tokens = if chunked { 128 } else { 256 };
         cfg.pipeline_stages = stages;
+        cfg.max_num_seqs = seqs;
+        if per_micro_batch {
+            cfg.max_num_seqs_scope = crate::engine::SeqLimitScope::MicroBatch;
+        }
         let n = trace.len();
         let recs = run(cfg, FixedLatency::from_micros(50, 1, 5), trace);
         let mut ids: Vec<u64> = recs.iter().map(|r| r.request_id).collect();
@@ -189,7 +230,8 @@ fn lockstep_ranks_end_each_iteration_together() {
         let mut checker = Checker {
             last: SimTime::ZERO,
             max_tokens: u64::from(cfg.max_num_batched_tokens),
-            max_seqs: cfg.max_num_seqs as usize,
+            max_seqs: cfg.max_running() as usize,
+            max_batch_seqs: cfg.max_num_seqs as usize,
             check_budget: true,
             steps: 0,
         };

@@ -64,6 +64,7 @@ struct Checker {
     last: SimTime,
     max_tokens: u64,
     max_seqs: usize,
+    max_batch_seqs: usize,
     check_budget: bool,
     steps: u64,
 }
@@ -86,6 +87,10 @@ impl Observer for Checker {
             );
         }
         assert!(r.num_running() <= self.max_seqs, "max_num_seqs exceeded");
+        assert!(
+            r.seqs_in_newest_batch() as usize <= self.max_batch_seqs,
+            "a batch over max_num_seqs"
+        );
         self.steps += 1;
         assert!(self.steps < 1_000_000, "run did not end: starvation?");
     }
@@ -95,7 +100,8 @@ fn run(cfg: EngineConfig, lat: FixedLatency, reqs: Vec<Request>) -> Vec<RequestR
     let mut checker = Checker {
         last: SimTime::ZERO,
         max_tokens: u64::from(cfg.max_num_batched_tokens),
-        max_seqs: cfg.max_num_seqs as usize,
+        max_seqs: cfg.max_running() as usize,
+        max_batch_seqs: cfg.max_num_seqs as usize,
         check_budget: cfg.scheduler != SchedulerKind::Static,
         steps: 0,
     };

@@ -792,3 +792,26 @@ fn the_engine_version_picks_the_stack_unless_one_is_named() {
     assert_eq!(name(req(Some("sglang"), Some("0.5.9"), "h100")), "sglang");
     assert_eq!(name(req(None, Some("nightly"), "h100")), DEFAULT_STACK);
 }
+
+#[test]
+fn tensorrt_llm_limits_each_micro_batch_and_vllm_the_replica() {
+    use crate::engine::SeqLimitScope;
+    let none = crate::engine::config::EngineOverrides::default();
+    // The C++ runtime's in-flight batching (TensorRT engines); the PyTorch backend
+    // (`trtllm`) keeps the replica-wide limit (its stack file says why).
+    for stack in ["trtllm-engine", "trtllm-0.11"] {
+        let mut c = engine_for(stack, "meta-llama/Llama-3.1-8B", None, none);
+        assert_eq!(c.max_num_seqs_scope, SeqLimitScope::MicroBatch, "{stack}");
+        c.pipeline_stages = 2;
+        assert_eq!(c.max_running(), 2 * c.max_num_seqs, "{stack}");
+    }
+    for stack in ["vllm-v1", "trtllm"] {
+        let mut c = engine_for(stack, "meta-llama/Llama-3.1-8B", None, none);
+        c.pipeline_stages = 2;
+        assert_eq!(
+            (c.max_num_seqs_scope, c.max_running()),
+            (SeqLimitScope::Replica, c.max_num_seqs),
+            "{stack}"
+        );
+    }
+}
