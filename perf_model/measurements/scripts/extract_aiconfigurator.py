@@ -232,6 +232,20 @@ def attention(git_dir, commit, out):
     print("attention", len(manifest))
 
 
+# Provenance strings of the rows that are InferenceX benchmark results
+# (github.com/SemiAnalysisAI/InferenceX): dumps of its results database, whose rows
+# carry `config_id` and `workflow_run_id` as its `benchmark_results` table does, and
+# its dated CSV exports. 458 of these rows equal InferenceX's published mean TTFT and
+# TPOT to six decimals (docs/validation.md, "Whose client measured the
+# AIConfigurator rows"); none of the gap-analysis rows do.
+INFERENCEX = (re.compile(r"^db-dump/.*workflow_run_id="), re.compile(r"^source_file=\d{4}-\d\d-\d\d\.csv;"))
+
+
+def client(src):
+    """The benchmark client behind a row: `inferencex`, or blank (not recorded)."""
+    return "inferencex" if any(p.search(src) for p in INFERENCEX) else ""
+
+
 def serving(git_dir, commit, out):
     text = git(git_dir, "show", f"{commit}:{SAMPLE}")
     rows = list(csv.DictReader(io.StringIO(text)))
@@ -251,7 +265,7 @@ def serving(git_dir, commit, out):
             r["tp_size"], r["pp_size"], r["attention_dp_size"], r["moe_tp_size"], r["moe_ep_size"],
             r["isl"], r["osl"], r["batch_size"], meta.get("silicon_concurrency", ""),
             fmt(float(r["silicon_ttft_ms"])), fmt(float(r["silicon_tpot_ms"]), 4),
-            meta.get("measured", "")[:10], image.replace("#", "/"), meta.get("wip", ""), r["id"],
+            meta.get("measured", "")[:10], image.replace("#", "/"), meta.get("wip", ""), r["id"], client(src),
         ])
     body.sort(key=lambda x: (x[0], x[2], x[3], x[1], x[4], int(x[7] or 0), int(x[12]), int(x[13]), int(x[14]), x[21]))
     # The sample lists some measurements twice (one per source file): the same
@@ -260,14 +274,15 @@ def serving(git_dir, commit, out):
     for row in body:
         key = tuple(row[:18])
         if key in merged:
-            merged[key][-1] += 1
+            merged[key][-2] += 1
+            merged[key][-1] = merged[key][-1] or row[22]
         else:
-            merged[key] = row + [1]
+            merged[key] = row[:22] + [1, row[22]]
     body = list(merged.values())
     write_csv(f"{out}/serving-aiconfigurator-silicon/serving_summary.csv",
               ["engine", "engine_version", "gpu", "model", "precision", "gemm_quant", "moe_quant", "tp", "pp",
                "attention_dp", "moe_tp", "moe_ep", "isl", "osl", "batch_size", "concurrency", "ttft_ms",
-               "tpot_ms", "measured_date", "image", "wip", "source_id", "copies"], body)
+               "tpot_ms", "measured_date", "image", "wip", "source_id", "copies", "client"], body)
     print("serving", len(body))
 
 
