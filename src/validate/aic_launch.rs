@@ -23,6 +23,7 @@
 //!
 //! Flags given on the command line win over the rule.
 
+use super::inferencex_client::InferenceXClient;
 use crate::engine::config::{EngineConfig, EngineOverrides};
 use crate::engine::SchedulerKind;
 use crate::error::Result;
@@ -49,6 +50,10 @@ pub struct AicLaunch {
     pub warmup_requests_per_client: u32,
     /// Where the rule was read.
     pub source: String,
+    /// The client of the rows InferenceX measured (`client` = `inferencex`), whose
+    /// engines ran InferenceX's own flags, not this rule's.
+    #[serde(default)]
+    pub inferencex_client: Option<InferenceXClient>,
     /// The file it was read from.
     #[serde(skip)]
     pub path: PathBuf,
@@ -62,6 +67,9 @@ impl AicLaunch {
             return Ok(None);
         }
         let mut rule: AicLaunch = crate::error::read_toml(&path)?;
+        if let Some(c) = &rule.inferencex_client {
+            c.check(&path)?;
+        }
         rule.path = path;
         Ok(Some(rule))
     }
@@ -150,6 +158,7 @@ mod tests {
             requests_per_client: 50,
             warmup_requests_per_client: 2,
             source: "test".into(),
+            inferencex_client: None,
             path: PathBuf::from("launch.toml"),
         }
     }

@@ -8,6 +8,10 @@
 //! tokens in and OSL out. The first `concurrency` requests, sent together at t = 0, are
 //! the warm-up and left out: the simulated mean TTFT and mean TPOT over the rest (the
 //! steady state) are compared with the row's ([`Metric::Ttft`], [`Metric::Tpot`]).
+//! With a launch rule beside the table the rule's client replaces this one, and rows
+//! that InferenceX measured (`client` = `inferencex`) replay with InferenceX's client
+//! ([`inferencex_client`](super::inferencex_client)): lengths drawn up to ISL and
+//! OSL, every request measured.
 //! Why: the source does not describe its client, but its TTFTs at high concurrency and
 //! long prompts (115 ms for Llama-3.1-8B FP8 on H200 at 128 clients × 4000 tokens) are
 //! far below what the first burst alone would add to a mean over every request
@@ -24,8 +28,9 @@
 
 use super::aic_launch::AicLaunch;
 use super::groups::GroupRun;
+use super::inferencex_client::InferenceXClient;
 use super::report::{ComparisonRows, Metric, ReplayMode, Validation, ValidationKind};
-use super::serving_summary::{SummaryGroup, SummaryRow};
+use super::serving_summary::{RowClient, SummaryGroup, SummaryRow};
 use crate::deployment::DeploymentRequest;
 use crate::engine::config::EngineOverrides;
 use crate::engine::RequestStatus;
@@ -108,10 +113,26 @@ pub struct Launch<'a> {
     pub version: &'a str,
 }
 
-/// The requests a row of `c` clients is replayed with, (warm-up, measured): the launch
-/// rule's client where there is one, else `c` warm-up requests (the burst at t = 0)
-/// and the rest of [`requests_for`].
-fn row_requests(launch: Option<Launch<'_>>, c: u32) -> (u32, u32) {
+/// The InferenceX client of `row`, where the row says InferenceX measured it and the
+/// launch rule describes that client.
+fn inferencex_client<'a>(
+    launch: Option<Launch<'a>>,
+    row: &SummaryRow,
+) -> Option<&'a InferenceXClient> {
+    match row.client {
+        RowClient::InferenceX => launch.and_then(|l| l.rule.inferencex_client.as_ref()),
+        RowClient::Unrecorded => None,
+    }
+}
+
+/// The requests `row` is replayed with, (warm-up, measured): InferenceX's client for
+/// its rows, else the launch rule's client where there is one, else `c` warm-up
+/// requests (the burst at t = 0) and the rest of [`requests_for`].
+fn row_requests(launch: Option<Launch<'_>>, row: &SummaryRow) -> (u32, u32) {
+    let c = row.concurrency;
+    if let Some(x) = inferencex_client(launch, row) {
+        return (0, x.count(c));
+    }
     match launch {
         Some(l) => l.rule.requests(c),
         None => (c, requests_for(c).saturating_sub(c)),
@@ -121,7 +142,10 @@ fn row_requests(launch: Option<Launch<'_>>, c: u32) -> (u32, u32) {
 /// Replay one row: a closed loop of `c` clients.
 fn replay_row(run: &GroupRun<'_>, launch: Option<Launch<'_>>, row: &SummaryRow) -> Result<RowSim> {
     let (isl, osl, c) = (row.isl, row.osl, row.concurrency);
+    let ix = inferencex_client(launch, row);
     let own;
+    // The rule's engine flags stand for InferenceX's rows too (an approximation:
+    // `launch.toml` and docs/validation.md say why).
     let setup = match launch {
         Some(l) => {
             let mut s = run.setup.clone();
@@ -134,13 +158,17 @@ fn replay_row(run: &GroupRun<'_>, launch: Option<Launch<'_>>, row: &SummaryRow) 
         }
         None => run.setup,
     };
-    let (warmup, measured) = row_requests(launch, c);
-    let reqs = BatchSpec {
-        batch_size: warmup.saturating_add(measured),
-        input_len: isl,
-        output_len: osl,
-    }
-    .requests();
+    let (warmup, measured) = row_requests(launch, row);
+    let total = warmup.saturating_add(measured);
+    let reqs = match ix {
+        Some(x) => x.requests(isl, osl, total),
+        None => BatchSpec {
+            batch_size: total,
+            input_len: isl,
+            output_len: osl,
+        }
+        .requests(),
+    };
     let n = reqs.len();
     // Latencies measured by the benchmark client: the API server is on the path.
     let opts = crate::simulate::ReplayOptions {
@@ -185,9 +213,19 @@ pub fn validate_group(
     let setup = run.setup;
     let mut notes = run.notes.clone();
     notes.extend(group.notes.iter().cloned());
+    let by_inferencex = group
+        .rows
+        .iter()
+        .filter(|r| inferencex_client(launch, r).is_some())
+        .count();
+    if let Some(x) = launch.and_then(|l| l.rule.inferencex_client.as_ref()) {
+        if by_inferencex > 0 {
+            notes.push(x.describe(by_inferencex));
+        }
+    }
     notes.push(match launch {
         Some(l) => format!(
-            "replay mode: closed loop per row at its concurrency (over {} replica(s)), {} warm-up requests per client left out, then {} measured, each exactly ISL in / OSL out (the launch rule's client)",
+            "replay mode: closed loop per row at its concurrency (over {} replica(s)); rows with no recorded client: {} warm-up requests per client left out, then {} measured, each exactly ISL in / OSL out (the launch rule's client)",
             run.replicas, l.rule.warmup_requests_per_client, l.rule.requests_per_client
         ),
         None => format!(
@@ -223,10 +261,10 @@ pub fn validate_group(
         ..ComparisonRows::default()
     };
     let (mut ttft, mut tpot) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
-    let mut memo: BTreeMap<(u32, u32, u32, u32), RowSim> = BTreeMap::new();
+    let mut memo: BTreeMap<(u32, u32, u32, u32, RowClient), RowSim> = BTreeMap::new();
     let (mut rejected, mut from_batch) = (0usize, 0usize);
     for r in &group.rows {
-        let k = (r.isl, r.osl, r.concurrency, r.batch_size);
+        let k = (r.isl, r.osl, r.concurrency, r.batch_size, r.client);
         let sim = match memo.get(&k) {
             Some(s) => *s,
             None => {
@@ -247,7 +285,7 @@ pub fn validate_group(
             r.osl.to_string(),
             r.concurrency.to_string(),
             {
-                let (w, m) = row_requests(launch, r.concurrency);
+                let (w, m) = row_requests(launch, r);
                 (w + m).to_string()
             },
             r.wip.to_string(),
@@ -386,6 +424,7 @@ mod tests {
             requests_per_client: 4,
             warmup_requests_per_client: 1,
             source: "test".into(),
+            inferencex_client: None,
             path: "launch.toml".into(),
         };
         let ttft = |launch| {
@@ -407,5 +446,91 @@ mod tests {
         }));
         let free = ttft(None);
         assert!(capped > free + 0.005, "{capped} vs {free}");
+    }
+
+    #[test]
+    fn inferencex_rows_draw_their_lengths_and_do_not_run_in_waves() {
+        // Eight clients of exactly one length start together and finish together, so
+        // every prompt of a wave waits for the wave's prefill (16,000 tokens in chunks
+        // of 3,508); InferenceX's drawn lengths spread the finishes, so prompts
+        // arrive one by one.
+        let paths = DataPaths::builtin();
+        let req = DeploymentRequest {
+            max_model_len: Some(4096),
+            ..DeploymentRequest::default()
+        };
+        let d = Deployment::resolve(&req, &paths).unwrap();
+        let mm = crate::memory::MemoryModel::load(&paths.perf_model).unwrap();
+        let ov = engine_overrides(&EngineOverrides::default());
+        let lat = Arc::new(FixedLatency::from_micros(1000, 10, 100));
+        let setup = ReplicaSetup::with_latency(d, &ov, &mm, lat).unwrap();
+        let mut g = group();
+        g.rows[0].concurrency = 8;
+        g.rows[0].batch_size = 8;
+        (g.rows[0].isl, g.rows[0].osl) = (2000, 50);
+        g.rows.push(SummaryRow {
+            line: 3,
+            client: RowClient::InferenceX,
+            ..g.rows[0].clone()
+        });
+        let rule = AicLaunch {
+            prefill_margin_tokens: 1500,
+            sglang_mixed_chunk_versions: Vec::new(),
+            capture_every_batch_size: false,
+            requests_per_client: 10,
+            warmup_requests_per_client: 0,
+            source: "test".into(),
+            inferencex_client: Some(InferenceXClient {
+                requests_per_client: 10,
+                length_range_ratio: 0.8,
+                source: "test".into(),
+            }),
+            path: "launch.toml".into(),
+        };
+        let run = GroupRun {
+            name: "g",
+            source: std::path::Path::new("s.csv"),
+            setup: &setup,
+            replicas: 1,
+            notes: Vec::new(),
+        };
+        let flags = EngineOverrides::default();
+        let launch = Launch {
+            rule: &rule,
+            flags: &flags,
+            version: "0.19.0",
+        };
+        let v = validate_group(run, &g, Some(launch)).unwrap();
+        let (ttft, _) = v.rows.pairs(Metric::Ttft).unwrap();
+        assert!(ttft[1] < 0.8 * ttft[0], "{ttft:?}");
+        assert_eq!(v.rows.keys[0][4], "80");
+        assert_eq!(v.rows.keys[1][4], "80");
+        assert!(v
+            .notes
+            .iter()
+            .any(|n| n.starts_with("1 rows measured by InferenceX")));
+        // Without the client in the rule, the row replays as the others.
+        let rule = AicLaunch {
+            inferencex_client: None,
+            ..rule.clone()
+        };
+        let run = GroupRun {
+            name: "g",
+            source: std::path::Path::new("s.csv"),
+            setup: &setup,
+            replicas: 1,
+            notes: Vec::new(),
+        };
+        let v = validate_group(
+            run,
+            &g,
+            Some(Launch {
+                rule: &rule,
+                ..launch
+            }),
+        )
+        .unwrap();
+        let (same, _) = v.rows.pairs(Metric::Ttft).unwrap();
+        assert_eq!(same[0], same[1]);
     }
 }

@@ -111,6 +111,7 @@ pub mod csv_run;
 pub(crate) mod csv_table;
 pub mod genz;
 pub mod groups;
+pub mod inferencex_client;
 pub mod llmservingsim;
 pub mod mapping;
 pub mod measured;

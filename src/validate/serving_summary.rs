@@ -4,10 +4,12 @@
 //!
 //! `engine, engine_version, gpu, model, precision, gemm_quant, moe_quant, tp, pp,
 //! attention_dp, moe_tp, moe_ep, isl, osl, batch_size, concurrency, ttft_ms, tpot_ms,
-//! measured_date, image, wip, source_id, copies`
+//! measured_date, image, wip, source_id, copies, client`
 //!
 //! with the mean TTFT and TPOT (ms) the benchmark client measured at `concurrency`
-//! requests in flight, every request `isl` tokens in and `osl` out.
+//! requests in flight, requests of `isl` tokens in and `osl` out (exactly, or drawn up
+//! to them: see [`RowClient`]). `client` (optional) names the benchmark client where
+//! the source shows it.
 //!
 //! Rows are grouped by (engine, version, model, GPU, precision, TP, PP, attention DP,
 //! MoE TP, MoE EP). A group maps to a deployment through [`aic_mapping`]:
@@ -126,6 +128,32 @@ pub struct SummaryRow {
     pub tpot_s: f64,
     /// The source's work-in-progress flag.
     pub wip: bool,
+    /// The benchmark client that measured the row, where the table says.
+    pub client: RowClient,
+}
+
+/// The benchmark client behind a row (the table's `client` column).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowClient {
+    /// Not recorded (blank or no column): the launch rule's client, if any.
+    #[default]
+    Unrecorded,
+    /// InferenceX's serving benchmark (`inferencex`): random prompts whose lengths are
+    /// drawn up to ISL and OSL, a fixed number of requests per client, all measured
+    /// (`launch.toml`'s `[inferencex_client]`).
+    InferenceX,
+}
+
+impl RowClient {
+    /// The client named `s` in the table (blank: not recorded).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "" => Some(Self::Unrecorded),
+            "inferencex" => Some(Self::InferenceX),
+            _ => None,
+        }
+    }
 }
 
 /// The rows of one configuration, with its mapping.
@@ -227,6 +255,7 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<SummaryTable> {
         t.col(&["measured_date"]),
         t.col(&["wip"]),
     );
+    let c_client = t.col(&["client"]);
     let mut groups: BTreeMap<SummaryKey, (Vec<SummaryRow>, Option<String>)> = BTreeMap::new();
     for row in &t.rows {
         let text = |c: usize| -> Result<String> { Ok(t.text(row, c)?.to_owned()) };
@@ -277,6 +306,19 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<SummaryTable> {
             wip: match c_wip {
                 Some(c) => t.text(row, c)?.eq_ignore_ascii_case("true"),
                 None => false,
+            },
+            client: match c_client {
+                Some(c) => {
+                    let s = t.text(row, c)?;
+                    RowClient::parse(s).ok_or_else(|| {
+                        t.bad(
+                            row,
+                            c,
+                            format!("unknown client `{s}` (blank or `inferencex`)"),
+                        )
+                    })?
+                }
+                None => RowClient::Unrecorded,
             },
         };
         let date = match c_date {
@@ -471,6 +513,24 @@ mod tests {
         let e = read(&p).unwrap_err().to_string();
         assert!(
             e.contains(":1: not an AIConfigurator serving summary"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_client_column_is_read_and_unknown_clients_name_the_line() {
+        let head = HEAD.trim_end().to_owned() + ",client\n";
+        let row = "vllm,0.12.0,h100-sxm5-80gb,Qwen/Qwen3-32B,bf16,,,2,1,,1,1,1024,128,32,32,250.0,29.4,,,,a,1,";
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("serving_summary.csv");
+        std::fs::write(&p, format!("{head}{row}inferencex\n{row}\n")).unwrap();
+        let t = read(&p).unwrap();
+        let clients: Vec<_> = t.groups[0].rows.iter().map(|r| r.client).collect();
+        assert_eq!(clients, [RowClient::InferenceX, RowClient::Unrecorded]);
+        std::fs::write(&p, format!("{head}{row}aiperf\n")).unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("serving_summary.csv:2: field `client`: unknown client `aiperf`"),
             "{e}"
         );
     }
