@@ -119,10 +119,19 @@ impl AicLaunch {
         s
     }
 
-    /// The rule in words, for the validation's notes.
-    pub fn describe(&self) -> String {
+    /// The rule in words, for the validation's notes; `with_client`: whether its client
+    /// replays any row.
+    pub fn describe(&self, with_client: bool) -> String {
+        let client = if with_client {
+            format!(
+                "each client sends {} warm-up requests, left out, then {} measured ones",
+                self.warmup_requests_per_client, self.requests_per_client
+            )
+        } else {
+            "its client replays no row of this group".to_owned()
+        };
         format!(
-            "engine flags and client by the source's launch rule ({}; {}): at most the row's batch_size running requests per rank; vLLM and TensorRT-LLM a token budget of batch_size + ISL + {m} per iteration; SGLang --max-prefill-tokens ISL + {m}, and --enable-mixed-chunk for versions {}; CUDA graphs {}; KV cache sized with the stack's defaults; each client sends {} warm-up requests, left out, then {} measured ones",
+            "engine flags by the source's launch rule ({}; {}): at most the row's batch_size running requests per rank; vLLM and TensorRT-LLM a token budget of batch_size + ISL + {m} per iteration; SGLang --max-prefill-tokens ISL + {m}, and --enable-mixed-chunk for versions {}; CUDA graphs {}; KV cache sized with the stack's defaults; {client}",
             self.path.display(),
             self.source,
             self.sglang_mixed_chunk_versions.join(", "),
@@ -131,8 +140,6 @@ impl AicLaunch {
             } else {
                 "as the stack captures them"
             },
-            self.warmup_requests_per_client,
-            self.requests_per_client,
             m = self.prefill_margin_tokens,
         )
     }
@@ -207,5 +214,24 @@ mod tests {
         std::fs::write(&path, "prefill_margin_tokens = 1500\nmargin = 3\n").unwrap();
         let e = AicLaunch::beside(&table).unwrap_err().to_string();
         assert!(e.contains("launch.toml") && e.contains("margin"), "{e}");
+    }
+
+    /// The InferenceX set replays as the AIConfigurator set's InferenceX rows: its
+    /// `launch.toml` repeats that rule and client.
+    #[test]
+    fn the_inferencex_set_shares_the_aiconfigurator_rule() {
+        let m = crate::paths::DataPaths::builtin()
+            .perf_model
+            .join("measurements");
+        let read = |set: &str| {
+            let mut r = AicLaunch::beside(&m.join(set).join("serving_summary.csv"))
+                .unwrap()
+                .unwrap();
+            r.path = PathBuf::new();
+            r
+        };
+        let aic = read("serving-aiconfigurator-silicon");
+        assert!(aic.inferencex_client.is_some());
+        assert_eq!(read("serving-inferencex"), aic);
     }
 }

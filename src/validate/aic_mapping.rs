@@ -86,6 +86,8 @@ pub fn hardware(slug: &str) -> Result<HardwareMapping, String> {
             "GB200 (per GPU)",
             Some("gb200: one GPU of a GB200 NVL72 (the TP group within its NVLink domain)"),
         ),
+        "mi300x" => map("MI300X", None),
+        "mi325x" => map("MI325X", None),
         _ => Err(format!("GPU `{slug}` has no hardware file")),
     }
 }
@@ -238,7 +240,10 @@ mod tests {
             assert!(model(n).unwrap_err().contains("no shipped config"), "{n}");
         }
         assert_eq!(hardware("gb200").unwrap().hardware, "GB200 (per GPU)");
+        assert_eq!(hardware("mi300x").unwrap().hardware, "MI300X");
+        assert_eq!(hardware("MI325X").unwrap().hardware, "MI325X");
         assert!(hardware("b300-sxm (no catalog entry)").is_err());
+        assert!(hardware("mi355x (no catalog entry)").is_err());
 
         let s = |e, v, d| stack(e, v, d).map(|x| x.0);
         assert_eq!(s("vllm", "0.19.0", None).unwrap(), "vllm-v1");

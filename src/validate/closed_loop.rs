@@ -224,6 +224,10 @@ pub fn validate_group(
         }
     }
     notes.push(match launch {
+        Some(_) if by_inferencex == group.rows.len() => format!(
+            "replay mode: closed loop per row at its concurrency (over {} replica(s)), every row with InferenceX's client",
+            run.replicas
+        ),
         Some(l) => format!(
             "replay mode: closed loop per row at its concurrency (over {} replica(s)); rows with no recorded client: {} warm-up requests per client left out, then {} measured, each exactly ISL in / OSL out (the launch rule's client)",
             run.replicas, l.rule.warmup_requests_per_client, l.rule.requests_per_client
@@ -242,7 +246,7 @@ pub fn validate_group(
         if setup.engine.enable_chunked_prefill { "on" } else { "off" }
     ));
     notes.push(match launch {
-        Some(l) => l.rule.describe(),
+        Some(l) => l.rule.describe(by_inferencex < group.rows.len()),
         None => {
             "the launch settings of the measured runs are not recorded: the stack's defaults stand"
                 .into()
@@ -354,38 +358,59 @@ mod tests {
         assert_eq!((d.tp, d.dp, d.ep), (2, 1, 2));
     }
 
+    /// A deployment of the default model whose iterations take a fixed time: 1 ms, plus
+    /// 10 µs per prefill token, plus 100 µs per decoding sequence.
+    fn fixed_setup() -> ReplicaSetup {
+        let paths = DataPaths::builtin();
+        let req = DeploymentRequest {
+            max_model_len: Some(4096),
+            ..DeploymentRequest::default()
+        };
+        let d = Deployment::resolve(&req, &paths).unwrap();
+        let mm = crate::memory::MemoryModel::load(&paths.perf_model).unwrap();
+        let ov = engine_overrides(&EngineOverrides::default());
+        let lat = Arc::new(FixedLatency::from_micros(1000, 10, 100));
+        ReplicaSetup::with_latency(d, &ov, &mm, lat).unwrap()
+    }
+
+    /// A launch rule with `requests` per client after `warmup`, and InferenceX's client.
+    fn rule(requests: u32, warmup: u32, inferencex: Option<InferenceXClient>) -> AicLaunch {
+        AicLaunch {
+            prefill_margin_tokens: 1500,
+            sglang_mixed_chunk_versions: Vec::new(),
+            capture_every_batch_size: false,
+            requests_per_client: requests,
+            warmup_requests_per_client: warmup,
+            source: "test".into(),
+            inferencex_client: inferencex,
+            path: "launch.toml".into(),
+        }
+    }
+
+    fn run<'a>(setup: &'a ReplicaSetup, notes: Vec<String>) -> GroupRun<'a> {
+        GroupRun {
+            name: "g",
+            source: std::path::Path::new("s.csv"),
+            setup,
+            replicas: 1,
+            notes,
+        }
+    }
+
     /// One client: requests run one after another, so every TTFT is the API server's
     /// time per request plus one prefill iteration (1 ms + 100 × 10 µs = 2 ms) and
     /// every TPOT one decode iteration (1 ms + 100 µs); the warm-up (request 0)
     /// changes nothing here.
     #[test]
     fn one_client_gives_hand_computed_means() {
-        let paths = DataPaths::builtin();
-        let d = Deployment::resolve(
-            &DeploymentRequest {
-                max_model_len: Some(4096),
-                ..DeploymentRequest::default()
-            },
-            &paths,
-        )
-        .unwrap();
-        let api_s = d.stack.api_server.ingress_us(100) * 1e-6;
-        let mm = crate::memory::MemoryModel::load(&paths.perf_model).unwrap();
-        let ov = engine_overrides(&EngineOverrides::default());
-        let lat = Arc::new(FixedLatency::from_micros(1000, 10, 100));
-        let setup = ReplicaSetup::with_latency(d, &ov, &mm, lat).unwrap();
+        let setup = fixed_setup();
+        let api_s = setup.deployment.stack.api_server.ingress_us(100) * 1e-6;
         let mut g = group();
         g.rows.push(SummaryRow {
             line: 3,
             ..g.rows[0].clone()
         });
-        let run = GroupRun {
-            name: "g",
-            source: std::path::Path::new("s.csv"),
-            setup: &setup,
-            replicas: 1,
-            notes: vec!["from setup".into()],
-        };
+        let run = run(&setup, vec!["from setup".into()]);
         let v = validate_group(run, &g, None).unwrap();
         assert_eq!(v.notes[0], "from setup");
         let (ttft, meas) = v.rows.pairs(Metric::Ttft).unwrap();
@@ -404,38 +429,13 @@ mod tests {
     fn the_launch_rule_caps_each_rows_batch() {
         // Four clients on a deployment launched with a batch of 2: two requests wait
         // for each one running, so the mean TTFT grows; without the rule they all run.
-        let paths = DataPaths::builtin();
-        let req = DeploymentRequest {
-            max_model_len: Some(4096),
-            ..DeploymentRequest::default()
-        };
-        let d = Deployment::resolve(&req, &paths).unwrap();
-        let mm = crate::memory::MemoryModel::load(&paths.perf_model).unwrap();
-        let ov = engine_overrides(&EngineOverrides::default());
-        let lat = Arc::new(FixedLatency::from_micros(1000, 10, 100));
-        let setup = ReplicaSetup::with_latency(d, &ov, &mm, lat).unwrap();
+        let setup = fixed_setup();
         let mut g = group();
         g.rows[0].concurrency = 4;
         g.rows[0].batch_size = 2;
-        let rule = AicLaunch {
-            prefill_margin_tokens: 1500,
-            sglang_mixed_chunk_versions: Vec::new(),
-            capture_every_batch_size: false,
-            requests_per_client: 4,
-            warmup_requests_per_client: 1,
-            source: "test".into(),
-            inferencex_client: None,
-            path: "launch.toml".into(),
-        };
+        let rule = rule(4, 1, None);
         let ttft = |launch| {
-            let run = GroupRun {
-                name: "g",
-                source: std::path::Path::new("s.csv"),
-                setup: &setup,
-                replicas: 1,
-                notes: Vec::new(),
-            };
-            let v = validate_group(run, &g, launch).unwrap();
+            let v = validate_group(run(&setup, Vec::new()), &g, launch).unwrap();
             v.rows.pairs(Metric::Ttft).unwrap().0[0]
         };
         let flags = EngineOverrides::default();
@@ -454,16 +454,7 @@ mod tests {
         // every prompt of a wave waits for the wave's prefill (16,000 tokens in chunks
         // of 3,508); InferenceX's drawn lengths spread the finishes, so prompts
         // arrive one by one.
-        let paths = DataPaths::builtin();
-        let req = DeploymentRequest {
-            max_model_len: Some(4096),
-            ..DeploymentRequest::default()
-        };
-        let d = Deployment::resolve(&req, &paths).unwrap();
-        let mm = crate::memory::MemoryModel::load(&paths.perf_model).unwrap();
-        let ov = engine_overrides(&EngineOverrides::default());
-        let lat = Arc::new(FixedLatency::from_micros(1000, 10, 100));
-        let setup = ReplicaSetup::with_latency(d, &ov, &mm, lat).unwrap();
+        let setup = fixed_setup();
         let mut g = group();
         g.rows[0].concurrency = 8;
         g.rows[0].batch_size = 8;
@@ -473,34 +464,19 @@ mod tests {
             client: RowClient::InferenceX,
             ..g.rows[0].clone()
         });
-        let rule = AicLaunch {
-            prefill_margin_tokens: 1500,
-            sglang_mixed_chunk_versions: Vec::new(),
-            capture_every_batch_size: false,
+        let client = InferenceXClient {
             requests_per_client: 10,
-            warmup_requests_per_client: 0,
+            length_range_ratio: 0.8,
             source: "test".into(),
-            inferencex_client: Some(InferenceXClient {
-                requests_per_client: 10,
-                length_range_ratio: 0.8,
-                source: "test".into(),
-            }),
-            path: "launch.toml".into(),
         };
-        let run = GroupRun {
-            name: "g",
-            source: std::path::Path::new("s.csv"),
-            setup: &setup,
-            replicas: 1,
-            notes: Vec::new(),
-        };
+        let rule = rule(10, 0, Some(client));
         let flags = EngineOverrides::default();
         let launch = Launch {
             rule: &rule,
             flags: &flags,
             version: "0.19.0",
         };
-        let v = validate_group(run, &g, Some(launch)).unwrap();
+        let v = validate_group(run(&setup, Vec::new()), &g, Some(launch)).unwrap();
         let (ttft, _) = v.rows.pairs(Metric::Ttft).unwrap();
         assert!(ttft[1] < 0.8 * ttft[0], "{ttft:?}");
         assert_eq!(v.rows.keys[0][4], "80");
@@ -514,22 +490,11 @@ mod tests {
             inferencex_client: None,
             ..rule.clone()
         };
-        let run = GroupRun {
-            name: "g",
-            source: std::path::Path::new("s.csv"),
-            setup: &setup,
-            replicas: 1,
-            notes: Vec::new(),
+        let launch = Launch {
+            rule: &rule,
+            ..launch
         };
-        let v = validate_group(
-            run,
-            &g,
-            Some(Launch {
-                rule: &rule,
-                ..launch
-            }),
-        )
-        .unwrap();
+        let v = validate_group(run(&setup, Vec::new()), &g, Some(launch)).unwrap();
         let (same, _) = v.rows.pairs(Metric::Ttft).unwrap();
         assert_eq!(same[0], same[1]);
     }
