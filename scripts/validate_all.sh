@@ -100,10 +100,15 @@ validate_set() {
             # Public serving measurements shipped with the project (never fitted on).
             servesim validate perf_model/measurements/serving-aiconfigurator-silicon/serving_summary.csv \
                 "$@" --output-dir "$out" || echo "FAILED: aiconfigurator summary" ;;
+        serving-inferencex)
+            # InferenceX's DeepSeek-R1 points on NVIDIA and AMD GPUs, shipped with the
+            # project (never fitted on).
+            servesim validate perf_model/measurements/serving-inferencex/serving_summary.csv \
+                "$@" --output-dir "$out" || echo "FAILED: inferencex" ;;
     esac
 }
 
-SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench argonne-trtllm argonne-settings splitwise-perf-model trtllm-perf-overview trtllm-overview-0.10 trtllm-overview-0.11 trtllm-overview-0.12 trtllm-overview-0.13 trtllm-overview-0.14 trtllm-overview-0.15 trtllm-overview-0.17 serving-aiconfigurator-silicon"
+SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench argonne-trtllm argonne-settings splitwise-perf-model trtllm-perf-overview trtllm-overview-0.10 trtllm-overview-0.11 trtllm-overview-0.12 trtllm-overview-0.13 trtllm-overview-0.14 trtllm-overview-0.15 trtllm-overview-0.17 serving-aiconfigurator-silicon serving-inferencex"
 summary() {
     echo
     echo "## $1: median over runs / table groups of |error| %"
