@@ -62,11 +62,13 @@ def main():
             continue
         amd = x["hardware"].startswith("mi")
         gemm, moe = QUANT[(x["precision"], amd)]
-        tp, ep = x["decode_tp"], x["decode_ep"]
-        dp = tp if x["decode_dp_attention"] else 1
+        gpus, ep = x["decode_tp"], x["decode_ep"]
+        # Attention data-parallel over the TP ranks: one attention rank per GPU (the
+        # AIConfigurator table's tp 1 × attention_dp), the experts still over all GPUs.
+        dp = gpus if x["decode_dp_attention"] else 1
         body.append([
             ENGINE[x["framework"]], version(x.get("image")), SLUG[x["hardware"]], MODEL[x["model"]],
-            x["precision"], gemm, moe, tp, 1, dp, tp // ep, ep, x["isl"], x["osl"],
+            x["precision"], gemm, moe, gpus // dp, 1, dp, gpus // ep, ep, x["isl"], x["osl"],
             -(-x["conc"] // dp), x["conc"], f"{m['mean_ttft'] * 1000:.3f}", f"{m['mean_tpot'] * 1000:.4f}",
             x["date"], x.get("image") or "", "", x["run_url"].split("/runs/")[-1].replace("/attempts/", "#"), 1,
             "inferencex",
