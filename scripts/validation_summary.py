@@ -14,7 +14,10 @@ OUT_DIR holds one folder per validation set (`blis-vllm015-h100/`, `argonne-llm-
 * offline-throughput group: the median |error| of the output throughput.
 
 Per set it prints the median over units of |error| per metric, and the worst Argonne
-batch-1 / batch-64 gap. Python 3.11, standard library only.
+batch-1 / batch-64 gap; with `--ttft-correlation`, also the median over units of at least
+four rows of the correlation (Pearson r) of simulated and measured TTFT within the unit,
+which says whether TTFT follows load as measured whatever its level. Python 3.11,
+standard library only.
 """
 
 from __future__ import annotations
@@ -93,6 +96,17 @@ def summarise(root: Path) -> dict[str, dict]:
     return sets
 
 
+def ttft_correlation(set_dir: Path) -> tuple[float | None, int]:
+    """Median within-unit Pearson r of TTFT over the units of >= 4 rows, and their count."""
+    rs = []
+    for f in sorted(set_dir.rglob("validation.json")):
+        for m in json.loads(f.read_text())["metrics"]:
+            e = m.get("errors") or {}
+            if m["metric"] == "ttft" and e.get("count", 0) >= 4 and e.get("pearson_r") is not None:
+                rs.append(e["pearson_r"])
+    return (statistics.median(rs) if rs else None, len(rs))
+
+
 def fmt(x) -> str:
     return "-" if x is None else f"{x:.1f}"
 
@@ -107,6 +121,11 @@ def main() -> None:
         "--by-engine",
         action="store_true",
         help="also the medians per engine, for units named after one (the AIConfigurator groups: vllm-..., sglang-..., trtllm-...)",
+    )
+    ap.add_argument(
+        "--ttft-correlation",
+        action="store_true",
+        help="also the median within-unit correlation of simulated and measured TTFT (units of >= 4 rows)",
     )
     args = ap.parse_args()
     if not args.root.is_dir():
@@ -125,6 +144,10 @@ def main() -> None:
             f"| {name} | {x['units']} | {fmt(x.get('e2e'))} | {fmt(x.get('tpot'))} | "
             f"{fmt(x.get('ttft'))} | {fmt(x.get('output_throughput'))} | {gap} |"
         )
+        if args.ttft_correlation:
+            r, n = ttft_correlation(args.root / name)
+            if n:
+                print(f"|   TTFT r, median over {n} units | {n} | - | - | {r:.3f} | - | - |")
         if args.by_engine:
             engines: dict[str, list[dict]] = {}
             for u in s["units"]:

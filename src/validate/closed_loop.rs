@@ -161,7 +161,7 @@ fn replay_row(run: &GroupRun<'_>, launch: Option<Launch<'_>>, row: &SummaryRow) 
     let (warmup, measured) = row_requests(launch, row);
     let total = warmup.saturating_add(measured);
     let reqs = match ix {
-        Some(x) => x.requests(isl, osl, total),
+        Some(x) => x.requests(isl, osl, total)?,
         None => BatchSpec {
             batch_size: total,
             input_len: isl,

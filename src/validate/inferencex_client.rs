@@ -15,9 +15,7 @@
 
 use crate::error::{Error, Result};
 use crate::trace::Request;
-use crate::units::SimTime;
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use crate::trace::{ArrivalProcess, LengthDist, LengthModel, SynthConfig, SynthLimit, SynthTrace};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -68,18 +66,23 @@ impl InferenceXClient {
     }
 
     /// `n` requests with lengths drawn up to `isl` in and `osl` out, ids `0..n` in
-    /// issue order, all at t = 0 (the closed loop issues them). Deterministic.
-    pub fn requests(&self, isl: u32, osl: u32, n: u32) -> Vec<Request> {
-        let mut rng = ChaCha8Rng::seed_from_u64(SEED);
-        let (lo_in, lo_out) = (self.shortest(isl), self.shortest(osl));
-        let inputs: Vec<u32> = (0..n).map(|_| rng.random_range(lo_in..=isl)).collect();
-        let outputs: Vec<u32> = (0..n).map(|_| rng.random_range(lo_out..=osl)).collect();
-        inputs
-            .into_iter()
-            .zip(outputs)
-            .enumerate()
-            .map(|(i, (a, b))| Request::new(i as u64, SimTime::ZERO, a, b))
-            .collect()
+    /// issue order, all at t = 0 (the closed loop issues them): a seeded synthetic
+    /// trace ([`SynthTrace`]) of uniform lengths. Deterministic.
+    pub fn requests(&self, isl: u32, osl: u32, n: u32) -> Result<Vec<Request>> {
+        let uniform = |len: u32| LengthDist::Uniform {
+            lo: self.shortest(len),
+            hi: len.max(1),
+        };
+        let trace = SynthTrace::new(SynthConfig {
+            arrival: ArrivalProcess::Burst,
+            lengths: LengthModel::Independent {
+                input: uniform(isl),
+                output: uniform(osl),
+            },
+            limit: SynthLimit::Requests(u64::from(n)),
+            seed: SEED,
+        })?;
+        Ok(trace.collect())
     }
 
     /// The client in words, for the validation's notes.
@@ -106,8 +109,8 @@ mod tests {
     #[test]
     fn lengths_are_drawn_in_range_deterministically_and_spread() {
         let c = client();
-        let a = c.requests(1024, 100, 400);
-        assert_eq!(a, c.requests(1024, 100, 400));
+        let a = c.requests(1024, 100, 400).unwrap();
+        assert_eq!(a, c.requests(1024, 100, 400).unwrap());
         assert_eq!(a.len(), 400);
         assert!(a.iter().all(
             |r| (819..=1024).contains(&r.input_tokens) && (80..=100).contains(&r.output_tokens)
