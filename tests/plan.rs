@@ -334,3 +334,40 @@ fn execution_keys_apply_to_every_point() {
     assert!(nccl > base, "NCCL {nccl} vs {base}");
     assert_eq!(tpot("enforce-eager = false"), base);
 }
+
+/// A sweep's rows say when the point's GPU runs a serving stack built for another
+/// vendor's GPUs (the default `vllm-v1` is vLLM's NVIDIA build), beside the cost notes.
+#[test]
+fn rows_name_a_stack_built_for_another_vendor() {
+    let ctx = context(
+        r#"
+name = "vendors"
+max-model-len = 4096
+[prices]
+h100 = 2.0
+[grid]
+hardware = ["h100", "mi300x"]
+[workload]
+arrival = "poisson"
+rate-rps = [4.0]
+input = "uniform:100:400"
+output = "uniform:10:60"
+num-requests = 20
+"#,
+    );
+    let rows = run_points(&ctx, &[0, 1], 1, &|| {}).unwrap();
+    let note = |hw: &str| {
+        rows.iter()
+            .find(|r| r.get("hardware") == hw)
+            .unwrap()
+            .get("note")
+            .to_owned()
+    };
+    assert_eq!(note("h100"), "");
+    let amd = note("mi300x");
+    assert!(
+        amd.starts_with("no price for this hardware")
+            && amd.contains("; the engine's NVIDIA build, run here on a GPU by AMD"),
+        "{amd}"
+    );
+}

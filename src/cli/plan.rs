@@ -572,6 +572,9 @@ impl PlanOutcome {
 
     /// Print the lines under the tables, once the files are in `dir`.
     fn print_footer(&self, dir: &Path) {
+        for line in self.stack_notes() {
+            println!("{line}");
+        }
         if self.opts.target_rps.is_some() {
             println!(
                 "(* = on the Pareto frontier of $/hour against {})",
@@ -584,6 +587,22 @@ impl PlanOutcome {
         } else {
             println!("\nwrote {}/{{max_rate.csv,frontier.svg}}", dir.display());
         }
+    }
+}
+
+impl PlanOutcome {
+    /// One line per hardware whose configurations ran a serving stack built for
+    /// another vendor's GPUs (the `note` column of the CSV files says it per row).
+    fn stack_notes(&self) -> Vec<String> {
+        let mut seen = std::collections::BTreeMap::new();
+        for c in &self.report.configs {
+            if let Some(n) = c.max.at_max.as_ref().and_then(|m| m.stack_note.clone()) {
+                seen.entry(c.config.hardware.clone()).or_insert(n);
+            }
+        }
+        seen.into_iter()
+            .map(|(hw, n)| format!("note: {hw}: {n}"))
+            .collect()
     }
 }
 

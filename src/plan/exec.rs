@@ -55,6 +55,10 @@ pub struct PointMetrics {
     /// Electricity, USD per GPU-hour: None when not asked for (`--price-per-kwh`),
     /// `Some(None)` when asked for but the device's power is unknown.
     pub energy_usd_per_gpu_hour: Option<Option<f64>>,
+    /// Set when the sweep's serving stack is a build for another vendor's GPUs
+    /// ([`crate::stack::ServingStack::platform_note`]): the point's GPU runs a build
+    /// the model does not describe.
+    pub stack_note: Option<String>,
 }
 
 impl PointMetrics {
@@ -464,6 +468,7 @@ impl SweepContext {
             e2e: s.e2e_s,
             price_usd_per_gpu_hour: gpu.price_usd_per_gpu_hour,
             energy_usd_per_gpu_hour: self.energy.map(|e| e.usd_per_gpu_hour(gpu.tdp_w)),
+            stack_note: self.stack.platform_note(&gpu.vendor),
         })))
     }
 }

@@ -185,13 +185,15 @@ fn metrics_cells(v: &mut Vec<String>, m: &PointMetrics) {
             .map(fmt_f)
             .unwrap_or_default(),
     );
-    v.push(if m.price_usd_per_gpu_hour.is_none() {
-        "no price for this hardware: cost left empty, excluded from cost ranking (set --price-per-gpu-hour NAME=USD)".into()
+    let cost = if m.price_usd_per_gpu_hour.is_none() {
+        Some("no price for this hardware: cost left empty, excluded from cost ranking (set --price-per-gpu-hour NAME=USD)")
     } else if m.energy_usd_per_gpu_hour == Some(None) {
-        "no power figure for this hardware: cost left empty, excluded from cost ranking (set --power-w)".into()
+        Some("no power figure for this hardware: cost left empty, excluded from cost ranking (set --power-w)")
     } else {
-        String::new()
-    });
+        None
+    };
+    let notes: Vec<&str> = cost.into_iter().chain(m.stack_note.as_deref()).collect();
+    v.push(notes.join("; "));
 }
 
 /// What every shard of one sweep shares (`sweep.json`).

@@ -466,6 +466,20 @@ impl ServingStack {
                 .any(|p| p.eq_ignore_ascii_case(vendor))
     }
 
+    /// What a description of a deployment should say when this build does not run on
+    /// accelerators of `vendor`: the model then describes this build's kernels, host
+    /// loop and collectives on another vendor's GPU, not that vendor's own build of the
+    /// engine (docs/validation.md: SGLang's ROCm build decodes DeepSeek-R1 on MI300X
+    /// 1.5–3.4 × slower than its NVIDIA build simulated there).
+    pub fn platform_note(&self, vendor: &str) -> Option<String> {
+        (!self.runs_on(vendor)).then(|| {
+            format!(
+                "the engine's {} build, run here on a GPU by {vendor}: its {vendor} build (own kernels, dispatch and collectives) is not modelled",
+                self.platforms.join(" / ")
+            )
+        })
+    }
+
     /// The folder of stack files under `paths`.
     pub fn dir(paths: &DataPaths) -> PathBuf {
         paths.perf_model.join("stacks")

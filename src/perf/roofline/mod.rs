@@ -325,7 +325,7 @@ impl Roofline {
             .sum::<f64>()
             + 4.0;
         let description = format!(
-            "roofline ({} on {} × TP{} PP{}; GEMM {:.0}% of peak, attention {:.0}%, memory {:.0}% of {:.0} GB/s{}; serving stack {}: {}, host {:.0} µs per iteration{}{}{}{})",
+            "roofline ({} on {} × TP{} PP{}; GEMM {:.0}% of peak, attention {:.0}%, memory {:.0}% of {:.0} GB/s{}; serving stack {}: {}, host {:.0} µs per iteration{}{}{}{}{})",
             m.name,
             d.gpu().name,
             d.tp,
@@ -370,6 +370,10 @@ impl Roofline {
                         ""
                     }
                 ),
+                None => String::new(),
+            },
+            match d.stack.platform_note(&d.gpu().vendor) {
+                Some(n) => format!("; {n}"),
                 None => String::new(),
             },
         );

@@ -358,6 +358,38 @@ fn engine_for(
 }
 
 /// A deployment request for `model` on `hardware` served by `stack`.
+/// A build replayed on another vendor's GPU says so in the latency model's description
+/// (its own kernels, dispatch and collectives there are not modelled); a build on its
+/// own vendor's GPU, or one without platforms, does not.
+#[test]
+fn a_build_on_another_vendors_gpu_is_named_as_such() {
+    use crate::perf::{select_latency_model, LatencyChoice};
+    let describe = |stack: &str, hw: &str| {
+        let d = deployment(&request(stack, "meta-llama/Llama-3.1-8B", hw)).unwrap();
+        select_latency_model(&d, &paths(), LatencyChoice::Roofline)
+            .unwrap()
+            .describe()
+    };
+    let foreign = describe("vllm-v1", "mi300x");
+    assert!(
+        foreign.contains("the engine's NVIDIA build, run here on a GPU by AMD")
+            && foreign.contains("is not modelled"),
+        "{foreign}"
+    );
+    for (stack, hw) in [("vllm-v1", "h100"), ("vllm-0.6-rocm", "mi300x")] {
+        let own = describe(stack, hw);
+        assert!(
+            !own.contains("run here on a GPU by"),
+            "{stack} on {hw}: {own}"
+        );
+    }
+    let mut any = ServingStack::load(&paths(), Some("vllm-v1")).unwrap();
+    any.platforms.clear();
+    assert_eq!(any.platform_note("AMD"), None);
+    let rocm = ServingStack::load(&paths(), Some("vllm-0.6-rocm")).unwrap();
+    assert!(rocm.platform_note("NVIDIA").unwrap().contains("AMD build"));
+}
+
 fn request(stack: &str, model: &str, hardware: &str) -> crate::deployment::DeploymentRequest {
     crate::deployment::DeploymentRequest {
         model: Some(model.into()),
