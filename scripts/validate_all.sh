@@ -105,10 +105,15 @@ validate_set() {
             # project (never fitted on).
             servesim validate perf_model/measurements/serving-inferencex/serving_summary.csv \
                 "$@" --output-dir "$out" || echo "FAILED: inferencex" ;;
+        serving-inferencex-history)
+            # Every dated InferenceX DeepSeek-R1 point, median TTFT and TPOT, shipped
+            # with the project (never fitted on).
+            servesim validate perf_model/measurements/serving-inferencex-history/serving_summary.csv \
+                "$@" --output-dir "$out" || echo "FAILED: inferencex history" ;;
     esac
 }
 
-SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench argonne-trtllm argonne-settings splitwise-perf-model trtllm-perf-overview trtllm-overview-0.10 trtllm-overview-0.11 trtllm-overview-0.12 trtllm-overview-0.13 trtllm-overview-0.14 trtllm-overview-0.15 trtllm-overview-0.17 serving-aiconfigurator-silicon serving-inferencex"
+SETS="llmservingsim-vllm-bench blis-vllm015-h100 argonne-llm-inference-bench argonne-trtllm argonne-settings splitwise-perf-model trtllm-perf-overview trtllm-overview-0.10 trtllm-overview-0.11 trtllm-overview-0.12 trtllm-overview-0.13 trtllm-overview-0.14 trtllm-overview-0.15 trtllm-overview-0.17 serving-aiconfigurator-silicon serving-inferencex serving-inferencex-history"
 summary() {
     echo
     echo "## $1: median over runs / table groups of |error| %"

@@ -271,6 +271,12 @@ pub struct EngineArgs {
     /// only). Default: the chunked-prefill size alone.
     #[arg(long, value_name = "TOKENS")]
     pub max_prefill_tokens: Option<u32>,
+
+    /// SGLang's --scheduler-recv-interval: the scheduler takes new requests only every N
+    /// decode iterations (at once after prompt work or when idle), so a request may wait
+    /// up to N iterations before it is scheduled (SGLang scheduler only). Default 1.
+    #[arg(long, value_name = "N")]
+    pub scheduler_recv_interval: Option<u32>,
 }
 
 merge_fields!(EngineArgs {
@@ -286,7 +292,8 @@ merge_fields!(EngineArgs {
     async_scheduling,
     kv_reservation,
     enable_mixed_chunk,
-    max_prefill_tokens
+    max_prefill_tokens,
+    scheduler_recv_interval
 });
 
 impl EngineArgs {
@@ -306,6 +313,7 @@ impl EngineArgs {
             kv_reservation: self.kv_reservation,
             enable_mixed_chunk: self.enable_mixed_chunk,
             max_prefill_tokens: self.max_prefill_tokens,
+            scheduler_recv_interval: self.scheduler_recv_interval,
         }
     }
 }

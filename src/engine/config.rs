@@ -172,6 +172,12 @@ pub struct EngineConfig {
     /// SGLang's default of 16,384, never below its chunk size).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_prefill_tokens: Option<u32>,
+    /// SGLang's `--scheduler-recv-interval`: the scheduler takes new requests only every
+    /// this many decode iterations (at once after prompt work or when idle;
+    /// [`crate::engine::recv_skipper`]); 1 polls every iteration (SGLang scheduler
+    /// only).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub scheduler_recv_interval: u32,
     /// A sequence limit above the token budget.
     #[serde(default, skip_serializing_if = "is_allow")]
     pub seqs_over_budget: SeqsOverBudget,
@@ -240,6 +246,10 @@ fn one() -> u32 {
     1
 }
 
+fn is_one(x: &u32) -> bool {
+    *x == 1
+}
+
 impl EngineConfig {
     /// vLLM's defaults for `scheduler`, with the capacity figures (`num_gpu_blocks`,
     /// `max_model_len`) that come from the memory plan.
@@ -275,6 +285,7 @@ impl EngineConfig {
             long_prompts: LongPrompts::RaiseBudget,
             enable_mixed_chunk: false,
             max_prefill_tokens: None,
+            scheduler_recv_interval: 1,
             seqs_over_budget: SeqsOverBudget::Allow,
         };
         c.max_num_batched_tokens = c.default_max_num_batched_tokens(2048);
@@ -332,7 +343,16 @@ impl EngineConfig {
         if let Some(r) = &self.kv_reservation {
             r.check().or_else(|m| bad(format!("KV reservation: {m}")))?;
         }
+        if self.scheduler_recv_interval == 0 {
+            return bad("--scheduler-recv-interval must be at least 1".into());
+        }
         if self.scheduler != SchedulerKind::Sglang {
+            if self.scheduler_recv_interval > 1 {
+                return bad(format!(
+                    "--scheduler-recv-interval is SGLang's: the {} scheduler takes new requests at every iteration",
+                    self.scheduler
+                ));
+            }
             if self.enable_mixed_chunk {
                 return bad(format!(
                     "--enable-mixed-chunk is SGLang's: the {} scheduler has no separate prefill batches to mix decodes into",
@@ -578,6 +598,8 @@ pub struct EngineOverrides {
     pub enable_mixed_chunk: Option<bool>,
     /// `--max-prefill-tokens` (SGLang).
     pub max_prefill_tokens: Option<u32>,
+    /// `--scheduler-recv-interval` (SGLang).
+    pub scheduler_recv_interval: Option<u32>,
 }
 
 impl EngineOverrides {
@@ -658,6 +680,9 @@ impl EngineOverrides {
         }
         if self.max_prefill_tokens.is_some() {
             c.max_prefill_tokens = self.max_prefill_tokens;
+        }
+        if let Some(x) = self.scheduler_recv_interval {
+            c.scheduler_recv_interval = x;
         }
         c
     }

@@ -9,6 +9,7 @@
 mod cohort;
 pub mod config;
 pub mod kv;
+pub mod recv_skipper;
 pub mod replica;
 pub mod request;
 pub mod scheduler;

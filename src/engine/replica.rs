@@ -6,6 +6,7 @@
 use super::cohort::Leaver;
 use super::config::EngineConfig;
 use super::kv::BlockHash;
+use super::recv_skipper::{LastIteration, RecvSkipper};
 use super::request::{LiveRequest, RequestRecord, RequestStatus};
 use super::scheduler::{self, seq, ReplicaState, Scheduled, StepPlan};
 use crate::perf::{LatencyModel, StepShape};
@@ -13,6 +14,8 @@ use crate::trace::Request;
 use crate::units::{SimDuration, SimTime};
 use std::collections::VecDeque;
 use std::sync::Arc;
+
+mod invariants;
 
 /// Output tokens produced by one request at the end of an iteration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +115,10 @@ pub struct Replica {
     /// Start and end of the last iteration launched (asynchronous scheduling decides
     /// the next batch when an iteration starts).
     last_step: Option<(SimTime, SimTime)>,
+    /// When the scheduler takes new requests (SGLang's `--scheduler-recv-interval`),
+    /// and whether the last iteration planned was decodes only.
+    recv: RecvSkipper,
+    last_decode_only: bool,
     /// Cohort members that finished with the iteration being applied (reused buffer).
     leavers: Vec<Leaver>,
     /// Running requests being retired, with whether each is handed off (reused buffer).
@@ -147,6 +154,7 @@ impl Replica {
     pub fn new(id: u32, cfg: EngineConfig, latency: Arc<dyn LatencyModel>) -> crate::Result<Self> {
         cfg.validate()?;
         let stages = cfg.pipeline_stages as usize;
+        let cfg_recv = cfg.scheduler_recv_interval;
         Ok(Replica {
             id,
             role: ReplicaRole::Unified,
@@ -161,6 +169,8 @@ impl Replica {
             counters: ReplicaCounters::default(),
             lockstep: None,
             last_step: None,
+            recv: RecvSkipper::new(cfg_recv),
+            last_decode_only: false,
             fault: None,
             leavers: Vec::new(),
             retiring: Vec::new(),
@@ -312,48 +322,6 @@ impl Replica {
         &self.counters
     }
 
-    /// Check the KV cache's invariants (tests and debug runs).
-    pub fn check_invariants(&self) {
-        let st = &self.state;
-        st.kv.check_invariants();
-        assert_eq!(
-            st.num_running() + st.waiting.len(),
-            st.reqs.len(),
-            "every live request is either waiting or running"
-        );
-        for &slot in &st.running {
-            let r = &st.reqs[slot];
-            assert!(
-                r.cohort_join.is_none(),
-                "a running request is in the cohort"
-            );
-            assert!(
-                st.kv.seq_num_tokens(seq(slot)).unwrap_or(0) >= r.computed,
-                "a running request holds KV for every computed token"
-            );
-        }
-        // The cohort's members hold their tables as of joining plus, between them,
-        // every bulk-held block.
-        let pending = self.in_flight.iter().any(|(p, _)| p.cohort_decodes > 0);
-        let mut bulk = 0;
-        for slot in st.cohort.slots() {
-            let r = &st.reqs[slot];
-            assert!(r.cohort_join.is_some(), "a cohort member without its clock");
-            assert!(!r.is_done(), "a finished request is still in the cohort");
-            assert_eq!(
-                st.kv.seq_num_tokens(seq(slot)),
-                Some(r.computed),
-                "a cohort member's table holds its tokens as of joining"
-            );
-            bulk += st.cohort.bulk_blocks_of(r, pending);
-        }
-        assert_eq!(
-            bulk,
-            st.kv.num_bulk_blocks(),
-            "bulk-held KV blocks differ from what the cohort's members gained"
-        );
-    }
-
     /// Accept a request arriving at `now`, or reject it at once if it can never run.
     pub fn add_request(&mut self, req: Request, now: SimTime, sink: &mut dyn RequestSink) {
         let total = u64::from(req.input_tokens) + u64::from(req.output_tokens);
@@ -423,16 +391,30 @@ impl Replica {
         let mut plan = self.spare.pop().unwrap_or_default();
         // With asynchronous scheduling an iteration that follows another back to back
         // was decided when that one started: later arrivals wait a step.
-        self.state.admit_until = match self.last_step {
-            Some((start, end)) if self.cfg.async_scheduling && end == now => start,
-            _ => now,
+        let (admit, last) = match self.last_step {
+            Some((start, end)) if end == now => (
+                if self.cfg.async_scheduling {
+                    start
+                } else {
+                    now
+                },
+                if self.last_decode_only {
+                    LastIteration::Decode
+                } else {
+                    LastIteration::Prefill
+                },
+            ),
+            _ => (now, LastIteration::Idle),
         };
+        // Requests the scheduler has not taken in yet are not seen either.
+        self.state.admit_until = admit.min(self.recv.at_decision(now, last));
         scheduler::schedule(&mut self.state, &self.cfg, now, &mut plan);
         if plan.is_empty() && self.state.admit_until < now {
             // Nothing was left to run back to back: the engine goes idle and sees the
             // new arrivals at once (a closed loop's next request arrives exactly when
             // the last one in flight ends).
             self.state.admit_until = now;
+            self.recv.poll(now);
             scheduler::schedule(&mut self.state, &self.cfg, now, &mut plan);
         }
         self.counters.preemptions += u64::from(plan.preempted);
@@ -440,6 +422,10 @@ impl Replica {
             self.spare.push(plan);
             return None;
         }
+        self.last_decode_only = plan
+            .entries
+            .iter()
+            .all(|e| self.state.reqs[e.slot].is_decoding());
         let mut duration = SimDuration::ZERO;
         let mut tokens = 0;
         for step in 0..plan.decode_steps {

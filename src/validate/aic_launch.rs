@@ -219,7 +219,7 @@ mod tests {
     /// The InferenceX set replays as the AIConfigurator set's InferenceX rows: its
     /// `launch.toml` repeats that rule and client.
     #[test]
-    fn the_inferencex_set_shares_the_aiconfigurator_rule() {
+    fn the_inferencex_sets_share_the_aiconfigurator_rule() {
         let m = crate::paths::DataPaths::builtin()
             .perf_model
             .join("measurements");
@@ -233,5 +233,6 @@ mod tests {
         let aic = read("serving-aiconfigurator-silicon");
         assert!(aic.inferencex_client.is_some());
         assert_eq!(read("serving-inferencex"), aic);
+        assert_eq!(read("serving-inferencex-history"), aic);
     }
 }

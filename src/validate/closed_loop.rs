@@ -11,7 +11,8 @@
 //! With a launch rule beside the table the rule's client replaces this one, and rows
 //! that InferenceX measured (`client` = `inferencex`) replay with InferenceX's client
 //! ([`inferencex_client`](super::inferencex_client)): lengths drawn up to ISL and
-//! OSL, every request measured.
+//! OSL, every request measured. Rows whose `statistic` is `median` are compared with
+//! the median of the simulated requests instead of the mean.
 //! Why: the source does not describe its client, but its TTFTs at high concurrency and
 //! long prompts (115 ms for Llama-3.1-8B FP8 on H200 at 128 clients × 4000 tokens) are
 //! far below what the first burst alone would add to a mean over every request
@@ -30,7 +31,7 @@ use super::aic_launch::AicLaunch;
 use super::groups::GroupRun;
 use super::inferencex_client::InferenceXClient;
 use super::report::{ComparisonRows, Metric, ReplayMode, Validation, ValidationKind};
-use super::serving_summary::{RowClient, SummaryGroup, SummaryRow};
+use super::serving_summary::{RowClient, RowStatistic, SummaryGroup, SummaryRow};
 use crate::deployment::DeploymentRequest;
 use crate::engine::config::EngineOverrides;
 use crate::engine::RequestStatus;
@@ -125,6 +126,19 @@ fn inferencex_client<'a>(
     }
 }
 
+/// The `--scheduler-recv-interval` InferenceX's script launched `row`'s engine with,
+/// where its client says the script sets one on `setup`'s GPU.
+fn recv_interval(
+    ix: Option<&InferenceXClient>,
+    setup: &crate::setup::ReplicaSetup,
+    row: &SummaryRow,
+) -> Option<u32> {
+    let d = &setup.deployment;
+    ix?.sglang_recv_interval
+        .as_ref()?
+        .interval(&d.gpu().name, row.concurrency, d.dp > 1)
+}
+
 /// The requests `row` is replayed with, (warm-up, measured): InferenceX's client for
 /// its rows, else the launch rule's client where there is one, else `c` warm-up
 /// requests (the burst at t = 0) and the rest of [`requests_for`].
@@ -152,6 +166,12 @@ fn replay_row(run: &GroupRun<'_>, launch: Option<Launch<'_>>, row: &SummaryRow) 
             s.engine = l
                 .rule
                 .engine(&s.engine, l.flags, l.version, isl, row.batch_size);
+            if let Some(n) = recv_interval(ix, &s, row).filter(|_| {
+                l.flags.scheduler_recv_interval.is_none()
+                    && s.engine.scheduler == crate::engine::config::SchedulerKind::Sglang
+            }) {
+                s.engine.scheduler_recv_interval = n;
+            }
             s.engine.validate()?;
             own = s;
             &own
@@ -187,16 +207,17 @@ fn replay_row(run: &GroupRun<'_>, launch: Option<Launch<'_>>, row: &SummaryRow) 
         .filter(|x| x.request_id >= u64::from(warmup))
         .collect();
     let preemptions = out.records.iter().map(|x| x.preemptions).sum();
-    let mean = |f: fn(&&crate::engine::RequestRecord) -> f64| {
+    // The row's statistic (mean or median) of the measured requests.
+    let stat = |f: fn(&&crate::engine::RequestRecord) -> f64| {
         if rejected {
             f64::NAN
         } else {
-            done.iter().map(f).sum::<f64>() / done.len() as f64
+            row.statistic.of(&done.iter().map(f).collect::<Vec<f64>>())
         }
     };
     Ok(RowSim {
-        ttft_s: mean(|x| x.ttft_s),
-        tpot_s: mean(|x| x.tpot_s),
+        ttft_s: stat(|x| x.ttft_s),
+        tpot_s: stat(|x| x.tpot_s),
         preemptions,
         rejected,
     })
@@ -222,6 +243,17 @@ pub fn validate_group(
         if by_inferencex > 0 {
             notes.push(x.describe(by_inferencex));
         }
+    }
+    let medians = group
+        .rows
+        .iter()
+        .filter(|r| r.statistic == RowStatistic::Median)
+        .count();
+    if medians > 0 {
+        notes.push(format!(
+            "{medians} of {} rows give the median TTFT and TPOT of their requests: their replays take the median of the simulated requests' (the others the mean)",
+            group.rows.len()
+        ));
     }
     notes.push(match launch {
         Some(_) if by_inferencex == group.rows.len() => format!(
@@ -265,10 +297,18 @@ pub fn validate_group(
         ..ComparisonRows::default()
     };
     let (mut ttft, mut tpot) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
-    let mut memo: BTreeMap<(u32, u32, u32, u32, RowClient), RowSim> = BTreeMap::new();
+    type Point = (u32, u32, u32, u32, RowClient, RowStatistic);
+    let mut memo: BTreeMap<Point, RowSim> = BTreeMap::new();
     let (mut rejected, mut from_batch) = (0usize, 0usize);
     for r in &group.rows {
-        let k = (r.isl, r.osl, r.concurrency, r.batch_size, r.client);
+        let k = (
+            r.isl,
+            r.osl,
+            r.concurrency,
+            r.batch_size,
+            r.client,
+            r.statistic,
+        );
         let sim = match memo.get(&k) {
             Some(s) => *s,
             None => {
@@ -448,6 +488,43 @@ mod tests {
         assert!(capped > free + 0.005, "{capped} vs {free}");
     }
 
+    /// A median row is compared with the median of the simulated requests: eight
+    /// clients of exactly one length start together, so the first wave's prompts wait
+    /// for one another's prefill chunks and the longest TTFTs pull the mean above the
+    /// median (identical points with another statistic are simulated apart).
+    #[test]
+    fn median_rows_take_the_median_of_the_simulated_requests() {
+        let setup = fixed_setup();
+        let mut g = group();
+        g.rows[0].concurrency = 8;
+        g.rows[0].batch_size = 8;
+        (g.rows[0].isl, g.rows[0].osl) = (2000, 50);
+        g.rows.push(SummaryRow {
+            line: 3,
+            statistic: RowStatistic::Median,
+            ..g.rows[0].clone()
+        });
+        // Every request measured, the burst at t = 0 included.
+        let rule = rule(4, 0, None);
+        let flags = EngineOverrides::default();
+        let launch = Launch {
+            rule: &rule,
+            flags: &flags,
+            version: "0.19.0",
+        };
+        let v = validate_group(run(&setup, Vec::new()), &g, Some(launch)).unwrap();
+        let (ttft, _) = v.rows.pairs(Metric::Ttft).unwrap();
+        assert!(ttft[1] < ttft[0] - 1e-3, "{ttft:?}");
+        assert!(v
+            .notes
+            .iter()
+            .any(|n| n.starts_with("1 of 2 rows give the median TTFT and TPOT")));
+        // Mean rows alone: no such note.
+        g.rows.pop();
+        let v = validate_group(run(&setup, Vec::new()), &g, Some(launch)).unwrap();
+        assert!(!v.notes.iter().any(|n| n.contains("give the median")));
+    }
+
     #[test]
     fn inferencex_rows_draw_their_lengths_and_do_not_run_in_waves() {
         // Eight clients of exactly one length start together and finish together, so
@@ -468,6 +545,7 @@ mod tests {
             requests_per_client: 10,
             length_range_ratio: 0.8,
             source: "test".into(),
+            sglang_recv_interval: None,
         };
         let rule = rule(10, 0, Some(client));
         let flags = EngineOverrides::default();

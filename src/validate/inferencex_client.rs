@@ -32,6 +32,69 @@ pub struct InferenceXClient {
     pub length_range_ratio: f64,
     /// Where these were read.
     pub source: String,
+    /// The `--scheduler-recv-interval` InferenceX's SGLang scripts launch with, where
+    /// they set one (`[inferencex_client.sglang_recv_interval]`).
+    #[serde(default)]
+    pub sglang_recv_interval: Option<RecvIntervalRule>,
+}
+
+/// SGLang's `--scheduler-recv-interval` in InferenceX's launch scripts: on which GPUs,
+/// and what value by the row's concurrency (the scripts pick it from `CONC`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecvIntervalRule {
+    /// The GPUs (catalog names, as `servesim list hardware` gives them) whose scripts
+    /// pass the flag.
+    pub gpus: Vec<String>,
+    /// `[concurrency, interval]` pairs, concurrency ascending from 1: a row takes the
+    /// interval of the last pair at or below its concurrency.
+    pub by_concurrency: Vec<[u32; 2]>,
+    /// The interval with attention data parallelism.
+    pub attention_dp: u32,
+    /// Where these were read.
+    pub source: String,
+}
+
+impl RecvIntervalRule {
+    /// Check the figures read from `path`; errors name the file and field.
+    fn check(&self, path: &Path) -> Result<()> {
+        let field = "inferencex_client.sglang_recv_interval.by_concurrency";
+        let pairs = &self.by_concurrency;
+        if pairs.first().is_none_or(|p| p[0] != 1) {
+            return Err(Error::input(
+                path,
+                Some(field),
+                "must start at concurrency 1",
+            ));
+        }
+        if pairs.windows(2).any(|w| w[1][0] <= w[0][0]) {
+            return Err(Error::input(path, Some(field), "concurrencies must ascend"));
+        }
+        if pairs.iter().any(|p| p[1] == 0) || self.attention_dp == 0 {
+            return Err(Error::input(
+                path,
+                Some("inferencex_client.sglang_recv_interval"),
+                "intervals must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The interval for a row on `gpu` at `concurrency` (None: the scripts of that GPU
+    /// do not set it).
+    pub fn interval(&self, gpu: &str, concurrency: u32, attention_dp: bool) -> Option<u32> {
+        if !self.gpus.iter().any(|g| g.eq_ignore_ascii_case(gpu)) {
+            return None;
+        }
+        if attention_dp {
+            return Some(self.attention_dp);
+        }
+        self.by_concurrency
+            .iter()
+            .rev()
+            .find(|p| p[0] <= concurrency)
+            .map(|p| p[1])
+    }
 }
 
 impl InferenceXClient {
@@ -52,7 +115,10 @@ impl InferenceXClient {
                 format!("must be in (0, 1], got {r}"),
             ));
         }
-        Ok(())
+        match &self.sglang_recv_interval {
+            Some(rule) => rule.check(path),
+            None => Ok(()),
+        }
     }
 
     /// Requests of a row of `concurrency` clients.
@@ -87,8 +153,25 @@ impl InferenceXClient {
 
     /// The client in words, for the validation's notes.
     pub fn describe(&self, rows: usize) -> String {
+        let recv = self
+            .sglang_recv_interval
+            .as_ref()
+            .map_or(String::new(), |r| {
+                let by: Vec<String> = r
+                    .by_concurrency
+                    .iter()
+                    .map(|[c, n]| format!("{n} from {c} clients"))
+                    .collect();
+                format!(
+                ", except SGLang's --scheduler-recv-interval on {}: {} ({} with attention DP; {})",
+                r.gpus.join(", "),
+                by.join(", "),
+                r.attention_dp,
+                r.source
+            )
+            });
         format!(
-            "{rows} rows measured by InferenceX's client ({}): {} requests per client, all measured, each prompt and output length drawn uniformly from {} × ISL (OSL) up to ISL (OSL); their engine flags are the launch rule's, an approximation (InferenceX launched each configuration with its own script)",
+            "{rows} rows measured by InferenceX's client ({}): {} requests per client, all measured, each prompt and output length drawn uniformly from {} × ISL (OSL) up to ISL (OSL); their engine flags are the launch rule's, an approximation (InferenceX launched each configuration with its own script){recv}",
             self.source, self.requests_per_client, self.length_range_ratio
         )
     }
@@ -103,6 +186,50 @@ mod tests {
             requests_per_client: 10,
             length_range_ratio: 0.8,
             source: "test".into(),
+            sglang_recv_interval: None,
+        }
+    }
+
+    fn recv_rule() -> RecvIntervalRule {
+        RecvIntervalRule {
+            gpus: vec!["B200".into()],
+            by_concurrency: vec![[1, 10], [16, 30]],
+            attention_dp: 1,
+            source: "test".into(),
+        }
+    }
+
+    /// The interval follows the row's GPU, concurrency and attention DP; bad rules
+    /// name the field.
+    #[test]
+    fn the_recv_interval_follows_gpu_and_concurrency() {
+        let r = recv_rule();
+        assert_eq!(r.interval("B200", 4, false), Some(10));
+        assert_eq!(r.interval("b200", 16, false), Some(30));
+        assert_eq!(r.interval("B200", 128, true), Some(1));
+        assert_eq!(r.interval("H200", 64, false), None);
+        let p = Path::new("launch.toml");
+        let with = |rule: RecvIntervalRule| InferenceXClient {
+            sglang_recv_interval: Some(rule),
+            ..client()
+        };
+        assert!(with(recv_rule()).check(p).is_ok());
+        for (bad, what) in [
+            (vec![[2, 10]], "must start at concurrency 1"),
+            (vec![[1, 10], [1, 30]], "concurrencies must ascend"),
+            (vec![[1, 0]], "intervals must be at least 1"),
+        ] {
+            let e = with(RecvIntervalRule {
+                by_concurrency: bad,
+                ..recv_rule()
+            })
+            .check(p)
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("sglang_recv_interval") && e.contains(what),
+                "{e}"
+            );
         }
     }
 

@@ -9,7 +9,8 @@
 //! with the mean TTFT and TPOT (ms) the benchmark client measured at `concurrency`
 //! requests in flight, requests of `isl` tokens in and `osl` out (exactly, or drawn up
 //! to them: see [`RowClient`]). `client` (optional) names the benchmark client where
-//! the source shows it.
+//! the source shows it; `statistic` (optional: blank or `mean`, `median`) says which
+//! statistic of the requests' latencies the two times are ([`RowStatistic`]).
 //!
 //! Rows are grouped by (engine, version, model, GPU, precision, TP, PP, attention DP,
 //! MoE TP, MoE EP). A group maps to a deployment through [`aic_mapping`]:
@@ -130,6 +131,40 @@ pub struct SummaryRow {
     pub wip: bool,
     /// The benchmark client that measured the row, where the table says.
     pub client: RowClient,
+    /// Which statistic of the requests' TTFT and TPOT `ttft_s` and `tpot_s` are.
+    pub statistic: RowStatistic,
+}
+
+/// Which statistic over a row's measured requests its times are (the table's
+/// `statistic` column); the replay takes the same one of the simulated requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowStatistic {
+    /// The mean (`mean`, blank, or no column).
+    #[default]
+    Mean,
+    /// The median (`median`): the middle request, or the mean of the middle two.
+    Median,
+}
+
+impl RowStatistic {
+    /// The statistic named `s` in the table (blank: the mean).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "" | "mean" => Some(Self::Mean),
+            "median" => Some(Self::Median),
+            _ => None,
+        }
+    }
+
+    /// This statistic of `values` (NaN when there are none).
+    pub fn of(self, values: &[f64]) -> f64 {
+        match self {
+            Self::Mean if values.is_empty() => f64::NAN,
+            Self::Mean => values.iter().sum::<f64>() / values.len() as f64,
+            Self::Median => super::stats::median(values),
+        }
+    }
 }
 
 /// The benchmark client behind a row (the table's `client` column).
@@ -255,7 +290,7 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<SummaryTable> {
         t.col(&["measured_date"]),
         t.col(&["wip"]),
     );
-    let c_client = t.col(&["client"]);
+    let (c_client, c_stat) = (t.col(&["client"]), t.col(&["statistic"]));
     let mut groups: BTreeMap<SummaryKey, (Vec<SummaryRow>, Option<String>)> = BTreeMap::new();
     for row in &t.rows {
         let text = |c: usize| -> Result<String> { Ok(t.text(row, c)?.to_owned()) };
@@ -319,6 +354,19 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<SummaryTable> {
                     })?
                 }
                 None => RowClient::Unrecorded,
+            },
+            statistic: match c_stat {
+                Some(c) => {
+                    let s = t.text(row, c)?;
+                    RowStatistic::parse(s).ok_or_else(|| {
+                        t.bad(
+                            row,
+                            c,
+                            format!("unknown statistic `{s}` (blank, `mean` or `median`)"),
+                        )
+                    })?
+                }
+                None => RowStatistic::Mean,
             },
         };
         let date = match c_date {
@@ -533,5 +581,33 @@ mod tests {
             e.contains("serving_summary.csv:2: field `client`: unknown client `aiperf`"),
             "{e}"
         );
+    }
+
+    /// `statistic` is read per row (blank: the mean), an unknown one names its line,
+    /// and each statistic is computed as named.
+    #[test]
+    fn the_statistic_column_is_read_and_computed() {
+        let head = HEAD.trim_end().to_owned() + ",statistic\n";
+        let row = "vllm,0.12.0,h100-sxm5-80gb,Qwen/Qwen3-32B,bf16,,,2,1,,1,1,1024,128,32,32,250.0,29.4,,,,a,1,";
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("serving_summary.csv");
+        std::fs::write(&p, format!("{head}{row}median\n{row}\n{row}mean\n")).unwrap();
+        let t = read(&p).unwrap();
+        let stats: Vec<_> = t.groups[0].rows.iter().map(|r| r.statistic).collect();
+        assert_eq!(
+            stats,
+            [RowStatistic::Median, RowStatistic::Mean, RowStatistic::Mean]
+        );
+        std::fs::write(&p, format!("{head}{row}p99\n")).unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("serving_summary.csv:2: field `statistic`: unknown statistic `p99`"),
+            "{e}"
+        );
+        let skewed = [1.0, 2.0, 3.0, 10.0];
+        assert_eq!(RowStatistic::Mean.of(&skewed), 4.0);
+        assert_eq!(RowStatistic::Median.of(&skewed), 2.5);
+        assert_eq!(RowStatistic::Median.of(&skewed[..3]), 2.0);
+        assert!(RowStatistic::Mean.of(&[]).is_nan() && RowStatistic::Median.of(&[]).is_nan());
     }
 }

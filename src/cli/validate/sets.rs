@@ -5,6 +5,7 @@
 use super::{pct, signed_pct, Selector, SetsOutcome, ValidateOutcome};
 use crate::paths::DataPaths;
 use crate::report::table::Table;
+use crate::validate::serving_summary::RowStatistic;
 use crate::validate::stats::ErrorStats;
 use crate::validate::{self, GenzTable, Metric, ReplayMode, SummaryTable, Validation};
 use anyhow::Result;
@@ -331,14 +332,27 @@ pub(super) fn summary(
     #[derive(serde::Serialize)]
     struct Summary<'a> {
         source: &'a Path,
-        metrics: &'static str,
+        metrics: &'a str,
         sets: &'a [SummarySet],
         overall: Overall,
         skipped: &'a [String],
     }
+    // Which statistic the rows give (the table's `statistic` column).
+    let stats: std::collections::BTreeSet<_> = table
+        .groups
+        .iter()
+        .flat_map(|g| g.rows.iter().map(|r| r.statistic))
+        .collect();
+    let statistic = match stats.iter().copied().collect::<Vec<_>>()[..] {
+        [RowStatistic::Median] => "median",
+        [RowStatistic::Mean] | [] => "mean",
+        _ => "mean or median (as each row gives)",
+    };
+    let metrics =
+        format!("{statistic} TTFT and TPOT per row, simulated vs measured (bias > 0: the simulator is slower)");
     let summary = serde_json::to_string_pretty(&Summary {
         source: &table.source,
-        metrics: "mean TTFT and mean TPOT per row, simulated vs measured (bias > 0: the simulator is slower)",
+        metrics: &metrics,
         sets: &sets,
         overall: Overall {
             ttft: overall[0],
@@ -350,7 +364,7 @@ pub(super) fn summary(
         summary,
         sets: ran,
         before: vec![format!(
-            "{}: mean TTFT and TPOT per closed-loop row, simulated vs measured (bias > 0: the simulator is slower)",
+            "{}: {statistic} TTFT and TPOT per closed-loop row, simulated vs measured (bias > 0: the simulator is slower)",
             input.display()
         )],
         table: t.render(),

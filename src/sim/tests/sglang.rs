@@ -143,3 +143,39 @@ fn a_full_reservation_never_preempts() {
         assert_eq!(r.kv_used_blocks(), 0, "KV leaked");
     }
 }
+
+/// `--scheduler-recv-interval 4`: while A decodes, B's prompt reaches the engine but
+/// waits until the fourth decode iteration since the last poll before it is scheduled;
+/// at interval 1 it runs at the next iteration. Settings other than SGLang's refuse it.
+#[test]
+fn a_recv_interval_holds_new_prompts_for_decode_iterations() {
+    let first_prefill_after = |interval: u32| {
+        let mut cfg = replica(SchedulerKind::Sglang, 1000, None).config().clone();
+        cfg.scheduler_recv_interval = interval;
+        let mut r = Replica::new(0, cfg, Arc::new(FixedLatency::from_micros(100, 1, 0))).unwrap();
+        let mut now = SimTime::ZERO;
+        r.add_request(req(0, 0, 10, 50), now, &mut Quiet);
+        // A's prefill (a poll follows it at once), then one decode.
+        for _ in 0..2 {
+            now = step(&mut r, now).1;
+        }
+        r.add_request(req(1, 0, 30, 5), now, &mut Quiet);
+        (1..=8)
+            .find(|_| {
+                let (tokens, end) = step(&mut r, now);
+                now = end;
+                tokens > 1
+            })
+            .expect("B's prompt runs")
+    };
+    assert_eq!(first_prefill_after(1), 1);
+    // Decodes counted since the poll after A's prefill: 1 before B arrived, then 2 and
+    // 3; the decision after the fourth polls.
+    assert_eq!(first_prefill_after(4), 4);
+    let mut cfg = replica(SchedulerKind::VllmV1, 1000, None).config().clone();
+    cfg.scheduler_recv_interval = 4;
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("--scheduler-recv-interval is SGLang's"), "{e}");
+    cfg.scheduler_recv_interval = 0;
+    assert!(cfg.validate().is_err());
+}
