@@ -488,6 +488,32 @@ mod tests {
         assert!(capped > free + 0.005, "{capped} vs {free}");
     }
 
+    /// A group of two rows of eight clients, 2,000 tokens in and 50 out, the second one
+    /// changed by `second`.
+    fn eight_clients(second: impl FnOnce(&mut SummaryRow)) -> SummaryGroup {
+        let mut g = group();
+        let r = &mut g.rows[0];
+        (r.concurrency, r.batch_size, r.isl, r.osl) = (8, 8, 2000, 50);
+        let mut other = SummaryRow {
+            line: 3,
+            ..g.rows[0].clone()
+        };
+        second(&mut other);
+        g.rows.push(other);
+        g
+    }
+
+    /// `g` replayed under `rule` with no command-line flags.
+    fn under_rule(setup: &ReplicaSetup, g: &SummaryGroup, rule: &AicLaunch) -> Validation {
+        let flags = EngineOverrides::default();
+        let launch = Launch {
+            rule,
+            flags: &flags,
+            version: "0.19.0",
+        };
+        validate_group(run(setup, Vec::new()), g, Some(launch)).unwrap()
+    }
+
     /// A median row is compared with the median of the simulated requests: eight
     /// clients of exactly one length start together, so the first wave's prompts wait
     /// for one another's prefill chunks and the longest TTFTs pull the mean above the
@@ -495,24 +521,10 @@ mod tests {
     #[test]
     fn median_rows_take_the_median_of_the_simulated_requests() {
         let setup = fixed_setup();
-        let mut g = group();
-        g.rows[0].concurrency = 8;
-        g.rows[0].batch_size = 8;
-        (g.rows[0].isl, g.rows[0].osl) = (2000, 50);
-        g.rows.push(SummaryRow {
-            line: 3,
-            statistic: RowStatistic::Median,
-            ..g.rows[0].clone()
-        });
+        let mut g = eight_clients(|r| r.statistic = RowStatistic::Median);
         // Every request measured, the burst at t = 0 included.
         let rule = rule(4, 0, None);
-        let flags = EngineOverrides::default();
-        let launch = Launch {
-            rule: &rule,
-            flags: &flags,
-            version: "0.19.0",
-        };
-        let v = validate_group(run(&setup, Vec::new()), &g, Some(launch)).unwrap();
+        let v = under_rule(&setup, &g, &rule);
         let (ttft, _) = v.rows.pairs(Metric::Ttft).unwrap();
         assert!(ttft[1] < ttft[0] - 1e-3, "{ttft:?}");
         assert!(v
@@ -521,7 +533,7 @@ mod tests {
             .any(|n| n.starts_with("1 of 2 rows give the median TTFT and TPOT")));
         // Mean rows alone: no such note.
         g.rows.pop();
-        let v = validate_group(run(&setup, Vec::new()), &g, Some(launch)).unwrap();
+        let v = under_rule(&setup, &g, &rule);
         assert!(!v.notes.iter().any(|n| n.contains("give the median")));
     }
 
@@ -532,15 +544,7 @@ mod tests {
         // of 3,508); InferenceX's drawn lengths spread the finishes, so prompts
         // arrive one by one.
         let setup = fixed_setup();
-        let mut g = group();
-        g.rows[0].concurrency = 8;
-        g.rows[0].batch_size = 8;
-        (g.rows[0].isl, g.rows[0].osl) = (2000, 50);
-        g.rows.push(SummaryRow {
-            line: 3,
-            client: RowClient::InferenceX,
-            ..g.rows[0].clone()
-        });
+        let g = eight_clients(|r| r.client = RowClient::InferenceX);
         let client = InferenceXClient {
             requests_per_client: 10,
             length_range_ratio: 0.8,

@@ -49,16 +49,17 @@ def version(image):
     return m.group(1) if m else ""
 
 
-def main():
-    git_dir, commit, out = sys.argv[1:4]
-    text = subprocess.run(["git", f"--git-dir={git_dir}", "show", f"{commit}:{FIXTURE}"],
+def points(git_dir, commit, fixture, stat):
+    """The fixture's single-node points without speculative decoding that carry the
+    `stat` (`mean`, `median`) TTFT and TPOT, as summary rows (no `statistic` column)."""
+    text = subprocess.run(["git", f"--git-dir={git_dir}", "show", f"{commit}:{fixture}"],
                           check=True, capture_output=True, text=True).stdout
     body = []
     for x in json.loads(text):
         m = x["metrics"]
         if x["disagg"] or x["is_multinode"] or x["spec_method"] != "none":
             continue
-        if "mean_ttft" not in m or "mean_tpot" not in m:
+        if f"{stat}_ttft" not in m or f"{stat}_tpot" not in m:
             continue
         amd = x["hardware"].startswith("mi")
         gemm, moe = QUANT[(x["precision"], amd)]
@@ -69,10 +70,16 @@ def main():
         body.append([
             ENGINE[x["framework"]], version(x.get("image")), SLUG[x["hardware"]], MODEL[x["model"]],
             x["precision"], gemm, moe, gpus // dp, 1, dp, gpus // ep, ep, x["isl"], x["osl"],
-            -(-x["conc"] // dp), x["conc"], f"{m['mean_ttft'] * 1000:.3f}", f"{m['mean_tpot'] * 1000:.4f}",
-            x["date"], x.get("image") or "", "", x["run_url"].split("/runs/")[-1].replace("/attempts/", "#"), 1,
-            "inferencex",
+            -(-x["conc"] // dp), x["conc"], f"{m[stat + '_ttft'] * 1000:.3f}",
+            f"{m[stat + '_tpot'] * 1000:.4f}", x["date"], x.get("image") or "", "",
+            x["run_url"].split("/runs/")[-1].replace("/attempts/", "#"), 1, "inferencex",
         ])
+    return body
+
+
+def main():
+    git_dir, commit, out = sys.argv[1:4]
+    body = points(git_dir, commit, FIXTURE, "mean")
     body.sort(key=lambda r: (r[0], r[2], r[3], r[1], r[4], r[7], r[11], r[9], r[12], r[13], r[15]))
     with open(f"{out}/serving-inferencex/serving_summary.csv", "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")

@@ -21,37 +21,16 @@ Usage (standard library only):
 Deterministic: the same snapshot gives the same bytes.
 """
 import csv
-import json
-import subprocess
 import sys
 
-from extract_inferencex import ENGINE, MODEL, QUANT, SLUG
+from extract_inferencex import points
 
 FIXTURE = "packages/app/cypress/fixtures/api/benchmarks-history.json"
 
 
 def main():
     git_dir, commit, out = sys.argv[1:4]
-    text = subprocess.run(["git", f"--git-dir={git_dir}", "show", f"{commit}:{FIXTURE}"],
-                          check=True, capture_output=True, text=True).stdout
-    body = []
-    for x in json.loads(text):
-        m = x["metrics"]
-        if x["disagg"] or x["is_multinode"] or x["spec_method"] != "none":
-            continue
-        if "median_ttft" not in m or "median_tpot" not in m:
-            continue
-        amd = x["hardware"].startswith("mi")
-        gemm, moe = QUANT[(x["precision"], amd)]
-        gpus, ep = x["decode_tp"], x["decode_ep"]
-        dp = gpus if x["decode_dp_attention"] else 1
-        body.append([
-            ENGINE[x["framework"]], "", SLUG[x["hardware"]], MODEL[x["model"]],
-            x["precision"], gemm, moe, gpus // dp, 1, dp, gpus // ep, ep, x["isl"], x["osl"],
-            -(-x["conc"] // dp), x["conc"], f"{m['median_ttft'] * 1000:.3f}",
-            f"{m['median_tpot'] * 1000:.4f}", x["date"], "", "",
-            x["run_url"].split("/runs/")[-1].replace("/attempts/", "#"), 1, "inferencex", "median",
-        ])
+    body = [r + ["median"] for r in points(git_dir, commit, FIXTURE, "median")]
     body.sort(key=lambda r: (r[0], r[2], r[3], r[4], r[7], r[11], r[9], r[12], r[13], r[15], r[18], r[21]))
     with open(f"{out}/serving-inferencex-history/serving_summary.csv", "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
