@@ -588,9 +588,7 @@ impl PlanOutcome {
             println!("\nwrote {}/{{max_rate.csv,frontier.svg}}", dir.display());
         }
     }
-}
 
-impl PlanOutcome {
     /// One line per hardware whose configurations ran a serving stack built for
     /// another vendor's GPUs (the `note` column of the CSV files says it per row).
     fn stack_notes(&self) -> Vec<String> {

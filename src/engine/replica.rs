@@ -115,9 +115,10 @@ pub struct Replica {
     /// Start and end of the last iteration launched (asynchronous scheduling decides
     /// the next batch when an iteration starts).
     last_step: Option<(SimTime, SimTime)>,
-    /// When the scheduler takes new requests (SGLang's `--scheduler-recv-interval`),
-    /// and whether the last iteration planned was decodes only.
-    recv: RecvSkipper,
+    /// When the scheduler takes new requests, where it skips polls (SGLang's
+    /// `--scheduler-recv-interval` above 1), and whether the last iteration planned was
+    /// decodes only (kept only then).
+    recv: Option<RecvSkipper>,
     last_decode_only: bool,
     /// Cohort members that finished with the iteration being applied (reused buffer).
     leavers: Vec<Leaver>,
@@ -154,7 +155,8 @@ impl Replica {
     pub fn new(id: u32, cfg: EngineConfig, latency: Arc<dyn LatencyModel>) -> crate::Result<Self> {
         cfg.validate()?;
         let stages = cfg.pipeline_stages as usize;
-        let cfg_recv = cfg.scheduler_recv_interval;
+        let recv = (cfg.scheduler_recv_interval > 1)
+            .then(|| RecvSkipper::new(cfg.scheduler_recv_interval));
         Ok(Replica {
             id,
             role: ReplicaRole::Unified,
@@ -169,7 +171,7 @@ impl Replica {
             counters: ReplicaCounters::default(),
             lockstep: None,
             last_step: None,
-            recv: RecvSkipper::new(cfg_recv),
+            recv,
             last_decode_only: false,
             fault: None,
             leavers: Vec::new(),
@@ -391,30 +393,30 @@ impl Replica {
         let mut plan = self.spare.pop().unwrap_or_default();
         // With asynchronous scheduling an iteration that follows another back to back
         // was decided when that one started: later arrivals wait a step.
-        let (admit, last) = match self.last_step {
-            Some((start, end)) if end == now => (
-                if self.cfg.async_scheduling {
-                    start
-                } else {
-                    now
-                },
-                if self.last_decode_only {
-                    LastIteration::Decode
-                } else {
-                    LastIteration::Prefill
-                },
-            ),
-            _ => (now, LastIteration::Idle),
+        let back_to_back = self.last_step.filter(|&(_, end)| end == now);
+        self.state.admit_until = match back_to_back {
+            Some((start, _)) if self.cfg.async_scheduling => start,
+            _ => now,
         };
         // Requests the scheduler has not taken in yet are not seen either.
-        self.state.admit_until = admit.min(self.recv.at_decision(now, last));
+        if let Some(recv) = &mut self.recv {
+            let last = match back_to_back {
+                None => LastIteration::Idle,
+                Some(_) if self.last_decode_only => LastIteration::Decode,
+                Some(_) => LastIteration::Prefill,
+            };
+            let received = recv.at_decision(now, last);
+            self.state.admit_until = self.state.admit_until.min(received);
+        }
         scheduler::schedule(&mut self.state, &self.cfg, now, &mut plan);
         if plan.is_empty() && self.state.admit_until < now {
             // Nothing was left to run back to back: the engine goes idle and sees the
             // new arrivals at once (a closed loop's next request arrives exactly when
             // the last one in flight ends).
             self.state.admit_until = now;
-            self.recv.poll(now);
+            if let Some(recv) = &mut self.recv {
+                recv.poll(now);
+            }
             scheduler::schedule(&mut self.state, &self.cfg, now, &mut plan);
         }
         self.counters.preemptions += u64::from(plan.preempted);
@@ -422,10 +424,12 @@ impl Replica {
             self.spare.push(plan);
             return None;
         }
-        self.last_decode_only = plan
-            .entries
-            .iter()
-            .all(|e| self.state.reqs[e.slot].is_decoding());
+        if self.recv.is_some() {
+            self.last_decode_only = plan
+                .entries
+                .iter()
+                .all(|e| self.state.reqs[e.slot].is_decoding());
+        }
         let mut duration = SimDuration::ZERO;
         let mut tokens = 0;
         for step in 0..plan.decode_steps {

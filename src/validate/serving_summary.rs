@@ -254,6 +254,23 @@ fn opt_count(t: &CsvTable, row: &(u64, Vec<String>), c: Option<usize>) -> Result
     t.count(row, c).map(Some)
 }
 
+/// A column's named value (`parse`; an unknown one is an error naming the line, the
+/// field and the `allowed` values); no column: the default.
+fn named<T: Default>(
+    t: &CsvTable,
+    row: &(u64, Vec<String>),
+    c: Option<usize>,
+    parse: fn(&str) -> Option<T>,
+    what: &str,
+    allowed: &str,
+) -> Result<T> {
+    let Some(c) = c else {
+        return Ok(T::default());
+    };
+    let s = t.text(row, c)?;
+    parse(s).ok_or_else(|| t.bad(row, c, format!("unknown {what} `{s}` ({allowed})")))
+}
+
 /// A column's positive duration in ms, as seconds.
 fn ms(t: &CsvTable, row: &(u64, Vec<String>), c: usize) -> Result<f64> {
     let x = t.num(row, c)?;
@@ -342,32 +359,22 @@ pub(crate) fn read_table(t: &CsvTable) -> Result<SummaryTable> {
                 Some(c) => t.text(row, c)?.eq_ignore_ascii_case("true"),
                 None => false,
             },
-            client: match c_client {
-                Some(c) => {
-                    let s = t.text(row, c)?;
-                    RowClient::parse(s).ok_or_else(|| {
-                        t.bad(
-                            row,
-                            c,
-                            format!("unknown client `{s}` (blank or `inferencex`)"),
-                        )
-                    })?
-                }
-                None => RowClient::Unrecorded,
-            },
-            statistic: match c_stat {
-                Some(c) => {
-                    let s = t.text(row, c)?;
-                    RowStatistic::parse(s).ok_or_else(|| {
-                        t.bad(
-                            row,
-                            c,
-                            format!("unknown statistic `{s}` (blank, `mean` or `median`)"),
-                        )
-                    })?
-                }
-                None => RowStatistic::Mean,
-            },
+            client: named(
+                t,
+                row,
+                c_client,
+                RowClient::parse,
+                "client",
+                "blank or `inferencex`",
+            )?,
+            statistic: named(
+                t,
+                row,
+                c_stat,
+                RowStatistic::parse,
+                "statistic",
+                "blank, `mean` or `median`",
+            )?,
         };
         let date = match c_date {
             Some(c) => Some(text(c)?).filter(|d| !d.is_empty()),

@@ -338,14 +338,13 @@ pub(super) fn summary(
         skipped: &'a [String],
     }
     // Which statistic the rows give (the table's `statistic` column).
-    let stats: std::collections::BTreeSet<_> = table
-        .groups
-        .iter()
-        .flat_map(|g| g.rows.iter().map(|r| r.statistic))
-        .collect();
-    let statistic = match stats.iter().copied().collect::<Vec<_>>()[..] {
-        [RowStatistic::Median] => "median",
-        [RowStatistic::Mean] | [] => "mean",
+    let rows = || table.groups.iter().flat_map(|g| &g.rows);
+    let medians = rows()
+        .filter(|r| r.statistic == RowStatistic::Median)
+        .count();
+    let statistic = match medians {
+        0 => "mean",
+        m if m == rows().count() => "median",
         _ => "mean or median (as each row gives)",
     };
     let metrics =
