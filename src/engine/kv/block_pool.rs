@@ -17,6 +17,14 @@
 //! cached block that gets hit again is unlinked from the middle in O(1) (vLLM's
 //! `FreeKVCacheBlockQueue` does the same). All work is per block; nothing is per token.
 //!
+//! Blocks are materialised when first handed out: a pool of `n` blocks starts with no
+//! metadata, and the blocks never used yet are the indices from `blocks.len()` to `n`,
+//! handed out in index order after any released free block. A replay touches memory
+//! for the blocks it uses, not for the whole KV cache (a 192 GB GPU holds hundreds of
+//! thousands of blocks, and a short static batch uses a few hundred); the order blocks
+//! are handed out in is that of a pool whose free stack starts with every block
+//! (`tests::matches_a_pool_that_lists_every_block_up_front`).
+//!
 //! The pool knows nothing about sequences or the prefix map: when it evicts a block it
 //! hands the old hash back to the caller, which unregisters it.
 
@@ -55,9 +63,12 @@ struct BlockMeta {
 /// Fixed-size pool of KV blocks with reference counts.
 #[derive(Clone, Debug)]
 pub(crate) struct BlockPool {
+    /// Metadata of the blocks handed out at least once (`0..blocks.len()`).
     blocks: Vec<BlockMeta>,
-    /// Blocks with no references and no hash. Popped from the back; initially ordered so
-    /// that block 0 is handed out first (deterministic and easy to read in tests).
+    /// Size of the pool; blocks `blocks.len()..num_blocks` have never been used.
+    num_blocks: u32,
+    /// Released blocks with no references and no hash, popped from the back before any
+    /// never-used block.
     free: Vec<BlockId>,
     /// Least recently freed evictable block (evicted first).
     lru_head: u32,
@@ -78,15 +89,10 @@ impl BlockPool {
             "KV pool of {num_blocks} blocks is too large (max {})",
             NIL - 1
         );
-        let meta = BlockMeta {
-            ref_cnt: 0,
-            hash: None,
-            prev: NIL,
-            next: NIL,
-        };
         BlockPool {
-            blocks: vec![meta; num_blocks as usize],
-            free: (0..num_blocks).rev().map(BlockId).collect(),
+            blocks: Vec::new(),
+            num_blocks,
+            free: Vec::new(),
             lru_head: NIL,
             lru_tail: NIL,
             lru_len: 0,
@@ -98,13 +104,19 @@ impl BlockPool {
     /// Total number of blocks.
     #[inline]
     pub(crate) fn num_blocks(&self) -> u32 {
-        self.blocks.len() as u32
+        self.num_blocks
     }
 
-    /// Blocks that can be handed out now: free plus evictable.
+    /// Blocks never handed out yet.
+    #[inline]
+    fn num_fresh(&self) -> u32 {
+        self.num_blocks - self.blocks.len() as u32
+    }
+
+    /// Blocks that can be handed out now: free (released or never used) plus evictable.
     #[inline]
     pub(crate) fn num_available(&self) -> u32 {
-        self.free.len() as u32 + self.lru_len
+        self.free.len() as u32 + self.num_fresh() + self.lru_len
     }
 
     /// Evictable blocks (no references, cached content).
@@ -116,13 +128,13 @@ impl BlockPool {
     /// Live references to `block`.
     #[inline]
     pub(crate) fn ref_cnt(&self, block: BlockId) -> u32 {
-        self.blocks[block.0 as usize].ref_cnt
+        self.blocks.get(block.0 as usize).map_or(0, |m| m.ref_cnt)
     }
 
     /// The hash registered for `block`, if any.
     #[inline]
     pub(crate) fn hash(&self, block: BlockId) -> Option<BlockHash> {
-        self.blocks[block.0 as usize].hash
+        self.blocks.get(block.0 as usize).and_then(|m| m.hash)
     }
 
     /// Hands out a block with one reference: a never-used (or, under `FreeFirst`, free)
@@ -131,6 +143,15 @@ impl BlockPool {
     #[inline]
     pub(crate) fn alloc(&mut self) -> Option<(BlockId, Option<BlockHash>)> {
         let (block, evicted) = if let Some(b) = self.free.pop() {
+            (b, None)
+        } else if self.num_fresh() > 0 {
+            let b = BlockId(self.blocks.len() as u32);
+            self.blocks.push(BlockMeta {
+                ref_cnt: 0,
+                hash: None,
+                prev: NIL,
+                next: NIL,
+            });
             (b, None)
         } else if self.lru_head != NIL {
             let b = BlockId(self.lru_head);
@@ -232,10 +253,14 @@ impl BlockPool {
         })
     }
 
-    /// Panics unless the free list and LRU hold exactly the unreferenced blocks, each
-    /// once, in the list their hash says, with consistent links and counts.
+    /// Panics unless the free list and LRU hold exactly the unreferenced blocks used so
+    /// far, each once, in the list their hash says, with consistent links and counts.
     pub(crate) fn check_lists(&self) {
         let n = self.blocks.len();
+        assert!(
+            n <= self.num_blocks as usize,
+            "more blocks used than the pool has"
+        );
         let mut seen = vec![false; n];
         for &b in &self.free {
             let m = &self.blocks[b.0 as usize];
@@ -277,7 +302,7 @@ impl BlockPool {
         assert_eq!(
             self.free.len() + len as usize + referenced,
             n,
-            "free + evictable + referenced != num_blocks"
+            "free + evictable + referenced != blocks used so far"
         );
     }
 }
@@ -285,6 +310,119 @@ impl BlockPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The pool as first written, the oracle of the lazily filled one: every block's
+    /// metadata and the whole free stack (block 0 on top) from the start, the LRU as a
+    /// plain list.
+    struct EagerPool {
+        refs: Vec<u32>,
+        hash: Vec<Option<BlockHash>>,
+        free: Vec<u32>,
+        lru: Vec<u32>,
+        order: EvictionOrder,
+    }
+
+    impl EagerPool {
+        fn new(n: u32, order: EvictionOrder) -> Self {
+            EagerPool {
+                refs: vec![0; n as usize],
+                hash: vec![None; n as usize],
+                free: (0..n).rev().collect(),
+                lru: Vec::new(),
+                order,
+            }
+        }
+        fn alloc(&mut self) -> Option<(BlockId, Option<BlockHash>)> {
+            let (b, evicted) = if let Some(b) = self.free.pop() {
+                (b, None)
+            } else if !self.lru.is_empty() {
+                let b = self.lru.remove(0);
+                (b, self.hash[b as usize].take())
+            } else {
+                return None;
+            };
+            self.refs[b as usize] = 1;
+            Some((BlockId(b), evicted))
+        }
+        fn touch(&mut self, b: u32) {
+            if self.refs[b as usize] == 0 {
+                self.lru.retain(|&x| x != b);
+            }
+            self.refs[b as usize] += 1;
+        }
+        fn release(&mut self, b: u32) {
+            self.refs[b as usize] -= 1;
+            if self.refs[b as usize] == 0 {
+                if self.hash[b as usize].is_some() || self.order == EvictionOrder::FreeQueue {
+                    self.lru.push(b);
+                } else {
+                    self.free.push(b);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn matches_a_pool_that_lists_every_block_up_front(
+            n in 1u32..12,
+            queue in any::<bool>(),
+            ops in prop::collection::vec((0u8..4, any::<u16>()), 0..120),
+        ) {
+            let order = if queue { EvictionOrder::FreeQueue } else { EvictionOrder::FreeFirst };
+            let mut lazy = BlockPool::new(n, order);
+            let mut eager = EagerPool::new(n, order);
+            // References held, one entry per reference.
+            let mut held: Vec<BlockId> = Vec::new();
+            for (op, k) in ops {
+                let k = usize::from(k);
+                match op {
+                    0 => {
+                        let got = lazy.alloc();
+                        prop_assert_eq!(got, eager.alloc());
+                        held.extend(got.map(|(b, _)| b));
+                    }
+                    1 if !held.is_empty() => {
+                        let b = held.swap_remove(k % held.len());
+                        lazy.release(b);
+                        eager.release(b.index());
+                    }
+                    2 if !held.is_empty() => {
+                        let b = held[k % held.len()];
+                        if lazy.hash(b).is_none() {
+                            let h = BlockHash(1000 + u64::from(b.index()));
+                            lazy.set_hash(b, h);
+                            eager.hash[b.index() as usize] = Some(h);
+                        }
+                    }
+                    3 => {
+                        // A prefix hit on any block with a hash, referenced or evictable.
+                        let cached: Vec<u32> =
+                            (0..n).filter(|&i| eager.hash[i as usize].is_some()).collect();
+                        if !cached.is_empty() {
+                            let b = cached[k % cached.len()];
+                            lazy.touch(BlockId(b));
+                            eager.touch(b);
+                            held.push(BlockId(b));
+                        }
+                    }
+                    _ => {}
+                }
+                lazy.check_lists();
+                prop_assert_eq!(lazy.num_available() as usize, eager.free.len() + eager.lru.len());
+                prop_assert_eq!(
+                    lazy.num_evictable() as usize,
+                    eager.lru.iter().filter(|&&b| eager.hash[b as usize].is_some()).count()
+                );
+                prop_assert_eq!(lazy.lru_order().map(BlockId::index).collect::<Vec<_>>(), eager.lru.clone());
+                for i in 0..n {
+                    prop_assert_eq!(lazy.ref_cnt(BlockId(i)), eager.refs[i as usize]);
+                    prop_assert_eq!(lazy.hash(BlockId(i)), eager.hash[i as usize]);
+                }
+            }
+        }
+    }
 
     fn pool_with_three_evictable() -> BlockPool {
         let mut p = BlockPool::new(4, EvictionOrder::FreeFirst);
