@@ -27,6 +27,8 @@ pub struct RecvSkipper {
     interval: u32,
     counter: u32,
     received_until: SimTime,
+    /// Whether the last iteration planned was decodes only.
+    last_decode_only: bool,
 }
 
 impl RecvSkipper {
@@ -36,7 +38,24 @@ impl RecvSkipper {
             interval: interval.max(1),
             counter: 0,
             received_until: SimTime::ZERO,
+            last_decode_only: false,
         }
+    }
+
+    /// Records whether the iteration just planned is decodes only.
+    pub fn planned(&mut self, decode_only: bool) {
+        self.last_decode_only = decode_only;
+    }
+
+    /// The decision at `now`, `back_to_back` when an iteration ended at `now` (else the
+    /// engine was idle): [`RecvSkipper::at_decision`] after the iteration last planned.
+    pub fn at_turn(&mut self, now: SimTime, back_to_back: bool) -> SimTime {
+        let last = match (back_to_back, self.last_decode_only) {
+            (false, _) => LastIteration::Idle,
+            (true, true) => LastIteration::Decode,
+            (true, false) => LastIteration::Prefill,
+        };
+        self.at_decision(now, last)
     }
 
     /// The decision at `now` after `last`: requests that reached the engine after the

@@ -6,7 +6,7 @@
 use super::cohort::Leaver;
 use super::config::EngineConfig;
 use super::kv::BlockHash;
-use super::recv_skipper::{LastIteration, RecvSkipper};
+use super::recv_skipper::RecvSkipper;
 use super::request::{LiveRequest, RequestRecord, RequestStatus};
 use super::scheduler::{self, seq, ReplicaState, Scheduled, StepPlan};
 use crate::perf::{LatencyModel, StepShape};
@@ -116,10 +116,8 @@ pub struct Replica {
     /// the next batch when an iteration starts).
     last_step: Option<(SimTime, SimTime)>,
     /// When the scheduler takes new requests, where it skips polls (SGLang's
-    /// `--scheduler-recv-interval` above 1), and whether the last iteration planned was
-    /// decodes only (kept only then).
+    /// `--scheduler-recv-interval` above 1).
     recv: Option<RecvSkipper>,
-    last_decode_only: bool,
     /// Cohort members that finished with the iteration being applied (reused buffer).
     leavers: Vec<Leaver>,
     /// Running requests being retired, with whether each is handed off (reused buffer).
@@ -172,7 +170,6 @@ impl Replica {
             lockstep: None,
             last_step: None,
             recv,
-            last_decode_only: false,
             fault: None,
             leavers: Vec::new(),
             retiring: Vec::new(),
@@ -400,12 +397,7 @@ impl Replica {
         };
         // Requests the scheduler has not taken in yet are not seen either.
         if let Some(recv) = &mut self.recv {
-            let last = match back_to_back {
-                None => LastIteration::Idle,
-                Some(_) if self.last_decode_only => LastIteration::Decode,
-                Some(_) => LastIteration::Prefill,
-            };
-            let received = recv.at_decision(now, last);
+            let received = recv.at_turn(now, back_to_back.is_some());
             self.state.admit_until = self.state.admit_until.min(received);
         }
         scheduler::schedule(&mut self.state, &self.cfg, now, &mut plan);
@@ -424,11 +416,9 @@ impl Replica {
             self.spare.push(plan);
             return None;
         }
-        if self.recv.is_some() {
-            self.last_decode_only = plan
-                .entries
-                .iter()
-                .all(|e| self.state.reqs[e.slot].is_decoding());
+        if let Some(recv) = &mut self.recv {
+            let reqs = &self.state.reqs;
+            recv.planned(plan.entries.iter().all(|e| reqs[e.slot].is_decoding()));
         }
         let mut duration = SimDuration::ZERO;
         let mut tokens = 0;

@@ -572,18 +572,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_client_column_is_read_and_unknown_clients_name_the_line() {
-        let head = HEAD.trim_end().to_owned() + ",client\n";
+    /// One row of the table with an extra `column`, once per cell of `cells` (its
+    /// value), read back.
+    fn read_with_column(column: &str, cells: &[&str]) -> Result<SummaryTable> {
+        let head = HEAD.trim_end().to_owned() + "," + column + "\n";
         let row = "vllm,0.12.0,h100-sxm5-80gb,Qwen/Qwen3-32B,bf16,,,2,1,,1,1,1024,128,32,32,250.0,29.4,,,,a,1,";
+        let rows: String = cells.iter().map(|c| format!("{row}{c}\n")).collect();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("serving_summary.csv");
-        std::fs::write(&p, format!("{head}{row}inferencex\n{row}\n")).unwrap();
-        let t = read(&p).unwrap();
+        std::fs::write(&p, head + &rows).unwrap();
+        read(&p)
+    }
+
+    #[test]
+    fn the_client_column_is_read_and_unknown_clients_name_the_line() {
+        let t = read_with_column("client", &["inferencex", ""]).unwrap();
         let clients: Vec<_> = t.groups[0].rows.iter().map(|r| r.client).collect();
         assert_eq!(clients, [RowClient::InferenceX, RowClient::Unrecorded]);
-        std::fs::write(&p, format!("{head}{row}aiperf\n")).unwrap();
-        let e = read(&p).unwrap_err().to_string();
+        let e = read_with_column("client", &["aiperf"])
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("serving_summary.csv:2: field `client`: unknown client `aiperf`"),
             "{e}"
@@ -594,19 +602,15 @@ mod tests {
     /// and each statistic is computed as named.
     #[test]
     fn the_statistic_column_is_read_and_computed() {
-        let head = HEAD.trim_end().to_owned() + ",statistic\n";
-        let row = "vllm,0.12.0,h100-sxm5-80gb,Qwen/Qwen3-32B,bf16,,,2,1,,1,1,1024,128,32,32,250.0,29.4,,,,a,1,";
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("serving_summary.csv");
-        std::fs::write(&p, format!("{head}{row}median\n{row}\n{row}mean\n")).unwrap();
-        let t = read(&p).unwrap();
+        let t = read_with_column("statistic", &["median", "", "mean"]).unwrap();
         let stats: Vec<_> = t.groups[0].rows.iter().map(|r| r.statistic).collect();
         assert_eq!(
             stats,
             [RowStatistic::Median, RowStatistic::Mean, RowStatistic::Mean]
         );
-        std::fs::write(&p, format!("{head}{row}p99\n")).unwrap();
-        let e = read(&p).unwrap_err().to_string();
+        let e = read_with_column("statistic", &["p99"])
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("serving_summary.csv:2: field `statistic`: unknown statistic `p99`"),
             "{e}"

@@ -21,10 +21,20 @@ impl RequestSink for Quiet {
 
 /// A replica of `kind` with a 64-token chunked budget over `blocks` 16-token blocks.
 fn replica(kind: SchedulerKind, blocks: u32, reserve: Option<KvReservation>) -> Replica {
+    build(config(kind, blocks, reserve))
+}
+
+/// The settings of [`replica`], to change before [`build`].
+fn config(kind: SchedulerKind, blocks: u32, reserve: Option<KvReservation>) -> EngineConfig {
     let mut cfg = EngineConfig::defaults_for(kind, blocks, 4096);
     cfg.max_num_batched_tokens = 64;
     cfg.enable_prefix_caching = false;
     cfg.kv_reservation = reserve;
+    cfg
+}
+
+/// A replica of `cfg` on the tests' fixed latency model.
+fn build(cfg: EngineConfig) -> Replica {
     Replica::new(0, cfg, Arc::new(FixedLatency::from_micros(100, 1, 0))).unwrap()
 }
 
@@ -47,9 +57,9 @@ fn a_prompt_runs_alone_and_before_the_running_decodes() {
         (SchedulerKind::VllmV1, false, [64, 38, 2]),
         (SchedulerKind::Sglang, true, [64, 38, 2]),
     ] {
-        let mut cfg = replica(kind, 1000, None).config().clone();
+        let mut cfg = config(kind, 1000, None);
         cfg.enable_mixed_chunk = mixed;
-        let mut r = Replica::new(0, cfg, Arc::new(FixedLatency::from_micros(100, 1, 0))).unwrap();
+        let mut r = build(cfg);
         let mut now = SimTime::ZERO;
         r.add_request(req(0, 0, 10, 50), now, &mut Quiet);
         for _ in 0..3 {
@@ -72,9 +82,9 @@ fn max_prefill_tokens_closes_the_prefill_batch() {
     // batch, or two with max_prefill_tokens 30 (the second overshoots it, as SGLang's
     // soft limit lets it).
     for (limit, expect) in [(None, 60), (Some(30), 40)] {
-        let mut cfg = replica(SchedulerKind::Sglang, 1000, None).config().clone();
+        let mut cfg = config(SchedulerKind::Sglang, 1000, None);
         cfg.max_prefill_tokens = limit;
-        let mut r = Replica::new(0, cfg, Arc::new(FixedLatency::from_micros(100, 1, 0))).unwrap();
+        let mut r = build(cfg);
         for id in 0..3 {
             r.add_request(req(id, 0, 20, 5), SimTime::ZERO, &mut Quiet);
         }
@@ -150,9 +160,9 @@ fn a_full_reservation_never_preempts() {
 #[test]
 fn a_recv_interval_holds_new_prompts_for_decode_iterations() {
     let first_prefill_after = |interval: u32| {
-        let mut cfg = replica(SchedulerKind::Sglang, 1000, None).config().clone();
+        let mut cfg = config(SchedulerKind::Sglang, 1000, None);
         cfg.scheduler_recv_interval = interval;
-        let mut r = Replica::new(0, cfg, Arc::new(FixedLatency::from_micros(100, 1, 0))).unwrap();
+        let mut r = build(cfg);
         let mut now = SimTime::ZERO;
         r.add_request(req(0, 0, 10, 50), now, &mut Quiet);
         // A's prefill (a poll follows it at once), then one decode.
@@ -172,7 +182,7 @@ fn a_recv_interval_holds_new_prompts_for_decode_iterations() {
     // Decodes counted since the poll after A's prefill: 1 before B arrived, then 2 and
     // 3; the decision after the fourth polls.
     assert_eq!(first_prefill_after(4), 4);
-    let mut cfg = replica(SchedulerKind::VllmV1, 1000, None).config().clone();
+    let mut cfg = config(SchedulerKind::VllmV1, 1000, None);
     cfg.scheduler_recv_interval = 4;
     let e = cfg.validate().unwrap_err().to_string();
     assert!(e.contains("--scheduler-recv-interval is SGLang's"), "{e}");
