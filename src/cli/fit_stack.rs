@@ -80,7 +80,7 @@ pub fn run(args: FitStackArgs, paths: &DataPaths) -> Result<()> {
         );
     } else {
         println!(
-            "{}: host.step_us {:.1} µs{} (was {:.1}); loss {:.4} -> {:.4}",
+            "{}: host.step_us {:.1} µs{} (was {:.1}); loss {:.4} -> {:.4}{}",
             stack.name,
             f.step_us,
             if args.hold_step_us.is_some() {
@@ -90,7 +90,12 @@ pub fn run(args: FitStackArgs, paths: &DataPaths) -> Result<()> {
             },
             stack.execution.host.step_us,
             f.loss_before,
-            f.loss_after
+            f.loss_after,
+            match f.rounds {
+                0 => String::new(),
+                1 => " after 1 round".to_owned(),
+                r => format!(" after {r} rounds"),
+            }
         );
     }
     let fraction = |key: &str, new: Option<f64>, was: Option<Option<f64>>| {

@@ -86,6 +86,8 @@ fn recovers_the_host_time_that_generated_a_run_and_rewrites_the_file() {
         "{f:?}"
     );
     assert_eq!(f.sets, vec!["synthetic".to_owned()]);
+    // Only the host step to fit: a single search, no rounds.
+    assert_eq!(f.rounds, 0);
     // Engine-timed runs say nothing of the API server: its prior stands.
     assert_eq!(f.request_us, Some(start.api_server.prior_request_us));
     assert!(f.request_sets.is_empty());
@@ -216,6 +218,7 @@ fn recovers_the_per_sequence_host_time_between_iterations() {
     assert!((serial - 60.0).abs() < 5.0, "{f:?}");
     assert!((f.step_us - 1500.0).abs() < 100.0, "{f:?}");
     assert!(f.loss_after < 0.01, "{f:?}");
+    assert!((1..=MAX_ROUNDS).contains(&f.rounds), "{f:?}");
     let text = rewrite(&start.path, &f, "test").unwrap();
     let back: toml::Value = toml::from_str(&text).unwrap();
     assert_eq!(
@@ -282,4 +285,31 @@ fn a_table_fits_each_release_on_its_own_rows() {
         all,
         vec!["A100-SXM4-40GB".to_owned(), "GH200-96GB".to_owned()]
     );
+}
+
+#[test]
+fn the_search_runs_rounds_until_one_gains_little() {
+    // Losses after each round; the count of rounds run.
+    let run = |losses: &[f64]| {
+        let mut it = losses.iter();
+        until_converged(1.0, || Ok(*it.next().unwrap())).unwrap()
+    };
+    // 10 % then 5 % gains, then one under 0.2 %: three rounds.
+    assert_eq!(run(&[0.9, 0.855, 0.854, 0.5]), 3);
+    // A round that raises the loss ends the search.
+    assert_eq!(run(&[0.9, 0.95, 0.5]), 2);
+    // A loss of zero cannot improve (the next gain is not a number).
+    assert_eq!(run(&[0.0, 0.0]), 2);
+    // Never more than MAX_ROUNDS, however much each round gains.
+    let halving: Vec<f64> = (1..=MAX_ROUNDS + 2)
+        .map(|i| 0.5f64.powi(i as i32))
+        .collect();
+    assert_eq!(run(&halving), MAX_ROUNDS);
+    // An error in a round is passed on.
+    assert!(until_converged(1.0, || Err(crate::error::Error::input(
+        "synthetic",
+        None,
+        "x"
+    )))
+    .is_err());
 }
