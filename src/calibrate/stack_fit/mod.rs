@@ -461,24 +461,31 @@ fn search_extras(
         x.gemm = Some(e);
     }
     if x.per_kernel.is_some() {
-        let k = golden(0.0, MAX_PER_KERNEL_US, 14, |k| {
+        let k = host_search(MAX_PER_KERNEL_US, 2, |k| {
             try_loss(Extras {
                 per_kernel: Some(k),
                 ..x
             })
         })?;
-        x.per_kernel = Some((k * 100.0).round() / 100.0);
+        x.per_kernel = Some(k);
     }
     if x.serial.is_some() && !hold_step {
-        let v = golden(0.0, MAX_PER_SEQUENCE_SERIAL_US, 14, |v| {
+        let v = host_search(MAX_PER_SEQUENCE_SERIAL_US, 1, |v| {
             try_loss(Extras {
                 serial: Some(v),
                 ..x
             })
         })?;
-        x.serial = Some((v * 10.0).round() / 10.0);
+        x.serial = Some(v);
     }
     Ok(x)
+}
+
+/// The host time in `[0, hi]` µs minimising `f`: golden-section search, rounded to
+/// `decimals` places.
+fn host_search(hi: f64, decimals: i32, f: impl FnMut(f64) -> Result<f64>) -> Result<f64> {
+    let scale = 10f64.powi(decimals);
+    Ok((golden(0.0, hi, 14, f)? * scale).round() / scale)
 }
 
 /// Fit `stack`'s `host.step_us` (and, with `fit_request`, `api_server.request_us`) on
