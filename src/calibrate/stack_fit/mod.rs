@@ -422,21 +422,28 @@ fn golden(
     Ok(0.5 * (lo + hi))
 }
 
-/// Runs `round` (one round of the search, returning the loss after it) until a round
-/// lowers the loss by less than [`CONVERGED`] of it, or raises it, and at most
-/// [`MAX_ROUNDS`] times; `first` is the loss before the first round. Returns the rounds
-/// run.
-fn until_converged(first: f64, mut round: impl FnMut() -> Result<f64>) -> Result<usize> {
+/// Runs `round` from `state` (one round of the search: a proposed state and its loss)
+/// until a round lowers the loss by less than [`CONVERGED`] of it, or raises it, and at
+/// most [`MAX_ROUNDS`] times; `first` is the loss of `state`. A proposal that raises the
+/// loss is not taken. Returns the last state taken and the rounds run.
+fn until_converged<S>(
+    mut state: S,
+    first: f64,
+    mut round: impl FnMut(&S) -> Result<(S, f64)>,
+) -> Result<(S, usize)> {
     let mut last = first;
     for done in 1..=MAX_ROUNDS {
-        let now = round()?;
+        let (next, now) = round(&state)?;
         let gain = (last - now) / last;
-        last = now;
+        if now <= last || last.is_nan() {
+            state = next;
+            last = now;
+        }
         if gain.is_nan() || gain < CONVERGED {
-            return Ok(done);
+            return Ok((state, done));
         }
     }
-    Ok(MAX_ROUNDS)
+    Ok((state, MAX_ROUNDS))
 }
 
 /// One round of the alternating search: each of `x`'s figures in turn by golden
@@ -552,14 +559,16 @@ pub fn fit(
         let mut step_us = search_step(&units)?;
         if !x.is_empty() {
             let first = loss(&units, n, step_us)?;
-            rounds = until_converged(first, || {
-                x = search_extras(x, hold_step_us.is_some(), |y| {
-                    loss(&build_units(&variant(&y), sets, paths)?, n, step_us)
+            let ((y, s, u), r) = until_converged((x, step_us, units), first, |(x, step_us, _)| {
+                let y = search_extras(*x, hold_step_us.is_some(), |z| {
+                    loss(&build_units(&variant(&z), sets, paths)?, n, *step_us)
                 })?;
-                units = build_units(&variant(&x), sets, paths)?;
-                step_us = search_step(&units)?;
-                loss(&units, n, step_us)
+                let u = build_units(&variant(&y), sets, paths)?;
+                let s = search_step(&u)?;
+                let l = loss(&u, n, s)?;
+                Ok(((y, s, u), l))
             })?;
+            (x, step_us, units, rounds) = (y, s, u, r);
         }
         (step_us, x)
     };

@@ -289,27 +289,30 @@ fn a_table_fits_each_release_on_its_own_rows() {
 
 #[test]
 fn the_search_runs_rounds_until_one_gains_little() {
-    // Losses after each round; the count of rounds run.
+    // Each round proposes the next loss of the list (the state is the loss); the last
+    // state taken and the count of rounds run.
     let run = |losses: &[f64]| {
         let mut it = losses.iter();
-        until_converged(1.0, || Ok(*it.next().unwrap())).unwrap()
+        until_converged(1.0, 1.0, |_| {
+            let l = *it.next().unwrap();
+            Ok((l, l))
+        })
+        .unwrap()
     };
-    // 10 % then 5 % gains, then one under 0.2 %: three rounds.
-    assert_eq!(run(&[0.9, 0.855, 0.854, 0.5]), 3);
-    // A round that raises the loss ends the search.
-    assert_eq!(run(&[0.9, 0.95, 0.5]), 2);
+    // 10 % then 5 % gains, then one under 0.2 % (taken): three rounds.
+    assert_eq!(run(&[0.9, 0.855, 0.854, 0.5]), (0.854, 3));
+    // A round that raises the loss ends the search and is not taken.
+    assert_eq!(run(&[0.9, 0.95, 0.5]), (0.9, 2));
     // A loss of zero cannot improve (the next gain is not a number).
-    assert_eq!(run(&[0.0, 0.0]), 2);
+    assert_eq!(run(&[0.0, 0.0]), (0.0, 2));
     // Never more than MAX_ROUNDS, however much each round gains.
     let halving: Vec<f64> = (1..=MAX_ROUNDS + 2)
         .map(|i| 0.5f64.powi(i as i32))
         .collect();
-    assert_eq!(run(&halving), MAX_ROUNDS);
+    assert_eq!(run(&halving), (halving[MAX_ROUNDS - 1], MAX_ROUNDS));
     // An error in a round is passed on.
-    assert!(until_converged(1.0, || Err(crate::error::Error::input(
-        "synthetic",
-        None,
-        "x"
-    )))
-    .is_err());
+    let failing = until_converged(1.0, 1.0, |_| -> Result<(f64, f64)> {
+        Err(crate::error::Error::input("synthetic", None, "x"))
+    });
+    assert!(failing.is_err());
 }
