@@ -140,6 +140,12 @@ struct Extras {
 }
 
 impl Extras {
+    /// These figures with the one `field` names set to `value`.
+    fn with(mut self, field: fn(&mut Extras) -> &mut Option<f64>, value: f64) -> Extras {
+        *field(&mut self) = Some(value);
+        self
+    }
+
     fn is_empty(&self) -> bool {
         self.attention.is_none()
             && self.gemm.is_none()
@@ -435,7 +441,7 @@ fn until_converged<S>(
     for done in 1..=MAX_ROUNDS {
         let (next, now) = round(&state)?;
         let gain = (last - now) / last;
-        if now <= last || last.is_nan() {
+        if now <= last {
             state = next;
             last = now;
         }
@@ -455,33 +461,22 @@ fn search_extras(
     mut try_loss: impl FnMut(Extras) -> Result<f64>,
 ) -> Result<Extras> {
     if x.attention.is_some() {
-        let e = fraction_search(0.01, |e| {
-            try_loss(Extras {
-                attention: Some(e),
-                ..x
-            })
-        })?;
+        let e = fraction_search(0.01, |e| try_loss(x.with(|y| &mut y.attention, e)))?;
         x.attention = Some(e);
     }
     if x.gemm.is_some() {
-        let e = fraction_search(0.05, |e| try_loss(Extras { gemm: Some(e), ..x }))?;
+        let e = fraction_search(0.05, |e| try_loss(x.with(|y| &mut y.gemm, e)))?;
         x.gemm = Some(e);
     }
     if x.per_kernel.is_some() {
         let k = host_search(MAX_PER_KERNEL_US, 2, |k| {
-            try_loss(Extras {
-                per_kernel: Some(k),
-                ..x
-            })
+            try_loss(x.with(|y| &mut y.per_kernel, k))
         })?;
         x.per_kernel = Some(k);
     }
     if x.serial.is_some() && !hold_step {
         let v = host_search(MAX_PER_SEQUENCE_SERIAL_US, 1, |v| {
-            try_loss(Extras {
-                serial: Some(v),
-                ..x
-            })
+            try_loss(x.with(|y| &mut y.serial, v))
         })?;
         x.serial = Some(v);
     }
