@@ -111,7 +111,11 @@ impl GemmModel {
     }
 
     /// Fit on `samples`, starting from the accelerator's peaks (FLOP/µs and
-    /// bytes/µs). `None` with fewer than 8 samples.
+    /// bytes/µs). The weight-streaming rate is held at or below the memory peak: a grid
+    /// that times a small weight over and over reads it from L2 and can look faster
+    /// than memory, but a served step streams every layer's weights from HBM (B200's
+    /// FP8 grid alone fitted 15 TB/s on an 8 TB/s part). `None` with fewer than 8
+    /// samples.
     pub(crate) fn fit(
         samples: &[GemmSample],
         peak_flops_per_us: f64,
@@ -124,7 +128,7 @@ impl GemmModel {
             t0_us: p[0].exp(),
             flops_per_us: p[1].exp(),
             m_half: p[2].exp(),
-            bytes_per_us: p[3].exp(),
+            bytes_per_us: p[3].exp().min(peak_bytes_per_us.max(1.0)),
             samples: samples.len(),
             median_rel_err: 0.0,
         };
@@ -371,6 +375,44 @@ mod tests {
         for s in &samples {
             assert!((g.predict(s) / s.time_us - 1.0).abs() < 0.03);
         }
+    }
+
+    /// Grid points timed as if the weights streamed at twice the memory peak (a
+    /// benchmark whose weights stay in L2 between repeats) fit a law that streams them
+    /// at the peak at most: a served step reads every layer's weights from HBM.
+    #[test]
+    fn fitted_weight_streaming_never_beats_the_memory_peak() {
+        let peak_bytes_per_us = 1.0e6;
+        let truth = GemmModel {
+            t0_us: 4.0,
+            flops_per_us: 3e8,
+            m_half: 100.0,
+            bytes_per_us: 2.0 * peak_bytes_per_us,
+            samples: 0,
+            median_rel_err: 0.0,
+        };
+        let samples: Vec<GemmSample> = [1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0]
+            .iter()
+            .flat_map(|&m| {
+                [(8192.0, 8192.0), (8192.0, 28672.0)].map(|(k, n)| {
+                    let s = GemmSample {
+                        m,
+                        k,
+                        n,
+                        kernels: 1.0,
+                        time_us: 0.0,
+                        weight_bytes: 2.0,
+                    };
+                    GemmSample {
+                        time_us: truth.predict(&s),
+                        ..s
+                    }
+                })
+            })
+            .collect();
+        let g = GemmModel::fit(&samples, 5e8, peak_bytes_per_us).unwrap();
+        assert!(g.bytes_per_us <= peak_bytes_per_us, "{g:?}");
+        assert!(g.bytes_per_us > 0.9 * peak_bytes_per_us, "{g:?}");
     }
 
     #[test]

@@ -95,7 +95,9 @@ impl MoeLaw {
     }
 
     /// Fit on `samples` (least squares of the log ratio), starting from the GPU's
-    /// peaks. `None` with fewer than 16 samples.
+    /// peaks, with the streaming rate at most the memory peak (as
+    /// [`GemmModel::fit`](super::gemm::GemmModel::fit)). `None` with fewer than 16
+    /// samples.
     pub(crate) fn fit(
         samples: &[MoeLawSample],
         peak_flops_per_us: f64,
@@ -107,7 +109,7 @@ impl MoeLaw {
         let unpack = |p: &[f64]| MoeLaw {
             t0_us: p[0].exp(),
             per_expert_us: p[1].exp(),
-            bytes_per_us: p[2].exp(),
+            bytes_per_us: p[2].exp().min(peak_bytes_per_us.max(1.0)),
             flops_per_us: p[3].exp(),
             act_bytes_per_pair_value: p[4].exp(),
             samples: samples.len(),
