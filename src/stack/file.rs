@@ -3,7 +3,8 @@
 
 use super::{
     ApiServer, CustomAllReduce, Execution, GraphMode, HostCost, HostOverlap, KernelGeneration,
-    KvCacheBudget, PagedAttention, SchedulerDefaults, ServingStack, StackGemm, StackMoe,
+    KvCacheBudget, MixedBatchAttention, PagedAttention, SchedulerDefaults, ServingStack, StackGemm,
+    StackMoe,
 };
 use crate::engine::config::KvReservation;
 use crate::engine::SchedulerKind;
@@ -25,6 +26,7 @@ struct StackFile {
     framework: Option<String>,
     paged_attention: Option<PagedAttentionSection>,
     kernel_generation: Option<KernelGeneration>,
+    mixed_batch_attention: Option<MixedBatchAttention>,
     gemm: Option<GemmSection>,
     memory: Option<MemorySection>,
     moe: Option<MoeSection>,
@@ -601,6 +603,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             .unwrap_or_else(|| super::DEFAULT_FRAMEWORK.into()),
         paged_attention,
         kernel_generation: f.kernel_generation,
+        mixed_batch_attention: f.mixed_batch_attention,
         gemm,
         kv_cache_budget: f
             .memory

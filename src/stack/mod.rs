@@ -322,6 +322,18 @@ pub enum KernelGeneration {
     V1,
 }
 
+/// How an iteration that mixes prompt chunks with decodes runs its attention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MixedBatchAttention {
+    /// One varlen kernel over the whole batch, each decode a one-token query (vLLM V1's
+    /// FlashAttention backend).
+    OneKernel,
+    /// A prefill (context) kernel for the prompt chunks and a decode (generation)
+    /// kernel for the rest, one after the other (TensorRT-LLM's attention op, vLLM V0).
+    SeparateKernels,
+}
+
 /// The stack's own GEMM library, where it is not the one the GPU's efficiencies were
 /// derived from: the dense and expert GEMMs of a 2024 ROCm build (hipBLASLt of ROCm
 /// 6.1 under vLLM 0.6) stream weights at a smaller fraction of the bandwidth than the
@@ -405,6 +417,9 @@ pub struct ServingStack {
     /// The generation of its kernels: measured operators of this generation are
     /// preferred (none: the operator profiles, whatever their generation).
     pub kernel_generation: Option<KernelGeneration>,
+    /// How its mixed prefill-and-decode iterations run attention (none: as the
+    /// measured attention grid's engine did).
+    pub mixed_batch_attention: Option<MixedBatchAttention>,
     /// The stack's own GEMM library, where it differs from the GPU's.
     pub gemm: Option<StackGemm>,
     /// What `--gpu-memory-utilization` is a fraction of (`[memory]`; default: the

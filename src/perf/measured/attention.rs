@@ -288,12 +288,21 @@ impl AttentionLaw {
 
     /// Predicted time of one measured row, µs.
     pub(crate) fn row_time_us(&self, g: &AttnGeometry, r: &AttentionRow) -> Option<f64> {
-        self.eval(g, &row_features(g, r))
+        self.eval(g, &row_features(g, r), self.unified)
     }
 
     /// Time of one layer's attention for `shape` on one GPU, µs; `None` when the
     /// batch needs a part of the law that could not be fitted.
-    pub(crate) fn time_us(&self, g: &AttnGeometry, shape: &StepShape) -> Option<f64> {
+    /// Time of `shape`'s attention per layer, µs. `separate`: a mixed batch runs a
+    /// prefill kernel and then a decode kernel, whatever the grid's engine did: a law
+    /// fitted on one-kernel grids then times the chunks alone by its prefill part and
+    /// the decodes by its decode part.
+    pub(crate) fn time_us(
+        &self,
+        g: &AttnGeometry,
+        shape: &StepShape,
+        separate: bool,
+    ) -> Option<f64> {
         let f = features(
             g,
             shape
@@ -304,18 +313,20 @@ impl AttentionLaw {
             shape.decode_context_sum as f64,
             f64::from(shape.decode_context_max),
         );
-        self.eval(g, &f)
+        self.eval(g, &f, self.unified && !separate)
     }
 
-    fn eval(&self, g: &AttnGeometry, f: &Features) -> Option<f64> {
+    /// `one_kernel`: the decodes of a mixed batch run inside the prefill kernel (only
+    /// for a law fitted on one-kernel grids).
+    fn eval(&self, g: &AttnGeometry, f: &Features, one_kernel: bool) -> Option<f64> {
         let decode = |f: &Features| -> Option<f64> {
             let d = self.decode?;
             Some(d.time_us(f.b_d, f.skew_bytes, f.n_d * g.kv_heads))
         };
         if f.has_prefill {
             let p = self.prefill?;
-            let x = prefill_x(g, f, self.unified);
-            if self.unified {
+            let x = prefill_x(g, f, one_kernel);
+            if one_kernel {
                 Some(p.time(&x, f.l_p.max(f.l_d)))
             } else {
                 let pre = p.time(&x, f.l_p);
@@ -552,7 +563,7 @@ mod tests {
             for _ in 0..4 {
                 s.push_decode(ctx);
             }
-            let t = l.time_us(&g, &s).unwrap();
+            let t = l.time_us(&g, &s, false).unwrap();
             assert!(t.is_finite() && t >= last, "{ctx}: {t}");
             last = t;
         }
@@ -562,7 +573,7 @@ mod tests {
             for _ in 0..n {
                 s.push_decode(1000);
             }
-            let t = l.time_us(&g, &s).unwrap();
+            let t = l.time_us(&g, &s, false).unwrap();
             assert!(t >= last);
             last = t;
         }
@@ -575,14 +586,41 @@ mod tests {
         let g = geo();
         let mut s = StepShape::new();
         s.push_prefill(128, 0);
-        let p = l.time_us(&g, &s).unwrap();
+        let p = l.time_us(&g, &s, false).unwrap();
         s.push_decode(500);
-        let both = l.time_us(&g, &s).unwrap();
+        let both = l.time_us(&g, &s, false).unwrap();
         let mut d = StepShape::new();
         d.push_decode(500);
-        let dec = l.time_us(&g, &d).unwrap();
+        let dec = l.time_us(&g, &d, false).unwrap();
         assert!((both - p - dec).abs() < 1e-9);
         l.decode = None;
-        assert!(l.time_us(&g, &d).is_none());
+        assert!(l.time_us(&g, &d, false).is_none());
+    }
+
+    /// A law fitted on one-kernel grids, asked for a stack that runs the prompt chunks
+    /// and the decodes of a mixed batch in two kernels, adds its prefill part (the
+    /// chunks alone) and its decode part, as a law of separate-kernel grids does; asked
+    /// for a one-kernel stack it times the batch in its prefill part, decodes included.
+    #[test]
+    fn a_one_kernel_law_times_separate_kernels_as_their_sum() {
+        let l = law();
+        assert!(l.unified);
+        let g = geo();
+        let mut chunk = StepShape::new();
+        chunk.push_prefill(1000, 0);
+        let mut decodes = StepShape::new();
+        for _ in 0..600 {
+            decodes.push_decode(1500);
+        }
+        let mut mixed = chunk.clone();
+        for _ in 0..600 {
+            mixed.push_decode(1500);
+        }
+        let alone = |s: &StepShape| l.time_us(&g, s, true).unwrap();
+        let sum = alone(&chunk) + alone(&decodes);
+        assert!((l.time_us(&g, &mixed, true).unwrap() - sum).abs() < 1e-9);
+        assert_eq!(alone(&chunk), l.time_us(&g, &chunk, false).unwrap());
+        assert_eq!(alone(&decodes), l.time_us(&g, &decodes, false).unwrap());
+        assert_ne!(l.time_us(&g, &mixed, false).unwrap(), sum);
     }
 }

@@ -261,12 +261,15 @@ pub(crate) struct AttentionPart {
     /// Roofline fallback: FLOP/µs and bytes/µs.
     pub roof_flops_per_us: f64,
     pub roof_bytes_per_us: f64,
+    /// The stack runs a mixed batch's prompt chunks and decodes in separate kernels
+    /// (see [`AttentionLaw::time_us`]).
+    pub separate_kernels: bool,
 }
 
 impl AttentionPart {
     pub(crate) fn time_us(&self, shape: &StepShape) -> f64 {
         for (law, _) in &self.laws {
-            if let Some(t) = law.time_us(&self.geometry, shape) {
+            if let Some(t) = law.time_us(&self.geometry, shape, self.separate_kernels) {
                 return t;
             }
         }

@@ -366,6 +366,8 @@ impl Ctx<'_> {
             laws: laws.to_vec(),
             roof_flops_per_us: d.peak_flops(d.act_dtype) * rp.attention_compute_efficiency / 1e6,
             roof_bytes_per_us: d.gpu().memory_bandwidth_bytes_per_s() * rp.memory_efficiency / 1e6,
+            separate_kernels: d.stack.mixed_batch_attention
+                == Some(crate::stack::MixedBatchAttention::SeparateKernels),
         };
         Group {
             count,

@@ -228,7 +228,7 @@ fn unequal_decode_contexts_follow_the_skew_measurements() {
             for i in 0..n {
                 shape.push_decode(ctx(i));
             }
-            law.time_us(&g, &shape).unwrap()
+            law.time_us(&g, &shape, false).unwrap()
         };
         let skew = batch(&|i| if f64::from(i) < s.n_long { s.kv_long } else { s.kv_short } as u32);
         let at_mean = batch(&|_| mean);
