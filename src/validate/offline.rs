@@ -6,12 +6,14 @@
 //! throughput is all output tokens over the time from zero to the last finish, as
 //! `trtllm-bench` reports "Total Output Throughput".
 //!
-//! TensorRT-LLM's max-throughput engine is stood for by continuous batching with
-//! chunked prefill (the vLLM V1 scheduler), with settings read from the dataset's
-//! README:
+//! TensorRT-LLM's max-throughput engine is stood for by continuous batching (the vLLM
+//! V1 scheduler), with settings read from the dataset's README and `trtllm-bench`'s
+//! source:
 //!
-//! * batches up to [`CUDA_GRAPH_MAX_BATCH`] sequences and tokens (the largest CUDA-graph
-//!   batch size it lists);
+//! * per row, the batch and token limits `trtllm-bench` derives for the row's lengths
+//!   when neither flag nor options file gives them ([`bench_limits`]; the shared
+//!   table's `llm_options.yml` sets only the CUDA-graph sizes), with chunked prefill as
+//!   the row's stack has it (off on the PyTorch backend);
 //! * per row, at most as many running requests as the KV cache holds at their full
 //!   ISL + OSL, because TRT-LLM's default capacity scheduler (`GUARANTEED_NO_EVICT`)
 //!   admits a request only when its whole sequence fits, while the simulated engine
@@ -22,9 +24,9 @@
 //!
 //! A row of a release before 0.19 ran a TensorRT engine: it replays on the
 //! `trtllm-engine` stack, with experts split by TP, and with the batch and token limits
-//! `trtllm-bench build` compiled for its lengths ([`engine_build_limits`]) in place of
-//! the CUDA-graph ones, or those the table gives for the row (an engine built by hand,
-//! as for `gptManagerBenchmark` before 0.12). A table's own KV fraction and capacity
+//! `trtllm-bench build` compiled for its lengths ([`engine_build_limits`]), or those the
+//! table gives for the row (an engine built by hand, as for `gptManagerBenchmark`
+//! before 0.12). A table's own KV fraction and capacity
 //! policy replace the defaults above; under `max_utilization` there is no per-row KV
 //! cap (the engine admits while blocks last and pauses requests when they run out).
 
@@ -103,8 +105,11 @@ pub fn group_request(
 }
 
 /// The engine settings standing for TRT-LLM's max-throughput configuration: `base`
-/// (flags) wins; vLLM V1 scheduling with chunked prefill, [`CUDA_GRAPH_MAX_BATCH`]
-/// sequences and tokens per iteration, no prefix caching (the prompts are random), and
+/// (flags) wins; vLLM V1 scheduling, chunked prefill as the row's stack has it (the
+/// PyTorch backend's `enable_chunked_prefill` is off unless `trtllm-bench` is given
+/// `--enable_chunked_context`; the TensorRT engines of the older releases chunk),
+/// [`CUDA_GRAPH_MAX_BATCH`] sequences and tokens per iteration until a row's own limits
+/// replace them ([`bench_limits`]), no prefix caching (the prompts are random), and
 /// no KV reservation: `trtllm-bench` runs the `MAX_UTILIZATION` capacity policy
 /// (`ExecutorSettingsConfig.scheduler_policy`), not the server's
 /// `GUARANTEED_NO_EVICT`.
@@ -112,7 +117,6 @@ pub fn engine_overrides(base: &EngineOverrides) -> EngineOverrides {
     let mut ov = *base;
     ov.kv_reservation.get_or_insert(false);
     ov.scheduler.get_or_insert(SchedulerKind::VllmV1);
-    ov.enable_chunked_prefill.get_or_insert(true);
     ov.max_num_seqs.get_or_insert(CUDA_GRAPH_MAX_BATCH);
     ov.max_num_batched_tokens
         .get_or_insert(CUDA_GRAPH_MAX_BATCH);
@@ -135,6 +139,40 @@ pub fn engine_build_limits(kv_requests: f64, isl: u32, osl: u32, pp: u32) -> (u3
     let tokens =
         round_up_by_tier(raw_tokens, &[(4096.0, 256.0), (8192.0, 512.0)], 1024.0).max(2048.0);
     (bs as u32, tokens as u32)
+}
+
+/// The batch and token limits `trtllm-bench` runs a row of `isl` / `osl` tokens with
+/// when it is not given them: [`engine_build_limits`] on the requests the KV cache of
+/// the group's GPUs holds at that length. A TensorRT engine compiles them. The PyTorch
+/// backend (`get_settings` in `tensorrt_llm/bench/benchmark/utils/general.py`, 1.0)
+/// computes the same heuristic over all `tp × pp` GPUs (with attention data
+/// parallelism, every rank's KV cache), holds up to `max_batch_size × pp` requests (its
+/// scheduler keeps that many in flight over the stages), and without chunked context
+/// raises the token budget to at least the longest prompt plus `max_batch_size`.
+/// Returns the replica's `(max_num_seqs, max_num_batched_tokens)`.
+pub fn bench_limits(
+    setup: &ReplicaSetup,
+    group: &ThroughputGroup,
+    isl: u32,
+    osl: u32,
+) -> (u32, u32) {
+    let pp = group.key.pp.max(1);
+    match group.key.flow() {
+        EngineFlow::TensorRtEngine => {
+            engine_build_limits(kv_requests(setup, isl, osl), isl, osl, pp)
+        }
+        EngineFlow::PyTorch => {
+            let ranks = f64::from(setup.deployment.dp.max(1));
+            let (bs, tokens) =
+                engine_build_limits(kv_requests(setup, isl, osl) * ranks, isl, osl, pp);
+            let tokens = if setup.engine.enable_chunked_prefill {
+                tokens
+            } else {
+                tokens.max(isl.saturating_add(bs))
+            };
+            (bs.saturating_mul(pp), tokens)
+        }
+    }
 }
 
 /// `x` rounded up to a multiple of the step of the first `(below, step)` tier it lies
@@ -169,9 +207,9 @@ pub struct RowLimits {
     /// Cap the running requests at what the row's full length lets the KV cache hold
     /// ([`no_evict_max_num_seqs`]).
     pub cap_to_kv: bool,
-    /// Take the batch and token limits compiled into a TensorRT engine: the row's own
-    /// where the table gives them, else those `trtllm-bench build` compiles for the
-    /// row's lengths ([`engine_build_limits`]).
+    /// Take the batch and token limits the row ran with: its own where the table gives
+    /// them, else those `trtllm-bench` derives for the row's lengths
+    /// ([`bench_limits`]).
     pub engine_build: bool,
 }
 
@@ -198,8 +236,9 @@ pub fn validate_group(
         Precision::Fp4 => "FP4 checkpoint: NVFP4 weights and activations (W4A4, 4.5 bits per weight with the e4m3 scales) at the FP4 tensor rate, 16-bit embeddings and LM head, fp8 KV cache (the ModelOpt checkpoints declare kv_cache_quant_algo FP8); --quantization / --kv-cache-dtype override".into(),
     });
     notes.push(format!(
-        "TRT-LLM's engine stood for by the simulated {} scheduler with chunked prefill, {} tokens and up to {} sequences per iteration; {}",
+        "TRT-LLM's engine stood for by the simulated {} scheduler {} chunked prefill, {} tokens and up to {} sequences per iteration; {}",
         setup.engine.scheduler,
+        if setup.engine.enable_chunked_prefill { "with" } else { "without" },
         setup.engine.max_num_batched_tokens,
         setup.engine.max_num_seqs,
         if cap_to_kv {
@@ -215,6 +254,8 @@ pub fn validate_group(
         .count();
     if limits.engine_build && given > 0 {
         notes.push(format!("per row, the engine's max_batch_size and max_num_tokens as the table gives them ({given} of {} rows; the others as trtllm-bench build would compile them); the running requests are the smaller of that batch and the KV cap, where there is one (columns max_num_seqs, max_num_tokens)", group.rows.len()));
+    } else if limits.engine_build && group.key.flow() == EngineFlow::PyTorch {
+        notes.push("per row, max_batch_size and max_num_tokens as trtllm-bench derives them when neither is given (the options file sets only CUDA-graph sizes): tuning.py's heuristic over all the group's GPUs (the requests their KV caches hold at full length, rounded up; a token budget of that × (1 + ISL/OSL), 2,048 to 32,768), then without chunked context at least ISL + max_batch_size tokens; up to max_batch_size × PP requests in flight; the running requests are the smaller of that and the KV cap (columns max_num_seqs, max_num_tokens)".into());
     } else if limits.engine_build {
         notes.push("per row, the engine's max_batch_size and max_num_tokens as trtllm-bench build compiles them for the row's ISL/OSL (tuning.py: the requests the KV cache holds at full length, rounded up; a token budget of that × (1 + ISL/OSL), 2,048 to 32,768); the running requests are the smaller of that batch and the KV cap (columns max_num_seqs, max_num_tokens)".into());
     }
@@ -243,12 +284,7 @@ pub fn validate_group(
         if limits.engine_build {
             let (bs, tokens) = match r.engine_limits {
                 Some(l) => (l.max_batch_size, l.max_num_tokens),
-                None => engine_build_limits(
-                    kv_requests(setup, r.isl, r.osl),
-                    r.isl,
-                    r.osl,
-                    group.key.pp,
-                ),
+                None => bench_limits(setup, group, r.isl, r.osl),
             };
             let e = &mut row_setup.engine;
             e.max_num_seqs = e.max_num_seqs.min(bs);
@@ -486,6 +522,11 @@ mod tests {
     }
 
     fn fixed_setup(blocks: u32) -> ReplicaSetup {
+        fixed_setup_chunked(blocks, None)
+    }
+
+    /// [`fixed_setup`] with chunked prefill as `chunked` says (none: the stack's).
+    fn fixed_setup_chunked(blocks: u32, chunked: Option<bool>) -> ReplicaSetup {
         let paths = DataPaths::builtin();
         let d = Deployment::resolve(
             &DeploymentRequest {
@@ -498,6 +539,7 @@ mod tests {
         let mm = crate::memory::MemoryModel::load(&paths.perf_model).unwrap();
         let ov = EngineOverrides {
             num_gpu_blocks_override: Some(blocks),
+            enable_chunked_prefill: chunked,
             ..engine_overrides(&EngineOverrides::default())
         };
         // 1 ms per iteration plus 10 µs per prefill token and 100 µs per decode.
@@ -568,7 +610,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(built.rows.keys[0][4..6], ["12", "2048"]);
-        assert!(built.notes.iter().any(|n| n.contains("trtllm-bench build")));
+        assert!(built
+            .notes
+            .iter()
+            .any(|n| n.contains("trtllm-bench derives")));
         // Limits the table gives replace the heuristic's on their row (a batch of 5 and
         // 512 tokens on the first row; the second keeps the heuristic's).
         let mut given = g.clone();
@@ -591,6 +636,41 @@ mod tests {
             .notes
             .iter()
             .any(|n| n.contains("as the table gives them (1 of 2 rows")));
+    }
+
+    /// The limits of a row `trtllm-bench` was given none for, worked by hand: 100,000
+    /// blocks of 16 hold 290.9 requests of 5,000 + 500 tokens, a batch of 128 × 3 = 384
+    /// and a budget of 290.9 × 11 = 3,200 → 256 × 13 = 3,328 tokens. A TensorRT engine
+    /// keeps them; the PyTorch backend without chunked context raises the budget to
+    /// the prompt plus the batch, 5,384; over two pipeline stages it sizes each
+    /// stage's batch (145.5 → 160; 1,600 → 2,048 tokens, 5,160 with the prompt) and
+    /// keeps two stages' worth in flight.
+    #[test]
+    fn bench_limits_follow_the_engine_flow_and_chunking() {
+        let pytorch = |pp: u32| {
+            let mut g = group(
+                "nvidia/Llama-3.1-8B-Instruct-FP8",
+                "H100",
+                1,
+                Precision::Fp8,
+            );
+            g.key.pp = pp;
+            g
+        };
+        let mut engine = pytorch(1);
+        engine.key.engine_version = Some("0.17.0".into());
+        let unchunked = fixed_setup_chunked(100_000, Some(false));
+        let chunked = fixed_setup_chunked(100_000, Some(true));
+        assert_eq!(bench_limits(&unchunked, &engine, 5000, 500), (384, 3328));
+        assert_eq!(bench_limits(&chunked, &pytorch(1), 5000, 500), (384, 3328));
+        assert_eq!(
+            bench_limits(&unchunked, &pytorch(1), 5000, 500),
+            (384, 5384)
+        );
+        assert_eq!(
+            bench_limits(&unchunked, &pytorch(2), 5000, 500),
+            (320, 5160)
+        );
     }
 
     /// `trtllm-bench build`'s rounding (`tuning.py` `finetune_setting`), worked by hand.
