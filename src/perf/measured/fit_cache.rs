@@ -16,7 +16,7 @@ use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
 /// Changes whenever the file layout or any cached fit's algorithm changes.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// The cache folder of fits, or None when the cache is off or no folder is known.
 fn dir() -> Option<PathBuf> {

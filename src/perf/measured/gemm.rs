@@ -78,6 +78,16 @@ impl GemmOperand {
     }
 }
 
+/// `1 / (1 + e^-x)`: a fitted parameter mapped into (0, 1).
+pub(crate) fn logistic(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The inverse of [`logistic`], for a starting fraction in (0, 1).
+pub(crate) fn logit(f: f64) -> f64 {
+    (f / (1.0 - f)).ln()
+}
+
 /// Bytes per element of the 16-bit formats every profile was measured in.
 const MEASURED_ELEMENT_BYTES: f64 = 2.0;
 
@@ -111,10 +121,11 @@ impl GemmModel {
     }
 
     /// Fit on `samples`, starting from the accelerator's peaks (FLOP/µs and
-    /// bytes/µs). The weight-streaming rate is held at or below the memory peak: a grid
-    /// that times a small weight over and over reads it from L2 and can look faster
-    /// than memory, but a served step streams every layer's weights from HBM (B200's
-    /// FP8 grid alone fitted 15 TB/s on an 8 TB/s part). `None` with fewer than 8
+    /// bytes/µs). The weight-streaming rate is a fraction of the memory peak (a
+    /// logistic of its parameter, so the search moves smoothly below the bound): where
+    /// a grid's small-M points are carried by the compute term the rate is not pinned
+    /// down, and a served step streams every layer's weights from HBM (B200's FP8 grid
+    /// alone fitted 15 TB/s on a 7.7 TB/s part before). `None` with fewer than 8
     /// samples.
     pub(crate) fn fit(
         samples: &[GemmSample],
@@ -128,7 +139,7 @@ impl GemmModel {
             t0_us: p[0].exp(),
             flops_per_us: p[1].exp(),
             m_half: p[2].exp(),
-            bytes_per_us: p[3].exp().min(peak_bytes_per_us.max(1.0)),
+            bytes_per_us: peak_bytes_per_us.max(1.0) * logistic(p[3]),
             samples: samples.len(),
             median_rel_err: 0.0,
         };
@@ -136,7 +147,7 @@ impl GemmModel {
             5.0_f64.ln(),
             (0.7 * peak_flops_per_us.max(1.0)).ln(),
             128.0_f64.ln(),
-            (0.8 * peak_bytes_per_us.max(1.0)).ln(),
+            logit(0.8),
         ];
         let (p, err) = fit_log_ratio(
             samples,

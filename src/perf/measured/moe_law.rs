@@ -31,6 +31,7 @@
 use super::fit::fit_log_ratio;
 #[cfg(test)]
 use super::fit::median;
+use super::gemm::{logistic, logit};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -95,7 +96,7 @@ impl MoeLaw {
     }
 
     /// Fit on `samples` (least squares of the log ratio), starting from the GPU's
-    /// peaks, with the streaming rate at most the memory peak (as
+    /// peaks, the streaming rate a fraction of the memory peak (as
     /// [`GemmModel::fit`](super::gemm::GemmModel::fit)). `None` with fewer than 16
     /// samples.
     pub(crate) fn fit(
@@ -109,7 +110,7 @@ impl MoeLaw {
         let unpack = |p: &[f64]| MoeLaw {
             t0_us: p[0].exp(),
             per_expert_us: p[1].exp(),
-            bytes_per_us: p[2].exp().min(peak_bytes_per_us.max(1.0)),
+            bytes_per_us: peak_bytes_per_us.max(1.0) * logistic(p[2]),
             flops_per_us: p[3].exp(),
             act_bytes_per_pair_value: p[4].exp(),
             samples: samples.len(),
@@ -118,7 +119,7 @@ impl MoeLaw {
         let x0 = [
             10.0_f64.ln(),
             0.5_f64.ln(),
-            (0.7 * peak_bytes_per_us.max(1.0)).ln(),
+            logit(0.7),
             (0.4 * peak_flops_per_us.max(1.0)).ln(),
             4.0_f64.ln(),
         ];
