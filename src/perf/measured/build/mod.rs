@@ -369,6 +369,12 @@ impl Ctx<'_> {
             separate_kernels: d.stack.mixed_batch_attention
                 == Some(crate::stack::MixedBatchAttention::SeparateKernels),
         };
+        if attention.separate_kernels && attention.laws.iter().any(|(l, _)| l.unified) {
+            self.note(
+                "attention",
+                "mixed batches as the stack runs them: a prefill kernel, then a decode kernel (the law's two parts; its grids ran one kernel)".into(),
+            );
+        }
         Group {
             count,
             linears,
