@@ -392,7 +392,7 @@ pub fn validate_throughput<'a>(
             },
             offline::RowLimits {
                 cap_to_kv: settings.engine.max_num_seqs.is_none() && !max_utilization,
-                engine_build: settings.engine.max_num_seqs.is_none()
+                run_limits: settings.engine.max_num_seqs.is_none()
                     && settings.engine.max_num_batched_tokens.is_none(),
             },
             g,

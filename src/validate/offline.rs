@@ -210,7 +210,7 @@ pub struct RowLimits {
     /// Take the batch and token limits the row ran with: its own where the table gives
     /// them, else those `trtllm-bench` derives for the row's lengths
     /// ([`bench_limits`]).
-    pub engine_build: bool,
+    pub run_limits: bool,
 }
 
 /// Replay every row of `group` and compare the output throughput, each row under
@@ -252,11 +252,11 @@ pub fn validate_group(
         .iter()
         .filter(|r| r.engine_limits.is_some())
         .count();
-    if limits.engine_build && given > 0 {
+    if limits.run_limits && given > 0 {
         notes.push(format!("per row, the engine's max_batch_size and max_num_tokens as the table gives them ({given} of {} rows; the others as trtllm-bench build would compile them); the running requests are the smaller of that batch and the KV cap, where there is one (columns max_num_seqs, max_num_tokens)", group.rows.len()));
-    } else if limits.engine_build && group.key.flow() == EngineFlow::PyTorch {
+    } else if limits.run_limits && group.key.flow() == EngineFlow::PyTorch {
         notes.push("per row, max_batch_size and max_num_tokens as trtllm-bench derives them when neither is given (the options file sets only CUDA-graph sizes): tuning.py's heuristic over all the group's GPUs (the requests their KV caches hold at full length, rounded up; a token budget of that × (1 + ISL/OSL), 2,048 to 32,768), then without chunked context at least ISL + max_batch_size tokens; up to max_batch_size × PP requests in flight; the running requests are the smaller of that and the KV cap (columns max_num_seqs, max_num_tokens)".into());
-    } else if limits.engine_build {
+    } else if limits.run_limits {
         notes.push("per row, the engine's max_batch_size and max_num_tokens as trtllm-bench build compiles them for the row's ISL/OSL (tuning.py: the requests the KV cache holds at full length, rounded up; a token budget of that × (1 + ISL/OSL), 2,048 to 32,768); the running requests are the smaller of that batch and the KV cap (columns max_num_seqs, max_num_tokens)".into());
     }
     notes.push("TensorRT-LLM is not vLLM: its kernels, CUDA graphs and per-iteration host overheads differ from the simulated ones (see the latency model)".into());
@@ -281,7 +281,7 @@ pub fn validate_group(
         if cap_to_kv {
             row_setup.engine.max_num_seqs = no_evict_max_num_seqs(setup, r.isl, r.osl);
         }
-        if limits.engine_build {
+        if limits.run_limits {
             let (bs, tokens) = match r.engine_limits {
                 Some(l) => (l.max_batch_size, l.max_num_tokens),
                 None => bench_limits(setup, group, r.isl, r.osl),
@@ -576,7 +576,7 @@ mod tests {
         };
         let capped = RowLimits {
             cap_to_kv: true,
-            engine_build: false,
+            run_limits: false,
         };
         let v = validate_group(run(), capped, &g).unwrap();
         assert_eq!(v.kind, ValidationKind::OfflineThroughput);
@@ -604,7 +604,7 @@ mod tests {
             run(),
             RowLimits {
                 cap_to_kv: true,
-                engine_build: true,
+                run_limits: true,
             },
             &g,
         )
@@ -625,7 +625,7 @@ mod tests {
             run(),
             RowLimits {
                 cap_to_kv: true,
-                engine_build: true,
+                run_limits: true,
             },
             &given,
         )

@@ -292,11 +292,10 @@ impl AttentionLaw {
     }
 
     /// Time of one layer's attention for `shape` on one GPU, µs; `None` when the
-    /// batch needs a part of the law that could not be fitted.
-    /// Time of `shape`'s attention per layer, µs. `separate`: a mixed batch runs a
-    /// prefill kernel and then a decode kernel, whatever the grid's engine did: a law
-    /// fitted on one-kernel grids then times the chunks alone by its prefill part and
-    /// the decodes by its decode part.
+    /// batch needs a part of the law that could not be fitted. `separate`: a mixed
+    /// batch runs a prefill kernel and then a decode kernel, whatever the grid's engine
+    /// did: a law fitted on one-kernel grids then times the chunks alone by its prefill
+    /// part and the decodes by its decode part.
     pub(crate) fn time_us(
         &self,
         g: &AttnGeometry,

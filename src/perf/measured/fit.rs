@@ -5,6 +5,16 @@
 //! squared log ratio), because operator times span four orders of magnitude and a
 //! 10 µs kernel matters as much, relatively, as a 10 ms one.
 
+/// `1 / (1 + e^-x)`: a fitted parameter mapped into (0, 1).
+pub(crate) fn logistic(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The inverse of [`logistic`], for a starting fraction in (0, 1).
+pub(crate) fn logit(f: f64) -> f64 {
+    (f / (1.0 - f)).ln()
+}
+
 /// Accumulated normal equations `AᵀWA c = AᵀWy` of a linear least-squares problem.
 #[derive(Clone, Debug)]
 pub(crate) struct NormalEquations {

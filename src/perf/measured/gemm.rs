@@ -20,7 +20,7 @@
 //! `t = t0 + bytes / B`, fitted the same way on the measured elementwise operators of
 //! sources that use fused kernels.
 
-use super::fit::{fit_log_ratio, median, NormalEquations};
+use super::fit::{fit_log_ratio, logistic, logit, median, NormalEquations};
 use super::profile::{GpuProfiles, OpKind};
 
 /// One measured GEMM point.
@@ -76,16 +76,6 @@ impl GemmOperand {
             compute_scale: 1.0,
         }
     }
-}
-
-/// `1 / (1 + e^-x)`: a fitted parameter mapped into (0, 1).
-pub(crate) fn logistic(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-/// The inverse of [`logistic`], for a starting fraction in (0, 1).
-pub(crate) fn logit(f: f64) -> f64 {
-    (f / (1.0 - f)).ln()
 }
 
 /// Bytes per element of the 16-bit formats every profile was measured in.
@@ -312,6 +302,41 @@ impl StreamModel {
 mod tests {
     use super::*;
 
+    /// A law of 4 µs, 300 TFLOP/s, m½ 100 streaming `bytes_per_us`.
+    fn synthetic_law(bytes_per_us: f64) -> GemmModel {
+        GemmModel {
+            t0_us: 4.0,
+            flops_per_us: 3e8,
+            m_half: 100.0,
+            bytes_per_us,
+            samples: 0,
+            median_rel_err: 0.0,
+        }
+    }
+
+    /// 16-bit points of every `(k, n)` at every `m`, timed by `truth`.
+    fn samples_of(truth: &GemmModel, shapes: &[(f64, f64)], ms: &[f64]) -> Vec<GemmSample> {
+        shapes
+            .iter()
+            .flat_map(|&(k, n)| {
+                ms.iter().map(move |&m| {
+                    let s = GemmSample {
+                        m,
+                        k,
+                        n,
+                        kernels: 1.0,
+                        time_us: 0.0,
+                        weight_bytes: 2.0,
+                    };
+                    GemmSample {
+                        time_us: truth.predict(&s),
+                        ..s
+                    }
+                })
+            })
+            .collect()
+    }
+
     /// The cached fit is the fresh fit, bit for bit, whether the entry was there or not.
     #[test]
     fn cached_fit_equals_the_fresh_fit() {
@@ -351,36 +376,16 @@ mod tests {
 
     #[test]
     fn fit_recovers_a_synthetic_law() {
-        let truth = GemmModel {
-            t0_us: 4.0,
-            flops_per_us: 3e8,
-            m_half: 100.0,
-            bytes_per_us: 1.5e6,
-            samples: 0,
-            median_rel_err: 0.0,
-        };
-        let mut samples = Vec::new();
-        for (k, n) in [
-            (4096.0, 6144.0),
-            (4096.0, 4096.0),
-            (4096.0, 28672.0),
-            (14336.0, 4096.0),
-        ] {
-            for m in [1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0] {
-                let s = GemmSample {
-                    m,
-                    k,
-                    n,
-                    kernels: 1.0,
-                    time_us: 0.0,
-                    weight_bytes: 2.0,
-                };
-                samples.push(GemmSample {
-                    time_us: truth.predict(&s),
-                    ..s
-                });
-            }
-        }
+        let samples = samples_of(
+            &synthetic_law(1.5e6),
+            &[
+                (4096.0, 6144.0),
+                (4096.0, 4096.0),
+                (4096.0, 28672.0),
+                (14336.0, 4096.0),
+            ],
+            &[1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0],
+        );
         let g = GemmModel::fit(&samples, 5e8, 2e6).unwrap();
         assert!(g.median_rel_err < 0.01, "{g:?}");
         for s in &samples {
@@ -394,33 +399,11 @@ mod tests {
     #[test]
     fn fitted_weight_streaming_never_beats_the_memory_peak() {
         let peak_bytes_per_us = 1.0e6;
-        let truth = GemmModel {
-            t0_us: 4.0,
-            flops_per_us: 3e8,
-            m_half: 100.0,
-            bytes_per_us: 2.0 * peak_bytes_per_us,
-            samples: 0,
-            median_rel_err: 0.0,
-        };
-        let samples: Vec<GemmSample> = [1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0]
-            .iter()
-            .flat_map(|&m| {
-                [(8192.0, 8192.0), (8192.0, 28672.0)].map(|(k, n)| {
-                    let s = GemmSample {
-                        m,
-                        k,
-                        n,
-                        kernels: 1.0,
-                        time_us: 0.0,
-                        weight_bytes: 2.0,
-                    };
-                    GemmSample {
-                        time_us: truth.predict(&s),
-                        ..s
-                    }
-                })
-            })
-            .collect();
+        let samples = samples_of(
+            &synthetic_law(2.0 * peak_bytes_per_us),
+            &[(8192.0, 8192.0), (8192.0, 28672.0)],
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0],
+        );
         let g = GemmModel::fit(&samples, 5e8, peak_bytes_per_us).unwrap();
         assert!(g.bytes_per_us <= peak_bytes_per_us, "{g:?}");
         assert!(g.bytes_per_us > 0.9 * peak_bytes_per_us, "{g:?}");
@@ -428,14 +411,7 @@ mod tests {
 
     #[test]
     fn time_is_monotone_and_finite() {
-        let g = GemmModel {
-            t0_us: 4.0,
-            flops_per_us: 3e8,
-            m_half: 100.0,
-            bytes_per_us: 1.5e6,
-            samples: 0,
-            median_rel_err: 0.0,
-        };
+        let g = synthetic_law(1.5e6);
         let mut last = 0.0;
         for m in [0.0, 1.0, 2.0, 10.0, 1e3, 1e6] {
             let t = g.time_us(m, 1.0, &GemmOperand::measured(4096.0, 4096.0));

@@ -28,10 +28,9 @@
 //! balanced routing (`a = min(E, T·k)` for `T` tokens of top-`k` over `E` experts).
 //! Fitted on kernel measurements only.
 
-use super::fit::fit_log_ratio;
 #[cfg(test)]
 use super::fit::median;
-use super::gemm::{logistic, logit};
+use super::fit::{fit_log_ratio, logistic, logit};
 use serde::Deserialize;
 use std::path::Path;
 
