@@ -224,7 +224,11 @@ impl MeasuredModel {
             None => None,
         };
         let inputs = build::Inputs {
-            twin_gemm: twin.as_ref().map(|(p, ratio)| (p, *ratio)),
+            twin_gemm: twin
+                .as_ref()
+                .filter(|t| t.times_gemms)
+                .map(|t| (&t.profiles, t.bandwidth_ratio)),
+            twin_stream: twin.as_ref().map(|t| (&t.profiles, t.bandwidth_ratio)),
             engine_gemm: engine_gemm.as_ref(),
             engine_gemm_fp8: engine_gemm_fp8.as_ref(),
             fp8_rate: fp8_rate.as_ref(),
@@ -363,32 +367,45 @@ impl LatencyModel for MeasuredModel {
     }
 }
 
-/// The profiles of `d`'s compute twin (`compute_twin` in its device file) and the ratio
-/// of the two devices' memory bandwidths (this one's over the twin's), where `d`'s GPU
-/// has no profiles, its GEMM grid (if any) is of another kernel generation than the
-/// stack's, and the twin has profiles of the stack's generation: the same chip at the
-/// same clocks runs the same GEMM kernels, only faster where they stream memory.
+/// A GPU's compute twin (`compute_twin` in its device file): the same chip, enabled
+/// units and clocks, differing only in memory.
+struct Twin {
+    /// The twin's operator profiles.
+    profiles: profile::GpuProfiles,
+    /// This GPU's memory bandwidth over the twin's.
+    bandwidth_ratio: f64,
+    /// Whether the twin's GEMM law times this GPU's GEMMs: where this GPU's grid (if
+    /// any) is of another kernel generation than the stack's and the twin has profiles
+    /// of the stack's generation.
+    times_gemms: bool,
+}
+
+/// The compute twin of `d`'s GPU, whose profiles exist: the same chip at the same
+/// clocks runs the same kernels, only faster where they stream memory. Its fused
+/// elementwise kernels always stand for this GPU's (their fixed cost is the chip's);
+/// its GEMM law only where this GPU has no GEMM grid of the stack's kernel generation
+/// ([`Twin::times_gemms`]).
 fn compute_twin(
     d: &Deployment,
     paths: &DataPaths,
     dir: &std::path::Path,
     grid: Option<&measurements::GemmGrid>,
     opts: &MeasuredOptions,
-) -> Result<Option<(profile::GpuProfiles, f64)>> {
-    let (Some(twin), Some(generation)) = (&d.gpu().compute_twin, d.stack.kernel_generation) else {
+) -> Result<Option<Twin>> {
+    let Some(twin) = &d.gpu().compute_twin else {
         return Ok(None);
     };
-    if grid.is_some_and(|g| g.generation == generation) {
-        return Ok(None);
-    }
     let profiles = profile::GpuProfiles::load(dir, twin, &opts.exclude_models)?;
-    if !profiles
-        .models
-        .iter()
-        .any(|m| m.meta.kernel_generation == generation)
-    {
+    if !profiles.has_models() {
         return Ok(None);
     }
+    let times_gemms = d.stack.kernel_generation.is_some_and(|generation| {
+        !grid.is_some_and(|g| g.generation == generation)
+            && profiles
+                .models
+                .iter()
+                .any(|m| m.meta.kernel_generation == generation)
+    });
     let catalog = crate::hardware::HardwareCatalog::load(&paths.hardware_dir())?;
     let Some(spec) = catalog.by_file_stem(twin) else {
         return Err(crate::error::Error::input(
@@ -397,7 +414,11 @@ fn compute_twin(
             format!("no device file {twin}.toml in {}", catalog.dir().display()),
         ));
     };
-    let twin_bandwidth = spec.memory_bandwidth_bytes_per_s();
-    let ratio = d.gpu().memory_bandwidth_bytes_per_s() / twin_bandwidth;
-    Ok(Some((profiles, ratio)))
+    let bandwidth_ratio =
+        d.gpu().memory_bandwidth_bytes_per_s() / spec.memory_bandwidth_bytes_per_s();
+    Ok(Some(Twin {
+        profiles,
+        bandwidth_ratio,
+        times_gemms,
+    }))
 }

@@ -44,6 +44,9 @@ pub(crate) struct Inputs<'a> {
     /// memory bandwidths (this GPU's over the twin's), where the twin has profiles of
     /// the stack's kernel generation and this GPU's GEMM grid is of another.
     pub twin_gemm: Option<(&'a GpuProfiles, f64)>,
+    /// A GPU without profiles: its compute twin's profiles and the bandwidth ratio, for
+    /// the fused elementwise kernels (whatever the stack's kernel generation).
+    pub twin_stream: Option<(&'a GpuProfiles, f64)>,
     /// Dense GEMMs measured through the engine's linear layer on this GPU; present only
     /// where some of the GPU's profiles are of another kernel generation than the stack.
     pub engine_gemm: Option<&'a super::measurements::GemmGrid>,
@@ -480,6 +483,29 @@ fn fit_gemm(d: &Deployment, inp: &Inputs<'_>) -> (GemmModel, String) {
     }
 }
 
+/// The bandwidth law of the GPU's fused elementwise kernels and what it was fitted on:
+/// its own profiles' kernels, else its compute twin's (`twin`: profiles and this
+/// GPU's bandwidth over the twin's), whose fixed cost per kernel is this chip's and
+/// whose streaming rate is scaled by the bandwidth ratio.
+fn fit_stream(
+    gpu: &GpuProfiles,
+    twin: Option<(&GpuProfiles, f64)>,
+) -> Option<(StreamModel, String)> {
+    if let Some(s) = StreamModel::fit(gpu) {
+        return Some((s, format!("{} fused elementwise kernels", gpu.slug)));
+    }
+    let (twin, ratio) = twin?;
+    let mut s = StreamModel::fit(twin)?;
+    s.bytes_per_us *= ratio;
+    Some((
+        s,
+        format!(
+            "{} fused elementwise kernels (compute twin; bandwidth × {ratio:.3}, the bandwidth ratio)",
+            twin.slug
+        ),
+    ))
+}
+
 /// Build the composition of `d` from the accelerator's data.
 pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
     let gpu = inp.gpu;
@@ -496,11 +522,10 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
     };
     let bw = d.gpu().memory_bandwidth_bytes_per_s();
     let rp = &inp.roofline;
-    let (stream, stream_label) = match StreamModel::fit(gpu) {
-        Some(s) => {
+    let (stream, stream_label) = match fit_stream(gpu, inp.twin_stream) {
+        Some((s, whose)) => {
             let label = format!(
-                "bandwidth law fitted on {} fused elementwise kernels (t0 {:.1} µs, {:.0} GB/s; median error {:.1}%)",
-                gpu.slug,
+                "bandwidth law fitted on {whose} (t0 {:.1} µs, {:.0} GB/s; median error {:.1}%)",
                 s.t0_us,
                 s.bytes_per_us / 1e3,
                 s.median_rel_err * 100.0

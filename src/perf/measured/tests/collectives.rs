@@ -55,15 +55,6 @@ fn qwen3_moe_on_four_b200() -> DeploymentRequest {
     }
 }
 
-/// The seconds `m` gives component `name` of the iteration `shape`.
-fn component(m: &MeasuredModel, shape: &StepShape, name: &str) -> f64 {
-    m.breakdown(shape)
-        .into_iter()
-        .find(|(k, _)| *k == name)
-        .unwrap()
-        .1
-}
-
 /// The expert-parallel exchange is NCCL's all-gather (dispatch) and reduce-scatter
 /// (combine) of every rank's hidden states, timed by NCCL's own tests on this GPU; a
 /// stack that quantizes before the dispatch (TensorRT-LLM) gathers NVFP4 values, 0.28

@@ -60,16 +60,10 @@ fn a_compute_twin_times_gemms_where_the_grid_is_of_another_generation() {
         v1.contains("points of measurements/gemm/h200-sxm-141gb__bfloat16.csv"),
         "{v1}"
     );
-    assert!(!v1.contains("compute twin"), "{v1}");
+    assert!(!v1.contains("of h100-sxm5-80gb (compute twin"), "{v1}");
     // Linear time only (attention and the rest come from H200's own tables).
     let h100 = build("h100", "vllm-0.6");
-    let linear = |m: &MeasuredModel, s: &StepShape| {
-        m.breakdown(s)
-            .iter()
-            .filter(|(name, _)| *name == "linear")
-            .map(|(_, t)| t)
-            .sum::<f64>()
-    };
+    let linear = |m: &MeasuredModel, s: &StepShape| component(m, s, "linear");
     let mut prefill = StepShape::new();
     prefill.push_prefill(8192, 0);
     let r = linear(&v0, &prefill) / linear(&h100, &prefill);
@@ -79,6 +73,40 @@ fn a_compute_twin_times_gemms_where_the_grid_is_of_another_generation() {
     assert!(
         (1.0 / 1.433 - 0.02..1.0).contains(&r),
         "decode linear H200/H100 {r}"
+    );
+}
+
+/// H200 has no fused elementwise kernels of its own; on every stack its compute
+/// twin's (H100's) law times them, the streaming rate scaled by the bandwidth ratio: a
+/// batch-1 decode's small kernels pay H100's fixed cost per kernel (nearly H100's
+/// time, where the roofline bandwidth alone had almost none), a large prefill's stream
+/// at H200's bandwidth.
+#[test]
+fn a_compute_twin_times_the_elementwise_kernels() {
+    let paths = DataPaths::builtin();
+    let opts = MeasuredOptions::default();
+    let build = |hw: &str| {
+        let d = deploy_on("meta-llama/Llama-3.1-8B", hw, 1, Some("vllm-v1"));
+        MeasuredModel::new(&d, &paths, &opts).unwrap().unwrap()
+    };
+    let (h200, h100) = (build("h200"), build("h100"));
+    let d = h200.describe();
+    assert!(
+        d.contains(
+            "elementwise: bandwidth law fitted on h100-sxm5-80gb fused elementwise kernels (compute twin; bandwidth × 1.433"
+        ),
+        "{d}"
+    );
+    let elementwise = |m: &MeasuredModel, s: &StepShape| component(m, s, "elementwise");
+    let decode = decodes(1, 512);
+    let r = elementwise(&h200, &decode) / elementwise(&h100, &decode);
+    assert!((0.9..=1.0).contains(&r), "decode elementwise H200/H100 {r}");
+    let mut prefill = StepShape::new();
+    prefill.push_prefill(16384, 0);
+    let r = elementwise(&h200, &prefill) / elementwise(&h100, &prefill);
+    assert!(
+        (1.0 / 1.433..1.0 / 1.433 + 0.05).contains(&r),
+        "prefill elementwise H200/H100 {r}"
     );
 }
 
@@ -109,13 +137,7 @@ fn fp8_linear_layers_come_from_the_fp8_grid() {
             "{}",
             m8.describe()
         );
-        let linear = |m: &MeasuredModel, s: &StepShape| {
-            m.breakdown(s)
-                .into_iter()
-                .find(|(k, _)| *k == "linear")
-                .unwrap()
-                .1
-        };
+        let linear = |m: &MeasuredModel, s: &StepShape| component(m, s, "linear");
         let mut prefill = StepShape::new();
         prefill.push_prefill(4096, 0);
         let r = linear(&m8, &prefill) / linear(&m16, &prefill);
@@ -139,11 +161,7 @@ fn quantized(model: &str, hw: &str, tp: u32, q: Option<&str>) -> MeasuredModel {
 
 /// The MoE block's time in a step.
 fn moe_time(m: &MeasuredModel, s: &StepShape) -> f64 {
-    m.breakdown(s)
-        .into_iter()
-        .find(|(k, _)| *k == "moe")
-        .unwrap()
-        .1
+    component(m, s, "moe")
 }
 
 /// The MoE block is timed in the experts' own weight format where the tensor cores run

@@ -249,6 +249,15 @@ fn unequal_decode_contexts_follow_the_skew_measurements() {
     assert!(errs.len() > 50 && med < 0.1 && p90 < 0.3, "{med} {p90}");
 }
 
+/// The seconds `m` gives component `name` of the iteration `shape`.
+fn component(m: &MeasuredModel, shape: &StepShape, name: &str) -> f64 {
+    m.breakdown(shape)
+        .into_iter()
+        .find(|(k, _)| *k == name)
+        .unwrap()
+        .1
+}
+
 fn decodes(n: u32, ctx: u32) -> StepShape {
     let mut s = StepShape::new();
     for _ in 0..n {
