@@ -224,11 +224,7 @@ impl MeasuredModel {
             None => None,
         };
         let inputs = build::Inputs {
-            twin_gemm: twin
-                .as_ref()
-                .filter(|t| t.times_gemms)
-                .map(|t| (&t.profiles, t.bandwidth_ratio)),
-            twin_stream: twin.as_ref().map(|t| (&t.profiles, t.bandwidth_ratio)),
+            twin: twin.as_ref(),
             engine_gemm: engine_gemm.as_ref(),
             engine_gemm_fp8: engine_gemm_fp8.as_ref(),
             fp8_rate: fp8_rate.as_ref(),
@@ -369,15 +365,15 @@ impl LatencyModel for MeasuredModel {
 
 /// A GPU's compute twin (`compute_twin` in its device file): the same chip, enabled
 /// units and clocks, differing only in memory.
-struct Twin {
+pub(crate) struct Twin {
     /// The twin's operator profiles.
-    profiles: profile::GpuProfiles,
+    pub profiles: profile::GpuProfiles,
     /// This GPU's memory bandwidth over the twin's.
-    bandwidth_ratio: f64,
+    pub bandwidth_ratio: f64,
     /// Whether the twin's GEMM law times this GPU's GEMMs: where this GPU's grid (if
     /// any) is of another kernel generation than the stack's and the twin has profiles
     /// of the stack's generation.
-    times_gemms: bool,
+    pub times_gemms: bool,
 }
 
 /// The compute twin of `d`'s GPU, whose profiles exist: the same chip at the same

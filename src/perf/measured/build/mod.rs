@@ -40,13 +40,9 @@ pub(crate) struct Inputs<'a> {
     pub library: &'a super::comm::LibraryTests,
     /// Attention measured through vLLM's backend on this GPU.
     pub engine_attention: &'a [(AttnGeometry, super::profile::AttentionRow)],
-    /// A GPU without profiles: its compute twin's profiles and the ratio of the two
-    /// memory bandwidths (this GPU's over the twin's), where the twin has profiles of
-    /// the stack's kernel generation and this GPU's GEMM grid is of another.
-    pub twin_gemm: Option<(&'a GpuProfiles, f64)>,
-    /// A GPU without profiles: its compute twin's profiles and the bandwidth ratio, for
-    /// the fused elementwise kernels (whatever the stack's kernel generation).
-    pub twin_stream: Option<(&'a GpuProfiles, f64)>,
+    /// A GPU without profiles: its compute twin, whose fused elementwise kernels stand
+    /// for this GPU's, and whose GEMM law does where [`super::Twin::times_gemms`].
+    pub twin: Option<&'a super::Twin>,
     /// Dense GEMMs measured through the engine's linear layer on this GPU; present only
     /// where some of the GPU's profiles are of another kernel generation than the stack.
     pub engine_gemm: Option<&'a super::measurements::GemmGrid>,
@@ -440,7 +436,8 @@ fn fit_gemm(d: &Deployment, inp: &Inputs<'_>) -> (GemmModel, String) {
     // The GPU's profiled linear operators; on a GPU without profiles, its compute
     // twin's (the law fitted there, its memory term scaled by the bandwidth ratio), else
     // its GEMM grid.
-    if let Some((twin, ratio)) = inp.twin_gemm.filter(|_| !gpu.has_models()) {
+    if let Some(t) = inp.twin.filter(|t| t.times_gemms && !gpu.has_models()) {
+        let (twin, ratio) = (&t.profiles, t.bandwidth_ratio);
         let twin_bw = bw / ratio;
         if let Some(mut g) = GemmModel::fit_cached(
             &GemmModel::samples(twin),
@@ -484,17 +481,13 @@ fn fit_gemm(d: &Deployment, inp: &Inputs<'_>) -> (GemmModel, String) {
 }
 
 /// The bandwidth law of the GPU's fused elementwise kernels and what it was fitted on:
-/// its own profiles' kernels, else its compute twin's (`twin`: profiles and this
-/// GPU's bandwidth over the twin's), whose fixed cost per kernel is this chip's and
-/// whose streaming rate is scaled by the bandwidth ratio.
-fn fit_stream(
-    gpu: &GpuProfiles,
-    twin: Option<(&GpuProfiles, f64)>,
-) -> Option<(StreamModel, String)> {
+/// its own profiles' kernels, else its compute twin's, whose fixed cost per kernel is
+/// this chip's and whose streaming rate is scaled by the bandwidth ratio.
+fn fit_stream(gpu: &GpuProfiles, twin: Option<&super::Twin>) -> Option<(StreamModel, String)> {
     if let Some(s) = StreamModel::fit(gpu) {
         return Some((s, format!("{} fused elementwise kernels", gpu.slug)));
     }
-    let (twin, ratio) = twin?;
+    let (twin, ratio) = twin.map(|t| (&t.profiles, t.bandwidth_ratio))?;
     let mut s = StreamModel::fit(twin)?;
     s.bytes_per_us *= ratio;
     Some((
@@ -522,7 +515,7 @@ pub(crate) fn build(d: &Deployment, inp: &Inputs<'_>) -> Built {
     };
     let bw = d.gpu().memory_bandwidth_bytes_per_s();
     let rp = &inp.roofline;
-    let (stream, stream_label) = match fit_stream(gpu, inp.twin_stream) {
+    let (stream, stream_label) = match fit_stream(gpu, inp.twin) {
         Some((s, whose)) => {
             let label = format!(
                 "bandwidth law fitted on {whose} (t0 {:.1} µs, {:.0} GB/s; median error {:.1}%)",
