@@ -110,9 +110,9 @@ pub fn group_request(
 /// `--enable_chunked_context`; the TensorRT engines of the older releases chunk),
 /// [`CUDA_GRAPH_MAX_BATCH`] sequences and tokens per iteration until a row's own limits
 /// replace them ([`bench_limits`]), no prefix caching (the prompts are random), and
-/// no KV reservation: `trtllm-bench` runs the `MAX_UTILIZATION` capacity policy
-/// (`ExecutorSettingsConfig.scheduler_policy`), not the server's
-/// `GUARANTEED_NO_EVICT`.
+/// no KV reservation in the scheduler: the capacity policy is applied per row instead,
+/// as a cap on the running requests (`GUARANTEED_NO_EVICT`, the default: only those
+/// whose whole ISL + OSL fits; none under a table's `max_utilization`; module docs).
 pub fn engine_overrides(base: &EngineOverrides) -> EngineOverrides {
     let mut ov = *base;
     ov.kv_reservation.get_or_insert(false);
