@@ -190,7 +190,8 @@ impl Replica {
     /// Make this replica a rank of lock-step group `group`: the
     /// [`Simulation`](crate::sim::Simulation) starts the group's ranks together and
     /// ends them together, when the slowest is done (vLLM's data-parallel ranks with
-    /// expert parallelism synchronise in every MoE layer).
+    /// expert parallelism synchronise in every MoE layer); with pipeline parallelism
+    /// the group's micro-batches pipeline through the stages.
     pub fn with_lockstep(mut self, group: Option<u32>) -> Self {
         self.lockstep = group;
         self

@@ -115,7 +115,8 @@ pub struct Simulation {
     kv_link: Option<LinkSpec>,
     /// Handoffs on their way to each replica.
     in_transit: Vec<usize>,
-    /// Lock-step groups (members' indices, ascending) and when each is next free.
+    /// Lock-step groups (members' indices, ascending) and when each can next start an
+    /// iteration (every rank's first pipeline stage free).
     lockstep: Vec<(Vec<usize>, SimTime)>,
     /// The API server in front of the replicas (none: clients talk to the engine).
     api: Option<api::ApiDelays>,
@@ -481,8 +482,11 @@ impl Simulation {
     }
 
     /// Start the next iteration on every idle replica that has runnable work. The ranks
-    /// of a lock-step group start together once the group's last iteration is over,
-    /// and all end when the slowest of those with work is done.
+    /// of a lock-step group start an iteration together, each taking as long as the
+    /// slowest of those with work (they meet in every MoE layer), and start the next
+    /// once every rank's first pipeline stage has taken this one: without pipeline
+    /// parallelism when it is over, with it as soon as the next micro-batch can enter
+    /// (the ranks of each stage meet there, the stages pipeline as a lone replica's do).
     pub fn start_idle(&mut self, observer: &mut dyn Observer) {
         let now = self.now;
         for g in 0..self.lockstep.len() {
@@ -501,15 +505,21 @@ impl Simulation {
                     self.fault.get_or_insert(e);
                 }
             }
+            let mut pipelined = false;
             for i in started {
                 let replica = &mut self.replicas[i];
                 let s = replica.launch_step(now, slowest);
                 observer.on_step_start(now, slowest, replica);
                 self.queue.push(s.done, Event::StepDone(replica.id()));
-                *free = (*free).max(s.done);
+                *free = (*free).max(s.first_stage_free);
+                pipelined |= s.first_stage_free < s.done;
                 if !std::mem::replace(&mut self.changed_flag[i], true) {
                     self.changed.push(i);
                 }
+            }
+            if pipelined {
+                // Nothing else may happen when the first stages free up: come back then.
+                self.queue.push(*free, Event::Wake(members[0] as u32));
             }
         }
         // In index order, as if every replica were asked (those not touched since they
