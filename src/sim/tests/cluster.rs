@@ -208,6 +208,39 @@ proptest! {
     }
 }
 
+/// Two ranks behind a round-robin router, in one lock-step group or stepping alone,
+/// run on `reqs` under the invariant checker; their records by request id.
+fn run_two_ranks(
+    cfg: &EngineConfig,
+    lat: &Arc<FixedLatency>,
+    reqs: Vec<Request>,
+    lockstep: bool,
+) -> Vec<RequestRecord> {
+    let group = lockstep.then_some(0);
+    let replicas = (0..2)
+        .map(|i| {
+            Replica::new(i, cfg.clone(), lat.clone())
+                .unwrap()
+                .with_lockstep(group)
+        })
+        .collect();
+    let mut sim = Simulation::new(replicas, Router::new(RoutePolicy::RoundRobin)).unwrap();
+    let mut sink = Collect(Vec::new());
+    let mut checker = Checker {
+        last: SimTime::ZERO,
+        max_tokens: u64::from(cfg.max_num_batched_tokens),
+        max_seqs: cfg.max_running() as usize,
+        max_batch_seqs: cfg.max_num_seqs as usize,
+        check_budget: true,
+        steps: 0,
+    };
+    let src = RequestSource::Open(Box::new(reqs.into_iter().map(Ok)));
+    sim.run(src, &mut sink, &mut checker).unwrap();
+    let mut recs = sink.0;
+    recs.sort_by_key(|r| r.request_id);
+    recs
+}
+
 /// Two data-parallel ranks in lock-step: a short decode on one rank waits for the
 /// other rank's long prefill in every shared iteration, and neither starts a new
 /// iteration before the group's is over. The same ranks stepping alone do not wait.
@@ -217,31 +250,10 @@ fn lockstep_ranks_end_each_iteration_together() {
     // 1 ms per iteration + 10 µs per prefill token + 0 per decode.
     let lat = Arc::new(FixedLatency::from_micros(1000, 10, 0));
     let run_pair = |lockstep: bool| {
-        let group = lockstep.then_some(0);
-        let replicas = (0..2)
-            .map(|i| {
-                Replica::new(i, cfg.clone(), lat.clone())
-                    .unwrap()
-                    .with_lockstep(group)
-            })
-            .collect();
-        let mut sim = Simulation::new(replicas, Router::new(RoutePolicy::RoundRobin)).unwrap();
-        let mut sink = Collect(Vec::new());
-        let mut checker = Checker {
-            last: SimTime::ZERO,
-            max_tokens: u64::from(cfg.max_num_batched_tokens),
-            max_seqs: cfg.max_running() as usize,
-            max_batch_seqs: cfg.max_num_seqs as usize,
-            check_budget: true,
-            steps: 0,
-        };
         // Request 0 (replica 0): 1 prompt token, 3 outputs. Request 1 (replica 1):
         // a 1000-token prompt, 1 output.
         let reqs = vec![req(0, 0, 1, 3), req(1, 0, 1000, 1)];
-        let src = RequestSource::Open(Box::new(reqs.into_iter().map(Ok)));
-        sim.run(src, &mut sink, &mut checker).unwrap();
-        let mut recs = sink.0;
-        recs.sort_by_key(|r| r.request_id);
+        let recs = run_two_ranks(&cfg, &lat, reqs, lockstep);
         assert_eq!(recs.len(), 2);
         (recs[0].clone(), recs[1].clone())
     };
@@ -272,31 +284,10 @@ fn lockstep_ranks_pipeline_their_micro_batches() {
     cfg.max_num_seqs_scope = crate::engine::SeqLimitScope::MicroBatch;
     let lat = Arc::new(FixedLatency::from_micros(1000, 1, 0));
     let run_pair = |lockstep: bool| {
-        let group = lockstep.then_some(0);
-        let replicas = (0..2)
-            .map(|i| {
-                Replica::new(i, cfg.clone(), lat.clone())
-                    .unwrap()
-                    .with_lockstep(group)
-            })
-            .collect();
-        let mut sim = Simulation::new(replicas, Router::new(RoutePolicy::RoundRobin)).unwrap();
-        let mut sink = Collect(Vec::new());
-        let mut checker = Checker {
-            last: SimTime::ZERO,
-            max_tokens: u64::from(cfg.max_num_batched_tokens),
-            max_seqs: cfg.max_running() as usize,
-            max_batch_seqs: cfg.max_num_seqs as usize,
-            check_budget: true,
-            steps: 0,
-        };
         // Round robin: each rank gets two identical requests, one per micro-batch.
-        let reqs = (0..4).map(|i| req(i, 0, 10, 8)).collect::<Vec<_>>();
-        let src = RequestSource::Open(Box::new(reqs.into_iter().map(Ok)));
-        sim.run(src, &mut sink, &mut checker).unwrap();
-        let mut recs = sink.0;
-        recs.sort_by_key(|r| r.request_id);
-        recs.iter()
+        let reqs = (0..4).map(|i| req(i, 0, 10, 8)).collect();
+        run_two_ranks(&cfg, &lat, reqs, lockstep)
+            .iter()
             .map(|r| (r.replica, r.first_token_time_s, r.finish_time_s))
             .collect::<Vec<_>>()
     };
