@@ -14,6 +14,9 @@ use crate::units::BYTES_PER_GB;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The host CPU architecture of a device file that names none.
+pub const DEFAULT_HOST_CPU_ARCH: &str = "x86_64";
+
 /// FLOP/s in one TFLOPS (and op/s in one TOPS).
 const FLOPS_PER_TFLOPS: f64 = 1e12;
 
@@ -50,6 +53,8 @@ struct GpuFile {
     notes: Option<String>,
     uncertain: Option<String>,
     compute_twin: Option<String>,
+    host_cpu_arch: Option<String>,
+    l2_cache_mb: Option<f64>,
     device_type: Option<DeviceType>,
 }
 
@@ -149,6 +154,12 @@ pub struct GpuSpec {
     /// measurements describe this device's compute where this device has none of the
     /// serving stack's kernel generation.
     pub compute_twin: Option<String>,
+    /// The instruction set of the host CPU the device comes with (`x86_64` unless the
+    /// file says otherwise; `aarch64` for Grace superchips): which builds of an
+    /// engine's packages exist for it.
+    pub host_cpu_arch: String,
+    /// On-chip L2 cache, MB (1e6 bytes), where the file gives it.
+    pub l2_cache_mb: Option<f64>,
     /// The file this spec was loaded from.
     pub path: Option<PathBuf>,
     /// What kind of device this is.
@@ -302,9 +313,18 @@ impl GpuSpec {
             notes: f.notes,
             uncertain: f.uncertain,
             compute_twin: f.compute_twin,
+            host_cpu_arch: f
+                .host_cpu_arch
+                .map_or_else(|| DEFAULT_HOST_CPU_ARCH.to_owned(), |a| a.trim().to_owned()),
+            l2_cache_mb: f.l2_cache_mb,
             path: Some(path.to_owned()),
             device_type,
         })
+    }
+
+    /// L2 cache in bytes (0 where the file does not give it).
+    pub fn l2_cache_bytes(&self) -> f64 {
+        self.l2_cache_mb.map_or(0.0, |mb| mb * 1e6)
     }
 
     /// Device memory in bytes: `exact_memory_bytes` where the file gives it, else the
