@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::hardware::{ClusterSpec, GpuSpec, HardwareCatalog};
 use crate::model::{ModelCatalog, ModelSpec};
 use crate::paths::DataPaths;
-use crate::stack::{Execution, ServingStack};
+use crate::stack::{AttentionFallback, BackendInputs, Execution, ServingStack};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -498,6 +498,27 @@ impl Deployment {
     /// The accelerator.
     pub fn gpu(&self) -> &GpuSpec {
         &self.cluster.gpu
+    }
+
+    /// The stack's fallback decode kernel and why this deployment's engine runs it
+    /// instead of FlashAttention ([`ServingStack::attention_fallback`]; builds for
+    /// NVIDIA GPUs), or None.
+    pub fn attention_fallback(&self) -> Option<(&AttentionFallback, &'static str)> {
+        let f = self.stack.attention_fallback.as_ref()?;
+        if self.gpu().vendor != "NVIDIA" {
+            return None;
+        }
+        let inputs = BackendInputs {
+            version: self.engine_version.as_deref(),
+            sliding_window: self
+                .model
+                .layer_kinds()
+                .iter()
+                .any(|k| matches!(k.kind, crate::model::AttentionKind::Sliding { .. })),
+            fp8_kv_cache: self.kv_dtype == DType::Fp8,
+            host_cpu_arch: &self.gpu().host_cpu_arch,
+        };
+        f.reason(&inputs).map(|why| (f, why))
     }
 
     /// GPUs per simulated replica (one data-parallel rank).

@@ -2,9 +2,9 @@
 //! and its checks.
 
 use super::{
-    ApiServer, CustomAllReduce, Execution, GraphMode, HostCost, HostOverlap, KernelGeneration,
-    KvCacheBudget, MixedBatchAttention, PagedAttention, SchedulerDefaults, ServingStack, StackGemm,
-    StackMoe,
+    ApiServer, AttentionFallback, CustomAllReduce, Execution, GraphMode, HostCost, HostOverlap,
+    KernelGeneration, KvCacheBudget, MixedBatchAttention, PagedAttention, SchedulerDefaults,
+    ServingStack, StackGemm, StackMoe,
 };
 use crate::engine::config::KvReservation;
 use crate::engine::SchedulerKind;
@@ -25,6 +25,7 @@ struct StackFile {
     platforms: Vec<String>,
     framework: Option<String>,
     paged_attention: Option<PagedAttentionSection>,
+    attention_fallback: Option<AttentionFallbackSection>,
     kernel_generation: Option<KernelGeneration>,
     mixed_batch_attention: Option<MixedBatchAttention>,
     gemm: Option<GemmSection>,
@@ -60,6 +61,17 @@ struct GemmSection {
     source: String,
     #[serde(default)]
     fitted_on: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttentionFallbackSection {
+    sliding_window_until: Option<String>,
+    #[serde(default)]
+    fp8_kv_cache: bool,
+    x86_64_only_until: Option<String>,
+    repeat_read_fraction: f64,
+    source: String,
 }
 
 #[derive(Deserialize)]
@@ -537,6 +549,19 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             fitted_on: p.fitted_on.clone(),
         }),
     };
+    let attention_fallback = match &f.attention_fallback {
+        None => None,
+        Some(a) => Some(AttentionFallback {
+            sliding_window_until: a.sliding_window_until.clone(),
+            fp8_kv_cache: a.fp8_kv_cache,
+            x86_64_only_until: a.x86_64_only_until.clone(),
+            repeat_read_fraction: non_negative(
+                "attention_fallback.repeat_read_fraction",
+                a.repeat_read_fraction,
+            )?,
+            source: a.source.clone(),
+        }),
+    };
     let gemm = match &f.gemm {
         None => None,
         Some(g) => Some(StackGemm {
@@ -602,6 +627,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
             .framework
             .unwrap_or_else(|| super::DEFAULT_FRAMEWORK.into()),
         paged_attention,
+        attention_fallback,
         kernel_generation: f.kernel_generation,
         mixed_batch_attention: f.mixed_batch_attention,
         gemm,

@@ -22,11 +22,13 @@
 //! (`fitted_on`). [`ServingStack::load`] checks every field and names the file, line
 //! and key of a bad one.
 
+mod attention_fallback;
 mod collective;
 mod execution;
 mod file;
 pub mod version;
 
+pub use attention_fallback::{AttentionFallback, BackendInputs};
 pub use collective::CustomAllReduce;
 pub use execution::{
     CaptureLimit, CaptureLimits, ExecPlan, Execution, GraphKind, GraphMode, HostCost, HostOverlap,
@@ -414,6 +416,9 @@ pub struct ServingStack {
     pub framework: String,
     /// The stack's own decode attention kernel, where it differs from the GPU's.
     pub paged_attention: Option<PagedAttention>,
+    /// When the engine leaves FlashAttention for its own paged-attention decode kernel
+    /// (vLLM V0's backend selection; `[attention_fallback]`).
+    pub attention_fallback: Option<AttentionFallback>,
     /// The generation of its kernels: measured operators of this generation are
     /// preferred (none: the operator profiles, whatever their generation).
     pub kernel_generation: Option<KernelGeneration>,

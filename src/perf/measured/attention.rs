@@ -288,19 +288,34 @@ impl AttentionLaw {
 
     /// Predicted time of one measured row, µs.
     pub(crate) fn row_time_us(&self, g: &AttnGeometry, r: &AttentionRow) -> Option<f64> {
-        self.eval(g, &row_features(g, r), self.unified)
+        self.eval(g, &row_features(g, r), self.unified, 1.0)
+    }
+
+    /// [`AttentionLaw::time_us_reading`] of the measured kernel itself.
+    #[cfg(test)]
+    pub(crate) fn time_us(
+        &self,
+        g: &AttnGeometry,
+        shape: &StepShape,
+        separate: bool,
+    ) -> Option<f64> {
+        self.time_us_reading(g, shape, separate, 1.0)
     }
 
     /// Time of one layer's attention for `shape` on one GPU, µs; `None` when the
     /// batch needs a part of the law that could not be fitted. `separate`: a mixed
     /// batch runs a prefill kernel and then a decode kernel, whatever the grid's engine
     /// did: a law fitted on one-kernel grids then times the chunks alone by its prefill
-    /// part and the decodes by its decode part.
-    pub(crate) fn time_us(
+    /// part and the decodes by its decode part. `decode_reads`: the decode kernel moves
+    /// that many times the KV bytes the measured kernel did (1; more for an engine's
+    /// fallback kernel, which reads a key/value head once per query head:
+    /// [`crate::stack::AttentionFallback`]).
+    pub(crate) fn time_us_reading(
         &self,
         g: &AttnGeometry,
         shape: &StepShape,
         separate: bool,
+        decode_reads: f64,
     ) -> Option<f64> {
         let f = features(
             g,
@@ -312,15 +327,26 @@ impl AttentionLaw {
             shape.decode_context_sum as f64,
             f64::from(shape.decode_context_max),
         );
-        self.eval(g, &f, self.unified && !separate)
+        self.eval(g, &f, self.unified && !separate, decode_reads)
     }
 
     /// `one_kernel`: the decodes of a mixed batch run inside the prefill kernel (only
-    /// for a law fitted on one-kernel grids).
-    fn eval(&self, g: &AttnGeometry, f: &Features, one_kernel: bool) -> Option<f64> {
+    /// for a law fitted on one-kernel grids). `decode_reads`: see
+    /// [`AttentionLaw::time_us_reading`].
+    fn eval(
+        &self,
+        g: &AttnGeometry,
+        f: &Features,
+        one_kernel: bool,
+        decode_reads: f64,
+    ) -> Option<f64> {
         let decode = |f: &Features| -> Option<f64> {
             let d = self.decode?;
-            Some(d.time_us(f.b_d, f.skew_bytes, f.n_d * g.kv_heads))
+            Some(d.time_us(
+                f.b_d * decode_reads,
+                f.skew_bytes * decode_reads,
+                f.n_d * g.kv_heads,
+            ))
         };
         if f.has_prefill {
             let p = self.prefill?;

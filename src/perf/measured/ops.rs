@@ -262,22 +262,57 @@ pub(crate) struct AttentionPart {
     pub roof_flops_per_us: f64,
     pub roof_bytes_per_us: f64,
     /// The stack runs a mixed batch's prompt chunks and decodes in separate kernels
-    /// (see [`AttentionLaw::time_us`]).
+    /// (see [`AttentionLaw::time_us_reading`]).
     pub separate_kernels: bool,
+    /// The engine decodes with its fallback kernel, which reads a key/value head once
+    /// per query head ([`crate::stack::AttentionFallback`]): that and the GPU's L2.
+    pub decode_fallback: Option<DecodeFallback>,
+}
+
+/// An engine's fallback decode kernel on one GPU.
+#[derive(Clone, Debug)]
+pub(crate) struct DecodeFallback {
+    pub kernel: crate::stack::AttentionFallback,
+    /// The GPU's L2 cache, bytes.
+    pub l2_bytes: f64,
 }
 
 impl AttentionPart {
     pub(crate) fn time_us(&self, shape: &StepShape) -> f64 {
+        let reads = self.decode_reads(shape);
         for (law, _) in &self.laws {
-            if let Some(t) = law.time_us(&self.geometry, shape, self.separate_kernels) {
+            if let Some(t) =
+                law.time_us_reading(&self.geometry, shape, self.separate_kernels, reads)
+            {
                 return t;
             }
         }
-        self.roofline_us(shape)
+        self.roofline_us(shape, reads)
     }
 
-    /// `max(FLOPs / rate, KV bytes / bandwidth)` per layer.
-    fn roofline_us(&self, shape: &StepShape) -> f64 {
+    /// KV bytes the engine's decode kernel moves for `shape` over those of the
+    /// measured kernel: 1, or more for a fallback kernel.
+    fn decode_reads(&self, shape: &StepShape) -> f64 {
+        self.decode_fallback.as_ref().map_or(1.0, |f| {
+            let g = &self.geometry;
+            let kv = self.decode_context(shape) * g.kv_bytes_per_token;
+            f.kernel
+                .read_factor(g.q_heads / g.kv_heads.max(1.0), kv, f.l2_bytes)
+        })
+    }
+
+    /// Tokens of context the decodes of `shape` read, the window applied.
+    fn decode_context(&self, shape: &StepShape) -> f64 {
+        let d = f64::from(shape.num_decodes);
+        match self.geometry.window {
+            Some(w) => (shape.decode_context_sum as f64).min(d * w),
+            None => shape.decode_context_sum as f64,
+        }
+    }
+
+    /// `max(FLOPs / rate, KV bytes / bandwidth)` per layer; the decodes' KV read
+    /// `decode_reads` times.
+    fn roofline_us(&self, shape: &StepShape, decode_reads: f64) -> f64 {
         let g = &self.geometry;
         let cap = |x: f64| g.window.map_or(x, |w| x.min(w));
         let mut flops = 0.0;
@@ -288,13 +323,9 @@ impl AttentionPart {
             flops += g.pair_flops * g.q_heads * n * cap(c + (n + 1.0) / 2.0);
             bytes += cap(c + n) * g.kv_bytes_per_token;
         }
-        let d = f64::from(shape.num_decodes);
-        let sum = match g.window {
-            Some(w) => (shape.decode_context_sum as f64).min(d * w),
-            None => shape.decode_context_sum as f64,
-        };
+        let sum = self.decode_context(shape);
         flops += g.pair_flops * g.q_heads * sum;
-        bytes += sum * g.kv_bytes_per_token;
+        bytes += sum * g.kv_bytes_per_token * decode_reads;
         (flops / self.roof_flops_per_us).max(bytes / self.roof_bytes_per_us)
     }
 }

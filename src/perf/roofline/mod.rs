@@ -157,6 +157,9 @@ pub struct Roofline {
     decode_attention_bandwidth: Option<f64>,
     /// The stack's decode kernel reads a key/value head once per query head.
     decode_reads_kv_per_query_head: bool,
+    /// The engine decodes with its fallback paged-attention kernel
+    /// ([`Deployment::attention_fallback`]), and the GPU's L2 cache in bytes.
+    decode_fallback: Option<(crate::stack::AttentionFallback, f64)>,
     attn_rate: f64,
     /// Fixed GPU time of each GEMM and attention kernel, s ([`RooflineParams`]).
     kernel_latency_s: f64,
@@ -370,7 +373,9 @@ impl Roofline {
                         ""
                     }
                 ),
-                None => String::new(),
+                None => d
+                    .attention_fallback()
+                    .map_or_else(String::new, |(f, why)| fallback_note(f, why)),
             },
             match d.stack.platform_note(&d.gpu().vendor) {
                 Some(n) => format!("; {n}"),
@@ -395,6 +400,9 @@ impl Roofline {
                 .paged_attention
                 .as_ref()
                 .map(|p| own_bandwidth(p.decode_bandwidth_efficiency)),
+            decode_fallback: d
+                .attention_fallback()
+                .map(|(f, _)| (f.clone(), d.gpu().l2_cache_bytes())),
             decode_reads_kv_per_query_head: d
                 .stack
                 .paged_attention
@@ -490,7 +498,12 @@ impl Roofline {
                     (pf + df, pb + db, tp + td, if td >= tp { bd } else { bp })
                 }
                 None => {
-                    let (flops, bytes) = attention_work(&g.attention, shape);
+                    let (flops, mut bytes) = attention_work(&g.attention, shape);
+                    if let Some((f, l2)) = &self.decode_fallback {
+                        // The fallback kernel's repeated reads of each key/value head.
+                        let (_, db) = decode_attention_work(&g.attention, shape);
+                        bytes += db * (f.read_factor(g.attention.group_size, db, *l2) - 1.0);
+                    }
                     let (t, b) = roof(flops, self.attn_rate, bytes, self.bandwidth);
                     (flops, bytes, t, b)
                 }
@@ -624,6 +637,14 @@ fn prefill_attention_work(a: &PreparedAttention, shape: &StepShape) -> (f64, f64
             cap(c + n) * a.kv_bytes_per_token + n * (a.kv_bytes_per_token + a.act_bytes_per_token);
     }
     (flops, bytes)
+}
+
+/// How a report says that the engine decodes with its fallback kernel.
+pub(crate) fn fallback_note(f: &crate::stack::AttentionFallback, why: &str) -> String {
+    format!(
+        "; decode attention in the engine's own paged-attention kernel ({why}), reading each KV head once per query head, every read after the first at {:.0}% of its cost",
+        f.repeat_read_fraction * 100.0
+    )
 }
 
 /// FLOPs and bytes of one layer's attention for the decodes of `shape`.

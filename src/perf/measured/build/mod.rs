@@ -360,6 +360,19 @@ impl Ctx<'_> {
         }
         let geometry = attention_geometry(d, layer);
         let rp = &self.inp.roofline;
+        let fallback = d.attention_fallback();
+        let decode_fallback = fallback.map(|(f, _)| super::ops::DecodeFallback {
+            kernel: f.clone(),
+            l2_bytes: d.gpu().l2_cache_bytes(),
+        });
+        if let Some((f, why)) = fallback {
+            self.note(
+                "attention",
+                crate::perf::roofline::fallback_note(f, why)
+                    .trim_start_matches("; ")
+                    .to_owned(),
+            );
+        }
         let attention = AttentionPart {
             geometry,
             laws: laws.to_vec(),
@@ -367,6 +380,7 @@ impl Ctx<'_> {
             roof_bytes_per_us: d.gpu().memory_bandwidth_bytes_per_s() * rp.memory_efficiency / 1e6,
             separate_kernels: d.stack.mixed_batch_attention
                 == Some(crate::stack::MixedBatchAttention::SeparateKernels),
+            decode_fallback,
         };
         if attention.separate_kernels && attention.laws.iter().any(|(l, _)| l.unified) {
             self.note(

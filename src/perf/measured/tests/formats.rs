@@ -217,3 +217,45 @@ fn bf16_profile_tables_do_not_time_narrower_experts() {
         "nvfp4/bf16 expert time at 16 decodes: {r}"
     );
 }
+
+/// vLLM 0.5–0.6 decode a sliding-window model in their own paged-attention kernel
+/// (`[attention_fallback]`), which reads each key/value head once per query head: a
+/// grouped-query batch whose KV is far beyond L2 costs more than on the same engine
+/// from 0.6.4 on (FlashAttention), by at most the read factor; one whose KV fits in L2
+/// costs the same, and a model without a window is untouched.
+#[test]
+fn a_v0_engine_decodes_a_sliding_window_model_in_its_own_kernel() {
+    let paths = DataPaths::builtin();
+    let opts = MeasuredOptions::default();
+    let build = |model: &str, version: &str| {
+        let req = DeploymentRequest {
+            model: Some(model.into()),
+            hardware: Some("h100".into()),
+            serving_stack: Some("vllm-0.6".into()),
+            engine_version: Some(version.into()),
+            ..Default::default()
+        };
+        let d = Deployment::resolve(&req, &paths).unwrap();
+        MeasuredModel::new(&d, &paths, &opts).unwrap().unwrap()
+    };
+    let mistral = |v| build("mistralai/Mistral-7B-v0.1", v);
+    let (fallback, flash) = (mistral("0.6.3"), mistral("0.6.4"));
+    let d = fallback.describe();
+    assert!(
+        d.contains("paged-attention kernel (the model's sliding window)"),
+        "{d}"
+    );
+    assert!(!flash.describe().contains("paged-attention kernel"));
+    let attention = |m: &MeasuredModel, s: &StepShape| component(m, s, "attention");
+    // 64 × 4,000 tokens of 4 KiB per layer: 1 GB, far beyond H100's 50 MB of L2.
+    let big = decodes(64, 4000);
+    let r = attention(&fallback, &big) / attention(&flash, &big);
+    assert!((1.3..=1.0 + 3.0 * 0.343).contains(&r), "{r}");
+    let small = decodes(1, 512);
+    assert_eq!(attention(&fallback, &small), attention(&flash, &small));
+    let llama = |v| build("meta-llama/Meta-Llama-3-8B", v);
+    assert_eq!(
+        attention(&llama("0.6.3"), &big),
+        attention(&llama("0.6.4"), &big)
+    );
+}

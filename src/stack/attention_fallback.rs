@@ -1,0 +1,144 @@
+//! vLLM V0's fallback from FlashAttention to its own paged-attention decode kernel.
+//!
+//! vLLM 0.5–0.6 pick an attention backend per engine (`vllm/attention/selector.py`):
+//! FlashAttention unless the model has a sliding window (until 0.6.4), the KV cache is
+//! FP8, or the `vllm_flash_attn` package is missing (it shipped x86-64 wheels only
+//! until 0.6.2 built it into vLLM). The fallback, XFORMERS, decodes with vLLM's
+//! paged-attention kernel, which runs a thread block per query head and reads the key
+//! and value head in each: a grouped-query model reads its KV cache once per query head,
+//! the repeats partly from L2.
+
+use super::version;
+use serde::Serialize;
+
+/// When a stack's engine decodes with its own paged-attention kernel instead of
+/// FlashAttention, and what that kernel's repeated reads cost.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttentionFallback {
+    /// A model with a sliding window falls back in versions before this one (none: no
+    /// such rule).
+    pub sliding_window_until: Option<String>,
+    /// An FP8 KV cache falls back.
+    pub fp8_kv_cache: bool,
+    /// FlashAttention's package exists for x86-64 hosts only before this version
+    /// (none: no such rule): other hosts fall back.
+    pub x86_64_only_until: Option<String>,
+    /// Each read of a key/value head after the first (one per further query head of
+    /// its group) costs this fraction of the first, for the KV that does not fit in
+    /// the GPU's L2 cache.
+    pub repeat_read_fraction: f64,
+    /// Where the rules and the figure come from.
+    pub source: String,
+}
+
+/// What a deployment's engine is, as the fallback rules read it.
+#[derive(Clone, Copy, Debug)]
+pub struct BackendInputs<'a> {
+    /// The engine's version, where known (unknown: every rule applies).
+    pub version: Option<&'a str>,
+    /// Some layer of the model attends over a sliding window.
+    pub sliding_window: bool,
+    /// The KV cache is FP8.
+    pub fp8_kv_cache: bool,
+    /// The host CPU's instruction set (`x86_64`, `aarch64`).
+    pub host_cpu_arch: &'a str,
+}
+
+impl AttentionFallback {
+    /// Why `e` decodes with the fallback kernel, or None when it runs FlashAttention.
+    pub fn reason(&self, e: &BackendInputs<'_>) -> Option<&'static str> {
+        // A rule given by the version it ends at holds for every earlier or unknown one.
+        let holds = |until: &Option<String>| {
+            until
+                .as_deref()
+                .is_some_and(|u| !version::reached(e.version, Some(u)))
+        };
+        if e.sliding_window && holds(&self.sliding_window_until) {
+            Some("the model's sliding window")
+        } else if e.fp8_kv_cache && self.fp8_kv_cache {
+            Some("an FP8 KV cache")
+        } else if e.host_cpu_arch != "x86_64" && holds(&self.x86_64_only_until) {
+            Some("no FlashAttention package for the host's CPU")
+        } else {
+            None
+        }
+    }
+
+    /// Decode KV traffic relative to one read of each key/value head, for `group`
+    /// query heads per key/value head, when one layer's decodes hold `kv_bytes` of KV
+    /// on a GPU with `l2_bytes` of L2 cache: the repeated reads cost nothing while that
+    /// KV fits in L2 (vllm-project/vllm#1880's one sequence: the kernel as fast as
+    /// FlashAttention) and [`AttentionFallback::repeat_read_fraction`] of a read for
+    /// the share that does not.
+    pub fn read_factor(&self, group: f64, kv_bytes: f64, l2_bytes: f64) -> f64 {
+        if kv_bytes <= 0.0 {
+            return 1.0;
+        }
+        let beyond_l2 = ((kv_bytes - l2_bytes) / kv_bytes).max(0.0);
+        1.0 + (group - 1.0).max(0.0) * self.repeat_read_fraction * beyond_l2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> AttentionFallback {
+        AttentionFallback {
+            sliding_window_until: Some("0.6.4".into()),
+            fp8_kv_cache: true,
+            x86_64_only_until: Some("0.6.2".into()),
+            repeat_read_fraction: 0.25,
+            source: String::new(),
+        }
+    }
+
+    fn inputs<'a>(version: Option<&'a str>, window: bool, arch: &'a str) -> BackendInputs<'a> {
+        BackendInputs {
+            version,
+            sliding_window: window,
+            fp8_kv_cache: false,
+            host_cpu_arch: arch,
+        }
+    }
+
+    #[test]
+    fn each_rule_holds_until_its_version() {
+        let r = rules();
+        assert_eq!(r.reason(&inputs(None, false, "x86_64")), None);
+        assert!(r.reason(&inputs(None, true, "x86_64")).is_some());
+        assert!(r.reason(&inputs(Some("0.6.3"), true, "x86_64")).is_some());
+        assert_eq!(r.reason(&inputs(Some("0.6.4"), true, "x86_64")), None);
+        assert!(r
+            .reason(&inputs(Some("0.5.3.post1"), false, "aarch64"))
+            .is_some());
+        assert_eq!(r.reason(&inputs(Some("0.6.2"), false, "aarch64")), None);
+        let fp8 = BackendInputs {
+            fp8_kv_cache: true,
+            ..inputs(Some("0.7.3"), false, "x86_64")
+        };
+        assert!(r.reason(&fp8).is_some());
+    }
+
+    #[test]
+    fn only_the_repeats_of_a_group_beyond_l2_cost_more() {
+        let r = rules();
+        // One layer's KV far beyond L2: each of a group of 4's three repeats at 0.25.
+        assert!((r.read_factor(4.0, 1e12, 50e6) - 1.75).abs() < 1e-3);
+        assert_eq!(r.read_factor(1.0, 1e12, 50e6), 1.0);
+        assert_eq!(r.read_factor(4.0, 40e6, 50e6), 1.0);
+        // Half of it in L2: half the repeats' cost.
+        assert_eq!(r.read_factor(4.0, 100e6, 50e6), 1.375);
+        assert_eq!(r.read_factor(4.0, 0.0, 0.0), 1.0);
+    }
+
+    #[test]
+    fn a_rule_without_a_version_is_off() {
+        let r = AttentionFallback {
+            sliding_window_until: None,
+            x86_64_only_until: None,
+            ..rules()
+        };
+        assert_eq!(r.reason(&inputs(None, true, "aarch64")), None);
+    }
+}
