@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::hardware::{ClusterSpec, GpuSpec, HardwareCatalog};
 use crate::model::{ModelCatalog, ModelSpec};
 use crate::paths::DataPaths;
-use crate::stack::{AttentionFallback, BackendInputs, Execution, ServingStack};
+use crate::stack::{BackendInputs, Execution, PerQueryHeadReads, ServingStack};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -500,10 +500,10 @@ impl Deployment {
         &self.cluster.gpu
     }
 
-    /// The stack's fallback decode kernel and why this deployment's engine runs it
-    /// instead of FlashAttention ([`ServingStack::attention_fallback`]; builds for
-    /// NVIDIA GPUs), or None.
-    pub fn attention_fallback(&self) -> Option<(&AttentionFallback, &'static str)> {
+    /// The stack's fallback decode kernel on this GPU and why this deployment's engine
+    /// runs it instead of FlashAttention ([`ServingStack::attention_fallback`]; builds
+    /// for NVIDIA GPUs), or None.
+    pub fn attention_fallback(&self) -> Option<(PerQueryHeadReads, &'static str)> {
         let f = self.stack.attention_fallback.as_ref()?;
         if self.gpu().vendor != "NVIDIA" {
             return None;
@@ -518,7 +518,8 @@ impl Deployment {
             fp8_kv_cache: self.kv_dtype == DType::Fp8,
             host_cpu_arch: &self.gpu().host_cpu_arch,
         };
-        f.reason(&inputs).map(|why| (f, why))
+        f.reason(&inputs)
+            .map(|why| (f.on_gpu(self.gpu().l2_cache_bytes()), why))
     }
 
     /// GPUs per simulated replica (one data-parallel rank).

@@ -64,17 +64,44 @@ impl AttentionFallback {
         }
     }
 
+    /// This kernel on a GPU with `l2_bytes` of L2 cache.
+    pub fn on_gpu(&self, l2_bytes: f64) -> PerQueryHeadReads {
+        PerQueryHeadReads {
+            repeat_read_fraction: self.repeat_read_fraction,
+            l2_bytes,
+        }
+    }
+}
+
+/// A decode kernel that reads each key/value head once per query head using it, on one
+/// GPU: vLLM's paged-attention kernel (the V0 fallback here; through HIP, the ROCm
+/// build's `[paged_attention] reads_kv_per_query_head`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PerQueryHeadReads {
+    /// Cost of each read of a key/value head after the first, as a fraction of the
+    /// first, for the KV that does not fit in L2.
+    pub repeat_read_fraction: f64,
+    /// The GPU's L2 cache, bytes (0: none counted).
+    pub l2_bytes: f64,
+}
+
+impl PerQueryHeadReads {
+    /// Every repeated read at the cost of the first, none served by L2.
+    pub const FROM_MEMORY: Self = Self {
+        repeat_read_fraction: 1.0,
+        l2_bytes: 0.0,
+    };
+
     /// Decode KV traffic relative to one read of each key/value head, for `group`
-    /// query heads per key/value head, when one layer's decodes hold `kv_bytes` of KV
-    /// on a GPU with `l2_bytes` of L2 cache: the repeated reads cost nothing while that
-    /// KV fits in L2 (vllm-project/vllm#1880's one sequence: the kernel as fast as
-    /// FlashAttention) and [`AttentionFallback::repeat_read_fraction`] of a read for
-    /// the share that does not.
-    pub fn read_factor(&self, group: f64, kv_bytes: f64, l2_bytes: f64) -> f64 {
+    /// query heads per key/value head, when one layer's decodes hold `kv_bytes` of KV:
+    /// the repeated reads cost nothing while that KV fits in L2 (vllm-project/vllm#1880's
+    /// one sequence: the kernel as fast as FlashAttention) and
+    /// [`PerQueryHeadReads::repeat_read_fraction`] of a read for the share that does not.
+    pub fn read_factor(&self, group: f64, kv_bytes: f64) -> f64 {
         if kv_bytes <= 0.0 {
             return 1.0;
         }
-        let beyond_l2 = ((kv_bytes - l2_bytes) / kv_bytes).max(0.0);
+        let beyond_l2 = ((kv_bytes - self.l2_bytes) / kv_bytes).max(0.0);
         1.0 + (group - 1.0).max(0.0) * self.repeat_read_fraction * beyond_l2
     }
 }
@@ -124,12 +151,15 @@ mod tests {
     fn only_the_repeats_of_a_group_beyond_l2_cost_more() {
         let r = rules();
         // One layer's KV far beyond L2: each of a group of 4's three repeats at 0.25.
-        assert!((r.read_factor(4.0, 1e12, 50e6) - 1.75).abs() < 1e-3);
-        assert_eq!(r.read_factor(1.0, 1e12, 50e6), 1.0);
-        assert_eq!(r.read_factor(4.0, 40e6, 50e6), 1.0);
+        let h100 = r.on_gpu(50e6);
+        assert!((h100.read_factor(4.0, 1e12) - 1.75).abs() < 1e-3);
+        assert_eq!(h100.read_factor(1.0, 1e12), 1.0);
+        assert_eq!(h100.read_factor(4.0, 40e6), 1.0);
         // Half of it in L2: half the repeats' cost.
-        assert_eq!(r.read_factor(4.0, 100e6, 50e6), 1.375);
-        assert_eq!(r.read_factor(4.0, 0.0, 0.0), 1.0);
+        assert_eq!(h100.read_factor(4.0, 100e6), 1.375);
+        assert_eq!(r.on_gpu(0.0).read_factor(4.0, 0.0), 1.0);
+        // Every repeat from memory: the group's reads in full.
+        assert_eq!(PerQueryHeadReads::FROM_MEMORY.read_factor(8.0, 1e6), 8.0);
     }
 
     #[test]

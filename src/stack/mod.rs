@@ -28,7 +28,7 @@ mod execution;
 mod file;
 pub mod version;
 
-pub use attention_fallback::{AttentionFallback, BackendInputs};
+pub use attention_fallback::{AttentionFallback, BackendInputs, PerQueryHeadReads};
 pub use collective::CustomAllReduce;
 pub use execution::{
     CaptureLimit, CaptureLimits, ExecPlan, Execution, GraphKind, GraphMode, HostCost, HostOverlap,

@@ -265,16 +265,8 @@ pub(crate) struct AttentionPart {
     /// (see [`AttentionLaw::time_us_reading`]).
     pub separate_kernels: bool,
     /// The engine decodes with its fallback kernel, which reads a key/value head once
-    /// per query head ([`crate::stack::AttentionFallback`]): that and the GPU's L2.
-    pub decode_fallback: Option<DecodeFallback>,
-}
-
-/// An engine's fallback decode kernel on one GPU.
-#[derive(Clone, Debug)]
-pub(crate) struct DecodeFallback {
-    pub kernel: crate::stack::AttentionFallback,
-    /// The GPU's L2 cache, bytes.
-    pub l2_bytes: f64,
+    /// per query head ([`crate::deployment::Deployment::attention_fallback`]).
+    pub decode_kv_reads: Option<crate::stack::PerQueryHeadReads>,
 }
 
 impl AttentionPart {
@@ -293,11 +285,10 @@ impl AttentionPart {
     /// KV bytes the engine's decode kernel moves for `shape` over those of the
     /// measured kernel: 1, or more for a fallback kernel.
     fn decode_reads(&self, shape: &StepShape) -> f64 {
-        self.decode_fallback.as_ref().map_or(1.0, |f| {
+        self.decode_kv_reads.map_or(1.0, |r| {
             let g = &self.geometry;
             let kv = self.decode_context(shape) * g.kv_bytes_per_token;
-            f.kernel
-                .read_factor(g.q_heads / g.kv_heads.max(1.0), kv, f.l2_bytes)
+            r.read_factor(g.q_heads / g.kv_heads.max(1.0), kv)
         })
     }
 

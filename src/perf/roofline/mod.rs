@@ -35,7 +35,7 @@ use crate::deployment::Deployment;
 use crate::hardware::{AllReduceAlgorithm, LinkSpec};
 use crate::memory::layer_kv_bytes_per_token_per_gpu;
 use crate::model::{AttentionKind, ExpertCount, FfnSpec, LayerSpec, LinearOp, TpSplit};
-use crate::stack::{CustomAllReduce, Execution, StepCost};
+use crate::stack::{CustomAllReduce, Execution, PerQueryHeadReads, StepCost};
 use crate::units::SimDuration;
 
 /// FLOPs and bytes the roofline charges one dense linear operator (one weight instance,
@@ -155,11 +155,10 @@ pub struct Roofline {
     /// Bandwidth of the serving stack's own decode attention kernel, B/s (none: the
     /// GPU's `bandwidth`).
     decode_attention_bandwidth: Option<f64>,
-    /// The stack's decode kernel reads a key/value head once per query head.
-    decode_reads_kv_per_query_head: bool,
-    /// The engine decodes with its fallback paged-attention kernel
-    /// ([`Deployment::attention_fallback`]), and the GPU's L2 cache in bytes.
-    decode_fallback: Option<(crate::stack::AttentionFallback, f64)>,
+    /// The decode kernel reads a key/value head once per query head: the stack's own
+    /// (`[paged_attention] reads_kv_per_query_head`) or the engine's fallback
+    /// ([`Deployment::attention_fallback`]).
+    decode_kv_reads: Option<PerQueryHeadReads>,
     attn_rate: f64,
     /// Fixed GPU time of each GEMM and attention kernel, s ([`RooflineParams`]).
     kernel_latency_s: f64,
@@ -375,7 +374,7 @@ impl Roofline {
                 ),
                 None => d
                     .attention_fallback()
-                    .map_or_else(String::new, |(f, why)| fallback_note(f, why)),
+                    .map_or_else(String::new, |(r, why)| fallback_note(&r, why)),
             },
             match d.stack.platform_note(&d.gpu().vendor) {
                 Some(n) => format!("; {n}"),
@@ -400,14 +399,16 @@ impl Roofline {
                 .paged_attention
                 .as_ref()
                 .map(|p| own_bandwidth(p.decode_bandwidth_efficiency)),
-            decode_fallback: d
-                .attention_fallback()
-                .map(|(f, _)| (f.clone(), d.gpu().l2_cache_bytes())),
-            decode_reads_kv_per_query_head: d
+            decode_kv_reads: if d
                 .stack
                 .paged_attention
                 .as_ref()
-                .is_some_and(|p| p.reads_kv_per_query_head),
+                .is_some_and(|p| p.reads_kv_per_query_head)
+            {
+                Some(PerQueryHeadReads::FROM_MEMORY)
+            } else {
+                d.attention_fallback().map(|(r, _)| r)
+            },
             attn_rate: d.peak_flops(d.act_dtype) * params.attention_compute_efficiency,
             kernel_latency_s: params.kernel_latency_s,
             tp: d.tp,
@@ -490,20 +491,20 @@ impl Roofline {
                 Some(bw) => {
                     let (pf, pb) = prefill_attention_work(&g.attention, shape);
                     let (df, mut db) = decode_attention_work(&g.attention, shape);
-                    if self.decode_reads_kv_per_query_head {
-                        db *= g.attention.group_size;
+                    if let Some(r) = &self.decode_kv_reads {
+                        db *= r.read_factor(g.attention.group_size, db);
                     }
                     let (tp, bp) = roof(pf, self.attn_rate, pb, self.bandwidth);
                     let (td, bd) = roof(df, self.attn_rate, db, bw);
                     (pf + df, pb + db, tp + td, if td >= tp { bd } else { bp })
                 }
                 None => {
-                    let (flops, mut bytes) = attention_work(&g.attention, shape);
-                    if let Some((f, l2)) = &self.decode_fallback {
-                        // The fallback kernel's repeated reads of each key/value head.
-                        let (_, db) = decode_attention_work(&g.attention, shape);
-                        bytes += db * (f.read_factor(g.attention.group_size, db, *l2) - 1.0);
+                    let (pf, pb) = prefill_attention_work(&g.attention, shape);
+                    let (df, mut db) = decode_attention_work(&g.attention, shape);
+                    if let Some(r) = &self.decode_kv_reads {
+                        db *= r.read_factor(g.attention.group_size, db);
                     }
+                    let (flops, bytes) = (pf + df, pb + db);
                     let (t, b) = roof(flops, self.attn_rate, bytes, self.bandwidth);
                     (flops, bytes, t, b)
                 }
@@ -640,10 +641,10 @@ fn prefill_attention_work(a: &PreparedAttention, shape: &StepShape) -> (f64, f64
 }
 
 /// How a report says that the engine decodes with its fallback kernel.
-pub(crate) fn fallback_note(f: &crate::stack::AttentionFallback, why: &str) -> String {
+pub(crate) fn fallback_note(r: &PerQueryHeadReads, why: &str) -> String {
     format!(
         "; decode attention in the engine's own paged-attention kernel ({why}), reading each KV head once per query head, every read after the first at {:.0}% of its cost",
-        f.repeat_read_fraction * 100.0
+        r.repeat_read_fraction * 100.0
     )
 }
 

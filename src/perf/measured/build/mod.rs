@@ -361,14 +361,10 @@ impl Ctx<'_> {
         let geometry = attention_geometry(d, layer);
         let rp = &self.inp.roofline;
         let fallback = d.attention_fallback();
-        let decode_fallback = fallback.map(|(f, _)| super::ops::DecodeFallback {
-            kernel: f.clone(),
-            l2_bytes: d.gpu().l2_cache_bytes(),
-        });
-        if let Some((f, why)) = fallback {
+        if let Some((r, why)) = &fallback {
             self.note(
                 "attention",
-                crate::perf::roofline::fallback_note(f, why)
+                crate::perf::roofline::fallback_note(r, why)
                     .trim_start_matches("; ")
                     .to_owned(),
             );
@@ -380,7 +376,7 @@ impl Ctx<'_> {
             roof_bytes_per_us: d.gpu().memory_bandwidth_bytes_per_s() * rp.memory_efficiency / 1e6,
             separate_kernels: d.stack.mixed_batch_attention
                 == Some(crate::stack::MixedBatchAttention::SeparateKernels),
-            decode_fallback,
+            decode_kv_reads: fallback.map(|(r, _)| r),
         };
         if attention.separate_kernels && attention.laws.iter().any(|(l, _)| l.unified) {
             self.note(
