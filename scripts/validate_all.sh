@@ -248,27 +248,36 @@ echo "## TensorRT-LLM 0.14 online serving through Triton (never fitted on)"
 python3 scripts/trtllm_triton_check.py --servesim target/release/servesim --out "$OUT/trtllm-triton" \
     | grep -E "^(median|FAILED)" || echo "FAILED: trtllm-triton"
 
-# TensorRT-LLM 0.5 / 0.6.1 static batches from NVIDIA's performance page of 2023
-# (perf_model/measurements/trtllm-public-2023/): never fitted on, the same in every
+# TensorRT-LLM's static batches from NVIDIA's performance pages: 0.5 / 0.6.1 of 2023
+# (perf_model/measurements/trtllm-public-2023/) and 0.8.0 / 0.9.0 of 2024
+# (trtllm-public-2024/, one folder per release): never fitted on, the same in every
 # mode. gptSessionBenchmark runs each batch whole on an engine built for it, with a
 # contiguous KV cache sized for the batch: replayed with no sequence limit below the
 # batch and a KV cache that holds it. trtllm-engine (the C++ runtime without the Python
 # driver's per-sequence time) first, trtllm-0.11 for comparison.
+trtllm_static_page() { # <folder with the four CSVs> <output folder>
+    local t="$1" st o
+    for st in trtllm-engine trtllm-0.11; do
+        o="$2/$st"
+        mkdir -p "$o"
+        f=(--framework TensorRT-LLM --serving-stack "$st" --max-num-seqs 2048 --num-gpu-blocks-override 100000)
+        fp8=(--quantization fp8 --kv-cache-dtype fp8)
+        { servesim validate "$t/static_batches.csv" "${f[@]}" --output-dir "$o/a100-fp16" \
+            && servesim validate "$t/first_token.csv" "${f[@]}" --output-dir "$o/a100-fp16-ttft" \
+            && servesim validate "$t/static_batches_fp8.csv" "${f[@]}" "${fp8[@]}" --output-dir "$o/fp8" \
+            && servesim validate "$t/first_token_fp8.csv" "${f[@]}" "${fp8[@]}" --output-dir "$o/fp8-ttft"; } \
+            > "$o.log" 2>&1 || echo "FAILED: $t on $st"
+        echo "$st:"
+        python3 scripts/validation_summary.py "$o" | grep -E "^\| (a100|fp8)"
+    done
+}
 echo
 echo "## TensorRT-LLM 0.5 / 0.6.1 static batches, NVIDIA's 2023 performance page (never fitted on)"
-T23=perf_model/measurements/trtllm-public-2023
-for st in trtllm-engine trtllm-0.11; do
-    o="$OUT/trtllm-public-2023/$st"
-    mkdir -p "$o"
-    f=(--framework TensorRT-LLM --serving-stack "$st" --max-num-seqs 2048 --num-gpu-blocks-override 100000)
-    fp8=(--quantization fp8 --kv-cache-dtype fp8)
-    { servesim validate "$T23/static_batches.csv" "${f[@]}" --output-dir "$o/a100-fp16" \
-        && servesim validate "$T23/first_token.csv" "${f[@]}" --output-dir "$o/a100-fp16-ttft" \
-        && servesim validate "$T23/static_batches_fp8.csv" "${f[@]}" "${fp8[@]}" --output-dir "$o/h100-l40s-fp8" \
-        && servesim validate "$T23/first_token_fp8.csv" "${f[@]}" "${fp8[@]}" --output-dir "$o/h100-l40s-fp8-ttft"; } \
-        > "$o.log" 2>&1 || echo "FAILED: trtllm-public-2023 on $st"
-    echo "$st:"
-    python3 scripts/validation_summary.py "$o" | grep -E "^\| (a100|h100)"
+trtllm_static_page perf_model/measurements/trtllm-public-2023 "$OUT/trtllm-public-2023"
+for rel in v0.9.0 v0.8.0; do
+    echo
+    echo "## TensorRT-LLM $rel static batches, NVIDIA's 2024 performance page (never fitted on)"
+    trtllm_static_page "perf_model/measurements/trtllm-public-2024/$rel" "$OUT/trtllm-public-2024/$rel"
 done
 
 # MLPerf Inference v4.0 and v5.0 Llama-2-70B results (perf_model/measurements/

@@ -173,6 +173,7 @@ pub fn hardware(name: &str) -> Result<HardwareMapping, String> {
         "a100-sxm4-80gb" => map("A100-SXM4-80GB", 1, None),
         "h100-80gb" => map("H100-SXM5-80GB", 1, Some("H100 SXM5 80 GB: a DGX-H100 in Splitwise's table, an \"H100-HBM3-80GB\" system on TensorRT-LLM's 2023 page")),
         "l40s" => map("L40S", 1, Some("L40S 48GB; GPUs linked by PCIe 4 only")),
+        "h200-sxm-141gb" => map("H200-SXM-141GB", 1, Some("H200 SXM 141 GB: TensorRT-LLM's 2024 page names no variant")),
         "h100-80gb-pcap" => Err("power-capped H100 (h100-80gb-pcap): no catalog entry models the capped clocks".into()),
         _ => Err(format!("device `{name}` has no hardware file")),
     }
@@ -447,6 +448,7 @@ mod tests {
             "a100-sxm4-80gb",
             "h100-80gb",
             "l40s",
+            "h200-sxm-141gb",
         ] {
             let m = hardware(n).unwrap();
             let g = hw.get(&m.hardware).unwrap();
