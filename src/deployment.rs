@@ -174,6 +174,9 @@ pub struct Deployment {
     pub stack: Arc<ServingStack>,
     /// The serving engine's version, where known ([`DeploymentRequest::engine_version`]).
     pub engine_version: Option<String>,
+    /// The KV cache's block size when the engine sets one other than its stack's
+    /// default ([`Deployment::for_engine`]; read by [`Deployment::kv_block_size`]).
+    pub kv_block_size: Option<u32>,
 }
 
 /// A short description of a deployment for reports.
@@ -409,6 +412,7 @@ impl Deployment {
             expert_load_imbalance: req.expert_load_imbalance.unwrap_or(1.0),
             stack,
             engine_version: req.engine_version.clone(),
+            kv_block_size: None,
         };
         d.validate()?;
         Ok(d)
@@ -495,6 +499,22 @@ impl Deployment {
         Ok(())
     }
 
+    /// The KV cache's block size in tokens: the engine's where it was set
+    /// ([`Deployment::for_engine`]), else the stack's default.
+    pub fn kv_block_size(&self) -> u32 {
+        self.kv_block_size
+            .unwrap_or(self.stack.scheduler.block_size)
+    }
+
+    /// This deployment as an engine with `overrides` runs it: their KV block size, which
+    /// vLLM V0 picks its attention backend by, where they set one.
+    pub fn for_engine(mut self, overrides: &crate::engine::config::EngineOverrides) -> Self {
+        if let Some(b) = overrides.block_size {
+            self.kv_block_size = Some(b);
+        }
+        self
+    }
+
     /// The accelerator.
     pub fn gpu(&self) -> &GpuSpec {
         &self.cluster.gpu
@@ -516,6 +536,7 @@ impl Deployment {
                 .iter()
                 .any(|k| matches!(k.kind, crate::model::AttentionKind::Sliding { .. })),
             fp8_kv_cache: self.kv_dtype == DType::Fp8,
+            block_size: self.kv_block_size(),
             host_cpu_arch: &self.gpu().host_cpu_arch,
         };
         f.reason(&inputs)

@@ -48,6 +48,7 @@ impl ReplicaSetup {
         choice: LatencyChoice,
     ) -> Result<Self> {
         let mm = MemoryModel::load(&paths.perf_model)?;
+        let d = d.for_engine(overrides);
         let latency = select_latency_model(&d, paths, choice)?;
         Self::with_latency(d, overrides, &mm, latency)
     }
@@ -64,6 +65,14 @@ impl ReplicaSetup {
             d.max_model_len,
             d.model.has_sliding_window(),
         );
+        if engine.block_size != d.kv_block_size() {
+            // The latency model was built for the deployment's block size.
+            return Err(Error::Config(format!(
+                "KV block size {} for the engine but {} for its latency model: build the deployment with Deployment::for_engine",
+                engine.block_size,
+                d.kv_block_size()
+            )));
+        }
         if overrides.kv_reservation == Some(true) && engine.kv_reservation.is_none() {
             return Err(Error::Config(format!(
                 "--kv-reservation true: the {} stack's {} scheduler keeps no KV for running outputs (its file has no [scheduler.kv_reservation]); the sglang and trtllm stacks do",

@@ -413,7 +413,7 @@ struct OneBatch {
 fn compute(args: &EstimateArgs, paths: &DataPaths) -> Result<Computed> {
     let req = args.deployment.request();
     let overrides = args.engine.overrides();
-    let d = Deployment::resolve(&req, paths)?;
+    let d = Deployment::resolve(&req, paths)?.for_engine(&overrides);
     let params = RooflineParams::load_for(&paths.perf_model, d.gpu())?;
     let work = Arc::new(Roofline::new(&d, params));
     let setup = ReplicaSetup::new(d, &overrides, paths)?;

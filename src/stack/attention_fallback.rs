@@ -2,7 +2,8 @@
 //!
 //! vLLM 0.5–0.6 pick an attention backend per engine (`vllm/attention/selector.py`):
 //! FlashAttention unless the model has a sliding window (until 0.6.4), the KV cache is
-//! FP8, or the `vllm_flash_attn` package is missing (it shipped x86-64 wheels only
+//! FP8, the KV block size is not a multiple of 16, or the `vllm_flash_attn` package is
+//! missing (it shipped x86-64 wheels only
 //! until 0.6.2 built it into vLLM). The fallback, XFORMERS, decodes with vLLM's
 //! paged-attention kernel, which runs a thread block per query head and reads the key
 //! and value head in each: a grouped-query model reads its KV cache once per query head,
@@ -20,6 +21,8 @@ pub struct AttentionFallback {
     pub sliding_window_until: Option<String>,
     /// An FP8 KV cache falls back.
     pub fp8_kv_cache: bool,
+    /// A KV block size that is not a multiple of this falls back (none: no such rule).
+    pub block_size_multiple_of: Option<u32>,
     /// FlashAttention's package exists for x86-64 hosts only before this version
     /// (none: no such rule): other hosts fall back.
     pub x86_64_only_until: Option<String>,
@@ -40,6 +43,8 @@ pub struct BackendInputs<'a> {
     pub sliding_window: bool,
     /// The KV cache is FP8.
     pub fp8_kv_cache: bool,
+    /// The KV cache's block size, tokens.
+    pub block_size: u32,
     /// The host CPU's instruction set (`x86_64`, `aarch64`).
     pub host_cpu_arch: &'a str,
 }
@@ -57,6 +62,11 @@ impl AttentionFallback {
             Some("the model's sliding window")
         } else if e.fp8_kv_cache && self.fp8_kv_cache {
             Some("an FP8 KV cache")
+        } else if self
+            .block_size_multiple_of
+            .is_some_and(|m| m > 0 && e.block_size % m != 0)
+        {
+            Some("a KV block size FlashAttention does not take")
         } else if e.host_cpu_arch != "x86_64" && holds(&self.x86_64_only_until) {
             Some("no FlashAttention package for the host's CPU")
         } else {
@@ -114,6 +124,7 @@ mod tests {
         AttentionFallback {
             sliding_window_until: Some("0.6.4".into()),
             fp8_kv_cache: true,
+            block_size_multiple_of: Some(16),
             x86_64_only_until: Some("0.6.2".into()),
             repeat_read_fraction: 0.25,
             source: String::new(),
@@ -125,6 +136,7 @@ mod tests {
             version,
             sliding_window: window,
             fp8_kv_cache: false,
+            block_size: 16,
             host_cpu_arch: arch,
         }
     }
@@ -145,6 +157,15 @@ mod tests {
             ..inputs(Some("0.7.3"), false, "x86_64")
         };
         assert!(r.reason(&fp8).is_some());
+        // Any version: a block of 8 tokens falls back, 16, 32 and 128 do not.
+        let block = |b| BackendInputs {
+            block_size: b,
+            ..inputs(Some("0.6.6"), false, "x86_64")
+        };
+        assert!(r.reason(&block(8)).is_some());
+        for b in [16, 32, 128] {
+            assert_eq!(r.reason(&block(b)), None, "{b}");
+        }
     }
 
     #[test]
@@ -167,8 +188,14 @@ mod tests {
         let r = AttentionFallback {
             sliding_window_until: None,
             x86_64_only_until: None,
+            block_size_multiple_of: None,
             ..rules()
         };
         assert_eq!(r.reason(&inputs(None, true, "aarch64")), None);
+        let block8 = BackendInputs {
+            block_size: 8,
+            ..inputs(None, false, "x86_64")
+        };
+        assert_eq!(r.reason(&block8), None);
     }
 }

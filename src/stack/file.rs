@@ -69,6 +69,7 @@ struct AttentionFallbackSection {
     sliding_window_until: Option<String>,
     #[serde(default)]
     fp8_kv_cache: bool,
+    block_size_multiple_of: Option<u32>,
     x86_64_only_until: Option<String>,
     repeat_read_fraction: f64,
     source: String,
@@ -554,6 +555,7 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
         Some(a) => Some(AttentionFallback {
             sliding_window_until: a.sliding_window_until.clone(),
             fp8_kv_cache: a.fp8_kv_cache,
+            block_size_multiple_of: a.block_size_multiple_of,
             x86_64_only_until: a.x86_64_only_until.clone(),
             repeat_read_fraction: non_negative(
                 "attention_fallback.repeat_read_fraction",

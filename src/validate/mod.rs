@@ -372,6 +372,7 @@ fn setup_for(
     match roofline {
         None => ReplicaSetup::new(d, ov, paths),
         Some(p) => {
+            let d = d.for_engine(ov);
             let mm = crate::memory::MemoryModel::load(&paths.perf_model)?;
             let latency = std::sync::Arc::new(Roofline::new(&d, *p));
             ReplicaSetup::with_latency(d, ov, &mm, latency)

@@ -259,3 +259,43 @@ fn a_v0_engine_decodes_a_sliding_window_model_in_its_own_kernel() {
         attention(&llama("0.6.4"), &big)
     );
 }
+
+/// vLLM 0.5–0.6 also leave FlashAttention for a KV block size that is not a multiple
+/// of 16 (`block_size_multiple_of`): the engine's `--block-size` reaches the latency
+/// model through [`ReplicaSetup`], so a grouped-query batch far beyond L2 decodes slower
+/// with blocks of 8 than of 16 or 32, which decode alike.
+#[test]
+fn a_v0_engine_with_blocks_of_eight_decodes_in_its_own_kernel() {
+    let paths = DataPaths::builtin();
+    let setup = |block: u32| {
+        let req = DeploymentRequest {
+            model: Some("meta-llama/Meta-Llama-3-8B".into()),
+            hardware: Some("h100".into()),
+            serving_stack: Some("vllm-0.6".into()),
+            engine_version: Some("0.6.1".into()),
+            ..Default::default()
+        };
+        let d = Deployment::resolve(&req, &paths).unwrap();
+        let ov = crate::engine::config::EngineOverrides {
+            block_size: Some(block),
+            ..Default::default()
+        };
+        crate::setup::ReplicaSetup::new(d, &ov, &paths).unwrap()
+    };
+    let big = decodes(64, 4000);
+    let step = |b| setup(b).latency.step_time(&big);
+    let (b8, b16, b32) = (step(8), step(16), step(32));
+    assert_eq!(b16, b32);
+    assert!(b8 > b16, "{b8:?} vs {b16:?}");
+    let s8 = setup(8);
+    assert_eq!(s8.engine.block_size, s8.deployment.kv_block_size());
+    let d = s8.latency.describe();
+    assert!(
+        d.contains("a KV block size FlashAttention does not take"),
+        "{d}"
+    );
+    assert!(!setup(16)
+        .latency
+        .describe()
+        .contains("paged-attention kernel"));
+}
