@@ -3,11 +3,10 @@
 //! vLLM 0.5–0.6 pick an attention backend per engine (`vllm/attention/selector.py`):
 //! FlashAttention unless the model has a sliding window (until 0.6.4), the KV cache is
 //! FP8, the KV block size is not a multiple of 16, or the `vllm_flash_attn` package is
-//! missing (it shipped x86-64 wheels only
-//! until 0.6.2 built it into vLLM). The fallback, XFORMERS, decodes with vLLM's
-//! paged-attention kernel, which runs a thread block per query head and reads the key
-//! and value head in each: a grouped-query model reads its KV cache once per query head,
-//! the repeats partly from L2.
+//! missing (it shipped x86-64 wheels only until 0.6.2 built it into vLLM). The
+//! fallback, XFORMERS, decodes with vLLM's paged-attention kernel, which runs a thread
+//! block per query head and reads the key and value head in each: a grouped-query model
+//! reads its KV cache once per query head, the repeats partly from L2.
 
 use super::version;
 use serde::Serialize;

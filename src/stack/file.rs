@@ -555,7 +555,15 @@ pub(super) fn read(path: &Path) -> Result<ServingStack> {
         Some(a) => Some(AttentionFallback {
             sliding_window_until: a.sliding_window_until.clone(),
             fp8_kv_cache: a.fp8_kv_cache,
-            block_size_multiple_of: a.block_size_multiple_of,
+            block_size_multiple_of: match a.block_size_multiple_of {
+                Some(0) => {
+                    return Err(Error::Config(format!(
+                        "{}: attention_fallback.block_size_multiple_of must be at least 1",
+                        path.display()
+                    )))
+                }
+                m => m,
+            },
             x86_64_only_until: a.x86_64_only_until.clone(),
             repeat_read_fraction: non_negative(
                 "attention_fallback.repeat_read_fraction",

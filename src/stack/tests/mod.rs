@@ -92,6 +92,11 @@ fn unknown_stacks_and_bad_fields_are_named() {
             "{e}"
         );
     }
+    let e = load_error_with_line(&v06, "block_size_multiple_of", "0");
+    assert!(
+        e.contains("bad.toml") && e.contains("attention_fallback.block_size_multiple_of"),
+        "{e}"
+    );
     let text = std::fs::read_to_string(&v1.path).unwrap();
     let e = load_error(&text.replace("mode = \"full-and-piecewise\"", "mode = \"sometimes\""));
     assert!(e.contains("bad.toml:") && e.contains("sometimes"), "{e}");
