@@ -191,6 +191,7 @@ impl Roofline {
         let m = &d.model;
         let ab = d.act_dtype.bytes_per_element();
         let tp = d.tp;
+        let fallback = d.attention_fallback();
         // With expert parallelism, a GPU holds `total / ep` whole experts and computes
         // the tokens all `dp` ranks route to them: `dp / ep` of the expert-token pairs,
         // times the imbalance of the busiest GPU.
@@ -372,9 +373,9 @@ impl Roofline {
                         ""
                     }
                 ),
-                None => d
-                    .attention_fallback()
-                    .map_or_else(String::new, |(r, why)| fallback_note(&r, why)),
+                None => fallback
+                    .as_ref()
+                    .map_or_else(String::new, |(r, why)| fallback_note(r, why)),
             },
             match d.stack.platform_note(&d.gpu().vendor) {
                 Some(n) => format!("; {n}"),
@@ -407,7 +408,7 @@ impl Roofline {
             {
                 Some(PerQueryHeadReads::FROM_MEMORY)
             } else {
-                d.attention_fallback().map(|(r, _)| r)
+                fallback.map(|(r, _)| r)
             },
             attn_rate: d.peak_flops(d.act_dtype) * params.attention_compute_efficiency,
             kernel_latency_s: params.kernel_latency_s,
@@ -485,29 +486,21 @@ impl Roofline {
                 let (t, b) = roof(flops, op.rate, bytes, self.gemm_bandwidth);
                 add(op.name, g.count, flops * n, bytes * n, t * n, b);
             }
-            let (flops, bytes, t, b) = match self.decode_attention_bandwidth {
+            let (pf, pb) = prefill_attention_work(&g.attention, shape);
+            let (df, mut db) = decode_attention_work(&g.attention, shape);
+            if let Some(r) = &self.decode_kv_reads {
+                db *= r.read_factor(g.attention.group_size, db);
+            }
+            let (flops, bytes) = (pf + df, pb + db);
+            let (t, b) = match self.decode_attention_bandwidth {
                 // The stack's own decode kernel: prefill and decode attention are
                 // separate kernels, each at its own roof.
                 Some(bw) => {
-                    let (pf, pb) = prefill_attention_work(&g.attention, shape);
-                    let (df, mut db) = decode_attention_work(&g.attention, shape);
-                    if let Some(r) = &self.decode_kv_reads {
-                        db *= r.read_factor(g.attention.group_size, db);
-                    }
                     let (tp, bp) = roof(pf, self.attn_rate, pb, self.bandwidth);
                     let (td, bd) = roof(df, self.attn_rate, db, bw);
-                    (pf + df, pb + db, tp + td, if td >= tp { bd } else { bp })
+                    (tp + td, if td >= tp { bd } else { bp })
                 }
-                None => {
-                    let (pf, pb) = prefill_attention_work(&g.attention, shape);
-                    let (df, mut db) = decode_attention_work(&g.attention, shape);
-                    if let Some(r) = &self.decode_kv_reads {
-                        db *= r.read_factor(g.attention.group_size, db);
-                    }
-                    let (flops, bytes) = (pf + df, pb + db);
-                    let (t, b) = roof(flops, self.attn_rate, bytes, self.bandwidth);
-                    (flops, bytes, t, b)
-                }
+                None => roof(flops, self.attn_rate, bytes, self.bandwidth),
             };
             add("attention", g.count, flops * n, bytes * n, t * n, b);
             let eb = g.elementwise_bytes_per_token * tokens;
