@@ -256,7 +256,7 @@ python3 scripts/trtllm_triton_check.py --servesim target/release/servesim --out 
 # batch and a KV cache that holds it. trtllm-engine (the C++ runtime without the Python
 # driver's per-sequence time) first, trtllm-0.11 for comparison.
 trtllm_static_page() { # <folder with the four CSVs> <output folder>
-    local t="$1" st o
+    local t="$1" st o f fp8
     for st in trtllm-engine trtllm-0.11; do
         o="$2/$st"
         mkdir -p "$o"
