@@ -141,3 +141,43 @@ impl ReplicaSetup {
         (d.dp > 1 && d.ep > 1).then(|| i - i % d.dp)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deployment::DeploymentRequest;
+
+    /// A latency model is built for one KV block size (vLLM V0 picks its decode kernel
+    /// by it), so an engine with another is refused until the deployment carries it.
+    #[test]
+    fn an_engine_block_size_the_latency_model_was_not_built_for_is_refused() {
+        let paths = DataPaths::builtin();
+        let req = DeploymentRequest {
+            serving_stack: Some("vllm-0.6".into()),
+            ..Default::default()
+        };
+        let d = Deployment::resolve(&req, &paths).unwrap();
+        let mm = MemoryModel::load(&paths.perf_model).unwrap();
+        let latency = select_latency_model(&d, &paths, LatencyChoice::Auto).unwrap();
+        let eight = EngineOverrides {
+            block_size: Some(8),
+            ..Default::default()
+        };
+        let e = ReplicaSetup::with_latency(d.clone(), &eight, &mm, latency)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("KV block size 8") && e.contains("16"), "{e}");
+        let d8 = d.for_engine(&eight);
+        let latency8 = select_latency_model(&d8, &paths, LatencyChoice::Auto).unwrap();
+        let s = ReplicaSetup::with_latency(d8, &eight, &mm, latency8).unwrap();
+        assert_eq!((s.engine.block_size, s.deployment.kv_block_size()), (8, 8));
+        // Without an override the stack's block size serves both.
+        let s = ReplicaSetup::new(
+            Deployment::resolve(&req, &paths).unwrap(),
+            &EngineOverrides::default(),
+            &paths,
+        )
+        .unwrap();
+        assert_eq!(s.deployment.kv_block_size(), 16);
+    }
+}
